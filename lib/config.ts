@@ -1,0 +1,135 @@
+/**
+ * Every setting the app reads, in one place: read once from the environment (app settings in Azure,
+ * `local.settings.json`/env locally, the shell for the CLI), validated, with named defaults.
+ *
+ * `SETTINGS` is the catalogue: the README table, the Bicep app settings and the compiled-template test
+ * are all checked against it, so a setting cannot exist in one place and not in the others.
+ */
+
+export const MiB = 1024 * 1024;
+
+/** Default chunk: large enough that per-request latency stays small against 25 MB/s links, small enough
+ * that `BLOB_CONCURRENCY × FETCH_CONCURRENCY × CHUNK_SIZE` stays well under 256 MB of buffers. */
+export const DEFAULT_CHUNK_SIZE = 8 * MiB;
+/** ACR refuses indexes with more than 50 manifests in an import; we refuse the same (`az acr import` parity). */
+export const DEFAULT_MAX_MANIFESTS = 50;
+/** A queue step ends before this many seconds. host.json functionTimeout is 10 min: a step of 2 min plus
+ * the last chunk in flight leaves a wide margin (a timed-out invocation restarts the whole worker). */
+export const DEFAULT_STEP_BUDGET_SECONDS = 120;
+/** Unique blobs copied at once across all platforms of an import. */
+export const DEFAULT_BLOB_CONCURRENCY = 4;
+/** Concurrent ranged GETs feeding one blob's in-order upload (one connection is capped by distance). */
+export const DEFAULT_FETCH_CONCURRENCY = 4;
+
+export interface SettingSpec {
+  readonly name: string;
+  readonly description: string;
+  /** The default as a user would write it; absent when the setting is optional with no default. */
+  readonly default?: string;
+  /** Holds a secret: never logged, set from Key Vault in Azure. */
+  readonly secret?: boolean;
+  /** Where it matters: every deployment ('app'), or only for the local/CLI run ('local'). */
+  readonly scope: 'app' | 'local';
+}
+
+export const SETTINGS: readonly SettingSpec[] = [
+  { name: 'AzureWebJobsStorage', scope: 'app', default: 'UseDevelopmentStorage=true',
+    description: 'Storage for the job records and the import queue (identity-based `__accountName` settings in Azure).' },
+  { name: 'TARGET_REGISTRY', scope: 'app',
+    description: 'Login server imports go to when a request names no `target`, e.g. `myregistry.azurecr.io`.' },
+  { name: 'TARGET_AUTH', scope: 'app', default: 'managed-identity for *.azurecr.io in Azure, else basic when TARGET_USERNAME is set, else anonymous',
+    description: 'How the app signs in to the target: `managed-identity`, `basic` or `anonymous`.' },
+  { name: 'TARGET_USERNAME', scope: 'app', description: 'Username for a non-Azure target registry (basic or token auth).' },
+  { name: 'TARGET_PASSWORD', scope: 'app', secret: true, description: 'Password or token for a non-Azure target registry.' },
+  { name: 'AZURE_CLIENT_ID', scope: 'app', description: 'Client ID of the user-assigned managed identity used for Azure registries.' },
+  { name: 'IMPORT_QUEUE', scope: 'app', default: 'imports', description: 'Storage queue carrying import requests and steps; `<name>-poison` receives failed messages.' },
+  { name: 'CHUNK_SIZE', scope: 'app', default: '8MiB', description: 'Bytes per ranged GET and per upload PATCH (accepts `MiB`/`KiB` suffixes).' },
+  { name: 'STEP_BUDGET_SECONDS', scope: 'app', default: String(DEFAULT_STEP_BUDGET_SECONDS),
+    description: 'A queue step stops copying after this long, saves its place and re-enqueues the rest.' },
+  { name: 'MAX_MANIFESTS', scope: 'app', default: String(DEFAULT_MAX_MANIFESTS), description: 'Largest index (number of child manifests) an import accepts.' },
+  { name: 'BLOB_CONCURRENCY', scope: 'app', default: String(DEFAULT_BLOB_CONCURRENCY), description: 'Blobs copied at the same time within one import.' },
+  { name: 'FETCH_CONCURRENCY', scope: 'app', default: String(DEFAULT_FETCH_CONCURRENCY), description: 'Concurrent ranged GETs per blob.' },
+  { name: 'ALLOWED_SOURCES', scope: 'app', default: '*',
+    description: 'Comma list of `host[:port]` patterns (`*.example.com`) sources may use. Private, loopback and link-local hosts must be listed explicitly.' },
+  { name: 'INSECURE_REGISTRIES', scope: 'app', description: 'Comma list of `host[:port]` reached over plain HTTP (test registries such as `127.0.0.1:5000`).' },
+  { name: 'CREDENTIAL_KEY', scope: 'app', secret: true, description: 'Base64 32-byte key (AES-256-GCM) that encrypts inline credentials of a request at rest.' },
+  { name: 'JOBS_TABLE', scope: 'app', default: 'importjobs', description: 'Table holding the job records.' },
+  { name: 'SYNC_SCHEDULE', scope: 'app', default: '0 0 * * * *', description: 'NCRONTAB schedule (UTC) of the sync timer.' },
+  { name: 'SYNC_RULES', scope: 'app', description: 'Sync rules as inline JSON.' },
+  { name: 'SYNC_RULES_FILE', scope: 'local', description: 'Path of a JSON file with sync rules (instead of SYNC_RULES).' },
+];
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'INVALID_SETTING';
+  constructor(readonly setting: string, message: string) {
+    super(`setting ${setting}: ${message}`);
+  }
+}
+
+export interface Config {
+  readonly targetRegistry?: string;
+  readonly targetUsername?: string;
+  readonly targetPassword?: string;
+  readonly importQueue: string;
+  readonly jobsTable: string;
+  readonly chunkSize: number;
+  readonly stepBudgetSeconds: number;
+  readonly maxManifests: number;
+  readonly blobConcurrency: number;
+  readonly fetchConcurrency: number;
+  readonly allowedSources: readonly string[];
+  readonly insecureRegistries: readonly string[];
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Parses `8388608`, `8MiB`, `512KiB`, `8M`, `1GiB`. */
+export function parseSize(setting: string, value: string): number {
+  const m = /^\s*(\d+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)\s*$/i.exec(value);
+  if (!m) throw new ConfigError(setting, `"${value}" is not a size; write bytes or a number with KiB/MiB/GiB`);
+  const unit = (m[2] ?? '').toLowerCase();
+  const mult = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? MiB : unit.startsWith('g') ? 1024 * MiB : 1;
+  return Number(m[1]) * mult;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `"${raw}" is not a whole number`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `${n} is out of range ${min}..${max}`);
+  return n;
+}
+
+export function splitList(raw: string | undefined): string[] {
+  return (raw ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+}
+
+/** Reads and validates every setting; throws ConfigError naming the first bad one. */
+export function loadConfig(env: Env = process.env): Config {
+  const chunkRaw = env.CHUNK_SIZE?.trim();
+  const chunkSize = chunkRaw ? parseSize('CHUNK_SIZE', chunkRaw) : DEFAULT_CHUNK_SIZE;
+  if (chunkSize < 64 * 1024 || chunkSize > 512 * MiB) {
+    throw new ConfigError('CHUNK_SIZE', `${chunkSize} bytes is out of range 64KiB..512MiB`);
+  }
+  const username = env.TARGET_USERNAME?.trim() || undefined;
+  const password = env.TARGET_PASSWORD || undefined;
+  if ((username === undefined) !== (password === undefined)) {
+    throw new ConfigError(username ? 'TARGET_PASSWORD' : 'TARGET_USERNAME', 'TARGET_USERNAME and TARGET_PASSWORD go together');
+  }
+  return {
+    targetRegistry: env.TARGET_REGISTRY?.trim() || undefined,
+    targetUsername: username,
+    targetPassword: password,
+    importQueue: env.IMPORT_QUEUE?.trim() || 'imports',
+    jobsTable: env.JOBS_TABLE?.trim() || 'importjobs',
+    chunkSize,
+    stepBudgetSeconds: int(env, 'STEP_BUDGET_SECONDS', DEFAULT_STEP_BUDGET_SECONDS, 1, 3600),
+    maxManifests: int(env, 'MAX_MANIFESTS', DEFAULT_MAX_MANIFESTS, 1, 10_000),
+    blobConcurrency: int(env, 'BLOB_CONCURRENCY', DEFAULT_BLOB_CONCURRENCY, 1, 64),
+    fetchConcurrency: int(env, 'FETCH_CONCURRENCY', DEFAULT_FETCH_CONCURRENCY, 1, 64),
+    allowedSources: splitList(env.ALLOWED_SOURCES ?? '*'),
+    insecureRegistries: splitList(env.INSECURE_REGISTRIES),
+  };
+}

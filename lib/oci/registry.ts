@@ -5,7 +5,7 @@
  */
 import { ChallengeAuthenticator, type Authenticator, type Credentials } from './auth.js';
 import type { Digest } from './digest.js';
-import { ImportError, RegistryError, UnexpectedLengthError, redactUrl } from './errors.js';
+import { ImportError, RegistryError, TransportError, UnexpectedLengthError, redactUrl } from './errors.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, manifestFrom, resolveMediaType, type RawManifest } from './manifest.js';
 import { Transport, errorFromResponse, header, readText, type RegistryResponse, type TransportOptions } from './transport.js';
 
@@ -50,15 +50,14 @@ export class RegistryClient {
   constructor(options: RegistryClientOptions) {
     this.registry = options.registry;
     this.baseUrl = `${options.insecure ? 'http' : 'https'}://${options.registry}`;
-    let transport: Transport | undefined;
     const authenticator = options.authenticator ?? new ChallengeAuthenticator(
       options.registry,
       options.credentials,
-      (url, authorization) => transport!.fetchText(url, authorization),
+      // token requests go through the same transport (retries, dispatcher), minus the auth layer
+      (url, authorization) => this.transport.fetchText(url, authorization),
       options.insecure ?? false,
     );
-    transport = new Transport({ ...options, authenticator });
-    this.transport = transport;
+    this.transport = new Transport({ ...options, authenticator });
   }
 
   private url(path: string): URL {
@@ -161,12 +160,12 @@ export class RegistryClient {
         await res.body.dump().catch(() => undefined);
         throw new ImportError('RANGE_INVALID', `${where} answered range bytes=${start}-${end} with Content-Range "${header(res.headers, 'content-range') ?? ''}"; the remote server may not be RFC 7233 compliant`, true);
       }
-      const data = await readAll(res, want + 1);
+      const data = await readBody(res, () => readAll(res, want + 1));
       if (data.length !== want) throw new UnexpectedLengthError(where, want, data.length);
       return { data, rangeHonoured: true };
     }
     if (res.status === 200) {
-      const data = await readSlice(res, start, want);
+      const data = await readBody(res, () => readSlice(res, start, want));
       if (data.length !== want) throw new UnexpectedLengthError(where, want, data.length);
       return { data, rangeHonoured: false };
     }
@@ -280,6 +279,15 @@ export class RegistryClient {
       url = link?.[1] ? new URL(link[1], url) : undefined;
     }
     return tags;
+  }
+}
+
+/** A connection that breaks while the body streams is a transport failure (temporary), like one before it. */
+async function readBody(res: RegistryResponse, read: () => Promise<Buffer>): Promise<Buffer> {
+  try {
+    return await read();
+  } catch (err) {
+    throw new TransportError('GET', redactUrl(res.url), err);
   }
 }
 

@@ -11,9 +11,14 @@ export interface RetryPolicy {
   readonly maxAttempts: number;
   /** First backoff; doubled every attempt, with ±20 % jitter. */
   readonly baseDelayMs: number;
-  /** No single wait is longer than this, whatever `Retry-After` says. */
+  /** Longest computed backoff. */
   readonly maxDelayMs: number;
+  /** Longest wait a server's `Retry-After` may ask for (default 120 s); longer asks fail the request. */
+  readonly maxRetryAfterMs?: number;
 }
+
+/** A registry asking for a longer pause than this is better retried by the queue, later. */
+export const DEFAULT_MAX_RETRY_AFTER_MS = 120_000;
 
 /** Five attempts over roughly 6 s of backoff ride out a registry restart or a short 503 storm. */
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 30_000 };
@@ -32,7 +37,7 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
 
 /** Delay before attempt `attempt + 1` (attempt counts from 1), honouring a server's Retry-After. */
 export function backoffDelay(policy: RetryPolicy, attempt: number, retryAfterMs?: number): number {
-  if (retryAfterMs !== undefined) return Math.min(retryAfterMs, policy.maxDelayMs);
+  if (retryAfterMs !== undefined) return Math.min(retryAfterMs, policy.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS);
   const exp = policy.baseDelayMs * 2 ** (attempt - 1);
   const jitter = 0.8 + Math.random() * 0.4;
   return Math.min(Math.round(exp * jitter), policy.maxDelayMs);

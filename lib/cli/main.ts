@@ -1,0 +1,146 @@
+/**
+ * `oci-import`: the same engine the functions run, in one process, with a progress line.
+ * Exit codes: 0 imported, 1 the import failed, 2 the command line is wrong.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, splitList } from '../config.js';
+import type { Credentials } from '../oci/auth.js';
+import { errorCode } from '../oci/errors.js';
+import { normalizeRegistry, parseReference } from '../oci/reference.js';
+import { RegistryClient } from '../oci/registry.js';
+import { ImportEngine, runImport } from '../engine/engine.js';
+import type { BlobState, ImportRequest } from '../engine/types.js';
+import { Progress } from './progress.js';
+
+export interface Io {
+  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly env: Record<string, string | undefined>;
+}
+
+export const USAGE = `oci-import — copy images and OCI artifacts between registries, without Docker
+
+Usage:
+  oci-import import --source REF [--target HOST] [--image REPO:TAG]... [options]
+
+Import options:
+  --source REF               image to copy: docker.io/library/nginx:1.27, host:5000/app@sha256:…
+  --target HOST              target registry (default: $TARGET_REGISTRY)
+  --image REPO:TAG           target name; repeat for several tags (default: the source's own name)
+  --repository REPO          import by digest into REPO without a tag
+  --force                    move target tags that already point elsewhere
+  --platform OS/ARCH         only this platform of a multi-platform image; repeatable
+  --username U --password P  source registry credentials
+  --target-username U --target-password P
+                             target registry credentials (default: $TARGET_USERNAME/$TARGET_PASSWORD)
+  --insecure HOST            use plain HTTP for HOST (repeatable; also $INSECURE_REGISTRIES)
+  --json                     print the result as JSON on stdout
+  -h, --help                 show this help
+
+Environment: CHUNK_SIZE (default 8MiB), BLOB_CONCURRENCY, FETCH_CONCURRENCY, MAX_MANIFESTS (default 50).
+Exit status: 0 imported, 1 import failed, 2 usage error.
+`;
+
+class UsageError extends Error {}
+
+function credentialPair(user: string | undefined, pass: string | undefined, what: string): Credentials | undefined {
+  if (user === undefined && pass === undefined) return undefined;
+  if (!user || pass === undefined) throw new UsageError(`${what}: give both the username and the password`);
+  return { username: user, password: pass };
+}
+
+/** Replaces every secret we were given by *** in a text bound for the terminal. */
+function redactor(secrets: readonly (string | undefined)[]): (text: string) => string {
+  const list = secrets.filter((s): s is string => !!s && s.length >= 3);
+  return (text) => list.reduce((t, s) => t.split(s).join('***'), text);
+}
+
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '-h' || command === '--help' || command === 'help') {
+    (command ? io.stdout : io.stderr).write(USAGE);
+    return command ? 0 : 2;
+  }
+  if (command !== 'import') {
+    io.stderr.write(`oci-import: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  let redact = (t: string): string => t;
+  try {
+    const { values } = parseArgs({
+      args: [...rest],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        source: { type: 'string' }, target: { type: 'string' },
+        image: { type: 'string', multiple: true }, repository: { type: 'string' },
+        force: { type: 'boolean' }, platform: { type: 'string', multiple: true },
+        username: { type: 'string' }, password: { type: 'string' },
+        'target-username': { type: 'string' }, 'target-password': { type: 'string' },
+        insecure: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+    });
+    redact = redactor([values.password, values['target-password'], io.env.TARGET_PASSWORD]);
+    if (values.help) {
+      io.stdout.write(USAGE);
+      return 0;
+    }
+    const config = loadConfig(io.env);
+    if (!values.source) throw new UsageError('--source is required');
+    const targetHost = values.target ?? config.targetRegistry;
+    if (!targetHost) throw new UsageError('--target is required (or set TARGET_REGISTRY)');
+    const source = parseReference(values.source);
+    const target = normalizeRegistry(targetHost);
+    const insecure = new Set([...config.insecureRegistries, ...splitList((values.insecure ?? []).join(','))].map(normalizeRegistry));
+    const sourceCreds = credentialPair(values.username, values.password, '--username/--password');
+    const targetCreds = credentialPair(values['target-username'], values['target-password'], '--target-username/--target-password')
+      ?? (config.targetUsername ? { username: config.targetUsername, password: config.targetPassword! } : undefined);
+
+    const req: ImportRequest = {
+      source: values.source, target, images: values.image, repository: values.repository,
+      force: values.force ?? false, platforms: values.platform,
+    };
+    const progress = new Progress(io.stderr, Boolean(io.stderr.isTTY));
+    const engine = new ImportEngine({
+      source: new RegistryClient({ registry: source.registry, insecure: insecure.has(source.registry), credentials: sourceCreds }),
+      target: new RegistryClient({ registry: target, insecure: insecure.has(target), credentials: targetCreds }),
+      chunkSize: config.chunkSize,
+      fetchConcurrency: config.fetchConcurrency,
+      maxManifests: config.maxManifests,
+      events: {
+        onBytes: (n) => progress.bytes(n),
+        onBlobDone: (s: BlobState) => progress.blobDone(s),
+        onNotice: (m) => progress.notice(redact(m)),
+      },
+    });
+    const result = await runImport(engine, req, {
+      blobConcurrency: config.blobConcurrency,
+      stepMs: config.stepBudgetSeconds * 1000,
+      onPlan: (p) => progress.start(p),
+    });
+    progress.end();
+    const names = [...result.tagged, ...result.unchanged].map((n) => `${target}/${n}`);
+    if (values.json) {
+      io.stdout.write(JSON.stringify({
+        source: values.source, target, digest: result.digest, mediaType: result.mediaType,
+        tagged: result.tagged, unchanged: result.unchanged, notes: result.plan.notes,
+        blobs: result.blobs.map((b) => ({ digest: b.digest, size: b.size, outcome: b.outcome })),
+      }, null, 2) + '\n');
+    } else {
+      const where = names.length ? names.join(', ') : `${target}/${ImportEngine.repositories(result.plan).join(', ')}@${result.digest}`;
+      io.stdout.write(`imported ${values.source} → ${where}\ndigest ${result.digest}\n`);
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.stderr.write(`oci-import: ${redact((err as Error).message)}\nRun "oci-import --help" for usage.\n`);
+      return 2;
+    }
+    if (err instanceof ConfigError || (err as { code?: string }).code === 'INVALID_REFERENCE') {
+      io.stderr.write(`oci-import: ${redact((err as Error).message)}\n`);
+      return 2;
+    }
+    io.stderr.write(`\noci-import: import failed [${errorCode(err)}]: ${redact((err as Error).message ?? String(err))}\n`);
+    return 1;
+  }
+}

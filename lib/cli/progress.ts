@@ -1,0 +1,64 @@
+/**
+ * Progress on stderr: a single refreshed line on a terminal (bytes, rate, blobs), plain event lines
+ * otherwise (CI logs), so stdout stays clean for the result.
+ */
+import type { BlobState, ImportPlan } from '../engine/types.js';
+
+const MiB = 1024 * 1024;
+const fmt = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
+/** Redraw at most this often on a terminal. */
+const REDRAW_MS = 200;
+
+export class Progress {
+  private total = 0;
+  private copied = 0;
+  private blobsTotal = 0;
+  private blobsDone = 0;
+  private started = Date.now();
+  private lastDraw = 0;
+
+  constructor(private readonly out: NodeJS.WritableStream, private readonly tty: boolean) {}
+
+  start(plan: ImportPlan): void {
+    const repos = new Set(plan.target.refs.map((r) => r.repository)).size;
+    this.blobsTotal = plan.blobs.length * repos;
+    this.total = plan.blobs.reduce((n, b) => n + b.size, 0) * repos;
+    this.started = Date.now();
+    this.line(`plan: ${plan.manifests.length} manifest(s), ${plan.blobs.length} blob(s), ${fmt(this.total / repos)} from ${plan.source.registry}/${plan.source.repository}`);
+    for (const note of plan.notes) this.line(`note: ${note}`);
+  }
+
+  bytes(n: number): void {
+    this.copied += n;
+    this.draw();
+  }
+
+  blobDone(s: BlobState): void {
+    this.blobsDone++;
+    if (s.outcome !== 'copied') this.copied += s.size;
+    if (!this.tty) this.line(`blob ${s.digest.slice(0, 19)}… ${s.outcome} (${fmt(s.size)}) [${this.blobsDone}/${this.blobsTotal}]`);
+    this.draw(true);
+  }
+
+  notice(message: string): void {
+    this.line(`note: ${message}`);
+  }
+
+  end(): void {
+    this.draw(true);
+    if (this.tty) this.out.write('\n');
+  }
+
+  private line(text: string): void {
+    this.out.write(this.tty ? `\r\x1b[K${text}\n` : `${text}\n`);
+  }
+
+  private draw(force = false): void {
+    if (!this.tty) return;
+    const now = Date.now();
+    if (!force && now - this.lastDraw < REDRAW_MS) return;
+    this.lastDraw = now;
+    const seconds = Math.max(0.001, (now - this.started) / 1000);
+    this.out.write(`\r\x1b[K${fmt(this.copied)} / ${fmt(this.total)}  ${fmt(this.copied / seconds)}/s  blobs ${this.blobsDone}/${this.blobsTotal}`);
+  }
+}

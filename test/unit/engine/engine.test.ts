@@ -1,0 +1,232 @@
+/**
+ * The engine against the in-process fake registry: resumable steps, and every fault the real world
+ * throws at a copier (ignored ranges, short bodies, lost PATCH answers, 429s, redirects to storage).
+ * The same behaviours that concern interop are also tested against the real registry
+ * (test/integration).
+ */
+import { createHash } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ImportEngine } from '../../../lib/engine/engine.js';
+import type { BlobState, ImportPlan } from '../../../lib/engine/types.js';
+import { RegistryClient } from '../../../lib/oci/registry.js';
+import { startFakeRegistry, type FakeRegistry, type FakeRegistryOptions } from '../../support/fake-registry.js';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const KiB = 1024;
+const fastRetry = { maxAttempts: 5, baseDelayMs: 5, maxDelayMs: 50 };
+
+function randomBlob(size: number, seed: number): Buffer {
+  const out = Buffer.alloc(size);
+  let block = createHash('sha256').update(String(seed)).digest();
+  for (let i = 0; i < size; i += 32) {
+    block.copy(out, i, 0, Math.min(32, size - i));
+    block = createHash('sha256').update(block).digest();
+  }
+  return out;
+}
+
+/** Puts a one-layer image into the fake and returns its digest and the layer. */
+function seedImage(reg: FakeRegistry, repo: string, tag: string, layerSize: number, seed = 1) {
+  const layer = randomBlob(layerSize, seed);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, seed }));
+  const layerDigest = reg.putBlob(repo, layer);
+  const configDigest = reg.putBlob(repo, config);
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST,
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
+  }));
+  const digest = reg.putManifest(repo, tag, manifest, OCI_MANIFEST);
+  return { digest, layer, layerDigest };
+}
+
+describe('import engine (fake registries)', () => {
+  let src: FakeRegistry;
+  let dst: FakeRegistry;
+  const engineFor = (chunkSize = 16 * KiB, fetchConcurrency = 3, notices: string[] = []) => new ImportEngine({
+    source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
+    target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
+    chunkSize, fetchConcurrency, maxManifests: 50,
+    events: { onNotice: (m) => notices.push(m) },
+  });
+  const start = async (srcOpts: FakeRegistryOptions = {}, dstOpts: FakeRegistryOptions = {}) => {
+    [src, dst] = await Promise.all([startFakeRegistry(srcOpts), startFakeRegistry(dstOpts)]);
+  };
+  const copyAll = async (engine: ImportEngine, plan: ImportPlan): Promise<BlobState[]> => {
+    const out: BlobState[] = [];
+    for (let s of ImportEngine.blobStates(plan, plan.target.refs[0]!.repository)) {
+      while (!s.done) s = await engine.copyBlob(plan, s, { until: Date.now() + 60_000 });
+      out.push(s);
+    }
+    return out;
+  };
+  const importAll = async (engine: ImportEngine, tag = 'app:1') => {
+    const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: [tag] });
+    const blobs = await copyAll(engine, plan);
+    return { plan, blobs, result: await engine.finalize(plan) };
+  };
+
+  beforeEach(() => undefined);
+  afterEach(async () => {
+    await Promise.all([src?.close(), dst?.close()]);
+  });
+
+  it('stops after every chunk, serialises its state, and finishes from fresh engines', async () => {
+    await start();
+    const { digest, layer, layerDigest } = seedImage(src, 'team/app', '1', 100 * KiB + 123);
+    let plan = JSON.parse(JSON.stringify(await engineFor().plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] }))) as ImportPlan;
+    let steps = 0;
+    for (const initial of ImportEngine.blobStates(plan, 'app')) {
+      let json = JSON.stringify(initial);
+      while (!(JSON.parse(json) as BlobState).done) {
+        // a new engine (new clients, new token caches) for every step, as a new queue message would get
+        const next = await engineFor().copyBlob(plan, JSON.parse(json) as BlobState, { until: Date.now() + 60_000, maxChunks: 1 });
+        json = JSON.stringify(next);
+        steps++;
+        plan = JSON.parse(JSON.stringify(plan)) as ImportPlan;
+      }
+    }
+    // 100 KiB + 123 bytes in 16 KiB chunks is 7 chunks: 6 PATCH steps, the last one with the final PUT
+    expect(steps).toBeGreaterThanOrEqual(7);
+    const patches = dst.requests.filter((r) => r.method === 'PATCH');
+    expect(patches.length).toBe(6);
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+    const result = await engineFor().finalize(plan);
+    expect(result.digest).toBe(digest);
+    expect(dst.getManifest('app', '1')?.digest).toBe(digest);
+  });
+
+  it('resumes a saved session only where the registry confirms the offset', async () => {
+    await start();
+    const { layer, layerDigest } = seedImage(src, 'team/app', '1', 64 * KiB);
+    const engine = engineFor();
+    const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
+    const big = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
+    const afterTwo = await engine.copyBlob(plan, await engine.copyBlob(plan, big, { until: 0, maxChunks: 1 }), { until: 0, maxChunks: 1 });
+    expect(afterTwo.offset).toBe(32 * KiB);
+    const sessionsBefore = afterTwo.sessions;
+    const done = await engineFor().copyBlob(plan, afterTwo, { until: Date.now() + 60_000 });
+    expect(done.done).toBe(true);
+    expect(done.sessions).toBe(sessionsBefore);
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+  });
+
+  it('restarts the blob in a new session when a saved Location is stale (a step died after its PATCH)', async () => {
+    await start();
+    const { layer, layerDigest } = seedImage(src, 'team/app', '1', 64 * KiB);
+    const engine = engineFor();
+    const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
+    const initial = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
+    const one = await engine.copyBlob(plan, initial, { until: 0, maxChunks: 1 });
+    const two = await engine.copyBlob(plan, one, { until: 0, maxChunks: 1 });
+    // Resume from the OLDER state: the registry holds 32 KiB, the state says 16 KiB → distribution poisons it.
+    const done = await engineFor().copyBlob(plan, one, { until: Date.now() + 60_000 });
+    expect(two.offset).toBe(32 * KiB);
+    expect(done.done).toBe(true);
+    expect(done.sessions).toBe(one.sessions + 1);
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+  });
+
+  it('survives a PATCH whose answer is lost (distribution poisons that session: new session)', async () => {
+    await start();
+    const { layer, layerDigest } = seedImage(src, 'team/app', '1', 80 * KiB);
+    dst.faults.push({ method: 'PATCH', times: 1, action: { kind: 'resetAfterBody' } });
+    const notices: string[] = [];
+    const { blobs } = await importAll(engineFor(16 * KiB, 3, notices));
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+    expect(blobs.find((b) => b.digest === layerDigest)!.sessions).toBe(2);
+    expect(notices.join('\n')).toMatch(/restarted in a new session/);
+  });
+
+  it('continues the same session after a lost PATCH answer on a registry whose status GET is spec-conformant', async () => {
+    await start({}, { distributionStateCheck: false });
+    const { layer, layerDigest } = seedImage(src, 'team/app', '1', 80 * KiB);
+    dst.faults.push({ method: 'PATCH', times: 1, action: { kind: 'resetAfterBody' } });
+    const { blobs } = await importAll(engineFor());
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+    expect(blobs.find((b) => b.digest === layerDigest)!.sessions).toBe(1);
+  });
+
+  it('copies correctly from a source that ignores Range (200 with the whole blob)', async () => {
+    await start({ rangeSupport: false });
+    const { layer, layerDigest, digest } = seedImage(src, 'team/app', '1', 70 * KiB);
+    const notices: string[] = [];
+    const { result } = await importAll(engineFor(16 * KiB, 2, notices));
+    expect(result.digest).toBe(digest);
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+    expect(notices.join('\n')).toMatch(/ignores Range/);
+  });
+
+  it('retries short bodies ("unexpected length of body") and resets on blob GETs', async () => {
+    await start();
+    const { layer, layerDigest } = seedImage(src, 'team/app', '1', 70 * KiB);
+    src.faults.push({ method: 'GET', path: /\/blobs\/sha256/, times: 2, action: { kind: 'shortBody', bytes: 100 } });
+    src.faults.push({ method: 'GET', path: /\/blobs\/sha256/, times: 1, action: { kind: 'reset' } });
+    await importAll(engineFor());
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+  });
+
+  it('refuses a Content-Range that does not match the request', async () => {
+    await start();
+    seedImage(src, 'team/app', '1', 70 * KiB);
+    src.faults.push({ method: 'GET', path: /\/blobs\/sha256/, action: { kind: 'longContentRange' } });
+    await expect(importAll(engineFor())).rejects.toThrow(/Content-Range.*RFC 7233/);
+  });
+
+  it('waits for Retry-After on 429 and 503', async () => {
+    await start();
+    const { digest } = seedImage(src, 'team/app', '1', 20 * KiB);
+    src.faults.push({ method: 'GET', path: /\/manifests\//, times: 1, action: { kind: 'status', status: 429, headers: { 'retry-after': '1' } } });
+    dst.faults.push({ method: 'POST', times: 2, action: { kind: 'status', status: 503 } });
+    const t0 = Date.now();
+    const { result } = await importAll(engineFor());
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(result.digest).toBe(digest);
+  });
+
+  it('follows blob redirects to another origin without sending Authorization there', async () => {
+    await start({ redirectBlobsTo: 'other', auth: { kind: 'bearer', username: 'u', password: 'p' } });
+    const { layer, layerDigest } = seedImage(src, 'team/app', '1', 40 * KiB);
+    const engine = new ImportEngine({
+      source: new RegistryClient({ registry: src.host, insecure: true, credentials: { username: 'u', password: 'p' }, retry: fastRetry }),
+      target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
+      chunkSize: 16 * KiB, fetchConcurrency: 2, maxManifests: 50,
+    });
+    await importAll(engine);
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+    expect(src.redirectRequests.length).toBeGreaterThan(0);
+    expect(src.redirectAuthorizationSeen).toBe(false);
+    // one token per scope set, not one per request
+    const tokenRequests = src.requests.filter((r) => r.url.startsWith('/token'));
+    expect(tokenRequests.length).toBeLessThanOrEqual(2);
+  });
+
+  it('honours OCI-Chunk-Min-Length larger than the chunk size', async () => {
+    await start({}, { chunkMinLength: 32 * KiB });
+    const { layer, layerDigest } = seedImage(src, 'team/app', '1', 100 * KiB);
+    await importAll(engineFor(8 * KiB));
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+    const patches = dst.requests.filter((r) => r.method === 'PATCH');
+    expect(patches.every((p) => p.bodyLength >= 32 * KiB)).toBe(true);
+  });
+
+  it('re-importing sends no blob bytes and writes no manifest', async () => {
+    await start();
+    seedImage(src, 'team/app', '1', 50 * KiB);
+    await importAll(engineFor());
+    dst.requests.length = 0;
+    src.requests.length = 0;
+    const { blobs, result } = await importAll(engineFor());
+    expect(blobs.every((b) => b.outcome === 'existed')).toBe(true);
+    expect(result.unchanged).toEqual(['app:1']);
+    expect(dst.requests.filter((r) => ['PATCH', 'PUT', 'POST'].includes(r.method))).toEqual([]);
+    expect(src.requests.filter((r) => r.method === 'GET' && r.url.includes('/blobs/'))).toEqual([]);
+  });
+
+  it('fails with the registry error code when the target refuses a manifest', async () => {
+    await start();
+    seedImage(src, 'team/app', '1', 10 * KiB);
+    dst.faults.push({ method: 'PUT', path: /\/manifests\//, action: { kind: 'status', status: 400, body: JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: {} }] }) } });
+    await expect(importAll(engineFor())).rejects.toMatchObject({ code: 'MANIFEST_INVALID', status: 400 });
+  });
+});

@@ -30,6 +30,8 @@ export interface SettingSpec {
   readonly secret?: boolean;
   /** Where it matters: every deployment ('app'), or only for the local/CLI run ('local'). */
   readonly scope: 'app' | 'local';
+  /** A family of settings (`<name>` stands for a user-chosen part): not one app setting. */
+  readonly pattern?: boolean;
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -53,9 +55,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: 'Comma list of `host[:port]` patterns (`*.example.com`) sources may use. Private, loopback and link-local hosts must be listed explicitly.' },
   { name: 'INSECURE_REGISTRIES', scope: 'app', description: 'Comma list of `host[:port]` reached over plain HTTP (test registries such as `127.0.0.1:5000`).' },
   { name: 'CREDENTIAL_KEY', scope: 'app', secret: true, description: 'Base64 32-byte key (AES-256-GCM) that encrypts inline credentials of a request at rest.' },
-  { name: 'JOBS_TABLE', scope: 'app', default: 'importjobs', description: 'Table holding the job records.' },
+  { name: 'JOBS_CONTAINER', scope: 'app', default: 'importjobs', description: 'Blob container holding job records, plans and blob checkpoints.' },
   { name: 'SYNC_SCHEDULE', scope: 'app', default: '0 0 * * * *', description: 'NCRONTAB schedule (UTC) of the sync timer.' },
   { name: 'SYNC_RULES', scope: 'app', description: 'Sync rules as inline JSON.' },
+  { name: 'REGISTRY_CREDENTIALS__<name>__USERNAME', scope: 'app', pattern: true,
+    description: 'Username of the named source credential `<name>` (requests refer to it as `"credential": "<name>"`).' },
+  { name: 'REGISTRY_CREDENTIALS__<name>__PASSWORD', scope: 'app', pattern: true, secret: true,
+    description: 'Password or token of the named source credential `<name>`.' },
   { name: 'SYNC_RULES_FILE', scope: 'local', description: 'Path of a JSON file with sync rules (instead of SYNC_RULES).' },
 ];
 
@@ -72,7 +78,9 @@ export interface Config {
   readonly targetUsername?: string;
   readonly targetPassword?: string;
   readonly importQueue: string;
-  readonly jobsTable: string;
+  readonly jobsContainer: string;
+  /** 32-byte key for inline credentials at rest; absent → inline credentials are refused. */
+  readonly credentialKey?: Buffer;
   readonly chunkSize: number;
   readonly stepBudgetSeconds: number;
   readonly maxManifests: number;
@@ -102,6 +110,27 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   return n;
 }
 
+function parseKey(raw: string | undefined): Buffer | undefined {
+  if (!raw?.trim()) return undefined;
+  const key = Buffer.from(raw.trim(), 'base64');
+  if (key.length !== 32) throw new ConfigError('CREDENTIAL_KEY', `must be 32 bytes in base64 (got ${key.length} bytes); make one with: openssl rand -base64 32`);
+  return key;
+}
+
+/** Named registry credentials: `REGISTRY_CREDENTIALS__<name>__USERNAME` and `__PASSWORD` (Key Vault references in Azure). */
+export function namedCredential(env: Env, name: string): { username: string; password: string } | undefined {
+  const wanted = name.toLowerCase();
+  let username: string | undefined;
+  let password: string | undefined;
+  for (const [key, value] of Object.entries(env)) {
+    const m = /^REGISTRY_CREDENTIALS__(.+)__(USERNAME|PASSWORD)$/i.exec(key);
+    if (!m || m[1]!.toLowerCase() !== wanted || value === undefined) continue;
+    if (m[2]!.toUpperCase() === 'USERNAME') username = value;
+    else password = value;
+  }
+  return username !== undefined && password !== undefined ? { username, password } : undefined;
+}
+
 export function splitList(raw: string | undefined): string[] {
   return (raw ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
 }
@@ -123,7 +152,8 @@ export function loadConfig(env: Env = process.env): Config {
     targetUsername: username,
     targetPassword: password,
     importQueue: env.IMPORT_QUEUE?.trim() || 'imports',
-    jobsTable: env.JOBS_TABLE?.trim() || 'importjobs',
+    jobsContainer: env.JOBS_CONTAINER?.trim() || 'importjobs',
+    credentialKey: parseKey(env.CREDENTIAL_KEY),
     chunkSize,
     stepBudgetSeconds: int(env, 'STEP_BUDGET_SECONDS', DEFAULT_STEP_BUDGET_SECONDS, 1, 3600),
     maxManifests: int(env, 'MAX_MANIFESTS', DEFAULT_MAX_MANIFESTS, 1, 10_000),

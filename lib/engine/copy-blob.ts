@@ -25,6 +25,9 @@ export interface CopyBlobOptions {
   /** Ranged GETs in flight ahead of the upload. */
   readonly fetchConcurrency: number;
   readonly events?: EngineEvents;
+  /** Called with the new state after every chunk the registry accepted (persist it: the Location
+   * changes with every PATCH, and only the newest one can continue the session). */
+  readonly checkpoint?: (state: BlobState) => Promise<void>;
 }
 
 /** Attempts per chunk GET (temporary failures: resets, short bodies, 5xx after the transport's own retries). */
@@ -64,6 +67,7 @@ export async function copyBlob(state: BlobState, budget: StepBudget, o: CopyBlob
   }
 
   let s = await resumeOrStart(state, o);
+  if (s.location !== state.location) await o.checkpoint?.(s);
   let restarts = 0;
   let chunks = 0;
   // The running digest is only known when this call saw every byte from 0; otherwise the target's
@@ -83,8 +87,7 @@ export async function copyBlob(state: BlobState, budget: StepBudget, o: CopyBlob
       const last = start + data.length >= s.size;
       try {
         if (last) {
-          hash?.update(data);
-          const computed = hash ? `sha256:${hash.digest('hex')}` : undefined;
+          const computed = hash ? `sha256:${hash.copy().update(data).digest('hex')}` : undefined;
           if (computed && s.digest.startsWith('sha256:') && computed !== s.digest) {
             await o.target.cancelUpload(s.location!);
             throw new ImportError('DIGEST_MISMATCH', `the source served bytes for ${s.digest} that hash to ${computed}`, true);
@@ -96,18 +99,26 @@ export async function copyBlob(state: BlobState, budget: StepBudget, o: CopyBlob
         const location = await o.target.patchUpload(repo, s.location!, start, data);
         hash?.update(data);
         s = { ...s, location, offset: start + data.length };
-        o.events?.onBytes?.(data.length);
-        chunks++;
       } catch (err) {
         if (err instanceof ImportError || (err instanceof RegistryError && !isTemporary(err) && !isSessionError(err))) throw err;
         if (++restarts > MAX_SESSION_RESTARTS) throw err;
+        // A final PUT whose answer was lost may have completed the blob.
+        if (last && await o.target.headBlob(repo, s.digest).catch(() => undefined) === s.size) {
+          o.events?.onBytes?.(data.length);
+          return finish({ ...s, done: true, outcome: 'copied', location: undefined, offset: s.size });
+        }
         // The answer may be lost after the registry applied the chunk: ask, never replay blindly.
-        s = await resumeOrStart(s, o, data.length);
+        s = await resumeOrStart(s, o, last ? 0 : data.length);
         if (s.offset !== start + data.length) hash = s.offset === 0 ? createHash('sha256') : undefined;
         else hash?.update(data);
         o.events?.onNotice?.(`upload of ${s.digest} ${s.offset === 0 ? 'restarted in a new session' : `resumed at ${s.offset}`} after: ${(err as Error).message}`);
         await sleep(backoffDelay(DEFAULT_RETRY, restarts));
+        continue;
       }
+      o.events?.onBytes?.(data.length);
+      chunks++;
+      // Outside the try: a checkpoint that cannot be saved ends the step; the chunk itself succeeded.
+      await o.checkpoint?.(s);
     }
   } finally {
     reader.close();

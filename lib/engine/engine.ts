@@ -35,7 +35,7 @@ export class ImportEngine {
   }
 
   /** One bounded step of one blob; returns the new state (done, or where to carry on). */
-  copyBlob(p: ImportPlan, state: BlobState, budget: StepBudget): Promise<BlobState> {
+  copyBlob(p: ImportPlan, state: BlobState, budget: StepBudget, checkpoint?: (s: BlobState) => Promise<void>): Promise<BlobState> {
     const sameRegistry = p.source.registry === p.target.registry;
     const mountFrom = [
       ...(sameRegistry ? [p.source.repository] : []),
@@ -49,6 +49,7 @@ export class ImportEngine {
       chunkSize: this.o.chunkSize,
       fetchConcurrency: this.o.fetchConcurrency,
       events: this.o.events,
+      checkpoint,
     });
   }
 

@@ -1,0 +1,51 @@
+/**
+ * POST /api/imports — validate an import request, create the job, enqueue it: 202 + status URL.
+ * GET  /api/imports/{id} — the job's status and progress. Neither ever returns a credential.
+ */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { MAX_REQUEST_BYTES, parseRequestText, RequestError } from '../lib/jobs/request.js';
+import { importService } from '../lib/jobs/runtime.js';
+
+/** Clients should poll no faster than this. */
+const RETRY_AFTER_SECONDS = 5;
+
+function errorResponse(err: RequestError): HttpResponseInit {
+  return { status: err.status, jsonBody: err.toJSON() };
+}
+
+export async function createImport(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  try {
+    const declared = Number(request.headers.get('content-length') ?? '0');
+    if (declared > MAX_REQUEST_BYTES) throw new RequestError(413, 'BODY_TOO_LARGE', `the request body is larger than ${MAX_REQUEST_BYTES} bytes`);
+    const body = parseRequestText(await request.text());
+    const job = await importService().submit(body, 'http');
+    const statusUrl = new URL(`imports/${job.id}`, request.url.replace(/imports\/?(\?.*)?$/, '')).toString();
+    context.info(`import ${job.id} queued: ${job.request.source} → ${job.targets.join(', ')}`);
+    return {
+      status: 202,
+      headers: { location: statusUrl, 'retry-after': String(RETRY_AFTER_SECONDS) },
+      jsonBody: { id: job.id, status: job.status, statusUrl },
+    };
+  } catch (err) {
+    if (err instanceof RequestError) {
+      context.warn(`import request refused: [${err.code}] ${err.target ?? ''}`);
+      return errorResponse(err);
+    }
+    throw err;
+  }
+}
+
+export async function getImport(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const id = request.params.id ?? '';
+  if (!/^[0-9a-f-]{36}$/i.test(id)) {
+    return errorResponse(new RequestError(404, 'NOT_FOUND', `no import with id "${id.slice(0, 64)}"`, 'id'));
+  }
+  const status = await importService().status(id.toLowerCase());
+  if (!status) return errorResponse(new RequestError(404, 'NOT_FOUND', `no import with id "${id}"`, 'id'));
+  context.trace(`status of ${id}: ${status.status}`);
+  const done = status.status === 'succeeded' || status.status === 'failed';
+  return { status: 200, jsonBody: status, headers: done ? {} : { 'retry-after': String(RETRY_AFTER_SECONDS) } };
+}
+
+app.http('createImport', { methods: ['POST'], route: 'imports', authLevel: 'function', handler: createImport });
+app.http('getImport', { methods: ['GET'], route: 'imports/{id}', authLevel: 'function', handler: getImport });

@@ -1,0 +1,92 @@
+/**
+ * JSON documents with ETags: the only storage primitive the job store needs. Optimistic concurrency
+ * (If-Match / If-None-Match) is what makes parallel blob steps and their fan-in safe without locks.
+ * Two implementations: Azure Blob Storage (Azurite locally) and memory (unit tests).
+ */
+import { RestError, type ContainerClient } from '@azure/storage-blob';
+
+export interface Doc<T> {
+  readonly value: T;
+  readonly etag: string;
+}
+
+export type WriteCondition = { readonly ifMatch: string } | { readonly ifNoneExists: true } | undefined;
+
+export interface Documents {
+  get<T>(path: string): Promise<Doc<T> | undefined>;
+  /** Returns the new ETag, or undefined when the condition failed (someone else wrote first). */
+  put(path: string, value: unknown, condition?: WriteCondition): Promise<string | undefined>;
+}
+
+export class BlobDocuments implements Documents {
+  private ready: Promise<unknown> | undefined;
+
+  constructor(private readonly container: ContainerClient) {}
+
+  private ensure(): Promise<unknown> {
+    this.ready ??= this.container.createIfNotExists().catch((err: unknown) => {
+      this.ready = undefined;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  async get<T>(path: string): Promise<Doc<T> | undefined> {
+    await this.ensure();
+    try {
+      // One GET gives the body and the ETag of exactly that body.
+      const res = await this.container.getBlockBlobClient(path).download(0);
+      const body = await streamToBuffer(res.readableStreamBody!);
+      return { value: JSON.parse(body.toString('utf8')) as T, etag: res.etag! };
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async put(path: string, value: unknown, condition?: WriteCondition): Promise<string | undefined> {
+    await this.ensure();
+    const body = Buffer.from(JSON.stringify(value));
+    const conditions = !condition ? undefined : 'ifMatch' in condition ? { ifMatch: condition.ifMatch } : { ifNoneMatch: '*' };
+    try {
+      const res = await this.container.getBlockBlobClient(path).uploadData(body, {
+        conditions,
+        blobHTTPHeaders: { blobContentType: 'application/json' },
+      });
+      return res.etag!;
+    } catch (err) {
+      if (err instanceof RestError && (err.statusCode === 412 || err.statusCode === 409)) return undefined;
+      throw err;
+    }
+  }
+}
+
+async function streamToBuffer(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+  return Buffer.concat(chunks);
+}
+
+export class MemoryDocuments implements Documents {
+  private readonly docs = new Map<string, { text: string; etag: string }>();
+  private version = 0;
+
+  async get<T>(path: string): Promise<Doc<T> | undefined> {
+    const d = this.docs.get(path);
+    return d ? { value: JSON.parse(d.text) as T, etag: d.etag } : undefined;
+  }
+
+  async put(path: string, value: unknown, condition?: WriteCondition): Promise<string | undefined> {
+    const current = this.docs.get(path);
+    if (condition && 'ifMatch' in condition && current?.etag !== condition.ifMatch) return undefined;
+    if (condition && 'ifNoneExists' in condition && current) return undefined;
+    const etag = `"${++this.version}"`;
+    this.docs.set(path, { text: JSON.stringify(value), etag });
+    return etag;
+  }
+
+  /** Test helper: every stored path and its text. */
+  dump(): Map<string, string> {
+    return new Map([...this.docs].map(([k, v]) => [k, v.text]));
+  }
+}

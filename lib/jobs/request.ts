@@ -1,0 +1,217 @@
+/**
+ * The import request, one schema for the HTTP body and for messages users drop on the queue.
+ * Validation answers with the first problem found, as `{ code, message, target }` naming the field,
+ * so a 400 tells the caller exactly what to change. Unknown fields are refused: a misspelt `imgaes`
+ * must not silently import under the source's own name.
+ */
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import { namedCredential } from '../config.js';
+import { parsePlatform } from '../oci/manifest.js';
+import { InvalidReferenceError, normalizeRegistry, parseReference, parseRepositoryTag, validateRegistry } from '../oci/reference.js';
+import { checkSource, SourceNotAllowedError, type Lookup } from '../policy/sources.js';
+
+/** Request bodies larger than this are refused with 413 before parsing. */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+
+export const importRequestSchema = z.strictObject({
+  source: z.string().min(1).max(1024),
+  images: z.array(z.string().min(1).max(512)).max(50).optional(),
+  repository: z.string().min(1).max(255).optional(),
+  registry: z.string().min(1).max(1024).optional(),
+  target: z.string().min(1).max(255).optional(),
+  username: z.string().min(1).max(1024).optional(),
+  password: z.string().min(1).max(16 * 1024).optional(),
+  credential: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  force: z.boolean().optional(),
+  platforms: z.array(z.string().min(3).max(64)).max(20).optional(),
+  includeReferrers: z.boolean().optional(),
+});
+
+export type ImportRequestBody = z.infer<typeof importRequestSchema>;
+
+/** A request that passed every check: references parsed, policy applied, secrets separated. */
+export interface ValidatedImport {
+  readonly source: string;
+  readonly sourceRegistry: string;
+  readonly target: string;
+  readonly images?: string[];
+  readonly repository?: string;
+  readonly force: boolean;
+  readonly platforms?: string[];
+  /** Name of a configured credential for the source. */
+  readonly credential?: string;
+  /** Inline source credentials (HTTP only); stored encrypted, never queued or returned. */
+  readonly inlineCredentials?: { username: string; password: string };
+}
+
+export class RequestError extends Error {
+  override readonly name = 'RequestError';
+  /** Bad input stays bad: never worth another attempt. */
+  readonly temporary = false;
+  constructor(readonly status: number, readonly code: string, message: string, readonly target?: string) {
+    super(message);
+  }
+  toJSON(): { error: { code: string; message: string; target?: string } } {
+    return { error: { code: this.code, message: this.message, ...(this.target ? { target: this.target } : {}) } };
+  }
+}
+
+const FIELDS = Object.keys(importRequestSchema.shape);
+
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+function suggestion(key: string): string {
+  const best = FIELDS.map((f) => ({ f, d: distance(key.toLowerCase(), f.toLowerCase()) })).sort((x, y) => x.d - y.d)[0];
+  return best && best.d <= 2 ? `; did you mean "${best.f}"?` : `; allowed fields: ${FIELDS.join(', ')}`;
+}
+
+function schemaError(issues: z.core.$ZodIssue[], body: Record<string, unknown>): RequestError {
+  const unknown = issues.find((i) => i.code === 'unrecognized_keys');
+  if (unknown && unknown.code === 'unrecognized_keys') {
+    const key = unknown.keys[0]!;
+    return new RequestError(400, 'UNKNOWN_FIELD', `unknown field "${key}"${suggestion(key)}`, key);
+  }
+  const issue = issues[0]!;
+  const target = issue.path.map(String).join('.') || undefined;
+  if (issue.code === 'invalid_type' && issue.path.length === 1 && body[String(issue.path[0])] === undefined) {
+    return new RequestError(400, 'MISSING_FIELD', `field "${target}" is required`, target);
+  }
+  if (issue.code === 'invalid_type') {
+    return new RequestError(400, 'INVALID_TYPE', `field "${target}" must be ${issue.expected === 'array' ? 'an array' : `a ${issue.expected}`}`, target);
+  }
+  return new RequestError(400, 'INVALID_FIELD', `field "${target}": ${issue.message}`, target);
+}
+
+function referenceError(err: unknown, field: string): RequestError {
+  if (err instanceof InvalidReferenceError) return new RequestError(400, 'INVALID_REFERENCE', `${field}: ${err.message}`, field);
+  throw err;
+}
+
+export interface ValidateOptions {
+  readonly config: Config;
+  readonly env: Record<string, string | undefined>;
+  /** Inline passwords are accepted over HTTP (then encrypted), never in a queue message. */
+  readonly origin: 'http' | 'queue';
+  readonly lookup?: Lookup;
+}
+
+/** Parses JSON text of at most MAX_REQUEST_BYTES; then `validateImportRequest`. */
+export function parseRequestText(text: string): unknown {
+  if (Buffer.byteLength(text, 'utf8') > MAX_REQUEST_BYTES) {
+    throw new RequestError(413, 'BODY_TOO_LARGE', `the request body is larger than ${MAX_REQUEST_BYTES} bytes`);
+  }
+  if (!text.trim()) throw new RequestError(400, 'INVALID_JSON', 'the request body is empty; send a JSON object like {"source": "docker.io/library/nginx:1.27"}');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new RequestError(400, 'INVALID_JSON', `the request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export async function validateImportRequest(body: unknown, o: ValidateOptions): Promise<ValidatedImport> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new RequestError(400, 'INVALID_BODY', 'the request must be a JSON object like {"source": "docker.io/library/nginx:1.27"}');
+  }
+  const parsed = importRequestSchema.safeParse(body);
+  if (!parsed.success) throw schemaError(parsed.error.issues, body as Record<string, unknown>);
+  const req = parsed.data;
+
+  if (req.registry && req.registry.startsWith('/subscriptions/')) {
+    throw new RequestError(400, 'UNSUPPORTED', 'an ARM resource ID as registry needs Azure identity support, which this deployment does not have yet; give the login server (myregistry.azurecr.io) instead', 'registry');
+  }
+  if (req.registry) {
+    try {
+      validateRegistry(req.registry);
+    } catch (err) {
+      throw referenceError(err, 'registry');
+    }
+  }
+  let source;
+  try {
+    source = parseReference(req.source, req.registry ? { defaultRegistry: req.registry } : {});
+  } catch (err) {
+    throw referenceError(err, 'source');
+  }
+  if (req.registry && source.registry !== normalizeRegistry(req.registry)) {
+    throw new RequestError(400, 'CONFLICTING_FIELDS', `source names registry ${source.registry} but registry is ${req.registry}; give the host in one of them only`, 'registry');
+  }
+  for (const [i, image] of (req.images ?? []).entries()) {
+    try {
+      const t = parseRepositoryTag(image);
+      if (t.digest) throw new RequestError(400, 'INVALID_REFERENCE', `images[${i}]: "${image}" has a digest; the digest comes from the source — give repo:tag, or use repository to import by digest only`, `images[${i}]`);
+    } catch (err) {
+      if (err instanceof RequestError) throw err;
+      throw referenceError(err, `images[${i}]`);
+    }
+  }
+  if (req.repository !== undefined) {
+    try {
+      const r = parseRepositoryTag(req.repository);
+      if (r.tag || r.digest) throw new RequestError(400, 'INVALID_REFERENCE', `repository "${req.repository}" must be a repository name without tag or digest; use images for repo:tag`, 'repository');
+    } catch (err) {
+      if (err instanceof RequestError) throw err;
+      throw referenceError(err, 'repository');
+    }
+  }
+  for (const [i, p] of (req.platforms ?? []).entries()) {
+    try {
+      parsePlatform(p);
+    } catch (err) {
+      throw new RequestError(400, 'INVALID_PLATFORM', `platforms[${i}]: ${(err as Error).message}`, `platforms[${i}]`);
+    }
+  }
+  if (req.includeReferrers) {
+    throw new RequestError(400, 'UNSUPPORTED', 'includeReferrers is not supported yet: signatures and SBOMs must be imported by their own tags or digests', 'includeReferrers');
+  }
+
+  const configured = o.config.targetRegistry ? normalizeRegistry(o.config.targetRegistry) : undefined;
+  if (!configured) throw new RequestError(500, 'NOT_CONFIGURED', 'this deployment has no TARGET_REGISTRY setting');
+  if (req.target !== undefined && normalizeRegistry(req.target) !== configured) {
+    throw new RequestError(400, 'TARGET_NOT_ALLOWED', `target ${req.target} is not this deployment's registry (${configured}); leave target out`, 'target');
+  }
+
+  if ((req.username === undefined) !== (req.password === undefined)) {
+    throw new RequestError(400, 'MISSING_FIELD', 'username and password go together', req.username === undefined ? 'username' : 'password');
+  }
+  if (req.password !== undefined && o.origin === 'queue') {
+    throw new RequestError(400, 'SECRET_IN_QUEUE', 'a queue message must not carry a password; configure a named credential and send {"credential": "<name>"}', 'password');
+  }
+  if (req.password !== undefined && req.credential !== undefined) {
+    throw new RequestError(400, 'CONFLICTING_FIELDS', 'give either username/password or credential, not both', 'credential');
+  }
+  if (req.password !== undefined && !o.config.credentialKey) {
+    throw new RequestError(400, 'CREDENTIALS_NOT_ACCEPTED', 'this deployment has no CREDENTIAL_KEY to store inline credentials; use a named credential ("credential")', 'password');
+  }
+  if (req.credential !== undefined && !namedCredential(o.env, req.credential)) {
+    throw new RequestError(400, 'UNKNOWN_CREDENTIAL', `no credential named "${req.credential}" is configured (settings REGISTRY_CREDENTIALS__${req.credential}__USERNAME and __PASSWORD)`, 'credential');
+  }
+
+  try {
+    await checkSource(source.registry, o.config.allowedSources, o.lookup);
+  } catch (err) {
+    if (err instanceof SourceNotAllowedError) throw new RequestError(400, err.code, err.message, 'source');
+    throw err;
+  }
+
+  return {
+    source: req.registry ? `${source.registry}/${req.source}` : req.source,
+    sourceRegistry: source.registry,
+    target: configured,
+    images: req.images,
+    repository: req.repository,
+    force: req.force ?? false,
+    platforms: req.platforms,
+    credential: req.credential,
+    inlineCredentials: req.username !== undefined ? { username: req.username, password: req.password! } : undefined,
+  };
+}

@@ -1,0 +1,306 @@
+/**
+ * The import service behind the functions: accept a request (create the job, enqueue its first
+ * step), report a job's status, and run ONE bounded step per queue message.
+ *
+ * Steps: `plan` (resolve the source, write the plan, fan out one message per blob) → `blob` (one
+ * budgeted copy step of one blob, re-enqueued until done; parallel across blobs) → `finalize`
+ * (manifests and tags; enqueued by whichever blob step completes the set). Every step is idempotent
+ * and may run twice or die at any instant: blob steps hold a lease in their checkpoint, save the
+ * upload Location after every chunk, and resume from it; the fan-in is an ETag-guarded update.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config.js';
+import { namedCredential } from '../config.js';
+import { ImportEngine } from '../engine/engine.js';
+import { initialBlobState } from '../engine/copy-blob.js';
+import type { BlobState, ImportPlan, ImportRequest } from '../engine/types.js';
+import type { Credentials } from '../oci/auth.js';
+import { errorCode } from '../oci/errors.js';
+import { normalizeRegistry, parseReference } from '../oci/reference.js';
+import { RegistryClient } from '../oci/registry.js';
+import { checkSource, type Lookup } from '../policy/sources.js';
+import { stepMessageSchema, type JobQueue, type StepMessage } from './queue.js';
+import { RequestError, validateImportRequest, type ValidatedImport } from './request.js';
+import { open, seal } from './secrets.js';
+import { progressOf, type BlobTask, type JobProgress, type JobRecord, type JobStore } from './store.js';
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface ServiceOptions {
+  readonly config: Config;
+  readonly env: Record<string, string | undefined>;
+  readonly store: JobStore;
+  readonly queue: JobQueue;
+  readonly lookup?: Lookup;
+  /** Builds registry clients; tests inject retry policies. */
+  readonly client?: (registry: string, insecure: boolean, credentials?: Credentials) => RegistryClient;
+  /** Lease of a blob step beyond its budget. @default 30 000 ms */
+  readonly leaseMarginMs?: number;
+}
+
+export interface JobStatusView {
+  readonly id: string;
+  readonly status: JobRecord['status'];
+  readonly source: string;
+  readonly targets: readonly string[];
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly progress: JobProgress;
+  readonly digest?: string;
+  readonly notes?: readonly string[];
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+export interface MessageMeta {
+  readonly dequeueCount: number;
+  readonly maxDequeueCount: number;
+  readonly log: Logger;
+}
+
+/**
+ * Our own errors say whether another attempt may help; anything else (storage hiccups, a dying
+ * worker's I/O) is retried, boundedly: the host gives up after maxDequeueCount.
+ */
+function retryable(err: unknown): boolean {
+  const flag = (err as { temporary?: unknown } | null)?.temporary;
+  return typeof flag === 'boolean' ? flag : true;
+}
+
+/** A blob step's lease lasts its budget plus this margin (the last chunk in flight, the checkpoint write). */
+const DEFAULT_LEASE_MARGIN_MS = 30_000;
+
+function targetNames(req: ValidatedImport | JobRecord['request']): string[] {
+  const names = (req.images ?? []).map((i) => `${req.target}/${i.includes(':') ? i : `${i}:latest`}`);
+  if (req.repository) names.push(`${req.target}/${req.repository}`);
+  if (names.length === 0) {
+    const src = parseReference(req.source);
+    names.push(`${req.target}/${src.repository}${src.tag ? `:${src.tag}` : src.digest ? '' : ':latest'}`);
+  }
+  return names;
+}
+
+export class ImportService {
+  private readonly owner = randomUUID();
+
+  constructor(private readonly o: ServiceOptions) {}
+
+  // ---- accept ------------------------------------------------------------------------------------
+
+  /** Validates, creates the job and enqueues its plan step. Throws RequestError for bad input. */
+  async submit(body: unknown, origin: 'http' | 'queue'): Promise<JobRecord> {
+    const req = await validateImportRequest(body, { config: this.o.config, env: this.o.env, origin, lookup: this.o.lookup });
+    const id = randomUUID();
+    const now = new Date().toISOString();
+    const job: JobRecord = {
+      id, status: 'queued', createdAt: now, updatedAt: now,
+      request: {
+        source: req.source, target: req.target, images: req.images, repository: req.repository, force: req.force,
+        platforms: req.platforms, credential: req.credential, inlineCredentials: req.inlineCredentials !== undefined,
+      },
+      targets: targetNames(req), blobsTotal: 0, bytesTotal: 0, manifests: 0, blobBytes: {}, doneBlobs: [],
+    };
+    const secret = req.inlineCredentials ? seal(this.o.config.credentialKey!, id, req.inlineCredentials) : undefined;
+    await this.o.store.create(job, secret);
+    await this.o.queue.send({ v: 1, job: id, step: 'plan' });
+    return job;
+  }
+
+  async status(id: string): Promise<JobStatusView | undefined> {
+    const job = await this.o.store.get(id);
+    if (!job) return undefined;
+    return {
+      id: job.id, status: job.status, source: job.request.source, targets: job.targets,
+      createdAt: job.createdAt, updatedAt: job.updatedAt, progress: progressOf(job),
+      ...(job.digest ? { digest: job.digest } : {}),
+      ...(job.notes?.length ? { notes: job.notes } : {}),
+      ...(job.error ? { error: job.error } : {}),
+    };
+  }
+
+  // ---- work ----------------------------------------------------------------------------------------
+
+  /** Runs one step for a queue message: a step message, or a request a user dropped on the queue. */
+  async handleMessage(raw: unknown, meta: MessageMeta): Promise<void> {
+    const step = stepMessageSchema.safeParse(raw);
+    if (!step.success) {
+      await this.acceptDropped(raw, meta);
+      return;
+    }
+    const msg = step.data;
+    const job = await this.o.store.get(msg.job);
+    if (!job) {
+      meta.log.warn(`message for unknown job ${msg.job} dropped`);
+      return;
+    }
+    if (job.status === 'succeeded' || job.status === 'failed') return;
+    try {
+      if (msg.step === 'plan') await this.planStep(job, meta);
+      else if (msg.step === 'blob') await this.blobStep(job, msg, meta);
+      else await this.finalizeStep(job, meta);
+    } catch (err) {
+      const code = errorCode(err);
+      const message = (err as Error).message ?? String(err);
+      if (!retryable(err)) {
+        await this.fail(job.id, code, message);
+        meta.log.error(`job ${job.id} ${msg.step} failed: [${code}] ${message}`);
+        return;
+      }
+      if (meta.dequeueCount >= meta.maxDequeueCount) {
+        await this.fail(job.id, code, `gave up after ${meta.dequeueCount} attempts of the ${msg.step} step: ${message}`);
+      }
+      meta.log.warn(`job ${job.id} ${msg.step} attempt ${meta.dequeueCount} failed, will retry: [${code}] ${message}`);
+      throw err;
+    }
+  }
+
+  private async acceptDropped(raw: unknown, meta: MessageMeta): Promise<void> {
+    try {
+      const job = await this.submit(raw, 'queue');
+      meta.log.info(`queued request accepted as job ${job.id}`);
+    } catch (err) {
+      if (!(err instanceof RequestError)) throw err;
+      // A request that can never succeed goes where operators look, without any password it carried.
+      const { password: _password, ...kept } = (typeof raw === 'object' && raw !== null ? raw : { message: raw }) as Record<string, unknown>;
+      await this.o.queue.sendPoison({ rejected: kept, error: err.toJSON().error });
+      meta.log.warn(`queued request rejected: [${err.code}] ${err.message}`);
+    }
+  }
+
+  private async fail(id: string, code: string, message: string): Promise<void> {
+    await this.o.store.update(id, (j) => (j.status === 'succeeded' || j.status === 'failed') ? undefined
+      : { ...j, status: 'failed', error: { code, message } });
+  }
+
+  private async engineFor(job: JobRecord): Promise<ImportEngine> {
+    const { config } = this.o;
+    const source = parseReference(job.request.source);
+    let sourceCreds: Credentials | undefined;
+    if (job.request.inlineCredentials) {
+      const sealed = await this.o.store.secret(job.id);
+      if (!sealed || !config.credentialKey) throw new RequestError(500, 'CREDENTIALS_UNAVAILABLE', 'the stored credentials of this job cannot be read');
+      sourceCreds = open<Credentials>(config.credentialKey, job.id, sealed);
+    } else if (job.request.credential) {
+      sourceCreds = namedCredential(this.o.env, job.request.credential);
+    }
+    const target = normalizeRegistry(job.request.target);
+    const targetCreds = config.targetUsername ? { username: config.targetUsername, password: config.targetPassword! } : undefined;
+    const insecure = new Set(config.insecureRegistries.map(normalizeRegistry));
+    const make = this.o.client ?? ((registry, plain, credentials) => new RegistryClient({ registry, insecure: plain, credentials }));
+    return new ImportEngine({
+      source: make(source.registry, insecure.has(source.registry), sourceCreds),
+      target: make(target, insecure.has(target), targetCreds),
+      chunkSize: config.chunkSize,
+      fetchConcurrency: config.fetchConcurrency,
+      maxManifests: config.maxManifests,
+    });
+  }
+
+  private importRequest(job: JobRecord): ImportRequest {
+    const r = job.request;
+    return { source: r.source, target: r.target, images: r.images, repository: r.repository, force: r.force, platforms: r.platforms };
+  }
+
+  private async planStep(job: JobRecord, meta: MessageMeta): Promise<void> {
+    let plan = await this.o.store.plan(job.id);
+    if (!plan) {
+      // Checked again here: a queued request skips HTTP, and DNS may have changed since.
+      await checkSource(parseReference(job.request.source).registry, this.o.config.allowedSources, this.o.lookup);
+      plan = await (await this.engineFor(job)).plan(this.importRequest(job));
+      await this.o.store.savePlan(job.id, plan);
+    }
+    const p = plan;
+    const updated = await this.o.store.update(job.id, (j) => ({
+      ...j, status: 'running', blobsTotal: p.blobs.length, bytesTotal: p.blobs.reduce((n, b) => n + b.size, 0),
+      manifests: p.manifests.length, notes: p.notes,
+    }));
+    meta.log.info(`job ${job.id} planned: ${p.manifests.length} manifests, ${p.blobs.length} blobs`);
+    if (p.blobs.length === 0) {
+      await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
+      return;
+    }
+    for (let i = 0; i < p.blobs.length; i++) {
+      if (!updated.doneBlobs.includes(i)) await this.o.queue.send({ v: 1, job: job.id, step: 'blob', blob: i });
+    }
+  }
+
+  private async blobStep(job: JobRecord, msg: StepMessage, meta: MessageMeta): Promise<void> {
+    const plan = await this.o.store.plan(job.id);
+    const index = msg.blob ?? -1;
+    const blob = plan?.blobs[index];
+    if (!plan || !blob) throw new Error(`job ${job.id}: blob step ${index} without a plan entry`);
+    const repository = ImportEngine.repositories(plan)[0]!;
+    const budgetMs = this.o.config.stepBudgetSeconds * 1000;
+    const leaseMs = budgetMs + (this.o.leaseMarginMs ?? DEFAULT_LEASE_MARGIN_MS);
+
+    // 1. Claim the blob: one step at a time works on it; a live lease elsewhere → look again later.
+    const existing = await this.o.store.blobTask(job.id, index);
+    let task: BlobTask = existing?.task ?? { state: initialBlobState(blob, repository) };
+    if (task.state.done) {
+      await this.blobDone(job.id, plan, index, task.state);
+      return;
+    }
+    const now = Date.now();
+    if (task.lease && task.lease.owner !== this.owner && task.lease.until > now) {
+      await this.o.queue.send(msg, Math.ceil((task.lease.until - now) / 1000) + 1);
+      return;
+    }
+    task = { ...task, lease: { owner: this.owner, until: now + leaseMs } };
+    let etag = await this.o.store.saveBlobTask(job.id, index, task, existing?.etag);
+    if (!etag) {
+      // Someone else claimed it between our read and write: they carry on; check back after their lease.
+      await this.o.queue.send(msg, Math.ceil(leaseMs / 1000));
+      return;
+    }
+
+    // 2. One budgeted step, saving the checkpoint after every chunk.
+    const save = async (state: BlobState, keepLease: boolean): Promise<void> => {
+      const next: BlobTask = keepLease ? { ...task, state } : { state };
+      const written = await this.o.store.saveBlobTask(job.id, index, next, etag);
+      if (!written) throw Object.assign(new Error(`job ${job.id} blob ${index}: checkpoint lost to another worker`), { temporary: true });
+      etag = written;
+      task = next;
+    };
+    let state: BlobState;
+    try {
+      const engine = await this.engineFor(job);
+      state = await engine.copyBlob(plan, task.state, { until: Date.now() + budgetMs }, (s) => save(s, true));
+      await save(state, false);
+    } catch (err) {
+      await save(task.state, false).catch(() => undefined);
+      throw err;
+    }
+
+    // 3. Progress, then either the next step of this blob or the fan-in.
+    await this.o.store.update(job.id, (j) => j.blobBytes[index] === state.offset && !state.done ? undefined
+      : { ...j, blobBytes: { ...j.blobBytes, [index]: state.done ? state.size : state.offset } });
+    if (state.done) await this.blobDone(job.id, plan, index, state);
+    else await this.o.queue.send(msg);
+    meta.log.info(`job ${job.id} blob ${index} ${state.done ? `done (${state.outcome})` : `at ${state.offset}/${state.size}`}`);
+  }
+
+  /** Fan-in: marks the blob done; the step that completes the set enqueues finalize (again on redelivery: finalize is idempotent). */
+  private async blobDone(id: string, plan: ImportPlan, index: number, state: BlobState): Promise<void> {
+    const job = await this.o.store.update(id, (j) => j.doneBlobs.includes(index) ? undefined
+      : { ...j, doneBlobs: [...j.doneBlobs, index], blobBytes: { ...j.blobBytes, [index]: state.size } });
+    if (job.doneBlobs.length === plan.blobs.length) await this.o.queue.send({ v: 1, job: id, step: 'finalize' });
+  }
+
+  private async finalizeStep(job: JobRecord, meta: MessageMeta): Promise<void> {
+    const plan = await this.o.store.plan(job.id);
+    if (!plan) throw new Error(`job ${job.id}: finalize without a plan`);
+    const engine = await this.engineFor(job);
+    // Further target repositories get their blobs by mount from the first one (a copy where the registry refuses).
+    for (const repository of ImportEngine.repositories(plan).slice(1)) {
+      for (let s of ImportEngine.blobStates(plan, repository)) {
+        while (!s.done) s = await engine.copyBlob(plan, s, { until: Date.now() + this.o.config.stepBudgetSeconds * 1000 });
+      }
+    }
+    const result = await engine.finalize(plan);
+    await this.o.store.update(job.id, (j) => ({ ...j, status: 'succeeded', digest: result.digest }));
+    meta.log.info(`job ${job.id} succeeded: ${result.digest} (${[...result.tagged, ...result.unchanged].join(', ') || 'by digest'})`);
+  }
+}

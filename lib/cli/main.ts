@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, splitList } from '../config.js';
 import type { Credentials } from '../oci/auth.js';
 import { errorCode } from '../oci/errors.js';
-import { normalizeRegistry, parseReference } from '../oci/reference.js';
+import { normalizeRegistry, parseReference, validateRegistry } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
 import { ImportEngine, runImport } from '../engine/engine.js';
 import type { BlobState, ImportRequest } from '../engine/types.js';
@@ -90,6 +90,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const targetHost = values.target ?? config.targetRegistry;
     if (!targetHost) throw new UsageError('--target is required (or set TARGET_REGISTRY)');
     const source = parseReference(values.source);
+    validateRegistry(targetHost);
     const target = normalizeRegistry(targetHost);
     const insecure = new Set([...config.insecureRegistries, ...splitList((values.insecure ?? []).join(','))].map(normalizeRegistry));
     const sourceCreds = credentialPair(values.username, values.password, '--username/--password');

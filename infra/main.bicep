@@ -1,0 +1,333 @@
+metadata description = 'oci-import: a self-hosted, serverless `az acr import` on Azure Functions (Flex Consumption), next to its target container registry.'
+
+// Deployed into one resource group: `azd up` (azd asks for the group, or reads AZURE_RESOURCE_GROUP) or
+// `az deployment group create -g <group> -f infra/main.bicep -p environmentName=<name>`.
+targetScope = 'resourceGroup'
+
+import { permissionsModeType } from 'modules/roles.bicep'
+
+// ----------------------------------------------------------------------------------------------------------------
+// Where and what
+// ----------------------------------------------------------------------------------------------------------------
+
+@minLength(1)
+@maxLength(64)
+@description('Environment name (azd: AZURE_ENV_NAME). Seeds the resource names and the azd-env-name tag.')
+param environmentName string
+
+@description('Region of every resource. Flex Consumption is offered in some regions only: `az functionapp list-flexconsumption-locations`.')
+param location string = resourceGroup().location
+
+@description('Object ID of a user, group or service principal that may add messages to the import queue (Storage Queue Data Message Sender on that queue only). azd passes the signed-in user. Empty: nobody besides the app.')
+param principalId string = ''
+
+// ----------------------------------------------------------------------------------------------------------------
+// Target registry and source registries
+// ----------------------------------------------------------------------------------------------------------------
+
+@description('true: create the target registry. false: use the existing registry named by registryName (registryResourceGroupName, registrySubscriptionId).')
+param createRegistry bool = true
+
+@description('Target registry name. When created: empty picks `cr<token>`. When existing: its name (required).')
+param registryName string = ''
+
+@description('Resource group of an existing target registry.')
+param registryResourceGroupName string = resourceGroup().name
+
+@description('Subscription of an existing target registry.')
+param registrySubscriptionId string = subscription().subscriptionId
+
+@description('SKU of a created registry. A private endpoint (registryPrivateEndpointSubnetId) always makes it Premium.')
+@allowed(['Basic', 'Standard', 'Premium'])
+param registrySku string = 'Standard'
+
+@description('Role assignment permissions mode of the target registry. rbac: classic mode, the app gets AcrPush. abac: "RBAC Registry + ABAC Repository Permissions" mode, where AcrPush is not honoured; the app gets Container Registry Repository Writer. both: the two (an existing registry about to switch). A created registry is set to this mode (both → classic).')
+param registryPermissionsMode permissionsModeType = 'rbac'
+
+@description('Registries images are copied from, each `{ id: "<registry resource ID>", permissionsMode?: "rbac" | "abac" | "both" }`: the app gets AcrPull, or Container Registry Repository Reader in ABAC mode. Public and non-Azure sources need nothing here.')
+param sourceRegistries sourceRegistry[] = []
+
+@description('A registry the app reads from.')
+type sourceRegistry = {
+  @description('ARM resource ID: /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.ContainerRegistry/registries/<name>')
+  id: string
+  @description('The registry\'s role assignment permissions mode; default rbac.')
+  permissionsMode: permissionsModeType?
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Network-restricted registries
+// ----------------------------------------------------------------------------------------------------------------
+
+@description('Resource ID of a subnet delegated to Microsoft.App/environments. The app then sends its outbound traffic through that virtual network and reaches registries that accept only private-endpoint or firewall-listed traffic. Empty: no virtual network integration.')
+param virtualNetworkSubnetId string = ''
+
+@description('Created registry only: resource ID of a subnet to place a private endpoint of the registry in (makes the registry Premium). Empty: none.')
+param registryPrivateEndpointSubnetId string = ''
+
+@description('Created registry only: an existing private DNS zone `privatelink.azurecr.io` to register the private endpoint in. Empty: a zone is created and linked to the endpoint subnet\'s virtual network.')
+param registryPrivateDnsZoneId string = ''
+
+@description('Created registry only: public network access. Disabled requires registryPrivateEndpointSubnetId and virtualNetworkSubnetId in a virtual network that resolves the private DNS zone.')
+@allowed(['Enabled', 'Disabled'])
+param registryPublicNetworkAccess string = 'Enabled'
+
+// ----------------------------------------------------------------------------------------------------------------
+// Function app
+// ----------------------------------------------------------------------------------------------------------------
+
+@description('Node.js major version of the Functions runtime.')
+@allowed(['20', '22'])
+param nodeVersion string = '22'
+
+@description('Memory of each instance (MB); Flex Consumption bills execution time by this size.')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@description('Most instances the app scales out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+// ----------------------------------------------------------------------------------------------------------------
+// App settings: one parameter per setting of lib/config.ts SETTINGS (scope 'app'), same defaults
+// ----------------------------------------------------------------------------------------------------------------
+
+@description('TARGET_AUTH: how the app signs in to the target registry.')
+@allowed(['managed-identity', 'basic', 'anonymous'])
+param targetAuth string = 'managed-identity'
+
+@description('TARGET_USERNAME: username for a target registry that takes basic or token auth; empty with managed-identity.')
+param targetUsername string = ''
+
+@secure()
+@description('TARGET_PASSWORD: password or token going with targetUsername; stored in Key Vault.')
+param targetPassword string = ''
+
+@description('IMPORT_QUEUE: storage queue of import requests and steps (`<name>-poison` is created too).')
+@minLength(3)
+@maxLength(56)
+param importQueueName string = 'imports'
+
+@description('JOBS_CONTAINER: blob container of job records, plans and blob checkpoints.')
+@minLength(3)
+@maxLength(63)
+param jobsContainerName string = 'importjobs'
+
+@description('CHUNK_SIZE: bytes per ranged GET and per upload PATCH (`8MiB`, `512KiB`, or bytes).')
+param chunkSize string = '8MiB'
+
+// host.json sets functionTimeout to 10 minutes. A timed-out invocation restarts the whole Node worker and kills
+// every other invocation on it, so a step must end well before: at most half the timeout, which leaves room for
+// the last chunk in flight (CHUNK_SIZE over a slow link) and for saving the step's state. test/infra checks this
+// bound against host.json.
+@description('STEP_BUDGET_SECONDS: a queue step stops copying after this long, saves its place and re-enqueues the rest. At most half of host.json functionTimeout (10 min).')
+@minValue(10)
+@maxValue(300)
+param stepBudgetSeconds int = 120
+
+@description('MAX_MANIFESTS: largest index (child manifests) an import accepts.')
+@minValue(1)
+@maxValue(10000)
+param maxManifests int = 50
+
+@description('BLOB_CONCURRENCY: blobs copied at the same time within one import.')
+@minValue(1)
+@maxValue(64)
+param blobConcurrency int = 4
+
+@description('FETCH_CONCURRENCY: concurrent ranged GETs per blob.')
+@minValue(1)
+@maxValue(64)
+param fetchConcurrency int = 4
+
+@description('ALLOWED_SOURCES: comma list of `host[:port]` patterns sources may use (`*`: any public host).')
+param allowedSources string = '*'
+
+@description('INSECURE_REGISTRIES: comma list of `host[:port]` reached over plain HTTP; keep empty in Azure.')
+param insecureRegistries string = ''
+
+@description('SYNC_SCHEDULE: NCRONTAB schedule (UTC) of the sync timer.')
+param syncSchedule string = '0 0 * * * *'
+
+@description('SYNC_RULES: sync rules as inline JSON; empty: no sync rules.')
+param syncRules string = ''
+
+@secure()
+@description('CREDENTIAL_KEY: base64 of 32 random bytes. azd generates one once per environment (azure.yaml preprovision hook). Empty: a new random key on every deployment (see generatedCredentialKey).')
+param credentialKey string = ''
+
+@secure()
+@description('Leave alone. Used only when credentialKey is empty: 42 hex digits of two GUIDs + "A=" is the base64 of exactly 32 bytes (about 160 random bits), fresh on every deployment.')
+param generatedCredentialKey string = '${take(replace('${newGuid()}${newGuid()}', '-', ''), 42)}A='
+
+@description('Named registry credentials a request may refer to (`"credential": "<name>"`): `{ "<name>": "<username>" }`, names of letters, digits and underscores. Each becomes REGISTRY_CREDENTIALS__<name>__USERNAME.')
+param registryCredentialUsernames object = {}
+
+@secure()
+@description('The passwords or tokens of those credentials, `{ "<name>": "<password>" }`: stored in Key Vault, each REGISTRY_CREDENTIALS__<name>__PASSWORD a Key Vault reference.')
+param registryCredentialPasswords object = {}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Names
+// ----------------------------------------------------------------------------------------------------------------
+
+var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var tags = { 'azd-env-name': environmentName }
+var targetRegistryName = !empty(registryName) ? registryName : 'cr${token}'
+
+// ----------------------------------------------------------------------------------------------------------------
+// Resources (module deployment names carry the token too, so two environments can share a resource group)
+// ----------------------------------------------------------------------------------------------------------------
+
+// One user-assigned identity for everything the app signs in to. Unlike a system-assigned one it exists before
+// the app, so every role assignment is in place when the app first starts.
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = {
+  name: 'id-${token}'
+  location: location
+  tags: tags
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring-${token}'
+  params: {
+    location: location
+    tags: tags
+    workspaceName: 'log-${token}'
+    appInsightsName: 'appi-${token}'
+    appPrincipalId: identity.properties.principalId
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage-${token}'
+  params: {
+    location: location
+    tags: tags
+    accountName: 'st${token}'
+    deploymentContainerName: 'app-package-${token}'
+    importQueueName: importQueueName
+    jobsContainerName: jobsContainerName
+    appPrincipalId: identity.properties.principalId
+    senderPrincipalId: principalId
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault-${token}'
+  params: {
+    location: location
+    tags: tags
+    vaultName: 'kv-${token}'
+    appPrincipalId: identity.properties.principalId
+    credentialKey: empty(credentialKey) ? generatedCredentialKey : credentialKey
+    storeTargetPassword: !empty(targetUsername)
+    targetPassword: targetPassword
+    registryCredentialNames: objectKeys(registryCredentialUsernames)
+    registryCredentialPasswords: registryCredentialPasswords
+  }
+}
+
+module registry 'modules/registry.bicep' = if (createRegistry) {
+  name: 'registry-${token}'
+  params: {
+    location: location
+    tags: tags
+    registryName: targetRegistryName
+    sku: registrySku
+    permissionsMode: registryPermissionsMode
+    publicNetworkAccess: registryPublicNetworkAccess
+    privateEndpointSubnetId: registryPrivateEndpointSubnetId
+    privateDnsZoneId: registryPrivateDnsZoneId
+  }
+}
+
+// Push rights on the target registry, created here or existing anywhere the deployer may assign roles.
+module targetAccess 'modules/registry-access.bicep' = {
+  name: 'target-registry-access-${token}'
+  scope: resourceGroup(createRegistry ? subscription().subscriptionId : registrySubscriptionId, createRegistry ? resourceGroup().name : registryResourceGroupName)
+  params: {
+    // An existing registry must be named; the placeholder makes ARM's "not found" error say so.
+    registryName: createRegistry ? registry!.outputs.name : (empty(registryName) ? 'registryName-is-required-when-createRegistry-is-false' : registryName)
+    appPrincipalId: identity.properties.principalId
+    access: 'push'
+    permissionsMode: registryPermissionsMode
+  }
+}
+
+module sourceAccess 'modules/registry-access.bicep' = [
+  for (source, i) in sourceRegistries: {
+    name: 'source-registry-access-${i}-${token}'
+    scope: resourceGroup(split(source.id, '/')[2], split(source.id, '/')[4])
+    params: {
+      registryName: last(split(source.id, '/'))
+      appPrincipalId: identity.properties.principalId
+      access: 'pull'
+      permissionsMode: source.?permissionsMode ?? 'rbac'
+    }
+  }
+]
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app-${token}'
+  params: {
+    location: location
+    tags: tags
+    planName: 'plan-${token}'
+    appName: 'func-${token}'
+    identityId: identity.id
+    identityClientId: identity.properties.clientId
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    nodeVersion: nodeVersion
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    virtualNetworkSubnetId: virtualNetworkSubnetId
+    appInsightsName: monitoring.outputs.appInsightsName
+    // Every setting the app reads (lib/config.ts SETTINGS, scope 'app'); the module adds the two Application
+    // Insights settings the platform reads. Secrets only as Key Vault references. test/infra compares these
+    // names with SETTINGS.
+    appSettings: {
+      // Identity-based host storage: no connection string, no key.
+      AzureWebJobsStorage__accountName: storage.outputs.accountName
+      AzureWebJobsStorage__credential: 'managedidentity'
+      AzureWebJobsStorage__clientId: identity.properties.clientId
+      AZURE_CLIENT_ID: identity.properties.clientId
+      TARGET_REGISTRY: targetAccess.outputs.loginServer
+      TARGET_AUTH: targetAuth
+      TARGET_USERNAME: targetUsername
+      TARGET_PASSWORD: keyVault.outputs.references.TARGET_PASSWORD
+      CREDENTIAL_KEY: keyVault.outputs.references.CREDENTIAL_KEY
+      IMPORT_QUEUE: storage.outputs.importQueueName
+      JOBS_CONTAINER: storage.outputs.jobsContainerName
+      CHUNK_SIZE: chunkSize
+      STEP_BUDGET_SECONDS: string(stepBudgetSeconds)
+      MAX_MANIFESTS: string(maxManifests)
+      BLOB_CONCURRENCY: string(blobConcurrency)
+      FETCH_CONCURRENCY: string(fetchConcurrency)
+      ALLOWED_SOURCES: allowedSources
+      INSECURE_REGISTRIES: insecureRegistries
+      SYNC_SCHEDULE: syncSchedule
+      SYNC_RULES: syncRules
+    }
+    // The setting families REGISTRY_CREDENTIALS__<name>__USERNAME (plain, as TARGET_USERNAME) and __PASSWORD
+    // (Key Vault references), one pair per named credential.
+    credentialSettings: union(
+      toObject(objectKeys(registryCredentialUsernames), name => 'REGISTRY_CREDENTIALS__${name}__USERNAME', name => string(registryCredentialUsernames[name])),
+      keyVault.outputs.registryCredentialReferences
+    )
+  }
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Outputs (azd stores them in the environment: `azd env get-values`)
+// ----------------------------------------------------------------------------------------------------------------
+
+@description('Base URL of the HTTP API: POST <url>/imports, GET <url>/imports/<id> (with a function key).')
+output FUNCTION_BASE_URL string = 'https://${functionApp.outputs.defaultHostName}/api'
+@description('Login server of the target registry (TARGET_REGISTRY).')
+output REGISTRY_LOGIN_SERVER string = targetAccess.outputs.loginServer
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.accountName
+output IMPORT_QUEUE string = storage.outputs.importQueueName
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.vaultName
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName

@@ -1,0 +1,109 @@
+// The storage account behind identity-based AzureWebJobsStorage: host state (blob), the app package (deployment
+// container), the job container (job records, plans, blob checkpoints), the import queue and its poison queue.
+// Shared keys are disabled, so every client (the Functions host, the app, a person dropping a message) signs in
+// with Entra ID.
+import { roleIds } from 'roles.bicep'
+
+param location string
+param tags object
+param accountName string
+@description('Blob container Flex Consumption deploys the app package to.')
+param deploymentContainerName string
+@description('Queue carrying import requests and steps (IMPORT_QUEUE); `<name>-poison` is created beside it.')
+param importQueueName string
+@description('Blob container holding job records, plans and blob checkpoints (JOBS_CONTAINER).')
+param jobsContainerName string
+@description('Principal (object) ID of the app\'s managed identity.')
+param appPrincipalId string
+@description('Principal (object) ID allowed to add messages to the import queue; empty: nobody besides the app.')
+param senderPrincipalId string = ''
+
+resource account 'Microsoft.Storage/storageAccounts@2025-06-01' = {
+  name: accountName
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: { name: 'Standard_LRS' }
+  properties: {
+    accessTier: 'Hot'
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: { defaultAction: 'Allow', bypass: 'AzureServices' }
+  }
+}
+
+resource blobs 'Microsoft.Storage/storageAccounts/blobServices@2025-06-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = {
+  parent: blobs
+  name: deploymentContainerName
+  properties: { publicAccess: 'None' }
+}
+
+resource jobsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = {
+  parent: blobs
+  name: jobsContainerName
+  properties: { publicAccess: 'None' }
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices@2025-06-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource importQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-06-01' = {
+  parent: queues
+  name: importQueueName
+}
+
+// The host creates the poison queue on first use; creating it here lets alerts and people find it from day one.
+resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-06-01' = {
+  parent: queues
+  name: '${importQueueName}-poison'
+}
+
+// The app's identity: host storage and the job container need Blob Data Owner (leases, package, timer locks, job
+// records); the queue trigger and the step re-enqueue need Queue Data Contributor (read, process, send, create
+// `-poison`); the host's diagnostic events need Table Data Contributor.
+var appRoles = [
+  roleIds.storageBlobDataOwner
+  roleIds.storageQueueDataContributor
+  roleIds.storageTableDataContributor
+]
+
+resource appAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for roleId in appRoles: {
+    name: guid(account.id, appPrincipalId, roleId)
+    scope: account
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+      principalId: appPrincipalId
+      principalType: 'ServicePrincipal'
+    }
+  }
+]
+
+// A person or pipeline may drop import requests on the queue (`az storage message put --auth-mode login`), and
+// nothing more: the role is scoped to that one queue.
+resource senderAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(senderPrincipalId)) {
+  name: guid(importQueue.id, senderPrincipalId, roleIds.storageQueueDataMessageSender)
+  scope: importQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataMessageSender)
+    principalId: senderPrincipalId
+  }
+}
+
+output accountName string = account.name
+output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainer.name}'
+output importQueueName string = importQueue.name
+output poisonQueueName string = poisonQueue.name
+output jobsContainerName string = jobsContainer.name

@@ -1,0 +1,343 @@
+/**
+ * Checks over the ARM JSON that the real Bicep compiler makes of infra/main.bicep (see test/infra/compiled.ts).
+ * Without a compiler on the machine these tests are skipped, unless OCI_IMPORT_REQUIRE_BICEP=1 makes that a failure.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_STEP_BUDGET_SECONDS, SETTINGS } from '../../lib/config.js';
+import {
+  allResources, allTemplates, ensureCompiled, loadTemplate, moduleParam, moduleTemplate, root, secureParams,
+  type JsonObject, type Resource, type Template,
+} from './compiled.js';
+
+const requireBicep = process.env.OCI_IMPORT_REQUIRE_BICEP === '1';
+const build = ensureCompiled();
+
+/**
+ * Built-in role definition IDs, checked against Microsoft Learn "Azure built-in roles"
+ * (articles/role-based-access-control/built-in-roles.md: Storage, Security, Monitor and Containers tables).
+ */
+const BUILT_IN_ROLES = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b', // Storage Blob Data Owner
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88', // Storage Queue Data Contributor
+  storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a', // Storage Queue Data Message Sender
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3', // Storage Table Data Contributor
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6', // Key Vault Secrets User
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb', // Monitoring Metrics Publisher
+  acrPush: '8311e382-0749-4cb8-b61a-304f252e45ec', // AcrPush
+  acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d', // AcrPull
+  containerRegistryRepositoryWriter: '2a1e307c-b015-4ebd-883e-5b7698a07328', // Container Registry Repository Writer
+  containerRegistryRepositoryReader: 'b93aa761-3e63-49ed-ac28-beffa264f7ac', // Container Registry Repository Reader
+} as const;
+
+/** Settings the platform reads (not the app), allowed beside SETTINGS. */
+const PLATFORM_SETTINGS = ['APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'APPLICATIONINSIGHTS_CONNECTION_STRING'];
+
+/** main.bicep parameter that carries each setting's value, where the setting has a default in SETTINGS. */
+const SETTING_PARAMS: Record<string, string> = {
+  IMPORT_QUEUE: 'importQueueName',
+  JOBS_CONTAINER: 'jobsContainerName',
+  CHUNK_SIZE: 'chunkSize',
+  STEP_BUDGET_SECONDS: 'stepBudgetSeconds',
+  MAX_MANIFESTS: 'maxManifests',
+  BLOB_CONCURRENCY: 'blobConcurrency',
+  FETCH_CONCURRENCY: 'fetchConcurrency',
+  ALLOWED_SOURCES: 'allowedSources',
+  SYNC_SCHEDULE: 'syncSchedule',
+};
+
+const text = (value: unknown): string => JSON.stringify(value);
+/** One app setting each: the settings module's deployed settings that are not a `<name>` family. */
+const appSettingNames = SETTINGS.filter((s) => s.scope === 'app' && !s.pattern).map((s) => s.name);
+/** Setting families (`REGISTRY_CREDENTIALS__<name>__USERNAME`), one app setting per user-chosen name. */
+const settingFamilies = SETTINGS.filter((s) => s.scope === 'app' && s.pattern);
+
+/** Expression text that would put a secret into a value: a secure parameter, or a list*() call (keys, SAS). */
+function secretLeaks(expression: string, template: Template): string[] {
+  const leaks = secureParams(template).filter((p) => expression.includes(`parameters('${p}')`));
+  if (/\blist[A-Za-z]*\(/.test(expression)) leaks.push('list*() call');
+  if (/AccountKey=|SharedAccessSignature=|[?&]sig=/i.test(expression)) leaks.push('key or SAS literal');
+  return leaks;
+}
+
+function only(resources: Resource[], type: string): Resource {
+  const found = resources.filter((r) => r.type === type);
+  expect(found.map((r) => r.symbol), `exactly one ${type}`).toHaveLength(1);
+  return found[0]!;
+}
+
+describe('infra: Bicep compiler', () => {
+  it('compiles infra/main.bicep with zero warnings and zero errors', (ctx) => {
+    if (build.status === 'unavailable' && !requireBicep) {
+      ctx.skip('no Bicep compiler here (set OCI_IMPORT_REQUIRE_BICEP=1 to make this a failure)');
+    }
+    expect(build.status, build.output).toBe('ok');
+  });
+});
+
+describe.runIf(build.status === 'ok')('infra: compiled template', () => {
+  const template = build.status === 'ok' ? loadTemplate() : ({} as Template);
+  const resources = build.status === 'ok' ? allResources(template) : [];
+  const settings = build.status === 'ok' ? (moduleParam(template, 'functionApp', 'appSettings') as JsonObject) : {};
+  const fnTemplate = build.status === 'ok' ? moduleTemplate(template, 'functionApp') : ({} as Template);
+  const site = resources.find((r) => r.type === 'Microsoft.Web/sites');
+  const siteConfig = ((site?.properties as JsonObject | undefined)?.siteConfig ?? {}) as JsonObject;
+
+  describe('app settings', () => {
+    it('are exactly the settings module\'s app settings (identity-based `X__y` settings count as X)', () => {
+      const names = [...new Set(Object.keys(settings).map((n) => n.replace(/__.*$/, '')))].sort();
+      expect(names).toEqual([...appSettingNames].sort());
+    });
+
+    it('are passed through whole, beside only the platform\'s Application Insights settings', () => {
+      const expression = String(siteConfig.appSettings);
+      expect(expression).toContain("items(parameters('appSettings'))");
+      expect(expression).toContain("items(parameters('credentialSettings'))");
+      const literalNames = [...expression.matchAll(/createObject\('name', '([^']+)'/g)].map((m) => m[1]).sort();
+      expect(literalNames).toEqual(PLATFORM_SETTINGS);
+    });
+
+    it('include the setting families (named registry credentials), the secret half as Key Vault references', () => {
+      expect(settingFamilies.map((f) => f.name).sort()).toEqual([
+        'REGISTRY_CREDENTIALS__<name>__PASSWORD', 'REGISTRY_CREDENTIALS__<name>__USERNAME',
+      ]);
+      const credentialSettings = String(moduleParam(template, 'functionApp', 'credentialSettings'));
+      const references = String(moduleTemplate(template, 'keyVault').outputs.registryCredentialReferences?.value);
+      for (const family of settingFamilies) {
+        const format = `format('${family.name.replace('<name>', '{0}')}'`;
+        if (family.secret) {
+          expect(references, family.name).toContain(format);
+          expect(references).toContain("format('@Microsoft.KeyVault(SecretUri={0}secrets/{1})'");
+          expect(credentialSettings).not.toContain(format);
+        } else {
+          expect(credentialSettings, family.name).toContain(format);
+        }
+      }
+      expect(credentialSettings).toContain("reference('keyVault').outputs.registryCredentialReferences.value");
+      expect(secretLeaks(credentialSettings, template)).toEqual([]);
+    });
+
+    it('never deploy a local-only setting', () => {
+      const local = SETTINGS.filter((s) => s.scope === 'local').map((s) => s.name);
+      expect(local.length).toBeGreaterThan(0);
+      for (const name of local) expect(Object.keys(settings)).not.toContain(name);
+    });
+
+    it('use identity-based host storage: account name, managed identity, client ID, no connection string', () => {
+      expect(settings).not.toHaveProperty('AzureWebJobsStorage');
+      expect(settings.AzureWebJobsStorage__credential).toBe('managedidentity');
+      expect(String(settings.AzureWebJobsStorage__accountName)).toContain("reference('storage').outputs.accountName");
+      expect(settings.AzureWebJobsStorage__clientId).toBe("[reference('identity').clientId]");
+      expect(settings.AZURE_CLIENT_ID).toBe("[reference('identity').clientId]");
+    });
+
+    it('carry secrets only as Key Vault references', () => {
+      const secrets = SETTINGS.filter((s) => s.secret && !s.pattern);
+      expect(secrets.map((s) => s.name).sort()).toEqual(['CREDENTIAL_KEY', 'TARGET_PASSWORD']);
+      const references = (moduleTemplate(template, 'keyVault').outputs.references?.value ?? {}) as JsonObject;
+      for (const { name } of secrets) {
+        expect(settings[name], name).toBe(`[reference('keyVault').outputs.references.value.${name}]`);
+        expect(String(references[name]), name).toContain('@Microsoft.KeyVault(SecretUri=');
+      }
+    });
+
+    it('hold no secret value in plain text', () => {
+      for (const [name, value] of Object.entries(settings)) {
+        expect(secretLeaks(text(value), template), name).toEqual([]);
+      }
+      expect(secretLeaks(String(siteConfig.appSettings), fnTemplate)).toEqual([]);
+      expect(secretLeaks(String(moduleParam(template, 'functionApp', 'credentialSettings')), template)).toEqual([]);
+    });
+
+    it('default to the settings module\'s defaults', () => {
+      for (const [setting, param] of Object.entries(SETTING_PARAMS)) {
+        const spec = SETTINGS.find((s) => s.name === setting);
+        expect(String(template.parameters[param]?.defaultValue), `${param} vs ${setting}`).toBe(spec?.default);
+        // The value is the parameter itself, or (queue, job container) the storage module's name for what it created from it.
+        const viaStorage = moduleParam(template, 'storage', param);
+        const expected = viaStorage === null ? `parameters('${param}')` : `reference('storage').outputs.${param}`;
+        expect(viaStorage ?? `[parameters('${param}')]`, param).toBe(`[parameters('${param}')]`);
+        expect(text(settings[setting]), setting).toContain(expected);
+      }
+      expect(template.parameters.targetAuth?.defaultValue).toBe('managed-identity');
+    });
+  });
+
+  describe('step budget', () => {
+    it('stays at most half of host.json functionTimeout, and defaults to the engine\'s default', () => {
+      const host = JSON.parse(readFileSync(join(root, 'host.json'), 'utf8')) as { functionTimeout?: string };
+      const [h, m, s] = String(host.functionTimeout).split(':').map(Number);
+      const timeoutSeconds = (h ?? 0) * 3600 + (m ?? 0) * 60 + (s ?? 0);
+      expect(timeoutSeconds, 'host.json sets functionTimeout (Flex Consumption defaults to 30 min)').toBeGreaterThan(0);
+      const budget = template.parameters.stepBudgetSeconds!;
+      expect(Number(budget.maxValue) * 2).toBeLessThanOrEqual(timeoutSeconds);
+      expect(budget.defaultValue).toBe(DEFAULT_STEP_BUDGET_SECONDS);
+      expect(Number(budget.defaultValue)).toBeLessThanOrEqual(Number(budget.maxValue));
+    });
+  });
+
+  describe('role assignments', () => {
+    const assignments = resources.filter((r) => r.type === 'Microsoft.Authorization/roleAssignments');
+
+    it('use the built-in role definition IDs, from one table', () => {
+      const tables = allTemplates(template)
+        .map((t) => (t.variables as JsonObject | undefined)?.roleIds)
+        .filter((v) => v !== undefined);
+      expect(tables.length).toBeGreaterThan(0);
+      for (const table of tables) expect(table).toEqual(BUILT_IN_ROLES);
+      for (const a of assignments) {
+        const roleDefinitionId = String((a.properties as JsonObject).roleDefinitionId);
+        expect(roleDefinitionId, `${a.module}/${a.symbol}`).toMatch(/^\[subscriptionResourceId\('Microsoft\.Authorization\/roleDefinitions', /);
+        // No GUID typed in place: every role comes from the checked table.
+        expect(roleDefinitionId, `${a.module}/${a.symbol}`).not.toMatch(/[0-9a-f]{8}-[0-9a-f]{4}-/i);
+      }
+    });
+
+    it('give the app blob, queue and table data roles on storage, and the sender only queue send', () => {
+      const storage = moduleTemplate(template, 'storage');
+      expect((storage.variables as JsonObject).appRoles).toEqual([
+        "[variables('roleIds').storageBlobDataOwner]",
+        "[variables('roleIds').storageQueueDataContributor]",
+        "[variables('roleIds').storageTableDataContributor]",
+      ]);
+      const sender = assignments.find((a) => a.module === 'storage' && a.symbol === 'senderAccess')!;
+      expect(text(sender.properties)).toContain("variables('roleIds').storageQueueDataMessageSender");
+      expect(String(sender.scope)).toContain('Microsoft.Storage/storageAccounts/queueServices/queues');
+    });
+
+    it('give the app Key Vault Secrets User and Monitoring Metrics Publisher', () => {
+      expect(text(moduleTemplate(template, 'keyVault').resources)).toContain("variables('roleIds').keyVaultSecretsUser");
+      expect(text(moduleTemplate(template, 'monitoring').resources)).toContain("variables('roleIds').monitoringMetricsPublisher");
+    });
+
+    it('give push on the target registry and pull on sources, in the classic and the ABAC role set', () => {
+      expect(moduleParam(template, 'targetAccess', 'access')).toBe('push');
+      expect(moduleParam(template, 'sourceAccess', 'access')).toBe('pull');
+      const vars = moduleTemplate(template, 'targetAccess').variables as JsonObject;
+      expect(vars.classic).toBe("[if(equals(parameters('access'), 'push'), variables('roleIds').acrPush, variables('roleIds').acrPull)]");
+      expect(vars.repository).toBe("[if(equals(parameters('access'), 'push'), variables('roleIds').containerRegistryRepositoryWriter, variables('roleIds').containerRegistryRepositoryReader)]");
+      expect(String(vars.roles)).toMatch(/'rbac'.*variables\('classic'\).*'abac'.*variables\('repository'\).*variables\('classic'\), variables\('repository'\)/);
+      const registry = only(resources, 'Microsoft.ContainerRegistry/registries');
+      expect(text((registry.properties as JsonObject).roleAssignmentMode)).toMatch(/'abac'.*AbacRepositoryPermissions.*LegacyRegistryPermissions/);
+    });
+
+    it('name the app\'s identity as a service principal', () => {
+      for (const a of assignments.filter((x) => text(x.properties).includes("parameters('appPrincipalId')"))) {
+        expect((a.properties as JsonObject).principalType, `${a.module}/${a.symbol}`).toBe('ServicePrincipal');
+      }
+    });
+  });
+
+  describe('hardening', () => {
+    it('storage: no shared keys, no public blobs, HTTPS and TLS 1.2', () => {
+      const account = only(resources, 'Microsoft.Storage/storageAccounts').properties as JsonObject;
+      expect(account.allowSharedKeyAccess).toBe(false);
+      expect(account.allowBlobPublicAccess).toBe(false);
+      expect(account.supportsHttpsTrafficOnly).toBe(true);
+      expect(account.minimumTlsVersion).toBe('TLS1_2');
+    });
+
+    it('function app: HTTPS only, TLS 1.2+, FTP and basic publishing credentials off', () => {
+      expect((site?.properties as JsonObject).httpsOnly).toBe(true);
+      expect(siteConfig.minTlsVersion).toBe('1.2');
+      expect(siteConfig.scmMinTlsVersion).toBe('1.2');
+      expect(siteConfig.ftpsState).toBe('Disabled');
+      const policies = resources.filter((r) => r.type === 'Microsoft.Web/sites/basicPublishingCredentialsPolicies');
+      expect(policies.map((p) => String(p.name)).sort()).toEqual([
+        "[format('{0}/{1}', parameters('appName'), 'ftp')]",
+        "[format('{0}/{1}', parameters('appName'), 'scm')]",
+      ]);
+      for (const p of policies) expect((p.properties as JsonObject).allow).toBe(false);
+    });
+
+    it('Key Vault uses RBAC, Application Insights refuses keys, the registry has no admin user', () => {
+      expect((only(resources, 'Microsoft.KeyVault/vaults').properties as JsonObject).enableRbacAuthorization).toBe(true);
+      expect((only(resources, 'Microsoft.Insights/components').properties as JsonObject).DisableLocalAuth).toBe(true);
+      const registry = only(resources, 'Microsoft.ContainerRegistry/registries').properties as JsonObject;
+      expect(registry.adminUserEnabled).toBe(false);
+      expect(registry.anonymousPullEnabled).toBe(false);
+    });
+  });
+
+  describe('Flex Consumption app', () => {
+    it('runs Node on FC1 with the user-assigned identity for deployment, Key Vault and settings', () => {
+      const plan = only(resources, 'Microsoft.Web/serverfarms');
+      expect(plan.sku).toEqual({ tier: 'FlexConsumption', name: 'FC1' });
+      const props = site?.properties as JsonObject;
+      const config = props.functionAppConfig as JsonObject;
+      expect(text(config.runtime)).toContain('"name":"node"');
+      expect(text(config.deployment)).toContain('"type":"UserAssignedIdentity"');
+      expect(props.keyVaultReferenceIdentity).toBe("[parameters('identityId')]");
+      expect((site?.identity as JsonObject).type).toBe('UserAssigned');
+      expect(site?.kind).toBe('functionapp,linux');
+      expect(text(site?.tags)).toContain('azd-service-name');
+    });
+
+    it('has the import queue, its poison queue, the job container and the deployment container', () => {
+      const names = (type: string) => resources.filter((r) => r.type === type).map((r) => String(r.name));
+      const queues = names('Microsoft.Storage/storageAccounts/queueServices/queues');
+      expect(queues.some((n) => n.includes("parameters('importQueueName')") && !n.includes('-poison'))).toBe(true);
+      expect(queues.some((n) => n.includes("'{0}/{1}/{2}', parameters('accountName'), 'default', format('{0}-poison', parameters('importQueueName'))"))).toBe(true);
+      const containers = names('Microsoft.Storage/storageAccounts/blobServices/containers').join();
+      expect(containers).toContain("parameters('jobsContainerName')");
+      expect(containers).toContain("parameters('deploymentContainerName')");
+    });
+  });
+
+  describe('outputs', () => {
+    it('give the function base URL and the registry login server', () => {
+      expect(String(template.outputs.FUNCTION_BASE_URL?.value)).toMatch(/^\[format\('https:\/\/\{0\}\/api'/);
+      expect(String(template.outputs.REGISTRY_LOGIN_SERVER?.value)).toContain("reference('targetAccess').outputs.loginServer");
+    });
+
+    it('carry no secret, in main.bicep or any module', () => {
+      for (const t of allTemplates(template)) {
+        for (const [name, output] of Object.entries(t.outputs ?? {})) {
+          expect(String(output.type), name).not.toMatch(/^secure/i);
+          expect(secretLeaks(text(output.value), t), name).toEqual([]);
+        }
+      }
+    });
+  });
+
+  describe('azd wiring', () => {
+    it('main.parameters.json names only real parameters and feeds the azd environment in', () => {
+      const file = JSON.parse(readFileSync(join(root, 'infra', 'main.parameters.json'), 'utf8')) as
+        { parameters: Record<string, { value: string }> };
+      for (const name of Object.keys(file.parameters)) expect(template.parameters, name).toHaveProperty(name);
+      expect(file.parameters.environmentName?.value).toBe('${AZURE_ENV_NAME}');
+      expect(file.parameters.location?.value).toBe('${AZURE_LOCATION}');
+      expect(file.parameters.principalId?.value).toBe('${AZURE_PRINCIPAL_ID}');
+      expect(file.parameters.credentialKey?.value).toBe('${CREDENTIAL_KEY}');
+    });
+
+    it('azure.yaml deploys service "api" as a function and makes CREDENTIAL_KEY once per environment', () => {
+      const yaml = readFileSync(join(root, 'azure.yaml'), 'utf8');
+      expect(yaml).toMatch(/^services:\n {2}api:\n(?: {4}.*\n)*? {4}host: function$/m);
+      expect(yaml).toMatch(/preprovision:/);
+      expect(yaml.match(/azd env get-value CREDENTIAL_KEY/g)).toHaveLength(2);
+      expect(yaml.match(/azd env set CREDENTIAL_KEY/g)).toHaveLength(2);
+    });
+  });
+
+  describe('docs/deploy.md', () => {
+    const doc = readFileSync(join(root, 'docs', 'deploy.md'), 'utf8');
+
+    it('names every parameter and output of main.bicep', () => {
+      for (const name of Object.keys(template.parameters)) {
+        if (name === 'generatedCredentialKey') continue; // internal: documented in the template only
+        expect(doc, `parameter ${name}`).toContain(`\`${name}\``);
+      }
+      for (const name of Object.keys(template.outputs)) expect(doc, `output ${name}`).toContain(name);
+    });
+
+    it('documents only parameters that exist, and only the built-in role IDs the template uses', () => {
+      const tableNames = [...doc.matchAll(/^\| `([a-z][A-Za-z]+)`/gm)].map((m) => m[1]!);
+      expect(tableNames.length).toBeGreaterThan(10);
+      for (const name of tableNames) expect(template.parameters, name).toHaveProperty(name);
+      const guids = doc.match(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g) ?? [];
+      for (const guid of guids) expect(Object.values(BUILT_IN_ROLES), guid).toContain(guid);
+    });
+  });
+});

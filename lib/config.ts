@@ -39,8 +39,8 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: 'Storage for the job records and the import queue (identity-based `__accountName` settings in Azure).' },
   { name: 'TARGET_REGISTRY', scope: 'app',
     description: 'Login server imports go to when a request names no `target`, e.g. `myregistry.azurecr.io`.' },
-  { name: 'TARGET_AUTH', scope: 'app', default: 'managed-identity for *.azurecr.io in Azure, else basic when TARGET_USERNAME is set, else anonymous',
-    description: 'How the app signs in to the target: `managed-identity`, `basic` or `anonymous`.' },
+  { name: 'TARGET_AUTH', scope: 'app', default: 'basic when TARGET_USERNAME is set, else anonymous',
+    description: 'How the app signs in to the target: `basic` or `anonymous` (`managed-identity` is refused until the Entra ID exchange exists).' },
   { name: 'TARGET_USERNAME', scope: 'app', description: 'Username for a non-Azure target registry (basic or token auth).' },
   { name: 'TARGET_PASSWORD', scope: 'app', secret: true, description: 'Password or token for a non-Azure target registry.' },
   { name: 'AZURE_CLIENT_ID', scope: 'app', description: 'Client ID of the user-assigned managed identity used for Azure registries.' },
@@ -73,8 +73,11 @@ export class ConfigError extends Error {
   }
 }
 
+export type TargetAuth = 'basic' | 'anonymous' | 'managed-identity';
+
 export interface Config {
   readonly targetRegistry?: string;
+  readonly targetAuth: TargetAuth;
   readonly targetUsername?: string;
   readonly targetPassword?: string;
   readonly importQueue: string;
@@ -147,8 +150,18 @@ export function loadConfig(env: Env = process.env): Config {
   if ((username === undefined) !== (password === undefined)) {
     throw new ConfigError(username ? 'TARGET_PASSWORD' : 'TARGET_USERNAME', 'TARGET_USERNAME and TARGET_PASSWORD go together');
   }
+  const auth = (env.TARGET_AUTH?.trim().toLowerCase() || (username ? 'basic' : 'anonymous')) as TargetAuth;
+  if (!['basic', 'anonymous', 'managed-identity'].includes(auth)) {
+    throw new ConfigError('TARGET_AUTH', `"${env.TARGET_AUTH}" is not one of managed-identity, basic, anonymous`);
+  }
+  if (auth === 'basic' && !username) throw new ConfigError('TARGET_USERNAME', 'TARGET_AUTH=basic needs TARGET_USERNAME and TARGET_PASSWORD');
+  if (auth === 'managed-identity') {
+    // Honest refusal rather than a silent anonymous push: the Entra ID → ACR token exchange is not built yet.
+    throw new ConfigError('TARGET_AUTH', 'managed-identity is not supported yet; use TARGET_AUTH=basic with TARGET_USERNAME/TARGET_PASSWORD (for ACR: a repository-scoped token or a service principal)');
+  }
   return {
     targetRegistry: env.TARGET_REGISTRY?.trim() || undefined,
+    targetAuth: auth,
     targetUsername: username,
     targetPassword: password,
     importQueue: env.IMPORT_QUEUE?.trim() || 'imports',

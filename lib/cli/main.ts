@@ -11,6 +11,7 @@ import { RegistryClient } from '../oci/registry.js';
 import { ImportEngine, runImport } from '../engine/engine.js';
 import type { BlobState, ImportRequest } from '../engine/types.js';
 import { Progress } from './progress.js';
+import { runSync } from './sync-command.js';
 
 export interface Io {
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -22,6 +23,7 @@ export const USAGE = `oci-import — copy images and OCI artifacts between regis
 
 Usage:
   oci-import import --source REF [--target HOST] [--image REPO:TAG]... [options]
+  oci-import sync --rules FILE [--target HOST] [--dry-run] [options]
 
 Import options:
   --source REF               image to copy: docker.io/library/nginx:1.27, host:5000/app@sha256:…
@@ -36,6 +38,11 @@ Import options:
   --insecure HOST            use plain HTTP for HOST (repeatable; also $INSECURE_REGISTRIES)
   --json                     print the result as JSON on stdout
   -h, --help                 show this help
+
+Sync options (one pass over the rules: what differs from the source is imported, by HEAD comparison):
+  --rules FILE               JSON sync rules (see README); named credentials from REGISTRY_CREDENTIALS__<name>__*
+  --dry-run                  print the plan, write nothing
+  --target, --target-username, --target-password, --insecure, --json as for import
 
 Environment: CHUNK_SIZE (default 8MiB), BLOB_CONCURRENCY, FETCH_CONCURRENCY, MAX_MANIFESTS (default 50).
 Exit status: 0 imported, 1 import failed, 2 usage error.
@@ -61,7 +68,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     (command ? io.stdout : io.stderr).write(USAGE);
     return command ? 0 : 2;
   }
-  if (command !== 'import') {
+  if (command !== 'import' && command !== 'sync') {
     io.stderr.write(`oci-import: unknown command "${command}"\n\n${USAGE}`);
     return 2;
   }
@@ -72,39 +79,54 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       strict: true,
       allowPositionals: false,
       options: {
-        source: { type: 'string' }, target: { type: 'string' },
-        image: { type: 'string', multiple: true }, repository: { type: 'string' },
-        force: { type: 'boolean' }, platform: { type: 'string', multiple: true },
-        username: { type: 'string' }, password: { type: 'string' },
-        'target-username': { type: 'string' }, 'target-password': { type: 'string' },
+        target: { type: 'string' }, 'target-username': { type: 'string' }, 'target-password': { type: 'string' },
         insecure: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        ...(command === 'import' ? {
+          source: { type: 'string' }, image: { type: 'string', multiple: true }, repository: { type: 'string' },
+          force: { type: 'boolean' }, platform: { type: 'string', multiple: true },
+          username: { type: 'string' }, password: { type: 'string' },
+        } : {
+          rules: { type: 'string' }, 'dry-run': { type: 'boolean' },
+        }),
       },
-    });
+    }) as { values: Record<string, string | boolean | string[] | undefined> & {
+      target?: string; 'target-username'?: string; 'target-password'?: string; insecure?: string[]; json?: boolean; help?: boolean;
+      source?: string; image?: string[]; repository?: string; force?: boolean; platform?: string[]; username?: string; password?: string;
+      rules?: string; 'dry-run'?: boolean;
+    } };
     redact = redactor([values.password, values['target-password'], io.env.TARGET_PASSWORD]);
     if (values.help) {
       io.stdout.write(USAGE);
       return 0;
     }
     const config = loadConfig(io.env);
-    if (!values.source) throw new UsageError('--source is required');
     const targetHost = values.target ?? config.targetRegistry;
+    if (command === 'import' && !values.source) throw new UsageError('--source is required');
+    if (command === 'sync' && !values.rules) throw new UsageError('--rules is required');
     if (!targetHost) throw new UsageError('--target is required (or set TARGET_REGISTRY)');
-    const source = parseReference(values.source);
     validateRegistry(targetHost);
     const target = normalizeRegistry(targetHost);
     const insecure = new Set([...config.insecureRegistries, ...splitList((values.insecure ?? []).join(','))].map(normalizeRegistry));
-    const sourceCreds = credentialPair(values.username, values.password, '--username/--password');
     const targetCreds = credentialPair(values['target-username'], values['target-password'], '--target-username/--target-password')
       ?? (config.targetUsername ? { username: config.targetUsername, password: config.targetPassword! } : undefined);
+    const targetClient = new RegistryClient({ registry: target, insecure: insecure.has(target), credentials: targetCreds });
+    if (command === 'sync') {
+      return await runSync({
+        rulesFile: values.rules!, dryRun: values['dry-run'] ?? false, json: values.json ?? false, config, env: io.env,
+        target, targetClient, insecure, io, redact,
+      });
+    }
+    const source = parseReference(values.source!);
+    const sourceCreds = credentialPair(values.username, values.password, '--username/--password');
 
     const req: ImportRequest = {
-      source: values.source, target, images: values.image, repository: values.repository,
+      source: values.source!, target, images: values.image, repository: values.repository,
       force: values.force ?? false, platforms: values.platform,
     };
     const progress = new Progress(io.stderr, Boolean(io.stderr.isTTY));
     const engine = new ImportEngine({
       source: new RegistryClient({ registry: source.registry, insecure: insecure.has(source.registry), credentials: sourceCreds }),
-      target: new RegistryClient({ registry: target, insecure: insecure.has(target), credentials: targetCreds }),
+      target: targetClient,
       chunkSize: config.chunkSize,
       fetchConcurrency: config.fetchConcurrency,
       maxManifests: config.maxManifests,
@@ -137,7 +159,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       io.stderr.write(`oci-import: ${redact((err as Error).message)}\nRun "oci-import --help" for usage.\n`);
       return 2;
     }
-    if (err instanceof ConfigError || (err as { code?: string }).code === 'INVALID_REFERENCE') {
+    if (err instanceof ConfigError || ['INVALID_REFERENCE', 'INVALID_RULES'].includes((err as { code?: string }).code ?? '')) {
       io.stderr.write(`oci-import: ${redact((err as Error).message)}\n`);
       return 2;
     }

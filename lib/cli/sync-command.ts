@@ -1,0 +1,82 @@
+/**
+ * `oci-import sync --rules FILE`: one sync pass in this process. Plans by HEAD comparison, then runs
+ * each import with the same engine as `import`; `--dry-run` prints the plan and writes nothing.
+ */
+import { readFile } from 'node:fs/promises';
+import { namedCredential, type Config } from '../config.js';
+import { ImportEngine, runImport } from '../engine/engine.js';
+import { errorCode } from '../oci/errors.js';
+import { parseReference } from '../oci/reference.js';
+import { RegistryClient } from '../oci/registry.js';
+import { planSync, type SyncItem } from '../sync/pass.js';
+import { parseRules, RulesError } from '../sync/rules.js';
+
+export interface SyncCommand {
+  readonly rulesFile: string;
+  readonly dryRun: boolean;
+  readonly json: boolean;
+  readonly config: Config;
+  readonly env: Record<string, string | undefined>;
+  readonly target: string;
+  readonly targetClient: RegistryClient;
+  readonly insecure: ReadonlySet<string>;
+  readonly io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
+  readonly redact: (text: string) => string;
+}
+
+export async function runSync(c: SyncCommand): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(c.rulesFile, 'utf8');
+  } catch (err) {
+    throw new RulesError(c.rulesFile, undefined, '', `cannot read the rules file: ${(err as Error).message}`);
+  }
+  const rules = parseRules(text, c.rulesFile);
+  for (const [n, rule] of rules.entries()) {
+    if (rule.credential && !namedCredential(c.env, rule.credential)) {
+      throw new RulesError(c.rulesFile, undefined, `rules[${n}].credential`,
+        `no credential named "${rule.credential}" (settings REGISTRY_CREDENTIALS__${rule.credential}__USERNAME and __PASSWORD)`);
+    }
+  }
+  const sourceClient = (registry: string, credential?: string): RegistryClient => new RegistryClient({
+    registry, insecure: c.insecure.has(registry), credentials: credential ? namedCredential(c.env, credential) : undefined,
+  });
+  const plan = await planSync(rules, { target: c.target, targetClient: c.targetClient, sourceClient });
+  const out = (line: string): void => void c.io.stdout.write(c.redact(line) + '\n');
+
+  const results: (SyncItem & { outcome: string; digest?: string; error?: string })[] = [];
+  for (const item of plan.items) {
+    if (item.action === 'unchanged' || c.dryRun) {
+      results.push({ ...item, outcome: item.action === 'unchanged' ? 'unchanged' : 'would import' });
+      continue;
+    }
+    try {
+      const src = parseReference(item.request!.source);
+      const engine = new ImportEngine({
+        source: sourceClient(src.registry, rules[item.rule]!.credential), target: c.targetClient,
+        chunkSize: c.config.chunkSize, fetchConcurrency: c.config.fetchConcurrency, maxManifests: c.config.maxManifests,
+      });
+      const r = await runImport(engine, item.request!, { blobConcurrency: c.config.blobConcurrency, stepMs: c.config.stepBudgetSeconds * 1000 });
+      results.push({ ...item, outcome: 'imported', digest: r.digest });
+    } catch (err) {
+      results.push({ ...item, outcome: 'failed', error: `[${errorCode(err)}] ${(err as Error).message}` });
+    }
+  }
+
+  if (c.json) {
+    c.io.stdout.write(c.redact(JSON.stringify({
+      dryRun: c.dryRun, rules: plan.rules, tagsSeen: plan.tagsSeen,
+      items: results.map(({ request: _request, ...r }) => r), errors: plan.errors,
+    }, null, 2)) + '\n');
+  } else {
+    for (const r of results) {
+      out(`${r.outcome.padEnd(12)} ${r.source} → ${c.target}/${r.target}  ${r.digest ?? r.sourceDigest}${r.error ? `  ${r.error}` : ''}`);
+    }
+    for (const e of plan.errors) out(`error        rule ${e.rule}${e.tag ? ` tag ${e.tag}` : ''}: [${e.code}] ${e.message}`);
+    const count = (o: string) => results.filter((r) => r.outcome === o).length;
+    out(`${c.dryRun ? 'dry run: ' : ''}${plan.rules} rule(s), ${plan.tagsSeen} tag(s) seen, ${results.length} selected: `
+      + `${count('imported')} imported, ${count('would import')} to import, ${count('unchanged')} unchanged, `
+      + `${count('failed') + plan.errors.length} failed`);
+  }
+  return results.some((r) => r.outcome === 'failed') || plan.errors.length ? 1 : 0;
+}

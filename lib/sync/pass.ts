@@ -1,0 +1,92 @@
+/**
+ * One sync pass: for every rule, list the source tags (paginated), select them, and compare source and
+ * target by manifest HEAD only — Docker Hub counts manifest GETs against its pull limit, not HEADs — so
+ * a pass over unchanged tags costs no GET and no blob byte. What differs becomes an import of the exact
+ * digest seen (`repo:tag@digest`), moving the target tag (that is what a mirror is for).
+ */
+import type { ImportRequest } from '../engine/types.js';
+import { errorCode } from '../oci/errors.js';
+import { parseReference } from '../oci/reference.js';
+import type { RegistryClient } from '../oci/registry.js';
+import type { SyncRule } from './rules.js';
+import { selectTags } from './select.js';
+
+export interface SyncItem {
+  readonly rule: number;
+  /** `registry/repo:tag` as listed at the source. */
+  readonly source: string;
+  readonly tag: string;
+  readonly sourceDigest: string;
+  /** `repo:tag` in the target registry. */
+  readonly target: string;
+  readonly targetDigest?: string;
+  /** `import`: missing or different in the target; `unchanged`: same digest already. */
+  readonly action: 'import' | 'unchanged';
+  /** The import that brings it in line (for `import` items). */
+  readonly request?: ImportRequest;
+}
+
+export interface SyncError {
+  readonly rule: number;
+  readonly tag?: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface SyncPlan {
+  readonly rules: number;
+  readonly tagsSeen: number;
+  readonly items: readonly SyncItem[];
+  readonly errors: readonly SyncError[];
+}
+
+export interface SyncPlanOptions {
+  /** Target registry host. */
+  readonly target: string;
+  readonly targetClient: RegistryClient;
+  /** A client for a source registry, with the rule's named credential. */
+  readonly sourceClient: (registry: string, credential?: string) => RegistryClient;
+}
+
+/** Plans a pass; a failing rule (or tag) is reported in `errors` and does not stop the others. */
+export async function planSync(rules: readonly SyncRule[], o: SyncPlanOptions): Promise<SyncPlan> {
+  const items: SyncItem[] = [];
+  const errors: SyncError[] = [];
+  let tagsSeen = 0;
+  for (const [n, rule] of rules.entries()) {
+    const src = parseReference(rule.source);
+    const targetRepo = rule.target ?? src.repository;
+    let tags: string[];
+    try {
+      const client = o.sourceClient(src.registry, rule.credential);
+      const all = await client.listTags(src.repository);
+      tagsSeen += all.length;
+      tags = selectTags(all, rule.tags);
+      for (const tag of tags) {
+        try {
+          const head = await client.headManifest(src.repository, tag);
+          if (!head?.digest) {
+            errors.push({ rule: n, tag, code: 'NO_DIGEST', message: `${src.registry}/${src.repository}:${tag} answered HEAD without Docker-Content-Digest` });
+            continue;
+          }
+          const current = await o.targetClient.headManifest(targetRepo, tag);
+          // With a platform filter the target holds another digest than the source index: compare skipped.
+          const same = current?.digest === head.digest && !rule.platforms?.length;
+          items.push({
+            rule: n, source: `${src.registry}/${src.repository}:${tag}`, tag, sourceDigest: head.digest,
+            target: `${targetRepo}:${tag}`, targetDigest: current?.digest, action: same ? 'unchanged' : 'import',
+            request: same ? undefined : {
+              source: `${src.registry}/${src.repository}:${tag}@${head.digest}`, target: o.target,
+              images: [`${targetRepo}:${tag}`], force: true, platforms: rule.platforms,
+            },
+          });
+        } catch (err) {
+          errors.push({ rule: n, tag, code: errorCode(err), message: (err as Error).message });
+        }
+      }
+    } catch (err) {
+      errors.push({ rule: n, code: errorCode(err), message: (err as Error).message });
+    }
+  }
+  return { rules: rules.length, tagsSeen, items, errors };
+}

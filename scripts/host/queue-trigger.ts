@@ -1,0 +1,237 @@
+/**
+ * Storage-queue triggers with the Functions queue extension's semantics:
+ *
+ * - polls with `receiveMessages(batchSize, visibilityTimeout = lease)`; fetches the next batch when
+ *   `newBatchThreshold` or fewer invocations are still running (so at most batchSize + newBatchThreshold
+ *   run at once); an empty queue backs the polling off (100 ms doubling, with jitter) up to
+ *   maxPollingInterval;
+ * - decodes the message (base64 by default), passes the text to the library, which JSON-parses it when
+ *   it can (a message `"123"` arrives as the number 123), and triggerMetadata
+ *   `{ queueTrigger, id, dequeueCount, insertionTime, expirationTime, nextVisibleTime, popReceipt, sys }`;
+ * - keeps the message invisible while the function runs (lease renewed every lease/3 with updateMessage);
+ * - success → queue outputs are sent, then the message is deleted;
+ * - failure → when dequeueCount >= maxDequeueCount the message text is copied to `<queue>-poison` and
+ *   deleted, else it becomes visible again after host.json visibilityTimeout;
+ * - a message that arrives with dequeueCount > maxDequeueCount, or that is not valid base64 under the
+ *   base64 encoding, goes to the poison queue without an invocation.
+ *
+ * One log line per invocation (function, message id, dequeueCount, duration, outcome). Message bodies
+ * are never logged.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { DequeuedMessageItem, QueueClient } from '@azure/storage-queue';
+import type { HostedFunction } from './catalog.js';
+import type { FunctionsRuntime, RpcTypedData } from './core-api.js';
+import { FunctionTimeoutError, invoke, type InFlight } from './invoke.js';
+import { describeError, type Logger } from './log.js';
+import { deliverOutputs, type OutputDeps } from './outputs.js';
+import type { QueueOptions } from './settings.js';
+import { decodeMessage } from './storage.js';
+
+export interface QueueListenerOptions {
+  readonly runtime: FunctionsRuntime;
+  readonly hosted: HostedFunction;
+  readonly queueName: string;
+  readonly queue: QueueClient;
+  readonly poison: QueueClient;
+  readonly options: QueueOptions;
+  /** Visibility lease while an invocation runs, seconds (LOCAL_HOST_QUEUE_LEASE_SECONDS, default 30). */
+  readonly leaseSeconds: number;
+  readonly functionTimeoutMs: number | null;
+  readonly logger: Logger;
+  readonly inFlight: InFlight;
+  readonly outputs: OutputDeps;
+}
+
+const MIN_POLL_MS = 100;
+
+const json = (value: unknown): RpcTypedData => ({ json: JSON.stringify(value) });
+const iso = (d: Date | undefined): string | undefined => (d ? d.toISOString() : undefined);
+
+/** Keeps one message invisible while its invocation runs. */
+class Lease {
+  #popReceipt: string;
+  #timer: NodeJS.Timeout | undefined;
+  #pending: Promise<void> = Promise.resolve();
+  #lost = false;
+
+  constructor(
+    private readonly queue: QueueClient,
+    private readonly messageId: string,
+    popReceipt: string,
+    private readonly leaseSeconds: number,
+    private readonly onLost: (reason: string) => void,
+  ) {
+    this.#popReceipt = popReceipt;
+    const every = Math.max(250, Math.floor((leaseSeconds * 1000) / 3));
+    this.#timer = setInterval(() => {
+      this.#pending = this.#pending.then(() => this.renew());
+    }, every);
+  }
+
+  private async renew(): Promise<void> {
+    if (this.#lost || this.#timer === undefined) return;
+    try {
+      const r = await this.queue.updateMessage(this.messageId, this.#popReceipt, undefined, this.leaseSeconds);
+      if (r.popReceipt) this.#popReceipt = r.popReceipt;
+    } catch (err) {
+      this.#lost = true;
+      this.onLost(describeError(err));
+    }
+  }
+
+  /** Stops renewing; resolves with the newest pop receipt once any renewal in flight is done. */
+  async stop(): Promise<string> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#pending;
+    return this.#popReceipt;
+  }
+}
+
+export class QueueListener {
+  readonly #o: QueueListenerOptions;
+  readonly #running = new Set<Promise<void>>();
+  #stopping = false;
+  readonly #abort = new AbortController();
+  #wake: (() => void) | undefined;
+  #loop: Promise<void> | undefined;
+  #pollErrorLogged = 0;
+
+  constructor(options: QueueListenerOptions) {
+    this.#o = options;
+  }
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  /** Stops polling; running invocations are left to the host's in-flight drain. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#abort.abort();
+    this.#wake?.();
+    await this.#loop;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.#wake = undefined; resolve(); }, ms);
+      this.#wake = () => { clearTimeout(timer); this.#wake = undefined; resolve(); };
+    });
+  }
+
+  async #run(): Promise<void> {
+    const { options, queue, logger } = this.#o;
+    let delay = MIN_POLL_MS;
+    while (!this.#stopping) {
+      if (this.#running.size > options.newBatchThreshold) {
+        await Promise.race([...this.#running, new Promise<void>((r) => { this.#wake = r; })]);
+        this.#wake = undefined;
+        continue;
+      }
+      let messages: DequeuedMessageItem[];
+      try {
+        const r = await queue.receiveMessages({
+          numberOfMessages: options.batchSize, visibilityTimeout: this.#o.leaseSeconds, abortSignal: this.#abort.signal,
+        });
+        messages = r.receivedMessageItems;
+        this.#pollErrorLogged = 0;
+      } catch (err) {
+        if (this.#stopping) break;
+        // Log the first failure and then every 30th, to stay readable while storage is down.
+        if (this.#pollErrorLogged++ % 30 === 0) logger.warn('queue', `polling '${this.#o.queueName}' failed: ${describeError(err)}`);
+        await this.#sleep(options.maxPollingIntervalMs);
+        continue;
+      }
+      if (this.#stopping) {
+        // Received during shutdown: not invoked; made visible again at once (best effort).
+        await Promise.allSettled(messages.map((m) => queue.updateMessage(m.messageId, m.popReceipt, undefined, 0)));
+        break;
+      }
+      if (messages.length === 0) {
+        await this.#sleep(delay + Math.floor(Math.random() * delay * 0.2));
+        delay = Math.min(delay * 2, options.maxPollingIntervalMs);
+        continue;
+      }
+      delay = MIN_POLL_MS;
+      for (const m of messages) {
+        const p: Promise<void> = this.#o.inFlight.track(this.#process(m)).finally(() => {
+          this.#running.delete(p);
+          this.#wake?.();
+        });
+        this.#running.add(p);
+      }
+    }
+  }
+
+  async #toPoison(m: DequeuedMessageItem, popReceipt: string): Promise<void> {
+    await this.#o.poison.sendMessage(m.messageText);
+    await this.#o.queue.deleteMessage(m.messageId, popReceipt);
+  }
+
+  async #process(m: DequeuedMessageItem): Promise<void> {
+    const { hosted, options, logger, queueName } = this.#o;
+    const name = hosted.fn.name;
+    const started = performance.now();
+    const where = `queue=${queueName} messageId=${m.messageId} dequeueCount=${m.dequeueCount}`;
+    const poisonName = `${queueName}-poison`;
+    try {
+      if (m.dequeueCount > options.maxDequeueCount) {
+        await this.#toPoison(m, m.popReceipt);
+        logger.warn(name, `Message has reached MaxDequeueCount of ${options.maxDequeueCount}. Moved to '${poisonName}' without invoking (${where})`);
+        return;
+      }
+      const decoded = decodeMessage(m.messageText, options.messageEncoding);
+      if (!decoded.ok) {
+        await this.#toPoison(m, m.popReceipt);
+        logger.warn(name, `Message is not valid base64 (host.json messageEncoding is base64). Moved to '${poisonName}' without invoking (${where})`);
+        return;
+      }
+      const now = new Date().toISOString();
+      const triggerMetadata: Record<string, RpcTypedData> = {
+        QueueTrigger: { string: decoded.text },
+        DequeueCount: json(m.dequeueCount),
+        Id: json(m.messageId),
+        PopReceipt: json(m.popReceipt),
+        InsertionTime: json(iso(m.insertedOn)),
+        ExpirationTime: json(iso(m.expiresOn)),
+        NextVisibleTime: json(iso(m.nextVisibleOn)),
+        sys: json({ MethodName: name, UtcNow: now, RandGuid: randomUUID() }),
+      };
+      const lease = new Lease(this.#o.queue, m.messageId, m.popReceipt, this.#o.leaseSeconds, (reason) => {
+        logger.warn(name, `could not renew the lease of ${where}: ${reason} — the message may be delivered again`);
+      });
+      const invocationId = randomUUID();
+      let outcome: 'Succeeded' | 'Failed' = 'Succeeded';
+      let failure: unknown;
+      try {
+        const { response } = await invoke(this.#o.runtime, hosted.fn, { trigger: { string: decoded.text }, triggerMetadata, invocationId }, this.#o.functionTimeoutMs);
+        await deliverOutputs(hosted, response, this.#o.outputs);
+      } catch (err) {
+        outcome = 'Failed';
+        failure = err;
+      }
+      const popReceipt = await lease.stop();
+      const ms = Math.round(performance.now() - started);
+      if (outcome === 'Succeeded') {
+        await this.#o.queue.deleteMessage(m.messageId, popReceipt);
+        logger.info(name, `Executed 'Functions.${name}' (Succeeded, Id=${invocationId}, Duration=${ms}ms) ${where}`);
+        return;
+      }
+      if (failure instanceof FunctionTimeoutError) logger.error(name, failure.message);
+      else logger.error(name, `Exception while executing function: Functions.${name}: ${failure instanceof Error && failure.stack ? failure.stack : describeError(failure)}`);
+      if (m.dequeueCount >= options.maxDequeueCount) {
+        await this.#toPoison(m, popReceipt);
+        logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${ms}ms) ${where}; reached MaxDequeueCount of ${options.maxDequeueCount}, moved to '${poisonName}'`);
+      } else {
+        await this.#o.queue.updateMessage(m.messageId, popReceipt, undefined, Math.round(options.visibilityTimeoutMs / 1000));
+        logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${ms}ms) ${where}; visible again in ${options.visibilityTimeoutMs / 1000}s`);
+      }
+    } catch (err) {
+      // Storage errors while completing/abandoning: the message reappears when its lease expires.
+      logger.warn(name, `could not complete ${where}: ${describeError(err)} — it will be delivered again when its lease expires`);
+    }
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Timer trigger: one sync pass over the rules (SYNC_RULES or SYNC_RULES_FILE) on SYNC_SCHEDULE,
+ * enqueueing one import per changed tag. GET /api/syncs/latest reports the last pass.
+ * Rules are read and validated when the app starts: a malformed file stops the start, naming the line.
+ */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext, type Timer } from '@azure/functions';
+import { syncRules, syncService } from '../lib/jobs/runtime.js';
+import type { SyncRule } from '../lib/sync/rules.js';
+
+const rules: SyncRule[] | undefined = syncRules();
+
+export async function syncTimer(_timer: Timer, context: InvocationContext): Promise<void> {
+  const service = syncService();
+  if (!rules || !service) return;
+  const r = await service.runPass(rules);
+  context.info(`sync pass: ${r.rules} rule(s), ${r.tagsSeen} tag(s) seen, ${r.enqueued.length} enqueued, `
+    + `${r.skipped.length} unchanged, ${r.inProgress.length} still importing, ${r.errors.length} error(s)`);
+  for (const e of r.errors) context.warn(`sync rule ${e.rule}${e.tag ? ` tag ${e.tag}` : ''}: [${e.code}] ${e.message}`);
+}
+
+export async function latestSync(_request: HttpRequest, _context: InvocationContext): Promise<HttpResponseInit> {
+  const report = await syncService()?.latest();
+  if (!report) {
+    return { status: 404, jsonBody: { error: { code: 'NO_SYNC_YET', message: rules ? 'no sync pass has run yet' : 'no sync rules are configured (SYNC_RULES or SYNC_RULES_FILE)' } } };
+  }
+  return { status: 200, jsonBody: report };
+}
+
+if (rules) app.timer('syncTimer', { schedule: '%SYNC_SCHEDULE%', handler: syncTimer });
+app.http('latestSync', { methods: ['GET'], route: 'syncs/latest', authLevel: 'function', handler: latestSync });

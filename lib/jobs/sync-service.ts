@@ -1,0 +1,87 @@
+/**
+ * The timer's sync pass: plan by HEAD comparison, enqueue one import per changed tag through the same
+ * queue as every other import, and keep a report of the last pass. A tag whose import from an earlier
+ * pass is still queued or running (same source digest) is not enqueued again.
+ */
+import { createHash } from 'node:crypto';
+import { namedCredential } from '../config.js';
+import { errorCode } from '../oci/errors.js';
+import { planSync, type SyncError } from '../sync/pass.js';
+import type { SyncRule } from '../sync/rules.js';
+import type { Documents } from './documents.js';
+import type { ImportService } from './service.js';
+
+export interface SyncReport {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly rules: number;
+  readonly tagsSeen: number;
+  readonly enqueued: readonly { readonly source: string; readonly target: string; readonly job: string }[];
+  /** Unchanged tags (same digest in the target). */
+  readonly skipped: readonly { readonly source: string; readonly target: string; readonly digest: string }[];
+  /** Changed tags whose import from an earlier pass is still under way. */
+  readonly inProgress: readonly { readonly source: string; readonly target: string; readonly job: string }[];
+  readonly errors: readonly SyncError[];
+}
+
+interface InFlight {
+  readonly job: string;
+  readonly sourceDigest: string;
+}
+
+const REPORT = 'sync/latest.json';
+const inflightPath = (target: string): string => `sync/inflight/${createHash('sha256').update(target).digest('hex')}.json`;
+
+export class SyncService {
+  constructor(
+    private readonly imports: ImportService,
+    private readonly docs: Documents,
+    private readonly env: Record<string, string | undefined>,
+    private readonly target: string,
+  ) {}
+
+  async runPass(rules: readonly SyncRule[]): Promise<SyncReport> {
+    const startedAt = new Date().toISOString();
+    const plan = await planSync(rules, {
+      target: this.target,
+      targetClient: this.imports.targetClient(this.target),
+      sourceClient: (registry, credential) => this.imports.sourceClient(registry, credential ? namedCredential(this.env, credential) : undefined),
+    });
+    const enqueued: SyncReport['enqueued'][number][] = [];
+    const inProgress: SyncReport['inProgress'][number][] = [];
+    const errors: SyncError[] = [...plan.errors];
+    for (const item of plan.items) {
+      if (item.action !== 'import') continue;
+      const target = `${this.target}/${item.target}`;
+      const previous = await this.docs.get<InFlight>(inflightPath(target));
+      if (previous && previous.value.sourceDigest === item.sourceDigest) {
+        const status = (await this.imports.status(previous.value.job))?.status;
+        if (status === 'queued' || status === 'running') {
+          inProgress.push({ source: item.source, target, job: previous.value.job });
+          continue;
+        }
+      }
+      try {
+        const req = item.request!;
+        const job = await this.imports.submit({
+          source: req.source, images: req.images, force: true, platforms: req.platforms,
+          credential: rules[item.rule]!.credential,
+        }, 'queue');
+        await this.docs.put(inflightPath(target), { job: job.id, sourceDigest: item.sourceDigest } satisfies InFlight);
+        enqueued.push({ source: item.source, target, job: job.id });
+      } catch (err) {
+        errors.push({ rule: item.rule, tag: item.tag, code: errorCode(err), message: (err as Error).message });
+      }
+    }
+    const report: SyncReport = {
+      startedAt, finishedAt: new Date().toISOString(), rules: plan.rules, tagsSeen: plan.tagsSeen, enqueued, inProgress, errors,
+      skipped: plan.items.filter((i) => i.action === 'unchanged').map((i) => ({ source: i.source, target: `${this.target}/${i.target}`, digest: i.sourceDigest })),
+    };
+    await this.docs.put(REPORT, report);
+    return report;
+  }
+
+  async latest(): Promise<SyncReport | undefined> {
+    return (await this.docs.get<SyncReport>(REPORT))?.value;
+  }
+}

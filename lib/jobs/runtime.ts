@@ -12,6 +12,9 @@ import { BlobDocuments } from './documents.js';
 import { StorageJobQueue } from './queue.js';
 import { ImportService } from './service.js';
 import { JobStore } from './store.js';
+import { SyncService } from './sync-service.js';
+import { parseRules, RulesError, type SyncRule } from '../sync/rules.js';
+import { readFileSync } from 'node:fs';
 
 type Env = Record<string, string | undefined>;
 
@@ -41,6 +44,7 @@ export function storageClients(env: Env): StorageClients {
 }
 
 let cached: ImportService | undefined;
+let cachedSync: SyncService | undefined;
 
 /** The process-wide service, built on first use from `process.env`. */
 export function importService(env: Env = process.env): ImportService {
@@ -49,16 +53,42 @@ export function importService(env: Env = process.env): ImportService {
   // Locally the default is Azurite; an identity-based deployment has no AzureWebJobsStorage at all.
   const identityBased = Boolean(env.AzureWebJobsStorage__accountName || env.AzureWebJobsStorage__blobServiceUri);
   const storage = storageClients(env.AzureWebJobsStorage || identityBased ? env : { ...env, AzureWebJobsStorage: 'UseDevelopmentStorage=true' });
+  const docs = new BlobDocuments(storage.blobs.getContainerClient(config.jobsContainer));
   cached = new ImportService({
     config,
     env,
-    store: new JobStore(new BlobDocuments(storage.blobs.getContainerClient(config.jobsContainer))),
+    store: new JobStore(docs),
     queue: new StorageJobQueue(storage.queues.getQueueClient(config.importQueue), storage.queues.getQueueClient(`${config.importQueue}-poison`)),
   });
+  cachedSync = config.targetRegistry ? new SyncService(cached, docs, env, config.targetRegistry) : undefined;
   return cached;
 }
 
+/** The process-wide sync service (undefined without TARGET_REGISTRY). */
+export function syncService(env: Env = process.env): SyncService | undefined {
+  importService(env);
+  return cachedSync;
+}
+
+/**
+ * Sync rules from `SYNC_RULES` (inline JSON) or `SYNC_RULES_FILE`; undefined when neither is set.
+ * A malformed file throws RulesError naming the line: the app refuses to start with it.
+ */
+export function syncRules(env: Env = process.env): SyncRule[] | undefined {
+  if (env.SYNC_RULES?.trim()) return parseRules(env.SYNC_RULES, 'SYNC_RULES');
+  const file = env.SYNC_RULES_FILE?.trim();
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new RulesError(file, undefined, '', `cannot read SYNC_RULES_FILE: ${(err as Error).message}`);
+  }
+  return parseRules(text, file);
+}
+
 /** Tests replace the service (or reset it to be rebuilt from the environment). */
-export function setImportService(service: ImportService | undefined): void {
+export function setImportService(service: ImportService | undefined, sync?: SyncService): void {
   cached = service;
+  cachedSync = sync;
 }

@@ -1,0 +1,169 @@
+/**
+ * End to end, as a user runs it: the local Functions host as a separate process (the same registered
+ * functions Azure runs) on Azurite, real registries on both sides, results checked with skopeo.
+ * - a 3-platform import over HTTP: 202 → succeeded, identical digest under both tags;
+ * - bad requests: 4xx with a code, nothing queued;
+ * - the host SIGKILLed in the middle of a 300 MB blob (8 MiB chunks, 2 s steps), started again: the
+ *   job finishes with an intact image; the inline password never appears in the host's output;
+ * - the sync timer mirrors the selected tags through the same queue.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHost, type HostProcess } from '../host/host-process.js';
+import { startAzurite, type RunningAzurite } from '../support/azurite.js';
+import { buildImage, type BuiltImage } from '../support/fixtures.js';
+import { requireRegistryTools, startRegistry, type RunningRegistry } from '../support/registry.js';
+import { copyAllToDir, manifestDigest, pushOciLayout } from '../support/skopeo.js';
+
+const hasTools = requireRegistryTools();
+const MB = 1_000_000;
+
+interface Status {
+  status: string;
+  digest?: string;
+  error?: { code: string; message: string };
+  progress: { bytesCopied: number; bytesTotal: number; blobsDone: number; blobsTotal: number };
+}
+
+describe.skipIf(!hasTools)('local host end to end', () => {
+  let azurite: RunningAzurite;
+  let src: RunningRegistry;
+  let dst: RunningRegistry;
+  let host: HostProcess | undefined;
+  let work: string;
+  let multi: BuiltImage;
+  let big: BuiltImage;
+  const logs: string[] = [];
+
+  const hostEnv = () => ({
+    AzureWebJobsStorage: azurite.connectionString,
+    TARGET_REGISTRY: dst.host,
+    INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+    ALLOWED_SOURCES: src.host,
+    CHUNK_SIZE: '8MiB',
+    STEP_BUDGET_SECONDS: '2',
+    CREDENTIAL_KEY: Buffer.alloc(32, 9).toString('base64'),
+    IMPORT_QUEUE: 'imports',
+    SYNC_SCHEDULE: '*/3 * * * * *',
+    SYNC_RULES: JSON.stringify([{ source: `${src.host}/sync/app`, target: 'mirror/sync-app', tags: { include: ['^v[0-9]+$'] }, credential: 'src' }]),
+    REGISTRY_CREDENTIALS__src__USERNAME: src.username!,
+    REGISTRY_CREDENTIALS__src__PASSWORD: src.password!,
+    LOCAL_HOST_QUEUE_LEASE_SECONDS: '3',
+  });
+  const launch = async () => {
+    host = await startHost({ args: ['--main', 'functions/*.ts', '--port', '0', '--no-azurite'], env: hostEnv(), readyTimeoutMs: 60_000 });
+  };
+  const post = (body: unknown) => fetch(`${host!.url}/api/imports`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const status = async (id: string): Promise<Status> => (await fetch(`${host!.url}/api/imports/${id}`)).json() as Promise<Status>;
+  const waitFor = async (id: string, done: (s: Status) => boolean, timeoutMs: number): Promise<Status> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await status(id);
+      if (done(s)) return s;
+      if (Date.now() > deadline) throw new Error(`job ${id} still ${JSON.stringify(s)}\n${host?.output().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'oci-import-e2e-'));
+    [azurite, src, dst] = await Promise.all([startAzurite(), startRegistry({ auth: 'htpasswd' }), startRegistry()]);
+    const creds = { username: src.username!, password: src.password! };
+    multi = await buildImage({ dir: join(work, 'multi'), seed: 'e2e-multi', layersPerPlatform: 2, layerSize: 300_000,
+      platforms: [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 's390x' }] });
+    big = await buildImage({ dir: join(work, 'big'), seed: 'e2e-big', layersPerPlatform: 1, layerSize: 300 * MB, streamLayers: true });
+    await pushOciLayout(multi.layoutDir, `${src.host}/team/multi:1.0`, creds);
+    await pushOciLayout(big.layoutDir, `${src.host}/team/big:1`, creds);
+    for (const tag of ['v1', 'v2', 'dev-1']) {
+      const img = await buildImage({ dir: join(work, `sync-${tag}`), seed: `e2e-sync-${tag}`, layerSize: 10_000 });
+      await pushOciLayout(img.layoutDir, `${src.host}/sync/app:${tag}`, creds);
+    }
+    await launch();
+  }, 300_000);
+
+  afterAll(async () => {
+    if (host) logs.push(host.output());
+    await host?.stop('SIGTERM');
+    await Promise.all([azurite?.stop(), src?.stop(), dst?.stop()]);
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('imports a 3-platform index under two tags: 202, then succeeded with the same digest', async () => {
+    const res = await post({ source: `${src.host}/team/multi:1.0`, images: ['e2e/multi:1.0', 'e2e/multi:stable'], credential: 'src' });
+    expect(res.status).toBe(202);
+    const body = await res.json() as { id: string; statusUrl: string };
+    expect(res.headers.get('location')).toBe(body.statusUrl);
+    const s = await waitFor(body.id, (x) => x.status === 'succeeded' || x.status === 'failed', 120_000);
+    expect(s.error).toBeUndefined();
+    expect(s.digest).toBe(multi.digest);
+    expect(s.progress.blobsDone).toBe(s.progress.blobsTotal);
+    expect(await manifestDigest(`${dst.host}/e2e/multi:1.0`)).toBe(multi.digest);
+    expect(await manifestDigest(`${dst.host}/e2e/multi:stable`)).toBe(multi.digest);
+    await copyAllToDir(`${dst.host}/e2e/multi:stable`, join(work, 'out-multi'));
+  });
+
+  it('answers bad requests with a 4xx and a code, queueing nothing', async () => {
+    const cases: [unknown, string][] = [
+      [{ source: 'docker.io/Library/nginx:1' }, 'INVALID_REFERENCE'],
+      [{ source: `${src.host}/team/multi:1.0`, imgaes: ['x:1'] }, 'UNKNOWN_FIELD'],
+      [{ source: '169.254.169.254/latest:1' }, 'SOURCE_NOT_ALLOWED'],
+      [{ source: `${src.host}/team/multi@sha256:abc` }, 'INVALID_REFERENCE'],
+    ];
+    for (const [body, code] of cases) {
+      const res = await post(body);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe(code);
+    }
+    const raw = await fetch(`${host!.url}/api/imports`, { method: 'POST', body: '{"source": ' });
+    expect(raw.status).toBe(400);
+  });
+
+  it('survives SIGKILL in the middle of a 300 MB blob and finishes after a restart', async () => {
+    const res = await post({ source: `${src.host}/team/big:1`, images: ['e2e/big:1'], username: src.username, password: src.password });
+    expect(res.status).toBe(202);
+    const { id } = await res.json() as { id: string };
+    const before = await waitFor(id, (x) => x.progress.bytesCopied > 40 * MB || x.status !== 'queued' && x.status !== 'running', 120_000);
+    expect(before.status).toBe('running');
+    expect(before.progress.bytesCopied).toBeLessThan(before.progress.bytesTotal);
+    await host!.stop('SIGKILL');
+    logs.push(host!.output());
+
+    await launch();
+    const after = await waitFor(id, (x) => x.status === 'succeeded' || x.status === 'failed', 240_000);
+    expect(after.error).toBeUndefined();
+    expect(after.status).toBe('succeeded');
+    expect(after.digest).toBe(big.digest);
+    expect(await manifestDigest(`${dst.host}/e2e/big:1`)).toBe(big.digest);
+    const layer = big.blobs.find((b) => b.size > 100 * MB)!;
+    const head = await fetch(`http://${dst.host}/v2/e2e/big/blobs/${layer.digest}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers.get('content-length'))).toBe(layer.size);
+    await copyAllToDir(`${dst.host}/e2e/big:1`, join(work, 'out-big'));
+  }, 400_000);
+
+  it('mirrors the selected tags on the sync timer, through the import queue', { timeout: 150_000 }, async () => {
+    const deadline = Date.now() + 60_000;
+    let tags: string[] = [];
+    while (Date.now() < deadline) {
+      const list = await fetch(`http://${dst.host}/v2/mirror/sync-app/tags/list`).then((r) => r.json()) as { tags?: string[] | null };
+      tags = [...(list.tags ?? [])].sort();
+      if (tags.length >= 2) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const latest = await fetch(`${host!.url}/api/syncs/latest`);
+    const text = await latest.clone().text();
+    expect(tags, text).toEqual(['v1', 'v2']);
+    expect(latest.status).toBe(200);
+    const report = await latest.json() as { rules: number; tagsSeen: number };
+    expect(report.rules).toBe(1);
+    expect(report.tagsSeen).toBe(3);
+  });
+
+  it('never wrote a password into the host log', () => {
+    const all = [...logs, host?.output() ?? ''].join('\n');
+    expect(all.length).toBeGreaterThan(100);
+    expect(all).not.toContain(src.password!);
+  });
+});

@@ -147,6 +147,12 @@ param allowedSources string = '*'
 @description('INSECURE_REGISTRIES: comma list of `host[:port]` reached over plain HTTP; keep empty in Azure.')
 param insecureRegistries string = ''
 
+@description('ACR_AUDIENCE: Entra ID audience of the tokens the app exchanges at Azure Container Registries. Sovereign clouds: that cloud\'s ACR audience, or its Resource Manager audience (accepted unless the registry disables authentication-as-arm).')
+param acrAudience string = 'https://containerregistry.azure.net'
+
+@description('ARM_ENDPOINT: Resource Manager endpoint that resolves source registries given by resource ID; default: this deployment\'s cloud.')
+param armEndpoint string = environment().resourceManager
+
 @description('SYNC_SCHEDULE: NCRONTAB schedule (UTC) of the sync timer.')
 param syncSchedule string = '0 0 * * * *'
 
@@ -304,6 +310,8 @@ module functionApp 'modules/function-app.bicep' = {
       MAX_MANIFESTS: string(maxManifests)
       BLOB_CONCURRENCY: string(blobConcurrency)
       FETCH_CONCURRENCY: string(fetchConcurrency)
+      ACR_AUDIENCE: acrAudience
+      ARM_ENDPOINT: armEndpoint
       ALLOWED_SOURCES: allowedSources
       INSECURE_REGISTRIES: insecureRegistries
       SYNC_SCHEDULE: syncSchedule

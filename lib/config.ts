@@ -20,6 +20,10 @@ export const DEFAULT_STEP_BUDGET_SECONDS = 120;
 export const DEFAULT_BLOB_CONCURRENCY = 4;
 /** Concurrent ranged GETs feeding one blob's in-order upload (one connection is capped by distance). */
 export const DEFAULT_FETCH_CONCURRENCY = 4;
+/** Entra ID audience of ACR data-plane tokens in the public cloud. */
+export const DEFAULT_ACR_AUDIENCE = 'https://containerregistry.azure.net';
+/** Azure Resource Manager of the public cloud. */
+export const DEFAULT_ARM_ENDPOINT = 'https://management.azure.com';
 
 export interface SettingSpec {
   readonly name: string;
@@ -39,11 +43,15 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: 'Storage for the job records and the import queue (identity-based `__accountName` settings in Azure).' },
   { name: 'TARGET_REGISTRY', scope: 'app',
     description: 'Login server imports go to when a request names no `target`, e.g. `myregistry.azurecr.io`.' },
-  { name: 'TARGET_AUTH', scope: 'app', default: 'basic when TARGET_USERNAME is set, else anonymous',
-    description: 'How the app signs in to the target: `basic` or `anonymous` (`managed-identity` is refused until the Entra ID exchange exists).' },
+  { name: 'TARGET_AUTH', scope: 'app', default: 'basic when TARGET_USERNAME is set; managed-identity for an Azure Container Registry target when the app runs in Azure; else anonymous',
+    description: 'How the app signs in to the target: `managed-identity` (Entra ID token exchanged at the registry\'s /oauth2/exchange; the identity needs AcrPush), `basic` or `anonymous`.' },
   { name: 'TARGET_USERNAME', scope: 'app', description: 'Username for a non-Azure target registry (basic or token auth).' },
   { name: 'TARGET_PASSWORD', scope: 'app', secret: true, description: 'Password or token for a non-Azure target registry.' },
-  { name: 'AZURE_CLIENT_ID', scope: 'app', description: 'Client ID of the user-assigned managed identity used for Azure registries.' },
+  { name: 'AZURE_CLIENT_ID', scope: 'app', description: 'Client ID of the user-assigned managed identity used for Azure registries (absent: the system-assigned identity).' },
+  { name: 'ACR_AUDIENCE', scope: 'app', default: DEFAULT_ACR_AUDIENCE,
+    description: 'Entra ID audience of the tokens exchanged at Azure Container Registries (sovereign clouds: that cloud\'s ACR audience, or its Resource Manager audience, which ACR also accepts unless authentication-as-arm is disabled).' },
+  { name: 'ARM_ENDPOINT', scope: 'app', default: DEFAULT_ARM_ENDPOINT,
+    description: 'Azure Resource Manager endpoint that resolves registries given by resource ID (sovereign clouds: e.g. `https://management.usgovcloudapi.net`); its tokens are requested for `<endpoint>/.default`.' },
   { name: 'IMPORT_QUEUE', scope: 'app', default: 'imports', description: 'Storage queue carrying import requests and steps; `<name>-poison` receives failed messages.' },
   { name: 'CHUNK_SIZE', scope: 'app', default: '8MiB', description: 'Bytes per ranged GET and per upload PATCH (accepts `MiB`/`KiB` suffixes).' },
   { name: 'STEP_BUDGET_SECONDS', scope: 'app', default: String(DEFAULT_STEP_BUDGET_SECONDS),
@@ -91,6 +99,12 @@ export interface Config {
   readonly fetchConcurrency: number;
   readonly allowedSources: readonly string[];
   readonly insecureRegistries: readonly string[];
+  /** AZURE_CLIENT_ID: the user-assigned managed identity; absent → the system-assigned one. */
+  readonly azureClientId?: string;
+  /** ACR_AUDIENCE, without a trailing slash. */
+  readonly acrAudience: string;
+  /** ARM_ENDPOINT, without a trailing slash. */
+  readonly armEndpoint: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -134,6 +148,37 @@ export function namedCredential(env: Env, name: string): { username: string; pas
   return username !== undefined && password !== undefined ? { username, password } : undefined;
 }
 
+/** Login-server suffixes of Azure Container Registry in the public and sovereign clouds. */
+const ACR_SUFFIXES = ['.azurecr.io', '.azurecr.us', '.azurecr.cn'];
+
+export function isAzureRegistry(host: string | undefined): boolean {
+  const h = host?.trim().toLowerCase() ?? '';
+  return ACR_SUFFIXES.some((s) => h.endsWith(s));
+}
+
+/** App Service / Functions set these in every instance (IDENTITY_ENDPOINT once an identity is assigned). */
+function runsInAzure(env: Env): boolean {
+  return Boolean(env.IDENTITY_ENDPOINT || env.WEBSITE_SITE_NAME);
+}
+
+/** An https URL (plain http only for a loopback host: local test endpoints), without a trailing slash. */
+function endpointUrl(env: Env, name: string, fallback: string): string {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `"${raw}" is not a URL; expected e.g. ${fallback}`);
+  }
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    throw new ConfigError(name, `"${raw}" must be an https URL`);
+  }
+  if (url.search || url.hash || url.username) throw new ConfigError(name, `"${raw}" must be a plain URL without query, fragment or user`);
+  return raw.replace(/\/+$/, '');
+}
+
 export function splitList(raw: string | undefined): string[] {
   return (raw ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
 }
@@ -150,15 +195,12 @@ export function loadConfig(env: Env = process.env): Config {
   if ((username === undefined) !== (password === undefined)) {
     throw new ConfigError(username ? 'TARGET_PASSWORD' : 'TARGET_USERNAME', 'TARGET_USERNAME and TARGET_PASSWORD go together');
   }
-  const auth = (env.TARGET_AUTH?.trim().toLowerCase() || (username ? 'basic' : 'anonymous')) as TargetAuth;
+  const auth = (env.TARGET_AUTH?.trim().toLowerCase()
+    || (username ? 'basic' : isAzureRegistry(env.TARGET_REGISTRY) && runsInAzure(env) ? 'managed-identity' : 'anonymous')) as TargetAuth;
   if (!['basic', 'anonymous', 'managed-identity'].includes(auth)) {
     throw new ConfigError('TARGET_AUTH', `"${env.TARGET_AUTH}" is not one of managed-identity, basic, anonymous`);
   }
   if (auth === 'basic' && !username) throw new ConfigError('TARGET_USERNAME', 'TARGET_AUTH=basic needs TARGET_USERNAME and TARGET_PASSWORD');
-  if (auth === 'managed-identity') {
-    // Honest refusal rather than a silent anonymous push: the Entra ID → ACR token exchange is not built yet.
-    throw new ConfigError('TARGET_AUTH', 'managed-identity is not supported yet; use TARGET_AUTH=basic with TARGET_USERNAME/TARGET_PASSWORD (for ACR: a repository-scoped token or a service principal)');
-  }
   return {
     targetRegistry: env.TARGET_REGISTRY?.trim() || undefined,
     targetAuth: auth,
@@ -174,5 +216,8 @@ export function loadConfig(env: Env = process.env): Config {
     fetchConcurrency: int(env, 'FETCH_CONCURRENCY', DEFAULT_FETCH_CONCURRENCY, 1, 64),
     allowedSources: splitList(env.ALLOWED_SOURCES ?? '*'),
     insecureRegistries: splitList(env.INSECURE_REGISTRIES),
+    azureClientId: env.AZURE_CLIENT_ID?.trim() || undefined,
+    acrAudience: endpointUrl(env, 'ACR_AUDIENCE', DEFAULT_ACR_AUDIENCE),
+    armEndpoint: endpointUrl(env, 'ARM_ENDPOINT', DEFAULT_ARM_ENDPOINT),
   };
 }

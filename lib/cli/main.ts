@@ -4,9 +4,11 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, splitList } from '../config.js';
-import type { Credentials } from '../oci/auth.js';
+import { isResourceId } from '../azure/arm.js';
+import { azureSettings, entraTokenCredentials, registryResolver, sourceAuth, targetIdentityAuth, withRegistryAuth } from '../azure/clients.js';
+import type { Authenticator, Credentials } from '../oci/auth.js';
 import { errorCode } from '../oci/errors.js';
-import { normalizeRegistry, parseReference, validateRegistry } from '../oci/reference.js';
+import { formatReference, normalizeRegistry, parseReference, validateRegistry } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
 import { ImportEngine, runImport } from '../engine/engine.js';
 import type { BlobState, ImportRequest } from '../engine/types.js';
@@ -32,9 +34,15 @@ Import options:
   --repository REPO          import by digest into REPO without a tag
   --force                    move target tags that already point elsewhere
   --platform OS/ARCH         only this platform of a multi-platform image; repeatable
-  --username U --password P  source registry credentials
+  --registry R               source registry: login server, or ARM resource ID of an Azure Container
+                             Registry (/subscriptions/…/registries/NAME: resolved and pulled with the
+                             managed identity); --source may then omit the host
+  --username U --password P  source registry credentials; --password alone is an Entra ID access token
+                             (e.g. of another tenant), exchanged at the registry (ACR only)
   --target-username U --target-password P
                              target registry credentials (default: $TARGET_USERNAME/$TARGET_PASSWORD)
+  --target-auth MODE         managed-identity (Entra ID → ACR token exchange), basic or anonymous
+                             (default: $TARGET_AUTH, else basic with target credentials, else anonymous)
   --insecure HOST            use plain HTTP for HOST (repeatable; also $INSECURE_REGISTRIES)
   --json                     print the result as JSON on stdout
   -h, --help                 show this help
@@ -42,9 +50,10 @@ Import options:
 Sync options (one pass over the rules: what differs from the source is imported, by HEAD comparison):
   --rules FILE               JSON sync rules (see README); named credentials from REGISTRY_CREDENTIALS__<name>__*
   --dry-run                  print the plan, write nothing
-  --target, --target-username, --target-password, --insecure, --json as for import
+  --target, --target-username, --target-password, --target-auth, --insecure, --json as for import
 
-Environment: CHUNK_SIZE (default 8MiB), BLOB_CONCURRENCY, FETCH_CONCURRENCY, MAX_MANIFESTS (default 50).
+Environment: CHUNK_SIZE (default 8MiB), BLOB_CONCURRENCY, FETCH_CONCURRENCY, MAX_MANIFESTS (default 50);
+Azure: AZURE_CLIENT_ID (user-assigned identity), ACR_AUDIENCE, ARM_ENDPOINT.
 Exit status: 0 imported, 1 import failed, 2 usage error.
 `;
 
@@ -80,17 +89,19 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       allowPositionals: false,
       options: {
         target: { type: 'string' }, 'target-username': { type: 'string' }, 'target-password': { type: 'string' },
+        'target-auth': { type: 'string' },
         insecure: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
         ...(command === 'import' ? {
           source: { type: 'string' }, image: { type: 'string', multiple: true }, repository: { type: 'string' },
           force: { type: 'boolean' }, platform: { type: 'string', multiple: true },
-          username: { type: 'string' }, password: { type: 'string' },
+          username: { type: 'string' }, password: { type: 'string' }, registry: { type: 'string' },
         } : {
           rules: { type: 'string' }, 'dry-run': { type: 'boolean' },
         }),
       },
     }) as { values: Record<string, string | boolean | string[] | undefined> & {
-      target?: string; 'target-username'?: string; 'target-password'?: string; insecure?: string[]; json?: boolean; help?: boolean;
+      target?: string; 'target-username'?: string; 'target-password'?: string; 'target-auth'?: string; insecure?: string[]; json?: boolean; help?: boolean;
+      registry?: string;
       source?: string; image?: string[]; repository?: string; force?: boolean; platform?: string[]; username?: string; password?: string;
       rules?: string; 'dry-run'?: boolean;
     } };
@@ -109,23 +120,46 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const insecure = new Set([...config.insecureRegistries, ...splitList((values.insecure ?? []).join(','))].map(normalizeRegistry));
     const targetCreds = credentialPair(values['target-username'], values['target-password'], '--target-username/--target-password')
       ?? (config.targetUsername ? { username: config.targetUsername, password: config.targetPassword! } : undefined);
-    const targetClient = new RegistryClient({ registry: target, insecure: insecure.has(target), credentials: targetCreds });
+    const targetAuth = values['target-auth'] ?? (values['target-username'] ? 'basic' : config.targetAuth);
+    if (!['managed-identity', 'basic', 'anonymous'].includes(targetAuth)) throw new UsageError(`--target-auth "${targetAuth}" is not one of managed-identity, basic, anonymous`);
+    if (targetAuth === 'basic' && !targetCreds) throw new UsageError('--target-auth basic needs --target-username and --target-password (or TARGET_USERNAME/TARGET_PASSWORD)');
+    const azure = azureSettings(config);
+    const targetClient = targetAuth === 'managed-identity'
+      ? withRegistryAuth(targetIdentityAuth(azure, target, insecure.has(target)),
+        (authenticator?: Authenticator) => new RegistryClient({ registry: target, insecure: insecure.has(target), authenticator }))
+      : new RegistryClient({ registry: target, insecure: insecure.has(target), credentials: targetAuth === 'basic' ? targetCreds : undefined });
     if (command === 'sync') {
       return await runSync({
         rulesFile: values.rules!, dryRun: values['dry-run'] ?? false, json: values.json ?? false, config, env: io.env,
         target, targetClient, insecure, io, redact,
       });
     }
-    const source = parseReference(values.source!);
-    const sourceCreds = credentialPair(values.username, values.password, '--username/--password');
+    // --registry: a login server, or an ACR's resource ID resolved through Resource Manager.
+    let registry = values.registry;
+    let resourceId: string | undefined;
+    if (registry !== undefined && isResourceId(registry)) {
+      const resolved = await registryResolver(azure)(registry);
+      resourceId = resolved.id;
+      registry = resolved.loginServer;
+    }
+    if (registry !== undefined) validateRegistry(registry);
+    const source = parseReference(values.source!, registry ? { defaultRegistry: registry } : {});
+    if (registry && source.registry !== normalizeRegistry(registry)) {
+      throw new UsageError(`--source names registry ${source.registry} but --registry is ${registry}; give the host in one of them only`);
+    }
+    const sourceCreds = values.username === undefined && values.password !== undefined
+      ? entraTokenCredentials(values.password)
+      : credentialPair(values.username, values.password, '--username/--password');
+    const sourceInsecure = insecure.has(source.registry);
 
     const req: ImportRequest = {
-      source: values.source!, target, images: values.image, repository: values.repository,
+      source: registry ? formatReference(source) : values.source!, target, images: values.image, repository: values.repository,
       force: values.force ?? false, platforms: values.platform,
     };
     const progress = new Progress(io.stderr, Boolean(io.stderr.isTTY));
     const engine = new ImportEngine({
-      source: new RegistryClient({ registry: source.registry, insecure: insecure.has(source.registry), credentials: sourceCreds }),
+      source: withRegistryAuth(sourceAuth(azure, { registry: source.registry, insecure: sourceInsecure, credentials: sourceCreds, resourceId }),
+        (authenticator?: Authenticator) => new RegistryClient({ registry: source.registry, insecure: sourceInsecure, credentials: sourceCreds, authenticator })),
       target: targetClient,
       chunkSize: config.chunkSize,
       fetchConcurrency: config.fetchConcurrency,
@@ -159,7 +193,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       io.stderr.write(`oci-import: ${redact((err as Error).message)}\nRun "oci-import --help" for usage.\n`);
       return 2;
     }
-    if (err instanceof ConfigError || ['INVALID_REFERENCE', 'INVALID_RULES'].includes((err as { code?: string }).code ?? '')) {
+    if (err instanceof ConfigError || ['INVALID_REFERENCE', 'INVALID_RULES', 'INVALID_RESOURCE_ID'].includes((err as { code?: string }).code ?? '')) {
       io.stderr.write(`oci-import: ${redact((err as Error).message)}\n`);
       return 2;
     }

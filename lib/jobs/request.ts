@@ -5,10 +5,14 @@
  * must not silently import under the source's own name.
  */
 import { z } from 'zod';
+import { isNetworkRestricted, isResourceId, parseRegistryResourceId, type ResolvedRegistry } from '../azure/arm.js';
+import { azureSettings, registryResolver } from '../azure/clients.js';
+import { STATIC_TOKEN_LABEL } from '../azure/credentials.js';
+import { AzureError, networkDenied } from '../azure/errors.js';
 import type { Config } from '../config.js';
 import { namedCredential } from '../config.js';
 import { parsePlatform } from '../oci/manifest.js';
-import { InvalidReferenceError, normalizeRegistry, parseReference, parseRepositoryTag, validateRegistry } from '../oci/reference.js';
+import { InvalidReferenceError, formatReference, normalizeRegistry, parseReference, parseRepositoryTag, validateRegistry } from '../oci/reference.js';
 import { checkSource, SourceNotAllowedError, type Lookup } from '../policy/sources.js';
 
 /** Request bodies larger than this are refused with 413 before parsing. */
@@ -41,8 +45,10 @@ export interface ValidatedImport {
   readonly platforms?: string[];
   /** Name of a configured credential for the source. */
   readonly credential?: string;
-  /** Inline source credentials (HTTP only); stored encrypted, never queued or returned. */
+  /** Inline source credentials (HTTP only); stored encrypted, never queued or returned. An empty username: the password is an Entra ID token. */
   readonly inlineCredentials?: { username: string; password: string };
+  /** The source registry was given by this ARM resource ID (canonical form). */
+  readonly registryResourceId?: string;
 }
 
 export class RequestError extends Error {
@@ -103,6 +109,20 @@ export interface ValidateOptions {
   /** Inline passwords are accepted over HTTP (then encrypted), never in a queue message. */
   readonly origin: 'http' | 'queue';
   readonly lookup?: Lookup;
+  /** Resolves a registry given by ARM resource ID; default: Resource Manager with the app's managed identity. */
+  readonly resolveRegistry?: (resourceId: string) => Promise<ResolvedRegistry>;
+}
+
+/** A registry resource ID → its login server, through Resource Manager; refusals name the field. */
+async function resolveResourceId(resourceId: string, o: ValidateOptions): Promise<ResolvedRegistry> {
+  try {
+    const { id } = parseRegistryResourceId(resourceId);
+    return await (o.resolveRegistry ?? registryResolver(azureSettings(o.config)))(id);
+  } catch (err) {
+    // Temporary failures (ARM 5xx, the identity endpoint unreachable) propagate: HTTP 500, the queue retries.
+    if (err instanceof AzureError && !err.temporary) throw new RequestError(400, err.code, err.message, 'registry');
+    throw err;
+  }
 }
 
 /** Parses JSON text of at most MAX_REQUEST_BYTES; then `validateImportRequest`. */
@@ -126,24 +146,28 @@ export async function validateImportRequest(body: unknown, o: ValidateOptions): 
   if (!parsed.success) throw schemaError(parsed.error.issues, body as Record<string, unknown>);
   const req = parsed.data;
 
-  if (req.registry && req.registry.startsWith('/subscriptions/')) {
-    throw new RequestError(400, 'UNSUPPORTED', 'an ARM resource ID as registry needs Azure identity support, which this deployment does not have yet; give the login server (myregistry.azurecr.io) instead', 'registry');
+  // A registry may be given by ARM resource ID (as `az acr import --registry /subscriptions/…`).
+  let registry = req.registry;
+  let resolved: ResolvedRegistry | undefined;
+  if (registry !== undefined && isResourceId(registry)) {
+    resolved = await resolveResourceId(registry, o);
+    registry = resolved.loginServer;
   }
-  if (req.registry) {
+  if (registry) {
     try {
-      validateRegistry(req.registry);
+      validateRegistry(registry);
     } catch (err) {
       throw referenceError(err, 'registry');
     }
   }
   let source;
   try {
-    source = parseReference(req.source, req.registry ? { defaultRegistry: req.registry } : {});
+    source = parseReference(req.source, registry ? { defaultRegistry: registry } : {});
   } catch (err) {
     throw referenceError(err, 'source');
   }
-  if (req.registry && source.registry !== normalizeRegistry(req.registry)) {
-    throw new RequestError(400, 'CONFLICTING_FIELDS', `source names registry ${source.registry} but registry is ${req.registry}; give the host in one of them only`, 'registry');
+  if (registry && source.registry !== normalizeRegistry(registry)) {
+    throw new RequestError(400, 'CONFLICTING_FIELDS', `source names registry ${source.registry} but registry is ${registry}${resolved ? ` (${resolved.id})` : ''}; give the host in one of them only`, 'registry');
   }
   for (const [i, image] of (req.images ?? []).entries()) {
     try {
@@ -180,8 +204,13 @@ export async function validateImportRequest(body: unknown, o: ValidateOptions): 
     throw new RequestError(400, 'TARGET_NOT_ALLOWED', `target ${req.target} is not this deployment's registry (${configured}); leave target out`, 'target');
   }
 
-  if ((req.username === undefined) !== (req.password === undefined)) {
-    throw new RequestError(400, 'MISSING_FIELD', 'username and password go together', req.username === undefined ? 'username' : 'password');
+  // A password without username is an Entra ID access token (typically of another tenant), exchanged at the registry.
+  if (req.username !== undefined && req.password === undefined) {
+    throw new RequestError(400, 'MISSING_FIELD', 'username needs a password (a password alone is taken as an Entra ID access token)', 'password');
+  }
+  if (resolved && req.username === undefined && req.password !== undefined && isNetworkRestricted(resolved)) {
+    const err = networkDenied({ registry: resolved.loginServer, role: 'source', identity: STATIC_TOKEN_LABEL, crossTenant: true, resourceId: resolved.id });
+    throw new RequestError(400, err.code, err.message, 'registry');
   }
   if (req.password !== undefined && o.origin === 'queue') {
     throw new RequestError(400, 'SECRET_IN_QUEUE', 'a queue message must not carry a password; configure a named credential and send {"credential": "<name>"}', 'password');
@@ -204,7 +233,7 @@ export async function validateImportRequest(body: unknown, o: ValidateOptions): 
   }
 
   return {
-    source: req.registry ? `${source.registry}/${req.source}` : req.source,
+    source: registry ? formatReference(source) : req.source,
     sourceRegistry: source.registry,
     target: configured,
     images: req.images,
@@ -212,6 +241,7 @@ export async function validateImportRequest(body: unknown, o: ValidateOptions): 
     force: req.force ?? false,
     platforms: req.platforms,
     credential: req.credential,
-    inlineCredentials: req.username !== undefined ? { username: req.username, password: req.password! } : undefined,
+    inlineCredentials: req.password !== undefined ? { username: req.username ?? '', password: req.password } : undefined,
+    ...(resolved ? { registryResourceId: resolved.id } : {}),
   };
 }

@@ -14,7 +14,8 @@ import { namedCredential } from '../config.js';
 import { ImportEngine } from '../engine/engine.js';
 import { initialBlobState } from '../engine/copy-blob.js';
 import type { BlobState, ImportPlan, ImportRequest } from '../engine/types.js';
-import type { Credentials } from '../oci/auth.js';
+import { azureSettings, sourceAuth, targetIdentityAuth, withRegistryAuth, type RegistryAuth } from '../azure/clients.js';
+import type { Authenticator, Credentials } from '../oci/auth.js';
 import { errorCode } from '../oci/errors.js';
 import { normalizeRegistry, parseReference } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
@@ -37,7 +38,7 @@ export interface ServiceOptions {
   readonly queue: JobQueue;
   readonly lookup?: Lookup;
   /** Builds registry clients; tests inject retry policies. */
-  readonly client?: (registry: string, insecure: boolean, credentials?: Credentials) => RegistryClient;
+  readonly client?: (registry: string, insecure: boolean, credentials?: Credentials, authenticator?: Authenticator) => RegistryClient;
   /** Lease of a blob step beyond its budget. @default 30 000 ms */
   readonly leaseMarginMs?: number;
 }
@@ -100,6 +101,7 @@ export class ImportService {
       request: {
         source: req.source, target: req.target, images: req.images, repository: req.repository, force: req.force,
         platforms: req.platforms, credential: req.credential, inlineCredentials: req.inlineCredentials !== undefined,
+        ...(req.registryResourceId ? { registryResourceId: req.registryResourceId } : {}),
       },
       targets: targetNames(req), blobsTotal: 0, bytesTotal: 0, manifests: 0, blobBytes: {}, doneBlobs: [],
     };
@@ -186,17 +188,45 @@ export class ImportService {
     } else if (job.request.credential) {
       sourceCreds = namedCredential(this.o.env, job.request.credential);
     }
-    const target = normalizeRegistry(job.request.target);
-    const targetCreds = config.targetUsername ? { username: config.targetUsername, password: config.targetPassword! } : undefined;
-    const insecure = new Set(config.insecureRegistries.map(normalizeRegistry));
-    const make = this.o.client ?? ((registry, plain, credentials) => new RegistryClient({ registry, insecure: plain, credentials }));
     return new ImportEngine({
-      source: make(source.registry, insecure.has(source.registry), sourceCreds),
-      target: make(target, insecure.has(target), targetCreds),
+      source: this.sourceClient(source.registry, sourceCreds, job.request.registryResourceId),
+      target: this.targetClient(job.request.target),
       chunkSize: config.chunkSize,
       fetchConcurrency: config.fetchConcurrency,
       maxManifests: config.maxManifests,
     });
+  }
+
+  private insecure(registry: string): boolean {
+    return this.o.config.insecureRegistries.map(normalizeRegistry).includes(registry);
+  }
+
+  private client(registry: string, credentials?: Credentials, auth?: RegistryAuth): RegistryClient {
+    const insecure = this.insecure(registry);
+    const build = (authenticator?: Authenticator): RegistryClient =>
+      this.o.client?.(registry, insecure, credentials, authenticator) ?? new RegistryClient({ registry, insecure, credentials, authenticator });
+    return auth ? withRegistryAuth(auth, build) : build();
+  }
+
+  /**
+   * A client for a source registry with the given credentials (a password without username is an Entra ID
+   * token); a registry given by ARM resource ID is pulled from with the app's managed identity.
+   */
+  sourceClient(registry: string, credentials?: Credentials, resourceId?: string): RegistryClient {
+    const host = normalizeRegistry(registry);
+    const auth = sourceAuth(azureSettings(this.o.config), { registry: host, insecure: this.insecure(host), credentials, resourceId });
+    return this.client(host, credentials, auth);
+  }
+
+  /** A client for the target registry, signed in as the settings say. */
+  targetClient(registry = this.o.config.targetRegistry ?? ''): RegistryClient {
+    const { config } = this.o;
+    const host = normalizeRegistry(registry);
+    if (config.targetAuth === 'managed-identity') {
+      return this.client(host, undefined, targetIdentityAuth(azureSettings(config), host, this.insecure(host)));
+    }
+    const credentials = config.targetUsername ? { username: config.targetUsername, password: config.targetPassword! } : undefined;
+    return this.client(host, credentials);
   }
 
   private importRequest(job: JobRecord): ImportRequest {

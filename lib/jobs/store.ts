@@ -32,6 +32,8 @@ export interface JobRequest {
   readonly platforms?: string[];
   readonly credential?: string;
   readonly inlineCredentials: boolean;
+  /** The source registry was given by this ARM resource ID: pulled with the app's managed identity. */
+  readonly registryResourceId?: string;
 }
 
 export interface JobRecord {

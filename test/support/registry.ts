@@ -507,10 +507,24 @@ function registryEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/** A token service run by the caller (e.g. test/support/azure.ts's ACR-style /oauth2 endpoints). */
+export interface ExternalTokenService {
+  /** Token endpoint the registry's challenges point to. */
+  realm: string;
+  /** Challenge `service`, and the `aud` the registry requires in tokens. */
+  service: string;
+  /** `iss` the registry requires in tokens. */
+  issuer: string;
+  /** PEM certificate whose key signs the tokens (RS256, the certificate in the JWT's x5c). */
+  certPem: string;
+}
+
 export async function startRegistry(opts?: {
   auth?: RegistryAuth;
   username?: string;
   password?: string;
+  /** With auth 'token': trust this token service instead of starting the built-in one (no username/password then). */
+  tokenService?: ExternalTokenService;
 }): Promise<RunningRegistry> {
   const auth: RegistryAuth = opts?.auth ?? 'none';
   const dir = await mkdtemp(join(tmpdir(), `oci-import-registry-${auth}-`));
@@ -534,7 +548,8 @@ export async function startRegistry(opts?: {
     let password: string | undefined;
     let authYaml = '';
 
-    if (auth === 'htpasswd' || auth === 'token') {
+    const external = auth === 'token' ? opts?.tokenService : undefined;
+    if (auth === 'htpasswd' || (auth === 'token' && !external)) {
       username = opts?.username ?? 'tester';
       password = opts?.password ?? randomBytes(12).toString('base64url');
       if (username.includes(':')) throw new Error('username must not contain ":"');
@@ -545,6 +560,17 @@ export async function startRegistry(opts?: {
       const htpasswdFile = join(dir, 'htpasswd');
       await writeFile(htpasswdFile, stdout.trim() + '\n', { mode: 0o600 });
       authYaml = ['auth:', '  htpasswd:', `    realm: ${q('oci-import-test')}`, `    path: ${q(htpasswdFile)}`].join('\n');
+    } else if (auth === 'token' && external) {
+      const certFile = join(dir, 'token.crt');
+      await writeFile(certFile, external.certPem);
+      authYaml = [
+        'auth:',
+        '  token:',
+        `    realm: ${q(external.realm)}`,
+        `    service: ${q(external.service)}`,
+        `    issuer: ${q(external.issuer)}`,
+        `    rootcertbundle: ${q(certFile)}`,
+      ].join('\n');
     } else if (auth === 'token') {
       const keyFile = join(dir, 'token.key');
       const certFile = join(dir, 'token.crt');
@@ -616,6 +642,10 @@ export async function startRegistry(opts?: {
         };
         if (username !== undefined) reg.username = username;
         if (password !== undefined) reg.password = password;
+        if (external) {
+          reg.tokenRealm = external.realm;
+          reg.tokenService = external.service;
+        }
         if (token) {
           reg.tokenRealm = token.realm;
           reg.tokenService = TOKEN_SERVICE;

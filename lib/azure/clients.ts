@@ -1,0 +1,117 @@
+/**
+ * How the service and the CLI sign in to Azure registries, in one place:
+ *
+ * - target with TARGET_AUTH=managed-identity → the app's identity through the ACR exchange;
+ * - source given by ARM resource ID → resolved through Resource Manager, pulled with the app's identity;
+ * - source with a password and no username → that password is an Entra ID token (typically of another
+ *   tenant), exchanged the same way;
+ * - any other source → the registry's own challenge (anonymous, username and password), as before.
+ *
+ * Every such client explains refusals in ACR's terms (`explainRegistryErrors`): which role is missing,
+ * which network setting keeps the app out.
+ */
+import type { Authenticator, Credentials } from '../oci/auth.js';
+import { DEFAULT_ACR_AUDIENCE, DEFAULT_ARM_ENDPOINT, type Config } from '../config.js';
+import { AcrExchangeAuthenticator, entraScope } from './acr-exchange.js';
+import { resolveRegistry, type ResolvedRegistry } from './arm.js';
+import { STATIC_TOKEN_LABEL, StaticTokenCredential, appIdentity, type IdentitySettings } from './credentials.js';
+import { explainRegistryErrors, type AzureRegistryContext, type ExplainOptions } from './errors.js';
+import type { HttpOptions } from './http.js';
+
+export interface AzureSettings {
+  /** ACR_AUDIENCE: Entra ID audience of ACR tokens. */
+  readonly acrAudience?: string;
+  /** ARM_ENDPOINT: Resource Manager endpoint. */
+  readonly armEndpoint?: string;
+  readonly identity?: IdentitySettings;
+  readonly http?: HttpOptions;
+}
+
+/** The Azure part of the settings. */
+export function azureSettings(config: Config): AzureSettings {
+  return { acrAudience: config.acrAudience, armEndpoint: config.armEndpoint, identity: { clientId: config.azureClientId } };
+}
+
+/** A password-only credential: the password is an Entra ID access token. */
+export function isEntraToken(credentials: Credentials | undefined): credentials is Credentials {
+  return credentials !== undefined && credentials.username === '';
+}
+
+/** The credentials record of a password-only (Entra ID token) credential. */
+export function entraTokenCredentials(token: string): Credentials {
+  return { username: '', password: token };
+}
+
+export interface RegistryAuth {
+  /** Undefined: the registry's own challenge flow (anonymous or username/password). */
+  readonly authenticator?: Authenticator;
+  readonly context: AzureRegistryContext;
+  readonly explain: ExplainOptions;
+}
+
+/** Authenticators of the app's identity, per registry: their refresh and access tokens outlive one step. */
+const shared = new Map<string, AcrExchangeAuthenticator>();
+const MAX_SHARED = 64;
+
+function identityAuthenticator(settings: AzureSettings, registry: string, insecure: boolean, context: AzureRegistryContext): AcrExchangeAuthenticator {
+  const identity = appIdentity(settings.identity);
+  const scope = entraScope(settings.acrAudience ?? DEFAULT_ACR_AUDIENCE);
+  const key = [context.role, registry, insecure, identity.key, scope, context.resourceId ?? ''].join('|');
+  let auth = shared.get(key);
+  if (!auth) {
+    auth = new AcrExchangeAuthenticator({ loginServer: registry, credential: identity.credential, scope, insecure, context, http: settings.http });
+    if (shared.size >= MAX_SHARED) shared.delete(shared.keys().next().value!);
+    shared.set(key, auth);
+  }
+  return auth;
+}
+
+/** How to sign in to the target registry when TARGET_AUTH=managed-identity. */
+export function targetIdentityAuth(settings: AzureSettings, registry: string, insecure: boolean): RegistryAuth {
+  const context: AzureRegistryContext = { registry, role: 'target', identity: appIdentity(settings.identity).label };
+  return { authenticator: identityAuthenticator(settings, registry, insecure, context), context, explain: {} };
+}
+
+/** How to sign in to a source registry. */
+export function sourceAuth(settings: AzureSettings, o: {
+  readonly registry: string;
+  readonly insecure: boolean;
+  readonly credentials?: Credentials;
+  /** The registry was given by this ARM resource ID: pull with the app's identity. */
+  readonly resourceId?: string;
+}): RegistryAuth {
+  const { registry, insecure } = o;
+  if (isEntraToken(o.credentials)) {
+    const context: AzureRegistryContext = { registry, role: 'source', identity: STATIC_TOKEN_LABEL, crossTenant: true, resourceId: o.resourceId };
+    const authenticator = new AcrExchangeAuthenticator({
+      loginServer: registry, credential: new StaticTokenCredential(o.credentials.password),
+      scope: entraScope(settings.acrAudience ?? DEFAULT_ACR_AUDIENCE), insecure, context, http: settings.http,
+    });
+    return { authenticator, context, explain: {} };
+  }
+  if (o.resourceId && !o.credentials) {
+    const context: AzureRegistryContext = { registry, role: 'source', identity: appIdentity(settings.identity).label, resourceId: o.resourceId };
+    return { authenticator: identityAuthenticator(settings, registry, insecure, context), context, explain: {} };
+  }
+  // Anonymous or username/password: only ACR's network refusal gets ACR's explanation.
+  return {
+    context: { registry, role: 'source', identity: 'the given credentials', resourceId: o.resourceId },
+    explain: { access: false },
+  };
+}
+
+/** Builds a client with `build(authenticator)` and makes its refusals read in ACR's terms. */
+export function withRegistryAuth<T extends object>(auth: RegistryAuth, build: (authenticator?: Authenticator) => T): T {
+  return explainRegistryErrors(build(auth.authenticator), auth.context, auth.explain);
+}
+
+/** Resolves a registry resource ID with the app's identity. */
+export function registryResolver(settings: AzureSettings): (resourceId: string) => Promise<ResolvedRegistry> {
+  return (resourceId) => {
+    const identity = appIdentity(settings.identity);
+    return resolveRegistry(resourceId, {
+      credential: identity.credential, identity: identity.label,
+      armEndpoint: settings.armEndpoint ?? DEFAULT_ARM_ENDPOINT, http: settings.http,
+    });
+  };
+}

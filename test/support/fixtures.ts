@@ -3,8 +3,8 @@
  * hand with node:crypto / node:zlib — no external tools. Same options (and seed) → same bytes → same
  * digests, so tests can name fixtures by digest.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { createCipheriv, createHash, randomUUID } from 'node:crypto';
+import { mkdir, open, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
@@ -76,33 +76,71 @@ function octal(n: number, width: number): string {
   return n.toString(8).padStart(width - 1, '0') + '\0';
 }
 
+/** The 512-byte ustar header of a regular file (mode 0644, uid/gid 0, mtime 0). */
+function tarHeader(name: string, size: number): Buffer {
+  if (Buffer.byteLength(name) > 100) throw new Error(`tar name too long: ${name}`);
+  const h = Buffer.alloc(512, 0);
+  h.write(name, 0, 100, 'utf8');
+  h.write(octal(0o644, 8), 100, 'ascii'); // mode
+  h.write(octal(0, 8), 108, 'ascii'); // uid
+  h.write(octal(0, 8), 116, 'ascii'); // gid
+  h.write(octal(size, 12), 124, 'ascii'); // size
+  h.write(octal(0, 12), 136, 'ascii'); // mtime
+  h.fill(0x20, 148, 156); // checksum placeholder: 8 spaces
+  h.write('0', 156, 'ascii'); // typeflag: regular file
+  h.write('ustar\0', 257, 'ascii'); // magic
+  h.write('00', 263, 'ascii'); // version
+  h.write('root', 265, 'ascii'); // uname
+  h.write('root', 297, 'ascii'); // gname
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
+  return h;
+}
+
+/** Zero padding after a file's content, to the next 512-byte boundary. */
+const tarPadding = (size: number) => (512 - (size % 512)) % 512;
+
 /** A minimal deterministic ustar archive of regular files (mode 0644, uid/gid 0, mtime 0). */
 export function makeTar(files: { name: string; content: Buffer }[]): Buffer {
   const parts: Buffer[] = [];
   for (const f of files) {
-    if (Buffer.byteLength(f.name) > 100) throw new Error(`tar name too long: ${f.name}`);
-    const h = Buffer.alloc(512, 0);
-    h.write(f.name, 0, 100, 'utf8');
-    h.write(octal(0o644, 8), 100, 'ascii'); // mode
-    h.write(octal(0, 8), 108, 'ascii'); // uid
-    h.write(octal(0, 8), 116, 'ascii'); // gid
-    h.write(octal(f.content.length, 12), 124, 'ascii'); // size
-    h.write(octal(0, 12), 136, 'ascii'); // mtime
-    h.fill(0x20, 148, 156); // checksum placeholder: 8 spaces
-    h.write('0', 156, 'ascii'); // typeflag: regular file
-    h.write('ustar\0', 257, 'ascii'); // magic
-    h.write('00', 263, 'ascii'); // version
-    h.write('root', 265, 'ascii'); // uname
-    h.write('root', 297, 'ascii'); // gname
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
-    parts.push(h, f.content);
-    const pad = (512 - (f.content.length % 512)) % 512;
+    parts.push(tarHeader(f.name, f.content.length), f.content);
+    const pad = tarPadding(f.content.length);
     if (pad) parts.push(Buffer.alloc(pad, 0));
   }
   parts.push(Buffer.alloc(1024, 0)); // end-of-archive
   return Buffer.concat(parts);
+}
+
+/**
+ * Writes a one-file tar of `size` pseudo-random bytes straight into `blobDir` under its digest,
+ * hashing as it goes: memory stays at one 1 MiB block whatever the size. The bytes are an AES-128-CTR
+ * keystream keyed by sha256(`key`) (hundreds of MB/s; seededBytes would take minutes for 300 MB).
+ */
+async function writeStreamedTar(blobDir: string, name: string, key: string, size: number): Promise<{ digest: string; size: number }> {
+  await mkdir(blobDir, { recursive: true });
+  const partial = join(blobDir, `.partial-${randomUUID()}`);
+  const hash = createHash('sha256');
+  const file = await open(partial, 'w');
+  let total = 0;
+  const put = async (b: Buffer) => {
+    hash.update(b);
+    total += b.length;
+    await file.write(b);
+  };
+  try {
+    await put(tarHeader(name, size));
+    const cipher = createCipheriv('aes-128-ctr', createHash('sha256').update(key).digest().subarray(0, 16), Buffer.alloc(16, 0));
+    const zeros = Buffer.alloc(1024 * 1024, 0);
+    for (let left = size; left > 0; left -= zeros.length) await put(cipher.update(left >= zeros.length ? zeros : zeros.subarray(0, left)));
+    await put(Buffer.alloc(tarPadding(size) + 1024, 0)); // padding + end-of-archive
+  } finally {
+    await file.close();
+  }
+  const digest = 'sha256:' + hash.digest('hex');
+  await rename(partial, join(blobDir, digest.slice('sha256:'.length)));
+  return { digest, size: total };
 }
 
 /** Deterministic gzip (node:zlib writes mtime 0; fixed level). */
@@ -114,17 +152,26 @@ const json = (v: unknown) => Buffer.from(JSON.stringify(v), 'utf8');
 
 /** Accumulates blobs for one layout and writes it out. */
 class LayoutWriter {
-  private readonly files = new Map<string, Buffer>();
+  /** Blob bytes to write, or null for a blob already written into the layout (streamed layers). */
+  private readonly files = new Map<string, Buffer | null>();
   private readonly order: { digest: string; size: number }[] = [];
 
   /** Adds a blob; `track` = list it in BuiltImage.blobs (configs/layers, not manifests). */
   add(data: Buffer, track: boolean): { digest: string; size: number } {
-    const digest = sha256(data);
+    return this.record(sha256(data), data.length, data, track);
+  }
+
+  /** Records a layer that `writeStreamedTar` already wrote into the layout's blob directory. */
+  addWritten(blob: { digest: string; size: number }): { digest: string; size: number } {
+    return this.record(blob.digest, blob.size, null, true);
+  }
+
+  private record(digest: string, size: number, data: Buffer | null, track: boolean): { digest: string; size: number } {
     if (!this.files.has(digest)) {
       this.files.set(digest, data);
-      if (track) this.order.push({ digest, size: data.length });
+      if (track) this.order.push({ digest, size });
     }
-    return { digest, size: data.length };
+    return { digest, size };
   }
 
   get blobs() {
@@ -136,7 +183,7 @@ class LayoutWriter {
     const blobDir = join(layoutDir, 'blobs', 'sha256');
     await mkdir(blobDir, { recursive: true });
     await writeFile(join(layoutDir, 'oci-layout'), json({ imageLayoutVersion: '1.0.0' }));
-    for (const [digest, data] of this.files) await writeFile(join(blobDir, digest.slice('sha256:'.length)), data);
+    for (const [digest, data] of this.files) if (data) await writeFile(join(blobDir, digest.slice('sha256:'.length)), data);
     await writeFile(
       join(layoutDir, 'index.json'),
       json({
@@ -188,6 +235,12 @@ export async function buildImage(opts: {
   seed?: string;
   docker?: boolean;
   tag?: string;
+  /**
+   * Big layers (benchmarks): write every layer straight to disk while hashing it, with an AES-CTR
+   * keystream instead of seededBytes (so other digests than without it), holding no layer in memory.
+   * OCI (uncompressed) layers only.
+   */
+  streamLayers?: boolean;
 }): Promise<BuiltImage> {
   const seed = opts.seed ?? 'oci-import';
   const layersPerPlatform = opts.layersPerPlatform ?? 2;
@@ -195,10 +248,18 @@ export async function buildImage(opts: {
   const docker = opts.docker ?? false;
   const tag = opts.tag ?? 'latest';
   if (layersPerPlatform < 1) throw new Error('layersPerPlatform must be >= 1');
+  if (opts.streamLayers && docker) throw new Error('streamLayers writes OCI (uncompressed) layers only');
   const w = new LayoutWriter();
+  const streamed = new Map<string, Promise<{ digest: string; size: number }>>();
 
-  const layer = (label: string) => {
-    const tar = makeTar([{ name: `${label.replace(/[^a-z0-9._-]/gi, '_')}.bin`, content: seededBytes(seed, label, layerSize) }]);
+  const layer = async (label: string) => {
+    const name = `${label.replace(/[^a-z0-9._-]/gi, '_')}.bin`;
+    if (opts.streamLayers) {
+      if (!streamed.has(label)) streamed.set(label, writeStreamedTar(join(resolve(opts.dir), 'blobs', 'sha256'), name, `${seed}:${label}`, layerSize));
+      const blob = await streamed.get(label)!;
+      return { desc: { mediaType: MT.ociLayerTar, ...w.addWritten(blob) }, diffId: blob.digest };
+    }
+    const tar = makeTar([{ name, content: seededBytes(seed, label, layerSize) }]);
     if (docker) {
       const gz = gzip(tar);
       return { desc: { mediaType: MT.dockerLayerGzip, ...w.add(gz, true) }, diffId: sha256(tar) };
@@ -206,10 +267,10 @@ export async function buildImage(opts: {
     return { desc: { mediaType: MT.ociLayerTar, ...w.add(tar, true) }, diffId: sha256(tar) };
   };
 
-  const manifestFor = (p: Platform) => {
+  const manifestFor = async (p: Platform) => {
     const key = `${p.os}-${p.architecture}${p.variant ? '-' + p.variant : ''}`;
-    const layers = [layer('shared-0')];
-    for (let i = 1; i < layersPerPlatform; i++) layers.push(layer(`${key}-${i}`));
+    const layers = [await layer('shared-0')];
+    for (let i = 1; i < layersPerPlatform; i++) layers.push(await layer(`${key}-${i}`));
     const cfgBytes = imageConfig(p, layers.map((l) => l.diffId));
     const config = { mediaType: docker ? MT.dockerConfig : MT.ociConfig, ...w.add(cfgBytes, true) };
     const mediaType = docker ? MT.dockerManifest : MT.ociManifest;
@@ -218,15 +279,16 @@ export async function buildImage(opts: {
   };
 
   if (!opts.platforms || opts.platforms.length === 0) {
-    const m = manifestFor({ os: 'linux', architecture: 'amd64' });
+    const m = await manifestFor({ os: 'linux', architecture: 'amd64' });
     const layoutDir = await w.write(opts.dir, { mediaType: m.mediaType, digest: m.digest, size: m.size }, tag);
     return { layoutDir, digest: m.digest, mediaType: m.mediaType, manifestBytes: m.bytes, blobs: w.blobs, manifests: [], tag };
   }
 
-  const children: Descriptor[] = opts.platforms.map((p) => {
-    const m = manifestFor(p);
-    return { mediaType: m.mediaType, digest: m.digest, size: m.size, platform: platformOf(p) };
-  });
+  const children: Descriptor[] = [];
+  for (const p of opts.platforms) {
+    const m = await manifestFor(p);
+    children.push({ mediaType: m.mediaType, digest: m.digest, size: m.size, platform: platformOf(p) });
+  }
   const mediaType = docker ? MT.dockerList : MT.ociIndex;
   const bytes = json({ schemaVersion: 2, mediaType, manifests: children });
   const root = { mediaType, ...w.add(bytes, false) };

@@ -13,7 +13,9 @@ param permissionsMode permissionsModeType
 
 var classic = access == 'push' ? roleIds.acrPush : roleIds.acrPull
 var repository = access == 'push' ? roleIds.containerRegistryRepositoryWriter : roleIds.containerRegistryRepositoryReader
-var roles = permissionsMode == 'rbac' ? [classic] : permissionsMode == 'abac' ? [repository] : [classic, repository]
+var dataRoles = permissionsMode == 'rbac' ? [classic] : permissionsMode == 'abac' ? [repository] : [classic, repository]
+// A source may be given by ARM resource ID: resolving it reads the registry resource (Reader on that registry only).
+var roles = access == 'pull' ? concat(dataRoles, [roleIds.reader]) : dataRoles
 
 resource registry 'Microsoft.ContainerRegistry/registries@2025-11-01' existing = {
   name: registryName

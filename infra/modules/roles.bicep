@@ -21,6 +21,9 @@ var roleIds = {
   // honoured there, these are
   containerRegistryRepositoryWriter: '2a1e307c-b015-4ebd-883e-5b7698a07328'
   containerRegistryRepositoryReader: 'b93aa761-3e63-49ed-ac28-beffa264f7ac'
+  // Control plane: reading a source registry's resource (its login server and network settings) when a request
+  // names it by ARM resource ID; AcrPull and the repository roles do not include registries/read
+  reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
 }
 
 @export()

@@ -29,6 +29,7 @@ const BUILT_IN_ROLES = {
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d', // AcrPull
   containerRegistryRepositoryWriter: '2a1e307c-b015-4ebd-883e-5b7698a07328', // Container Registry Repository Writer
   containerRegistryRepositoryReader: 'b93aa761-3e63-49ed-ac28-beffa264f7ac', // Container Registry Repository Reader
+  reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7', // Reader (resolving a source registry given by ARM resource ID)
 } as const;
 
 /** Settings the platform reads (not the app), allowed beside SETTINGS. */
@@ -217,7 +218,9 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       const vars = moduleTemplate(template, 'targetAccess').variables as JsonObject;
       expect(vars.classic).toBe("[if(equals(parameters('access'), 'push'), variables('roleIds').acrPush, variables('roleIds').acrPull)]");
       expect(vars.repository).toBe("[if(equals(parameters('access'), 'push'), variables('roleIds').containerRegistryRepositoryWriter, variables('roleIds').containerRegistryRepositoryReader)]");
-      expect(String(vars.roles)).toMatch(/'rbac'.*variables\('classic'\).*'abac'.*variables\('repository'\).*variables\('classic'\), variables\('repository'\)/);
+      expect(String(vars.dataRoles)).toMatch(/'rbac'.*variables\('classic'\).*'abac'.*variables\('repository'\).*variables\('classic'\), variables\('repository'\)/);
+      // sources also get Reader on the registry resource: resolving an ARM resource ID reads it
+      expect(String(vars.roles)).toBe("[if(equals(parameters('access'), 'pull'), concat(variables('dataRoles'), createArray(variables('roleIds').reader)), variables('dataRoles'))]");
       const registry = only(resources, 'Microsoft.ContainerRegistry/registries');
       expect(text((registry.properties as JsonObject).roleAssignmentMode)).toMatch(/'abac'.*AbacRepositoryPermissions.*LegacyRegistryPermissions/);
     });

@@ -19,6 +19,7 @@ import type { TokenCredential } from '@azure/identity';
 import { mergeScopes, type Authenticator } from '../oci/auth.js';
 import { parseScopes, type Challenge } from '../oci/challenge.js';
 import { redactUrl } from '../oci/errors.js';
+import { TokenCache } from '../oci/token-cache.js';
 import { AzureError, accessDenied, describeAnswer, isNetworkDenial, networkDenied, type AzureRegistryContext } from './errors.js';
 import { postForm, type HttpAnswer, type HttpOptions } from './http.js';
 import { jwtExpiry } from './jwt.js';
@@ -63,10 +64,6 @@ interface Cached {
   readonly renewAt: number;
 }
 
-function scopeKey(scopes: readonly string[]): string {
-  return [...new Set(scopes)].sort().join(' ');
-}
-
 /** The repository of the first repository scope, for messages. */
 function repositoryOf(scopes: readonly string[]): string | undefined {
   const s = scopes.find((x) => x.startsWith('repository:'));
@@ -82,8 +79,7 @@ export class AcrExchangeAuthenticator implements Authenticator {
   private readonly exchangeUrl: URL;
   private refresh: Cached | undefined;
   private exchanging: Promise<Cached> | undefined;
-  private readonly tokens = new Map<string, Cached>();
-  private readonly inflight = new Map<string, Promise<Cached>>();
+  private readonly tokens = new TokenCache<Cached>((t) => t.renewAt > this.now());
 
   constructor(private readonly o: AcrExchangeOptions) {
     const base = `${o.insecure ? 'http' : 'https'}://${o.loginServer}`;
@@ -132,19 +128,7 @@ export class AcrExchangeAuthenticator implements Authenticator {
   // ---- access tokens (per scope set) ---------------------------------------------------------------
 
   private accessToken(scopes: readonly string[], force: boolean): Promise<Cached> {
-    const key = scopeKey(scopes);
-    const running = this.inflight.get(key);
-    if (running) return running;
-    const cached = this.tokens.get(key);
-    if (!force && cached && cached.renewAt > this.now()) return Promise.resolve(cached);
-    const p = this.requestAccessToken(scopes)
-      .then((t) => {
-        this.tokens.set(key, t);
-        return t;
-      })
-      .finally(() => this.inflight.delete(key));
-    this.inflight.set(key, p);
-    return p;
+    return this.tokens.get(scopes, () => this.requestAccessToken(scopes), force);
   }
 
   private async requestAccessToken(scopes: readonly string[]): Promise<Cached> {

@@ -6,12 +6,12 @@
  * 2. On 401 the challenge says what to do: `Basic` → send the credentials; `Bearer` → ask the token
  *    endpoint (`realm`) for the union of the request's scopes and the challenged ones, with the
  *    credentials as Basic when there are any, and retry once.
- * 3. Tokens are cached per scope set (registries may refuse a token minted for other scopes) and
- *    fetched single-flight, so forty parallel chunk requests cause one token request.
+ * 3. Tokens are cached per scope set and fetched single-flight (`TokenCache`).
  */
 import type { Challenge } from './challenge.js';
 import { parseScopes } from './challenge.js';
 import { ImportError, redactUrl } from './errors.js';
+import { TokenCache } from './token-cache.js';
 
 export interface Credentials {
   readonly username: string;
@@ -43,10 +43,6 @@ interface CachedToken {
   readonly expiresAt: number;
 }
 
-function scopeKey(scopes: readonly string[]): string {
-  return [...new Set(scopes)].sort().join(' ');
-}
-
 /** Merges scopes so that actions on one resource are joined: `repo:a:pull` + `repo:a:push` → `repo:a:pull,push`. */
 export function mergeScopes(scopes: readonly string[]): string[] {
   const byResource = new Map<string, Set<string>>();
@@ -65,8 +61,7 @@ export class ChallengeAuthenticator implements Authenticator {
   private scheme: 'basic' | 'bearer' | undefined;
   private realm: URL | undefined;
   private service: string | undefined;
-  private readonly tokens = new Map<string, CachedToken>();
-  private readonly inflight = new Map<string, Promise<CachedToken>>();
+  private readonly tokens = new TokenCache<CachedToken>((t) => t.expiresAt - TOKEN_REFRESH_MARGIN_MS > Date.now());
 
   constructor(
     private readonly registry: string,
@@ -80,9 +75,7 @@ export class ChallengeAuthenticator implements Authenticator {
     if (this.scheme === 'basic' && this.credentials) return basicHeader(this.credentials);
     if (this.scheme !== 'bearer') return undefined;
     const merged = mergeScopes(scopes);
-    const cached = this.tokens.get(scopeKey(merged));
-    if (cached && cached.expiresAt - TOKEN_REFRESH_MARGIN_MS > Date.now()) return cached.header;
-    return (await this.token(merged, false)).header;
+    return (this.tokens.peek(merged) ?? await this.tokens.get(merged, () => this.requestToken(merged))).header;
   }
 
   async onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[]): Promise<string | undefined> {
@@ -94,7 +87,7 @@ export class ChallengeAuthenticator implements Authenticator {
       this.service = bearer.params.service;
       // The challenged scope goes first: some registries only read the first scope parameter.
       const merged = mergeScopes([...parseScopes(bearer.params.scope), ...scopes]);
-      return (await this.token(merged, true)).header;
+      return (await this.tokens.get(merged, () => this.requestToken(merged), true)).header;
     }
     if (basic) {
       this.scheme = 'basic';
@@ -117,24 +110,6 @@ export class ChallengeAuthenticator implements Authenticator {
       throw new ImportError('AUTH_FAILED', `registry ${this.registry} points to token endpoint ${redactUrl(url)}; only https is accepted for registries reached over TLS`);
     }
     return url;
-  }
-
-  private token(scopes: string[], force: boolean): Promise<CachedToken> {
-    const key = scopeKey(scopes);
-    const running = this.inflight.get(key);
-    if (running) return running;
-    if (!force) {
-      const cached = this.tokens.get(key);
-      if (cached && cached.expiresAt - TOKEN_REFRESH_MARGIN_MS > Date.now()) return Promise.resolve(cached);
-    }
-    const p = this.requestToken(scopes)
-      .then((t) => {
-        this.tokens.set(key, t);
-        return t;
-      })
-      .finally(() => this.inflight.delete(key));
-    this.inflight.set(key, p);
-    return p;
   }
 
   private async requestToken(scopes: readonly string[]): Promise<CachedToken> {

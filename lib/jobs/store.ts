@@ -9,6 +9,7 @@
  */
 import type { ImportPlan, BlobState } from '../engine/types.js';
 import type { Documents } from './documents.js';
+import type { ValidatedImport } from './request.js';
 import type { SealedSecret } from './secrets.js';
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed';
@@ -22,19 +23,8 @@ export interface JobProgress {
   readonly bytesCopied: number;
 }
 
-/** What a job remembers of its request: everything but secrets. */
-export interface JobRequest {
-  readonly source: string;
-  readonly target: string;
-  readonly images?: string[];
-  readonly repository?: string;
-  readonly force: boolean;
-  readonly platforms?: string[];
-  readonly credential?: string;
-  readonly inlineCredentials: boolean;
-  /** The source registry was given by this ARM resource ID: pulled with the app's managed identity. */
-  readonly registryResourceId?: string;
-}
+/** What a job remembers of its request: everything but secrets (inline credentials are sealed apart). */
+export type JobRequest = Omit<ValidatedImport, 'sourceRegistry' | 'inlineCredentials'> & { readonly inlineCredentials: boolean };
 
 export interface JobRecord {
   readonly id: string;

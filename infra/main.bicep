@@ -136,10 +136,10 @@ param maxManifests int = 50
 @maxValue(64)
 param blobConcurrency int = 4
 
-@description('FETCH_CONCURRENCY: concurrent ranged GETs per blob.')
+@description('FETCH_CONCURRENCY: concurrent ranged GETs (4 MiB parts) per blob.')
 @minValue(1)
 @maxValue(64)
-param fetchConcurrency int = 4
+param fetchConcurrency int = 8
 
 @description('ALLOWED_SOURCES: comma list of `host[:port]` patterns sources may use (`*`: any public host).')
 param allowedSources string = '*'

@@ -3,7 +3,7 @@
  * steps in a loop in one process; the queue worker runs one step per message. Both use this class.
  */
 import type { RegistryClient } from '../oci/registry.js';
-import { copyBlob, initialBlobState } from './copy-blob.js';
+import { FetchSlots, copyBlob, initialBlobState } from './copy-blob.js';
 import { finalize } from './finalize.js';
 import { plan } from './plan.js';
 import type { BlobState, EngineEvents, FinalizeResult, ImportPlan, ImportRequest, StepBudget } from './types.js';
@@ -13,12 +13,20 @@ export interface EngineOptions {
   readonly target: RegistryClient;
   readonly chunkSize: number;
   readonly fetchConcurrency: number;
+  /** Bytes per ranged GET part (default 4 MiB; tests use small ones). */
+  readonly fetchPartSize?: number;
   readonly maxManifests: number;
   readonly events?: EngineEvents;
 }
 
 export class ImportEngine {
-  constructor(private readonly o: EngineOptions) {}
+  /** Parts fetched ahead across all blobs copied at once: one big blob may run FETCH_CONCURRENCY GETs,
+   * several share twice that many parts in memory (bounding buffers however many blobs run in parallel). */
+  private readonly fetchSlots: FetchSlots;
+
+  constructor(private readonly o: EngineOptions) {
+    this.fetchSlots = new FetchSlots(2 * o.fetchConcurrency);
+  }
 
   plan(req: ImportRequest): Promise<ImportPlan> {
     return plan(req, { source: this.o.source, target: this.o.target, maxManifests: this.o.maxManifests });
@@ -48,6 +56,8 @@ export class ImportEngine {
       mountFrom,
       chunkSize: this.o.chunkSize,
       fetchConcurrency: this.o.fetchConcurrency,
+      fetchSlots: this.fetchSlots,
+      fetchPartSize: this.o.fetchPartSize,
       events: this.o.events,
       checkpoint,
     });

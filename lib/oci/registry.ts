@@ -144,15 +144,17 @@ export class RegistryClient {
    * GET bytes `start..end` (inclusive) of a blob with a closed `Range` (open ranges are refused by some
    * registries). 206 with a matching `Content-Range` is expected; a 200 means the registry ignores
    * ranges: the wanted part is cut out of the full body. A body of the wrong length is an
-   * UnexpectedLengthError (temporary: the caller asks again).
+   * UnexpectedLengthError (temporary: the caller asks again). The bytes land in `into` when given (at
+   * least `end - start + 1` long: the caller reuses its buffers), else in a new Buffer.
    */
-  async getBlobRange(repo: string, digest: Digest, start: number, end: number): Promise<BlobRange> {
+  async getBlobRange(repo: string, digest: Digest, start: number, end: number, into?: Buffer): Promise<BlobRange> {
+    const want = end - start + 1;
+    if (into && into.length < want) throw new RangeError(`buffer of ${into.length} bytes for a range of ${want}`);
     const res = await this.transport.send({
       method: 'GET', url: this.url(`${repo}/blobs/${digest}`), scopes: [pull(repo)], followRedirects: true,
       // identity: byte offsets must refer to the stored blob, not a CDN's compressed representation
       headers: { range: `bytes=${start}-${end}`, 'accept-encoding': 'identity' },
     });
-    const want = end - start + 1;
     const where = redactUrl(res.url);
     if (res.status === 206) {
       const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, 'content-range')?.trim() ?? '');
@@ -160,13 +162,15 @@ export class RegistryClient {
         await res.body.dump().catch(() => undefined);
         throw new ImportError('RANGE_INVALID', `${where} answered range bytes=${start}-${end} with Content-Range "${header(res.headers, 'content-range') ?? ''}"; the remote server may not be RFC 7233 compliant`, true);
       }
-      const data = await readBody(res, () => readAll(res, want + 1));
-      if (data.length !== want) throw new UnexpectedLengthError(where, want, data.length);
+      const data = into ? into.subarray(0, want) : Buffer.allocUnsafe(want);
+      const length = await readBody(res, () => readInto(res, data, 0, false));
+      if (length !== want) throw new UnexpectedLengthError(where, want, length);
       return { data, rangeHonoured: true };
     }
     if (res.status === 200) {
-      const data = await readBody(res, () => readSlice(res, start, want));
-      if (data.length !== want) throw new UnexpectedLengthError(where, want, data.length);
+      const data = into ? into.subarray(0, want) : Buffer.allocUnsafe(want);
+      const length = await readBody(res, () => readInto(res, data, start, true));
+      if (length !== want) throw new UnexpectedLengthError(where, want, length);
       return { data, rangeHonoured: false };
     }
     throw await errorFromResponse('GET', res);
@@ -283,7 +287,7 @@ export class RegistryClient {
 }
 
 /** A connection that breaks while the body streams is a transport failure (temporary), like one before it. */
-async function readBody(res: RegistryResponse, read: () => Promise<Buffer>): Promise<Buffer> {
+async function readBody<T>(res: RegistryResponse, read: () => Promise<T>): Promise<T> {
   try {
     return await read();
   } catch (err) {
@@ -306,24 +310,31 @@ async function readAll(res: RegistryResponse, limit: number): Promise<Buffer> {
   return Buffer.concat(chunks, size);
 }
 
-/** Reads `length` bytes from `start` of a full-body answer, then drops the connection's remainder. */
-async function readSlice(res: RegistryResponse, start: number, length: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(length);
+/**
+ * Copies body bytes `skip .. skip + out.length` into `out` as they arrive (no intermediate copies) and
+ * returns how many body bytes from `skip` on it saw: `out.length` when the body fits exactly, less when
+ * it is short, more when it is long (it stops at the first byte too many). With `dropRest` it stops as
+ * soon as `out` is full and drops the connection's remainder (a full-body answer to a range request):
+ * then only a short body shows.
+ */
+async function readInto(res: RegistryResponse, out: Buffer, skip: number, dropRest: boolean): Promise<number> {
   let pos = 0;
   let filled = 0;
+  let extra = 0;
   for await (const chunk of res.body) {
     const b = chunk as Buffer;
-    const from = Math.max(0, start - pos);
-    const to = Math.min(b.length, start + length - pos);
-    if (to > from) {
-      b.copy(out, filled, from, to);
-      filled += to - from;
+    const from = Math.min(b.length, Math.max(0, skip - pos));
+    const n = Math.min(b.length - from, out.length - filled);
+    if (n > 0) {
+      b.copy(out, filled, from, from + n);
+      filled += n;
     }
+    extra += b.length - from - n;
     pos += b.length;
-    if (filled === length) {
+    if (filled === out.length && (dropRest || extra > 0)) {
       res.body.destroy();
       break;
     }
   }
-  return out.subarray(0, filled);
+  return dropRest ? filled : filled + extra;
 }

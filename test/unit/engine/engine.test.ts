@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ImportEngine } from '../../../lib/engine/engine.js';
+import { ImportEngine, runImport } from '../../../lib/engine/engine.js';
 import type { BlobState, ImportPlan } from '../../../lib/engine/types.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { startFakeRegistry, type FakeRegistry, type FakeRegistryOptions } from '../../support/fake-registry.js';
@@ -94,6 +94,24 @@ describe('import engine (fake registries)', () => {
     const result = await engineFor().finalize(plan);
     expect(result.digest).toBe(digest);
     expect(dst.getManifest('app', '1')?.digest).toBe(digest);
+  });
+
+  it('fetches only the chunks a step uploads (nothing read ahead is thrown away at the end of a step)', async () => {
+    await start();
+    const { layer, layerDigest } = seedImage(src, 'team/app', '1', 100 * KiB + 123);
+    const engine = engineFor(16 * KiB, 8);
+    const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
+    let s = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
+    s = await engine.copyBlob(plan, s, { until: Date.now() + 60_000, maxChunks: 2 });
+    s = await engine.copyBlob(plan, s, { until: 0 }); // budget already spent: one chunk, no read-ahead
+    expect(s.offset).toBe(3 * 16 * KiB);
+    while (!s.done) s = await engine.copyBlob(plan, s, { until: Date.now() + 60_000 });
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+    const fetched = src.requests.filter((r) => r.method === 'GET' && r.url.includes(layerDigest)).map((r) => {
+      const [a, b] = String(r.headers.range).replace('bytes=', '').split('-').map(Number);
+      return b! - a! + 1;
+    });
+    expect(fetched.reduce((n, x) => n + x, 0)).toBe(layer.length);
   });
 
   it('resumes a saved session only where the registry confirms the offset', async () => {
@@ -228,5 +246,39 @@ describe('import engine (fake registries)', () => {
     seedImage(src, 'team/app', '1', 10 * KiB);
     dst.faults.push({ method: 'PUT', path: /\/manifests\//, action: { kind: 'status', status: 400, body: JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: {} }] }) } });
     await expect(importAll(engineFor())).rejects.toMatchObject({ code: 'MANIFEST_INVALID', status: 400 });
+  });
+
+  it.each([[1, 3], [2, 2]])('fetches chunks in parts, each once, and copies blobs at once within the shared part budget (FETCH_CONCURRENCY %i, %i blobs)', async (fetchConcurrency, blobConcurrency) => {
+    await start();
+    // 48 KiB chunks fetched as 32 KiB + 16 KiB parts; all blobs together hold at most 2 × FETCH_CONCURRENCY parts
+    const images = [1, 2, 3].map((seed) => seedImage(src, 'team/app', `v${seed}`, 200 * KiB + seed, seed));
+    const engine = new ImportEngine({
+      source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
+      target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
+      chunkSize: 48 * KiB, fetchConcurrency, fetchPartSize: 32 * KiB, maxManifests: 50,
+    });
+    const index = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: images.map((img, i) => ({ mediaType: OCI_MANIFEST, digest: img.digest, size: src.getManifest('team/app', `v${i + 1}`)!.bytes.length, platform: { os: 'linux', architecture: `arch${i}` } })),
+    }));
+    src.putManifest('team/app', 'multi', index, 'application/vnd.oci.image.index.v1+json');
+    for (let round = 0; round < 3; round++) {
+      src.requests.length = 0;
+      dst.requests.length = 0;
+      await runImport(engine, { source: `${src.host}/team/app:multi`, target: dst.host, images: [`app${round}:multi`] }, { blobConcurrency, stepMs: 60_000 });
+      for (const img of images) expect(Buffer.from(dst.getBlob(img.layerDigest)!).equals(img.layer)).toBe(true);
+      const gets = src.requests.filter((r) => r.method === 'GET' && r.headers.range).map((r) => `${r.url} ${String(r.headers.range)}`);
+      expect(new Set(gets).size).toBe(gets.length); // no part fetched twice
+      const lengths = gets.map((g) => {
+        const [a, b] = g.split('bytes=')[1]!.split('-').map(Number);
+        return b! - a! + 1;
+      });
+      expect(Math.max(...lengths)).toBe(32 * KiB);
+      expect(lengths).toContain(16 * KiB);
+      // every PATCH is a whole chunk (the last one of each blob goes with the final PUT)
+      const patches = dst.requests.filter((r) => r.method === 'PATCH');
+      expect(patches.length).toBe(3 * 4);
+      expect(patches.every((r) => r.bodyLength === 48 * KiB)).toBe(true);
+    }
   });
 });

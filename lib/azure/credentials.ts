@@ -7,7 +7,7 @@
  * (IDENTITY_ENDPOINT in App Service and Functions, IMDS on VMs), which belongs to the app's own cloud. What
  * differs between clouds is the audience of the tokens (ACR_AUDIENCE, ARM_ENDPOINT).
  */
-import { ManagedIdentityCredential, type AccessToken, type TokenCredential } from '@azure/identity';
+import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
 import { AzureError } from './errors.js';
 import { jwtExpiry } from './jwt.js';
 
@@ -32,13 +32,29 @@ export function appIdentity(s: IdentitySettings = {}): AppIdentity {
   let identity = identities.get(key);
   if (!identity) {
     identity = {
-      credential: new ManagedIdentityCredential(s.clientId ? { clientId: s.clientId } : {}),
+      credential: new LazyManagedIdentityCredential(s.clientId),
       label: s.clientId ? `the app's managed identity (client ID ${s.clientId})` : "the app's system-assigned managed identity",
       key,
     };
     identities.set(key, identity);
   }
   return identity;
+}
+
+/**
+ * @azure/identity's ManagedIdentityCredential, loaded on the first token asked for: the library takes
+ * about a third of a second to load, which every CLI run would otherwise pay, managed identity or not.
+ */
+class LazyManagedIdentityCredential implements TokenCredential {
+  private inner?: Promise<TokenCredential>;
+
+  constructor(private readonly clientId: string | undefined) {}
+
+  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+    this.inner ??= import('@azure/identity').then(({ ManagedIdentityCredential }) =>
+      new ManagedIdentityCredential(this.clientId ? { clientId: this.clientId } : {}));
+    return (await this.inner).getToken(scopes, options);
+  }
 }
 
 /** How a password-only credential's token is named in messages. */

@@ -13,7 +13,6 @@ import { RegistryClient } from '../oci/registry.js';
 import { ImportEngine, runImport } from '../engine/engine.js';
 import type { BlobState, ImportRequest } from '../engine/types.js';
 import { Progress } from './progress.js';
-import { runSync } from './sync-command.js';
 
 export interface Io {
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -129,6 +128,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         (authenticator?: Authenticator) => new RegistryClient({ registry: target, insecure: insecure.has(target), authenticator }))
       : new RegistryClient({ registry: target, insecure: insecure.has(target), credentials: targetAuth === 'basic' ? targetCreds : undefined });
     if (command === 'sync') {
+      // loaded only for this command: the rules schema and tag selection cost start-up time
+      const { runSync } = await import('./sync-command.js');
       return await runSync({
         rulesFile: values.rules!, dryRun: values['dry-run'] ?? false, json: values.json ?? false, config, env: io.env,
         target, targetClient, insecure, io, redact,

@@ -65,6 +65,24 @@ function redact(text: string, secrets: string[]): string {
 }
 
 /**
+ * Runs `fn` with a fresh sandbox and the global isolation flags every skopeo call starts with, then
+ * removes the sandbox (for callers that spawn skopeo themselves, e.g. the benchmark under /usr/bin/time).
+ */
+export async function withSkopeoSandbox<T>(fn: (sb: Sandbox, globalArgs: string[]) => Promise<T>): Promise<T> {
+  const sb = await makeSandbox();
+  try {
+    return await fn(sb, [
+      '--registries-conf', sb.registriesConf, // hidden global flag in 1.9; CONTAINERS_REGISTRIES_CONF is set too
+      '--policy', sb.policy,
+      '--registries.d', sb.registriesD,
+      '--tmpdir', sb.tmp,
+    ]);
+  } finally {
+    await rm(sb.dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * Runs skopeo in a fresh sandbox with the global isolation flags; returns stdout bytes. `args` may be
  * a function of the sandbox (to point --authfile at it). Errors are redacted (`secrets` → ***).
  */
@@ -73,16 +91,9 @@ export async function runSkopeo(
   secrets: string[] = [],
   timeoutMs = 120_000,
 ): Promise<Buffer> {
-  const sb = await makeSandbox();
-  const full = [
-    '--registries-conf', sb.registriesConf, // hidden global flag in 1.9; CONTAINERS_REGISTRIES_CONF is set too
-    '--policy', sb.policy,
-    '--registries.d', sb.registriesD,
-    '--tmpdir', sb.tmp,
-    ...(typeof args === 'function' ? args(sb) : args),
-  ];
-  try {
-    return await new Promise<Buffer>((resolve, reject) => {
+  return withSkopeoSandbox((sb, globalArgs) => {
+    const full = [...globalArgs, ...(typeof args === 'function' ? args(sb) : args)];
+    return new Promise<Buffer>((resolve, reject) => {
       execFile(
         'skopeo',
         full,
@@ -99,12 +110,10 @@ export async function runSkopeo(
         },
       );
     });
-  } finally {
-    await rm(sb.dir, { recursive: true, force: true });
-  }
+  });
 }
 
-function credArgs(sb: Sandbox, prefix: '' | 'src-' | 'dest-', creds: Creds | undefined): string[] {
+export function credArgs(sb: Sandbox, prefix: '' | 'src-' | 'dest-', creds: Creds | undefined): string[] {
   const authfile = [`--${prefix}authfile`, sb.authFile];
   if (!creds) return [...authfile, `--${prefix}no-creds`];
   return [...authfile, `--${prefix}creds`, `${creds.username}:${creds.password}`];

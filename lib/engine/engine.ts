@@ -17,6 +17,9 @@ export interface EngineOptions {
   readonly fetchPartSize?: number;
   readonly maxManifests: number;
   readonly events?: EngineEvents;
+  /** Part budget shared with other engines of the process (the queue worker runs several steps at
+   * once, each with its own engine); by default the engine has its own. */
+  readonly fetchSlots?: FetchSlots;
 }
 
 export class ImportEngine {
@@ -25,7 +28,7 @@ export class ImportEngine {
   private readonly fetchSlots: FetchSlots;
 
   constructor(private readonly o: EngineOptions) {
-    this.fetchSlots = new FetchSlots(2 * o.fetchConcurrency);
+    this.fetchSlots = o.fetchSlots ?? new FetchSlots(2 * o.fetchConcurrency);
   }
 
   plan(req: ImportRequest): Promise<ImportPlan> {

@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import { namedCredential } from '../config.js';
+import { FetchSlots } from '../engine/copy-blob.js';
 import { ImportEngine } from '../engine/engine.js';
 import { initialBlobState } from '../engine/copy-blob.js';
 import type { BlobState, ImportPlan, ImportRequest } from '../engine/types.js';
@@ -86,8 +87,13 @@ function targetNames(req: ValidatedImport | JobRecord['request']): string[] {
 
 export class ImportService {
   private readonly owner = randomUUID();
+  /** One budget of ranged-GET parts for every step this process runs at once (each has its own
+   * engine): memory stays bounded by FETCH_CONCURRENCY, not by the host's batch size. */
+  private readonly fetchSlots: FetchSlots;
 
-  constructor(private readonly o: ServiceOptions) {}
+  constructor(private readonly o: ServiceOptions) {
+    this.fetchSlots = new FetchSlots(2 * o.config.fetchConcurrency);
+  }
 
   // ---- accept ------------------------------------------------------------------------------------
 
@@ -193,6 +199,7 @@ export class ImportService {
       target: this.targetClient(job.request.target),
       chunkSize: config.chunkSize,
       fetchConcurrency: config.fetchConcurrency,
+      fetchSlots: this.fetchSlots,
       maxManifests: config.maxManifests,
     });
   }

@@ -19,6 +19,8 @@ export interface RunningAzurite {
   blobPort: number;
   queuePort: number;
   tablePort: number;
+  /** Process id of the Azurite server (for CPU accounting in the benchmark). */
+  pid: number | undefined;
   /** Stops Azurite (SIGTERM, then SIGKILL). Idempotent. */
   stop(): Promise<void>;
 }
@@ -103,7 +105,7 @@ async function attempt(): Promise<RunningAzurite> {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { connectionString: devConnectionString(blobPort, queuePort, tablePort), blobPort, queuePort, tablePort, stop };
+  return { connectionString: devConnectionString(blobPort, queuePort, tablePort), blobPort, queuePort, tablePort, pid: child.pid, stop };
 }
 
 /** Starts an in-memory Azurite on free loopback ports (retries if a port was taken meanwhile). */

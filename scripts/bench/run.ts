@@ -1,0 +1,301 @@
+/**
+ * `npm run bench` — how fast oci-import copies images, next to skopeo and a raw curl floor, measured in
+ * one run on this machine against real registries (CNCF distribution) on loopback.
+ *
+ *   npm run bench                       3 runs of everything, writes docs/benchmarks.md and .png
+ *   npm run bench -- --quick            1 run of everything (also writes the docs, saying so)
+ *   npm run bench -- --runs 5
+ *   npm run bench -- --only far/single  only scenarios whose id contains the text; report in .bench/ only
+ *   npm run bench -- --tools oci-import,skopeo   only these tools; report in .bench/ only
+ *   npm run bench -- --cli-env FETCH_CONCURRENCY=8   settings for our CLI (the report names them)
+ *   npm run bench -- --report .bench/results.json    write the report of an earlier run again (same numbers)
+ *
+ * Scenarios: {loopback, far} × {single 300 MiB layer, 3-platform index of 4 × 75 MiB layers}. "far" puts
+ * the SOURCE behind our far-away proxy (20 ms per request, 25 MB/s per connection and direction) and
+ * keeps the target near, as `az acr import` pulling from Docker Hub into an ACR in the same region.
+ * Every run copies into a fresh target registry and repository (nothing skipped or mounted); the first
+ * run of every tool and scenario is checked with `skopeo inspect --raw` (digest of the result).
+ * Runs are interleaved (round 1 of every tool, then round 2, …) so drift hits every tool alike.
+ *
+ * Needs docker-registry, skopeo, curl and /usr/bin/time (`apt-get install -y time`).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_CHUNK_SIZE, parseSize } from '../../lib/config.js';
+import type { Digest } from '../../lib/oci/digest.js';
+import { buildImage, type BuiltImage } from '../../test/support/fixtures.js';
+import { startRegistry, type RunningRegistry } from '../../test/support/registry.js';
+import { manifestDigest, pushOciLayout } from '../../test/support/skopeo.js';
+import { startFarProxy, type FarProxy } from './far-proxy.js';
+import { measureIntake, type IntakeResult } from './intake.js';
+import { writeReport, type Report, type Result, type ScenarioResult } from './report.js';
+import { RUNNERS, timeCommand, type Fixture, type RunContext } from './runners.js';
+
+const MiB = 1024 * 1024;
+const ROOT = join(import.meta.dirname, '..', '..');
+const BENCH_DIR = join(ROOT, '.bench');
+export const FAR = { latencyMs: 20, bytesPerSecond: 25_000_000 };
+/** A run during which other programs used more CPU than this (plus 5% of its duration: the kernel's
+ * own network work shows up here too) is repeated: the machine may be shared… */
+const OTHER_CPU_LIMIT_MS = 300;
+/** …at most this many times in all. */
+const MAX_ATTEMPTS = 4;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+type BuildOptions = Omit<Parameters<typeof buildImage>[0], 'dir'>;
+const FIXTURES: readonly { id: string; title: string; build: BuildOptions }[] = [
+  { id: 'single', title: 'single 300 MiB layer', build: { layersPerPlatform: 1, layerSize: 300 * MiB, seed: 'bench-single', streamLayers: true } },
+  {
+    id: 'index', title: '3-platform index, 4 × 75 MiB layers',
+    build: {
+      platforms: [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }, { os: 'linux', architecture: 's390x' }],
+      layersPerPlatform: 2, layerSize: 75 * MiB, seed: 'bench-index', streamLayers: true,
+    },
+  },
+];
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+/** CPU time (ms) the whole machine has been busy so far (all cores; /proc/stat, Linux). */
+function machineBusy(): number {
+  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = ticks as number[];
+  return ((user! + nice! + system! + irq! + softirq! + steal!) * 1000) / ticksPerSecond;
+}
+
+const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+
+/** Waits (at most 2 minutes) until the machine is idle: other programs' load would skew every number. */
+async function waitQuiet(): Promise<void> {
+  let calm = 0;
+  const deadline = Date.now() + 120_000;
+  while (calm < 3 && Date.now() < deadline) {
+    const before = machineBusy();
+    await sleep(1000);
+    calm = machineBusy() - before < 150 ? calm + 1 : 0;
+  }
+  if (calm < 3) log('the machine is still busy with other programs; measuring anyway (disturbed runs are repeated)');
+}
+
+/** Reads the CPU time (ms) the registry process has used so far, from /proc (Linux). */
+function registryCpu(reg: RunningRegistry): () => number {
+  const config = join(reg.dir, 'config.yml');
+  const pid = readdirSync('/proc').find((d) => {
+    try {
+      return /^\d+$/.test(d) && readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(config);
+    } catch {
+      return false;
+    }
+  });
+  return () => {
+    if (!pid) return NaN;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond; // utime + stime
+  };
+}
+
+function parse() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      runs: { type: 'string' },
+      only: { type: 'string' },
+      tools: { type: 'string' },
+      'cli-env': { type: 'string', multiple: true, default: [] },
+      report: { type: 'string' },
+    },
+  });
+  const runs = values.quick ? 1 : Number(values.runs ?? 3);
+  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a whole number ≥ 1');
+  const cliEnv: Record<string, string> = {};
+  for (const kv of values['cli-env']) {
+    const i = kv.indexOf('=');
+    if (i < 1) throw new Error(`--cli-env wants NAME=VALUE, got "${kv}"`);
+    cliEnv[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  const tools = values.tools?.split(',').map((t) => t.trim());
+  const runners = RUNNERS.filter((r) => !tools || tools.includes(r.name));
+  if (!runners.length) throw new Error(`--tools names none of: ${RUNNERS.map((r) => r.name).join(', ')}`);
+  return { runs, only: values.only, cliEnv, runners, report: values.report };
+}
+
+function checkTools(): void {
+  const missing = ['docker-registry', 'skopeo', 'curl', 'bash'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+  if (!existsSync('/usr/bin/time')) missing.push('/usr/bin/time (apt-get install -y time)');
+  if (missing.length) throw new Error(`the benchmark needs: ${missing.join(', ')}`);
+}
+
+/** Builds a fixture under .bench/fixtures, or reuses the one built with the same options. */
+async function fixture(spec: (typeof FIXTURES)[number]): Promise<Fixture> {
+  const dir = join(BENCH_DIR, 'fixtures', spec.id);
+  const metaFile = join(BENCH_DIR, 'fixtures', `${spec.id}.json`);
+  const key = JSON.stringify(spec.build);
+  let image: BuiltImage | undefined;
+  try {
+    const meta = JSON.parse(await readFile(metaFile, 'utf8')) as { key: string; image: BuiltImage & { manifestBytes: string } };
+    const complete = meta.image.blobs.every((b) => existsSync(join(dir, 'blobs', 'sha256', b.digest.slice('sha256:'.length))));
+    if (meta.key === key && complete) image = { ...meta.image, manifestBytes: Buffer.from(meta.image.manifestBytes, 'base64') };
+  } catch {
+    // not built yet
+  }
+  if (!image) {
+    const started = performance.now();
+    await rm(dir, { recursive: true, force: true });
+    image = await buildImage({ ...spec.build, dir, tag: '1' });
+    await writeFile(metaFile, JSON.stringify({ key, image: { ...image, manifestBytes: image.manifestBytes.toString('base64') } }));
+    log(`built fixture ${spec.id} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+  const bytes = image.blobs.reduce((n, b) => n + b.size, 0);
+  return { id: spec.id, title: spec.title, repository: `bench/${spec.id}`, tag: image.tag, image, bytes };
+}
+
+function versions(): Record<string, string> {
+  const out = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n')[0]!;
+    } catch {
+      return 'unknown';
+    }
+  };
+  const meminfo = out('sh', ['-c', "awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo"]);
+  return {
+    cpus: `${out('nproc', [])} × ${out('sh', ['-c', "awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo"])}`,
+    memory: meminfo,
+    os: `${out('sh', ['-c', '. /etc/os-release && echo "$PRETTY_NAME"'])}, Linux ${out('uname', ['-r'])}`,
+    node: process.version,
+    skopeo: out('skopeo', ['--version']),
+    registry: out('docker-registry', ['--version']),
+    curl: out('curl', ['--version']).split(' ').slice(0, 2).join(' '),
+  };
+}
+
+async function main(): Promise<void> {
+  const benchStarted = performance.now();
+  const opts = parse();
+  if (opts.report) {
+    const written = await writeReport(JSON.parse(await readFile(opts.report, 'utf8')) as Report);
+    log(`wrote ${written.join(', ')} from ${opts.report}`);
+    return;
+  }
+  checkTools();
+  await mkdir(BENCH_DIR, { recursive: true });
+  log('building the CLI (npm run build)…');
+  execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
+
+  const fixtures = [];
+  for (const spec of FIXTURES) fixtures.push(await fixture(spec));
+
+  let source: RunningRegistry | undefined;
+  let proxy: FarProxy | undefined;
+  const results: ScenarioResult[] = [];
+  let intake: IntakeResult[] = [];
+  const startupMs: number[] = [];
+  try {
+    source = await startRegistry();
+    for (const f of fixtures) {
+      const t = performance.now();
+      await pushOciLayout(f.image.layoutDir, `${source.host}/${f.repository}:${f.tag}`);
+      log(`pushed ${f.id} (${(f.bytes / 1e6).toFixed(0)} MB) to the source in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    }
+    proxy = await startFarProxy({ target: source.host, ...FAR });
+
+    const scenarios = [
+      ...fixtures.map((f) => ({ id: `loopback/${f.id}`, net: 'loopback' as const, fixture: f, source: source!.host })),
+      ...fixtures.map((f) => ({ id: `far/${f.id}`, net: 'far' as const, fixture: f, source: proxy!.host })),
+    ].filter((s) => !opts.only || s.id.includes(opts.only));
+
+    const sourceCpu = registryCpu(source);
+    let n = 0;
+    for (const sc of scenarios) {
+      await waitQuiet();
+      const byRunner = new Map<string, Result>(opts.runners.map((r) => [r.name, {
+        runner: r.name, ms: [], rssBytes: [], cpuMs: [], targetCpuMs: [], sourceCpuMs: [], benchCpuMs: [], otherCpuMs: [],
+        sourceConnections: [], repeated: 0, verified: false,
+      }]));
+      for (let round = 1; round <= opts.runs; round++) {
+        for (const runner of opts.runners) {
+          const r = byRunner.get(runner.name)!;
+          for (let attempt = 1; ; attempt++) {
+            const target = await startRegistry();
+            try {
+              const ctx: RunContext = { fixture: sc.fixture, source: sc.source, target: target.host, targetRepository: `run${++n}/${sc.fixture.id}`, cliEnv: opts.cliEnv };
+              const targetCpu = registryCpu(target);
+              const before = { connections: proxy.stats.connections, target: targetCpu(), source: sourceCpu(), bench: process.cpuUsage(), machine: machineBusy() };
+              const m = await runner.run(ctx);
+              const bench = process.cpuUsage(before.bench);
+              const sample = {
+                target: targetCpu() - before.target, source: sourceCpu() - before.source, bench: (bench.user + bench.system) / 1000,
+                connections: proxy.stats.connections - before.connections,
+              };
+              // CPU the machine spent on anything but this run: another program competing for the cores.
+              const other = machineBusy() - before.machine - m.cpuMs - (m.untimedCpuMs ?? 0) - sample.target - sample.source - sample.bench;
+              const line = `[${sc.id}] ${runner.name.padEnd(10)} run ${round}/${opts.runs}: ${(m.ms / 1000).toFixed(2)} s, ` +
+                `${(sc.fixture.bytes / 1e6 / (m.ms / 1000)).toFixed(0)} MB/s, peak RSS ${(m.rssBytes / 1e6).toFixed(0)} MB, CPU: tool ${(m.cpuMs / 1000).toFixed(2)} s, ` +
+                `target ${(sample.target / 1000).toFixed(2)} s, source ${(sample.source / 1000).toFixed(2)} s, bench/proxy ${(sample.bench / 1000).toFixed(2)} s, other ${(other / 1000).toFixed(2)} s`;
+              if (other > OTHER_CPU_LIMIT_MS + 0.05 * m.ms && attempt < MAX_ATTEMPTS) {
+                log(`${line} — other programs used the CPU: run again`);
+                r.repeated++;
+                await sleep(5000);
+                continue;
+              }
+              r.ms.push(m.ms);
+              r.rssBytes.push(m.rssBytes);
+              r.cpuMs.push(m.cpuMs);
+              r.targetCpuMs.push(sample.target);
+              r.sourceCpuMs.push(sample.source);
+              r.benchCpuMs.push(sample.bench);
+              r.otherCpuMs.push(other);
+              if (sc.net === 'far') r.sourceConnections.push(sample.connections);
+              if (!r.verified) {
+                const got = await manifestDigest(`${target.host}/${ctx.targetRepository}:${sc.fixture.tag}`);
+                if (got !== sc.fixture.image.digest) throw new Error(`${runner.name} in ${sc.id}: the target holds ${got}, the source ${sc.fixture.image.digest}`);
+                r.verified = true;
+              }
+              log(line);
+              break;
+            } finally {
+              await target.stop();
+            }
+          }
+        }
+      }
+      results.push({ id: sc.id, net: sc.net, fixture: { id: sc.fixture.id, title: sc.fixture.title, bytes: sc.fixture.bytes, digest: sc.fixture.image.digest }, results: [...byRunner.values()] });
+    }
+    if (!opts.only) {
+      const single = fixtures.find((f) => f.id === 'single')!;
+      const layer = single.image.blobs.reduce((a, b) => (b.size > a.size ? b : a));
+      const bytes = await readFile(join(single.image.layoutDir, 'blobs', 'sha256', layer.digest.slice('sha256:'.length)));
+      await waitQuiet();
+      const chunkSize = opts.cliEnv.CHUNK_SIZE ? parseSize('CHUNK_SIZE', opts.cliEnv.CHUNK_SIZE) : DEFAULT_CHUNK_SIZE;
+      intake = await measureIntake(bytes, layer.digest as Digest, chunkSize, opts.runs);
+      for (const i of intake) log(`[intake] ${i.mode}: ${i.ms.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
+      for (let i = 0; i < opts.runs; i++) startupMs.push((await timeCommand(process.execPath, [join(ROOT, 'bin', 'oci-import.js'), '--help'], { PATH: process.env.PATH })).ms);
+      log(`[startup] oci-import --help: ${startupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
+    }
+  } finally {
+    for (const r of opts.runners) await r.close?.();
+    await proxy?.close();
+    await source?.stop();
+  }
+
+  const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
+  const toDocs = !opts.only && opts.runners.length === RUNNERS.length;
+  const written = await writeReport({
+    dir: toDocs ? join(ROOT, 'docs') : BENCH_DIR,
+    rawFile: join(BENCH_DIR, 'results.json'),
+    command, runs: opts.runs, cliEnv: opts.cliEnv, far: FAR,
+    machine: versions(), date: new Date().toISOString(),
+    durationMs: performance.now() - benchStarted,
+    scenarios: results, intake, startupMs,
+  });
+  log(`wrote ${written.join(', ')} in ${((performance.now() - benchStarted) / 1000).toFixed(0)} s total`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 1;
+});

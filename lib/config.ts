@@ -56,7 +56,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'ARM_ENDPOINT', scope: 'app', default: DEFAULT_ARM_ENDPOINT,
     description: 'Azure Resource Manager endpoint that resolves registries given by resource ID (sovereign clouds: e.g. `https://management.usgovcloudapi.net`); its tokens are requested for `<endpoint>/.default`.' },
   { name: 'IMPORT_QUEUE', scope: 'app', default: 'imports', description: 'Storage queue carrying import requests and steps; `<name>-poison` receives failed messages.' },
-  { name: 'CHUNK_SIZE', scope: 'app', default: '8MiB', description: 'Bytes per ranged GET and per upload PATCH (accepts `MiB`/`KiB` suffixes).' },
+  { name: 'CHUNK_SIZE', scope: 'app', default: '8MiB', description: 'Bytes per upload PATCH (`MiB`/`KiB` suffixes): a queue step saves its place after each. The CLI, when it is not set, streams each blob as one PATCH (as `docker push`).' },
   { name: 'STEP_BUDGET_SECONDS', scope: 'app', default: String(DEFAULT_STEP_BUDGET_SECONDS),
     description: 'A queue step stops copying after this long, saves its place and re-enqueues the rest.' },
   { name: 'MAX_MANIFESTS', scope: 'app', default: String(DEFAULT_MAX_MANIFESTS), description: 'Largest index (number of child manifests) an import accepts.' },

@@ -109,7 +109,10 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       io.stdout.write(USAGE);
       return 0;
     }
-    const config = loadConfig(io.env);
+    // Unlike the service, whose steps end and resume, one CLI process streams each blob as one PATCH
+    // (as `docker push` does) unless CHUNK_SIZE asks for chunks.
+    const loaded = loadConfig(io.env);
+    const config = { ...loaded, chunkSize: io.env.CHUNK_SIZE?.trim() ? loaded.chunkSize : Infinity };
     const targetHost = values.target ?? config.targetRegistry;
     if (command === 'import' && !values.source) throw new UsageError('--source is required');
     if (command === 'sync' && !values.rules) throw new UsageError('--rules is required');

@@ -3,7 +3,8 @@
  * steps in a loop in one process; the queue worker runs one step per message. Both use this class.
  */
 import type { RegistryClient } from '../oci/registry.js';
-import { FetchSlots, copyBlob, initialBlobState } from './copy-blob.js';
+import { copyBlob, initialBlobState } from './copy-blob.js';
+import { FetchSlots } from './part-reader.js';
 import { finalize } from './finalize.js';
 import { plan } from './plan.js';
 import type { BlobState, EngineEvents, FinalizeResult, ImportPlan, ImportRequest, StepBudget } from './types.js';

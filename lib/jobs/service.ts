@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import { namedCredential } from '../config.js';
-import { FetchSlots } from '../engine/copy-blob.js';
+import { FetchSlots } from '../engine/part-reader.js';
 import { ImportEngine } from '../engine/engine.js';
 import { initialBlobState } from '../engine/copy-blob.js';
 import type { BlobState, ImportPlan, ImportRequest } from '../engine/types.js';

@@ -7,7 +7,7 @@ import { ChallengeAuthenticator, type Authenticator, type Credentials } from './
 import type { Digest } from './digest.js';
 import { ImportError, RegistryError, TransportError, UnexpectedLengthError, redactUrl } from './errors.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, manifestFrom, resolveMediaType, type RawManifest } from './manifest.js';
-import { Transport, errorFromResponse, header, readText, type RegistryResponse, type TransportOptions } from './transport.js';
+import { Transport, errorFromResponse, header, readText, type RegistryResponse, type StreamedBody, type TransportOptions } from './transport.js';
 
 export interface RegistryClientOptions extends Omit<TransportOptions, 'authenticator'> {
   /** API host, `host[:port]` (already normalised: docker.io → registry-1.docker.io). */
@@ -207,19 +207,31 @@ export class RegistryClient {
   }
 
   /**
-   * PATCH one chunk at `offset`. Never retried here: if the answer is lost, the registry may have
-   * applied the chunk and moved on (distribution then poisons the session): ask `uploadStatus`.
-   * Returns the next Location.
+   * PATCH one chunk at `offset` (a buffer, or bytes streamed as they are read with their length
+   * known). Never retried here: if the answer is lost, the registry may have applied the chunk and
+   * moved on (distribution then poisons the session): ask `uploadStatus`. Returns the next Location.
    */
-  async patchUpload(repo: string, location: string, offset: number, chunk: Buffer): Promise<string> {
+  async patchUpload(repo: string, location: string, offset: number, chunk: Buffer | Required<StreamedBody>): Promise<string> {
+    return this.patch(repo, location, chunk, {
+      // inclusive, and without the "bytes " prefix (distribution 3 fails to parse it otherwise)
+      'content-range': `${offset}-${offset + chunk.length - 1}`,
+    });
+  }
+
+  /**
+   * PATCH the rest of a blob as one stream, in chunked transfer encoding and without Content-Range:
+   * the upload `docker push` makes, which every registry takes (some refuse several chunks, or large
+   * ones with a declared length). Never retried here, as `patchUpload`. Returns the next Location.
+   */
+  async streamUpload(repo: string, location: string, chunks: AsyncIterable<Buffer>): Promise<string> {
+    return this.patch(repo, location, { chunks }, {});
+  }
+
+  private async patch(repo: string, location: string, body: Buffer | StreamedBody, headers: Record<string, string>): Promise<string> {
     const url = new URL(location);
     const res = await this.transport.expect({
-      method: 'PATCH', url, body: chunk, scopes: [push(repo)], idempotent: false,
-      headers: {
-        'content-type': 'application/octet-stream',
-        // inclusive, and without the "bytes " prefix (distribution 3 fails to parse it otherwise)
-        'content-range': `${offset}-${offset + chunk.length - 1}`,
-      },
+      method: 'PATCH', url, body, scopes: [push(repo)], idempotent: false,
+      headers: { 'content-type': 'application/octet-stream', ...headers },
     }, 202, 201, 204);
     await res.body.dump();
     const next = header(res.headers, 'location');

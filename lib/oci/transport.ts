@@ -14,11 +14,20 @@ import { DEFAULT_RETRY, RETRYABLE_STATUS, backoffDelay, parseRetryAfter, sleep, 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 export type Headers = Record<string, string | string[] | undefined>;
 
+/**
+ * A body produced while it is sent (an upload fed by source reads): sent once, never replayed. With a
+ * `length` it goes with that Content-Length, without one in chunked transfer encoding.
+ */
+export interface StreamedBody {
+  readonly length?: number;
+  readonly chunks: AsyncIterable<Buffer>;
+}
+
 export interface RegistryRequest {
   readonly method: Method;
   readonly url: URL;
   readonly headers?: Record<string, string>;
-  readonly body?: Buffer;
+  readonly body?: Buffer | StreamedBody;
   /** Token scopes the request needs, e.g. `repository:library/nginx:pull`. */
   readonly scopes: readonly string[];
   /** May be sent again after a 5xx/429/reset. Default: true for GET, HEAD, PUT, DELETE. */
@@ -69,7 +78,7 @@ export class Transport {
 
   /** Sends with auth, retries and redirects; returns any final status (the caller checks it). */
   async send(req: RegistryRequest): Promise<RegistryResponse> {
-    const idempotent = req.idempotent ?? (req.method !== 'POST' && req.method !== 'PATCH');
+    const idempotent = !isStreamed(req.body) && (req.idempotent ?? (req.method !== 'POST' && req.method !== 'PATCH'));
     const maxAttempts = idempotent ? this.retry.maxAttempts : 1;
     for (let attempt = 1; ; attempt++) {
       let res: RegistryResponse;
@@ -121,6 +130,8 @@ export class Transport {
       const retryWith = await auth.onUnauthorized(challenges, req.scopes);
       if (retryWith && retryWith !== authorization) {
         await res.body.dump({ limit: MAX_ERROR_BODY }).catch(() => undefined);
+        // A streamed body is gone: the caller sends it again (with the new token) from what the registry holds.
+        if (isStreamed(req.body)) throw new TransportError(req.method, redactUrl(req.url), new Error('the registry asked for new credentials while the body streamed'));
         authorization = retryWith;
         res = await this.follow(req, authorization);
       }
@@ -145,14 +156,19 @@ export class Transport {
   private async raw(req: RegistryRequest, url: URL, authorization: string | undefined): Promise<RegistryResponse> {
     const headers: Record<string, string> = { 'user-agent': this.options.userAgent ?? USER_AGENT, ...req.headers };
     if (authorization) headers.authorization = authorization;
-    if (req.body !== undefined || ['POST', 'PUT', 'PATCH'].includes(req.method)) {
-      headers['content-length'] = String(req.body?.length ?? 0);
+    const streamed = isStreamed(req.body) ? req.body : undefined;
+    if (streamed) {
+      if (streamed.length !== undefined) headers['content-length'] = String(streamed.length);
+    } else if (req.body !== undefined || ['POST', 'PUT', 'PATCH'].includes(req.method)) {
+      headers['content-length'] = String((req.body as Buffer | undefined)?.length ?? 0);
     }
     try {
       const res = await request(url, {
         method: req.method,
         headers,
-        body: req.body,
+        // undici writes an async iterable body one item at a time, pulling the next only when the socket
+        // took the last (its types omit iterables; its documentation and client-h1 writeIterable have them)
+        body: (streamed ? streamed.chunks : req.body) as Buffer | undefined,
         dispatcher: this.dispatcher,
       });
       return { status: res.statusCode, headers: res.headers, body: res.body, url };
@@ -176,6 +192,10 @@ export async function readText(body: RegistryResponse['body'], limit: number): P
     size += b.length;
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+function isStreamed(body: RegistryRequest['body']): body is StreamedBody {
+  return body !== undefined && !Buffer.isBuffer(body);
 }
 
 /** Builds the RegistryError for an unexpected answer, reading at most 64 KiB of its body. */

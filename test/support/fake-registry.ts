@@ -104,6 +104,8 @@ export interface FakeRegistry {
   faults: FaultRule[];
   /** stores the blob and links it into `repo`; returns its sha256 digest */
   putBlob(repo: string, data: Uint8Array): string;
+  /** serves `data` (same length) under an existing blob's digest from now on: a corrupt store */
+  corruptBlob(digest: string, data: Uint8Array): void;
   /** stores the manifest (exact bytes) by digest and tags it when `ref` is a tag; returns the digest.
    *  No reference check is made (use HTTP PUT for that). */
   putManifest(repo: string, ref: string, bytes: Uint8Array, mediaType: string): string;
@@ -371,6 +373,12 @@ class FakeRegistryServer implements FakeRegistry {
     this.blobs.set(digest, Buffer.from(data));
     this.link(repo, digest);
     return digest;
+  }
+
+  corruptBlob(digest: string, data: Uint8Array): void {
+    const old = this.blobs.get(digest);
+    if (!old || old.length !== data.length) throw new Error(`corruptBlob: ${digest} is not stored with ${data.length} bytes`);
+    this.blobs.set(digest, Buffer.from(data));
   }
 
   putManifest(repo: string, ref: string, bytes: Uint8Array, mediaType: string): string {

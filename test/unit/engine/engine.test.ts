@@ -281,4 +281,66 @@ describe('import engine (fake registries)', () => {
       expect(patches.every((r) => r.bodyLength === 48 * KiB)).toBe(true);
     }
   });
+
+  describe('unbounded chunk size (the CLI): each blob as one streamed PATCH', () => {
+    const streamingEngine = (notices: string[] = []) => new ImportEngine({
+      source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
+      target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
+      chunkSize: Infinity, fetchConcurrency: 3, fetchPartSize: 16 * KiB, maxManifests: 50,
+      events: { onNotice: (m) => notices.push(m) },
+    });
+
+    it('sends the parts of a blob in one PATCH without Content-Range (as docker push), then a PUT without body', async () => {
+      await start();
+      const { layer, layerDigest, digest } = seedImage(src, 'team/app', '1', 100 * KiB + 123);
+      const { result } = await importAll(streamingEngine());
+      expect(result.digest).toBe(digest);
+      expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+      const patches = dst.requests.filter((r) => r.method === 'PATCH');
+      expect(patches).toHaveLength(1);
+      expect(patches[0]!.headers['content-range']).toBeUndefined();
+      expect(patches[0]!.headers['transfer-encoding']).toBe('chunked');
+      expect(patches[0]!.bodyLength).toBe(layer.length);
+      const put = dst.requests.find((r) => r.method === 'PUT' && r.url.includes(encodeURIComponent(layerDigest)))!;
+      expect(put.bodyLength).toBe(0);
+      // the small config blob goes in one PUT with its bytes
+      expect(dst.requests.filter((r) => r.method === 'PUT' && r.url.includes('digest=') && r.bodyLength > 0)).toHaveLength(1);
+      const parts = src.requests.filter((r) => r.method === 'GET' && r.url.includes(layerDigest)).map((r) => String(r.headers.range));
+      expect(parts).toHaveLength(Math.ceil(layer.length / (16 * KiB)));
+      expect(new Set(parts).size).toBe(parts.length);
+    });
+
+    it('resumes or restarts as the registry says when the streamed PATCH breaks, and copies the blob intact', async () => {
+      await start();
+      const { layer, layerDigest } = seedImage(src, 'team/app', '1', 100 * KiB + 123);
+      // the connection dies before the registry read anything: the same session, from 0
+      dst.faults.push({ method: 'PATCH', times: 1, action: { kind: 'reset' } });
+      const notices: string[] = [];
+      const first = await importAll(streamingEngine(notices));
+      expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+      expect(first.blobs.find((b) => b.digest === layerDigest)!.sessions).toBe(1);
+      expect(notices.join('\n')).toMatch(/resumed at 0 after/);
+
+    });
+
+    it('starts a new session when the registry took the whole stream and the answer was lost', async () => {
+      await start();
+      const { layer, layerDigest } = seedImage(src, 'team/app', '1', 100 * KiB + 123);
+      dst.faults.push({ method: 'PATCH', times: 1, action: { kind: 'resetAfterBody' } });
+      const notices: string[] = [];
+      const { blobs } = await importAll(streamingEngine(notices));
+      expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+      expect(blobs.find((b) => b.digest === layerDigest)!.sessions).toBe(2);
+      expect(notices.join('\n')).toMatch(/restarted in a new session/);
+    });
+
+    it('refuses to complete an upload whose source bytes do not hash to the digest', async () => {
+      await start();
+      const { layer, layerDigest } = seedImage(src, 'team/app', '1', 100 * KiB + 123);
+      // the source now serves other bytes under the same digest (a corrupt store or a lying proxy)
+      src.corruptBlob(layerDigest, randomBlob(layer.length, 99));
+      await expect(importAll(streamingEngine())).rejects.toThrow(/hash to sha256:/);
+      expect(dst.getBlob(layerDigest)).toBeUndefined();
+    });
+  });
 });

@@ -20,7 +20,7 @@ import type { Authenticator, Credentials } from '../oci/auth.js';
 import { errorCode } from '../oci/errors.js';
 import { normalizeRegistry, parseReference } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
-import { checkSource, type Lookup } from '../policy/sources.js';
+import { checkSource, checkSourceUrl, type Lookup } from '../policy/sources.js';
 import { stepMessageSchema, type JobQueue, type StepMessage } from './queue.js';
 import { RequestError, validateImportRequest, type ValidatedImport } from './request.js';
 import { open, seal } from './secrets.js';
@@ -39,7 +39,7 @@ export interface ServiceOptions {
   readonly queue: JobQueue;
   readonly lookup?: Lookup;
   /** Builds registry clients; tests inject retry policies. */
-  readonly client?: (registry: string, insecure: boolean, credentials?: Credentials, authenticator?: Authenticator) => RegistryClient;
+  readonly client?: (registry: string, insecure: boolean, credentials?: Credentials, authenticator?: Authenticator, checkUrl?: (url: URL) => Promise<void>) => RegistryClient;
   /** Lease of a blob step beyond its budget. @default 30 000 ms */
   readonly leaseMarginMs?: number;
 }
@@ -208,10 +208,10 @@ export class ImportService {
     return this.o.config.insecureRegistries.map(normalizeRegistry).includes(registry);
   }
 
-  private client(registry: string, credentials?: Credentials, auth?: RegistryAuth): RegistryClient {
+  private client(registry: string, credentials?: Credentials, auth?: RegistryAuth, checkUrl?: (url: URL) => Promise<void>): RegistryClient {
     const insecure = this.insecure(registry);
     const build = (authenticator?: Authenticator): RegistryClient =>
-      this.o.client?.(registry, insecure, credentials, authenticator) ?? new RegistryClient({ registry, insecure, credentials, authenticator });
+      this.o.client?.(registry, insecure, credentials, authenticator, checkUrl) ?? new RegistryClient({ registry, insecure, credentials, authenticator, checkUrl });
     return auth ? withRegistryAuth(auth, build) : build();
   }
 
@@ -222,7 +222,8 @@ export class ImportService {
   sourceClient(registry: string, credentials?: Credentials, resourceId?: string): RegistryClient {
     const host = normalizeRegistry(registry);
     const auth = sourceAuth(azureSettings(this.o.config), { registry: host, insecure: this.insecure(host), credentials, resourceId });
-    return this.client(host, credentials, auth);
+    // Redirects (to storage) and token realms of a source must not lead to non-public addresses.
+    return this.client(host, credentials, auth, (url) => checkSourceUrl(url, this.o.config.allowedSources, this.o.lookup));
   }
 
   /** A client for the target registry, signed in as the settings say. */

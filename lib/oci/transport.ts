@@ -49,6 +49,12 @@ export interface TransportOptions {
   readonly retry?: RetryPolicy;
   readonly dispatcher?: Dispatcher;
   readonly userAgent?: string;
+  /**
+   * Vets every URL on another origin than the registry's before it is requested: a redirect target
+   * (storage, a CDN) and a token realm. The service refuses non-public addresses there (SSRF guard):
+   * a registry it was allowed to read must not make it read the instance metadata endpoint.
+   */
+  readonly checkUrl?: (url: URL) => Promise<void>;
 }
 
 const MAX_REDIRECTS = 5;
@@ -110,6 +116,7 @@ export class Transport {
 
   /** A plain GET used by the token flow: no auth layer, same retries. */
   async fetchText(url: URL, authorization: string | undefined): Promise<{ status: number; body: string }> {
+    await this.options.checkUrl?.(url);
     for (let attempt = 1; ; attempt++) {
       const res = await this.raw({ method: 'GET', url, scopes: [] }, url, authorization);
       const body = await readText(res.body, 128 * 1024);
@@ -150,6 +157,7 @@ export class Transport {
       await res.body.dump({ limit: MAX_ERROR_BODY }).catch(() => undefined);
       if (hop >= MAX_REDIRECTS) throw new TransportError(req.method, redactUrl(req.url), new Error('too many redirects'));
       url = new URL(location, url);
+      if (url.origin !== req.url.origin) await this.options.checkUrl?.(url);
     }
   }
 

@@ -86,3 +86,30 @@ export async function checkSource(registry: string, allowed: readonly string[], 
       `source registry ${registry} is or resolves to the non-public address ${bad}; list it explicitly in ALLOWED_SOURCES to allow it`);
   }
 }
+
+/**
+ * Throws SourceNotAllowedError when a source sends us to `url` (a redirect to storage, a token realm)
+ * and its host is, or resolves to, a non-public address — unless an explicit ALLOWED_SOURCES pattern
+ * (anything but the bare `*`) names the host. Storage and token hosts need not be listed otherwise:
+ * nobody knows a CDN's names in advance.
+ */
+export async function checkSourceUrl(url: URL, allowed: readonly string[], lookup: Lookup = systemLookup): Promise<void> {
+  const hostPort = url.host;
+  if (allowed.some((p) => p.trim() !== '*' && matchesPattern(hostPort, p))) return;
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  let addresses: string[];
+  if (isIP(host) || host === 'localhost') {
+    addresses = [host === 'localhost' ? '127.0.0.1' : host];
+  } else {
+    try {
+      addresses = await lookup(host);
+    } catch {
+      return;
+    }
+  }
+  const bad = addresses.find(isNonPublicAddress);
+  if (bad) {
+    throw new SourceNotAllowedError('PRIVATE_ADDRESS',
+      `the source registry sent us to ${url.protocol}//${hostPort}, which is or resolves to the non-public address ${bad}; list ${url.hostname} explicitly in ALLOWED_SOURCES to allow it`);
+  }
+}

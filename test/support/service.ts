@@ -26,8 +26,8 @@ export function testService(env: Record<string, string>, opts: { leaseMarginMs?:
     config: loadConfig(env), env, store, queue, leaseMarginMs: opts.leaseMarginMs,
     // no DNS in tests: names resolve to a public documentation address
     lookup: async () => ['203.0.113.10'],
-    client: (registry, insecure, credentials, authenticator) => new RegistryClient({
-      registry, insecure, credentials, authenticator, retry: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 20 },
+    client: (registry, insecure, credentials, authenticator, checkUrl) => new RegistryClient({
+      registry, insecure, credentials, authenticator, checkUrl, retry: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 20 },
     }),
   });
   return { service, docs, queue, store, env, logs, meta: (dequeueCount = 1) => ({ dequeueCount, maxDequeueCount: 3, log }) };

@@ -180,4 +180,30 @@ describe('import steps (memory storage, fake registries)', () => {
     expect(JSON.stringify(t.queue.poisoned)).not.toContain('queue-secret-1');
     expect(JSON.stringify(t.queue.poisoned)).toContain('SECRET_IN_QUEUE');
   });
+
+  it('refuses a source that redirects its blobs to a non-public address, unless ALLOWED_SOURCES names that host', async () => {
+    for (const [allowed, expected] of [['src', 'failed'], ['127.0.0.1', 'succeeded']] as const) {
+      await Promise.all([src?.close(), dst?.close()]);
+      [src, dst] = await Promise.all([startFakeRegistry({ redirectBlobsTo: 'other' }), startFakeRegistry()]);
+      const t = testService({
+        TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: allowed === 'src' ? src.host : allowed,
+        CHUNK_SIZE: '64KiB', STEP_BUDGET_SECONDS: '1',
+      });
+      const digest = seedIndex(src, 'team/app', '1', 20 * KiB);
+      const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+      await drain(t);
+      const status = await t.service.status(job.id);
+      expect(status?.status).toBe(expected);
+      if (expected === 'failed') {
+        // the storage listener is another port of 127.0.0.1: loopback, and not the listed host:port
+        expect(status?.error).toMatchObject({ code: 'PRIVATE_ADDRESS' });
+        expect(status?.error?.message).toMatch(/sent us to http:\/\/127\.0\.0\.1:\d+, which is or resolves to the non-public address 127\.0\.0\.1/);
+        expect(src.redirectRequests).toHaveLength(0);
+        expect(dst.getManifest('app', '1')).toBeUndefined();
+      } else {
+        expect(status?.digest).toBe(digest);
+        expect(src.redirectRequests.length).toBeGreaterThan(0);
+      }
+    }
+  });
 });

@@ -51,7 +51,8 @@ Sync options (one pass over the rules: what differs from the source is imported,
   --dry-run                  print the plan, write nothing
   --target, --target-username, --target-password, --target-auth, --insecure, --json as for import
 
-Environment: CHUNK_SIZE (default 8MiB), BLOB_CONCURRENCY, FETCH_CONCURRENCY, MAX_MANIFESTS (default 50);
+Environment: CHUNK_SIZE (bytes per PATCH; unset: each blob as one streamed PATCH), BLOB_CONCURRENCY (4),
+FETCH_CONCURRENCY (8 ranged GETs per blob), MAX_MANIFESTS (50);
 Azure: AZURE_CLIENT_ID (user-assigned identity), ACR_AUDIENCE, ARM_ENDPOINT.
 Exit status: 0 imported, 1 import failed, 2 usage error.
 `;

@@ -190,6 +190,24 @@ describe.skipIf(!hasTools)('import with authentication', () => {
     expect(pushScopes.length).toBeLessThan(5);
   });
 
+  it('imports with the default streamed uploads (no CHUNK_SIZE: one PATCH per blob, fed by 4 MiB ranged GETs), basic-auth source, token-auth target', async () => {
+    // 2 platforms with 10 MB layers: every layer is several 4 MiB ranged GETs streamed into one PATCH
+    const img = await buildImage({ dir: join(work, 'streamed'), seed: 'streamed', platforms: [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }], layerSize: 10_000_000 });
+    const basicCreds = { username: basic.username!, password: basic.password! };
+    const tokenCreds = { username: token.username!, password: token.password! };
+    await pushOciLayout(img.layoutDir, `${basic.host}/private/streamed:1`, basicCreds);
+    const run = await runCli(['import', '--source', `${basic.host}/private/streamed:1`, '--target', token.host, '--image', 'secure/streamed:1',
+      '--username', basicCreds.username, '--password', basicCreds.password,
+      '--target-username', tokenCreds.username, '--target-password', tokenCreds.password, '--json'],
+    { INSECURE_REGISTRIES: `${basic.host},${token.host}` });
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as { digest: string; blobs: { size: number; outcome: string }[] };
+    expect(result.digest).toBe(img.digest);
+    expect(result.blobs.filter((b) => b.size >= 10_000_000).every((b) => b.outcome === 'copied')).toBe(true);
+    expect(await manifestDigest(`${token.host}/secure/streamed:1`, tokenCreds)).toBe(img.digest);
+    await copyAllToDir(`${token.host}/secure/streamed:1`, join(work, 'out-streamed'), tokenCreds);
+  });
+
   it('fails with a clear message and no secret when the password is wrong', async () => {
     const run = await runCli(['import', '--source', `${basic.host}/private/app:2.0`, '--target', token.host,
       '--username', basic.username!, '--password', 'wrong-password-123'],

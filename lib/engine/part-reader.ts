@@ -133,8 +133,8 @@ export class PartReader {
   private segmentEnd = 0;
   private segmentLength = Infinity;
   private closed = false;
-  /** A `read` waiting for its part to start (no free slot yet). */
-  private awaited?: { start: number; resolve(p: Part): void };
+  /** Reads waiting for their part to start (no free slot yet). */
+  private waiters: { start: number; resolve(p: Part): void; reject(e: unknown): void }[] = [];
   private warnedNoRange = false;
 
   constructor(private readonly o: PartReaderOptions) {
@@ -160,13 +160,13 @@ export class PartReader {
     for (const k of [...this.parts.keys()]) if (k < start) this.drop(k);
     this.cursor = start;
     this.fill();
-    const part = this.parts.get(start) ?? await new Promise<Part>((resolve) => (this.awaited = { start, resolve }));
+    const part = this.parts.get(start) ?? await new Promise<Part>((resolve, reject) => this.waiters.push({ start, resolve, reject }));
     part.taken = true;
     try {
       return await part.done;
     } finally {
       // handed over (or failed): its slot goes to the parts ahead
-      this.forgetPart(start);
+      if (this.parts.get(start) === part) this.forgetPart(start);
     }
   }
 
@@ -182,12 +182,19 @@ export class PartReader {
     this.closed = true;
     this.o.slots?.forget(this.wake);
     for (const k of [...this.parts.keys()]) this.drop(k);
+    this.dropWaiters('the blob copy ended');
+  }
+
+  /** Reads still waiting for a part that will not come (a request body abandoned by a failed PATCH). */
+  private dropWaiters(why: string): void {
+    for (const w of this.waiters.splice(0)) w.reject(new Error(`part at ${w.start} no longer read: ${why}`));
   }
 
   private readonly wake = (): void => this.fill();
 
   private restartAt(start: number): void {
     for (const k of [...this.parts.keys()]) this.drop(k);
+    this.dropWaiters(`reading moved to ${start}`);
     this.next = start;
     this.cursor = start;
   }
@@ -231,9 +238,9 @@ export class PartReader {
       done.catch(() => undefined); // observed when read; a part dropped by close() must not crash the process
       const part: Part = { start, buffer, taken: false, done, settled };
       this.parts.set(start, part);
-      if (this.awaited?.start === start) {
-        this.awaited.resolve(part);
-        this.awaited = undefined;
+      for (const w of this.waiters.filter((x) => x.start === start)) {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        w.resolve(part);
       }
       void done.finally(() => {
         settle();

@@ -8,8 +8,8 @@
 
 export const MiB = 1024 * 1024;
 
-/** Default chunk (one PATCH): few enough requests per blob, under the ~20 MB request bodies ACR takes,
- * and small enough that a chunk per blob copied at once stays well under 256 MB of buffers. */
+/** Default chunk (one PATCH of a queue step, streamed from the parts as they arrive: it is never held in
+ * memory whole): few enough requests per blob, and under the ~20 MB request bodies ACR takes. */
 export const DEFAULT_CHUNK_SIZE = 8 * MiB;
 /** ACR refuses indexes with more than 50 manifests in an import; we refuse the same (`az acr import` parity). */
 export const DEFAULT_MAX_MANIFESTS = 50;
@@ -19,9 +19,9 @@ export const DEFAULT_STEP_BUDGET_SECONDS = 120;
 /** Unique blobs copied at once across all platforms of an import. */
 export const DEFAULT_BLOB_CONCURRENCY = 4;
 /** Concurrent ranged GETs (of 4 MiB parts) feeding one blob's in-order upload: one connection is capped
- * by distance (25 MB/s at 20 ms in the benchmark), 8 of them keep ahead of a registry's chunked intake.
- * All blobs of an import together use at most twice this, so buffers stay near 2 × 8 × 4 MiB plus a
- * chunk or two per blob. */
+ * by distance (25 MB/s at 20 ms in the benchmark), 8 of them keep ahead of a registry's intake. All
+ * blobs of an import (or of a worker process) together hold at most twice this many parts, so buffers
+ * stay near 2 × 8 × 4 MiB plus the two parts each upload has on the wire. */
 export const DEFAULT_FETCH_CONCURRENCY = 8;
 /** Entra ID audience of ACR data-plane tokens in the public cloud. */
 export const DEFAULT_ACR_AUDIENCE = 'https://containerregistry.azure.net';

@@ -3,7 +3,8 @@
  *
  * The ladder: the target has it → done; same registry → mount; else copy. A copy reads the source
  * with closed ranged GETs, several ahead of the upload (one connection is capped by distance, many are
- * not), and writes in order with chunked PATCHes, keeping the newest upload Location. It stops after
+ * not), and streams them in order into PATCHes of CHUNK_SIZE bytes (or, unbounded, one PATCH for the
+ * rest of the blob, as `docker push`), keeping the newest upload Location. It stops after
  * the budget and returns a JSON state; `copyBlob` with that state (any process, any time) carries on:
  * it asks the registry how many bytes the session holds and continues only when that is exactly the
  * saved offset — otherwise (a lost PATCH answer poisons distribution's sessions) it starts the blob

@@ -50,8 +50,7 @@ const pool = new BufferPool(64 * 1024 * 1024);
  * Part slots shared by every blob copied at once (one engine, or one queue-worker process): a slot is
  * one part being fetched, or fetched and not yet handed to the upload. This bounds memory and
  * connections however many blobs run in parallel. A reader that finds no slot is woken when one
- * frees up; a reader alone may always take one (no deadlock: every slot held belongs to a part its
- * upload will take, in order).
+ * frees up (no deadlock: every slot held belongs to a part its upload will take, in order).
  */
 export class FetchSlots {
   private used = 0;
@@ -60,7 +59,7 @@ export class FetchSlots {
   constructor(readonly size: number) {}
 
   tryAcquire(wake: () => void): boolean {
-    if (this.used === 0 || this.used < this.size) {
+    if (this.used < this.size) {
       this.used++;
       this.waiting.delete(wake);
       return true;

@@ -47,6 +47,20 @@ function splitHostPort(hostPort: string): { host: string; port?: string } {
   return { host: hostPort.toLowerCase() };
 }
 
+/**
+ * The first non-public address `host` is or resolves to, if any. A name that does not resolve is not
+ * refused here (the request would fail anyway).
+ */
+async function nonPublicAddressOf(host: string, lookup: Lookup): Promise<string | undefined> {
+  if (host === 'localhost') return '127.0.0.1';
+  if (isIP(host)) return isNonPublicAddress(host) ? host : undefined;
+  try {
+    return (await lookup(host)).find(isNonPublicAddress);
+  } catch {
+    return undefined;
+  }
+}
+
 /** `pattern` is `*`, `host`, `host:port` or `*.domain[:port]`; a pattern without port matches any port. */
 export function matchesPattern(registry: string, pattern: string): boolean {
   const want = splitHostPort(normalizeRegistry(pattern));
@@ -69,18 +83,7 @@ export async function checkSource(registry: string, allowed: readonly string[], 
       `source registry ${registry} is not in ALLOWED_SOURCES (${allowed.join(', ') || 'empty'})`);
   }
   if (matching.some((p) => p.trim() !== '*')) return;
-  const { host } = splitHostPort(registry);
-  let addresses: string[];
-  if (isIP(host) || host === 'localhost') {
-    addresses = [host === 'localhost' ? '127.0.0.1' : host];
-  } else {
-    try {
-      addresses = await lookup(host);
-    } catch {
-      return;
-    }
-  }
-  const bad = addresses.find(isNonPublicAddress);
+  const bad = await nonPublicAddressOf(splitHostPort(registry).host, lookup);
   if (bad) {
     throw new SourceNotAllowedError('PRIVATE_ADDRESS',
       `source registry ${registry} is or resolves to the non-public address ${bad}; list it explicitly in ALLOWED_SOURCES to allow it`);
@@ -96,18 +99,7 @@ export async function checkSource(registry: string, allowed: readonly string[], 
 export async function checkSourceUrl(url: URL, allowed: readonly string[], lookup: Lookup = systemLookup): Promise<void> {
   const hostPort = url.host;
   if (allowed.some((p) => p.trim() !== '*' && matchesPattern(hostPort, p))) return;
-  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  let addresses: string[];
-  if (isIP(host) || host === 'localhost') {
-    addresses = [host === 'localhost' ? '127.0.0.1' : host];
-  } else {
-    try {
-      addresses = await lookup(host);
-    } catch {
-      return;
-    }
-  }
-  const bad = addresses.find(isNonPublicAddress);
+  const bad = await nonPublicAddressOf(url.hostname.replace(/^\[|\]$/g, '').toLowerCase(), lookup);
   if (bad) {
     throw new SourceNotAllowedError('PRIVATE_ADDRESS',
       `the source registry sent us to ${url.protocol}//${hostPort}, which is or resolves to the non-public address ${bad}; list ${url.hostname} explicitly in ALLOWED_SOURCES to allow it`);

@@ -32,7 +32,7 @@ import { manifestDigest, pushOciLayout } from '../../test/support/skopeo.js';
 import { startFarProxy, type FarProxy } from './far-proxy.js';
 import { measureIntake, type IntakeResult } from './intake.js';
 import { writeReport, type Report, type Result, type ScenarioResult } from './report.js';
-import { RUNNERS, timeCommand, type Fixture, type RunContext } from './runners.js';
+import { processCpuMs, RUNNERS, ticksPerSecond, timeCommand, type Fixture, type RunContext } from './runners.js';
 
 const MiB = 1024 * 1024;
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -66,7 +66,6 @@ function machineBusy(): number {
   return ((user! + nice! + system! + irq! + softirq! + steal!) * 1000) / ticksPerSecond;
 }
 
-const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 
 /** Waits (at most 2 minutes) until the machine is idle: other programs' load would skew every number. */
 async function waitQuiet(): Promise<void> {
@@ -90,12 +89,7 @@ function registryCpu(reg: RunningRegistry): () => number {
       return false;
     }
   });
-  return () => {
-    if (!pid) return NaN;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond; // utime + stime
-  };
+  return () => (pid ? processCpuMs(Number(pid)) : NaN);
 }
 
 function parse() {

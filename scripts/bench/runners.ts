@@ -3,7 +3,7 @@
  * target repository, copy it and report wall time and peak RSS. Every tool runs as its own process
  * under `/usr/bin/time` (peak RSS = the largest process's maximum resident set size).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -152,20 +152,20 @@ const raw: Runner = {
 };
 
 
+/** What /proc counts CPU time in (USER_HZ). */
+export const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+
 /** utime + stime of a process so far, in ms (/proc, Linux); 0 once it is gone. */
 export function processCpuMs(pid: number | undefined): number {
   if (pid === undefined) return 0;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
   } catch {
     return 0;
   }
 }
-
-/** Linux's USER_HZ: what /proc/<pid>/stat counts CPU time in (100 on every mainstream architecture). */
-const TICKS_PER_SECOND = 100;
 
 /** Peak resident set size of a running process (/proc/<pid>/status VmHWM), in bytes. */
 function peakRss(pid: number): number {

@@ -298,7 +298,8 @@ function makeJwt(key: KeyObject, certDerB64: string, sub: string, access: Access
   return `${signingInput}.${b64url(sig)}`;
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+/** A test server's request body as text. */
+export function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));

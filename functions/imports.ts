@@ -13,8 +13,17 @@ function errorResponse(err: RequestError): HttpResponseInit {
   return { status: err.status, jsonBody: err.toJSON() };
 }
 
+/** `application/json`, with or without parameters (`; charset=utf-8`). */
+function isJson(contentType: string | null): boolean {
+  return /^application\/json\s*(;|$)/i.test(contentType?.trim() ?? '');
+}
+
 export async function createImport(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
+    // A browser may send a cross-site text/plain or form POST without asking first; JSON it may not.
+    if (!isJson(request.headers.get('content-type'))) {
+      throw new RequestError(415, 'UNSUPPORTED_MEDIA_TYPE', 'the request body must be JSON: send Content-Type: application/json', 'Content-Type');
+    }
     const declared = Number(request.headers.get('content-length') ?? '0');
     if (declared > MAX_REQUEST_BYTES) throw new RequestError(413, 'BODY_TOO_LARGE', `the request body is larger than ${MAX_REQUEST_BYTES} bytes`);
     const body = parseRequestText(await request.text());

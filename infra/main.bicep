@@ -131,6 +131,40 @@ param stepBudgetSeconds int = 120
 @maxValue(10000)
 param maxManifests int = 50
 
+@description('MAX_BLOBS: unique blobs one import may copy, over all platforms (TOO_MANY_BLOBS when planned).')
+@minValue(1)
+@maxValue(100000)
+param maxBlobs int = 1000
+
+@description('MAX_IMPORT_BYTES: sum of one import\'s unique blob sizes (`100GiB`, or bytes; IMPORT_TOO_LARGE when planned).')
+param maxImportBytes string = '100GiB'
+
+@description('MAX_TAGS: tags a sync rule may list in one source repository (TOO_MANY_TAGS).')
+@minValue(1)
+@maxValue(1000000)
+param maxTags int = 10000
+
+@description('REQUEST_TIMEOUT_SECONDS: a registry request without answer headers, or a body without a byte, for this long ends (TIMEOUT).')
+@minValue(1)
+@maxValue(600)
+param requestTimeoutSeconds int = 30
+
+@description('MIN_BYTES_PER_SECOND: slowest body accepted, averaged over 30 s (`64KiB`, or bytes; TIMEOUT).')
+param minBytesPerSecond string = '64KiB'
+
+@description('MAX_RETRY_AFTER_SECONDS: longest Retry-After honoured by re-enqueueing the step (status waiting); longer fails with RATE_LIMITED.')
+@minValue(0)
+@maxValue(604800)
+param maxRetryAfterSeconds int = 3600
+
+@description('MAX_JOB_HOURS: an import not finished after this many hours fails with JOB_EXPIRED.')
+@minValue(1)
+@maxValue(720)
+param maxJobHours int = 24
+
+@description('TARGET_REPOSITORIES: comma list of target repository patterns this deployment may write (`*` matches anything, `/` included: `mirror/*`). For defence in depth, also give the identity repository-scoped ABAC role conditions on the registry (docs/security.md).')
+param targetRepositories string = '*'
+
 @description('BLOB_CONCURRENCY: blobs copied at the same time within one import.')
 @minValue(1)
 @maxValue(64)
@@ -173,6 +207,9 @@ param registryCredentialUsernames object = {}
 @secure()
 @description('The passwords or tokens of those credentials, `{ "<name>": "<password>" }`: stored in Key Vault, each REGISTRY_CREDENTIALS__<name>__PASSWORD a Key Vault reference.')
 param registryCredentialPasswords object = {}
+
+@description('Where each of those credentials may be sent, `{ "<name>": "docker.io,auth.docker.io" }` (host patterns of registries and token endpoints; required for every credential, the app refuses to start otherwise). Each becomes REGISTRY_CREDENTIALS__<name>__REGISTRIES.')
+param registryCredentialRegistries object = {}
 
 // ----------------------------------------------------------------------------------------------------------------
 // Names
@@ -308,6 +345,14 @@ module functionApp 'modules/function-app.bicep' = {
       CHUNK_SIZE: chunkSize
       STEP_BUDGET_SECONDS: string(stepBudgetSeconds)
       MAX_MANIFESTS: string(maxManifests)
+      MAX_BLOBS: string(maxBlobs)
+      MAX_IMPORT_BYTES: maxImportBytes
+      MAX_TAGS: string(maxTags)
+      REQUEST_TIMEOUT_SECONDS: string(requestTimeoutSeconds)
+      MIN_BYTES_PER_SECOND: minBytesPerSecond
+      MAX_RETRY_AFTER_SECONDS: string(maxRetryAfterSeconds)
+      MAX_JOB_HOURS: string(maxJobHours)
+      TARGET_REPOSITORIES: targetRepositories
       BLOB_CONCURRENCY: string(blobConcurrency)
       FETCH_CONCURRENCY: string(fetchConcurrency)
       ACR_AUDIENCE: acrAudience
@@ -317,10 +362,11 @@ module functionApp 'modules/function-app.bicep' = {
       SYNC_SCHEDULE: syncSchedule
       SYNC_RULES: syncRules
     }
-    // The setting families REGISTRY_CREDENTIALS__<name>__USERNAME (plain, as TARGET_USERNAME) and __PASSWORD
-    // (Key Vault references), one pair per named credential.
+    // The setting families REGISTRY_CREDENTIALS__<name>__USERNAME and __REGISTRIES (plain, as TARGET_USERNAME) and
+    // __PASSWORD (Key Vault references), one set per named credential.
     credentialSettings: union(
       toObject(objectKeys(registryCredentialUsernames), name => 'REGISTRY_CREDENTIALS__${name}__USERNAME', name => string(registryCredentialUsernames[name])),
+      toObject(objectKeys(registryCredentialRegistries), name => 'REGISTRY_CREDENTIALS__${name}__REGISTRIES', name => string(registryCredentialRegistries[name])),
       keyVault.outputs.registryCredentialReferences
     )
   }

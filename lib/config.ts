@@ -6,6 +6,8 @@
  * are all checked against it, so a setting cannot exist in one place and not in the others.
  */
 
+import { OciImportError } from './errors.js';
+
 export const MiB = 1024 * 1024;
 
 /** Default chunk (one PATCH of a queue step, streamed from the parts as they arrive: it is never held in
@@ -23,6 +25,21 @@ export const DEFAULT_BLOB_CONCURRENCY = 4;
  * blobs of an import (or of a worker process) together hold at most twice this many parts, so buffers
  * stay near 2 × 8 × 4 MiB plus the two parts each upload has on the wire. */
 export const DEFAULT_FETCH_CONCURRENCY = 8;
+/** Unique blobs per import: the largest real images have a few hundred layers over all platforms
+ * (docs/limits.md); a thousand leaves room and bounds one import to a thousand blob steps. */
+export const DEFAULT_MAX_BLOBS = 1000;
+/** Bytes per import (sum of unique blob sizes): beyond the biggest CUDA/ML images, below a runaway bill. */
+export const DEFAULT_MAX_IMPORT_BYTES = 100 * 1024 * MiB;
+/** Tags listed per repository by a sync pass. */
+export const DEFAULT_MAX_TAGS = 10_000;
+/** No answer headers or body bytes for this long ends a request. */
+export const DEFAULT_REQUEST_TIMEOUT_SECONDS = 30;
+/** Bodies slower than this (averaged over 30 s) end: a trickle must not hold a worker. */
+export const DEFAULT_MIN_BYTES_PER_SECOND = 64 * 1024;
+/** A registry's Retry-After up to this long re-enqueues the step with that delay; longer fails the job. */
+export const DEFAULT_MAX_RETRY_AFTER_SECONDS = 3600;
+/** A job still unfinished after this long fails with JOB_EXPIRED. */
+export const DEFAULT_MAX_JOB_HOURS = 24;
 /** Entra ID audience of ACR data-plane tokens in the public cloud. */
 export const DEFAULT_ACR_AUDIENCE = 'https://containerregistry.azure.net';
 /** Azure Resource Manager of the public cloud. */
@@ -59,7 +76,15 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'CHUNK_SIZE', scope: 'app', default: '8MiB', description: 'Bytes per upload PATCH (`MiB`/`KiB` suffixes): a queue step saves its place after each. The CLI, when it is not set, streams each blob as one PATCH (as `docker push`).' },
   { name: 'STEP_BUDGET_SECONDS', scope: 'app', default: String(DEFAULT_STEP_BUDGET_SECONDS),
     description: 'A queue step stops copying after this long, saves its place and re-enqueues the rest.' },
-  { name: 'MAX_MANIFESTS', scope: 'app', default: String(DEFAULT_MAX_MANIFESTS), description: 'Largest index (number of child manifests) an import accepts.' },
+  { name: 'MAX_MANIFESTS', scope: 'app', default: String(DEFAULT_MAX_MANIFESTS), description: 'Largest index (number of child manifests) an import accepts (`TOO_MANY_MANIFESTS`).' },
+  { name: 'MAX_BLOBS', scope: 'app', default: String(DEFAULT_MAX_BLOBS), description: 'Unique blobs one import may copy, over all platforms (`TOO_MANY_BLOBS`, refused when planned).' },
+  { name: 'MAX_IMPORT_BYTES', scope: 'app', default: '100GiB', description: 'Sum of the sizes of one import\'s unique blobs (`IMPORT_TOO_LARGE`, refused when planned; `KiB`/`MiB`/`GiB` suffixes).' },
+  { name: 'MAX_TAGS', scope: 'app', default: String(DEFAULT_MAX_TAGS), description: 'Tags a sync rule may list in one source repository (`TOO_MANY_TAGS`).' },
+  { name: 'REQUEST_TIMEOUT_SECONDS', scope: 'app', default: String(DEFAULT_REQUEST_TIMEOUT_SECONDS), description: 'A registry request without answer headers, or a body without a byte, for this long ends (`TIMEOUT`).' },
+  { name: 'MIN_BYTES_PER_SECOND', scope: 'app', default: '64KiB', description: 'Slowest body accepted, averaged over 30 s (`TIMEOUT`); also sizes the deadline of an upload body.' },
+  { name: 'MAX_RETRY_AFTER_SECONDS', scope: 'app', default: String(DEFAULT_MAX_RETRY_AFTER_SECONDS), description: 'Longest `Retry-After` honoured by re-enqueueing the step (status `waiting`); longer fails with `RATE_LIMITED`.' },
+  { name: 'MAX_JOB_HOURS', scope: 'app', default: String(DEFAULT_MAX_JOB_HOURS), description: 'An import not finished after this many hours fails with `JOB_EXPIRED`.' },
+  { name: 'TARGET_REPOSITORIES', scope: 'app', default: '*', description: 'Comma list of target repository patterns this deployment may write (`*` matches anything, `/` included: `mirror/*`); others are refused with `REPOSITORY_NOT_ALLOWED`.' },
   { name: 'BLOB_CONCURRENCY', scope: 'app', default: String(DEFAULT_BLOB_CONCURRENCY), description: 'Blobs copied at the same time within one import.' },
   { name: 'FETCH_CONCURRENCY', scope: 'app', default: String(DEFAULT_FETCH_CONCURRENCY), description: 'Concurrent ranged GETs per blob (all blobs of an import together: twice this).' },
   { name: 'ALLOWED_SOURCES', scope: 'app', default: '*',
@@ -73,15 +98,25 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: 'Username of the named source credential `<name>` (requests refer to it as `"credential": "<name>"`).' },
   { name: 'REGISTRY_CREDENTIALS__<name>__PASSWORD', scope: 'app', pattern: true, secret: true,
     description: 'Password or token of the named source credential `<name>`.' },
+  { name: 'REGISTRY_CREDENTIALS__<name>__REGISTRIES', scope: 'app', pattern: true,
+    description: 'Required with a named credential: comma list of host patterns (as `ALLOWED_SOURCES`) it may be sent to — registries and their token endpoints (Docker Hub: `docker.io,auth.docker.io`). A request for another source is refused with `CREDENTIAL_NOT_ALLOWED`.' },
   { name: 'SYNC_RULES_FILE', scope: 'local', description: 'Path of a JSON file with sync rules (instead of SYNC_RULES).' },
 ];
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly code = 'INVALID_SETTING';
+export class ConfigError extends OciImportError {
+  override name = 'ConfigError';
   constructor(readonly setting: string, message: string) {
-    super(`setting ${setting}: ${message}`);
+    super('INVALID_SETTING', `setting ${setting}: ${message}`, { side: 'config' });
   }
+}
+
+/** A named source credential of the deployment, bound to the registries it may be sent to. */
+export interface NamedCredential {
+  readonly name: string;
+  readonly username: string;
+  readonly password: string;
+  /** Host patterns (`REGISTRY_CREDENTIALS__<name>__REGISTRIES`), as ALLOWED_SOURCES. */
+  readonly registries: readonly string[];
 }
 
 export type TargetAuth = 'basic' | 'anonymous' | 'managed-identity';
@@ -98,6 +133,17 @@ export interface Config {
   readonly chunkSize: number;
   readonly stepBudgetSeconds: number;
   readonly maxManifests: number;
+  readonly maxBlobs: number;
+  readonly maxImportBytes: number;
+  readonly maxTags: number;
+  readonly requestTimeoutSeconds: number;
+  readonly minBytesPerSecond: number;
+  readonly maxRetryAfterSeconds: number;
+  readonly maxJobHours: number;
+  /** TARGET_REPOSITORIES patterns. */
+  readonly targetRepositories: readonly string[];
+  /** Named source credentials by lower-case name, each bound to its registries. */
+  readonly credentials: ReadonlyMap<string, NamedCredential>;
   readonly blobConcurrency: number;
   readonly fetchConcurrency: number;
   readonly allowedSources: readonly string[];
@@ -137,18 +183,41 @@ function parseKey(raw: string | undefined): Buffer | undefined {
   return key;
 }
 
-/** Named registry credentials: `REGISTRY_CREDENTIALS__<name>__USERNAME` and `__PASSWORD` (Key Vault references in Azure). */
-export function namedCredential(env: Env, name: string): { username: string; password: string } | undefined {
-  const wanted = name.toLowerCase();
-  let username: string | undefined;
-  let password: string | undefined;
+const CREDENTIAL_SETTING = /^REGISTRY_CREDENTIALS__(.+)__(USERNAME|PASSWORD|REGISTRIES)$/i;
+
+/**
+ * Named registry credentials: `REGISTRY_CREDENTIALS__<name>__USERNAME`, `__PASSWORD` (Key Vault references
+ * in Azure) and `__REGISTRIES` (required: where they may be sent). Names are case-insensitive.
+ */
+export function loadCredentials(env: Env): Map<string, NamedCredential> {
+  const parts = new Map<string, { name: string; username?: string; password?: string; registries?: string }>();
   for (const [key, value] of Object.entries(env)) {
-    const m = /^REGISTRY_CREDENTIALS__(.+)__(USERNAME|PASSWORD)$/i.exec(key);
-    if (!m || m[1]!.toLowerCase() !== wanted || value === undefined) continue;
-    if (m[2]!.toUpperCase() === 'USERNAME') username = value;
-    else password = value;
+    const m = CREDENTIAL_SETTING.exec(key);
+    if (!m || value === undefined) continue;
+    const name = m[1]!;
+    const entry = parts.get(name.toLowerCase()) ?? { name };
+    const field = m[2]!.toUpperCase();
+    if (field === 'USERNAME') entry.username = value;
+    else if (field === 'PASSWORD') entry.password = value;
+    else entry.registries = value;
+    parts.set(name.toLowerCase(), entry);
   }
-  return username !== undefined && password !== undefined ? { username, password } : undefined;
+  const out = new Map<string, NamedCredential>();
+  for (const [key, e] of parts) {
+    const prefix = `REGISTRY_CREDENTIALS__${e.name}__`;
+    if (e.username === undefined || e.password === undefined) {
+      throw new ConfigError(`${prefix}${e.username === undefined ? 'USERNAME' : 'PASSWORD'}`, `the credential "${e.name}" needs both ${prefix}USERNAME and ${prefix}PASSWORD`);
+    }
+    const registries = splitList(e.registries);
+    if (registries.length === 0) {
+      throw new ConfigError(`${prefix}REGISTRIES`, `is required: the comma list of registry host patterns the credential "${e.name}" may be sent to (e.g. docker.io,auth.docker.io); it is sent nowhere else`);
+    }
+    if (registries.includes('*')) {
+      throw new ConfigError(`${prefix}REGISTRIES`, `"*" would send the credential "${e.name}" to any registry a caller names; list its registries`);
+    }
+    out.set(key, { name: e.name, username: e.username, password: e.password, registries });
+  }
+  return out;
 }
 
 /** Login-server suffixes of Azure Container Registry in the public and sovereign clouds. */
@@ -186,13 +255,14 @@ export function splitList(raw: string | undefined): string[] {
   return (raw ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
 }
 
-/** Reads and validates every setting; throws ConfigError naming the first bad one. */
-export function loadConfig(env: Env = process.env): Config {
-  const chunkRaw = env.CHUNK_SIZE?.trim();
-  const chunkSize = chunkRaw ? parseSize('CHUNK_SIZE', chunkRaw) : DEFAULT_CHUNK_SIZE;
-  if (chunkSize < 64 * 1024 || chunkSize > 512 * MiB) {
-    throw new ConfigError('CHUNK_SIZE', `${chunkSize} bytes is out of range 64KiB..512MiB`);
-  }
+function sizeSetting(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  const n = raw ? parseSize(name, raw) : fallback;
+  if (n < min || n > max) throw new ConfigError(name, `${n} bytes is out of range ${min}..${max}`);
+  return n;
+}
+
+function targetAuthOf(env: Env): Pick<Config, 'targetAuth' | 'targetUsername' | 'targetPassword'> {
   const username = env.TARGET_USERNAME?.trim() || undefined;
   const password = env.TARGET_PASSWORD || undefined;
   if ((username === undefined) !== (password === undefined)) {
@@ -204,21 +274,33 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('TARGET_AUTH', `"${env.TARGET_AUTH}" is not one of managed-identity, basic, anonymous`);
   }
   if (auth === 'basic' && !username) throw new ConfigError('TARGET_USERNAME', 'TARGET_AUTH=basic needs TARGET_USERNAME and TARGET_PASSWORD');
+  return { targetAuth: auth, targetUsername: username, targetPassword: password };
+}
+
+/** Reads and validates every setting; throws ConfigError naming the first bad one. */
+export function loadConfig(env: Env = process.env): Config {
   return {
     targetRegistry: env.TARGET_REGISTRY?.trim() || undefined,
-    targetAuth: auth,
-    targetUsername: username,
-    targetPassword: password,
+    ...targetAuthOf(env),
     importQueue: env.IMPORT_QUEUE?.trim() || 'imports',
     jobsContainer: env.JOBS_CONTAINER?.trim() || 'importjobs',
     credentialKey: parseKey(env.CREDENTIAL_KEY),
-    chunkSize,
+    chunkSize: sizeSetting(env, 'CHUNK_SIZE', DEFAULT_CHUNK_SIZE, 64 * 1024, 512 * MiB),
     stepBudgetSeconds: int(env, 'STEP_BUDGET_SECONDS', DEFAULT_STEP_BUDGET_SECONDS, 1, 3600),
     maxManifests: int(env, 'MAX_MANIFESTS', DEFAULT_MAX_MANIFESTS, 1, 10_000),
+    maxBlobs: int(env, 'MAX_BLOBS', DEFAULT_MAX_BLOBS, 1, 100_000),
+    maxImportBytes: sizeSetting(env, 'MAX_IMPORT_BYTES', DEFAULT_MAX_IMPORT_BYTES, 1, 16 * 1024 * 1024 * MiB),
+    maxTags: int(env, 'MAX_TAGS', DEFAULT_MAX_TAGS, 1, 1_000_000),
+    requestTimeoutSeconds: int(env, 'REQUEST_TIMEOUT_SECONDS', DEFAULT_REQUEST_TIMEOUT_SECONDS, 1, 600),
+    minBytesPerSecond: sizeSetting(env, 'MIN_BYTES_PER_SECOND', DEFAULT_MIN_BYTES_PER_SECOND, 1, 1024 * MiB),
+    maxRetryAfterSeconds: int(env, 'MAX_RETRY_AFTER_SECONDS', DEFAULT_MAX_RETRY_AFTER_SECONDS, 0, 7 * 24 * 3600),
+    maxJobHours: int(env, 'MAX_JOB_HOURS', DEFAULT_MAX_JOB_HOURS, 1, 24 * 30),
     blobConcurrency: int(env, 'BLOB_CONCURRENCY', DEFAULT_BLOB_CONCURRENCY, 1, 64),
     fetchConcurrency: int(env, 'FETCH_CONCURRENCY', DEFAULT_FETCH_CONCURRENCY, 1, 64),
     allowedSources: splitList(env.ALLOWED_SOURCES ?? '*'),
     insecureRegistries: splitList(env.INSECURE_REGISTRIES),
+    targetRepositories: (env.TARGET_REPOSITORIES?.trim() || '*').split(',').map((p) => p.trim()).filter(Boolean),
+    credentials: loadCredentials(env),
     azureClientId: env.AZURE_CLIENT_ID?.trim() || undefined,
     acrAudience: endpointUrl(env, 'ACR_AUDIENCE', DEFAULT_ACR_AUDIENCE),
     armEndpoint: endpointUrl(env, 'ARM_ENDPOINT', DEFAULT_ARM_ENDPOINT),

@@ -7,15 +7,15 @@
  *   tenant), exchanged the same way;
  * - any other source → the registry's own challenge (anonymous, username and password), as before.
  *
- * Every such client explains refusals in ACR's terms (`explainRegistryErrors`): which role is missing,
- * which network setting keeps the app out.
+ * Refusals of such registries are explained in ACR's terms where errors leave the service or the CLI
+ * (`explainFailure`): which role is missing, which network setting keeps the app out.
  */
 import type { Authenticator, Credentials } from '../oci/auth.js';
 import { DEFAULT_ACR_AUDIENCE, DEFAULT_ARM_ENDPOINT, type Config } from '../config.js';
 import { AcrExchangeAuthenticator, entraScope } from './acr-exchange.js';
 import { resolveRegistry, type ResolvedRegistry } from './arm.js';
 import { STATIC_TOKEN_LABEL, StaticTokenCredential, appIdentity, type IdentitySettings } from './credentials.js';
-import { explainRegistryErrors, type AzureRegistryContext, type ExplainOptions } from './errors.js';
+import { explainError, type AzureRegistryContext, type ExplainOptions } from './errors.js';
 import type { HttpOptions } from './http.js';
 
 export interface AzureSettings {
@@ -100,9 +100,14 @@ export function sourceAuth(settings: AzureSettings, o: {
   };
 }
 
-/** Builds a client with `build(authenticator)` and makes its refusals read in ACR's terms. */
-export function withRegistryAuth<T extends object>(auth: RegistryAuth, build: (authenticator?: Authenticator) => T): T {
-  return explainRegistryErrors(build(auth.authenticator), auth.context, auth.explain);
+/**
+ * An error leaving the service or the CLI, explained in ACR's terms by the sign-in of the side it came
+ * from (`err.side`); errors of other sides, or of registries signed in to otherwise, pass unchanged.
+ */
+export function explainFailure(err: unknown, auths: { readonly source?: RegistryAuth; readonly target?: RegistryAuth }): unknown {
+  const side = (err as { side?: unknown } | null)?.side;
+  const auth = side === 'source' ? auths.source : side === 'target' ? auths.target : undefined;
+  return auth ? explainError(err, auth.context, auth.explain) : err;
 }
 
 /** Resolves a registry resource ID with the app's identity. */

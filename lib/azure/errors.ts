@@ -3,9 +3,12 @@
  * which role on which registry, which network setting keeps the app out. Every message names registries,
  * repositories and identities (client IDs are not secret), never a token.
  *
- * `explainRegistryErrors` puts the same words on what a registry answers later (a 401/403 to a manifest
- * PUT, ACR's firewall refusal), because those arrive as plain `RegistryError`s from the OCI layer.
+ * `explainError` puts the same words on what a registry answers later (a 401/403 to a manifest PUT, ACR's
+ * firewall refusal), because those arrive as plain `RegistryError`s from the OCI layer. It is applied once,
+ * where an error leaves the service or the CLI (`explainFailure`): inside, the engine decides on the
+ * registry's own error.
  */
+import { OciImportError, type OciImportErrorOptions } from '../errors.js';
 import { RegistryError, parseDiagnostics } from '../oci/errors.js';
 
 export type AzureErrorCode =
@@ -33,10 +36,11 @@ export type AzureErrorCode =
   /** Anything else a token or ARM endpoint answered that we cannot act on; temporary for 429/5xx. */
   | 'AZURE_AUTH_FAILED';
 
-export class AzureError extends Error {
-  override readonly name = 'AzureError';
-  constructor(readonly code: AzureErrorCode, message: string, readonly temporary = false, options?: ErrorOptions) {
-    super(message, options);
+export class AzureError extends OciImportError {
+  override name = 'AzureError';
+  declare readonly code: AzureErrorCode;
+  constructor(code: AzureErrorCode, message: string, temporary = false, options: OciImportErrorOptions = {}) {
+    super(code, message, { ...options, temporary });
   }
 }
 
@@ -87,11 +91,12 @@ export function networkDenied(ctx: AzureRegistryContext, answered?: string): Azu
     `registry ${ctx.registry} is network-restricted and refused this app's network address: a network-restricted registry must allow trusted services (az acr update --name ${registryName(ctx.registry)} --allow-trusted-services true) and the app must reach it through the registry's virtual network (private endpoint) or a firewall rule for the app's outbound addresses${tail}`);
 }
 
+const NETWORK_DENIAL = /not allowed access|aka\.ms\/acr\/firewall|public network access/i;
+
 /** ACR's firewall answer: 403 `DENIED: client with IP '…' is not allowed access. Refer https://aka.ms/acr/firewall …`. */
 export function isNetworkDenial(status: number, body: string): boolean {
   if (status !== 403) return false;
-  const text = parseDiagnostics(body).map((d) => d.message).join(' ') || body;
-  return /not allowed access|aka\.ms\/acr\/firewall|public network access/i.test(text);
+  return NETWORK_DENIAL.test(parseDiagnostics(body).map((d) => d.message).join(' ') || body);
 }
 
 /** `CODE: message` of an error body, short, for the end of our own messages (never echoes a request). */
@@ -124,51 +129,20 @@ export interface ExplainOptions {
 }
 
 /**
- * A registry's refusal in our words: still the registry's error (method, URL, status, diagnostics, `temporary`),
- * so that the copy engine decides as it would for the original, but with our code and message.
+ * A registry's refusal (401/403) in ACR's words: an AzureError on the same side, as temporary as the
+ * original, with the original as its cause. Any other error is returned unchanged.
  */
-export class ExplainedRegistryError extends RegistryError {
-  constructor(original: RegistryError, explained: AzureError) {
-    super(original.method, original.url, original.status, original.diagnostics, original.rawBody, original.retryAfterMs);
-    this.message = explained.message;
-    (this as { code: string }).code = explained.code;
-    Object.defineProperty(this, 'cause', { value: original, enumerable: false, configurable: true, writable: true });
-  }
-}
-
-/** Rewrites a registry's refusal (401/403) into the actionable message; any other error passes unchanged. */
 export function explainError(err: unknown, ctx: AzureRegistryContext, options: ExplainOptions = {}): unknown {
-  if (!(err instanceof RegistryError) || err instanceof ExplainedRegistryError) return err;
-  const body = err.rawBody ?? '';
+  if (!(err instanceof RegistryError)) return err;
   const repository = REPOSITORY_IN_URL.exec(err.url)?.[1];
   const answered = `${err.status}${err.diagnostics.length ? ` ${err.diagnostics.map((d) => `${d.code}: ${d.message}`).join('; ').slice(0, 300)}` : ''}`;
-  if (isNetworkDenial(err.status, body)) return new ExplainedRegistryError(err, networkDenied(ctx, answered));
-  if (options.access === false) return err;
-  if (err.status === 401) return new ExplainedRegistryError(err, accessDenied(ctx, repository, answered));
-  if (err.status === 403 && err.diagnostics.some((d) => /requested access to the resource is denied|not authorized|insufficient/i.test(d.message))) {
-    return new ExplainedRegistryError(err, accessDenied(ctx, repository, answered));
+  let explained: AzureError | undefined;
+  if (err.status === 403 && NETWORK_DENIAL.test(err.diagnostics.map((d) => d.message).join(' '))) explained = networkDenied(ctx, answered);
+  else if (options.access === false) explained = undefined;
+  else if (err.status === 401) explained = accessDenied(ctx, repository, answered);
+  else if (err.status === 403 && err.diagnostics.some((d) => /requested access to the resource is denied|not authorized|insufficient/i.test(d.message))) {
+    explained = accessDenied(ctx, repository, answered);
   }
-  return err;
-}
-
-/**
- * Wraps every method of a registry client so that its refusals read as `explainError` words them. The
- * client stays the same object for everything else (a Proxy: `instanceof`, fields and getters untouched).
- */
-export function explainRegistryErrors<T extends object>(client: T, ctx: AzureRegistryContext, options: ExplainOptions = {}): T {
-  return new Proxy(client, {
-    get(target, property, receiver) {
-      const value: unknown = Reflect.get(target, property, receiver);
-      if (typeof value !== 'function' || property === 'constructor') return value;
-      return (...args: unknown[]): unknown => {
-        let result: unknown;
-        try {
-          result = (value as (...a: unknown[]) => unknown).apply(target, args);
-        } catch (err) {
-          throw explainError(err, ctx, options);
-        }
-        return result instanceof Promise ? result.catch((err: unknown) => { throw explainError(err, ctx, options); }) : result;
-      };
-    },
-  });
+  if (!explained) return err;
+  return new AzureError(explained.code, explained.message, err.temporary, { side: err.side ?? ctx.role, cause: err });
 }

@@ -4,14 +4,16 @@
  * Request bodies carry tokens: nothing here logs or repeats a request in an error.
  */
 import { request, type Dispatcher } from 'undici';
-import { TransportError, redactUrl } from '../oci/errors.js';
-import { DEFAULT_RETRY, RETRYABLE_STATUS, backoffDelay, parseRetryAfter, sleep, type RetryPolicy } from '../oci/retry.js';
-import { USER_AGENT, defaultDispatcher, readText } from '../oci/transport.js';
+import { readText } from '../oci/body.js';
+import { RegistryError, redactUrl, transportFailure } from '../oci/errors.js';
+import { USER_AGENT, defaultDispatcher } from '../oci/transport.js';
+import { DEFAULT_RETRY, RETRYABLE_STATUS, parseRetryAfter, retry, type RetryPolicy } from '../retry.js';
 
 export interface HttpOptions {
   readonly dispatcher?: Dispatcher;
   readonly retry?: RetryPolicy;
   readonly userAgent?: string;
+  readonly signal?: AbortSignal;
 }
 
 export interface HttpAnswer {
@@ -22,34 +24,38 @@ export interface HttpAnswer {
 /** Answers are small JSON documents; anything longer is cut (and then fails to parse). */
 const MAX_ANSWER = 256 * 1024;
 
+/** A retryable answer that stayed so: handed back to the caller as an answer, not as an error. */
+class RetryableAnswer extends RegistryError {
+  constructor(method: string, url: URL, readonly answer: HttpAnswer, retryAfterMs: number | undefined) {
+    super(method, redactUrl(url), answer.status, [], { retryAfterMs });
+  }
+}
+
 async function call(method: 'GET' | 'POST', url: URL, headers: Record<string, string>, body: string | undefined, o: HttpOptions): Promise<HttpAnswer> {
-  const policy = o.retry ?? DEFAULT_RETRY;
-  for (let attempt = 1; ; attempt++) {
-    let status: number;
-    let text: string;
-    let retryAfter: string | string[] | undefined;
-    try {
-      const res = await request(url, {
-        method,
-        headers: { 'user-agent': o.userAgent ?? USER_AGENT, accept: 'application/json', ...headers },
-        body,
-        dispatcher: o.dispatcher ?? defaultDispatcher(),
-      });
-      status = res.statusCode;
-      retryAfter = res.headers['retry-after'];
-      text = await readText(res.body, MAX_ANSWER);
-    } catch (err) {
-      if (attempt < policy.maxAttempts) {
-        await sleep(backoffDelay(policy, attempt));
-        continue;
+  try {
+    return await retry(async () => {
+      let answer: HttpAnswer;
+      let retryAfter: string | string[] | undefined;
+      try {
+        const res = await request(url, {
+          method,
+          headers: { 'user-agent': o.userAgent ?? USER_AGENT, accept: 'application/json', ...headers },
+          body,
+          dispatcher: o.dispatcher ?? defaultDispatcher(),
+          signal: o.signal,
+        });
+        retryAfter = res.headers['retry-after'];
+        answer = { status: res.statusCode, body: await readText(res.body, MAX_ANSWER) };
+      } catch (err) {
+        throw transportFailure(method, url, err);
       }
-      throw new TransportError(method, redactUrl(url), err);
-    }
-    if (RETRYABLE_STATUS.has(status) && attempt < policy.maxAttempts) {
-      await sleep(backoffDelay(policy, attempt, parseRetryAfter(retryAfter)));
-      continue;
-    }
-    return { status, body: text };
+      if (RETRYABLE_STATUS.has(answer.status)) throw new RetryableAnswer(method, url, answer, parseRetryAfter(retryAfter));
+      return answer;
+    }, o.retry ?? DEFAULT_RETRY, { signal: o.signal });
+  } catch (err) {
+    // The caller words 429/5xx answers itself (with the endpoint's error body).
+    if (err instanceof RetryableAnswer) return err.answer;
+    throw err;
   }
 }
 

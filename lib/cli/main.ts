@@ -3,20 +3,23 @@
  * Exit codes: 0 imported, 1 the import failed, 2 the command line is wrong.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, splitList } from '../config.js';
 import { isResourceId } from '../azure/arm.js';
-import { azureSettings, entraTokenCredentials, registryResolver, sourceAuth, targetIdentityAuth, withRegistryAuth } from '../azure/clients.js';
-import type { Authenticator, Credentials } from '../oci/auth.js';
-import { errorCode } from '../oci/errors.js';
-import { formatReference, normalizeRegistry, parseReference, validateRegistry } from '../oci/reference.js';
-import { RegistryClient } from '../oci/registry.js';
+import { azureSettings, entraTokenCredentials, registryResolver } from '../azure/clients.js';
+import { loadConfig, splitList, type Config, type TargetAuth } from '../config.js';
 import { ImportEngine, runImport } from '../engine/engine.js';
 import type { BlobState, ImportRequest } from '../engine/types.js';
+import { OciImportError, errorCode, errorMessage } from '../errors.js';
+import type { Credentials } from '../oci/auth.js';
+import { formatReference, normalizeRegistry, parseReference, validateRegistry } from '../oci/reference.js';
+import { Registries } from '../registries.js';
+import { DEFAULT_RETRY } from '../retry.js';
 import { Progress } from './progress.js';
 
 export interface Io {
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Where `--password-stdin` reads from (default: the process's stdin). */
+  readonly stdin?: NodeJS.ReadableStream;
   readonly env: Record<string, string | undefined>;
 }
 
@@ -36,39 +39,61 @@ Import options:
   --registry R               source registry: login server, or ARM resource ID of an Azure Container
                              Registry (/subscriptions/…/registries/NAME: resolved and pulled with the
                              managed identity); --source may then omit the host
-  --username U --password P  source registry credentials; --password alone is an Entra ID access token
-                             (e.g. of another tenant), exchanged at the registry (ACR only)
-  --target-username U --target-password P
-                             target registry credentials (default: $TARGET_USERNAME/$TARGET_PASSWORD)
+  --username U               source registry username; the password comes from --password-stdin or
+                             $OCI_IMPORT_PASSWORD (a password alone is an Entra ID access token, e.g. of
+                             another tenant, exchanged at the registry: ACR only)
+  --password-stdin           read the source password from standard input (as docker login does)
+  --password P               the source password on the command line: visible to other local users in
+                             the process list; prefer --password-stdin or $OCI_IMPORT_PASSWORD
+  --target-username U        target registry username (default: $TARGET_USERNAME); its password from
+                             $OCI_IMPORT_TARGET_PASSWORD or $TARGET_PASSWORD (or --target-password P)
   --target-auth MODE         managed-identity (Entra ID → ACR token exchange), basic or anonymous
                              (default: $TARGET_AUTH, else basic with target credentials, else anonymous)
   --insecure HOST            use plain HTTP for HOST (repeatable; also $INSECURE_REGISTRIES)
+  --wait-rate-limit          wait when a registry asks to retry later (up to $MAX_RETRY_AFTER_SECONDS,
+                             3600); without it a wait longer than 30 s fails at once with RATE_LIMITED
   --json                     print the result as JSON on stdout
   -h, --help                 show this help
 
 Sync options (one pass over the rules: what differs from the source is imported, by HEAD comparison):
   --rules FILE               JSON sync rules (see README); named credentials from REGISTRY_CREDENTIALS__<name>__*
   --dry-run                  print the plan, write nothing
-  --target, --target-username, --target-password, --target-auth, --insecure, --json as for import
+  --target, --target-username, --target-auth, --insecure, --wait-rate-limit, --json as for import
 
 Environment: CHUNK_SIZE (bytes per PATCH; unset: each blob as one streamed PATCH), BLOB_CONCURRENCY (4),
-FETCH_CONCURRENCY (8 ranged GETs per blob), MAX_MANIFESTS (50);
+FETCH_CONCURRENCY (8 ranged GETs per blob), MAX_MANIFESTS (50), MAX_BLOBS (1000), MAX_IMPORT_BYTES (100GiB),
+REQUEST_TIMEOUT_SECONDS (30), MIN_BYTES_PER_SECOND (64KiB), TARGET_REPOSITORIES (*);
 Azure: AZURE_CLIENT_ID (user-assigned identity), ACR_AUDIENCE, ARM_ENDPOINT.
 Exit status: 0 imported, 1 import failed, 2 usage error.
 `;
 
-class UsageError extends Error {}
-
-function credentialPair(user: string | undefined, pass: string | undefined, what: string): Credentials | undefined {
-  if (user === undefined && pass === undefined) return undefined;
-  if (!user || pass === undefined) throw new UsageError(`${what}: give both the username and the password`);
-  return { username: user, password: pass };
+class UsageError extends OciImportError {
+  constructor(message: string) {
+    super('USAGE', message, { side: 'request' });
+  }
 }
+
+const OPTIONS = {
+  target: { type: 'string' }, 'target-username': { type: 'string' }, 'target-password': { type: 'string' },
+  'target-auth': { type: 'string' }, 'wait-rate-limit': { type: 'boolean' },
+  insecure: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+} as const;
+const IMPORT_OPTIONS = {
+  source: { type: 'string' }, image: { type: 'string', multiple: true }, repository: { type: 'string' },
+  force: { type: 'boolean' }, platform: { type: 'string', multiple: true },
+  username: { type: 'string' }, password: { type: 'string' }, 'password-stdin': { type: 'boolean' }, registry: { type: 'string' },
+} as const;
+const SYNC_OPTIONS = { rules: { type: 'string' }, 'dry-run': { type: 'boolean' } } as const;
+
+type Values = Partial<Record<keyof typeof OPTIONS | keyof typeof IMPORT_OPTIONS | keyof typeof SYNC_OPTIONS, string | boolean | string[]>>;
+const str = (v: Values, k: keyof Values): string | undefined => v[k] as string | undefined;
+const flag = (v: Values, k: keyof Values): boolean => v[k] === true;
+const list = (v: Values, k: keyof Values): string[] | undefined => v[k] as string[] | undefined;
 
 /** Replaces every secret we were given by *** in a text bound for the terminal. */
 function redactor(secrets: readonly (string | undefined)[]): (text: string) => string {
-  const list = secrets.filter((s): s is string => !!s && s.length >= 3);
-  return (text) => list.reduce((t, s) => t.split(s).join('***'), text);
+  const kept = secrets.filter((s): s is string => !!s && s.length >= 3);
+  return (text) => kept.reduce((t, s) => t.split(s).join('***'), text);
 }
 
 export async function main(argv: readonly string[], io: Io): Promise<number> {
@@ -84,125 +109,182 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   let redact = (t: string): string => t;
   try {
     const { values } = parseArgs({
-      args: [...rest],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        target: { type: 'string' }, 'target-username': { type: 'string' }, 'target-password': { type: 'string' },
-        'target-auth': { type: 'string' },
-        insecure: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-        ...(command === 'import' ? {
-          source: { type: 'string' }, image: { type: 'string', multiple: true }, repository: { type: 'string' },
-          force: { type: 'boolean' }, platform: { type: 'string', multiple: true },
-          username: { type: 'string' }, password: { type: 'string' }, registry: { type: 'string' },
-        } : {
-          rules: { type: 'string' }, 'dry-run': { type: 'boolean' },
-        }),
-      },
-    }) as { values: Record<string, string | boolean | string[] | undefined> & {
-      target?: string; 'target-username'?: string; 'target-password'?: string; 'target-auth'?: string; insecure?: string[]; json?: boolean; help?: boolean;
-      registry?: string;
-      source?: string; image?: string[]; repository?: string; force?: boolean; platform?: string[]; username?: string; password?: string;
-      rules?: string; 'dry-run'?: boolean;
-    } };
-    redact = redactor([values.password, values['target-password'], io.env.TARGET_PASSWORD]);
+      args: [...rest], strict: true, allowPositionals: false,
+      options: { ...OPTIONS, ...(command === 'import' ? IMPORT_OPTIONS : SYNC_OPTIONS) },
+    }) as { values: Values };
     if (values.help) {
       io.stdout.write(USAGE);
       return 0;
     }
-    // Unlike the service, whose steps end and resume, one CLI process streams each blob as one PATCH
-    // (as `docker push` does) unless CHUNK_SIZE asks for chunks.
-    const loaded = loadConfig(io.env);
-    const config = { ...loaded, chunkSize: io.env.CHUNK_SIZE?.trim() ? loaded.chunkSize : Infinity };
-    const targetHost = values.target ?? config.targetRegistry;
+    const session = await Session.open(command, values, io);
+    redact = session.redact;
+    return command === 'sync' ? await session.sync() : await session.import();
+  } catch (err) {
+    return failure(err, io, redact);
+  }
+}
+
+function failure(err: unknown, io: Io, redact: (t: string) => string): number {
+  const code = errorCode(err);
+  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    io.stderr.write(`oci-import: ${redact(errorMessage(err))}\nRun "oci-import --help" for usage.\n`);
+    return 2;
+  }
+  if (['INVALID_SETTING', 'INVALID_REFERENCE', 'INVALID_RULES', 'INVALID_RESOURCE_ID'].includes(code)) {
+    io.stderr.write(`oci-import: ${redact(errorMessage(err))}\n`);
+    return 2;
+  }
+  io.stderr.write(`\noci-import: import failed [${code}]: ${redact(errorMessage(err))}\n`);
+  return 1;
+}
+
+/** Everything one command needs, read from the flags and the environment once. */
+class Session {
+  private constructor(
+    private readonly values: Values,
+    private readonly io: Io,
+    private readonly config: Config,
+    private readonly registries: Registries,
+    readonly target: string,
+    private readonly sourceSecret: string | undefined,
+    readonly redact: (t: string) => string,
+  ) {}
+
+  static async open(command: 'import' | 'sync', values: Values, io: Io): Promise<Session> {
+    const env = io.env;
+    const sourceSecret = command === 'import' ? await sourcePassword(values, io) : undefined;
+    const targetPassword = str(values, 'target-password') ?? env.OCI_IMPORT_TARGET_PASSWORD;
+    if (str(values, 'target-password') !== undefined) warnCommandLineSecret(io, '--target-password', 'OCI_IMPORT_TARGET_PASSWORD');
+    const redact = redactor([sourceSecret, targetPassword, env.TARGET_PASSWORD]);
+    const loaded = loadConfig(env);
     if (command === 'import' && !values.source) throw new UsageError('--source is required');
     if (command === 'sync' && !values.rules) throw new UsageError('--rules is required');
+    const targetHost = str(values, 'target') ?? loaded.targetRegistry;
     if (!targetHost) throw new UsageError('--target is required (or set TARGET_REGISTRY)');
     validateRegistry(targetHost);
-    const target = normalizeRegistry(targetHost);
-    const insecure = new Set([...config.insecureRegistries, ...splitList((values.insecure ?? []).join(','))].map(normalizeRegistry));
-    const targetCreds = credentialPair(values['target-username'], values['target-password'], '--target-username/--target-password')
-      ?? (config.targetUsername ? { username: config.targetUsername, password: config.targetPassword! } : undefined);
-    const targetAuth = values['target-auth'] ?? (values['target-username'] ? 'basic' : config.targetAuth);
-    if (!['managed-identity', 'basic', 'anonymous'].includes(targetAuth)) throw new UsageError(`--target-auth "${targetAuth}" is not one of managed-identity, basic, anonymous`);
-    if (targetAuth === 'basic' && !targetCreds) throw new UsageError('--target-auth basic needs --target-username and --target-password (or TARGET_USERNAME/TARGET_PASSWORD)');
-    const azure = azureSettings(config);
-    const targetClient = targetAuth === 'managed-identity'
-      ? withRegistryAuth(targetIdentityAuth(azure, target, insecure.has(target)),
-        (authenticator?: Authenticator) => new RegistryClient({ registry: target, insecure: insecure.has(target), authenticator }))
-      : new RegistryClient({ registry: target, insecure: insecure.has(target), credentials: targetAuth === 'basic' ? targetCreds : undefined });
-    if (command === 'sync') {
-      // loaded only for this command: the rules schema and tag selection cost start-up time
-      const { runSync } = await import('./sync-command.js');
-      return await runSync({
-        rulesFile: values.rules!, dryRun: values['dry-run'] ?? false, json: values.json ?? false, config, env: io.env,
-        target, targetClient, insecure, io, redact,
-      });
+    const targetUser = str(values, 'target-username');
+    if (targetUser !== undefined && targetPassword === undefined) {
+      throw new UsageError('--target-username needs a password: set OCI_IMPORT_TARGET_PASSWORD (or give --target-password)');
     }
-    // --registry: a login server, or an ACR's resource ID resolved through Resource Manager.
-    let registry = values.registry;
+    const targetAuth = (str(values, 'target-auth') ?? (targetUser ? 'basic' : loaded.targetAuth)) as TargetAuth;
+    if (!['managed-identity', 'basic', 'anonymous'].includes(targetAuth)) throw new UsageError(`--target-auth "${targetAuth}" is not one of managed-identity, basic, anonymous`);
+    const targetCredentials = targetUser ? { username: targetUser, password: targetPassword! } : undefined;
+    if (targetAuth === 'basic' && !targetCredentials && !loaded.targetUsername) {
+      throw new UsageError('--target-auth basic needs --target-username and a password (or TARGET_USERNAME/TARGET_PASSWORD)');
+    }
+    // Unlike the service, whose steps end and resume, one CLI process streams each blob as one PATCH
+    // (as `docker push` does) unless CHUNK_SIZE asks for chunks.
+    const config: Config = { ...loaded, targetAuth, chunkSize: env.CHUNK_SIZE?.trim() ? loaded.chunkSize : Infinity };
+    const registries = new Registries({
+      config, guardSources: false, targetCredentials, insecure: splitList((list(values, 'insecure') ?? []).join(',')),
+      retry: { ...DEFAULT_RETRY, maxRetryAfterMs: flag(values, 'wait-rate-limit') ? config.maxRetryAfterSeconds * 1000 : DEFAULT_RETRY.maxRetryAfterMs },
+    });
+    return new Session(values, io, config, registries, normalizeRegistry(targetHost), sourceSecret, redact);
+  }
+
+  async sync(): Promise<number> {
+    // loaded only for this command: the rules schema and tag selection cost start-up time
+    const { runSync } = await import('./sync-command.js');
+    return runSync({
+      rulesFile: str(this.values, 'rules')!, dryRun: flag(this.values, 'dry-run'), json: flag(this.values, 'json'),
+      config: this.config, registries: this.registries, target: this.target, io: this.io, redact: this.redact,
+    });
+  }
+
+  async import(): Promise<number> {
+    const { request, source, credentials, resourceId } = await this.request();
+    const sides = { source: this.registries.source(source, credentials && { kind: 'inline', credentials }, resourceId), target: this.registries.target(this.target) };
+    const progress = new Progress(this.io.stderr, Boolean(this.io.stderr.isTTY));
+    const engine = new ImportEngine({
+      source: sides.source.client, target: sides.target.client,
+      chunkSize: this.config.chunkSize, fetchConcurrency: this.config.fetchConcurrency,
+      maxManifests: this.config.maxManifests, maxBlobs: this.config.maxBlobs, maxImportBytes: this.config.maxImportBytes,
+      events: {
+        onBytes: (n) => progress.bytes(n),
+        onBlobDone: (s: BlobState) => progress.blobDone(s),
+        onNotice: (m) => progress.notice(this.redact(m)),
+      },
+    });
+    let result;
+    try {
+      result = await runImport(engine, request, {
+        blobConcurrency: this.config.blobConcurrency, stepMs: this.config.stepBudgetSeconds * 1000, onPlan: (p) => progress.start(p),
+      });
+    } catch (err) {
+      throw this.registries.explain(err, sides);
+    }
+    progress.end();
+    this.print(result);
+    return 0;
+  }
+
+  /** The import request from the flags; `--registry` may be an ACR's resource ID, resolved through Resource Manager. */
+  private async request(): Promise<{ request: ImportRequest; source: string; credentials?: Credentials; resourceId?: string }> {
+    const v = this.values;
+    let registry = str(v, 'registry');
     let resourceId: string | undefined;
     if (registry !== undefined && isResourceId(registry)) {
-      const resolved = await registryResolver(azure)(registry);
+      const resolved = await registryResolver(azureSettings(this.config))(registry);
       resourceId = resolved.id;
       registry = resolved.loginServer;
     }
     if (registry !== undefined) validateRegistry(registry);
-    const source = parseReference(values.source!, registry ? { defaultRegistry: registry } : {});
+    const source = parseReference(str(v, 'source')!, registry ? { defaultRegistry: registry } : {});
     if (registry && source.registry !== normalizeRegistry(registry)) {
       throw new UsageError(`--source names registry ${source.registry} but --registry is ${registry}; give the host in one of them only`);
     }
-    const sourceCreds = values.username === undefined && values.password !== undefined
-      ? entraTokenCredentials(values.password)
-      : credentialPair(values.username, values.password, '--username/--password');
-    const sourceInsecure = insecure.has(source.registry);
-
-    const req: ImportRequest = {
-      source: registry ? formatReference(source) : values.source!, target, images: values.image, repository: values.repository,
-      force: values.force ?? false, platforms: values.platform,
+    const username = str(v, 'username');
+    if (username !== undefined && this.sourceSecret === undefined) {
+      throw new UsageError('--username needs a password: --password-stdin, OCI_IMPORT_PASSWORD, or --password (give both the username and the password)');
+    }
+    const credentials = this.sourceSecret === undefined ? undefined
+      : username === undefined ? entraTokenCredentials(this.sourceSecret) : { username, password: this.sourceSecret };
+    const request: ImportRequest = {
+      source: registry ? formatReference(source) : str(v, 'source')!, target: this.target, images: list(v, 'image'),
+      repository: str(v, 'repository'), force: flag(v, 'force'), platforms: list(v, 'platform'),
     };
-    const progress = new Progress(io.stderr, Boolean(io.stderr.isTTY));
-    const engine = new ImportEngine({
-      source: withRegistryAuth(sourceAuth(azure, { registry: source.registry, insecure: sourceInsecure, credentials: sourceCreds, resourceId }),
-        (authenticator?: Authenticator) => new RegistryClient({ registry: source.registry, insecure: sourceInsecure, credentials: sourceCreds, authenticator })),
-      target: targetClient,
-      chunkSize: config.chunkSize,
-      fetchConcurrency: config.fetchConcurrency,
-      maxManifests: config.maxManifests,
-      events: {
-        onBytes: (n) => progress.bytes(n),
-        onBlobDone: (s: BlobState) => progress.blobDone(s),
-        onNotice: (m) => progress.notice(redact(m)),
-      },
-    });
-    const result = await runImport(engine, req, {
-      blobConcurrency: config.blobConcurrency,
-      stepMs: config.stepBudgetSeconds * 1000,
-      onPlan: (p) => progress.start(p),
-    });
-    progress.end();
-    const names = [...result.tagged, ...result.unchanged].map((n) => `${target}/${n}`);
-    if (values.json) {
-      io.stdout.write(JSON.stringify({
-        source: values.source, target, digest: result.digest, mediaType: result.mediaType,
-        tagged: result.tagged, unchanged: result.unchanged, notes: result.plan.notes,
-        blobs: result.blobs.map((b) => ({ digest: b.digest, size: b.size, outcome: b.outcome })),
-      }, null, 2) + '\n');
-    } else {
-      const where = names.length ? names.join(', ') : `${target}/${ImportEngine.repositories(result.plan).join(', ')}@${result.digest}`;
-      io.stdout.write(`imported ${values.source} → ${where}\ndigest ${result.digest}\n`);
-    }
-    return 0;
-  } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.stderr.write(`oci-import: ${redact((err as Error).message)}\nRun "oci-import --help" for usage.\n`);
-      return 2;
-    }
-    if (err instanceof ConfigError || ['INVALID_REFERENCE', 'INVALID_RULES', 'INVALID_RESOURCE_ID'].includes((err as { code?: string }).code ?? '')) {
-      io.stderr.write(`oci-import: ${redact((err as Error).message)}\n`);
-      return 2;
-    }
-    io.stderr.write(`\noci-import: import failed [${errorCode(err)}]: ${redact((err as Error).message ?? String(err))}\n`);
-    return 1;
+    return { request, source: source.registry, credentials, resourceId };
   }
+
+  private print(result: Awaited<ReturnType<typeof runImport>>): void {
+    const names = [...result.tagged, ...result.unchanged].map((n) => `${this.target}/${n}`);
+    if (flag(this.values, 'json')) {
+      this.io.stdout.write(JSON.stringify({
+        source: str(this.values, 'source'), target: this.target, digest: result.digest, mediaType: result.mediaType,
+        tagged: result.tagged, unchanged: result.unchanged, notes: result.plan.notes,
+        blobs: result.blobs.map((b) => ({ digest: b.digest, size: b.size, outcome: b.phase === 'done' ? b.outcome : undefined })),
+      }, null, 2) + '\n');
+      return;
+    }
+    const repositories = [...new Set(result.plan.target.refs.map((r) => r.repository))];
+    const where = names.length ? names.join(', ') : `${this.target}/${repositories.join(', ')}@${result.digest}`;
+    this.io.stdout.write(`imported ${str(this.values, 'source')} → ${where}\ndigest ${result.digest}\n`);
+  }
+}
+
+/** The source password: --password-stdin, else --password (warned), else $OCI_IMPORT_PASSWORD. */
+async function sourcePassword(values: Values, io: Io): Promise<string | undefined> {
+  const fromStdin = flag(values, 'password-stdin');
+  const inline = str(values, 'password');
+  if (fromStdin && inline !== undefined) throw new UsageError('--password and --password-stdin are mutually exclusive');
+  if (fromStdin) {
+    const text = (await readAll(io.stdin ?? process.stdin)).replace(/\r?\n$/, '');
+    if (!text) throw new UsageError('--password-stdin: standard input was empty');
+    return text;
+  }
+  if (inline !== undefined) {
+    warnCommandLineSecret(io, '--password', 'OCI_IMPORT_PASSWORD');
+    return inline;
+  }
+  return io.env.OCI_IMPORT_PASSWORD || undefined;
+}
+
+function warnCommandLineSecret(io: Io, option: string, variable: string): void {
+  io.stderr.write(`oci-import: warning: ${option} on the command line is visible to other users of this machine (ps); use ${option === '--password' ? '--password-stdin or ' : ''}$${variable} instead\n`);
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
+  return Buffer.concat(chunks).toString('utf8');
 }

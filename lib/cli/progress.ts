@@ -34,6 +34,7 @@ export class Progress {
   }
 
   blobDone(s: BlobState): void {
+    if (s.phase !== 'done') return;
     this.blobsDone++;
     if (s.outcome !== 'copied') this.copied += s.size;
     if (!this.tty) this.line(`blob ${s.digest.slice(0, 19)}… ${s.outcome} (${fmt(s.size)}) [${this.blobsDone}/${this.blobsTotal}]`);

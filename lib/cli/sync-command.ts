@@ -3,11 +3,12 @@
  * each import with the same engine as `import`; `--dry-run` prints the plan and writes nothing.
  */
 import { readFile } from 'node:fs/promises';
-import { namedCredential, type Config } from '../config.js';
+import type { Config } from '../config.js';
 import { ImportEngine, runImport } from '../engine/engine.js';
-import { errorCode } from '../oci/errors.js';
+import { errorCode } from '../errors.js';
 import { parseReference } from '../oci/reference.js';
-import { RegistryClient } from '../oci/registry.js';
+import type { RegistryClient } from '../oci/registry.js';
+import type { Registries } from '../registries.js';
 import { planSync, type SyncItem } from '../sync/pass.js';
 import { parseRules, RulesError } from '../sync/rules.js';
 
@@ -16,10 +17,8 @@ export interface SyncCommand {
   readonly dryRun: boolean;
   readonly json: boolean;
   readonly config: Config;
-  readonly env: Record<string, string | undefined>;
+  readonly registries: Registries;
   readonly target: string;
-  readonly targetClient: RegistryClient;
-  readonly insecure: ReadonlySet<string>;
   readonly io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
   readonly redact: (text: string) => string;
 }
@@ -31,17 +30,13 @@ export async function runSync(c: SyncCommand): Promise<number> {
   } catch (err) {
     throw new RulesError(c.rulesFile, undefined, '', `cannot read the rules file: ${(err as Error).message}`);
   }
-  const rules = parseRules(text, c.rulesFile);
-  for (const [n, rule] of rules.entries()) {
-    if (rule.credential && !namedCredential(c.env, rule.credential)) {
-      throw new RulesError(c.rulesFile, undefined, `rules[${n}].credential`,
-        `no credential named "${rule.credential}" (settings REGISTRY_CREDENTIALS__${rule.credential}__USERNAME and __PASSWORD)`);
-    }
-  }
-  const sourceClient = (registry: string, credential?: string): RegistryClient => new RegistryClient({
-    registry, insecure: c.insecure.has(registry), credentials: credential ? namedCredential(c.env, credential) : undefined,
-  });
-  const plan = await planSync(rules, { target: c.target, targetClient: c.targetClient, sourceClient });
+  const rules = parseRules(text, c.rulesFile, c.config);
+  const sourceClient = (registry: string, name?: string): RegistryClient => {
+    const credential = name ? c.config.credentials.get(name.toLowerCase()) : undefined;
+    return c.registries.source(registry, credential && { kind: 'named', credential }).client;
+  };
+  const targetClient = c.registries.target(c.target).client;
+  const plan = await planSync(rules, { target: c.target, targetClient, sourceClient, maxTags: c.config.maxTags });
   const out = (line: string): void => void c.io.stdout.write(c.redact(line) + '\n');
 
   const results: (SyncItem & { outcome: string; digest?: string; error?: string })[] = [];
@@ -53,8 +48,9 @@ export async function runSync(c: SyncCommand): Promise<number> {
     try {
       const src = parseReference(item.request!.source);
       const engine = new ImportEngine({
-        source: sourceClient(src.registry, rules[item.rule]!.credential), target: c.targetClient,
-        chunkSize: c.config.chunkSize, fetchConcurrency: c.config.fetchConcurrency, maxManifests: c.config.maxManifests,
+        source: sourceClient(src.registry, rules[item.rule]!.credential), target: targetClient,
+        chunkSize: c.config.chunkSize, fetchConcurrency: c.config.fetchConcurrency,
+        maxManifests: c.config.maxManifests, maxBlobs: c.config.maxBlobs, maxImportBytes: c.config.maxImportBytes,
       });
       const r = await runImport(engine, item.request!, { blobConcurrency: c.config.blobConcurrency, stepMs: c.config.stepBudgetSeconds * 1000 });
       results.push({ ...item, outcome: 'imported', digest: r.digest });

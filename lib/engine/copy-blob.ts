@@ -1,21 +1,28 @@
 /**
  * Copy one blob into one target repository, in bounded steps.
  *
- * The ladder: the target has it → done; same registry → mount; else copy. A copy reads the source
- * with closed ranged GETs, several ahead of the upload (one connection is capped by distance, many are
- * not), and streams them in order into PATCHes of CHUNK_SIZE bytes (or, unbounded, one PATCH for the
- * rest of the blob, as `docker push`), keeping the newest upload Location. It stops after
- * the budget and returns a JSON state; `copyBlob` with that state (any process, any time) carries on:
- * it asks the registry how many bytes the session holds and continues only when that is exactly the
- * saved offset — otherwise (a lost PATCH answer poisons distribution's sessions) it starts the blob
- * again in a new session.
+ * 1. The ladder (`presentOrMounted`): the target has it → done; another repository of the target
+ *    registry has it → mount; else upload.
+ * 2. The upload, a state machine over `BlobState` (types.ts): `pending` → `uploading{location, offset}`
+ *    → `done`. Each turn sends one chunk (`sendChunk`): parts read from the source by ranged GETs, several
+ *    ahead, streamed in order into one PATCH of CHUNK_SIZE bytes (or, unbounded, the rest of the blob as
+ *    one stream, as `docker push` does), then the final `PUT ?digest=`. The newest state is handed to
+ *    `checkpoint` after every chunk; the step ends when its budget is spent and returns the state, which
+ *    any process may continue later.
+ * 3. Recovery (`recover`): when the target fails a chunk, ask the registry what the session holds and
+ *    continue only from exactly the offset we know (or that offset plus the chunk whose answer was lost);
+ *    otherwise start a new session from 0 — a PATCH whose answer was lost is never replayed blindly
+ *    (distribution poisons the session then). A failure of the *source* ends the step instead: the queue
+ *    tries the step again later, and a new session would not help.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { ImportError, RegistryError, isTemporary } from '../oci/errors.js';
+import { isTemporary, onSide, type OciImportError } from '../errors.js';
+import { RegistryError } from '../oci/errors.js';
 import type { RegistryClient } from '../oci/registry.js';
-import { backoffDelay, DEFAULT_RETRY, sleep } from '../oci/retry.js';
-import { PartReader, type FetchSlots } from './part-reader.js';
-import type { BlobState, EngineEvents, PlannedBlob, StepBudget } from './types.js';
+import { DEFAULT_RETRY, retry, type RetryPolicy } from '../retry.js';
+import { ImportError } from './errors.js';
+import { PartReader, type PartBudget } from './part-reader.js';
+import type { BlobState, EngineEvents, PlannedBlob, StepBudget, UploadingBlob } from './types.js';
 
 export interface CopyBlobOptions {
   readonly source: RegistryClient;
@@ -23,200 +30,279 @@ export interface CopyBlobOptions {
   readonly target: RegistryClient;
   /** Repositories of the target registry that may hold the blob already (mount candidates). */
   readonly mountFrom: readonly string[];
+  /** Bytes per PATCH; Infinity: the rest of the blob as one streamed PATCH. */
   readonly chunkSize: number;
   /** Ranged GETs in flight ahead of the upload. */
   readonly fetchConcurrency: number;
-  /** Shared by the blobs copied at once: ranged GETs of all of them together. */
-  readonly fetchSlots?: FetchSlots;
-  /** Bytes per ranged GET (default FETCH_PART_SIZE; tests use small ones). */
-  readonly fetchPartSize?: number;
+  /** Shared by the blobs copied at once: their part slots and buffers. */
+  readonly partBudget: PartBudget;
+  /** Bytes per ranged GET (default DEFAULT_PART_SIZE; tests use small ones). */
+  readonly partSize?: number;
+  /** Attempts of one part's GET. */
+  readonly partRetry?: RetryPolicy;
+  /** Sessions tried within one step when the target fails chunks (resume or restart). */
+  readonly sessionRetry?: RetryPolicy;
   readonly events?: EngineEvents;
-  /** Called with the new state after every chunk the registry accepted (persist it: the Location
+  /** Called with the new state after every change the registry confirmed (persist it: the Location
    * changes with every PATCH, and only the newest one can continue the session). */
   readonly checkpoint?: (state: BlobState) => Promise<void>;
 }
 
-/** New sessions within one step before the step gives up (the queue retries the step later). */
-const MAX_SESSION_RESTARTS = 3;
+/** Four sessions (resumes or restarts) per step before the step gives up and the queue retries later. */
+const DEFAULT_SESSION_RETRY: RetryPolicy = { ...DEFAULT_RETRY, maxAttempts: 4 };
 
-export function initialBlobState(blob: PlannedBlob, repository: string): BlobState {
-  return { digest: blob.digest, size: blob.size, repository, done: false, offset: 0, sessions: 0 };
+export function initialBlobState(blob: Pick<PlannedBlob, 'digest' | 'size'>, repository: string): BlobState {
+  return { phase: 'pending', digest: blob.digest, size: blob.size, repository, sessions: 0 };
 }
 
 export async function copyBlob(state: BlobState, budget: StepBudget, o: CopyBlobOptions): Promise<BlobState> {
-  if (state.done) return state;
-  const repo = state.repository;
-  const finish = (s: BlobState): BlobState => {
-    o.events?.onBlobDone?.(s);
+  if (state.phase === 'done') return state;
+  const skipped = await presentOrMounted(state, o, budget.signal);
+  if (skipped) {
+    o.events?.onBlobDone?.(skipped);
+    return skipped;
+  }
+  const upload = new Upload(state, budget, o);
+  try {
+    const s = await upload.run();
+    if (s.phase === 'done') o.events?.onBlobDone?.(s);
     return s;
-  };
+  } finally {
+    upload.close();
+  }
+}
 
-  // 1. The target may have it already (a previous import, another tag, a step whose answer was lost).
-  const existing = await o.target.headBlob(repo, state.digest);
+/** The ladder's first rungs: done when the target has the blob, or can mount it from a repository that has. */
+async function presentOrMounted(state: BlobState, o: CopyBlobOptions, signal?: AbortSignal): Promise<BlobState | undefined> {
+  const existing = await o.target.headBlob(state.repository, state.digest, { signal });
   if (existing !== undefined) {
     if (existing >= 0 && existing !== state.size) {
-      throw new ImportError('BLOB_SIZE_MISMATCH', `target ${o.target.registry}/${repo} holds ${state.digest} with ${existing} bytes, the source says ${state.size}`);
+      throw new ImportError('BLOB_SIZE_MISMATCH', `target ${o.target.registry}/${state.repository} holds ${state.digest} with ${existing} bytes, the source says ${state.size}`, { side: 'target' });
     }
-    if (state.location) await o.target.cancelUpload(state.location);
-    return finish({ ...state, done: true, outcome: state.offset > 0 || state.location ? 'copied' : 'existed', location: undefined });
+    // (a step whose final PUT succeeded but whose answer or checkpoint was lost lands here too)
+    if (state.phase === 'uploading') await o.target.cancelUpload(state.location, { signal });
+    return { ...base(state), phase: 'done', outcome: state.phase === 'uploading' ? 'copied' : 'existed' };
   }
-
-  // 2. Same registry: mount instead of copying bytes.
-  if (!state.location) {
-    for (const from of o.mountFrom) {
-      if (from !== repo && await o.target.mountBlob(repo, state.digest, from)) {
-        return finish({ ...state, done: true, outcome: 'mounted' });
-      }
+  if (state.phase !== 'pending') return undefined;
+  for (const from of o.mountFrom) {
+    if (from !== state.repository && await o.target.mountBlob(state.repository, state.digest, from, { signal })) {
+      return { ...base(state), phase: 'done', outcome: 'mounted' };
     }
   }
+  return undefined;
+}
 
-  let s = await resumeOrStart(state, o);
-  if (s.location !== state.location) await o.checkpoint?.(s);
-  let restarts = 0;
-  let segments = 0;
-  // The running digest is only known when this call saw every byte from 0; otherwise the target's
-  // own digest check on the final PUT is the verification.
-  let hash: Hash | undefined = s.offset === 0 ? createHash('sha256') : undefined;
-  // The upload's pace in this step (bytes the registry accepted, since the first request started):
-  // parts the step would not get to upload before its budget ends are not fetched.
-  const began = Date.now();
-  const beganAt = s.offset;
-  let segmentEnd = s.offset;
-  let segmentLength = Infinity;
-  const wanted = (offset: number): boolean => {
-    const ahead = Number.isFinite(segmentLength) ? Math.floor((offset - segmentEnd) / segmentLength) + 1 : 1;
-    if (budget.maxChunks !== undefined && segments + 1 + ahead > budget.maxChunks) return false;
-    const done = s.offset - beganAt;
-    const pace = done > 0 ? done / Math.max(1, Date.now() - began) : undefined;
-    return (pace === undefined ? Date.now() : Date.now() + (offset - s.offset) / pace) < budget.until;
-  };
-  const reader = new PartReader({
-    source: o.source, repository: o.sourceRepository, digest: s.digest, size: s.size, concurrency: o.fetchConcurrency,
-    partSize: o.fetchPartSize, slots: o.fetchSlots, events: o.events, wanted,
-  });
+function base(s: BlobState): Pick<BlobState, 'digest' | 'size' | 'repository' | 'sessions'> {
+  return { digest: s.digest, size: s.size, repository: s.repository, sessions: s.sessions };
+}
 
-  try {
-    while (true) {
-      // Every step makes progress (at least one request), however small its budget.
-      if (segments > 0 && (Date.now() >= budget.until || (budget.maxChunks !== undefined && segments >= budget.maxChunks))) {
-        return s;
-      }
-      const start = s.offset;
-      // One PATCH: CHUNK_SIZE bytes (at least the registry's minimum), or unbounded: the rest as one stream.
-      segmentLength = Math.max(o.chunkSize, s.minChunkLength ?? 0);
-      segmentEnd = Math.min(s.size, start + segmentLength);
-      const last = segmentEnd >= s.size;
-      reader.segment(start, segmentEnd, segmentLength);
-      const first = start >= s.size ? Buffer.alloc(0) : await reader.read(start);
-      const whole = start + first.length >= segmentEnd;
-      const held: Buffer[] = [];
-      let sent = 0;
+/** The chunk a failed request was sending (its answer may be lost after the registry applied it). */
+interface InFlight {
+  readonly from: number;
+  readonly length: number;
+  /** The request was the final PUT carrying these bytes. */
+  readonly final: boolean;
+  /** Bytes of it already counted in progress and hash. */
+  sent: number;
+}
+
+/** One step of one blob's upload. */
+class Upload {
+  private readonly reader: PartReader;
+  private readonly pace: Pace;
+  private s: BlobState;
+  /** The running digest; only known when this step saw every byte from 0 (else the target's own check on the final PUT verifies). */
+  private hash: Hash | undefined;
+  private inFlight: InFlight | undefined;
+  /** What failed the last chunk (for the notice saying what recovery did). */
+  private failure: unknown;
+  private chunks = 0;
+
+  constructor(state: BlobState, private readonly budget: StepBudget, private readonly o: CopyBlobOptions) {
+    this.s = state;
+    this.pace = new Pace(state.phase === 'uploading' ? state.offset : 0, budget);
+    this.reader = new PartReader({
+      source: o.source, repository: o.sourceRepository, digest: state.digest, size: state.size, concurrency: o.fetchConcurrency,
+      partSize: o.partSize, budget: o.partBudget, retry: o.partRetry ?? o.source.retryPolicy, signal: budget.signal, events: o.events,
+      wanted: (offset) => this.pace.wanted(offset, this.s, this.chunks, this.chunkLength()),
+    });
+  }
+
+  close(): void {
+    this.reader.close();
+  }
+
+  async run(): Promise<BlobState> {
+    this.s = await this.open(this.s);
+    return retry(async (attempt) => {
       try {
-        if (whole && last) {
-          // The end, in one buffer (a small blob, the tail of a chunked one, or none left after a
-          // streamed PATCH): checked, then the final PUT with it.
-          const computed = hash ? `sha256:${hash.copy().update(first).digest('hex')}` : undefined;
-          if (computed && s.digest.startsWith('sha256:') && computed !== s.digest) {
-            await o.target.cancelUpload(s.location!);
-            throw new ImportError('DIGEST_MISMATCH', `the source served bytes for ${s.digest} that hash to ${computed}`, true);
-          }
-          await o.target.finishUpload(repo, s.location!, s.digest, start, first);
-          reader.release(first);
-          o.events?.onBytes?.(first.length);
-          return finish({ ...s, done: true, outcome: 'copied', location: undefined, offset: s.size });
-        }
-        let location: string;
-        if (whole) {
-          const patched = o.target.patchUpload(repo, s.location!, start, first);
-          hash?.update(first); // while the registry takes the chunk in
-          location = await patched;
-          reader.release(first);
-          sent = first.length;
-          o.events?.onBytes?.(first.length);
-        } else {
-          // Several parts: streamed as they arrive, hashed as they go.
-          const body = streamParts(reader, start, first, segmentEnd, held, (part) => {
-            hash?.update(part);
-            sent += part.length;
-            o.events?.onBytes?.(part.length);
-          });
-          location = Number.isFinite(segmentLength)
-            ? await o.target.patchUpload(repo, s.location!, start, { length: segmentEnd - start, chunks: body })
-            : await o.target.streamUpload(repo, s.location!, body);
-          for (const b of held.splice(0)) reader.release(b);
-        }
-        s = { ...s, location, offset: segmentEnd };
+        if (attempt > 1) await this.recover();
+        return await this.loop();
       } catch (err) {
-        if (err instanceof ImportError || (err instanceof RegistryError && !isTemporary(err) && !isSessionError(err))) throw err;
-        if (++restarts > MAX_SESSION_RESTARTS) throw err;
-        // A final PUT whose answer was lost may have completed the blob.
-        if (last && whole && await o.target.headBlob(repo, s.digest).catch(() => undefined) === s.size) {
-          o.events?.onBytes?.(first.length);
-          return finish({ ...s, done: true, outcome: 'copied', location: undefined, offset: s.size });
-        }
-        // The answer may be lost after the registry applied the chunk: ask, never replay blindly.
-        const sessions = s.sessions;
-        s = await resumeOrStart(s, o, whole && last ? 0 : segmentEnd - start);
-        // (sent bytes are in the hash already; the final buffer never is)
-        if (s.offset !== segmentEnd) {
-          hash = s.offset === 0 ? createHash('sha256') : undefined;
-          o.events?.onBytes?.(-sent);
-        }
-        o.events?.onNotice?.(`upload of ${s.digest} ${s.sessions !== sessions ? 'restarted in a new session' : `resumed at ${s.offset}`} after: ${(err as Error).message}`);
-        await sleep(backoffDelay(DEFAULT_RETRY, restarts));
-        continue;
+        if (this.budget.signal?.aborted) throw err;
+        // what the copy did not attribute is the target's (the source's parts and storage say so themselves)
+        throw onSide(err, 'target');
       }
-      segments++;
-      // Outside the try: a checkpoint that cannot be saved ends the step; the chunk itself succeeded.
-      await o.checkpoint?.(s);
-    }
-  } finally {
-    reader.close();
+    }, this.o.sessionRetry ?? DEFAULT_SESSION_RETRY, {
+      signal: this.budget.signal,
+      // the target failed a chunk: worth another session; the source failing, storage, or a refusal is not
+      retryable: (err) => !(err instanceof ImportError) && (err as OciImportError).side === 'target' && (isTemporary(err) || isSessionError(err)),
+      onRetry: (err) => {
+        this.failure = err;
+      },
+    });
   }
+
+  /** Chunks until the blob is done or the step's budget is spent. */
+  private async loop(): Promise<BlobState> {
+    while (this.s.phase === 'uploading') {
+      // Every step makes progress (at least one request), however small its budget.
+      if (this.chunks > 0 && this.pace.spent(this.chunks)) return this.s;
+      this.s = await this.sendChunk(this.s);
+      this.chunks++;
+      this.inFlight = undefined;
+      // A checkpoint that cannot be saved ends the step; the chunk itself succeeded.
+      if (this.s.phase === 'uploading') await this.save(this.s);
+    }
+    return this.s;
+  }
+
+  private chunkLength(): number {
+    return Math.max(this.o.chunkSize, this.s.phase === 'uploading' ? this.s.minChunkLength ?? 0 : 0);
+  }
+
+  /** One transition: the next chunk as a PATCH, or the last bytes (or none) with the final PUT. */
+  private async sendChunk(s: UploadingBlob): Promise<BlobState> {
+    const start = s.offset;
+    const end = Math.min(s.size, start + this.chunkLength());
+    this.reader.chunk(start, end, this.chunkLength());
+    // The end in one buffer (a small blob, the tail of a chunked one, or nothing left after a streamed PATCH).
+    if (end >= s.size && this.reader.partEnd(start) >= s.size) return this.finish(s, start);
+    const first = await this.reader.part(start);
+    const stream = this.reader.stream(start, end, first.data);
+    this.inFlight = { from: start, length: end - start, final: false, sent: 0 };
+    const body = this.hashing(stream.chunks);
+    const { target } = this.o;
+    const location = Number.isFinite(this.chunkLength())
+      ? await target.patchUpload(s.repository, s.location, start, { length: end - start, chunks: body }, { signal: this.budget.signal })
+      : await target.streamUpload(s.repository, s.location, body, end - start, { signal: this.budget.signal });
+    stream.release();
+    return { ...s, location, offset: end };
+  }
+
+  /** The final PUT, with the bytes from `start` to the end of the blob (one part at most), after the digest check. */
+  private async finish(s: UploadingBlob, start: number): Promise<BlobState> {
+    const part = start < s.size ? await this.reader.part(start) : undefined;
+    const data = part?.data;
+    const computed = this.hash ? `sha256:${this.hash.copy().update(data ?? Buffer.alloc(0)).digest('hex')}` : undefined;
+    if (computed && s.digest.startsWith('sha256:') && computed !== s.digest) {
+      await this.o.target.cancelUpload(s.location);
+      throw new ImportError('DIGEST_MISMATCH', `the source served bytes for ${s.digest} that hash to ${computed}`, { temporary: true, side: 'source' });
+    }
+    this.inFlight = { from: start, length: data?.length ?? 0, final: true, sent: 0 };
+    await this.o.target.finishUpload(s.repository, s.location, s.digest, start, data, { signal: this.budget.signal });
+    part?.release();
+    if (data) this.o.events?.onBytes?.(data.length);
+    return { ...base(s), phase: 'done', outcome: 'copied' };
+  }
+
+  /** Hashes and counts the bytes as the request body takes them. */
+  private async *hashing(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const part of chunks) {
+      this.hash?.update(part);
+      this.inFlight!.sent += part.length;
+      this.o.events?.onBytes?.(part.length);
+      yield part;
+    }
+  }
+
+  /** pending → uploading: continue the saved session where the registry confirms our offset, else a new one. */
+  private async open(state: BlobState): Promise<UploadingBlob> {
+    const s = await this.resumeOrStart(state, 0);
+    this.hash = s.offset === 0 ? createHash('sha256') : undefined;
+    if (s !== state) await this.save(s);
+    return s;
+  }
+
+  /** After a failed chunk: done if its final PUT did land, else where the registry says the session stands. */
+  private async recover(): Promise<void> {
+    const s = this.s;
+    const lost = this.inFlight;
+    this.inFlight = undefined;
+    if (s.phase !== 'uploading') return;
+    const signal = this.budget.signal;
+    if (lost?.final && await this.o.target.headBlob(s.repository, s.digest, { signal }).catch(() => undefined) === s.size) {
+      this.s = { ...base(s), phase: 'done', outcome: 'copied' };
+      if (lost.length) this.o.events?.onBytes?.(lost.length);
+      return;
+    }
+    const next = await this.resumeOrStart(s, lost && !lost.final ? lost.length : 0);
+    const kept = next.phase === 'uploading' && lost && next.offset === lost.from + lost.length;
+    if (!kept && lost?.sent) this.o.events?.onBytes?.(-lost.sent);
+    if (next.phase === 'uploading' && next.offset === 0) this.hash = createHash('sha256');
+    else if (!kept) this.hash = undefined;
+    this.o.events?.onNotice?.(`upload of ${s.digest} ${next.sessions !== s.sessions ? 'restarted in a new session' : `resumed at ${next.offset}`} after: ${(this.failure as Error | undefined)?.message ?? 'a failed request'}`);
+    this.s = next;
+    await this.save(next);
+  }
+
+  private async save(s: BlobState): Promise<void> {
+    try {
+      await this.o.checkpoint?.(s);
+    } catch (err) {
+      throw onSide(err, 'storage');
+    }
+  }
+
+  /**
+   * Continues the saved session when the registry confirms exactly our offset (or exactly our offset
+   * plus a chunk whose answer we lost), else starts a new session from byte 0.
+   */
+  private async resumeOrStart(state: BlobState, pendingChunk: number): Promise<UploadingBlob> {
+    const { target } = this.o;
+    const signal = this.budget.signal;
+    if (state.phase === 'uploading') {
+      const status = await target.uploadStatus(state.repository, state.location, { signal }).catch(() => undefined);
+      if (status) {
+        // The lost chunk did arrive: carry on after it.
+        if (pendingChunk > 0 && status.size === state.offset + pendingChunk) return { ...state, location: status.location, offset: status.size };
+        // Exactly our offset (`0-0` reads as 1 byte: ambiguous, and we never send a 1-byte non-final chunk).
+        if (state.offset > 0 ? status.size === state.offset : status.size <= 1) return { ...state, location: status.location };
+      }
+      await target.cancelUpload(state.location, { signal });
+    }
+    const session = await target.startUpload(state.repository, { signal });
+    return {
+      ...base(state), phase: 'uploading', location: session.location, offset: 0,
+      ...(session.minChunkLength ? { minChunkLength: session.minChunkLength } : {}), sessions: state.sessions + 1,
+    };
+  }
+}
+
+function isSessionError(err: unknown): boolean {
+  return err instanceof RegistryError && (err.status === 404 || err.status === 416 || err.has('BLOB_UPLOAD_INVALID')
+    || err.has('BLOB_UPLOAD_UNKNOWN') || err.has('RANGE_INVALID'));
 }
 
 /**
- * The parts of `[first's start, end)` in order, `first` already read. Each buffer is handed to the
- * request's writer, which pulls the next one only when the socket took the previous one whole (undici
- * waits for 'drain', and a part is larger than the socket's buffer): every part but the last two
- * yielded is on its way and is reused at once; those two stay in `held` for the caller to release
- * when the request has ended (or to drop on failure: a dead socket may still hold them).
+ * The upload's pace within one step (bytes the registry accepted since the step began): the step stops
+ * starting chunks when its budget is spent, and parts it would not get to upload are not fetched.
  */
-async function* streamParts(reader: PartReader, start: number, first: Buffer, end: number, held: Buffer[], onPart: (b: Buffer) => void): AsyncGenerator<Buffer> {
-  let part = first;
-  for (let at = start + first.length; ; at += part.length) {
-    onPart(part);
-    held.push(part);
-    while (held.length > 2) reader.release(held.shift()!);
-    yield part;
-    if (at >= end) return;
-    part = await reader.read(at);
-  }
-}
+class Pace {
+  private readonly began = Date.now();
 
-function isSessionError(err: RegistryError): boolean {
-  return err.status === 404 || err.status === 416 || err.has('BLOB_UPLOAD_INVALID') || err.has('BLOB_UPLOAD_UNKNOWN') || err.has('RANGE_INVALID');
-}
+  constructor(private readonly beganAt: number, private readonly budget: StepBudget) {}
 
-/**
- * Continues the saved session when the registry confirms exactly our offset (or exactly our offset
- * plus a chunk whose answer we lost), else starts a new session from byte 0.
- */
-async function resumeOrStart(state: BlobState, o: CopyBlobOptions, pendingChunk = 0): Promise<BlobState> {
-  if (state.location) {
-    const status = await o.target.uploadStatus(state.repository, state.location).catch(() => undefined);
-    if (status) {
-      // The lost chunk did arrive: carry on after it.
-      if (pendingChunk > 0 && status.size === state.offset + pendingChunk) {
-        return { ...state, location: status.location, offset: status.size };
-      }
-      // Exactly our offset (`0-0` reads as 1 byte: ambiguous, and we never send a 1-byte non-final chunk).
-      if (state.offset > 0 ? status.size === state.offset : status.size <= 1) {
-        return { ...state, location: status.location };
-      }
-    }
-    await o.target.cancelUpload(state.location);
+  spent(chunks: number): boolean {
+    return Date.now() >= this.budget.until || (this.budget.maxChunks !== undefined && chunks >= this.budget.maxChunks);
   }
-  const session = await o.target.startUpload(state.repository);
-  return { ...state, location: session.location, offset: 0, minChunkLength: session.minChunkLength, sessions: state.sessions + 1 };
+
+  wanted(offset: number, s: BlobState, chunks: number, chunkLength: number): boolean {
+    const at = s.phase === 'uploading' ? s.offset : 0;
+    const ahead = Number.isFinite(chunkLength) ? Math.floor((offset - at) / chunkLength) + 1 : 1;
+    if (this.budget.maxChunks !== undefined && chunks + ahead > this.budget.maxChunks) return false;
+    const done = at - this.beganAt;
+    const rate = done > 0 ? done / Math.max(1, Date.now() - this.began) : undefined;
+    return (rate === undefined ? Date.now() : Date.now() + (offset - at) / rate) < this.budget.until;
+  }
 }

@@ -4,18 +4,20 @@
  * left alone (immutable-tag registries refuse even an identical rewrite); one that points elsewhere
  * moves only with `force`. Every step is idempotent: finalize may run twice.
  */
-import { ImportError } from '../oci/errors.js';
 import { manifestFrom } from '../oci/manifest.js';
 import type { RegistryClient } from '../oci/registry.js';
+import { throwIfAborted } from '../retry.js';
+import { ImportError } from './errors.js';
+import { targetRepositories } from './targets.js';
 import type { FinalizeResult, ImportPlan } from './types.js';
 
-export async function finalize(plan: ImportPlan, target: RegistryClient): Promise<FinalizeResult> {
-  const repositories = [...new Set(plan.target.refs.map((r) => r.repository))];
-  for (const repo of repositories) {
+export async function finalize(plan: ImportPlan, target: RegistryClient, signal?: AbortSignal): Promise<FinalizeResult> {
+  for (const repository of targetRepositories(plan.target.refs)) {
     for (const m of plan.manifests) {
-      const head = await target.headManifest(repo, m.digest);
+      throwIfAborted(signal);
+      const head = await target.headManifest(repository, m.digest, { signal });
       if (head) continue;
-      await target.putManifest(repo, m.digest, manifestFrom(Buffer.from(m.bytes, 'base64'), m.mediaType));
+      await target.putManifest(repository, m.digest, manifestFrom(Buffer.from(m.bytes, 'base64'), m.mediaType), { signal });
     }
   }
   const root = plan.manifests.find((m) => m.digest === plan.root.digest);
@@ -27,15 +29,15 @@ export async function finalize(plan: ImportPlan, target: RegistryClient): Promis
   for (const ref of plan.target.refs) {
     if (!ref.tag) continue;
     const name = `${ref.repository}:${ref.tag}`;
-    const head = await target.headManifest(ref.repository, ref.tag);
+    const head = await target.headManifest(ref.repository, ref.tag, { signal });
     if (head?.digest === plan.root.digest) {
       unchanged.push(name);
       continue;
     }
     if (head && !plan.force) {
-      throw new ImportError('TAG_EXISTS', `tag ${name} already exists on ${plan.target.registry} (${head.digest ?? 'unknown digest'}); use force to overwrite it`);
+      throw new ImportError('TAG_EXISTS', `tag ${name} already exists on ${plan.target.registry} (${head.digest ?? 'unknown digest'}); use force to overwrite it`, { side: 'target' });
     }
-    await target.putManifest(ref.repository, ref.tag, rootManifest);
+    await target.putManifest(ref.repository, ref.tag, rootManifest, { signal });
     tagged.push(name);
   }
   return { digest: plan.root.digest, mediaType: plan.root.mediaType, tagged, unchanged };

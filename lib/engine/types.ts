@@ -1,16 +1,24 @@
 /**
  * The import as data. A plan and the blob states are plain JSON: a queue worker stores them, dies,
  * and another instance carries on from them with a fresh engine.
+ *
+ * Vocabulary, used everywhere in lib/:
+ * - *source* / *target*: the registry read from / written to (`target` never means anything else);
+ * - *repository*: a repository name within a registry (`library/nginx`), never abbreviated;
+ * - *part*: one ranged GET of a source blob (4 MiB by default), read into a buffer of the PartReader;
+ * - *chunk*: one PATCH body of an upload (CHUNK_SIZE; unbounded = the rest of the blob as one stream);
+ * - *step*: one bounded run of work (a queue message, or one turn of the CLI's loop) under a budget;
+ * - *options*: the parameter object of a function or constructor (`o` in short bodies).
  */
 import type { Digest } from '../oci/digest.js';
 
 /** What a user asks for, mirroring `az acr import`. */
 export interface ImportRequest {
-  /** Source reference: `docker.io/library/nginx:1.27`, `host:5000/repo@sha256:…`. */
+  /** Source reference: `docker.io/library/nginx:1.27`, `host:5000/repository@sha256:…`. */
   readonly source: string;
   /** Target registry host (login server). */
   readonly target: string;
-  /** Target `repo:tag` names; none and no `repository` → the source's own repository and tag. */
+  /** Target `repository:tag` names; none and no `repository` → the source's own repository and tag. */
   readonly images?: readonly string[];
   /** Import by digest into this repository without a tag. */
   readonly repository?: string;
@@ -20,6 +28,7 @@ export interface ImportRequest {
   readonly platforms?: readonly string[];
 }
 
+/** One name the import writes in the target registry: a tag, or (without tag) a repository by digest. */
 export interface TargetRef {
   readonly repository: string;
   readonly tag?: string;
@@ -55,22 +64,39 @@ export interface ImportPlan {
 
 export type BlobOutcome = 'existed' | 'mounted' | 'copied';
 
-/** Where the copy of one blob into one target repository stands. */
-export interface BlobState {
+/** The blob and the target repository a BlobState is about. */
+export interface BlobTarget {
   readonly digest: Digest;
   readonly size: number;
   /** Target repository this state is for. */
   readonly repository: string;
-  readonly done: boolean;
-  readonly outcome?: BlobOutcome;
-  /** Upload session URL (it carries the registry's state token: always the newest). */
-  readonly location?: string;
-  /** Bytes the session holds, confirmed by the registry's answers. */
-  readonly offset: number;
-  /** Non-final chunks must be at least this long (`OCI-Chunk-Min-Length`). */
-  readonly minChunkLength?: number;
-  /** Sessions started for this blob; a restart means the registry lost or refused one. */
+  /** Upload sessions started for this blob so far; a restart means the registry lost or refused one. */
   readonly sessions: number;
+}
+
+/**
+ * Where the copy of one blob into one target repository stands — a state machine:
+ * `pending` (nothing started, or a session given up) → `uploading` (a session holding `offset` bytes) →
+ * `done`. Every transition is saved before the next request that depends on it.
+ */
+export type BlobState =
+  | (BlobTarget & { readonly phase: 'pending' })
+  | (BlobTarget & {
+    readonly phase: 'uploading';
+    /** Upload session URL (it carries the registry's state token: always the newest). */
+    readonly location: string;
+    /** Bytes the session holds, confirmed by the registry's answers. */
+    readonly offset: number;
+    /** Non-final chunks must be at least this long (`OCI-Chunk-Min-Length`). */
+    readonly minChunkLength?: number;
+  })
+  | (BlobTarget & { readonly phase: 'done'; readonly outcome: BlobOutcome });
+
+export type UploadingBlob = Extract<BlobState, { phase: 'uploading' }>;
+
+/** Bytes of the blob present in the target according to a state. */
+export function bytesPresent(s: BlobState): number {
+  return s.phase === 'done' ? s.size : s.phase === 'uploading' ? s.offset : 0;
 }
 
 export interface StepBudget {
@@ -78,6 +104,8 @@ export interface StepBudget {
   readonly until: number;
   /** Stop after this many chunks (tests interrupt after every chunk with 1). */
   readonly maxChunks?: number;
+  /** Ends everything in flight at once (the step's hard deadline, a canceled job). */
+  readonly signal?: AbortSignal;
 }
 
 export interface EngineEvents {

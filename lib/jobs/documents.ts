@@ -4,6 +4,7 @@
  * Two implementations: Azure Blob Storage (Azurite locally) and memory (unit tests).
  */
 import { RestError, type ContainerClient } from '@azure/storage-blob';
+import { OciImportError } from '../errors.js';
 
 export interface Doc<T> {
   readonly value: T;
@@ -16,6 +17,15 @@ export interface Documents {
   get<T>(path: string): Promise<Doc<T> | undefined>;
   /** Returns the new ETag, or undefined when the condition failed (someone else wrote first). */
   put(path: string, value: unknown, condition?: WriteCondition): Promise<string | undefined>;
+  /** Removes a document; absent is fine. */
+  delete(path: string): Promise<void>;
+}
+
+/** A storage operation failed: the job store's side, worth another try (the queue retries the step). */
+function storageError(op: string, path: string, err: unknown): OciImportError {
+  const status = err instanceof RestError ? err.statusCode : undefined;
+  return new OciImportError('STORAGE_ERROR', `job storage ${op} ${path} failed${status ? ` (${status})` : ''}: ${(err as Error).message?.split('\n')[0] ?? String(err)}`,
+    { temporary: true, side: 'storage', cause: err });
 }
 
 export class BlobDocuments implements Documents {
@@ -40,7 +50,16 @@ export class BlobDocuments implements Documents {
       return { value: JSON.parse(body.toString('utf8')) as T, etag: res.etag! };
     } catch (err) {
       if (err instanceof RestError && err.statusCode === 404) return undefined;
-      throw err;
+      throw storageError('read', path, err);
+    }
+  }
+
+  async delete(path: string): Promise<void> {
+    await this.ensure();
+    try {
+      await this.container.getBlockBlobClient(path).deleteIfExists();
+    } catch (err) {
+      throw storageError('delete', path, err);
     }
   }
 
@@ -56,7 +75,7 @@ export class BlobDocuments implements Documents {
       return res.etag!;
     } catch (err) {
       if (err instanceof RestError && (err.statusCode === 412 || err.statusCode === 409)) return undefined;
-      throw err;
+      throw storageError('write', path, err);
     }
   }
 }
@@ -83,6 +102,10 @@ export class MemoryDocuments implements Documents {
     const etag = `"${++this.version}"`;
     this.docs.set(path, { text: JSON.stringify(value), etag });
     return etag;
+  }
+
+  async delete(path: string): Promise<void> {
+    this.docs.delete(path);
   }
 
   /** Test helper: every stored path and its text. */

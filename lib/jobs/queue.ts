@@ -5,16 +5,24 @@
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
 
+/**
+ * `plan` → `fanout` (enqueues the blob steps of indexes `from`… in bounded batches) → `blob` (one blob,
+ * its descriptor carried along so the step reads no plan) → `finalize`.
+ */
 export const stepMessageSchema = z.strictObject({
   v: z.literal(1),
   job: z.string().uuid(),
-  step: z.enum(['plan', 'blob', 'finalize']),
+  step: z.enum(['plan', 'fanout', 'blob', 'finalize']),
   blob: z.number().int().min(0).optional(),
+  from: z.number().int().min(0).optional(),
+  digest: z.string().regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/).max(256).optional(),
+  size: z.number().int().min(0).optional(),
 });
 
 export type StepMessage = z.infer<typeof stepMessageSchema>;
 
 export interface JobQueue {
+  /** Enqueues a step, visible after `delaySeconds` (Azure Storage queues take up to 7 days). */
   send(message: StepMessage, delaySeconds?: number): Promise<void>;
   /** Puts a message that can never succeed where operators look for failed ones. */
   sendPoison(message: unknown): Promise<void>;

@@ -10,10 +10,13 @@ import { azureSettings, registryResolver } from '../azure/clients.js';
 import { STATIC_TOKEN_LABEL } from '../azure/credentials.js';
 import { AzureError, networkDenied } from '../azure/errors.js';
 import type { Config } from '../config.js';
-import { namedCredential } from '../config.js';
+import { targetName, targetRefs, repositoryAllowed } from '../engine/targets.js';
+import type { TargetRef } from '../engine/types.js';
+import { OciImportError } from '../errors.js';
 import { parsePlatform } from '../oci/manifest.js';
-import { InvalidReferenceError, formatReference, normalizeRegistry, parseReference, parseRepositoryTag, validateRegistry } from '../oci/reference.js';
+import { InvalidReferenceError, formatReference, normalizeRegistry, parseReference, parseRepositoryTag, validateRegistry, type Reference } from '../oci/reference.js';
 import { checkSource, SourceNotAllowedError, type Lookup } from '../policy/sources.js';
+import { credentialAllows } from '../registries.js';
 
 /** Request bodies larger than this are refused with 413 before parsing. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -49,14 +52,16 @@ export interface ValidatedImport {
   readonly inlineCredentials?: { username: string; password: string };
   /** The source registry was given by this ARM resource ID (canonical form). */
   readonly registryResourceId?: string;
+  /** What the import writes, computed once: its refs and their `registry/repository[:tag]` names. */
+  readonly refs: readonly TargetRef[];
+  readonly targets: readonly string[];
 }
 
-export class RequestError extends Error {
-  override readonly name = 'RequestError';
-  /** Bad input stays bad: never worth another attempt. */
-  readonly temporary = false;
-  constructor(readonly status: number, readonly code: string, message: string, readonly target?: string) {
-    super(message);
+export class RequestError extends OciImportError {
+  override name = 'RequestError';
+  constructor(readonly status: number, code: string, message: string, readonly target?: string) {
+    // Bad input stays bad (4xx); a 5xx is the service's own trouble, worth another attempt.
+    super(code, message, { temporary: status >= 500, side: 'request' });
   }
   toJSON(): { error: { code: string; message: string; target?: string } } {
     return { error: { code: this.code, message: this.message, ...(this.target ? { target: this.target } : {}) } };
@@ -105,7 +110,6 @@ function referenceError(err: unknown, field: string): RequestError {
 
 export interface ValidateOptions {
   readonly config: Config;
-  readonly env: Record<string, string | undefined>;
   /** Inline passwords are accepted over HTTP (then encrypted), never in a queue message. */
   readonly origin: 'http' | 'queue';
   readonly lookup?: Lookup;
@@ -146,6 +150,41 @@ export async function validateImportRequest(body: unknown, o: ValidateOptions): 
   if (!parsed.success) throw schemaError(parsed.error.issues, body as Record<string, unknown>);
   const req = parsed.data;
 
+  const { source, registry, resolved } = await sourceOf(req, o);
+  checkNames(req);
+  if (req.includeReferrers) {
+    throw new RequestError(400, 'UNSUPPORTED', 'includeReferrers is not supported yet: signatures and SBOMs must be imported by their own tags or digests', 'includeReferrers');
+  }
+  const target = targetOf(req, o.config);
+  const refs = targetRefs({ source: formatReference(source), images: req.images, repository: req.repository });
+  for (const [i, ref] of refs.entries()) {
+    if (!repositoryAllowed(ref.repository, o.config.targetRepositories)) {
+      const images = req.images?.length ?? 0;
+      const field = i < images ? `images[${i}]` : req.repository ? 'repository' : 'source';
+      throw new RequestError(400, 'REPOSITORY_NOT_ALLOWED', `repository ${ref.repository} is outside what this deployment may write (TARGET_REPOSITORIES: ${o.config.targetRepositories.join(', ')})`, field);
+    }
+  }
+  checkCredentials(req, source, resolved, o);
+  await checkSourceAllowed(source, o);
+
+  return {
+    source: registry ? formatReference(source) : req.source,
+    sourceRegistry: source.registry,
+    target,
+    images: req.images,
+    repository: req.repository,
+    force: req.force ?? false,
+    platforms: req.platforms,
+    credential: req.credential !== undefined ? o.config.credentials.get(req.credential.toLowerCase())!.name : undefined,
+    inlineCredentials: req.password !== undefined ? { username: req.username ?? '', password: req.password } : undefined,
+    ...(resolved ? { registryResourceId: resolved.id } : {}),
+    refs,
+    targets: refs.map((r) => targetName(target, r)),
+  };
+}
+
+/** The source reference, with a registry given apart (login server or ARM resource ID) folded in. */
+async function sourceOf(req: ImportRequestBody, o: ValidateOptions): Promise<{ source: Reference; registry?: string; resolved?: ResolvedRegistry }> {
   // A registry may be given by ARM resource ID (as `az acr import --registry /subscriptions/…`).
   let registry = req.registry;
   let resolved: ResolvedRegistry | undefined;
@@ -160,7 +199,7 @@ export async function validateImportRequest(body: unknown, o: ValidateOptions): 
       throw referenceError(err, 'registry');
     }
   }
-  let source;
+  let source: Reference;
   try {
     source = parseReference(req.source, registry ? { defaultRegistry: registry } : {});
   } catch (err) {
@@ -169,23 +208,19 @@ export async function validateImportRequest(body: unknown, o: ValidateOptions): 
   if (registry && source.registry !== normalizeRegistry(registry)) {
     throw new RequestError(400, 'CONFLICTING_FIELDS', `source names registry ${source.registry} but registry is ${registry}${resolved ? ` (${resolved.id})` : ''}; give the host in one of them only`, 'registry');
   }
+  return { source, registry, resolved };
+}
+
+/** `images`, `repository` and `platforms` are well-formed. */
+function checkNames(req: ImportRequestBody): void {
   for (const [i, image] of (req.images ?? []).entries()) {
-    try {
-      const t = parseRepositoryTag(image);
-      if (t.digest) throw new RequestError(400, 'INVALID_REFERENCE', `images[${i}]: "${image}" has a digest; the digest comes from the source — give repo:tag, or use repository to import by digest only`, `images[${i}]`);
-    } catch (err) {
-      if (err instanceof RequestError) throw err;
-      throw referenceError(err, `images[${i}]`);
-    }
+    const field = `images[${i}]`;
+    const t = parseOr(image, field);
+    if (t.digest) throw new RequestError(400, 'INVALID_REFERENCE', `${field}: "${image}" has a digest; the digest comes from the source — give repository:tag, or use repository to import by digest only`, field);
   }
   if (req.repository !== undefined) {
-    try {
-      const r = parseRepositoryTag(req.repository);
-      if (r.tag || r.digest) throw new RequestError(400, 'INVALID_REFERENCE', `repository "${req.repository}" must be a repository name without tag or digest; use images for repo:tag`, 'repository');
-    } catch (err) {
-      if (err instanceof RequestError) throw err;
-      throw referenceError(err, 'repository');
-    }
+    const r = parseOr(req.repository, 'repository');
+    if (r.tag || r.digest) throw new RequestError(400, 'INVALID_REFERENCE', `repository "${req.repository}" must be a repository name without tag or digest; use images for repository:tag`, 'repository');
   }
   for (const [i, p] of (req.platforms ?? []).entries()) {
     try {
@@ -194,16 +229,28 @@ export async function validateImportRequest(body: unknown, o: ValidateOptions): 
       throw new RequestError(400, 'INVALID_PLATFORM', `platforms[${i}]: ${(err as Error).message}`, `platforms[${i}]`);
     }
   }
-  if (req.includeReferrers) {
-    throw new RequestError(400, 'UNSUPPORTED', 'includeReferrers is not supported yet: signatures and SBOMs must be imported by their own tags or digests', 'includeReferrers');
-  }
+}
 
-  const configured = o.config.targetRegistry ? normalizeRegistry(o.config.targetRegistry) : undefined;
+function parseOr(value: string, field: string): ReturnType<typeof parseRepositoryTag> {
+  try {
+    return parseRepositoryTag(value);
+  } catch (err) {
+    throw referenceError(err, field);
+  }
+}
+
+/** This deployment's target registry; a request naming another is refused. */
+function targetOf(req: ImportRequestBody, config: Config): string {
+  const configured = config.targetRegistry ? normalizeRegistry(config.targetRegistry) : undefined;
   if (!configured) throw new RequestError(500, 'NOT_CONFIGURED', 'this deployment has no TARGET_REGISTRY setting');
   if (req.target !== undefined && normalizeRegistry(req.target) !== configured) {
     throw new RequestError(400, 'TARGET_NOT_ALLOWED', `target ${req.target} is not this deployment's registry (${configured}); leave target out`, 'target');
   }
+  return configured;
+}
 
+/** Inline credentials (HTTP only, stored sealed) or a named credential bound to the source's registry. */
+function checkCredentials(req: ImportRequestBody, source: Reference, resolved: ResolvedRegistry | undefined, o: ValidateOptions): void {
   // A password without username is an Entra ID access token (typically of another tenant), exchanged at the registry.
   if (req.username !== undefined && req.password === undefined) {
     throw new RequestError(400, 'MISSING_FIELD', 'username needs a password (a password alone is taken as an Entra ID access token)', 'password');
@@ -221,27 +268,21 @@ export async function validateImportRequest(body: unknown, o: ValidateOptions): 
   if (req.password !== undefined && !o.config.credentialKey) {
     throw new RequestError(400, 'CREDENTIALS_NOT_ACCEPTED', 'this deployment has no CREDENTIAL_KEY to store inline credentials; use a named credential ("credential")', 'password');
   }
-  if (req.credential !== undefined && !namedCredential(o.env, req.credential)) {
-    throw new RequestError(400, 'UNKNOWN_CREDENTIAL', `no credential named "${req.credential}" is configured (settings REGISTRY_CREDENTIALS__${req.credential}__USERNAME and __PASSWORD)`, 'credential');
+  if (req.credential === undefined) return;
+  const credential = o.config.credentials.get(req.credential.toLowerCase());
+  if (!credential) {
+    throw new RequestError(400, 'UNKNOWN_CREDENTIAL', `no credential named "${req.credential}" is configured (settings REGISTRY_CREDENTIALS__${req.credential}__USERNAME, __PASSWORD and __REGISTRIES)`, 'credential');
   }
+  if (!credentialAllows(credential, source.registry)) {
+    throw new RequestError(400, 'CREDENTIAL_NOT_ALLOWED', `credential "${credential.name}" may not be used for ${source.registry}: it is bound to ${credential.registries.join(', ')} (REGISTRY_CREDENTIALS__${credential.name}__REGISTRIES)`, 'credential');
+  }
+}
 
+async function checkSourceAllowed(source: Reference, o: ValidateOptions): Promise<void> {
   try {
     await checkSource(source.registry, o.config.allowedSources, o.lookup);
   } catch (err) {
-    if (err instanceof SourceNotAllowedError) throw new RequestError(400, err.code, err.message, 'source');
+    if (err instanceof SourceNotAllowedError) throw new RequestError(err.temporary ? 503 : 400, err.code, err.message, 'source');
     throw err;
   }
-
-  return {
-    source: registry ? formatReference(source) : req.source,
-    sourceRegistry: source.registry,
-    target: configured,
-    images: req.images,
-    repository: req.repository,
-    force: req.force ?? false,
-    platforms: req.platforms,
-    credential: req.credential,
-    inlineCredentials: req.password !== undefined ? { username: req.username ?? '', password: req.password } : undefined,
-    ...(resolved ? { registryResourceId: resolved.id } : {}),
-  };
 }

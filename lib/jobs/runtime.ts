@@ -56,11 +56,10 @@ export function importService(env: Env = process.env): ImportService {
   const docs = new BlobDocuments(storage.blobs.getContainerClient(config.jobsContainer));
   cached = new ImportService({
     config,
-    env,
     store: new JobStore(docs),
     queue: new StorageJobQueue(storage.queues.getQueueClient(config.importQueue), storage.queues.getQueueClient(`${config.importQueue}-poison`)),
   });
-  cachedSync = config.targetRegistry ? new SyncService(cached, docs, env, config.targetRegistry) : undefined;
+  cachedSync = config.targetRegistry ? new SyncService(cached, docs, config, config.targetRegistry) : undefined;
   return cached;
 }
 
@@ -75,7 +74,9 @@ export function syncService(env: Env = process.env): SyncService | undefined {
  * A malformed file throws RulesError naming the line: the app refuses to start with it.
  */
 export function syncRules(env: Env = process.env): SyncRule[] | undefined {
-  if (env.SYNC_RULES?.trim()) return parseRules(env.SYNC_RULES, 'SYNC_RULES');
+  // the rules are checked against what the deployment allows (credential bindings, TARGET_REPOSITORIES)
+  const policy = env.SYNC_RULES?.trim() || env.SYNC_RULES_FILE?.trim() ? loadConfig(env) : undefined;
+  if (env.SYNC_RULES?.trim()) return parseRules(env.SYNC_RULES, 'SYNC_RULES', policy);
   const file = env.SYNC_RULES_FILE?.trim();
   if (!file) return undefined;
   let text: string;
@@ -84,7 +85,7 @@ export function syncRules(env: Env = process.env): SyncRule[] | undefined {
   } catch (err) {
     throw new RulesError(file, undefined, '', `cannot read SYNC_RULES_FILE: ${(err as Error).message}`);
   }
-  return parseRules(text, file);
+  return parseRules(text, file, policy);
 }
 
 /** Tests replace the service (or reset it to be rebuilt from the environment). */

@@ -1,30 +1,31 @@
 /**
- * The import service behind the functions: accept a request (create the job, enqueue its first
- * step), report a job's status, and run ONE bounded step per queue message.
+ * The import service behind the functions: accept a request (create the job, enqueue its first step),
+ * report a job's status, and run ONE bounded step per queue message (lib/jobs/steps.ts).
  *
- * Steps: `plan` (resolve the source, write the plan, fan out one message per blob) → `blob` (one
- * budgeted copy step of one blob, re-enqueued until done; parallel across blobs) → `finalize`
- * (manifests and tags; enqueued by whichever blob step completes the set). Every step is idempotent
- * and may run twice or die at any instant: blob steps hold a lease in their checkpoint, save the
- * upload Location after every chunk, and resume from it; the fan-in is an ETag-guarded update.
+ * Every step runs under a budget: it stops starting work after STEP_BUDGET_SECONDS, and an AbortSignal
+ * ends whatever is still in flight 30 s later (a request, a retry wait, a checkpoint), so a step ends
+ * in bounded time whatever a source does. What a step's failure means is decided here, once:
+ * - a `Retry-After` longer than the step can wait: the step is re-enqueued with that delay (status
+ *   `waiting`), or, beyond MAX_RETRY_AFTER_SECONDS, the job fails with RATE_LIMITED naming the time;
+ * - a permanent failure fails the job with its code and message (in ACR's words for Azure registries);
+ * - a temporary one is thrown for the host to retry, and fails the job on the last delivery.
  */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Config } from '../config.js';
-import { namedCredential } from '../config.js';
-import { FetchSlots } from '../engine/part-reader.js';
-import { ImportEngine } from '../engine/engine.js';
-import { initialBlobState } from '../engine/copy-blob.js';
-import type { BlobState, ImportPlan, ImportRequest } from '../engine/types.js';
-import { azureSettings, sourceAuth, targetIdentityAuth, withRegistryAuth, type RegistryAuth } from '../azure/clients.js';
-import type { Authenticator, Credentials } from '../oci/auth.js';
-import { errorCode } from '../oci/errors.js';
-import { normalizeRegistry, parseReference } from '../oci/reference.js';
-import { RegistryClient } from '../oci/registry.js';
-import { checkSource, checkSourceUrl, type Lookup } from '../policy/sources.js';
+import { ImportError } from '../engine/errors.js';
+import { PartBudget } from '../engine/part-reader.js';
+import { RateLimitedError, TimeoutError, errorCode, errorMessage, formatDuration, isTemporary } from '../errors.js';
+import type { Credentials } from '../oci/auth.js';
+import { parseReference } from '../oci/reference.js';
+import type { Lookup } from '../policy/sources.js';
+import { Registries, type SideClient, type SourceCredentials } from '../registries.js';
+import { deadlineSignal } from '../retry.js';
 import { stepMessageSchema, type JobQueue, type StepMessage } from './queue.js';
-import { RequestError, validateImportRequest, type ValidatedImport } from './request.js';
+import { RequestError, validateImportRequest } from './request.js';
 import { open, seal } from './secrets.js';
-import { progressOf, type BlobTask, type JobProgress, type JobRecord, type JobStore } from './store.js';
+import { Steps, type StepContext } from './steps.js';
+import { ENDED, progressOf, type JobProgress, type JobRecord, type JobStore } from './store.js';
 
 export interface Logger {
   info(message: string): void;
@@ -34,12 +35,11 @@ export interface Logger {
 
 export interface ServiceOptions {
   readonly config: Config;
-  readonly env: Record<string, string | undefined>;
   readonly store: JobStore;
   readonly queue: JobQueue;
   readonly lookup?: Lookup;
-  /** Builds registry clients; tests inject retry policies. */
-  readonly client?: (registry: string, insecure: boolean, credentials?: Credentials, authenticator?: Authenticator, checkUrl?: (url: URL) => Promise<void>) => RegistryClient;
+  /** Registry clients (tests shorten retries and deadlines); by default built from the config. */
+  readonly registries?: Registries;
   /** Lease of a blob step beyond its budget. @default 30 000 ms */
   readonly leaseMarginMs?: number;
 }
@@ -54,6 +54,8 @@ export interface JobStatusView {
   readonly progress: JobProgress;
   readonly digest?: string;
   readonly notes?: readonly string[];
+  /** Status `waiting`: when the registry said to come back. */
+  readonly waitingUntil?: string;
   readonly error?: { readonly code: string; readonly message: string };
 }
 
@@ -63,53 +65,44 @@ export interface MessageMeta {
   readonly log: Logger;
 }
 
-/**
- * Our own errors say whether another attempt may help; anything else (storage hiccups, a dying
- * worker's I/O) is retried, boundedly: the host gives up after maxDequeueCount.
- */
-function retryable(err: unknown): boolean {
-  const flag = (err as { temporary?: unknown } | null)?.temporary;
-  return typeof flag === 'boolean' ? flag : true;
-}
-
-/** A blob step's lease lasts its budget plus this margin (the last chunk in flight, the checkpoint write). */
-const DEFAULT_LEASE_MARGIN_MS = 30_000;
-
-function targetNames(req: ValidatedImport | JobRecord['request']): string[] {
-  const names = (req.images ?? []).map((i) => `${req.target}/${i.includes(':') ? i : `${i}:latest`}`);
-  if (req.repository) names.push(`${req.target}/${req.repository}`);
-  if (names.length === 0) {
-    const src = parseReference(req.source);
-    names.push(`${req.target}/${src.repository}${src.tag ? `:${src.tag}` : src.digest ? '' : ':latest'}`);
-  }
-  return names;
-}
+/** In-flight work of a step may run this long past its budget before the step's signal ends it. */
+export const STEP_MARGIN_MS = 30_000;
 
 export class ImportService {
-  private readonly owner = randomUUID();
-  /** One budget of ranged-GET parts for every step this process runs at once (each has its own
-   * engine): memory stays bounded by FETCH_CONCURRENCY, not by the host's batch size. */
-  private readonly fetchSlots: FetchSlots;
+  readonly registries: Registries;
+  private readonly steps: Steps;
 
   constructor(private readonly o: ServiceOptions) {
-    this.fetchSlots = new FetchSlots(2 * o.config.fetchConcurrency);
+    this.registries = o.registries ?? new Registries({ config: o.config, guardSources: true, lookup: o.lookup });
+    this.steps = new Steps({
+      config: o.config, store: o.store, queue: o.queue, registries: this.registries,
+      sides: (job) => this.sides(job),
+      // One budget of ranged-GET parts for every step this process runs at once (each has its own engine):
+      // memory stays bounded by FETCH_CONCURRENCY, not by the host's batch size.
+      partBudget: new PartBudget(2 * o.config.fetchConcurrency),
+      owner: randomUUID(),
+      leaseMarginMs: o.leaseMarginMs ?? STEP_MARGIN_MS,
+      lookup: o.lookup,
+    });
   }
 
   // ---- accept ------------------------------------------------------------------------------------
 
   /** Validates, creates the job and enqueues its plan step. Throws RequestError for bad input. */
   async submit(body: unknown, origin: 'http' | 'queue'): Promise<JobRecord> {
-    const req = await validateImportRequest(body, { config: this.o.config, env: this.o.env, origin, lookup: this.o.lookup });
+    const req = await validateImportRequest(body, { config: this.o.config, origin, lookup: this.o.lookup });
     const id = randomUUID();
-    const now = new Date().toISOString();
+    const now = new Date();
     const job: JobRecord = {
-      id, status: 'queued', createdAt: now, updatedAt: now,
+      id, status: 'queued', createdAt: now.toISOString(), updatedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + this.o.config.maxJobHours * 3_600_000).toISOString(),
       request: {
         source: req.source, target: req.target, images: req.images, repository: req.repository, force: req.force,
         platforms: req.platforms, credential: req.credential, inlineCredentials: req.inlineCredentials !== undefined,
         ...(req.registryResourceId ? { registryResourceId: req.registryResourceId } : {}),
       },
-      targets: targetNames(req), blobsTotal: 0, bytesTotal: 0, manifests: 0, blobBytes: {}, doneBlobs: [],
+      targets: req.targets, repositories: [...new Set(req.refs.map((r) => r.repository))],
+      blobsTotal: 0, bytesTotal: 0, manifests: 0, blobBytes: {}, doneBlobs: [],
     };
     const secret = req.inlineCredentials ? seal(this.o.config.credentialKey!, id, req.inlineCredentials) : undefined;
     await this.o.store.create(job, secret);
@@ -125,6 +118,7 @@ export class ImportService {
       createdAt: job.createdAt, updatedAt: job.updatedAt, progress: progressOf(job),
       ...(job.digest ? { digest: job.digest } : {}),
       ...(job.notes?.length ? { notes: job.notes } : {}),
+      ...(job.status === 'waiting' && job.waitingUntil ? { waitingUntil: job.waitingUntil } : {}),
       ...(job.error ? { error: job.error } : {}),
     };
   }
@@ -133,35 +127,86 @@ export class ImportService {
 
   /** Runs one step for a queue message: a step message, or a request a user dropped on the queue. */
   async handleMessage(raw: unknown, meta: MessageMeta): Promise<void> {
-    const step = stepMessageSchema.safeParse(raw);
-    if (!step.success) {
+    const parsed = stepMessageSchema.safeParse(raw);
+    if (!parsed.success) {
       await this.acceptDropped(raw, meta);
       return;
     }
-    const msg = step.data;
+    const msg = parsed.data;
     const job = await this.o.store.get(msg.job);
     if (!job) {
       meta.log.warn(`message for unknown job ${msg.job} dropped`);
       return;
     }
-    if (job.status === 'succeeded' || job.status === 'failed') return;
+    if (ENDED.has(job.status)) {
+      await this.steps.cleanUp(job, msg);
+      return;
+    }
+    if (Date.now() > Date.parse(job.expiresAt)) {
+      await this.fail(job.id, 'JOB_EXPIRED', `the import did not finish within ${this.o.config.maxJobHours} hours (MAX_JOB_HOURS); it was stopped`);
+      await this.steps.cleanUp(job, msg);
+      meta.log.error(`job ${job.id} expired`);
+      return;
+    }
+    const step = this.stepContext();
     try {
-      if (msg.step === 'plan') await this.planStep(job, meta);
-      else if (msg.step === 'blob') await this.blobStep(job, msg, meta);
-      else await this.finalizeStep(job, meta);
+      await this.steps.run(job, msg, step, meta.log);
     } catch (err) {
-      const code = errorCode(err);
-      const message = (err as Error).message ?? String(err);
-      if (!retryable(err)) {
-        await this.fail(job.id, code, message);
-        meta.log.error(`job ${job.id} ${msg.step} failed: [${code}] ${message}`);
-        return;
-      }
-      if (meta.dequeueCount >= meta.maxDequeueCount) {
-        await this.fail(job.id, code, `gave up after ${meta.dequeueCount} attempts of the ${msg.step} step: ${message}`);
-      }
-      meta.log.warn(`job ${job.id} ${msg.step} attempt ${meta.dequeueCount} failed, will retry: [${code}] ${message}`);
-      throw err;
+      await this.onStepError(job, msg, meta, err);
+    } finally {
+      step.clear();
+    }
+  }
+
+  private stepContext(): StepContext & { clear(): void } {
+    const budgetMs = this.o.config.stepBudgetSeconds * 1000;
+    const until = Date.now() + budgetMs;
+    const deadline = deadlineSignal(budgetMs + STEP_MARGIN_MS,
+      () => new TimeoutError(`the step ran ${formatDuration(budgetMs + STEP_MARGIN_MS)}, past its budget (STEP_BUDGET_SECONDS ${this.o.config.stepBudgetSeconds} + ${STEP_MARGIN_MS / 1000} s)`));
+    // every request of the step listens to it
+    setMaxListeners(10_000, deadline.signal);
+    return { until, budgetMs, signal: deadline.signal, clear: deadline.clear };
+  }
+
+  private async onStepError(job: JobRecord, msg: StepMessage, meta: MessageMeta, raw: unknown): Promise<void> {
+    const err = this.explain(job, raw);
+    const code = errorCode(err);
+    const message = errorMessage(err);
+    if (err instanceof RateLimitedError) {
+      await this.waitOrFail(job, msg, meta, err);
+      return;
+    }
+    if (!isTemporary(err)) {
+      await this.fail(job.id, code, message);
+      meta.log.error(`job ${job.id} ${msg.step} failed: [${code}] ${message}`);
+      return;
+    }
+    if (meta.dequeueCount >= meta.maxDequeueCount) {
+      await this.fail(job.id, code, `gave up after ${meta.dequeueCount} attempts of the ${msg.step} step: ${message}`);
+    }
+    meta.log.warn(`job ${job.id} ${msg.step} attempt ${meta.dequeueCount} failed, will retry: [${code}] ${message}`);
+    throw err;
+  }
+
+  /** A registry asked to come back later: re-enqueue the step with that delay, or fail when it is too long. */
+  private async waitOrFail(job: JobRecord, msg: StepMessage, meta: MessageMeta, err: RateLimitedError): Promise<void> {
+    const max = this.o.config.maxRetryAfterSeconds;
+    const at = new Date(err.until).toISOString();
+    if (err.retryAfterMs > max * 1000) {
+      await this.fail(job.id, 'RATE_LIMITED', `${err.message}; that is longer than MAX_RETRY_AFTER_SECONDS (${max} s): import again after ${at}`);
+      meta.log.error(`job ${job.id} ${msg.step} rate limited until ${at}: failed`);
+      return;
+    }
+    await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'waiting', waitingUntil: at });
+    await this.o.queue.send(msg, Math.ceil(err.retryAfterMs / 1000));
+    meta.log.warn(`job ${job.id} ${msg.step} rate limited: waiting until ${at}`);
+  }
+
+  private explain(job: JobRecord, err: unknown): unknown {
+    try {
+      return this.registries.explain(err, this.sidesUnsealed(job));
+    } catch {
+      return err;
     }
   }
 
@@ -170,7 +215,7 @@ export class ImportService {
       const job = await this.submit(raw, 'queue');
       meta.log.info(`queued request accepted as job ${job.id}`);
     } catch (err) {
-      if (!(err instanceof RequestError)) throw err;
+      if (!(err instanceof RequestError) || err.temporary) throw err;
       // A request that can never succeed goes where operators look, without any password it carried.
       const { password: _password, ...kept } = (typeof raw === 'object' && raw !== null ? raw : { message: raw }) as Record<string, unknown>;
       await this.o.queue.sendPoison({ rejected: kept, error: err.toJSON().error });
@@ -179,166 +224,41 @@ export class ImportService {
   }
 
   private async fail(id: string, code: string, message: string): Promise<void> {
-    await this.o.store.update(id, (j) => (j.status === 'succeeded' || j.status === 'failed') ? undefined
-      : { ...j, status: 'failed', error: { code, message } });
+    await this.o.store.update(id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'failed', error: { code, message } });
   }
 
-  private async engineFor(job: JobRecord): Promise<ImportEngine> {
-    const { config } = this.o;
-    const source = parseReference(job.request.source);
-    let sourceCreds: Credentials | undefined;
+  // ---- registries of a job -----------------------------------------------------------------------------
+
+  /** The job's source and target clients, its sealed credentials opened. */
+  private async sides(job: JobRecord): Promise<{ source: SideClient; target: SideClient }> {
+    let credentials: SourceCredentials | undefined;
     if (job.request.inlineCredentials) {
       const sealed = await this.o.store.secret(job.id);
-      if (!sealed || !config.credentialKey) throw new RequestError(500, 'CREDENTIALS_UNAVAILABLE', 'the stored credentials of this job cannot be read');
-      sourceCreds = open<Credentials>(config.credentialKey, job.id, sealed);
-    } else if (job.request.credential) {
-      sourceCreds = namedCredential(this.o.env, job.request.credential);
-    }
-    return new ImportEngine({
-      source: this.sourceClient(source.registry, sourceCreds, job.request.registryResourceId),
-      target: this.targetClient(job.request.target),
-      chunkSize: config.chunkSize,
-      fetchConcurrency: config.fetchConcurrency,
-      fetchSlots: this.fetchSlots,
-      maxManifests: config.maxManifests,
-    });
-  }
-
-  private insecure(registry: string): boolean {
-    return this.o.config.insecureRegistries.map(normalizeRegistry).includes(registry);
-  }
-
-  private client(registry: string, credentials?: Credentials, auth?: RegistryAuth, checkUrl?: (url: URL) => Promise<void>): RegistryClient {
-    const insecure = this.insecure(registry);
-    const build = (authenticator?: Authenticator): RegistryClient =>
-      this.o.client?.(registry, insecure, credentials, authenticator, checkUrl) ?? new RegistryClient({ registry, insecure, credentials, authenticator, checkUrl });
-    return auth ? withRegistryAuth(auth, build) : build();
-  }
-
-  /**
-   * A client for a source registry with the given credentials (a password without username is an Entra ID
-   * token); a registry given by ARM resource ID is pulled from with the app's managed identity.
-   */
-  sourceClient(registry: string, credentials?: Credentials, resourceId?: string): RegistryClient {
-    const host = normalizeRegistry(registry);
-    const auth = sourceAuth(azureSettings(this.o.config), { registry: host, insecure: this.insecure(host), credentials, resourceId });
-    // Redirects (to storage) and token realms of a source must not lead to non-public addresses.
-    return this.client(host, credentials, auth, (url) => checkSourceUrl(url, this.o.config.allowedSources, this.o.lookup));
-  }
-
-  /** A client for the target registry, signed in as the settings say. */
-  targetClient(registry = this.o.config.targetRegistry ?? ''): RegistryClient {
-    const { config } = this.o;
-    const host = normalizeRegistry(registry);
-    if (config.targetAuth === 'managed-identity') {
-      return this.client(host, undefined, targetIdentityAuth(azureSettings(config), host, this.insecure(host)));
-    }
-    const credentials = config.targetUsername ? { username: config.targetUsername, password: config.targetPassword! } : undefined;
-    return this.client(host, credentials);
-  }
-
-  private importRequest(job: JobRecord): ImportRequest {
-    const r = job.request;
-    return { source: r.source, target: r.target, images: r.images, repository: r.repository, force: r.force, platforms: r.platforms };
-  }
-
-  private async planStep(job: JobRecord, meta: MessageMeta): Promise<void> {
-    let plan = await this.o.store.plan(job.id);
-    if (!plan) {
-      // Checked again here: a queued request skips HTTP, and DNS may have changed since.
-      await checkSource(parseReference(job.request.source).registry, this.o.config.allowedSources, this.o.lookup);
-      plan = await (await this.engineFor(job)).plan(this.importRequest(job));
-      await this.o.store.savePlan(job.id, plan);
-    }
-    const p = plan;
-    const updated = await this.o.store.update(job.id, (j) => ({
-      ...j, status: 'running', blobsTotal: p.blobs.length, bytesTotal: p.blobs.reduce((n, b) => n + b.size, 0),
-      manifests: p.manifests.length, notes: p.notes,
-    }));
-    meta.log.info(`job ${job.id} planned: ${p.manifests.length} manifests, ${p.blobs.length} blobs`);
-    if (p.blobs.length === 0) {
-      await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
-      return;
-    }
-    for (let i = 0; i < p.blobs.length; i++) {
-      if (!updated.doneBlobs.includes(i)) await this.o.queue.send({ v: 1, job: job.id, step: 'blob', blob: i });
-    }
-  }
-
-  private async blobStep(job: JobRecord, msg: StepMessage, meta: MessageMeta): Promise<void> {
-    const plan = await this.o.store.plan(job.id);
-    const index = msg.blob ?? -1;
-    const blob = plan?.blobs[index];
-    if (!plan || !blob) throw new Error(`job ${job.id}: blob step ${index} without a plan entry`);
-    const repository = ImportEngine.repositories(plan)[0]!;
-    const budgetMs = this.o.config.stepBudgetSeconds * 1000;
-    const leaseMs = budgetMs + (this.o.leaseMarginMs ?? DEFAULT_LEASE_MARGIN_MS);
-
-    // 1. Claim the blob: one step at a time works on it; a live lease elsewhere → look again later.
-    const existing = await this.o.store.blobTask(job.id, index);
-    let task: BlobTask = existing?.task ?? { state: initialBlobState(blob, repository) };
-    if (task.state.done) {
-      await this.blobDone(job.id, plan, index, task.state);
-      return;
-    }
-    const now = Date.now();
-    if (task.lease && task.lease.owner !== this.owner && task.lease.until > now) {
-      await this.o.queue.send(msg, Math.ceil((task.lease.until - now) / 1000) + 1);
-      return;
-    }
-    task = { ...task, lease: { owner: this.owner, until: now + leaseMs } };
-    let etag = await this.o.store.saveBlobTask(job.id, index, task, existing?.etag);
-    if (!etag) {
-      // Someone else claimed it between our read and write: they carry on; check back after their lease.
-      await this.o.queue.send(msg, Math.ceil(leaseMs / 1000));
-      return;
-    }
-
-    // 2. One budgeted step, saving the checkpoint after every chunk.
-    const save = async (state: BlobState, keepLease: boolean): Promise<void> => {
-      const next: BlobTask = keepLease ? { ...task, state } : { state };
-      const written = await this.o.store.saveBlobTask(job.id, index, next, etag);
-      if (!written) throw Object.assign(new Error(`job ${job.id} blob ${index}: checkpoint lost to another worker`), { temporary: true });
-      etag = written;
-      task = next;
-    };
-    let state: BlobState;
-    try {
-      const engine = await this.engineFor(job);
-      state = await engine.copyBlob(plan, task.state, { until: Date.now() + budgetMs }, (s) => save(s, true));
-      await save(state, false);
-    } catch (err) {
-      await save(task.state, false).catch(() => undefined);
-      throw err;
-    }
-
-    // 3. Progress, then either the next step of this blob or the fan-in.
-    await this.o.store.update(job.id, (j) => j.blobBytes[index] === state.offset && !state.done ? undefined
-      : { ...j, blobBytes: { ...j.blobBytes, [index]: state.done ? state.size : state.offset } });
-    if (state.done) await this.blobDone(job.id, plan, index, state);
-    else await this.o.queue.send(msg);
-    meta.log.info(`job ${job.id} blob ${index} ${state.done ? `done (${state.outcome})` : `at ${state.offset}/${state.size}`}`);
-  }
-
-  /** Fan-in: marks the blob done; the step that completes the set enqueues finalize (again on redelivery: finalize is idempotent). */
-  private async blobDone(id: string, plan: ImportPlan, index: number, state: BlobState): Promise<void> {
-    const job = await this.o.store.update(id, (j) => j.doneBlobs.includes(index) ? undefined
-      : { ...j, doneBlobs: [...j.doneBlobs, index], blobBytes: { ...j.blobBytes, [index]: state.size } });
-    if (job.doneBlobs.length === plan.blobs.length) await this.o.queue.send({ v: 1, job: id, step: 'finalize' });
-  }
-
-  private async finalizeStep(job: JobRecord, meta: MessageMeta): Promise<void> {
-    const plan = await this.o.store.plan(job.id);
-    if (!plan) throw new Error(`job ${job.id}: finalize without a plan`);
-    const engine = await this.engineFor(job);
-    // Further target repositories get their blobs by mount from the first one (a copy where the registry refuses).
-    for (const repository of ImportEngine.repositories(plan).slice(1)) {
-      for (let s of ImportEngine.blobStates(plan, repository)) {
-        while (!s.done) s = await engine.copyBlob(plan, s, { until: Date.now() + this.o.config.stepBudgetSeconds * 1000 });
+      if (!sealed || !this.o.config.credentialKey) {
+        throw new ImportError('INVALID_REQUEST', 'the stored credentials of this import cannot be read (CREDENTIAL_KEY changed, or the import ended); import again', { side: 'config' });
       }
+      credentials = { kind: 'inline', credentials: open<Credentials>(this.o.config.credentialKey, job.id, sealed) };
     }
-    const result = await engine.finalize(plan);
-    await this.o.store.update(job.id, (j) => ({ ...j, status: 'succeeded', digest: result.digest }));
-    meta.log.info(`job ${job.id} succeeded: ${result.digest} (${[...result.tagged, ...result.unchanged].join(', ') || 'by digest'})`);
+    return this.sidesWith(job, credentials);
+  }
+
+  /** The sides for explaining errors: sign-in contexts only, no secret needed. */
+  private sidesUnsealed(job: JobRecord): { source: SideClient; target: SideClient } {
+    return this.sidesWith(job, job.request.inlineCredentials ? undefined : this.namedCredentials(job));
+  }
+
+  private sidesWith(job: JobRecord, credentials: SourceCredentials | undefined): { source: SideClient; target: SideClient } {
+    const named = credentials ?? this.namedCredentials(job);
+    return {
+      source: this.registries.source(parseReference(job.request.source).registry, named, job.request.registryResourceId),
+      target: this.registries.target(job.request.target),
+    };
+  }
+
+  private namedCredentials(job: JobRecord): SourceCredentials | undefined {
+    if (!job.request.credential) return undefined;
+    const credential = this.o.config.credentials.get(job.request.credential.toLowerCase());
+    if (!credential) throw new ImportError('INVALID_REQUEST', `the credential "${job.request.credential}" of this import is no longer configured`, { side: 'config' });
+    return { kind: 'named', credential };
   }
 }

@@ -1,18 +1,24 @@
 /**
  * Job records in blob storage, one folder per job:
  *   <id>/job.json        status, progress, result — what GET /api/imports/{id} shows (never a secret)
- *   <id>/secret.json     inline source credentials, sealed with AES-256-GCM
+ *   <id>/secret.json     inline source credentials, sealed with AES-256-GCM; deleted when the job ends
  *   <id>/plan.json       the plan (manifests and blobs), written once by the plan step
- *   <id>/blob-<n>.json   the checkpoint of blob n: upload Location, offset, and the step's lease
+ *   <id>/blobs.json      the plan's blob list alone: what the fan-out steps read
+ *   <id>/blob-<n>.json   the checkpoint of blob n: its state (upload Location, offset) and the step's lease
  * Blob storage rather than a table: plans hold manifest bytes (tens of KB, beyond a table property),
- * and ETags give the same optimistic concurrency for the fan-in.
+ * and ETags give the same optimistic concurrency for the fan-in. A blob step reads its job and its own
+ * checkpoint only, so its cost does not grow with the size of the import.
  */
-import type { ImportPlan, BlobState } from '../engine/types.js';
+import { OciImportError } from '../errors.js';
+import type { BlobState, ImportPlan, PlannedBlob } from '../engine/types.js';
+import { retry, type RetryPolicy } from '../retry.js';
 import type { Documents } from './documents.js';
 import type { ValidatedImport } from './request.js';
 import type { SealedSecret } from './secrets.js';
 
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+export type JobStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'canceled';
+
+export const ENDED: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
 
 export interface JobProgress {
   readonly manifests: number;
@@ -24,22 +30,30 @@ export interface JobProgress {
 }
 
 /** What a job remembers of its request: everything but secrets (inline credentials are sealed apart). */
-export type JobRequest = Omit<ValidatedImport, 'sourceRegistry' | 'inlineCredentials'> & { readonly inlineCredentials: boolean };
+export type JobRequest = Omit<ValidatedImport, 'sourceRegistry' | 'inlineCredentials' | 'refs' | 'targets'> & { readonly inlineCredentials: boolean };
 
 export interface JobRecord {
   readonly id: string;
   readonly status: JobStatus;
   readonly createdAt: string;
   readonly updatedAt: string;
+  /** After this instant the job fails with JOB_EXPIRED (MAX_JOB_HOURS). */
+  readonly expiresAt: string;
   readonly request: JobRequest;
-  /** `registry/repo:tag` or `registry/repo` names the import writes. */
+  /** `registry/repository:tag` or `registry/repository` names the import writes. */
   readonly targets: readonly string[];
+  /** Target repositories in copy order (blobs go to the first; the others mount from it). */
+  readonly repositories: readonly string[];
   readonly blobsTotal: number;
   readonly bytesTotal: number;
   readonly manifests: number;
   /** Bytes present per blob index, and which blobs are done: idempotent under redelivery. */
   readonly blobBytes: Record<string, number>;
   readonly doneBlobs: readonly number[];
+  /** Blob steps enqueued so far (indexes below `next`), by the fan-out's bounded batches. */
+  readonly fanout?: { readonly next: number };
+  /** Status `waiting`: the source (or target) asked us to come back at this instant. */
+  readonly waitingUntil?: string;
   readonly digest?: string;
   readonly notes?: readonly string[];
   readonly error?: { readonly code: string; readonly message: string };
@@ -61,8 +75,15 @@ export function progressOf(job: JobRecord): JobProgress {
   };
 }
 
-/** How many times an ETag conflict is retried before giving up (many parallel blob steps finishing at once). */
-const MAX_UPDATE_ATTEMPTS = 20;
+/** Another writer changed the document between our read and our write: read again and retry. */
+class EtagConflict extends OciImportError {
+  constructor(path: string) {
+    super('CONCURRENT_UPDATE', `${path} changed while it was being updated`, { temporary: true, side: 'storage' });
+  }
+}
+
+/** Many parallel blob steps finishing at once retry their ETag conflicts: 20 attempts, short waits. */
+const UPDATE_RETRY: RetryPolicy = { maxAttempts: 20, baseDelayMs: 10, maxDelayMs: 400, maxRetryAfterMs: 0 };
 
 export class JobStore {
   constructor(private readonly docs: Documents) {}
@@ -70,7 +91,7 @@ export class JobStore {
   async create(job: JobRecord, secret?: SealedSecret): Promise<void> {
     if (secret) await this.docs.put(`${job.id}/secret.json`, secret);
     const etag = await this.docs.put(`${job.id}/job.json`, job, { ifNoneExists: true });
-    if (!etag) throw new Error(`job ${job.id} exists already`);
+    if (!etag) throw new OciImportError('JOB_EXISTS', `job ${job.id} exists already`, { side: 'storage' });
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -79,31 +100,45 @@ export class JobStore {
 
   /**
    * Read-modify-write under the ETag; `change` returns the new record, or undefined for "no change".
-   * Returns the record as stored afterwards.
+   * Returns the record as stored afterwards. A record that ends here loses its sealed credentials.
    */
   async update(id: string, change: (job: JobRecord) => JobRecord | undefined): Promise<JobRecord> {
-    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
-      const doc = await this.docs.get<JobRecord>(`${id}/job.json`);
-      if (!doc) throw new Error(`job ${id} does not exist`);
+    const path = `${id}/job.json`;
+    const stored = await retry(async () => {
+      const doc = await this.docs.get<JobRecord>(path);
+      if (!doc) throw new OciImportError('JOB_NOT_FOUND', `job ${id} does not exist`, { side: 'storage' });
       const next = change(doc.value);
-      if (!next) return doc.value;
+      if (!next) return { before: doc.value, after: doc.value };
       const stamped = { ...next, updatedAt: new Date().toISOString() };
-      if (await this.docs.put(`${id}/job.json`, stamped, { ifMatch: doc.etag })) return stamped;
-      await new Promise((r) => setTimeout(r, 10 + Math.random() * 40 * (attempt + 1)));
+      if (!await this.docs.put(path, stamped, { ifMatch: doc.etag })) throw new EtagConflict(path);
+      return { before: doc.value, after: stamped };
+    }, UPDATE_RETRY, { retryable: (err) => err instanceof EtagConflict });
+    if (!ENDED.has(stored.before.status) && ENDED.has(stored.after.status) && stored.after.request.inlineCredentials) {
+      await this.docs.delete(`${id}/secret.json`);
     }
-    throw new Error(`job ${id}: too many concurrent updates`);
+    return stored.after;
   }
 
   async secret(id: string): Promise<SealedSecret | undefined> {
     return (await this.docs.get<SealedSecret>(`${id}/secret.json`))?.value;
   }
 
+  async deleteSecret(id: string): Promise<void> {
+    await this.docs.delete(`${id}/secret.json`);
+  }
+
   async plan(id: string): Promise<ImportPlan | undefined> {
     return (await this.docs.get<ImportPlan>(`${id}/plan.json`))?.value;
   }
 
+  /** Writes the plan, and its blob list apart (what fan-out steps read). */
   async savePlan(id: string, plan: ImportPlan): Promise<void> {
+    await this.docs.put(`${id}/blobs.json`, plan.blobs);
     await this.docs.put(`${id}/plan.json`, plan);
+  }
+
+  async blobs(id: string): Promise<readonly PlannedBlob[] | undefined> {
+    return (await this.docs.get<PlannedBlob[]>(`${id}/blobs.json`))?.value;
   }
 
   async blobTask(id: string, index: number): Promise<{ task: BlobTask; etag: string } | undefined> {

@@ -4,8 +4,8 @@
  * pass is still queued or running (same source digest) is not enqueued again.
  */
 import { createHash } from 'node:crypto';
-import { namedCredential } from '../config.js';
-import { errorCode } from '../oci/errors.js';
+import type { Config } from '../config.js';
+import { errorCode } from '../errors.js';
 import { planSync, type SyncError } from '../sync/pass.js';
 import type { SyncRule } from '../sync/rules.js';
 import type { Documents } from './documents.js';
@@ -36,7 +36,7 @@ export class SyncService {
   constructor(
     private readonly imports: ImportService,
     private readonly docs: Documents,
-    private readonly env: Record<string, string | undefined>,
+    private readonly config: Config,
     private readonly target: string,
   ) {}
 
@@ -44,8 +44,12 @@ export class SyncService {
     const startedAt = new Date().toISOString();
     const plan = await planSync(rules, {
       target: this.target,
-      targetClient: this.imports.targetClient(this.target),
-      sourceClient: (registry, credential) => this.imports.sourceClient(registry, credential ? namedCredential(this.env, credential) : undefined),
+      targetClient: this.imports.registries.target(this.target).client,
+      sourceClient: (registry, name) => {
+        const credential = name ? this.config.credentials.get(name.toLowerCase()) : undefined;
+        return this.imports.registries.source(registry, credential && { kind: 'named', credential }).client;
+      },
+      maxTags: this.config.maxTags,
     });
     const enqueued: SyncReport['enqueued'][number][] = [];
     const inProgress: SyncReport['inProgress'][number][] = [];

@@ -8,9 +8,10 @@
  *    credentials as Basic when there are any, and retry once.
  * 3. Tokens are cached per scope set and fetched single-flight (`TokenCache`).
  */
+import type { ErrorSide } from '../errors.js';
 import type { Challenge } from './challenge.js';
 import { parseScopes } from './challenge.js';
-import { ImportError, redactUrl } from './errors.js';
+import { ProtocolError, redactUrl, type ProtocolErrorCode } from './errors.js';
 import { TokenCache } from './token-cache.js';
 
 export interface Credentials {
@@ -18,16 +19,30 @@ export interface Credentials {
   readonly password: string;
 }
 
+/**
+ * Credentials with what they may be sent to. A named credential of the deployment is bound to its
+ * registries (`REGISTRY_CREDENTIALS__<name>__REGISTRIES`): a request naming it for another host must not
+ * turn it into a gift to that host, nor to a token endpoint that host names.
+ */
+export interface BoundCredentials extends Credentials {
+  /** How messages name them (`credential "hub"`): never the username. */
+  readonly label?: string;
+  /** Whether they may go to this `host[:port]` (the registry itself, or a token realm's host). Default: any. */
+  readonly mayReceive?: (hostPort: string) => boolean;
+  /** The setting to extend when they may not (for the message). */
+  readonly bindingSetting?: string;
+}
+
 /** What a registry client needs from an authentication scheme (basic, bearer, Entra ID exchange …). */
 export interface Authenticator {
   /** The Authorization header to send up front for a request needing `scopes`, when one is known. */
-  authorize(scopes: readonly string[]): Promise<string | undefined>;
+  authorize(scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined>;
   /** Learns from a 401 answer; returns a header worth one retry, or undefined when nothing can help. */
-  onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[]): Promise<string | undefined>;
+  onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined>;
 }
 
 /** Fetches a token endpoint URL (GET) with optional Basic credentials; returns status and body text. */
-export type TokenFetcher = (url: URL, authorization: string | undefined) => Promise<{ status: number; body: string }>;
+export type TokenFetcher = (url: URL, authorization: string | undefined, signal?: AbortSignal) => Promise<{ status: number; body: string }>;
 
 /** The spec's default when a token answer has no `expires_in`; also the floor (tokens live ≥ 60 s). */
 const MIN_TOKEN_SECONDS = 60;
@@ -57,28 +72,37 @@ export function mergeScopes(scopes: readonly string[]): string[] {
   return [...byResource].map(([resource, actions]) => `${resource}:${[...actions].sort().join(',')}`);
 }
 
+export interface ChallengeAuthenticatorOptions {
+  /** `host[:port]` of the registry. */
+  readonly registry: string;
+  readonly credentials?: BoundCredentials;
+  readonly fetchToken: TokenFetcher;
+  /** Plain-HTTP token realms are accepted only for registries that are themselves plain HTTP. */
+  readonly allowHttpRealm: boolean;
+  readonly side?: ErrorSide;
+}
+
 export class ChallengeAuthenticator implements Authenticator {
   private scheme: 'basic' | 'bearer' | undefined;
   private realm: URL | undefined;
   private service: string | undefined;
   private readonly tokens = new TokenCache<CachedToken>((t) => t.expiresAt - TOKEN_REFRESH_MARGIN_MS > Date.now());
+  private readonly registry: string;
+  private readonly credentials: BoundCredentials | undefined;
 
-  constructor(
-    private readonly registry: string,
-    private readonly credentials: Credentials | undefined,
-    private readonly fetchToken: TokenFetcher,
-    /** Plain-HTTP token realms are accepted only for registries that are themselves plain HTTP. */
-    private readonly allowHttpRealm: boolean,
-  ) {}
-
-  async authorize(scopes: readonly string[]): Promise<string | undefined> {
-    if (this.scheme === 'basic' && this.credentials) return basicHeader(this.credentials);
-    if (this.scheme !== 'bearer') return undefined;
-    const merged = mergeScopes(scopes);
-    return (this.tokens.peek(merged) ?? await this.tokens.get(merged, () => this.requestToken(merged))).header;
+  constructor(private readonly o: ChallengeAuthenticatorOptions) {
+    this.registry = o.registry;
+    this.credentials = o.credentials;
   }
 
-  async onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[]): Promise<string | undefined> {
+  async authorize(scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
+    if (this.scheme === 'basic' && this.credentials) return this.basicFor(this.registry);
+    if (this.scheme !== 'bearer') return undefined;
+    const merged = mergeScopes(scopes);
+    return (this.tokens.peek(merged) ?? await this.tokens.get(merged, () => this.requestToken(merged, signal))).header;
+  }
+
+  async onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     const basic = challenges.find((c) => c.scheme === 'basic');
     if (bearer) {
@@ -87,16 +111,25 @@ export class ChallengeAuthenticator implements Authenticator {
       this.service = bearer.params.service;
       // The challenged scope goes first: some registries only read the first scope parameter.
       const merged = mergeScopes([...parseScopes(bearer.params.scope), ...scopes]);
-      return (await this.tokens.get(merged, () => this.requestToken(merged), true)).header;
+      return (await this.tokens.get(merged, () => this.requestToken(merged, signal), true)).header;
     }
     if (basic) {
       this.scheme = 'basic';
       if (!this.credentials) {
-        throw new ImportError('AUTH_REQUIRED', `registry ${this.registry} requires credentials (Basic); give a username and password for it`);
+        throw this.error('AUTH_REQUIRED', `registry ${this.registry} requires credentials (Basic); give a username and password for it`);
       }
-      return basicHeader(this.credentials);
+      return this.basicFor(this.registry);
     }
     return undefined;
+  }
+
+  /** Basic credentials for `hostPort`, only where they are bound (checked before every send). */
+  private basicFor(hostPort: string): string {
+    const c = this.credentials!;
+    if (c.mayReceive && !c.mayReceive(hostPort)) {
+      throw this.error('CREDENTIAL_NOT_ALLOWED', `${c.label ?? 'the credential'} may not be sent to ${hostPort}${hostPort === this.registry ? '' : `, the token endpoint of ${this.registry}`}; it is bound to other registries${c.bindingSetting ? ` (${c.bindingSetting})` : ''}`);
+    }
+    return basicHeader(c);
   }
 
   private checkRealm(realm: string | undefined): URL {
@@ -104,41 +137,48 @@ export class ChallengeAuthenticator implements Authenticator {
     try {
       url = new URL(realm ?? '');
     } catch {
-      throw new ImportError('AUTH_FAILED', `registry ${this.registry} sent a Bearer challenge without a usable realm URL`);
+      throw this.error('AUTH_FAILED', `registry ${this.registry} sent a Bearer challenge without a usable realm URL`);
     }
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.allowHttpRealm)) {
-      throw new ImportError('AUTH_FAILED', `registry ${this.registry} points to token endpoint ${redactUrl(url)}; only https is accepted for registries reached over TLS`);
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.o.allowHttpRealm)) {
+      throw this.error('AUTH_FAILED', `registry ${this.registry} points to token endpoint ${redactUrl(url)}; only https is accepted for registries reached over TLS`);
     }
     return url;
   }
 
-  private async requestToken(scopes: readonly string[]): Promise<CachedToken> {
+  private async requestToken(scopes: readonly string[], signal?: AbortSignal): Promise<CachedToken> {
     const realm = this.realm;
-    if (!realm) throw new ImportError('AUTH_FAILED', `no token endpoint known for ${this.registry}`);
+    if (!realm) throw this.error('AUTH_FAILED', `no token endpoint known for ${this.registry}`);
     const url = new URL(realm);
     if (this.service) url.searchParams.set('service', this.service);
     // One `scope` parameter per resource (the token protocol's GET form).
     for (const s of scopes) url.searchParams.append('scope', s);
+    // Basic credentials go to a realm on the registry's own host (any port), or one their binding also names.
+    const sameHost = url.hostname === new URL(`http://${this.registry}`).hostname;
+    const authorization = this.credentials ? this.basicFor(sameHost ? this.registry : url.host) : undefined;
     if (this.credentials) url.searchParams.set('account', this.credentials.username);
-    const { status, body } = await this.fetchToken(url, this.credentials ? basicHeader(this.credentials) : undefined);
+    const { status, body } = await this.o.fetchToken(url, authorization, signal);
     if (status === 401 || status === 403) {
-      throw new ImportError('AUTH_FAILED', this.credentials
-        ? `registry ${this.registry} refused the credentials for user "${this.credentials.username}" (token endpoint answered ${status}); check the username and password`
+      throw this.error('AUTH_FAILED', this.credentials
+        ? `registry ${this.registry} refused ${this.credentials.label ?? 'the given username and password'} (token endpoint answered ${status}); check the username and password`
         : `registry ${this.registry} refused anonymous access (token endpoint answered ${status}); give a username and password for it`);
     }
     if (status !== 200) {
-      throw new ImportError('AUTH_FAILED', `token endpoint ${redactUrl(realm)} of ${this.registry} answered ${status}`, status >= 500 || status === 429);
+      throw this.error('AUTH_FAILED', `token endpoint ${redactUrl(realm)} of ${this.registry} answered ${status}`, status >= 500 || status === 429);
     }
     let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
     try {
       parsed = JSON.parse(body) as typeof parsed;
     } catch {
-      throw new ImportError('AUTH_FAILED', `token endpoint ${redactUrl(realm)} of ${this.registry} answered something that is not JSON`);
+      throw this.error('AUTH_FAILED', `token endpoint ${redactUrl(realm)} of ${this.registry} answered something that is not JSON`);
     }
     const token = typeof parsed.access_token === 'string' && parsed.access_token ? parsed.access_token
       : typeof parsed.token === 'string' ? parsed.token : '';
-    if (!token) throw new ImportError('AUTH_FAILED', `token endpoint ${redactUrl(realm)} of ${this.registry} returned no token`);
+    if (!token) throw this.error('AUTH_FAILED', `token endpoint ${redactUrl(realm)} of ${this.registry} returned no token`);
     const seconds = Math.max(MIN_TOKEN_SECONDS, typeof parsed.expires_in === 'number' ? parsed.expires_in : MIN_TOKEN_SECONDS);
     return { header: `Bearer ${token}`, expiresAt: Date.now() + seconds * 1000 };
+  }
+
+  private error(code: ProtocolErrorCode, message: string, temporary = false): ProtocolError {
+    return new ProtocolError(code, message, { temporary, side: this.o.side });
   }
 }

@@ -1,10 +1,19 @@
 /**
- * Typed errors of the registry client. One `RegistryError` for every non-success answer of a registry
- * (built by `registryErrorFrom`, which reads at most 64 KiB of the body), one `TransportError` for
- * connections that failed, one `ImportError` for refusals of the copy itself. Every error says
- * whether trying again may help (`temporary`): the queue worker re-enqueues temporary failures and
- * fails the job on the others.
+ * Errors of the registry client, all `OciImportError`s (lib/errors.ts):
+ *
+ * - `RegistryError`: a registry answered with a status we did not expect. Its message quotes the
+ *   registry's error JSON (`errors[].code/message`, the distribution spec's form) and never a raw body:
+ *   a redirect target or an internal service must not get its answer copied into a job's status.
+ * - `TransportError`: the connection failed before a complete answer arrived (refused, reset, timed out).
+ * - `UnexpectedLengthError`: a blob body of the wrong length (retried: the next read may be whole).
+ * - `ProtocolError`: the client refuses to go on — a manifest too large or not what its digest says, a
+ *   redirect to plain HTTP, an upload Location or a `Link` on another origin, a credential not bound
+ *   to the host asking for it.
+ *
+ * Whichever side a client serves (`source` or `target`) is stamped on its errors.
  */
+import { OciImportError, TimeoutError, type OciImportErrorOptions } from '../errors.js';
+import { RETRYABLE_STATUS } from '../retry.js';
 
 /** Error codes of the distribution spec (and the few extra ones real registries send). */
 export type RegistryErrorCode =
@@ -16,7 +25,6 @@ export type RegistryErrorCode =
 export interface RegistryDiagnostic {
   readonly code: RegistryErrorCode;
   readonly message: string;
-  readonly detail?: unknown;
 }
 
 /** Bodies of error answers are read up to this size; a registry error is never larger in practice. */
@@ -36,41 +44,36 @@ export function redactUrl(url: string | URL): string {
   }
 }
 
-const TEMPORARY_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
+export class RegistryError extends OciImportError {
+  override name = 'RegistryError';
 
-export class RegistryError extends Error {
-  override readonly name = 'RegistryError';
-  /** The first registry error code, else `HTTP_<status>`. */
-  readonly code: string;
-  readonly temporary: boolean;
   constructor(
     readonly method: string,
     readonly url: string,
     readonly status: number,
     readonly diagnostics: readonly RegistryDiagnostic[],
-    readonly rawBody?: string,
-    readonly retryAfterMs?: number,
+    options: OciImportErrorOptions & { readonly retryAfterMs?: number } = {},
   ) {
-    const first = diagnostics[0];
     const what = diagnostics.length
-      ? diagnostics.map((d) => `${d.code}: ${d.message}`).join('; ')
-      : rawBody?.trim()
-        ? rawBody.trim().slice(0, 300)
-        : method === 'HEAD'
-          ? '(a HEAD answer has no body to explain it)'
-          : '(no error body)';
-    super(`${method} ${url} answered ${status}: ${what}`);
-    this.code = first?.code ?? `HTTP_${status}`;
-    this.temporary = TEMPORARY_STATUS.has(status) || first?.code === 'TOOMANYREQUESTS';
+      ? diagnostics.map((d) => `${d.code}: ${d.message}`).join('; ').slice(0, 500)
+      : method === 'HEAD' ? '(a HEAD answer has no body to explain it)' : '(no registry error in the answer)';
+    super(diagnostics[0]?.code ?? `HTTP_${status}`, `${method} ${url} answered ${status}: ${what}`, {
+      temporary: RETRYABLE_STATUS.has(status) || diagnostics.some((d) => d.code === 'TOOMANYREQUESTS'),
+      ...options,
+    });
+    this.retryAfterMs = options.retryAfterMs;
   }
 
-  /** True when the registry answered with this spec error code (or, without a body, this status). */
+  /** The server's `Retry-After`, in ms, when it sent one. */
+  readonly retryAfterMs: number | undefined;
+
+  /** True when the registry answered with this spec error code. */
   has(code: RegistryErrorCode): boolean {
     return this.diagnostics.some((d) => d.code === code);
   }
 }
 
-/** Parses the spec's `{"errors":[{code,message,detail}]}`; tolerant of anything else. */
+/** Parses the spec's `{"errors":[{code,message}]}`; anything else yields nothing (and is never quoted). */
 export function parseDiagnostics(body: string): RegistryDiagnostic[] {
   if (!body) return [];
   try {
@@ -78,54 +81,65 @@ export function parseDiagnostics(body: string): RegistryDiagnostic[] {
     if (!Array.isArray(parsed.errors)) return [];
     return parsed.errors
       .filter((e): e is Record<string, unknown> => typeof e === 'object' && e !== null)
-      .map((e) => ({ code: String(e.code ?? 'UNKNOWN'), message: String(e.message ?? ''), detail: e.detail }));
+      .map((e) => ({ code: String(e.code ?? 'UNKNOWN').slice(0, 64), message: String(e.message ?? '').slice(0, 300) }));
   } catch {
     return [];
   }
 }
 
+/** undici's timeouts (headers, body idle, connect) read as our TIMEOUT. */
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+
 /** A connection-level failure (refused, reset, timed out) before a complete answer arrived. */
-export class TransportError extends Error {
-  override readonly name = 'TransportError';
-  readonly code: string;
-  readonly temporary = true;
-  constructor(readonly method: string, readonly url: string, cause: unknown) {
-    const c = cause as { code?: string; message?: string };
-    super(`${method} ${url} failed: ${c?.code ?? ''} ${c?.message ?? String(cause)}`.replace(/\s+/g, ' ').trim(), { cause });
-    this.code = c?.code ?? 'TRANSPORT_ERROR';
+export class TransportError extends OciImportError {
+  override name = 'TransportError';
+
+  constructor(readonly method: string, readonly url: string, cause: unknown, options: OciImportErrorOptions = {}) {
+    const c = cause as { code?: string; message?: string } | undefined;
+    const code = c?.code && TIMEOUT_CODES.has(c.code) ? 'TIMEOUT'
+      : c?.code && /^E[A-Z]+$/.test(c.code) ? c.code : 'CONNECTION_FAILED';
+    super(code, `${method} ${url} failed: ${c?.code ?? ''} ${c?.message ?? String(cause)}`.replace(/\s+/g, ' ').trim(),
+      { temporary: true, cause, ...options });
   }
+}
+
+/** Turns whatever a request or body read threw into one of our errors (ours pass through unchanged). */
+export function transportFailure(method: string, url: string | URL, err: unknown, side?: OciImportErrorOptions['side']): OciImportError {
+  const ours = ownError(err);
+  if (ours) {
+    if (ours.side === undefined) ours.side = side;
+    return ours;
+  }
+  return new TransportError(method, redactUrl(url), err, { side });
+}
+
+/** The first of our errors in a cause chain (a connector's refusal arrives wrapped by undici). */
+function ownError(err: unknown): OciImportError | undefined {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof OciImportError) return e;
+  }
+  return undefined;
 }
 
 /** A ranged blob read returned a different number of bytes than asked for (retried). */
-export class UnexpectedLengthError extends Error {
-  override readonly name = 'UnexpectedLengthError';
-  readonly code = 'UNEXPECTED_LENGTH';
-  readonly temporary = true;
-  constructor(readonly url: string, readonly expected: number, readonly got: number) {
-    super(`unexpected length of body in response from ${url}: expected ${expected} bytes, got ${got}`);
+export class UnexpectedLengthError extends OciImportError {
+  override name = 'UnexpectedLengthError';
+  constructor(readonly url: string, readonly expected: number, readonly got: number, options: OciImportErrorOptions = {}) {
+    super('UNEXPECTED_LENGTH', `unexpected length of body in response from ${url}: expected ${expected} bytes, got ${got}`, { temporary: true, ...options });
   }
 }
 
-export type ImportErrorCode =
-  | 'TOO_MANY_MANIFESTS' | 'TAG_EXISTS' | 'UNSUPPORTED_MANIFEST' | 'MANIFEST_TOO_LARGE' | 'DIGEST_MISMATCH'
-  | 'NO_MATCHING_PLATFORM' | 'SOURCE_NOT_FOUND' | 'AUTH_REQUIRED' | 'AUTH_FAILED' | 'INVALID_REQUEST'
-  | 'RANGE_INVALID' | 'BLOB_SIZE_MISMATCH';
+export type ProtocolErrorCode =
+  | 'MANIFEST_TOO_LARGE' | 'DIGEST_MISMATCH' | 'RANGE_INVALID' | 'AUTH_REQUIRED' | 'AUTH_FAILED'
+  | 'UNSUPPORTED_MANIFEST' | 'INSECURE_REDIRECT' | 'TOO_MANY_REDIRECTS' | 'UNEXPECTED_UPLOAD_LOCATION'
+  | 'CROSS_ORIGIN_LINK' | 'TOO_MANY_TAGS' | 'CREDENTIAL_NOT_ALLOWED' | 'NO_LOCATION' | 'INVALID_ANSWER' | 'INVALID_PLATFORM';
 
-/** The import itself cannot go on: a limit, a policy, a source that is not what it claims. */
-export class ImportError extends Error {
-  override readonly name = 'ImportError';
-  constructor(readonly code: ImportErrorCode, message: string, readonly temporary = false, options?: ErrorOptions) {
-    super(message, options);
+/** The client will not go on: what the registry did is outside what we accept. */
+export class ProtocolError extends OciImportError {
+  override name = 'ProtocolError';
+  constructor(code: ProtocolErrorCode, message: string, options: OciImportErrorOptions = {}) {
+    super(code, message, options);
   }
 }
 
-/** Whether an error of any kind is worth another attempt later. */
-export function isTemporary(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { temporary?: unknown }).temporary === true;
-}
-
-/** The stable code of any of our errors, for job records and exit messages. */
-export function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : 'INTERNAL';
-}
+export { TimeoutError };

@@ -2,7 +2,7 @@
  * The content model: media types, descriptors, and what a manifest refers to. Manifests are kept as
  * the exact bytes the source served; parsing only reads them, it never re-serialises what is pushed.
  */
-import { ImportError } from './errors.js';
+import { ProtocolError } from './errors.js';
 import { isDigest, sha256Digest, type Digest } from './digest.js';
 
 export const MediaType = {
@@ -72,7 +72,7 @@ export function platformString(p: Platform | undefined): string {
 export function parsePlatform(s: string): Platform {
   const [os, architecture, variant, extra] = s.split('/');
   if (!os || !architecture || extra !== undefined) {
-    throw new ImportError('INVALID_REQUEST', `platform "${s}" must be os/arch or os/arch/variant, e.g. linux/arm64`);
+    throw new ProtocolError('INVALID_PLATFORM', `platform "${s}" must be os/arch or os/arch/variant, e.g. linux/arm64`);
   }
   return variant ? { os, architecture, variant } : { os, architecture };
 }
@@ -87,7 +87,7 @@ function descriptorFrom(value: unknown, where: string): Descriptor {
   const v = value as Partial<Descriptor> | null;
   if (!v || typeof v !== 'object' || typeof v.mediaType !== 'string' || typeof v.digest !== 'string'
     || !isDigest(v.digest) || typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0) {
-    throw new ImportError('UNSUPPORTED_MANIFEST', `${where}: a descriptor lacks a valid mediaType, digest or size`);
+    throw new ProtocolError('UNSUPPORTED_MANIFEST', `${where}: a descriptor lacks a valid mediaType, digest or size`);
   }
   return v as Descriptor;
 }
@@ -104,29 +104,29 @@ export interface ParsedManifest {
 /** Resolves the media type the way the spec asks: the manifest's own `mediaType`, else the Content-Type. */
 export function parseManifest(raw: RawManifest): ParsedManifest {
   if (isSchema1(raw.mediaType)) {
-    throw new ImportError('UNSUPPORTED_MANIFEST',
+    throw new ProtocolError('UNSUPPORTED_MANIFEST',
       `${raw.digest} is a Docker schema 1 manifest; schema 1 is deprecated and cannot be imported (convert it to schema 2 or OCI first)`);
   }
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(raw.bytes.toString('utf8')) as Record<string, unknown>;
   } catch {
-    throw new ImportError('UNSUPPORTED_MANIFEST', `manifest ${raw.digest} is not valid JSON`);
+    throw new ProtocolError('UNSUPPORTED_MANIFEST', `manifest ${raw.digest} is not valid JSON`);
   }
   const where = `manifest ${raw.digest} (${raw.mediaType})`;
   const subject = json.subject === undefined ? undefined : descriptorFrom(json.subject, where);
   if (isIndexType(raw.mediaType)) {
     const list = json.manifests;
-    if (!Array.isArray(list)) throw new ImportError('UNSUPPORTED_MANIFEST', `${where}: an index without a "manifests" list`);
+    if (!Array.isArray(list)) throw new ProtocolError('UNSUPPORTED_MANIFEST', `${where}: an index without a "manifests" list`);
     return { kind: 'index', manifests: list.map((d) => descriptorFrom(d, where)), blobs: [], subject };
   }
   if (raw.mediaType === MediaType.OciManifest || raw.mediaType === MediaType.DockerManifest) {
     const layers = json.layers;
-    if (!Array.isArray(layers)) throw new ImportError('UNSUPPORTED_MANIFEST', `${where}: an image manifest without "layers"`);
+    if (!Array.isArray(layers)) throw new ProtocolError('UNSUPPORTED_MANIFEST', `${where}: an image manifest without "layers"`);
     const config = descriptorFrom(json.config, where);
     return { kind: 'image', manifests: [], blobs: [config, ...layers.map((d) => descriptorFrom(d, where))], subject };
   }
-  throw new ImportError('UNSUPPORTED_MANIFEST', `${where}: media type ${raw.mediaType} is not a manifest type we can copy`);
+  throw new ProtocolError('UNSUPPORTED_MANIFEST', `${where}: media type ${raw.mediaType} is not a manifest type we can copy`);
 }
 
 /** The media type of served bytes: Content-Type without parameters, else the JSON's own `mediaType`. */

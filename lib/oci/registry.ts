@@ -1,20 +1,28 @@
 /**
  * A client for one registry host: manifests, blobs and upload sessions as the distribution spec
  * defines them, each method one protocol step. No policy lives here (what to skip, when to resume):
- * that is the copy engine's job.
+ * that is the copy engine's job. Every method takes the caller's AbortSignal.
+ *
+ * What the client refuses on its own, whoever calls it: an upload `Location` or a tag list `Link` on
+ * another origin (the target's token never leaves it; a source cannot make us page through an internal
+ * host), a tag list longer than the caller's bound, a manifest larger than registries accept, or one
+ * whose bytes do not hash to the digest asked for.
  */
-import { ChallengeAuthenticator, type Authenticator, type Credentials } from './auth.js';
+import type { ErrorSide } from '../errors.js';
+import type { RetryPolicy } from '../retry.js';
+import { ChallengeAuthenticator, type Authenticator, type BoundCredentials } from './auth.js';
+import { discard, readAll, readInto, readText, type Timeouts } from './body.js';
 import type { Digest } from './digest.js';
-import { ImportError, RegistryError, TransportError, UnexpectedLengthError, redactUrl } from './errors.js';
+import { ProtocolError, UnexpectedLengthError, redactUrl, type ProtocolErrorCode } from './errors.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, manifestFrom, resolveMediaType, type RawManifest } from './manifest.js';
-import { Transport, errorFromResponse, header, readText, type RegistryResponse, type StreamedBody, type TransportOptions } from './transport.js';
+import { Transport, header, type RegistryResponse, type StreamedBody, type TransportOptions } from './transport.js';
 
 export interface RegistryClientOptions extends Omit<TransportOptions, 'authenticator'> {
   /** API host, `host[:port]` (already normalised: docker.io → registry-1.docker.io). */
   readonly registry: string;
   /** Plain HTTP instead of TLS (only for hosts listed as insecure). */
   readonly insecure?: boolean;
-  readonly credentials?: Credentials;
+  readonly credentials?: BoundCredentials;
   /** Replaces the challenge-driven authenticator (e.g. the Entra ID → ACR exchange). */
   readonly authenticator?: Authenticator;
 }
@@ -39,50 +47,74 @@ export interface BlobRange {
   readonly rangeHonoured: boolean;
 }
 
-const pull = (repo: string) => `repository:${repo}:pull`;
-const push = (repo: string) => `repository:${repo}:pull,push`;
+/** Per-call options: the caller's signal, and (for reads whose caller owns the retries) a policy. */
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+  readonly retry?: RetryPolicy;
+}
+
+const pull = (repository: string) => `repository:${repository}:pull`;
+const push = (repository: string) => `repository:${repository}:pull,push`;
 
 export class RegistryClient {
   readonly registry: string;
   readonly baseUrl: string;
+  readonly side: ErrorSide | undefined;
   private readonly transport: Transport;
+  private readonly origin: string;
 
   constructor(options: RegistryClientOptions) {
     this.registry = options.registry;
     this.baseUrl = `${options.insecure ? 'http' : 'https'}://${options.registry}`;
-    const authenticator = options.authenticator ?? new ChallengeAuthenticator(
-      options.registry,
-      options.credentials,
-      // token requests go through the same transport (retries, dispatcher), minus the auth layer
-      (url, authorization) => this.transport.fetchText(url, authorization),
-      options.insecure ?? false,
-    );
+    this.origin = new URL(this.baseUrl).origin;
+    this.side = options.side;
+    const authenticator = options.authenticator ?? new ChallengeAuthenticator({
+      registry: options.registry,
+      credentials: options.credentials,
+      // token requests go through the same transport (retries, dispatcher, deadlines), minus the auth layer
+      fetchToken: (url, authorization, signal) => this.transport.fetchText(url, authorization, signal),
+      allowHttpRealm: options.insecure ?? false,
+      side: options.side,
+    });
     this.transport = new Transport({ ...options, authenticator });
+  }
+
+  get timeouts(): Timeouts {
+    return this.transport.timeouts;
+  }
+
+  /** The retry policy of this client's requests (callers that own their retries use the same). */
+  get retryPolicy(): RetryPolicy {
+    return this.transport.retry;
   }
 
   private url(path: string): URL {
     return new URL(`/v2/${path}`, this.baseUrl);
   }
 
+  private error(code: ProtocolErrorCode, message: string, temporary = false): ProtocolError {
+    return new ProtocolError(code, message, { temporary, side: this.side });
+  }
+
   /** `GET /v2/`: checks the registry answers and our credentials work (a 401 after auth is an error). */
-  async ping(): Promise<void> {
-    const res = await this.transport.expect({ method: 'GET', url: this.url(''), scopes: [] }, 200);
-    await res.body.dump();
+  async ping(o: CallOptions = {}): Promise<void> {
+    const res = await this.transport.expect({ method: 'GET', url: this.url(''), scopes: [], signal: o.signal }, 200);
+    await discard(res.body);
   }
 
   // ---- manifests -------------------------------------------------------------------------------
 
   /** HEAD a manifest: digest and media type without spending a pull (Docker Hub counts GETs only). */
-  async headManifest(repo: string, ref: string): Promise<ManifestHead | undefined> {
+  async headManifest(repository: string, ref: string, o: CallOptions = {}): Promise<ManifestHead | undefined> {
     const res = await this.transport.send({
-      method: 'HEAD', url: this.url(`${repo}/manifests/${ref}`), headers: { accept: MANIFEST_ACCEPT }, scopes: [pull(repo)],
+      method: 'HEAD', url: this.url(`${repository}/manifests/${ref}`), headers: { accept: MANIFEST_ACCEPT }, scopes: [pull(repository)], signal: o.signal,
     });
     if (res.status === 404) {
-      await res.body.dump();
+      await discard(res.body);
       return undefined;
     }
-    if (res.status !== 200) throw await errorFromResponse('HEAD', res);
-    await res.body.dump();
+    if (res.status !== 200) throw await this.transport.errorFrom('HEAD', res);
+    await discard(res.body);
     const digest = header(res.headers, 'docker-content-digest') as Digest | undefined;
     const length = Number(header(res.headers, 'content-length'));
     return {
@@ -93,49 +125,49 @@ export class RegistryClient {
   }
 
   /** GET a manifest's exact bytes; when `ref` is a digest, the bytes must hash to it. */
-  async getManifest(repo: string, ref: string): Promise<RawManifest> {
+  async getManifest(repository: string, ref: string, o: CallOptions = {}): Promise<RawManifest> {
     const res = await this.transport.expect({
-      method: 'GET', url: this.url(`${repo}/manifests/${ref}`), headers: { accept: MANIFEST_ACCEPT }, scopes: [pull(repo)],
+      method: 'GET', url: this.url(`${repository}/manifests/${ref}`), headers: { accept: MANIFEST_ACCEPT }, scopes: [pull(repository)], signal: o.signal,
     }, 200);
     const declared = Number(header(res.headers, 'content-length'));
+    const what = `manifest ${repository}:${ref} on ${this.registry}`;
     if (declared > MAX_MANIFEST_BYTES) {
-      await res.body.dump().catch(() => undefined);
-      throw new ImportError('MANIFEST_TOO_LARGE', `manifest ${repo}:${ref} on ${this.registry} is ${declared} bytes; registries accept at most ${MAX_MANIFEST_BYTES}`);
+      await discard(res.body, 0);
+      res.body.destroy();
+      throw this.error('MANIFEST_TOO_LARGE', `${what} is ${declared} bytes; registries accept at most ${MAX_MANIFEST_BYTES}`);
     }
-    const bytes = await readAll(res, MAX_MANIFEST_BYTES + 1);
-    if (bytes.length > MAX_MANIFEST_BYTES) {
-      throw new ImportError('MANIFEST_TOO_LARGE', `manifest ${repo}:${ref} on ${this.registry} is larger than ${MAX_MANIFEST_BYTES} bytes`);
-    }
+    const bytes = await this.transport.read(res, () => readAll(res.body, MAX_MANIFEST_BYTES + 1, this.timeouts, `GET ${what}`));
+    if (bytes.length > MAX_MANIFEST_BYTES) throw this.error('MANIFEST_TOO_LARGE', `${what} is larger than ${MAX_MANIFEST_BYTES} bytes`);
     const raw = manifestFrom(bytes, resolveMediaType(header(res.headers, 'content-type'), bytes));
     if (ref.includes(':') && raw.digest !== ref) {
-      throw new ImportError('DIGEST_MISMATCH', `${this.registry}/${repo}@${ref} served a manifest whose digest is ${raw.digest}`);
+      throw this.error('DIGEST_MISMATCH', `${this.registry}/${repository}@${ref} served a manifest whose digest is ${raw.digest}`);
     }
     return raw;
   }
 
-  /** PUT exact bytes under a tag or digest with their own media type; returns the registry's digest. */
-  async putManifest(repo: string, ref: string, manifest: RawManifest): Promise<void> {
+  /** PUT exact bytes under a tag or digest with their own media type. */
+  async putManifest(repository: string, ref: string, manifest: RawManifest, o: CallOptions = {}): Promise<void> {
     const res = await this.transport.expect({
-      method: 'PUT', url: this.url(`${repo}/manifests/${ref}`), headers: { 'content-type': manifest.mediaType },
-      body: manifest.bytes, scopes: [push(repo)],
+      method: 'PUT', url: this.url(`${repository}/manifests/${ref}`), headers: { 'content-type': manifest.mediaType },
+      body: manifest.bytes, scopes: [push(repository)], signal: o.signal,
     }, 200, 201, 202);
-    await res.body.dump();
+    await discard(res.body);
     const digest = header(res.headers, 'docker-content-digest');
     if (digest && digest !== manifest.digest) {
-      throw new ImportError('DIGEST_MISMATCH', `${this.registry} stored ${repo}:${ref} as ${digest}, not ${manifest.digest}; the registry rewrote the manifest`);
+      throw this.error('DIGEST_MISMATCH', `${this.registry} stored ${repository}:${ref} as ${digest}, not ${manifest.digest}; the registry rewrote the manifest`);
     }
   }
 
   // ---- blobs -----------------------------------------------------------------------------------
 
-  /** HEAD a blob: its size when the repository has it, undefined when not. */
-  async headBlob(repo: string, digest: Digest): Promise<number | undefined> {
+  /** HEAD a blob: its size when the repository has it (-1 when the answer has no length), undefined when not. */
+  async headBlob(repository: string, digest: Digest, o: CallOptions = {}): Promise<number | undefined> {
     const res = await this.transport.send({
-      method: 'HEAD', url: this.url(`${repo}/blobs/${digest}`), scopes: [pull(repo)], followRedirects: true,
+      method: 'HEAD', url: this.url(`${repository}/blobs/${digest}`), scopes: [pull(repository)], followRedirects: true, signal: o.signal,
     });
-    await res.body.dump();
+    await discard(res.body);
     if (res.status === 404) return undefined;
-    if (res.status !== 200) throw await errorFromResponse('HEAD', res);
+    if (res.status !== 200) throw await this.transport.errorFrom('HEAD', res);
     const length = Number(header(res.headers, 'content-length'));
     return Number.isFinite(length) ? length : -1;
   }
@@ -144,66 +176,75 @@ export class RegistryClient {
    * GET bytes `start..end` (inclusive) of a blob with a closed `Range` (open ranges are refused by some
    * registries). 206 with a matching `Content-Range` is expected; a 200 means the registry ignores
    * ranges: the wanted part is cut out of the full body. A body of the wrong length is an
-   * UnexpectedLengthError (temporary: the caller asks again). The bytes land in `into` when given (at
-   * least `end - start + 1` long: the caller reuses its buffers), else in a new Buffer.
+   * UnexpectedLengthError (temporary: the caller asks again). The bytes land in `into` (at least
+   * `end - start + 1` long: the caller owns its buffers).
    */
-  async getBlobRange(repo: string, digest: Digest, start: number, end: number, into?: Buffer): Promise<BlobRange> {
+  async getBlobRange(repository: string, digest: Digest, start: number, end: number, into: Buffer, o: CallOptions = {}): Promise<BlobRange> {
     const want = end - start + 1;
-    if (into && into.length < want) throw new RangeError(`buffer of ${into.length} bytes for a range of ${want}`);
+    if (into.length < want) throw new RangeError(`buffer of ${into.length} bytes for a range of ${want}`);
     const res = await this.transport.send({
-      method: 'GET', url: this.url(`${repo}/blobs/${digest}`), scopes: [pull(repo)], followRedirects: true,
+      method: 'GET', url: this.url(`${repository}/blobs/${digest}`), scopes: [pull(repository)], followRedirects: true,
       // identity: byte offsets must refer to the stored blob, not a CDN's compressed representation
-      headers: { range: `bytes=${start}-${end}`, 'accept-encoding': 'identity' },
+      headers: { range: `bytes=${start}-${end}`, 'accept-encoding': 'identity' }, signal: o.signal, retry: o.retry,
     });
     const where = redactUrl(res.url);
+    const data = into.subarray(0, want);
     if (res.status === 206) {
       const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, 'content-range')?.trim() ?? '');
       if (!cr || Number(cr[1]) !== start || Number(cr[2]) !== end) {
-        await res.body.dump().catch(() => undefined);
-        throw new ImportError('RANGE_INVALID', `${where} answered range bytes=${start}-${end} with Content-Range "${header(res.headers, 'content-range') ?? ''}"; the remote server may not be RFC 7233 compliant`, true);
+        await discard(res.body, 0);
+        res.body.destroy();
+        throw this.error('RANGE_INVALID', `${where} answered range bytes=${start}-${end} with Content-Range "${header(res.headers, 'content-range') ?? ''}"; the remote server may not be RFC 7233 compliant`, true);
       }
-      const data = into ? into.subarray(0, want) : Buffer.allocUnsafe(want);
-      const length = await readBody(res, () => readInto(res, data, 0, false));
-      if (length !== want) throw new UnexpectedLengthError(where, want, length);
+      const length = await this.transport.read(res, () => readInto(res.body, data, 0, false, this.timeouts, `GET ${where}`));
+      if (length !== want) throw new UnexpectedLengthError(where, want, length, { side: this.side });
       return { data, rangeHonoured: true };
     }
     if (res.status === 200) {
-      const data = into ? into.subarray(0, want) : Buffer.allocUnsafe(want);
-      const length = await readBody(res, () => readInto(res, data, start, true));
-      if (length !== want) throw new UnexpectedLengthError(where, want, length);
+      const length = await this.transport.read(res, () => readInto(res.body, data, start, true, this.timeouts, `GET ${where}`));
+      if (length !== want) throw new UnexpectedLengthError(where, want, length, { side: this.side });
       return { data, rangeHonoured: false };
     }
-    throw await errorFromResponse('GET', res);
+    throw await this.transport.errorFrom('GET', res);
   }
 
   // ---- uploads ---------------------------------------------------------------------------------
+
+  /** An upload URL the registry gave us, resolved; only on the registry's own origin (its token goes there). */
+  private sessionUrl(location: string, base: URL | string): string {
+    const url = new URL(location, base);
+    if (url.origin !== this.origin) {
+      throw this.error('UNEXPECTED_UPLOAD_LOCATION', `${this.registry} answered an upload with Location on another origin (${redactUrl(url)}); uploads only go to the registry itself, whose credentials they carry`);
+    }
+    return url.toString();
+  }
 
   /**
    * Mounts a blob from another repository of this registry. True when mounted (201); any other answer
    * is "not mounted" (registries differ widely); a session the registry opened instead is cancelled.
    */
-  async mountBlob(repo: string, digest: Digest, fromRepo: string): Promise<boolean> {
-    const url = this.url(`${repo}/blobs/uploads/`);
+  async mountBlob(repository: string, digest: Digest, fromRepository: string, o: CallOptions = {}): Promise<boolean> {
+    const url = this.url(`${repository}/blobs/uploads/`);
     url.searchParams.set('mount', digest);
-    url.searchParams.set('from', fromRepo);
-    const res = await this.transport.send({ method: 'POST', url, scopes: [push(repo), pull(fromRepo)], idempotent: true });
-    await res.body.dump();
+    url.searchParams.set('from', fromRepository);
+    const res = await this.transport.send({ method: 'POST', url, scopes: [push(repository), pull(fromRepository)], idempotent: true, signal: o.signal });
+    await discard(res.body);
     if (res.status === 201) return true;
     const location = header(res.headers, 'location');
-    if (res.status === 202 && location) await this.cancelUpload(new URL(location, url).toString());
+    if (res.status === 202 && location) await this.cancelUpload(this.sessionUrl(location, url));
     return false;
   }
 
   /** POST a new upload session (`Content-Length: 0`). */
-  async startUpload(repo: string): Promise<UploadSession> {
-    const url = this.url(`${repo}/blobs/uploads/`);
+  async startUpload(repository: string, o: CallOptions = {}): Promise<UploadSession> {
+    const url = this.url(`${repository}/blobs/uploads/`);
     // An extra session left by a retried POST costs nothing: registries purge unused sessions.
-    const res = await this.transport.expect({ method: 'POST', url, scopes: [push(repo)], idempotent: true }, 202);
-    await res.body.dump();
+    const res = await this.transport.expect({ method: 'POST', url, scopes: [push(repository)], idempotent: true, signal: o.signal }, 202);
+    await discard(res.body);
     const location = header(res.headers, 'location');
-    if (!location) throw new RegistryError('POST', redactUrl(url), 202, [{ code: 'NO_LOCATION', message: 'upload started without a Location header' }]);
+    if (!location) throw this.error('NO_LOCATION', `${this.registry} started an upload without a Location header`, true);
     const min = Number(header(res.headers, 'oci-chunk-min-length'));
-    return { location: new URL(location, url).toString(), minChunkLength: Number.isFinite(min) && min > 0 ? min : undefined };
+    return { location: this.sessionUrl(location, url), minChunkLength: Number.isFinite(min) && min > 0 ? min : undefined };
   }
 
   /**
@@ -211,11 +252,11 @@ export class RegistryClient {
    * known). Never retried here: if the answer is lost, the registry may have applied the chunk and
    * moved on (distribution then poisons the session): ask `uploadStatus`. Returns the next Location.
    */
-  async patchUpload(repo: string, location: string, offset: number, chunk: Buffer | Required<StreamedBody>): Promise<string> {
-    return this.patch(repo, location, chunk, {
+  async patchUpload(repository: string, location: string, offset: number, chunk: Buffer | Required<Pick<StreamedBody, 'length' | 'chunks'>>, o: CallOptions = {}): Promise<string> {
+    return this.patch(repository, location, chunk, {
       // inclusive, and without the "bytes " prefix (distribution 3 fails to parse it otherwise)
       'content-range': `${offset}-${offset + chunk.length - 1}`,
-    });
+    }, o);
   }
 
   /**
@@ -223,58 +264,59 @@ export class RegistryClient {
    * the upload `docker push` makes, which every registry takes (some refuse several chunks, or large
    * ones with a declared length). Never retried here, as `patchUpload`. Returns the next Location.
    */
-  async streamUpload(repo: string, location: string, chunks: AsyncIterable<Buffer>): Promise<string> {
-    return this.patch(repo, location, { chunks }, {});
+  async streamUpload(repository: string, location: string, chunks: AsyncIterable<Buffer>, expected: number, o: CallOptions = {}): Promise<string> {
+    return this.patch(repository, location, { chunks, expected }, {}, o);
   }
 
-  private async patch(repo: string, location: string, body: Buffer | StreamedBody, headers: Record<string, string>): Promise<string> {
-    const url = new URL(location);
+  private async patch(repository: string, location: string, body: Buffer | StreamedBody, headers: Record<string, string>, o: CallOptions): Promise<string> {
+    const url = new URL(this.sessionUrl(location, this.baseUrl));
     const res = await this.transport.expect({
-      method: 'PATCH', url, body, scopes: [push(repo)], idempotent: false,
+      method: 'PATCH', url, body, scopes: [push(repository)], idempotent: false, signal: o.signal,
       headers: { 'content-type': 'application/octet-stream', ...headers },
     }, 202, 201, 204);
-    await res.body.dump();
+    await discard(res.body);
     const next = header(res.headers, 'location');
-    return next ? new URL(next, url).toString() : location;
+    return next ? this.sessionUrl(next, url) : url.toString();
   }
 
   /**
    * GET the session status: the number of bytes the registry holds and the Location to continue
    * with, or undefined when the session is gone or refused (then start a new one).
    */
-  async uploadStatus(repo: string, location: string): Promise<{ location: string; size: number } | undefined> {
-    const url = new URL(location);
-    const res = await this.transport.send({ method: 'GET', url, scopes: [push(repo)] });
-    await res.body.dump();
+  async uploadStatus(repository: string, location: string, o: CallOptions = {}): Promise<{ location: string; size: number } | undefined> {
+    const url = new URL(this.sessionUrl(location, this.baseUrl));
+    const res = await this.transport.send({ method: 'GET', url, scopes: [push(repository)], signal: o.signal });
+    await discard(res.body);
     if (res.status !== 204 && res.status !== 200) return undefined;
     const range = header(res.headers, 'range')?.replace(/^bytes=/, '').trim();
     const m = range ? /^(\d+)-(\d+)$/.exec(range) : null;
     const next = header(res.headers, 'location');
     return {
-      location: next ? new URL(next, url).toString() : location,
+      location: next ? this.sessionUrl(next, url) : url.toString(),
       // `0-0` is ambiguous (0 or 1 byte): the caller compares with its own count, which is never 1.
       size: m ? Number(m[2]) + 1 : 0,
     };
   }
 
   /** Final `PUT ?digest=` with an optional last chunk; the registry verifies the digest. */
-  async finishUpload(repo: string, location: string, digest: Digest, offset: number, lastChunk?: Buffer): Promise<void> {
-    const url = new URL(location);
+  async finishUpload(repository: string, location: string, digest: Digest, offset: number, lastChunk: Buffer | undefined, o: CallOptions = {}): Promise<void> {
+    const url = new URL(this.sessionUrl(location, this.baseUrl));
     url.searchParams.set('digest', digest);
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
     if (lastChunk?.length) headers['content-range'] = `${offset}-${offset + lastChunk.length - 1}`;
-    // Not replayed: a retry after a lost answer would append the chunk twice.
+    // Not replayed with a chunk: a retry after a lost answer would append it twice.
     const res = await this.transport.expect({
-      method: 'PUT', url, headers, body: lastChunk ?? Buffer.alloc(0), scopes: [push(repo)], idempotent: !lastChunk?.length,
+      method: 'PUT', url, headers, body: lastChunk ?? Buffer.alloc(0), scopes: [push(repository)], idempotent: !lastChunk?.length, signal: o.signal,
     }, 201, 204);
-    await res.body.dump();
+    await discard(res.body);
   }
 
   /** Best effort: registries purge abandoned sessions anyway, and some refuse DELETE without a delete scope. */
-  async cancelUpload(location: string): Promise<void> {
+  async cancelUpload(location: string, o: CallOptions = {}): Promise<void> {
     try {
-      const res = await this.transport.send({ method: 'DELETE', url: new URL(location), scopes: [], idempotent: false });
-      await res.body.dump();
+      const url = new URL(this.sessionUrl(location, this.baseUrl));
+      const res = await this.transport.send({ method: 'DELETE', url, scopes: [], idempotent: false, signal: o.signal });
+      await discard(res.body);
     } catch {
       // ignored on purpose
     }
@@ -282,71 +324,40 @@ export class RegistryClient {
 
   // ---- tags ------------------------------------------------------------------------------------
 
-  /** Every tag of a repository, following `Link: <…>; rel="next"` pagination. */
-  async listTags(repo: string, pageSize = 1000): Promise<string[]> {
+  /**
+   * Every tag of a repository, following `Link: <…>; rel="next"` pagination on this registry's own
+   * origin only, and refusing a list longer than `maxTags` (the caller names its setting).
+   */
+  async listTags(repository: string, o: CallOptions & { readonly maxTags: number; readonly setting?: string; readonly pageSize?: number }): Promise<string[]> {
     const tags: string[] = [];
-    let url: URL | undefined = this.url(`${repo}/tags/list`);
-    url.searchParams.set('n', String(pageSize));
+    let url: URL | undefined = this.url(`${repository}/tags/list`);
+    url.searchParams.set('n', String(o.pageSize ?? 1000));
     while (url) {
-      const res: RegistryResponse = await this.transport.expect({ method: 'GET', url, scopes: [pull(repo)] }, 200);
-      const page = JSON.parse(await readText(res.body, 16 * 1024 * 1024)) as { tags?: string[] | null };
-      tags.push(...(page.tags ?? []));
-      const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res.headers, 'link') ?? '');
-      url = link?.[1] ? new URL(link[1], url) : undefined;
+      const res: RegistryResponse = await this.transport.expect({ method: 'GET', url, scopes: [pull(repository)], signal: o.signal }, 200);
+      const text = await this.transport.read(res, () => readText(res.body, 16 * 1024 * 1024, this.timeouts, `GET ${redactUrl(res.url)}`));
+      let page: { tags?: unknown };
+      try {
+        page = JSON.parse(text) as { tags?: unknown };
+      } catch {
+        throw this.error('INVALID_ANSWER', `${this.registry} answered the tag list of ${repository} with something that is not JSON`, true);
+      }
+      for (const t of Array.isArray(page.tags) ? page.tags : []) if (typeof t === 'string') tags.push(t);
+      if (tags.length > o.maxTags) {
+        throw this.error('TOO_MANY_TAGS', `${this.registry}/${repository} lists more than ${o.maxTags} tags${o.setting ? ` (${o.setting})` : ''}; narrow the rule or raise the limit`);
+      }
+      url = this.nextPage(header(res.headers, 'link'), url);
     }
     return tags;
   }
-}
 
-/** A connection that breaks while the body streams is a transport failure (temporary), like one before it. */
-async function readBody<T>(res: RegistryResponse, read: () => Promise<T>): Promise<T> {
-  try {
-    return await read();
-  } catch (err) {
-    throw new TransportError('GET', redactUrl(res.url), err);
-  }
-}
-
-async function readAll(res: RegistryResponse, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res.body) {
-    const b = chunk as Buffer;
-    chunks.push(b);
-    size += b.length;
-    if (size >= limit) {
-      res.body.destroy();
-      break;
+  /** The `rel="next"` page of a `Link` header, only on this registry's origin. */
+  private nextPage(link: string | undefined, current: URL): URL | undefined {
+    const target = /<([^>]+)>\s*;\s*rel="?next"?/.exec(link ?? '')?.[1];
+    if (!target) return undefined;
+    const next = new URL(target, current);
+    if (next.origin !== this.origin) {
+      throw this.error('CROSS_ORIGIN_LINK', `${this.registry} paginates its tag list to another origin (${redactUrl(next)}); only the registry's own pages are followed`);
     }
+    return next;
   }
-  return Buffer.concat(chunks, size);
-}
-
-/**
- * Copies body bytes `skip .. skip + out.length` into `out` as they arrive (no intermediate copies) and
- * returns how many body bytes from `skip` on it saw: `out.length` when the body fits exactly, less when
- * it is short, more when it is long (it stops at the first byte too many). With `dropRest` it stops as
- * soon as `out` is full and drops the connection's remainder (a full-body answer to a range request):
- * then only a short body shows.
- */
-async function readInto(res: RegistryResponse, out: Buffer, skip: number, dropRest: boolean): Promise<number> {
-  let pos = 0;
-  let filled = 0;
-  let extra = 0;
-  for await (const chunk of res.body) {
-    const b = chunk as Buffer;
-    const from = Math.min(b.length, Math.max(0, skip - pos));
-    const n = Math.min(b.length - from, out.length - filled);
-    if (n > 0) {
-      b.copy(out, filled, from, from + n);
-      filled += n;
-    }
-    extra += b.length - from - n;
-    pos += b.length;
-    if (filled === out.length && (dropRest || extra > 0)) {
-      res.body.destroy();
-      break;
-    }
-  }
-  return dropRest ? filled : filled + extra;
 }

@@ -1,25 +1,38 @@
 /**
- * The one way requests reach a registry: auth → retry → redirects → undici, assembled here.
+ * The one way requests reach a registry: auth → retry → redirects → undici, assembled here
+ * (go-containerregistry `remote/transport`).
  *
- * Bodies are always Buffers (chunks are bounded by CHUNK_SIZE), so any request we decide to retry can
- * be replayed exactly. Which requests may be retried is the caller's call (`idempotent`): a PATCH to an
- * upload session never is.
+ * - Retries: the transport owns them (`retry()` with the client's policy, or the request's own). Only
+ *   idempotent requests are sent again; a PATCH to an upload session never is (its caller asks the
+ *   registry what arrived). A retryable status that stays is thrown as a RegistryError.
+ * - Deadlines: no answer headers for `idleMs` ends a request, and so does a body that stops (undici's
+ *   timeouts) or trickles below the minimum rate (RateWatch, where bodies are read). A request body of
+ *   N bytes must be sent within `idleMs + N / minBytesPerSecond`. The caller's `signal` (a step's
+ *   deadline, a canceled job) ends everything at once, waits included.
+ * - Redirects are followed for blob GET/HEAD only, never from https to plain http, and without the
+ *   registry's Authorization on another origin (signed storage URLs carry their own).
+ * - Where connections may go is the dispatcher's business: a source's dispatcher checks every address
+ *   at connect time (lib/policy/sources.ts), so redirects, token realms and pagination are covered too.
  */
 import { Agent, request, type Dispatcher } from 'undici';
+import type { ErrorSide } from '../errors.js';
+import { DEFAULT_RETRY, NO_RETRY, RETRYABLE_STATUS, abortReason, deadlineSignal, parseRetryAfter, retry, type RetryPolicy } from '../retry.js';
 import type { Authenticator } from './auth.js';
+import { DEFAULT_TIMEOUTS, bodyDeadlineMs, discard, readText, type Body, type Timeouts } from './body.js';
 import { parseChallenges } from './challenge.js';
-import { MAX_ERROR_BODY, RegistryError, TransportError, parseDiagnostics, redactUrl } from './errors.js';
-import { DEFAULT_RETRY, RETRYABLE_STATUS, backoffDelay, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
+import { MAX_ERROR_BODY, ProtocolError, RegistryError, TimeoutError, parseDiagnostics, redactUrl, transportFailure } from './errors.js';
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 export type Headers = Record<string, string | string[] | undefined>;
 
 /**
  * A body produced while it is sent (an upload fed by source reads): sent once, never replayed. With a
- * `length` it goes with that Content-Length, without one in chunked transfer encoding.
+ * `length` it goes with that Content-Length, without one in chunked transfer encoding (`expected` then
+ * sizes the deadline).
  */
 export interface StreamedBody {
   readonly length?: number;
+  readonly expected?: number;
   readonly chunks: AsyncIterable<Buffer>;
 }
 
@@ -32,14 +45,17 @@ export interface RegistryRequest {
   readonly scopes: readonly string[];
   /** May be sent again after a 5xx/429/reset. Default: true for GET, HEAD, PUT, DELETE. */
   readonly idempotent?: boolean;
+  /** This request's own retry policy (the part reader owns its parts' attempts). */
+  readonly retry?: RetryPolicy;
   /** Follow 30x redirects (blob GET/HEAD: registries send them to storage or a CDN). */
   readonly followRedirects?: boolean;
+  readonly signal?: AbortSignal;
 }
 
 export interface RegistryResponse {
   readonly status: number;
   readonly headers: Headers;
-  readonly body: Dispatcher.ResponseData['body'];
+  readonly body: Body;
   /** Where the answer finally came from (after redirects). */
   readonly url: URL;
 }
@@ -49,20 +65,18 @@ export interface TransportOptions {
   readonly retry?: RetryPolicy;
   readonly dispatcher?: Dispatcher;
   readonly userAgent?: string;
-  /**
-   * Vets every URL on another origin than the registry's before it is requested: a redirect target
-   * (storage, a CDN) and a token realm. The service refuses non-public addresses there (SSRF guard):
-   * a registry it was allowed to read must not make it read the instance metadata endpoint.
-   */
-  readonly checkUrl?: (url: URL) => Promise<void>;
+  readonly timeouts?: Timeouts;
+  /** Which side this transport serves: stamped on every error. */
+  readonly side?: ErrorSide;
 }
 
 const MAX_REDIRECTS = 5;
+const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
 
-/** Keep-alive connections shared by all registry clients of the process. */
+/** Keep-alive connections shared by the clients of the process that need no address guard (targets). */
 let sharedAgent: Agent | undefined;
 export function defaultDispatcher(): Agent {
-  sharedAgent ??= new Agent({ keepAliveTimeout: 30_000, headersTimeout: 120_000, bodyTimeout: 120_000, connections: 64 });
+  sharedAgent ??= new Agent({ keepAliveTimeout: 30_000, connections: 64 });
   return sharedAgent;
 }
 
@@ -74,71 +88,75 @@ export function header(headers: Headers, name: string): string | undefined {
 export const USER_AGENT = 'oci-import/0.1';
 
 export class Transport {
-  private readonly retry: RetryPolicy;
+  readonly retry: RetryPolicy;
+  readonly timeouts: Timeouts;
+  readonly side: ErrorSide | undefined;
   private readonly dispatcher: Dispatcher;
 
   constructor(private readonly options: TransportOptions = {}) {
     this.retry = options.retry ?? DEFAULT_RETRY;
+    this.timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
     this.dispatcher = options.dispatcher ?? defaultDispatcher();
+    this.side = options.side;
   }
 
-  /** Sends with auth, retries and redirects; returns any final status (the caller checks it). */
+  /** Sends with auth, retries and redirects; returns any final status but a retryable one (thrown). */
   async send(req: RegistryRequest): Promise<RegistryResponse> {
     const idempotent = !isStreamed(req.body) && (req.idempotent ?? (req.method !== 'POST' && req.method !== 'PATCH'));
-    const maxAttempts = idempotent ? this.retry.maxAttempts : 1;
-    for (let attempt = 1; ; attempt++) {
-      let res: RegistryResponse;
-      try {
-        res = await this.sendAuthorized(req);
-      } catch (err) {
-        if (err instanceof TransportError && attempt < maxAttempts) {
-          await sleep(backoffDelay(this.retry, attempt));
-          continue;
-        }
-        throw err;
-      }
-      if (RETRYABLE_STATUS.has(res.status) && attempt < maxAttempts) {
-        const wait = backoffDelay(this.retry, attempt, parseRetryAfter(res.headers['retry-after']));
-        await res.body.dump({ limit: MAX_ERROR_BODY }).catch(() => undefined);
-        await sleep(wait);
-        continue;
-      }
+    const policy = req.retry ?? this.retry;
+    return retry(async () => {
+      const res = await this.sendAuthorized(req);
+      if (RETRYABLE_STATUS.has(res.status)) throw await this.errorFrom(req.method, res);
       return res;
-    }
+    }, idempotent ? policy : { ...NO_RETRY, maxRetryAfterMs: policy.maxRetryAfterMs }, { signal: req.signal });
   }
 
   /** Sends and throws a RegistryError unless the status is one of `ok`. */
   async expect(req: RegistryRequest, ...ok: number[]): Promise<RegistryResponse> {
     const res = await this.send(req);
-    if (!ok.includes(res.status)) throw await errorFromResponse(req.method, res);
+    if (!ok.includes(res.status)) throw await this.errorFrom(req.method, res);
     return res;
   }
 
-  /** A plain GET used by the token flow: no auth layer, same retries. */
-  async fetchText(url: URL, authorization: string | undefined): Promise<{ status: number; body: string }> {
-    await this.options.checkUrl?.(url);
-    for (let attempt = 1; ; attempt++) {
-      const res = await this.raw({ method: 'GET', url, scopes: [] }, url, authorization);
-      const body = await readText(res.body, 128 * 1024);
-      if (RETRYABLE_STATUS.has(res.status) && attempt < this.retry.maxAttempts) {
-        await sleep(backoffDelay(this.retry, attempt, parseRetryAfter(res.headers['retry-after'])));
-        continue;
-      }
-      return { status: res.status, body };
+  /** A plain GET used by the token flow: no auth layer, same retries, dispatcher and deadlines. */
+  async fetchText(url: URL, authorization: string | undefined, signal?: AbortSignal): Promise<{ status: number; body: string }> {
+    const req: RegistryRequest = { method: 'GET', url, scopes: [], signal };
+    return retry(async () => {
+      const res = await this.follow(req, authorization);
+      if (RETRYABLE_STATUS.has(res.status)) throw await this.errorFrom('GET', res);
+      return { status: res.status, body: await this.read(res, () => readText(res.body, 128 * 1024, this.timeouts, `GET ${redactUrl(url)}`)) };
+    }, this.retry, { signal });
+  }
+
+  /** Builds the RegistryError for an unexpected answer, reading at most 64 KiB of its body. */
+  async errorFrom(method: string, res: RegistryResponse): Promise<RegistryError> {
+    let text = '';
+    if (method === 'HEAD') await discard(res.body);
+    else text = await readText(res.body, MAX_ERROR_BODY, this.timeouts).catch(() => '');
+    return new RegistryError(method, redactUrl(res.url), res.status, parseDiagnostics(text),
+      { side: this.side, retryAfterMs: parseRetryAfter(res.headers['retry-after']) });
+  }
+
+  /** Runs a body read, turning connection failures into our errors (on this transport's side). */
+  async read<T>(res: RegistryResponse, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw transportFailure('GET', res.url, err, this.side);
     }
   }
 
   private async sendAuthorized(req: RegistryRequest): Promise<RegistryResponse> {
     const auth = this.options.authenticator;
-    let authorization = auth ? await auth.authorize(req.scopes) : undefined;
+    let authorization = auth ? await auth.authorize(req.scopes, req.signal) : undefined;
     let res = await this.follow(req, authorization);
     if (res.status === 401 && auth) {
       const challenges = parseChallenges(res.headers['www-authenticate']);
-      const retryWith = await auth.onUnauthorized(challenges, req.scopes);
+      const retryWith = await auth.onUnauthorized(challenges, req.scopes, req.signal);
       if (retryWith && retryWith !== authorization) {
-        await res.body.dump({ limit: MAX_ERROR_BODY }).catch(() => undefined);
+        await discard(res.body);
         // A streamed body is gone: the caller sends it again (with the new token) from what the registry holds.
-        if (isStreamed(req.body)) throw new TransportError(req.method, redactUrl(req.url), new Error('the registry asked for new credentials while the body streamed'));
+        if (isStreamed(req.body)) throw transportFailure(req.method, req.url, new Error('the registry asked for new credentials while the body streamed'), this.side);
         authorization = retryWith;
         res = await this.follow(req, authorization);
       }
@@ -153,11 +171,16 @@ export class Transport {
       const sameOrigin = url.origin === req.url.origin;
       const res = await this.raw(req, url, sameOrigin ? authorization : undefined);
       const location = header(res.headers, 'location');
-      if (!req.followRedirects || ![301, 302, 303, 307, 308].includes(res.status) || !location) return res;
-      await res.body.dump({ limit: MAX_ERROR_BODY }).catch(() => undefined);
-      if (hop >= MAX_REDIRECTS) throw new TransportError(req.method, redactUrl(req.url), new Error('too many redirects'));
-      url = new URL(location, url);
-      if (url.origin !== req.url.origin) await this.options.checkUrl?.(url);
+      if (!req.followRedirects || !REDIRECT_STATUS.has(res.status) || !location) return res;
+      await discard(res.body);
+      if (hop >= MAX_REDIRECTS) {
+        throw new ProtocolError('TOO_MANY_REDIRECTS', `${req.method} ${redactUrl(req.url)} was redirected more than ${MAX_REDIRECTS} times`, { side: this.side });
+      }
+      const next = new URL(location, url);
+      if (url.protocol === 'https:' && next.protocol !== 'https:') {
+        throw new ProtocolError('INSECURE_REDIRECT', `${req.method} ${redactUrl(url)} redirected to ${redactUrl(next)}: a redirect from https to ${next.protocol.replace(':', '')} is refused`, { side: this.side });
+      }
+      url = next;
     }
   }
 
@@ -165,11 +188,20 @@ export class Transport {
     const headers: Record<string, string> = { 'user-agent': this.options.userAgent ?? USER_AGENT, ...req.headers };
     if (authorization) headers.authorization = authorization;
     const streamed = isStreamed(req.body) ? req.body : undefined;
+    let bodyBytes = 0;
     if (streamed) {
       if (streamed.length !== undefined) headers['content-length'] = String(streamed.length);
+      bodyBytes = streamed.length ?? streamed.expected ?? 0;
     } else if (req.body !== undefined || ['POST', 'PUT', 'PATCH'].includes(req.method)) {
-      headers['content-length'] = String((req.body as Buffer | undefined)?.length ?? 0);
+      bodyBytes = (req.body as Buffer | undefined)?.length ?? 0;
+      headers['content-length'] = String(bodyBytes);
     }
+    // A request body must be on its way at the minimum rate; the answer's headers then within idleMs.
+    const what = `${req.method} ${redactUrl(url)}`;
+    const deadline = bodyBytes > 0
+      ? deadlineSignal(bodyDeadlineMs(this.timeouts, bodyBytes), () => new TimeoutError(`${what}: the request body of ${bodyBytes} bytes was not sent within ${Math.round(bodyDeadlineMs(this.timeouts, bodyBytes) / 1000)} s (MIN_BYTES_PER_SECOND)`, { side: this.side }), req.signal)
+      : undefined;
+    const signal = deadline?.signal ?? req.signal;
     try {
       const res = await request(url, {
         method: req.method,
@@ -178,38 +210,20 @@ export class Transport {
         // took the last (its types omit iterables; its documentation and client-h1 writeIterable have them)
         body: (streamed ? streamed.chunks : req.body) as Buffer | undefined,
         dispatcher: this.dispatcher,
+        headersTimeout: this.timeouts.idleMs,
+        bodyTimeout: this.timeouts.idleMs,
+        signal,
       });
       return { status: res.statusCode, headers: res.headers, body: res.body, url };
     } catch (err) {
-      throw new TransportError(req.method, redactUrl(url), err);
+      if (signal?.aborted) throw abortReason(signal);
+      throw transportFailure(req.method, url, err, this.side);
+    } finally {
+      deadline?.clear();
     }
   }
-}
-
-export async function readText(body: RegistryResponse['body'], limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const b = chunk as Buffer;
-    if (size + b.length > limit) {
-      chunks.push(b.subarray(0, limit - size));
-      body.destroy();
-      break;
-    }
-    chunks.push(b);
-    size += b.length;
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function isStreamed(body: RegistryRequest['body']): body is StreamedBody {
   return body !== undefined && !Buffer.isBuffer(body);
-}
-
-/** Builds the RegistryError for an unexpected answer, reading at most 64 KiB of its body. */
-export async function errorFromResponse(method: string, res: RegistryResponse): Promise<RegistryError> {
-  const text = method === 'HEAD' ? '' : await readText(res.body, MAX_ERROR_BODY).catch(() => '');
-  if (method === 'HEAD') await res.body.dump().catch(() => undefined);
-  return new RegistryError(method, redactUrl(res.url), res.status, parseDiagnostics(text), text,
-    parseRetryAfter(res.headers['retry-after']));
 }

@@ -1,64 +1,75 @@
 /**
- * Which registries an import may read from (SSRF guard). A function app that fetches any URL a caller
- * names would happily read the instance metadata endpoint (169.254.169.254) or an internal service;
- * so a source host must match ALLOWED_SOURCES, and a host that is, or resolves to, a loopback,
- * private, link-local or otherwise non-public address is refused unless a pattern names it explicitly
- * (anything but the bare `*`).
+ * Where an import may read from (SSRF guard). A function app that fetches any URL a caller names would
+ * happily read the instance metadata endpoint (169.254.169.254), Azure's platform endpoint
+ * (168.63.129.16) or an internal service; so:
+ *
+ * - a source host must match ALLOWED_SOURCES (`checkSource`, when a request is accepted: a clear 400);
+ * - every connection the worker opens for a source — manifests, blobs, redirects to storage, token
+ *   realms, tag-list pages — goes through `guardedDispatcher`, whose connector resolves the name once,
+ *   checks every address, and connects to the checked address: no second resolution, so DNS rebinding
+ *   between a check and the connection is closed; a lookup that fails fails closed (no connection);
+ * - a loopback, private, link-local or otherwise non-public address is allowed only when an explicit
+ *   ALLOWED_SOURCES pattern (anything but the bare `*`) names the host.
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import { Agent, buildConnector } from 'undici';
+import { OciImportError } from '../errors.js';
 import { normalizeRegistry } from '../oci/reference.js';
 
-const nonPublic = new BlockList();
+const v4 = new BlockList();
 for (const [net, prefix] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) nonPublic.addSubnet(net, prefix, 'ipv4');
-for (const [net, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) {
-  nonPublic.addSubnet(net, prefix, 'ipv6');
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['168.63.129.16', 32], ['169.254.0.0', 16],
+  ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) v4.addSubnet(net, prefix, 'ipv4');
+const v6 = new BlockList();
+// ::/96 holds the unspecified and loopback addresses and the deprecated IPv4-compatible ones; 64:ff9b::/96 is NAT64.
+for (const [net, prefix] of [['::', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8]] as const) {
+  v6.addSubnet(net, prefix, 'ipv6');
 }
 
-/** True for loopback, private, link-local, CGNAT, multicast and unspecified addresses (v4, v6, v4-mapped v6). */
+/** True for loopback, private, link-local, CGNAT, platform, NAT64, multicast and unspecified addresses (v4, v6, v4-mapped v6). */
 export function isNonPublicAddress(address: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return nonPublic.check(mapped[1]!, 'ipv4');
-  const family = isIP(address);
-  if (family === 0) return false;
-  return nonPublic.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  const bare = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  const family = isIP(bare);
+  if (family === 4) return v4.check(bare, 'ipv4');
+  if (family !== 6) return false;
+  const mapped = mappedIpv4(bare);
+  if (mapped) return v4.check(mapped, 'ipv4');
+  return v6.check(bare, 'ipv6');
 }
 
+/** The IPv4 address inside an IPv4-mapped IPv6 one (`::ffff:a.b.c.d` or `::ffff:7f00:1`). */
+function mappedIpv4(address: string): string | undefined {
+  const dotted = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address) ?? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (dotted) return dotted[1];
+  const hex = /^(?:0{0,4}:){0,5}:?ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
+  if (!hex) return undefined;
+  const hi = parseInt(hex[1]!, 16);
+  const lo = parseInt(hex[2]!, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
+/** Resolves a host name to every address it has. */
 export type Lookup = (host: string) => Promise<string[]>;
 
 export const systemLookup: Lookup = async (host) => (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
-export class SourceNotAllowedError extends Error {
-  override readonly name = 'SourceNotAllowedError';
-  readonly temporary = false;
-  constructor(readonly code: 'SOURCE_NOT_ALLOWED' | 'PRIVATE_ADDRESS', message: string) {
-    super(message);
+export type SourceRefusal = 'SOURCE_NOT_ALLOWED' | 'PRIVATE_ADDRESS' | 'SOURCE_UNRESOLVABLE';
+
+export class SourceNotAllowedError extends OciImportError {
+  override name = 'SourceNotAllowedError';
+  constructor(code: SourceRefusal, message: string, temporary = false) {
+    super(code, message, { temporary, side: 'source' });
   }
 }
 
-function splitHostPort(hostPort: string): { host: string; port?: string } {
+export function splitHostPort(hostPort: string): { host: string; port?: string } {
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(hostPort);
   if (v6) return { host: v6[1]!.toLowerCase(), port: v6[2] };
   const i = hostPort.lastIndexOf(':');
   if (i > 0 && hostPort.indexOf(':') === i) return { host: hostPort.slice(0, i).toLowerCase(), port: hostPort.slice(i + 1) };
   return { host: hostPort.toLowerCase() };
-}
-
-/**
- * The first non-public address `host` is or resolves to, if any. A name that does not resolve is not
- * refused here (the request would fail anyway).
- */
-async function nonPublicAddressOf(host: string, lookup: Lookup): Promise<string | undefined> {
-  if (host === 'localhost') return '127.0.0.1';
-  if (isIP(host)) return isNonPublicAddress(host) ? host : undefined;
-  try {
-    return (await lookup(host)).find(isNonPublicAddress);
-  } catch {
-    return undefined;
-  }
 }
 
 /** `pattern` is `*`, `host`, `host:port` or `*.domain[:port]`; a pattern without port matches any port. */
@@ -71,37 +82,77 @@ export function matchesPattern(registry: string, pattern: string): boolean {
   return want.host === got.host;
 }
 
-/**
- * Throws SourceNotAllowedError unless `registry` may be read from. DNS failures are not refusals here
- * (the copy would fail anyway), but every address a name resolves to must be public unless the host
- * is listed explicitly.
- */
-export async function checkSource(registry: string, allowed: readonly string[], lookup: Lookup = systemLookup): Promise<void> {
-  const matching = allowed.filter((p) => matchesPattern(registry, p));
-  if (matching.length === 0) {
-    throw new SourceNotAllowedError('SOURCE_NOT_ALLOWED',
-      `source registry ${registry} is not in ALLOWED_SOURCES (${allowed.join(', ') || 'empty'})`);
-  }
-  if (matching.some((p) => p.trim() !== '*')) return;
-  const bad = await nonPublicAddressOf(splitHostPort(registry).host, lookup);
-  if (bad) {
-    throw new SourceNotAllowedError('PRIVATE_ADDRESS',
-      `source registry ${registry} is or resolves to the non-public address ${bad}; list it explicitly in ALLOWED_SOURCES to allow it`);
-  }
+/** Whether an explicit pattern (not the bare `*`) names `hostPort`: then non-public addresses are fine. */
+export function explicitlyAllowed(hostPort: string, allowed: readonly string[]): boolean {
+  return allowed.some((p) => p.trim() !== '*' && matchesPattern(hostPort, p));
 }
 
 /**
- * Throws SourceNotAllowedError when a source sends us to `url` (a redirect to storage, a token realm)
- * and its host is, or resolves to, a non-public address — unless an explicit ALLOWED_SOURCES pattern
- * (anything but the bare `*`) names the host. Storage and token hosts need not be listed otherwise:
- * nobody knows a CDN's names in advance.
+ * Resolves `host` once and returns its addresses when every one may be connected to; throws
+ * SourceNotAllowedError otherwise — and when the name does not resolve (fail closed).
  */
-export async function checkSourceUrl(url: URL, allowed: readonly string[], lookup: Lookup = systemLookup): Promise<void> {
-  const hostPort = url.host;
-  if (allowed.some((p) => p.trim() !== '*' && matchesPattern(hostPort, p))) return;
-  const bad = await nonPublicAddressOf(url.hostname.replace(/^\[|\]$/g, '').toLowerCase(), lookup);
+export async function vetAddresses(host: string, lookup: Lookup): Promise<string[]> {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  let addresses: string[];
+  if (isIP(bare)) addresses = [bare];
+  else {
+    try {
+      addresses = await lookup(bare);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} could not be resolved (${code || (err as Error).message})`, code !== 'ENOTFOUND');
+    }
+    if (addresses.length === 0) throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} has no address`, true);
+  }
+  const bad = addresses.find(isNonPublicAddress);
   if (bad) {
     throw new SourceNotAllowedError('PRIVATE_ADDRESS',
-      `the source registry sent us to ${url.protocol}//${hostPort}, which is or resolves to the non-public address ${bad}; list ${url.hostname} explicitly in ALLOWED_SOURCES to allow it`);
+      `source host ${host} is or resolves to the non-public address ${bad}; list it explicitly in ALLOWED_SOURCES to allow it`);
   }
+  return addresses;
+}
+
+/**
+ * Throws SourceNotAllowedError unless `registry` may be read from: it matches ALLOWED_SOURCES, and,
+ * unless an explicit pattern names it, all its addresses are public and it resolves at all. The same
+ * check runs again at every connection (guardedDispatcher); this one makes a bad request a clear 400.
+ */
+export async function checkSource(registry: string, allowed: readonly string[], lookup: Lookup = systemLookup): Promise<void> {
+  if (!allowed.some((p) => matchesPattern(registry, p))) {
+    throw new SourceNotAllowedError('SOURCE_NOT_ALLOWED', `source registry ${registry} is not in ALLOWED_SOURCES (${allowed.join(', ') || 'empty'})`);
+  }
+  if (explicitlyAllowed(registry, allowed)) return;
+  await vetAddresses(splitHostPort(registry).host, lookup);
+}
+
+/**
+ * An undici dispatcher for source registries: every new connection resolves its host once through
+ * `lookup`, vets the addresses (`vetAddresses`) unless an explicit ALLOWED_SOURCES pattern names the host,
+ * and connects to the vetted address — TLS still sends the host name (SNI) and verifies the certificate
+ * against it.
+ */
+export function guardedDispatcher(allowed: readonly string[], lookup: Lookup = systemLookup): Agent {
+  const base = buildConnector({});
+  const connect: buildConnector.connector = (opts, callback) => {
+    const hostPort = opts.port ? `${opts.hostname}:${opts.port}` : opts.hostname;
+    const addresses = explicitlyAllowed(hostPort, allowed) ? resolveOnly(opts.hostname, lookup) : vetAddresses(opts.hostname, lookup);
+    addresses.then(
+      // undici hands the connector IPv6 literals without brackets, as net.connect wants them
+      (list) => base({ ...opts, hostname: list[0]! }, callback),
+      (err: Error) => callback(err, null),
+    );
+  };
+  return new Agent({ keepAliveTimeout: 30_000, connections: 64, connect });
+}
+
+async function resolveOnly(host: string, lookup: Lookup): Promise<string[]> {
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (isIP(bare)) return [bare];
+  try {
+    const list = await lookup(bare);
+    if (list.length) return list;
+  } catch (err) {
+    throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} could not be resolved (${(err as { code?: string }).code ?? (err as Error).message})`, true);
+  }
+  throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} has no address`, true);
 }

@@ -5,7 +5,7 @@
  * digest seen (`repo:tag@digest`), moving the target tag (that is what a mirror is for).
  */
 import type { ImportRequest } from '../engine/types.js';
-import { errorCode } from '../oci/errors.js';
+import { errorCode } from '../errors.js';
 import { parseReference } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/registry.js';
 import type { SyncRule } from './rules.js';
@@ -46,6 +46,9 @@ export interface SyncPlanOptions {
   readonly targetClient: RegistryClient;
   /** A client for a source registry, with the rule's named credential. */
   readonly sourceClient: (registry: string, credential?: string) => RegistryClient;
+  /** Tags a rule may list per source repository (MAX_TAGS). */
+  readonly maxTags: number;
+  readonly signal?: AbortSignal;
 }
 
 /** Plans a pass; a failing rule (or tag) is reported in `errors` and does not stop the others. */
@@ -55,38 +58,40 @@ export async function planSync(rules: readonly SyncRule[], o: SyncPlanOptions): 
   let tagsSeen = 0;
   for (const [n, rule] of rules.entries()) {
     const src = parseReference(rule.source);
-    const targetRepo = rule.target ?? src.repository;
-    let tags: string[];
     try {
       const client = o.sourceClient(src.registry, rule.credential);
-      const all = await client.listTags(src.repository);
+      const all = await client.listTags(src.repository, { maxTags: o.maxTags, setting: 'MAX_TAGS', signal: o.signal });
       tagsSeen += all.length;
-      tags = selectTags(all, rule.tags);
-      for (const tag of tags) {
-        try {
-          const head = await client.headManifest(src.repository, tag);
-          if (!head?.digest) {
-            errors.push({ rule: n, tag, code: 'NO_DIGEST', message: `${src.registry}/${src.repository}:${tag} answered HEAD without Docker-Content-Digest` });
-            continue;
-          }
-          const current = await o.targetClient.headManifest(targetRepo, tag);
-          // With a platform filter the target holds another digest than the source index: compare skipped.
-          const same = current?.digest === head.digest && !rule.platforms?.length;
-          items.push({
-            rule: n, source: `${src.registry}/${src.repository}:${tag}`, tag, sourceDigest: head.digest,
-            target: `${targetRepo}:${tag}`, targetDigest: current?.digest, action: same ? 'unchanged' : 'import',
-            request: same ? undefined : {
-              source: `${src.registry}/${src.repository}:${tag}@${head.digest}`, target: o.target,
-              images: [`${targetRepo}:${tag}`], force: true, platforms: rule.platforms,
-            },
-          });
-        } catch (err) {
-          errors.push({ rule: n, tag, code: errorCode(err), message: (err as Error).message });
-        }
+      for (const tag of selectTags(all, rule.tags)) {
+        const item = await compareTag(n, rule, tag, client, o)
+          .catch((err: unknown): SyncError => ({ rule: n, tag, code: errorCode(err), message: (err as Error).message }));
+        if ('code' in item) errors.push(item);
+        else items.push(item);
       }
     } catch (err) {
       errors.push({ rule: n, code: errorCode(err), message: (err as Error).message });
     }
   }
   return { rules: rules.length, tagsSeen, items, errors };
+}
+
+/** One tag of a rule, compared by HEAD on both sides. */
+async function compareTag(n: number, rule: SyncRule, tag: string, client: RegistryClient, o: SyncPlanOptions): Promise<SyncItem | SyncError> {
+  const src = parseReference(rule.source);
+  const targetRepo = rule.target ?? src.repository;
+  const head = await client.headManifest(src.repository, tag, { signal: o.signal });
+  if (!head?.digest) {
+    return { rule: n, tag, code: 'NO_DIGEST', message: `${src.registry}/${src.repository}:${tag} answered HEAD without Docker-Content-Digest` };
+  }
+  const current = await o.targetClient.headManifest(targetRepo, tag, { signal: o.signal });
+  // With a platform filter the target holds another digest than the source index: compare skipped.
+  const same = current?.digest === head.digest && !rule.platforms?.length;
+  return {
+    rule: n, source: `${src.registry}/${src.repository}:${tag}`, tag, sourceDigest: head.digest,
+    target: `${targetRepo}:${tag}`, targetDigest: current?.digest, action: same ? 'unchanged' : 'import',
+    request: same ? undefined : {
+      source: `${src.registry}/${src.repository}:${tag}@${head.digest}`, target: o.target,
+      images: [`${targetRepo}:${tag}`], force: true, platforms: rule.platforms,
+    },
+  };
 }

@@ -8,8 +8,12 @@
  */
 import { validRange } from 'semver';
 import { z } from 'zod';
+import type { NamedCredential } from '../config.js';
+import { repositoryAllowed } from '../engine/targets.js';
+import { OciImportError } from '../errors.js';
 import { parsePlatform } from '../oci/manifest.js';
 import { InvalidReferenceError, parseReference, parseRepositoryTag } from '../oci/reference.js';
+import { credentialAllows } from '../registries.js';
 
 const regex = z.string().min(1).max(512).superRefine((s, ctx) => {
   try {
@@ -36,19 +40,25 @@ export const rulesFileSchema = z.union([z.strictObject({ rules: z.array(ruleSche
 
 export type SyncRule = z.infer<typeof ruleSchema>;
 
-export class RulesError extends Error {
-  override readonly name = 'RulesError';
-  readonly code = 'INVALID_RULES';
-  readonly temporary = false;
+export class RulesError extends OciImportError {
+  override name = 'RulesError';
   constructor(readonly origin: string, readonly line: number | undefined, readonly path: string, reason: string) {
-    super(`${origin}${line !== undefined ? `:${line}` : ''}: ${path ? `${path}: ` : ''}${reason}`);
+    super('INVALID_RULES', `${origin}${line !== undefined ? `:${line}` : ''}: ${path ? `${path}: ` : ''}${reason}`, { side: 'config' });
   }
+}
+
+/** What the deployment allows, checked against every rule when the rules are read. */
+export interface RulePolicy {
+  readonly credentials: ReadonlyMap<string, NamedCredential>;
+  readonly targetRepositories: readonly string[];
 }
 
 /**
  * Line (1-based) where the value at `path` starts in JSON `text`; undefined when it cannot be found.
- * A small scanner over strings, brackets and keys — enough to point a person at the right line.
+ * A small scanner over strings, brackets and keys — enough to point a person at the right line. It stays
+ * one function on purpose (a tokenizer whose helpers share one cursor), a little over lib's 80 lines.
  */
+// eslint-disable-next-line max-lines-per-function -- a tokenizer: its closures share the cursor
 export function lineOf(text: string, path: readonly (string | number)[]): number | undefined {
   let i = 0;
   let line = 1;
@@ -138,8 +148,12 @@ function formatPath(path: readonly (string | number | symbol)[]): string {
   return path.map((p, n) => (typeof p === 'number' ? `[${p}]` : `${n ? '.' : ''}${String(p)}`)).join('');
 }
 
-/** Parses and validates rules JSON; `origin` names the file or setting in messages. */
-export function parseRules(text: string, origin: string): SyncRule[] {
+/**
+ * Parses and validates rules JSON; `origin` names the file or setting in messages. With a policy, a rule
+ * naming an unknown credential, a credential not bound to its source, or a target repository outside
+ * TARGET_REPOSITORIES is refused too.
+ */
+export function parseRules(text: string, origin: string, policy?: RulePolicy): SyncRule[] {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -187,6 +201,23 @@ export function parseRules(text: string, origin: string): SyncRule[] {
         fail('platforms', (err as Error).message);
       }
     }
+    if (policy) checkPolicy(rule, policy, fail);
   });
   return rules;
+}
+
+function checkPolicy(rule: SyncRule, policy: RulePolicy, fail: (field: string, reason: string) => never): void {
+  const source = parseReference(rule.source);
+  const target = rule.target ?? source.repository;
+  if (!repositoryAllowed(target, policy.targetRepositories)) {
+    fail(rule.target ? 'target' : 'source', `target repository ${target} is outside TARGET_REPOSITORIES (${policy.targetRepositories.join(', ')})`);
+  }
+  if (!rule.credential) return;
+  const credential = policy.credentials.get(rule.credential.toLowerCase());
+  if (!credential) {
+    fail('credential', `no credential named "${rule.credential}" (settings REGISTRY_CREDENTIALS__${rule.credential}__USERNAME, __PASSWORD and __REGISTRIES)`);
+  }
+  if (!credentialAllows(credential, source.registry)) {
+    fail('credential', `credential "${credential.name}" may not be used for ${source.registry}: it is bound to ${credential.registries.join(', ')} (REGISTRY_CREDENTIALS__${credential.name}__REGISTRIES)`);
+  }
 }

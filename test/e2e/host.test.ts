@@ -50,6 +50,7 @@ describe.skipIf(!hasTools)('local host end to end', () => {
     SYNC_RULES: JSON.stringify([{ source: `${src.host}/sync/app`, target: 'mirror/sync-app', tags: { include: ['^v[0-9]+$'] }, credential: 'src' }]),
     REGISTRY_CREDENTIALS__src__USERNAME: src.username!,
     REGISTRY_CREDENTIALS__src__PASSWORD: src.password!,
+    REGISTRY_CREDENTIALS__src__REGISTRIES: src.host,
     LOCAL_HOST_QUEUE_LEASE_SECONDS: '3',
   });
   const launch = async () => {
@@ -116,8 +117,14 @@ describe.skipIf(!hasTools)('local host end to end', () => {
       expect(res.status).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe(code);
     }
-    const raw = await fetch(`${host!.url}/api/imports`, { method: 'POST', body: '{"source": ' });
+    const raw = await fetch(`${host!.url}/api/imports`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"source": ' });
     expect(raw.status).toBe(400);
+    // what a web page may send cross-site without asking first: refused before anything is parsed
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', undefined]) {
+      const simple = await fetch(`${host!.url}/api/imports`, { method: 'POST', headers: type ? { 'content-type': type } : {}, body: JSON.stringify({ source: `${src.host}/team/multi:1.0` }) });
+      expect(simple.status).toBe(415);
+      expect(((await simple.json()) as { error: { code: string } }).error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    }
   });
 
   it('survives SIGKILL in the middle of a 300 MB blob and finishes after a restart', async () => {

@@ -101,7 +101,7 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
 
     it('include the setting families (named registry credentials), the secret half as Key Vault references', () => {
       expect(settingFamilies.map((f) => f.name).sort()).toEqual([
-        'REGISTRY_CREDENTIALS__<name>__PASSWORD', 'REGISTRY_CREDENTIALS__<name>__USERNAME',
+        'REGISTRY_CREDENTIALS__<name>__PASSWORD', 'REGISTRY_CREDENTIALS__<name>__REGISTRIES', 'REGISTRY_CREDENTIALS__<name>__USERNAME',
       ]);
       const credentialSettings = String(moduleParam(template, 'functionApp', 'credentialSettings'));
       const references = String(moduleTemplate(template, 'keyVault').outputs.registryCredentialReferences?.value);

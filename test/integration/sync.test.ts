@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../lib/config.js';
 import { SyncService } from '../../lib/jobs/sync-service.js';
 import { parseRules } from '../../lib/sync/rules.js';
 import { startFarProxy, type FarProxy } from '../../scripts/bench/far-proxy.js';
@@ -101,7 +102,7 @@ describe.skipIf(!hasTools)('sync between real registries', () => {
 
   it('the timer path enqueues each changed tag once, through the import queue', async () => {
     const t = testService({ TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host });
-    const sync = new SyncService(t.service, t.docs, t.env, dst.host);
+    const sync = new SyncService(t.service, t.docs, loadConfig(t.env), dst.host);
     const rules = parseRules(JSON.stringify([{ source: `${src.host}/team/app`, target: 'timer/app', tags: { include: ['^v[0-9]+$'] } }]), 'SYNC_RULES');
     const first = await sync.runPass(rules);
     expect(first.enqueued.map((e) => e.target.split(':').pop()).sort()).toEqual(['v1', 'v2', 'v3']);

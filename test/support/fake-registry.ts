@@ -38,6 +38,10 @@ export type FaultAction =
   | { kind: 'shortBody'; bytes: number }
   /** blob GET: 206 with a Content-Range (and body) that does not match the request */
   | { kind: 'longContentRange' }
+  /** blob GET: the correct headers and `bytes` bytes of body, then nothing more (the connection stays open) */
+  | { kind: 'stallBody'; bytes: number }
+  /** blob GET: the correct headers, then one byte every `intervalMs` (a trickle that never ends on its own) */
+  | { kind: 'trickle'; intervalMs: number }
   /** wait, then continue (later rules may still apply) */
   | { kind: 'delay'; ms: number };
 
@@ -168,7 +172,7 @@ interface RegistryErrorEntry {
   detail?: unknown;
 }
 
-const BODY_FAULTS = new Set<FaultAction['kind']>(['ignoreRange', 'shortBody', 'longContentRange']);
+const BODY_FAULTS = new Set<FaultAction['kind']>(['ignoreRange', 'shortBody', 'longContentRange', 'stallBody', 'trickle']);
 const EMPTY = Buffer.alloc(0);
 
 function digestOf(data: Uint8Array, algorithm: 'sha256' | 'sha512' = 'sha256'): string {
@@ -796,6 +800,21 @@ class FakeRegistryServer implements FakeRegistry {
     const body = size === 0 ? EMPTY : data.subarray(start, end + 1);
     headers['Content-Length'] = body.length;
 
+    if ((fault?.kind === 'stallBody' || fault?.kind === 'trickle') && ctx.method === 'GET' && !ctx.dropResponse) {
+      ctx.res.writeHead(status, { 'Docker-Distribution-API-Version': 'registry/2.0', ...headers });
+      ctx.res.flushHeaders();
+      if (fault.kind === 'stallBody') {
+        ctx.res.write(body.subarray(0, Math.min(fault.bytes, body.length - 1)));
+        return;
+      }
+      let at = 0;
+      const timer = setInterval(() => {
+        if (ctx.res.destroyed || at >= body.length - 1) return void clearInterval(timer);
+        ctx.res.write(body.subarray(at, ++at));
+      }, fault.intervalMs);
+      ctx.res.on('close', () => clearInterval(timer));
+      return;
+    }
     if (fault?.kind === 'shortBody' && ctx.method === 'GET' && !ctx.dropResponse) {
       const part = body.subarray(0, Math.max(0, Math.min(fault.bytes, body.length - 1)));
       ctx.res.writeHead(status, { 'Docker-Distribution-API-Version': 'registry/2.0', ...headers });

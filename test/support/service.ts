@@ -4,7 +4,10 @@ import { MemoryDocuments } from '../../lib/jobs/documents.js';
 import { MemoryJobQueue } from '../../lib/jobs/queue.js';
 import { ImportService, type Logger, type MessageMeta } from '../../lib/jobs/service.js';
 import { JobStore } from '../../lib/jobs/store.js';
-import { RegistryClient } from '../../lib/oci/registry.js';
+import type { Timeouts } from '../../lib/oci/body.js';
+import type { Lookup } from '../../lib/policy/sources.js';
+import { Registries } from '../../lib/registries.js';
+import type { RetryPolicy } from '../../lib/retry.js';
 
 export interface TestService {
   service: ImportService;
@@ -16,19 +19,30 @@ export interface TestService {
   meta(dequeueCount?: number): MessageMeta;
 }
 
-export function testService(env: Record<string, string>, opts: { leaseMarginMs?: number; docs?: MemoryDocuments; queue?: MemoryJobQueue } = {}): TestService {
+/** Fast retries for tests: three attempts, millisecond waits. */
+export const TEST_RETRY: RetryPolicy = { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 20 };
+
+export interface TestServiceOptions {
+  leaseMarginMs?: number;
+  docs?: MemoryDocuments;
+  queue?: MemoryJobQueue;
+  /** No DNS in tests: by default every name resolves to a public documentation address. */
+  lookup?: Lookup;
+  retry?: RetryPolicy;
+  timeouts?: Timeouts;
+}
+
+export function testService(env: Record<string, string>, opts: TestServiceOptions = {}): TestService {
   const docs = opts.docs ?? new MemoryDocuments();
   const queue = opts.queue ?? new MemoryJobQueue();
   const store = new JobStore(docs);
   const logs: string[] = [];
   const log: Logger = { info: (m) => logs.push(m), warn: (m) => logs.push(m), error: (m) => logs.push(m) };
+  const config = loadConfig(env);
+  const lookup = opts.lookup ?? (async () => ['203.0.113.10']);
   const service = new ImportService({
-    config: loadConfig(env), env, store, queue, leaseMarginMs: opts.leaseMarginMs,
-    // no DNS in tests: names resolve to a public documentation address
-    lookup: async () => ['203.0.113.10'],
-    client: (registry, insecure, credentials, authenticator, checkUrl) => new RegistryClient({
-      registry, insecure, credentials, authenticator, checkUrl, retry: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 20 },
-    }),
+    config, store, queue, leaseMarginMs: opts.leaseMarginMs, lookup,
+    registries: new Registries({ config, guardSources: true, lookup, retry: opts.retry ?? TEST_RETRY, timeouts: opts.timeouts }),
   });
   return { service, docs, queue, store, env, logs, meta: (dequeueCount = 1) => ({ dequeueCount, maxDequeueCount: 3, log }) };
 }

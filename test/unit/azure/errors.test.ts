@@ -1,7 +1,10 @@
-/** What a registry's refusal becomes on an Azure sign-in path, and the client wrapper that applies it. */
+/** What a registry's refusal becomes on an Azure sign-in path, and where errors leave the service (by side). */
 import { describe, expect, it } from 'vitest';
-import { ExplainedRegistryError, explainError, explainRegistryErrors, registryName, type AzureRegistryContext } from '../../../lib/azure/errors.js';
+import { explainFailure } from '../../../lib/azure/clients.js';
+import { AzureError, explainError, registryName, type AzureRegistryContext } from '../../../lib/azure/errors.js';
 import { RegistryError, parseDiagnostics } from '../../../lib/oci/errors.js';
+
+type ExplainedRegistryError = AzureError;
 
 const FIREWALL = JSON.stringify({ errors: [{ code: 'DENIED', message: "client with IP '203.0.113.7' is not allowed access. Refer https://aka.ms/acr/firewall to grant access." }] });
 const DENIED = JSON.stringify({ errors: [{ code: 'DENIED', message: 'requested access to the resource is denied' }] });
@@ -9,7 +12,7 @@ const UNAUTHORIZED = JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 
 const LOCKED = JSON.stringify({ errors: [{ code: 'DENIED', message: 'The operation is disallowed on this registry, repository or image.' }] });
 
 const err = (method: string, path: string, status: number, body: string) =>
-  new RegistryError(method, `https://myregistry.azurecr.io${path}`, status, parseDiagnostics(body), body);
+  new RegistryError(method, `https://myregistry.azurecr.io${path}`, status, parseDiagnostics(body));
 const target: AzureRegistryContext = { registry: 'myregistry.azurecr.io', role: 'target', identity: "the app's system-assigned managed identity" };
 const source: AzureRegistryContext = { registry: 'myregistry.azurecr.io', role: 'source', identity: "the app's system-assigned managed identity" };
 
@@ -17,9 +20,9 @@ describe('explainError', () => {
   it('a 401 to a manifest PUT on the target: lacks push rights', () => {
     const original = err('PUT', '/v2/team/app/manifests/1.0', 401, UNAUTHORIZED);
     const e = explainError(original, target) as ExplainedRegistryError;
-    // Still the registry's error for the engine's decisions (status, not temporary), in our words.
-    expect(e).toBeInstanceOf(RegistryError);
-    expect(e).toMatchObject({ code: 'ACCESS_DENIED', status: 401, temporary: false, method: 'PUT' });
+    // As temporary as the registry's error, on the same side, the original as its cause, in our words.
+    expect(e).toBeInstanceOf(AzureError);
+    expect(e).toMatchObject({ code: 'ACCESS_DENIED', temporary: false, side: 'target' });
     expect(explainError(e, target)).toBe(e);
     expect(e.message).toBe("The app's system-assigned managed identity lacks push rights on registry myregistry.azurecr.io (repository team/app): assign it the AcrPush role on the registry (Container Registry Repository Writer when the registry uses ABAC repository permissions); the registry answered 401 UNAUTHORIZED: authentication required, visit https://aka.ms/acr/authorization for more information.");
     expect(e.cause).toBeInstanceOf(RegistryError);
@@ -56,26 +59,19 @@ describe('explainError', () => {
   });
 });
 
-describe('explainRegistryErrors', () => {
-  class Client {
-    readonly registry = 'myregistry.azurecr.io';
-    async put(): Promise<void> {
-      throw err('PUT', '/v2/team/app/manifests/1', 401, UNAUTHORIZED);
-    }
-    async ok(): Promise<string> {
-      return this.registry;
-    }
-    sync(): number {
-      return 42;
-    }
-  }
+describe('explainFailure', () => {
+  const auth = (ctx: AzureRegistryContext) => ({ context: ctx, explain: {} });
 
-  it('rewrites rejected promises, keeps everything else', async () => {
-    const client = explainRegistryErrors(new Client(), target);
-    expect(client).toBeInstanceOf(Client);
-    expect(client.registry).toBe('myregistry.azurecr.io');
-    expect(await client.ok()).toBe('myregistry.azurecr.io');
-    expect(client.sync()).toBe(42);
-    await expect(client.put()).rejects.toMatchObject({ code: 'ACCESS_DENIED', message: expect.stringContaining('lacks push rights') });
+  it('explains an error by the sign-in of the side it came from, and nothing else', () => {
+    const fromTarget = err('PUT', '/v2/team/app/manifests/1', 401, UNAUTHORIZED);
+    fromTarget.side = 'target';
+    expect(explainFailure(fromTarget, { source: auth(source), target: auth(target) })).toMatchObject({ code: 'ACCESS_DENIED', message: expect.stringContaining('lacks push rights') });
+    const fromSource = err('GET', '/v2/team/app/manifests/1', 401, UNAUTHORIZED);
+    fromSource.side = 'source';
+    expect(explainFailure(fromSource, { source: auth(source), target: auth(target) })).toMatchObject({ message: expect.stringContaining('lacks pull rights') });
+    // a side without an Azure sign-in, or an error without a side, passes unchanged
+    expect(explainFailure(fromSource, { target: auth(target) })).toBe(fromSource);
+    const sideless = err('PUT', '/v2/team/app/manifests/1', 401, UNAUTHORIZED);
+    expect(explainFailure(sideless, { source: auth(source), target: auth(target) })).toBe(sideless);
   });
 });

@@ -64,7 +64,7 @@ describe('import requests', () => {
     id: ID, subscription: SUB, resourceGroup: 'rg', name: 'srcregistry', loginServer: 'srcregistry.azurecr.io', ...over,
   });
   const validate = (body: unknown, resolve: (id: string) => Promise<ResolvedRegistry> = async () => resolved(), origin: 'http' | 'queue' = 'http') =>
-    validateImportRequest(body, { config, env: {}, origin, lookup, resolveRegistry: resolve });
+    validateImportRequest(body, { config, origin, lookup, resolveRegistry: resolve });
 
   it('a registry given by resource ID resolves to its login server; source may omit the host', async () => {
     const seen: string[] = [];

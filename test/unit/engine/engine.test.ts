@@ -7,13 +7,14 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ImportEngine, runImport } from '../../../lib/engine/engine.js';
-import type { BlobState, ImportPlan } from '../../../lib/engine/types.js';
+import { bytesPresent, type BlobState, type ImportPlan } from '../../../lib/engine/types.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { startFakeRegistry, type FakeRegistry, type FakeRegistryOptions } from '../../support/fake-registry.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const KiB = 1024;
 const fastRetry = { maxAttempts: 5, baseDelayMs: 5, maxDelayMs: 50 };
+const LIMITS = { maxManifests: 50, maxBlobs: 1000, maxImportBytes: 2 ** 40 };
 
 function randomBlob(size: number, seed: number): Buffer {
   const out = Buffer.alloc(size);
@@ -46,7 +47,7 @@ describe('import engine (fake registries)', () => {
   const engineFor = (chunkSize = 16 * KiB, fetchConcurrency = 3, notices: string[] = []) => new ImportEngine({
     source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
     target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
-    chunkSize, fetchConcurrency, maxManifests: 50,
+    chunkSize, fetchConcurrency, ...LIMITS,
     events: { onNotice: (m) => notices.push(m) },
   });
   const start = async (srcOpts: FakeRegistryOptions = {}, dstOpts: FakeRegistryOptions = {}) => {
@@ -55,7 +56,7 @@ describe('import engine (fake registries)', () => {
   const copyAll = async (engine: ImportEngine, plan: ImportPlan): Promise<BlobState[]> => {
     const out: BlobState[] = [];
     for (let s of ImportEngine.blobStates(plan, plan.target.refs[0]!.repository)) {
-      while (!s.done) s = await engine.copyBlob(plan, s, { until: Date.now() + 60_000 });
+      while (s.phase !== 'done') s = await engine.copyBlob(plan, s, { until: Date.now() + 60_000 });
       out.push(s);
     }
     return out;
@@ -78,7 +79,7 @@ describe('import engine (fake registries)', () => {
     let steps = 0;
     for (const initial of ImportEngine.blobStates(plan, 'app')) {
       let json = JSON.stringify(initial);
-      while (!(JSON.parse(json) as BlobState).done) {
+      while ((JSON.parse(json) as BlobState).phase !== 'done') {
         // a new engine (new clients, new token caches) for every step, as a new queue message would get
         const next = await engineFor().copyBlob(plan, JSON.parse(json) as BlobState, { until: Date.now() + 60_000, maxChunks: 1 });
         json = JSON.stringify(next);
@@ -104,8 +105,8 @@ describe('import engine (fake registries)', () => {
     let s = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
     s = await engine.copyBlob(plan, s, { until: Date.now() + 60_000, maxChunks: 2 });
     s = await engine.copyBlob(plan, s, { until: 0 }); // budget already spent: one chunk, no read-ahead
-    expect(s.offset).toBe(3 * 16 * KiB);
-    while (!s.done) s = await engine.copyBlob(plan, s, { until: Date.now() + 60_000 });
+    expect(bytesPresent(s)).toBe(3 * 16 * KiB);
+    while (s.phase !== 'done') s = await engine.copyBlob(plan, s, { until: Date.now() + 60_000 });
     expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
     const fetched = src.requests.filter((r) => r.method === 'GET' && r.url.includes(layerDigest)).map((r) => {
       const [a, b] = String(r.headers.range).replace('bytes=', '').split('-').map(Number);
@@ -121,10 +122,10 @@ describe('import engine (fake registries)', () => {
     const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
     const big = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
     const afterTwo = await engine.copyBlob(plan, await engine.copyBlob(plan, big, { until: 0, maxChunks: 1 }), { until: 0, maxChunks: 1 });
-    expect(afterTwo.offset).toBe(32 * KiB);
+    expect(bytesPresent(afterTwo)).toBe(32 * KiB);
     const sessionsBefore = afterTwo.sessions;
     const done = await engineFor().copyBlob(plan, afterTwo, { until: Date.now() + 60_000 });
-    expect(done.done).toBe(true);
+    expect(done.phase).toBe('done');
     expect(done.sessions).toBe(sessionsBefore);
     expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
   });
@@ -139,8 +140,8 @@ describe('import engine (fake registries)', () => {
     const two = await engine.copyBlob(plan, one, { until: 0, maxChunks: 1 });
     // Resume from the OLDER state: the registry holds 32 KiB, the state says 16 KiB → distribution poisons it.
     const done = await engineFor().copyBlob(plan, one, { until: Date.now() + 60_000 });
-    expect(two.offset).toBe(32 * KiB);
-    expect(done.done).toBe(true);
+    expect(bytesPresent(two)).toBe(32 * KiB);
+    expect(done.phase).toBe('done');
     expect(done.sessions).toBe(one.sessions + 1);
     expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
   });
@@ -208,7 +209,7 @@ describe('import engine (fake registries)', () => {
     const engine = new ImportEngine({
       source: new RegistryClient({ registry: src.host, insecure: true, credentials: { username: 'u', password: 'p' }, retry: fastRetry }),
       target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
-      chunkSize: 16 * KiB, fetchConcurrency: 2, maxManifests: 50,
+      chunkSize: 16 * KiB, fetchConcurrency: 2, ...LIMITS,
     });
     await importAll(engine);
     expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
@@ -235,7 +236,7 @@ describe('import engine (fake registries)', () => {
     dst.requests.length = 0;
     src.requests.length = 0;
     const { blobs, result } = await importAll(engineFor());
-    expect(blobs.every((b) => b.outcome === 'existed')).toBe(true);
+    expect(blobs.every((b) => (b.phase === 'done' ? b.outcome : undefined) === 'existed')).toBe(true);
     expect(result.unchanged).toEqual(['app:1']);
     expect(dst.requests.filter((r) => ['PATCH', 'PUT', 'POST'].includes(r.method))).toEqual([]);
     expect(src.requests.filter((r) => r.method === 'GET' && r.url.includes('/blobs/'))).toEqual([]);
@@ -255,7 +256,7 @@ describe('import engine (fake registries)', () => {
     const engine = new ImportEngine({
       source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
       target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
-      chunkSize: 48 * KiB, fetchConcurrency, fetchPartSize: 32 * KiB, maxManifests: 50,
+      chunkSize: 48 * KiB, fetchConcurrency, partSize: 32 * KiB, ...LIMITS,
     });
     const index = Buffer.from(JSON.stringify({
       schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
@@ -286,7 +287,7 @@ describe('import engine (fake registries)', () => {
     const streamingEngine = (notices: string[] = []) => new ImportEngine({
       source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
       target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
-      chunkSize: Infinity, fetchConcurrency: 3, fetchPartSize: 16 * KiB, maxManifests: 50,
+      chunkSize: Infinity, fetchConcurrency: 3, partSize: 16 * KiB, ...LIMITS,
       events: { onNotice: (m) => notices.push(m) },
     });
 

@@ -27,6 +27,7 @@ describe('POST /api/imports', () => {
     t = testService({
       TARGET_REGISTRY: 'myregistry.example', ALLOWED_SOURCES: '*,10.1.2.3:5000', CREDENTIAL_KEY: KEY,
       REGISTRY_CREDENTIALS__dockerhub__USERNAME: 'hubuser', REGISTRY_CREDENTIALS__dockerhub__PASSWORD: 'hub-secret-pw',
+      REGISTRY_CREDENTIALS__dockerhub__REGISTRIES: 'docker.io,auth.docker.io',
     });
     setImportService(t.service);
   });

@@ -1,0 +1,101 @@
+/**
+ * The one error model of oci-import. Every error lib/ throws on purpose extends `OciImportError` and says:
+ *
+ * - `code`: a stable, upper-case code a job record, an HTTP answer or the CLI's exit message carries;
+ * - `temporary`: whether the same work may succeed later (retried by the request retry, then by the queue);
+ * - `side`: where it went wrong — the `source` registry, the `target` registry, the job `storage`, the
+ *   deployment's `config`uration, or the caller's `request` — so a message can say whose problem it is;
+ * - `cause`: the error underneath, when there is one.
+ *
+ * Errors we did not make (a bug's TypeError, a storage SDK's RestError that no layer translated) are
+ * treated as temporary: a queue step that hits one is retried, boundedly (host.json `maxDequeueCount`),
+ * and then fails the job with its message. This module depends on nothing.
+ */
+
+export type ErrorSide = 'source' | 'target' | 'storage' | 'config' | 'request';
+
+export interface OciImportErrorOptions extends ErrorOptions {
+  readonly temporary?: boolean;
+  readonly side?: ErrorSide;
+}
+
+export class OciImportError extends Error {
+  override name = 'OciImportError';
+  readonly temporary: boolean;
+  side: ErrorSide | undefined;
+
+  constructor(readonly code: string, message: string, options: OciImportErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.temporary = options.temporary ?? false;
+    this.side = options.side;
+  }
+}
+
+/**
+ * A server asked us to come back later (`Retry-After`) for longer than this process may wait. The queue
+ * worker re-enqueues the step with that delay (or fails the job when even that is too long); the CLI fails,
+ * unless told to wait.
+ */
+export class RateLimitedError extends OciImportError {
+  override name = 'RateLimitedError';
+  /** When the server said to come back (epoch ms). */
+  readonly until: number;
+
+  constructor(readonly retryAfterMs: number, what: string, options: OciImportErrorOptions = {}) {
+    const until = Date.now() + retryAfterMs;
+    super('RATE_LIMITED',
+      `${what} asked to retry after ${formatDuration(retryAfterMs)} (at ${new Date(until).toISOString()})`,
+      { temporary: true, ...options });
+    this.until = until;
+  }
+}
+
+/** A deadline passed: a request's idle or total time, a body below the minimum rate, a step's budget. */
+export class TimeoutError extends OciImportError {
+  override name = 'TimeoutError';
+  constructor(message: string, options: OciImportErrorOptions = {}) {
+    super('TIMEOUT', message, { temporary: true, ...options });
+  }
+}
+
+/** Work stopped because its owner stopped it (a step's hard deadline, a canceled job): never retried here. */
+export class AbortedError extends OciImportError {
+  override name = 'AbortedError';
+  constructor(message: string, options: OciImportErrorOptions = {}) {
+    super('ABORTED', message, { temporary: true, ...options });
+  }
+}
+
+/** Whether trying the same work again later may help. Unknown errors: yes (see the module comment). */
+export function isTemporary(err: unknown): boolean {
+  if (err instanceof OciImportError) return err.temporary;
+  const flag = (err as { temporary?: unknown } | null)?.temporary;
+  return typeof flag === 'boolean' ? flag : true;
+}
+
+/** The stable code of any error, for job records and exit messages (`INTERNAL` for errors we did not make). */
+export function errorCode(err: unknown): string {
+  if (err instanceof OciImportError) return err.code;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code) ? code : 'INTERNAL';
+}
+
+/** The message of any thrown value. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Marks where an error of ours happened, unless it already says so; returns it. */
+export function onSide<T>(err: T, side: ErrorSide): T {
+  if (err instanceof OciImportError && err.side === undefined) err.side = side;
+  return err;
+}
+
+/** `90 s`, `5 min`, `3 h 20 min`. */
+export function formatDuration(ms: number): string {
+  const s = Math.ceil(ms / 1000);
+  if (s < 120) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 120) return `${m} min`;
+  return `${Math.floor(m / 60)} h${m % 60 ? ` ${m % 60} min` : ''}`;
+}

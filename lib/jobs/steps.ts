@@ -1,0 +1,235 @@
+/**
+ * The steps of a queued import, each one bounded and idempotent (a message may arrive twice, a worker
+ * may die at any instant):
+ *
+ * - `plan`: resolve the source and write the plan (limits refused here, before any blob step exists),
+ *   then the first fan-out batch;
+ * - `fanout`: enqueue the blob steps of one batch of FANOUT_BATCH indexes and hand the rest to the next
+ *   `fanout` — one message never enqueues a thousand, and a redelivered one finds its batch marked done
+ *   (`job.fanout.next`) and enqueues nothing again;
+ * - `blob`: one budgeted copy step of one blob, from its own checkpoint (under a lease), re-enqueued until
+ *   done; the step that completes the set enqueues `finalize` (an ETag-guarded fan-in);
+ * - `finalize`: the other target repositories' blobs (mounted), manifests, then tags.
+ */
+import { ImportEngine, type CopyContext } from '../engine/engine.js';
+import { PartBudget } from '../engine/part-reader.js';
+import { checkTargetRepositories, targetRefs } from '../engine/targets.js';
+import { initialBlobState } from '../engine/copy-blob.js';
+import { bytesPresent, type BlobState, type ImportPlan, type PlannedBlob } from '../engine/types.js';
+import type { Config } from '../config.js';
+import { OciImportError } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import { parseReference } from '../oci/reference.js';
+import { checkSource, type Lookup } from '../policy/sources.js';
+import type { Registries, SideClient } from '../registries.js';
+import type { JobQueue, StepMessage } from './queue.js';
+import type { Logger } from './service.js';
+import { ENDED, type BlobTask, type JobRecord, type JobStore } from './store.js';
+
+/** Blob steps one fan-out message enqueues at most. */
+export const FANOUT_BATCH = 32;
+
+export interface StepContext {
+  /** Stop starting new work after this instant. */
+  readonly until: number;
+  readonly budgetMs: number;
+  /** Ends everything in flight (the budget plus a margin). */
+  readonly signal: AbortSignal;
+}
+
+export interface StepsOptions {
+  readonly config: Config;
+  readonly store: JobStore;
+  readonly queue: JobQueue;
+  readonly registries: Registries;
+  readonly sides: (job: JobRecord) => Promise<{ source: SideClient; target: SideClient }>;
+  readonly partBudget: PartBudget;
+  /** This process, as a blob lease owner. */
+  readonly owner: string;
+  readonly leaseMarginMs: number;
+  readonly lookup?: Lookup;
+}
+
+export class Steps {
+  constructor(private readonly o: StepsOptions) {}
+
+  async run(job: JobRecord, msg: StepMessage, step: StepContext, log: Logger): Promise<void> {
+    if (job.status === 'waiting') await this.o.store.update(job.id, (j) => j.status === 'waiting' ? { ...j, status: 'running', waitingUntil: undefined } : undefined);
+    if (msg.step === 'plan') await this.plan(job, step, log);
+    else if (msg.step === 'fanout') await this.fanout(job.id, msg.from ?? 0);
+    else if (msg.step === 'blob') await this.blob(job, msg, step, log);
+    else await this.finalize(job, step, log);
+  }
+
+  /** A step of a job that ended does nothing but clean up: a blob's open upload session is cancelled. */
+  async cleanUp(job: JobRecord, msg: StepMessage): Promise<void> {
+    if (msg.step !== 'blob' || msg.blob === undefined) return;
+    const task = await this.o.store.blobTask(job.id, msg.blob);
+    const state = task?.task.state;
+    if (state?.phase !== 'uploading') return;
+    await this.o.registries.target(job.request.target).client.cancelUpload(state.location);
+    await this.o.store.saveBlobTask(job.id, msg.blob, { state: initialBlobState(state, state.repository) }, task!.etag);
+  }
+
+  private engine(sides: { source: SideClient; target: SideClient }): ImportEngine {
+    const { config } = this.o;
+    return new ImportEngine({
+      source: sides.source.client, target: sides.target.client,
+      chunkSize: config.chunkSize, fetchConcurrency: config.fetchConcurrency, partBudget: this.o.partBudget,
+      maxManifests: config.maxManifests, maxBlobs: config.maxBlobs, maxImportBytes: config.maxImportBytes,
+    });
+  }
+
+  private context(job: JobRecord): CopyContext {
+    const src = parseReference(job.request.source);
+    return { source: { registry: src.registry, repository: src.repository }, target: { registry: job.request.target, repositories: job.repositories } };
+  }
+
+  // ---- plan ----------------------------------------------------------------------------------------
+
+  private async plan(job: JobRecord, step: StepContext, log: Logger): Promise<void> {
+    let plan = await this.o.store.plan(job.id);
+    if (!plan) {
+      // Checked again here: a queued request skips HTTP, and DNS may have changed since.
+      await checkSource(parseReference(job.request.source).registry, this.o.config.allowedSources, this.o.lookup);
+      const r = job.request;
+      checkTargetRepositories(targetRefs(r), this.o.config.targetRepositories);
+      plan = await this.engine(await this.o.sides(job)).plan({
+        source: r.source, target: r.target, images: r.images, repository: r.repository, force: r.force, platforms: r.platforms,
+      }, step.signal);
+      await this.o.store.savePlan(job.id, plan);
+    }
+    const p = plan;
+    await this.o.store.update(job.id, (j) => ({
+      ...j, status: 'running', blobsTotal: p.blobs.length, bytesTotal: p.blobs.reduce((n, b) => n + b.size, 0),
+      manifests: p.manifests.length, notes: p.notes,
+    }));
+    log.info(`job ${job.id} planned: ${p.manifests.length} manifests, ${p.blobs.length} blobs`);
+    if (p.blobs.length === 0) await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
+    else await this.fanout(job.id, 0, p.blobs);
+  }
+
+  // ---- fan-out ---------------------------------------------------------------------------------------
+
+  /**
+   * Enqueues the blob steps of `[from, from + FANOUT_BATCH)` and the next fan-out. The messages go out
+   * before the batch is marked done: a worker dying in between makes a redelivery send them again
+   * (harmless: blob steps hold leases); once marked, a redelivery sends nothing but, if it never went,
+   * the next fan-out.
+   */
+  private async fanout(id: string, from: number, known?: readonly PlannedBlob[]): Promise<void> {
+    const blobs = known ?? await this.o.store.blobs(id);
+    if (!blobs) throw new OciImportError('PLAN_MISSING', `job ${id}: fan-out without a plan`, { temporary: true, side: 'storage' });
+    const end = Math.min(blobs.length, from + FANOUT_BATCH);
+    let job = await this.o.store.get(id);
+    if (!job || ENDED.has(job.status)) return;
+    if ((job.fanout?.next ?? 0) <= from) {
+      await Promise.all(blobs.slice(from, end).map((b, k) => job!.doneBlobs.includes(from + k) ? undefined
+        : this.o.queue.send({ v: 1, job: id, step: 'blob', blob: from + k, digest: b.digest, size: b.size })));
+      job = await this.o.store.update(id, (j) => (j.fanout?.next ?? 0) >= end ? undefined : { ...j, fanout: { next: end } });
+    } else if (job.fanout!.next !== end) {
+      return; // a later batch is done: so was the hand-over of this one
+    }
+    if (end < blobs.length) await this.o.queue.send({ v: 1, job: id, step: 'fanout', from: end });
+  }
+
+  // ---- blob ------------------------------------------------------------------------------------------
+
+  private async blob(job: JobRecord, msg: StepMessage, step: StepContext, log: Logger): Promise<void> {
+    const index = msg.blob ?? -1;
+    const blob = await this.descriptor(job.id, msg);
+    const leaseMs = step.budgetMs + this.o.leaseMarginMs;
+
+    // 1. Claim the blob: one step at a time works on it; a live lease elsewhere → look again later.
+    const existing = await this.o.store.blobTask(job.id, index);
+    let task: BlobTask = existing?.task ?? { state: initialBlobState(blob, job.repositories[0]!) };
+    if (task.state.phase === 'done') {
+      await this.blobDone(job.id, index, task.state);
+      return;
+    }
+    const now = Date.now();
+    if (task.lease && task.lease.owner !== this.o.owner && task.lease.until > now) {
+      await this.o.queue.send(msg, Math.ceil((task.lease.until - now) / 1000) + 1);
+      return;
+    }
+    task = { ...task, lease: { owner: this.o.owner, until: now + leaseMs } };
+    let etag = await this.o.store.saveBlobTask(job.id, index, task, existing?.etag);
+    if (!etag) {
+      // Someone else claimed it between our read and write: they carry on; check back after their lease.
+      await this.o.queue.send(msg, Math.ceil(leaseMs / 1000));
+      return;
+    }
+
+    // 2. One budgeted step, saving the checkpoint after every chunk.
+    const save = async (state: BlobState, keepLease: boolean): Promise<void> => {
+      const next: BlobTask = keepLease ? { ...task, state } : { state };
+      const written = await this.o.store.saveBlobTask(job.id, index, next, etag);
+      if (!written) throw new OciImportError('CHECKPOINT_LOST', `job ${job.id} blob ${index}: checkpoint lost to another worker`, { temporary: true, side: 'storage' });
+      etag = written;
+      task = next;
+    };
+    let state: BlobState;
+    try {
+      const engine = this.engine(await this.o.sides(job));
+      state = await engine.copyBlob(this.context(job), task.state, { until: step.until, signal: step.signal }, (s) => save(s, true));
+      await save(state, false);
+    } catch (err) {
+      await save(task.state, false).catch(() => undefined);
+      throw err;
+    }
+
+    // 3. Progress, then either the next step of this blob or the fan-in.
+    const present = bytesPresent(state);
+    await this.o.store.update(job.id, (j) => j.blobBytes[index] === present && state.phase !== 'done' ? undefined
+      : { ...j, blobBytes: { ...j.blobBytes, [index]: present } });
+    if (state.phase === 'done') await this.blobDone(job.id, index, state);
+    else await this.o.queue.send(msg);
+    log.info(`job ${job.id} blob ${index} ${state.phase === 'done' ? `done (${state.outcome})` : `at ${present}/${state.size}`}`);
+  }
+
+  /** The blob a message is about: carried by the message (older messages: from the plan's blob list). */
+  private async descriptor(id: string, msg: StepMessage): Promise<{ digest: Digest; size: number }> {
+    if (msg.digest !== undefined && msg.size !== undefined) return { digest: msg.digest as Digest, size: msg.size };
+    const blob = (await this.o.store.blobs(id))?.[msg.blob ?? -1];
+    if (!blob) throw new OciImportError('PLAN_MISSING', `job ${id}: blob step ${msg.blob} without a plan entry`, { side: 'storage' });
+    return blob;
+  }
+
+  /** Fan-in: marks the blob done; the step that completes the set enqueues finalize (again on redelivery: finalize is idempotent). */
+  private async blobDone(id: string, index: number, state: BlobState): Promise<void> {
+    const job = await this.o.store.update(id, (j) => j.doneBlobs.includes(index) ? undefined
+      : { ...j, doneBlobs: [...j.doneBlobs, index], blobBytes: { ...j.blobBytes, [index]: state.size } });
+    if (job.doneBlobs.length === job.blobsTotal) await this.o.queue.send({ v: 1, job: id, step: 'finalize' });
+  }
+
+  // ---- finalize --------------------------------------------------------------------------------------
+
+  private async finalize(job: JobRecord, step: StepContext, log: Logger): Promise<void> {
+    const plan = await this.o.store.plan(job.id);
+    if (!plan) throw new OciImportError('PLAN_MISSING', `job ${job.id}: finalize without a plan`, { temporary: true, side: 'storage' });
+    const engine = this.engine(await this.o.sides(job));
+    if (!await this.copyToOtherRepositories(engine, plan, job, step)) {
+      // out of budget: the next finalize carries on (blobs already there are skipped by a HEAD)
+      await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
+      return;
+    }
+    const result = await engine.finalize(plan, step.signal);
+    await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'succeeded', digest: result.digest });
+    log.info(`job ${job.id} succeeded: ${result.digest} (${[...result.tagged, ...result.unchanged].join(', ') || 'by digest'})`);
+  }
+
+  /** Further target repositories get their blobs by mount from the first (a copy where the registry refuses); false when the budget ran out. */
+  private async copyToOtherRepositories(engine: ImportEngine, plan: ImportPlan, job: JobRecord, step: StepContext): Promise<boolean> {
+    const context = this.context(job);
+    for (const repository of job.repositories.slice(1)) {
+      for (let s of ImportEngine.blobStates(plan, repository)) {
+        while (s.phase !== 'done') {
+          if (Date.now() >= step.until) return false;
+          s = await engine.copyBlob(context, s, { until: step.until, signal: step.signal });
+        }
+      }
+    }
+    return true;
+  }
+}
+

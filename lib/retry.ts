@@ -1,0 +1,138 @@
+/**
+ * The one retry loop of lib/, and the cancellable waits it is made of. Every retried thing — a registry
+ * request, a ranged GET part, an upload session, a token or Resource Manager call, an ETag-guarded
+ * update — calls `retry(fn, policy, options)`; nothing nests one retry inside another.
+ *
+ * A policy is data (oras-go `retry/policy.go`): how many attempts, the backoff, and the longest
+ * `Retry-After` worth waiting in-process. A server asking for a longer pause gets a `RateLimitedError`
+ * at once (the queue worker then re-enqueues the step with that delay); waiting never outlives the
+ * caller's `AbortSignal` (a step's deadline, a canceled job).
+ */
+import { AbortedError, OciImportError, RateLimitedError, errorMessage, isTemporary } from './errors.js';
+
+export interface RetryPolicy {
+  /** Attempts in total, the first included. */
+  readonly maxAttempts: number;
+  /** First backoff; doubled every attempt, with ±20 % jitter. */
+  readonly baseDelayMs: number;
+  /** Longest computed backoff. */
+  readonly maxDelayMs: number;
+  /** Longest `Retry-After` waited in-process; a longer one is a RateLimitedError at once (default 30 s). */
+  readonly maxRetryAfterMs?: number;
+}
+
+/** A `Retry-After` up to this long is waited where the work runs; longer ones go back to the queue. */
+export const SHORT_RETRY_AFTER_MS = 30_000;
+
+/**
+ * Five attempts with 0.2 + 0.4 + 0.8 + 1.6 s ≈ 3 s of backoff between them: enough for a reset
+ * connection or a registry's brief 503, short enough that a step's budget is not spent waiting.
+ */
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 30_000, maxRetryAfterMs: SHORT_RETRY_AFTER_MS };
+
+/** One attempt, no waiting: for requests whose caller owns the retry (part GETs, PATCHes). */
+export const NO_RETRY: RetryPolicy = { ...DEFAULT_RETRY, maxAttempts: 1 };
+
+/** Statuses that a later identical request may turn into a success. */
+export const RETRYABLE_STATUS: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
+
+export interface RetryOptions {
+  readonly signal?: AbortSignal;
+  /** Which failures are worth another attempt (default `isTemporary`). */
+  readonly retryable?: (err: unknown) => boolean;
+  /** Told before each wait (logs, progress notices). */
+  readonly onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+}
+
+/** Runs `fn` until it succeeds, a failure is not retryable, the attempts are spent, or `signal` aborts. */
+export async function retry<T>(fn: (attempt: number) => Promise<T>, policy: RetryPolicy, o: RetryOptions = {}): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    throwIfAborted(o.signal);
+    try {
+      return await fn(attempt);
+    } catch (err) {
+      // Our own deadline or cancellation wins over whatever the interrupted attempt threw.
+      throwIfAborted(o.signal);
+      if (err instanceof RateLimitedError) throw err;
+      const retryAfter = retryAfterOf(err);
+      if (retryAfter !== undefined && retryAfter > (policy.maxRetryAfterMs ?? SHORT_RETRY_AFTER_MS) && isTemporary(err)) {
+        throw new RateLimitedError(retryAfter, errorMessage(err), { side: sideOf(err), cause: err });
+      }
+      if (attempt >= policy.maxAttempts || !(o.retryable ?? isTemporary)(err)) throw err;
+      const delay = retryAfter ?? backoffDelay(policy, attempt);
+      o.onRetry?.(err, attempt, delay);
+      await sleep(delay, o.signal);
+    }
+  }
+}
+
+/** Backoff before attempt `attempt + 1` (attempt counts from 1). */
+export function backoffDelay(policy: RetryPolicy, attempt: number): number {
+  const exp = policy.baseDelayMs * 2 ** (attempt - 1);
+  return Math.min(Math.round(exp * (0.8 + Math.random() * 0.4)), policy.maxDelayMs);
+}
+
+/** `Retry-After` as delta-seconds or an HTTP-date, in ms; undefined when absent or unparsable. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(abortReason(signal));
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortReason(signal!));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Throws the signal's reason when it has aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortReason(signal);
+}
+
+/** The reason an abort gives, as one of our errors (AbortSignal.timeout's DOMException included). */
+export function abortReason(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  if (r instanceof OciImportError) return r;
+  return new AbortedError(r instanceof Error ? r.message : 'the work was stopped', { cause: r });
+}
+
+/** An AbortSignal that aborts with `reason()` after `ms` (and whenever `parent` aborts). */
+export function deadlineSignal(ms: number, reason: () => Error, parent?: AbortSignal): { signal: AbortSignal; clear(): void } {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(reason()), Math.max(0, ms));
+  const onParent = (): void => controller.abort(parent!.reason);
+  if (parent?.aborted) onParent();
+  else parent?.addEventListener('abort', onParent, { once: true });
+  return {
+    signal: controller.signal,
+    clear: () => {
+      clearTimeout(timer);
+      parent?.removeEventListener('abort', onParent);
+    },
+  };
+}
+
+function retryAfterOf(err: unknown): number | undefined {
+  const ms = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  return typeof ms === 'number' && ms >= 0 ? ms : undefined;
+}
+
+function sideOf(err: unknown): OciImportError['side'] {
+  return err instanceof OciImportError ? err.side : undefined;
+}

@@ -1,0 +1,95 @@
+/** The one retry loop: attempts, what is retried, Retry-After (waited, or RATE_LIMITED at once), cancellation. */
+import { describe, expect, it } from 'vitest';
+import { AbortedError, OciImportError, RateLimitedError, TimeoutError, errorCode, isTemporary } from '../../lib/errors.js';
+import { RegistryError } from '../../lib/oci/errors.js';
+import { deadlineSignal, parseRetryAfter, retry, sleep, type RetryPolicy } from '../../lib/retry.js';
+
+const policy: RetryPolicy = { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterMs: 200 };
+const temporary = () => new OciImportError('FLAKY', 'try again', { temporary: true });
+
+describe('retry', () => {
+  it('tries until success, at most maxAttempts times', async () => {
+    let calls = 0;
+    await expect(retry(async () => {
+      if (++calls < 3) throw temporary();
+      return 'ok';
+    }, policy)).resolves.toBe('ok');
+    expect(calls).toBe(3);
+
+    calls = 0;
+    await expect(retry(async () => {
+      calls++;
+      throw temporary();
+    }, policy)).rejects.toMatchObject({ code: 'FLAKY' });
+    expect(calls).toBe(4);
+  });
+
+  it('does not retry what is not temporary, nor what the predicate refuses', async () => {
+    let calls = 0;
+    await expect(retry(async () => {
+      calls++;
+      throw new OciImportError('BAD', 'no', { temporary: false });
+    }, policy)).rejects.toMatchObject({ code: 'BAD' });
+    expect(calls).toBe(1);
+    calls = 0;
+    await expect(retry(async () => {
+      calls++;
+      throw temporary();
+    }, policy, { retryable: () => false })).rejects.toMatchObject({ code: 'FLAKY' });
+    expect(calls).toBe(1);
+  });
+
+  it('waits a short Retry-After and fails a long one at once with RATE_LIMITED and the time', async () => {
+    const answer = (seconds: number) => new RegistryError('GET', 'https://r.example/v2/a/blobs/x', 429, [], { retryAfterMs: seconds * 1000 });
+    let calls = 0;
+    const t0 = Date.now();
+    await retry(async () => {
+      if (++calls === 1) throw answer(0.1);
+      return 'ok';
+    }, policy);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(90);
+
+    calls = 0;
+    const err = await retry(async () => {
+      calls++;
+      throw answer(999_999);
+    }, policy).catch((e: unknown) => e);
+    expect(calls).toBe(1);
+    expect(err).toBeInstanceOf(RateLimitedError);
+    expect(err).toMatchObject({ code: 'RATE_LIMITED', temporary: true, retryAfterMs: 999_999_000 });
+    expect((err as RateLimitedError).message).toMatch(/asked to retry after \d+ h.* \(at 20\d\d-/);
+  });
+
+  it('stops waiting as soon as the signal aborts, with the signal\'s reason', async () => {
+    const deadline = deadlineSignal(50, () => new TimeoutError('step over'));
+    const t0 = Date.now();
+    const err = await retry(async () => {
+      throw temporary();
+    }, { ...policy, maxAttempts: 100, baseDelayMs: 1000, maxDelayMs: 1000 }, { signal: deadline.signal }).catch((e: unknown) => e);
+    expect(Date.now() - t0).toBeLessThan(900);
+    expect(err).toBeInstanceOf(TimeoutError);
+    deadline.clear();
+    const aborted = new AbortController();
+    aborted.abort();
+    await expect(sleep(10_000, aborted.signal)).rejects.toBeInstanceOf(AbortedError);
+  });
+
+  it('reads Retry-After as seconds or an HTTP date', () => {
+    expect(parseRetryAfter('120')).toBe(120_000);
+    expect(parseRetryAfter(new Date(Date.UTC(2030, 0, 1, 0, 0, 10)).toUTCString(), Date.UTC(2030, 0, 1))).toBe(10_000);
+    expect(parseRetryAfter('soon')).toBeUndefined();
+    expect(parseRetryAfter(undefined)).toBeUndefined();
+  });
+});
+
+describe('the error model', () => {
+  it('one isTemporary and one errorCode for everything; unknown errors are temporary, coded INTERNAL', () => {
+    expect(isTemporary(new OciImportError('X', 'x'))).toBe(false);
+    expect(isTemporary(temporary())).toBe(true);
+    expect(isTemporary(new TypeError('bug'))).toBe(true);
+    expect(errorCode(new TypeError('bug'))).toBe('INTERNAL');
+    expect(errorCode(new RegistryError('GET', 'u', 404, [{ code: 'MANIFEST_UNKNOWN', message: 'm' }]))).toBe('MANIFEST_UNKNOWN');
+    expect(new RegistryError('GET', 'u', 503, []).temporary).toBe(true);
+    expect(new RegistryError('GET', 'u', 503, [], { side: 'source' }).side).toBe('source');
+  });
+});

@@ -23,7 +23,9 @@ export type Answer =
   /** Drop the connection without answering. */
   | { readonly reset: true }
   /** Send headers and these bytes, then nothing more. */
-  | { readonly stallAfter: Buffer; readonly status: number; readonly headers?: Record<string, string> };
+  | { readonly stallAfter: Buffer; readonly status: number; readonly headers?: Record<string, string> }
+  /** Never answer (the connection stays open). */
+  | { readonly hang: true };
 
 export interface Exchange {
   readonly req: ExpectedRequest;
@@ -108,6 +110,7 @@ function answer(res: ServerResponse, a: Answer): void {
     res.socket?.resetAndDestroy();
     return;
   }
+  if ('hang' in a) return;
   if ('stallAfter' in a) {
     res.writeHead(a.status, a.headers);
     res.write(a.stallAfter);

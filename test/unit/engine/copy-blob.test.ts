@@ -1,0 +1,137 @@
+/**
+ * copyBlob request by request: the target is a scripted peer (every request it must see, in order), the
+ * source the in-process fake registry. The upload state machine: pending → uploading → done, resumed
+ * only where the registry confirms the offset, never a PATCH replayed blindly.
+ */
+import { createHash } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { copyBlob, initialBlobState, type CopyBlobOptions } from '../../../lib/engine/copy-blob.js';
+import { PartBudget } from '../../../lib/engine/part-reader.js';
+import type { BlobState } from '../../../lib/engine/types.js';
+import type { Digest } from '../../../lib/oci/digest.js';
+import { RegistryClient } from '../../../lib/oci/registry.js';
+import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
+import { scripted, registryErrors, type ScriptedPeer } from '../../support/scripted.js';
+
+const retry = { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 };
+const data = Buffer.from('0123456789abcdefghij'); // 20 bytes
+const digest = `sha256:${createHash('sha256').update(data).digest('hex')}` as Digest;
+const uploads = '/v2/app/blobs/uploads/';
+
+describe('copyBlob (scripted target)', () => {
+  let src: FakeRegistry;
+  let target: ScriptedPeer | undefined;
+  afterEach(async () => {
+    await Promise.all([src?.close(), target?.close()]);
+    target = undefined;
+  });
+
+  const options = (chunkSize: number, extra: Partial<CopyBlobOptions> = {}): CopyBlobOptions => ({
+    source: new RegistryClient({ registry: src.host, insecure: true, retry, side: 'source' }),
+    sourceRepository: 'team/app',
+    target: new RegistryClient({ registry: target!.host, insecure: true, retry, side: 'target' }),
+    mountFrom: [], chunkSize, fetchConcurrency: 1, partBudget: new PartBudget(4), partSize: 10,
+    sessionRetry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 }, ...extra,
+  });
+  const start = async () => {
+    src = await startFakeRegistry();
+    src.putBlob('team/app', data);
+  };
+
+  it('a small blob: HEAD (absent) → POST → one PUT carrying the bytes', async () => {
+    await start();
+    const ten = data.subarray(0, 10);
+    const tenDigest = src.putBlob('team/app', ten) as Digest;
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${tenDigest}` }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
+      { req: { method: 'PUT', path: `/up/1?_state=s0&digest=${encodeURIComponent(tenDigest)}`, headers: { 'content-range': '0-9' }, body: '0123456789' }, res: { status: 201 } },
+    ]);
+    const done = await copyBlob(initialBlobState({ digest: tenDigest, size: 10 }, 'app'), { until: Date.now() + 10_000 }, options(8 * 1024));
+    expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 1 });
+    target.verify();
+  });
+
+  it('chunks: PATCH per chunk with the newest Location, a checkpoint after each, then the final PUT', async () => {
+    await start();
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
+      { req: { method: 'PATCH', path: '/up/1?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' }, res: { status: 202, headers: { location: '/up/1?_state=s10' } } },
+      { req: { method: 'PUT', path: `/up/1?_state=s10&digest=${encodeURIComponent(digest)}`, headers: { 'content-range': '10-19' }, body: 'abcdefghij' }, res: { status: 201 } },
+    ]);
+    const saved: BlobState[] = [];
+    const done = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 },
+      options(10, { checkpoint: async (s) => void saved.push(s) }));
+    expect(done).toMatchObject({ phase: 'done', outcome: 'copied' });
+    expect(saved.map((s) => s.phase === 'uploading' ? `${s.location.replace(target!.url, '')}@${s.offset}` : s.phase))
+      .toEqual(['/up/1?_state=s0@0', '/up/1?_state=s10@10']);
+    target.verify();
+  });
+
+  it('a PATCH whose answer is lost: asks the session status, carries on after the chunk it did apply', async () => {
+    await start();
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
+      { req: { method: 'PATCH', path: '/up/1?_state=s0', body: '0123456789' }, res: { reset: true } },
+      { req: { method: 'GET', path: '/up/1?_state=s0' }, res: { status: 204, headers: { range: '0-9', location: '/up/1?_state=s10' } } },
+      { req: { method: 'PUT', path: `/up/1?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' }, res: { status: 201 } },
+    ]);
+    const notices: string[] = [];
+    const done = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 },
+      options(10, { events: { onNotice: (m) => notices.push(m) } }));
+    expect(done).toMatchObject({ phase: 'done', sessions: 1 });
+    expect(notices.join('\n')).toMatch(/resumed at 10 after/);
+    target.verify();
+  });
+
+  it('a session the registry no longer confirms: cancelled, and the blob starts again in a new one', async () => {
+    await start();
+    const saved = { ...initialBlobState({ digest, size: 20 }, 'app'), phase: 'uploading' as const, location: '', offset: 10 };
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'GET', path: '/up/old?_state=s10' }, res: { status: 404, body: registryErrors('BLOB_UPLOAD_UNKNOWN', 'upload unknown') } },
+      { req: { method: 'DELETE', path: '/up/old?_state=s10' }, res: { status: 204 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/2?_state=s0' } } },
+      { req: { method: 'PATCH', path: '/up/2?_state=s0', body: '0123456789' }, res: { status: 202, headers: { location: '/up/2?_state=s10' } } },
+      { req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' }, res: { status: 201 } },
+    ]);
+    const done = await copyBlob({ ...saved, location: `${target.url}/up/old?_state=s10`, sessions: 1 }, { until: Date.now() + 10_000 }, options(10));
+    expect(done).toMatchObject({ phase: 'done', sessions: 2 });
+    target.verify();
+  });
+
+  it('the target has the blob: nothing else is sent; a same-registry repository: a mount', async () => {
+    await start();
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 200, headers: { 'content-length': '20' } } },
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'POST', path: `${uploads}?mount=${encodeURIComponent(digest)}&from=team%2Fapp` }, res: { status: 201 } },
+    ]);
+    expect(await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 }, options(10)))
+      .toMatchObject({ phase: 'done', outcome: 'existed' });
+    expect(await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 }, options(10, { mountFrom: ['team/app'] })))
+      .toMatchObject({ phase: 'done', outcome: 'mounted' });
+    target.verify();
+  });
+
+  it('a source that fails a part ends the step (no new session); the part costs at most the policy\'s attempts', async () => {
+    await start();
+    src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'status', status: 503 } });
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
+    ]);
+    const err = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 },
+      options(10, { partRetry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 } })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 503, side: 'source', temporary: true });
+    // the part GETs of this step (a prefetched second part may add its own attempts): 3 per part, never 3 × 5
+    const gets = src.requests.filter((r) => r.method === 'GET' && r.url.includes('/blobs/'));
+    const byRange = new Map<string, number>();
+    for (const g of gets) byRange.set(String(g.headers.range), (byRange.get(String(g.headers.range)) ?? 0) + 1);
+    expect(Math.max(...byRange.values())).toBeLessThanOrEqual(3);
+    expect(byRange.get('bytes=0-9')).toBe(3);
+    target.verify();
+  });
+});

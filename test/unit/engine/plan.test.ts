@@ -1,0 +1,93 @@
+/**
+ * Planning against a scripted source: the limits are checked as the walk goes, so a hostile index costs
+ * the requests up to the first manifest that breaks a limit and no more.
+ */
+import { createHash } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { plan } from '../../../lib/engine/plan.js';
+import { RegistryClient } from '../../../lib/oci/registry.js';
+import { scripted, type ScriptedPeer } from '../../support/scripted.js';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const retry = { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 };
+const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+function manifest(layers: number, layerSize = 1): Buffer {
+  return Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST,
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha('config'), size: 6 },
+    layers: Array.from({ length: layers }, (_, i) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(`layer ${i}`), size: layerSize })),
+  }));
+}
+
+describe('plan limits (scripted source)', () => {
+  const peers: ScriptedPeer[] = [];
+  afterEach(async () => {
+    await Promise.all(peers.splice(0).map((p) => p.close()));
+  });
+  const options = (source: ScriptedPeer, target: ScriptedPeer, limits: Partial<{ maxManifests: number; maxBlobs: number; maxImportBytes: number }> = {}) => ({
+    source: new RegistryClient({ registry: source.host, insecure: true, retry }),
+    target: new RegistryClient({ registry: target.host, insecure: true, retry }),
+    maxManifests: 50, maxBlobs: 1000, maxImportBytes: 2 ** 40, ...limits,
+  });
+
+  it('a fan-out bomb (an index of 50 children of 1,500 layers each) fails TOO_MANY_BLOBS after the first child', async () => {
+    const child = manifest(1500);
+    const index = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: OCI_INDEX,
+      manifests: Array.from({ length: 50 }, (_, i) => ({ mediaType: OCI_MANIFEST, digest: sha(child), size: child.length, platform: { os: 'linux', architecture: `a${i}` } })),
+    }));
+    const source = await scripted([
+      { req: { method: 'GET', path: '/v2/evil/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_INDEX }, body: index } },
+      { req: { method: 'GET', path: `/v2/evil/manifests/${sha(child)}` }, res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: child } },
+    ]);
+    const target = await scripted([]);
+    peers.push(source, target);
+    const err = await plan({ source: `${source.host}/evil:1`, target: target.host }, options(source, target)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'TOO_MANY_BLOBS', temporary: false, message: expect.stringContaining('more than 1000 unique blobs (MAX_BLOBS)') });
+    source.verify();
+    target.verify();
+  });
+
+  it('refuses an import larger than MAX_IMPORT_BYTES, and one blob alone larger than it', async () => {
+    const big = manifest(3, 400);
+    const source = await scripted([
+      { req: { method: 'GET', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: big } },
+      { req: { method: 'GET', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: big } },
+    ]);
+    const target = await scripted([]);
+    peers.push(source, target);
+    await expect(plan({ source: `${source.host}/app:1`, target: target.host }, options(source, target, { maxImportBytes: 1000 })))
+      .rejects.toMatchObject({ code: 'IMPORT_TOO_LARGE', message: expect.stringContaining('(MAX_IMPORT_BYTES)') });
+    await expect(plan({ source: `${source.host}/app:1`, target: target.host }, options(source, target, { maxImportBytes: 300 })))
+      .rejects.toMatchObject({ code: 'IMPORT_TOO_LARGE', message: expect.stringContaining('alone is 400') });
+    source.verify();
+  });
+
+  it('refuses an index over MAX_MANIFESTS before fetching any child', async () => {
+    const index = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: OCI_INDEX,
+      manifests: Array.from({ length: 51 }, (_, i) => ({ mediaType: OCI_MANIFEST, digest: sha(`m${i}`), size: 10 })),
+    }));
+    const source = await scripted([{ req: { method: 'GET', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_INDEX }, body: index } }]);
+    const target = await scripted([]);
+    peers.push(source, target);
+    await expect(plan({ source: `${source.host}/app:1`, target: target.host }, options(source, target))).rejects.toMatchObject({ code: 'TOO_MANY_MANIFESTS' });
+    source.verify();
+  });
+
+  it('a plan within the limits: one manifest GET, then one HEAD of each target tag', async () => {
+    const m = manifest(2, 10);
+    const source = await scripted([{ req: { method: 'GET', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: m } }]);
+    const target = await scripted([
+      { req: { method: 'HEAD', path: '/v2/mirror/app/manifests/1' }, res: { status: 404 } },
+      { req: { method: 'HEAD', path: '/v2/mirror/app/manifests/stable' }, res: { status: 404 } },
+    ]);
+    peers.push(source, target);
+    const p = await plan({ source: `${source.host}/app:1`, target: target.host, images: ['mirror/app:1', 'mirror/app:stable'] }, options(source, target));
+    expect(p).toMatchObject({ root: { digest: sha(m) }, blobs: [{ size: 6 }, { size: 10 }, { size: 10 }] });
+    source.verify();
+    target.verify();
+  });
+});

@@ -1,0 +1,77 @@
+/**
+ * Challenge-driven auth against scripted peers: the token dance request by request, and where bound
+ * credentials may go — the registry itself, a realm on its own host, or a realm their binding names.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { BoundCredentials } from '../../../lib/oci/auth.js';
+import { RegistryClient } from '../../../lib/oci/registry.js';
+import { matchesPattern } from '../../../lib/policy/sources.js';
+import { scripted, type ScriptedPeer } from '../../support/scripted.js';
+
+const retry = { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 };
+const BASIC = `Basic ${Buffer.from('hubuser:hub-secret').toString('base64')}`;
+const digest = `sha256:${'a'.repeat(64)}`;
+
+const bound = (patterns: string[]): BoundCredentials => ({
+  username: 'hubuser', password: 'hub-secret', label: 'credential "hub"',
+  mayReceive: (host) => patterns.some((p) => matchesPattern(host, p)), bindingSetting: 'REGISTRY_CREDENTIALS__hub__REGISTRIES',
+});
+
+describe('challenge auth (scripted)', () => {
+  const peers: ScriptedPeer[] = [];
+  afterEach(async () => {
+    await Promise.all(peers.splice(0).map((p) => p.close()));
+  });
+
+  it('Bearer: 401 → token GET with the credentials on the realm (same host, other port) → the request again with the token', async () => {
+    const realm = await scripted([
+      { req: { method: 'GET', path: /^\/token\?service=reg&scope=repository%3Aapp%3Apull&account=hubuser$/, headers: { authorization: BASIC } }, res: { status: 200, body: '{"token":"t1","expires_in":300}' } },
+    ]);
+    const registry = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/manifests/1`, headers: { authorization: undefined } }, res: { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm.url}/token",service="reg",scope="repository:app:pull"` } } },
+      { req: { method: 'HEAD', path: `/v2/app/manifests/1`, headers: { authorization: 'Bearer t1' } }, res: { status: 200, headers: { 'docker-content-digest': digest } } },
+      // the token is reused for the same scope
+      { req: { method: 'HEAD', path: `/v2/app/manifests/2`, headers: { authorization: 'Bearer t1' } }, res: { status: 404 } },
+    ]);
+    peers.push(realm, registry);
+    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound([registry.host]) });
+    expect((await client.headManifest('app', '1'))?.digest).toBe(digest);
+    expect(await client.headManifest('app', '2')).toBeUndefined();
+    registry.verify();
+    realm.verify();
+  });
+
+  it('a bound credential is not sent to a token realm on another host its binding does not name', async () => {
+    const registry = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/manifests/1` }, res: { status: 401, headers: { 'www-authenticate': 'Bearer realm="http://collector.test:9/token",service="x"' } } },
+    ]);
+    peers.push(registry);
+    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound([registry.host]) });
+    await expect(client.headManifest('app', '1')).rejects.toMatchObject({
+      code: 'CREDENTIAL_NOT_ALLOWED', message: expect.stringContaining('may not be sent to collector.test:9'),
+    });
+    registry.verify();
+  });
+
+  it('a bound credential is not sent as Basic to a registry its binding does not name', async () => {
+    const registry = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/manifests/1`, headers: { authorization: undefined } }, res: { status: 401, headers: { 'www-authenticate': 'Basic realm="r"' } } },
+    ]);
+    peers.push(registry);
+    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound(['docker.io']) });
+    await expect(client.headManifest('app', '1')).rejects.toMatchObject({ code: 'CREDENTIAL_NOT_ALLOWED', message: expect.stringContaining('REGISTRY_CREDENTIALS__hub__REGISTRIES') });
+    registry.verify();
+  });
+
+  it('an auth failure names the credential, never its username', async () => {
+    const realm = await scripted([{ req: { method: 'GET', path: /^\/token/ }, res: { status: 401 } }]);
+    const registry = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/manifests/1` }, res: { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm.url}/token"` } } },
+    ]);
+    peers.push(realm, registry);
+    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound([registry.host]) });
+    const err = await client.headManifest('app', '1').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'AUTH_FAILED', message: expect.stringContaining('credential "hub"') });
+    expect((err as Error).message).not.toContain('hubuser');
+  });
+});

@@ -42,6 +42,8 @@ export interface ServiceOptions {
   readonly registries?: Registries;
   /** Lease of a blob step beyond its budget. @default 30 000 ms */
   readonly leaseMarginMs?: number;
+  /** How long in-flight work may run past a step's budget before the step's signal ends it. @default 30 000 ms */
+  readonly stepMarginMs?: number;
 }
 
 export interface JobStatusView {
@@ -160,9 +162,10 @@ export class ImportService {
 
   private stepContext(): StepContext & { clear(): void } {
     const budgetMs = this.o.config.stepBudgetSeconds * 1000;
+    const marginMs = this.o.stepMarginMs ?? STEP_MARGIN_MS;
     const until = Date.now() + budgetMs;
-    const deadline = deadlineSignal(budgetMs + STEP_MARGIN_MS,
-      () => new TimeoutError(`the step ran ${formatDuration(budgetMs + STEP_MARGIN_MS)}, past its budget (STEP_BUDGET_SECONDS ${this.o.config.stepBudgetSeconds} + ${STEP_MARGIN_MS / 1000} s)`));
+    const deadline = deadlineSignal(budgetMs + marginMs,
+      () => new TimeoutError(`the step ran ${formatDuration(budgetMs + marginMs)}, past its budget (STEP_BUDGET_SECONDS ${this.o.config.stepBudgetSeconds} + ${formatDuration(marginMs)})`));
     // every request of the step listens to it
     setMaxListeners(10_000, deadline.signal);
     return { until, budgetMs, signal: deadline.signal, clear: deadline.clear };

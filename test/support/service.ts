@@ -24,6 +24,7 @@ export const TEST_RETRY: RetryPolicy = { maxAttempts: 3, baseDelayMs: 5, maxDela
 
 export interface TestServiceOptions {
   leaseMarginMs?: number;
+  stepMarginMs?: number;
   docs?: MemoryDocuments;
   queue?: MemoryJobQueue;
   /** No DNS in tests: by default every name resolves to a public documentation address. */
@@ -41,7 +42,7 @@ export function testService(env: Record<string, string>, opts: TestServiceOption
   const config = loadConfig(env);
   const lookup = opts.lookup ?? (async () => ['203.0.113.10']);
   const service = new ImportService({
-    config, store, queue, leaseMarginMs: opts.leaseMarginMs, lookup,
+    config, store, queue, leaseMarginMs: opts.leaseMarginMs, stepMarginMs: opts.stepMarginMs, lookup,
     registries: new Registries({ config, guardSources: true, lookup, retry: opts.retry ?? TEST_RETRY, timeouts: opts.timeouts }),
   });
   return { service, docs, queue, store, env, logs, meta: (dequeueCount = 1) => ({ dequeueCount, maxDequeueCount: 3, log }) };

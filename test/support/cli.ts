@@ -1,5 +1,5 @@
 /** Runs the CLI's `main` in-process with captured output, as a user's terminal would see it. */
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { main } from '../../lib/cli/main.js';
 
 export interface CliRun {
@@ -16,9 +16,9 @@ class Capture extends Writable {
   }
 }
 
-export async function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
+export async function runCli(args: string[], env: Record<string, string | undefined> = {}, stdin?: string): Promise<CliRun> {
   const stdout = new Capture();
   const stderr = new Capture();
-  const code = await main(args, { stdout, stderr, env });
+  const code = await main(args, { stdout, stderr, env, stdin: Readable.from(stdin === undefined ? [] : [Buffer.from(stdin)]) });
   return { code, stdout: stdout.text, stderr: stderr.text };
 }

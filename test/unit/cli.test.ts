@@ -1,6 +1,7 @@
 /** The CLI's command line: usage errors exit 2 with a clear message and never echo a password. */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
+import { startFakeRegistry, type FakeRegistry, type FakeRegistryOptions } from '../support/fake-registry.js';
 
 describe('oci-import command line', () => {
   it('prints help with exit 0', async () => {
@@ -38,5 +39,70 @@ describe('oci-import command line', () => {
     expect(run.stderr).toContain('import failed');
     expect(run.stdout + run.stderr).not.toContain('pa55-w0rd-secret');
     expect(run.stdout + run.stderr).not.toContain('other-secret-2');
+  });
+});
+
+describe('oci-import against fake registries', () => {
+  const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+  let src: FakeRegistry;
+  let dst: FakeRegistry;
+  afterEach(async () => {
+    await Promise.all([src?.close(), dst?.close()]);
+  });
+  const start = async (auth?: FakeRegistryOptions['auth']) => {
+    [src, dst] = await Promise.all([startFakeRegistry({ auth }), startFakeRegistry()]);
+    const layer = Buffer.from('a layer');
+    const config = Buffer.from('{"os":"linux","architecture":"amd64"}');
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: src.putBlob('app', config), size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: src.putBlob('app', layer), size: layer.length }],
+    }));
+    return src.putManifest('app', '1', manifest, OCI_MANIFEST);
+  };
+  const args = (...more: string[]) => ['import', '--source', `${src.host}/app:1`, '--target', dst.host, '--insecure', src.host, '--insecure', dst.host, ...more];
+
+  it('reads the source password from standard input (--password-stdin), or from OCI_IMPORT_PASSWORD, without a warning', async () => {
+    const digest = await start({ kind: 'basic', username: 'u', password: 'stdin-secret-1' });
+    const piped = await runCli(args('--username', 'u', '--password-stdin'), {}, 'stdin-secret-1\n');
+    expect(piped.stderr).not.toContain('warning');
+    expect(piped.code).toBe(0);
+    expect(piped.stdout).toContain(`digest ${digest}`);
+    const fromEnv = await runCli(args('--username', 'u', '--image', 'other:1'), { OCI_IMPORT_PASSWORD: 'stdin-secret-1' });
+    expect(fromEnv.code).toBe(0);
+    expect(piped.stdout + piped.stderr + fromEnv.stdout + fromEnv.stderr).not.toContain('stdin-secret-1');
+  });
+
+  it('still takes --password on the command line, with a warning on stderr', async () => {
+    await start({ kind: 'basic', username: 'u', password: 'cmdline-secret' });
+    const run = await runCli(args('--username', 'u', '--password', 'cmdline-secret'));
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain('warning: --password on the command line is visible to other users');
+    expect(run.stderr).not.toContain('cmdline-secret');
+  });
+
+  it('a long Retry-After fails at once with RATE_LIMITED and the time, unless told to wait (then up to MAX_RETRY_AFTER_SECONDS)', async () => {
+    await start();
+    src.faults.push({ method: 'GET', path: /\/manifests\/1$/, action: { kind: 'status', status: 429, headers: { 'Retry-After': '999999' } } });
+    const t0 = Date.now();
+    const run = await runCli(args());
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/import failed \[RATE_LIMITED\]: .*asked to retry after .* \(at 20\d\d-/);
+    src.faults.length = 0;
+    src.faults.push({ method: 'GET', path: /\/manifests\/1$/, action: { kind: 'status', status: 429, headers: { 'Retry-After': '45' } } });
+    const waiting = await runCli(args('--wait-rate-limit'), { MAX_RETRY_AFTER_SECONDS: '40' });
+    expect(waiting.stderr).toContain('RATE_LIMITED');
+    expect(waiting.code).toBe(1);
+  });
+
+  it('a blob body that stalls ends the import with TIMEOUT (REQUEST_TIMEOUT_SECONDS), it does not hang', async () => {
+    await start();
+    src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'stallBody', bytes: 2 } });
+    const t0 = Date.now();
+    const run = await runCli(args(), { REQUEST_TIMEOUT_SECONDS: '1' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('import failed [TIMEOUT]');
+    expect(Date.now() - t0).toBeLessThan(20_000);
   });
 });

@@ -19,6 +19,12 @@ import type { ImportPlan, ImportRequest, PlannedBlob, PlannedManifest } from './
 
 /** Indexes nested deeper than this are refused (real images use one level; attestations two). */
 const MAX_INDEX_DEPTH = 4;
+/**
+ * Manifest bytes one plan may hold. Real manifests are a few KB (a thousand layers is ~200 KB); without a
+ * bound, MAX_MANIFESTS children of 4 MiB each would make a 200 MiB plan that the plan step holds in memory
+ * and writes to storage.
+ */
+export const MAX_PLAN_MANIFEST_BYTES = 16 * 1024 * 1024;
 
 export interface PlanOptions extends ImportLimits {
   readonly source: RegistryClient;
@@ -54,6 +60,7 @@ class Planner {
   private readonly filters: Platform[];
   private children = 0;
   private bytes = 0;
+  private manifestBytes = 0;
 
   constructor(private readonly req: ImportRequest, private readonly src: Reference, private readonly reference: string, private readonly o: PlanOptions) {
     this.filters = (req.platforms ?? []).map(parsePlatform);
@@ -141,6 +148,10 @@ class Planner {
 
   private pushManifest(raw: RawManifest, platform?: Platform): void {
     if (!this.manifests.some((m) => m.digest === raw.digest)) {
+      this.manifestBytes += raw.bytes.length;
+      if (this.manifestBytes > MAX_PLAN_MANIFEST_BYTES) {
+        throw new ImportError('IMPORT_TOO_LARGE', `${this.name} has more than ${MAX_PLAN_MANIFEST_BYTES} bytes of manifests; real images have a few KB each`, { side: 'source' });
+      }
       this.manifests.push({ digest: raw.digest, mediaType: raw.mediaType, bytes: raw.bytes.toString('base64'), platform: platform && platformString(platform) });
     }
   }

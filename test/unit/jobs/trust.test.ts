@@ -50,10 +50,11 @@ describe('trust boundaries (memory storage, fake registries)', () => {
   afterEach(async () => {
     await Promise.all([...registries.splice(0).map((r) => r.close()), ...closers.splice(0).map((c) => c())]);
   });
-  const start = async (...opts: Parameters<typeof startFakeRegistry>[0][]) => {
+  /** Starts one fake registry per options object, in order. */
+  const start = async (...opts: Parameters<typeof startFakeRegistry>[0][]): Promise<[FakeRegistry, FakeRegistry, FakeRegistry]> => {
     const started = await Promise.all(opts.map((o) => startFakeRegistry(o)));
     registries.push(...started);
-    return started;
+    return started as [FakeRegistry, FakeRegistry, FakeRegistry];
   };
   const drain = async (t: TestService) => {
     for (let i = 0; i < 200; i++) {

@@ -21,7 +21,7 @@ export async function finalize(plan: ImportPlan, target: RegistryClient, signal?
     }
   }
   const root = plan.manifests.find((m) => m.digest === plan.root.digest);
-  if (!root) throw new Error(`internal: root manifest ${plan.root.digest} is not in the plan`);
+  if (!root) throw new ImportError('INVALID_REQUEST', `internal: root manifest ${plan.root.digest} is not in the plan`, { side: 'storage' });
   const rootManifest = manifestFrom(Buffer.from(root.bytes, 'base64'), root.mediaType);
 
   const tagged: string[] = [];

@@ -8,7 +8,7 @@
  * Each part's GET is retried here, under the part policy, and nowhere else (the transport sends it
  * once): a failing part costs at most the policy's attempts.
  */
-import { onSide } from '../errors.js';
+import { AbortedError, onSide } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { NO_RETRY, retry, type RetryPolicy } from '../retry.js';
@@ -233,7 +233,7 @@ export class PartReader {
 
   /** Reads still waiting for a part that will not come (a request body abandoned by a failed PATCH). */
   private dropWaiters(why: string): void {
-    for (const w of this.waiters.splice(0)) w.reject(new Error(`part at ${w.start} no longer read: ${why}`));
+    for (const w of this.waiters.splice(0)) w.reject(new AbortedError(`part at ${w.start} no longer read: ${why}`));
   }
 
   private readonly wake = (): void => this.fill();

@@ -158,7 +158,7 @@ class Planner {
 
   private planned(digest: Digest): RawManifest {
     const m = this.manifests.find((x) => x.digest === digest);
-    if (!m) throw new Error(`internal: manifest ${digest} missing from plan`);
+    if (!m) throw new ImportError('INVALID_REQUEST', `internal: manifest ${digest} missing from plan`);
     return manifestFrom(Buffer.from(m.bytes, 'base64'), m.mediaType);
   }
 }

@@ -4,6 +4,7 @@
  * prefix so the format can change. The key comes from the CREDENTIAL_KEY setting (Key Vault in Azure).
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { OciImportError } from '../errors.js';
 
 export interface SealedSecret {
   readonly v: 1;
@@ -21,7 +22,7 @@ export function seal(key: Buffer, jobId: string, plaintext: unknown): SealedSecr
 }
 
 export function open<T>(key: Buffer, jobId: string, sealed: SealedSecret): T {
-  if (sealed.v !== 1) throw new Error(`unknown sealed secret version ${String(sealed.v)}`);
+  if (sealed.v !== 1) throw new OciImportError('SECRET_UNREADABLE', `unknown sealed secret version ${String(sealed.v)}`, { side: 'storage' });
   const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64'));
   decipher.setAAD(Buffer.from(jobId, 'utf8'));
   decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));

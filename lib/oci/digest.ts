@@ -17,6 +17,7 @@
  * @module
  */
 
+import { OciImportError } from '../errors.js';
 import { createHash } from 'node:crypto';
 
 /** A validated, canonical (lowercase) digest such as `sha256:e3b0c442…`. Create it with {@link parseDigest}. */
@@ -26,16 +27,15 @@ export type Digest = string & { readonly __digest: unique symbol };
  * Thrown when a string is not an acceptable digest. `input` is the string as given; the message
  * names the problem, e.g. `invalid digest "sha256:abc": sha256 needs 64 hex characters, got 3`.
  */
-export class InvalidDigestError extends Error {
-  override readonly name = 'InvalidDigestError';
-  readonly code = 'INVALID_DIGEST';
+export class InvalidDigestError extends OciImportError {
+  override name = 'InvalidDigestError';
 
   constructor(
     readonly input: string,
     /** The problem alone, without the `invalid digest "…":` prefix, so callers can embed it in their own message. */
     readonly reason: string,
   ) {
-    super(`invalid digest ${quote(input)}: ${reason}`);
+    super('INVALID_DIGEST', `invalid digest ${quote(input)}: ${reason}`);
   }
 }
 

@@ -42,6 +42,7 @@
  * @module
  */
 
+import { OciImportError } from '../errors.js';
 import { isIPv4, isIPv6 } from 'node:net';
 import { InvalidDigestError, isDigest, parseDigest, type Digest } from './digest.js';
 
@@ -82,15 +83,14 @@ export interface Reference {
  * `invalid reference "<input>": <reason>`; `reason` alone is kept for callers that build their own message
  * (e.g. to say which CLI option was wrong).
  */
-export class InvalidReferenceError extends Error {
-  override readonly name = 'InvalidReferenceError';
-  readonly code = 'INVALID_REFERENCE';
+export class InvalidReferenceError extends OciImportError {
+  override name = 'InvalidReferenceError';
 
   constructor(
     readonly input: string,
     readonly reason: string,
   ) {
-    super(`invalid reference ${quote(input)}: ${reason}`);
+    super('INVALID_REFERENCE', `invalid reference ${quote(input)}: ${reason}`, { side: 'request' });
   }
 }
 
@@ -98,11 +98,11 @@ export class InvalidReferenceError extends Error {
  * Parses an image reference such as `nginx`, `nginx:1.27`, `docker.io/library/nginx:1.27`,
  * `ghcr.io/org/app@sha256:…`, `host:5000/a/b:tag@sha256:…`, `localhost/x`, `127.0.0.1:5000/x` or `[::1]:5000/x`.
  *
- * @param opts.defaultRegistry Registry to use when the input names none (instead of Docker Hub), e.g. the
+ * @param options.defaultRegistry Registry to use when the input names none (instead of Docker Hub), e.g. the
  *   `--source-registry` of a CLI. Normalised like an explicit one; an empty string counts as not given.
  * @throws {InvalidReferenceError} with a reason naming the first problem found.
  */
-export function parseReference(input: string, opts: { defaultRegistry?: string } = {}): Reference {
+export function parseReference(input: string, options: { defaultRegistry?: string } = {}): Reference {
   const fail: Fail = failFor(input);
   if (input === '') fail('empty reference; expected e.g. "nginx:1.27" or "ghcr.io/org/app@sha256:<hex>"');
   checkCharacters(input, fail);
@@ -122,10 +122,10 @@ export function parseReference(input: string, opts: { defaultRegistry?: string }
     if (problem !== undefined) fail(`registry ${quote(host)} is invalid: ${problem}`);
     if (path === '') fail(`empty repository; add one after the registry, e.g. "${host}/org/app"`);
     registry = normalizeRegistry(host);
-  } else if (opts.defaultRegistry !== undefined && opts.defaultRegistry !== '') {
-    const problem = registryProblem(opts.defaultRegistry);
-    if (problem !== undefined) fail(`default registry ${quote(opts.defaultRegistry)} is invalid: ${problem}`);
-    registry = normalizeRegistry(opts.defaultRegistry);
+  } else if (options.defaultRegistry !== undefined && options.defaultRegistry !== '') {
+    const problem = registryProblem(options.defaultRegistry);
+    if (problem !== undefined) fail(`default registry ${quote(options.defaultRegistry)} is invalid: ${problem}`);
+    registry = normalizeRegistry(options.defaultRegistry);
   } else {
     registry = DOCKER_HUB_REGISTRY;
   }
@@ -325,16 +325,16 @@ function splitRegistry(name: string): { host?: string; path: string } {
   return { path: name };
 }
 
-function repositoryProblem(repo: string): string | undefined {
-  if (repo === '') return 'empty repository';
-  if (repo.length > NAME_TOTAL_LENGTH_MAX) {
-    return `repository is ${repo.length} characters long; at most ${NAME_TOTAL_LENGTH_MAX} are allowed`;
+function repositoryProblem(repository: string): string | undefined {
+  if (repository === '') return 'empty repository';
+  if (repository.length > NAME_TOTAL_LENGTH_MAX) {
+    return `repository is ${repository.length} characters long; at most ${NAME_TOTAL_LENGTH_MAX} are allowed`;
   }
   // Checked before the per-component grammar: it is by far the most common mistake, and the fix is obvious.
-  if (/[A-Z]/.test(repo)) return `repository must be lowercase (did you mean ${quote(repo.toLowerCase())}?)`;
-  if (repo.startsWith('/')) return 'repository must not start with "/"';
-  if (repo.endsWith('/')) return 'repository must not end with "/"';
-  for (const component of repo.split('/')) {
+  if (/[A-Z]/.test(repository)) return `repository must be lowercase (did you mean ${quote(repository.toLowerCase())}?)`;
+  if (repository.startsWith('/')) return 'repository must not start with "/"';
+  if (repository.endsWith('/')) return 'repository must not end with "/"';
+  for (const component of repository.split('/')) {
     if (component === '') return 'empty path component ("//") in the repository';
     // Registries would resolve these in URL paths (/v2/a/../b/manifests/…) and address a different repository.
     if (component === '.' || component === '..') return `path component ${quote(component)} is not allowed`;

@@ -8,7 +8,7 @@
  * host), a tag list longer than the caller's bound, a manifest larger than registries accept, or one
  * whose bytes do not hash to the digest asked for.
  */
-import type { ErrorSide } from '../errors.js';
+import { OciImportError, type ErrorSide } from '../errors.js';
 import type { RetryPolicy } from '../retry.js';
 import { ChallengeAuthenticator, type Authenticator, type BoundCredentials } from './auth.js';
 import { discard, readAll, readInto, readText, type Timeouts } from './body.js';
@@ -181,7 +181,7 @@ export class RegistryClient {
    */
   async getBlobRange(repository: string, digest: Digest, start: number, end: number, into: Buffer, o: CallOptions = {}): Promise<BlobRange> {
     const want = end - start + 1;
-    if (into.length < want) throw new RangeError(`buffer of ${into.length} bytes for a range of ${want}`);
+    if (into.length < want) throw new OciImportError('INTERNAL', `buffer of ${into.length} bytes for a range of ${want}`);
     const res = await this.transport.send({
       method: 'GET', url: this.url(`${repository}/blobs/${digest}`), scopes: [pull(repository)], followRedirects: true,
       // identity: byte offsets must refer to the stored blob, not a CDN's compressed representation

@@ -20,7 +20,7 @@ import { DEFAULT_RETRY, NO_RETRY, RETRYABLE_STATUS, abortReason, deadlineSignal,
 import type { Authenticator } from './auth.js';
 import { DEFAULT_TIMEOUTS, bodyDeadlineMs, discard, readText, type Body, type Timeouts } from './body.js';
 import { parseChallenges } from './challenge.js';
-import { MAX_ERROR_BODY, ProtocolError, RegistryError, TimeoutError, parseDiagnostics, redactUrl, transportFailure } from './errors.js';
+import { MAX_ERROR_BODY, ProtocolError, RegistryError, TimeoutError, TransportError, parseDiagnostics, redactUrl, transportFailure } from './errors.js';
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 export type Headers = Record<string, string | string[] | undefined>;
@@ -156,7 +156,7 @@ export class Transport {
       if (retryWith && retryWith !== authorization) {
         await discard(res.body);
         // A streamed body is gone: the caller sends it again (with the new token) from what the registry holds.
-        if (isStreamed(req.body)) throw transportFailure(req.method, req.url, new Error('the registry asked for new credentials while the body streamed'), this.side);
+        if (isStreamed(req.body)) throw new TransportError(req.method, redactUrl(req.url), { code: 'REAUTH', message: 'the registry asked for new credentials while the body streamed' }, { side: this.side });
         authorization = retryWith;
         res = await this.follow(req, authorization);
       }

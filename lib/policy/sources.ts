@@ -133,12 +133,12 @@ export async function checkSource(registry: string, allowed: readonly string[], 
  */
 export function guardedDispatcher(allowed: readonly string[], lookup: Lookup = systemLookup): Agent {
   const base = buildConnector({});
-  const connect: buildConnector.connector = (opts, callback) => {
-    const hostPort = opts.port ? `${opts.hostname}:${opts.port}` : opts.hostname;
-    const addresses = explicitlyAllowed(hostPort, allowed) ? resolveOnly(opts.hostname, lookup) : vetAddresses(opts.hostname, lookup);
+  const connect: buildConnector.connector = (options, callback) => {
+    const hostPort = options.port ? `${options.hostname}:${options.port}` : options.hostname;
+    const addresses = explicitlyAllowed(hostPort, allowed) ? resolveOnly(options.hostname, lookup) : vetAddresses(options.hostname, lookup);
     addresses.then(
       // undici hands the connector IPv6 literals without brackets, as net.connect wants them
-      (list) => base({ ...opts, hostname: list[0]! }, callback),
+      (list) => base({ ...options, hostname: list[0]! }, callback),
       (err: Error) => callback(err, null),
     );
   };

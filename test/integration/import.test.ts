@@ -2,6 +2,7 @@
  * The CLI against REAL registries (CNCF distribution 2.8), every result checked by skopeo: the raw
  * manifest digest under each tag, and `skopeo copy --all` pulling every platform back out.
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -206,6 +207,26 @@ describe.skipIf(!hasTools)('import with authentication', () => {
     expect(result.blobs.filter((b) => b.size >= 10_000_000).every((b) => b.outcome === 'copied')).toBe(true);
     expect(await manifestDigest(`${token.host}/secure/streamed:1`, tokenCreds)).toBe(img.digest);
     await copyAllToDir(`${token.host}/secure/streamed:1`, join(work, 'out-streamed'), tokenCreds);
+  });
+
+  it('the installed command takes the password from a pipe (echo "$PW" | oci-import import … --password-stdin)', async () => {
+    const img = await buildImage({ dir: join(work, 'piped'), seed: 'piped', platforms: [{ os: 'linux', architecture: 'amd64' }], layerSize: 50_000 });
+    const basicCreds = { username: basic.username!, password: basic.password! };
+    const tokenCreds = { username: token.username!, password: token.password! };
+    await pushOciLayout(img.layoutDir, `${basic.host}/private/piped:1`, basicCreds);
+    // the built command (npm ci builds it through `prepare`), through a real shell pipe; no password in argv
+    // (spawned asynchronously: the token server runs in this process and must keep answering)
+    const child = spawn('sh', ['-c', `echo "$PW" | node bin/oci-import.js import --source ${basic.host}/private/piped:1 --target ${token.host} --image secure/piped:1 --username "$USER_NAME" --password-stdin --target-username "$TARGET_USER"`], {
+      env: { ...process.env, PW: basicCreds.password, USER_NAME: basicCreds.username, TARGET_USER: tokenCreds.username, OCI_IMPORT_TARGET_PASSWORD: tokenCreds.password, INSECURE_REGISTRIES: `${basic.host},${token.host}` },
+    });
+    const run = { stdout: '', stderr: '', status: -1 };
+    child.stdout.on('data', (c: Buffer) => (run.stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (run.stderr += c.toString()));
+    run.status = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).not.toContain('warning');
+    expect(run.stdout + run.stderr).not.toContain(basicCreds.password);
+    expect(await manifestDigest(`${token.host}/secure/piped:1`, tokenCreds)).toBe(img.digest);
   });
 
   it('fails with a clear message and no secret when the password is wrong', async () => {

@@ -552,7 +552,8 @@ export async function startRegistry(opts?: {
     const external = auth === 'token' ? opts?.tokenService : undefined;
     if (auth === 'htpasswd' || (auth === 'token' && !external)) {
       username = opts?.username ?? 'tester';
-      password = opts?.password ?? randomBytes(12).toString('base64url');
+      // a leading letter: a password starting with "-" would read as an option on a command line
+      password = opts?.password ?? `p${randomBytes(12).toString('base64url')}`;
       if (username.includes(':')) throw new Error('username must not contain ":"');
     }
 

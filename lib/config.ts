@@ -43,7 +43,7 @@ export interface SettingSpec {
 
 export const SETTINGS: readonly SettingSpec[] = [
   { name: 'AzureWebJobsStorage', scope: 'app', default: 'UseDevelopmentStorage=true',
-    description: 'Storage for the job records and the import queue (identity-based `__accountName` settings in Azure).' },
+    description: 'Storage for the job records and the import queue (in Azure identity-based: `__blobServiceUri`, `__queueServiceUri`, `__tableServiceUri`, `__credential`, `__clientId`).' },
   { name: 'TARGET_REGISTRY', scope: 'app',
     description: 'Login server imports go to when a request names no `target`, e.g. `myregistry.azurecr.io`.' },
   { name: 'TARGET_AUTH', scope: 'app', default: 'basic when TARGET_USERNAME is set; managed-identity for an Azure Container Registry target when the app runs in Azure; else anonymous',
@@ -77,11 +77,49 @@ export const SETTINGS: readonly SettingSpec[] = [
 ];
 
 export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly code = 'INVALID_SETTING';
+  override readonly name: string = 'ConfigError';
+  readonly code: string = 'INVALID_SETTING';
   constructor(readonly setting: string, message: string) {
     super(`setting ${setting}: ${message}`);
   }
+}
+
+/**
+ * What a setting still holds when the platform could not resolve its Key Vault reference: the reference value
+ * itself is used instead (https://learn.microsoft.com/azure/app-service/app-service-key-vault-references,
+ * Troubleshooting). Typical on a first start while a new role assignment propagates.
+ */
+export const KEY_VAULT_REFERENCE_PREFIX = '@Microsoft.KeyVault(';
+
+export function isKeyVaultReference(value: string | undefined): boolean {
+  return value !== undefined && value.trimStart().startsWith(KEY_VAULT_REFERENCE_PREFIX);
+}
+
+/**
+ * A setting is an unresolved Key Vault reference. Temporary: the invocation fails and is retried (a queue
+ * message by the host, an HTTP call by its client on 503) instead of failing a job with a wrong secret. The
+ * message shows the reference (a vault and secret name, no secret) and what to check.
+ */
+export class KeyVaultReferenceError extends ConfigError {
+  override readonly name = 'KeyVaultReferenceError';
+  override readonly code = 'KEY_VAULT_REFERENCE_UNRESOLVED';
+  readonly temporary = true;
+  constructor(setting: string, value: string) {
+    const reference = value.trim().replace(/\s+/g, ' ');
+    const shown = reference.length > 300 ? `${reference.slice(0, 300)}…` : reference;
+    super(setting, `holds a Key Vault reference the platform has not resolved: ${shown}. Check that the app's Key Vault `
+      + 'reference identity (keyVaultReferenceIdentity) holds the Key Vault Secrets User role on the vault (a new role '
+      + 'assignment can take minutes to apply), that the secret exists and that the reference syntax is right; the '
+      + 'platform reports why per setting: the portal (the setting\'s Key Vault reference status among the app\'s '
+      + 'environment variables) or `az rest --method get --url <app resource ID>/config/configreferences/appsettings?api-version=2024-11-01`; '
+      + '`az functionapp config appsettings list` shows the setting as the app received it. Once fixed, any change of the '
+      + 'app\'s configuration makes the platform read its references again. This invocation is retried');
+  }
+}
+
+/** Throws KeyVaultReferenceError when a setting still holds its Key Vault reference. */
+export function requireResolved(setting: string, value: string | undefined): void {
+  if (isKeyVaultReference(value)) throw new KeyVaultReferenceError(setting, value!);
 }
 
 export type TargetAuth = 'basic' | 'anonymous' | 'managed-identity';
@@ -145,6 +183,7 @@ export function namedCredential(env: Env, name: string): { username: string; pas
   for (const [key, value] of Object.entries(env)) {
     const m = /^REGISTRY_CREDENTIALS__(.+)__(USERNAME|PASSWORD)$/i.exec(key);
     if (!m || m[1]!.toLowerCase() !== wanted || value === undefined) continue;
+    requireResolved(key, value);
     if (m[2]!.toUpperCase() === 'USERNAME') username = value;
     else password = value;
   }
@@ -186,8 +225,12 @@ export function splitList(raw: string | undefined): string[] {
   return (raw ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
 }
 
-/** Reads and validates every setting; throws ConfigError naming the first bad one. */
+/**
+ * Reads and validates every setting; throws ConfigError naming the first bad one, or KeyVaultReferenceError
+ * (temporary) for a setting that still holds its Key Vault reference.
+ */
 export function loadConfig(env: Env = process.env): Config {
+  for (const spec of SETTINGS) if (!spec.pattern) requireResolved(spec.name, env[spec.name]);
   const chunkRaw = env.CHUNK_SIZE?.trim();
   const chunkSize = chunkRaw ? parseSize('CHUNK_SIZE', chunkRaw) : DEFAULT_CHUNK_SIZE;
   if (chunkSize < 64 * 1024 || chunkSize > 512 * MiB) {

@@ -7,6 +7,9 @@ import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identi
 import { describe, expect, it } from 'vitest';
 import { storageClients } from '../../../lib/jobs/runtime.js';
 
+/** The credential a client signs in with (a protected member of the SDK's StorageClient). */
+const credentialOf = (client: object): unknown => (client as { credential?: unknown }).credential;
+
 const GOV = {
   AzureWebJobsStorage__blobServiceUri: 'https://stx.blob.core.usgovcloudapi.net/',
   AzureWebJobsStorage__queueServiceUri: 'https://stx.queue.core.usgovcloudapi.net/',
@@ -21,13 +24,13 @@ describe('storage clients from AzureWebJobsStorage settings', () => {
     expect(c.queues.url).toBe(GOV.AzureWebJobsStorage__queueServiceUri);
     expect(c.blobs.getContainerClient('importjobs').url).toBe('https://stx.blob.core.usgovcloudapi.net/importjobs');
     expect(c.queues.getQueueClient('imports').url).toBe('https://stx.queue.core.usgovcloudapi.net/imports');
-    expect(c.blobs.credential).toBeInstanceOf(ManagedIdentityCredential);
-    expect(c.queues.credential).toBeInstanceOf(ManagedIdentityCredential);
+    expect(credentialOf(c.blobs)).toBeInstanceOf(ManagedIdentityCredential);
+    expect(credentialOf(c.queues)).toBeInstanceOf(ManagedIdentityCredential);
   });
 
   it('without a client ID: the default credential chain (system-assigned identity in Azure)', () => {
     const c = storageClients(GOV);
-    expect(c.blobs.credential).toBeInstanceOf(DefaultAzureCredential);
+    expect(credentialOf(c.blobs)).toBeInstanceOf(DefaultAzureCredential);
   });
 
   it('the account name alone still works in the public cloud', () => {

@@ -227,10 +227,11 @@ export function splitList(raw: string | undefined): string[] {
 
 /**
  * Reads and validates every setting; throws ConfigError naming the first bad one, or KeyVaultReferenceError
- * (temporary) for a setting that still holds its Key Vault reference.
+ * (temporary) for a setting that still holds its Key Vault reference. The secrets (CREDENTIAL_KEY,
+ * TARGET_PASSWORD) throw it only when read: an import that needs neither is not held up by them.
  */
 export function loadConfig(env: Env = process.env): Config {
-  for (const spec of SETTINGS) if (!spec.pattern) requireResolved(spec.name, env[spec.name]);
+  for (const spec of SETTINGS) if (!spec.pattern && !spec.secret) requireResolved(spec.name, env[spec.name]);
   const chunkRaw = env.CHUNK_SIZE?.trim();
   const chunkSize = chunkRaw ? parseSize('CHUNK_SIZE', chunkRaw) : DEFAULT_CHUNK_SIZE;
   if (chunkSize < 64 * 1024 || chunkSize > 512 * MiB) {
@@ -247,14 +248,22 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('TARGET_AUTH', `"${env.TARGET_AUTH}" is not one of managed-identity, basic, anonymous`);
   }
   if (auth === 'basic' && !username) throw new ConfigError('TARGET_USERNAME', 'TARGET_AUTH=basic needs TARGET_USERNAME and TARGET_PASSWORD');
+  const credentialKeyRaw = env.CREDENTIAL_KEY;
+  const credentialKey = isKeyVaultReference(credentialKeyRaw) ? undefined : parseKey(credentialKeyRaw);
   return {
     targetRegistry: env.TARGET_REGISTRY?.trim() || undefined,
     targetAuth: auth,
     targetUsername: username,
-    targetPassword: password,
+    get targetPassword() {
+      requireResolved('TARGET_PASSWORD', password);
+      return password;
+    },
     importQueue: env.IMPORT_QUEUE?.trim() || 'imports',
     jobsContainer: env.JOBS_CONTAINER?.trim() || 'importjobs',
-    credentialKey: parseKey(env.CREDENTIAL_KEY),
+    get credentialKey() {
+      requireResolved('CREDENTIAL_KEY', credentialKeyRaw);
+      return credentialKey;
+    },
     chunkSize,
     stepBudgetSeconds: int(env, 'STEP_BUDGET_SECONDS', DEFAULT_STEP_BUDGET_SECONDS, 1, 3600),
     maxManifests: int(env, 'MAX_MANIFESTS', DEFAULT_MAX_MANIFESTS, 1, 10_000),

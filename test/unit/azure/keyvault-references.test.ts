@@ -22,15 +22,16 @@ describe('Key Vault references the platform has not resolved', () => {
     expect(isKeyVaultReference(undefined)).toBe(false);
   });
 
-  it('loadConfig: temporary KEY_VAULT_REFERENCE_UNRESOLVED naming the setting, the reference and what to check', () => {
+  it('a secret setting: temporary KEY_VAULT_REFERENCE_UNRESOLVED when read, naming the setting, the reference and what to check', () => {
     const env = { CREDENTIAL_KEY: REF, TARGET_USERNAME: 'pusher', TARGET_PASSWORD: 'the-real-target-password' };
+    const config = loadConfig(env); // imports that need no inline credentials go on
+    expect(config.targetPassword).toBe('the-real-target-password');
     const err = (() => {
       try {
-        loadConfig(env);
+        return config.credentialKey;
       } catch (e) {
         return e;
       }
-      return undefined;
     })() as KeyVaultReferenceError;
     expect(err).toBeInstanceOf(KeyVaultReferenceError);
     expect(err).toBeInstanceOf(ConfigError);
@@ -41,6 +42,14 @@ describe('Key Vault references the platform has not resolved', () => {
       expect(err.message).toContain(hint);
     }
     expect(err.message).not.toContain('the-real-target-password');
+    const unresolvedPassword = loadConfig({ TARGET_USERNAME: 'pusher', TARGET_PASSWORD: '@Microsoft.KeyVault(VaultName=kv;SecretName=target-password)' });
+    expect(unresolvedPassword.targetAuth).toBe('basic');
+    expect(() => unresolvedPassword.targetPassword).toThrow(expect.objectContaining({ code: 'KEY_VAULT_REFERENCE_UNRESOLVED', setting: 'TARGET_PASSWORD' }));
+  });
+
+  it('any other setting as an unresolved reference stops loadConfig, temporarily', () => {
+    expect(() => loadConfig({ TARGET_REGISTRY: '@Microsoft.KeyVault(VaultName=kv;SecretName=registry)' }))
+      .toThrow(expect.objectContaining({ code: 'KEY_VAULT_REFERENCE_UNRESOLVED', setting: 'TARGET_REGISTRY', temporary: true }));
   });
 
   it('loadConfig: a bad value stays a permanent INVALID_SETTING', () => {
@@ -80,23 +89,37 @@ describe('Key Vault references the platform has not resolved', () => {
     expect(t.logs.join('\n')).not.toContain('resolved-for-now');
   });
 
-  describe('HTTP', () => {
-    const saved = process.env.CREDENTIAL_KEY;
-    afterEach(() => {
-      if (saved === undefined) delete process.env.CREDENTIAL_KEY;
-      else process.env.CREDENTIAL_KEY = saved;
-      setImportService(undefined);
-    });
+  it('a queue step that needs the key is retried, and the job fails with the reason only after the last attempt', async () => {
+    const env = { TARGET_REGISTRY: 'myregistry.example', ALLOWED_SOURCES: '*' };
+    const submitted = testService({ ...env, CREDENTIAL_KEY: KEY });
+    const job = await submitted.service.submit({ source: 'docker.io/library/nginx:1.27', username: 'u', password: 'inline-pw' }, 'http');
+    // A worker started while the platform could not read credential-key (same storage and queue).
+    const worker = testService({ ...env, CREDENTIAL_KEY: REF }, { docs: submitted.docs, queue: submitted.queue });
+    const [message] = worker.queue.drain();
+    await expect(worker.service.handleMessage(message, worker.meta(1))).rejects.toMatchObject({ code: 'KEY_VAULT_REFERENCE_UNRESOLVED' });
+    expect((await worker.service.status(job.id))?.status).toBe('queued');
+    await expect(worker.service.handleMessage(message, worker.meta(3))).rejects.toMatchObject({ code: 'KEY_VAULT_REFERENCE_UNRESOLVED' });
+    const failed = await worker.service.status(job.id);
+    expect(failed).toMatchObject({ status: 'failed', error: { code: 'KEY_VAULT_REFERENCE_UNRESOLVED' } });
+    expect(failed?.error?.message).toContain('gave up after 3 attempts');
+    expect(JSON.stringify([failed, worker.logs])).not.toContain('inline-pw');
+  });
 
-    it('POST /api/imports answers 503 with Retry-After; the caller learns the setting, the log what to check', async () => {
-      setImportService(undefined);
-      process.env.CREDENTIAL_KEY = REF;
-      const logged: string[] = [];
-      const context = new InvocationContext({ functionName: 'createImport', logHandler: (_level, ...args) => logged.push(args.join(' ')) });
-      const res = await createImport(new HttpRequest({
-        method: 'POST', url: 'http://127.0.0.1:7071/api/imports',
-        headers: { 'content-type': 'application/json' }, body: { string: '{"source":"nginx:1.27"}' },
-      }), context);
+  describe('HTTP', () => {
+    afterEach(() => setImportService(undefined));
+
+    const post = (body: unknown) => createImport(new HttpRequest({
+      method: 'POST', url: 'http://127.0.0.1:7071/api/imports',
+      headers: { 'content-type': 'application/json' }, body: { string: JSON.stringify(body) },
+    }), context());
+    const logged: string[] = [];
+    const context = () => new InvocationContext({ functionName: 'createImport', logHandler: (_level, ...args) => logged.push(args.join(' ')) });
+
+    it('POST /api/imports: 202 without inline credentials, 503 + Retry-After with them; the caller learns the setting, the log what to check', async () => {
+      const t = testService({ TARGET_REGISTRY: 'myregistry.example', CREDENTIAL_KEY: REF });
+      setImportService(t.service);
+      expect((await post({ source: 'nginx:1.27' })).status).toBe(202);
+      const res = await post({ source: 'nginx:1.27', username: 'u', password: 'inline-pw' });
       expect(res.status).toBe(503);
       expect(res.headers).toEqual({ 'retry-after': '30' });
       expect(res.jsonBody).toEqual({ error: {
@@ -104,6 +127,19 @@ describe('Key Vault references the platform has not resolved', () => {
         message: "the app's setting CREDENTIAL_KEY is not available yet (its Key Vault reference is not resolved); try again later",
       } });
       expect(logged.join('\n')).toContain(REF);
+      expect(logged.join('\n')).not.toContain('inline-pw');
+    });
+
+    it('a service that cannot start (a non-secret setting unresolved) answers 503 too', async () => {
+      setImportService(undefined);
+      process.env.TARGET_REGISTRY = '@Microsoft.KeyVault(VaultName=kv;SecretName=registry)';
+      try {
+        const res = await post({ source: 'nginx:1.27' });
+        expect(res.status).toBe(503);
+        expect(res.jsonBody).toMatchObject({ error: { code: 'KEY_VAULT_REFERENCE_UNRESOLVED', target: 'TARGET_REGISTRY' } });
+      } finally {
+        delete process.env.TARGET_REGISTRY;
+      }
     });
   });
 });

@@ -111,7 +111,7 @@ export class KeyVaultReferenceError extends ConfigError {
       + 'reference identity (keyVaultReferenceIdentity) holds the Key Vault Secrets User role on the vault (a new role '
       + 'assignment can take minutes to apply), that the secret exists and that the reference syntax is right; the '
       + 'platform reports why per setting: the portal (the setting\'s Key Vault reference status among the app\'s '
-      + 'environment variables) or `az rest --method get --url <app resource ID>/config/configreferences/appsettings?api-version=2024-11-01`; '
+      + 'environment variables) or `az rest --method get --url <app resource ID>/config/configreferences/appsettings?api-version=2025-03-01`; '
       + '`az functionapp config appsettings list` shows the setting as the app received it. Once fixed, any change of the '
       + 'app\'s configuration makes the platform read its references again. This invocation is retried');
   }

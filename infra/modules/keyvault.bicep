@@ -85,7 +85,7 @@ resource registryCredentialSecrets 'Microsoft.KeyVault/vaults/secrets@2025-05-01
   }
 ]
 
-// AuditEvent: every access to the vault (Microsoft Learn: key-vault/general/howto-logging, logging).
+// AuditEvent: every access to the vault (Microsoft Learn: key-vault/general/logging).
 resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logsWorkspaceId)) {
   name: 'to-log-analytics'
   scope: vault

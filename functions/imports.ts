@@ -3,6 +3,7 @@
  * GET  /api/imports/{id} — the job's status and progress. Neither ever returns a credential.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { KeyVaultReferenceError } from '../lib/config.js';
 import { MAX_REQUEST_BYTES, parseRequestText, RequestError } from '../lib/jobs/request.js';
 import { importService } from '../lib/jobs/runtime.js';
 
@@ -16,6 +17,20 @@ function errorResponse(err: RequestError): HttpResponseInit {
 /** `application/json`, with or without parameters (`; charset=utf-8`). */
 function isJson(contentType: string | null): boolean {
   return /^application\/json\s*(;|$)/i.test(contentType?.trim() ?? '');
+}
+
+/**
+ * A setting still holds its Key Vault reference (first start, role assignment not applied yet): 503 and
+ * Retry-After, so the caller tries again; the log says what to check, the caller learns only which setting.
+ */
+function unavailable(err: unknown, context: InvocationContext): HttpResponseInit {
+  if (!(err instanceof KeyVaultReferenceError)) throw err;
+  context.error(err.message);
+  return {
+    status: 503,
+    headers: { 'retry-after': '30' },
+    jsonBody: { error: { code: err.code, message: `the app's setting ${err.setting} is not available yet (its Key Vault reference is not resolved); try again later`, target: err.setting } },
+  };
 }
 
 export async function createImport(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
@@ -40,7 +55,7 @@ export async function createImport(request: HttpRequest, context: InvocationCont
       context.warn(`import request refused: [${err.code}] ${err.target ?? ''}`);
       return errorResponse(err);
     }
-    throw err;
+    return unavailable(err, context);
   }
 }
 
@@ -49,7 +64,12 @@ export async function getImport(request: HttpRequest, context: InvocationContext
   if (!/^[0-9a-f-]{36}$/i.test(id)) {
     return errorResponse(new RequestError(404, 'NOT_FOUND', `no import with id "${id.slice(0, 64)}"`, 'id'));
   }
-  const status = await importService().status(id.toLowerCase());
+  let status;
+  try {
+    status = await importService().status(id.toLowerCase());
+  } catch (err) {
+    return unavailable(err, context);
+  }
   if (!status) return errorResponse(new RequestError(404, 'NOT_FOUND', `no import with id "${id}"`, 'id'));
   context.trace(`status of ${id}: ${status.status}`);
   const done = status.status === 'succeeded' || status.status === 'failed';

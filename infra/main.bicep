@@ -21,6 +21,14 @@ param location string = resourceGroup().location
 @description('Object ID of a user, group or service principal that may add messages to the import queue (Storage Queue Data Message Sender on that queue only). azd passes the signed-in user. Empty: nobody besides the app.')
 param principalId string = ''
 
+// azd fills AZURE_PRINCIPAL_TYPE with User, or ServicePrincipal when it is signed in as one (azure-dev
+// pkg/infra/provisioning/current_principal_id_provider.go). With principalType set, a role assignment does not
+// fail on a principal that has not replicated yet (Microsoft Learn: role-based-access-control/
+// role-assignments-template, "New service principal").
+@description('Kind of principalId: User, Group or ServicePrincipal (azd: AZURE_PRINCIPAL_TYPE). Empty: Resource Manager looks it up.')
+@allowed(['', 'User', 'Group', 'ServicePrincipal'])
+param principalType string = ''
+
 // ----------------------------------------------------------------------------------------------------------------
 // Target registry and source registries
 // ----------------------------------------------------------------------------------------------------------------
@@ -37,7 +45,7 @@ param registryResourceGroupName string = resourceGroup().name
 @description('Subscription of an existing target registry.')
 param registrySubscriptionId string = subscription().subscriptionId
 
-@description('SKU of a created registry. A private endpoint (registryPrivateEndpointSubnetId) always makes it Premium.')
+@description('SKU of a created registry. A private endpoint (registryPrivateEndpointSubnetId) or registryPublicNetworkAccess Disabled makes it Premium.')
 @allowed(['Basic', 'Standard', 'Premium'])
 param registrySku string = 'Standard'
 
@@ -68,7 +76,7 @@ param registryPrivateEndpointSubnetId string = ''
 @description('Created registry only: an existing private DNS zone `privatelink.azurecr.io` to register the private endpoint in. Empty: a zone is created and linked to the endpoint subnet\'s virtual network.')
 param registryPrivateDnsZoneId string = ''
 
-@description('Created registry only: public network access. Disabled requires registryPrivateEndpointSubnetId and virtualNetworkSubnetId in a virtual network that resolves the private DNS zone.')
+@description('Created registry only: public network access. Disabled makes the registry Premium (the only tier that can turn its public endpoint off) and needs registryPrivateEndpointSubnetId and virtualNetworkSubnetId in a virtual network that resolves the private DNS zone.')
 @allowed(['Enabled', 'Disabled'])
 param registryPublicNetworkAccess string = 'Enabled'
 
@@ -84,8 +92,11 @@ param nodeVersion string = '22'
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
-@description('Most instances the app scales out to.')
-@minValue(40)
+// The lowest maximum Flex Consumption takes is the platform's to check: Microsoft Learn's Flex Consumption page
+// said 40 in the versions read for this template (flex-consumption-plan#considerations, 2025) and is reported to
+// say 1 now (unconfirmed); 1000 is the documented highest. The template accepts 1 to 1000.
+@description('Most instances the app scales out to (1-1000; the platform refuses a value below its current lowest maximum).')
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
@@ -194,12 +205,8 @@ param syncSchedule string = '0 0 * * * *'
 param syncRules string = ''
 
 @secure()
-@description('CREDENTIAL_KEY: base64 of 32 random bytes. azd generates one once per environment (azure.yaml preprovision hook). Empty: a new random key on every deployment (see generatedCredentialKey).')
+@description('CREDENTIAL_KEY: base64 of 32 random bytes, written to the Key Vault secret credential-key. azd makes one once per environment (azure.yaml preprovision hook) and passes it on every deployment. Empty: the secret is left as it is, so a deployment that does not pass the key never rotates it (the first deployment must pass one).')
 param credentialKey string = ''
-
-@secure()
-@description('Leave alone. Used only when credentialKey is empty: 42 hex digits of two GUIDs + "A=" is the base64 of exactly 32 bytes (about 160 random bits), fresh on every deployment.')
-param generatedCredentialKey string = '${take(replace('${newGuid()}${newGuid()}', '-', ''), 42)}A='
 
 @description('Named registry credentials a request may refer to (`"credential": "<name>"`): `{ "<name>": "<username>" }`, names of letters, digits and underscores. Each becomes REGISTRY_CREDENTIALS__<name>__USERNAME.')
 param registryCredentialUsernames object = {}
@@ -210,6 +217,16 @@ param registryCredentialPasswords object = {}
 
 @description('Where each of those credentials may be sent, `{ "<name>": "docker.io,auth.docker.io" }` (host patterns of registries and token endpoints; required for every credential, the app refuses to start otherwise). Each becomes REGISTRY_CREDENTIALS__<name>__REGISTRIES.')
 param registryCredentialRegistries object = {}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Operations
+// ----------------------------------------------------------------------------------------------------------------
+
+@description('Diagnostic settings: Key Vault, storage, the created registry and the function app send their resource logs and metrics to the Log Analytics workspace. Storage logs include every queue poll of the Functions host.')
+param diagnosticSettings bool = true
+
+@description('Key Vault purge protection: a deleted vault or secret cannot be purged before its retention (90 days) ends. Irreversible: once on, it stays on, and `azd down --purge` cannot free the vault name.')
+param keyVaultPurgeProtection bool = false
 
 // ----------------------------------------------------------------------------------------------------------------
 // Names
@@ -242,6 +259,9 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+// Where the diagnostic settings send logs; empty: none.
+var logsWorkspaceId = diagnosticSettings ? monitoring.outputs.workspaceId : ''
+
 module storage 'modules/storage.bicep' = {
   name: 'storage-${token}'
   params: {
@@ -253,6 +273,8 @@ module storage 'modules/storage.bicep' = {
     jobsContainerName: jobsContainerName
     appPrincipalId: identity.properties.principalId
     senderPrincipalId: principalId
+    senderPrincipalType: principalType
+    logsWorkspaceId: logsWorkspaceId
   }
 }
 
@@ -263,7 +285,9 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     vaultName: 'kv-${token}'
     appPrincipalId: identity.properties.principalId
-    credentialKey: empty(credentialKey) ? generatedCredentialKey : credentialKey
+    credentialKey: credentialKey
+    purgeProtection: keyVaultPurgeProtection
+    logsWorkspaceId: logsWorkspaceId
     storeTargetPassword: !empty(targetUsername)
     targetPassword: targetPassword
     registryCredentialNames: objectKeys(registryCredentialUsernames)
@@ -282,6 +306,7 @@ module registry 'modules/registry.bicep' = if (createRegistry) {
     publicNetworkAccess: registryPublicNetworkAccess
     privateEndpointSubnetId: registryPrivateEndpointSubnetId
     privateDnsZoneId: registryPrivateDnsZoneId
+    logsWorkspaceId: logsWorkspaceId
   }
 }
 
@@ -326,12 +351,18 @@ module functionApp 'modules/function-app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     virtualNetworkSubnetId: virtualNetworkSubnetId
     appInsightsName: monitoring.outputs.appInsightsName
+    logsWorkspaceId: logsWorkspaceId
     // Every setting the app reads (lib/config.ts SETTINGS, scope 'app'); the module adds the two Application
     // Insights settings the platform reads. Secrets only as Key Vault references. test/infra compares these
     // names with SETTINGS.
     appSettings: {
-      // Identity-based host storage: no connection string, no key.
-      AzureWebJobsStorage__accountName: storage.outputs.accountName
+      // Identity-based host storage: no connection string, no key. The service URIs come from the account's
+      // primaryEndpoints: `__accountName` works only outside sovereign clouds and without custom DNS (Microsoft Learn:
+      // azure-functions/functions-reference#connecting-to-host-storage-with-an-identity); Microsoft's azd
+      // TypeScript quickstart (Azure-Samples/functions-quickstart-typescript-azd, infra/app/api.bicep) does the same.
+      AzureWebJobsStorage__blobServiceUri: storage.outputs.blobServiceUri
+      AzureWebJobsStorage__queueServiceUri: storage.outputs.queueServiceUri
+      AzureWebJobsStorage__tableServiceUri: storage.outputs.tableServiceUri
       AzureWebJobsStorage__credential: 'managedidentity'
       AzureWebJobsStorage__clientId: identity.properties.clientId
       AZURE_CLIENT_ID: identity.properties.clientId
@@ -381,6 +412,8 @@ output FUNCTION_BASE_URL string = 'https://${functionApp.outputs.defaultHostName
 @description('Login server of the target registry (TARGET_REGISTRY).')
 output REGISTRY_LOGIN_SERVER string = targetAccess.outputs.loginServer
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+@description('Resource ID of the function app (the postprovision hook reads its Key Vault reference status).')
+output AZURE_FUNCTION_APP_ID string = functionApp.outputs.id
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.accountName
 output IMPORT_QUEUE string = storage.outputs.importQueueName
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.vaultName

@@ -60,7 +60,7 @@ export interface SettingSpec {
 
 export const SETTINGS: readonly SettingSpec[] = [
   { name: 'AzureWebJobsStorage', scope: 'app', default: 'UseDevelopmentStorage=true',
-    description: 'Storage for the job records and the import queue (identity-based `__accountName` settings in Azure).' },
+    description: 'Storage for the job records and the import queue (in Azure identity-based: `__blobServiceUri`, `__queueServiceUri`, `__tableServiceUri`, `__credential`, `__clientId`).' },
   { name: 'TARGET_REGISTRY', scope: 'app',
     description: 'Login server imports go to when a request names no `target`, e.g. `myregistry.azurecr.io`.' },
   { name: 'TARGET_AUTH', scope: 'app', default: 'basic when TARGET_USERNAME is set; managed-identity for an Azure Container Registry target when the app runs in Azure; else anonymous',
@@ -117,6 +117,44 @@ export interface NamedCredential {
   readonly password: string;
   /** Host patterns (`REGISTRY_CREDENTIALS__<name>__REGISTRIES`), as ALLOWED_SOURCES. */
   readonly registries: readonly string[];
+}
+
+/**
+ * What a setting still holds when the platform could not resolve its Key Vault reference: the reference value
+ * itself is used instead (https://learn.microsoft.com/azure/app-service/app-service-key-vault-references,
+ * Troubleshooting). Typical on a first start while a new role assignment propagates.
+ */
+export const KEY_VAULT_REFERENCE_PREFIX = '@Microsoft.KeyVault(';
+
+export function isKeyVaultReference(value: string | undefined): boolean {
+  return value !== undefined && value.trimStart().startsWith(KEY_VAULT_REFERENCE_PREFIX);
+}
+
+/**
+ * A setting is an unresolved Key Vault reference. Temporary: the invocation fails and is retried (a queue
+ * message by the host, an HTTP call by its client on 503) instead of failing a job with a wrong secret. The
+ * message shows the reference (a vault and secret name, no secret) and what to check.
+ */
+export class KeyVaultReferenceError extends ConfigError {
+  override readonly name = 'KeyVaultReferenceError';
+  override readonly code = 'KEY_VAULT_REFERENCE_UNRESOLVED';
+  override readonly temporary = true;
+  constructor(setting: string, value: string) {
+    const reference = value.trim().replace(/\s+/g, ' ');
+    const shown = reference.length > 300 ? `${reference.slice(0, 300)}…` : reference;
+    super(setting, `holds a Key Vault reference the platform has not resolved: ${shown}. Check that the app's Key Vault `
+      + 'reference identity (keyVaultReferenceIdentity) holds the Key Vault Secrets User role on the vault (a new role '
+      + 'assignment can take minutes to apply), that the secret exists and that the reference syntax is right; the '
+      + 'platform reports why per setting: the portal (the setting\'s Key Vault reference status among the app\'s '
+      + 'environment variables) or `az rest --method get --url <app resource ID>/config/configreferences/appsettings?api-version=2025-03-01`; '
+      + '`az functionapp config appsettings list` shows the setting as the app received it. Once fixed, any change of the '
+      + 'app\'s configuration makes the platform read its references again. This invocation is retried');
+  }
+}
+
+/** Throws KeyVaultReferenceError when a setting still holds its Key Vault reference. */
+export function requireResolved(setting: string, value: string | undefined): void {
+  if (isKeyVaultReference(value)) throw new KeyVaultReferenceError(setting, value!);
 }
 
 export type TargetAuth = 'basic' | 'anonymous' | 'managed-identity';
@@ -200,6 +238,7 @@ export function loadCredentials(env: Env): Map<string, NamedCredential> {
     if (field === 'USERNAME') entry.username = value;
     else if (field === 'PASSWORD') entry.password = value;
     else entry.registries = value;
+    if (field !== 'PASSWORD') requireResolved(key, value);
     parts.set(name.toLowerCase(), entry);
   }
   const out = new Map<string, NamedCredential>();
@@ -215,7 +254,15 @@ export function loadCredentials(env: Env): Map<string, NamedCredential> {
     if (registries.includes('*')) {
       throw new ConfigError(`${prefix}REGISTRIES`, `"*" would send the credential "${e.name}" to any registry a caller names; list its registries`);
     }
-    out.set(key, { name: e.name, username: e.username, password: e.password, registries });
+    const password = e.password;
+    const setting = `${prefix}PASSWORD`;
+    // a Key Vault reference not resolved yet holds up only the imports that use this credential
+    out.set(key, {
+      name: e.name, username: e.username, registries, get password() {
+        requireResolved(setting, password);
+        return password;
+      },
+    });
   }
   return out;
 }
@@ -277,14 +324,31 @@ function targetAuthOf(env: Env): Pick<Config, 'targetAuth' | 'targetUsername' | 
   return { targetAuth: auth, targetUsername: username, targetPassword: password };
 }
 
-/** Reads and validates every setting; throws ConfigError naming the first bad one. */
+/**
+ * Reads and validates every setting; throws ConfigError naming the first bad one, or KeyVaultReferenceError
+ * (temporary) for a setting that still holds its Key Vault reference. The secrets (CREDENTIAL_KEY,
+ * TARGET_PASSWORD, the named credentials' passwords) throw it only when read: an import that needs none of
+ * them is not held up by them.
+ */
 export function loadConfig(env: Env = process.env): Config {
+  for (const spec of SETTINGS) if (!spec.pattern && !spec.secret) requireResolved(spec.name, env[spec.name]);
+  const credentialKeyRaw = env.CREDENTIAL_KEY;
+  const credentialKey = isKeyVaultReference(credentialKeyRaw) ? undefined : parseKey(credentialKeyRaw);
+  const target = targetAuthOf(env);
   return {
     targetRegistry: env.TARGET_REGISTRY?.trim() || undefined,
-    ...targetAuthOf(env),
+    targetAuth: target.targetAuth,
+    targetUsername: target.targetUsername,
+    get targetPassword() {
+      requireResolved('TARGET_PASSWORD', target.targetPassword);
+      return target.targetPassword;
+    },
     importQueue: env.IMPORT_QUEUE?.trim() || 'imports',
     jobsContainer: env.JOBS_CONTAINER?.trim() || 'importjobs',
-    credentialKey: parseKey(env.CREDENTIAL_KEY),
+    get credentialKey() {
+      requireResolved('CREDENTIAL_KEY', credentialKeyRaw);
+      return credentialKey;
+    },
     chunkSize: sizeSetting(env, 'CHUNK_SIZE', DEFAULT_CHUNK_SIZE, 64 * 1024, 512 * MiB),
     stepBudgetSeconds: int(env, 'STEP_BUDGET_SECONDS', DEFAULT_STEP_BUDGET_SECONDS, 1, 3600),
     maxManifests: int(env, 'MAX_MANIFESTS', DEFAULT_MAX_MANIFESTS, 1, 10_000),

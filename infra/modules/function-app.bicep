@@ -16,13 +16,15 @@ param deploymentContainerUrl string
 param nodeVersion string
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int
-@minValue(40)
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int
 @description('Subnet (delegated to Microsoft.App/environments) for outbound virtual network integration; empty: none.')
 param virtualNetworkSubnetId string
 @description('Application Insights component the app sends telemetry to (with its identity; local auth is off).')
 param appInsightsName string
+@description('Log Analytics workspace for the app\'s diagnostic settings; empty: none.')
+param logsWorkspaceId string
 @description('The app\'s own settings, name → value. Secrets arrive here only as Key Vault references.')
 param appSettings object
 @description('The named registry credentials\' settings (REGISTRY_CREDENTIALS__<name>__USERNAME / __PASSWORD), name → value.')
@@ -105,5 +107,19 @@ resource scm 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01'
   properties: { allow: false }
 }
 
+// FunctionAppLogs: the host's and the functions' log stream (Microsoft Learn: azure-functions/
+// functions-monitor-log-analytics). Earlier versions of the Flex Consumption page listed diagnostic settings as not
+// supported; its current Considerations no longer do (flex-consumption-plan#considerations).
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logsWorkspaceId)) {
+  name: 'to-log-analytics'
+  scope: app
+  properties: {
+    workspaceId: logsWorkspaceId
+    logs: [{ category: 'FunctionAppLogs', enabled: true }]
+    metrics: [{ category: 'AllMetrics', enabled: true }]
+  }
+}
+
 output name string = app.name
+output id string = app.id
 output defaultHostName string = app.properties.defaultHostName

@@ -1,7 +1,6 @@
 // Key Vault (RBAC authorization) holding the app's secrets. App settings point at them as Key Vault references,
 // resolved by the platform with the app's user-assigned identity, so no secret value is ever an app setting.
-// Flex Consumption cannot resolve references against a network-restricted vault, so the vault stays reachable
-// publicly and is guarded by Entra ID + RBAC alone.
+// The vault keeps its public endpoint, guarded by Entra ID + RBAC: this template makes no private endpoint for it.
 import { roleIds } from 'roles.bicep'
 
 param location string
@@ -11,8 +10,14 @@ param vaultName string
 param appPrincipalId string
 
 @secure()
-@description('CREDENTIAL_KEY: base64 of 32 random bytes (AES-256-GCM key for inline credentials at rest).')
+@description('CREDENTIAL_KEY: base64 of 32 random bytes (AES-256-GCM key for inline credentials at rest). Empty: the secret credential-key is left as it is (never rotated by a deployment that does not pass a key).')
 param credentialKey string
+
+@description('Purge protection (irreversible once on).')
+param purgeProtection bool
+
+@description('Log Analytics workspace for the vault\'s diagnostic settings; empty: none.')
+param logsWorkspaceId string
 
 @description('Store TARGET_PASSWORD (only when the target registry takes a username and password).')
 param storeTargetPassword bool
@@ -37,6 +42,8 @@ resource vault 'Microsoft.KeyVault/vaults@2025-05-01' = {
     sku: { family: 'A', name: 'standard' }
     enableRbacAuthorization: true
     enableSoftDelete: true
+    // "does not accept false as its value" (Microsoft.KeyVault/vaults template reference): true, or left out.
+    enablePurgeProtection: purgeProtection ? true : null
     enabledForDeployment: false
     enabledForDiskEncryption: false
     enabledForTemplateDeployment: false
@@ -44,7 +51,9 @@ resource vault 'Microsoft.KeyVault/vaults@2025-05-01' = {
   }
 }
 
-resource credentialKeySecret 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = {
+// Written only when a key is passed: a deployment without one keeps the secret (and the key in-flight jobs sealed
+// their credentials with) as it is.
+resource credentialKeySecret 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = if (!empty(credentialKey)) {
   parent: vault
   name: 'credential-key'
   properties: {
@@ -76,6 +85,17 @@ resource registryCredentialSecrets 'Microsoft.KeyVault/vaults/secrets@2025-05-01
   }
 ]
 
+// AuditEvent: every access to the vault (Microsoft Learn: key-vault/general/logging).
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logsWorkspaceId)) {
+  name: 'to-log-analytics'
+  scope: vault
+  properties: {
+    workspaceId: logsWorkspaceId
+    logs: [{ category: 'AuditEvent', enabled: true }]
+    metrics: [{ category: 'AllMetrics', enabled: true }]
+  }
+}
+
 resource appReadsSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, appPrincipalId, roleIds.keyVaultSecretsUser)
   scope: vault
@@ -92,7 +112,8 @@ resource appReadsSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
 output vaultName string = vault.name
 @description('Key Vault references to put in app settings, by setting name (empty: that secret is not stored).')
 output references object = {
-  CREDENTIAL_KEY: '@Microsoft.KeyVault(SecretUri=${credentialKeySecret.properties.secretUri})'
+  // Built from the vault, not from the secret resource, which this deployment may not write.
+  CREDENTIAL_KEY: '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/credential-key)'
   TARGET_PASSWORD: storeTargetPassword ? '@Microsoft.KeyVault(SecretUri=${targetPasswordSecret!.properties.secretUri})' : ''
 }
 

@@ -42,3 +42,5 @@ resource publishMetrics 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 output appInsightsName string = appInsights.name
+@description('The Log Analytics workspace diagnostic settings send resource logs to.')
+output workspaceId string = workspace.id

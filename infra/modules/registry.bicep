@@ -14,17 +14,25 @@ param publicNetworkAccess string
 param privateEndpointSubnetId string
 @description('Existing private DNS zone privatelink.azurecr.io for the endpoint; empty: create one linked to the endpoint\'s virtual network.')
 param privateDnsZoneId string
+@description('Log Analytics workspace for the registry\'s diagnostic settings; empty: none.')
+param logsWorkspaceId string
 
 var withPrivateEndpoint = !empty(privateEndpointSubnetId)
 // `/subscriptions/…/virtualNetworks/<vnet>/subnets/<subnet>` → the virtual network's ID.
 var privateEndpointVnetId = withPrivateEndpoint ? join(take(split(privateEndpointSubnetId, '/'), 9), '/') : ''
 var createDnsZone = withPrivateEndpoint && empty(privateDnsZoneId)
+// Private endpoints and turning the public endpoint off are Premium features (Microsoft Learn:
+// container-registry/container-registry-skus, container-registry-private-link and
+// container-registry-access-selected-networks); ARM refuses `publicNetworkAccess: Disabled` on Basic and Standard
+// with DisablingPublicNetworkAccessNotSupported ("Disabling public network access is not supported for the SKU
+// Standard", as quoted in hashicorp/terraform-provider-azurerm#26054).
+var premium = withPrivateEndpoint || publicNetworkAccess == 'Disabled'
 
 resource registry 'Microsoft.ContainerRegistry/registries@2025-11-01' = {
   name: registryName
   location: location
   tags: tags
-  sku: { name: withPrivateEndpoint ? 'Premium' : sku }
+  sku: { name: premium ? 'Premium' : sku }
   properties: {
     adminUserEnabled: false
     anonymousPullEnabled: false
@@ -79,6 +87,21 @@ resource dnsZoneGroup 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2
         properties: { privateDnsZoneId: createDnsZone ? dnsZone.id : privateDnsZoneId }
       }
     ]
+  }
+}
+
+// Repository events (push, pull, delete) and login events (Microsoft Learn: container-registry/
+// monitor-container-registry-reference, resource logs).
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logsWorkspaceId)) {
+  name: 'to-log-analytics'
+  scope: registry
+  properties: {
+    workspaceId: logsWorkspaceId
+    logs: [
+      { category: 'ContainerRegistryRepositoryEvents', enabled: true }
+      { category: 'ContainerRegistryLoginEvents', enabled: true }
+    ]
+    metrics: [{ category: 'AllMetrics', enabled: true }]
   }
 }
 

@@ -17,6 +17,10 @@ param jobsContainerName string
 param appPrincipalId string
 @description('Principal (object) ID allowed to add messages to the import queue; empty: nobody besides the app.')
 param senderPrincipalId string = ''
+@description('Its kind: User, Group or ServicePrincipal; empty: Resource Manager looks it up.')
+param senderPrincipalType string = ''
+@description('Log Analytics workspace for the diagnostic settings of the account and its services; empty: none.')
+param logsWorkspaceId string = ''
 
 resource account 'Microsoft.Storage/storageAccounts@2025-06-01' = {
   name: accountName
@@ -55,6 +59,12 @@ resource jobsContainer 'Microsoft.Storage/storageAccounts/blobServices/container
 }
 
 resource queues 'Microsoft.Storage/storageAccounts/queueServices@2025-06-01' = {
+  parent: account
+  name: 'default'
+}
+
+// The Functions host keeps diagnostic events in tables (Storage Table Data Contributor below).
+resource tables 'Microsoft.Storage/storageAccounts/tableServices@2025-06-01' = {
   parent: account
   name: 'default'
 }
@@ -99,10 +109,49 @@ resource senderAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = if 
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataMessageSender)
     principalId: senderPrincipalId
+    principalType: empty(senderPrincipalType) ? null : senderPrincipalType
   }
 }
 
+// Diagnostic settings: the account itself has metrics only; the resource logs (StorageRead, StorageWrite,
+// StorageDelete) belong to each service (Microsoft Learn: storage/blobs/monitor-blob-storage and
+// storage/queues/monitor-queue-storage, "Collection and routing": diagnostic settings per service).
+var storageLogs = [
+  { category: 'StorageRead', enabled: true }
+  { category: 'StorageWrite', enabled: true }
+  { category: 'StorageDelete', enabled: true }
+]
+var storageMetrics = [{ category: 'Transaction', enabled: true }]
+
+resource accountDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logsWorkspaceId)) {
+  name: 'to-log-analytics'
+  scope: account
+  properties: { workspaceId: logsWorkspaceId, metrics: storageMetrics }
+}
+
+resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logsWorkspaceId)) {
+  name: 'to-log-analytics'
+  scope: blobs
+  properties: { workspaceId: logsWorkspaceId, logs: storageLogs, metrics: storageMetrics }
+}
+
+resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logsWorkspaceId)) {
+  name: 'to-log-analytics'
+  scope: queues
+  properties: { workspaceId: logsWorkspaceId, logs: storageLogs, metrics: storageMetrics }
+}
+
+resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logsWorkspaceId)) {
+  name: 'to-log-analytics'
+  scope: tables
+  properties: { workspaceId: logsWorkspaceId, logs: storageLogs, metrics: storageMetrics }
+}
+
 output accountName string = account.name
+// The endpoints as the account reports them (they differ by cloud and with Azure DNS zone endpoints), ending in `/`.
+output blobServiceUri string = account.properties.primaryEndpoints.blob
+output queueServiceUri string = account.properties.primaryEndpoints.queue
+output tableServiceUri string = account.properties.primaryEndpoints.table
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainer.name}'
 output importQueueName string = importQueue.name
 output poisonQueueName string = poisonQueue.name

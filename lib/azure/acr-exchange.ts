@@ -1,6 +1,12 @@
 /**
  * Signing in to an Azure Container Registry with an Entra ID identity (Azure/acr docs/AAD-OAuth.md):
  *
+ * 0. `GET /v2/` without credentials, once per registry: the `WWW-Authenticate` Bearer challenge names the
+ *    `service` and the token endpoint (`realm`) the next steps use, as azure-cli does (`acr/_docker_utils.py`:
+ *    `_handle_challenge_phase`, then `_get_aad_token_after_challenge` posts the challenge's `service` to the
+ *    realm host's `/oauth2/exchange`) and as the Azure SDKs' container-registry clients do (the challenge
+ *    handler exchanges for the challenge's `service`). A registry whose service name is not its host name
+ *    works that way; when the answer is not a Bearer challenge, the login server is the service;
  * 1. an Entra ID access token for the ACR audience (`https://containerregistry.azure.net/.default`) from the
  *    credential (the app's managed identity, or a token handed in as password);
  * 2. `POST /oauth2/exchange` (form: `grant_type=access_token`, `service`, [`tenant`], `access_token`) →
@@ -17,11 +23,12 @@
  */
 import type { TokenCredential } from '@azure/identity';
 import { mergeScopes, type Authenticator } from '../oci/auth.js';
-import { parseScopes, type Challenge } from '../oci/challenge.js';
+import { parseChallenges, parseScopes, type Challenge } from '../oci/challenge.js';
 import { redactUrl } from '../oci/errors.js';
+import { RETRYABLE_STATUS } from '../retry.js';
 import { TokenCache } from '../oci/token-cache.js';
 import { AzureError, accessDenied, describeAnswer, isNetworkDenial, networkDenied, type AzureRegistryContext } from './errors.js';
-import { postForm, type HttpAnswer, type HttpOptions } from './http.js';
+import { call, postForm, type HttpAnswer, type HttpOptions } from './http.js';
 import { jwtExpiry } from './jwt.js';
 
 export { DEFAULT_ACR_AUDIENCE } from '../config.js';
@@ -64,6 +71,15 @@ interface Cached {
   readonly renewAt: number;
 }
 
+/**
+ * `GET /v2/` without credentials: the status and the challenges of `WWW-Authenticate`, retried on 429/5xx and
+ * broken connections like the /oauth2 calls.
+ */
+async function probeV2(url: URL, o: HttpOptions = {}): Promise<{ status: number; challenges: Challenge[] }> {
+  const answer = await call('GET', url, {}, undefined, o);
+  return { status: answer.status, challenges: parseChallenges(answer.headers['www-authenticate']) };
+}
+
 /** The repository of the first repository scope, for messages. */
 function repositoryOf(scopes: readonly string[]): string | undefined {
   const s = scopes.find((x) => x.startsWith('repository:'));
@@ -79,6 +95,9 @@ export class AcrExchangeAuthenticator implements Authenticator {
   private readonly exchangeUrl: URL;
   private refresh: Cached | undefined;
   private exchanging: Promise<Cached> | undefined;
+  /** The `GET /v2/` challenge was read (step 0); `discovering` while it is being read. */
+  private discovered = false;
+  private discovering: Promise<void> | undefined;
   private readonly tokens = new TokenCache<Cached>((t) => t.renewAt > this.now());
 
   constructor(private readonly o: AcrExchangeOptions) {
@@ -107,6 +126,29 @@ export class AcrExchangeAuthenticator implements Authenticator {
     return `Bearer ${(await this.accessToken(merged, true)).token}`;
   }
 
+  /**
+   * Step 0, once (single-flight): the service and token endpoint from the registry's own challenge. Only a
+   * Bearer challenge teaches anything; any other answer (200 of an anonymous registry, 403 of a firewall)
+   * keeps the login server, and the exchange then reports what is wrong. A 429/5xx is not remembered.
+   */
+  private discover(): Promise<void> {
+    if (this.discovered) return Promise.resolve();
+    this.discovering ??= this.probe().finally(() => {
+      this.discovering = undefined;
+    });
+    return this.discovering;
+  }
+
+  private async probe(): Promise<void> {
+    const { status, challenges } = await probeV2(new URL('/v2/', this.origin), this.o.http);
+    const bearer = status === 401 ? challenges.find((c) => c.scheme === 'bearer') : undefined;
+    if (bearer) this.learn(bearer);
+    else if (RETRYABLE_STATUS.has(status)) {
+      throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry}: GET /v2/ answered ${status}; it is retried later`, true);
+    }
+    this.discovered = true;
+  }
+
   /** Takes `service` and the token endpoint from a challenge; an endpoint on another origin is refused. */
   private learn(bearer: Challenge): void {
     if (bearer.params.service) this.service = bearer.params.service;
@@ -132,6 +174,7 @@ export class AcrExchangeAuthenticator implements Authenticator {
   }
 
   private async requestAccessToken(scopes: readonly string[]): Promise<Cached> {
+    await this.discover();
     let refresh = await this.refreshToken();
     let answer = await this.postToken(refresh, scopes);
     if (answer.status === 401) {

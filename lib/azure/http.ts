@@ -19,6 +19,7 @@ export interface HttpOptions {
 export interface HttpAnswer {
   readonly status: number;
   readonly body: string;
+  readonly headers: Record<string, string | string[] | undefined>;
 }
 
 /** Answers are small JSON documents; anything longer is cut (and then fails to parse). */
@@ -31,7 +32,8 @@ class RetryableAnswer extends RegistryError {
   }
 }
 
-async function call(method: 'GET' | 'POST', url: URL, headers: Record<string, string>, body: string | undefined, o: HttpOptions): Promise<HttpAnswer> {
+/** One call, retried on 429/5xx and broken connections; a retryable answer that stays so is returned as it is. */
+export async function call(method: 'GET' | 'POST', url: URL, headers: Record<string, string>, body: string | undefined, o: HttpOptions): Promise<HttpAnswer> {
   try {
     return await retry(async () => {
       let answer: HttpAnswer;
@@ -45,7 +47,7 @@ async function call(method: 'GET' | 'POST', url: URL, headers: Record<string, st
           signal: o.signal,
         });
         retryAfter = res.headers['retry-after'];
-        answer = { status: res.statusCode, body: await readText(res.body, MAX_ANSWER) };
+        answer = { status: res.statusCode, body: await readText(res.body, MAX_ANSWER), headers: res.headers };
       } catch (err) {
         throw transportFailure(method, url, err);
       }

@@ -7,7 +7,7 @@
 import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
-import { ConfigError, loadConfig } from '../config.js';
+import { ConfigError, loadConfig, requireResolved } from '../config.js';
 import { BlobDocuments } from './documents.js';
 import { StorageJobQueue } from './queue.js';
 import { ImportService } from './service.js';
@@ -24,6 +24,7 @@ export interface StorageClients {
 }
 
 export function storageClients(env: Env): StorageClients {
+  for (const name of ['AzureWebJobsStorage', 'AzureWebJobsStorage__blobServiceUri', 'AzureWebJobsStorage__queueServiceUri']) requireResolved(name, env[name]);
   const conn = env.AzureWebJobsStorage?.trim();
   if (conn) {
     try {
@@ -36,7 +37,7 @@ export function storageClients(env: Env): StorageClients {
   const blobUri = env.AzureWebJobsStorage__blobServiceUri?.trim() || (account && `https://${account}.blob.core.windows.net`);
   const queueUri = env.AzureWebJobsStorage__queueServiceUri?.trim() || (account && `https://${account}.queue.core.windows.net`);
   if (!blobUri || !queueUri) {
-    throw new ConfigError('AzureWebJobsStorage', 'is not set: give a connection string (UseDevelopmentStorage=true locally) or AzureWebJobsStorage__accountName for a managed identity');
+    throw new ConfigError('AzureWebJobsStorage', 'is not set: give a connection string (UseDevelopmentStorage=true locally) or AzureWebJobsStorage__blobServiceUri and __queueServiceUri (or __accountName) for a managed identity');
   }
   const clientId = env.AzureWebJobsStorage__clientId?.trim();
   const credential: TokenCredential = clientId ? new ManagedIdentityCredential({ clientId }) : new DefaultAzureCredential();

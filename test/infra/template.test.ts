@@ -6,9 +6,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_STEP_BUDGET_SECONDS, SETTINGS } from '../../lib/config.js';
+import { Unevaluated, evaluate, parameterValues } from './arm-eval.js';
 import {
   allResources, allTemplates, ensureCompiled, loadTemplate, moduleParam, moduleTemplate, root, secureParams,
-  type JsonObject, type Resource, type Template,
+  type Json, type JsonObject, type Resource, type Template,
 } from './compiled.js';
 
 const requireBicep = process.env.OCI_IMPORT_REQUIRE_BICEP === '1';
@@ -125,10 +126,22 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       for (const name of local) expect(Object.keys(settings)).not.toContain(name);
     });
 
-    it('use identity-based host storage: account name, managed identity, client ID, no connection string', () => {
+    it('use identity-based host storage: service URIs from the account, managed identity, client ID, no connection string', () => {
       expect(settings).not.toHaveProperty('AzureWebJobsStorage');
+      // __accountName works only outside sovereign clouds and without custom DNS (functions-reference, identity connections)
+      expect(settings).not.toHaveProperty('AzureWebJobsStorage__accountName');
       expect(settings.AzureWebJobsStorage__credential).toBe('managedidentity');
-      expect(String(settings.AzureWebJobsStorage__accountName)).toContain("reference('storage').outputs.accountName");
+      const storage = moduleTemplate(template, 'storage');
+      // What the account reports, e.g. in a sovereign cloud: each URI is its primary endpoint, as it is.
+      const account = { primaryEndpoints: {
+        blob: 'https://stx.blob.core.usgovcloudapi.net/', queue: 'https://stx.queue.core.usgovcloudapi.net/', table: 'https://stx.table.core.usgovcloudapi.net/',
+      } };
+      for (const service of ['blob', 'queue', 'table'] as const) {
+        const output = `${service}ServiceUri`;
+        expect(settings[`AzureWebJobsStorage__${output}`], output).toBe(`[reference('storage').outputs.${output}.value]`);
+        const value = evaluate(storage.outputs[output]!.value!, { parameters: {}, reference: (name) => (name === 'account' ? account : null) });
+        expect(value, output).toBe(account.primaryEndpoints[service]);
+      }
       expect(settings.AzureWebJobsStorage__clientId).toBe("[reference('identity').clientId]");
       expect(settings.AZURE_CLIENT_ID).toBe("[reference('identity').clientId]");
     });
@@ -288,6 +301,134 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
     });
   });
 
+  describe('Azure facts the templates rely on (docs/deploy.md cites each)', () => {
+    const main = template;
+    const mod = (symbol: string) => moduleTemplate(template, symbol);
+    /** A module's parameter values as main.bicep passes them, for the given main parameters. */
+    const passed = (symbol: string, mainParams: Record<string, Json>, reference: (name: string) => Json = () => null): Record<string, Json | Unevaluated> => {
+      const found = (main.resources as unknown as Record<string, JsonObject>)[symbol]!;
+      const params = (found.properties as JsonObject).parameters as Record<string, Json>;
+      const ctx = { parameters: parameterValues(main, mainParams), variables: main.variables as JsonObject, reference };
+      const out: Record<string, Json | Unevaluated> = {};
+      for (const [name, spec] of Object.entries(params)) {
+        try {
+          const value = evaluate(spec, ctx);
+          out[name] = value && typeof value === 'object' && 'value' in (value as JsonObject) ? (value as JsonObject).value! : value;
+        } catch (err) {
+          out[name] = new Unevaluated((err as Error).message); // e.g. names made with uniqueString(): not under test
+        }
+      }
+      return out;
+    };
+    const inModule = (symbol: string, given: Record<string, Json | Unevaluated>, value: Json, reference?: (name: string) => Json): Json => {
+      const t = mod(symbol);
+      return evaluate(value, { parameters: parameterValues(t, given), variables: t.variables as JsonObject, reference });
+    };
+    /** A resource of a module by symbolic name; a module compiled to languageVersion 1.0 (an array) has none, so
+     * there the one resource of the type that symbol stands for is taken. */
+    const resourceIn = (symbol: string, name: string, type?: string): JsonObject => {
+      const resources = mod(symbol).resources as unknown as JsonObject[] | Record<string, JsonObject>;
+      if (!Array.isArray(resources)) return resources[name]!;
+      const found = resources.filter((r) => r.type === type);
+      expect(found, `${symbol}: one ${type}`).toHaveLength(1);
+      return found[0]!;
+    };
+    const base = { environmentName: 'env', location: 'westeurope' };
+    const referenceStub = (name: string): Json => (name === 'monitoring' ? { outputs: { workspaceId: { value: '/subscriptions/s/workspaces/log-x' } } } : {});
+
+    it('a created registry is Premium when its public access is disabled, not only with a private endpoint', () => {
+      const sku = resourceIn('registry', 'registry').sku as JsonObject;
+      const cases: [string, string, string, string][] = [
+        // sku, publicNetworkAccess, private endpoint subnet → the SKU deployed
+        ['Standard', 'Enabled', '', 'Standard'],
+        ['Basic', 'Enabled', '', 'Basic'],
+        ['Standard', 'Disabled', '', 'Premium'],
+        ['Basic', 'Disabled', '', 'Premium'],
+        ['Standard', 'Enabled', '/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/v/subnets/pe', 'Premium'],
+      ];
+      for (const [registrySku, access, subnet, expected] of cases) {
+        const given = passed('registry', { ...base, registrySku, registryPublicNetworkAccess: access, registryPrivateEndpointSubnetId: subnet });
+        expect(given.publicNetworkAccess).toBe(access);
+        expect(inModule('registry', given, sku.name!), `${registrySku}/${access}/${subnet ? 'endpoint' : '-'}`).toBe(expected);
+      }
+    });
+
+    it('the queue sender\'s role assignment names its principal type (azd: AZURE_PRINCIPAL_TYPE), or lets ARM look it up', () => {
+      expect(main.parameters.principalType?.allowedValues).toEqual(['', 'User', 'Group', 'ServicePrincipal']);
+      const sender = resourceIn('storage', 'senderAccess').properties as JsonObject;
+      for (const [type, expected] of [['User', 'User'], ['ServicePrincipal', 'ServicePrincipal'], ['', null]] as const) {
+        const given = passed('storage', { ...base, principalId: '00000000-0000-0000-0000-00000000000a', principalType: type }, referenceStub);
+        expect(given.senderPrincipalType).toBe(type);
+        expect(inModule('storage', given, sender.principalType!), type).toBe(expected);
+      }
+    });
+
+    it('the maximum instance count takes 1 to 1000 (no stale minimum of 40)', () => {
+      expect(main.parameters.maximumInstanceCount).toMatchObject({ minValue: 1, maxValue: 1000, defaultValue: 100 });
+      expect(mod('functionApp').parameters.maximumInstanceCount).toMatchObject({ minValue: 1, maxValue: 1000 });
+    });
+
+    it('diagnostic settings send Key Vault, storage (account and services), registry and app logs to the workspace, or nothing', () => {
+      const expected: [string, string, string | RegExp, string[]][] = [
+        // module, diagnostic setting, what it is scoped to, log categories
+        ['keyVault', 'diagnostics', "resourceId('Microsoft.KeyVault/vaults', parameters('vaultName'))", ['AuditEvent']],
+        ['registry', 'diagnostics', "resourceId('Microsoft.ContainerRegistry/registries', parameters('registryName'))", ['ContainerRegistryRepositoryEvents', 'ContainerRegistryLoginEvents']],
+        ['functionApp', 'diagnostics', "resourceId('Microsoft.Web/sites', parameters('appName'))", ['FunctionAppLogs']],
+        ['storage', 'accountDiagnostics', "resourceId('Microsoft.Storage/storageAccounts', parameters('accountName'))", []],
+        ['storage', 'blobDiagnostics', 'Microsoft.Storage/storageAccounts/blobServices', ['StorageRead', 'StorageWrite', 'StorageDelete']],
+        ['storage', 'queueDiagnostics', 'Microsoft.Storage/storageAccounts/queueServices', ['StorageRead', 'StorageWrite', 'StorageDelete']],
+        ['storage', 'tableDiagnostics', 'Microsoft.Storage/storageAccounts/tableServices', ['StorageRead', 'StorageWrite', 'StorageDelete']],
+      ];
+      for (const [symbol, name, scope, logs] of expected) {
+        const setting = resourceIn(symbol, name, 'Microsoft.Insights/diagnosticSettings');
+        expect(setting.type, `${symbol}/${name}`).toBe('Microsoft.Insights/diagnosticSettings');
+        expect(String(setting.scope), `${symbol}/${name}`).toContain(typeof scope === 'string' ? scope : '');
+        for (const diagnostics of [true, false]) {
+          const given = passed(symbol, { ...base, diagnosticSettings: diagnostics }, referenceStub);
+          expect(given.logsWorkspaceId, `${symbol} diagnosticSettings=${diagnostics}`).toBe(diagnostics ? '/subscriptions/s/workspaces/log-x' : '');
+          expect(inModule(symbol, given, setting.condition!), `${symbol}/${name} deployed`).toBe(diagnostics);
+          if (!diagnostics) continue;
+          const props = inModule(symbol, given, setting.properties!) as JsonObject;
+          expect(props.workspaceId).toBe('/subscriptions/s/workspaces/log-x');
+          expect(((props.logs ?? []) as JsonObject[]).map((l) => l.category)).toEqual(logs);
+          expect(((props.metrics ?? []) as JsonObject[]).length, `${symbol}/${name} metrics`).toBe(1);
+        }
+      }
+    });
+
+    it('Key Vault purge protection is a parameter: off by default, true when on, never the refused false', () => {
+      expect(main.parameters.keyVaultPurgeProtection).toMatchObject({ type: 'bool', defaultValue: false });
+      const vault = resourceIn('keyVault', 'vault').properties as JsonObject;
+      for (const [on, expected] of [[true, true], [false, null]] as const) {
+        const given = passed('keyVault', { ...base, keyVaultPurgeProtection: on }, referenceStub);
+        expect(inModule('keyVault', given, vault.enablePurgeProtection!), String(on)).toBe(expected);
+      }
+    });
+
+    it('CREDENTIAL_KEY never rotates on a deployment that does not pass it', () => {
+      expect(JSON.stringify(template)).not.toMatch(/newGuid/i);
+      expect(main.parameters).not.toHaveProperty('generatedCredentialKey');
+      expect(main.parameters.credentialKey).toMatchObject({ type: 'securestring', defaultValue: '' });
+      const secret = resourceIn('keyVault', 'credentialKeySecret');
+      const key = Buffer.alloc(32, 1).toString('base64');
+      expect(inModule('keyVault', passed('keyVault', { ...base, credentialKey: '' }, referenceStub), secret.condition!)).toBe(false);
+      expect(inModule('keyVault', passed('keyVault', { ...base, credentialKey: key }, referenceStub), secret.condition!)).toBe(true);
+      expect(evaluate((secret.properties as JsonObject).value!, { parameters: { credentialKey: key } })).toBe(key);
+      // The app setting's reference does not depend on the secret resource, which such a deployment skips.
+      const reference = (mod('keyVault').outputs.references?.value as JsonObject).CREDENTIAL_KEY!;
+      expect(String(reference)).not.toContain('credentialKeySecret');
+      expect(inModule('keyVault', passed('keyVault', { ...base }, referenceStub), reference,
+        (name) => (name === 'vault' ? { vaultUri: 'https://kv-x.vault.azure.net/' } : null)))
+        .toBe('@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/credential-key)');
+    });
+
+    it('azd waits for the Key Vault references after provisioning (postprovision hook) and gets the app\'s resource ID', () => {
+      const yaml = readFileSync(join(root, 'azure.yaml'), 'utf8');
+      expect(yaml).toMatch(/^ {2}postprovision:\n {4}posix:\n {6}shell: sh\n {6}run: node scripts\/azd\/keyvault-references\.mjs\n {4}windows:\n {6}shell: pwsh\n {6}run: node scripts\/azd\/keyvault-references\.mjs$/m);
+      expect(template.outputs.AZURE_FUNCTION_APP_ID?.value).toBe("[reference('functionApp').outputs.id.value]");
+    });
+  });
+
   describe('outputs', () => {
     it('give the function base URL and the registry login server', () => {
       expect(String(template.outputs.FUNCTION_BASE_URL?.value)).toMatch(/^\[format\('https:\/\/\{0\}\/api'/);
@@ -312,6 +453,7 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(file.parameters.environmentName?.value).toBe('${AZURE_ENV_NAME}');
       expect(file.parameters.location?.value).toBe('${AZURE_LOCATION}');
       expect(file.parameters.principalId?.value).toBe('${AZURE_PRINCIPAL_ID}');
+      expect(file.parameters.principalType?.value).toBe('${AZURE_PRINCIPAL_TYPE}');
       expect(file.parameters.credentialKey?.value).toBe('${CREDENTIAL_KEY}');
     });
 
@@ -329,7 +471,6 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
 
     it('names every parameter and output of main.bicep', () => {
       for (const name of Object.keys(template.parameters)) {
-        if (name === 'generatedCredentialKey') continue; // internal: documented in the template only
         expect(doc, `parameter ${name}`).toContain(`\`${name}\``);
       }
       for (const name of Object.keys(template.outputs)) expect(doc, `output ${name}`).toContain(name);

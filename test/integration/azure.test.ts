@@ -34,6 +34,8 @@ describe.skipIf(!hasTools)('Entra ID sign-in to ACR-style registries (managed id
   let src: RunningAcr;
   let dst: RunningAcr;
   let foreign: RunningAcr;
+  /** A registry whose challenge names a service that is not its host name. */
+  let fronted: RunningAcr;
   let arm: RunningArm;
   let work: string;
   let image: BuiltImage;
@@ -44,7 +46,7 @@ describe.skipIf(!hasTools)('Entra ID sign-in to ACR-style registries (managed id
 
   const admin = (acr: RunningAcr) => acr.admin;
   const env = (extra: Record<string, string> = {}) => ({
-    INSECURE_REGISTRIES: [src, dst, foreign].map((r) => r.loginServer).join(','),
+    INSECURE_REGISTRIES: [src, dst, foreign, fronted].map((r) => r.loginServer).join(','),
     CHUNK_SIZE: '64KiB', ARM_ENDPOINT: arm.endpoint, AZURE_CLIENT_ID: PUSHER, ...extra,
   });
 
@@ -53,10 +55,11 @@ describe.skipIf(!hasTools)('Entra ID sign-in to ACR-style registries (managed id
     // What App Service and Functions set for an app with a managed identity; @azure/identity reads process.env.
     process.env.IDENTITY_ENDPOINT = entra.endpoint;
     process.env.IDENTITY_HEADER = entra.header;
-    [src, dst, foreign, arm] = await Promise.all([
+    [src, dst, foreign, fronted, arm] = await Promise.all([
       startAcr({ entra, roles: { [pusherOid]: ['pull'] } }),
       startAcr({ entra, roles: { [pusherOid]: ['pull', 'push'], [pullOnlyOid]: ['pull'] } }),
       startAcr({ entra, tenant: OTHER_TENANT, roles: { [FOREIGN_OID]: ['pull'] } }),
+      startAcr({ entra, roles: { [pusherOid]: ['pull', 'push'] }, service: 'registry.internal.example' }),
       startArm({ entra }),
     ]);
     srcId = registryResourceId(SUBSCRIPTION, 'rg-src', 'srcregistry');
@@ -72,7 +75,7 @@ describe.skipIf(!hasTools)('Entra ID sign-in to ACR-style registries (managed id
   });
 
   afterAll(async () => {
-    await Promise.all([src?.stop(), dst?.stop(), foreign?.stop(), arm?.stop(), entra?.stop()]);
+    await Promise.all([src?.stop(), dst?.stop(), foreign?.stop(), fronted?.stop(), arm?.stop(), entra?.stop()]);
     if (work) await rm(work, { recursive: true, force: true });
     if (saved.endpoint === undefined) delete process.env.IDENTITY_ENDPOINT;
     else process.env.IDENTITY_ENDPOINT = saved.endpoint;
@@ -145,6 +148,22 @@ describe.skipIf(!hasTools)('Entra ID sign-in to ACR-style registries (managed id
     expect(status, JSON.stringify(status)).toMatchObject({ status: 'succeeded', digest: image.digest });
     expect(await manifestDigest(`${dst.loginServer}/svc/app:1.0`, admin(dst))).toBe(image.digest);
     expect(JSON.stringify([status, t.logs])).not.toMatch(/eyJ[\w-]{20,}/);
+  });
+
+  it('managed identity: a target whose /v2/ challenge names a service other than its host name', async () => {
+    expect(fronted.service).not.toBe(fronted.loginServer);
+    const run = await runCli(['import', '--registry', srcId, '--source', 'team/app:1.0', '--target', fronted.loginServer,
+      '--target-auth', 'managed-identity', '--image', 'front/app:1.0'], env());
+    expect(run.code, run.stderr).toBe(0);
+    expect(await manifestDigest(`${fronted.loginServer}/front/app:1.0`, admin(fronted))).toBe(image.digest);
+    // The exchange and every token request name the challenge's service, not the host: the stand-in refuses
+    // anything else with 401, as ACR refuses a service that is not its own.
+    const [exchange, ...more] = exchanges(fronted);
+    expect(more).toEqual([]);
+    expect(exchange).toMatchObject({ status: 200, form: { grant_type: ['access_token'], service: ['registry.internal.example'] } });
+    const tokens = tokenPosts(fronted);
+    expect(tokens.length).toBeGreaterThan(0);
+    for (const t of tokens) expect(t).toMatchObject({ status: 200, form: { service: ['registry.internal.example'] } });
   });
 
   it('a revoked refresh token: /oauth2/token answers 401, one new exchange, the import goes on', async () => {

@@ -205,8 +205,10 @@ export interface AcrRequest {
 }
 
 export interface RunningAcr {
-  /** Login server: `127.0.0.1:<port>` (the registry's `service` too). */
+  /** Login server: `127.0.0.1:<port>`. */
   loginServer: string;
+  /** The `service` its challenges name and its /oauth2 endpoints require (default: the login server, as ACR). */
+  service: string;
   /** The tenant the registry lives in. */
   tenant: string;
   /** Role assignments: object ID → granted actions (`pull`, `push`). */
@@ -265,6 +267,8 @@ export async function startAcr(opts: {
   /** Default: the Entra stand-in's tenant. */
   tenant?: string;
   roles?: Record<string, ('pull' | 'push')[]>;
+  /** A service name other than the login server (a registry behind a front whose host is not its service). */
+  service?: string;
 }): Promise<RunningAcr> {
   const signer = await makeSigningCert();
   const refreshSecret = randomBytes(32);
@@ -273,8 +277,10 @@ export async function startAcr(opts: {
   const server = createServer();
   const port = await listen(server);
   const loginServer = `127.0.0.1:${port}`;
+  const service = opts.service ?? loginServer;
   const acr: RunningAcr = {
     loginServer,
+    service,
     tenant: opts.tenant ?? opts.entra.tenant,
     roles: new Map(Object.entries(opts.roles ?? {}).map(([k, v]) => [k, new Set(v)])),
     audiences: new Set([ACR_AUDIENCE, 'https://management.azure.com']),
@@ -294,13 +300,13 @@ export async function startAcr(opts: {
   const registryJwt = (sub: string, access: Access[]): string => {
     const now = nowSeconds();
     const header = { typ: 'JWT', alg: 'RS256', x5c: [signer.certDer] };
-    const claims = { iss: ISSUER, sub, aud: loginServer, exp: now + acr.accessLifetimeSeconds, nbf: now - 10, iat: now, jti: randomUUID(), access };
+    const claims = { iss: ISSUER, sub, aud: service, exp: now + acr.accessLifetimeSeconds, nbf: now - 10, iat: now, jti: randomUUID(), access };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     return `${input}.${b64url(sign('sha256', Buffer.from(input), signer.key))}`;
   };
   const refreshJwt = (oid: string, tid: string): string => {
     const now = nowSeconds();
-    const claims = { iss: ISSUER, sub: oid, tid, aud: loginServer, grant_type: 'refresh_token', gen: refreshGeneration, iat: now, nbf: now - 10, exp: now + acr.refreshLifetimeSeconds, jti: randomUUID() };
+    const claims = { iss: ISSUER, sub: oid, tid, aud: service, grant_type: 'refresh_token', gen: refreshGeneration, iat: now, nbf: now - 10, exp: now + acr.refreshLifetimeSeconds, jti: randomUUID() };
     const input = `${b64url(JSON.stringify({ typ: 'JWT', alg: 'HS256' }))}.${b64url(JSON.stringify(claims))}`;
     return `${input}.${b64url(createHmac('sha256', refreshSecret).update(input).digest())}`;
   };
@@ -314,7 +320,7 @@ export async function startAcr(opts: {
     const claims = jwtPayload(token) as { sub: string; exp: number; gen: number; aud: string };
     if (claims.exp <= nowSeconds()) return { reason: 'refresh token expired' };
     if (claims.gen !== refreshGeneration) return { reason: 'refresh token revoked' };
-    if (claims.aud !== loginServer) return { reason: 'refresh token of another registry' };
+    if (claims.aud !== service) return { reason: 'refresh token of another registry' };
     return { sub: claims.sub };
   };
   /** What `sub` may do: the requested actions it holds (the admin holds all). */
@@ -357,7 +363,7 @@ export async function startAcr(opts: {
         sendJson(res, 403, FIREWALL_BODY);
         return;
       }
-      const service = first(entry.form, 'service');
+      const asked = first(entry.form, 'service');
 
       if (url.pathname === '/oauth2/exchange' && req.method === 'POST') {
         if (first(entry.form, 'grant_type') !== 'access_token') {
@@ -365,7 +371,7 @@ export async function startAcr(opts: {
           sendJson(res, 400, { errors: [{ code: 'UNSUPPORTED', message: 'grant_type must be access_token' }] });
           return;
         }
-        if (service !== loginServer) return unauthorized(res, entry, `service ${service ?? '(none)'} is not ${loginServer}`);
+        if (asked !== service) return unauthorized(res, entry, `service ${asked ?? '(none)'} is not ${service}`);
         const tenant = first(entry.form, 'tenant');
         if (tenant !== undefined && tenant !== acr.tenant) return unauthorized(res, entry, `tenant ${tenant} is not the registry's`);
         const checked = opts.entra.verify(first(entry.form, 'access_token') ?? '');
@@ -387,7 +393,7 @@ export async function startAcr(opts: {
             sendJson(res, 400, { errors: [{ code: 'UNSUPPORTED', message: 'grant_type must be refresh_token' }] });
             return;
           }
-          if (service !== loginServer) return unauthorized(res, entry, `service ${service ?? '(none)'} is not ${loginServer}`);
+          if (asked !== service) return unauthorized(res, entry, `service ${asked ?? '(none)'} is not ${service}`);
           const r = checkRefresh(first(entry.form, 'refresh_token') ?? '');
           if ('reason' in r) return unauthorized(res, entry, r.reason);
           sub = r.sub;
@@ -428,7 +434,7 @@ export async function startAcr(opts: {
   try {
     acr.registry = await startRegistry({
       auth: 'token',
-      tokenService: { realm: `http://${loginServer}/oauth2/token`, service: loginServer, issuer: ISSUER, certPem: signer.certPem },
+      tokenService: { realm: `http://${loginServer}/oauth2/token`, service, issuer: ISSUER, certPem: signer.certPem },
     });
   } catch (err) {
     await close(server);

@@ -62,7 +62,7 @@ const READY_TIMEOUT_MS = 15_000;
 // Tool detection
 // ---------------------------------------------------------------------------------------------
 
-function onPath(cmd: string): boolean {
+export function onPath(cmd: string): boolean {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (!dir) continue;
     try {

@@ -41,10 +41,17 @@ afterEach(async () => {
   server = undefined;
 });
 
-/** A fake ACR /oauth2 endpoint; by default it grants everything with tokens that live 3 h / 75 min from `clock()`. */
-async function fakeAcr(clock: () => number, script: Script = () => undefined) {
+/**
+ * A fake ACR: `GET /v2/` answers a Bearer challenge (`challenge(host)`, by default realm `/oauth2/token` and
+ * service = the host, as ACR does) unless the script answers it; the /oauth2 endpoints by default grant
+ * everything with tokens that live 3 h / 75 min from `clock()`. `seen` holds the /oauth2 requests, `probes`
+ * the Authorization header of each `GET /v2/` ('' when none).
+ */
+async function fakeAcr(clock: () => number, script: Script = () => undefined, challenge?: (host: string) => string) {
   const seen: Seen[] = [];
+  const probes: string[] = [];
   let n = 0;
+  let host = '';
   server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -52,20 +59,31 @@ async function fakeAcr(clock: () => number, script: Script = () => undefined) {
       const form: Form = {};
       for (const [k, v] of new URLSearchParams(Buffer.concat(chunks).toString())) (form[k] ??= []).push(v);
       const path = new URL(req.url ?? '/', 'http://x').pathname;
+      const reply = (answer: { status: number; body: unknown }, headers: Record<string, string> = {}) => {
+        const text = JSON.stringify(answer.body);
+        res.writeHead(answer.status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers });
+        res.end(text);
+      };
+      if (path === '/v2/') {
+        probes.push(req.headers.authorization ?? '');
+        const scripted = script(path, form);
+        if (scripted) return reply(scripted);
+        return reply({ status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] } }, {
+          'www-authenticate': challenge?.(host) ?? `Bearer realm="http://${host}/oauth2/token",service="${host}"`,
+        });
+      }
       seen.push({ path, form });
       n++;
       const scripted = script(path, form);
-      const answer = scripted ?? (path === '/oauth2/exchange'
+      reply(scripted ?? (path === '/oauth2/exchange'
         ? { status: 200, body: { refresh_token: jwt(clock() + 3 * HOUR, { n }) } }
-        : { status: 200, body: { access_token: jwt(clock() + 75 * 60_000, { n, scope: form.scope }) } });
-      const text = JSON.stringify(answer.body);
-      res.writeHead(answer.status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
-      res.end(text);
+        : { status: 200, body: { access_token: jwt(clock() + 75 * 60_000, { n, scope: form.scope }) } }));
     });
   });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
   const { port } = server.address() as { port: number };
-  return { host: `127.0.0.1:${port}`, seen, exchanges: () => seen.filter((s) => s.path === '/oauth2/exchange'), tokens: () => seen.filter((s) => s.path === '/oauth2/token') };
+  host = `127.0.0.1:${port}`;
+  return { host, seen, probes, exchanges: () => seen.filter((s) => s.path === '/oauth2/exchange'), tokens: () => seen.filter((s) => s.path === '/oauth2/token') };
 }
 
 function clockAt(start = T0) {
@@ -92,6 +110,7 @@ describe('AcrExchangeAuthenticator: wire protocol', () => {
     const header = await auth.authorize(['repository:team/app:pull']);
     expect(header).toMatch(/^Bearer ey/);
     expect(credential.calls).toEqual(['https://containerregistry.azure.net/.default']);
+    expect(acr.probes).toEqual(['']);
     expect(acr.seen.map((s) => s.path)).toEqual(['/oauth2/exchange', '/oauth2/token']);
     expect(acr.seen[0]!.form).toEqual({ grant_type: ['access_token'], service: [acr.host], access_token: ['entra-token-1'] });
     const refresh = JSON.parse(JSON.stringify(acr.seen[1]!.form.refresh_token)) as string[];
@@ -113,6 +132,57 @@ describe('AcrExchangeAuthenticator: wire protocol', () => {
     const acr = await fakeAcr(clock.now);
     expect(await authenticator(acr.host, { now: clock.now }).authorize([])).toBeUndefined();
     expect(acr.seen).toEqual([]);
+  });
+});
+
+describe('AcrExchangeAuthenticator: the GET /v2/ challenge', () => {
+  it('reads it once, without credentials: the exchange and token requests carry its service, tokens come from its realm', async () => {
+    const clock = clockAt();
+    const acr = await fakeAcr(clock.now, undefined, (host) => `Bearer realm="http://${host}/auth/token?x=1",service="registry.internal.example",scope="registry:catalog:*"`);
+    const auth = authenticator(acr.host, { now: clock.now });
+    const headers = await Promise.all(Array.from({ length: 20 }, () => auth.authorize(['repository:a:pull'])));
+    expect(new Set(headers).size).toBe(1);
+    await auth.authorize(['repository:b:pull']);
+    expect(acr.probes).toEqual(['']);
+    expect(acr.seen.map((s) => s.path)).toEqual(['/oauth2/exchange', '/auth/token', '/auth/token']);
+    for (const s of acr.seen) expect(s.form.service).toEqual(['registry.internal.example']);
+  });
+
+  it('keeps the login server as service when the answer is no Bearer challenge (Basic, or 200 of an open registry)', async () => {
+    for (const challenge of [(_host: string) => 'Basic realm="registry"', undefined]) {
+      const clock = clockAt();
+      const acr = await fakeAcr(clock.now, challenge ? undefined : (path) => (path === '/v2/' ? { status: 200, body: {} } : undefined), challenge);
+      await authenticator(acr.host, { now: clock.now }).authorize(['repository:a:pull']);
+      expect(acr.probes).toHaveLength(1);
+      expect(acr.seen.map((s) => [s.path, s.form.service])).toEqual([['/oauth2/exchange', [acr.host]], ['/oauth2/token', [acr.host]]]);
+      await new Promise<void>((r) => server!.close(() => r()));
+    }
+  });
+
+  it('refuses a challenge whose realm is on another origin before any token is sent', async () => {
+    const clock = clockAt();
+    const credential = new FakeCredential();
+    const acr = await fakeAcr(clock.now, undefined, () => 'Bearer realm="https://login.example.com/oauth2/token",service="x.azurecr.io"');
+    await expect(authenticator(acr.host, { now: clock.now, credential }).authorize(['repository:a:pull'])).rejects.toMatchObject({
+      code: 'AZURE_AUTH_FAILED', temporary: false,
+      message: expect.stringContaining('points to token endpoint https://login.example.com/oauth2/token on another host'),
+    });
+    expect(credential.calls).toEqual([]);
+    expect(acr.seen).toEqual([]);
+  });
+
+  it('a 503 is temporary and not remembered: the next request asks again', async () => {
+    const clock = clockAt();
+    let down = true;
+    const acr = await fakeAcr(clock.now, (path) => (path === '/v2/' && down ? { status: 503, body: {} } : undefined),
+      (host) => `Bearer realm="http://${host}/oauth2/token",service="svc.example"`);
+    const auth = authenticator(acr.host, { now: clock.now });
+    await expect(auth.authorize(['repository:a:pull'])).rejects.toMatchObject({ code: 'AZURE_AUTH_FAILED', temporary: true, message: expect.stringContaining('GET /v2/ answered 503') });
+    expect(acr.seen).toEqual([]);
+    down = false;
+    expect(await auth.authorize(['repository:a:pull'])).toMatch(/^Bearer /);
+    expect(acr.probes).toHaveLength(2);
+    expect(acr.exchanges()[0]!.form.service).toEqual(['svc.example']);
   });
 });
 

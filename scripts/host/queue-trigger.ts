@@ -58,7 +58,7 @@ const json = (value: unknown): RpcTypedData => ({ json: JSON.stringify(value) })
 const iso = (d: Date | undefined): string | undefined => (d ? d.toISOString() : undefined);
 
 /** Keeps one message invisible while its invocation runs. */
-class Lease {
+export class Lease {
   #popReceipt: string;
   #timer: NodeJS.Timeout | undefined;
   #pending: Promise<void> = Promise.resolve();

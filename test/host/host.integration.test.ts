@@ -394,3 +394,37 @@ describe('local Functions host (process + Azurite)', () => {
     expect(host.output()).toMatch(/\[host\] stopped/);
   });
 });
+
+describe('local Functions host start-up', () => {
+  let azurite: RunningAzurite;
+  beforeAll(async () => {
+    azurite = await startAzurite();
+  });
+  afterAll(async () => {
+    await azurite?.stop();
+  });
+
+  const start = (args: string[], env: Record<string, string | undefined>) => startHost({
+    args: ['--main', 'functions/*.ts', '--port', '0', '--no-azurite', ...args],
+    env: { AzureWebJobsStorage: azurite.connectionString, IMPORT_QUEUE: undefined, SYNC_RULES: undefined, SYNC_RULES_FILE: undefined, LOCAL_HOST_SETTING_DEFAULTS: undefined, ...env },
+  });
+
+  it('refuses a %SETTING% without a value, as Azure does; --setting-defaults takes lib/config.ts defaults instead', async () => {
+    const refused = await start([], {}).then(async (h) => {
+      await h.stop('SIGKILL');
+      return 'started';
+    }, (err: Error) => err.message);
+    expect(refused).toContain("'%IMPORT_QUEUE%' does not resolve to a value");
+    expect(refused).toContain('--setting-defaults');
+
+    const host = await start(['--setting-defaults'], {});
+    try {
+      expect(host.output()).toContain('app setting IMPORT_QUEUE is not set; using its documented default');
+      expect(host.output()).toContain("importWorker: queueTrigger 'imports'");
+      expect(host.output()).toContain('queue lease 600s renewed at half');
+      expect(host.output()).toContain('body cap 104857600 bytes');
+    } finally {
+      await host.stop('SIGTERM');
+    }
+  });
+});

@@ -22,9 +22,9 @@ import { normalizeRegistry, parseReference } from '../oci/reference.js';
 import { RegistryClient } from '../oci/registry.js';
 import { checkSource, checkSourceUrl, type Lookup } from '../policy/sources.js';
 import { stepMessageSchema, type JobQueue, type StepMessage } from './queue.js';
-import { RequestError, validateImportRequest, type ValidatedImport } from './request.js';
+import { importRequestSchema, RequestError, validateImportRequest, type ValidatedImport } from './request.js';
 import { open, seal } from './secrets.js';
-import { progressOf, type BlobTask, type JobProgress, type JobRecord, type JobStore } from './store.js';
+import { progressOf, type BlobTask, type JobProgress, type JobRecord, type JobStore, type PoisonRecord } from './store.js';
 
 export interface Logger {
   info(message: string): void;
@@ -42,6 +42,11 @@ export interface ServiceOptions {
   readonly client?: (registry: string, insecure: boolean, credentials?: Credentials, authenticator?: Authenticator, checkUrl?: (url: URL) => Promise<void>) => RegistryClient;
   /** Lease of a blob step beyond its budget. @default 30 000 ms */
   readonly leaseMarginMs?: number;
+  /**
+   * How long the host keeps a running queue message invisible: a step whose worker died comes back only after
+   * it. @default 600 000 ms (the queues extension's fixed 10 minutes)
+   */
+  readonly queueLeaseMs?: number;
 }
 
 export interface JobStatusView {
@@ -55,6 +60,11 @@ export interface JobStatusView {
   readonly digest?: string;
   readonly notes?: readonly string[];
   readonly error?: { readonly code: string; readonly message: string };
+  /**
+   * Queued or running, but nothing has updated the job for longer than a step, plus the queue lease after which a
+   * step lost with its worker is delivered again: no step is working on it (or the queue is far behind).
+   */
+  readonly stalled?: true;
 }
 
 export interface MessageMeta {
@@ -74,6 +84,44 @@ function retryable(err: unknown): boolean {
 
 /** A blob step's lease lasts its budget plus this margin (the last chunk in flight, the checkpoint write). */
 const DEFAULT_LEASE_MARGIN_MS = 30_000;
+
+/** The queues extension receives with a 10-minute visibility timeout, renewed at half while the function runs
+ * (azure-webjobs-sdk QueueListener `_visibilityTimeout`): after a lost worker, the message reappears after that. */
+export const DEFAULT_QUEUE_LEASE_MS = 600_000;
+
+/** What a poisoned message is known by: where it came from and why it was given up. */
+export interface PoisonMeta {
+  /** Id of the message in `<queue>-poison` (the trigger's metadata). */
+  readonly messageId?: string;
+  /** Deliveries the original message had (host.json maxDequeueCount). */
+  readonly maxDequeueCount: number;
+  readonly log: Logger;
+}
+
+/** The fields of an import request: a rejection record may name one of them, never what the message held. */
+const REQUEST_FIELDS = new Set(Object.keys(importRequestSchema.shape));
+
+/** A rejected request as the app itself puts it on the poison queue: a reason, never the body. */
+interface RejectionRecord {
+  readonly v: 1;
+  readonly rejected: { readonly reason: string; readonly field?: string; readonly length: number };
+}
+
+function isRejectionRecord(raw: unknown): raw is RejectionRecord {
+  const r = (raw as { v?: unknown; rejected?: { reason?: unknown; length?: unknown } } | null);
+  return typeof r === 'object' && r !== null && r.v === 1 && typeof r.rejected === 'object' && r.rejected !== null
+    && typeof r.rejected.reason === 'string' && typeof r.rejected.length === 'number';
+}
+
+/** UTF-8 length of a message as the queue held it (strings as is, anything else as its JSON). */
+function messageLength(raw: unknown): number {
+  if (typeof raw === 'string') return Buffer.byteLength(raw, 'utf8');
+  try {
+    return Buffer.byteLength(JSON.stringify(raw) ?? '', 'utf8');
+  } catch {
+    return 0;
+  }
+}
 
 function targetNames(req: ValidatedImport | JobRecord['request']): string[] {
   const names = (req.images ?? []).map((i) => `${req.target}/${i.includes(':') ? i : `${i}:latest`}`);
@@ -126,7 +174,15 @@ export class ImportService {
       ...(job.digest ? { digest: job.digest } : {}),
       ...(job.notes?.length ? { notes: job.notes } : {}),
       ...(job.error ? { error: job.error } : {}),
+      ...(this.stalled(job) ? { stalled: true as const } : {}),
     };
+  }
+
+  /** See JobStatusView.stalled: a step lasts at most its budget plus the lease margin; a lost one returns after the queue lease. */
+  private stalled(job: JobRecord, now = Date.now()): boolean {
+    if (job.status !== 'queued' && job.status !== 'running') return false;
+    const quietMs = (this.o.queueLeaseMs ?? DEFAULT_QUEUE_LEASE_MS) + this.o.config.stepBudgetSeconds * 1000 + (this.o.leaseMarginMs ?? DEFAULT_LEASE_MARGIN_MS);
+    return now - Date.parse(job.updatedAt) > quietMs;
   }
 
   // ---- work ----------------------------------------------------------------------------------------
@@ -171,10 +227,60 @@ export class ImportService {
       meta.log.info(`queued request accepted as job ${job.id}`);
     } catch (err) {
       if (!(err instanceof RequestError)) throw err;
-      // A request that can never succeed goes where operators look, without any password it carried.
-      const { password: _password, ...kept } = (typeof raw === 'object' && raw !== null ? raw : { message: raw }) as Record<string, unknown>;
-      await this.o.queue.sendPoison({ rejected: kept, error: err.toJSON().error });
-      meta.log.warn(`queued request rejected: [${err.code}] ${err.message}`);
+      // A request that can never succeed goes where operators look — as a reason code and a length only: the
+      // message is user input (it may hold a password in any spelling or nesting, or not even parse).
+      // A message the library could not parse as JSON arrives as a string.
+      const reason = typeof raw === 'string' ? 'INVALID_JSON' : err.code;
+      const field = typeof raw !== 'string' && err.target && REQUEST_FIELDS.has(err.target.replace(/\[.*$/, '')) ? err.target : undefined;
+      const length = messageLength(raw);
+      const record: RejectionRecord = { v: 1, rejected: { reason, ...(field ? { field } : {}), length } };
+      await this.o.queue.sendPoison(record);
+      meta.log.warn(`queued request rejected: [${reason}]${field ? ` ${field}` : ''} (${length} bytes, not kept)`);
+    }
+  }
+
+  /**
+   * A message the host gave up on (`<queue>-poison`), or the app's own rejection record. A step message fails its
+   * job — with the error an earlier attempt recorded, else STEP_POISONED — so no job stays `running` once its
+   * messages are gone (a step killed with its worker, or timed out, on every delivery never ran its own
+   * last-attempt handling). Anything else is recorded under `poisoned/` as a reason and a length: never the body.
+   * Idempotent: a job that already ended is left as it is.
+   */
+  async handlePoison(raw: unknown, meta: PoisonMeta): Promise<void> {
+    const step = stepMessageSchema.safeParse(raw);
+    if (step.success) {
+      await this.failPoisoned(step.data, meta);
+      return;
+    }
+    const record: PoisonRecord = isRejectionRecord(raw)
+      ? { kind: 'rejected', reason: raw.rejected.reason, ...(raw.rejected.field ? { field: raw.rejected.field } : {}), length: raw.rejected.length }
+      : { kind: 'message', reason: typeof raw === 'string' ? 'INVALID_JSON' : 'MESSAGE_POISONED', length: messageLength(raw) };
+    const path = await this.o.store.recordPoison({ ...record, ...(meta.messageId ? { messageId: meta.messageId } : {}) });
+    meta.log.warn(record.kind === 'rejected'
+      ? `rejected queued request [${record.reason}]${record.field ? ` ${record.field}` : ''} (${record.length} bytes) recorded as ${path}`
+      : `a queued message that is not a step was given up after ${meta.maxDequeueCount} deliveries [${record.reason}] (${record.length} bytes, body not kept); recorded as ${path}`);
+  }
+
+  private async failPoisoned(msg: StepMessage, meta: PoisonMeta): Promise<void> {
+    const what = `the ${msg.step} step${msg.blob === undefined ? '' : ` of blob ${msg.blob}`}`;
+    const job = await this.o.store.get(msg.job);
+    if (!job) {
+      meta.log.warn(`poisoned ${msg.step} message for unknown job ${msg.job} dropped`);
+      return;
+    }
+    const error = {
+      code: 'STEP_POISONED',
+      message: `${what} was given up after ${meta.maxDequeueCount} deliveries that all ended without a result (the worker timed out, died or failed each time); start the import again, and see the function logs if it recurs`,
+    };
+    let failedNow = false;
+    const updated = await this.o.store.update(job.id, (j) => {
+      failedNow = !(j.status === 'succeeded' || j.status === 'failed');
+      return failedNow ? { ...j, status: 'failed', error: j.error ?? error } : undefined;
+    });
+    if (failedNow) {
+      meta.log.error(`job ${job.id} failed: ${what} was poisoned [${updated.error?.code ?? error.code}]`);
+    } else {
+      meta.log.info(`poisoned ${msg.step} message for job ${job.id}, which is ${updated.status} already`);
     }
   }
 

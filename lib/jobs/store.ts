@@ -4,9 +4,12 @@
  *   <id>/secret.json     inline source credentials, sealed with AES-256-GCM
  *   <id>/plan.json       the plan (manifests and blobs), written once by the plan step
  *   <id>/blob-<n>.json   the checkpoint of blob n: upload Location, offset, and the step's lease
+ *   poisoned/<date>/<time>-<id>.json   what the poison trigger was given that was not a step of a job
+ *                        (a rejected queued request, a message given up): a reason and a length, never a body
  * Blob storage rather than a table: plans hold manifest bytes (tens of KB, beyond a table property),
  * and ETags give the same optimistic concurrency for the fan-in.
  */
+import { randomUUID } from 'node:crypto';
 import type { ImportPlan, BlobState } from '../engine/types.js';
 import type { Documents } from './documents.js';
 import type { ValidatedImport } from './request.js';
@@ -61,6 +64,19 @@ export function progressOf(job: JobRecord): JobProgress {
   };
 }
 
+/** A message from `<queue>-poison` that belongs to no job, as kept for operators: never its content. */
+export interface PoisonRecord {
+  /** `rejected`: the app refused a queued request; `message`: the host gave up on a message that is not a step. */
+  readonly kind: 'rejected' | 'message';
+  /** A request error code (`SECRET_IN_QUEUE`, `INVALID_JSON`, …) or `MESSAGE_POISONED`. */
+  readonly reason: string;
+  /** The request field the error names, when it is one of the request's own fields. */
+  readonly field?: string;
+  /** UTF-8 bytes of the message. */
+  readonly length: number;
+  readonly messageId?: string;
+}
+
 /** How many times an ETag conflict is retried before giving up (many parallel blob steps finishing at once). */
 const MAX_UPDATE_ATTEMPTS = 20;
 
@@ -109,6 +125,14 @@ export class JobStore {
   async blobTask(id: string, index: number): Promise<{ task: BlobTask; etag: string } | undefined> {
     const doc = await this.docs.get<BlobTask>(`${id}/blob-${index}.json`);
     return doc && { task: doc.value, etag: doc.etag };
+  }
+
+  /** Keeps a poison record under `poisoned/<date>/`; returns its path. */
+  async recordPoison(record: PoisonRecord): Promise<string> {
+    const at = new Date().toISOString();
+    const path = `poisoned/${at.slice(0, 10)}/${at.replace(/[:.]/g, '-')}-${record.messageId ?? randomUUID()}.json`;
+    await this.docs.put(path, { ...record, at });
+    return path;
   }
 
   /** Writes a blob task if it is unchanged since `etag` (or absent, when etag is undefined). */

@@ -216,4 +216,18 @@ describe.skipIf(!hasTools)('local host end to end: timeouts, crashes, poison', (
     expect(host.output()).not.toContain(KEY);
     expect(answers.filter((a) => a === 200).length).toBeGreaterThan(answers.length / 2);
   }, 120_000);
+
+  it('a message that is not base64 never reaches a function: it ends verbatim in <queue>-poison-poison (README: clear it)', async () => {
+    const text = `not base64, as the extension sees it ${randomBytes(4).toString('hex')}!`;
+    await queues().getQueueClient(QUEUE).sendMessage(text);
+    const poisonPoison = queues().getQueueClient(`${QUEUE}-poison-poison`);
+    for (const deadline = Date.now() + 30_000; ;) {
+      const found = (await poisonPoison.exists()) && (await poisonPoison.peekMessages({ numberOfMessages: 32 })).peekedMessageItems.some((m) => m.messageText === text);
+      if (found) break;
+      if (Date.now() > deadline) throw new Error(`not in ${QUEUE}-poison-poison\n${host.output().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await drained();
+    expect(host.output()).toContain(`Moved to '${QUEUE}-poison-poison' without invoking`);
+  }, 60_000);
 });

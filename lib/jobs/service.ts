@@ -107,10 +107,13 @@ interface RejectionRecord {
   readonly rejected: { readonly reason: string; readonly field?: string; readonly length: number };
 }
 
+/** Our own rejection record, and nothing else that looks like one: a code, a request field, a number. */
 function isRejectionRecord(raw: unknown): raw is RejectionRecord {
-  const r = (raw as { v?: unknown; rejected?: { reason?: unknown; length?: unknown } } | null);
-  return typeof r === 'object' && r !== null && r.v === 1 && typeof r.rejected === 'object' && r.rejected !== null
-    && typeof r.rejected.reason === 'string' && typeof r.rejected.length === 'number';
+  const r = (raw as { v?: unknown; rejected?: { reason?: unknown; field?: unknown; length?: unknown } } | null);
+  if (typeof r !== 'object' || r === null || r.v !== 1 || typeof r.rejected !== 'object' || r.rejected === null) return false;
+  const { reason, field, length } = r.rejected;
+  return typeof reason === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(reason) && Number.isInteger(length)
+    && (field === undefined || (typeof field === 'string' && REQUEST_FIELDS.has(field.replace(/\[\d+\]$/, ''))));
 }
 
 /** UTF-8 length of a message as the queue held it (strings as is, anything else as its JSON). */
@@ -231,7 +234,7 @@ export class ImportService {
       // message is user input (it may hold a password in any spelling or nesting, or not even parse).
       // A message the library could not parse as JSON arrives as a string.
       const reason = typeof raw === 'string' ? 'INVALID_JSON' : err.code;
-      const field = typeof raw !== 'string' && err.target && REQUEST_FIELDS.has(err.target.replace(/\[.*$/, '')) ? err.target : undefined;
+      const field = typeof raw !== 'string' && err.target && REQUEST_FIELDS.has(err.target.replace(/\[\d+\]$/, '')) ? err.target : undefined;
       const length = messageLength(raw);
       const record: RejectionRecord = { v: 1, rejected: { reason, ...(field ? { field } : {}), length } };
       await this.o.queue.sendPoison(record);

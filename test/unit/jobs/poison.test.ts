@@ -122,6 +122,15 @@ describe('poison trigger', () => {
     expect(everything(t)).not.toContain(SECRET);
   });
 
+  it('takes as a rejection record only a code, a request field and a number: a look-alike is a message like any other', async () => {
+    const t = setup();
+    await t.service.handlePoison({ v: 1, rejected: { reason: `leak ${SECRET}`, length: 1 } }, poisonMeta(t, 'f-1'));
+    await t.service.handlePoison({ v: 1, rejected: { reason: 'UNKNOWN_FIELD', field: SECRET, length: 1 } }, poisonMeta(t, 'f-2'));
+    const stored = [...t.docs.dump()].filter(([path]) => path.startsWith('poisoned/')).map(([, text]) => JSON.parse(text) as { kind: string; reason: string });
+    expect(stored.map((r) => [r.kind, r.reason])).toEqual([['message', 'MESSAGE_POISONED'], ['message', 'MESSAGE_POISONED']]);
+    expect(everything(t)).not.toContain(SECRET);
+  });
+
   it('is the importPoison function, with the message id from the trigger metadata', async () => {
     const t = setup();
     setImportService(t.service);

@@ -5,23 +5,14 @@
  * moves the message to `<queue>-poison`; the job is marked failed with the reason first.
  */
 import { app, type InvocationContext } from '@azure/functions';
+import { appFile, maxDequeueCount, readHostJson } from '../lib/jobs/host-settings.js';
 import { importService } from '../lib/jobs/runtime.js';
-import { readFileSync } from 'node:fs';
 
-/** host.json's maxDequeueCount, read once: the step marks the job failed on its last attempt. */
-function maxDequeueCount(): number {
-  // dist/functions/ when compiled, functions/ when run from source
-  for (const path of ['../../host.json', '../host.json']) {
-    try {
-      const host = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { extensions?: { queues?: { maxDequeueCount?: number } } };
-      return host.extensions?.queues?.maxDequeueCount ?? 5;
-    } catch {
-      // try the next place
-    }
-  }
-  return 5;
-}
-const MAX_DEQUEUE = maxDequeueCount();
+/**
+ * maxDequeueCount as the host applies it (AzureFunctionsJobHost__extensions__queues__maxDequeueCount, then
+ * host.json), read once: the step marks the job failed on its last attempt.
+ */
+const MAX_DEQUEUE = maxDequeueCount(process.env, readHostJson([appFile('host.json', import.meta.url)]));
 
 export async function importWorker(message: unknown, context: InvocationContext): Promise<void> {
   const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1);

@@ -34,11 +34,18 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
-// Read by the platform, not by the app: where to send telemetry and how to sign in to it. The connection string
-// names the component; it is no credential (with local auth off, ingestion takes the identity's Entra token).
+// The Functions host's request body cap (default 100 MB; above it Kestrel answers an empty 413). The app refuses bodies
+// over 64 KiB itself (lib/jobs/request.ts MAX_REQUEST_BYTES) with a JSON 413 naming the limit: a cap of 1 MiB lets every
+// body up to 16 times that reach the app, so that JSON answer is what callers see, and the host drops anything larger.
+var requestBodySizeLimit = 1048576
+
+// Read by the platform, not by the app: where to send telemetry and how to sign in to it (the connection string
+// names the component; it is no credential: with local auth off, ingestion takes the identity's Entra token), and
+// the HTTP request body cap.
 var platformSettings = [
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsights.properties.ConnectionString }
   { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
+  { name: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', value: string(requestBodySizeLimit) }
 ]
 
 resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {

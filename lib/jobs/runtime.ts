@@ -57,6 +57,8 @@ export function importService(env: Env = process.env): ImportService {
   const docs = new BlobDocuments(storage.blobs.getContainerClient(config.jobsContainer));
   cached = new ImportService({
     config,
+    // The local host's shortened queue lease (tests), else Azure's fixed 10 minutes: when a job counts as stalled.
+    ...(Number(env.LOCAL_HOST_QUEUE_LEASE_SECONDS) > 0 ? { queueLeaseMs: Number(env.LOCAL_HOST_QUEUE_LEASE_SECONDS) * 1000 } : {}),
     store: new JobStore(docs),
     queue: new StorageJobQueue(storage.queues.getQueueClient(config.importQueue), storage.queues.getQueueClient(`${config.importQueue}-poison`)),
   });

@@ -21,6 +21,7 @@ import { parseReference } from '../oci/reference.js';
 import type { Lookup } from '../policy/sources.js';
 import { Registries, type SideClient, type SourceCredentials } from '../registries.js';
 import { deadlineSignal } from '../retry.js';
+import { handlePoison, rejectionRecord, type PoisonMeta } from './poison.js';
 import { stepMessageSchema, type JobQueue, type StepMessage } from './queue.js';
 import { RequestError, validateImportRequest } from './request.js';
 import { open, seal } from './secrets.js';
@@ -44,6 +45,11 @@ export interface ServiceOptions {
   readonly leaseMarginMs?: number;
   /** How long in-flight work may run past a step's budget before the step's signal ends it. @default 30 000 ms */
   readonly stepMarginMs?: number;
+  /**
+   * How long the host keeps a running queue message invisible: a step whose worker died comes back only after
+   * it. @default 600 000 ms (the queues extension's fixed 10 minutes)
+   */
+  readonly queueLeaseMs?: number;
 }
 
 export interface JobStatusView {
@@ -59,6 +65,11 @@ export interface JobStatusView {
   /** Status `waiting`: when the registry said to come back. */
   readonly waitingUntil?: string;
   readonly error?: { readonly code: string; readonly message: string };
+  /**
+   * Queued or running, but nothing has updated the job for longer than a step, plus the queue lease after which a
+   * step lost with its worker is delivered again: no step is working on it (or the queue is far behind).
+   */
+  readonly stalled?: true;
 }
 
 export interface MessageMeta {
@@ -69,6 +80,10 @@ export interface MessageMeta {
 
 /** In-flight work of a step may run this long past its budget before the step's signal ends it. */
 export const STEP_MARGIN_MS = 30_000;
+
+/** The queues extension receives with a 10-minute visibility timeout, renewed at half while the function runs
+ * (azure-webjobs-sdk QueueListener `_visibilityTimeout`): after a lost worker, the message reappears after that. */
+export const DEFAULT_QUEUE_LEASE_MS = 600_000;
 
 export class ImportService {
   readonly registries: Registries;
@@ -122,7 +137,20 @@ export class ImportService {
       ...(job.notes?.length ? { notes: job.notes } : {}),
       ...(job.status === 'waiting' && job.waitingUntil ? { waitingUntil: job.waitingUntil } : {}),
       ...(job.error ? { error: job.error } : {}),
+      ...(this.stalled(job) ? { stalled: true as const } : {}),
     };
+  }
+
+  /** See JobStatusView.stalled: a step lasts at most its budget plus the margin; a lost one returns after the queue lease. */
+  private stalled(job: JobRecord, now = Date.now()): boolean {
+    if (job.status !== 'queued' && job.status !== 'running') return false;
+    const quietMs = (this.o.queueLeaseMs ?? DEFAULT_QUEUE_LEASE_MS) + this.o.config.stepBudgetSeconds * 1000 + (this.o.stepMarginMs ?? STEP_MARGIN_MS);
+    return now - Date.parse(job.updatedAt) > quietMs;
+  }
+
+  /** A message of `<queue>-poison` (see lib/jobs/poison.ts). */
+  handlePoison(raw: unknown, meta: PoisonMeta): Promise<void> {
+    return handlePoison(this.o.store, raw, meta);
   }
 
   // ---- work ----------------------------------------------------------------------------------------
@@ -152,7 +180,7 @@ export class ImportService {
     }
     const step = this.stepContext();
     try {
-      await this.steps.run(job, msg, step, meta.log);
+      await this.steps.run(job, msg, step, meta);
     } catch (err) {
       await this.onStepError(job, msg, meta, err);
     } finally {
@@ -186,6 +214,9 @@ export class ImportService {
     }
     if (meta.dequeueCount >= meta.maxDequeueCount) {
       await this.fail(job.id, code, `gave up after ${meta.dequeueCount} attempts of the ${msg.step} step: ${message}`);
+    } else {
+      // kept for the poison trigger, should the next deliveries end without a word (a worker killed, a timeout)
+      await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, lastError: { code, message } }).catch(() => undefined);
     }
     meta.log.warn(`job ${job.id} ${msg.step} attempt ${meta.dequeueCount} failed, will retry: [${code}] ${message}`);
     throw err;
@@ -219,10 +250,12 @@ export class ImportService {
       meta.log.info(`queued request accepted as job ${job.id}`);
     } catch (err) {
       if (!(err instanceof RequestError) || err.temporary) throw err;
-      // A request that can never succeed goes where operators look, without any password it carried.
-      const { password: _password, ...kept } = (typeof raw === 'object' && raw !== null ? raw : { message: raw }) as Record<string, unknown>;
-      await this.o.queue.sendPoison({ rejected: kept, error: err.toJSON().error });
-      meta.log.warn(`queued request rejected: [${err.code}] ${err.message}`);
+      // A request that can never succeed goes where operators look — as a reason code and a length only: the
+      // message is user input (it may hold a password in any spelling or nesting, or not even parse).
+      const record = rejectionRecord(raw, err);
+      await this.o.queue.sendPoison(record);
+      const { reason, field, length } = record.rejected;
+      meta.log.warn(`queued request rejected: [${reason}]${field ? ` ${field}` : ''} (${length} bytes, not kept)`);
     }
   }
 

@@ -12,6 +12,7 @@
  * - `finalize`: the other target repositories' blobs (mounted), manifests, then tags.
  */
 import { ImportEngine, type CopyContext } from '../engine/engine.js';
+import { ImportError } from '../engine/errors.js';
 import { PartBudget } from '../engine/part-reader.js';
 import { checkTargetRepositories, targetRefs } from '../engine/targets.js';
 import { initialBlobState } from '../engine/copy-blob.js';
@@ -53,11 +54,12 @@ export interface StepsOptions {
 export class Steps {
   constructor(private readonly o: StepsOptions) {}
 
-  async run(job: JobRecord, msg: StepMessage, step: StepContext, log: Logger): Promise<void> {
+  async run(job: JobRecord, msg: StepMessage, step: StepContext, meta: { readonly log: Logger; readonly maxDequeueCount: number }): Promise<void> {
+    const { log } = meta;
     if (job.status === 'waiting') await this.o.store.update(job.id, (j) => j.status === 'waiting' ? { ...j, status: 'running', waitingUntil: undefined } : undefined);
     if (msg.step === 'plan') await this.plan(job, step, log);
     else if (msg.step === 'fanout') await this.fanout(job.id, msg.from ?? 0);
-    else if (msg.step === 'blob') await this.blob(job, msg, step, log);
+    else if (msg.step === 'blob') await this.blob(job, msg, step, meta);
     else await this.finalize(job, step, log);
   }
 
@@ -135,7 +137,7 @@ export class Steps {
 
   // ---- blob ------------------------------------------------------------------------------------------
 
-  private async blob(job: JobRecord, msg: StepMessage, step: StepContext, log: Logger): Promise<void> {
+  private async blob(job: JobRecord, msg: StepMessage, step: StepContext, { log, maxDequeueCount }: { log: Logger; maxDequeueCount: number }): Promise<void> {
     const index = msg.blob ?? -1;
     const blob = await this.descriptor(job.id, msg);
     const leaseMs = step.budgetMs + this.o.leaseMarginMs;
@@ -152,7 +154,12 @@ export class Steps {
       await this.o.queue.send(msg, Math.ceil((task.lease.until - now) / 1000) + 1);
       return;
     }
-    task = { ...task, lease: { owner: this.o.owner, until: now + leaseMs } };
+    // A lease taken and never given back: the step's worker died (or timed out) before it could save.
+    const claims = (task.claims ?? 0) + 1;
+    if (claims > maxDequeueCount) {
+      throw new ImportError('STEP_POISONED', `the step of blob ${index} was started ${claims - 1} times and never finished (its worker timed out or died each time); start the import again, and see the function logs if it recurs`, { side: 'storage' });
+    }
+    task = { ...task, lease: { owner: this.o.owner, until: now + leaseMs }, claims };
     let etag = await this.o.store.saveBlobTask(job.id, index, task, existing?.etag);
     if (!etag) {
       // Someone else claimed it between our read and write: they carry on; check back after their lease.

@@ -5,10 +5,13 @@
  *   <id>/plan.json       the plan (manifests and blobs), written once by the plan step
  *   <id>/blobs.json      the plan's blob list alone: what the fan-out steps read
  *   <id>/blob-<n>.json   the checkpoint of blob n: its state (upload Location, offset) and the step's lease
+ *   poisoned/<date>/<time>-<id>.json   what the poison trigger was given that was not a step of a job
+ *                        (a rejected queued request, a message given up): a reason and a length, never a body
  * Blob storage rather than a table: plans hold manifest bytes (tens of KB, beyond a table property),
  * and ETags give the same optimistic concurrency for the fan-in. A blob step reads its job and its own
  * checkpoint only, so its cost does not grow with the size of the import.
  */
+import { randomUUID } from 'node:crypto';
 import { OciImportError } from '../errors.js';
 import type { BlobState, ImportPlan, PlannedBlob } from '../engine/types.js';
 import { retry, type RetryPolicy } from '../retry.js';
@@ -57,12 +60,33 @@ export interface JobRecord {
   readonly digest?: string;
   readonly notes?: readonly string[];
   readonly error?: { readonly code: string; readonly message: string };
+  /** The last temporary failure of a step (retried): what a poisoned step reports, when nothing later said more. */
+  readonly lastError?: { readonly code: string; readonly message: string };
 }
 
 export interface BlobTask {
   readonly state: BlobState;
   /** A step working on this blob holds the lease until it saves, or until it expires (a dead worker). */
   readonly lease?: { readonly owner: string; readonly until: number };
+  /**
+   * Leases taken since a step of this blob last ended (successfully or with an error it saved): a worker that
+   * dies every time never saves, and its redelivered messages find the lease of the dead step — counting the
+   * claims bounds that like maxDequeueCount bounds a message.
+   */
+  readonly claims?: number;
+}
+
+/** A message from `<queue>-poison` that belongs to no job, as kept for operators: never its content. */
+export interface PoisonRecord {
+  /** `rejected`: the app refused a queued request; `message`: the host gave up on a message that is not a step. */
+  readonly kind: 'rejected' | 'message';
+  /** A request error code (`SECRET_IN_QUEUE`, `INVALID_JSON`, …) or `MESSAGE_POISONED`. */
+  readonly reason: string;
+  /** The request field the error names, when it is one of the request's own fields. */
+  readonly field?: string;
+  /** UTF-8 bytes of the message. */
+  readonly length: number;
+  readonly messageId?: string;
 }
 
 export function progressOf(job: JobRecord): JobProgress {
@@ -144,6 +168,14 @@ export class JobStore {
   async blobTask(id: string, index: number): Promise<{ task: BlobTask; etag: string } | undefined> {
     const doc = await this.docs.get<BlobTask>(`${id}/blob-${index}.json`);
     return doc && { task: doc.value, etag: doc.etag };
+  }
+
+  /** Keeps a poison record under `poisoned/<date>/`; returns its path. */
+  async recordPoison(record: PoisonRecord): Promise<string> {
+    const at = new Date().toISOString();
+    const path = `poisoned/${at.slice(0, 10)}/${at.replace(/[:.]/g, '-')}-${record.messageId ?? randomUUID()}.json`;
+    await this.docs.put(path, { ...record, at });
+    return path;
   }
 
   /** Writes a blob task if it is unchanged since `etag` (or absent, when etag is undefined). */

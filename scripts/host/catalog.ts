@@ -3,13 +3,13 @@
  * expressions in every binding property (as the Functions host does), honour
  * `AzureWebJobs.<name>.Disabled`, and note what is not supported locally.
  */
-import type { FunctionsRuntime, RegisteredFunction, RpcBindingInfo } from './core-api.js';
+import type { FunctionInfo, RpcBindingInfo } from './core-api.js';
 import { resolveSettingRefs, type Env } from './settings.js';
 
 export type TriggerKind = 'http' | 'queue' | 'timer' | 'unsupported';
 
 export interface HostedFunction {
-  readonly fn: RegisteredFunction;
+  readonly fn: FunctionInfo;
   readonly kind: TriggerKind;
   /** The trigger binding with %SETTING% expressions resolved. */
   readonly trigger: RpcBindingInfo;
@@ -21,7 +21,7 @@ export interface HostedFunction {
 export interface Catalog {
   readonly functions: readonly HostedFunction[];
   readonly warnings: readonly string[];
-  /** Settings that were not set and took a documented default (see main.ts). */
+  /** Settings that were not set and took a documented default (only with --setting-defaults, see main.ts). */
   readonly defaulted: ReadonlySet<string>;
 }
 
@@ -53,11 +53,11 @@ function isDisabled(name: string, env: Env): boolean {
   return v !== undefined && /^(true|1)$/i.test(v.trim());
 }
 
-export function buildCatalog(runtime: FunctionsRuntime, env: Env, fallback?: (name: string) => string | undefined): Catalog {
+export function buildCatalog(registered: readonly FunctionInfo[], env: Env, fallback?: (name: string) => string | undefined): Catalog {
   const functions: HostedFunction[] = [];
   const warnings: string[] = [];
   const defaulted = new Set<string>();
-  for (const fn of runtime.functions.values()) {
+  for (const fn of registered) {
     const disabled = isDisabled(fn.name, env);
     const kind = kindOf(fn.trigger.type);
     const where = `function '${fn.name}'`;

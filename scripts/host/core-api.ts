@@ -7,7 +7,8 @@
  * Without that module the library falls into "test mode" and registers nothing.
  *
  * `installCoreApi()` provides the module the same way (a `Module._resolveFilename` hook plus an entry
- * in `Module._cache`), so the app's own modules register exactly as they do in Azure. Invocations then
+ * in `Module._cache`), so the app's own modules register exactly as they do in Azure. This happens in
+ * the worker process (worker.ts), never in the host process, as in Azure. Invocations then
  * go through the library's programming model (`getInvocationModel(coreCtx)` → `getArguments` →
  * hooks → `invokeFunction` → hooks → `getResponse`) like the worker's InvocationHandler does, so the
  * handler receives the library's real `HttpRequest` / `InvocationContext` objects and its return value
@@ -153,14 +154,19 @@ export class Disposable {
   }
 }
 
-export interface RegisteredFunction {
+/** What the host knows of a function: the metadata the worker indexed (no code; it crosses the IPC channel). */
+export interface FunctionInfo {
   readonly name: string;
-  readonly functionId: string;
   readonly metadata: CoreFunctionMetadata & { name: string };
-  readonly callback: FunctionCallback;
   /** Name of the trigger binding (the key in `metadata.bindings`). */
   readonly triggerName: string;
   readonly trigger: RpcBindingInfo;
+}
+
+/** A function registered in the worker process: its metadata and its handler. */
+export interface RegisteredFunction extends FunctionInfo {
+  readonly functionId: string;
+  readonly callback: FunctionCallback;
 }
 
 /** State shared by the core API, the loader and the trigger listeners. */

@@ -1,43 +1,113 @@
 /**
- * HTTP triggers: a node:http server on loopback that routes `/<routePrefix>/<route>` to the function
- * whose route template matches, checks the method (405 otherwise), builds the RPC http request the
- * Functions host would send (the library turns it into its real `HttpRequest`) and writes back what the
- * library made of the handler's `HttpResponseInit` / `HttpResponse`.
+ * HTTP triggers: a node:http server on loopback in front of the worker process, with the Functions
+ * host's request pipeline (Azure/azure-functions-host, paths in that repository):
  *
- * authLevel is reported but not enforced, like Core Tools locally (no function keys exist here).
+ * 1. Local-only guard (no Azure counterpart; a developer's host must not be driven by a web page): the
+ *    `Host` header must name this listener (127.0.0.1, localhost or [::1] with its port) — DNS
+ *    rebinding — and a browser `Origin`, when sent, must be this host's own origin; else 403.
+ * 2. Routing: `/<routePrefix>/<route>`; the HTTP methods are a route constraint
+ *    (`WebScriptHostHttpRoutesManager` adds `HttpMethodRouteConstraint`), so a wrong method matches no
+ *    route and is a 404, not a 405.
+ * 3. Keys (when LOCAL_HOST_FUNCTION_KEY is set): `authLevel: function` needs the function key (or the
+ *    master key), `admin` the master key, from the `x-functions-key` header, else the `code` query
+ *    parameter (`Security/Authentication/Keys/AuthenticationLevelHandler.cs`); without it an empty 401
+ *    (`Middleware/FunctionInvocationMiddleware.cs` returns `UnauthorizedResult`).
+ * 4. Body: over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (default 100 MB, `ScriptConstants.DefaultMaxRequestBodySize`,
+ *    `Middleware/HttpRequestBodySizeMiddleware.cs`) an empty 413 (Kestrel's answer). A body is passed to
+ *    the worker only when the request has a `Content-Length` above 0
+ *    (`src/WebJobs.Script.Grpc/MessageExtensions/GrpcMessageConversionExtensions.cs`:
+ *    `if (request.Body != null && request.ContentLength > 0)`): a chunked body reaches the function EMPTY,
+ *    a known limitation (azure-functions-host#4926, azure-functions-nodejs-worker#524).
+ * 5. The invocation runs in the worker process (worker-channel.ts); a handler error, a timeout or a dead
+ *    worker is an empty 500; the library's `HttpResponseInit` / `HttpResponse` is written back.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { FunctionsRuntime, RegisteredFunction, RpcBindingInfo, RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcTypedData } from './core-api.js';
-import { FunctionTimeoutError, invoke, type InFlight } from './invoke.js';
+import type { FunctionInfo, RpcBindingInfo, RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcTypedData } from './core-api.js';
+import { FunctionTimeoutError, WorkerExitError, type InFlight, type Invoker } from './invoke.js';
 import { describeError, type Logger } from './log.js';
 import { compareRoutes, compileRoute, matchRoute, type CompiledRoute } from './route.js';
 
 export interface HttpFunction {
-  readonly fn: RegisteredFunction;
+  readonly fn: FunctionInfo;
   readonly route: CompiledRoute;
   readonly methods: ReadonlySet<string>;
   readonly authLevel: string;
 }
 
+export interface HttpKeys {
+  /** Accepted for `authLevel: function`. */
+  readonly functionKey?: string;
+  /** Accepted for `function` and `admin`. */
+  readonly masterKey?: string;
+}
+
 export interface HttpHostOptions {
-  readonly runtime: FunctionsRuntime;
+  readonly invoke: Invoker;
   readonly functions: readonly HttpFunction[];
   readonly routePrefix: string;
+  /** FUNCTIONS_REQUEST_BODY_SIZE_LIMIT. */
   readonly maxBodyBytes: number;
   readonly functionTimeoutMs: number | null;
   readonly logger: Logger;
   readonly inFlight: InFlight;
+  /** Keys are demanded only when at least one is set. */
+  readonly keys?: HttpKeys;
+  /** Extra fields of GET /admin/host/status (e.g. the worker's pid). */
+  readonly status?: () => Record<string, unknown>;
 }
 
 /** Builds the route table entry of an http-triggered function from its %resolved% trigger binding. */
-export function toHttpFunction(fn: RegisteredFunction, trigger: RpcBindingInfo = fn.trigger): HttpFunction {
+export function toHttpFunction(fn: FunctionInfo, trigger: RpcBindingInfo = fn.trigger): HttpFunction {
   const route = typeof trigger.route === 'string' && trigger.route.trim() !== '' ? trigger.route : fn.name;
   const methodsRaw = Array.isArray(trigger.methods) && trigger.methods.length > 0 ? trigger.methods : ['GET', 'POST'];
   const methods = new Set(methodsRaw.map((m) => String(m).toUpperCase()));
-  return { fn, route: compileRoute(route), methods, authLevel: typeof trigger.authLevel === 'string' ? trigger.authLevel : 'anonymous' };
+  return { fn, route: compileRoute(route), methods, authLevel: typeof trigger.authLevel === 'string' ? trigger.authLevel.toLowerCase() : 'anonymous' };
+}
+
+/** The `Host` values this listener answers to (loopback names with its port; no port only on port 80). */
+export function allowedHosts(port: number): Set<string> {
+  const names = ['127.0.0.1', 'localhost', '[::1]'];
+  const hosts = new Set(names.map((n) => `${n}:${port}`));
+  if (port === 80) names.forEach((n) => hosts.add(n));
+  return hosts;
+}
+
+/** The origins of pages this host serves itself. */
+export function allowedOrigins(port: number): Set<string> {
+  return new Set(['127.0.0.1', 'localhost', '[::1]'].map((n) => (port === 80 ? `http://${n}` : `http://${n}:${port}`)));
+}
+
+/** Why a request may not reach any handler (foreign Host or Origin), or undefined when it may. */
+export function refuseForeign(headers: IncomingMessage['headers'], port: number): string | undefined {
+  const host = headers.host?.toLowerCase();
+  if (!host || !allowedHosts(port).has(host)) return 'Host header is not this local host (127.0.0.1, localhost or [::1] with its port)';
+  const origin = headers.origin;
+  if (origin !== undefined && !allowedOrigins(port).has(origin.toLowerCase())) return 'Origin is not this local host';
+  return undefined;
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+function sameKey(given: string, expected: string | undefined): boolean {
+  return expected !== undefined && expected !== '' && timingSafeEqual(digest(given), digest(expected));
+}
+
+/**
+ * The authorization level a request proves (AuthenticationLevelHandler: the header wins over `code`),
+ * and whether it may call a function of `authLevel`.
+ */
+export function authorized(authLevel: string, headerKey: string | undefined, queryKey: string | null, keys: HttpKeys | undefined): boolean {
+  if (!keys || (!keys.functionKey && !keys.masterKey)) return true;
+  if (authLevel === 'anonymous') return true;
+  const given = headerKey !== undefined ? headerKey : queryKey ?? '';
+  if (given === '') return false;
+  if (sameKey(given, keys.masterKey)) return true;
+  return authLevel === 'function' && sameKey(given, keys.functionKey);
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'content-length']);
@@ -139,12 +209,8 @@ function httpResponseOf(response: RpcInvocationResponse): RpcHttpData | undefine
   return undefined;
 }
 
-function validHostHeader(host: string | undefined): host is string {
-  return typeof host === 'string' && /^[A-Za-z0-9.\-_]+(?::\d{1,5})?$|^\[[0-9a-fA-F:.]+\](?::\d{1,5})?$/.test(host);
-}
-
 export function createHttpHost(options: HttpHostOptions): Server {
-  const { runtime, routePrefix, logger } = options;
+  const { routePrefix, logger } = options;
   const prefixParts = routePrefix === '' ? [] : routePrefix.split('/').map((p) => p.toLowerCase());
   // Most specific first; registration order breaks ties.
   const table = [...options.functions].sort((a, b) => compareRoutes(a.route, b.route));
@@ -163,14 +229,26 @@ export function createHttpHost(options: HttpHostOptions): Server {
     const q = rawUrl.indexOf('?');
     const rawPath = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
     const parts = rawPath.split('/').filter((p) => p !== '');
+    const port = (server.address() as AddressInfo | null)?.port ?? 0;
+
+    // 1. Before anything else: only this machine's own clients, never a web page elsewhere.
+    const foreign = refuseForeign(req.headers, port);
+    if (foreign) {
+      req.resume();
+      plain(res, 403, `Forbidden: ${foreign}.\n`);
+      logger.warn('http', `${method} ${rawPath} -> 403 (${foreign})`);
+      return;
+    }
 
     if ((method === 'GET' || method === 'HEAD') && rawPath === '/admin/host/status') {
-      const body = JSON.stringify({ state: 'Running', version: '4.x (oci-import local host)', functions: runtime.functions.size });
+      req.resume();
+      const body = JSON.stringify({ state: 'Running', version: '4.x (oci-import local host)', functions: options.functions.length, ...options.status?.() });
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
       res.end(method === 'HEAD' ? undefined : body);
       return;
     }
     if ((method === 'GET' || method === 'HEAD') && rawPath === '/' && prefixParts.length > 0) {
+      req.resume();
       plain(res, 200, method === 'HEAD' ? '' : 'oci-import local Functions host is running.\n');
       return;
     }
@@ -182,57 +260,70 @@ export function createHttpHost(options: HttpHostOptions): Server {
       }
     });
     if (!underPrefix) {
+      req.resume();
       plain(res, 404);
       logger.info('http', `${method} ${rawPath} -> 404 (not under /${routePrefix})`);
       return;
     }
     const relative = parts.slice(prefixParts.length).join('/');
 
-    let allowed: string[] = [];
+    // 2. Routes with their method constraint: a wrong method is no match (404).
     let chosen: { f: HttpFunction; params: Record<string, string> } | undefined;
     for (const f of table) {
+      if (!f.methods.has(method)) continue;
       const params = matchRoute(f.route, relative);
-      if (!params) continue;
-      if (f.methods.has(method)) {
+      if (params) {
         chosen = { f, params };
         break;
       }
-      allowed = [...allowed, ...f.methods];
     }
     if (!chosen) {
-      if (allowed.length > 0) {
-        plain(res, 405, '', { allow: [...new Set(allowed)].join(', ') });
-        logger.info('http', `${method} ${rawPath} -> 405 (allowed: ${[...new Set(allowed)].join(', ')})`);
-      } else {
-        plain(res, 404);
-        logger.info('http', `${method} ${rawPath} -> 404 (no route)`);
-      }
+      req.resume();
+      plain(res, 404);
+      logger.info('http', `${method} ${rawPath} -> 404 (no route for this method and path)`);
+      return;
+    }
+    const { fn } = chosen.f;
+
+    // 3. Keys.
+    const headerKey = req.headers['x-functions-key'];
+    const queryKey = new URLSearchParams(q >= 0 ? rawUrl.slice(q + 1) : '').get('code');
+    if (!authorized(chosen.f.authLevel, Array.isArray(headerKey) ? headerKey[0] : headerKey, queryKey, options.keys)) {
+      req.resume();
+      plain(res, 401);
+      logger.info('http', `${method} ${rawPath} -> 401 Functions.${fn.name} (authLevel ${chosen.f.authLevel}: no valid key)`);
       return;
     }
 
-    const bodyResult = await readBody(req, options.maxBodyBytes);
-    if (!bodyResult.ok) {
-      res.once('finish', () => req.destroy());
-      plain(res, 413, `Request body larger than the local host limit of ${options.maxBodyBytes} bytes.\n`, { connection: 'close' });
-      logger.warn('http', `${method} ${rawPath} -> 413 (body over ${options.maxBodyBytes} bytes)`);
-      return;
+    // 4. Body: a Content-Length is needed for the function to see it.
+    let body: Buffer = Buffer.alloc(0);
+    const declared = req.headers['content-length'];
+    if (declared !== undefined) {
+      const bodyResult = await readBody(req, options.maxBodyBytes);
+      if (!bodyResult.ok) {
+        res.once('finish', () => req.destroy());
+        plain(res, 413, '', { connection: 'close' });
+        logger.warn('http', `${method} ${rawPath} -> 413 (body over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT ${options.maxBodyBytes} bytes)`);
+        return;
+      }
+      body = bodyResult.body;
+    } else {
+      req.resume(); // chunked or none: discarded, as in Azure
+      if (req.headers['transfer-encoding']) logger.warn('http', `${method} ${rawPath}: a body without Content-Length (Transfer-Encoding: ${req.headers['transfer-encoding']}) reaches the function empty, as in Azure`);
     }
-    const body = bodyResult.body;
-    const address = server.address() as AddressInfo | null;
-    const host = validHostHeader(req.headers.host) ? req.headers.host : `127.0.0.1:${address?.port ?? 0}`;
     const http: RpcHttpData = {
       method,
-      url: `http://${host}${rawUrl}`,
+      url: `http://${req.headers.host!}${rawUrl}`,
       headers: flatHeaders(req),
       params: chosen.params,
-      ...(body.length > 0 && method !== 'GET' && method !== 'HEAD' ? { body: { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) } } : {}),
+      ...(body.length > 0 ? { body: { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) } } : {}),
     };
 
-    const { fn } = chosen.f;
+    // 5. The invocation, in the worker process.
     const invocationId = randomUUID();
     let status = 500;
     try {
-      const result = await options.inFlight.track(invoke(runtime, fn, { trigger: { http }, invocationId }, options.functionTimeoutMs));
+      const result = await options.inFlight.track(options.invoke(fn.name, { trigger: { http }, invocationId }, options.functionTimeoutMs));
       const out = httpResponseOf(result.response);
       if (!out) {
         status = 204;
@@ -260,7 +351,7 @@ export function createHttpHost(options: HttpHostOptions): Server {
       }
     } catch (err) {
       status = 500;
-      if (err instanceof FunctionTimeoutError) logger.error(fn.name, err.message);
+      if (err instanceof FunctionTimeoutError || err instanceof WorkerExitError) logger.error(fn.name, `${err.message} (Id=${invocationId})`);
       else logger.error(fn.name, `Exception while executing function: Functions.${fn.name}: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
       // No stack, message or secret goes back to the caller (as in Azure: an empty 500).
       plain(res, 500);

@@ -3,16 +3,53 @@
  * handler's arguments (the library's real `HttpRequest`, parsed queue payload, camel-cased timer object,
  * `InvocationContext` with triggerMetadata), preInvocation hooks, the handler, postInvocation hooks, then
  * the programming model converts the result (`HttpResponseInit` → RPC http data, extra outputs, …).
+ *
+ * `runInvocation` runs in the worker process (worker.ts). The host side (worker-channel.ts) only sends
+ * `InvocationInput` and receives the RPC response or the error, and owns the timeout.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type {
   CoreInvocationContext, FunctionsRuntime, RegisteredFunction, RpcInvocationRequest, RpcInvocationResponse,
   RpcLogCategory, RpcLogLevel, RpcParameterBinding, RpcTypedData,
 } from './core-api.js';
 import { toHostLevel } from './log.js';
 
+/** The invocation outlived host.json `functionTimeout` (the message the Functions host logs). */
 export class FunctionTimeoutError extends Error {
   override readonly name = 'FunctionTimeoutError';
+}
+
+/** The worker process died (exit, crash, kill) while the invocation ran: its result is lost. */
+export class WorkerExitError extends Error {
+  override readonly name = 'WorkerExitError';
+}
+
+/** An error as it crosses the IPC channel from the worker (stack included: the host logs it, never returns it). */
+export interface SerializedError {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+}
+
+/** Rebuilds a worker-side error in the host, keeping the worker's stack for the log. */
+export class WorkerInvocationError extends Error {
+  override readonly name: string;
+  constructor(e: SerializedError) {
+    super(e.message);
+    this.name = e.name;
+    if (e.stack) this.stack = e.stack;
+  }
+}
+
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof Error) return { name: err.name, message: err.message, ...(err.stack ? { stack: err.stack } : {}) };
+  let text: string;
+  try {
+    text = typeof err === 'string' ? err : JSON.stringify(err);
+  } catch {
+    text = String(err);
+  }
+  return { name: 'Error', message: `non-Error thrown: ${String(text).slice(0, 500)}` };
 }
 
 export interface InvocationInput {
@@ -29,6 +66,9 @@ export interface InvocationResult {
   readonly invocationId: string;
   readonly response: RpcInvocationResponse;
 }
+
+/** Runs an invocation in the worker process (WorkerChannel.invoke). */
+export type Invoker = (functionName: string, input: InvocationInput, timeoutMs: number | null) => Promise<InvocationResult>;
 
 /** Tracks every running invocation so shutdown can wait for them. */
 export class InFlight {
@@ -63,39 +103,8 @@ function traceParent(): string {
   return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
 }
 
-/**
- * Runs `fn` once. Resolves with the RPC response; rejects with what the handler threw (or a
- * FunctionTimeoutError after `timeoutMs`; the handler's promise cannot be cancelled in Node and keeps
- * running in the background, its late result is ignored — in Azure the worker process is restarted).
- */
-export async function invoke(
-  runtime: FunctionsRuntime,
-  fn: RegisteredFunction,
-  input: InvocationInput,
-  timeoutMs: number | null,
-): Promise<InvocationResult> {
-  const invocationId = input.invocationId ?? randomUUID();
-  const work = runInvocation(runtime, fn, invocationId, input);
-  if (timeoutMs === null) return { invocationId, response: await work };
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const response = await Promise.race([
-      work,
-      new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(
-          () => reject(new FunctionTimeoutError(`Timeout value of ${formatMs(timeoutMs)} was exceeded by function: Functions.${fn.name}`)),
-          timeoutMs,
-        );
-      }),
-    ]);
-    return { invocationId, response };
-  } finally {
-    clearTimeout(timer);
-    work.catch(() => undefined); // a late failure after a timeout must not become an unhandled rejection
-  }
-}
-
-function formatMs(ms: number): string {
+/** `hh:mm:ss`, as the Functions host writes a TimeSpan in its timeout message. */
+export function formatMs(ms: number): string {
   const s = Math.round(ms / 1000);
   const hh = String(Math.floor(s / 3600)).padStart(2, '0');
   const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
@@ -103,7 +112,7 @@ function formatMs(ms: number): string {
   return `${hh}:${mm}:${ss}`;
 }
 
-async function runInvocation(
+export async function runInvocation(
   runtime: FunctionsRuntime,
   fn: RegisteredFunction,
   invocationId: string,

@@ -1,29 +1,31 @@
 /**
  * oci-import's own local Azure Functions host (`npm start`), standing in for Core Tools' `func start`.
  *
- * It provides `@azure/functions-core` in-process, imports the function modules named by package.json
- * `main` (so they register with `app.http/storageQueue/timer` exactly as in Azure), and then runs them:
- * HTTP on 127.0.0.1, storage-queue triggers against AzureWebJobsStorage (Azurite started on demand),
- * NCRONTAB timers. Run with `--help` for flags and environment variables.
+ * As in Azure, two processes: this host process (HTTP front, queue and timer listeners, leases, poison
+ * queues, timeouts) and a worker process (worker.ts) that provides `@azure/functions-core`, imports the
+ * function modules named by package.json `main` (so they register with `app.http/storageQueue/timer`
+ * exactly as in Azure) and runs every invocation. A timeout, an uncaught exception or an unhandled
+ * rejection kills and restarts the worker; the host stays up (worker-channel.ts).
+ * Run with `--help` for flags and environment variables.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { extname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isListening, startAzurite, type StartedAzurite } from './azurite.js';
 import { buildCatalog, type HostedFunction } from './catalog.js';
-import { FunctionsRuntime, installCoreApi } from './core-api.js';
 import { expandGlob } from './glob.js';
 import { createHttpHost, toHttpFunction, type HttpFunction } from './http-trigger.js';
 import { InFlight } from './invoke.js';
+import { WorkerChannel } from './worker-channel.js';
 import { describeError, Logger, toHostLevel } from './log.js';
 import { parseSchedule } from './ncrontab.js';
 import { QueueListener } from './queue-trigger.js';
 import {
-  applyLocalSettings, DEV_PORTS, HostConfigError, readHostJson, readLocalSettings, resolveStorageConnection,
-  validateQueueName, type HostJson, type StorageConnection,
+  applyLocalSettings, DEV_PORTS, HOST_JSON_OVERRIDE_PREFIX, HostConfigError, readHostJson, readLocalSettings, resolveStorageConnection,
+  validateQueueName, type StorageConnection,
 } from './settings.js';
 import { QueueClients } from './storage.js';
 import { TimerListener } from './timer-trigger.js';
@@ -41,12 +43,17 @@ Options (each also has an environment variable; the flag wins):
   --local-settings FILE   local.settings.json (Values → environment)            LOCAL_SETTINGS_JSON (default: <root>/local.settings.json)
   --port N                HTTP port on 127.0.0.1 (0 = any free port)            FUNCTIONS_HTTP_PORT, PORT, Host.LocalHttpPort (default 7071)
   --no-azurite            never start Azurite                                   LOCAL_HOST_AZURITE=0
+  --setting-defaults      a %SETTING% without a value takes its default from    LOCAL_HOST_SETTING_DEFAULTS=1
+                          lib/config.ts (off: refused at start-up, as in Azure)
   -h, --help
 
 Other environment variables:
   AzureWebJobsStorage                 storage connection (default UseDevelopmentStorage=true → Azurite on 127.0.0.1:10000-10002)
-  LOCAL_HOST_QUEUE_LEASE_SECONDS      invisibility lease of a running queue message, renewed every third of it (default 30)
-  LOCAL_HOST_MAX_BODY_BYTES           HTTP request body cap (default 1048576)
+  AzureFunctionsJobHost__<path>       overrides a host.json value, e.g. AzureFunctionsJobHost__extensions__queues__maxDequeueCount=3
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT   HTTP request body cap in bytes (default 104857600, as in Azure); above it an empty 413
+  LOCAL_HOST_FUNCTION_KEY             demand this key for authLevel function (x-functions-key header or code query), else an empty 401
+  LOCAL_HOST_MASTER_KEY               the master key: accepted for authLevel function and admin
+  LOCAL_HOST_QUEUE_LEASE_SECONDS      invisibility lease of a running queue message, renewed at half (default 600, as in Azure)
   LOCAL_HOST_SHUTDOWN_GRACE_SECONDS   wait for running invocations on SIGINT/SIGTERM (default 5)
   LOCAL_HOST_LOG_LEVEL                trace|debug|information|warning|error (default: host.json logging.logLevel.default)
   AzureWebJobs.<function>.Disabled    true to disable a function
@@ -95,6 +102,12 @@ async function listen(server: Server, port: number): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
+/** The worker's entry: worker.ts next to this file when run from source (tsx), worker.js when built. */
+function workerPath(): string {
+  const self = fileURLToPath(import.meta.url);
+  return resolve(self, '..', `worker${extname(self)}`);
+}
+
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
     options: {
@@ -104,6 +117,7 @@ async function main(): Promise<void> {
       'local-settings': { type: 'string' },
       port: { type: 'string' },
       'no-azurite': { type: 'boolean' },
+      'setting-defaults': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -121,7 +135,7 @@ async function main(): Promise<void> {
   const queueListeners: QueueListener[] = [];
   const timerListeners: TimerListener[] = [];
   const inFlight = new InFlight();
-  let runtime: FunctionsRuntime | undefined;
+  let channel: WorkerChannel | undefined;
   let shuttingDown = false;
 
   const shutdown = async (reason: string, code: number): Promise<never> => {
@@ -141,14 +155,8 @@ async function main(): Promise<void> {
       logger.warn('host', `${inFlight.size} invocation(s) still running — abandoned; their queue messages reappear when the lease expires`);
     }
     server?.closeAllConnections();
-    if (runtime) {
-      await Promise.race([
-        runtime.executeHooks('appTerminate', { hookData: {}, appHookData: runtime.appHookData }).catch((err: unknown) => {
-          logger.warn('host', `appTerminate hook failed: ${describeError(err)}`);
-        }),
-        new Promise((r) => setTimeout(r, 2000)),
-      ]);
-    }
+    // appTerminate hooks run in the worker, which then exits (killed after a grace).
+    await channel?.stop();
     if (azurite) {
       logger.info('host', 'stopping Azurite');
       await azurite.stop();
@@ -159,11 +167,12 @@ async function main(): Promise<void> {
 
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+  // The app's code runs in the worker process; these catch bugs of the host itself.
   process.on('unhandledRejection', (reason) => {
-    logger.error('host', `unhandled promise rejection (a missing await in a function?): ${reason instanceof Error && reason.stack ? reason.stack : describeError(reason)}`);
+    logger.error('host', `unhandled promise rejection in the host process: ${reason instanceof Error && reason.stack ? reason.stack : describeError(reason)}`);
   });
   process.on('uncaughtException', (err) => {
-    logger.error('host', `uncaught exception — the worker would be restarted in Azure; stopping: ${err.stack ?? describeError(err)}`);
+    logger.error('host', `uncaught exception in the host process; stopping: ${err.stack ?? describeError(err)}`);
     void shutdown('uncaught exception', 1);
   });
 
@@ -172,16 +181,17 @@ async function main(): Promise<void> {
     const localSettingsPath = resolve(root, args['local-settings'] ?? env.LOCAL_SETTINGS_JSON ?? 'local.settings.json');
     const local = readLocalSettings(localSettingsPath);
     const applied = applyLocalSettings(local, env);
-    const hostJson: HostJson = readHostJson(resolve(root, args['host-json'] ?? env.HOST_JSON ?? 'host.json'));
+    const hostJson = readHostJson(resolve(root, args['host-json'] ?? env.HOST_JSON ?? 'host.json'), env);
     logger.minLevel = env.LOCAL_HOST_LOG_LEVEL ? toHostLevel(env.LOCAL_HOST_LOG_LEVEL.toLowerCase()) : hostJson.logLevel;
-    const leaseSeconds = intSetting('LOCAL_HOST_QUEUE_LEASE_SECONDS', env.LOCAL_HOST_QUEUE_LEASE_SECONDS, 30, 1, 3600);
-    const maxBodyBytes = intSetting('LOCAL_HOST_MAX_BODY_BYTES', env.LOCAL_HOST_MAX_BODY_BYTES, 1024 * 1024, 1, 100 * 1024 * 1024);
+    const leaseSeconds = intSetting('LOCAL_HOST_QUEUE_LEASE_SECONDS', env.LOCAL_HOST_QUEUE_LEASE_SECONDS, 600, 1, 3600);
+    const maxBodyBytes = intSetting('FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, 104_857_600, 1, Number.MAX_SAFE_INTEGER);
     const port = intSetting('port', args.port ?? env.FUNCTIONS_HTTP_PORT ?? env.PORT ?? (local.localHttpPort !== undefined ? String(local.localHttpPort) : undefined), 7071, 0, 65535);
     const noAzurite = args['no-azurite'] === true || /^(0|false|no)$/i.test(env.LOCAL_HOST_AZURITE ?? '');
+    const settingDefaults = args['setting-defaults'] === true || /^(1|true|yes)$/i.test(env.LOCAL_HOST_SETTING_DEFAULTS ?? '');
+    const keys = { functionKey: env.LOCAL_HOST_FUNCTION_KEY || undefined, masterKey: env.LOCAL_HOST_MASTER_KEY || undefined };
+    const keysOn = keys.functionKey !== undefined || keys.masterKey !== undefined;
 
-    // --- load the function modules (they register through our @azure/functions-core) ---------
-    runtime = new FunctionsRuntime(logger);
-    installCoreApi(runtime);
+    // --- the worker process loads the function modules (they register through its @azure/functions-core)
     let mainGlob = args.main ?? env.FUNCTIONS_MAIN;
     if (!mainGlob) {
       const pkgPath = resolve(root, 'package.json');
@@ -191,23 +201,32 @@ async function main(): Promise<void> {
     }
     const files = expandGlob(root, mainGlob);
     if (files.length === 0) logger.warn('host', `no files match '${mainGlob}' under ${root} — did you run the build (npm run build)?`);
-    for (const file of files) {
-      try {
-        await import(pathToFileURL(file).href);
-      } catch (err) {
-        throw new HostConfigError(`loading ${file} failed: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
-      }
-    }
-    runtime.startupFinished = true;
-    if (runtime.httpStreamRequested) {
-      throw new HostConfigError('the app enables HTTP streaming (app.setup({ enableHttpStream: true })), which the local host does not support');
-    }
-    await runtime.executeHooks('appStart', { hookData: {}, appHookData: runtime.appHookData, functionAppDirectory: root });
+    channel = new WorkerChannel({
+      workerPath: workerPath(),
+      execArgv: process.execArgv,
+      init: { type: 'init', root, files, logLevel: logger.minLevel },
+      logger,
+      onFatal: (reason) => {
+        logger.error('host', reason);
+        void shutdown('worker failure', 1);
+      },
+    });
+    const registered = await channel.start();
+    const worker = channel;
 
-    const catalog = buildCatalog(runtime, env, await loadSettingDefaults());
+    let catalog;
+    try {
+      catalog = buildCatalog(registered, env, settingDefaults ? await loadSettingDefaults() : undefined);
+    } catch (err) {
+      if (err instanceof HostConfigError && !settingDefaults) {
+        throw new HostConfigError(`${err.message}. (The local host refuses it as Azure does; --setting-defaults / LOCAL_HOST_SETTING_DEFAULTS=1 takes lib/config.ts defaults instead.)`);
+      }
+      throw err;
+    }
     for (const w of catalog.warnings) logger.warn('host', w);
-    for (const name of catalog.defaulted) logger.warn('host', `app setting ${name} is not set; using its documented default (lib/config.ts)`);
+    for (const name of catalog.defaulted) logger.warn('host', `app setting ${name} is not set; using its documented default (lib/config.ts) because of --setting-defaults — Azure would refuse to start the function`);
     const active = catalog.functions.filter((f) => !f.disabled);
+    const invoke = worker.invoke.bind(worker);
 
     // --- storage ---------------------------------------------------------------------------------
     const storage = resolveStorageConnection('AzureWebJobsStorage', env);
@@ -235,8 +254,9 @@ async function main(): Promise<void> {
       .filter((f) => f.kind === 'http')
       .map((hosted) => ({ hosted, http: toHttpFunction(hosted.fn, hosted.trigger) }));
     server = createHttpHost({
-      runtime, functions: httpFunctions.map((h) => h.http), routePrefix: hostJson.routePrefix, maxBodyBytes,
-      functionTimeoutMs: hostJson.functionTimeoutMs, logger, inFlight,
+      invoke, functions: httpFunctions.map((h) => h.http), routePrefix: hostJson.routePrefix, maxBodyBytes,
+      functionTimeoutMs: hostJson.functionTimeoutMs, logger, inFlight, keys,
+      status: () => ({ worker: { pid: worker.pid, restarts: worker.restarts, running: worker.running } }),
     });
     let actualPort: number;
     try {
@@ -256,7 +276,7 @@ async function main(): Promise<void> {
       const conn = resolveStorageConnection(typeof hosted.trigger.connection === 'string' ? hosted.trigger.connection : undefined, env);
       const [queue, poison] = await Promise.all([clients.queue(conn, queueName), clients.queue(conn, `${queueName}-poison`)]);
       queueListeners.push(new QueueListener({
-        runtime, hosted, queueName, queue, poison, options: hostJson.queues, leaseSeconds,
+        invoke, hosted, queueName, queue, poison, options: hostJson.queues, leaseSeconds,
         functionTimeoutMs: hostJson.functionTimeoutMs, logger, inFlight, outputs,
       }));
       queueLines.push(`  ${hosted.fn.name}: queueTrigger '${queueName}' (poison '${queueName}-poison') on ${conn.queueEndpoint}`);
@@ -273,7 +293,7 @@ async function main(): Promise<void> {
         throw new HostConfigError(`function '${hosted.fn.name}' schedule: ${(err as Error).message}`);
       }
       const listener = new TimerListener({
-        runtime, hosted, schedule, runOnStartup: hosted.trigger.runOnStartup === true,
+        invoke, hosted, schedule, runOnStartup: hosted.trigger.runOnStartup === true,
         functionTimeoutMs: hostJson.functionTimeoutMs, logger, inFlight, outputs,
       });
       timerListeners.push(listener);
@@ -285,15 +305,16 @@ async function main(): Promise<void> {
     const q = hostJson.queues;
     const lines = [
       '',
-      `oci-import local Functions host — programming model ${runtime.programmingModel ? `${runtime.programmingModel.name} ${runtime.programmingModel.version}` : '(none registered)'}`,
+      `oci-import local Functions host — worker process pid ${String(worker.pid)}`,
       `  app root:    ${root}`,
       `  functions:   ${mainGlob} (${files.length} file${files.length === 1 ? '' : 's'})`,
       `  settings:    ${local.path ? `${local.path} (${applied.length} value(s) applied; environment wins)` : 'no local.settings.json'}`,
-      `  host.json:   ${hostJson.path}: queues batchSize ${q.batchSize}, newBatchThreshold ${q.newBatchThreshold}, maxDequeueCount ${q.maxDequeueCount}, visibilityTimeout ${fmtSpan(q.visibilityTimeoutMs)}, maxPollingInterval ${fmtSpan(q.maxPollingIntervalMs)}, messageEncoding ${q.messageEncoding}; functionTimeout ${hostJson.functionTimeoutMs === null ? 'unbounded' : fmtSpan(hostJson.functionTimeoutMs)}; queue lease ${leaseSeconds}s`,
+      `  host.json:   ${hostJson.path}: queues batchSize ${q.batchSize}, newBatchThreshold ${q.newBatchThreshold}, maxDequeueCount ${q.maxDequeueCount}, visibilityTimeout ${fmtSpan(q.visibilityTimeoutMs)}, maxPollingInterval ${fmtSpan(q.maxPollingIntervalMs)}, messageEncoding ${q.messageEncoding}; functionTimeout ${hostJson.functionTimeoutMs === null ? 'unbounded' : fmtSpan(hostJson.functionTimeoutMs)}; queue lease ${leaseSeconds}s renewed at half${hostJson.overridden.length ? `; overridden by ${HOST_JSON_OVERRIDE_PREFIX}*: ${hostJson.overridden.join(', ')}` : ''}`,
+      `  http:        body cap ${maxBodyBytes} bytes (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT); keys ${keysOn ? 'demanded for authLevel function/admin (LOCAL_HOST_FUNCTION_KEY / LOCAL_HOST_MASTER_KEY)' : 'not demanded (set LOCAL_HOST_FUNCTION_KEY to require them as Azure does)'}`,
       `  storage:     ${describeStorage(storage)}${storageNote}`,
       '',
       'Functions:',
-      ...httpFunctions.map(({ http }) => `  ${http.fn.name}: [${[...http.methods].join(',')}] ${baseUrl}${prefix}/${http.route.template.replace(/^\/+/, '')}${http.authLevel !== 'anonymous' ? `  (authLevel ${http.authLevel}: not enforced locally)` : ''}`),
+      ...httpFunctions.map(({ http }) => `  ${http.fn.name}: [${[...http.methods].join(',')}] ${baseUrl}${prefix}/${http.route.template.replace(/^\/+/, '')}${http.authLevel !== 'anonymous' ? `  (authLevel ${http.authLevel}${keysOn ? '' : ': no key configured, not enforced'})` : ''}`),
       ...queueLines,
       ...timerLines,
       ...catalog.functions.filter((f) => f.disabled).map((f) => `  ${f.fn.name}: disabled (AzureWebJobs.${f.fn.name}.Disabled)`),

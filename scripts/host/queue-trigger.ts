@@ -8,7 +8,14 @@
  * - decodes the message (base64 by default), passes the text to the library, which JSON-parses it when
  *   it can (a message `"123"` arrives as the number 123), and triggerMetadata
  *   `{ queueTrigger, id, dequeueCount, insertionTime, expirationTime, nextVisibleTime, popReceipt, sys }`;
- * - keeps the message invisible while the function runs (lease renewed every lease/3 with updateMessage);
+ * - receives with a 10-minute visibility timeout and renews it at half while the function runs, as the
+ *   queues extension's QueueListener does (`_visibilityTimeout = TimeSpan.FromMinutes(10)`,
+ *   `CreateUpdateMessageVisibilityTimer`: "Update a message's visibility when it is halfway to expiring";
+ *   azure-webjobs-sdk src/Microsoft.Azure.WebJobs.Extensions.Storage/Queues/Listeners/QueueListener.cs,
+ *   now azure-sdk-for-net sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues): a message whose
+ *   host died reappears only after that lease. LOCAL_HOST_QUEUE_LEASE_SECONDS shortens it for tests;
+ * - runs the function in the worker process (worker-channel.ts): a timeout or a dead worker fails the
+ *   invocation like a thrown error (QueueProcessor.CompleteProcessingMessageAsync: release or poison);
  * - success → queue outputs are sent, then the message is deleted;
  * - failure → when dequeueCount >= maxDequeueCount the message text is copied to `<queue>-poison` and
  *   deleted, else it becomes visible again after host.json visibilityTimeout;
@@ -22,21 +29,22 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { DequeuedMessageItem, QueueClient } from '@azure/storage-queue';
 import type { HostedFunction } from './catalog.js';
-import type { FunctionsRuntime, RpcTypedData } from './core-api.js';
-import { FunctionTimeoutError, invoke, type InFlight } from './invoke.js';
+import type { RpcTypedData } from './core-api.js';
+import { FunctionTimeoutError, WorkerExitError, type InFlight, type Invoker } from './invoke.js';
 import { describeError, type Logger } from './log.js';
 import { deliverOutputs, type OutputDeps } from './outputs.js';
 import type { QueueOptions } from './settings.js';
 import { decodeMessage } from './storage.js';
 
 export interface QueueListenerOptions {
-  readonly runtime: FunctionsRuntime;
+  /** Runs an invocation in the worker process. */
+  readonly invoke: Invoker;
   readonly hosted: HostedFunction;
   readonly queueName: string;
   readonly queue: QueueClient;
   readonly poison: QueueClient;
   readonly options: QueueOptions;
-  /** Visibility lease while an invocation runs, seconds (LOCAL_HOST_QUEUE_LEASE_SECONDS, default 30). */
+  /** Visibility lease while an invocation runs, seconds (LOCAL_HOST_QUEUE_LEASE_SECONDS, default 600 as in Azure), renewed at half. */
   readonly leaseSeconds: number;
   readonly functionTimeoutMs: number | null;
   readonly logger: Logger;
@@ -50,7 +58,7 @@ const json = (value: unknown): RpcTypedData => ({ json: JSON.stringify(value) })
 const iso = (d: Date | undefined): string | undefined => (d ? d.toISOString() : undefined);
 
 /** Keeps one message invisible while its invocation runs. */
-class Lease {
+export class Lease {
   #popReceipt: string;
   #timer: NodeJS.Timeout | undefined;
   #pending: Promise<void> = Promise.resolve();
@@ -64,7 +72,7 @@ class Lease {
     private readonly onLost: (reason: string) => void,
   ) {
     this.#popReceipt = popReceipt;
-    const every = Math.max(250, Math.floor((leaseSeconds * 1000) / 3));
+    const every = Math.max(250, Math.floor((leaseSeconds * 1000) / 2));
     this.#timer = setInterval(() => {
       this.#pending = this.#pending.then(() => this.renew());
     }, every);
@@ -207,7 +215,7 @@ export class QueueListener {
       let outcome: 'Succeeded' | 'Failed' = 'Succeeded';
       let failure: unknown;
       try {
-        const { response } = await invoke(this.#o.runtime, hosted.fn, { trigger: { string: decoded.text }, triggerMetadata, invocationId }, this.#o.functionTimeoutMs);
+        const { response } = await this.#o.invoke(hosted.fn.name, { trigger: { string: decoded.text }, triggerMetadata, invocationId }, this.#o.functionTimeoutMs);
         await deliverOutputs(hosted, response, this.#o.outputs);
       } catch (err) {
         outcome = 'Failed';
@@ -220,7 +228,7 @@ export class QueueListener {
         logger.info(name, `Executed 'Functions.${name}' (Succeeded, Id=${invocationId}, Duration=${ms}ms) ${where}`);
         return;
       }
-      if (failure instanceof FunctionTimeoutError) logger.error(name, failure.message);
+      if (failure instanceof FunctionTimeoutError || failure instanceof WorkerExitError) logger.error(name, `${failure.message} (Id=${invocationId})`);
       else logger.error(name, `Exception while executing function: Functions.${name}: ${failure instanceof Error && failure.stack ? failure.stack : describeError(failure)}`);
       if (m.dequeueCount >= options.maxDequeueCount) {
         await this.#toPoison(m, popReceipt);

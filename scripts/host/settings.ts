@@ -189,7 +189,45 @@ export function parseHostJson(raw: unknown, path = 'host.json'): HostJson {
   };
 }
 
-export function readHostJson(path: string): HostJson {
+/** Prefix of app settings that override host.json values (`AzureFunctionsJobHost__path__to__key`). */
+export const HOST_JSON_OVERRIDE_PREFIX = 'AzureFunctionsJobHost__';
+
+/**
+ * Applies app settings `AzureFunctionsJobHost__<path>` (path segments joined by `__`) over host.json,
+ * as the Functions host does ("Override host.json values",
+ * https://learn.microsoft.com/azure/azure-functions/functions-host-json#override-hostjson-values): the host
+ * reads host.json and then the environment into one .NET configuration, whose keys are case-insensitive.
+ * Returns the new object and the overridden paths (for the banner). `raw` is not changed.
+ */
+export function applyHostJsonOverrides(raw: unknown, env: Env): { json: Record<string, unknown>; overridden: string[] } {
+  const clone = (v: unknown): unknown => (typeof v === 'object' && v !== null ? JSON.parse(JSON.stringify(v)) as unknown : v);
+  const json = (typeof raw === 'object' && raw !== null ? clone(raw) : {}) as Record<string, unknown>;
+  const overridden: string[] = [];
+  const prefix = HOST_JSON_OVERRIDE_PREFIX.toLowerCase();
+  for (const [key, value] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
+    if (value === undefined || !key.toLowerCase().startsWith(prefix)) continue;
+    const path = key.slice(prefix.length).split('__').filter((p) => p !== '');
+    if (path.length === 0) continue;
+    let node = json;
+    const used: string[] = [];
+    for (let i = 0; i < path.length; i++) {
+      const wanted = path[i]!.toLowerCase();
+      const existing = Object.keys(node).find((k) => k.toLowerCase() === wanted) ?? path[i]!;
+      used.push(existing);
+      if (i === path.length - 1) {
+        node[existing] = value;
+      } else {
+        const child = node[existing];
+        if (typeof child !== 'object' || child === null || Array.isArray(child)) node[existing] = {};
+        node = node[existing] as Record<string, unknown>;
+      }
+    }
+    overridden.push(used.join('.'));
+  }
+  return { json, overridden };
+}
+
+export function readHostJson(path: string, env: Env = {}): HostJson & { readonly overridden: readonly string[] } {
   if (!existsSync(path)) throw new HostConfigError(`${path} not found (the function app root needs a host.json)`);
   let raw: unknown;
   try {
@@ -197,7 +235,8 @@ export function readHostJson(path: string): HostJson {
   } catch (err) {
     throw new HostConfigError(`${path}: not valid JSON (${(err as Error).message})`);
   }
-  return parseHostJson(raw, path);
+  const { json, overridden } = applyHostJsonOverrides(raw, env);
+  return { ...parseHostJson(json, path), overridden };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,14 +8,15 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { HostedFunction } from './catalog.js';
-import type { FunctionsRuntime, RpcDuration, RpcInvocationRequest } from './core-api.js';
-import { FunctionTimeoutError, invoke, type InFlight } from './invoke.js';
+import type { RpcDuration, RpcInvocationRequest } from './core-api.js';
+import { FunctionTimeoutError, WorkerExitError, type InFlight, type Invoker } from './invoke.js';
 import { describeError, type Logger } from './log.js';
 import { deliverOutputs, type OutputDeps } from './outputs.js';
 import type { Schedule } from './ncrontab.js';
 
 export interface TimerListenerOptions {
-  readonly runtime: FunctionsRuntime;
+  /** Runs an invocation in the worker process. */
+  readonly invoke: Invoker;
   readonly hosted: HostedFunction;
   readonly schedule: Schedule;
   readonly runOnStartup: boolean;
@@ -86,7 +87,7 @@ export class TimerListener {
 
   async #fire(scheduledFor: Date, startup: boolean): Promise<void> {
     if (this.#stopped) return;
-    const { hosted, logger, runtime } = this.#o;
+    const { hosted, logger } = this.#o;
     const name = hosted.fn.name;
     const next = this.#o.schedule.next(startup ? new Date() : scheduledFor);
     const timerInfo = {
@@ -105,7 +106,7 @@ export class TimerListener {
       const started = performance.now();
       const invocationId = randomUUID();
       try {
-        const { response } = await this.#o.inFlight.track(invoke(runtime, hosted.fn, {
+        const { response } = await this.#o.inFlight.track(this.#o.invoke(hosted.fn.name, {
           trigger: { json: JSON.stringify(timerInfo) },
           invocationId,
           ...(retryContext ? { retryContext } : {}),
@@ -116,7 +117,7 @@ export class TimerListener {
         return;
       } catch (err) {
         const ms = Math.round(performance.now() - started);
-        if (err instanceof FunctionTimeoutError) logger.error(name, err.message);
+        if (err instanceof FunctionTimeoutError || err instanceof WorkerExitError) logger.error(name, `${err.message} (Id=${invocationId})`);
         else logger.error(name, `Exception while executing function: Functions.${name}: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
         logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${ms}ms) reason=${startup ? 'runOnStartup' : 'timer'}${attempt > 0 ? ` retry=${attempt}` : ''}`);
         const unlimited = maxRetryCount === -1;

@@ -1,13 +1,17 @@
 /**
  * End to end, as a user runs it: the local Functions host as a separate process (the same registered
  * functions Azure runs) on Azurite, real registries on both sides, results checked with skopeo.
- * - a 3-platform import over HTTP: 202 → succeeded, identical digest under both tags;
- * - bad requests: 4xx with a code, nothing queued;
+ * - a 3-platform import over HTTP with a function key (LOCAL_HOST_FUNCTION_KEY, as Azure demands it):
+ *   202 → poll the statusUrl with the key → succeeded, identical digest under both tags; no key: empty 401;
+ * - bad requests: 4xx with a code, nothing queued; a chunked body arrives empty (400, as in Azure); the app's
+ *   JSON 413 up to the Bicep's FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, the host's empty 413 above it;
  * - the host SIGKILLed in the middle of a 300 MB blob (8 MiB chunks, 2 s steps), started again: the
  *   job finishes with an intact image; the inline password never appears in the host's output;
  * - the sync timer mirrors the selected tags through the same queue.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +23,9 @@ import { copyAllToDir, manifestDigest, pushOciLayout } from '../support/skopeo.j
 
 const hasTools = requireRegistryTools();
 const MB = 1_000_000;
+const KEY = randomBytes(16).toString('hex');
+/** infra/modules/function-app.bicep `requestBodySizeLimit`. */
+const BODY_LIMIT = 1_048_576;
 
 interface Status {
   status: string;
@@ -52,12 +59,15 @@ describe.skipIf(!hasTools)('local host end to end', () => {
     REGISTRY_CREDENTIALS__src__PASSWORD: src.password!,
     REGISTRY_CREDENTIALS__src__REGISTRIES: src.host,
     LOCAL_HOST_QUEUE_LEASE_SECONDS: '3',
+    LOCAL_HOST_FUNCTION_KEY: KEY,
+    FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: String(BODY_LIMIT),
   });
   const launch = async () => {
     host = await startHost({ args: ['--main', 'functions/*.ts', '--port', '0', '--no-azurite'], env: hostEnv(), readyTimeoutMs: 60_000 });
   };
-  const post = (body: unknown) => fetch(`${host!.url}/api/imports`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const status = async (id: string): Promise<Status> => (await fetch(`${host!.url}/api/imports/${id}`)).json() as Promise<Status>;
+  const withKey = { 'x-functions-key': KEY };
+  const post = (body: unknown) => fetch(`${host!.url}/api/imports`, { method: 'POST', headers: { 'content-type': 'application/json', ...withKey }, body: JSON.stringify(body) });
+  const status = async (id: string): Promise<Status> => (await fetch(`${host!.url}/api/imports/${id}`, { headers: withKey })).json() as Promise<Status>;
   const waitFor = async (id: string, done: (s: Status) => boolean, timeoutMs: number): Promise<Status> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -91,12 +101,26 @@ describe.skipIf(!hasTools)('local host end to end', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it('imports a 3-platform index under two tags: 202, then succeeded with the same digest', async () => {
-    const res = await post({ source: `${src.host}/team/multi:1.0`, images: ['e2e/multi:1.0', 'e2e/multi:stable'], credential: 'src' });
+  it('imports a 3-platform index under two tags with a function key: 202, poll the statusUrl, succeeded with the same digest', async () => {
+    const request = { source: `${src.host}/team/multi:1.0`, images: ['e2e/multi:1.0', 'e2e/multi:stable'], credential: 'src' };
+    const anonymous = await fetch(`${host!.url}/api/imports`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) });
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.text()).toBe('');
+
+    const res = await post(request);
     expect(res.status).toBe(202);
     const body = await res.json() as { id: string; statusUrl: string };
     expect(res.headers.get('location')).toBe(body.statusUrl);
-    const s = await waitFor(body.id, (x) => x.status === 'succeeded' || x.status === 'failed', 120_000);
+    expect((await fetch(body.statusUrl)).status).toBe(401); // the statusUrl carries no key: clients send theirs
+    let s: Status;
+    for (const deadline = Date.now() + 120_000; ;) {
+      const polled = await fetch(body.statusUrl, { headers: withKey });
+      expect(polled.status).toBe(200);
+      s = await polled.json() as Status;
+      if (s.status === 'succeeded' || s.status === 'failed') break;
+      if (Date.now() > deadline) throw new Error(`job still ${JSON.stringify(s)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
     expect(s.error).toBeUndefined();
     expect(s.digest).toBe(multi.digest);
     expect(s.progress.blobsDone).toBe(s.progress.blobsTotal);
@@ -117,14 +141,42 @@ describe.skipIf(!hasTools)('local host end to end', () => {
       expect(res.status).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe(code);
     }
-    const raw = await fetch(`${host!.url}/api/imports`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"source": ' });
+    const raw = await fetch(`${host!.url}/api/imports`, { method: 'POST', headers: { 'content-type': 'application/json', ...withKey }, body: '{"source": ' });
     expect(raw.status).toBe(400);
     // what a web page may send cross-site without asking first: refused before anything is parsed
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', undefined]) {
-      const simple = await fetch(`${host!.url}/api/imports`, { method: 'POST', headers: type ? { 'content-type': type } : {}, body: JSON.stringify({ source: `${src.host}/team/multi:1.0` }) });
+      const simple = await fetch(`${host!.url}/api/imports`, { method: 'POST', headers: type ? { 'content-type': type, ...withKey } : withKey, body: JSON.stringify({ source: `${src.host}/team/multi:1.0` }) });
       expect(simple.status).toBe(415);
       expect(((await simple.json()) as { error: { code: string } }).error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
     }
+  });
+
+  it('answers bodies as Azure does: chunked arrives empty (400), the app\'s JSON 413 below the host cap, the host\'s empty 413 above', async () => {
+    const send = (body: Buffer, chunked: boolean) => new Promise<{ status: number; text: string }>((resolve, reject) => {
+      let status: number | undefined;
+      let text = '';
+      const req = httpRequest(`${host!.url}/api/imports`, { method: 'POST', headers: { 'content-type': 'application/json', ...withKey } }, (res) => {
+        status = res.statusCode ?? 0;
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => { text += c; });
+        res.on('end', () => resolve({ status: status!, text }));
+      });
+      req.on('error', (err) => (status === undefined ? reject(err) : resolve({ status, text })));
+      if (chunked) req.setHeader('transfer-encoding', 'chunked');
+      else req.setHeader('content-length', String(body.length));
+      req.end(body);
+    });
+    const valid = Buffer.from(JSON.stringify({ source: `${src.host}/team/multi:1.0`, images: ['e2e/chunked:1'], credential: 'src' }));
+    const chunked = await send(valid, true);
+    expect(chunked.status).toBe(400);
+    expect((JSON.parse(chunked.text) as { error: { code: string } }).error.code).toBe('INVALID_JSON');
+
+    const padded = (size: number) => Buffer.from(JSON.stringify({ source: `${src.host}/team/multi:1.0`, images: ['e2e/big:1'], registry: 'x'.repeat(size) }));
+    const overApp = await send(padded(70 * 1024), false);
+    expect(overApp.status).toBe(413);
+    expect((JSON.parse(overApp.text) as { error: { code: string } }).error.code).toBe('BODY_TOO_LARGE');
+    const overHost = await send(padded(BODY_LIMIT), false);
+    expect(overHost).toEqual({ status: 413, text: '' });
   });
 
   it('survives SIGKILL in the middle of a 300 MB blob and finishes after a restart', async () => {
@@ -159,7 +211,7 @@ describe.skipIf(!hasTools)('local host end to end', () => {
       if (tags.length >= 2) break;
       await new Promise((r) => setTimeout(r, 500));
     }
-    const latest = await fetch(`${host!.url}/api/syncs/latest`);
+    const latest = await fetch(`${host!.url}/api/syncs/latest`, { headers: withKey });
     const text = await latest.clone().text();
     expect(tags, text).toEqual(['v1', 'v2']);
     expect(latest.status).toBe(200);
@@ -172,5 +224,6 @@ describe.skipIf(!hasTools)('local host end to end', () => {
     const all = [...logs, host?.output() ?? ''].join('\n');
     expect(all.length).toBeGreaterThan(100);
     expect(all).not.toContain(src.password!);
+    expect(all).not.toContain(KEY);
   });
 });

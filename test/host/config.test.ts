@@ -2,13 +2,16 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import type { QueueClient } from '@azure/storage-queue';
 import { expandGlob } from '../../scripts/host/glob.js';
+import { authorized, refuseForeign } from '../../scripts/host/http-trigger.js';
 import { queueMessagesOf } from '../../scripts/host/outputs.js';
+import { Lease } from '../../scripts/host/queue-trigger.js';
 import { compareRoutes, compileRoute, matchRoute, RouteError } from '../../scripts/host/route.js';
 import {
-  applyLocalSettings, DEFAULT_QUEUE_OPTIONS, parseHostJson, readLocalSettings, resolveSettingRefs, resolveStorageConnection,
-  validateQueueName,
+  applyHostJsonOverrides, applyLocalSettings, DEFAULT_QUEUE_OPTIONS, parseHostJson, readLocalSettings, resolveSettingRefs,
+  resolveStorageConnection, validateQueueName,
 } from '../../scripts/host/settings.js';
 import { decodeMessage, encodeMessage } from '../../scripts/host/storage.js';
 
@@ -87,6 +90,98 @@ describe('host.json', () => {
     [{ extensions: { queues: { messageEncoding: 'utf8' } } }, /messageEncoding/],
   ])('refuses %j', (raw, message) => {
     expect(() => parseHostJson(raw)).toThrow(message);
+  });
+});
+
+describe('host.json overrides from app settings (AzureFunctionsJobHost__…)', () => {
+  const hostJson = { version: '2.0', functionTimeout: '00:10:00', extensions: { queues: { maxDequeueCount: 5, batchSize: 4 } } };
+
+  it('override values by path, case-insensitively, keeping the file\'s spelling; the input is not changed', () => {
+    const { json, overridden } = applyHostJsonOverrides(hostJson, {
+      AzureFunctionsJobHost__extensions__queues__maxDequeueCount: '2',
+      azurefunctionsjobhost__FUNCTIONTIMEOUT: '00:00:05',
+      AzureFunctionsJobHost__extensions__http__routePrefix: 'v1',
+      UNRELATED: 'x',
+    });
+    const parsed = parseHostJson(json);
+    expect(parsed.queues.maxDequeueCount).toBe(2);
+    expect(parsed.queues.batchSize).toBe(4);
+    expect(parsed.functionTimeoutMs).toBe(5000);
+    expect(parsed.routePrefix).toBe('v1');
+    expect(overridden.sort()).toEqual(['extensions.http.routePrefix', 'extensions.queues.maxDequeueCount', 'functionTimeout']);
+    expect(hostJson.extensions.queues.maxDequeueCount).toBe(5);
+  });
+
+  it('an override that is not valid is refused like a bad host.json value', () => {
+    const { json } = applyHostJsonOverrides(hostJson, { AzureFunctionsJobHost__extensions__queues__maxDequeueCount: 'many' });
+    expect(() => parseHostJson(json)).toThrow(/maxDequeueCount/);
+  });
+});
+
+describe('HTTP guard: keys, Host and Origin', () => {
+  const keys = { functionKey: 'fk', masterKey: 'mk' };
+
+  it.each([
+    ['anonymous', undefined, null, true],
+    ['function', undefined, null, false],
+    ['function', 'fk', null, true],
+    ['function', undefined, 'fk', true],
+    ['function', 'mk', null, true],
+    ['function', 'wrong', 'fk', false], // the header wins
+    ['function', '', 'fk', false],
+    ['function', 'FK', null, false],
+    ['admin', 'fk', null, false],
+    ['admin', 'mk', null, true],
+  ] as const)('authLevel %s, header %j, code %j → %s', (level, header, code, ok) => {
+    expect(authorized(level, header, code, keys)).toBe(ok);
+  });
+
+  it('without configured keys every level is open (Core Tools behaviour)', () => {
+    expect(authorized('function', undefined, null, undefined)).toBe(true);
+    expect(authorized('admin', undefined, null, {})).toBe(true);
+  });
+
+  it.each([
+    [{ host: '127.0.0.1:7071' }, undefined],
+    [{ host: 'LOCALHOST:7071' }, undefined],
+    [{ host: '[::1]:7071' }, undefined],
+    [{ host: '127.0.0.1:7071', origin: 'http://localhost:7071' }, undefined],
+    [{}, /Host/],
+    [{ host: 'attacker.example:7071' }, /Host/],
+    [{ host: '127.0.0.1' }, /Host/],
+    [{ host: '127.0.0.1:8080' }, /Host/],
+    [{ host: '127.0.0.2:7071' }, /Host/],
+    [{ host: '127.0.0.1:7071', origin: 'https://127.0.0.1:7071' }, /Origin/],
+    [{ host: '127.0.0.1:7071', origin: 'http://attacker.example' }, /Origin/],
+    [{ host: '127.0.0.1:7071', origin: 'null' }, /Origin/],
+  ])('headers %j → %s', (headers, refused) => {
+    const why = refuseForeign(headers, 7071);
+    if (refused) expect(why).toMatch(refused);
+    else expect(why).toBeUndefined();
+  });
+});
+
+describe('queue message lease', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('renews a running message at half its lease, for the full lease each time (600 s as in Azure)', async () => {
+    vi.useFakeTimers();
+    const calls: { visibility: number | undefined; at: number }[] = [];
+    const started = Date.now();
+    const queue = {
+      updateMessage: async (_id: string, _receipt: string, _text: string | undefined, visibility?: number) => {
+        calls.push({ visibility, at: Date.now() - started });
+        return { popReceipt: `receipt-${calls.length}` };
+      },
+    } as unknown as QueueClient;
+    const lease = new Lease(queue, 'm1', 'receipt-0', 600, () => undefined);
+    await vi.advanceTimersByTimeAsync(299_000);
+    expect(calls).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(calls).toEqual([{ visibility: 600, at: 300_000 }]);
+    await vi.advanceTimersByTimeAsync(300_000);
+    expect(calls.map((c) => c.at)).toEqual([300_000, 600_000]);
+    expect(await lease.stop()).toBe('receipt-2');
   });
 });
 

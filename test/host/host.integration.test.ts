@@ -1,9 +1,13 @@
 /**
  * The local Functions host as a separate process, with fixture function modules (test/host/fixtures)
- * registered through the real @azure/functions library, against an in-memory Azurite.
+ * registered through the real @azure/functions library, against an in-memory Azurite. The functions run
+ * in the host's worker process: the tests time it out and crash it, and check what Azure does then.
  */
 import { request as httpRequest } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAzurite, type RunningAzurite } from '../support/azurite.js';
@@ -14,6 +18,7 @@ interface Seen {
   payload: unknown;
   meta?: Record<string, unknown>;
   at: string;
+  pid: number;
 }
 
 const suffix = randomBytes(3).toString('hex');
@@ -22,6 +27,33 @@ const FAIL_QUEUE = `fx-fail-${suffix}`;
 const OUT_QUEUE = `fx-out-${suffix}`;
 const QUEUE_SECRET = `queue-secret-${suffix}`;
 const HTTP_SECRET = `http-secret-${suffix}`;
+const FUNCTION_KEY = `fkey-${randomBytes(12).toString('hex')}`;
+const MASTER_KEY = `mkey-${randomBytes(12).toString('hex')}`;
+const BODY_LIMIT = 1024 * 1024;
+
+/** A raw HTTP/1.1 request (fetch cannot set Host, nor send a chunked body from a string). */
+function rawRequest(url: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; chunked?: boolean }): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    let status: number | undefined;
+    let body = '';
+    const req = httpRequest(url, { method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
+      status = res.statusCode ?? 0;
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => resolve({ status: status!, body }));
+      res.on('error', () => resolve({ status: status!, body }));
+    });
+    // A server that answers early (413) and closes may reset the upload: the answer still counts.
+    req.on('error', (err) => (status === undefined ? reject(err) : resolve({ status, body })));
+    if (opts.chunked && opts.body !== undefined) {
+      req.setHeader('transfer-encoding', 'chunked');
+      req.write(opts.body);
+      req.end();
+    } else {
+      req.end(opts.body);
+    }
+  });
+}
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 const unb64 = (s: string): string => Buffer.from(s, 'base64').toString('utf8');
@@ -30,11 +62,16 @@ describe('local Functions host (process + Azurite)', () => {
   let azurite: RunningAzurite;
   let host: HostProcess;
   let queues: QueueServiceClient;
+  const stateDir = mkdtempSync(join(tmpdir(), 'host-fixture-state-'));
+  const key = { 'x-functions-key': FUNCTION_KEY };
+  const workerPid = async (): Promise<number> => ((await (await fetch(`${host.url}/admin/host/status`)).json()) as { worker: { pid: number } }).worker.pid;
+  const tagged = async (tag: string): Promise<Seen[]> => (await seen('queueWorker')).filter((s) => (s.payload as { tag?: string }).tag === tag);
 
+  // Read from the fixtures' state file, not through the `seen` function: the tests crash the worker that runs it.
   const seen = async (fn: string): Promise<Seen[]> => {
-    const res = await fetch(`${host.url}/api/seen/${fn}`);
-    expect(res.status).toBe(200);
-    return (await res.json()) as Seen[];
+    const file = join(stateDir, 'seen.jsonl');
+    const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : [];
+    return lines.map((l) => JSON.parse(l) as Seen).filter((s) => s.fn === fn);
   };
 
   beforeAll(async () => {
@@ -53,15 +90,24 @@ describe('local Functions host (process + Azurite)', () => {
         FIXTURE_FAIL_QUEUE: FAIL_QUEUE,
         FIXTURE_OUT_QUEUE: OUT_QUEUE,
         FIXTURE_TIMER_SCHEDULE: undefined,
+        FIXTURE_STATE_FILE: join(stateDir, 'seen.jsonl'),
         LOCAL_HOST_QUEUE_LEASE_SECONDS: '2',
         LOCAL_HOST_SHUTDOWN_GRACE_SECONDS: '3',
+        LOCAL_HOST_FUNCTION_KEY: FUNCTION_KEY,
+        LOCAL_HOST_MASTER_KEY: MASTER_KEY,
+        FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: String(BODY_LIMIT),
+        // App settings over host.json, as in Azure (the fixture host.json says 00:01:00 and 2).
+        AzureFunctionsJobHost__functionTimeout: '00:00:06',
+        azurefunctionsjobhost__Extensions__Queues__MaxDequeueCount: '3',
       },
     });
   });
 
   afterAll(async () => {
+    if (process.env.DEBUG_HOST_OUTPUT) process.stderr.write(host?.output() ?? '');
     await host?.stop('SIGKILL');
     await azurite?.stop();
+    rmSync(stateDir, { recursive: true, force: true });
   });
 
   it('prints a banner with the functions, their URLs, queues and schedules', () => {
@@ -71,14 +117,19 @@ describe('local Functions host (process + Azurite)', () => {
     expect(out).toContain(`queueWorker: queueTrigger '${QUEUE}' (poison '${QUEUE}-poison')`);
     expect(out).toMatch(/tick: timerTrigger \* \* \* \* \* \* \(every second, UTC\), runOnStartup/);
     expect(out).toContain(`queue http://127.0.0.1:${azurite.queuePort}/devstoreaccount1`);
+    expect(out).toContain('maxDequeueCount 3');
+    expect(out).toContain('functionTimeout 6s; queue lease 2s renewed at half; overridden by AzureFunctionsJobHost__*: extensions.queues.maxDequeueCount, functionTimeout');
+    expect(out).toMatch(/worker process pid \d+/);
     expect(out).not.toContain('AccountKey');
     expect(out).not.toContain('Eby8vdM02');
+    expect(out).not.toContain(FUNCTION_KEY);
+    expect(out).not.toContain(MASTER_KEY);
   });
 
   it('routes HTTP requests with route params, query, JSON body, headers and cookies', async () => {
     const res = await fetch(`${host.url}/api/items/42/extra?q=hi`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...key },
       body: JSON.stringify({ hello: 'world', password: HTTP_SECRET }),
     });
     expect(res.status).toBe(201);
@@ -94,11 +145,11 @@ describe('local Functions host (process + Azurite)', () => {
     });
     expect(body.invocationId).toMatch(/^[0-9a-f-]{36}$/);
 
-    const optional = (await (await fetch(`${host.url}/api/ITEMS/7`)).json()) as Record<string, unknown>;
+    const optional = (await (await fetch(`${host.url}/api/ITEMS/7`, { headers: key })).json()) as Record<string, unknown>;
     expect(optional).toMatchObject({ id: '7', sub: null, method: 'GET', body: null });
   });
 
-  it('default route, hooks, 404, 405, 500 without details, 413 over the host cap', async () => {
+  it('default route, hooks, 404 (also for a wrong method), 500 without details, empty 413 over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', async () => {
     const ping = await fetch(`${host.url}/api/ping`);
     expect(ping.status).toBe(200);
     expect(await ping.text()).toBe('pong (post-hook)');
@@ -106,9 +157,10 @@ describe('local Functions host (process + Azurite)', () => {
     expect((await fetch(`${host.url}/api/nothing-here`)).status).toBe(404);
     expect((await fetch(`${host.url}/elsewhere`)).status).toBe(404);
 
-    const put = await fetch(`${host.url}/api/items/1`, { method: 'PUT', body: 'x' });
-    expect(put.status).toBe(405);
-    expect(put.headers.get('allow')).toBe('GET, POST');
+    // The methods are a route constraint in Azure: no route matches, 404 (not 405), no Allow header.
+    const put = await fetch(`${host.url}/api/items/1`, { method: 'PUT', body: 'x', headers: key });
+    expect(put.status).toBe(404);
+    expect(put.headers.get('allow')).toBeNull();
 
     const boom = await fetch(`${host.url}/api/boom`);
     expect(boom.status).toBe(500);
@@ -116,19 +168,62 @@ describe('local Functions host (process + Azurite)', () => {
     expect(boomBody).toBe('');
     expect(host.output()).toContain('kaboom with secret-xyz-123'); // logged by the host, not returned
 
-    const status = await new Promise<number>((resolve, reject) => {
-      const big = Buffer.alloc(1024 * 1024 + 10, 0x61);
-      const req = httpRequest(`${host.url}/api/items/1`, { method: 'POST', headers: { 'content-length': String(big.length) } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('error', (err) => reject(err));
-      req.end(big);
-    });
-    expect(status).toBe(413);
+    const big = await rawRequest(`${host.url}/api/touch`, { method: 'POST', body: Buffer.alloc(BODY_LIMIT + 1, 0x61) });
+    expect(big).toEqual({ status: 413, body: '' });
+    const justUnder = await rawRequest(`${host.url}/api/touch`, { method: 'POST', body: Buffer.alloc(BODY_LIMIT, 0x61) });
+    expect(justUnder.status).toBe(200);
+    expect(JSON.parse(justUnder.body)).toEqual({ bodyLength: BODY_LIMIT });
 
     const health = await fetch(`${host.url}/admin/host/status`);
     expect(await health.json()).toMatchObject({ state: 'Running' });
+  });
+
+  it('delivers a body without Content-Length (chunked) to the function empty, as Azure does', async () => {
+    const chunked = await rawRequest(`${host.url}/api/touch`, { method: 'POST', body: '{"hello":"chunked"}', chunked: true });
+    expect(chunked.status).toBe(200);
+    expect(JSON.parse(chunked.body)).toEqual({ bodyLength: 0 });
+    const sized = await rawRequest(`${host.url}/api/touch`, { method: 'POST', body: '{"hello":"sized"}' });
+    expect(JSON.parse(sized.body)).toEqual({ bodyLength: 17 });
+    expect(host.output()).toContain('reaches the function empty, as in Azure');
+  });
+
+  it('demands the function key for authLevel function (x-functions-key, else code) and the master key for admin: empty 401 without', async () => {
+    const url = `${host.url}/api/items/1`;
+    const none = await fetch(url);
+    expect(none.status).toBe(401);
+    expect(await none.text()).toBe('');
+    expect((await fetch(url, { headers: { 'x-functions-key': 'wrong' } })).status).toBe(401);
+    expect((await fetch(url, { headers: key })).status).toBe(201);
+    expect((await fetch(`${url}?code=${FUNCTION_KEY}`)).status).toBe(201);
+    // The header wins over the query (AuthenticationLevelHandler): a wrong header is not rescued by a right code.
+    expect((await fetch(`${url}?code=${FUNCTION_KEY}`, { headers: { 'x-functions-key': 'wrong' } })).status).toBe(401);
+    expect((await fetch(url, { headers: { 'x-functions-key': MASTER_KEY } })).status).toBe(201);
+
+    expect((await fetch(`${host.url}/api/admin-only`, { headers: key })).status).toBe(401);
+    expect((await fetch(`${host.url}/api/admin-only`, { headers: { 'x-functions-key': MASTER_KEY } })).status).toBe(200);
+    expect((await fetch(`${host.url}/api/ping`)).status).toBe(200); // anonymous
+    expect(host.output()).not.toContain(FUNCTION_KEY);
+  });
+
+  it('refuses a foreign Host or browser Origin with 403 before any handler runs', async () => {
+    const port = new URL(host.url).port;
+    const before = (await seen('touch')).length;
+    const touch = (headers: Record<string, string>) => rawRequest(`${host.url}/api/touch`, { method: 'POST', headers, body: '{}' });
+    expect((await touch({ host: `evil.example:${port}` })).status).toBe(403);
+    expect((await touch({ host: `127.0.0.1:${Number(port) + 1}` })).status).toBe(403);
+    expect((await touch({ host: 'localhost' })).status).toBe(403);
+    expect((await touch({ origin: 'http://evil.example' })).status).toBe(403);
+    expect((await touch({ origin: 'null' })).status).toBe(403);
+    expect((await touch({ origin: `http://127.0.0.1:${Number(port) + 1}` })).status).toBe(403);
+    expect((await rawRequest(`${host.url}/admin/host/status`, { headers: { host: `rebound.example:${port}` } })).status).toBe(403);
+    expect((await rawRequest(`${host.url}/api/items/1`, { headers: { host: `evil.example:${port}`, ...key } })).status).toBe(403);
+    expect((await seen('touch')).length).toBe(before);
+
+    expect((await touch({ host: `localhost:${port}` })).status).toBe(200);
+    expect((await touch({ host: `[::1]:${port}` })).status).toBe(200);
+    expect((await touch({ origin: `http://localhost:${port}` })).status).toBe(200);
+    expect((await touch({ origin: `http://127.0.0.1:${port}` })).status).toBe(200);
+    expect((await seen('touch')).length).toBe(before + 4);
   });
 
   it('delivers queue messages decoded and JSON-parsed with trigger metadata, then deletes them', async () => {
@@ -142,6 +237,8 @@ describe('local Functions host (process + Azurite)', () => {
       return s.length >= 3 ? s : undefined;
     }, 'three queue invocations');
     const byPayload = (p: unknown): Seen | undefined => got.find((s) => JSON.stringify(s.payload) === JSON.stringify(p));
+    const viaHttp = await fetch(`${host.url}/api/seen/queueWorker`);
+    expect(((await viaHttp.json()) as Seen[]).length).toBe((await seen('queueWorker')).length);
     const json = byPayload({ hello: 'world', secret: QUEUE_SECRET });
     expect(json).toBeDefined();
     expect(json!.meta).toMatchObject({ dequeueCount: 1, queueTrigger: { hello: 'world', secret: QUEUE_SECRET } });
@@ -188,9 +285,10 @@ describe('local Functions host (process + Azurite)', () => {
     }, 'poison message');
     expect(poisoned.map((m) => m.messageText)).toEqual([text]); // same text, still base64
     const attempts = await seen('alwaysFails');
-    expect(attempts.map((a) => a.meta!.dequeueCount)).toEqual([1, 2]); // fixture host.json: maxDequeueCount 2
+    // host.json says maxDequeueCount 2; the app setting AzureFunctionsJobHost__extensions__queues__maxDequeueCount 3 wins.
+    expect(attempts.map((a) => a.meta!.dequeueCount)).toEqual([1, 2, 3]);
     expect((await queues.getQueueClient(FAIL_QUEUE).getProperties()).approximateMessagesCount).toBe(0);
-    expect(host.output()).toContain(`reached MaxDequeueCount of 2, moved to '${FAIL_QUEUE}-poison'`);
+    expect(host.output()).toContain(`reached MaxDequeueCount of 3, moved to '${FAIL_QUEUE}-poison'`);
   });
 
   it('sends a message that is not base64 straight to the poison queue without invoking', async () => {
@@ -217,6 +315,71 @@ describe('local Functions host (process + Azurite)', () => {
     expect(host.output()).toContain('reason=runOnStartup');
   });
 
+  it('an unhandled promise rejection kills the worker: every invocation in flight fails, is retried on a new worker and succeeds', async () => {
+    const q = queues.getQueueClient(QUEUE);
+    const first = await workerPid();
+    await q.sendMessage(b64(JSON.stringify({ tag: 'rejection-bystander', sleepOnceMs: 4000 })));
+    await waitFor(async () => ((await tagged('rejection-bystander')).length > 0 ? true : undefined), 'bystander running');
+    await q.sendMessage(b64(JSON.stringify({ tag: 'rejection-culprit', crash: 'rejection', sleepOnceMs: 2000 })));
+    const [bystander, culprit] = await waitFor(async () => {
+      const b = await tagged('rejection-bystander');
+      const c = await tagged('rejection-culprit');
+      return b.length >= 2 && c.length >= 2 ? [b, c] : undefined;
+    }, 'both retried', 20_000);
+    for (const runs of [bystander, culprit]) {
+      expect(runs.map((r) => r.meta!.dequeueCount)).toEqual([1, 2]);
+      expect(runs[0]!.pid).toBe(first);
+      expect(runs[1]!.pid).not.toBe(first);
+    }
+    await waitFor(async () => ((await q.getProperties()).approximateMessagesCount === 0 ? true : undefined), 'queue drained');
+    const out = host.output();
+    expect(out).toContain('Worker uncaught exception');
+    expect(out).toContain('fixture left this promise rejection unhandled');
+    expect(out).toMatch(new RegExp(`worker process ${first} exited with code 1; \\d+ invocation\\(s\\) in flight failed; restarting it`));
+    expect(await workerPid()).not.toBe(first);
+  });
+
+  it('an uncaught exception kills the worker too: an HTTP request in flight gets an empty 500, the host stays up', async () => {
+    const first = await workerPid();
+    const hanging = fetch(`${host.url}/api/hang?ms=4000`);
+    await waitFor(async () => ((await seen('hang')).some((h) => h.pid === first) ? true : undefined), 'hang running');
+    await queues.getQueueClient(QUEUE).sendMessage(b64(JSON.stringify({ tag: 'exception-culprit', crash: 'exception', sleepOnceMs: 1000 })));
+    const res = await hanging;
+    expect(res.status).toBe(500);
+    expect(await res.text()).toBe('');
+    const runs = await waitFor(async () => {
+      const r = await tagged('exception-culprit');
+      return r.length >= 2 ? r : undefined;
+    }, 'culprit retried');
+    expect(runs.map((r) => r.meta!.dequeueCount)).toEqual([1, 2]);
+    expect(host.output()).toContain('fixture threw outside any invocation');
+    expect((await fetch(`${host.url}/api/ping`)).status).toBe(200);
+    expect(await workerPid()).not.toBe(first);
+  });
+
+  it('functionTimeout restarts the worker: the timed-out invocation fails at once, the others in it at their own timeout, then retry', async () => {
+    const first = await workerPid();
+    const hanging = fetch(`${host.url}/api/hang`); // sleeps 60 s; functionTimeout is 6 s
+    await waitFor(async () => ((await seen('hang')).some((h) => h.pid === first) ? true : undefined), 'hang running');
+    // A queue invocation that starts later in the same worker and is still running when the worker is killed.
+    await new Promise((r) => setTimeout(r, 2500));
+    await queues.getQueueClient(QUEUE).sendMessage(b64(JSON.stringify({ tag: 'orphan', sleepOnceMs: 5000 })));
+    const res = await hanging;
+    expect(res.status).toBe(500);
+    const runs = await waitFor(async () => {
+      const r = await tagged('orphan');
+      return r.length >= 2 ? r : undefined;
+    }, 'orphan retried', 30_000);
+    expect(runs.map((r) => [r.meta!.dequeueCount, r.pid === first])).toEqual([[1, true], [2, false]]);
+    const out = host.output();
+    expect(out).toContain('Timeout value of 00:00:06 was exceeded by function: Functions.hang');
+    expect(out).toContain('A function timeout has occurred. Restarting worker process executing invocationId');
+    // The orphan got no result from the killed worker: it failed when its own timeout expired, as in Azure.
+    expect(out).toContain('Timeout value of 00:00:06 was exceeded by function: Functions.queueWorker');
+    expect(out).toMatch(new RegExp(`worker process ${first} was killed by SIGKILL \\(timeout of invocation`));
+    expect(await workerPid()).not.toBe(first);
+  }, 60_000);
+
   it('never logs queue message bodies or HTTP request bodies', () => {
     const out = host.output();
     expect(out).not.toContain(QUEUE_SECRET);
@@ -229,5 +392,39 @@ describe('local Functions host (process + Azurite)', () => {
     expect(code).toBe(0);
     expect(host.output()).toContain('SIGTERM: stopping');
     expect(host.output()).toMatch(/\[host\] stopped/);
+  });
+});
+
+describe('local Functions host start-up', () => {
+  let azurite: RunningAzurite;
+  beforeAll(async () => {
+    azurite = await startAzurite();
+  });
+  afterAll(async () => {
+    await azurite?.stop();
+  });
+
+  const start = (args: string[], env: Record<string, string | undefined>) => startHost({
+    args: ['--main', 'functions/*.ts', '--port', '0', '--no-azurite', ...args],
+    env: { AzureWebJobsStorage: azurite.connectionString, IMPORT_QUEUE: undefined, SYNC_RULES: undefined, SYNC_RULES_FILE: undefined, LOCAL_HOST_SETTING_DEFAULTS: undefined, ...env },
+  });
+
+  it('refuses a %SETTING% without a value, as Azure does; --setting-defaults takes lib/config.ts defaults instead', async () => {
+    const refused = await start([], {}).then(async (h) => {
+      await h.stop('SIGKILL');
+      return 'started';
+    }, (err: Error) => err.message);
+    expect(refused).toContain("'%IMPORT_QUEUE%' does not resolve to a value");
+    expect(refused).toContain('--setting-defaults');
+
+    const host = await start(['--setting-defaults'], {});
+    try {
+      expect(host.output()).toContain('app setting IMPORT_QUEUE is not set; using its documented default');
+      expect(host.output()).toContain("importWorker: queueTrigger 'imports'");
+      expect(host.output()).toContain('queue lease 600s renewed at half');
+      expect(host.output()).toContain('body cap 104857600 bytes');
+    } finally {
+      await host.stop('SIGTERM');
+    }
   });
 });

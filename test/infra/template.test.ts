@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_STEP_BUDGET_SECONDS, SETTINGS } from '../../lib/config.js';
 import { Unevaluated, evaluate, parameterValues } from './arm-eval.js';
+import { MAX_REQUEST_BYTES } from '../../lib/jobs/request.js';
 import {
   allResources, allTemplates, ensureCompiled, loadTemplate, moduleParam, moduleTemplate, root, secureParams,
   type Json, type JsonObject, type Resource, type Template,
@@ -34,7 +35,7 @@ const BUILT_IN_ROLES = {
 } as const;
 
 /** Settings the platform reads (not the app), allowed beside SETTINGS. */
-const PLATFORM_SETTINGS = ['APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'APPLICATIONINSIGHTS_CONNECTION_STRING'];
+const PLATFORM_SETTINGS = ['APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'APPLICATIONINSIGHTS_CONNECTION_STRING', 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT'];
 
 /** main.bicep parameter that carries each setting's value, where the setting has a default in SETTINGS. */
 const SETTING_PARAMS: Record<string, string> = {
@@ -98,6 +99,14 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(expression).toContain("items(parameters('credentialSettings'))");
       const literalNames = [...expression.matchAll(/createObject\('name', '([^']+)'/g)].map((m) => m[1]).sort();
       expect(literalNames).toEqual(PLATFORM_SETTINGS);
+    });
+
+    it('cap request bodies above what the app accepts, so callers get the app\'s JSON 413, and below the host\'s 100 MB', () => {
+      const expression = String(siteConfig.appSettings);
+      expect(expression).toContain("createObject('name', 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', 'value', string(variables('requestBodySizeLimit')))");
+      const limit = Number((fnTemplate.variables as JsonObject).requestBodySizeLimit);
+      expect(limit).toBeGreaterThan(MAX_REQUEST_BYTES);
+      expect(limit).toBeLessThan(104_857_600);
     });
 
     it('include the setting families (named registry credentials), the secret half as Key Vault references', () => {

@@ -5,7 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { initialBlobState } from '../../../lib/engine/copy-blob.js';
 import type { StepMessage } from '../../../lib/jobs/queue.js';
+import type { Digest } from '../../../lib/oci/digest.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 import { testService, type TestService, type TestServiceOptions } from '../../support/service.js';
 
@@ -153,6 +155,20 @@ describe('bounded work (memory storage, fake registries)', () => {
     await drain(t);
     expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'JOB_EXPIRED', message: expect.stringContaining('MAX_JOB_HOURS') } });
     expect(src.requests.length).toBe(requestsBefore);
+    expect(dst.getManifest('app', '1')).toBeUndefined();
+  });
+
+  it('a blob step whose worker dies on every delivery fails the job after maxDequeueCount claims (no endless re-sending)', async () => {
+    const t = await setup();
+    seedImage(src, 'team/app', '1', 1);
+    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+    await t.service.handleMessage(t.queue.drain()[0]!, t.meta());
+    const blob = t.queue.drain().find((m) => m.step === 'blob')!;
+    // what three deliveries that each took the lease and died left behind: claims 3, the last lease expired
+    const initial = initialBlobState({ digest: blob.digest! as Digest, size: blob.size! }, 'app');
+    await t.store.saveBlobTask(job.id, blob.blob!, { state: initial, lease: { owner: 'dead-worker', until: Date.now() - 1 }, claims: 3 }, undefined);
+    await t.service.handleMessage(blob, t.meta(1));
+    expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'STEP_POISONED', message: expect.stringContaining('started 3 times and never finished') } });
     expect(dst.getManifest('app', '1')).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@
  * steps in a loop in one process; the queue worker runs one step per message. Both use this class.
  */
 import type { RegistryClient } from '../oci/registry.js';
+import { forEachLimited } from './concurrency.js';
 import type { RetryPolicy } from '../retry.js';
 import { copyBlob, initialBlobState } from './copy-blob.js';
 import type { ImportLimits } from './errors.js';
@@ -87,6 +88,8 @@ export class ImportEngine {
   }
 }
 
+export { forEachLimited } from './concurrency.js';
+
 export interface RunOptions {
   readonly blobConcurrency: number;
   /** Length of each step; the CLI has no deadline but still works in steps, as the queue does. */
@@ -117,22 +120,4 @@ export async function runImport(engine: ImportEngine, req: ImportRequest, o: Run
   }
   const result = await engine.finalize(p, o.signal);
   return { ...result, plan: p, blobs: done };
-}
-
-/** Runs `fn` over `items` with at most `limit` at once; the first failure stops new work and is thrown. */
-export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const worker = async (): Promise<void> => {
-    while (failed === undefined && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed !== undefined) throw failed;
 }

@@ -27,6 +27,9 @@ export const DEFAULT_PART_SIZE = 4 * 1024 * 1024;
  * Buffers are pooled: a fresh multi-MiB buffer per part makes V8 free hundreds of MB of external memory
  * in full collections (slower than the hashing, and the RSS balloons); recycled ones cost nothing.
  */
+/** Buffers smaller than this are left to the garbage collector rather than pooled. */
+const MIN_POOLED_BYTES = 64 * 1024;
+
 export class PartBudget {
   private used = 0;
   private readonly waiting = new Set<() => void>();
@@ -58,17 +61,19 @@ export class PartBudget {
     this.waiting.delete(wake);
   }
 
-  /** A buffer of `size` bytes, recycled when one is free. */
+  /** A buffer of `size` bytes (not zeroed: a part fills it whole or is thrown away), recycled when one is free. */
   take(size: number): Buffer {
     const ab = this.free.get(size)?.pop();
-    if (ab) this.pooled -= size;
-    return Buffer.from(ab ?? new ArrayBuffer(size));
+    if (!ab) return Buffer.allocUnsafeSlow(size);
+    this.pooled -= size;
+    return Buffer.from(ab);
   }
 
   /** Takes back a buffer from `take` (any view of it) that nothing reads or writes any more. */
   give(data: Buffer): void {
     const ab = data.buffer;
-    if (!(ab instanceof ArrayBuffer) || this.pooled + ab.byteLength > this.maxPooledBytes) return;
+    // small ones are not worth keeping (a small blob's only part)
+    if (!(ab instanceof ArrayBuffer) || ab.byteLength < MIN_POOLED_BYTES || this.pooled + ab.byteLength > this.maxPooledBytes) return;
     let list = this.free.get(ab.byteLength);
     if (!list) this.free.set(ab.byteLength, (list = []));
     list.push(ab);
@@ -270,7 +275,7 @@ export class PartReader {
   private startFetch(start: number, end: number): void {
     this.next = end;
     this.inFlight++;
-    const buffer = this.o.budget.take(this.partSize);
+    const buffer = this.o.budget.take(end - start);
     let settle!: () => void;
     const settled = new Promise<void>((res) => (settle = res));
     const done = this.fetch(start, end - 1, buffer).then(() => buffer.subarray(0, end - start));

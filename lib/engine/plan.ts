@@ -13,6 +13,7 @@ import {
 import { RegistryError } from '../oci/errors.js';
 import { normalizeRegistry, parseReference, type Reference } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/registry.js';
+import { forEachLimited, mapLimited } from './concurrency.js';
 import { ImportError, type ImportLimits } from './errors.js';
 import { targetRefs } from './targets.js';
 import type { ImportPlan, ImportRequest, PlannedBlob, PlannedManifest } from './types.js';
@@ -25,6 +26,8 @@ const MAX_INDEX_DEPTH = 4;
  * and writes to storage.
  */
 export const MAX_PLAN_MANIFEST_BYTES = 16 * 1024 * 1024;
+/** Manifest GETs (and tag HEADs) in flight at once. */
+const PARALLEL_GETS = 8;
 
 export interface PlanOptions extends ImportLimits {
   readonly source: RegistryClient;
@@ -113,13 +116,18 @@ class Planner {
       throw new ImportError('TOO_MANY_MANIFESTS',
         `${this.name} is an index of ${this.children} manifests; the maximum number of manifests for an imported image is ${this.o.maxManifests} (MAX_MANIFESTS)`, { side: 'source' });
     }
-    for (const child of selected) {
-      const childRaw = await this.o.source.getManifest(this.src.repository, child.digest, { signal: this.o.signal });
-      if (parseManifest(childRaw).kind === 'index') {
-        await this.walkIndex(childRaw, depth + 1, false);
-        this.pushManifest(childRaw);
-      } else {
-        this.addImage(childRaw, child.platform);
+    // A batch of children at once (on a far-away source the round trips are the time); the limits are
+    // checked after each child, so a hostile index costs at most one batch past the first that breaks one.
+    for (let i = 0; i < selected.length; i += PARALLEL_GETS) {
+      const batch = selected.slice(i, i + PARALLEL_GETS);
+      const raws = await mapLimited(batch, PARALLEL_GETS, (child) => this.o.source.getManifest(this.src.repository, child.digest, { signal: this.o.signal }));
+      for (const [k, childRaw] of raws.entries()) {
+        if (parseManifest(childRaw).kind === 'index') {
+          await this.walkIndex(childRaw, depth + 1, false);
+          this.pushManifest(childRaw);
+        } else {
+          this.addImage(childRaw, batch[k]!.platform);
+        }
       }
     }
     return selected;
@@ -173,12 +181,11 @@ function filteredIndex(root: RawManifest, selected: readonly Descriptor[]): RawM
 /** Refuses up front to move a tag that exists and points elsewhere, unless `force`. */
 export async function checkTags(plan: ImportPlan, target: RegistryClient, signal?: AbortSignal): Promise<void> {
   if (plan.force) return;
-  for (const ref of plan.target.refs) {
-    if (!ref.tag) continue;
-    const head = await target.headManifest(ref.repository, ref.tag, { signal });
+  await forEachLimited(plan.target.refs.filter((r) => r.tag), PARALLEL_GETS, async (ref) => {
+    const head = await target.headManifest(ref.repository, ref.tag!, { signal });
     if (head && head.digest !== plan.root.digest) {
       throw new ImportError('TAG_EXISTS',
         `tag ${ref.repository}:${ref.tag} already exists on ${plan.target.registry} (${head.digest ?? 'unknown digest'}); use force to overwrite it`, { side: 'target' });
     }
-  }
+  });
 }

@@ -3,7 +3,8 @@
  * regclient's `reqresp`): the test lists every exchange it expects, in order — the request (method,
  * path, and any headers that matter) and the answer to give. The server answers each request with the
  * next exchange only if the request matches it, and `verify()` fails the test on a request that did not
- * match, an unexpected extra one, or an expected one that never came.
+ * match, an unexpected extra one, or an expected one that never came. A group (an array of exchanges) may
+ * arrive in any order: requests the client sends at once.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -49,8 +50,8 @@ export interface ScriptedPeer {
   close(): Promise<void>;
 }
 
-export async function scripted(script: readonly Exchange[]): Promise<ScriptedPeer> {
-  const pending = [...script];
+export async function scripted(script: readonly (Exchange | readonly Exchange[])[]): Promise<ScriptedPeer> {
+  const pending: Exchange[][] = script.map((e) => (Array.isArray(e) ? [...e] : [e as Exchange]));
   const problems: string[] = [];
   const seen: SeenRequest[] = [];
   const server = createServer((req, res) => {
@@ -62,14 +63,16 @@ export async function scripted(script: readonly Exchange[]): Promise<ScriptedPee
   const respond = (req: IncomingMessage, res: ServerResponse, body: Buffer): void => {
     const path = req.url ?? '/';
     seen.push({ method: req.method ?? '', path, headers: req.headers, body });
-    const next = pending.shift();
-    const mismatch = next ? mismatchOf(next.req, req, path, body) : 'no more requests were expected';
-    if (mismatch || !next) {
-      problems.push(`request ${seen.length} ${req.method} ${path}: ${mismatch}`);
+    const group = pending[0];
+    const index = group ? group.findIndex((e) => !mismatchOf(e.req, req, path, body)) : -1;
+    if (!group || index < 0) {
+      problems.push(`request ${seen.length} ${req.method} ${path}: ${group ? mismatchOf(group[0]!.req, req, path, body) : 'no more requests were expected'}`);
       res.writeHead(599).end();
       return;
     }
-    answer(res, typeof next.res === 'function' ? next.res(req, body, peer) : next.res);
+    const [next] = group.splice(index, 1);
+    if (group.length === 0) pending.shift();
+    answer(res, typeof next!.res === 'function' ? next!.res(req, body, peer) : next!.res);
   };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -78,7 +81,7 @@ export async function scripted(script: readonly Exchange[]): Promise<ScriptedPee
     url: `http://127.0.0.1:${port}`,
     seen,
     verify() {
-      const missing = pending.map((e) => `expected ${e.req.method} ${String(e.req.path)} never came`);
+      const missing = pending.flat().map((e) => `expected ${e.req.method} ${String(e.req.path)} never came`);
       if (problems.length || missing.length) throw new Error(`script not followed:\n  ${[...problems, ...missing].join('\n  ')}`);
     },
     close: () => new Promise((resolve) => {

@@ -38,11 +38,17 @@ describe('finalize (scripted target)', () => {
 
   it('children first, a present manifest skipped, a tag already there left alone, the other written', async () => {
     target = await scripted([
-      { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(child)}` }, res: { status: 200, headers: { 'docker-content-digest': sha(child) } } },
-      { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(index)}` }, res: { status: 404 } },
+      // the HEADs of every manifest at once, then the missing ones level by level (the child is there)
+      [
+        { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(child)}` }, res: { status: 200, headers: { 'docker-content-digest': sha(child) } } },
+        { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(index)}` }, res: { status: 404 } },
+      ],
       { req: { method: 'PUT', path: `/v2/app/manifests/${sha(index)}`, headers: { 'content-type': OCI_INDEX }, body: index.toString() }, res: { status: 201, headers: { 'docker-content-digest': sha(index) } } },
-      { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'docker-content-digest': sha(index) } } },
-      { req: { method: 'HEAD', path: '/v2/app/manifests/stable' }, res: { status: 404 } },
+      // the HEADs of every tag at once, then the PUTs of those to write
+      [
+        { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'docker-content-digest': sha(index) } } },
+        { req: { method: 'HEAD', path: '/v2/app/manifests/stable' }, res: { status: 404 } },
+      ],
       { req: { method: 'PUT', path: '/v2/app/manifests/stable', body: index.toString() }, res: { status: 201 } },
     ]);
     const client = new RegistryClient({ registry: target.host, insecure: true });
@@ -52,16 +58,24 @@ describe('finalize (scripted target)', () => {
 
   it('refuses to move a tag that points elsewhere without force', async () => {
     target = await scripted([
-      { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(child)}` }, res: { status: 200 } },
-      { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(index)}` }, res: { status: 200 } },
-      { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'docker-content-digest': `sha256:${'9'.repeat(64)}` } } },
+      [
+        { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(child)}` }, res: { status: 200 } },
+        { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(index)}` }, res: { status: 200 } },
+      ],
+      [
+        { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'docker-content-digest': `sha256:${'9'.repeat(64)}` } } },
+        { req: { method: 'HEAD', path: '/v2/app/manifests/stable' }, res: { status: 404 } },
+      ],
     ]);
     await expect(finalize(thePlan(target.host), new RegistryClient({ registry: target.host, insecure: true }))).rejects.toMatchObject({ code: 'TAG_EXISTS', side: 'target' });
     target.verify();
   });
 
   it('honours its deadline: a target that never answers ends the step at the deadline, not at a request timeout', async () => {
-    target = await scripted([{ req: { method: 'HEAD', path: `/v2/app/manifests/${sha(child)}` }, res: { hang: true } }]);
+    target = await scripted([[
+      { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(child)}` }, res: { hang: true } },
+      { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(index)}` }, res: { hang: true } },
+    ]]);
     const client = new RegistryClient({ registry: target.host, insecure: true, timeouts: { idleMs: 60_000, minBytesPerSecond: 1, rateWindowMs: 30_000 } });
     const deadline = deadlineSignal(300, () => new TimeoutError('the finalize step is past its budget'));
     const t0 = Date.now();

@@ -10,6 +10,9 @@ import { RegistryClient } from '../../../lib/oci/registry.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 
 const data = Buffer.from(Array.from({ length: 100 }, (_, i) => i));
+/** Large enough that its parts are pooled (small buffers are left to the garbage collector). */
+const big = Buffer.from(Array.from({ length: 300 * 1024 }, (_, i) => i % 251));
+const bigDigest = `sha256:${createHash('sha256').update(big).digest('hex')}` as Digest;
 const digest = `sha256:${createHash('sha256').update(data).digest('hex')}` as Digest;
 
 describe('PartReader (fake source)', () => {
@@ -25,7 +28,7 @@ describe('PartReader (fake source)', () => {
 
   it('streams a range in order as parts, and gives their buffers back to the budget when released', async () => {
     src = await startFakeRegistry();
-    src.putBlob('app', data);
+    src.putBlob('app', big);
     const budget = new PartBudget(4);
     const taken: ArrayBufferLike[] = [];
     const originalTake = budget.take.bind(budget);
@@ -34,17 +37,20 @@ describe('PartReader (fake source)', () => {
       taken.push(b.buffer);
       return b;
     };
-    const r = reader({ budget });
-    r.chunk(0, 100, Infinity);
-    const stream = r.stream(0, 100);
+    const r = new PartReader({
+      source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: bigDigest, size: big.length,
+      concurrency: 2, partSize: 100 * 1024, budget, retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+    });
+    r.chunk(0, big.length, Infinity);
+    const stream = r.stream(0, big.length);
     const got: Buffer[] = [];
     for await (const part of stream.chunks) got.push(Buffer.from(part));
     stream.release();
     r.close();
-    expect(Buffer.concat(got).equals(data)).toBe(true);
-    expect(got.map((b) => b.length)).toEqual([30, 30, 30, 10]);
+    expect(Buffer.concat(got).equals(big)).toBe(true);
+    expect(got.map((b) => b.length)).toEqual([102400, 102400, 102400]);
     // every buffer lent out came back: the next takes reuse them instead of allocating
-    const again = budget.take(30);
+    const again = budget.take(100 * 1024);
     expect(taken).toContain(again.buffer);
   });
 

@@ -155,6 +155,11 @@ param maxImportBytes string = '100GiB'
 @maxValue(1000000)
 param maxTags int = 10000
 
+@description('SYNC_CONCURRENCY: tags a sync pass compares and enqueues at once, over all rules.')
+@minValue(1)
+@maxValue(64)
+param syncConcurrency int = 8
+
 @description('REQUEST_TIMEOUT_SECONDS: a registry request without answer headers, or a body without a byte, for this long ends (TIMEOUT).')
 @minValue(1)
 @maxValue(600)
@@ -379,6 +384,7 @@ module functionApp 'modules/function-app.bicep' = {
       MAX_BLOBS: string(maxBlobs)
       MAX_IMPORT_BYTES: maxImportBytes
       MAX_TAGS: string(maxTags)
+      SYNC_CONCURRENCY: string(syncConcurrency)
       REQUEST_TIMEOUT_SECONDS: string(requestTimeoutSeconds)
       MIN_BYTES_PER_SECOND: minBytesPerSecond
       MAX_RETRY_AFTER_SECONDS: string(maxRetryAfterSeconds)

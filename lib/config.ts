@@ -32,6 +32,8 @@ export const DEFAULT_MAX_BLOBS = 1000;
 export const DEFAULT_MAX_IMPORT_BYTES = 100 * 1024 * MiB;
 /** Tags listed per repository by a sync pass. */
 export const DEFAULT_MAX_TAGS = 10_000;
+/** Tags a sync pass compares (and imports, in the CLI) at once, over all rules. */
+export const DEFAULT_SYNC_CONCURRENCY = 8;
 /** No answer headers or body bytes for this long ends a request. */
 export const DEFAULT_REQUEST_TIMEOUT_SECONDS = 30;
 /** Bodies slower than this (averaged over 30 s) end: a trickle must not hold a worker. */
@@ -92,6 +94,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'INSECURE_REGISTRIES', scope: 'app', description: 'Comma list of `host[:port]` reached over plain HTTP (test registries such as `127.0.0.1:5000`).' },
   { name: 'CREDENTIAL_KEY', scope: 'app', secret: true, description: 'Base64 32-byte key (AES-256-GCM) that encrypts inline credentials of a request at rest.' },
   { name: 'JOBS_CONTAINER', scope: 'app', default: 'importjobs', description: 'Blob container holding job records, plans and blob checkpoints.' },
+  { name: 'SYNC_CONCURRENCY', scope: 'app', default: String(DEFAULT_SYNC_CONCURRENCY), description: 'Tags a sync pass compares (HEADs), enqueues and, in the CLI, imports at once, over all rules.' },
   { name: 'SYNC_SCHEDULE', scope: 'app', default: '0 0 * * * *', description: 'NCRONTAB schedule (UTC) of the sync timer.' },
   { name: 'SYNC_RULES', scope: 'app', description: 'Sync rules as inline JSON.' },
   { name: 'REGISTRY_CREDENTIALS__<name>__USERNAME', scope: 'app', pattern: true,
@@ -174,6 +177,7 @@ export interface Config {
   readonly maxBlobs: number;
   readonly maxImportBytes: number;
   readonly maxTags: number;
+  readonly syncConcurrency: number;
   readonly requestTimeoutSeconds: number;
   readonly minBytesPerSecond: number;
   readonly maxRetryAfterSeconds: number;
@@ -355,6 +359,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxBlobs: int(env, 'MAX_BLOBS', DEFAULT_MAX_BLOBS, 1, 100_000),
     maxImportBytes: sizeSetting(env, 'MAX_IMPORT_BYTES', DEFAULT_MAX_IMPORT_BYTES, 1, 16 * 1024 * 1024 * MiB),
     maxTags: int(env, 'MAX_TAGS', DEFAULT_MAX_TAGS, 1, 1_000_000),
+    syncConcurrency: int(env, 'SYNC_CONCURRENCY', DEFAULT_SYNC_CONCURRENCY, 1, 64),
     requestTimeoutSeconds: int(env, 'REQUEST_TIMEOUT_SECONDS', DEFAULT_REQUEST_TIMEOUT_SECONDS, 1, 600),
     minBytesPerSecond: sizeSetting(env, 'MIN_BYTES_PER_SECOND', DEFAULT_MIN_BYTES_PER_SECOND, 1, 1024 * MiB),
     maxRetryAfterSeconds: int(env, 'MAX_RETRY_AFTER_SECONDS', DEFAULT_MAX_RETRY_AFTER_SECONDS, 0, 7 * 24 * 3600),

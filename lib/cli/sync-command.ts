@@ -4,7 +4,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.js';
+import { mapLimited } from '../engine/concurrency.js';
 import { ImportEngine, runImport } from '../engine/engine.js';
+import { PartBudget } from '../engine/part-reader.js';
 import { errorCode } from '../errors.js';
 import { parseReference } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/registry.js';
@@ -36,28 +38,26 @@ export async function runSync(c: SyncCommand): Promise<number> {
     return c.registries.source(registry, credential && { kind: 'named', credential }).client;
   };
   const targetClient = c.registries.target(c.target).client;
-  const plan = await planSync(rules, { target: c.target, targetClient, sourceClient, maxTags: c.config.maxTags });
+  const plan = await planSync(rules, { target: c.target, targetClient, sourceClient, maxTags: c.config.maxTags, concurrency: c.config.syncConcurrency });
   const out = (line: string): void => void c.io.stdout.write(c.redact(line) + '\n');
 
-  const results: (SyncItem & { outcome: string; digest?: string; error?: string })[] = [];
-  for (const item of plan.items) {
-    if (item.action === 'unchanged' || c.dryRun) {
-      results.push({ ...item, outcome: item.action === 'unchanged' ? 'unchanged' : 'would import' });
-      continue;
-    }
+  // The imports run SYNC_CONCURRENCY at once, their ranged GETs within one shared part budget (bounded memory).
+  const partBudget = new PartBudget(2 * c.config.fetchConcurrency);
+  const results = await mapLimited(plan.items, c.config.syncConcurrency, async (item): Promise<SyncItem & { outcome: string; digest?: string; error?: string }> => {
+    if (item.action === 'unchanged' || c.dryRun) return { ...item, outcome: item.action === 'unchanged' ? 'unchanged' : 'would import' };
     try {
       const src = parseReference(item.request!.source);
       const engine = new ImportEngine({
         source: sourceClient(src.registry, rules[item.rule]!.credential), target: targetClient,
-        chunkSize: c.config.chunkSize, fetchConcurrency: c.config.fetchConcurrency,
+        chunkSize: c.config.chunkSize, fetchConcurrency: c.config.fetchConcurrency, partBudget,
         maxManifests: c.config.maxManifests, maxBlobs: c.config.maxBlobs, maxImportBytes: c.config.maxImportBytes,
       });
       const r = await runImport(engine, item.request!, { blobConcurrency: c.config.blobConcurrency, stepMs: c.config.stepBudgetSeconds * 1000 });
-      results.push({ ...item, outcome: 'imported', digest: r.digest });
+      return { ...item, outcome: 'imported', digest: r.digest };
     } catch (err) {
-      results.push({ ...item, outcome: 'failed', error: `[${errorCode(err)}] ${(err as Error).message}` });
+      return { ...item, outcome: 'failed', error: `[${errorCode(err)}] ${(err as Error).message}` };
     }
-  }
+  });
 
   if (c.json) {
     c.io.stdout.write(c.redact(JSON.stringify({

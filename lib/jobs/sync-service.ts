@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Config } from '../config.js';
+import { forEachLimited } from '../engine/concurrency.js';
 import { errorCode } from '../errors.js';
 import { planSync, type SyncError } from '../sync/pass.js';
 import type { SyncRule } from '../sync/rules.js';
@@ -50,20 +51,18 @@ export class SyncService {
         return this.imports.registries.source(registry, credential && { kind: 'named', credential }).client;
       },
       maxTags: this.config.maxTags,
+      concurrency: this.config.syncConcurrency,
     });
     const enqueued: SyncReport['enqueued'][number][] = [];
     const inProgress: SyncReport['inProgress'][number][] = [];
     const errors: SyncError[] = [...plan.errors];
-    for (const item of plan.items) {
-      if (item.action !== 'import') continue;
+    // enqueued SYNC_CONCURRENCY at once: each costs a few storage round trips
+    await forEachLimited(plan.items.filter((i) => i.action === 'import'), this.config.syncConcurrency, async (item) => {
       const target = `${this.target}/${item.target}`;
-      const previous = await this.docs.get<InFlight>(inflightPath(target));
-      if (previous && previous.value.sourceDigest === item.sourceDigest) {
-        const status = (await this.imports.status(previous.value.job))?.status;
-        if (status === 'queued' || status === 'running') {
-          inProgress.push({ source: item.source, target, job: previous.value.job });
-          continue;
-        }
+      const running = await this.stillImporting(target, item.sourceDigest);
+      if (running) {
+        inProgress.push({ source: item.source, target, job: running });
+        return;
       }
       try {
         const req = item.request!;
@@ -76,13 +75,21 @@ export class SyncService {
       } catch (err) {
         errors.push({ rule: item.rule, tag: item.tag, code: errorCode(err), message: (err as Error).message });
       }
-    }
+    });
     const report: SyncReport = {
       startedAt, finishedAt: new Date().toISOString(), rules: plan.rules, tagsSeen: plan.tagsSeen, enqueued, inProgress, errors,
       skipped: plan.items.filter((i) => i.action === 'unchanged').map((i) => ({ source: i.source, target: `${this.target}/${i.target}`, digest: i.sourceDigest })),
     };
     await this.docs.put(REPORT, report);
     return report;
+  }
+
+  /** The job still importing this source digest into `target` from an earlier pass, if any. */
+  private async stillImporting(target: string, sourceDigest: string): Promise<string | undefined> {
+    const previous = await this.docs.get<InFlight>(inflightPath(target));
+    if (!previous || previous.value.sourceDigest !== sourceDigest) return undefined;
+    const status = (await this.imports.status(previous.value.job))?.status;
+    return status === 'queued' || status === 'running' || status === 'waiting' ? previous.value.job : undefined;
   }
 
   async latest(): Promise<SyncReport | undefined> {

@@ -11,6 +11,7 @@
  *   done; the step that completes the set enqueues `finalize` (an ETag-guarded fan-in);
  * - `finalize`: the other target repositories' blobs (mounted), manifests, then tags.
  */
+import { forEachLimited } from '../engine/concurrency.js';
 import { ImportEngine, type CopyContext } from '../engine/engine.js';
 import { ImportError } from '../engine/errors.js';
 import { PartBudget } from '../engine/part-reader.js';
@@ -29,6 +30,8 @@ import { ENDED, type BlobTask, type JobRecord, type JobStore } from './store.js'
 
 /** Blob steps one fan-out message enqueues at most. */
 export const FANOUT_BATCH = 32;
+/** By default an import of at most this many blobs and bytes is copied in its plan step (see `inline`). */
+export const DEFAULT_INLINE = { blobs: 16, bytes: 16 * 1024 * 1024 } as const;
 
 export interface StepContext {
   /** Stop starting new work after this instant. */
@@ -49,6 +52,8 @@ export interface StepsOptions {
   readonly owner: string;
   readonly leaseMarginMs: number;
   readonly lookup?: Lookup;
+  /** Imports up to this size are copied in their plan step (see `inline`); false: never. */
+  readonly inline: { readonly blobs: number; readonly bytes: number } | false;
 }
 
 export class Steps {
@@ -102,13 +107,40 @@ export class Steps {
       await this.o.store.savePlan(job.id, plan);
     }
     const p = plan;
-    await this.o.store.update(job.id, (j) => ({
-      ...j, status: 'running', blobsTotal: p.blobs.length, bytesTotal: p.blobs.reduce((n, b) => n + b.size, 0),
-      manifests: p.manifests.length, notes: p.notes,
+    const bytes = p.blobs.reduce((n, b) => n + b.size, 0);
+    const planned = await this.o.store.update(job.id, (j) => ({
+      ...j, status: 'running', blobsTotal: p.blobs.length, bytesTotal: bytes, manifests: p.manifests.length, notes: p.notes,
     }));
     log.info(`job ${job.id} planned: ${p.manifests.length} manifests, ${p.blobs.length} blobs`);
+    const small = this.o.inline && p.blobs.length <= this.o.inline.blobs && bytes <= this.o.inline.bytes;
+    if (small && await this.inline(planned, p, step, log)) return;
     if (p.blobs.length === 0) await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
     else await this.fanout(job.id, 0, p.blobs);
+  }
+
+  /**
+   * A small import (a chart, a signature, a small base image) done in the plan step itself: its blobs copied
+   * BLOB_CONCURRENCY at once, then finalized — one message and a handful of storage operations instead of a
+   * step per blob. Nothing is checkpointed: if the step fails it is retried whole (what the target has is
+   * found by HEAD and skipped); if the budget runs out first (a slow source), it returns false and the import
+   * goes on as any other, one blob step per blob.
+   */
+  private async inline(job: JobRecord, plan: ImportPlan, step: StepContext, log: Logger): Promise<boolean> {
+    const engine = this.engine(await this.o.sides(job));
+    const context = this.context(job);
+    let complete = true;
+    await forEachLimited(ImportEngine.blobStates(plan, job.repositories[0]!), this.o.config.blobConcurrency, async (s) => {
+      const state = await engine.copyBlob(context, s, { until: step.until, signal: step.signal });
+      if (state.phase !== 'done') complete = false;
+    });
+    if (!complete || !await this.copyToOtherRepositories(engine, plan, job, step)) return false;
+    const result = await engine.finalize(plan, step.signal);
+    await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : {
+      ...j, status: 'succeeded', digest: result.digest, doneBlobs: plan.blobs.map((_, i) => i),
+      blobBytes: Object.fromEntries(plan.blobs.map((b, i) => [i, b.size])),
+    });
+    log.info(`job ${job.id} succeeded in its plan step: ${result.digest} (${[...result.tagged, ...result.unchanged].join(', ') || 'by digest'})`);
+    return true;
   }
 
   // ---- fan-out ---------------------------------------------------------------------------------------

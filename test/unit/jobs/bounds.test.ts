@@ -171,4 +171,36 @@ describe('bounded work (memory storage, fake registries)', () => {
     expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'STEP_POISONED', message: expect.stringContaining('started 3 times and never finished') } });
     expect(dst.getManifest('app', '1')).toBeUndefined();
   });
+
+  it('a small import is done in its plan step: one message, and a handful of storage operations', async () => {
+    const t = await setup({}, { inline: { blobs: 16, bytes: 16 * 1024 * 1024 } });
+    const digest = seedImage(src, 'team/app', '1', 3);
+    const counted = countingDocs(t);
+    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+    const sent: StepMessage[] = [];
+    await drain(t, async (m) => {
+      sent.push(m);
+      await t.service.handleMessage(m, t.meta());
+    });
+    expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest, progress: { blobsTotal: 4, blobsDone: 4 } });
+    expect(sent.map((m) => m.step)).toEqual(['plan']);
+    // create + plan step (job read, plan absent, plan and blob list written, two job updates of a read and a write each)
+    process.stdout.write(`[storage operations of a small import] reads ${counted.reads}, writes ${counted.writes}\n`);
+    expect(counted.reads + counted.writes).toBeLessThanOrEqual(12);
+  });
 });
+
+/** Counts the storage operations of a test service's documents from now on. */
+function countingDocs(t: TestService): { reads: number; writes: number } {
+  const counts = { reads: 0, writes: 0 };
+  const { get, put } = t.docs;
+  t.docs.get = (async (path: string) => {
+    counts.reads++;
+    return get.call(t.docs, path);
+  }) as typeof t.docs.get;
+  t.docs.put = (async (...args: Parameters<typeof put>) => {
+    counts.writes++;
+    return put.apply(t.docs, args);
+  }) as typeof t.docs.put;
+  return counts;
+}

@@ -26,13 +26,16 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CHUNK_SIZE, parseSize } from '../../lib/config.js';
 import type { Digest } from '../../lib/oci/digest.js';
-import { buildImage, type BuiltImage } from '../../test/support/fixtures.js';
+import { buildHelmChart, buildImage, type BuiltImage } from '../../test/support/fixtures.js';
 import { startRegistry, type RunningRegistry } from '../../test/support/registry.js';
 import { manifestDigest, pushOciLayout } from '../../test/support/skopeo.js';
 import { startFarProxy, type FarProxy } from './far-proxy.js';
 import { measureIntake, type IntakeResult } from './intake.js';
-import { writeReport, type Report, type Result, type ScenarioResult } from './report.js';
+import { median, writeReport, type Report, type Result, type ScenarioResult } from './report.js';
 import { processCpuMs, RUNNERS, ticksPerSecond, timeCommand, type Fixture, type RunContext } from './runners.js';
+import { pushSyncSource, SYNC_TOOLS, SYNC_TAGS, cleanWork } from './sync.js';
+import { measureThroughput, pushSmallImage } from './throughput.js';
+import type { SyncResult, ThroughputRun } from './report.js';
 
 const MiB = 1024 * 1024;
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -46,7 +49,10 @@ const MAX_ATTEMPTS = 4;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 type BuildOptions = Omit<Parameters<typeof buildImage>[0], 'dir'>;
-const FIXTURES: readonly { id: string; title: string; build: BuildOptions }[] = [
+/** `build` options of buildImage, or `chart` for a Helm chart (an OCI artifact). */
+const FIXTURES: readonly { id: string; title: string; build: BuildOptions; chart?: true }[] = [
+  { id: 'small', title: 'small image, one 256 KiB layer', build: { layersPerPlatform: 1, layerSize: 256 * 1024, seed: 'bench-small' } },
+  { id: 'chart', title: 'Helm chart', build: {}, chart: true },
   { id: 'single', title: 'single 300 MiB layer', build: { layersPerPlatform: 1, layerSize: 300 * MiB, seed: 'bench-single', streamLayers: true } },
   {
     id: 'index', title: '3-platform index, 4 × 75 MiB layers',
@@ -127,7 +133,7 @@ function checkTools(): void {
 async function fixture(spec: (typeof FIXTURES)[number]): Promise<Fixture> {
   const dir = join(BENCH_DIR, 'fixtures', spec.id);
   const metaFile = join(BENCH_DIR, 'fixtures', `${spec.id}.json`);
-  const key = JSON.stringify(spec.build);
+  const key = JSON.stringify({ build: spec.build, chart: spec.chart ?? false });
   let image: BuiltImage | undefined;
   try {
     const meta = JSON.parse(await readFile(metaFile, 'utf8')) as { key: string; image: BuiltImage & { manifestBytes: string } };
@@ -139,7 +145,7 @@ async function fixture(spec: (typeof FIXTURES)[number]): Promise<Fixture> {
   if (!image) {
     const started = performance.now();
     await rm(dir, { recursive: true, force: true });
-    image = await buildImage({ ...spec.build, dir, tag: '1' });
+    image = spec.chart ? { ...await buildHelmChart({ dir, version: '1.0.0' }) } : await buildImage({ ...spec.build, dir, tag: '1' });
     await writeFile(metaFile, JSON.stringify({ key, image: { ...image, manifestBytes: image.manifestBytes.toString('base64') } }));
     log(`built fixture ${spec.id} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
@@ -188,6 +194,8 @@ async function main(): Promise<void> {
   const results: ScenarioResult[] = [];
   let intake: IntakeResult[] = [];
   const startupMs: number[] = [];
+  const sync: SyncResult[] = [];
+  const throughput: ThroughputRun[] = [];
   try {
     source = await startRegistry();
     for (const f of fixtures) {
@@ -270,6 +278,8 @@ async function main(): Promise<void> {
       for (let i = 0; i < opts.runs; i++) startupMs.push((await timeCommand(process.execPath, [join(ROOT, 'bin', 'oci-import.js'), '--help'], { PATH: process.env.PATH })).ms);
       log(`[startup] oci-import --help: ${startupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
     }
+    if (!opts.only || 'sync'.includes(opts.only)) sync.push(...await syncSuite(source, proxy, opts.runs));
+    if (!opts.only || 'throughput'.includes(opts.only)) throughput.push(...await throughputSuite(source, opts.runs));
   } finally {
     for (const r of opts.runners) await r.close?.();
     await proxy?.close();
@@ -284,9 +294,65 @@ async function main(): Promise<void> {
     command, runs: opts.runs, cliEnv: opts.cliEnv, far: FAR,
     machine: versions(), date: new Date().toISOString(),
     durationMs: performance.now() - benchStarted,
-    scenarios: results, intake, startupMs,
+    scenarios: results, intake, startupMs, sync, throughput,
   });
   log(`wrote ${written.join(', ')} in ${((performance.now() - benchStarted) / 1000).toFixed(0)} s total`);
+}
+
+/** The 100-tag repository mirrored through the far-away proxy by each sync tool: a first and a second pass. */
+async function syncSuite(source: RunningRegistry, proxy: FarProxy, runs: number): Promise<SyncResult[]> {
+  const dir = join(BENCH_DIR, 'fixtures', 'sync');
+  await rm(dir, { recursive: true, force: true });
+  const t = performance.now();
+  const digests = await pushSyncSource(source, dir);
+  log(`pushed ${SYNC_TAGS} tags for the sync benchmark in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  const out = SYNC_TOOLS.map((tool) => ({ tool: tool.name, description: tool.description, firstMs: [] as number[], secondMs: [] as number[], firstCpuMs: [] as number[], secondCpuMs: [] as number[] }));
+  for (let round = 1; round <= runs; round++) {
+    for (const [i, tool] of SYNC_TOOLS.entries()) {
+      await waitQuiet();
+      const target = await startRegistry();
+      const work = join(BENCH_DIR, 'sync-work');
+      try {
+        const r = await tool.run(proxy.host, target.host, work);
+        const got = await manifestDigest(r.landed('v42'));
+        if (got !== digests.get('v42')) throw new Error(`${tool.name} sync: the target holds ${got} for v42, the source ${digests.get('v42')}`);
+        out[i]!.firstMs.push(r.first.ms);
+        out[i]!.secondMs.push(r.second.ms);
+        out[i]!.firstCpuMs.push(r.first.cpuMs);
+        out[i]!.secondCpuMs.push(r.second.cpuMs);
+        log(`[sync] ${tool.name.padEnd(10)} run ${round}/${runs}: first pass ${(r.first.ms / 1000).toFixed(2)} s, second pass ${(r.second.ms / 1000).toFixed(2)} s`);
+      } finally {
+        await target.stop();
+        await cleanWork(work);
+      }
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  return out;
+}
+
+/** 100 small imports POSTed to the local host(s), on loopback: 1 host, then 3 hosts sharing one queue. */
+async function throughputSuite(source: RunningRegistry, runs: number): Promise<ThroughputRun[]> {
+  const dir = join(BENCH_DIR, 'fixtures', 'throughput');
+  await rm(dir, { recursive: true, force: true });
+  const sourceRef = await pushSmallImage(source, dir);
+  const out: ThroughputRun[] = [];
+  for (const hosts of [1, 3]) {
+    for (let round = 1; round <= runs; round++) {
+      await waitQuiet();
+      const target = await startRegistry();
+      try {
+        const r = await measureThroughput({ imports: 100, hosts, source, target, sourceRef });
+        out.push(r);
+        log(`[throughput] ${hosts} host(s) run ${round}/${runs}: ${r.imports} imports in ${(r.totalMs / 1000).toFixed(2)} s, ` +
+          `POST p50 ${median(r.postMs).toFixed(0)} ms, ${r.storageOpsPerImport.toFixed(1)} storage operations per import`);
+      } finally {
+        await target.stop();
+      }
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  return out;
 }
 
 main().catch((err: unknown) => {

@@ -69,7 +69,12 @@ export function devConnectionString(blobPort: number, queuePort: number, tablePo
   ].join(';') + ';';
 }
 
-async function attempt(): Promise<RunningAzurite> {
+export interface AzuriteOptions {
+  /** Azurite's debug log (every request it serves) goes to this file: the benchmark counts storage operations. */
+  readonly debugLog?: string;
+}
+
+async function attempt(o: AzuriteOptions): Promise<RunningAzurite> {
   const [blobPort, queuePort, tablePort] = (await freePorts(3)) as [number, number, number];
   const child: ChildProcess = spawn(process.execPath, [
     azuriteBin(),
@@ -77,6 +82,7 @@ async function attempt(): Promise<RunningAzurite> {
     '--blobHost', '127.0.0.1', '--blobPort', String(blobPort),
     '--queueHost', '127.0.0.1', '--queuePort', String(queuePort),
     '--tableHost', '127.0.0.1', '--tablePort', String(tablePort),
+    ...(o.debugLog ? ['--debug', o.debugLog] : []),
   ], { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (b: Buffer) => { output = (output + b.toString()).slice(-4000); });
@@ -109,11 +115,11 @@ async function attempt(): Promise<RunningAzurite> {
 }
 
 /** Starts an in-memory Azurite on free loopback ports (retries if a port was taken meanwhile). */
-export async function startAzurite(): Promise<RunningAzurite> {
+export async function startAzurite(o: AzuriteOptions = {}): Promise<RunningAzurite> {
   let last: unknown;
   for (let i = 0; i < 3; i++) {
     try {
-      return await attempt();
+      return await attempt(o);
     } catch (err) {
       last = err;
     }

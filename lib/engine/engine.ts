@@ -7,7 +7,7 @@ import { forEachLimited } from './concurrency.js';
 import type { RetryPolicy } from '../retry.js';
 import { copyBlob, initialBlobState } from './copy-blob.js';
 import type { ImportLimits } from './errors.js';
-import { finalize } from './finalize.js';
+import { finalize, type FinalizeOptions } from './finalize.js';
 import { PartBudget } from './part-reader.js';
 import { plan } from './plan.js';
 import { targetRepositories } from './targets.js';
@@ -83,8 +83,8 @@ export class ImportEngine {
     });
   }
 
-  finalize(p: ImportPlan, signal?: AbortSignal): Promise<FinalizeResult> {
-    return finalize(p, this.o.target, signal);
+  finalize(p: ImportPlan, o: FinalizeOptions = {}): Promise<FinalizeResult> {
+    return finalize(p, this.o.target, o);
   }
 }
 
@@ -118,6 +118,8 @@ export async function runImport(engine: ImportEngine, req: ImportRequest, o: Run
       done.push(s);
     });
   }
-  const result = await engine.finalize(p, o.signal);
+  // blobs copied or mounted just now: the manifests listing them cannot be in the target yet
+  const fresh = done.some((b) => b.phase === 'done' && b.outcome !== 'existed');
+  const result = await engine.finalize(p, { signal: o.signal, fresh });
   return { ...result, plan: p, blobs: done };
 }

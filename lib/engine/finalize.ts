@@ -19,14 +19,26 @@ import type { FinalizeResult, ImportPlan, PlannedManifest } from './types.js';
 /** Requests in flight at once against the target. */
 const PARALLEL = 8;
 
-export async function finalize(plan: ImportPlan, target: RegistryClient, signal?: AbortSignal): Promise<FinalizeResult> {
+export interface FinalizeOptions {
+  readonly signal?: AbortSignal;
+  /**
+   * Blobs were just copied or mounted into the target repositories: manifests that list them cannot be there
+   * yet, so none is asked for first (the few that might, PUT again, are the same bytes: idempotent).
+   */
+  readonly fresh?: boolean;
+}
+
+export async function finalize(plan: ImportPlan, target: RegistryClient, o: FinalizeOptions = {}): Promise<FinalizeResult> {
+  const { signal } = o;
   const levels = manifestLevels(plan.manifests);
   for (const repository of targetRepositories(plan.target.refs)) {
     throwIfAborted(signal);
     const present = new Set<string>();
-    await forEachLimited(plan.manifests, PARALLEL, async (m) => {
-      if (await target.headManifest(repository, m.digest, { signal })) present.add(m.digest);
-    });
+    if (!o.fresh) {
+      await forEachLimited(plan.manifests, PARALLEL, async (m) => {
+        if (await target.headManifest(repository, m.digest, { signal })) present.add(m.digest);
+      });
+    }
     for (const level of levels) {
       await forEachLimited(level.filter((m) => !present.has(m.digest)), PARALLEL, (m) =>
         target.putManifest(repository, m.digest, raw(m), { signal }));

@@ -16,7 +16,7 @@ import type { RegistryClient } from '../oci/registry.js';
 import { forEachLimited, mapLimited } from './concurrency.js';
 import { ImportError, type ImportLimits } from './errors.js';
 import { targetRefs } from './targets.js';
-import type { ImportPlan, ImportRequest, PlannedBlob, PlannedManifest } from './types.js';
+import type { ImportPlan, ImportRequest, PlannedBlob, PlannedManifest, TargetRef } from './types.js';
 
 /** Indexes nested deeper than this are refused (real images use one level; attestations two). */
 const MAX_INDEX_DEPTH = 4;
@@ -39,20 +39,42 @@ export async function plan(req: ImportRequest, o: PlanOptions): Promise<ImportPl
   const src = parseReference(req.source);
   const reference = src.digest ?? src.tag ?? 'latest';
   const planner = new Planner(req, src, reference, o);
+  const refs = targetRefs(req);
+  // What the target tags point at now, asked while the source is read (the answers do not depend on each other).
+  const tagHeads = req.force ? undefined : headTags(refs, o.target, o.signal);
+  tagHeads?.catch(() => undefined); // observed below; a failed plan must not leave it unhandled
   const root = await planner.fetchRoot();
   const out = await planner.walk(root);
   const plan: ImportPlan = {
     version: 1,
     source: { registry: src.registry, repository: src.repository, reference },
-    target: { registry: normalizeRegistry(req.target), refs: targetRefs(req) },
+    target: { registry: normalizeRegistry(req.target), refs },
     root: { digest: out.digest, mediaType: out.mediaType },
     manifests: planner.manifests,
     blobs: [...planner.blobs.values()],
     force: req.force ?? false,
     notes: planner.notes,
   };
-  await checkTags(plan, o.target, o.signal);
+  if (tagHeads) refuseMovedTags(plan, await tagHeads);
   return plan;
+}
+
+/** The digest each tag of `refs` points at on the target (undefined: absent). */
+async function headTags(refs: readonly TargetRef[], target: RegistryClient, signal?: AbortSignal): Promise<Map<string, string | undefined>> {
+  const heads = new Map<string, string | undefined>();
+  await forEachLimited(refs.filter((r) => r.tag), PARALLEL_GETS, async (ref) => {
+    const head = await target.headManifest(ref.repository, ref.tag!, { signal });
+    heads.set(`${ref.repository}:${ref.tag}`, head ? head.digest ?? 'unknown digest' : undefined);
+  });
+  return heads;
+}
+
+function refuseMovedTags(plan: ImportPlan, heads: Map<string, string | undefined>): void {
+  for (const [name, digest] of heads) {
+    if (digest !== undefined && digest !== plan.root.digest) {
+      throw new ImportError('TAG_EXISTS', `tag ${name} already exists on ${plan.target.registry} (${digest}); use force to overwrite it`, { side: 'target' });
+    }
+  }
 }
 
 /** The walk's state: what is collected so far, counted against the limits at every addition. */
@@ -178,14 +200,3 @@ function filteredIndex(root: RawManifest, selected: readonly Descriptor[]): RawM
   return manifestFrom(Buffer.from(JSON.stringify(json, null, 2)), root.mediaType);
 }
 
-/** Refuses up front to move a tag that exists and points elsewhere, unless `force`. */
-export async function checkTags(plan: ImportPlan, target: RegistryClient, signal?: AbortSignal): Promise<void> {
-  if (plan.force) return;
-  await forEachLimited(plan.target.refs.filter((r) => r.tag), PARALLEL_GETS, async (ref) => {
-    const head = await target.headManifest(ref.repository, ref.tag!, { signal });
-    if (head && head.digest !== plan.root.digest) {
-      throw new ImportError('TAG_EXISTS',
-        `tag ${ref.repository}:${ref.tag} already exists on ${plan.target.registry} (${head.digest ?? 'unknown digest'}); use force to overwrite it`, { side: 'target' });
-    }
-  });
-}

@@ -129,12 +129,14 @@ export class Steps {
     const engine = this.engine(await this.o.sides(job));
     const context = this.context(job);
     let complete = true;
+    let fresh = false;
     await forEachLimited(ImportEngine.blobStates(plan, job.repositories[0]!), this.o.config.blobConcurrency, async (s) => {
       const state = await engine.copyBlob(context, s, { until: step.until, signal: step.signal });
       if (state.phase !== 'done') complete = false;
+      else if (state.outcome !== 'existed') fresh = true;
     });
     if (!complete || !await this.copyToOtherRepositories(engine, plan, job, step)) return false;
-    const result = await engine.finalize(plan, step.signal);
+    const result = await engine.finalize(plan, { signal: step.signal, fresh });
     await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : {
       ...j, status: 'succeeded', digest: result.digest, doneBlobs: plan.blobs.map((_, i) => i),
       blobBytes: Object.fromEntries(plan.blobs.map((b, i) => [i, b.size])),
@@ -252,7 +254,7 @@ export class Steps {
       await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
       return;
     }
-    const result = await engine.finalize(plan, step.signal);
+    const result = await engine.finalize(plan, { signal: step.signal });
     await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'succeeded', digest: result.digest });
     log.info(`job ${job.id} succeeded: ${result.digest} (${[...result.tagged, ...result.unchanged].join(', ') || 'by digest'})`);
   }

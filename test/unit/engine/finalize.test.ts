@@ -79,7 +79,7 @@ describe('finalize (scripted target)', () => {
     const client = new RegistryClient({ registry: target.host, insecure: true, timeouts: { idleMs: 60_000, minBytesPerSecond: 1, rateWindowMs: 30_000 } });
     const deadline = deadlineSignal(300, () => new TimeoutError('the finalize step is past its budget'));
     const t0 = Date.now();
-    await expect(finalize(thePlan(target.host), client, deadline.signal)).rejects.toBeInstanceOf(TimeoutError);
+    await expect(finalize(thePlan(target.host), client, { signal: deadline.signal })).rejects.toBeInstanceOf(TimeoutError);
     expect(Date.now() - t0).toBeLessThan(5000);
     deadline.clear();
   });

@@ -43,7 +43,8 @@ describe('plan limits (scripted source)', () => {
       // one batch of 8 children fetched at once; the first of them breaks the limit, no further batch is asked for
       ...Array.from({ length: 8 }, () => ({ req: { method: 'GET', path: `/v2/evil/manifests/${sha(child)}` }, res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: child } })),
     ]);
-    const target = await scripted([]);
+    // the target tag is asked for while the source is read
+    const target = await scripted([{ req: { method: 'HEAD', path: '/v2/evil/manifests/1' }, res: { status: 404 } }]);
     peers.push(source, target);
     const err = await plan({ source: `${source.host}/evil:1`, target: target.host }, options(source, target)).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'TOO_MANY_BLOBS', temporary: false, message: expect.stringContaining('more than 1000 unique blobs (MAX_BLOBS)') });
@@ -78,13 +79,13 @@ describe('plan limits (scripted source)', () => {
     source.verify();
   });
 
-  it('a plan within the limits: one manifest GET, then one HEAD of each target tag', async () => {
+  it('a plan within the limits: one manifest GET, and meanwhile one HEAD of each target tag', async () => {
     const m = manifest(2, 10);
     const source = await scripted([{ req: { method: 'GET', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: m } }]);
-    const target = await scripted([
+    const target = await scripted([[
       { req: { method: 'HEAD', path: '/v2/mirror/app/manifests/1' }, res: { status: 404 } },
       { req: { method: 'HEAD', path: '/v2/mirror/app/manifests/stable' }, res: { status: 404 } },
-    ]);
+    ]]);
     peers.push(source, target);
     const p = await plan({ source: `${source.host}/app:1`, target: target.host, images: ['mirror/app:1', 'mirror/app:stable'] }, options(source, target));
     expect(p).toMatchObject({ root: { digest: sha(m) }, blobs: [{ size: 6 }, { size: 10 }, { size: 10 }] });

@@ -2,7 +2,7 @@
  * One sync pass: for every rule, list the source tags (paginated), select them, and compare source and
  * target by manifest HEAD only — Docker Hub counts manifest GETs against its pull limit, not HEADs — so
  * a pass over unchanged tags costs no GET and no blob byte. What differs becomes an import of the exact
- * digest seen (`repo:tag@digest`), moving the target tag (that is what a mirror is for).
+ * digest seen (`repository:tag@digest`), moving the target tag (that is what a mirror is for).
  */
 import type { ImportRequest } from '../engine/types.js';
 import { mapLimited } from '../engine/concurrency.js';
@@ -14,11 +14,11 @@ import { selectTags } from './select.js';
 
 export interface SyncItem {
   readonly rule: number;
-  /** `registry/repo:tag` as listed at the source. */
+  /** `registry/repository:tag` as listed at the source. */
   readonly source: string;
   readonly tag: string;
   readonly sourceDigest: string;
-  /** `repo:tag` in the target registry. */
+  /** `repository:tag` in the target registry. */
   readonly target: string;
   readonly targetDigest?: string;
   /** `import`: missing or different in the target; `unchanged`: same digest already. */

@@ -16,7 +16,7 @@ import { ImportError } from '../engine/errors.js';
 import { PartBudget } from '../engine/part-reader.js';
 import { checkTargetRepositories, targetRefs } from '../engine/targets.js';
 import { initialBlobState } from '../engine/copy-blob.js';
-import { bytesPresent, type BlobState, type ImportPlan, type PlannedBlob } from '../engine/types.js';
+import { bytesPresent, referrerViews, type BlobState, type ImportPlan, type PlannedBlob } from '../engine/types.js';
 import type { Config } from '../config.js';
 import { OciImportError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
@@ -98,13 +98,14 @@ export class Steps {
       checkTargetRepositories(targetRefs(r), this.o.config.targetRepositories);
       plan = await this.engine(await this.o.sides(job)).plan({
         source: r.source, target: r.target, images: r.images, repository: r.repository, force: r.force, platforms: r.platforms,
+        includeReferrers: r.includeReferrers, referrerTypes: r.referrerTypes,
       }, step.signal);
       await this.o.store.savePlan(job.id, plan);
     }
     const p = plan;
     await this.o.store.update(job.id, (j) => ({
       ...j, status: 'running', blobsTotal: p.blobs.length, bytesTotal: p.blobs.reduce((n, b) => n + b.size, 0),
-      manifests: p.manifests.length, notes: p.notes,
+      manifests: p.manifests.length, notes: p.notes, ...(p.referrers ? { referrers: referrerViews(p) } : {}),
     }));
     log.info(`job ${job.id} planned: ${p.manifests.length} manifests, ${p.blobs.length} blobs`);
     if (p.blobs.length === 0) await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });

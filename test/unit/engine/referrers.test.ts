@@ -4,68 +4,15 @@
  * 2.8), cosign's tags, referrers of referrers, platform filters, the limits, and the target's fallback
  * tag created, merged (entries kept, none twice) and guarded against concurrent writers.
  */
-import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ImportEngine, runImport } from '../../../lib/engine/engine.js';
 import { COSIGN_TAGS } from '../../../lib/oci/referrers.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { startFakeRegistry, type FakeRegistry, type FakeRegistryOptions } from '../../support/fake-registry.js';
+import { attach, fallbackEntries, fallbackTag, hex, OCI_INDEX, OCI_MANIFEST, SBOM, seedIndex, sha, SIG } from '../../support/referrer-fixtures.js';
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-const EMPTY = 'application/vnd.oci.empty.v1+json';
-const SIG = COSIGN_TAGS.sig;
-const SBOM = 'application/spdx+json';
 const fastRetry = { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 20 };
-const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-const hex = (d: string) => d.slice('sha256:'.length);
-
-interface Ref { digest: string; bytes: Buffer; mediaType: string }
-
-function image(reg: FakeRegistry, repo: string, arch: string): Ref {
-  const layer = Buffer.from(`layer of ${arch}`);
-  const config = Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-  const bytes = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: reg.putBlob(repo, config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, layer), size: layer.length }],
-  }));
-  return { digest: reg.putManifest(repo, sha(bytes), bytes, OCI_MANIFEST), bytes, mediaType: OCI_MANIFEST };
-}
-
-/** An index of linux/amd64 and linux/arm64 under `repo:tag`. */
-function seedIndex(reg: FakeRegistry, repo = 'team/app', tag = '1') {
-  const children = ['amd64', 'arm64'].map((arch) => ({ arch, ...image(reg, repo, arch) }));
-  const bytes = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_INDEX,
-    manifests: children.map((c) => ({ mediaType: OCI_MANIFEST, digest: c.digest, size: c.bytes.length, platform: { os: 'linux', architecture: c.arch } })),
-  }));
-  const index: Ref = { digest: reg.putManifest(repo, tag, bytes, OCI_INDEX), bytes, mediaType: OCI_INDEX };
-  return { index, amd64: children[0]!, arm64: children[1]! };
-}
-
-/** A referrer of `subject` as cosign (OCI 1.1 mode) or an SBOM tool writes it: empty config or a typed one, one layer. */
-function attach(reg: FakeRegistry, repo: string, subject: Ref, o: { artifactType?: string; configType?: string; payload: string; annotations?: Record<string, string> }): Ref {
-  const config = Buffer.from('{}');
-  const payload = Buffer.from(o.payload);
-  const bytes = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST, ...(o.artifactType ? { artifactType: o.artifactType } : {}),
-    config: { mediaType: o.configType ?? EMPTY, digest: reg.putBlob(repo, config), size: config.length },
-    layers: [{ mediaType: 'application/octet-stream', digest: reg.putBlob(repo, payload), size: payload.length }],
-    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.length },
-    annotations: o.annotations ?? { 'org.opencontainers.image.created': '2026-01-01T00:00:00Z' },
-  }));
-  return { digest: reg.putManifest(repo, sha(bytes), bytes, OCI_MANIFEST), bytes, mediaType: OCI_MANIFEST };
-}
-
-/** The fallback tag `sha256-<hex>` of `subject` listing `referrers` (what a client without the API writes). */
-function fallbackTag(reg: FakeRegistry, repo: string, subject: string, referrers: { digest: string; size: number; artifactType?: string }[]): Ref {
-  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: referrers.map((r) => ({ mediaType: OCI_MANIFEST, ...r })) }));
-  return { digest: reg.putManifest(repo, `sha256-${hex(subject)}`, bytes, OCI_INDEX), bytes, mediaType: OCI_INDEX };
-}
-
-const entries = (reg: FakeRegistry, repo: string, subject: string) =>
-  (JSON.parse(Buffer.from(reg.getManifest(repo, `sha256-${hex(subject)}`)?.bytes ?? Buffer.from('{"manifests":[]}')).toString()) as { manifests: { digest: string; artifactType?: string }[] }).manifests;
+const entries = fallbackEntries;
 
 describe('referrers (fake registries)', () => {
   let src: FakeRegistry;

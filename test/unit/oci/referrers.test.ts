@@ -20,7 +20,7 @@ const sha = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex'
 const A = `sha256:${'a'.repeat(64)}` as Digest;
 const retry = { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 };
 const index = (manifests: object[], extra: object = {}) => JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests, ...extra });
-const desc = (d: string, artifactType?: string) => ({ mediaType: OCI_MANIFEST, digest: d, size: 10, ...(artifactType ? { artifactType } : {}) });
+const desc = (d: string, artifactType?: string) => ({ mediaType: OCI_MANIFEST, digest: d as Digest, size: 10, ...(artifactType ? { artifactType } : {}) });
 
 describe('referrers tags and descriptors', () => {
   it.each([

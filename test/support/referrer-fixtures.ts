@@ -72,3 +72,45 @@ export function fallbackEntries(reg: FakeRegistry, repo: string, subject: string
   const m = reg.getManifest(repo, `sha256-${hex(subject)}`);
   return m ? (JSON.parse(Buffer.from(m.bytes).toString()) as { manifests: { digest: string; artifactType?: string }[] }).manifests : [];
 }
+
+// ---- the same on a real registry, over HTTP (no auth), as a client without the referrers API writes them ----
+
+async function pushBlob(host: string, repo: string, data: Buffer): Promise<string> {
+  const digest = sha(data);
+  const start = await fetch(`http://${host}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  if (start.status !== 202) throw new Error(`POST upload ${repo}: ${start.status}`);
+  const location = new URL(start.headers.get('location')!, `http://${host}`);
+  location.searchParams.set('digest', digest);
+  const put = await fetch(location, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: data });
+  if (put.status !== 201) throw new Error(`PUT blob ${digest}: ${put.status} ${await put.text()}`);
+  return digest;
+}
+
+export async function pushManifest(host: string, repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<string> {
+  const res = await fetch(`http://${host}/v2/${repo}/manifests/${ref}`, { method: 'PUT', headers: { 'content-type': mediaType }, body: bytes });
+  if (res.status !== 201) throw new Error(`PUT manifest ${repo}:${ref}: ${res.status} ${await res.text()}`);
+  return sha(bytes);
+}
+
+/** A cosign-style signature of `subject` (OCI 1.1 mode: config of cosign's artifactType, a simplesigning layer), pushed by digest. */
+export async function pushSignature(host: string, repo: string, subject: Ref, payload: string): Promise<Ref & { blobs: string[] }> {
+  const config = Buffer.from('{}');
+  const layer = Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': repo }, image: { 'docker-manifest-digest': subject.digest }, type: 'cosign container image signature' }, optional: { note: payload } }));
+  const blobs = [await pushBlob(host, repo, config), await pushBlob(host, repo, layer)];
+  const bytes = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST,
+    config: { mediaType: SIG, digest: blobs[0], size: config.length },
+    layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: blobs[1], size: layer.length, annotations: { 'dev.cosignproject.cosign/signature': Buffer.from(payload).toString('base64') } }],
+    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.length },
+  }));
+  return { digest: await pushManifest(host, repo, sha(bytes), bytes, OCI_MANIFEST), bytes, mediaType: OCI_MANIFEST, blobs };
+}
+
+/** Writes the fallback tag of `subject` listing `referrers`. */
+export async function pushFallbackTag(host: string, repo: string, subject: string, referrers: Ref[]): Promise<Ref> {
+  const bytes = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_INDEX,
+    manifests: referrers.map((r) => ({ mediaType: r.mediaType, digest: r.digest, size: r.bytes.length, artifactType: SIG })),
+  }));
+  return { digest: await pushManifest(host, repo, `sha256-${hex(subject)}`, bytes, OCI_INDEX), bytes, mediaType: OCI_INDEX };
+}

@@ -214,6 +214,26 @@ describe('referrers (fake registries)', () => {
     expect(referrerGets().map((q) => q.url)).not.toContain(`/v2/team/app/referrers/${index.digest}`);
   });
 
+  it('a referrer that is an index (an attestation index): its children first, then it; referrers of it followed', async () => {
+    await start({ referrers: {} }, { referrers: {} });
+    const { index } = seedIndex(src);
+    const statement = attach(src, 'team/app', index, { artifactType: 'application/vnd.in-toto+json', payload: 'statement' });
+    const bytes = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: OCI_INDEX, artifactType: 'application/vnd.example.attestations',
+      manifests: [{ mediaType: OCI_MANIFEST, digest: statement.digest, size: statement.bytes.length }],
+      subject: { mediaType: OCI_INDEX, digest: index.digest, size: index.bytes.length },
+    }));
+    const attestations = { digest: src.putManifest('team/app', sha(bytes), bytes, OCI_INDEX), bytes, mediaType: OCI_INDEX };
+    const signed = attach(src, 'team/app', attestations, { configType: SIG, payload: 'signature of the attestations' });
+    const r = await run({ includeReferrers: true, referrerTypes: ['application/vnd.example.attestations', SIG] });
+    expect(r.plan.referrers!.map((x) => [x.digest, x.subject])).toEqual([[attestations.digest, index.digest], [signed.digest, attestations.digest]]);
+    const order = r.plan.manifests.map((m) => m.digest);
+    expect(order.indexOf(statement.digest)).toBeLessThan(order.indexOf(attestations.digest));
+    expect(order.indexOf(index.digest)).toBeLessThan(order.indexOf(attestations.digest));
+    expect(Buffer.from(dst.getManifest('app', attestations.digest)!.bytes).equals(bytes)).toBe(true);
+    expect(dst.referrersOf('app', attestations.digest).map((d) => d.digest)).toEqual([signed.digest]);
+  });
+
   it('referrers count against MAX_MANIFESTS and MAX_BLOBS', async () => {
     await start({ referrers: {} }, {});
     const { index } = seedIndex(src);

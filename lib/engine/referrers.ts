@@ -5,7 +5,8 @@
  * 1. its referrers API, `GET /v2/<name>/referrers/<digest>` (filtered by `artifactType` when one type is
  *    asked for and the server applies it, always filtered here too), every page on its own origin;
  * 2. where that answers 404, the fallback tag `<alg>-<hex>` (an index listing the referrers), as the spec
- *    requires ("Unavailable Referrers API"); a tag that holds no valid referrers index means none;
+ *    requires ("Unavailable Referrers API"), by HEAD and then GET when it exists; a tag that holds no valid
+ *    referrers index means none;
  * 3. cosign's older tags `sha256-<hex>.sig|att|sbom`, by HEAD (they cost Docker Hub no pull).
  *
  * A listed manifest whose `subject` is not the digest it was listed under is not copied (a stale or
@@ -52,6 +53,9 @@ export interface Discovered {
   readonly indexes: readonly PlannedReferrersIndex[];
 }
 
+/** Subjects asked about at once. */
+const PROBE_CONCURRENCY = 8;
+
 const COPYABLE = new Set<string>([MediaType.OciManifest, MediaType.OciIndex, MediaType.DockerManifest, MediaType.DockerManifestList]);
 
 interface Listing {
@@ -77,20 +81,35 @@ class Discovery {
     this.budget = { pages: REFERRER_READS_PER_MANIFEST * (o.maxManifests + 1), bytes: MAX_REFERRER_LIST_BYTES };
   }
 
+  /**
+   * Breadth first: the subjects of one level are asked at once (at most PROBE_CONCURRENCY; the first alone
+   * while it is unknown whether the source has the API), their findings added in order, then the next level.
+   */
   async run(subjects: readonly Digest[]): Promise<Discovered> {
-    const queue = [...subjects];
     const explored = new Set<Digest>();
-    for (let subject = queue.shift(); subject; subject = queue.shift()) {
-      if (explored.has(subject)) continue;
-      explored.add(subject);
-      queue.push(...await this.listed(subject), ...await this.cosign(subject));
+    let level = [...subjects];
+    while (level.length) {
+      const fresh = [...new Set(level)].filter((d) => !explored.has(d));
+      fresh.forEach((d) => explored.add(d));
+      const probes = this.api === undefined && fresh.length
+        ? [await this.probe(fresh[0]!), ...await mapLimited(fresh.slice(1), PROBE_CONCURRENCY, (d) => this.probe(d))]
+        : await mapLimited(fresh, PROBE_CONCURRENCY, (d) => this.probe(d));
+      level = [];
+      for (const [i, subject] of fresh.entries()) {
+        level.push(...await this.listed(subject, probes[i]!.listing), ...await this.cosign(subject, probes[i]!.tags));
+      }
     }
     return { referrers: this.referrers, indexes: this.indexes };
   }
 
+  /** The list of `subject` and its cosign tags, asked at once. */
+  private async probe(subject: Digest): Promise<{ listing: Listing; tags: Awaited<ReturnType<Discovery['cosignTags']>> }> {
+    const [listing, tags] = await Promise.all([this.list(subject), this.cosignTags(subject)]);
+    return { listing, tags };
+  }
+
   /** The referrers listed for `subject` (API or fallback tag), added to the plan; returns the new ones. */
-  private async listed(subject: Digest): Promise<Digest[]> {
-    const listing = await this.list(subject);
+  private async listed(subject: Digest, listing: Listing): Promise<Digest[]> {
     const added: Digest[] = [];
     let complete = true;
     for (const d of listing.descriptors) {
@@ -123,8 +142,11 @@ class Discovery {
       this.api = list !== undefined;
       if (list) return { via: 'api', descriptors: list.descriptors };
     }
+    // HEAD first: most subjects have no fallback tag, and a HEAD costs no pull where GETs are counted (Docker Hub)
     const tag = referrersTag(subject);
-    const raw = await this.read(() => source.getManifest(repository, tag, { signal }));
+    if (this.budget.pages-- <= 0) throw this.exhausted(subject);
+    const head = await source.headManifest(repository, tag, { signal });
+    const raw = head && await this.read(() => source.getManifest(repository, head.digest ?? tag, { signal }));
     if (!raw) return { via: 'tag', descriptors: [] };
     this.budget.bytes -= raw.bytes.length;
     if (this.budget.bytes < 0) throw this.exhausted(subject);
@@ -154,16 +176,22 @@ class Discovery {
     return raw;
   }
 
-  /** cosign's tags of `subject` that exist (by HEAD), added to the plan; returns the new manifests. */
-  private async cosign(subject: Digest): Promise<Digest[]> {
+  /** cosign's tags of `subject` (of the types wanted) that exist, by HEAD. */
+  private async cosignTags(subject: Digest): Promise<{ suffix: CosignSuffix; tag: string; digest?: Digest }[]> {
+    const wanted = (Object.keys(COSIGN_TAGS) as CosignSuffix[])
+      .map((suffix) => ({ suffix, tag: cosignTag(subject, suffix) }))
+      .filter((t): t is { suffix: CosignSuffix; tag: string } => t.tag !== undefined && typeMatches(COSIGN_TAGS[t.suffix], this.o.types));
+    this.budget.pages -= wanted.length;
+    if (this.budget.pages < 0) throw this.exhausted(subject);
+    const heads = await Promise.all(wanted.map(async (t) => ({ ...t, head: await this.o.source.headManifest(this.o.repository, t.tag, { signal: this.o.signal }) })));
+    return heads.filter((t) => t.head).map((t) => ({ suffix: t.suffix, tag: t.tag, digest: t.head!.digest }));
+  }
+
+  /** The manifests under cosign's tags, added to the plan; returns the new ones. */
+  private async cosign(subject: Digest, tags: readonly { suffix: CosignSuffix; tag: string; digest?: Digest }[]): Promise<Digest[]> {
     const added: Digest[] = [];
-    for (const suffix of Object.keys(COSIGN_TAGS) as CosignSuffix[]) {
-      const tag = cosignTag(subject, suffix);
-      if (!tag || !typeMatches(COSIGN_TAGS[suffix], this.o.types)) continue;
-      if (this.budget.pages-- <= 0) throw this.exhausted(subject);
-      const head = await this.o.source.headManifest(this.o.repository, tag, { signal: this.o.signal });
-      if (!head) continue;
-      const raw = await this.o.source.getManifest(this.o.repository, head.digest ?? tag, { signal: this.o.signal });
+    for (const { suffix, tag, digest } of tags) {
+      const raw = await this.o.source.getManifest(this.o.repository, digest ?? tag, { signal: this.o.signal });
       if (!COPYABLE.has(raw.mediaType)) {
         this.plan.notes.push(`cosign tag ${tag} holds a ${raw.mediaType}, not a manifest type oci-import copies; not copied`);
         continue;
@@ -202,4 +230,18 @@ function planned(raw: RawManifest): Pick<PlannedReferrer, 'digest' | 'mediaType'
     ...(d.artifactType ? { artifactType: d.artifactType } : {}),
     ...(d.annotations ? { annotations: d.annotations } : {}),
   };
+}
+
+/** `fn` over `items`, at most `limit` at once, results in the order of `items`. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }

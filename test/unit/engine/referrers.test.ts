@@ -227,7 +227,7 @@ describe('referrers (fake registries)', () => {
     const signed = attach(src, 'team/app', attestations, { configType: SIG, payload: 'signature of the attestations' });
     const r = await run({ includeReferrers: true, referrerTypes: ['application/vnd.example.attestations', SIG] });
     expect(r.plan.referrers!.map((x) => [x.digest, x.subject])).toEqual([[attestations.digest, index.digest], [signed.digest, attestations.digest]]);
-    const order = r.plan.manifests.map((m) => m.digest);
+    const order: string[] = r.plan.manifests.map((m) => m.digest);
     expect(order.indexOf(statement.digest)).toBeLessThan(order.indexOf(attestations.digest));
     expect(order.indexOf(index.digest)).toBeLessThan(order.indexOf(attestations.digest));
     expect(Buffer.from(dst.getManifest('app', attestations.digest)!.bytes).equals(bytes)).toBe(true);

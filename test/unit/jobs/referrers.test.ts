@@ -6,7 +6,10 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createImport, getImport } from '../../../functions/imports.js';
+import { loadConfig } from '../../../lib/config.js';
 import { setImportService } from '../../../lib/jobs/runtime.js';
+import { SyncService } from '../../../lib/jobs/sync-service.js';
+import { parseRules } from '../../../lib/sync/rules.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 import { attach, fallbackEntries, fallbackTag, listed, SBOM, seedIndex, SIG } from '../../support/referrer-fixtures.js';
 import { testService, type TestService } from '../../support/service.js';
@@ -80,6 +83,27 @@ describe('includeReferrers through the service (fake registries)', () => {
     await t.service.handleMessage({ source: `${src.host}/team/app:1`, images: ['queued/app:1'], includeReferrers: true }, t.meta());
     await drain();
     expect(fallbackEntries(dst, 'queued/app', index.digest).map((e) => e.digest)).toEqual([sig.digest]);
+  });
+
+  it('the sync timer enqueues imports with the rule\'s referrers, and again when only the referrers changed', async () => {
+    await setup();
+    const { index } = seedIndex(src, 'team/app', 'v1');
+    const sig = attach(src, 'team/app', index, { configType: SIG, payload: 'sig' });
+    fallbackTag(src, 'team/app', index.digest, [listed(sig, SIG)]);
+    const sync = new SyncService(t.service, t.docs, loadConfig(t.env), dst.host);
+    const rules = parseRules(JSON.stringify([{ source: `${src.host}/team/app`, target: 'timer/app', referrers: true, referrerTypes: [SIG] }]), 'SYNC_RULES');
+    const first = await sync.runPass(rules);
+    expect(first.enqueued.map((e) => e.target)).toEqual([`${dst.host}/timer/app:v1`]);
+    expect((await t.store.get(first.enqueued[0]!.job))?.request).toMatchObject({ includeReferrers: true, referrerTypes: [SIG] });
+    await drain();
+    expect(fallbackEntries(dst, 'timer/app', index.digest).map((e) => e.digest)).toEqual([sig.digest]);
+    expect((await sync.runPass(rules)).skipped).toHaveLength(1);
+
+    const later = attach(src, 'team/app', index, { configType: SIG, payload: 'later' });
+    fallbackTag(src, 'team/app', index.digest, [listed(sig, SIG), listed(later, SIG)]);
+    expect((await sync.runPass(rules)).enqueued).toHaveLength(1);
+    await drain();
+    expect(fallbackEntries(dst, 'timer/app', index.digest).map((e) => e.digest)).toEqual([sig.digest, later.digest]);
   });
 
   it.each([

@@ -7,9 +7,10 @@ import { isResourceId } from '../azure/arm.js';
 import { azureSettings, entraTokenCredentials, registryResolver } from '../azure/clients.js';
 import { loadConfig, splitList, type Config, type TargetAuth } from '../config.js';
 import { ImportEngine, runImport } from '../engine/engine.js';
-import type { BlobState, ImportRequest } from '../engine/types.js';
+import { referrerViews, type BlobState, type ImportRequest } from '../engine/types.js';
 import { OciImportError, errorCode, errorMessage } from '../errors.js';
 import type { Credentials } from '../oci/auth.js';
+import { MEDIA_TYPE } from '../oci/referrers.js';
 import { formatReference, normalizeRegistry, parseReference, validateRegistry } from '../oci/reference.js';
 import { Registries } from '../registries.js';
 import { DEFAULT_RETRY } from '../retry.js';
@@ -36,6 +37,9 @@ Import options:
   --repository REPO          import by digest into REPO without a tag
   --force                    move target tags that already point elsewhere
   --platform OS/ARCH         only this platform of a multi-platform image; repeatable
+  --include-referrers        copy the image's referrers too: signatures, SBOMs, attestations (OCI 1.1
+                             referrers API or fallback tag sha256-<hex>, cosign's .sig/.att/.sbom tags)
+  --referrer-type TYPE       only referrers of this artifactType (repeatable; with --include-referrers)
   --registry R               source registry: login server, or ARM resource ID of an Azure Container
                              Registry (/subscriptions/…/registries/NAME: resolved and pulled with the
                              managed identity); --source may then omit the host
@@ -81,6 +85,7 @@ const OPTIONS = {
 const IMPORT_OPTIONS = {
   source: { type: 'string' }, image: { type: 'string', multiple: true }, repository: { type: 'string' },
   force: { type: 'boolean' }, platform: { type: 'string', multiple: true },
+  'include-referrers': { type: 'boolean' }, 'referrer-type': { type: 'string', multiple: true },
   username: { type: 'string' }, password: { type: 'string' }, 'password-stdin': { type: 'boolean' }, registry: { type: 'string' },
 } as const;
 const SYNC_OPTIONS = { rules: { type: 'string' }, 'dry-run': { type: 'boolean' } } as const;
@@ -241,7 +246,7 @@ class Session {
       : username === undefined ? entraTokenCredentials(this.sourceSecret) : { username, password: this.sourceSecret };
     const request: ImportRequest = {
       source: registry ? formatReference(source) : str(v, 'source')!, target: this.target, images: list(v, 'image'),
-      repository: str(v, 'repository'), force: flag(v, 'force'), platforms: list(v, 'platform'),
+      repository: str(v, 'repository'), force: flag(v, 'force'), platforms: list(v, 'platform'), ...referrerOptions(v),
     };
     return { request, source: source.registry, credentials, resourceId };
   }
@@ -252,6 +257,7 @@ class Session {
       this.io.stdout.write(JSON.stringify({
         source: str(this.values, 'source'), target: this.target, digest: result.digest, mediaType: result.mediaType,
         tagged: result.tagged, unchanged: result.unchanged, notes: result.plan.notes,
+        ...(result.plan.referrers ? { referrers: referrerViews(result.plan) } : {}),
         blobs: result.blobs.map((b) => ({ digest: b.digest, size: b.size, outcome: b.phase === 'done' ? b.outcome : undefined })),
       }, null, 2) + '\n');
       return;
@@ -260,6 +266,15 @@ class Session {
     const where = names.length ? names.join(', ') : `${this.target}/${repositories.join(', ')}@${result.digest}`;
     this.io.stdout.write(`imported ${str(this.values, 'source')} → ${where}\ndigest ${result.digest}\n`);
   }
+}
+
+/** `--include-referrers` and its `--referrer-type`s (media types, as the request schema checks them). */
+function referrerOptions(v: Values): Pick<ImportRequest, 'includeReferrers' | 'referrerTypes'> {
+  const types = list(v, 'referrer-type');
+  if (types && !flag(v, 'include-referrers')) throw new UsageError('--referrer-type selects which referrers --include-referrers copies: give --include-referrers too');
+  const bad = types?.find((t) => !MEDIA_TYPE.test(t));
+  if (bad !== undefined) throw new UsageError(`--referrer-type "${bad}" is not a media type (e.g. application/vnd.dev.cosign.artifact.sig.v1+json)`);
+  return flag(v, 'include-referrers') ? { includeReferrers: true, ...(types ? { referrerTypes: types } : {}) } : {};
 }
 
 /** The source password: --password-stdin, else --password (warned), else $OCI_IMPORT_PASSWORD. */

@@ -24,7 +24,8 @@ export class Progress {
     this.blobsTotal = plan.blobs.length * repos;
     this.total = plan.blobs.reduce((n, b) => n + b.size, 0) * repos;
     this.started = Date.now();
-    this.line(`plan: ${plan.manifests.length} manifest(s), ${plan.blobs.length} blob(s), ${fmt(this.total / repos)} from ${plan.source.registry}/${plan.source.repository}`);
+    const referrers = plan.referrers ? ` (${plan.referrers.length} referrer(s))` : '';
+    this.line(`plan: ${plan.manifests.length} manifest(s)${referrers}, ${plan.blobs.length} blob(s), ${fmt(this.total / repos)} from ${plan.source.registry}/${plan.source.repository}`);
     for (const note of plan.notes) this.line(`note: ${note}`);
   }
 

@@ -66,7 +66,7 @@ export async function runSync(c: SyncCommand): Promise<number> {
     }, null, 2)) + '\n');
   } else {
     for (const r of results) {
-      out(`${r.outcome.padEnd(12)} ${r.source} → ${c.target}/${r.target}  ${r.digest ?? r.sourceDigest}${r.error ? `  ${r.error}` : ''}`);
+      out(`${r.outcome.padEnd(12)} ${r.source} → ${c.target}/${r.target}  ${r.digest ?? r.sourceDigest}${r.reason ? ` (new ${r.reason})` : ''}${r.error ? `  ${r.error}` : ''}`);
     }
     for (const e of plan.errors) out(`error        rule ${e.rule}${e.tag ? ` tag ${e.tag}` : ''}: [${e.code}] ${e.message}`);
     const count = (o: string) => results.filter((r) => r.outcome === o).length;

@@ -7,7 +7,8 @@ import { OciImportError, type OciImportErrorOptions } from '../errors.js';
 export type ImportErrorCode =
   | 'TOO_MANY_MANIFESTS' | 'TOO_MANY_BLOBS' | 'IMPORT_TOO_LARGE' | 'TAG_EXISTS' | 'UNSUPPORTED_MANIFEST'
   | 'DIGEST_MISMATCH' | 'NO_MATCHING_PLATFORM' | 'SOURCE_NOT_FOUND' | 'INVALID_REQUEST' | 'BLOB_SIZE_MISMATCH'
-  | 'REPOSITORY_NOT_ALLOWED' | 'JOB_EXPIRED' | 'UPLOAD_FAILED' | 'STEP_POISONED';
+  | 'REPOSITORY_NOT_ALLOWED' | 'JOB_EXPIRED' | 'UPLOAD_FAILED' | 'STEP_POISONED'
+  | 'REFERRERS_TAG_INVALID' | 'REFERRERS_TAG_CONFLICT';
 
 export class ImportError extends OciImportError {
   override name = 'ImportError';

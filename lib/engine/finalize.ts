@@ -1,8 +1,9 @@
 /**
  * Finish an import once every blob is in place: push manifests by digest, children before the indexes that
- * list them, then point every target tag at the root. A tag that already points at the digest is left alone
- * (immutable-tag registries refuse even an identical rewrite); one that points elsewhere moves only with
- * `force`. Every step is idempotent: finalize may run twice.
+ * list them and subjects before their referrers (then the referrers' fallback or cosign tags:
+ * lib/engine/referrer-links.ts), then point every target tag at the root. A tag that already points at the
+ * digest is left alone (immutable-tag registries refuse even an identical rewrite); one that points elsewhere
+ * moves only with `force`. Every step is idempotent: finalize may run twice.
  *
  * Requests that do not depend on each other go out together (a bounded number at once): the HEADs of all
  * manifests, the PUTs of one level of the manifest tree, the HEADs and the PUTs of the tags — on a far-away
@@ -11,8 +12,10 @@
 import { isIndexType, manifestFrom, parseManifest, type RawManifest } from '../oci/manifest.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { throwIfAborted } from '../retry.js';
+import type { Digest } from '../oci/digest.js';
 import { forEachLimited } from './concurrency.js';
 import { ImportError } from './errors.js';
+import { linkReferrers } from './referrer-links.js';
 import { targetRepositories } from './targets.js';
 import type { FinalizeResult, ImportPlan, PlannedManifest } from './types.js';
 
@@ -39,10 +42,15 @@ export async function finalize(plan: ImportPlan, target: RegistryClient, o: Fina
         if (await target.headManifest(repository, m.digest, { signal })) present.add(m.digest);
       });
     }
+    // manifests PUT now, and whether the registry took their `subject` into its referrers API
+    const processed = new Map<Digest, boolean>();
     for (const level of levels) {
-      await forEachLimited(level.filter((m) => !present.has(m.digest)), PARALLEL, (m) =>
-        target.putManifest(repository, m.digest, raw(m), { signal }));
+      await forEachLimited(level.filter((m) => !present.has(m.digest)), PARALLEL, async (m) => {
+        const put = await target.putManifest(repository, m.digest, raw(m), { signal });
+        processed.set(m.digest, put.subject !== undefined);
+      });
     }
+    if (plan.referrers?.length) await linkReferrers(plan, target, repository, processed, signal);
   }
   const root = plan.manifests.find((m) => m.digest === plan.root.digest);
   if (!root) throw new ImportError('INVALID_REQUEST', `internal: root manifest ${plan.root.digest} is not in the plan`, { side: 'storage' });
@@ -67,8 +75,9 @@ async function tag(plan: ImportPlan, target: RegistryClient, root: RawManifest, 
       throw new ImportError('TAG_EXISTS', `tag ${name} already exists on ${plan.target.registry} (${current}); use force to overwrite it`, { side: 'target' });
     } else tagged.push(name);
   }
-  await forEachLimited(refs.filter((r) => tagged.includes(`${r.repository}:${r.tag}`)), PARALLEL, (ref) =>
-    target.putManifest(ref.repository, ref.tag!, root, { signal }));
+  await forEachLimited(refs.filter((r) => tagged.includes(`${r.repository}:${r.tag}`)), PARALLEL, async (ref) => {
+    await target.putManifest(ref.repository, ref.tag!, root, { signal });
+  });
   return { tagged, unchanged };
 }
 
@@ -76,9 +85,21 @@ function raw(m: PlannedManifest): RawManifest {
   return manifestFrom(Buffer.from(m.bytes, 'base64'), m.mediaType);
 }
 
+/** The manifests `m` must follow: the children an index lists, the subject a referrer names. */
+function dependencies(m: PlannedManifest): string[] {
+  let parsed;
+  try {
+    parsed = parseManifest(raw(m));
+  } catch {
+    return []; // an artifact we only carry: nothing to order it by
+  }
+  return [...(isIndexType(m.mediaType) ? parsed.manifests.map((d) => d.digest) : []), ...(parsed.subject ? [parsed.subject.digest] : [])];
+}
+
 /**
- * The plan's manifests in levels: a manifest comes one level after every manifest of the plan it lists, so
- * a level's PUTs may go out together (registries check that an index's children exist).
+ * The plan's manifests in levels: a manifest comes one level after every manifest of the plan it lists or
+ * names as its subject, so a level's PUTs may go out together (registries check that an index's children
+ * exist, and take a referrer into their referrers API when its subject is there).
  */
 export function manifestLevels(manifests: readonly PlannedManifest[]): PlannedManifest[][] {
   const inPlan = new Map(manifests.map((m) => [m.digest as string, m]));
@@ -87,8 +108,7 @@ export function manifestLevels(manifests: readonly PlannedManifest[]): PlannedMa
     const known = level.get(m.digest);
     if (known !== undefined) return known;
     if (depth > inPlan.size) throw new ImportError('UNSUPPORTED_MANIFEST', `manifest ${m.digest} is part of a cycle`, { side: 'source' });
-    const listed = isIndexType(m.mediaType) ? parseManifest(raw(m)).manifests : [];
-    const children = listed.map((d) => inPlan.get(d.digest)).filter((c): c is PlannedManifest => c !== undefined);
+    const children = dependencies(m).map((d) => inPlan.get(d)).filter((c): c is PlannedManifest => c !== undefined);
     const l = children.length ? 1 + Math.max(...children.map((c) => levelOf(c, depth + 1))) : 0;
     level.set(m.digest, l);
     return l;

@@ -15,8 +15,10 @@ import { normalizeRegistry, parseReference, type Reference } from '../oci/refere
 import type { RegistryClient } from '../oci/registry.js';
 import { forEachLimited, mapLimited } from './concurrency.js';
 import { ImportError, type ImportLimits } from './errors.js';
+import { checkReferrerTags } from './referrer-links.js';
+import { discoverReferrers, type ReferrerCollector } from './referrers.js';
 import { targetRefs } from './targets.js';
-import type { ImportPlan, ImportRequest, PlannedBlob, PlannedManifest, TargetRef } from './types.js';
+import type { ImportPlan, ImportRequest, PlannedBlob, PlannedManifest, PlannedReferrer, PlannedReferrersIndex, TargetRef } from './types.js';
 
 /** Indexes nested deeper than this are refused (real images use one level; attestations two). */
 const MAX_INDEX_DEPTH = 4;
@@ -45,6 +47,7 @@ export async function plan(req: ImportRequest, o: PlanOptions): Promise<ImportPl
   tagHeads?.catch(() => undefined); // observed below; a failed plan must not leave it unhandled
   const root = await planner.fetchRoot();
   const out = await planner.walk(root);
+  if (req.includeReferrers) await planner.addReferrers(root);
   const plan: ImportPlan = {
     version: 1,
     source: { registry: src.registry, repository: src.repository, reference },
@@ -53,9 +56,11 @@ export async function plan(req: ImportRequest, o: PlanOptions): Promise<ImportPl
     manifests: planner.manifests,
     blobs: [...planner.blobs.values()],
     force: req.force ?? false,
+    ...(req.includeReferrers ? { referrers: planner.referrers, referrersIndexes: planner.referrersIndexes } : {}),
     notes: planner.notes,
   };
   if (tagHeads) refuseMovedTags(plan, await tagHeads);
+  await checkReferrerTags(plan, o.target, o.signal);
   return plan;
 }
 
@@ -78,12 +83,17 @@ function refuseMovedTags(plan: ImportPlan, heads: Map<string, string | undefined
 }
 
 /** The walk's state: what is collected so far, counted against the limits at every addition. */
-class Planner {
+class Planner implements ReferrerCollector {
   readonly manifests: PlannedManifest[] = [];
   readonly blobs = new Map<Digest, PlannedBlob>();
   readonly notes: string[] = [];
+  referrers: readonly PlannedReferrer[] = [];
+  referrersIndexes: readonly PlannedReferrersIndex[] = [];
   private readonly filters: Platform[];
+  /** The index a platform filter made (it exists nowhere else: nothing refers to it). */
+  private filtered: Digest | undefined;
   private children = 0;
+  private referrerCount = 0;
   private bytes = 0;
   private manifestBytes = 0;
 
@@ -122,6 +132,7 @@ class Planner {
       throw new ImportError('NO_MATCHING_PLATFORM', `no manifest of ${this.req.source} matches ${this.filters.map(platformString).join(', ')}; it has: ${available}`, { side: 'request' });
     }
     const out = selected.length === 1 ? this.planned(selected[0]!.digest) : filteredIndex(root, selected);
+    if (selected.length > 1) this.filtered = out.digest;
     this.notes.push(selected.length === 1
       ? `only ${platformString(selected[0]!.platform)} was selected: the tags point at that platform's manifest ${out.digest}`
       : `a filtered index of ${selected.length} platforms was written; its digest ${out.digest} differs from the source's ${root.digest}`);
@@ -133,11 +144,7 @@ class Planner {
     if (depth > MAX_INDEX_DEPTH) throw new ImportError('UNSUPPORTED_MANIFEST', `indexes nested deeper than ${MAX_INDEX_DEPTH} levels are not supported`, { side: 'source' });
     const children = parseManifest(raw).manifests;
     const selected = filter && this.filters.length ? children.filter((c) => this.filters.some((f) => platformMatches(f, c.platform))) : children;
-    this.children += selected.length;
-    if (this.children > this.o.maxManifests) {
-      throw new ImportError('TOO_MANY_MANIFESTS',
-        `${this.name} is an index of ${this.children} manifests; the maximum number of manifests for an imported image is ${this.o.maxManifests} (MAX_MANIFESTS)`, { side: 'source' });
-    }
+    this.count(selected.length);
     // A batch of children at once (on a far-away source the round trips are the time); the limits are
     // checked after each child, so a hostile index costs at most one batch past the first that breaks one.
     for (let i = 0; i < selected.length; i += PARALLEL_GETS) {
@@ -153,6 +160,51 @@ class Planner {
       }
     }
     return selected;
+  }
+
+  /** Counts manifests against MAX_MANIFESTS: an index's children, and every referrer. */
+  private count(n: number): void {
+    this.children += n;
+    if (this.children <= this.o.maxManifests) return;
+    throw new ImportError('TOO_MANY_MANIFESTS', this.referrerCount
+      ? `${this.name} with its referrers has more than ${this.o.maxManifests} manifests (MAX_MANIFESTS); narrow referrerTypes or raise the limit`
+      : `${this.name} is an index of ${this.children} manifests; the maximum number of manifests for an imported image is ${this.o.maxManifests} (MAX_MANIFESTS)`, { side: 'source' });
+  }
+
+  /**
+   * The referrers of every manifest the import copies (not of an index a platform filter made, nor of the
+   * source index it replaces: its signatures would not verify the other index), and theirs.
+   */
+  async addReferrers(root: RawManifest): Promise<void> {
+    if (this.filters.length && !this.manifests.some((m) => m.digest === root.digest)) {
+      this.notes.push(`referrers of the source index ${root.digest} are not copied: with a platform filter the target does not hold that index (referrers of the platforms imported are)`);
+    }
+    const subjects = this.manifests.map((m) => m.digest).filter((d) => d !== this.filtered);
+    const found = await discoverReferrers(subjects, this, {
+      source: this.o.source, repository: this.src.repository, types: this.req.referrerTypes, maxManifests: this.o.maxManifests, signal: this.o.signal,
+    });
+    this.referrers = found.referrers;
+    this.referrersIndexes = found.indexes;
+  }
+
+  has(digest: Digest): boolean {
+    return this.manifests.some((m) => m.digest === digest);
+  }
+
+  async addReferrer(raw: RawManifest): Promise<void> {
+    this.referrerCount++;
+    this.count(1);
+    if (parseManifest(raw).kind === 'index') {
+      await this.walkIndex(raw, 1, false);
+      this.pushManifest(raw);
+    } else {
+      this.addImage(raw);
+    }
+  }
+
+  keepBytes(n: number): void {
+    this.manifestBytes += n;
+    this.checkManifestBytes();
   }
 
   private addImage(raw: RawManifest, platform?: Platform): void {
@@ -179,10 +231,14 @@ class Planner {
   private pushManifest(raw: RawManifest, platform?: Platform): void {
     if (!this.manifests.some((m) => m.digest === raw.digest)) {
       this.manifestBytes += raw.bytes.length;
-      if (this.manifestBytes > MAX_PLAN_MANIFEST_BYTES) {
-        throw new ImportError('IMPORT_TOO_LARGE', `${this.name} has more than ${MAX_PLAN_MANIFEST_BYTES} bytes of manifests; real images have a few KB each`, { side: 'source' });
-      }
+      this.checkManifestBytes();
       this.manifests.push({ digest: raw.digest, mediaType: raw.mediaType, bytes: raw.bytes.toString('base64'), platform: platform && platformString(platform) });
+    }
+  }
+
+  private checkManifestBytes(): void {
+    if (this.manifestBytes > MAX_PLAN_MANIFEST_BYTES) {
+      throw new ImportError('IMPORT_TOO_LARGE', `${this.name} has more than ${MAX_PLAN_MANIFEST_BYTES} bytes of manifests${this.referrerCount ? ' with its referrers' : ''}; real images have a few KB each`, { side: 'source' });
     }
   }
 

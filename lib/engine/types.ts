@@ -8,7 +8,10 @@
  * - *part*: one ranged GET of a source blob (4 MiB by default), read into a buffer of the PartReader;
  * - *chunk*: one PATCH body of an upload (CHUNK_SIZE; unbounded = the rest of the blob as one stream);
  * - *step*: one bounded run of work (a queue message, or one turn of the CLI's loop) under a budget;
- * - *options*: the parameter object of a function or constructor (`o` in short bodies).
+ * - *options*: the parameter object of a function or constructor (`o` in short bodies);
+ * - *referrer*: a manifest whose `subject` names another manifest, its *subject* (a signature, an SBOM);
+ *   *fallback tag*: the tag `<alg>-<hex>` of a subject, an index listing its referrers on registries
+ *   without the referrers API; *cosign tag*: cosign's older `sha256-<hex>.sig|att|sbom`.
  */
 import type { Digest } from '../oci/digest.js';
 
@@ -26,6 +29,10 @@ export interface ImportRequest {
   readonly force?: boolean;
   /** Only these platforms of an index (`linux/arm64`). */
   readonly platforms?: readonly string[];
+  /** Copy the referrers (signatures, SBOMs, attestations) of every manifest imported, and theirs. */
+  readonly includeReferrers?: boolean;
+  /** Only referrers of these artifact types (with includeReferrers); all when absent. */
+  readonly referrerTypes?: readonly string[];
 }
 
 /** One name the import writes in the target registry: a tag, or (without tag) a repository by digest. */
@@ -40,6 +47,47 @@ export interface PlannedManifest {
   readonly mediaType: string;
   readonly bytes: string;
   readonly platform?: string;
+}
+
+/**
+ * A *referrer* the import copies: a manifest whose `subject` is a manifest of the import (a signature,
+ * an SBOM, an attestation — or a referrer of a referrer), or a manifest under a cosign tag
+ * `sha256-<hex>.sig|att|sbom` naming one. Its bytes are in `ImportPlan.manifests`, its blobs in `blobs`.
+ */
+export interface PlannedReferrer {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+  /** The manifest's `artifactType`, else its config's media type (a cosign tag: cosign's type for it). */
+  readonly artifactType?: string;
+  /** The manifest's own annotations (what a referrers list shows of it). */
+  readonly annotations?: Readonly<Record<string, string>>;
+  /** The manifest it refers to (its `subject`; for a cosign tag, the digest the tag names). */
+  readonly subject: Digest;
+  /** Found by the source's referrers API, its fallback tag `<alg>-<hex>`, or a cosign tag. */
+  readonly via: 'api' | 'tag' | 'cosign';
+  /** A cosign tag (`sha256-<hex>.sig`) written on the target too. */
+  readonly tag?: string;
+}
+
+/** A referrer as the status and the CLI's `--json` list it. */
+export interface ReferrerView {
+  readonly digest: string;
+  readonly artifactType?: string;
+  readonly subject: string;
+  readonly tag?: string;
+}
+
+/** The referrers of a plan as the status and the CLI list them. */
+export function referrerViews(plan: ImportPlan): ReferrerView[] | undefined {
+  return plan.referrers?.map((r) => ({ digest: r.digest, ...(r.artifactType ? { artifactType: r.artifactType } : {}), subject: r.subject, ...(r.tag ? { tag: r.tag } : {}) }));
+}
+
+/** A source's fallback tag index copied as it is: it lists exactly the referrers the import copies of `subject`. */
+export interface PlannedReferrersIndex {
+  readonly subject: Digest;
+  readonly mediaType: string;
+  readonly bytes: string;
 }
 
 export interface PlannedBlob {
@@ -58,6 +106,9 @@ export interface ImportPlan {
   /** Unique distributable blobs over all platforms. */
   readonly blobs: readonly PlannedBlob[];
   readonly force: boolean;
+  /** With includeReferrers: the referrers copied, subjects before their referrers. */
+  readonly referrers?: readonly PlannedReferrer[];
+  readonly referrersIndexes?: readonly PlannedReferrersIndex[];
   /** Things the user should know (filtered index has a new digest, foreign layers left out, …). */
   readonly notes: readonly string[];
 }

@@ -14,6 +14,7 @@ import { targetName, targetRefs, repositoryAllowed } from '../engine/targets.js'
 import type { TargetRef } from '../engine/types.js';
 import { OciImportError } from '../errors.js';
 import { parsePlatform } from '../oci/manifest.js';
+import { MEDIA_TYPE } from '../oci/referrers.js';
 import { InvalidReferenceError, formatReference, normalizeRegistry, parseReference, parseRepositoryTag, validateRegistry, type Reference } from '../oci/reference.js';
 import { checkSource, SourceNotAllowedError, type Lookup } from '../policy/sources.js';
 import { credentialAllows } from '../registries.js';
@@ -33,6 +34,7 @@ export const importRequestSchema = z.strictObject({
   force: z.boolean().optional(),
   platforms: z.array(z.string().min(3).max(64)).max(20).optional(),
   includeReferrers: z.boolean().optional(),
+  referrerTypes: z.array(z.string().regex(MEDIA_TYPE, 'must be a media type such as application/vnd.dev.cosign.artifact.sig.v1+json')).min(1).max(20).optional(),
 });
 
 export type ImportRequestBody = z.infer<typeof importRequestSchema>;
@@ -46,6 +48,9 @@ export interface ValidatedImport {
   readonly repository?: string;
   readonly force: boolean;
   readonly platforms?: string[];
+  /** Copy the referrers (signatures, SBOMs, attestations), only of these artifact types when given. */
+  readonly includeReferrers?: boolean;
+  readonly referrerTypes?: string[];
   /** Name of a configured credential for the source. */
   readonly credential?: string;
   /** Inline source credentials (HTTP only); stored encrypted, never queued or returned. An empty username: the password is an Entra ID token. */
@@ -152,8 +157,8 @@ export async function validateImportRequest(body: unknown, o: ValidateOptions): 
 
   const { source, registry, resolved } = await sourceOf(req, o);
   checkNames(req);
-  if (req.includeReferrers) {
-    throw new RequestError(400, 'UNSUPPORTED', 'includeReferrers is not supported yet: signatures and SBOMs must be imported by their own tags or digests', 'includeReferrers');
+  if (req.referrerTypes && !req.includeReferrers) {
+    throw new RequestError(400, 'CONFLICTING_FIELDS', 'referrerTypes selects which referrers includeReferrers copies: set "includeReferrers": true as well', 'referrerTypes');
   }
   const target = targetOf(req, o.config);
   const refs = targetRefs({ source: formatReference(source), images: req.images, repository: req.repository });
@@ -175,6 +180,7 @@ export async function validateImportRequest(body: unknown, o: ValidateOptions): 
     repository: req.repository,
     force: req.force ?? false,
     platforms: req.platforms,
+    ...(req.includeReferrers ? { includeReferrers: true, ...(req.referrerTypes ? { referrerTypes: req.referrerTypes } : {}) } : {}),
     credential: req.credential !== undefined ? o.config.credentials.get(req.credential.toLowerCase())!.name : undefined,
     inlineCredentials: req.password !== undefined ? { username: req.username ?? '', password: req.password } : undefined,
     ...(resolved ? { registryResourceId: resolved.id } : {}),

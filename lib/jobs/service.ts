@@ -64,6 +64,8 @@ export interface JobStatusView {
   readonly progress: JobProgress;
   readonly digest?: string;
   readonly notes?: readonly string[];
+  /** With includeReferrers: the referrers the import copies (all on the target once it succeeded). */
+  readonly referrers?: JobRecord['referrers'];
   /** Status `waiting`: when the registry said to come back. */
   readonly waitingUntil?: string;
   readonly error?: { readonly code: string; readonly message: string };
@@ -119,6 +121,7 @@ export class ImportService {
       request: {
         source: req.source, target: req.target, images: req.images, repository: req.repository, force: req.force,
         platforms: req.platforms, credential: req.credential, inlineCredentials: req.inlineCredentials !== undefined,
+        ...(req.includeReferrers ? { includeReferrers: true, referrerTypes: req.referrerTypes } : {}),
         ...(req.registryResourceId ? { registryResourceId: req.registryResourceId } : {}),
       },
       targets: req.targets, repositories: [...new Set(req.refs.map((r) => r.repository))],
@@ -138,6 +141,7 @@ export class ImportService {
       createdAt: job.createdAt, updatedAt: job.updatedAt, progress: progressOf(job),
       ...(job.digest ? { digest: job.digest } : {}),
       ...(job.notes?.length ? { notes: job.notes } : {}),
+      ...(job.referrers ? { referrers: job.referrers } : {}),
       ...(job.status === 'waiting' && job.waitingUntil ? { waitingUntil: job.waitingUntil } : {}),
       ...(job.error ? { error: job.error } : {}),
       ...(this.stalled(job) ? { stalled: true as const } : {}),

@@ -17,7 +17,7 @@ import { ImportError } from '../engine/errors.js';
 import { PartBudget } from '../engine/part-reader.js';
 import { checkTargetRepositories, targetRefs } from '../engine/targets.js';
 import { initialBlobState } from '../engine/copy-blob.js';
-import { bytesPresent, type BlobState, type ImportPlan, type PlannedBlob } from '../engine/types.js';
+import { bytesPresent, referrerViews, type BlobState, type ImportPlan, type PlannedBlob } from '../engine/types.js';
 import type { Config } from '../config.js';
 import { OciImportError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
@@ -103,6 +103,7 @@ export class Steps {
       checkTargetRepositories(targetRefs(r), this.o.config.targetRepositories);
       plan = await this.engine(await this.o.sides(job)).plan({
         source: r.source, target: r.target, images: r.images, repository: r.repository, force: r.force, platforms: r.platforms,
+        includeReferrers: r.includeReferrers, referrerTypes: r.referrerTypes,
       }, step.signal);
       await this.o.store.savePlan(job.id, plan);
     }
@@ -110,6 +111,7 @@ export class Steps {
     const bytes = p.blobs.reduce((n, b) => n + b.size, 0);
     const planned = await this.o.store.update(job.id, (j) => ({
       ...j, status: 'running', blobsTotal: p.blobs.length, bytesTotal: bytes, manifests: p.manifests.length, notes: p.notes,
+      ...(p.referrers ? { referrers: referrerViews(p) } : {}),
     }));
     log.info(`job ${job.id} planned: ${p.manifests.length} manifests, ${p.blobs.length} blobs`);
     const small = this.o.inline && p.blobs.length <= this.o.inline.blobs && bytes <= this.o.inline.bytes;

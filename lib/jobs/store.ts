@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { OciImportError } from '../errors.js';
-import type { BlobState, ImportPlan, PlannedBlob } from '../engine/types.js';
+import type { BlobState, ImportPlan, PlannedBlob, ReferrerView } from '../engine/types.js';
 import { retry, type RetryPolicy } from '../retry.js';
 import type { Documents } from './documents.js';
 import type { ValidatedImport } from './request.js';
@@ -59,6 +59,8 @@ export interface JobRecord {
   readonly waitingUntil?: string;
   readonly digest?: string;
   readonly notes?: readonly string[];
+  /** With includeReferrers: the referrers the plan copies (a cosign tag's `subject` is the digest it names). */
+  readonly referrers?: readonly ReferrerView[];
   readonly error?: { readonly code: string; readonly message: string };
   /** The last temporary failure of a step (retried): what a poisoned step reports, when nothing later said more. */
   readonly lastError?: { readonly code: string; readonly message: string };

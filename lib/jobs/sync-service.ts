@@ -69,6 +69,7 @@ export class SyncService {
         const job = await this.imports.submit({
           source: req.source, images: req.images, force: true, platforms: req.platforms,
           credential: rules[item.rule]!.credential,
+          ...(req.includeReferrers ? { includeReferrers: true, referrerTypes: req.referrerTypes } : {}),
         }, 'queue');
         await this.docs.put(inflightPath(target), { job: job.id, sourceDigest: item.sourceDigest } satisfies InFlight);
         enqueued.push({ source: item.source, target, job: job.id });

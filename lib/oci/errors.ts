@@ -132,7 +132,8 @@ export class UnexpectedLengthError extends OciImportError {
 export type ProtocolErrorCode =
   | 'MANIFEST_TOO_LARGE' | 'DIGEST_MISMATCH' | 'RANGE_INVALID' | 'AUTH_REQUIRED' | 'AUTH_FAILED'
   | 'UNSUPPORTED_MANIFEST' | 'INSECURE_REDIRECT' | 'TOO_MANY_REDIRECTS' | 'UNEXPECTED_UPLOAD_LOCATION'
-  | 'CROSS_ORIGIN_LINK' | 'TOO_MANY_TAGS' | 'CREDENTIAL_NOT_ALLOWED' | 'NO_LOCATION' | 'INVALID_ANSWER' | 'INVALID_PLATFORM';
+  | 'CROSS_ORIGIN_LINK' | 'TOO_MANY_TAGS' | 'CREDENTIAL_NOT_ALLOWED' | 'NO_LOCATION' | 'INVALID_ANSWER' | 'INVALID_PLATFORM'
+  | 'TOO_MANY_REFERRERS';
 
 /** The client will not go on: what the registry did is outside what we accept. */
 export class ProtocolError extends OciImportError {

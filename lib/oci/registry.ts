@@ -14,7 +14,7 @@ import { ChallengeAuthenticator, type Authenticator, type BoundCredentials } fro
 import { discard, readAll, readInto, readText, type Timeouts } from './body.js';
 import type { Digest } from './digest.js';
 import { ProtocolError, UnexpectedLengthError, redactUrl, type ProtocolErrorCode } from './errors.js';
-import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, manifestFrom, resolveMediaType, type RawManifest } from './manifest.js';
+import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, MediaType, manifestFrom, parseManifest, resolveMediaType, type Descriptor, type RawManifest } from './manifest.js';
 import { Transport, header, type RegistryResponse, type StreamedBody, type TransportOptions } from './transport.js';
 
 export interface RegistryClientOptions extends Omit<TransportOptions, 'authenticator'> {
@@ -31,6 +31,20 @@ export interface ManifestHead {
   readonly digest?: Digest;
   readonly mediaType?: string;
   readonly size?: number;
+  /** The `ETag`, for a conditional PUT (`If-Match`) where the registry honours one. */
+  readonly etag?: string;
+}
+
+/** What reading referrers lists may still cost one caller (an import's plan): pages and bytes left. */
+export interface ReferrersBudget {
+  pages: number;
+  bytes: number;
+}
+
+export interface ReferrersList {
+  readonly descriptors: readonly Descriptor[];
+  /** Every page said it applied the artifactType filter asked for (`OCI-Filters-Applied`). */
+  readonly filtered: boolean;
 }
 
 export interface UploadSession {
@@ -117,10 +131,12 @@ export class RegistryClient {
     await discard(res.body);
     const digest = header(res.headers, 'docker-content-digest') as Digest | undefined;
     const length = Number(header(res.headers, 'content-length'));
+    const etag = header(res.headers, 'etag');
     return {
       digest,
       mediaType: header(res.headers, 'content-type')?.split(';')[0]?.trim(),
       size: Number.isFinite(length) ? length : undefined,
+      ...(etag ? { etag } : {}),
     };
   }
 
@@ -145,10 +161,15 @@ export class RegistryClient {
     return raw;
   }
 
-  /** PUT exact bytes under a tag or digest with their own media type. */
-  async putManifest(repository: string, ref: string, manifest: RawManifest, o: CallOptions = {}): Promise<void> {
+  /**
+   * PUT exact bytes under a tag or digest with their own media type; with `ifMatch`, only over that ETag
+   * (a registry that honours it answers 412 otherwise). Returns `OCI-Subject`: the registry processed the
+   * manifest's `subject` into its referrers API (spec "Pushing Manifests with Subject").
+   */
+  async putManifest(repository: string, ref: string, manifest: RawManifest, o: CallOptions & { readonly ifMatch?: string } = {}): Promise<{ subject?: string }> {
     const res = await this.transport.expect({
-      method: 'PUT', url: this.url(`${repository}/manifests/${ref}`), headers: { 'content-type': manifest.mediaType },
+      method: 'PUT', url: this.url(`${repository}/manifests/${ref}`),
+      headers: { 'content-type': manifest.mediaType, ...(o.ifMatch ? { 'if-match': o.ifMatch } : {}) },
       body: manifest.bytes, scopes: [push(repository)], signal: o.signal,
     }, 200, 201, 202);
     await discard(res.body);
@@ -156,6 +177,50 @@ export class RegistryClient {
     if (digest && digest !== manifest.digest) {
       throw this.error('DIGEST_MISMATCH', `${this.registry} stored ${repository}:${ref} as ${digest}, not ${manifest.digest}; the registry rewrote the manifest`);
     }
+    const subject = header(res.headers, 'oci-subject')?.trim();
+    return subject ? { subject } : {};
+  }
+
+  // ---- referrers -------------------------------------------------------------------------------
+
+  /**
+   * `GET /v2/<repository>/referrers/<digest>[?artifactType=]`, every page, following `Link: rel="next"` on
+   * this registry's origin only, each page and byte counted against `budget`. Undefined when the registry
+   * has no referrers API: 404 (which a registry with one "MUST NOT" answer) or 405, or a first answer that
+   * is no referrers index (as oras-go `referrersPageByAPI` checks). `firstPageOnly`: asks whether the API
+   * is there, reading one page.
+   */
+  async listReferrers(repository: string, digest: Digest, o: CallOptions & { readonly artifactType?: string; readonly budget: ReferrersBudget; readonly firstPageOnly?: boolean }): Promise<ReferrersList | undefined> {
+    let url: URL | undefined = this.url(`${repository}/referrers/${digest}`);
+    if (o.artifactType) url.searchParams.set('artifactType', o.artifactType);
+    const descriptors: Descriptor[] = [];
+    let filtered = o.artifactType !== undefined;
+    for (let page = 0; url; page++) {
+      if (o.budget.pages-- <= 0) throw this.tooManyReferrers(repository, digest);
+      const res: RegistryResponse = await this.transport.send({ method: 'GET', url, headers: { accept: MediaType.OciIndex }, scopes: [pull(repository)], signal: o.signal });
+      if (page === 0 && (res.status === 404 || res.status === 405)) {
+        await discard(res.body);
+        return undefined;
+      }
+      if (res.status !== 200) throw await this.transport.errorFrom('GET', res);
+      const limit = Math.min(MAX_MANIFEST_BYTES, o.budget.bytes);
+      const bytes = await this.transport.read(res, () => readAll(res.body, limit + 1, this.timeouts, `GET ${redactUrl(res.url)}`));
+      o.budget.bytes -= bytes.length;
+      if (bytes.length > limit) throw this.tooManyReferrers(repository, digest);
+      const entries = referrersPage(bytes);
+      if (!entries) {
+        if (page === 0) return undefined;
+        throw this.error('INVALID_ANSWER', `${this.registry} answered page ${page + 1} of the referrers of ${repository}@${digest} with something that is not an OCI index`, true);
+      }
+      descriptors.push(...entries);
+      filtered &&= (header(res.headers, 'oci-filters-applied') ?? '').split(',').some((f) => f.trim() === 'artifactType');
+      url = o.firstPageOnly ? undefined : this.nextPage(header(res.headers, 'link'), url, 'referrers list');
+    }
+    return { descriptors, filtered };
+  }
+
+  private tooManyReferrers(repository: string, digest: Digest): ProtocolError {
+    return this.error('TOO_MANY_REFERRERS', `${this.registry}/${repository}: listing the referrers of ${digest} exceeded what one import may read of referrers lists; narrow referrerTypes`);
   }
 
   // ---- blobs -----------------------------------------------------------------------------------
@@ -345,19 +410,30 @@ export class RegistryClient {
       if (tags.length > o.maxTags) {
         throw this.error('TOO_MANY_TAGS', `${this.registry}/${repository} lists more than ${o.maxTags} tags${o.setting ? ` (${o.setting})` : ''}; narrow the rule or raise the limit`);
       }
-      url = this.nextPage(header(res.headers, 'link'), url);
+      url = this.nextPage(header(res.headers, 'link'), url, 'tag list');
     }
     return tags;
   }
 
   /** The `rel="next"` page of a `Link` header, only on this registry's origin. */
-  private nextPage(link: string | undefined, current: URL): URL | undefined {
+  private nextPage(link: string | undefined, current: URL, what: string): URL | undefined {
     const target = /<([^>]+)>\s*;\s*rel="?next"?/.exec(link ?? '')?.[1];
     if (!target) return undefined;
     const next = new URL(target, current);
     if (next.origin !== this.origin) {
-      throw this.error('CROSS_ORIGIN_LINK', `${this.registry} paginates its tag list to another origin (${redactUrl(next)}); only the registry's own pages are followed`);
+      throw this.error('CROSS_ORIGIN_LINK', `${this.registry} paginates its ${what} to another origin (${redactUrl(next)}); only the registry's own pages are followed`);
     }
     return next;
   }
+}
+
+/** The descriptors of one referrers API page, or undefined when the body is not a JSON index. */
+function referrersPage(bytes: Buffer): readonly Descriptor[] | undefined {
+  try {
+    const json = JSON.parse(bytes.toString('utf8')) as { manifests?: unknown };
+    if (!json || typeof json !== 'object' || !Array.isArray(json.manifests)) return undefined;
+  } catch {
+    return undefined;
+  }
+  return parseManifest(manifestFrom(bytes, MediaType.OciIndex)).manifests;
 }

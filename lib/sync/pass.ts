@@ -7,8 +7,10 @@
 import type { ImportRequest } from '../engine/types.js';
 import { mapLimited } from '../engine/concurrency.js';
 import { errorCode } from '../errors.js';
+import { isReferrersTag } from '../oci/referrers.js';
 import { parseReference } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/registry.js';
+import { ReferrersCheck } from './referrers.js';
 import type { SyncRule } from './rules.js';
 import { selectTags } from './select.js';
 
@@ -23,6 +25,8 @@ export interface SyncItem {
   readonly targetDigest?: string;
   /** `import`: missing or different in the target; `unchanged`: same digest already. */
   readonly action: 'import' | 'unchanged';
+  /** `referrers`: the digest is the same, but the source has referrers the target lacks (rules with `referrers`). */
+  readonly reason?: 'referrers';
   /** The import that brings it in line (for `import` items). */
   readonly request?: ImportRequest;
 }
@@ -66,14 +70,19 @@ export async function planSync(rules: readonly SyncRule[], o: SyncPlanOptions): 
     try {
       const client = o.sourceClient(src.registry, rule.credential);
       const all = await client.listTags(src.repository, { maxTags: o.maxTags, setting: 'MAX_TAGS', signal: o.signal });
-      return { n, rule, client, seen: all.length, tags: selectTags(all, rule.tags) };
+      // With referrers, the fallback and cosign tags travel with the image they name, not as images.
+      const check = rule.referrers ? new ReferrersCheck({
+        source: client, sourceRepository: src.repository, target: o.targetClient, targetRepository: rule.target ?? src.repository,
+        sourceTags: new Set(all), types: rule.referrerTypes, signal: o.signal,
+      }) : undefined;
+      return { n, rule, client, check, seen: all.length, tags: selectTags(check ? all.filter((t) => !isReferrersTag(t)) : all, rule.tags) };
     } catch (err) {
       errors.push({ rule: n, code: errorCode(err), message: (err as Error).message });
       return undefined;
     }
   });
   const pairs = listed.flatMap((l) => (l ? l.tags.map((tag) => ({ ...l, tag })) : []));
-  const compared = await mapLimited(pairs, o.concurrency, ({ n, rule, client, tag }) => compareTag(n, rule, tag, client, o)
+  const compared = await mapLimited(pairs, o.concurrency, ({ n, rule, client, check, tag }) => compareTag(n, rule, tag, client, o, check)
     .catch((err: unknown): SyncError => ({ rule: n, tag, code: errorCode(err), message: (err as Error).message })));
   const items: SyncItem[] = [];
   for (const item of compared) {
@@ -85,7 +94,7 @@ export async function planSync(rules: readonly SyncRule[], o: SyncPlanOptions): 
 }
 
 /** One tag of a rule, compared by HEAD on both sides. */
-async function compareTag(n: number, rule: SyncRule, tag: string, client: RegistryClient, o: SyncPlanOptions): Promise<SyncItem | SyncError> {
+async function compareTag(n: number, rule: SyncRule, tag: string, client: RegistryClient, o: SyncPlanOptions, check?: ReferrersCheck): Promise<SyncItem | SyncError> {
   const src = parseReference(rule.source);
   const targetRepo = rule.target ?? src.repository;
   // the two sides at once: neither answer changes the other request
@@ -97,13 +106,17 @@ async function compareTag(n: number, rule: SyncRule, tag: string, client: Regist
     return { rule: n, tag, code: 'NO_DIGEST', message: `${src.registry}/${src.repository}:${tag} answered HEAD without Docker-Content-Digest` };
   }
   // With a platform filter the target holds another digest than the source index: compare skipped.
-  const same = current?.digest === head.digest && !rule.platforms?.length;
+  const sameDigest = current?.digest === head.digest && !rule.platforms?.length;
+  const referrers = sameDigest && check ? await check.changed(head.digest) : false;
+  const same = sameDigest && !referrers;
   return {
     rule: n, source: `${src.registry}/${src.repository}:${tag}`, tag, sourceDigest: head.digest,
     target: `${targetRepo}:${tag}`, targetDigest: current?.digest, action: same ? 'unchanged' : 'import',
+    ...(referrers ? { reason: 'referrers' as const } : {}),
     request: same ? undefined : {
       source: `${src.registry}/${src.repository}:${tag}@${head.digest}`, target: o.target,
       images: [`${targetRepo}:${tag}`], force: true, platforms: rule.platforms,
+      ...(rule.referrers ? { includeReferrers: true, referrerTypes: rule.referrerTypes } : {}),
     },
   };
 }

@@ -4,7 +4,7 @@
  *
  *   { "rules": [ { "source": "docker.io/library/nginx", "target": "mirror/nginx",
  *                  "tags": { "include": ["^1\\.2[0-9]\\."], "exclude": ["-alpine$"], "semver": ">=1.26", "keepNewest": 5 },
- *                  "platforms": ["linux/amd64"], "credential": "dockerhub" } ] }
+ *                  "platforms": ["linux/amd64"], "credential": "dockerhub", "referrers": true } ] }
  */
 import { validRange } from 'semver';
 import { z } from 'zod';
@@ -12,6 +12,7 @@ import type { NamedCredential } from '../config.js';
 import { repositoryAllowed } from '../engine/targets.js';
 import { OciImportError } from '../errors.js';
 import { parsePlatform } from '../oci/manifest.js';
+import { MEDIA_TYPE } from '../oci/referrers.js';
 import { InvalidReferenceError, parseReference, parseRepositoryTag } from '../oci/reference.js';
 import { credentialAllows } from '../registries.js';
 
@@ -34,6 +35,9 @@ export const ruleSchema = z.strictObject({
   }).optional(),
   platforms: z.array(z.string().min(3).max(64)).max(20).optional(),
   credential: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  /** Copy each tag's referrers (signatures, SBOMs, attestations) and re-check them on unchanged tags. */
+  referrers: z.boolean().optional(),
+  referrerTypes: z.array(z.string().regex(MEDIA_TYPE, 'must be a media type such as application/vnd.dev.cosign.artifact.sig.v1+json')).min(1).max(20).optional(),
 });
 
 export const rulesFileSchema = z.union([z.strictObject({ rules: z.array(ruleSchema).min(1).max(500) }), z.array(ruleSchema).min(1).max(500)]);
@@ -201,6 +205,7 @@ export function parseRules(text: string, origin: string, policy?: RulePolicy): S
         fail('platforms', (err as Error).message);
       }
     }
+    if (rule.referrerTypes && !rule.referrers) fail('referrerTypes', 'referrerTypes selects which referrers "referrers": true copies; set it too');
     if (policy) checkPolicy(rule, policy, fail);
   });
   return rules;

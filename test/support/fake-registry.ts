@@ -8,7 +8,11 @@
  *   `_state` gets 404 BLOB_UPLOAD_INVALID and the upload is deleted (`distributionStateCheck`);
  * - blobs are stored once by digest but are only visible in a repository after being linked into it
  *   (pushed or mounted there);
- * - an OCI manifest/index is answered 404 MANIFEST_UNKNOWN when a non-empty Accept header omits its type.
+ * - an OCI manifest/index is answered 404 MANIFEST_UNKNOWN when a non-empty Accept header omits its type;
+ * - no referrers API (a plain 404 page) unless `referrers` asks for one: then `GET /v2/<name>/referrers/<digest>`
+ *   lists the manifests of the repository whose `subject` is that digest (distribution-spec v1.1 "Listing
+ *   Referrers"), optionally filtered by `artifactType` and paginated with `Link`, and a manifest PUT with a
+ *   `subject` answers `OCI-Subject`.
  *
  * Faults (`FaultRule`) are checked before normal handling: `status`, `reset`, `resetAfterBody` and
  * `delay` when a request arrives (delays add up; the first other matching rule wins), the blob-body
@@ -73,6 +77,13 @@ export interface FakeRegistryOptions {
   redirectBlobsTo?: 'same' | 'other';
   /** lifetime of the signed storage URLs (default 1200 s, as distribution's s3/azure drivers) */
   redirectTtlSeconds?: number;
+  /** serve the referrers API (absent: 404, as distribution 2.8) */
+  referrers?: {
+    /** apply `?artifactType=` and say so with `OCI-Filters-Applied` (default false: the full list, unfiltered) */
+    filter?: boolean;
+    /** descriptors per page; more → a `Link: <…>; rel="next"` (default: one page) */
+    pageSize?: number;
+  };
 }
 
 export interface RecordedRequest {
@@ -106,6 +117,10 @@ export interface FakeRegistry {
   readonly redirectAuthorizationSeen: boolean;
   /** checked in order on every request; mutable at runtime */
   faults: FaultRule[];
+  /** called as each request arrives, before it is handled (a test acts as another client at that instant) */
+  onRequest: ((r: RecordedRequest) => void) | undefined;
+  /** descriptors of `repo`'s manifests whose subject is `digest`, as the referrers API lists them */
+  referrersOf(repo: string, digest: string): Record<string, unknown>[];
   /** stores the blob and links it into `repo`; returns its sha256 digest */
   putBlob(repo: string, data: Uint8Array): string;
   /** serves `data` (same length) under an existing blob's digest from now on: a corrupt store */
@@ -298,7 +313,8 @@ type Route =
   | { kind: 'uploadStart'; name: string }
   | { kind: 'upload'; name: string; uuid: string }
   | { kind: 'manifest'; name: string; ref: string }
-  | { kind: 'tags'; name: string };
+  | { kind: 'tags'; name: string }
+  | { kind: 'referrers'; name: string; digest: string };
 
 interface Ctx {
   req: IncomingMessage;
@@ -326,6 +342,7 @@ class FakeRegistryServer implements FakeRegistry {
   readonly requests: RecordedRequest[] = [];
   readonly redirectRequests: RecordedRequest[] = [];
   faults: FaultRule[] = [];
+  onRequest: ((r: RecordedRequest) => void) | undefined;
 
   private redirectAuthSeen = false;
   private readonly blobs = new Map<string, Buffer>();
@@ -418,6 +435,7 @@ class FakeRegistryServer implements FakeRegistry {
     this.requests.length = 0;
     this.redirectRequests.length = 0;
     this.faults = [];
+    this.onRequest = undefined;
     this.redirectAuthSeen = false;
   }
 
@@ -468,6 +486,7 @@ class FakeRegistryServer implements FakeRegistry {
     const rawUrl = req.url ?? '/';
     const record: RecordedRequest = { method, url: rawUrl, headers: { ...req.headers }, bodyLength: 0 };
     (listener === 'registry' ? this.requests : this.redirectRequests).push(record);
+    this.onRequest?.(record);
     const url = new URL(rawUrl, 'http://fake.invalid');
     if (url.pathname.startsWith('/_storage/') && req.headers.authorization !== undefined) this.redirectAuthSeen = true;
 
@@ -551,6 +570,8 @@ class FakeRegistryServer implements FakeRegistry {
         return this.handleManifest(ctx, route.name, route.ref);
       case 'tags':
         return this.handleTags(ctx, route.name);
+      case 'referrers':
+        return this.handleReferrers(ctx, route.name, route.digest);
     }
   }
 
@@ -604,6 +625,10 @@ class FakeRegistryServer implements FakeRegistry {
       return ref === undefined ? undefined : { kind: 'manifest', name: m[1], ref };
     }
     if ((m = /^\/v2\/(.+)\/tags\/list$/.exec(pathname)) && m[1]) return { kind: 'tags', name: m[1] };
+    if (this.opts.referrers && (m = /^\/v2\/(.+)\/referrers\/([^/]+)$/.exec(pathname)) && m[1] && m[2]) {
+      const digest = safeDecode(m[2]);
+      return digest === undefined ? undefined : { kind: 'referrers', name: m[1], digest };
+    }
     return undefined;
   }
 
@@ -1121,10 +1146,58 @@ class FakeRegistryServer implements FakeRegistry {
 
     this.storeManifest(name, digest, Buffer.from(bytes), mediaType);
     if (!isDigest) this.tagsOf(name).set(ref, digest);
+    const subject = isRecord(parsed.subject) ? descriptorDigest(parsed.subject) : undefined;
     this.send(ctx, 201, {
       Location: `${ctx.base}/v2/${name}/manifests/${digest}`,
       'Docker-Content-Digest': digest,
+      ...(this.opts.referrers && subject ? { 'OCI-Subject': subject } : {}),
     });
+  }
+
+  // ----- referrers ---------------------------------------------------------------------------
+
+  /** the descriptors of `repo`'s manifests whose subject is `digest`, by digest (spec "Listing Referrers") */
+  referrersOf(repo: string, digest: string): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const m of this.manifests.get(repo)?.values() ?? []) {
+      let json: unknown;
+      try {
+        json = JSON.parse(Buffer.from(m.bytes).toString('utf8'));
+      } catch {
+        continue;
+      }
+      if (!isRecord(json) || !isRecord(json.subject) || json.subject.digest !== digest) continue;
+      const config = isRecord(json.config) && typeof json.config.mediaType === 'string' ? json.config.mediaType : undefined;
+      const artifactType = typeof json.artifactType === 'string' ? json.artifactType : m.mediaType === OCI_INDEX ? undefined : config;
+      out.push({
+        mediaType: m.mediaType, digest: m.digest, size: m.bytes.length,
+        ...(artifactType ? { artifactType } : {}),
+        ...(isRecord(json.annotations) ? { annotations: json.annotations } : {}),
+      });
+    }
+    return out.sort((a, b) => String(a.digest).localeCompare(String(b.digest)));
+  }
+
+  private handleReferrers(ctx: Ctx, name: string, digest: string): void {
+    if (!NAME_RE.test(name)) return this.fail(ctx, 'NAME_INVALID', { name });
+    if (ctx.method !== 'GET') return this.fail(ctx, 'UNSUPPORTED');
+    if (!DIGEST_RE.test(digest)) return this.fail(ctx, 'DIGEST_INVALID', { digest });
+    if (!this.repoExists(name)) return this.fail(ctx, 'NAME_UNKNOWN', { name });
+    const q = ctx.url.searchParams;
+    const wanted = q.get('artifactType');
+    const filter = wanted !== null && this.opts.referrers?.filter === true;
+    let all = this.referrersOf(name, digest);
+    if (filter) all = all.filter((d) => d.artifactType === wanted);
+    const size = this.opts.referrers?.pageSize ?? Math.max(all.length, 1);
+    const from = Number(q.get('page') ?? 0) * size;
+    const headers: OutgoingHttpHeaders = { 'Content-Type': OCI_INDEX };
+    if (filter) headers['OCI-Filters-Applied'] = 'artifactType';
+    if (from + size < all.length) {
+      const next = new URLSearchParams(q);
+      next.set('page', String(from / size + 1));
+      headers.Link = `</v2/${name}/referrers/${digest}?${next.toString()}>; rel="next"`;
+    }
+    this.send(ctx, 200, headers, JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: all.slice(from, from + size) }));
   }
 
   // ----- tags --------------------------------------------------------------------------------

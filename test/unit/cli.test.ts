@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
 import { startFakeRegistry, type FakeRegistry, type FakeRegistryOptions } from '../support/fake-registry.js';
+import { attach, fallbackEntries, fallbackTag, listed, SBOM, seedIndex, SIG } from '../support/referrer-fixtures.js';
 
 describe('oci-import command line', () => {
   it('prints help with exit 0', async () => {
@@ -18,6 +19,8 @@ describe('oci-import command line', () => {
     [['import', '--source', 'nginx', '--target', 'r.example', '--bogus'], "Unknown option '--bogus'"],
     [['import', '--source', 'nginx', '--target', 'r.example', '--username', 'u'], 'give both the username and the password'],
     [['copy'], 'unknown command "copy"'],
+    [['import', '--source', 'nginx', '--target', 'r.example', '--referrer-type', 'application/spdx+json'], 'give --include-referrers too'],
+    [['import', '--source', 'nginx', '--target', 'r.example', '--include-referrers', '--referrer-type', 'spdx'], '--referrer-type "spdx" is not a media type'],
   ])('%j exits 2: %s', async (args, message) => {
     const run = await runCli(args);
     expect(run.code).toBe(2);
@@ -104,5 +107,33 @@ describe('oci-import against fake registries', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('import failed [TIMEOUT]');
     expect(Date.now() - t0).toBeLessThan(20_000);
+  });
+});
+
+describe('oci-import --include-referrers (fake registries)', () => {
+  let src: FakeRegistry;
+  let dst: FakeRegistry;
+  afterEach(async () => {
+    await Promise.all([src?.close(), dst?.close()]);
+  });
+
+  it('copies the referrers of the chosen types and lists them in --json', async () => {
+    [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);
+    const { index } = seedIndex(src, 'app', '1');
+    const sig = attach(src, 'app', index, { configType: SIG, payload: 'sig' });
+    const sbom = attach(src, 'app', index, { artifactType: SBOM, payload: 'sbom' });
+    fallbackTag(src, 'app', index.digest, [listed(sig, SIG), listed(sbom, SBOM)]);
+    const run = await runCli(['import', '--source', `${src.host}/app:1`, '--target', dst.host, '--insecure', src.host, '--insecure', dst.host,
+      '--include-referrers', '--referrer-type', SIG, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('plan: 4 manifest(s) (1 referrer(s))');
+    const out = JSON.parse(run.stdout) as { digest: string; referrers: object[] };
+    expect(out.digest).toBe(index.digest);
+    expect(out.referrers).toEqual([{ digest: sig.digest, artifactType: SIG, subject: index.digest }]);
+    expect(fallbackEntries(dst, 'app', index.digest).map((e) => e.digest)).toEqual([sig.digest]);
+
+    const plain = await runCli(['import', '--source', `${src.host}/app:1`, '--target', dst.host, '--insecure', src.host, '--insecure', dst.host, '--image', 'plain:1', '--json']);
+    expect(JSON.parse(plain.stdout)).not.toHaveProperty('referrers');
+    expect(fallbackEntries(dst, 'plain', index.digest)).toEqual([]);
   });
 });

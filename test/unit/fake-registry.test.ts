@@ -637,3 +637,70 @@ describe('fake registry: manifests and tags', () => {
     expect(await codes(unknown)).toEqual(['NAME_UNKNOWN']);
   });
 });
+
+describe('fake registry: referrers API', () => {
+  const put = (url: string, body: Uint8Array, type: string) => fetch(url, { method: 'PUT', headers: { 'Content-Type': type }, body });
+  /** An image and two referrers of it in repo `r`: a signature (artifactType from its config) and an SBOM (its own artifactType). */
+  const seed = (reg: FakeRegistry) => {
+    const config = bytes(8, 9);
+    reg.putBlob('r', config);
+    const subject = imageManifest(config, []);
+    const subjectDigest = reg.putManifest('r', 'v1', subject, OCI_MANIFEST);
+    const referrer = (extra: object) => new TextEncoder().encode(JSON.stringify({
+      schemaVersion: 2, mediaType: OCI_MANIFEST, layers: [],
+      subject: { mediaType: OCI_MANIFEST, digest: subjectDigest, size: subject.length }, ...extra,
+    }));
+    const sig = referrer({ config: { mediaType: 'application/vnd.dev.cosign.artifact.sig.v1+json', digest: sha256(config), size: config.length } });
+    const sbom = referrer({ artifactType: 'application/spdx+json', config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(config), size: config.length }, annotations: { k: 'v' } });
+    return { subjectDigest, sig, sbom };
+  };
+
+  it('is absent by default, as in distribution 2.8 (a plain 404 page)', async () => {
+    const reg = await startFakeRegistry();
+    try {
+      const { subjectDigest } = seed(reg);
+      const res = await fetch(`${reg.url}/v2/r/referrers/${subjectDigest}`);
+      expect(res.status).toBe(404);
+      expect(await res.text()).toBe('404 page not found\n');
+    } finally {
+      await reg.close();
+    }
+  });
+
+  it('lists by subject, answers OCI-Subject on PUT, filters and paginates when asked', async () => {
+    const reg = await startFakeRegistry({ referrers: { filter: true, pageSize: 1 } });
+    try {
+      const { subjectDigest, sig, sbom } = seed(reg);
+      for (const m of [sig, sbom]) {
+        const res = await put(`${reg.url}/v2/r/manifests/${sha256(m)}`, m, OCI_MANIFEST);
+        expect(res.status).toBe(201);
+        expect(res.headers.get('oci-subject')).toBe(subjectDigest);
+      }
+      // a manifest without subject gets no OCI-Subject
+      const plain = await put(`${reg.url}/v2/r/manifests/v2`, reg.getManifest('r', 'v1')!.bytes, OCI_MANIFEST);
+      expect(plain.headers.get('oci-subject')).toBeNull();
+
+      const seen: { digest: string; artifactType?: string; annotations?: object }[] = [];
+      let next: string | undefined = `/v2/r/referrers/${subjectDigest}`;
+      while (next) {
+        const res: Response = await fetch(`${reg.url}${next}`);
+        expect(res.headers.get('content-type')).toBe(OCI_INDEX);
+        expect(res.headers.get('oci-filters-applied')).toBeNull();
+        seen.push(...((await res.json()) as { manifests: typeof seen }).manifests);
+        next = /^<([^>]+)>; rel="next"$/.exec(res.headers.get('link') ?? '')?.[1];
+      }
+      expect(seen.map((d) => d.digest).sort()).toEqual([sha256(sig), sha256(sbom)].sort());
+      expect(seen.find((d) => d.digest === sha256(sig))?.artifactType).toBe('application/vnd.dev.cosign.artifact.sig.v1+json');
+      expect(seen.find((d) => d.digest === sha256(sbom))).toMatchObject({ artifactType: 'application/spdx+json', annotations: { k: 'v' } });
+
+      const filtered = await fetch(`${reg.url}/v2/r/referrers/${subjectDigest}?artifactType=${encodeURIComponent('application/spdx+json')}`);
+      expect(filtered.headers.get('oci-filters-applied')).toBe('artifactType');
+      expect(((await filtered.json()) as { manifests: { digest: string }[] }).manifests.map((d) => d.digest)).toEqual([sha256(sbom)]);
+
+      const none = await fetch(`${reg.url}/v2/r/referrers/${sha256(bytes(3))}`);
+      expect(await none.json()).toEqual({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] });
+    } finally {
+      await reg.close();
+    }
+  });
+});

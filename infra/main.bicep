@@ -150,6 +150,9 @@ param maxBlobs int = 1000
 @description('MAX_IMPORT_BYTES: sum of one import\'s unique blob sizes (`100GiB`, or bytes; IMPORT_TOO_LARGE when planned).')
 param maxImportBytes string = '100GiB'
 
+@description('INLINE_IMPORT_BYTES: an import of at most this size and 16 blobs is copied in its plan step (`16MiB`, or bytes; `0` always fans out).')
+param inlineImportBytes string = '16MiB'
+
 @description('MAX_TAGS: tags a sync rule may list in one source repository (TOO_MANY_TAGS).')
 @minValue(1)
 @maxValue(1000000)
@@ -383,6 +386,7 @@ module functionApp 'modules/function-app.bicep' = {
       MAX_MANIFESTS: string(maxManifests)
       MAX_BLOBS: string(maxBlobs)
       MAX_IMPORT_BYTES: maxImportBytes
+      INLINE_IMPORT_BYTES: inlineImportBytes
       MAX_TAGS: string(maxTags)
       SYNC_CONCURRENCY: string(syncConcurrency)
       REQUEST_TIMEOUT_SECONDS: string(requestTimeoutSeconds)

@@ -30,6 +30,8 @@ export const DEFAULT_FETCH_CONCURRENCY = 8;
 export const DEFAULT_MAX_BLOBS = 1000;
 /** Bytes per import (sum of unique blob sizes): beyond the biggest CUDA/ML images, below a runaway bill. */
 export const DEFAULT_MAX_IMPORT_BYTES = 100 * 1024 * MiB;
+/** Imports up to this many bytes (and 16 blobs) are copied in their plan step instead of one step per blob. */
+export const DEFAULT_INLINE_IMPORT_BYTES = 16 * MiB;
 /** Tags listed per repository by a sync pass. */
 export const DEFAULT_MAX_TAGS = 10_000;
 /** Tags a sync pass compares (and imports, in the CLI) at once, over all rules. */
@@ -81,6 +83,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'MAX_MANIFESTS', scope: 'app', default: String(DEFAULT_MAX_MANIFESTS), description: 'Largest index (number of child manifests) an import accepts (`TOO_MANY_MANIFESTS`).' },
   { name: 'MAX_BLOBS', scope: 'app', default: String(DEFAULT_MAX_BLOBS), description: 'Unique blobs one import may copy, over all platforms (`TOO_MANY_BLOBS`, refused when planned).' },
   { name: 'MAX_IMPORT_BYTES', scope: 'app', default: '100GiB', description: 'Sum of the sizes of one import\'s unique blobs (`IMPORT_TOO_LARGE`, refused when planned; `KiB`/`MiB`/`GiB` suffixes).' },
+  { name: 'INLINE_IMPORT_BYTES', scope: 'app', default: '16MiB', description: 'An import of at most this many bytes and 16 blobs is copied in its plan step (one queue message instead of one per blob); `0` always fans out.' },
   { name: 'MAX_TAGS', scope: 'app', default: String(DEFAULT_MAX_TAGS), description: 'Tags a sync rule may list in one source repository (`TOO_MANY_TAGS`).' },
   { name: 'REQUEST_TIMEOUT_SECONDS', scope: 'app', default: String(DEFAULT_REQUEST_TIMEOUT_SECONDS), description: 'A registry request without answer headers, or a body without a byte, for this long ends (`TIMEOUT`).' },
   { name: 'MIN_BYTES_PER_SECOND', scope: 'app', default: '64KiB', description: 'Slowest body accepted, averaged over 30 s (`TIMEOUT`); also sizes the deadline of an upload body.' },
@@ -176,6 +179,8 @@ export interface Config {
   readonly maxManifests: number;
   readonly maxBlobs: number;
   readonly maxImportBytes: number;
+  /** INLINE_IMPORT_BYTES; 0: never copy in the plan step. */
+  readonly inlineImportBytes: number;
   readonly maxTags: number;
   readonly syncConcurrency: number;
   readonly requestTimeoutSeconds: number;
@@ -358,6 +363,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxManifests: int(env, 'MAX_MANIFESTS', DEFAULT_MAX_MANIFESTS, 1, 10_000),
     maxBlobs: int(env, 'MAX_BLOBS', DEFAULT_MAX_BLOBS, 1, 100_000),
     maxImportBytes: sizeSetting(env, 'MAX_IMPORT_BYTES', DEFAULT_MAX_IMPORT_BYTES, 1, 16 * 1024 * 1024 * MiB),
+    inlineImportBytes: sizeSetting(env, 'INLINE_IMPORT_BYTES', DEFAULT_INLINE_IMPORT_BYTES, 0, 256 * MiB),
     maxTags: int(env, 'MAX_TAGS', DEFAULT_MAX_TAGS, 1, 1_000_000),
     syncConcurrency: int(env, 'SYNC_CONCURRENCY', DEFAULT_SYNC_CONCURRENCY, 1, 64),
     requestTimeoutSeconds: int(env, 'REQUEST_TIMEOUT_SECONDS', DEFAULT_REQUEST_TIMEOUT_SECONDS, 1, 600),

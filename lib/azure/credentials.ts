@@ -47,10 +47,22 @@ export function appIdentity(s: IdentitySettings = {}): AppIdentity {
  */
 class LazyManagedIdentityCredential implements TokenCredential {
   private inner?: Promise<TokenCredential>;
+  /** Requests for the same scopes at once share one (source and target often sign in together). */
+  private readonly inflight = new Map<string, Promise<AccessToken | null>>();
 
   constructor(private readonly clientId: string | undefined) {}
 
-  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+  getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+    const key = [scopes].flat().sort().join(' ');
+    let pending = this.inflight.get(key);
+    if (!pending) {
+      pending = this.fetch(scopes, options).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async fetch(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
     this.inner ??= import('@azure/identity').then(({ ManagedIdentityCredential }) =>
       new ManagedIdentityCredential(this.clientId ? { clientId: this.clientId } : {}));
     return (await this.inner).getToken(scopes, options);

@@ -25,7 +25,7 @@ import { handlePoison, rejectionRecord, type PoisonMeta } from './poison.js';
 import { stepMessageSchema, type JobQueue, type StepMessage } from './queue.js';
 import { RequestError, validateImportRequest } from './request.js';
 import { open, seal } from './secrets.js';
-import { DEFAULT_INLINE, Steps, type StepContext } from './steps.js';
+import { INLINE_MAX_BLOBS, Steps, type StepContext } from './steps.js';
 import { ENDED, progressOf, type JobProgress, type JobRecord, type JobStore } from './store.js';
 
 export interface Logger {
@@ -50,7 +50,7 @@ export interface ServiceOptions {
    * it. @default 600 000 ms (the queues extension's fixed 10 minutes)
    */
   readonly queueLeaseMs?: number;
-  /** Imports up to this size are copied in their plan step; false: always one step per blob. @default DEFAULT_INLINE */
+  /** Imports up to this size are copied in their plan step; false: always one step per blob. @default INLINE_MAX_BLOBS and INLINE_IMPORT_BYTES */
   readonly inline?: { readonly blobs: number; readonly bytes: number } | false;
 }
 
@@ -104,7 +104,7 @@ export class ImportService {
       owner: randomUUID(),
       leaseMarginMs: o.leaseMarginMs ?? STEP_MARGIN_MS,
       lookup: o.lookup,
-      inline: o.inline ?? DEFAULT_INLINE,
+      inline: o.inline ?? (o.config.inlineImportBytes > 0 ? { blobs: INLINE_MAX_BLOBS, bytes: o.config.inlineImportBytes } : false),
     });
   }
 

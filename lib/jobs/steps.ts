@@ -30,8 +30,8 @@ import { ENDED, type BlobTask, type JobRecord, type JobStore } from './store.js'
 
 /** Blob steps one fan-out message enqueues at most. */
 export const FANOUT_BATCH = 32;
-/** By default an import of at most this many blobs and bytes is copied in its plan step (see `inline`). */
-export const DEFAULT_INLINE = { blobs: 16, bytes: 16 * 1024 * 1024 } as const;
+/** An import of at most this many blobs (and INLINE_IMPORT_BYTES) is copied in its plan step (see `inline`). */
+export const INLINE_MAX_BLOBS = 16;
 
 export interface StepContext {
   /** Stop starting new work after this instant. */

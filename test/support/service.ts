@@ -31,7 +31,7 @@ export interface TestServiceOptions {
   lookup?: Lookup;
   retry?: RetryPolicy;
   timeouts?: Timeouts;
-  /** Small imports copied in their plan step: off unless asked for, so the tests see the blob steps. */
+  /** Small imports copied in their plan step: off unless asked for (or INLINE_IMPORT_BYTES is in env), so the tests see the blob steps. */
   inline?: { blobs: number; bytes: number };
 }
 
@@ -44,7 +44,8 @@ export function testService(env: Record<string, string>, opts: TestServiceOption
   const config = loadConfig(env);
   const lookup = opts.lookup ?? (async () => ['203.0.113.10']);
   const service = new ImportService({
-    config, store, queue, leaseMarginMs: opts.leaseMarginMs, stepMarginMs: opts.stepMarginMs, lookup, inline: opts.inline ?? false,
+    config, store, queue, leaseMarginMs: opts.leaseMarginMs, stepMarginMs: opts.stepMarginMs, lookup,
+    inline: opts.inline ?? ('INLINE_IMPORT_BYTES' in env ? undefined : false),
     registries: new Registries({ config, guardSources: true, lookup, retry: opts.retry ?? TEST_RETRY, timeouts: opts.timeouts }),
   });
   return { service, docs, queue, store, env, logs, meta: (dequeueCount = 1) => ({ dequeueCount, maxDequeueCount: 3, log }) };

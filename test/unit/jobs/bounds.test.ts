@@ -173,7 +173,7 @@ describe('bounded work (memory storage, fake registries)', () => {
   });
 
   it('a small import is done in its plan step: one message, and a handful of storage operations', async () => {
-    const t = await setup({}, { inline: { blobs: 16, bytes: 16 * 1024 * 1024 } });
+    const t = await setup({ INLINE_IMPORT_BYTES: '16MiB' });
     const digest = seedImage(src, 'team/app', '1', 3);
     const counted = countingDocs(t);
     const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
@@ -187,6 +187,23 @@ describe('bounded work (memory storage, fake registries)', () => {
     // create + plan step (job read, plan absent, plan and blob list written, two job updates of a read and a write each)
     process.stdout.write(`[storage operations of a small import] reads ${counted.reads}, writes ${counted.writes}\n`);
     expect(counted.reads + counted.writes).toBeLessThanOrEqual(12);
+  });
+
+  it('INLINE_IMPORT_BYTES bounds what a plan step copies: an import above it (or with 0) fans out to blob steps', async () => {
+    for (const [i, setting] of ['0', '64'].entries()) {
+      if (i > 0) await Promise.all([src.close(), dst.close()]); // the last pair is closed by afterEach
+      const t = await setup({ INLINE_IMPORT_BYTES: setting });
+      seedImage(src, 'team/app', '1', 3);
+      const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+      const steps: string[] = [];
+      await drain(t, async (m) => {
+        steps.push(m.step);
+        await t.service.handleMessage(m, t.meta());
+      });
+      expect(await t.service.status(job.id), setting).toMatchObject({ status: 'succeeded', progress: { blobsTotal: 4, blobsDone: 4 } });
+      expect(steps.filter((s) => s === 'blob'), setting).toHaveLength(4);
+      expect(steps.at(-1), setting).toBe('finalize');
+    }
   });
 });
 

@@ -194,6 +194,7 @@ async function main(): Promise<void> {
   const results: ScenarioResult[] = [];
   let intake: IntakeResult[] = [];
   const startupMs: number[] = [];
+  const nodeStartupMs: number[] = [];
   const sync: SyncResult[] = [];
   const throughput: ThroughputRun[] = [];
   try {
@@ -276,7 +277,8 @@ async function main(): Promise<void> {
       intake = await measureIntake(bytes, layer.digest as Digest, chunkSize, opts.runs);
       for (const i of intake) log(`[intake] ${i.mode}: ${i.ms.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
       for (let i = 0; i < opts.runs; i++) startupMs.push((await timeCommand(process.execPath, [join(ROOT, 'bin', 'oci-import.js'), '--help'], { PATH: process.env.PATH })).ms);
-      log(`[startup] oci-import --help: ${startupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
+      for (let i = 0; i < opts.runs; i++) nodeStartupMs.push((await timeCommand(process.execPath, ['-e', '0'], { PATH: process.env.PATH })).ms);
+      log(`[startup] oci-import --help: ${startupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s; node -e 0: ${nodeStartupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
     }
     if (!opts.only || 'sync'.includes(opts.only)) sync.push(...await syncSuite(source, proxy, opts.runs));
     if (!opts.only || 'throughput'.includes(opts.only)) throughput.push(...await throughputSuite(source, opts.runs));
@@ -294,7 +296,7 @@ async function main(): Promise<void> {
     command, runs: opts.runs, cliEnv: opts.cliEnv, far: FAR,
     machine: versions(), date: new Date().toISOString(),
     durationMs: performance.now() - benchStarted,
-    scenarios: results, intake, startupMs, sync, throughput,
+    scenarios: results, intake, startupMs, nodeStartupMs, sync, throughput,
   });
   log(`wrote ${written.join(', ')} in ${((performance.now() - benchStarted) / 1000).toFixed(0)} s total`);
 }

@@ -23,6 +23,7 @@ import type { Digest } from '../oci/digest.js';
 import { parseReference } from '../oci/reference.js';
 import { checkSource, type Lookup } from '../policy/sources.js';
 import type { Registries, SideClient } from '../registries.js';
+import { EndWatch } from './cancel.js';
 import type { JobQueue, StepMessage } from './queue.js';
 import type { Logger } from './service.js';
 import { ENDED, type BlobTask, type JobRecord, type JobStore } from './store.js';
@@ -102,7 +103,7 @@ export class Steps {
       await this.o.store.savePlan(job.id, plan);
     }
     const p = plan;
-    await this.o.store.update(job.id, (j) => ({
+    await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : ({
       ...j, status: 'running', blobsTotal: p.blobs.length, bytesTotal: p.blobs.reduce((n, b) => n + b.size, 0),
       manifests: p.manifests.length, notes: p.notes,
     }));
@@ -167,7 +168,9 @@ export class Steps {
       return;
     }
 
-    // 2. One budgeted step, saving the checkpoint after every chunk.
+    // 2. One budgeted step, saving the checkpoint after every chunk — and reading the job beside it: a job that
+    //    ended (canceled, or failed by another step) aborts the chunk in flight, and the step cleans up.
+    const watch = new EndWatch(this.o.store, job.id, step.signal);
     const save = async (state: BlobState, keepLease: boolean): Promise<void> => {
       const next: BlobTask = keepLease ? { ...task, state } : { state };
       const written = await this.o.store.saveBlobTask(job.id, index, next, etag);
@@ -178,11 +181,15 @@ export class Steps {
     let state: BlobState;
     try {
       const engine = this.engine(await this.o.sides(job));
-      state = await engine.copyBlob(this.context(job), task.state, { until: step.until, signal: step.signal }, (s) => save(s, true));
+      state = await engine.copyBlob(this.context(job), task.state, { until: step.until, signal: watch.signal },
+        async (s) => { await Promise.all([save(s, true), watch.check()]); });
       await save(state, false);
     } catch (err) {
       await save(task.state, false).catch(() => undefined);
-      throw err;
+      if (!watch.ended) throw err;
+      await this.cleanUp(job, msg);
+      log.info(`job ${job.id} blob ${index}: the import ended, step stopped and its upload session canceled`);
+      return;
     }
 
     // 3. Progress, then either the next step of this blob or the fan-in.
@@ -218,6 +225,12 @@ export class Steps {
     if (!await this.copyToOtherRepositories(engine, plan, job, step)) {
       // out of budget: the next finalize carries on (blobs already there are skipped by a HEAD)
       await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
+      return;
+    }
+    // The point of no return: a cancel after this mark is refused, one before it ends this step.
+    const marked = await this.o.store.update(job.id, (j) => ENDED.has(j.status) || j.finalizing ? undefined : { ...j, finalizing: true });
+    if (ENDED.has(marked.status)) {
+      log.info(`job ${job.id} is ${marked.status}: nothing tagged`);
       return;
     }
     const result = await engine.finalize(plan, step.signal);

@@ -13,7 +13,7 @@
  * A job that failed ends its other running blob steps the same way (they stop within a chunk).
  */
 import { setMaxListeners } from 'node:events';
-import { AbortedError } from '../errors.js';
+import { AbortedError, errorCode } from '../errors.js';
 import { ENDED, type JobRecord, type JobStore } from './store.js';
 
 export type CancelOutcome =
@@ -24,15 +24,21 @@ export type CancelOutcome =
   | { readonly kind: 'finalizing'; readonly job: JobRecord }
   | { readonly kind: 'missing' };
 
+/** One ETag-guarded read-modify-write of the job record (and, when it ends, its index entry and sealed credentials). */
 export async function cancelJob(store: JobStore, id: string): Promise<CancelOutcome> {
-  if (!await store.get(id)) return { kind: 'missing' };
   let refused: 'ended' | 'finalizing' | undefined;
-  const job = await store.update(id, (j) => {
-    refused = ENDED.has(j.status) ? 'ended' : j.finalizing ? 'finalizing' : undefined;
-    if (refused) return undefined;
-    const { waitingUntil: _w, lastError: _l, ...rest } = j;
-    return { ...rest, status: 'canceled', error: { code: 'CANCELED', message: 'the import was canceled' } };
-  });
+  let job: JobRecord;
+  try {
+    job = await store.update(id, (j) => {
+      refused = ENDED.has(j.status) ? 'ended' : j.finalizing ? 'finalizing' : undefined;
+      if (refused) return undefined;
+      const { waitingUntil: _w, lastError: _l, ...rest } = j;
+      return { ...rest, status: 'canceled', error: { code: 'CANCELED', message: 'the import was canceled' } };
+    });
+  } catch (err) {
+    if (errorCode(err) === 'JOB_NOT_FOUND') return { kind: 'missing' };
+    throw err;
+  }
   return { kind: refused ?? 'canceled', job };
 }
 

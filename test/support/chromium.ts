@@ -116,10 +116,10 @@ export class Page {
     return r.result.value;
   }
 
-  /** Polls an expression until it is truthy. */
+  /** Polls an expression until it is truthy (one that throws — the document still loading — counts as false). */
   async waitFor(expression: string, timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!await this.evaluate<boolean>(`Boolean(${expression})`)) {
+    while (!await this.evaluate<boolean>(`(() => { try { return Boolean(${expression}); } catch { return false; } })()`)) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}; page messages:\n${this.messages.join('\n')}`);
       await new Promise((r) => setTimeout(r, 100));
     }

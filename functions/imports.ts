@@ -1,39 +1,38 @@
 /**
- * POST /api/imports — validate an import request, create the job, enqueue it: 202 + status URL.
+ * POST /api/imports — validate an import request, create the job, enqueue it: 202 + status URL
+ *   (`Location`, `Operation-Location`, `Retry-After`); `Repeatability-Request-ID` makes it idempotent.
  * GET  /api/imports/{id} — the job's status and progress. Neither ever returns a credential.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { KeyVaultReferenceError } from '../lib/config.js';
-import { MAX_REQUEST_BYTES, parseRequestText, RequestError } from '../lib/jobs/request.js';
+import { apiBase, errorResponse, importId, isJson, RETRY_AFTER_SECONDS, statusUrl, unavailable } from '../lib/api/http.js';
+import { parseRepeatability, type RepeatabilityHeaders } from '../lib/jobs/repeatability.js';
+import { MAX_REQUEST_BYTES, parseRequestText, RequestError, TARGET_REGISTRY_NOT_SET } from '../lib/jobs/request.js';
 import { importService } from '../lib/jobs/runtime.js';
+import { ENDED, type JobRecord } from '../lib/jobs/store.js';
 
-/** Clients should poll no faster than this. */
-const RETRY_AFTER_SECONDS = 5;
-
-function errorResponse(err: RequestError): HttpResponseInit {
-  return { status: err.status, jsonBody: err.toJSON() };
-}
-
-/** `application/json`, with or without parameters (`; charset=utf-8`). */
-function isJson(contentType: string | null): boolean {
-  return /^application\/json\s*(;|$)/i.test(contentType?.trim() ?? '');
-}
+// Say it where the operator looks first (the start-up log), not only to the first caller.
+if (!process.env.TARGET_REGISTRY?.trim()) console.warn(`oci-import: ${TARGET_REGISTRY_NOT_SET}; until then every POST /api/imports is refused with 503 TARGET_REGISTRY_NOT_SET`);
 
 /**
- * A setting still holds its Key Vault reference (first start, role assignment not applied yet): 503 and
- * Retry-After, so the caller tries again; the log says what to check, the caller learns only which setting.
+ * 202 with the status monitor (the Azure guidelines' long-running operation pattern: also for a repeated
+ * request, whatever its state — "return 202-Accepted and a status monitor even if processing was completed").
  */
-function unavailable(err: unknown, context: InvocationContext): HttpResponseInit {
-  if (!(err instanceof KeyVaultReferenceError)) throw err;
-  context.error(err.message);
+function accepted(request: HttpRequest, job: JobRecord, repeated: boolean, repeat: RepeatabilityHeaders | undefined): HttpResponseInit {
+  const url = statusUrl(apiBase(request.url, 'imports'), job.id);
+  const view = importService().view(job);
   return {
-    status: 503,
-    headers: { 'retry-after': '30' },
-    jsonBody: { error: { code: err.code, message: `the app's setting ${err.setting} is not available yet (its Key Vault reference is not resolved); try again later`, target: err.setting } },
+    status: 202,
+    headers: {
+      location: url, 'operation-location': url,
+      ...(ENDED.has(job.status) ? {} : { 'retry-after': String(RETRY_AFTER_SECONDS) }),
+      ...(repeat ? { 'repeatability-result': 'accepted' } : {}),
+    },
+    jsonBody: repeated ? { ...view, statusUrl: url } : { id: job.id, status: job.status, statusUrl: url },
   };
 }
 
 export async function createImport(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  let repeat: RepeatabilityHeaders | undefined;
   try {
     // A browser may send a cross-site text/plain or form POST without asking first; JSON it may not.
     if (!isJson(request.headers.get('content-type'))) {
@@ -41,39 +40,31 @@ export async function createImport(request: HttpRequest, context: InvocationCont
     }
     const declared = Number(request.headers.get('content-length') ?? '0');
     if (declared > MAX_REQUEST_BYTES) throw new RequestError(413, 'BODY_TOO_LARGE', `the request body is larger than ${MAX_REQUEST_BYTES} bytes`);
+    repeat = parseRepeatability((name) => request.headers.get(name));
     const body = parseRequestText(await request.text());
-    const job = await importService().submit(body, 'http');
-    const statusUrl = new URL(`imports/${job.id}`, request.url.replace(/imports\/?(\?.*)?$/, '')).toString();
-    context.info(`import ${job.id} queued: ${job.request.source} → ${job.targets.join(', ')}`);
-    return {
-      status: 202,
-      headers: { location: statusUrl, 'retry-after': String(RETRY_AFTER_SECONDS) },
-      jsonBody: { id: job.id, status: job.status, statusUrl },
-    };
+    const service = importService();
+    const { job, repeated } = repeat ? await service.submitRepeatable(body, repeat) : { job: await service.submit(body, 'http'), repeated: false };
+    context.info(repeated ? `import ${job.id} requested again (Repeatability-Request-ID): ${job.status}` : `import ${job.id} queued: ${job.request.source} → ${job.targets.join(', ')}`);
+    return accepted(request, job, repeated, repeat);
   } catch (err) {
     if (err instanceof RequestError) {
       context.warn(`import request refused: [${err.code}] ${err.target ?? ''}`);
-      return errorResponse(err);
+      return errorResponse(err, {}, request.headers.has('repeatability-request-id') ? { 'repeatability-result': 'rejected' } : {});
     }
     return unavailable(err, context);
   }
 }
 
 export async function getImport(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
-  const id = request.params.id ?? '';
-  if (!/^[0-9a-f-]{36}$/i.test(id)) {
-    return errorResponse(new RequestError(404, 'NOT_FOUND', `no import with id "${id.slice(0, 64)}"`, 'id'));
-  }
-  let status;
   try {
-    status = await importService().status(id.toLowerCase());
+    const id = importId(request.params.id);
+    const status = await importService().status(id);
+    if (!status) return errorResponse(new RequestError(404, 'NOT_FOUND', `no import with id "${id}"`, 'id'));
+    context.trace(`status of ${id}: ${status.status}`);
+    return { status: 200, jsonBody: status, headers: ENDED.has(status.status) ? {} : { 'retry-after': String(RETRY_AFTER_SECONDS) } };
   } catch (err) {
     return unavailable(err, context);
   }
-  if (!status) return errorResponse(new RequestError(404, 'NOT_FOUND', `no import with id "${id}"`, 'id'));
-  context.trace(`status of ${id}: ${status.status}`);
-  const done = status.status === 'succeeded' || status.status === 'failed';
-  return { status: 200, jsonBody: status, headers: done ? {} : { 'retry-after': String(RETRY_AFTER_SECONDS) } };
 }
 
 app.http('createImport', { methods: ['POST'], route: 'imports', authLevel: 'function', handler: createImport });

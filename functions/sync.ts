@@ -4,6 +4,8 @@
  * Rules are read and validated when the app starts: a malformed file stops the start, naming the line.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext, type Timer } from '@azure/functions';
+import { errorResponse, unavailable } from '../lib/api/http.js';
+import { RequestError } from '../lib/jobs/request.js';
 import { syncRules, syncService } from '../lib/jobs/runtime.js';
 import type { SyncRule } from '../lib/sync/rules.js';
 
@@ -18,12 +20,14 @@ export async function syncTimer(_timer: Timer, context: InvocationContext): Prom
   for (const e of r.errors) context.warn(`sync rule ${e.rule}${e.tag ? ` tag ${e.tag}` : ''}: [${e.code}] ${e.message}`);
 }
 
-export async function latestSync(_request: HttpRequest, _context: InvocationContext): Promise<HttpResponseInit> {
-  const report = await syncService()?.latest();
-  if (!report) {
-    return { status: 404, jsonBody: { error: { code: 'NO_SYNC_YET', message: rules ? 'no sync pass has run yet' : 'no sync rules are configured (SYNC_RULES or SYNC_RULES_FILE)' } } };
+export async function latestSync(_request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  try {
+    const report = await syncService()?.latest();
+    if (!report) return errorResponse(new RequestError(404, 'NO_SYNC_YET', rules ? 'no sync pass has run yet' : 'no sync rules are configured (SYNC_RULES or SYNC_RULES_FILE)'));
+    return { status: 200, jsonBody: report };
+  } catch (err) {
+    return unavailable(err, context);
   }
-  return { status: 200, jsonBody: report };
 }
 
 if (rules) app.timer('syncTimer', { schedule: '%SYNC_SCHEDULE%', handler: syncTimer });

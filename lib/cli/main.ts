@@ -29,6 +29,9 @@ export const USAGE = `oci-import — copy images and OCI artifacts between regis
 Usage:
   oci-import import --source REF [--target HOST] [--image REPO:TAG]... [options]
   oci-import sync --rules FILE [--target HOST] [--dry-run] [options]
+  oci-import import --endpoint URL [--key KEY] --source REF [--image REPO:TAG]... [--no-wait] [options]
+  oci-import status ID --endpoint URL      oci-import cancel ID --endpoint URL
+  oci-import list [--status S] [--limit N] --endpoint URL
 
 Import options:
   --source REF               image to copy: docker.io/library/nginx:1.27, host:5000/app@sha256:…
@@ -63,6 +66,19 @@ Sync options (one pass over the rules: what differs from the source is imported,
   --rules FILE               JSON sync rules (see README); named credentials from REGISTRY_CREDENTIALS__<name>__*
   --dry-run                  print the plan, write nothing
   --target, --target-username, --target-auth, --insecure, --wait-rate-limit, --json as for import
+
+A deployed service (--endpoint: the API base URL, e.g. https://myapp.azurewebsites.net/api, or
+$OCI_IMPORT_ENDPOINT): import sends the request there and follows its status with the same progress line;
+the deployment owns its target (--target and the other target options are refused).
+  --key KEY                  the function key, sent as x-functions-key (prefer $OCI_IMPORT_KEY)
+  --no-wait                  print the import id and status URL and exit at once
+  --credential NAME          a named credential of the deployment, instead of --username
+  --include-referrers, --referrer-type TYPE  as for a local import (the service checks them)
+  --status S                 list: only imports in these states (comma list: queued,running,waiting,
+                             succeeded,failed,canceled)
+  --limit N                  list: at most N imports, newest first (default 20)
+  status, list and cancel take --json too. Exit status: 0 succeeded (status/list/cancel: done), 1 the
+  import failed or was canceled, or the service refused ([CODE]: message), 2 usage error.
 
 Environment: CHUNK_SIZE (bytes per PATCH; unset: each blob as one streamed PATCH), BLOB_CONCURRENCY (4),
 FETCH_CONCURRENCY (8 ranged GETs per blob), MAX_MANIFESTS (50), MAX_BLOBS (1000), MAX_IMPORT_BYTES (100GiB),
@@ -106,6 +122,10 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   if (!command || command === '-h' || command === '--help' || command === 'help') {
     (command ? io.stdout : io.stderr).write(USAGE);
     return command ? 0 : 2;
+  }
+  // A deployed service (status, list, cancel, import --endpoint): its own module, loaded only for these.
+  if (['status', 'list', 'cancel'].includes(command) || (command === 'import' && rest.some((a) => a === '--endpoint' || a.startsWith('--endpoint=')))) {
+    return (await import('./remote.js')).remote(command, rest, io);
   }
   if (command !== 'import' && command !== 'sync') {
     io.stderr.write(`oci-import: unknown command "${command}"\n\n${USAGE}`);

@@ -16,6 +16,7 @@ export class Progress {
   private blobsDone = 0;
   private started = Date.now();
   private lastDraw = 0;
+  private lastStatus: string | undefined;
 
   constructor(private readonly out: NodeJS.WritableStream, private readonly tty: boolean) {}
 
@@ -39,6 +40,23 @@ export class Progress {
     this.blobsDone++;
     if (s.outcome !== 'copied') this.copied += s.size;
     if (!this.tty) this.line(`blob ${s.digest.slice(0, 19)}… ${s.outcome} (${fmt(s.size)}) [${this.blobsDone}/${this.blobsTotal}]`);
+    this.draw(true);
+  }
+
+  /**
+   * The service's numbers for an import followed at an endpoint (`import --endpoint`): the same line, from
+   * absolute values. Off a terminal, a line whenever the status or the blob count changes.
+   */
+  remote(status: string, p: { readonly bytesTotal: number; readonly bytesCopied: number; readonly blobsDone: number; readonly blobsTotal: number }): void {
+    const changed = status !== this.lastStatus || p.blobsDone !== this.blobsDone;
+    if (status !== this.lastStatus && this.lastStatus === undefined) this.started = Date.now();
+    this.total = p.bytesTotal;
+    this.copied = p.bytesCopied;
+    this.blobsTotal = p.blobsTotal;
+    this.blobsDone = p.blobsDone;
+    if (!this.tty && changed) this.line(`${status}: ${fmt(this.copied)} / ${fmt(this.total)}, blobs ${this.blobsDone}/${this.blobsTotal}`);
+    else if (this.tty && status !== this.lastStatus) this.line(status);
+    this.lastStatus = status;
     this.draw(true);
   }
 

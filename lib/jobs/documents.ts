@@ -13,12 +13,24 @@ export interface Doc<T> {
 
 export type WriteCondition = { readonly ifMatch: string } | { readonly ifNoneExists: true } | undefined;
 
+/** One page of names under a prefix, in lexicographic order, each with its metadata. */
+export interface Listing {
+  readonly entries: readonly { readonly name: string; readonly metadata: Readonly<Record<string, string>> }[];
+  /** Where the next page starts (opaque); absent on the last page. */
+  readonly next?: string;
+}
+
 export interface Documents {
   get<T>(path: string): Promise<Doc<T> | undefined>;
-  /** Returns the new ETag, or undefined when the condition failed (someone else wrote first). */
-  put(path: string, value: unknown, condition?: WriteCondition): Promise<string | undefined>;
+  /**
+   * Returns the new ETag, or undefined when the condition failed (someone else wrote first). `metadata`
+   * (lower-case names, short ASCII values) comes back with `list`, without reading the document.
+   */
+  put(path: string, value: unknown, condition?: WriteCondition, metadata?: Record<string, string>): Promise<string | undefined>;
   /** Removes a document; absent is fine. */
   delete(path: string): Promise<void>;
+  /** One page of the documents under `prefix`, from `marker` (a `next` of an earlier page) on. */
+  list(prefix: string, options: { readonly marker?: string; readonly maxPageSize: number }): Promise<Listing>;
 }
 
 /** A storage operation failed: the job store's side, worth another try (the queue retries the step). */
@@ -63,19 +75,34 @@ export class BlobDocuments implements Documents {
     }
   }
 
-  async put(path: string, value: unknown, condition?: WriteCondition): Promise<string | undefined> {
+  async put(path: string, value: unknown, condition?: WriteCondition, metadata?: Record<string, string>): Promise<string | undefined> {
     await this.ensure();
     const body = Buffer.from(JSON.stringify(value));
     const conditions = !condition ? undefined : 'ifMatch' in condition ? { ifMatch: condition.ifMatch } : { ifNoneMatch: '*' };
     try {
       const res = await this.container.getBlockBlobClient(path).uploadData(body, {
         conditions,
+        metadata,
         blobHTTPHeaders: { blobContentType: 'application/json' },
       });
       return res.etag!;
     } catch (err) {
       if (err instanceof RestError && (err.statusCode === 412 || err.statusCode === 409)) return undefined;
       throw storageError('write', path, err);
+    }
+  }
+
+  /** One List Blobs call (a billed list operation, up to 5,000 names), metadata included. */
+  async list(prefix: string, options: { readonly marker?: string; readonly maxPageSize: number }): Promise<Listing> {
+    await this.ensure();
+    try {
+      const pages = this.container.listBlobsFlat({ prefix, includeMetadata: true })
+        .byPage({ continuationToken: options.marker, maxPageSize: options.maxPageSize });
+      const page = (await pages.next()).value as { segment: { blobItems: { name: string; metadata?: Record<string, string> }[] }; continuationToken?: string } | undefined;
+      const entries = (page?.segment.blobItems ?? []).map((b) => ({ name: b.name, metadata: b.metadata ?? {} }));
+      return { entries, ...(page?.continuationToken ? { next: page.continuationToken } : {}) };
+    } catch (err) {
+      throw storageError('list', prefix, err);
     }
   }
 }
@@ -87,25 +114,39 @@ async function streamToBuffer(stream: NodeJS.ReadableStream): Promise<Buffer> {
 }
 
 export class MemoryDocuments implements Documents {
-  private readonly docs = new Map<string, { text: string; etag: string }>();
+  private readonly docs = new Map<string, { text: string; etag: string; metadata: Record<string, string> }>();
   private version = 0;
+  /** Test helper: operations by kind (what a storage bill counts). */
+  readonly ops = { get: 0, put: 0, delete: 0, list: 0 };
 
   async get<T>(path: string): Promise<Doc<T> | undefined> {
+    this.ops.get++;
     const d = this.docs.get(path);
     return d ? { value: JSON.parse(d.text) as T, etag: d.etag } : undefined;
   }
 
-  async put(path: string, value: unknown, condition?: WriteCondition): Promise<string | undefined> {
+  async put(path: string, value: unknown, condition?: WriteCondition, metadata: Record<string, string> = {}): Promise<string | undefined> {
+    this.ops.put++;
     const current = this.docs.get(path);
     if (condition && 'ifMatch' in condition && current?.etag !== condition.ifMatch) return undefined;
     if (condition && 'ifNoneExists' in condition && current) return undefined;
     const etag = `"${++this.version}"`;
-    this.docs.set(path, { text: JSON.stringify(value), etag });
+    this.docs.set(path, { text: JSON.stringify(value), etag, metadata: { ...metadata } });
     return etag;
   }
 
   async delete(path: string): Promise<void> {
+    this.ops.delete++;
     this.docs.delete(path);
+  }
+
+  /** As Azure lists: names in order; the marker is where the next page starts. */
+  async list(prefix: string, options: { readonly marker?: string; readonly maxPageSize: number }): Promise<Listing> {
+    this.ops.list++;
+    const names = [...this.docs.keys()].filter((k) => k.startsWith(prefix) && (options.marker === undefined || k >= options.marker)).sort();
+    const page = names.slice(0, options.maxPageSize);
+    const next = names[options.maxPageSize];
+    return { entries: page.map((name) => ({ name, metadata: { ...this.docs.get(name)!.metadata } })), ...(next ? { next } : {}) };
   }
 
   /** Test helper: every stored path and its text. */

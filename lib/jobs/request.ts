@@ -62,6 +62,10 @@ export interface ValidatedImport {
   readonly targets: readonly string[];
 }
 
+/** What a deployment without TARGET_REGISTRY says: at start-up (functions/imports.ts) and to every POST. */
+export const TARGET_REGISTRY_NOT_SET = 'this deployment has no target registry: set the setting TARGET_REGISTRY to the login server '
+  + 'imports go to (e.g. myregistry.azurecr.io; locally: TARGET_REGISTRY=127.0.0.1:5000 INSECURE_REGISTRIES=127.0.0.1:5000 npm start)';
+
 export class RequestError extends OciImportError {
   override name = 'RequestError';
   constructor(readonly status: number, code: string, message: string, readonly target?: string) {
@@ -248,7 +252,8 @@ function parseOr(value: string, field: string): ReturnType<typeof parseRepositor
 /** This deployment's target registry; a request naming another is refused. */
 function targetOf(req: ImportRequestBody, config: Config): string {
   const configured = config.targetRegistry ? normalizeRegistry(config.targetRegistry) : undefined;
-  if (!configured) throw new RequestError(500, 'NOT_CONFIGURED', 'this deployment has no TARGET_REGISTRY setting');
+  // 503: the service cannot take imports until an operator sets it (no Retry-After: it will not fix itself).
+  if (!configured) throw new RequestError(503, 'TARGET_REGISTRY_NOT_SET', TARGET_REGISTRY_NOT_SET);
   if (req.target !== undefined && normalizeRegistry(req.target) !== configured) {
     throw new RequestError(400, 'TARGET_NOT_ALLOWED', `target ${req.target} is not this deployment's registry (${configured}); leave target out`, 'target');
   }

@@ -21,8 +21,11 @@ import { parseReference } from '../oci/reference.js';
 import type { Lookup } from '../policy/sources.js';
 import { Registries, type SideClient, type SourceCredentials } from '../registries.js';
 import { deadlineSignal } from '../retry.js';
+import { cancelJob, type CancelOutcome } from './cancel.js';
+import type { ListQuery } from './listing.js';
 import { handlePoison, rejectionRecord, type PoisonMeta } from './poison.js';
 import { stepMessageSchema, type JobQueue, type StepMessage } from './queue.js';
+import { submitRepeatable, type RepeatabilityHeaders, type RepeatResult } from './repeatability.js';
 import { RequestError, validateImportRequest } from './request.js';
 import { open, seal } from './secrets.js';
 import { INLINE_MAX_BLOBS, Steps, type StepContext } from './steps.js';
@@ -110,10 +113,13 @@ export class ImportService {
 
   // ---- accept ------------------------------------------------------------------------------------
 
-  /** Validates, creates the job and enqueues its plan step. Throws RequestError for bad input. */
-  async submit(body: unknown, origin: 'http' | 'queue'): Promise<JobRecord> {
+  /**
+   * Validates, creates the job and enqueues its plan step. Throws RequestError for bad input. `id`: the job's id
+   * chosen by the caller (a repeatable request); a job with that id existing already throws JOB_EXISTS.
+   */
+  async submit(body: unknown, origin: 'http' | 'queue', options: { readonly id?: string } = {}): Promise<JobRecord> {
     const req = await validateImportRequest(body, { config: this.o.config, origin, lookup: this.o.lookup });
-    const id = randomUUID();
+    const id = options.id ?? randomUUID();
     const now = new Date();
     const job: JobRecord = {
       id, status: 'queued', createdAt: now.toISOString(), updatedAt: now.toISOString(),
@@ -133,9 +139,32 @@ export class ImportService {
     return job;
   }
 
+  /** `submit` for a request with Repeatability-Request-ID: the same id and body give the same job (repeatability.ts). */
+  submitRepeatable(body: unknown, headers: RepeatabilityHeaders): Promise<RepeatResult> {
+    return submitRepeatable({
+      store: this.o.store, queue: this.o.queue, submit: (b, id) => this.submit(b, 'http', { id }),
+      credentialKey: () => this.o.config.credentialKey,
+    }, body, headers);
+  }
+
   async status(id: string): Promise<JobStatusView | undefined> {
     const job = await this.o.store.get(id);
-    if (!job) return undefined;
+    return job && this.view(job);
+  }
+
+  /** A page of imports, newest first, as status views (see lib/jobs/listing.ts). */
+  async list(query: ListQuery): Promise<{ value: JobStatusView[]; next?: string }> {
+    const page = await this.o.store.list(query);
+    return { value: page.jobs.map((j) => this.view(j)), ...(page.next ? { next: page.next } : {}) };
+  }
+
+  /** Ends the job as `canceled` unless it ended or is tagging already; its steps wind down (lib/jobs/cancel.ts). */
+  cancel(id: string): Promise<CancelOutcome> {
+    return cancelJob(this.o.store, id);
+  }
+
+  /** The record as callers see it: no request details beyond names, never a credential. */
+  view(job: JobRecord): JobStatusView {
     return {
       id: job.id, status: job.status, source: job.request.source, targets: job.targets,
       createdAt: job.createdAt, updatedAt: job.updatedAt, progress: progressOf(job),

@@ -24,6 +24,7 @@ import type { Digest } from '../oci/digest.js';
 import { parseReference } from '../oci/reference.js';
 import { checkSource, type Lookup } from '../policy/sources.js';
 import type { Registries, SideClient } from '../registries.js';
+import { EndWatch } from './cancel.js';
 import type { JobQueue, StepMessage } from './queue.js';
 import type { Logger } from './service.js';
 import { ENDED, type BlobTask, type JobRecord, type JobStore } from './store.js';
@@ -109,11 +110,15 @@ export class Steps {
     }
     const p = plan;
     const bytes = p.blobs.reduce((n, b) => n + b.size, 0);
-    const planned = await this.o.store.update(job.id, (j) => ({
+    const planned = await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : ({
       ...j, status: 'running', blobsTotal: p.blobs.length, bytesTotal: bytes, manifests: p.manifests.length, notes: p.notes,
       ...(p.referrers ? { referrers: referrerViews(p) } : {}),
     }));
     log.info(`job ${job.id} planned: ${p.manifests.length} manifests, ${p.blobs.length} blobs`);
+    if (ENDED.has(planned.status)) {
+      log.info(`job ${job.id} is ${planned.status}: no blob steps`);
+      return;
+    }
     const small = this.o.inline && p.blobs.length <= this.o.inline.blobs && bytes <= this.o.inline.bytes;
     if (small && await this.inline(planned, p, step, log)) return;
     if (p.blobs.length === 0) await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
@@ -138,6 +143,7 @@ export class Steps {
       else if (state.outcome !== 'existed') fresh = true;
     });
     if (!complete || !await this.copyToOtherRepositories(engine, plan, job, step)) return false;
+    if (!await this.markFinalizing(job.id, log)) return true;
     const result = await engine.finalize(plan, { signal: step.signal, fresh });
     await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : {
       ...j, status: 'succeeded', digest: result.digest, doneBlobs: plan.blobs.map((_, i) => i),
@@ -145,6 +151,17 @@ export class Steps {
     });
     log.info(`job ${job.id} succeeded in its plan step: ${result.digest} (${[...result.tagged, ...result.unchanged].join(', ') || 'by digest'})`);
     return true;
+  }
+
+  /**
+   * The point of no return before any manifest is written: a cancel after this mark is refused
+   * (IMPORT_FINALIZING), one before it ends the step here. False when the job has ended (nothing is tagged).
+   */
+  private async markFinalizing(id: string, log: Logger): Promise<boolean> {
+    const marked = await this.o.store.update(id, (j) => ENDED.has(j.status) || j.finalizing ? undefined : { ...j, finalizing: true });
+    if (!ENDED.has(marked.status)) return true;
+    log.info(`job ${id} is ${marked.status}: nothing tagged`);
+    return false;
   }
 
   // ---- fan-out ---------------------------------------------------------------------------------------
@@ -203,7 +220,9 @@ export class Steps {
       return;
     }
 
-    // 2. One budgeted step, saving the checkpoint after every chunk.
+    // 2. One budgeted step, saving the checkpoint after every chunk — and reading the job beside it: a job that
+    //    ended (canceled, or failed by another step) aborts the chunk in flight, and the step cleans up.
+    const watch = new EndWatch(this.o.store, job.id, step.signal);
     const save = async (state: BlobState, keepLease: boolean): Promise<void> => {
       const next: BlobTask = keepLease ? { ...task, state } : { state };
       const written = await this.o.store.saveBlobTask(job.id, index, next, etag);
@@ -214,11 +233,15 @@ export class Steps {
     let state: BlobState;
     try {
       const engine = this.engine(await this.o.sides(job));
-      state = await engine.copyBlob(this.context(job), task.state, { until: step.until, signal: step.signal }, (s) => save(s, true));
+      state = await engine.copyBlob(this.context(job), task.state, { until: step.until, signal: watch.signal },
+        async (s) => { await Promise.all([save(s, true), watch.check()]); });
       await save(state, false);
     } catch (err) {
       await save(task.state, false).catch(() => undefined);
-      throw err;
+      if (!watch.ended) throw err;
+      await this.cleanUp(job, msg);
+      log.info(`job ${job.id} blob ${index}: the import ended, step stopped and its upload session canceled`);
+      return;
     }
 
     // 3. Progress, then either the next step of this blob or the fan-in.
@@ -256,6 +279,7 @@ export class Steps {
       await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
       return;
     }
+    if (!await this.markFinalizing(job.id, log)) return;
     const result = await engine.finalize(plan, { signal: step.signal });
     await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'succeeded', digest: result.digest });
     log.info(`job ${job.id} succeeded: ${result.digest} (${[...result.tagged, ...result.unchanged].join(', ') || 'by digest'})`);

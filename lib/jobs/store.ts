@@ -5,6 +5,8 @@
  *   <id>/plan.json       the plan (manifests and blobs), written once by the plan step
  *   <id>/blobs.json      the plan's blob list alone: what the fan-out steps read
  *   <id>/blob-<n>.json   the checkpoint of blob n: its state (upload Location, offset) and the step's lease
+ *   repeat/<sha256>.json a Repeatability-Request-ID seen: its job and body hash (repeatability.ts)
+ *   index/<inverted ms>-<id>  one small entry per job, its status in metadata: lists newest first (listing.ts)
  *   poisoned/<date>/<time>-<id>.json   what the poison trigger was given that was not a step of a job
  *                        (a rejected queued request, a message given up): a reason and a length, never a body
  * Blob storage rather than a table: plans hold manifest bytes (tens of KB, beyond a table property),
@@ -15,8 +17,10 @@ import { randomUUID } from 'node:crypto';
 import { OciImportError } from '../errors.js';
 import type { BlobState, ImportPlan, PlannedBlob, ReferrerView } from '../engine/types.js';
 import { retry, type RetryPolicy } from '../retry.js';
-import type { Documents } from './documents.js';
+import type { Doc, Documents } from './documents.js';
+import { indexJob, listJobs, type ListPage, type ListQuery } from './listing.js';
 import type { ValidatedImport } from './request.js';
+import type { RepeatRecord } from './repeatability.js';
 import type { SealedSecret } from './secrets.js';
 
 export type JobStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'canceled';
@@ -55,6 +59,8 @@ export interface JobRecord {
   readonly doneBlobs: readonly number[];
   /** Blob steps enqueued so far (indexes below `next`), by the fan-out's bounded batches. */
   readonly fanout?: { readonly next: number };
+  /** Finalize has begun writing manifests and tags: the import can no longer be canceled (cancel.ts). */
+  readonly finalizing?: true;
   /** Status `waiting`: the source (or target) asked us to come back at this instant. */
   readonly waitingUntil?: string;
   readonly digest?: string;
@@ -114,10 +120,16 @@ const UPDATE_RETRY: RetryPolicy = { maxAttempts: 20, baseDelayMs: 10, maxDelayMs
 export class JobStore {
   constructor(private readonly docs: Documents) {}
 
+  /** Writes the record and its index entry (at once: an entry without its record is skipped by readers). */
   async create(job: JobRecord, secret?: SealedSecret): Promise<void> {
     if (secret) await this.docs.put(`${job.id}/secret.json`, secret);
-    const etag = await this.docs.put(`${job.id}/job.json`, job, { ifNoneExists: true });
+    const [etag] = await Promise.all([this.docs.put(`${job.id}/job.json`, job, { ifNoneExists: true }), indexJob(this.docs, job)]);
     if (!etag) throw new OciImportError('JOB_EXISTS', `job ${job.id} exists already`, { side: 'storage' });
+  }
+
+  /** A page of jobs, newest first (see listing.ts). */
+  list(query: ListQuery): Promise<ListPage> {
+    return listJobs(this.docs, (id) => this.get(id), query);
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -139,10 +151,12 @@ export class JobStore {
       if (!await this.docs.put(path, stamped, { ifMatch: doc.etag })) throw new EtagConflict(path);
       return { before: doc.value, after: stamped };
     }, UPDATE_RETRY, { retryable: (err) => err instanceof EtagConflict });
-    if (!ENDED.has(stored.before.status) && ENDED.has(stored.after.status) && stored.after.request.inlineCredentials) {
-      await this.docs.delete(`${id}/secret.json`);
-    }
-    return stored.after;
+    const { before, after } = stored;
+    await Promise.all([
+      before.status !== after.status ? indexJob(this.docs, after) : undefined,
+      !ENDED.has(before.status) && ENDED.has(after.status) && after.request.inlineCredentials ? this.docs.delete(`${id}/secret.json`) : undefined,
+    ]);
+    return after;
   }
 
   async secret(id: string): Promise<SealedSecret | undefined> {
@@ -170,6 +184,19 @@ export class JobStore {
   async blobTask(id: string, index: number): Promise<{ task: BlobTask; etag: string } | undefined> {
     const doc = await this.docs.get<BlobTask>(`${id}/blob-${index}.json`);
     return doc && { task: doc.value, etag: doc.etag };
+  }
+
+  async repeatRecord(key: string): Promise<Doc<RepeatRecord> | undefined> {
+    return this.docs.get<RepeatRecord>(`repeat/${key}.json`);
+  }
+
+  /** Creates (or, given the ETag of an expired one, replaces) a repeatability record; false when another writer was first. */
+  async saveRepeatRecord(key: string, record: RepeatRecord, etag: string | undefined): Promise<boolean> {
+    return await this.docs.put(`repeat/${key}.json`, record, etag ? { ifMatch: etag } : { ifNoneExists: true }) !== undefined;
+  }
+
+  async deleteRepeatRecord(key: string): Promise<void> {
+    await this.docs.delete(`repeat/${key}.json`);
   }
 
   /** Keeps a poison record under `poisoned/<date>/`; returns its path. */

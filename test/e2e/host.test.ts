@@ -10,7 +10,7 @@
  * - the sync timer mirrors the selected tags through the same queue.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,10 +183,23 @@ describe.skipIf(!hasTools)('local host end to end', () => {
     const res = await post({ source: `${src.host}/team/big:1`, images: ['e2e/big:1'], username: src.username, password: src.password });
     expect(res.status).toBe(202);
     const { id } = await res.json() as { id: string };
-    const before = await waitFor(id, (x) => x.progress.bytesCopied > 40 * MB || x.status !== 'queued' && x.status !== 'running', 120_000);
+    // Killed once the target holds more than 40 MB of the layer's upload (distribution writes a session's bytes
+    // to _uploads/<uuid>/data as they arrive): the job's progress shows only at step ends, and on an idle
+    // machine one 2 s step can copy the whole 300 MB over loopback.
+    const uploads = join(dst.dir, 'data', 'docker', 'registry', 'v2', 'repositories', 'e2e', 'big', '_uploads');
+    const uploaded = async (): Promise<number> => {
+      const sessions = await readdir(uploads).catch(() => [] as string[]);
+      const sizes = await Promise.all(sessions.map((u) => stat(join(uploads, u, 'data')).then((f) => f.size, () => 0)));
+      return Math.max(0, ...sizes);
+    };
+    for (const deadline = Date.now() + 120_000; await uploaded() <= 40 * MB;) {
+      if (Date.now() > deadline) throw new Error(`no upload of the layer in progress: ${JSON.stringify(await status(id))}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const before = await status(id);
+    await host!.stop('SIGKILL');
     expect(before.status).toBe('running');
     expect(before.progress.bytesCopied).toBeLessThan(before.progress.bytesTotal);
-    await host!.stop('SIGKILL');
     logs.push(host!.output());
 
     await launch();

@@ -125,7 +125,7 @@ describe('Key Vault references the platform has not resolved', () => {
       expect((await post({ source: 'nginx:1.27' })).status).toBe(202);
       const res = await post({ source: 'nginx:1.27', username: 'u', password: 'inline-pw' });
       expect(res.status).toBe(503);
-      expect(res.headers).toEqual({ 'retry-after': '30' });
+      expect(res.headers).toEqual({ 'retry-after': '30', 'x-ms-error-code': 'KEY_VAULT_REFERENCE_UNRESOLVED' });
       expect(res.jsonBody).toEqual({ error: {
         code: 'KEY_VAULT_REFERENCE_UNRESOLVED', target: 'CREDENTIAL_KEY',
         message: "the app's setting CREDENTIAL_KEY is not available yet (its Key Vault reference is not resolved); try again later",

@@ -1,0 +1,142 @@
+/**
+ * A client of a deployed oci-import (`--endpoint https://<app>.azurewebsites.net/api`): the HTTP API of
+ * functions/*.ts, with the function key in `x-functions-key`. The key goes to the endpoint's origin only —
+ * a status URL or next link on another origin is refused, not followed — and never over plain HTTP except to
+ * a loopback host (the local host of `npm start`). Requests that may be repeated safely (GETs, and the POST,
+ * which carries a Repeatability-Request-ID) are retried on network errors and 429/502/503/504.
+ */
+import { randomUUID } from 'node:crypto';
+import { OciImportError } from '../errors.js';
+import { parseRetryAfter, sleep } from '../retry.js';
+
+export class ApiError extends OciImportError {
+  override name = 'ApiError';
+  constructor(readonly status: number, code: string, message: string, readonly body?: Record<string, unknown>) {
+    super(code, message, { temporary: status === 429 || status >= 502, side: 'request' });
+  }
+}
+
+export interface ImportView {
+  readonly id: string;
+  readonly status: string;
+  readonly source: string;
+  readonly targets: readonly string[];
+  readonly createdAt: string;
+  readonly progress: { readonly manifests: number; readonly blobsTotal: number; readonly blobsDone: number; readonly bytesTotal: number; readonly bytesCopied: number };
+  readonly digest?: string;
+  readonly notes?: readonly string[];
+  readonly error?: { readonly code: string; readonly message: string };
+  readonly stalled?: true;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+/** Attempts of one request on transient failures, and the longest wait between them. */
+const ATTEMPTS = 5;
+const MAX_WAIT_MS = 30_000;
+
+/** The endpoint as a base URL ending in `/`: https, or http to a loopback host; no query, fragment or user. */
+export function endpointUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new OciImportError('USAGE', `--endpoint "${raw}" is not a URL; expected e.g. https://myapp.azurewebsites.net/api`);
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
+    throw new OciImportError('USAGE', `--endpoint must be an https URL (plain http only for 127.0.0.1 or localhost): the key and passwords travel with every request`);
+  }
+  if (url.search || url.hash || url.username || url.password) throw new OciImportError('USAGE', '--endpoint must be a plain URL, without query, fragment or credentials (the key goes in --key or OCI_IMPORT_KEY)');
+  if (!url.pathname.endsWith('/')) url.pathname += '/';
+  return url;
+}
+
+export interface Answer<T> {
+  readonly status: number;
+  readonly body: T;
+  readonly headers: Headers;
+}
+
+export class ImportsClient {
+  readonly base: URL;
+
+  constructor(endpoint: string, private readonly key: string | undefined, private readonly fetchFn: typeof fetch = fetch) {
+    this.base = endpointUrl(endpoint);
+  }
+
+  /** POST imports, repeatable: the same Repeatability-Request-ID on every attempt, so a retry never starts a second import. */
+  async create(body: Record<string, unknown>): Promise<Answer<{ id: string; status: string; statusUrl: string }>> {
+    const first = new Date().toUTCString();
+    const id = randomUUID();
+    return this.send('POST', this.url('imports'), body, { 'repeatability-request-id': id, 'repeatability-first-sent': first });
+  }
+
+  async status(idOrUrl: string): Promise<Answer<ImportView>> {
+    return this.send('GET', idOrUrl.includes('/') ? this.sameOrigin(idOrUrl) : this.url(`imports/${encodeURIComponent(idOrUrl)}`));
+  }
+
+  async list(q: { status?: string; limit?: number; next?: string }): Promise<Answer<{ value: ImportView[]; nextLink?: string }>> {
+    if (q.next) return this.send('GET', this.sameOrigin(q.next));
+    const url = this.url('imports');
+    if (q.status) url.searchParams.set('status', q.status);
+    if (q.limit) url.searchParams.set('limit', String(q.limit));
+    return this.send('GET', url);
+  }
+
+  async cancel(id: string): Promise<Answer<ImportView>> {
+    return this.send('POST', this.url(`imports/${encodeURIComponent(id)}/cancel`));
+  }
+
+  private url(path: string): URL {
+    return new URL(path, this.base);
+  }
+
+  /** A URL the service returned, followed only on the endpoint's own origin (the key must not leave it). */
+  private sameOrigin(raw: string): URL {
+    const url = new URL(raw, this.base);
+    if (url.origin !== this.base.origin) throw new ApiError(0, 'CROSS_ORIGIN_URL', `the service answered with a URL on another origin (${url.origin}); not sending the key there`);
+    return url;
+  }
+
+  private async send<T>(method: string, url: URL, body?: unknown, headers: Record<string, string> = {}): Promise<Answer<T>> {
+    for (let attempt = 1; ; attempt++) {
+      let res: Response;
+      try {
+        res = await this.fetchFn(url, {
+          method, redirect: 'error',
+          headers: { accept: 'application/json', ...(this.key ? { 'x-functions-key': this.key } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+      } catch (err) {
+        if (attempt >= ATTEMPTS) throw new ApiError(0, 'UNREACHABLE', `${method} ${url.origin}${url.pathname} failed: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`);
+        await sleep(Math.min(MAX_WAIT_MS, 500 * 2 ** attempt));
+        continue;
+      }
+      if ((res.status === 429 || res.status >= 502) && attempt < ATTEMPTS && !await this.permanent(res)) {
+        await sleep(Math.min(MAX_WAIT_MS, parseRetryAfter(res.headers.get('retry-after') ?? undefined) ?? 500 * 2 ** attempt));
+        continue;
+      }
+      return this.answer<T>(method, url, res);
+    }
+  }
+
+  /** A 503 with a code the service means to keep (TARGET_REGISTRY_NOT_SET …) is not worth waiting for. */
+  private async permanent(res: Response): Promise<boolean> {
+    if (res.status !== 503 || res.headers.get('retry-after')) return false;
+    return Boolean(res.headers.get('x-ms-error-code'));
+  }
+
+  private async answer<T>(method: string, url: URL, res: Response): Promise<Answer<T>> {
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (res.ok) return { status: res.status, body: parsed as T, headers: res.headers };
+    const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
+    if (error?.code) throw new ApiError(res.status, error.code, error.message ?? error.code, parsed as Record<string, unknown>);
+    const hint = res.status === 401 ? ': the key was refused or missing (--key, or OCI_IMPORT_KEY)' : res.status === 404 ? ': is --endpoint the API base (…/api)?' : '';
+    throw new ApiError(res.status, `HTTP_${res.status}`, `${method} ${url.origin}${url.pathname} answered ${res.status} ${res.statusText}${hint}`);
+  }
+}

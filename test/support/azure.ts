@@ -287,7 +287,8 @@ export async function startAcr(opts: {
     firewall: false,
     refreshLifetimeSeconds: 3 * 3600,
     accessLifetimeSeconds: 75 * 60,
-    admin: { username: 'admin', password: randomBytes(12).toString('base64url') },
+    // a letter first: a password starting with '-' is read as an option by the CLI's --password (a usage error)
+    admin: { username: 'admin', password: `p${randomBytes(12).toString('base64url')}` },
     requests,
     proxied: 0,
     revokeRefreshTokens: () => {

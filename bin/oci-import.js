@@ -2,16 +2,20 @@
 // The installed command: runs the bundled CLI (dist/cli/oci-import.cjs, built by `npm run build` through
 // `prepare`) with V8's code cache, or the compiled modules when there is no bundle. The cache is one file per
 // command next to the bundle, written after a run that had none (or whose cache V8 refused), and skipped
-// silently where the folder is read-only: it only saves start-up time.
+// silently where the folder is read-only: it only saves start-up time. V8 refuses a cache made under other
+// flags, so the file name carries Node.js's version and flags (a profiling run keeps its own).
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bundle = join(root, 'dist', 'cli', 'oci-import.cjs');
 
+/** The bundle's exports, and whether its code came from the cache; undefined without a bundle. */
 function loadBundle() {
   let code;
   try {
@@ -20,7 +24,8 @@ function loadBundle() {
     return undefined;
   }
   const command = /^[a-z]+$/.test(process.argv[2] ?? '') ? process.argv[2] : 'help';
-  const cacheFile = `${bundle}.${command}.cache`;
+  const runtime = createHash('sha256').update(`${process.version} ${process.execArgv.join(' ')}`).digest('hex').slice(0, 12);
+  const cacheFile = `${bundle}.${command}.${runtime}.cache`;
   let cachedData;
   try {
     cachedData = readFileSync(cacheFile);
@@ -28,7 +33,8 @@ function loadBundle() {
     // first run of this command
   }
   const script = new Script(Module.wrap(code), { filename: bundle, cachedData });
-  if (!cachedData || script.cachedDataRejected) {
+  const cached = cachedData !== undefined && !script.cachedDataRejected;
+  if (!cached) {
     process.once('exit', () => {
       try {
         writeFileSync(cacheFile, script.createCachedData());
@@ -39,10 +45,18 @@ function loadBundle() {
   }
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, dirname(bundle));
-  return module.exports;
+  return { exports: module.exports, cached };
 }
 
-const { main } = loadBundle() ?? await import('../dist/lib/cli/main.js');
+const loaded = loadBundle();
+// undici parses HTTP with llhttp compiled to WebAssembly. V8 compiles it quickly (Liftoff), then recompiles its
+// hot functions optimized on background threads, and a process does not exit before those finish: tens of ms
+// added to a run that copies a small image, nothing gained on a 300 MiB copy (same time and CPU: llhttp only
+// frames the bodies). So the CLI keeps the first compile. The flag is set once the code is loaded (a flag set
+// earlier makes Node.js compile its own modules anew), and not on a run that writes the cache: V8 checks a cache
+// against the flags it was made under.
+if (loaded?.cached) setFlagsFromString('--liftoff-only');
+const { main } = loaded?.exports ?? await import('../dist/lib/cli/main.js');
 process.exitCode = await main(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,

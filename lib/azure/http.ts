@@ -3,7 +3,7 @@
  * shared keep-alive agent, retried on 429/5xx and broken connections like registry requests are.
  * Request bodies carry tokens: nothing here logs or repeats a request in an error.
  */
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { readText } from '../oci/body.js';
 import { RegistryError, redactUrl, transportFailure } from '../oci/errors.js';
 import { USER_AGENT, defaultDispatcher } from '../oci/transport.js';
@@ -39,11 +39,12 @@ export async function call(method: 'GET' | 'POST', url: URL, headers: Record<str
       let answer: HttpAnswer;
       let retryAfter: string | string[] | undefined;
       try {
-        const res = await request(url, {
+        const res = await (o.dispatcher ?? defaultDispatcher()).request({
+          origin: url.origin,
+          path: `${url.pathname}${url.search}`,
           method,
           headers: { 'user-agent': o.userAgent ?? USER_AGENT, accept: 'application/json', ...headers },
           body,
-          dispatcher: o.dispatcher ?? defaultDispatcher(),
           signal: o.signal,
         });
         retryAfter = res.headers['retry-after'];

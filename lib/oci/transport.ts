@@ -14,7 +14,7 @@
  * - Where connections may go is the dispatcher's business: a source's dispatcher checks every address
  *   at connect time (lib/policy/sources.ts), so redirects, token realms and pagination are covered too.
  */
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { ErrorSide } from '../errors.js';
 import { DEFAULT_RETRY, NO_RETRY, RETRYABLE_STATUS, abortReason, deadlineSignal, parseRetryAfter, retry, type RetryPolicy } from '../retry.js';
 import type { Authenticator } from './auth.js';
@@ -203,13 +203,14 @@ export class Transport {
       : undefined;
     const signal = deadline?.signal ?? req.signal;
     try {
-      const res = await request(url, {
-        method: req.method,
+      const res = await this.dispatcher.request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method: req.method as Dispatcher.HttpMethod,
         headers,
         // undici writes an async iterable body one item at a time, pulling the next only when the socket
         // took the last (its types omit iterables; its documentation and client-h1 writeIterable have them)
         body: (streamed ? streamed.chunks : req.body) as Buffer | undefined,
-        dispatcher: this.dispatcher,
         headersTimeout: this.timeouts.idleMs,
         bodyTimeout: this.timeouts.idleMs,
         signal,

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { DEFAULT_BLOB_CONCURRENCY, DEFAULT_CHUNK_SIZE, DEFAULT_FETCH_CONCURRENCY } from '../../lib/config.js';
 import type { IntakeResult } from './intake.js';
 import { Canvas, type Rgb } from './png.js';
+import type { ProfileSummary } from './profile.js';
 import { FLOOR, REFERENCE, RUNNERS } from './runners.js';
 
 export interface Result {
@@ -67,6 +68,8 @@ export interface Report {
   readonly startupMs: readonly number[];
   /** `node -e 0`: the runtime's own start and exit, the floor under the CLI's start-up. */
   readonly nodeStartupMs?: readonly number[];
+  /** One more small-image copy under `node --cpu-prof`. */
+  readonly smallProfile?: ProfileSummary;
   /** The 100-tag sync, per tool (empty when not measured). */
   readonly sync?: readonly SyncResult[];
   /** Queue-mode throughput runs (empty when not measured). */
@@ -143,8 +146,21 @@ function smallImageNote(r: Report, startup: number): string[] {
   if (!parts.length || !r.startupMs.length) return [];
   return [`- **Small images and charts** (${parts.join('; ')}): the copy is a handful of requests on loopback, so the time is mostly process start. ` +
     'skopeo is one static Go binary that starts in milliseconds; oci-import starts a JavaScript runtime and loads its code, a cost no request saves. ' +
+    'What is done about it: one bundle of only the code a command runs (undici without its fetch, WebSocket and cookie modules), V8\'s code cache per command, ' +
+    'and no background recompiling of undici\'s WebAssembly HTTP parser that the process would wait for at exit. ' +
     'After start-up, the requests go out as early as they can: the source manifest GET and the target tag HEADs at once, every blob at once, and no manifest HEADs ' +
-    'on the target for blobs this run just copied. A deployed service pays the start-up once per instance, not per import (see the queue throughput above).'];
+    'on the target for blobs this run just copied. A deployed service pays the start-up once per instance, not per import (see the queue throughput above).',
+  ...profileNote(r.smallProfile)];
+}
+
+function profileNote(p: ProfileSummary | undefined): string[] {
+  if (!p) return [];
+  const c = p.byCategory;
+  const ms = (x: number) => `${x.toFixed(0)} ms`;
+  return [`- **The profile that shows it** (one more small-image copy under \`node --cpu-prof\`, ${ms(p.wallMs)} with the profiler's own cost): ` +
+    `${ms(p.outsideMs)} outside the profiled span (the process starting, Node.js booting, exiting and writing the profile); within it, ` +
+    `V8 itself (parsing, compiling, its runtime) ${ms(c.v8)}, Node.js's own modules ${ms(c.node)}, the CLI's bundle (undici included) ${ms(c.cli)}, ` +
+    `garbage collection ${ms(c.gc)}, and ${ms(c.idle)} idle, waiting on the two registries. Most self time in the bundle: ${p.topFunctions.join(', ') || 'none'}.`];
 }
 
 /** The reasons behind the goal verdicts, with this run's numbers. */

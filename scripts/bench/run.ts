@@ -31,6 +31,7 @@ import { startRegistry, type RunningRegistry } from '../../test/support/registry
 import { manifestDigest, pushOciLayout } from '../../test/support/skopeo.js';
 import { startFarProxy, type FarProxy } from './far-proxy.js';
 import { measureIntake, type IntakeResult } from './intake.js';
+import { profileNode, type ProfileSummary } from './profile.js';
 import { median, writeReport, type Report, type Result, type ScenarioResult } from './report.js';
 import { processCpuMs, RUNNERS, ticksPerSecond, timeCommand, type Fixture, type RunContext } from './runners.js';
 import { pushSyncSource, SYNC_TOOLS, SYNC_TAGS, cleanWork } from './sync.js';
@@ -129,6 +130,28 @@ function checkTools(): void {
   if (missing.length) throw new Error(`the benchmark needs: ${missing.join(', ')}`);
 }
 
+/** The small image copied once more under `node --cpu-prof`, into a fresh target: where its time goes. */
+async function profileSmallImport(f: Fixture, source: string): Promise<ProfileSummary> {
+  await waitQuiet();
+  const target = await startRegistry();
+  try {
+    const args = (repository: string) => [
+      join(ROOT, 'bin', 'oci-import.js'), 'import', '--source', `${source}/${f.repository}:${f.tag}`, '--target', target.host,
+      '--image', `${repository}/${f.id}:${f.tag}`, '--insecure', source, '--insecure', target.host,
+    ];
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME };
+    // The first run under the profiler's flags writes their own code cache (bin/oci-import.js), as any first run does.
+    await profileNode(args('warm-up'), env);
+    const summary = await profileNode(args('profiled'), env);
+    const c = summary.byCategory;
+    log(`[profile] small image: ${(summary.wallMs / 1000).toFixed(2)} s; outside the profile ${summary.outsideMs.toFixed(0)} ms, ` +
+      `idle ${c.idle.toFixed(0)} ms, CLI ${c.cli.toFixed(0)} ms, Node.js ${c.node.toFixed(0)} ms, V8 ${c.v8.toFixed(0)} ms, GC ${c.gc.toFixed(0)} ms; ${summary.topFunctions.join(', ')}`);
+    return summary;
+  } finally {
+    await target.stop();
+  }
+}
+
 /** Builds a fixture under .bench/fixtures, or reuses the one built with the same options. */
 async function fixture(spec: (typeof FIXTURES)[number]): Promise<Fixture> {
   const dir = join(BENCH_DIR, 'fixtures', spec.id);
@@ -195,6 +218,7 @@ async function main(): Promise<void> {
   let intake: IntakeResult[] = [];
   const startupMs: number[] = [];
   const nodeStartupMs: number[] = [];
+  let smallProfile: ProfileSummary | undefined;
   const sync: SyncResult[] = [];
   const throughput: ThroughputRun[] = [];
   try {
@@ -280,6 +304,8 @@ async function main(): Promise<void> {
       for (let i = 0; i < opts.runs; i++) nodeStartupMs.push((await timeCommand(process.execPath, ['-e', '0'], { PATH: process.env.PATH })).ms);
       log(`[startup] oci-import --help: ${startupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s; node -e 0: ${nodeStartupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
     }
+    const small = fixtures.find((f) => f.id === 'small');
+    if (small && (!opts.only || 'loopback/small'.includes(opts.only))) smallProfile = await profileSmallImport(small, source.host);
     if (!opts.only || 'sync'.includes(opts.only)) sync.push(...await syncSuite(source, proxy, opts.runs));
     if (!opts.only || 'throughput'.includes(opts.only)) throughput.push(...await throughputSuite(source, opts.runs));
   } finally {
@@ -296,7 +322,7 @@ async function main(): Promise<void> {
     command, runs: opts.runs, cliEnv: opts.cliEnv, far: FAR,
     machine: versions(), date: new Date().toISOString(),
     durationMs: performance.now() - benchStarted,
-    scenarios: results, intake, startupMs, nodeStartupMs, sync, throughput,
+    scenarios: results, intake, startupMs, nodeStartupMs, smallProfile, sync, throughput,
   });
   log(`wrote ${written.join(', ')} in ${((performance.now() - benchStarted) / 1000).toFixed(0)} s total`);
 }

@@ -159,8 +159,9 @@ function profileNote(p: ProfileSummary | undefined): string[] {
   const ms = (x: number) => `${x.toFixed(0)} ms`;
   return [`- **The profile that shows it** (one more small-image copy under \`node --cpu-prof\`, ${ms(p.wallMs)} with the profiler's own cost): ` +
     `${ms(p.outsideMs)} outside the profiled span (the process starting, Node.js booting, exiting and writing the profile); within it, ` +
-    `V8 itself (parsing, compiling, its runtime) ${ms(c.v8)}, Node.js's own modules ${ms(c.node)}, the CLI's bundle (undici included) ${ms(c.cli)}, ` +
-    `garbage collection ${ms(c.gc)}, and ${ms(c.idle)} idle, waiting on the two registries. Most self time in the bundle: ${p.topFunctions.join(', ') || 'none'}.`];
+    `${ms(c.idle)} idle (waiting on the two registries), Node.js's own modules (loading them, streams, sockets) ${ms(c.node)}, V8 itself (compiling, its runtime) ${ms(c.v8)}, ` +
+    `the CLI's own code ${ms(c.lib)}, undici ${ms(c.undici)}, other packages ${ms(c.packages)}, garbage collection ${ms(c.gc)}. ` +
+    `Most self time among the CLI and its packages: ${p.topFunctions.join(', ') || 'none'}.`];
 }
 
 /** The reasons behind the goal verdicts, with this run's numbers. */

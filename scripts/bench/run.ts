@@ -141,11 +141,13 @@ async function profileSmallImport(f: Fixture, source: string): Promise<ProfileSu
     ];
     const env = { PATH: process.env.PATH, HOME: process.env.HOME };
     // The first run under the profiler's flags writes their own code cache (bin/oci-import.js), as any first run does.
-    await profileNode(args('warm-up'), env);
-    const summary = await profileNode(args('profiled'), env);
+    const map = join(ROOT, 'dist', 'cli', 'oci-import.cjs.map');
+    await profileNode(args('warm-up'), env, map);
+    const summary = await profileNode(args('profiled'), env, map);
     const c = summary.byCategory;
     log(`[profile] small image: ${(summary.wallMs / 1000).toFixed(2)} s; outside the profile ${summary.outsideMs.toFixed(0)} ms, ` +
-      `idle ${c.idle.toFixed(0)} ms, CLI ${c.cli.toFixed(0)} ms, Node.js ${c.node.toFixed(0)} ms, V8 ${c.v8.toFixed(0)} ms, GC ${c.gc.toFixed(0)} ms; ${summary.topFunctions.join(', ')}`);
+      `idle ${c.idle.toFixed(0)} ms, lib ${c.lib.toFixed(0)} ms, undici ${c.undici.toFixed(0)} ms, other packages ${c.packages.toFixed(0)} ms, ` +
+      `Node.js ${c.node.toFixed(0)} ms, V8 ${c.v8.toFixed(0)} ms, GC ${c.gc.toFixed(0)} ms; ${summary.topFunctions.join(', ')}`);
     return summary;
   } finally {
     await target.stop();

@@ -199,7 +199,7 @@ export class Steps {
     const existing = await this.o.store.blobTask(job.id, index);
     let task: BlobTask = existing?.task ?? { state: initialBlobState(blob, job.repositories[0]!) };
     if (task.state.phase === 'done') {
-      await this.blobDone(job.id, index, task.state);
+      await this.blobDone(job.id, index, task.state, step, log);
       return;
     }
     const now = Date.now();
@@ -244,13 +244,16 @@ export class Steps {
       return;
     }
 
-    // 3. Progress, then either the next step of this blob or the fan-in.
+    // 3. The fan-in, or progress and the next step of this blob.
+    if (state.phase === 'done') {
+      log.info(`job ${job.id} blob ${index} done (${state.outcome})`);
+      await this.blobDone(job.id, index, state, step, log);
+      return;
+    }
     const present = bytesPresent(state);
-    await this.o.store.update(job.id, (j) => j.blobBytes[index] === present && state.phase !== 'done' ? undefined
-      : { ...j, blobBytes: { ...j.blobBytes, [index]: present } });
-    if (state.phase === 'done') await this.blobDone(job.id, index, state);
-    else await this.o.queue.send(msg);
-    log.info(`job ${job.id} blob ${index} ${state.phase === 'done' ? `done (${state.outcome})` : `at ${present}/${state.size}`}`);
+    await this.o.store.update(job.id, (j) => j.blobBytes[index] === present ? undefined : { ...j, blobBytes: { ...j.blobBytes, [index]: present } });
+    await this.o.queue.send(msg);
+    log.info(`job ${job.id} blob ${index} at ${present}/${state.size}`);
   }
 
   /** The blob a message is about: carried by the message (older messages: from the plan's blob list). */
@@ -261,11 +264,23 @@ export class Steps {
     return blob;
   }
 
-  /** Fan-in: marks the blob done; the step that completes the set enqueues finalize (again on redelivery: finalize is idempotent). */
-  private async blobDone(id: string, index: number, state: BlobState): Promise<void> {
+  /**
+   * Fan-in: marks the blob done. The step that completes the set (again on redelivery: finalize is idempotent)
+   * finalizes the import itself while its budget lasts — no queue hop between the last blob and the tags — with a
+   * finalize message standing by, visible once this step's lease is over, in case its worker dies meanwhile (it
+   * finds the import ended otherwise); past its budget, it enqueues finalize. Finalizing is a few manifest PUTs
+   * (the step's margin covers them); copies to further repositories stop at the budget and enqueue the rest.
+   */
+  private async blobDone(id: string, index: number, state: BlobState, step: StepContext, log: Logger): Promise<void> {
     const job = await this.o.store.update(id, (j) => j.doneBlobs.includes(index) ? undefined
       : { ...j, doneBlobs: [...j.doneBlobs, index], blobBytes: { ...j.blobBytes, [index]: state.size } });
-    if (job.doneBlobs.length === job.blobsTotal) await this.o.queue.send({ v: 1, job: id, step: 'finalize' });
+    if (job.doneBlobs.length !== job.blobsTotal || ENDED.has(job.status)) return;
+    if (Date.now() >= step.until) {
+      await this.o.queue.send({ v: 1, job: id, step: 'finalize' });
+      return;
+    }
+    await this.o.queue.send({ v: 1, job: id, step: 'finalize' }, Math.ceil((step.budgetMs + this.o.leaseMarginMs) / 1000));
+    await this.finalize(job, step, log);
   }
 
   // ---- finalize --------------------------------------------------------------------------------------

@@ -9,8 +9,10 @@
  *   npm run bench -- --tools oci-import,skopeo   only these tools; report in .bench/ only
  *   npm run bench -- --cli-env FETCH_CONCURRENCY=8   settings for our CLI (the report names them)
  *   npm run bench -- --report .bench/results.json    write the report of an earlier run again (same numbers)
+ *   BENCH_DEBUG=1 npm run bench -- …    print the local host's log after every queue-mode run (its steps, timed)
  *
- * Scenarios: {loopback, far} × {single 300 MiB layer, 3-platform index of 4 × 75 MiB layers}. "far" puts
+ * Scenarios: {loopback, far} × {small image, Helm chart, single 300 MiB layer, 3-platform index of 4 × 75 MiB
+ * layers}; then a 100-tag sync against `skopeo sync` and 100 small imports through the queue on 1 and 3 hosts. "far" puts
  * the SOURCE behind our far-away proxy (20 ms per request, 25 MB/s per connection and direction) and
  * keeps the target near, as `az acr import` pulling from Docker Hub into an ACR in the same region.
  * Every run copies into a fresh target registry and repository (nothing skipped or mounted); the first

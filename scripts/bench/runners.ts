@@ -243,6 +243,7 @@ function queueMode(): Runner {
           await new Promise((r) => setTimeout(r, 100));
         }
         const ms = performance.now() - started;
+        if (process.env.BENCH_DEBUG) process.stderr.write(output);
         // Peak of the host plus peak of the worker: an upper bound of the two processes' peak together.
         return { ms, cpuMs: cpu() - cpuBefore, untimedCpuMs, rssBytes: peakRss(host.pid!) + (workerPid ? peakRss(workerPid) : 0) };
       } finally {

@@ -48,7 +48,7 @@ describe.skipIf(!hasTools)('local host end to end: timeouts, crashes, poison', (
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'oci-import-e2e-faults-'));
     faultsFile = join(work, 'faults.json');
-    await writeFile(faultsFile, JSON.stringify({ rejectFinalize: [] }));
+    await writeFile(faultsFile, JSON.stringify({ rejectBlobSteps: [] }));
     [azurite, src, dst] = await Promise.all([startAzurite(), startRegistry(), startRegistry()]);
     tap = await startTapProxy(src.host);
     image = await buildImage({ dir: join(work, 'img'), seed: 'e2e-faults', layersPerPlatform: 2, layerSize: 200_000 });
@@ -62,7 +62,7 @@ describe.skipIf(!hasTools)('local host end to end: timeouts, crashes, poison', (
         INSECURE_REGISTRIES: `${tap.host},${dst.host}`,
         ALLOWED_SOURCES: tap.host,
         STEP_BUDGET_SECONDS: '2',
-        // Every import fans out to blob and finalize steps, as large ones do: the faults target those steps.
+        // Every import fans out to blob steps, as large ones do: the faults target those steps.
         INLINE_IMPORT_BYTES: '0',
         CREDENTIAL_KEY: Buffer.alloc(32, 5).toString('base64'),
         IMPORT_QUEUE: QUEUE,
@@ -166,13 +166,14 @@ describe.skipIf(!hasTools)('local host end to end: timeouts, crashes, poison', (
     tap.hook = () => 'forward';
   }, 180_000);
 
-  it('a promise rejection left unhandled on every delivery of the finalize step: failed with STEP_POISONED', async () => {
+  it('a promise rejection left unhandled on every delivery of a blob step: failed with STEP_POISONED', async () => {
     const id = await post('careless');
-    await writeFile(faultsFile, JSON.stringify({ rejectFinalize: [id] })); // before its finalize step runs
+    // before its blob steps run: the plan step waits for the queue poller and reads the source first
+    await writeFile(faultsFile, JSON.stringify({ rejectBlobSteps: [id] }));
     const s = await ended(id, 120_000);
     expect(s.status).toBe('failed');
     expect(s.error?.code).toBe('STEP_POISONED');
-    expect(s.error?.message).toMatch(/^the finalize step was given up/);
+    expect(s.error?.message).toMatch(/blob/);
     await drained();
     expect(host.output()).toContain('e2e fault: a promise nobody awaited was rejected');
     expect(host.output()).toContain('Worker uncaught exception');

@@ -191,6 +191,44 @@ describe('bounded work (memory storage, fake registries)', () => {
     expect(counted.reads + counted.writes).toBeLessThanOrEqual(15);
   });
 
+  it('the blob step that completes an import finalizes it: no queue hop before the tags, a delayed finalize standing by', async () => {
+    const t = await setup({ STEP_BUDGET_SECONDS: '60' });
+    const digest = seedImage(src, 'team/app', '1', 1);
+    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+    await t.service.handleMessage(t.queue.drain()[0]!, t.meta()); // plan
+    const blobs = t.queue.drain();
+    expect(blobs.map((m) => m.step)).toEqual(['blob', 'blob']);
+    await t.service.handleMessage(blobs[0]!, t.meta());
+    expect(t.queue.sent).toEqual([]);
+    await t.service.handleMessage(blobs[1]!, t.meta());
+    expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
+    expect(dst.getManifest('app', '1')).toBeDefined();
+    // the stand-by finalize: visible once the step's lease is over; delivered, it finds the import ended
+    expect(t.queue.sent).toEqual([{ message: { v: 1, job: job.id, step: 'finalize' }, delaySeconds: 90 }]);
+    const puts = dst.requests.filter((r) => r.method === 'PUT').length;
+    await t.service.handleMessage(t.queue.drain()[0]!, t.meta());
+    expect(dst.requests.filter((r) => r.method === 'PUT').length).toBe(puts);
+    expect(t.queue.sent).toEqual([]);
+  });
+
+  it('a worker that dies while the last blob step finalizes: the stand-by finalize message finishes the import', async () => {
+    const t = await setup({ STEP_BUDGET_SECONDS: '60' });
+    const digest = seedImage(src, 'team/app', '1', 1);
+    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+    await t.service.handleMessage(t.queue.drain()[0]!, t.meta());
+    const blobs = t.queue.drain();
+    await t.service.handleMessage(blobs[0]!, t.meta());
+    // the target refuses the manifest PUTs of the inline finalize (as a dying worker never sends them)
+    dst.faults.push({ method: 'PUT', path: /\/manifests\//, times: 20, action: { kind: 'reset' } });
+    await expect(t.service.handleMessage(blobs[1]!, t.meta())).rejects.toThrow();
+    expect((await t.service.status(job.id))?.status).toBe('running');
+    const standBy = t.queue.drain();
+    expect(standBy.map((m) => m.step)).toEqual(['finalize']);
+    dst.faults.length = 0; // a new worker, the registry answering again
+    await t.service.handleMessage(standBy[0]!, t.meta());
+    expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
+  });
+
   it('INLINE_IMPORT_BYTES bounds what a plan step copies: an import above it (or with 0) fans out to blob steps', async () => {
     for (const [i, setting] of ['0', '64'].entries()) {
       if (i > 0) await Promise.all([src.close(), dst.close()]); // the last pair is closed by afterEach

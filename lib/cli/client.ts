@@ -3,16 +3,19 @@
  * functions/*.ts, with the function key in `x-functions-key`. The key goes to the endpoint's origin only —
  * a status URL or next link on another origin is refused, not followed — and never over plain HTTP except to
  * a loopback host (the local host of `npm start`). Requests that may be repeated safely (GETs, and the POST,
- * which carries a Repeatability-Request-ID) are retried on network errors and 429/502/503/504.
+ * which carries a Repeatability-Request-ID) are retried on network errors and 429/502/503/504, by lib/retry.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { OciImportError } from '../errors.js';
-import { parseRetryAfter, sleep } from '../retry.js';
+import { parseRetryAfter, retry, type RetryPolicy } from '../retry.js';
 
 export class ApiError extends OciImportError {
   override name = 'ApiError';
-  constructor(readonly status: number, code: string, message: string, readonly body?: Record<string, unknown>) {
-    super(code, message, { temporary: status === 429 || status >= 502, side: 'request' });
+  readonly retryAfterMs?: number;
+  constructor(readonly status: number, code: string, message: string, readonly body?: Record<string, unknown>,
+    o: { temporary?: boolean; retryAfterMs?: number } = {}) {
+    super(code, message, { temporary: o.temporary ?? (status === 429 || status >= 502), side: 'request' });
+    if (o.retryAfterMs !== undefined) this.retryAfterMs = o.retryAfterMs;
   }
 }
 
@@ -30,9 +33,8 @@ export interface ImportView {
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
-/** Attempts of one request on transient failures, and the longest wait between them. */
-const ATTEMPTS = 5;
-const MAX_WAIT_MS = 30_000;
+/** One request on transient failures: 5 attempts, 1 + 2 + 4 + 8 s apart, a `Retry-After` up to 30 s waited. */
+const CLIENT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 1000, maxDelayMs: 30_000, maxRetryAfterMs: 30_000 };
 
 /** The endpoint as a base URL ending in `/`: https, or http to a loopback host; no query, fragment or user. */
 export function endpointUrl(raw: string): URL {
@@ -98,7 +100,7 @@ export class ImportsClient {
   }
 
   private async send<T>(method: string, url: URL, body?: unknown, headers: Record<string, string> = {}): Promise<Answer<T>> {
-    for (let attempt = 1; ; attempt++) {
+    return retry(async () => {
       let res: Response;
       try {
         res = await this.fetchFn(url, {
@@ -107,22 +109,11 @@ export class ImportsClient {
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         });
       } catch (err) {
-        if (attempt >= ATTEMPTS) throw new ApiError(0, 'UNREACHABLE', `${method} ${url.origin}${url.pathname} failed: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`);
-        await sleep(Math.min(MAX_WAIT_MS, 500 * 2 ** attempt));
-        continue;
-      }
-      if ((res.status === 429 || res.status >= 502) && attempt < ATTEMPTS && !await this.permanent(res)) {
-        await sleep(Math.min(MAX_WAIT_MS, parseRetryAfter(res.headers.get('retry-after') ?? undefined) ?? 500 * 2 ** attempt));
-        continue;
+        const cause = (err as { cause?: Error }).cause;
+        throw new ApiError(0, 'UNREACHABLE', `${method} ${url.origin}${url.pathname} failed: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`, undefined, { temporary: true });
       }
       return this.answer<T>(method, url, res);
-    }
-  }
-
-  /** A 503 with a code the service means to keep (TARGET_REGISTRY_NOT_SET …) is not worth waiting for. */
-  private async permanent(res: Response): Promise<boolean> {
-    if (res.status !== 503 || res.headers.get('retry-after')) return false;
-    return Boolean(res.headers.get('x-ms-error-code'));
+    }, CLIENT_RETRY);
   }
 
   private async answer<T>(method: string, url: URL, res: Response): Promise<Answer<T>> {
@@ -134,9 +125,14 @@ export class ImportsClient {
       parsed = undefined;
     }
     if (res.ok) return { status: res.status, body: parsed as T, headers: res.headers };
+    // 429 and 5xx are worth another attempt, except a 503 with a code and no Retry-After: the service means to
+    // keep refusing (TARGET_REGISTRY_NOT_SET …)
+    const retryAfter = res.headers.get('retry-after') ?? undefined;
+    const kept = res.status === 503 && !retryAfter && Boolean(res.headers.get('x-ms-error-code'));
+    const o = { temporary: (res.status === 429 || res.status >= 502) && !kept, retryAfterMs: parseRetryAfter(retryAfter) };
     const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-    if (error?.code) throw new ApiError(res.status, error.code, error.message ?? error.code, parsed as Record<string, unknown>);
+    if (error?.code) throw new ApiError(res.status, error.code, error.message ?? error.code, parsed as Record<string, unknown>, o);
     const hint = res.status === 401 ? ': the key was refused or missing (--key, or OCI_IMPORT_KEY)' : res.status === 404 ? ': is --endpoint the API base (…/api)?' : '';
-    throw new ApiError(res.status, `HTTP_${res.status}`, `${method} ${url.origin}${url.pathname} answered ${res.status} ${res.statusText}${hint}`);
+    throw new ApiError(res.status, `HTTP_${res.status}`, `${method} ${url.origin}${url.pathname} answered ${res.status} ${res.statusText}${hint}`, undefined, o);
   }
 }

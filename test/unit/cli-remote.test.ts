@@ -78,6 +78,14 @@ describe('oci-import against an endpoint', () => {
     expect(seen[1]!.headers['repeatability-request-id']).toBe(seen[0]!.headers['repeatability-request-id']);
   });
 
+  it('does not wait for a 503 the service means to keep (a code, no Retry-After): one request, exit 1 with its code', async () => {
+    const { url, seen } = await serve(() => ({ status: 503, body: { error: { code: 'TARGET_REGISTRY_NOT_SET', message: 'set TARGET_REGISTRY' } }, headers: { 'x-ms-error-code': 'TARGET_REGISTRY_NOT_SET' } }));
+    const run = await runCli(['import', '--endpoint', url, '--no-wait', '--source', 'nginx:1.27'], env);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('[TARGET_REGISTRY_NOT_SET]');
+    expect(seen).toHaveLength(1);
+  });
+
   it('exits 1 with the code and message of a failed or canceled import, or of a refusal', async () => {
     for (const [final, expected] of [
       [view('failed', { error: { code: 'SOURCE_NOT_FOUND', message: 'not there' } }), 'import failed [SOURCE_NOT_FOUND]: not there'],

@@ -9,17 +9,18 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
-/** The `undici` the CLI's modules import, from the package's own modules (a build error if they move). */
+/**
+ * The `undici` the CLI's modules import, from the package's own modules. An ES module with named exports, so that
+ * an import of anything else from 'undici' fails the build ("No matching export") instead of being undefined.
+ */
 const UNDICI_PARTS = `
-const Dispatcher = require('undici/lib/dispatcher/dispatcher');
+import Dispatcher from 'undici/lib/dispatcher/dispatcher';
+import api from 'undici/lib/api';
+import Agent from 'undici/lib/dispatcher/agent';
+import buildConnector from 'undici/lib/core/connect';
 // what undici's index does: every dispatcher gets request(), stream(), pipeline()…
-Object.assign(Dispatcher.prototype, require('undici/lib/api'));
-module.exports = {
-  Dispatcher,
-  Agent: require('undici/lib/dispatcher/agent'),
-  buildConnector: require('undici/lib/core/connect'),
-  errors: require('undici/lib/core/errors'),
-};
+Object.assign(Dispatcher.prototype, api);
+export { Agent, buildConnector, Dispatcher };
 `;
 const undiciParts = {
   name: 'undici-parts',

@@ -84,8 +84,10 @@ param registryPublicNetworkAccess string = 'Enabled'
 // Function app
 // ----------------------------------------------------------------------------------------------------------------
 
-@description('Node.js major version of the Functions runtime.')
-@allowed(['20', '22'])
+// The majors Microsoft lists as supported for Functions (Node.js 20's support ended 2026-04-30); the app is tested
+// on this one (CI runs the local-host end-to-end tests on Node.js 22 as well).
+@description('Node.js major version of the Functions runtime (functionAppConfig.runtime.version).')
+@allowed(['22'])
 param nodeVersion string = '22'
 
 @description('Memory of each instance (MB); Flex Consumption bills execution time by this size.')

@@ -467,6 +467,13 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(file.parameters.credentialKey?.value).toBe('${CREDENTIAL_KEY}');
     });
 
+    it('azure.yaml requires an azd that builds Flex Consumption apps remotely and reads .funcignore as we do (>= 1.23.13)', () => {
+      const yaml = readFileSync(join(root, 'azure.yaml'), 'utf8');
+      // requiredVersions.azd: a semver range azd checks when it loads the project (azure-dev pkg/project/project.go)
+      expect(yaml).toMatch(/^requiredVersions:\n {2}azd: ">= 1\.23\.13"$/m);
+      expect(yaml).toMatch(/^ {4}remoteBuild: true$/m);
+    });
+
     it('azure.yaml deploys service "api" as a function and makes CREDENTIAL_KEY once per environment', () => {
       const yaml = readFileSync(join(root, 'azure.yaml'), 'utf8');
       expect(yaml).toMatch(/^services:\n {2}api:\n(?: {4}.*\n)*? {4}host: function$/m);

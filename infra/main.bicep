@@ -61,6 +61,8 @@ type sourceRegistry = {
   id: string
   @description('The registry\'s role assignment permissions mode; default rbac.')
   permissionsMode: permissionsModeType?
+  @description('true: the registry is reached through a private endpoint in the app\'s virtual network, so its login server and data endpoints may resolve to private addresses for requests naming it by this resource ID (PRIVATE_SOURCE_REGISTRIES). Takes effect only with virtualNetworkSubnetId.')
+  privateEndpoint: bool?
 }
 
 // ----------------------------------------------------------------------------------------------------------------
@@ -401,6 +403,8 @@ module functionApp 'modules/function-app.bicep' = {
       ACR_AUDIENCE: acrAudience
       ARM_ENDPOINT: armEndpoint
       ALLOWED_SOURCES: allowedSources
+      // Only with virtual network integration: without it the app cannot reach a private endpoint anyway.
+      PRIVATE_SOURCE_REGISTRIES: empty(virtualNetworkSubnetId) ? '' : join(map(filter(sourceRegistries, source => source.?privateEndpoint ?? false), source => source.id), ',')
       INSECURE_REGISTRIES: insecureRegistries
       SYNC_SCHEDULE: syncSchedule
       SYNC_RULES: syncRules

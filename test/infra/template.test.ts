@@ -373,6 +373,18 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       }
     });
 
+    it('PRIVATE_SOURCE_REGISTRIES binds the sources marked privateEndpoint, and only with virtual network integration', () => {
+      const expression = (moduleParam(main, 'functionApp', 'appSettings') as JsonObject).PRIVATE_SOURCE_REGISTRIES!;
+      const id = (name: string) => `/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/${name}`;
+      const sources: Json[] = [{ id: id('privone'), privateEndpoint: true }, { id: id('publicone') }, { id: id('privtwo'), permissionsMode: 'abac', privateEndpoint: true }, { id: id('notone'), privateEndpoint: false }];
+      const subnet = '/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/v/subnets/app';
+      const value = (given: Record<string, Json>) => evaluate(expression, { parameters: parameterValues(main, { ...base, ...given }) });
+      expect(value({ sourceRegistries: sources, virtualNetworkSubnetId: subnet })).toBe(`${id('privone')},${id('privtwo')}`);
+      expect(value({ sourceRegistries: sources, virtualNetworkSubnetId: '' })).toBe('');
+      expect(value({ virtualNetworkSubnetId: subnet })).toBe('');
+      expect(JSON.stringify(main.definitions)).toContain('"privateEndpoint"');
+    });
+
     it('the maximum instance count takes 1 to 1000 (no stale minimum of 40)', () => {
       expect(main.parameters.maximumInstanceCount).toMatchObject({ minValue: 1, maxValue: 1000, defaultValue: 100 });
       expect(mod('functionApp').parameters.maximumInstanceCount).toMatchObject({ minValue: 1, maxValue: 1000 });

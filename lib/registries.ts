@@ -47,7 +47,7 @@ export class Registries {
   private readonly insecure: Set<string>;
   private readonly timeouts: Timeouts;
   private sourceDispatcher?: Dispatcher;
-  /** Dispatchers of sources bound by resource ID to a private endpoint (PRIVATE_SOURCE_REGISTRIES), by resource ID. */
+  /** Dispatchers of sources bound to a private endpoint (PRIVATE_SOURCE_REGISTRIES), by resource ID and login server. */
   private readonly privateDispatchers = new Map<string, Dispatcher>();
 
   constructor(private readonly o: RegistriesOptions) {

@@ -142,7 +142,8 @@ async function main() {
       report(got.references);
       return;
     }
-    if (Date.now() >= deadline) {
+    // Gives up only after one refresh at least: a reference that failed before the wait began needs one.
+    if (Date.now() >= deadline && refreshes > 0) {
       log(`keyvault-references: WARNING: after ${waitSeconds} s, ${pending.length} of ${got.references.length} Key Vault references are not resolved; `
         + 'until they are, the app fails the invocations that need them as temporary (KEY_VAULT_REFERENCE_UNRESOLVED). The platform '
         + 'fetches them again only after a configuration change or within 24 hours: fix the cause, then refresh (below). Each reference:');

@@ -61,6 +61,8 @@ type sourceRegistry = {
   id: string
   @description('The registry\'s role assignment permissions mode; default rbac.')
   permissionsMode: permissionsModeType?
+  @description('true: the registry is reached through a private endpoint in the app\'s virtual network, so its login server and data endpoints may resolve to private addresses for requests naming it by this resource ID (PRIVATE_SOURCE_REGISTRIES). Takes effect only with virtualNetworkSubnetId.')
+  privateEndpoint: bool?
 }
 
 // ----------------------------------------------------------------------------------------------------------------
@@ -84,8 +86,10 @@ param registryPublicNetworkAccess string = 'Enabled'
 // Function app
 // ----------------------------------------------------------------------------------------------------------------
 
-@description('Node.js major version of the Functions runtime.')
-@allowed(['20', '22'])
+// The majors Microsoft lists as supported for Functions (Node.js 20's support ended 2026-04-30); the app is tested
+// on this one (CI runs the local-host end-to-end tests on Node.js 22 as well).
+@description('Node.js major version of the Functions runtime (functionAppConfig.runtime.version).')
+@allowed(['22'])
 param nodeVersion string = '22'
 
 @description('Memory of each instance (MB); Flex Consumption bills execution time by this size.')
@@ -399,6 +403,8 @@ module functionApp 'modules/function-app.bicep' = {
       ACR_AUDIENCE: acrAudience
       ARM_ENDPOINT: armEndpoint
       ALLOWED_SOURCES: allowedSources
+      // Only with virtual network integration: without it the app cannot reach a private endpoint anyway.
+      PRIVATE_SOURCE_REGISTRIES: empty(virtualNetworkSubnetId) ? '' : join(map(filter(sourceRegistries, source => source.?privateEndpoint ?? false), source => source.id), ',')
       INSECURE_REGISTRIES: insecureRegistries
       SYNC_SCHEDULE: syncSchedule
       SYNC_RULES: syncRules

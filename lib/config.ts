@@ -94,6 +94,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'FETCH_CONCURRENCY', scope: 'app', default: String(DEFAULT_FETCH_CONCURRENCY), description: 'Concurrent ranged GETs per blob (all blobs of an import together: twice this).' },
   { name: 'ALLOWED_SOURCES', scope: 'app', default: '*',
     description: 'Comma list of `host[:port]` patterns (`*.example.com`) sources may use. Private, loopback and link-local hosts must be listed explicitly.' },
+  { name: 'PRIVATE_SOURCE_REGISTRIES', scope: 'app',
+    description: 'Comma list of ARM resource IDs of source registries reached through a private endpoint (virtual network integration): a request naming one of them by resource ID may reach its login server and `<name>.<region>.data.azurecr.io` data endpoints at private addresses (10/8, 172.16/12, 192.168/16, 100.64/10). The template sets it from `sourceRegistries[].privateEndpoint` when `virtualNetworkSubnetId` is set.' },
   { name: 'INSECURE_REGISTRIES', scope: 'app', description: 'Comma list of `host[:port]` reached over plain HTTP (test registries such as `127.0.0.1:5000`).' },
   { name: 'CREDENTIAL_KEY', scope: 'app', secret: true, description: 'Base64 32-byte key (AES-256-GCM) that encrypts inline credentials of a request at rest.' },
   { name: 'JOBS_CONTAINER', scope: 'app', default: 'importjobs', description: 'Blob container holding job records, plans and blob checkpoints.' },
@@ -194,6 +196,8 @@ export interface Config {
   readonly blobConcurrency: number;
   readonly fetchConcurrency: number;
   readonly allowedSources: readonly string[];
+  /** PRIVATE_SOURCE_REGISTRIES: registry resource IDs allowed to resolve privately (lib/policy/private-sources.ts). */
+  readonly privateSourceRegistries: readonly string[];
   readonly insecureRegistries: readonly string[];
   /** AZURE_CLIENT_ID: the user-assigned managed identity; absent → the system-assigned one. */
   readonly azureClientId?: string;
@@ -373,6 +377,7 @@ export function loadConfig(env: Env = process.env): Config {
     blobConcurrency: int(env, 'BLOB_CONCURRENCY', DEFAULT_BLOB_CONCURRENCY, 1, 64),
     fetchConcurrency: int(env, 'FETCH_CONCURRENCY', DEFAULT_FETCH_CONCURRENCY, 1, 64),
     allowedSources: splitList(env.ALLOWED_SOURCES ?? '*'),
+    privateSourceRegistries: splitList(env.PRIVATE_SOURCE_REGISTRIES),
     insecureRegistries: splitList(env.INSECURE_REGISTRIES),
     targetRepositories: (env.TARGET_REPOSITORIES?.trim() || '*').split(',').map((p) => p.trim()).filter(Boolean),
     credentials: loadCredentials(env),

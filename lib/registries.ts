@@ -13,6 +13,7 @@ import type { BoundCredentials, Credentials } from './oci/auth.js';
 import type { Timeouts } from './oci/body.js';
 import { normalizeRegistry } from './oci/reference.js';
 import { RegistryClient } from './oci/registry.js';
+import { isBound, privateEndpointHosts, vetPrivateEndpointAddresses } from './policy/private-sources.js';
 import { guardedDispatcher, matchesPattern, type Lookup } from './policy/sources.js';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 
@@ -46,6 +47,8 @@ export class Registries {
   private readonly insecure: Set<string>;
   private readonly timeouts: Timeouts;
   private sourceDispatcher?: Dispatcher;
+  /** Dispatchers of sources bound to a private endpoint (PRIVATE_SOURCE_REGISTRIES), by resource ID and login server. */
+  private readonly privateDispatchers = new Map<string, Dispatcher>();
 
   constructor(private readonly o: RegistriesOptions) {
     this.insecure = new Set([...o.config.insecureRegistries, ...(o.insecure ?? [])].map(normalizeRegistry));
@@ -86,7 +89,8 @@ export class Registries {
     const make = (): SideClient => {
       const plain = credentials?.kind === 'named' ? credentials.credential : credentials?.credentials;
       const auth = sourceAuth(azureSettings(this.o.config), { registry: host, insecure: this.isInsecure(host), credentials: plain, resourceId });
-      return { auth, client: this.build(host, 'source', { authenticator: auth.authenticator, credentials: bound(credentials) }) };
+      const dispatcher = this.o.guardSources && resourceId && isBound(this.o.config, resourceId) ? this.privateEndpoint(resourceId, host) : undefined;
+      return { auth, client: this.build(host, 'source', { authenticator: auth.authenticator, credentials: bound(credentials) }, dispatcher) };
     };
     // A request's own credentials are its own: never shared with another request's client.
     if (credentials?.kind === 'inline') return make();
@@ -98,12 +102,27 @@ export class Registries {
     return explainFailure(err, { source: sides.source?.auth, target: sides.target?.auth });
   }
 
-  private build(registry: string, side: 'source' | 'target', auth: Pick<ConstructorParameters<typeof RegistryClient>[0], 'authenticator' | 'credentials'>): RegistryClient {
+  private build(registry: string, side: 'source' | 'target', auth: Pick<ConstructorParameters<typeof RegistryClient>[0], 'authenticator' | 'credentials'>, dispatcher?: Dispatcher): RegistryClient {
     return new RegistryClient({
       registry, side, insecure: this.isInsecure(registry), ...auth,
       retry: this.o.retry ?? DEFAULT_RETRY, timeouts: this.timeouts,
-      dispatcher: side === 'source' && this.o.guardSources ? this.guarded() : undefined,
+      dispatcher: dispatcher ?? (side === 'source' && this.o.guardSources ? this.guarded() : undefined),
     });
+  }
+
+  /**
+   * The guarded dispatcher of a source bound to a private endpoint: its login server (as Resource Manager reported
+   * it) and data endpoints may resolve to private-endpoint addresses; every other host is vetted as usual.
+   */
+  private privateEndpoint(resourceId: string, loginServer: string): Dispatcher {
+    const key = `${resourceId.toLowerCase()}|${loginServer}`;
+    let dispatcher = this.privateDispatchers.get(key);
+    if (!dispatcher) {
+      const own = privateEndpointHosts(resourceId, loginServer);
+      dispatcher = guardedDispatcher(this.o.config.allowedSources, this.o.lookup, (host) => (own(host) ? vetPrivateEndpointAddresses : undefined));
+      this.privateDispatchers.set(key, dispatcher);
+    }
+    return dispatcher;
   }
 
   private guarded(): Dispatcher {

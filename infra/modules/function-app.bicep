@@ -1,6 +1,7 @@
 // The function app on a Flex Consumption plan: Node runtime, one user-assigned identity for everything (host
 // storage, package deployment, Key Vault references, Application Insights, registries), HTTPS only, TLS 1.2+,
-// FTP and basic publishing credentials off.
+// FTP and basic publishing credentials off (through basicPublishingCredentialsPolicies: Flex Consumption refuses
+// siteConfig.ftpsState, and the other site properties and app settings test/infra/flex-refused.test.ts lists).
 
 param location string
 param tags object
@@ -12,7 +13,7 @@ param identityId string
 param identityClientId string
 @description('URL of the blob container the app package is deployed to.')
 param deploymentContainerUrl string
-@allowed(['20', '22'])
+@allowed(['22'])
 param nodeVersion string
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int
@@ -90,7 +91,6 @@ resource app 'Microsoft.Web/sites@2025-03-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       appSettings: concat(
         platformSettings,

@@ -16,7 +16,8 @@ import { OciImportError } from '../errors.js';
 import { parsePlatform } from '../oci/manifest.js';
 import { MEDIA_TYPE } from '../oci/referrers.js';
 import { InvalidReferenceError, formatReference, normalizeRegistry, parseReference, parseRepositoryTag, validateRegistry, type Reference } from '../oci/reference.js';
-import { checkSource, SourceNotAllowedError, type Lookup } from '../policy/sources.js';
+import { checkBoundSource, isBound } from '../policy/private-sources.js';
+import { checkSource, SourceNotAllowedError, systemLookup, type Lookup } from '../policy/sources.js';
 import { credentialAllows } from '../registries.js';
 
 /** Request bodies larger than this are refused with 413 before parsing. */
@@ -174,7 +175,7 @@ export async function validateImportRequest(body: unknown, o: ValidateOptions): 
     }
   }
   checkCredentials(req, source, resolved, o);
-  await checkSourceAllowed(source, o);
+  await checkSourceAllowed(source, o, resolved?.id);
 
   return {
     source: registry ? formatReference(source) : req.source,
@@ -289,9 +290,11 @@ function checkCredentials(req: ImportRequestBody, source: Reference, resolved: R
   }
 }
 
-async function checkSourceAllowed(source: Reference, o: ValidateOptions): Promise<void> {
+/** ALLOWED_SOURCES and the address guard; a registry named by a resource ID bound in PRIVATE_SOURCE_REGISTRIES may resolve privately. */
+async function checkSourceAllowed(source: Reference, o: ValidateOptions, resourceId?: string): Promise<void> {
   try {
-    await checkSource(source.registry, o.config.allowedSources, o.lookup);
+    if (resourceId && isBound(o.config, resourceId)) await checkBoundSource(source.registry, resourceId, o.config.allowedSources, o.lookup ?? systemLookup);
+    else await checkSource(source.registry, o.config.allowedSources, o.lookup);
   } catch (err) {
     if (err instanceof SourceNotAllowedError) throw new RequestError(err.temporary ? 503 : 400, err.code, err.message, 'source');
     throw err;

@@ -8,6 +8,7 @@ import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential
 import { BlobServiceClient } from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { ConfigError, loadConfig, requireResolved } from '../config.js';
+import { privateSourcesOf } from '../policy/private-sources.js';
 import { BlobDocuments } from './documents.js';
 import { StorageJobQueue } from './queue.js';
 import { ImportService } from './service.js';
@@ -51,6 +52,7 @@ let cachedSync: SyncService | undefined;
 export function importService(env: Env = process.env): ImportService {
   if (cached) return cached;
   const config = loadConfig(env);
+  privateSourcesOf(config); // a malformed PRIVATE_SOURCE_REGISTRIES stops the start, as any bad setting does
   // Locally the default is Azurite; an identity-based deployment has no AzureWebJobsStorage at all.
   const identityBased = Boolean(env.AzureWebJobsStorage__accountName || env.AzureWebJobsStorage__blobServiceUri);
   const storage = storageClients(env.AzureWebJobsStorage || identityBased ? env : { ...env, AzureWebJobsStorage: 'UseDevelopmentStorage=true' });

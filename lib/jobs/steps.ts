@@ -22,7 +22,8 @@ import type { Config } from '../config.js';
 import { OciImportError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { parseReference } from '../oci/reference.js';
-import { checkSource, type Lookup } from '../policy/sources.js';
+import { checkBoundSource, isBound } from '../policy/private-sources.js';
+import { checkSource, systemLookup, type Lookup } from '../policy/sources.js';
 import type { Registries, SideClient } from '../registries.js';
 import { EndWatch } from './cancel.js';
 import type { JobQueue, StepMessage } from './queue.js';
@@ -99,7 +100,10 @@ export class Steps {
     let plan = await this.o.store.plan(job.id);
     if (!plan) {
       // Checked again here: a queued request skips HTTP, and DNS may have changed since.
-      await checkSource(parseReference(job.request.source).registry, this.o.config.allowedSources, this.o.lookup);
+      const registry = parseReference(job.request.source).registry;
+      const resourceId = job.request.registryResourceId;
+      if (resourceId && isBound(this.o.config, resourceId)) await checkBoundSource(registry, resourceId, this.o.config.allowedSources, this.o.lookup ?? systemLookup);
+      else await checkSource(registry, this.o.config.allowedSources, this.o.lookup);
       const r = job.request;
       checkTargetRepositories(targetRefs(r), this.o.config.targetRepositories);
       plan = await this.engine(await this.o.sides(job)).plan({

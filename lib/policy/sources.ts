@@ -126,16 +126,24 @@ export async function checkSource(registry: string, allowed: readonly string[], 
 }
 
 /**
+ * A vetting of its own for some hosts (./private-sources.ts: a bound registry's private endpoint), or undefined
+ * for the usual one.
+ */
+export type HostVetting = (host: string) => ((host: string, lookup: Lookup) => Promise<string[]>) | undefined;
+
+/**
  * An undici dispatcher for source registries: every new connection resolves its host once through
  * `lookup`, vets the addresses (`vetAddresses`) unless an explicit ALLOWED_SOURCES pattern names the host,
  * and connects to the vetted address — TLS still sends the host name (SNI) and verifies the certificate
  * against it.
  */
-export function guardedDispatcher(allowed: readonly string[], lookup: Lookup = systemLookup): Agent {
+export function guardedDispatcher(allowed: readonly string[], lookup: Lookup = systemLookup, vetFor?: HostVetting): Agent {
   const base = buildConnector({});
   const connect: buildConnector.connector = (options, callback) => {
     const hostPort = options.port ? `${options.hostname}:${options.port}` : options.hostname;
-    const addresses = explicitlyAllowed(hostPort, allowed) ? resolveOnly(options.hostname, lookup) : vetAddresses(options.hostname, lookup);
+    const own = vetFor?.(options.hostname);
+    const addresses = own ? own(options.hostname, lookup)
+      : explicitlyAllowed(hostPort, allowed) ? resolveOnly(options.hostname, lookup) : vetAddresses(options.hostname, lookup);
     addresses.then(
       // undici hands the connector IPv6 literals without brackets, as net.connect wants them
       (list) => base({ ...options, hostname: list[0]! }, callback),

@@ -1,30 +1,45 @@
 #!/usr/bin/env node
 /**
- * azd `postprovision` hook (azure.yaml): waits until every Key Vault reference among the function app's settings
- * reports `Resolved`, or says which one does not and what to do.
+ * azd `postprovision` hook (azure.yaml): makes the platform resolve the function app's Key Vault references again
+ * while any is not `Resolved`, waits, and reports each reference's state.
  *
  * The platform resolves `@Microsoft.KeyVault(...)` settings with the app's identity; until it can (a role
  * assignment still propagating, a missing secret) the app receives the reference text itself, and the app fails
- * such invocations as temporary (KEY_VAULT_REFERENCE_UNRESOLVED). The status per setting comes from Resource
- * Manager: `GET <app>/config/configreferences/appsettings` (REST: Web Apps - Get App Settings Key Vault References),
- * read here through `az rest`, which puts the current cloud's Resource Manager in front of a resource ID.
+ * such invocations as temporary (KEY_VAULT_REFERENCE_UNRESOLVED). The platform caches what it resolved and fetches
+ * it again only every 24 hours, or at once after a configuration change of the app, or when asked with
+ * `POST <app>/config/configreferences/appsettings/refresh` (Microsoft Learn, "Use Key Vault references as app
+ * settings", Understand rotation). So a reference that failed at the first start would stay failed for up to a
+ * day after its cause is gone: this hook asks for that refresh (or, where the refresh call is refused, makes a
+ * configuration change: it sets the app setting KEYVAULT_REFERENCES_REFRESHED_AT) every
+ * KEYVAULT_REFERENCES_REFRESH_SECONDS while a reference is not resolved.
+ *
+ * The status per setting comes from Resource Manager: `GET <app>/config/configreferences/appsettings` (REST: Web
+ * Apps - Get App Settings Key Vault References), read here through `az rest`, which puts the current cloud's
+ * Resource Manager in front of a resource ID.
  *
  * Environment: AZURE_FUNCTION_APP_ID (a template output azd hands to hooks); KEYVAULT_REFERENCES_WAIT_SECONDS
- * (default 300), KEYVAULT_REFERENCES_POLL_SECONDS (default 15). Never fails `azd up`: the app retries on its own,
- * so a reference still unresolved at the end is reported, not fatal.
+ * (default 300), KEYVAULT_REFERENCES_POLL_SECONDS (default 15), KEYVAULT_REFERENCES_REFRESH_SECONDS (default 60).
+ * Never fails `azd up`: a reference still unresolved at the end is reported with what to check, not fatal.
  */
 import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const API_VERSION = '2025-03-01';
+/** The api-version of the refresh call as Microsoft's page gives it. */
+const REFRESH_API_VERSION = '2022-03-01';
+/** The app setting this hook writes when it has to make a configuration change. */
+const REFRESH_SETTING = 'KEYVAULT_REFERENCES_REFRESHED_AT';
 const env = process.env;
-const waitSeconds = Number(env.KEYVAULT_REFERENCES_WAIT_SECONDS ?? 300);
-const pollSeconds = Number(env.KEYVAULT_REFERENCES_POLL_SECONDS ?? 15);
+const seconds = (value, fallback) => (Number.isFinite(Number(value)) && value !== '' && value !== undefined ? Number(value) : fallback);
+const waitSeconds = seconds(env.KEYVAULT_REFERENCES_WAIT_SECONDS, 300);
+const pollSeconds = seconds(env.KEYVAULT_REFERENCES_POLL_SECONDS, 15);
+const refreshSeconds = seconds(env.KEYVAULT_REFERENCES_REFRESH_SECONDS, 60);
 const appId = env.AZURE_FUNCTION_APP_ID ?? '';
 const log = (line) => process.stdout.write(`${line}\n`);
 
 /** What each ResolveStatus (ApiKVReference.status) asks of you. */
 const ADVICE = {
+  Resolved: 'resolved',
   Initialized: 'not read yet; the platform reads references when the app starts or its configuration changes',
   InvalidSyntax: 'the setting is not a valid @Microsoft.KeyVault(SecretUri=…) or (VaultName=…;SecretName=…) reference',
   MSINotEnabled: 'the app has no identity for Key Vault references: check keyVaultReferenceIdentity and the app\'s user-assigned identity',
@@ -32,18 +47,22 @@ const ADVICE = {
   SecretNotFound: 'the secret does not exist: for credential-key, deploy once with credentialKey (azd passes CREDENTIAL_KEY)',
   SecretVersionNotFound: 'the referenced secret version does not exist',
   AccessToKeyVaultDenied: 'the identity lacks Key Vault Secrets User on the vault; a new role assignment can take minutes to apply',
-  FetchTimedOut: 'the vault did not answer in time; it is retried',
+  FetchTimedOut: 'the vault did not answer in time',
   UnauthorizedClient: 'the identity is not allowed to get tokens for the vault',
-  OtherReasons: 'see `details`',
+  OtherReasons: 'see the details',
 };
 
-const check = `az rest --method get --url "${appId || '<AZURE_FUNCTION_APP_ID>'}/config/configreferences/appsettings?api-version=${API_VERSION}" --query "value[].{setting:id, status:properties.status, details:properties.details}" -o table`;
+const statusUrl = `${appId}/config/configreferences/appsettings?api-version=${API_VERSION}`;
+const refreshUrl = `${appId}/config/configreferences/appsettings/refresh?api-version=${REFRESH_API_VERSION}`;
 
 function howToCheck() {
+  const app = appId || '<AZURE_FUNCTION_APP_ID>';
   log('keyvault-references: check the status of each Key Vault reference yourself:');
-  log(`  ${check}`);
+  log(`  az rest --method get --url "${app}/config/configreferences/appsettings?api-version=${API_VERSION}" --query "value[].{setting:name, status:properties.status, details:properties.details}" -o table`);
   log('  or in the portal: the function app → Environment variables → each @Microsoft.KeyVault setting shows its status.');
-  log('  Once the cause is fixed, any change of the app\'s configuration makes the platform read every reference again.');
+  log('  Once the cause is fixed, make the platform read every reference again (else it does so within 24 hours):');
+  log(`  az rest --method post --url "${app}/config/configreferences/appsettings/refresh?api-version=${REFRESH_API_VERSION}"`);
+  log('  or change any configuration of the app (a configuration change restarts it and fetches every reference again).');
 }
 
 function az(args) {
@@ -54,7 +73,7 @@ function az(args) {
 /** The references and their status, or why they could not be read. */
 function readStatus() {
   const out = [];
-  let url = `${appId}/config/configreferences/appsettings?api-version=${API_VERSION}`;
+  let url = statusUrl;
   while (url) {
     const r = az(['rest', '--method', 'get', '--url', url, '-o', 'json', '--only-show-errors']);
     if (!r.ok) return { error: r.stderr.split('\n')[0] };
@@ -73,6 +92,29 @@ function readStatus() {
   return { references: out };
 }
 
+/**
+ * Makes the platform fetch every reference again: the documented refresh call, or, where Resource Manager refuses
+ * it, a configuration change (one app setting of this hook's own, set to the time). Returns what was done.
+ */
+function refresh() {
+  const r = az(['rest', '--method', 'post', '--url', refreshUrl, '-o', 'none', '--only-show-errors']);
+  if (r.ok) return 'asked the platform to resolve every reference again (POST …/config/configreferences/appsettings/refresh)';
+  const change = az(['functionapp', 'config', 'appsettings', 'set', '--ids', appId,
+    '--settings', `${REFRESH_SETTING}=${new Date().toISOString()}`, '-o', 'none', '--only-show-errors']);
+  if (change.ok) {
+    return `the refresh call was refused (${r.stderr.split('\n')[0]}); made a configuration change instead `
+      + `(app setting ${REFRESH_SETTING}), which restarts the app and fetches every reference again`;
+  }
+  return `could not make the platform resolve the references again: the refresh call answered ${r.stderr.split('\n')[0]}; `
+    + `setting ${REFRESH_SETTING} answered ${change.stderr.split('\n')[0]}`;
+}
+
+function report(references) {
+  for (const r of references) {
+    log(`  ${r.setting}: ${r.status}${r.status === 'Resolved' ? '' : ` — ${ADVICE[r.status] ?? 'unknown status'}`}${r.details && r.status !== 'Resolved' ? ` (${r.details})` : ''}`);
+  }
+}
+
 async function main() {
   if (!appId) {
     log('keyvault-references: AZURE_FUNCTION_APP_ID is not set (run `azd provision` first).');
@@ -85,7 +127,8 @@ async function main() {
     return;
   }
   const deadline = Date.now() + waitSeconds * 1000;
-  let last = [];
+  let lastRefresh = -Infinity;
+  let refreshes = 0;
   for (;;) {
     const got = readStatus();
     if (got.error) {
@@ -93,22 +136,30 @@ async function main() {
       howToCheck();
       return;
     }
-    last = got.references;
-    const pending = last.filter((r) => r.status !== 'Resolved');
+    const pending = got.references.filter((r) => r.status !== 'Resolved');
     if (pending.length === 0) {
-      log(`keyvault-references: all ${last.length} Key Vault references resolved: ${last.map((r) => r.setting).join(', ') || '(none)'}`);
+      log(`keyvault-references: all ${got.references.length} Key Vault references resolved${refreshes ? ` (after ${refreshes} refresh${refreshes > 1 ? 'es' : ''})` : ''}:`);
+      report(got.references);
       return;
     }
-    if (Date.now() >= deadline) break;
-    log(`keyvault-references: waiting for ${pending.map((r) => `${r.setting} (${r.status})`).join(', ')}`);
-    await sleep(Math.max(0, pollSeconds) * 1000);
+    // Gives up only after one refresh at least: a reference that failed before the wait began needs one.
+    if (Date.now() >= deadline && refreshes > 0) {
+      log(`keyvault-references: WARNING: after ${waitSeconds} s, ${pending.length} of ${got.references.length} Key Vault references are not resolved; `
+        + 'until they are, the app fails the invocations that need them as temporary (KEY_VAULT_REFERENCE_UNRESOLVED). The platform '
+        + 'fetches them again only after a configuration change or within 24 hours: fix the cause, then refresh (below). Each reference:');
+      report(got.references);
+      howToCheck();
+      return;
+    }
+    if (Date.now() - lastRefresh >= refreshSeconds * 1000) {
+      log(`keyvault-references: not resolved: ${pending.map((r) => `${r.setting} (${r.status})`).join(', ')}; ${refresh()}`);
+      lastRefresh = Date.now();
+      refreshes++;
+    } else {
+      log(`keyvault-references: waiting for ${pending.map((r) => `${r.setting} (${r.status})`).join(', ')}`);
+    }
+    await sleep(Math.max(0, Math.min(pollSeconds * 1000, deadline - Date.now())));
   }
-  log(`keyvault-references: WARNING: after ${waitSeconds} s these references are still not resolved; until they are, `
-    + 'the app fails the invocations that need them as temporary (KEY_VAULT_REFERENCE_UNRESOLVED) and retries:');
-  for (const r of last.filter((x) => x.status !== 'Resolved')) {
-    log(`  ${r.setting}: ${r.status} — ${ADVICE[r.status] ?? 'unknown status'}${r.details ? ` (${r.details})` : ''}`);
-  }
-  howToCheck();
 }
 
 await main();

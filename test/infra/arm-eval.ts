@@ -16,6 +16,26 @@ export interface EvalContext {
   readonly variables?: JsonObject;
   /** `reference('<symbol or id>')`: stubbed by the test. */
   readonly reference?: (name: string) => Json;
+  /** The variables of the lambdas being applied (`lambdaVariables('x')`). */
+  readonly lambdaVariables?: Record<string, Json>;
+}
+
+/** A `lambda('x', body)` value: applied by map() and filter(), never a template value itself. */
+interface Lambda {
+  readonly lambda: string;
+  readonly body: Node;
+}
+
+const isLambda = (v: unknown): v is Lambda => typeof v === 'object' && v !== null && 'lambda' in v && 'body' in v;
+
+function apply(fn: Json, item: Json, ctx: EvalContext): Json {
+  if (!isLambda(fn)) throw new Error('expected a lambda');
+  return run(fn.body, { ...ctx, lambdaVariables: { ...ctx.lambdaVariables, [fn.lambda]: item } });
+}
+
+function list(v: Json): Json[] {
+  if (!Array.isArray(v)) throw new Error(`expected an array, got ${JSON.stringify(v)}`);
+  return v;
 }
 
 type Node =
@@ -182,6 +202,26 @@ function run(node: Node, ctx: EvalContext): Json {
         case 'reference':
           if (!ctx.reference) throw new Error(`reference(${String(arg(0))}) is not stubbed`);
           return ctx.reference(String(arg(0)));
+        case 'lambda':
+          if (args.length !== 2) throw new Error('arm-eval: lambdas of one variable only');
+          return { lambda: String(arg(0)), body: args[1]! } as unknown as Json;
+        case 'lambdavariables': {
+          const name = String(arg(0));
+          if (!ctx.lambdaVariables || !(name in ctx.lambdaVariables)) throw new Error(`no lambda variable ${name}`);
+          return ctx.lambdaVariables[name]!;
+        }
+        case 'map':
+          return list(arg(0)).map((item) => apply(arg(1), item, ctx));
+        case 'filter':
+          return list(arg(0)).filter((item) => truthy(apply(arg(1), item, ctx)));
+        case 'join':
+          return list(arg(0)).map(String).join(String(arg(1)));
+        case 'tryget': {
+          const target = arg(0);
+          return target !== null && typeof target === 'object' && !Array.isArray(target) ? target[String(arg(1))] ?? null : null;
+        }
+        case 'coalesce':
+          return args.map((_, n) => arg(n)).find((v) => v !== null) ?? null;
         default:
           throw new Error(`arm-eval: function ${node.name}() is not supported`);
       }

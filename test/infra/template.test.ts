@@ -263,11 +263,12 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(account.minimumTlsVersion).toBe('TLS1_2');
     });
 
-    it('function app: HTTPS only, TLS 1.2+, FTP and basic publishing credentials off', () => {
+    it('function app: HTTPS only, TLS 1.2+, FTP and basic publishing credentials off (by policy: Flex refuses ftpsState)', () => {
       expect((site?.properties as JsonObject).httpsOnly).toBe(true);
       expect(siteConfig.minTlsVersion).toBe('1.2');
       expect(siteConfig.scmMinTlsVersion).toBe('1.2');
-      expect(siteConfig.ftpsState).toBe('Disabled');
+      // ARM error 51021 on Flex Consumption: test/infra/flex-refused.test.ts
+      expect(siteConfig).not.toHaveProperty('ftpsState');
       const policies = resources.filter((r) => r.type === 'Microsoft.Web/sites/basicPublishingCredentialsPolicies');
       expect(policies.map((p) => String(p.name)).sort()).toEqual([
         "[format('{0}/{1}', parameters('appName'), 'ftp')]",
@@ -372,6 +373,18 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       }
     });
 
+    it('PRIVATE_SOURCE_REGISTRIES binds the sources marked privateEndpoint, and only with virtual network integration', () => {
+      const expression = (moduleParam(main, 'functionApp', 'appSettings') as JsonObject).PRIVATE_SOURCE_REGISTRIES!;
+      const id = (name: string) => `/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/${name}`;
+      const sources: Json[] = [{ id: id('privone'), privateEndpoint: true }, { id: id('publicone') }, { id: id('privtwo'), permissionsMode: 'abac', privateEndpoint: true }, { id: id('notone'), privateEndpoint: false }];
+      const subnet = '/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/v/subnets/app';
+      const value = (given: Record<string, Json>) => evaluate(expression, { parameters: parameterValues(main, { ...base, ...given }) });
+      expect(value({ sourceRegistries: sources, virtualNetworkSubnetId: subnet })).toBe(`${id('privone')},${id('privtwo')}`);
+      expect(value({ sourceRegistries: sources, virtualNetworkSubnetId: '' })).toBe('');
+      expect(value({ virtualNetworkSubnetId: subnet })).toBe('');
+      expect(JSON.stringify(main.definitions)).toContain('"privateEndpoint"');
+    });
+
     it('the maximum instance count takes 1 to 1000 (no stale minimum of 40)', () => {
       expect(main.parameters.maximumInstanceCount).toMatchObject({ minValue: 1, maxValue: 1000, defaultValue: 100 });
       expect(mod('functionApp').parameters.maximumInstanceCount).toMatchObject({ minValue: 1, maxValue: 1000 });
@@ -464,6 +477,13 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(file.parameters.principalId?.value).toBe('${AZURE_PRINCIPAL_ID}');
       expect(file.parameters.principalType?.value).toBe('${AZURE_PRINCIPAL_TYPE}');
       expect(file.parameters.credentialKey?.value).toBe('${CREDENTIAL_KEY}');
+    });
+
+    it('azure.yaml requires an azd that builds Flex Consumption apps remotely and reads .funcignore as we do (>= 1.23.13)', () => {
+      const yaml = readFileSync(join(root, 'azure.yaml'), 'utf8');
+      // requiredVersions.azd: a semver range azd checks when it loads the project (azure-dev pkg/project/project.go)
+      expect(yaml).toMatch(/^requiredVersions:\n {2}azd: ">= 1\.23\.13"$/m);
+      expect(yaml).toMatch(/^ {4}remoteBuild: true$/m);
     });
 
     it('azure.yaml deploys service "api" as a function and makes CREDENTIAL_KEY once per environment', () => {

@@ -96,6 +96,10 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: 'Comma list of `host[:port]` patterns (`*.example.com`) sources may use. Private, loopback and link-local hosts must be listed explicitly.' },
   { name: 'INSECURE_REGISTRIES', scope: 'app', description: 'Comma list of `host[:port]` reached over plain HTTP (test registries such as `127.0.0.1:5000`).' },
   { name: 'CREDENTIAL_KEY', scope: 'app', secret: true, description: 'Base64 32-byte key (AES-256-GCM) that encrypts inline credentials of a request at rest.' },
+  { name: 'MESSAGE_KEY', scope: 'app', secret: true,
+    description: 'Base64 32-byte key (HMAC-SHA256) that authenticates the app\'s own queue step messages and list continuation tokens; required by the service (the local host makes one and keeps it in `.local-host/message-key`).' },
+  { name: 'MESSAGE_KEY_PREVIOUS', scope: 'app', secret: true,
+    description: 'The key MESSAGE_KEY held before a rotation: messages and tokens made with it are still accepted (nothing new is made with it).' },
   { name: 'JOBS_CONTAINER', scope: 'app', default: 'importjobs', description: 'Blob container holding job records, plans and blob checkpoints.' },
   { name: 'SYNC_CONCURRENCY', scope: 'app', default: String(DEFAULT_SYNC_CONCURRENCY), description: 'Tags a sync pass compares (HEADs), enqueues and, in the CLI, imports at once, over all rules.' },
   { name: 'SYNC_SCHEDULE', scope: 'app', default: '0 0 * * * *', description: 'NCRONTAB schedule (UTC) of the sync timer.' },
@@ -174,6 +178,8 @@ export interface Config {
   readonly jobsContainer: string;
   /** 32-byte key for inline credentials at rest; absent → inline credentials are refused. */
   readonly credentialKey?: Buffer;
+  /** MESSAGE_KEY (signs and verifies) and MESSAGE_KEY_PREVIOUS (verifies only); absent → the service refuses to queue. */
+  readonly messageKeys?: MessageKeys;
   readonly chunkSize: number;
   readonly stepBudgetSeconds: number;
   readonly maxManifests: number;
@@ -223,11 +229,33 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   return n;
 }
 
-function parseKey(raw: string | undefined): Buffer | undefined {
+function parseKey(raw: string | undefined, setting = 'CREDENTIAL_KEY'): Buffer | undefined {
   if (!raw?.trim()) return undefined;
   const key = Buffer.from(raw.trim(), 'base64');
-  if (key.length !== 32) throw new ConfigError('CREDENTIAL_KEY', `must be 32 bytes in base64 (got ${key.length} bytes); make one with: openssl rand -base64 32`);
+  if (key.length !== 32) throw new ConfigError(setting, `must be 32 bytes in base64 (got ${key.length} bytes); make one with: openssl rand -base64 32`);
   return key;
+}
+
+/** The keys of the app's own queue messages and list tokens: one that signs, and the one before a rotation. */
+export interface MessageKeys {
+  readonly current: Buffer;
+  readonly previous?: Buffer;
+}
+
+/** MESSAGE_KEY and MESSAGE_KEY_PREVIOUS, read (and their Key Vault references checked) when first used. */
+function messageKeysOf(env: Env): () => MessageKeys | undefined {
+  const current = env.MESSAGE_KEY;
+  const previous = env.MESSAGE_KEY_PREVIOUS;
+  const parsed = {
+    current: isKeyVaultReference(current) ? undefined : parseKey(current, 'MESSAGE_KEY'),
+    previous: isKeyVaultReference(previous) ? undefined : parseKey(previous, 'MESSAGE_KEY_PREVIOUS'),
+  };
+  if (!parsed.current && parsed.previous) throw new ConfigError('MESSAGE_KEY', 'is not set, but MESSAGE_KEY_PREVIOUS is: the app signs with MESSAGE_KEY');
+  return () => {
+    requireResolved('MESSAGE_KEY', current);
+    requireResolved('MESSAGE_KEY_PREVIOUS', previous);
+    return parsed.current ? { current: parsed.current, ...(parsed.previous ? { previous: parsed.previous } : {}) } : undefined;
+  };
 }
 
 const CREDENTIAL_SETTING = /^REGISTRY_CREDENTIALS__(.+)__(USERNAME|PASSWORD|REGISTRIES)$/i;
@@ -343,6 +371,7 @@ export function loadConfig(env: Env = process.env): Config {
   for (const spec of SETTINGS) if (!spec.pattern && !spec.secret) requireResolved(spec.name, env[spec.name]);
   const credentialKeyRaw = env.CREDENTIAL_KEY;
   const credentialKey = isKeyVaultReference(credentialKeyRaw) ? undefined : parseKey(credentialKeyRaw);
+  const messageKeys = messageKeysOf(env);
   const target = targetAuthOf(env);
   return {
     targetRegistry: env.TARGET_REGISTRY?.trim() || undefined,
@@ -357,6 +386,9 @@ export function loadConfig(env: Env = process.env): Config {
     get credentialKey() {
       requireResolved('CREDENTIAL_KEY', credentialKeyRaw);
       return credentialKey;
+    },
+    get messageKeys() {
+      return messageKeys();
     },
     chunkSize: sizeSetting(env, 'CHUNK_SIZE', DEFAULT_CHUNK_SIZE, 64 * 1024, 512 * MiB),
     stepBudgetSeconds: int(env, 'STEP_BUDGET_SECONDS', DEFAULT_STEP_BUDGET_SECONDS, 1, 3600),

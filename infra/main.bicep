@@ -216,6 +216,14 @@ param syncRules string = ''
 @description('CREDENTIAL_KEY: base64 of 32 random bytes, written to the Key Vault secret credential-key. azd makes one once per environment (azure.yaml preprovision hook) and passes it on every deployment. Empty: the secret is left as it is, so a deployment that does not pass the key never rotates it (the first deployment must pass one).')
 param credentialKey string = ''
 
+@secure()
+@description('MESSAGE_KEY: base64 of 32 random bytes, written to the Key Vault secret message-key: the app authenticates its own queue step messages and list continuation tokens with it. azd makes one once per environment (azure.yaml preprovision hook). Empty: the secret is left as it is (the first deployment must pass one).')
+param messageKey string = ''
+
+@secure()
+@description('MESSAGE_KEY_PREVIOUS: during a rotation, the key MESSAGE_KEY held before (messages it made are still accepted); written to the secret message-key-previous. Empty: none.')
+param messageKeyPrevious string = ''
+
 @description('Named registry credentials a request may refer to (`"credential": "<name>"`): `{ "<name>": "<username>" }`, names of letters, digits and underscores. Each becomes REGISTRY_CREDENTIALS__<name>__USERNAME.')
 param registryCredentialUsernames object = {}
 
@@ -294,6 +302,9 @@ module keyVault 'modules/keyvault.bicep' = {
     vaultName: 'kv-${token}'
     appPrincipalId: identity.properties.principalId
     credentialKey: credentialKey
+    messageKey: messageKey
+    storeMessageKeyPrevious: !empty(messageKeyPrevious)
+    messageKeyPrevious: messageKeyPrevious
     purgeProtection: keyVaultPurgeProtection
     logsWorkspaceId: logsWorkspaceId
     storeTargetPassword: !empty(targetUsername)
@@ -379,6 +390,8 @@ module functionApp 'modules/function-app.bicep' = {
       TARGET_USERNAME: targetUsername
       TARGET_PASSWORD: keyVault.outputs.references.TARGET_PASSWORD
       CREDENTIAL_KEY: keyVault.outputs.references.CREDENTIAL_KEY
+      MESSAGE_KEY: keyVault.outputs.references.MESSAGE_KEY
+      MESSAGE_KEY_PREVIOUS: keyVault.outputs.references.MESSAGE_KEY_PREVIOUS
       IMPORT_QUEUE: storage.outputs.importQueueName
       JOBS_CONTAINER: storage.outputs.jobsContainerName
       CHUNK_SIZE: chunkSize

@@ -99,7 +99,7 @@ describe('azd postprovision hook: Key Vault reference status', () => {
     const r = await runHook({ FAKE_AZ_DIR: az.dir, AZURE_FUNCTION_APP_ID: APP_ID, KEYVAULT_REFERENCES_WAIT_SECONDS: '0' });
     expect(r.code).toBe(0);
     expect(r.out).toContain('WARNING: after 0 s these references are still not resolved');
-    expect(r.out).toContain('CREDENTIAL_KEY: SecretNotFound — the secret does not exist: for credential-key, deploy once with credentialKey (azd passes CREDENTIAL_KEY) (secret credential-key not found)');
+    expect(r.out).toContain('CREDENTIAL_KEY: SecretNotFound — the secret does not exist: for credential-key, deploy once with credentialKey (azd passes CREDENTIAL_KEY); for message-key, with messageKey (azd passes MESSAGE_KEY) (secret credential-key not found)');
     expect(r.out).not.toContain('TARGET_PASSWORD:');
     expect(r.out).toContain(`az rest --method get --url "${APP_ID}/config/configreferences/appsettings?api-version=2025-03-01"`);
   });

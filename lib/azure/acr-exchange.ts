@@ -25,7 +25,7 @@ import type { TokenCredential } from '@azure/identity';
 import { mergeScopes, type Authenticator } from '../oci/auth.js';
 import { parseChallenges, parseScopes, type Challenge } from '../oci/challenge.js';
 import { redactUrl } from '../oci/errors.js';
-import { RETRYABLE_STATUS } from '../retry.js';
+import { RETRYABLE_STATUS, untilAborted } from '../retry.js';
 import { TokenCache } from '../oci/token-cache.js';
 import { AzureError, accessDenied, describeAnswer, isNetworkDenial, networkDenied, type AzureRegistryContext } from './errors.js';
 import { call, postForm, type HttpAnswer, type HttpOptions } from './http.js';
@@ -110,20 +110,24 @@ export class AcrExchangeAuthenticator implements Authenticator {
     this.now = o.now ?? Date.now;
   }
 
-  async authorize(scopes: readonly string[]): Promise<string | undefined> {
+  /**
+   * The sign-in is shared by every request needing the same scopes (single-flight): it runs under its own request
+   * deadlines (HttpOptions.timeouts), and each caller leaves it when its own signal aborts (a step's deadline).
+   */
+  async authorize(scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
     // GET /v2/ needs no scope: its challenge names one (registry:catalog:* on ACR), handled below.
     if (scopes.length === 0) return undefined;
-    return `Bearer ${(await this.accessToken(mergeScopes(scopes), false)).token}`;
+    return `Bearer ${(await untilAborted(this.accessToken(mergeScopes(scopes), false), signal)).token}`;
   }
 
-  async onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[]): Promise<string | undefined> {
+  async onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     if (!bearer) return undefined;
     this.learn(bearer);
     // The challenged scope first: some registries read only the first.
     const merged = mergeScopes([...parseScopes(bearer.params.scope), ...scopes]);
     if (merged.length === 0) return undefined;
-    return `Bearer ${(await this.accessToken(merged, true)).token}`;
+    return `Bearer ${(await untilAborted(this.accessToken(merged, true), signal)).token}`;
   }
 
   /**

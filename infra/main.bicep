@@ -163,6 +163,11 @@ param maxTags int = 10000
 @maxValue(64)
 param syncConcurrency int = 8
 
+@description('SYNC_PASS_SECONDS: a sync pass lists and compares tags for at most this long (below functionTimeout).')
+@minValue(1)
+@maxValue(3600)
+param syncPassSeconds int = 300
+
 @description('REQUEST_TIMEOUT_SECONDS: a registry request without answer headers, or a body without a byte, for this long ends (TIMEOUT).')
 @minValue(1)
 @maxValue(600)
@@ -402,6 +407,7 @@ module functionApp 'modules/function-app.bicep' = {
       INLINE_IMPORT_BYTES: inlineImportBytes
       MAX_TAGS: string(maxTags)
       SYNC_CONCURRENCY: string(syncConcurrency)
+      SYNC_PASS_SECONDS: string(syncPassSeconds)
       REQUEST_TIMEOUT_SECONDS: string(requestTimeoutSeconds)
       MIN_BYTES_PER_SECOND: minBytesPerSecond
       MAX_RETRY_AFTER_SECONDS: string(maxRetryAfterSeconds)

@@ -36,6 +36,8 @@ export const DEFAULT_INLINE_IMPORT_BYTES = 16 * MiB;
 export const DEFAULT_MAX_TAGS = 10_000;
 /** Tags a sync pass compares (and imports, in the CLI) at once, over all rules. */
 export const DEFAULT_SYNC_CONCURRENCY = 8;
+/** A sync pass lists and compares for at most this long: half of host.json's functionTimeout of 10 minutes. */
+export const DEFAULT_SYNC_PASS_SECONDS = 300;
 /** No answer headers or body bytes for this long ends a request. */
 export const DEFAULT_REQUEST_TIMEOUT_SECONDS = 30;
 /** Bodies slower than this (averaged over 30 s) end: a trickle must not hold a worker. */
@@ -102,6 +104,8 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: 'The key MESSAGE_KEY held before a rotation: messages and tokens made with it are still accepted (nothing new is made with it).' },
   { name: 'JOBS_CONTAINER', scope: 'app', default: 'importjobs', description: 'Blob container holding job records, plans and blob checkpoints.' },
   { name: 'SYNC_CONCURRENCY', scope: 'app', default: String(DEFAULT_SYNC_CONCURRENCY), description: 'Tags a sync pass compares (HEADs), enqueues and, in the CLI, imports at once, over all rules.' },
+  { name: 'SYNC_PASS_SECONDS', scope: 'app', default: String(DEFAULT_SYNC_PASS_SECONDS),
+    description: 'A sync pass lists tags and compares them for at most this long; what it has not reached by then is reported as `TIMEOUT` and left to the next pass.' },
   { name: 'SYNC_SCHEDULE', scope: 'app', default: '0 0 * * * *', description: 'NCRONTAB schedule (UTC) of the sync timer.' },
   { name: 'SYNC_RULES', scope: 'app', description: 'Sync rules as inline JSON.' },
   { name: 'REGISTRY_CREDENTIALS__<name>__USERNAME', scope: 'app', pattern: true,
@@ -189,6 +193,7 @@ export interface Config {
   readonly inlineImportBytes: number;
   readonly maxTags: number;
   readonly syncConcurrency: number;
+  readonly syncPassSeconds: number;
   readonly requestTimeoutSeconds: number;
   readonly minBytesPerSecond: number;
   readonly maxRetryAfterSeconds: number;
@@ -398,6 +403,7 @@ export function loadConfig(env: Env = process.env): Config {
     inlineImportBytes: sizeSetting(env, 'INLINE_IMPORT_BYTES', DEFAULT_INLINE_IMPORT_BYTES, 0, 256 * MiB),
     maxTags: int(env, 'MAX_TAGS', DEFAULT_MAX_TAGS, 1, 1_000_000),
     syncConcurrency: int(env, 'SYNC_CONCURRENCY', DEFAULT_SYNC_CONCURRENCY, 1, 64),
+    syncPassSeconds: int(env, 'SYNC_PASS_SECONDS', DEFAULT_SYNC_PASS_SECONDS, 1, 3600),
     requestTimeoutSeconds: int(env, 'REQUEST_TIMEOUT_SECONDS', DEFAULT_REQUEST_TIMEOUT_SECONDS, 1, 600),
     minBytesPerSecond: sizeSetting(env, 'MIN_BYTES_PER_SECOND', DEFAULT_MIN_BYTES_PER_SECOND, 1, 1024 * MiB),
     maxRetryAfterSeconds: int(env, 'MAX_RETRY_AFTER_SECONDS', DEFAULT_MAX_RETRY_AFTER_SECONDS, 0, 7 * 24 * 3600),

@@ -93,6 +93,13 @@ export const STEP_MARGIN_MS = 30_000;
  * (azure-webjobs-sdk QueueListener `_visibilityTimeout`): after a lost worker, the message reappears after that. */
 export const DEFAULT_QUEUE_LEASE_MS = 600_000;
 
+/** Longest error message a job record keeps (registries write what they like into theirs). */
+const MAX_ERROR_MESSAGE = 2000;
+
+function bounded(message: string): string {
+  return message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE - 1)}…` : message;
+}
+
 export class ImportService {
   readonly registries: Registries;
   private readonly steps: Steps;
@@ -280,7 +287,7 @@ export class ImportService {
       await this.fail(job.id, code, `gave up after ${meta.dequeueCount} attempts of the ${msg.step} step: ${message}`);
     } else {
       // kept for the poison trigger, should the next deliveries end without a word (a worker killed, a timeout)
-      await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, lastError: { code, message } }).catch(() => undefined);
+      await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, lastError: { code, message: bounded(message) } }).catch(() => undefined);
     }
     meta.log.warn(`job ${job.id} ${msg.step} attempt ${meta.dequeueCount} failed, will retry: [${code}] ${message}`);
     throw err;
@@ -324,7 +331,7 @@ export class ImportService {
   }
 
   private async fail(id: string, code: string, message: string): Promise<void> {
-    await this.o.store.update(id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'failed', error: { code, message } });
+    await this.o.store.update(id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'failed', error: { code, message: bounded(message) } });
   }
 
   // ---- registries of a job -----------------------------------------------------------------------------

@@ -113,7 +113,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'REGISTRY_CREDENTIALS__<name>__PASSWORD', scope: 'app', pattern: true, secret: true,
     description: 'Password or token of the named source credential `<name>`.' },
   { name: 'REGISTRY_CREDENTIALS__<name>__REGISTRIES', scope: 'app', pattern: true,
-    description: 'Required with a named credential: comma list of host patterns (as `ALLOWED_SOURCES`) it may be sent to — registries and their token endpoints (Docker Hub: `docker.io,auth.docker.io`). A request for another source is refused with `CREDENTIAL_NOT_ALLOWED`.' },
+    description: 'Required with a named credential: comma list of host patterns (as `ALLOWED_SOURCES`) it may be sent to — registries and their token endpoints (Docker Hub: `docker.io,auth.docker.io`); `host:port` names that port only (a token endpoint on another port of the same host must be listed too). A request for another source is refused with `CREDENTIAL_NOT_ALLOWED`.' },
   { name: 'SYNC_RULES_FILE', scope: 'local', description: 'Path of a JSON file with sync rules (instead of SYNC_RULES).' },
 ];
 

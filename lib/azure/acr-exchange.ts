@@ -153,22 +153,23 @@ export class AcrExchangeAuthenticator implements Authenticator {
     this.discovered = true;
   }
 
-  /** Takes `service` and the token endpoint from a challenge; an endpoint on another origin is refused. */
+  /** Takes `service` and the token endpoint from a challenge; a challenge naming an endpoint on another origin teaches nothing. */
   private learn(bearer: Challenge): void {
-    if (bearer.params.service) this.service = bearer.params.service;
     const realm = bearer.params.realm;
-    if (!realm) return;
-    let url: URL;
-    try {
-      url = new URL(realm);
-    } catch {
-      throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry} sent a Bearer challenge without a usable realm URL`);
+    let url: URL | undefined;
+    if (realm) {
+      try {
+        url = new URL(realm);
+      } catch {
+        throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry} sent a Bearer challenge without a usable realm URL`);
+      }
+      if (url.origin !== this.origin) {
+        throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry} points to token endpoint ${redactUrl(url)} on another host; Entra ID sign-in sends tokens only to the registry itself (${this.origin}/oauth2/…)`);
+      }
+      url.search = '';
     }
-    if (url.origin !== this.origin) {
-      throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry} points to token endpoint ${redactUrl(url)} on another host; Entra ID sign-in sends tokens only to the registry itself (${this.origin}/oauth2/…)`);
-    }
-    url.search = '';
-    this.tokenUrl = url;
+    if (bearer.params.service) this.service = bearer.params.service;
+    if (url) this.tokenUrl = url;
   }
 
   // ---- access tokens (per scope set) ---------------------------------------------------------------

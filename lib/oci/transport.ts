@@ -150,7 +150,9 @@ export class Transport {
     const auth = this.options.authenticator;
     let authorization = auth ? await auth.authorize(req.scopes, req.signal) : undefined;
     let res = await this.follow(req, authorization);
-    if (res.status === 401 && auth) {
+    // Only the registry's own 401 is a challenge to learn from: a redirect target (storage, a CDN, anything a
+    // registry points at) must not tell us where to send credentials.
+    if (res.status === 401 && auth && res.url.origin === req.url.origin) {
       const challenges = parseChallenges(res.headers['www-authenticate']);
       const retryWith = await auth.onUnauthorized(challenges, req.scopes, req.signal);
       if (retryWith && retryWith !== authorization) {

@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import type { Config } from '../config.js';
+import type { Config, MessageKeys } from '../config.js';
 import { ImportError } from '../engine/errors.js';
 import { PartBudget } from '../engine/part-reader.js';
 import { RateLimitedError, TimeoutError, errorCode, errorMessage, formatDuration, isTemporary } from '../errors.js';
@@ -129,9 +129,7 @@ export class ImportService {
    * chosen by the caller (a repeatable request); a job with that id existing already throws JOB_EXISTS.
    */
   async submit(body: unknown, origin: 'http' | 'queue', options: { readonly id?: string } = {}): Promise<JobRecord> {
-    if (!this.o.config.messageKeys) {
-      throw new RequestError(503, 'MESSAGE_KEY_NOT_SET', 'this deployment has no MESSAGE_KEY to authenticate its queue messages with: an operator must set it (base64 of 32 random bytes; the Bicep template makes it in Key Vault)');
-    }
+    this.messageKeys();
     const req = await validateImportRequest(body, { config: this.o.config, origin, lookup: this.o.lookup });
     const id = options.id ?? randomUUID();
     const now = new Date();
@@ -153,6 +151,15 @@ export class ImportService {
     return job;
   }
 
+  /** MESSAGE_KEY (and the previous one), or a 503 saying the deployment lacks it: nothing is queued or listed without. */
+  private messageKeys(): MessageKeys {
+    const keys = this.o.config.messageKeys;
+    if (!keys) {
+      throw new RequestError(503, 'MESSAGE_KEY_NOT_SET', 'this deployment has no MESSAGE_KEY to authenticate its queue messages and list tokens with: an operator must set it (base64 of 32 random bytes; the Bicep template makes it in Key Vault)');
+    }
+    return keys;
+  }
+
   /** `submit` for a request with Repeatability-Request-ID: the same id and body give the same job (repeatability.ts). */
   submitRepeatable(body: unknown, headers: RepeatabilityHeaders): Promise<RepeatResult> {
     return submitRepeatable({
@@ -168,7 +175,7 @@ export class ImportService {
 
   /** A page of imports, newest first, as status views (see lib/jobs/listing.ts). */
   async list(query: ListQuery): Promise<{ value: JobStatusView[]; next?: string }> {
-    const page = await this.o.store.list(query);
+    const page = await this.o.store.list(query, this.messageKeys());
     return { value: page.jobs.map((j) => this.view(j)), ...(page.next ? { next: page.next } : {}) };
   }
 

@@ -4,12 +4,13 @@
  * refused is not remembered — the next request asks the registry again instead of failing without a request.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Digest } from '../../../lib/oci/digest.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { guardedDispatcher } from '../../../lib/policy/sources.js';
 import { scripted, type ScriptedPeer } from '../../support/scripted.js';
 
 const retry = { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 };
-const digest = `sha256:${'b'.repeat(64)}`;
+const digest = `sha256:${'b'.repeat(64)}` as Digest;
 
 describe('challenges are learned from the registry itself, and only once they work', () => {
   const peers: ScriptedPeer[] = [];

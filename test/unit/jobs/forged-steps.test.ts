@@ -177,6 +177,15 @@ describe('forged step messages do nothing (memory storage, fake registries)', ()
     expect(t.logs.join('\n')).toContain(`queued request accepted as job ${plan!.job}`);
   });
 
+  it('a request dropped on the queue nested 30,000 levels deep is rejected JSON_TOO_DEEP, as a reason on the poison queue', async () => {
+    const { t } = await victim();
+    let deep: unknown = [];
+    for (let i = 0; i < 30_000; i++) deep = [deep];
+    await t.service.handleMessage({ source: `${src.host}/team/app:1`, images: deep }, t.meta());
+    expect(t.queue.poisoned).toEqual([{ v: 1, rejected: { reason: 'JSON_TOO_DEEP', length: 0 } }]);
+    expect(t.queue.drain()).toEqual([]);
+  });
+
   it('without MESSAGE_KEY the service queues nothing: 503 MESSAGE_KEY_NOT_SET', async () => {
     [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);
     const t = testService({ TARGET_REGISTRY: dst.host, ALLOWED_SOURCES: src.host, MESSAGE_KEY: '' });

@@ -287,17 +287,24 @@ export class ImportService {
     }
     if (!isTemporary(err)) {
       await this.fail(job.id, code, message);
+      await this.closeSession(job, msg);
       meta.log.error(`job ${job.id} ${msg.step} failed: [${code}] ${message}`);
       return;
     }
     if (meta.dequeueCount >= meta.maxDequeueCount) {
       await this.fail(job.id, code, `gave up after ${meta.dequeueCount} attempts of the ${msg.step} step: ${message}`);
+      await this.closeSession(job, msg);
     } else {
       // kept for the poison trigger, should the next deliveries end without a word (a worker killed, a timeout)
       await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, lastError: { code, message: bounded(message) } }).catch(() => undefined);
     }
     meta.log.warn(`job ${job.id} ${msg.step} attempt ${meta.dequeueCount} failed, will retry: [${code}] ${message}`);
     throw err;
+  }
+
+  /** A job that failed in this step leaves no upload session open on the target (best effort: registries purge them too). */
+  private async closeSession(job: JobRecord, msg: StepMessage): Promise<void> {
+    await this.steps.cleanUp(job, msg).catch(() => undefined);
   }
 
   /** A registry asked to come back later: re-enqueue the step with that delay, or fail when it is too long. */

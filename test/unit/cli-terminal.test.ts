@@ -12,6 +12,7 @@ import { scripted, type ScriptedPeer } from '../support/scripted.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Title, clipboard, a carriage return over the line, a green fake success, and C1 CSI (0x9b). */
 const HOSTILE = '\u001b]0;pwned\u0007\u001b]52;c;ZXZpbA==\u0007\r\u001b[32mimported evil OK\u001b[0m\n\u009b2J done';
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

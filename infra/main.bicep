@@ -167,6 +167,11 @@ param maxTags int = 10000
 @maxValue(64)
 param syncConcurrency int = 8
 
+@description('SYNC_PASS_SECONDS: a sync pass lists and compares tags for at most this long (below functionTimeout).')
+@minValue(1)
+@maxValue(3600)
+param syncPassSeconds int = 300
+
 @description('REQUEST_TIMEOUT_SECONDS: a registry request without answer headers, or a body without a byte, for this long ends (TIMEOUT).')
 @minValue(1)
 @maxValue(600)
@@ -219,6 +224,14 @@ param syncRules string = ''
 @secure()
 @description('CREDENTIAL_KEY: base64 of 32 random bytes, written to the Key Vault secret credential-key. azd makes one once per environment (azure.yaml preprovision hook) and passes it on every deployment. Empty: the secret is left as it is, so a deployment that does not pass the key never rotates it (the first deployment must pass one).')
 param credentialKey string = ''
+
+@secure()
+@description('MESSAGE_KEY: base64 of 32 random bytes, written to the Key Vault secret message-key: the app authenticates its own queue step messages and list continuation tokens with it. azd makes one once per environment (azure.yaml preprovision hook). Empty: the secret is left as it is (the first deployment must pass one).')
+param messageKey string = ''
+
+@secure()
+@description('MESSAGE_KEY_PREVIOUS: during a rotation, the key MESSAGE_KEY held before (messages it made are still accepted); written to the secret message-key-previous. Empty: none.')
+param messageKeyPrevious string = ''
 
 @description('Named registry credentials a request may refer to (`"credential": "<name>"`): `{ "<name>": "<username>" }`, names of letters, digits and underscores. Each becomes REGISTRY_CREDENTIALS__<name>__USERNAME.')
 param registryCredentialUsernames object = {}
@@ -298,6 +311,9 @@ module keyVault 'modules/keyvault.bicep' = {
     vaultName: 'kv-${token}'
     appPrincipalId: identity.properties.principalId
     credentialKey: credentialKey
+    messageKey: messageKey
+    storeMessageKeyPrevious: !empty(messageKeyPrevious)
+    messageKeyPrevious: messageKeyPrevious
     purgeProtection: keyVaultPurgeProtection
     logsWorkspaceId: logsWorkspaceId
     storeTargetPassword: !empty(targetUsername)
@@ -383,6 +399,8 @@ module functionApp 'modules/function-app.bicep' = {
       TARGET_USERNAME: targetUsername
       TARGET_PASSWORD: keyVault.outputs.references.TARGET_PASSWORD
       CREDENTIAL_KEY: keyVault.outputs.references.CREDENTIAL_KEY
+      MESSAGE_KEY: keyVault.outputs.references.MESSAGE_KEY
+      MESSAGE_KEY_PREVIOUS: keyVault.outputs.references.MESSAGE_KEY_PREVIOUS
       IMPORT_QUEUE: storage.outputs.importQueueName
       JOBS_CONTAINER: storage.outputs.jobsContainerName
       CHUNK_SIZE: chunkSize
@@ -393,6 +411,7 @@ module functionApp 'modules/function-app.bicep' = {
       INLINE_IMPORT_BYTES: inlineImportBytes
       MAX_TAGS: string(maxTags)
       SYNC_CONCURRENCY: string(syncConcurrency)
+      SYNC_PASS_SECONDS: string(syncPassSeconds)
       REQUEST_TIMEOUT_SECONDS: string(requestTimeoutSeconds)
       MIN_BYTES_PER_SECOND: minBytesPerSecond
       MAX_RETRY_AFTER_SECONDS: string(maxRetryAfterSeconds)

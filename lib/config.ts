@@ -36,6 +36,8 @@ export const DEFAULT_INLINE_IMPORT_BYTES = 16 * MiB;
 export const DEFAULT_MAX_TAGS = 10_000;
 /** Tags a sync pass compares (and imports, in the CLI) at once, over all rules. */
 export const DEFAULT_SYNC_CONCURRENCY = 8;
+/** A sync pass lists and compares for at most this long: half of host.json's functionTimeout of 10 minutes. */
+export const DEFAULT_SYNC_PASS_SECONDS = 300;
 /** No answer headers or body bytes for this long ends a request. */
 export const DEFAULT_REQUEST_TIMEOUT_SECONDS = 30;
 /** Bodies slower than this (averaged over 30 s) end: a trickle must not hold a worker. */
@@ -98,8 +100,14 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: 'Comma list of ARM resource IDs of source registries reached through a private endpoint (virtual network integration): a request naming one of them by resource ID may reach its login server and `<name>.<region>.data.azurecr.io` data endpoints at private addresses (10/8, 172.16/12, 192.168/16, 100.64/10). The template sets it from `sourceRegistries[].privateEndpoint` when `virtualNetworkSubnetId` is set.' },
   { name: 'INSECURE_REGISTRIES', scope: 'app', description: 'Comma list of `host[:port]` reached over plain HTTP (test registries such as `127.0.0.1:5000`).' },
   { name: 'CREDENTIAL_KEY', scope: 'app', secret: true, description: 'Base64 32-byte key (AES-256-GCM) that encrypts inline credentials of a request at rest.' },
+  { name: 'MESSAGE_KEY', scope: 'app', secret: true,
+    description: 'Base64 32-byte key (HMAC-SHA256) that authenticates the app\'s own queue step messages and list continuation tokens; required by the service (the local host makes one and keeps it in `.local-host/message-key`).' },
+  { name: 'MESSAGE_KEY_PREVIOUS', scope: 'app', secret: true,
+    description: 'The key MESSAGE_KEY held before a rotation: messages and tokens made with it are still accepted (nothing new is made with it).' },
   { name: 'JOBS_CONTAINER', scope: 'app', default: 'importjobs', description: 'Blob container holding job records, plans and blob checkpoints.' },
   { name: 'SYNC_CONCURRENCY', scope: 'app', default: String(DEFAULT_SYNC_CONCURRENCY), description: 'Tags a sync pass compares (HEADs), enqueues and, in the CLI, imports at once, over all rules.' },
+  { name: 'SYNC_PASS_SECONDS', scope: 'app', default: String(DEFAULT_SYNC_PASS_SECONDS),
+    description: 'A sync pass lists tags and compares them for at most this long; what it has not reached by then is reported as `TIMEOUT` and left to the next pass.' },
   { name: 'SYNC_SCHEDULE', scope: 'app', default: '0 0 * * * *', description: 'NCRONTAB schedule (UTC) of the sync timer.' },
   { name: 'SYNC_RULES', scope: 'app', description: 'Sync rules as inline JSON.' },
   { name: 'REGISTRY_CREDENTIALS__<name>__USERNAME', scope: 'app', pattern: true,
@@ -107,7 +115,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'REGISTRY_CREDENTIALS__<name>__PASSWORD', scope: 'app', pattern: true, secret: true,
     description: 'Password or token of the named source credential `<name>`.' },
   { name: 'REGISTRY_CREDENTIALS__<name>__REGISTRIES', scope: 'app', pattern: true,
-    description: 'Required with a named credential: comma list of host patterns (as `ALLOWED_SOURCES`) it may be sent to — registries and their token endpoints (Docker Hub: `docker.io,auth.docker.io`). A request for another source is refused with `CREDENTIAL_NOT_ALLOWED`.' },
+    description: 'Required with a named credential: comma list of host patterns (as `ALLOWED_SOURCES`) it may be sent to — registries and their token endpoints (Docker Hub: `docker.io,auth.docker.io`); `host:port` names that port only (a token endpoint on another port of the same host must be listed too). A request for another source is refused with `CREDENTIAL_NOT_ALLOWED`.' },
   { name: 'SYNC_RULES_FILE', scope: 'local', description: 'Path of a JSON file with sync rules (instead of SYNC_RULES).' },
 ];
 
@@ -176,6 +184,8 @@ export interface Config {
   readonly jobsContainer: string;
   /** 32-byte key for inline credentials at rest; absent → inline credentials are refused. */
   readonly credentialKey?: Buffer;
+  /** MESSAGE_KEY (signs and verifies) and MESSAGE_KEY_PREVIOUS (verifies only); absent → the service refuses to queue. */
+  readonly messageKeys?: MessageKeys;
   readonly chunkSize: number;
   readonly stepBudgetSeconds: number;
   readonly maxManifests: number;
@@ -185,6 +195,7 @@ export interface Config {
   readonly inlineImportBytes: number;
   readonly maxTags: number;
   readonly syncConcurrency: number;
+  readonly syncPassSeconds: number;
   readonly requestTimeoutSeconds: number;
   readonly minBytesPerSecond: number;
   readonly maxRetryAfterSeconds: number;
@@ -227,11 +238,33 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   return n;
 }
 
-function parseKey(raw: string | undefined): Buffer | undefined {
+function parseKey(raw: string | undefined, setting = 'CREDENTIAL_KEY'): Buffer | undefined {
   if (!raw?.trim()) return undefined;
   const key = Buffer.from(raw.trim(), 'base64');
-  if (key.length !== 32) throw new ConfigError('CREDENTIAL_KEY', `must be 32 bytes in base64 (got ${key.length} bytes); make one with: openssl rand -base64 32`);
+  if (key.length !== 32) throw new ConfigError(setting, `must be 32 bytes in base64 (got ${key.length} bytes); make one with: openssl rand -base64 32`);
   return key;
+}
+
+/** The keys of the app's own queue messages and list tokens: one that signs, and the one before a rotation. */
+export interface MessageKeys {
+  readonly current: Buffer;
+  readonly previous?: Buffer;
+}
+
+/** MESSAGE_KEY and MESSAGE_KEY_PREVIOUS, read (and their Key Vault references checked) when first used. */
+function messageKeysOf(env: Env): () => MessageKeys | undefined {
+  const current = env.MESSAGE_KEY;
+  const previous = env.MESSAGE_KEY_PREVIOUS;
+  const parsed = {
+    current: isKeyVaultReference(current) ? undefined : parseKey(current, 'MESSAGE_KEY'),
+    previous: isKeyVaultReference(previous) ? undefined : parseKey(previous, 'MESSAGE_KEY_PREVIOUS'),
+  };
+  if (!parsed.current && parsed.previous) throw new ConfigError('MESSAGE_KEY', 'is not set, but MESSAGE_KEY_PREVIOUS is: the app signs with MESSAGE_KEY');
+  return () => {
+    requireResolved('MESSAGE_KEY', current);
+    requireResolved('MESSAGE_KEY_PREVIOUS', previous);
+    return parsed.current ? { current: parsed.current, ...(parsed.previous ? { previous: parsed.previous } : {}) } : undefined;
+  };
 }
 
 const CREDENTIAL_SETTING = /^REGISTRY_CREDENTIALS__(.+)__(USERNAME|PASSWORD|REGISTRIES)$/i;
@@ -347,6 +380,7 @@ export function loadConfig(env: Env = process.env): Config {
   for (const spec of SETTINGS) if (!spec.pattern && !spec.secret) requireResolved(spec.name, env[spec.name]);
   const credentialKeyRaw = env.CREDENTIAL_KEY;
   const credentialKey = isKeyVaultReference(credentialKeyRaw) ? undefined : parseKey(credentialKeyRaw);
+  const messageKeys = messageKeysOf(env);
   const target = targetAuthOf(env);
   return {
     targetRegistry: env.TARGET_REGISTRY?.trim() || undefined,
@@ -362,6 +396,9 @@ export function loadConfig(env: Env = process.env): Config {
       requireResolved('CREDENTIAL_KEY', credentialKeyRaw);
       return credentialKey;
     },
+    get messageKeys() {
+      return messageKeys();
+    },
     chunkSize: sizeSetting(env, 'CHUNK_SIZE', DEFAULT_CHUNK_SIZE, 64 * 1024, 512 * MiB),
     stepBudgetSeconds: int(env, 'STEP_BUDGET_SECONDS', DEFAULT_STEP_BUDGET_SECONDS, 1, 3600),
     maxManifests: int(env, 'MAX_MANIFESTS', DEFAULT_MAX_MANIFESTS, 1, 10_000),
@@ -370,6 +407,7 @@ export function loadConfig(env: Env = process.env): Config {
     inlineImportBytes: sizeSetting(env, 'INLINE_IMPORT_BYTES', DEFAULT_INLINE_IMPORT_BYTES, 0, 256 * MiB),
     maxTags: int(env, 'MAX_TAGS', DEFAULT_MAX_TAGS, 1, 1_000_000),
     syncConcurrency: int(env, 'SYNC_CONCURRENCY', DEFAULT_SYNC_CONCURRENCY, 1, 64),
+    syncPassSeconds: int(env, 'SYNC_PASS_SECONDS', DEFAULT_SYNC_PASS_SECONDS, 1, 3600),
     requestTimeoutSeconds: int(env, 'REQUEST_TIMEOUT_SECONDS', DEFAULT_REQUEST_TIMEOUT_SECONDS, 1, 600),
     minBytesPerSecond: sizeSetting(env, 'MIN_BYTES_PER_SECOND', DEFAULT_MIN_BYTES_PER_SECOND, 1, 1024 * MiB),
     maxRetryAfterSeconds: int(env, 'MAX_RETRY_AFTER_SECONDS', DEFAULT_MAX_RETRY_AFTER_SECONDS, 0, 7 * 24 * 3600),

@@ -6,7 +6,7 @@
  * credentials get a client of their own.
  */
 import type { Dispatcher } from 'undici';
-import { azureSettings, explainFailure, sourceAuth, targetIdentityAuth, type RegistryAuth } from './azure/clients.js';
+import { azureSettings, explainFailure, sourceAuth, targetIdentityAuth, type AzureSettings, type RegistryAuth } from './azure/clients.js';
 import type { Config, NamedCredential } from './config.js';
 import { RATE_WINDOW_MS } from './oci/body.js';
 import type { BoundCredentials, Credentials } from './oci/auth.js';
@@ -68,7 +68,7 @@ export class Registries {
       const { config } = this.o;
       const insecure = this.isInsecure(host);
       if (config.targetAuth === 'managed-identity') {
-        const auth = targetIdentityAuth(azureSettings(config), host, insecure);
+        const auth = targetIdentityAuth(this.azure('target'), host, insecure);
         return { auth, client: this.build(host, 'target', { authenticator: auth.authenticator }) };
       }
       const credentials = config.targetAuth === 'basic'
@@ -88,8 +88,8 @@ export class Registries {
     const host = normalizeRegistry(registry);
     const make = (): SideClient => {
       const plain = credentials?.kind === 'named' ? credentials.credential : credentials?.credentials;
-      const auth = sourceAuth(azureSettings(this.o.config), { registry: host, insecure: this.isInsecure(host), credentials: plain, resourceId });
       const dispatcher = this.o.guardSources && resourceId && isBound(this.o.config, resourceId) ? this.privateEndpoint(resourceId, host) : undefined;
+      const auth = sourceAuth(this.azure('source', dispatcher), { registry: host, insecure: this.isInsecure(host), credentials: plain, resourceId });
       return { auth, client: this.build(host, 'source', { authenticator: auth.authenticator, credentials: bound(credentials) }, dispatcher) };
     };
     // A request's own credentials are its own: never shared with another request's client.
@@ -123,6 +123,17 @@ export class Registries {
       this.privateDispatchers.set(key, dispatcher);
     }
     return dispatcher;
+  }
+
+  /**
+   * The Azure sign-in of a side (the `GET /v2/` probe, /oauth2/exchange and /oauth2/token) over the side's own
+   * connections and deadlines: a source's through the same guarded dispatcher as its registry requests (`own`:
+   * the private-endpoint dispatcher of a bound source).
+   */
+  private azure(side: 'source' | 'target', own?: Dispatcher): AzureSettings {
+    const settings = azureSettings(this.o.config);
+    const dispatcher = own ?? (side === 'source' && this.o.guardSources ? this.guarded() : undefined);
+    return { ...settings, http: { ...settings.http, timeouts: this.timeouts, ...(this.o.retry ? { retry: this.o.retry } : {}), ...(dispatcher ? { dispatcher } : {}) } };
   }
 
   private guarded(): Dispatcher {

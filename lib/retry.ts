@@ -112,6 +112,26 @@ export function abortReason(signal: AbortSignal): Error {
   return new AbortedError(r instanceof Error ? r.message : 'the work was stopped', { cause: r });
 }
 
+/**
+ * `work`, or the signal's reason as soon as it aborts — whichever comes first. For shared work (a single-flight
+ * token fetch) that one caller's abort must not end for the others: the work goes on, bounded by its own deadlines.
+ */
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortReason(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then((value) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(value);
+    }, (err: unknown) => {
+      signal.removeEventListener('abort', onAbort);
+      reject(err);
+    });
+  });
+}
+
 /** An AbortSignal that aborts with `reason()` after `ms` (and whenever `parent` aborts). */
 export function deadlineSignal(ms: number, reason: () => Error, parent?: AbortSignal): { signal: AbortSignal; clear(): void } {
   const controller = new AbortController();

@@ -1,7 +1,8 @@
 // Bundles the CLI into one file (dist/cli/oci-import.cjs): loading ~80 modules of lib/ and node_modules one by
 // one costs the CLI most of its start-up; one minified script, compiled with V8's code cache by
 // bin/oci-import.js, costs a fraction. @azure/identity stays outside (loaded on the first managed-identity
-// token only). Run by `npm run build`, after tsc.
+// token only), and so does re2js (the sync rules' pattern engine: loaded by `oci-import sync` only). Run by
+// `npm run build`, after tsc.
 //
 // `undici` is bundled as the parts the code uses (Agent, buildConnector, a Dispatcher's request): its index also
 // loads fetch, WebSocket, cookies and cache storage, and through them Node.js's own copy of undici, which cost a
@@ -44,7 +45,7 @@ const result = await build({
   format: 'cjs',
   minify: true,
   sourcemap: 'linked',
-  external: ['@azure/identity'],
+  external: ['@azure/identity', 're2js'],
   logLevel: 'warning',
   metafile: true,
   plugins: [undiciParts],

@@ -13,6 +13,17 @@ param appPrincipalId string
 @description('CREDENTIAL_KEY: base64 of 32 random bytes (AES-256-GCM key for inline credentials at rest). Empty: the secret credential-key is left as it is (never rotated by a deployment that does not pass a key).')
 param credentialKey string
 
+@secure()
+@description('MESSAGE_KEY: base64 of 32 random bytes (HMAC-SHA256 key of the app\'s own queue messages and list tokens). Empty: the secret message-key is left as it is.')
+param messageKey string
+
+@description('Store MESSAGE_KEY_PREVIOUS (only during a rotation).')
+param storeMessageKeyPrevious bool
+
+@secure()
+@description('MESSAGE_KEY_PREVIOUS: the key MESSAGE_KEY held before a rotation, still accepted.')
+param messageKeyPrevious string
+
 @description('Purge protection (irreversible once on).')
 param purgeProtection bool
 
@@ -59,6 +70,25 @@ resource credentialKeySecret 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = if
   properties: {
     value: credentialKey
     contentType: 'base64 AES-256 key (CREDENTIAL_KEY)'
+  }
+}
+
+// As credential-key: written only when a key is passed, so a deployment without one never rotates it.
+resource messageKeySecret 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = if (!empty(messageKey)) {
+  parent: vault
+  name: 'message-key'
+  properties: {
+    value: messageKey
+    contentType: 'base64 HMAC-SHA256 key (MESSAGE_KEY)'
+  }
+}
+
+resource messageKeyPreviousSecret 'Microsoft.KeyVault/vaults/secrets@2025-05-01' = if (storeMessageKeyPrevious) {
+  parent: vault
+  name: 'message-key-previous'
+  properties: {
+    value: messageKeyPrevious
+    contentType: 'base64 HMAC-SHA256 key accepted during a rotation (MESSAGE_KEY_PREVIOUS)'
   }
 }
 
@@ -115,6 +145,8 @@ output references object = {
   // Built from the vault, not from the secret resource, which this deployment may not write.
   CREDENTIAL_KEY: '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/credential-key)'
   TARGET_PASSWORD: storeTargetPassword ? '@Microsoft.KeyVault(SecretUri=${targetPasswordSecret!.properties.secretUri})' : ''
+  MESSAGE_KEY: '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/message-key)'
+  MESSAGE_KEY_PREVIOUS: !storeMessageKeyPrevious ? '' : '@Microsoft.KeyVault(SecretUri=${messageKeyPreviousSecret!.properties.secretUri})'
 }
 
 @description('REGISTRY_CREDENTIALS__<name>__PASSWORD app settings: Key Vault references, by setting name.')

@@ -23,7 +23,7 @@ export const REQUEST_CODES = [
   'INVALID_PLATFORM', 'SOURCE_NOT_ALLOWED', 'PRIVATE_ADDRESS', 'SOURCE_UNRESOLVABLE', 'UNKNOWN_CREDENTIAL', 'CREDENTIAL_NOT_ALLOWED',
   'CREDENTIALS_NOT_ACCEPTED', 'CONFLICTING_FIELDS', 'TARGET_NOT_ALLOWED', 'REPOSITORY_NOT_ALLOWED', 'INVALID_HEADER',
   'INVALID_RESOURCE_ID', 'REGISTRY_RESOURCE_NOT_FOUND', 'REGISTRY_RESOURCE_FORBIDDEN', 'ARM_UNAUTHORIZED', 'AZURE_AUTH_FAILED',
-  'CROSS_TENANT_NOT_SUPPORTED',
+  'CROSS_TENANT_NOT_SUPPORTED', 'JSON_TOO_DEEP',
 ] as const;
 
 const KEY_VAULT = 'KEY_VAULT_REFERENCE_UNRESOLVED';
@@ -129,7 +129,7 @@ function createImport(): Json {
       412: errors('Repeatability-First-Sent is older than 24 hours.', ['REPEATABILITY_EXPIRED']),
       413: { ...errors('The body is over 64 KiB (the host answers an empty 413 above FUNCTIONS_REQUEST_BODY_SIZE_LIMIT).', ['BODY_TOO_LARGE']) },
       415: errors('The body is not `application/json`.', ['UNSUPPORTED_MEDIA_TYPE']),
-      503: unavailable(['TARGET_REGISTRY_NOT_SET', 'SOURCE_UNRESOLVABLE', 'REPEATABILITY_BUSY']),
+      503: unavailable(['TARGET_REGISTRY_NOT_SET', 'MESSAGE_KEY_NOT_SET', 'SOURCE_UNRESOLVABLE', 'REPEATABILITY_BUSY']),
       default: failure,
     },
   };
@@ -148,7 +148,7 @@ function listImports(): Json {
     responses: {
       200: { description: 'A page of imports.', content: json(ref('ImportList')) },
       400: errors('A query parameter is wrong (`error.target` names it).', ['INVALID_QUERY']),
-      401: unauthorized, 403: forbidden, 503: unavailable(), default: failure,
+      401: unauthorized, 403: forbidden, 503: unavailable(['MESSAGE_KEY_NOT_SET']), default: failure,
     },
   };
 }

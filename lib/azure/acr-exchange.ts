@@ -25,7 +25,7 @@ import type { TokenCredential } from '@azure/identity';
 import { mergeScopes, type Authenticator } from '../oci/auth.js';
 import { parseChallenges, parseScopes, type Challenge } from '../oci/challenge.js';
 import { redactUrl } from '../oci/errors.js';
-import { RETRYABLE_STATUS } from '../retry.js';
+import { RETRYABLE_STATUS, untilAborted } from '../retry.js';
 import { TokenCache } from '../oci/token-cache.js';
 import { AzureError, accessDenied, describeAnswer, isNetworkDenial, networkDenied, type AzureRegistryContext } from './errors.js';
 import { call, postForm, type HttpAnswer, type HttpOptions } from './http.js';
@@ -110,20 +110,24 @@ export class AcrExchangeAuthenticator implements Authenticator {
     this.now = o.now ?? Date.now;
   }
 
-  async authorize(scopes: readonly string[]): Promise<string | undefined> {
+  /**
+   * The sign-in is shared by every request needing the same scopes (single-flight): it runs under its own request
+   * deadlines (HttpOptions.timeouts), and each caller leaves it when its own signal aborts (a step's deadline).
+   */
+  async authorize(scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
     // GET /v2/ needs no scope: its challenge names one (registry:catalog:* on ACR), handled below.
     if (scopes.length === 0) return undefined;
-    return `Bearer ${(await this.accessToken(mergeScopes(scopes), false)).token}`;
+    return `Bearer ${(await untilAborted(this.accessToken(mergeScopes(scopes), false), signal)).token}`;
   }
 
-  async onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[]): Promise<string | undefined> {
+  async onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     if (!bearer) return undefined;
     this.learn(bearer);
     // The challenged scope first: some registries read only the first.
     const merged = mergeScopes([...parseScopes(bearer.params.scope), ...scopes]);
     if (merged.length === 0) return undefined;
-    return `Bearer ${(await this.accessToken(merged, true)).token}`;
+    return `Bearer ${(await untilAborted(this.accessToken(merged, true), signal)).token}`;
   }
 
   /**
@@ -149,22 +153,23 @@ export class AcrExchangeAuthenticator implements Authenticator {
     this.discovered = true;
   }
 
-  /** Takes `service` and the token endpoint from a challenge; an endpoint on another origin is refused. */
+  /** Takes `service` and the token endpoint from a challenge; a challenge naming an endpoint on another origin teaches nothing. */
   private learn(bearer: Challenge): void {
-    if (bearer.params.service) this.service = bearer.params.service;
     const realm = bearer.params.realm;
-    if (!realm) return;
-    let url: URL;
-    try {
-      url = new URL(realm);
-    } catch {
-      throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry} sent a Bearer challenge without a usable realm URL`);
+    let url: URL | undefined;
+    if (realm) {
+      try {
+        url = new URL(realm);
+      } catch {
+        throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry} sent a Bearer challenge without a usable realm URL`);
+      }
+      if (url.origin !== this.origin) {
+        throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry} points to token endpoint ${redactUrl(url)} on another host; Entra ID sign-in sends tokens only to the registry itself (${this.origin}/oauth2/…)`);
+      }
+      url.search = '';
     }
-    if (url.origin !== this.origin) {
-      throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry} points to token endpoint ${redactUrl(url)} on another host; Entra ID sign-in sends tokens only to the registry itself (${this.origin}/oauth2/…)`);
-    }
-    url.search = '';
-    this.tokenUrl = url;
+    if (bearer.params.service) this.service = bearer.params.service;
+    if (url) this.tokenUrl = url;
   }
 
   // ---- access tokens (per scope set) ---------------------------------------------------------------

@@ -17,6 +17,7 @@ import { resolveRegistry, type ResolvedRegistry } from './arm.js';
 import { STATIC_TOKEN_LABEL, StaticTokenCredential, appIdentity, type IdentitySettings } from './credentials.js';
 import { explainError, type AzureRegistryContext, type ExplainOptions } from './errors.js';
 import type { HttpOptions } from './http.js';
+import { RATE_WINDOW_MS } from '../oci/body.js';
 
 export interface AzureSettings {
   /** ACR_AUDIENCE: Entra ID audience of ACR tokens. */
@@ -27,9 +28,12 @@ export interface AzureSettings {
   readonly http?: HttpOptions;
 }
 
-/** The Azure part of the settings. */
+/** The Azure part of the settings; calls under the request deadlines of REQUEST_TIMEOUT_SECONDS and MIN_BYTES_PER_SECOND. */
 export function azureSettings(config: Config): AzureSettings {
-  return { acrAudience: config.acrAudience, armEndpoint: config.armEndpoint, identity: { clientId: config.azureClientId } };
+  return {
+    acrAudience: config.acrAudience, armEndpoint: config.armEndpoint, identity: { clientId: config.azureClientId },
+    http: { timeouts: { idleMs: config.requestTimeoutSeconds * 1000, minBytesPerSecond: config.minBytesPerSecond, rateWindowMs: RATE_WINDOW_MS } },
+  };
 }
 
 /** A password-only credential: the password is an Entra ID access token. */
@@ -49,19 +53,26 @@ export interface RegistryAuth {
   readonly explain: ExplainOptions;
 }
 
-/** Authenticators of the app's identity, per registry: their refresh and access tokens outlive one step. */
-const shared = new Map<string, AcrExchangeAuthenticator>();
+/**
+ * Authenticators of the app's identity, per registry: their refresh and access tokens outlive one step. Kept per
+ * dispatcher, so a source's authenticator never connects through another (an unguarded) one.
+ */
+const shared = new WeakMap<object, Map<string, AcrExchangeAuthenticator>>();
+const SHARED_AGENT = {};
 const MAX_SHARED = 64;
 
 function identityAuthenticator(settings: AzureSettings, registry: string, insecure: boolean, context: AzureRegistryContext): AcrExchangeAuthenticator {
   const identity = appIdentity(settings.identity);
   const scope = entraScope(settings.acrAudience ?? DEFAULT_ACR_AUDIENCE);
   const key = [context.role, registry, insecure, identity.key, scope, context.resourceId ?? ''].join('|');
-  let auth = shared.get(key);
+  const pool = settings.http?.dispatcher ?? SHARED_AGENT;
+  let byKey = shared.get(pool);
+  if (!byKey) shared.set(pool, byKey = new Map());
+  let auth = byKey.get(key);
   if (!auth) {
     auth = new AcrExchangeAuthenticator({ loginServer: registry, credential: identity.credential, scope, insecure, context, http: settings.http });
-    if (shared.size >= MAX_SHARED) shared.delete(shared.keys().next().value!);
-    shared.set(key, auth);
+    if (byKey.size >= MAX_SHARED) byKey.delete(byKey.keys().next().value!);
+    byKey.set(key, auth);
   }
   return auth;
 }

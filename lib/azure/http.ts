@@ -1,16 +1,22 @@
 /**
- * The few plain HTTP calls of the Azure paths (ACR's /oauth2 endpoints, one ARM GET): undici on the
- * shared keep-alive agent, retried on 429/5xx and broken connections like registry requests are.
+ * The few plain HTTP calls of the Azure paths (a registry's `GET /v2/` probe and /oauth2 endpoints, one ARM
+ * GET): undici on the caller's dispatcher — a source registry's is the address-guarded one of every other source
+ * request (lib/policy/sources.ts), so a name that resolves to an internal address gets no token — under the same
+ * deadlines as registry requests (no answer headers or body byte for `idleMs`, bodies at the minimum rate, the
+ * caller's signal), retried on 429/5xx and broken connections like registry requests are.
  * Request bodies carry tokens: nothing here logs or repeats a request in an error.
  */
 import type { Dispatcher } from 'undici';
-import { readText } from '../oci/body.js';
+import { DEFAULT_TIMEOUTS, readText, type Timeouts } from '../oci/body.js';
 import { RegistryError, redactUrl, transportFailure } from '../oci/errors.js';
 import { USER_AGENT, defaultDispatcher } from '../oci/transport.js';
-import { DEFAULT_RETRY, RETRYABLE_STATUS, parseRetryAfter, retry, type RetryPolicy } from '../retry.js';
+import { DEFAULT_RETRY, RETRYABLE_STATUS, abortReason, parseRetryAfter, retry, type RetryPolicy } from '../retry.js';
 
 export interface HttpOptions {
+  /** Where connections go: a source's guarded dispatcher, else the shared keep-alive agent (operator-set endpoints). */
   readonly dispatcher?: Dispatcher;
+  /** Request deadlines (REQUEST_TIMEOUT_SECONDS, MIN_BYTES_PER_SECOND). @default DEFAULT_TIMEOUTS */
+  readonly timeouts?: Timeouts;
   readonly retry?: RetryPolicy;
   readonly userAgent?: string;
   readonly signal?: AbortSignal;
@@ -38,6 +44,7 @@ export async function call(method: 'GET' | 'POST', url: URL, headers: Record<str
     return await retry(async () => {
       let answer: HttpAnswer;
       let retryAfter: string | string[] | undefined;
+      const timeouts = o.timeouts ?? DEFAULT_TIMEOUTS;
       try {
         const res = await (o.dispatcher ?? defaultDispatcher()).request({
           origin: url.origin,
@@ -45,11 +52,14 @@ export async function call(method: 'GET' | 'POST', url: URL, headers: Record<str
           method,
           headers: { 'user-agent': o.userAgent ?? USER_AGENT, accept: 'application/json', ...headers },
           body,
+          headersTimeout: timeouts.idleMs,
+          bodyTimeout: timeouts.idleMs,
           signal: o.signal,
         });
         retryAfter = res.headers['retry-after'];
-        answer = { status: res.statusCode, body: await readText(res.body, MAX_ANSWER), headers: res.headers };
+        answer = { status: res.statusCode, body: await readText(res.body, MAX_ANSWER, timeouts, `${method} ${redactUrl(url)}`), headers: res.headers };
       } catch (err) {
+        if (o.signal?.aborted) throw abortReason(o.signal);
         throw transportFailure(method, url, err);
       }
       if (RETRYABLE_STATUS.has(answer.status)) throw new RetryableAnswer(method, url, answer, parseRetryAfter(retryAfter));

@@ -15,6 +15,7 @@ import { formatReference, normalizeRegistry, parseReference, validateRegistry } 
 import { Registries } from '../registries.js';
 import { DEFAULT_RETRY } from '../retry.js';
 import { Progress } from './progress.js';
+import { oneLine, printableStream } from './terminal.js';
 
 export interface Io {
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -117,7 +118,9 @@ function redactor(secrets: readonly (string | undefined)[]): (text: string) => s
   return (text) => kept.reduce((t, s) => t.split(s).join('***'), text);
 }
 
-export async function main(argv: readonly string[], io: Io): Promise<number> {
+export async function main(argv: readonly string[], given: Io): Promise<number> {
+  // registry text reaches the terminal only as printable characters (terminal.ts)
+  const io: Io = { ...given, stdout: printableStream(given.stdout), stderr: printableStream(given.stderr) };
   const [command, ...rest] = argv;
   if (!command || command === '-h' || command === '--help' || command === 'help') {
     (command ? io.stdout : io.stderr).write(USAGE);
@@ -152,14 +155,14 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
 function failure(err: unknown, io: Io, redact: (t: string) => string): number {
   const code = errorCode(err);
   if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    io.stderr.write(`oci-import: ${redact(errorMessage(err))}\nRun "oci-import --help" for usage.\n`);
+    io.stderr.write(`oci-import: ${oneLine(redact(errorMessage(err)))}\nRun "oci-import --help" for usage.\n`);
     return 2;
   }
   if (['INVALID_SETTING', 'INVALID_REFERENCE', 'INVALID_RULES', 'INVALID_RESOURCE_ID'].includes(code)) {
-    io.stderr.write(`oci-import: ${redact(errorMessage(err))}\n`);
+    io.stderr.write(`oci-import: ${oneLine(redact(errorMessage(err)))}\n`);
     return 2;
   }
-  io.stderr.write(`\noci-import: import failed [${code}]: ${redact(errorMessage(err))}\n`);
+  io.stderr.write(`\noci-import: import failed [${oneLine(code)}]: ${oneLine(redact(errorMessage(err)))}\n`);
   return 1;
 }
 

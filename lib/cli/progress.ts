@@ -3,6 +3,7 @@
  * otherwise (CI logs), so stdout stays clean for the result.
  */
 import type { BlobState, ImportPlan } from '../engine/types.js';
+import { oneLine, rawStream } from './terminal.js';
 
 const MiB = 1024 * 1024;
 const fmt = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
@@ -69,8 +70,10 @@ export class Progress {
     if (this.tty) this.out.write('\n');
   }
 
+  /** One line of `text` (registry text included: one line, no control character), over the refreshed one on a terminal. */
   private line(text: string): void {
-    this.out.write(this.tty ? `\r\x1b[K${text}\n` : `${text}\n`);
+    if (this.tty) rawStream(this.out).write('\r\x1b[K');
+    this.out.write(`${oneLine(text)}\n`);
   }
 
   private draw(force = false): void {
@@ -79,6 +82,6 @@ export class Progress {
     if (!force && now - this.lastDraw < REDRAW_MS) return;
     this.lastDraw = now;
     const seconds = Math.max(0.001, (now - this.started) / 1000);
-    this.out.write(`\r\x1b[K${fmt(this.copied)} / ${fmt(this.total)}  ${fmt(this.copied / seconds)}/s  blobs ${this.blobsDone}/${this.blobsTotal}`);
+    rawStream(this.out).write(`\r\x1b[K${fmt(this.copied)} / ${fmt(this.total)}  ${fmt(this.copied / seconds)}/s  blobs ${this.blobsDone}/${this.blobsTotal}`);
   }
 }

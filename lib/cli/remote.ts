@@ -12,6 +12,7 @@ import { parseRetryAfter, sleep } from '../retry.js';
 import { ApiError, ImportsClient, type ImportView } from './client.js';
 import type { Io } from './main.js';
 import { Progress } from './progress.js';
+import { oneLine } from './terminal.js';
 
 export const REMOTE_OPTIONS = {
   endpoint: { type: 'string' }, key: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
@@ -73,7 +74,7 @@ function failed(err: unknown, io: Io): number {
     io.stderr.write(`oci-import: ${errorMessage(err)}\nRun "oci-import --help" for usage.\n`);
     return 2;
   }
-  io.stderr.write(`oci-import: ${err instanceof ApiError && err.status ? `the service refused (${err.status}) ` : ''}[${code}]: ${errorMessage(err)}\n`);
+  io.stderr.write(`oci-import: ${err instanceof ApiError && err.status ? `the service refused (${err.status}) ` : ''}[${oneLine(code)}]: ${oneLine(errorMessage(err))}\n`);
   return 1;
 }
 
@@ -149,7 +150,7 @@ function outcome(view: ImportView, io: Io, json: boolean): number {
     return 0;
   }
   const error = view.error ?? { code: view.status.toUpperCase(), message: `the import ended ${view.status}` };
-  io.stderr.write(`oci-import: import ${view.status} [${error.code}]: ${error.message}\n`);
+  io.stderr.write(`oci-import: import ${oneLine(view.status)} [${oneLine(error.code)}]: ${oneLine(error.message)}\n`);
   return 1;
 }
 
@@ -164,7 +165,7 @@ function describe(v: ImportView): string {
     `  ${v.source} → ${v.targets.join(', ') || '(by digest)'}`,
     `  ${(p.bytesCopied / MiB).toFixed(1)} / ${(p.bytesTotal / MiB).toFixed(1)} MiB, blobs ${p.blobsDone}/${p.blobsTotal}, created ${v.createdAt}`,
     ...(v.digest ? [`  digest ${v.digest}`] : []),
-    ...(v.error ? [`  [${v.error.code}] ${v.error.message}`] : []),
+    ...(v.error ? [`  [${oneLine(v.error.code)}] ${oneLine(v.error.message)}`] : []),
   ];
   return `${lines.join('\n')}\n`;
 }

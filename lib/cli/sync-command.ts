@@ -11,7 +11,7 @@ import { errorCode } from '../errors.js';
 import { parseReference } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/registry.js';
 import type { Registries } from '../registries.js';
-import { planSync, type SyncItem } from '../sync/pass.js';
+import { passDeadline, planSync, type SyncItem } from '../sync/pass.js';
 import { parseRules, RulesError } from '../sync/rules.js';
 
 export interface SyncCommand {
@@ -38,7 +38,9 @@ export async function runSync(c: SyncCommand): Promise<number> {
     return c.registries.source(registry, credential && { kind: 'named', credential }).client;
   };
   const targetClient = c.registries.target(c.target).client;
-  const plan = await planSync(rules, { target: c.target, targetClient, sourceClient, maxTags: c.config.maxTags, concurrency: c.config.syncConcurrency });
+  const deadline = passDeadline(c.config);
+  const plan = await planSync(rules, { target: c.target, targetClient, sourceClient, maxTags: c.config.maxTags, concurrency: c.config.syncConcurrency, signal: deadline.signal })
+    .finally(deadline.clear);
   const out = (line: string): void => void c.io.stdout.write(c.redact(line) + '\n');
 
   // The imports run SYNC_CONCURRENCY at once, their ranged GETs within one shared part budget (bounded memory).
@@ -70,7 +72,7 @@ export async function runSync(c: SyncCommand): Promise<number> {
     }
     for (const e of plan.errors) out(`error        rule ${e.rule}${e.tag ? ` tag ${e.tag}` : ''}: [${e.code}] ${e.message}`);
     const count = (o: string) => results.filter((r) => r.outcome === o).length;
-    out(`${c.dryRun ? 'dry run: ' : ''}${plan.rules} rule(s), ${plan.tagsSeen} tag(s) seen, ${results.length} selected: `
+    out(`${c.dryRun ? 'dry run: ' : ''}${plan.rules} rule(s), ${plan.tagsSeen} tag(s) seen${plan.tagsInvalid ? ` (${plan.tagsInvalid} not valid tags, left out)` : ''}, ${results.length} selected: `
       + `${count('imported')} imported, ${count('would import')} to import, ${count('unchanged')} unchanged, `
       + `${count('failed') + plan.errors.length} failed`);
   }

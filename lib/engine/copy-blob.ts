@@ -67,10 +67,17 @@ export async function copyBlob(state: BlobState, budget: StepBudget, o: CopyBlob
     const s = await upload.run();
     if (s.phase === 'done') o.events?.onBlobDone?.(s);
     return s;
+  } catch (err) {
+    // Without a checkpoint nobody can resume the session this attempt opened: close it on the target.
+    if (!o.checkpoint) await upload.abandon();
+    throw err;
   } finally {
     upload.close();
   }
 }
+
+/** How long closing an abandoned upload session may take (its attempt has failed already). */
+const ABANDON_MS = 10_000;
 
 /** The ladder's first rungs: done when the target has the blob, or can mount it from a repository that has. */
 async function presentOrMounted(state: BlobState, o: CopyBlobOptions, signal?: AbortSignal): Promise<BlobState | undefined> {
@@ -130,6 +137,11 @@ class Upload {
 
   close(): void {
     this.reader.close();
+  }
+
+  /** Cancels the open session (best effort, bounded: the step's own signal may have ended already). */
+  async abandon(): Promise<void> {
+    if (this.s.phase === 'uploading') await this.o.target.cancelUpload(this.s.location, { signal: AbortSignal.timeout(ABANDON_MS) });
   }
 
   async run(): Promise<BlobState> {

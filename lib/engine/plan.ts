@@ -15,6 +15,7 @@ import { normalizeRegistry, parseReference, type Reference } from '../oci/refere
 import type { RegistryClient } from '../oci/registry.js';
 import { forEachLimited, mapLimited } from './concurrency.js';
 import { ImportError, type ImportLimits } from './errors.js';
+import { Notes } from './notes.js';
 import { checkReferrerTags } from './referrer-links.js';
 import { discoverReferrers, type ReferrerCollector } from './referrers.js';
 import { targetRefs } from './targets.js';
@@ -57,7 +58,7 @@ export async function plan(req: ImportRequest, o: PlanOptions): Promise<ImportPl
     blobs: [...planner.blobs.values()],
     force: req.force ?? false,
     ...(req.includeReferrers ? { referrers: planner.referrers, referrersIndexes: planner.referrersIndexes } : {}),
-    notes: planner.notes,
+    notes: planner.notes.list(),
   };
   if (tagHeads) refuseMovedTags(plan, await tagHeads);
   await checkReferrerTags(plan, o.target, o.signal);
@@ -86,7 +87,7 @@ function refuseMovedTags(plan: ImportPlan, heads: Map<string, string | undefined
 class Planner implements ReferrerCollector {
   readonly manifests: PlannedManifest[] = [];
   readonly blobs = new Map<Digest, PlannedBlob>();
-  readonly notes: string[] = [];
+  readonly notes = new Notes();
   referrers: readonly PlannedReferrer[] = [];
   referrersIndexes: readonly PlannedReferrersIndex[] = [];
   private readonly filters: Platform[];

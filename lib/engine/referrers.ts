@@ -11,14 +11,16 @@
  *
  * A listed manifest whose `subject` is not the digest it was listed under is not copied (a stale or
  * forged fallback index must not bring in unrelated content). Every referrer counts against the same
- * limits as the image (MAX_MANIFESTS, MAX_BLOBS, MAX_IMPORT_BYTES, the plan's manifest bytes), and the
- * lists read against their own budget. Compare oras-go `registry/remote/repository.go` (`Referrers`,
+ * limits as the image (MAX_MANIFESTS, MAX_BLOBS, MAX_IMPORT_BYTES, the plan's manifest bytes), and every
+ * read of discovery — list pages, fallback tags, cosign HEADs and the listed manifests themselves — against
+ * one budget of REFERRER_READS_PER_MANIFEST × (MAX_MANIFESTS + 1), whatever the lists claim: a digest listed
+ * twice is fetched once, and one already seen to refer to another subject is dropped without a fetch. Compare oras-go `registry/remote/repository.go` (`Referrers`,
  * `referrersByTagSchema`) and regclient `scheme/reg/referrer.go`; nothing copied.
  */
 import type { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { MediaType, parseManifest, type Descriptor, type RawManifest } from '../oci/manifest.js';
-import { COSIGN_TAGS, cosignTag, referrerDescriptor, referrersIndexEntries, referrersTag, typeMatches, type CosignSuffix } from '../oci/referrers.js';
+import { COSIGN_TAGS, MEDIA_TYPE, cosignTag, referrerDescriptor, referrersIndexEntries, referrersTag, typeMatches, type CosignSuffix } from '../oci/referrers.js';
 import type { ReferrersBudget, RegistryClient } from '../oci/registry.js';
 import { ProtocolError } from '../oci/errors.js';
 import type { PlannedReferrer, PlannedReferrersIndex } from './types.js';
@@ -36,7 +38,7 @@ export interface ReferrerCollector {
   addReferrer(raw: RawManifest): Promise<void>;
   /** Counts manifest bytes the plan keeps besides its manifests (a fallback index copied as it is). */
   keepBytes(n: number): void;
-  readonly notes: string[];
+  readonly notes: { push(note: string): void };
 }
 
 export interface DiscoverOptions {
@@ -76,6 +78,8 @@ class Discovery {
   private readonly budget: ReferrersBudget;
   /** Whether the source has the referrers API: learned from the first answer (as oras-go caches it per repository). */
   private api: boolean | undefined;
+  /** The subject of every listed manifest fetched so far (undefined: none): each digest is fetched once. */
+  private readonly subjects = new Map<Digest, Digest | undefined>();
 
   constructor(private readonly plan: ReferrerCollector, private readonly o: DiscoverOptions) {
     this.budget = { pages: REFERRER_READS_PER_MANIFEST * (o.maxManifests + 1), bytes: MAX_REFERRER_LIST_BYTES };
@@ -167,8 +171,12 @@ class Discovery {
       this.plan.notes.push(`referrer ${d.digest} of ${subject} (listed by ${where}) is a ${d.mediaType}, not a manifest type oci-import copies; not copied`);
       return undefined;
     }
+    // listed before (twice in one list, or under another subject): what it refers to is known, no second GET
+    if (this.subjects.has(d.digest) && this.subjects.get(d.digest) !== subject) return undefined;
+    if (this.budget.pages-- <= 0) throw this.exhausted(subject);
     const raw = await this.o.source.getManifest(this.o.repository, d.digest, { signal: this.o.signal });
     const own = parseManifest(raw).subject?.digest;
+    this.subjects.set(d.digest, own);
     if (own !== subject) {
       this.plan.notes.push(`manifest ${d.digest} is listed by ${where} as a referrer of ${subject}, but its subject is ${own ?? 'absent'}; not copied`);
       return undefined;
@@ -191,6 +199,7 @@ class Discovery {
   private async cosign(subject: Digest, tags: readonly { suffix: CosignSuffix; tag: string; digest?: Digest }[]): Promise<Digest[]> {
     const added: Digest[] = [];
     for (const { suffix, tag, digest } of tags) {
+      if (this.budget.pages-- <= 0) throw this.exhausted(subject);
       const raw = await this.o.source.getManifest(this.o.repository, digest ?? tag, { signal: this.o.signal });
       if (!COPYABLE.has(raw.mediaType)) {
         this.plan.notes.push(`cosign tag ${tag} holds a ${raw.mediaType}, not a manifest type oci-import copies; not copied`);
@@ -218,7 +227,7 @@ class Discovery {
 
   private exhausted(subject?: Digest): ProtocolError {
     return new ProtocolError('TOO_MANY_REFERRERS',
-      `${this.o.source.registry}/${this.o.repository}: finding the referrers${subject ? ` of ${subject}` : ''} took more than ${REFERRER_READS_PER_MANIFEST} reads per manifest (MAX_MANIFESTS + 1) or ${MAX_REFERRER_LIST_BYTES} bytes of lists; narrow referrerTypes`,
+      `${this.o.source.registry}/${this.o.repository}: finding the referrers${subject ? ` of ${subject}` : ''} took more than ${REFERRER_READS_PER_MANIFEST} reads per manifest (MAX_MANIFESTS + 1: lists, tags and the listed manifests) or ${MAX_REFERRER_LIST_BYTES} bytes of lists; narrow referrerTypes`,
       { side: 'source' });
   }
 }
@@ -227,7 +236,8 @@ function planned(raw: RawManifest): Pick<PlannedReferrer, 'digest' | 'mediaType'
   const d = referrerDescriptor(raw);
   return {
     digest: raw.digest, mediaType: raw.mediaType, size: raw.bytes.length,
-    ...(d.artifactType ? { artifactType: d.artifactType } : {}),
+    // shown in the job's status: only what is a media type (a source may write anything there)
+    ...(d.artifactType && MEDIA_TYPE.test(d.artifactType) ? { artifactType: d.artifactType } : {}),
     ...(d.annotations ? { annotations: d.annotations } : {}),
   };
 }

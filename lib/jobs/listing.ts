@@ -13,9 +13,15 @@
  * name consumed — so a page resumes exactly after the previous one even when newer jobs were added in
  * between (they sort before it). A page holds at most `limit` imports and scans at most MAX_SCAN entries:
  * a filter that matches rarely returns fewer (or none) with a `next` token, never an unbounded scan.
+ *
+ * A token is the app's own: its `{m, a}` carries an HMAC tag (MESSAGE_KEY, lib/jobs/mac.ts), so a caller cannot
+ * pair a marker with a name far behind it and make one request skip through the whole index; and whatever a
+ * token says, one page costs at most MAX_LIST_CALLS List Blobs calls.
  */
+import type { MessageKeys } from '../config.js';
 import { OciImportError } from '../errors.js';
 import type { Documents } from './documents.js';
+import { macOf, verifyMac } from './mac.js';
 import type { JobRecord, JobStatus } from './store.js';
 
 export const INDEX_PREFIX = 'index/';
@@ -24,6 +30,8 @@ export const MAX_PAGE = 100;
 export const DEFAULT_PAGE = 20;
 /** Index entries one page request reads at most (one List Blobs call). */
 export const MAX_SCAN = 1000;
+/** List Blobs calls one page request makes at most (a page resumes within the listing page its token names). */
+export const MAX_LIST_CALLS = 3;
 /** 13 digits of milliseconds: until the year 2286. */
 const MAX_MS = 9_999_999_999_999;
 
@@ -52,16 +60,20 @@ interface Token {
   readonly a: string;
 }
 
-function encodeToken(t: Token): string {
-  return Buffer.from(JSON.stringify(t), 'utf8').toString('base64url');
+function encodeToken(t: Token, keys: MessageKeys): string {
+  const body = Buffer.from(JSON.stringify(t), 'utf8').toString('base64url');
+  return `${body}.${macOf(keys, 'list-token', body)}`;
 }
 
-function decodeToken(raw: string): Token {
-  try {
-    const t = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as Partial<Token>;
-    if (typeof t.a === 'string' && t.a.startsWith(INDEX_PREFIX) && (t.m === undefined || typeof t.m === 'string')) return { m: t.m, a: t.a };
-  } catch {
-    // fall through
+function decodeToken(raw: string, keys: MessageKeys): Token {
+  const [body = '', tag, ...rest] = raw.split('.');
+  if (rest.length === 0 && verifyMac(keys, 'list-token', body, tag)) {
+    try {
+      const t = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Partial<Token>;
+      if (typeof t.a === 'string' && t.a.startsWith(INDEX_PREFIX) && (t.m === undefined || typeof t.m === 'string')) return { m: t.m, a: t.a };
+    } catch {
+      // fall through
+    }
   }
   throw new InvalidTokenError();
 }
@@ -81,12 +93,13 @@ export interface ListPage {
 }
 
 /** Index entries of one page: up to `limit` matching names, and where the scan stopped. */
-async function scan(docs: Documents, q: ListQuery): Promise<{ names: string[]; next?: Token }> {
-  const start = q.token ? decodeToken(q.token) : undefined;
+async function scan(docs: Documents, q: ListQuery, keys: MessageKeys): Promise<{ names: string[]; next?: Token }> {
+  const start = q.token ? decodeToken(q.token, keys) : undefined;
   let marker = start?.m;
   let after = start?.a;
   const names: string[] = [];
-  for (let scanned = 0; ;) {
+  for (let scanned = 0, calls = 0; ;) {
+    if (calls++ === MAX_LIST_CALLS) return { names, ...(after !== undefined ? { next: { m: marker, a: after } } : {}) };
     const page = await docs.list(INDEX_PREFIX, { marker, maxPageSize: q.statuses ? MAX_SCAN - scanned : q.limit - names.length + 1 });
     for (const e of page.entries) {
       if (after !== undefined && e.name <= after) continue;
@@ -105,8 +118,8 @@ async function scan(docs: Documents, q: ListQuery): Promise<{ names: string[]; n
  * One page of imports, newest first. Cost: one List Blobs call (two when the first page of the listing
  * holds only entries consumed before), plus one read per import returned.
  */
-export async function listJobs(docs: Documents, read: (id: string) => Promise<JobRecord | undefined>, q: ListQuery): Promise<ListPage> {
-  const { names, next } = await scan(docs, q);
+export async function listJobs(docs: Documents, read: (id: string) => Promise<JobRecord | undefined>, q: ListQuery, keys: MessageKeys): Promise<ListPage> {
+  const { names, next } = await scan(docs, q, keys);
   const jobs = await Promise.all(names.map(async (name) => {
     const id = name.slice(INDEX_PREFIX.length + 14);
     const job = await read(id);
@@ -117,5 +130,5 @@ export async function listJobs(docs: Documents, read: (id: string) => Promise<Jo
     }
     return job;
   }));
-  return { jobs: jobs.filter((j): j is JobRecord => j !== undefined), ...(next ? { next: encodeToken(next) } : {}) };
+  return { jobs: jobs.filter((j): j is JobRecord => j !== undefined), ...(next ? { next: encodeToken(next, keys) } : {}) };
 }

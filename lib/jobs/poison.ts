@@ -6,7 +6,8 @@
  * `poisoned/` in the jobs container as a reason and a length.
  * The idiomatic pattern: https://learn.microsoft.com/azure/azure-functions/functions-bindings-storage-queue-trigger#poison-messages
  */
-import { stepMessageSchema, type StepMessage } from './queue.js';
+import type { MessageKeys } from '../config.js';
+import { isAuthentic, stepMessageSchema, type StepMessage } from './queue.js';
 import { importRequestSchema, type RequestError } from './request.js';
 import type { Logger } from './service.js';
 import { ENDED, type JobStore, type PoisonRecord } from './store.js';
@@ -62,15 +63,18 @@ export function messageLength(raw: unknown): number {
  * out, on every delivery never ran its own last-attempt handling). Anything else is recorded under `poisoned/`.
  * Idempotent: a job that already ended is left as it is.
  */
-export async function handlePoison(store: JobStore, raw: unknown, meta: PoisonMeta): Promise<void> {
+export async function handlePoison(store: JobStore, keys: MessageKeys, raw: unknown, meta: PoisonMeta): Promise<void> {
   const step = stepMessageSchema.safeParse(raw);
-  if (step.success) {
+  // Only the app's own step messages fail their job: the poison queue is as writable as the queue itself.
+  if (step.success && isAuthentic(keys, step.data)) {
     await failPoisoned(store, step.data, meta);
     return;
   }
-  const record: PoisonRecord = isRejectionRecord(raw)
-    ? { kind: 'rejected', reason: raw.rejected.reason, ...(raw.rejected.field ? { field: raw.rejected.field } : {}), length: raw.rejected.length }
-    : { kind: 'message', reason: typeof raw === 'string' ? 'INVALID_JSON' : 'MESSAGE_POISONED', length: messageLength(raw) };
+  const record: PoisonRecord = step.success
+    ? { kind: 'rejected', reason: 'STEP_NOT_AUTHENTIC', length: messageLength(raw) }
+    : isRejectionRecord(raw)
+      ? { kind: 'rejected', reason: raw.rejected.reason, ...(raw.rejected.field ? { field: raw.rejected.field } : {}), length: raw.rejected.length }
+      : { kind: 'message', reason: typeof raw === 'string' ? 'INVALID_JSON' : 'MESSAGE_POISONED', length: messageLength(raw) };
   const path = await store.recordPoison({ ...record, ...(meta.messageId ? { messageId: meta.messageId } : {}) });
   meta.log.warn(record.kind === 'rejected'
     ? `rejected queued request [${record.reason}]${record.field ? ` ${record.field}` : ''} (${record.length} bytes) recorded as ${path}`

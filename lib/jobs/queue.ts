@@ -1,9 +1,13 @@
 /**
  * The import queue: base64 JSON messages (the Functions host's default encoding). Step messages carry
- * a job id and a step, never a secret; user requests dropped on the queue name credentials only.
+ * a job id and a step, never a secret, and an HMAC tag (`mac`, lib/jobs/mac.ts) over all they say: anyone
+ * who may drop import requests on the queue can write a message shaped like a step, and only the app's own
+ * are run. User requests dropped on the queue name credentials only.
  */
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
+import { ConfigError, type MessageKeys } from '../config.js';
+import { MAC_PATTERN, macOf, verifyMac } from './mac.js';
 
 /**
  * `plan` → `fanout` (enqueues the blob steps of indexes `from`… in bounded batches) → `blob` (one blob,
@@ -17,9 +21,35 @@ export const stepMessageSchema = z.strictObject({
   from: z.number().int().min(0).optional(),
   digest: z.string().regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/).max(256).optional(),
   size: z.number().int().min(0).optional(),
+  /** The app's tag over the other fields (absent or wrong: the message is refused unread). */
+  mac: z.string().regex(MAC_PATTERN).optional(),
 });
 
 export type StepMessage = z.infer<typeof stepMessageSchema>;
+
+/** What a step message's tag covers, in one fixed order: every field but the tag itself. */
+function stepContent(m: StepMessage): string {
+  return JSON.stringify([m.v, m.job, m.step, m.blob ?? null, m.from ?? null, m.digest ?? null, m.size ?? null]);
+}
+
+/** The message with the app's tag (any tag it carried replaced). */
+export function signStep(keys: MessageKeys, message: StepMessage): StepMessage {
+  const { mac: _old, ...content } = message;
+  return { ...content, mac: macOf(keys, 'queue-step', stepContent(content)) };
+}
+
+/** Whether the app wrote this step message (with MESSAGE_KEY, or MESSAGE_KEY_PREVIOUS). */
+export function isAuthentic(keys: MessageKeys, message: StepMessage): boolean {
+  return verifyMac(keys, 'queue-step', stepContent(message), message.mac);
+}
+
+/** The message keys, or a ConfigError saying how to set them (the service cannot queue a step without them). */
+export function requireMessageKeys(keys: MessageKeys | undefined): MessageKeys {
+  if (!keys) {
+    throw new ConfigError('MESSAGE_KEY', 'is not set: the service authenticates its own queue messages with it; set it to base64 of 32 random bytes (openssl rand -base64 32; in Azure a Key Vault reference, which the template makes)');
+  }
+  return keys;
+}
 
 export interface JobQueue {
   /** Enqueues a step, visible after `delaySeconds` (Azure Storage queues take up to 7 days). */
@@ -53,6 +83,19 @@ export class StorageJobQueue implements JobQueue {
   async sendPoison(message: unknown): Promise<void> {
     await this.ensure();
     await this.poison.sendMessage(encodeMessage(message));
+  }
+}
+
+/** A queue whose step messages leave signed (the service's view of the queue). */
+export class SigningQueue implements JobQueue {
+  constructor(private readonly inner: JobQueue, private readonly keys: () => MessageKeys) {}
+
+  send(message: StepMessage, delaySeconds?: number): Promise<void> {
+    return this.inner.send(signStep(this.keys(), message), delaySeconds);
+  }
+
+  sendPoison(message: unknown): Promise<void> {
+    return this.inner.sendPoison(message);
   }
 }
 

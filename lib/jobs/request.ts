@@ -22,6 +22,29 @@ import { credentialAllows } from '../registries.js';
 
 /** Request bodies larger than this are refused with 413 before parsing. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
+/**
+ * Deepest nesting of arrays and objects a request may have: a request is an object of strings and arrays of strings
+ * (depth 2). 64 KiB of `[` is 30,000 levels, which recursive code (hashing a body, writing it as JSON) cannot walk.
+ */
+export const MAX_JSON_DEPTH = 8;
+
+/** Whether `value` nests arrays and objects deeper than `max` (walked without recursion). */
+export function nestedDeeper(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+function checkDepth(value: unknown): void {
+  if (nestedDeeper(value, MAX_JSON_DEPTH)) {
+    throw new RequestError(400, 'JSON_TOO_DEEP', `the request nests arrays or objects more than ${MAX_JSON_DEPTH} levels deep; an import request is an object of strings and arrays of strings`);
+  }
+}
 
 export const importRequestSchema = z.strictObject({
   source: z.string().min(1).max(1024),
@@ -145,14 +168,19 @@ export function parseRequestText(text: string): unknown {
     throw new RequestError(413, 'BODY_TOO_LARGE', `the request body is larger than ${MAX_REQUEST_BYTES} bytes`);
   }
   if (!text.trim()) throw new RequestError(400, 'INVALID_JSON', 'the request body is empty; send a JSON object like {"source": "docker.io/library/nginx:1.27"}');
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch (err) {
     throw new RequestError(400, 'INVALID_JSON', `the request body is not valid JSON: ${(err as Error).message}`);
   }
+  checkDepth(value);
+  return value;
 }
 
 export async function validateImportRequest(body: unknown, o: ValidateOptions): Promise<ValidatedImport> {
+  // a queued request arrives parsed: the same bound before anything walks it
+  checkDepth(body);
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new RequestError(400, 'INVALID_BODY', 'the request must be a JSON object like {"source": "docker.io/library/nginx:1.27"}');
   }

@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import type { Config } from '../config.js';
+import type { Config, MessageKeys } from '../config.js';
 import { ImportError } from '../engine/errors.js';
 import { PartBudget } from '../engine/part-reader.js';
 import { RateLimitedError, TimeoutError, errorCode, errorMessage, formatDuration, isTemporary } from '../errors.js';
@@ -23,11 +23,12 @@ import { Registries, type SideClient, type SourceCredentials } from '../registri
 import { deadlineSignal } from '../retry.js';
 import { cancelJob, type CancelOutcome } from './cancel.js';
 import type { ListQuery } from './listing.js';
-import { handlePoison, rejectionRecord, type PoisonMeta } from './poison.js';
-import { stepMessageSchema, type JobQueue, type StepMessage } from './queue.js';
+import { handlePoison, messageLength, rejectionRecord, type PoisonMeta } from './poison.js';
+import { SigningQueue, isAuthentic, requireMessageKeys, stepMessageSchema, type JobQueue, type StepMessage } from './queue.js';
 import { submitRepeatable, type RepeatabilityHeaders, type RepeatResult } from './repeatability.js';
 import { RequestError, validateImportRequest } from './request.js';
 import { open, seal } from './secrets.js';
+import { stepMismatch, StepRefusedError } from './step-checks.js';
 import { INLINE_MAX_BLOBS, Steps, type StepContext } from './steps.js';
 import { ENDED, progressOf, type JobProgress, type JobRecord, type JobStore } from './store.js';
 
@@ -92,14 +93,24 @@ export const STEP_MARGIN_MS = 30_000;
  * (azure-webjobs-sdk QueueListener `_visibilityTimeout`): after a lost worker, the message reappears after that. */
 export const DEFAULT_QUEUE_LEASE_MS = 600_000;
 
+/** Longest error message a job record keeps (registries write what they like into theirs). */
+const MAX_ERROR_MESSAGE = 2000;
+
+function bounded(message: string): string {
+  return message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE - 1)}…` : message;
+}
+
 export class ImportService {
   readonly registries: Registries;
   private readonly steps: Steps;
+  /** The queue as the service writes it: every step message signed with MESSAGE_KEY. */
+  private readonly queue: JobQueue;
 
   constructor(private readonly o: ServiceOptions) {
     this.registries = o.registries ?? new Registries({ config: o.config, guardSources: true, lookup: o.lookup });
+    this.queue = new SigningQueue(o.queue, () => requireMessageKeys(o.config.messageKeys));
     this.steps = new Steps({
-      config: o.config, store: o.store, queue: o.queue, registries: this.registries,
+      config: o.config, store: o.store, queue: this.queue, registries: this.registries,
       sides: (job) => this.sides(job),
       // One budget of ranged-GET parts for every step this process runs at once (each has its own engine):
       // memory stays bounded by FETCH_CONCURRENCY, not by the host's batch size.
@@ -118,6 +129,7 @@ export class ImportService {
    * chosen by the caller (a repeatable request); a job with that id existing already throws JOB_EXISTS.
    */
   async submit(body: unknown, origin: 'http' | 'queue', options: { readonly id?: string } = {}): Promise<JobRecord> {
+    this.messageKeys();
     const req = await validateImportRequest(body, { config: this.o.config, origin, lookup: this.o.lookup });
     const id = options.id ?? randomUUID();
     const now = new Date();
@@ -135,14 +147,23 @@ export class ImportService {
     };
     const secret = req.inlineCredentials ? seal(this.o.config.credentialKey!, id, req.inlineCredentials) : undefined;
     await this.o.store.create(job, secret);
-    await this.o.queue.send({ v: 1, job: id, step: 'plan' });
+    await this.queue.send({ v: 1, job: id, step: 'plan' });
     return job;
+  }
+
+  /** MESSAGE_KEY (and the previous one), or a 503 saying the deployment lacks it: nothing is queued or listed without. */
+  private messageKeys(): MessageKeys {
+    const keys = this.o.config.messageKeys;
+    if (!keys) {
+      throw new RequestError(503, 'MESSAGE_KEY_NOT_SET', 'this deployment has no MESSAGE_KEY to authenticate its queue messages and list tokens with: an operator must set it (base64 of 32 random bytes; the Bicep template makes it in Key Vault)');
+    }
+    return keys;
   }
 
   /** `submit` for a request with Repeatability-Request-ID: the same id and body give the same job (repeatability.ts). */
   submitRepeatable(body: unknown, headers: RepeatabilityHeaders): Promise<RepeatResult> {
     return submitRepeatable({
-      store: this.o.store, queue: this.o.queue, submit: (b, id) => this.submit(b, 'http', { id }),
+      store: this.o.store, queue: this.queue, submit: (b, id) => this.submit(b, 'http', { id }),
       credentialKey: () => this.o.config.credentialKey,
     }, body, headers);
   }
@@ -154,7 +175,7 @@ export class ImportService {
 
   /** A page of imports, newest first, as status views (see lib/jobs/listing.ts). */
   async list(query: ListQuery): Promise<{ value: JobStatusView[]; next?: string }> {
-    const page = await this.o.store.list(query);
+    const page = await this.o.store.list(query, this.messageKeys());
     return { value: page.jobs.map((j) => this.view(j)), ...(page.next ? { next: page.next } : {}) };
   }
 
@@ -186,12 +207,17 @@ export class ImportService {
 
   /** A message of `<queue>-poison` (see lib/jobs/poison.ts). */
   handlePoison(raw: unknown, meta: PoisonMeta): Promise<void> {
-    return handlePoison(this.o.store, raw, meta);
+    return handlePoison(this.o.store, requireMessageKeys(this.o.config.messageKeys), raw, meta);
   }
 
   // ---- work ----------------------------------------------------------------------------------------
 
-  /** Runs one step for a queue message: a step message, or a request a user dropped on the queue. */
+  /**
+   * Runs one step for a queue message: a step message the app wrote, or a request a user dropped on the queue.
+   * A message shaped like a step that the app did not write (no tag, a wrong one, another job's), or one whose
+   * step does not fit its job's stored plan, is refused before anything is read or sent: it goes to the poison
+   * queue as a reason and a length, and its job stays exactly as it was.
+   */
   async handleMessage(raw: unknown, meta: MessageMeta): Promise<void> {
     const parsed = stepMessageSchema.safeParse(raw);
     if (!parsed.success) {
@@ -199,6 +225,10 @@ export class ImportService {
       return;
     }
     const msg = parsed.data;
+    if (!isAuthentic(requireMessageKeys(this.o.config.messageKeys), msg)) {
+      await this.refuse(raw, msg, new StepRefusedError('STEP_NOT_AUTHENTIC', 'it does not carry the app\'s tag for what it says (MESSAGE_KEY)'), meta);
+      return;
+    }
     const job = await this.o.store.get(msg.job);
     if (!job) {
       meta.log.warn(`message for unknown job ${msg.job} dropped`);
@@ -214,14 +244,26 @@ export class ImportService {
       meta.log.error(`job ${job.id} expired`);
       return;
     }
+    const mismatch = stepMismatch(job, msg);
+    if (mismatch) {
+      await this.refuse(raw, msg, mismatch, meta);
+      return;
+    }
     const step = this.stepContext();
     try {
       await this.steps.run(job, msg, step, meta);
     } catch (err) {
-      await this.onStepError(job, msg, meta, err);
+      if (err instanceof StepRefusedError) await this.refuse(raw, msg, err, meta);
+      else await this.onStepError(job, msg, meta, err);
     } finally {
       step.clear();
     }
+  }
+
+  /** A step message that must do nothing: kept on the poison queue as a reason and a length; its job is not touched. */
+  private async refuse(raw: unknown, msg: StepMessage, err: StepRefusedError, meta: MessageMeta): Promise<void> {
+    await this.o.queue.sendPoison({ v: 1, rejected: { reason: err.code, length: messageLength(raw) } });
+    meta.log.warn(`a ${msg.step} message naming job ${msg.job} was refused [${err.code}]: ${err.message}; nothing was done and the job is left as it is`);
   }
 
   private stepContext(): StepContext & { clear(): void } {
@@ -245,17 +287,24 @@ export class ImportService {
     }
     if (!isTemporary(err)) {
       await this.fail(job.id, code, message);
+      await this.closeSession(job, msg);
       meta.log.error(`job ${job.id} ${msg.step} failed: [${code}] ${message}`);
       return;
     }
     if (meta.dequeueCount >= meta.maxDequeueCount) {
       await this.fail(job.id, code, `gave up after ${meta.dequeueCount} attempts of the ${msg.step} step: ${message}`);
+      await this.closeSession(job, msg);
     } else {
       // kept for the poison trigger, should the next deliveries end without a word (a worker killed, a timeout)
-      await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, lastError: { code, message } }).catch(() => undefined);
+      await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, lastError: { code, message: bounded(message) } }).catch(() => undefined);
     }
     meta.log.warn(`job ${job.id} ${msg.step} attempt ${meta.dequeueCount} failed, will retry: [${code}] ${message}`);
     throw err;
+  }
+
+  /** A job that failed in this step leaves no upload session open on the target (best effort: registries purge them too). */
+  private async closeSession(job: JobRecord, msg: StepMessage): Promise<void> {
+    await this.steps.cleanUp(job, msg).catch(() => undefined);
   }
 
   /** A registry asked to come back later: re-enqueue the step with that delay, or fail when it is too long. */
@@ -268,7 +317,7 @@ export class ImportService {
       return;
     }
     await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'waiting', waitingUntil: at });
-    await this.o.queue.send(msg, Math.ceil(err.retryAfterMs / 1000));
+    await this.queue.send(msg, Math.ceil(err.retryAfterMs / 1000));
     meta.log.warn(`job ${job.id} ${msg.step} rate limited: waiting until ${at}`);
   }
 
@@ -296,7 +345,7 @@ export class ImportService {
   }
 
   private async fail(id: string, code: string, message: string): Promise<void> {
-    await this.o.store.update(id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'failed', error: { code, message } });
+    await this.o.store.update(id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'failed', error: { code, message: bounded(message) } });
   }
 
   // ---- registries of a job -----------------------------------------------------------------------------

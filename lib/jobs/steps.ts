@@ -28,10 +28,10 @@ import type { Registries, SideClient } from '../registries.js';
 import { EndWatch } from './cancel.js';
 import type { JobQueue, StepMessage } from './queue.js';
 import type { Logger } from './service.js';
+import { FANOUT_BATCH, StepRefusedError } from './step-checks.js';
 import { ENDED, type BlobTask, type JobRecord, type JobStore } from './store.js';
 
-/** Blob steps one fan-out message enqueues at most. */
-export const FANOUT_BATCH = 32;
+export { FANOUT_BATCH } from './step-checks.js';
 /** An import of at most this many blobs (and INLINE_IMPORT_BYTES) is copied in its plan step (see `inline`). */
 export const INLINE_MAX_BLOBS = 16;
 
@@ -183,8 +183,11 @@ export class Steps {
     let job = await this.o.store.get(id);
     if (!job || ENDED.has(job.status)) return;
     if ((job.fanout?.next ?? 0) <= from) {
-      await Promise.all(blobs.slice(from, end).map((b, k) => job!.doneBlobs.includes(from + k) ? undefined
-        : this.o.queue.send({ v: 1, job: id, step: 'blob', blob: from + k, digest: b.digest, size: b.size })));
+      const batch = blobs.slice(from, end).map((b, k) => ({ b, index: from + k })).filter(({ index }) => !job!.doneBlobs.includes(index));
+      // Each blob's task is written from the plan before its message goes out: the step checks the message against it.
+      const repository = job.repositories[0]!;
+      await Promise.all(batch.map(({ b, index }) => this.o.store.saveBlobTask(id, index, { state: initialBlobState(b, repository) }, undefined)));
+      await Promise.all(batch.map(({ b, index }) => this.o.queue.send({ v: 1, job: id, step: 'blob', blob: index, digest: b.digest, size: b.size })));
       job = await this.o.store.update(id, (j) => (j.fanout?.next ?? 0) >= end ? undefined : { ...j, fanout: { next: end } });
     } else if (job.fanout!.next !== end) {
       return; // a later batch is done: so was the hand-over of this one
@@ -196,11 +199,11 @@ export class Steps {
 
   private async blob(job: JobRecord, msg: StepMessage, step: StepContext, { log, maxDequeueCount }: { log: Logger; maxDequeueCount: number }): Promise<void> {
     const index = msg.blob ?? -1;
-    const blob = await this.descriptor(job.id, msg);
     const leaseMs = step.budgetMs + this.o.leaseMarginMs;
 
     // 1. Claim the blob: one step at a time works on it; a live lease elsewhere → look again later.
     const existing = await this.o.store.blobTask(job.id, index);
+    const blob = await this.descriptor(job.id, msg, existing?.task);
     let task: BlobTask = existing?.task ?? { state: initialBlobState(blob, job.repositories[0]!) };
     if (task.state.phase === 'done') {
       await this.blobDone(job.id, index, task.state, step, log);
@@ -260,12 +263,17 @@ export class Steps {
     log.info(`job ${job.id} blob ${index} at ${present}/${state.size}`);
   }
 
-  /** The blob a message is about: carried by the message (older messages: from the plan's blob list). */
-  private async descriptor(id: string, msg: StepMessage): Promise<{ digest: Digest; size: number }> {
-    if (msg.digest !== undefined && msg.size !== undefined) return { digest: msg.digest as Digest, size: msg.size };
-    const blob = (await this.o.store.blobs(id))?.[msg.blob ?? -1];
-    if (!blob) throw new OciImportError('PLAN_MISSING', `job ${id}: blob step ${msg.blob} without a plan entry`, { side: 'storage' });
-    return blob;
+  /**
+   * The blob a message is about, as the plan has it: its stored task (written from the plan by the fan-out), else
+   * the plan's blob list. A message saying another digest or size than the plan is refused, whoever signed it.
+   */
+  private async descriptor(id: string, msg: StepMessage, task: BlobTask | undefined): Promise<{ digest: Digest; size: number }> {
+    const planned = task?.state ?? (await this.o.store.blobs(id))?.[msg.blob ?? -1];
+    if (!planned) throw new StepRefusedError('STEP_NOT_IN_PLAN', `job ${id} has no blob ${String(msg.blob)} in its plan`);
+    if ((msg.digest !== undefined && msg.digest !== planned.digest) || (msg.size !== undefined && msg.size !== planned.size)) {
+      throw new StepRefusedError('STEP_NOT_IN_PLAN', `blob ${String(msg.blob)} of job ${id} is ${planned.digest} (${planned.size} bytes) in the plan, not ${String(msg.digest)} (${String(msg.size)} bytes)`);
+    }
+    return { digest: planned.digest, size: planned.size };
   }
 
   /**

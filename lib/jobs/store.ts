@@ -14,6 +14,7 @@
  * checkpoint only, so its cost does not grow with the size of the import.
  */
 import { randomUUID } from 'node:crypto';
+import type { MessageKeys } from '../config.js';
 import { OciImportError } from '../errors.js';
 import type { BlobState, ImportPlan, PlannedBlob, ReferrerView } from '../engine/types.js';
 import { retry, type RetryPolicy } from '../retry.js';
@@ -127,9 +128,9 @@ export class JobStore {
     if (!etag) throw new OciImportError('JOB_EXISTS', `job ${job.id} exists already`, { side: 'storage' });
   }
 
-  /** A page of jobs, newest first (see listing.ts). */
-  list(query: ListQuery): Promise<ListPage> {
-    return listJobs(this.docs, (id) => this.get(id), query);
+  /** A page of jobs, newest first (see listing.ts); `keys` tag and check its continuation tokens. */
+  list(query: ListQuery, keys: MessageKeys): Promise<ListPage> {
+    return listJobs(this.docs, (id) => this.get(id), query, keys);
   }
 
   async get(id: string): Promise<JobRecord | undefined> {

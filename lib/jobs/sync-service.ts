@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Config } from '../config.js';
 import { forEachLimited } from '../engine/concurrency.js';
 import { errorCode } from '../errors.js';
-import { planSync, type SyncError } from '../sync/pass.js';
+import { passDeadline, planSync, type SyncError } from '../sync/pass.js';
 import type { SyncRule } from '../sync/rules.js';
 import type { Documents } from './documents.js';
 import type { ImportService } from './service.js';
@@ -43,7 +43,9 @@ export class SyncService {
 
   async runPass(rules: readonly SyncRule[]): Promise<SyncReport> {
     const startedAt = new Date().toISOString();
+    const deadline = passDeadline(this.config);
     const plan = await planSync(rules, {
+      signal: deadline.signal,
       target: this.target,
       targetClient: this.imports.registries.target(this.target).client,
       sourceClient: (registry, name) => {
@@ -52,7 +54,7 @@ export class SyncService {
       },
       maxTags: this.config.maxTags,
       concurrency: this.config.syncConcurrency,
-    });
+    }).finally(deadline.clear);
     const enqueued: SyncReport['enqueued'][number][] = [];
     const inProgress: SyncReport['inProgress'][number][] = [];
     const errors: SyncError[] = [...plan.errors];

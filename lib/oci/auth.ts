@@ -8,7 +8,7 @@
  *    credentials as Basic when there are any, and retry once.
  * 3. Tokens are cached per scope set and fetched single-flight (`TokenCache`).
  */
-import type { ErrorSide } from '../errors.js';
+import { isTemporary, type ErrorSide } from '../errors.js';
 import type { Challenge } from './challenge.js';
 import { parseScopes } from './challenge.js';
 import { ProtocolError, redactUrl, type ProtocolErrorCode } from './errors.js';
@@ -97,21 +97,36 @@ export class ChallengeAuthenticator implements Authenticator {
 
   async authorize(scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
     if (this.scheme === 'basic' && this.credentials) return this.basicFor(this.registry);
-    if (this.scheme !== 'bearer') return undefined;
+    if (this.scheme !== 'bearer' || !this.realm) return undefined;
     const merged = mergeScopes(scopes);
-    return (this.tokens.peek(merged) ?? await this.tokens.get(merged, () => this.requestToken(merged, signal))).header;
+    const realm = { url: this.realm, service: this.service };
+    try {
+      return (this.tokens.peek(merged) ?? await this.tokens.get(merged, () => this.requestToken(merged, realm, signal))).header;
+    } catch (err) {
+      // A realm refused now (its name resolves elsewhere, the binding changed) is forgotten: the next request asks
+      // the registry again, unauthenticated, and learns from its answer.
+      if (!isTemporary(err) && this.realm === realm.url) this.scheme = this.realm = this.service = undefined;
+      throw err;
+    }
   }
 
+  /**
+   * Learns from a 401 of the registry itself (the transport never hands over one from another origin). A Bearer
+   * challenge is remembered only once its realm gave a token: a realm refused (another host the credentials are
+   * not bound to, an address the guard refuses) leaves nothing behind, so the next import asks the registry anew.
+   */
   async onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     const basic = challenges.find((c) => c.scheme === 'basic');
     if (bearer) {
-      this.scheme = 'bearer';
-      this.realm = this.checkRealm(bearer.params.realm);
-      this.service = bearer.params.service;
+      const realm = { url: this.checkRealm(bearer.params.realm), service: bearer.params.service };
       // The challenged scope goes first: some registries only read the first scope parameter.
       const merged = mergeScopes([...parseScopes(bearer.params.scope), ...scopes]);
-      return (await this.tokens.get(merged, () => this.requestToken(merged, signal), true)).header;
+      const token = await this.tokens.get(merged, () => this.requestToken(merged, realm, signal), true);
+      this.scheme = 'bearer';
+      this.realm = realm.url;
+      this.service = realm.service;
+      return token.header;
     }
     if (basic) {
       this.scheme = 'basic';
@@ -145,16 +160,15 @@ export class ChallengeAuthenticator implements Authenticator {
     return url;
   }
 
-  private async requestToken(scopes: readonly string[], signal?: AbortSignal): Promise<CachedToken> {
-    const realm = this.realm;
-    if (!realm) throw this.error('AUTH_FAILED', `no token endpoint known for ${this.registry}`);
+  private async requestToken(scopes: readonly string[], challenge: { readonly url: URL; readonly service?: string }, signal?: AbortSignal): Promise<CachedToken> {
+    const realm = challenge.url;
     const url = new URL(realm);
-    if (this.service) url.searchParams.set('service', this.service);
+    if (challenge.service) url.searchParams.set('service', challenge.service);
     // One `scope` parameter per resource (the token protocol's GET form).
     for (const s of scopes) url.searchParams.append('scope', s);
-    // Basic credentials go to a realm on the registry's own host (any port), or one their binding also names.
-    const sameHost = url.hostname === new URL(`http://${this.registry}`).hostname;
-    const authorization = this.credentials ? this.basicFor(sameHost ? this.registry : url.host) : undefined;
+    // Basic credentials go to a realm whose host and port their binding names (the registry's own port is no
+    // other port of its host): `url.host` carries the port unless it is the scheme's default.
+    const authorization = this.credentials ? this.basicFor(url.host) : undefined;
     if (this.credentials) url.searchParams.set('account', this.credentials.username);
     const { status, body } = await this.o.fetchToken(url, authorization, signal);
     if (status === 401 || status === 403) {

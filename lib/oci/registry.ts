@@ -391,13 +391,20 @@ export class RegistryClient {
 
   /**
    * Every tag of a repository, following `Link: <…>; rel="next"` pagination on this registry's own
-   * origin only, and refusing a list longer than `maxTags` (the caller names its setting).
+   * origin only, and refusing a list longer than `maxTags` (the caller names its setting) — and one that takes
+   * more pages than `maxTags` tags fill at the page size asked for, plus one: a registry answering empty pages
+   * with a next link for ever gets ⌈maxTags / pageSize⌉ + 1 requests, then TOO_MANY_TAGS.
    */
   async listTags(repository: string, o: CallOptions & { readonly maxTags: number; readonly setting?: string; readonly pageSize?: number }): Promise<string[]> {
     const tags: string[] = [];
+    const pageSize = o.pageSize ?? 1000;
+    const maxPages = Math.ceil(o.maxTags / pageSize) + 1;
     let url: URL | undefined = this.url(`${repository}/tags/list`);
-    url.searchParams.set('n', String(o.pageSize ?? 1000));
-    while (url) {
+    url.searchParams.set('n', String(pageSize));
+    for (let requests = 0; url; requests++) {
+      if (requests >= maxPages) {
+        throw this.error('TOO_MANY_TAGS', `${this.registry}/${repository} pages its tag list past ${maxPages} pages (${tags.length} tags so far, ${pageSize} asked per page): more than ${o.maxTags} tags${o.setting ? ` (${o.setting})` : ''} fill; narrow the rule or raise the limit`);
+      }
       const res: RegistryResponse = await this.transport.expect({ method: 'GET', url, scopes: [pull(repository)], signal: o.signal }, 200);
       const text = await this.transport.read(res, () => readText(res.body, 16 * 1024 * 1024, this.timeouts, `GET ${redactUrl(res.url)}`));
       let page: { tags?: unknown };

@@ -15,7 +15,7 @@
  *   at connect time (lib/policy/sources.ts), so redirects, token realms and pagination are covered too.
  */
 import { Agent, type Dispatcher } from 'undici';
-import type { ErrorSide } from '../errors.js';
+import { isTemporary, type ErrorSide } from '../errors.js';
 import { DEFAULT_RETRY, NO_RETRY, RETRYABLE_STATUS, abortReason, deadlineSignal, parseRetryAfter, retry, type RetryPolicy } from '../retry.js';
 import type { Authenticator } from './auth.js';
 import { DEFAULT_TIMEOUTS, bodyDeadlineMs, discard, readText, type Body, type Timeouts } from './body.js';
@@ -87,6 +87,23 @@ export function header(headers: Headers, name: string): string | undefined {
 
 export const USER_AGENT = 'oci-import/0.1';
 
+/**
+ * Failures of a sign-in (a token endpoint, an Entra ID exchange): retried by the sign-in itself (its own policy),
+ * so not again by every request that needed it — one silent token endpoint must not cost attempts × attempts.
+ */
+const signInFailures = new WeakSet<object>();
+
+async function signIn<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (typeof err === 'object' && err !== null) signInFailures.add(err);
+    throw err;
+  }
+}
+
+const retryableRequest = (err: unknown): boolean => isTemporary(err) && !(typeof err === 'object' && err !== null && signInFailures.has(err));
+
 export class Transport {
   readonly retry: RetryPolicy;
   readonly timeouts: Timeouts;
@@ -108,7 +125,7 @@ export class Transport {
       const res = await this.sendAuthorized(req);
       if (RETRYABLE_STATUS.has(res.status)) throw await this.errorFrom(req.method, res);
       return res;
-    }, idempotent ? policy : { ...NO_RETRY, maxRetryAfterMs: policy.maxRetryAfterMs }, { signal: req.signal });
+    }, idempotent ? policy : { ...NO_RETRY, maxRetryAfterMs: policy.maxRetryAfterMs }, { signal: req.signal, retryable: retryableRequest });
   }
 
   /** Sends and throws a RegistryError unless the status is one of `ok`. */
@@ -148,11 +165,13 @@ export class Transport {
 
   private async sendAuthorized(req: RegistryRequest): Promise<RegistryResponse> {
     const auth = this.options.authenticator;
-    let authorization = auth ? await auth.authorize(req.scopes, req.signal) : undefined;
+    let authorization = auth ? await signIn(() => auth.authorize(req.scopes, req.signal)) : undefined;
     let res = await this.follow(req, authorization);
-    if (res.status === 401 && auth) {
+    // Only the registry's own 401 is a challenge to learn from: a redirect target (storage, a CDN, anything a
+    // registry points at) must not tell us where to send credentials.
+    if (res.status === 401 && auth && res.url.origin === req.url.origin) {
       const challenges = parseChallenges(res.headers['www-authenticate']);
-      const retryWith = await auth.onUnauthorized(challenges, req.scopes, req.signal);
+      const retryWith = await signIn(() => auth.onUnauthorized(challenges, req.scopes, req.signal));
       if (retryWith && retryWith !== authorization) {
         await discard(res.body);
         // A streamed body is gone: the caller sends it again (with the new token) from what the registry holds.

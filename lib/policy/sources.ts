@@ -50,6 +50,37 @@ function mappedIpv4(address: string): string | undefined {
   return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
+/**
+ * Link-local and platform endpoints — instance metadata (169.254.169.254 and all of 169.254.0.0/16, fe80::/10),
+ * Azure's wire server (168.63.129.16), AWS's IPv6 metadata address (fd00:ec2::254): never a registry, refused even
+ * when an ALLOWED_SOURCES pattern names the host (a wildcard or port-less pattern may name a host that resolves
+ * there).
+ */
+const platform4 = new BlockList();
+platform4.addSubnet('169.254.0.0', 16, 'ipv4');
+platform4.addAddress('168.63.129.16', 'ipv4');
+const platform6 = new BlockList();
+platform6.addSubnet('fe80::', 10, 'ipv6');
+platform6.addAddress('fd00:ec2::254', 'ipv6');
+
+export function isPlatformAddress(address: string): boolean {
+  const bare = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  const family = isIP(bare);
+  if (family === 4) return platform4.check(bare, 'ipv4');
+  if (family !== 6) return false;
+  const mapped = mappedIpv4(bare);
+  return mapped ? platform4.check(mapped, 'ipv4') : platform6.check(bare, 'ipv6');
+}
+
+function refusePlatform(host: string, addresses: readonly string[]): readonly string[] {
+  const bad = addresses.find(isPlatformAddress);
+  if (bad) {
+    throw new SourceNotAllowedError('PRIVATE_ADDRESS',
+      `source host ${host} is or resolves to the link-local or platform address ${bad}, which no ALLOWED_SOURCES pattern can allow`);
+  }
+  return addresses;
+}
+
 /** Resolves a host name to every address it has. */
 export type Lookup = (host: string) => Promise<string[]>;
 
@@ -121,8 +152,9 @@ export async function checkSource(registry: string, allowed: readonly string[], 
   if (!allowed.some((p) => matchesPattern(registry, p))) {
     throw new SourceNotAllowedError('SOURCE_NOT_ALLOWED', `source registry ${registry} is not in ALLOWED_SOURCES (${allowed.join(', ') || 'empty'})`);
   }
-  if (explicitlyAllowed(registry, allowed)) return;
-  await vetAddresses(splitHostPort(registry).host, lookup);
+  const host = splitHostPort(registry).host;
+  if (explicitlyAllowed(registry, allowed)) refusePlatform(host, await resolveOnly(host, lookup));
+  else await vetAddresses(host, lookup);
 }
 
 /**
@@ -142,8 +174,7 @@ export function guardedDispatcher(allowed: readonly string[], lookup: Lookup = s
   const connect: buildConnector.connector = (options, callback) => {
     const hostPort = options.port ? `${options.hostname}:${options.port}` : options.hostname;
     const own = vetFor?.(options.hostname);
-    const addresses = own ? own(options.hostname, lookup)
-      : explicitlyAllowed(hostPort, allowed) ? resolveOnly(options.hostname, lookup) : vetAddresses(options.hostname, lookup);
+    const addresses = own ? own(options.hostname, lookup) : connectAddresses(options.hostname, hostPort, allowed, lookup);
     addresses.then(
       // undici hands the connector IPv6 literals without brackets, as net.connect wants them
       (list) => base({ ...options, hostname: list[0]! }, callback),
@@ -151,6 +182,14 @@ export function guardedDispatcher(allowed: readonly string[], lookup: Lookup = s
     );
   };
   return new Agent({ keepAliveTimeout: 30_000, connections: 64, connect });
+}
+
+/**
+ * The addresses a connection to `hostname` (`hostPort` with its port) may use, resolved once: vetted unless an
+ * explicit ALLOWED_SOURCES pattern names it, and never a link-local or platform address whatever names it.
+ */
+export async function connectAddresses(hostname: string, hostPort: string, allowed: readonly string[], lookup: Lookup): Promise<readonly string[]> {
+  return explicitlyAllowed(hostPort, allowed) ? refusePlatform(hostname, await resolveOnly(hostname, lookup)) : vetAddresses(hostname, lookup);
 }
 
 async function resolveOnly(host: string, lookup: Lookup): Promise<string[]> {

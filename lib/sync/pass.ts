@@ -6,12 +6,15 @@
  */
 import type { ImportRequest } from '../engine/types.js';
 import { mapLimited } from '../engine/concurrency.js';
-import { errorCode } from '../errors.js';
+import type { Config } from '../config.js';
+import { errorCode, TimeoutError } from '../errors.js';
+import { deadlineSignal } from '../retry.js';
 import { isReferrersTag } from '../oci/referrers.js';
 import { parseReference } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { ReferrersCheck } from './referrers.js';
 import type { SyncRule } from './rules.js';
+import { isOciTag } from './patterns.js';
 import { selectTags } from './select.js';
 
 export interface SyncItem {
@@ -41,6 +44,8 @@ export interface SyncError {
 export interface SyncPlan {
   readonly rules: number;
   readonly tagsSeen: number;
+  /** Listed names outside the OCI tag grammar: left out before any pattern saw them. */
+  readonly tagsInvalid: number;
   readonly items: readonly SyncItem[];
   readonly errors: readonly SyncError[];
 }
@@ -55,7 +60,14 @@ export interface SyncPlanOptions {
   readonly maxTags: number;
   /** Tags compared at once, over all rules (SYNC_CONCURRENCY). */
   readonly concurrency: number;
+  /** The pass's deadline (SYNC_PASS_SECONDS): what is not listed or compared by then is reported as TIMEOUT. */
   readonly signal?: AbortSignal;
+}
+
+/** The deadline of one pass's listing and comparing (SYNC_PASS_SECONDS). */
+export function passDeadline(config: Pick<Config, 'syncPassSeconds'>): { signal: AbortSignal; clear(): void } {
+  const seconds = config.syncPassSeconds;
+  return deadlineSignal(seconds * 1000, () => new TimeoutError(`the sync pass ran ${seconds} s (SYNC_PASS_SECONDS); what it had not listed or compared is left to the next pass`));
 }
 
 /**
@@ -75,7 +87,8 @@ export async function planSync(rules: readonly SyncRule[], o: SyncPlanOptions): 
         source: client, sourceRepository: src.repository, target: o.targetClient, targetRepository: rule.target ?? src.repository,
         sourceTags: new Set(all), types: rule.referrerTypes, signal: o.signal,
       }) : undefined;
-      return { n, rule, client, check, seen: all.length, tags: selectTags(check ? all.filter((t) => !isReferrersTag(t)) : all, rule.tags) };
+      const tags = await selectTags(check ? all.filter((t) => !isReferrersTag(t)) : all, rule.tags, { signal: o.signal });
+      return { n, rule, client, check, seen: all.length, invalid: all.filter((t) => !isOciTag(t)).length, tags };
     } catch (err) {
       errors.push({ rule: n, code: errorCode(err), message: (err as Error).message });
       return undefined;
@@ -90,7 +103,9 @@ export async function planSync(rules: readonly SyncRule[], o: SyncPlanOptions): 
     else items.push(item);
   }
   errors.sort((a, b) => a.rule - b.rule);
-  return { rules: rules.length, tagsSeen: listed.reduce((sum, l) => sum + (l?.seen ?? 0), 0), items, errors };
+  return {
+    rules: rules.length, tagsSeen: listed.reduce((sum, l) => sum + (l?.seen ?? 0), 0), tagsInvalid: listed.reduce((sum, l) => sum + (l?.invalid ?? 0), 0), items, errors,
+  };
 }
 
 /** One tag of a rule, compared by HEAD on both sides. */

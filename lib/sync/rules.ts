@@ -15,12 +15,14 @@ import { parsePlatform } from '../oci/manifest.js';
 import { MEDIA_TYPE } from '../oci/referrers.js';
 import { InvalidReferenceError, parseReference, parseRepositoryTag } from '../oci/reference.js';
 import { credentialAllows } from '../registries.js';
+import { compilePattern } from './patterns.js';
 
+/** A tag pattern, compiled as it will run (lib/sync/patterns.ts): RE2 syntax, linear time. */
 const regex = z.string().min(1).max(512).superRefine((s, ctx) => {
   try {
-    new RegExp(s);
+    compilePattern(s);
   } catch (err) {
-    ctx.addIssue({ code: 'custom', message: `not a valid regular expression: ${(err as Error).message}` });
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
   }
 });
 

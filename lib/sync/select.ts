@@ -5,6 +5,8 @@
  * ask for prereleases — `1.27` and `1.27-alpine` are different images, not versions of one).
  */
 import { compare, parse, satisfies, type SemVer } from 'semver';
+import { throwIfAborted } from '../retry.js';
+import { compilePattern, isOciTag } from './patterns.js';
 import type { SyncRule } from './rules.js';
 
 const SEMVER_LIKE = /^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?$/;
@@ -17,11 +19,27 @@ export function tagVersion(tag: string): SemVer | undefined {
   return parse(text) ?? undefined;
 }
 
-/** The tags of `all` a rule selects, newest version first (non-version tags after, by name). */
-export function selectTags(all: readonly string[], tags: SyncRule['tags']): string[] {
-  const include = (tags?.include ?? []).map((r) => new RegExp(r));
-  const exclude = (tags?.exclude ?? []).map((r) => new RegExp(r));
-  let picked = all.filter((t) => (include.length === 0 || include.some((r) => r.test(t))) && !exclude.some((r) => r.test(t)));
+/** Matching yields to the event loop after this long: a pass over thousands of tags never holds the process. */
+const TURN_MS = 10;
+
+/**
+ * The tags of `all` a rule selects, newest version first (non-version tags after, by name). Tags outside the OCI
+ * tag grammar are left out before any pattern sees them; patterns run in linear time (patterns.ts), and the
+ * matching yields to the event loop every TURN_MS, stopping when `signal` aborts (the pass's deadline).
+ */
+export async function selectTags(all: readonly string[], tags: SyncRule['tags'], o: { readonly signal?: AbortSignal } = {}): Promise<string[]> {
+  const include = (tags?.include ?? []).map(compilePattern);
+  const exclude = (tags?.exclude ?? []).map(compilePattern);
+  let picked: string[] = [];
+  let turn = performance.now();
+  for (const t of all) {
+    if (performance.now() - turn > TURN_MS) {
+      await new Promise<void>((r) => setImmediate(r));
+      throwIfAborted(o.signal);
+      turn = performance.now();
+    }
+    if (isOciTag(t) && (include.length === 0 || include.some((r) => r.test(t))) && !exclude.some((r) => r.test(t))) picked.push(t);
+  }
   if (tags?.semver) {
     const range = tags.semver;
     picked = picked.filter((t) => {

@@ -44,7 +44,7 @@ const ADVICE = {
   InvalidSyntax: 'the setting is not a valid @Microsoft.KeyVault(SecretUri=…) or (VaultName=…;SecretName=…) reference',
   MSINotEnabled: 'the app has no identity for Key Vault references: check keyVaultReferenceIdentity and the app\'s user-assigned identity',
   VaultNotFound: 'the vault does not exist, or the app cannot reach it',
-  SecretNotFound: 'the secret does not exist: for credential-key, deploy once with credentialKey (azd passes CREDENTIAL_KEY)',
+  SecretNotFound: 'the secret does not exist: for credential-key, deploy once with credentialKey (azd passes CREDENTIAL_KEY); for message-key, with messageKey (azd passes MESSAGE_KEY)',
   SecretVersionNotFound: 'the referenced secret version does not exist',
   AccessToKeyVaultDenied: 'the identity lacks Key Vault Secrets User on the vault; a new role assignment can take minutes to apply',
   FetchTimedOut: 'the vault did not answer in time',

@@ -19,6 +19,7 @@ import { buildCatalog, type HostedFunction } from './catalog.js';
 import { expandGlob } from './glob.js';
 import { createHttpHost, toHttpFunction, type HttpFunction } from './http-trigger.js';
 import { InFlight } from './invoke.js';
+import { ensureMessageKey } from './message-key.js';
 import { WorkerChannel } from './worker-channel.js';
 import { describeError, Logger, toHostLevel } from './log.js';
 import { parseSchedule } from './ncrontab.js';
@@ -49,6 +50,7 @@ Options (each also has an environment variable; the flag wins):
 
 Other environment variables:
   AzureWebJobsStorage                 storage connection (default UseDevelopmentStorage=true → Azurite on 127.0.0.1:10000-10002)
+  MESSAGE_KEY                         key of the app's queue messages (default: made once, kept in <root>/.local-host/message-key)
   AzureFunctionsJobHost__<path>       overrides a host.json value, e.g. AzureFunctionsJobHost__extensions__queues__maxDequeueCount=3
   FUNCTIONS_REQUEST_BODY_SIZE_LIMIT   HTTP request body cap in bytes (default 104857600, as in Azure); above it an empty 413
   LOCAL_HOST_FUNCTION_KEY             demand this key for authLevel function (x-functions-key header or code query), else an empty 401
@@ -190,6 +192,8 @@ async function main(): Promise<void> {
     const settingDefaults = args['setting-defaults'] === true || /^(1|true|yes)$/i.test(env.LOCAL_HOST_SETTING_DEFAULTS ?? '');
     const keys = { functionKey: env.LOCAL_HOST_FUNCTION_KEY || undefined, masterKey: env.LOCAL_HOST_MASTER_KEY || undefined };
     const keysOn = keys.functionKey !== undefined || keys.masterKey !== undefined;
+    // before the worker starts: it inherits the environment
+    const messageKey = ensureMessageKey(root, env);
 
     // --- the worker process loads the function modules (they register through its @azure/functions-core)
     let mainGlob = args.main ?? env.FUNCTIONS_MAIN;
@@ -312,6 +316,7 @@ async function main(): Promise<void> {
       `  host.json:   ${hostJson.path}: queues batchSize ${q.batchSize}, newBatchThreshold ${q.newBatchThreshold}, maxDequeueCount ${q.maxDequeueCount}, visibilityTimeout ${fmtSpan(q.visibilityTimeoutMs)}, maxPollingInterval ${fmtSpan(q.maxPollingIntervalMs)}, messageEncoding ${q.messageEncoding}; functionTimeout ${hostJson.functionTimeoutMs === null ? 'unbounded' : fmtSpan(hostJson.functionTimeoutMs)}; queue lease ${leaseSeconds}s renewed at half${hostJson.overridden.length ? `; overridden by ${HOST_JSON_OVERRIDE_PREFIX}*: ${hostJson.overridden.join(', ')}` : ''}`,
       `  http:        body cap ${maxBodyBytes} bytes (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT); keys ${keysOn ? 'demanded for authLevel function/admin (LOCAL_HOST_FUNCTION_KEY / LOCAL_HOST_MASTER_KEY)' : 'not demanded (set LOCAL_HOST_FUNCTION_KEY to require them as Azure does)'}`,
       `  storage:     ${describeStorage(storage)}${storageNote}`,
+      `  queue:       step messages authenticated with ${messageKey}`,
       '',
       'Functions:',
       ...httpFunctions.map(({ http }) => `  ${http.fn.name}: [${[...http.methods].join(',')}] ${baseUrl}${prefix}/${http.route.template.replace(/^\/+/, '')}${http.authLevel !== 'anonymous' ? `  (authLevel ${http.authLevel}${keysOn ? '' : ': no key configured, not enforced'})` : ''}`),

@@ -64,6 +64,8 @@ describe.skipIf(!hasTools || !hasUnzip)('deployment package: built where Azure b
       env: {
         AzureWebJobsStorage: azurite.connectionString, TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`,
         ALLOWED_SOURCES: src.host, IMPORT_QUEUE: 'imports', STEP_BUDGET_SECONDS: '5', LOCAL_HOST_QUEUE_LEASE_SECONDS: '5',
+        // given, as in Azure: without it the host would keep a key of its own in the package's folder (.local-host/)
+        MESSAGE_KEY: Buffer.alloc(32, 8).toString('base64'),
       },
       readyTimeoutMs: 60_000,
     });

@@ -157,7 +157,7 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
 
     it('carry secrets only as Key Vault references', () => {
       const secrets = SETTINGS.filter((s) => s.secret && !s.pattern);
-      expect(secrets.map((s) => s.name).sort()).toEqual(['CREDENTIAL_KEY', 'TARGET_PASSWORD']);
+      expect(secrets.map((s) => s.name).sort()).toEqual(['CREDENTIAL_KEY', 'MESSAGE_KEY', 'MESSAGE_KEY_PREVIOUS', 'TARGET_PASSWORD']);
       const references = (moduleTemplate(template, 'keyVault').outputs.references?.value ?? {}) as JsonObject;
       for (const { name } of secrets) {
         expect(settings[name], name).toBe(`[reference('keyVault').outputs.references.value.${name}]`);
@@ -444,6 +444,23 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
         .toBe('@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/credential-key)');
     });
 
+    it('MESSAGE_KEY never rotates on a deployment that does not pass it; MESSAGE_KEY_PREVIOUS is set only while passed', () => {
+      expect(main.parameters.messageKey).toMatchObject({ type: 'securestring', defaultValue: '' });
+      expect(main.parameters.messageKeyPrevious).toMatchObject({ type: 'securestring', defaultValue: '' });
+      const secret = resourceIn('keyVault', 'messageKeySecret');
+      const key = Buffer.alloc(32, 2).toString('base64');
+      expect(inModule('keyVault', passed('keyVault', { ...base, messageKey: '' }, referenceStub), secret.condition!)).toBe(false);
+      expect(inModule('keyVault', passed('keyVault', { ...base, messageKey: key }, referenceStub), secret.condition!)).toBe(true);
+      const references = mod('keyVault').outputs.references?.value as JsonObject;
+      const vault = (name: string) => (name === 'vault' ? { vaultUri: 'https://kv-x.vault.azure.net/' } : null);
+      expect(inModule('keyVault', passed('keyVault', { ...base }, referenceStub), references.MESSAGE_KEY!, vault))
+        .toBe('@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/message-key)');
+      const previous = resourceIn('keyVault', 'messageKeyPreviousSecret');
+      expect(inModule('keyVault', passed('keyVault', { ...base }, referenceStub), previous.condition!)).toBe(false);
+      expect(inModule('keyVault', passed('keyVault', { ...base }, referenceStub), references.MESSAGE_KEY_PREVIOUS!, vault)).toBe('');
+      expect(inModule('keyVault', passed('keyVault', { ...base, messageKeyPrevious: key }, referenceStub), previous.condition!)).toBe(true);
+    });
+
     it('azd waits for the Key Vault references after provisioning (postprovision hook) and gets the app\'s resource ID', () => {
       const yaml = readFileSync(join(root, 'azure.yaml'), 'utf8');
       expect(yaml).toMatch(/^ {2}postprovision:\n {4}posix:\n {6}shell: sh\n {6}run: node scripts\/azd\/keyvault-references\.mjs\n {4}windows:\n {6}shell: pwsh\n {6}run: node scripts\/azd\/keyvault-references\.mjs$/m);
@@ -477,6 +494,7 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(file.parameters.principalId?.value).toBe('${AZURE_PRINCIPAL_ID}');
       expect(file.parameters.principalType?.value).toBe('${AZURE_PRINCIPAL_TYPE}');
       expect(file.parameters.credentialKey?.value).toBe('${CREDENTIAL_KEY}');
+      expect(file.parameters.messageKey?.value).toBe('${MESSAGE_KEY}');
     });
 
     it('azure.yaml requires an azd that builds Flex Consumption apps remotely and reads .funcignore as we do (>= 1.23.13)', () => {
@@ -492,6 +510,8 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(yaml).toMatch(/preprovision:/);
       expect(yaml.match(/azd env get-value CREDENTIAL_KEY/g)).toHaveLength(2);
       expect(yaml.match(/azd env set CREDENTIAL_KEY/g)).toHaveLength(2);
+      expect(yaml.match(/azd env get-value MESSAGE_KEY/g)).toHaveLength(2);
+      expect(yaml.match(/azd env set MESSAGE_KEY/g)).toHaveLength(2);
     });
   });
 

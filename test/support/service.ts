@@ -1,7 +1,7 @@
 /** An ImportService on memory storage, for handler and step tests. */
 import { loadConfig } from '../../lib/config.js';
 import { MemoryDocuments } from '../../lib/jobs/documents.js';
-import { MemoryJobQueue } from '../../lib/jobs/queue.js';
+import { MemoryJobQueue, signStep, type StepMessage } from '../../lib/jobs/queue.js';
 import { ImportService, type Logger, type MessageMeta } from '../../lib/jobs/service.js';
 import { JobStore } from '../../lib/jobs/store.js';
 import type { Timeouts } from '../../lib/oci/body.js';
@@ -17,7 +17,12 @@ export interface TestService {
   env: Record<string, string>;
   logs: string[];
   meta(dequeueCount?: number): MessageMeta;
+  /** A step message as the app writes it: signed with the service's MESSAGE_KEY. */
+  sign(message: StepMessage): StepMessage;
 }
+
+/** The MESSAGE_KEY of test services whose env names none. */
+export const TEST_MESSAGE_KEY = Buffer.alloc(32, 0x5a).toString('base64');
 
 /** Fast retries for tests: three attempts, millisecond waits. */
 export const TEST_RETRY: RetryPolicy = { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 20 };
@@ -35,7 +40,8 @@ export interface TestServiceOptions {
   inline?: { blobs: number; bytes: number };
 }
 
-export function testService(env: Record<string, string>, opts: TestServiceOptions = {}): TestService {
+export function testService(given: Record<string, string>, opts: TestServiceOptions = {}): TestService {
+  const env = 'MESSAGE_KEY' in given ? given : { ...given, MESSAGE_KEY: TEST_MESSAGE_KEY };
   const docs = opts.docs ?? new MemoryDocuments();
   const queue = opts.queue ?? new MemoryJobQueue();
   const store = new JobStore(docs);
@@ -48,5 +54,8 @@ export function testService(env: Record<string, string>, opts: TestServiceOption
     inline: opts.inline ?? ('INLINE_IMPORT_BYTES' in env ? undefined : false),
     registries: new Registries({ config, guardSources: true, lookup, retry: opts.retry ?? TEST_RETRY, timeouts: opts.timeouts }),
   });
-  return { service, docs, queue, store, env, logs, meta: (dequeueCount = 1) => ({ dequeueCount, maxDequeueCount: 3, log }) };
+  return {
+    service, docs, queue, store, env, logs, meta: (dequeueCount = 1) => ({ dequeueCount, maxDequeueCount: 3, log }),
+    sign: (message) => signStep(config.messageKeys!, message),
+  };
 }

@@ -119,6 +119,10 @@ function cases(arm: () => string): Case[] {
     { name: '413', op: 'createImport', status: 413, code: 'BODY_TOO_LARGE', run: post({ ...NGINX, registry: 'x'.repeat(70_000) }) },
     { name: '415', op: 'createImport', status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', run: () => createImport(request('POST', 'imports', { body: '{}', headers: { 'content-type': 'text/plain' } }), ctx()) },
     { name: '503 target', op: 'createImport', status: 503, code: 'TARGET_REGISTRY_NOT_SET', env: {}, run: post(NGINX) },
+    { name: '503 message key', op: 'createImport', status: 503, code: 'MESSAGE_KEY_NOT_SET', env: { ...DEFAULT_ENV, MESSAGE_KEY: '' }, run: post(NGINX) },
+    { name: '503 message key list', op: 'listImports', status: 503, code: 'MESSAGE_KEY_NOT_SET', env: { ...DEFAULT_ENV, MESSAGE_KEY: '' }, run: () => call(listImports, 'GET', 'imports') },
+    // 30,000 nested arrays with Repeatability-Request-ID: a stack overflow (an empty 500) before the depth bound
+    { ...bad('JSON_TOO_DEEP', ''), run: post(`{"source":"docker.io/library/nginx:1","images":${'['.repeat(30_000)}${']'.repeat(30_000)}}`, { 'repeatability-request-id': 'deep' }) },
     { name: '503 dns', op: 'createImport', status: 503, code: 'SOURCE_UNRESOLVABLE',
       options: { lookup: async () => { throw Object.assign(new Error('try again'), { code: 'EAI_AGAIN' }); } }, run: post(NGINX) },
     { name: '503 busy', op: 'createImport', status: 503, code: 'REPEATABILITY_BUSY', options: { docs: new BusyDocuments() }, run: post(NGINX, { 'repeatability-request-id': 'r4' }) },

@@ -168,7 +168,7 @@ describe('azd postprovision hook: Key Vault references', () => {
     const r = await hook(s, { KEYVAULT_REFERENCES_WAIT_SECONDS: '0' });
     expect(r.code, r.output).toBe(0);
     expect(r.output).toContain('WARNING: after 0 s, 1 of 2 Key Vault references are not resolved');
-    expect(r.output).toContain('  CREDENTIAL_KEY: SecretNotFound — the secret does not exist: for credential-key, deploy once with credentialKey (azd passes CREDENTIAL_KEY) (SecretNotFound as the stand-in says)');
+    expect(r.output).toContain('  CREDENTIAL_KEY: SecretNotFound — the secret does not exist: for credential-key, deploy once with credentialKey (azd passes CREDENTIAL_KEY); for message-key, with messageKey (azd passes MESSAGE_KEY) (SecretNotFound as the stand-in says)');
     expect(r.output).toContain('  TARGET_PASSWORD: Resolved');
     expect(r.output).toContain('/config/configreferences/appsettings/refresh?api-version=2022-03-01');
     expect(refreshes(s)).toBeGreaterThanOrEqual(1);

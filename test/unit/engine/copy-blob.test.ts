@@ -116,12 +116,14 @@ describe('copyBlob (scripted target)', () => {
     target.verify();
   });
 
-  it('a source that fails a part ends the step (no new session); the part costs at most the policy\'s attempts', async () => {
+  it('a source that fails a part ends the step (no new session; without a checkpoint its session is cancelled); the part costs at most the policy\'s attempts', async () => {
     await start();
     src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'status', status: 503 } });
     target = await scripted([
       { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
       { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
+      // nobody can resume it (no checkpoint was given): closed on the target
+      { req: { method: 'DELETE', path: '/up/1?_state=s0' }, res: { status: 204 } },
     ]);
     const err = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 },
       options(10, { partRetry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 } })).catch((e: unknown) => e);

@@ -91,7 +91,7 @@ describe('POST /api/imports', () => {
     expect(body.statusUrl).toBe(`http://127.0.0.1:7071/api/imports/${body.id}`);
     expect((res.headers as Record<string, string>).location).toBe(body.statusUrl);
     expect((res.headers as Record<string, string>)['retry-after']).toBe('5');
-    expect(t.queue.sent.map((s) => s.message)).toEqual([{ v: 1, job: body.id, step: 'plan' }]);
+    expect(t.queue.sent.map((s) => s.message)).toEqual([{ v: 1, job: body.id, step: 'plan', mac: expect.any(String) }]);
 
     const status = await getImport(new HttpRequest({ method: 'GET', url: body.statusUrl, params: { id: body.id } }), ctx());
     expect(status.status).toBe(200);

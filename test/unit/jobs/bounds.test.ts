@@ -113,7 +113,7 @@ describe('bounded work (memory storage, fake registries)', () => {
     const view = await t.service.status(waiting.id);
     expect(view).toMatchObject({ status: 'waiting' });
     expect(Date.parse(view!.waitingUntil!) - Date.now()).toBeGreaterThan(290_000);
-    expect(t.queue.sent).toEqual([{ message: { v: 1, job: waiting.id, step: 'plan' }, delaySeconds: 300 }]);
+    expect(t.queue.sent).toEqual([{ message: { v: 1, job: waiting.id, step: 'plan', mac: expect.any(String) }, delaySeconds: 300 }]);
     await drain(t); // the delayed step, delivered later: the source answers now
     expect(await t.service.status(waiting.id)).toMatchObject({ status: 'succeeded' });
 
@@ -166,7 +166,8 @@ describe('bounded work (memory storage, fake registries)', () => {
     const blob = t.queue.drain().find((m) => m.step === 'blob')!;
     // what three deliveries that each took the lease and died left behind: claims 3, the last lease expired
     const initial = initialBlobState({ digest: blob.digest! as Digest, size: blob.size! }, 'app');
-    await t.store.saveBlobTask(job.id, blob.blob!, { state: initial, lease: { owner: 'dead-worker', until: Date.now() - 1 }, claims: 3 }, undefined);
+    const written = await t.store.blobTask(job.id, blob.blob!); // the fan-out wrote the task from the plan
+    await t.store.saveBlobTask(job.id, blob.blob!, { state: initial, lease: { owner: 'dead-worker', until: Date.now() - 1 }, claims: 3 }, written?.etag);
     await t.service.handleMessage(blob, t.meta(1));
     expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'STEP_POISONED', message: expect.stringContaining('started 3 times and never finished') } });
     expect(dst.getManifest('app', '1')).toBeUndefined();
@@ -204,7 +205,7 @@ describe('bounded work (memory storage, fake registries)', () => {
     expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
     expect(dst.getManifest('app', '1')).toBeDefined();
     // the stand-by finalize: visible once the step's lease is over; delivered, it finds the import ended
-    expect(t.queue.sent).toEqual([{ message: { v: 1, job: job.id, step: 'finalize' }, delaySeconds: 90 }]);
+    expect(t.queue.sent).toEqual([{ message: { v: 1, job: job.id, step: 'finalize', mac: expect.any(String) }, delaySeconds: 90 }]);
     const puts = dst.requests.filter((r) => r.method === 'PUT').length;
     await t.service.handleMessage(t.queue.drain()[0]!, t.meta());
     expect(dst.requests.filter((r) => r.method === 'PUT').length).toBe(puts);

@@ -84,12 +84,12 @@ describe('poison trigger', () => {
   it('fails the job of a poisoned step with STEP_POISONED, once', async () => {
     const t = setup();
     const job = await newJob(t);
-    await t.service.handlePoison({ v: 1, job: job.id, step: 'blob', blob: 3 }, poisonMeta(t));
+    await t.service.handlePoison(t.sign({ v: 1, job: job.id, step: 'blob', blob: 3 }), poisonMeta(t));
     const status = await t.service.status(job.id);
     expect(status).toMatchObject({ status: 'failed', error: { code: 'STEP_POISONED' } });
     expect(status!.error!.message).toMatch(/^the blob step of blob 3 was given up after 5 deliveries/);
     const before = (await t.store.get(job.id))!.updatedAt;
-    await t.service.handlePoison({ v: 1, job: job.id, step: 'blob', blob: 3 }, poisonMeta(t)); // redelivered
+    await t.service.handlePoison(t.sign({ v: 1, job: job.id, step: 'blob', blob: 3 }), poisonMeta(t)); // redelivered
     expect((await t.store.get(job.id))!.updatedAt).toBe(before);
   });
 
@@ -97,12 +97,12 @@ describe('poison trigger', () => {
     const t = setup();
     const recorded = await newJob(t);
     await t.store.update(recorded.id, (j) => ({ ...j, status: 'running', error: { code: 'RATE_LIMITED', message: 'the registry said slow down' } }));
-    await t.service.handlePoison({ v: 1, job: recorded.id, step: 'plan' }, poisonMeta(t));
+    await t.service.handlePoison(t.sign({ v: 1, job: recorded.id, step: 'plan' }), poisonMeta(t));
     expect(await t.service.status(recorded.id)).toMatchObject({ status: 'failed', error: { code: 'RATE_LIMITED' } });
 
     const done = await newJob(t);
     await t.store.update(done.id, (j) => ({ ...j, status: 'succeeded', digest: 'sha256:0' }));
-    await t.service.handlePoison({ v: 1, job: done.id, step: 'finalize' }, poisonMeta(t));
+    await t.service.handlePoison(t.sign({ v: 1, job: done.id, step: 'finalize' }), poisonMeta(t));
     expect(await t.service.status(done.id)).toMatchObject({ status: 'succeeded' });
     expect((await t.service.status(done.id))!.error).toBeUndefined();
   });
@@ -111,7 +111,7 @@ describe('poison trigger', () => {
     const t = setup();
     await t.service.handlePoison({ source: 'registry.example/app:1', password: SECRET }, poisonMeta(t, 'm-2'));
     await t.service.handlePoison(`garbage ${SECRET}`, poisonMeta(t, 'm-3'));
-    await t.service.handlePoison({ v: 1, job: '00000000-0000-4000-8000-000000000000', step: 'plan' }, poisonMeta(t)); // unknown job
+    await t.service.handlePoison(t.sign({ v: 1, job: '00000000-0000-4000-8000-000000000000', step: 'plan' }), poisonMeta(t)); // unknown job
     const stored = [...t.docs.dump()].filter(([path]) => path.startsWith('poisoned/')).map(([path, text]) => ({ path, ...JSON.parse(text) as object }));
     expect(stored).toHaveLength(2);
     expect(stored).toEqual(expect.arrayContaining([
@@ -136,7 +136,7 @@ describe('poison trigger', () => {
     setImportService(t.service);
     const job = await newJob(t);
     const context = new InvocationContext({ functionName: 'importPoison', triggerMetadata: { id: 'poison-msg-9', dequeueCount: 1 }, logHandler: () => undefined });
-    await importPoison({ v: 1, job: job.id, step: 'finalize' }, context);
+    await importPoison(t.sign({ v: 1, job: job.id, step: 'finalize' }), context);
     expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'STEP_POISONED' } });
     await importPoison({ v: 1, rejected: { reason: 'SECRET_IN_QUEUE', field: 'password', length: 80 } }, context);
     expect([...t.docs.dump().keys()].some((k) => k.endsWith('-poison-msg-9.json'))).toBe(true);

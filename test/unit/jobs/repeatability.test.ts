@@ -63,7 +63,7 @@ describe('Repeatability-Request-ID', () => {
     const old = new Date(Date.now() - RESEND_AFTER_MS - 1000).toISOString();
     await t.docs.put(`${first.job.id}/job.json`, { ...first.job, updatedAt: old });
     await t.service.submitRepeatable(body, { id: 'lost' });
-    expect(t.queue.drain()).toEqual([{ v: 1, job: first.job.id, step: 'plan' }]);
+    expect(t.queue.drain()).toEqual([{ v: 1, job: first.job.id, step: 'plan', mac: expect.any(String) }]);
   });
 
   it('checks the headers: a bad id, a bad or too old Repeatability-First-Sent', () => {

@@ -107,7 +107,7 @@ describe('trust boundaries (memory storage, fake registries)', () => {
       targets: [`${dst.host}/steal/x:1`], repositories: ['steal/x'], blobsTotal: 0, bytesTotal: 0, manifests: 0, blobBytes: {}, doneBlobs: [],
     };
     await t.store.create(job);
-    await t.service.handleMessage({ v: 1, job: job.id, step: 'plan' }, t.meta());
+    await t.service.handleMessage(t.sign({ v: 1, job: job.id, step: 'plan' }), t.meta());
     expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'CREDENTIAL_NOT_ALLOWED' } });
     expect(authorizations(evil)).toEqual([]);
   });

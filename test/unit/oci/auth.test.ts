@@ -1,6 +1,7 @@
 /**
  * Challenge-driven auth against scripted peers: the token dance request by request, and where bound
- * credentials may go — the registry itself, a realm on its own host, or a realm their binding names.
+ * credentials may go — the registry itself, or a realm whose host and port their binding names (a port-less
+ * pattern names every port of its host).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BoundCredentials } from '../../../lib/oci/auth.js';
@@ -23,7 +24,7 @@ describe('challenge auth (scripted)', () => {
     await Promise.all(peers.splice(0).map((p) => p.close()));
   });
 
-  it('Bearer: 401 → token GET with the credentials on the realm (same host, other port) → the request again with the token', async () => {
+  it('Bearer: 401 → token GET with the credentials on the realm (same host, another port the binding names) → the request again with the token', async () => {
     const realm = await scripted([
       { req: { method: 'GET', path: /^\/token\?service=reg&scope=repository%3Aapp%3Apull&account=hubuser$/, headers: { authorization: BASIC } }, res: { status: 200, body: '{"token":"t1","expires_in":300}' } },
     ]);
@@ -34,7 +35,7 @@ describe('challenge auth (scripted)', () => {
       { req: { method: 'HEAD', path: `/v2/app/manifests/2`, headers: { authorization: 'Bearer t1' } }, res: { status: 404 } },
     ]);
     peers.push(realm, registry);
-    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound([registry.host]) });
+    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound([registry.host, realm.host]) });
     expect((await client.headManifest('app', '1'))?.digest).toBe(digest);
     expect(await client.headManifest('app', '2')).toBeUndefined();
     registry.verify();
@@ -50,6 +51,20 @@ describe('challenge auth (scripted)', () => {
     await expect(client.headManifest('app', '1')).rejects.toMatchObject({
       code: 'CREDENTIAL_NOT_ALLOWED', message: expect.stringContaining('may not be sent to collector.test:9'),
     });
+    registry.verify();
+  });
+
+  it('a credential bound to host:port is not sent to a token realm on the same host at another port', async () => {
+    const realm = await scripted([]);
+    const registry = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/manifests/1` }, res: { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm.url}/token",service="x"` } } },
+    ]);
+    peers.push(realm, registry);
+    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound([registry.host]) });
+    await expect(client.headManifest('app', '1')).rejects.toMatchObject({
+      code: 'CREDENTIAL_NOT_ALLOWED', message: expect.stringContaining(`may not be sent to ${realm.host}, the token endpoint of ${registry.host}`),
+    });
+    expect(realm.seen).toEqual([]);
     registry.verify();
   });
 
@@ -69,7 +84,7 @@ describe('challenge auth (scripted)', () => {
       { req: { method: 'HEAD', path: `/v2/app/manifests/1` }, res: { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm.url}/token"` } } },
     ]);
     peers.push(realm, registry);
-    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound([registry.host]) });
+    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound(['127.0.0.1']) });
     const err = await client.headManifest('app', '1').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'AUTH_FAILED', message: expect.stringContaining('credential "hub"') });
     expect((err as Error).message).not.toContain('hubuser');

@@ -41,7 +41,8 @@ describe('sync rules', () => {
   it.each([
     ['bad JSON', '{\n  "rules": [\n    { "source": "a" ,, }\n  ]\n}', 3, 'not valid JSON'],
     ['misspelt field', '{\n  "rules": [\n    {\n      "source": "docker.io/library/nginx",\n      "tgas": {}\n    }\n  ]\n}', 5, 'unknown field "tgas"'],
-    ['bad regex', '{\n  "rules": [\n    {\n      "source": "docker.io/library/nginx",\n      "tags": {\n        "include": ["(unclosed"]\n      }\n    }\n  ]\n}', 6, 'not a valid regular expression'],
+    ['bad regex', '{\n  "rules": [\n    {\n      "source": "docker.io/library/nginx",\n      "tags": {\n        "include": ["(unclosed"]\n      }\n    }\n  ]\n}', 6, 'not a pattern the linear-time matcher takes (RE2 syntax: no lookarounds or backreferences): missing closing )'],
+    ['backtracking-only regex', '{\n  "rules": [\n    {\n      "source": "docker.io/library/nginx",\n      "tags": {\n        "exclude": ["^(?!1\\\\.)"]\n      }\n    }\n  ]\n}', 6, 'invalid or unsupported Perl syntax: `(?!`'],
     ['bad semver range', '{"rules": [\n {"source": "nginx",\n  "tags": {"semver": "greater than one"}}]}', 3, 'not a valid semver range'],
     ['uppercase source', '{"rules": [\n {"source": "nginx"},\n {"source": "docker.io/Library/Redis"}]}', 3, 'lowercase'],
     ['source with tag', '{"rules": [\n {\n  "source": "nginx:1.27"}]}', 3, 'select its tags'],
@@ -72,22 +73,22 @@ describe('tag selection', () => {
     expect(tagVersion('dev-1')).toBeUndefined();
   });
 
-  it('includes and excludes by regular expression', () => {
-    expect(selectTags(tags, { include: ['^1\\.2[0-9]'], exclude: ['-alpine$', '-rc'] })).toEqual(['1.28.0', '1.27.1', '1.27', '1.26.0', '1.25.4']);
-    expect(selectTags(['v1', 'v2', 'dev-1'], { include: ['^v[0-9]+$'] })).toEqual(['v2', 'v1']);
+  it('includes and excludes by regular expression', async () => {
+    expect(await selectTags(tags, { include: ['^1\\.2[0-9]'], exclude: ['-alpine$', '-rc'] })).toEqual(['1.28.0', '1.27.1', '1.27', '1.26.0', '1.25.4']);
+    expect(await selectTags(['v1', 'v2', 'dev-1'], { include: ['^v[0-9]+$'] })).toEqual(['v2', 'v1']);
   });
 
-  it('filters by semver range, leaving prereleases and non-versions out', () => {
-    expect(selectTags(tags, { semver: '>=1.27 <2' })).toEqual(['1.28.0', '1.27.1', '1.27']);
-    expect(selectTags(tags, { semver: '^2' })).toEqual(['v2.0.0']);
+  it('filters by semver range, leaving prereleases and non-versions out', async () => {
+    expect(await selectTags(tags, { semver: '>=1.27 <2' })).toEqual(['1.28.0', '1.27.1', '1.27']);
+    expect(await selectTags(tags, { semver: '^2' })).toEqual(['v2.0.0']);
   });
 
-  it('keeps the newest N by semver', () => {
-    expect(selectTags(tags, { keepNewest: 3 })).toEqual(['v2.0.0', '1.29.0-rc1', '1.28.0']);
-    expect(selectTags(tags, { semver: '>=1.0.0', keepNewest: 2 })).toEqual(['v2.0.0', '1.28.0']);
+  it('keeps the newest N by semver', async () => {
+    expect(await selectTags(tags, { keepNewest: 3 })).toEqual(['v2.0.0', '1.29.0-rc1', '1.28.0']);
+    expect(await selectTags(tags, { semver: '>=1.0.0', keepNewest: 2 })).toEqual(['v2.0.0', '1.28.0']);
   });
 
-  it('selects every tag without filters', () => {
-    expect(selectTags(['b', 'a', '1.0'], undefined)).toEqual(['1.0', 'a', 'b']);
+  it('selects every tag without filters', async () => {
+    expect(await selectTags(['b', 'a', '1.0'], undefined)).toEqual(['1.0', 'a', 'b']);
   });
 });

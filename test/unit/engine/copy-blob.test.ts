@@ -151,6 +151,27 @@ describe('copyBlob (scripted target)', () => {
       { req: { method: 'PATCH', path: '/up/2?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' }, res: { status: 202, headers: { location: '/up/2?_state=s10' } } },
       { req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' }, res: { status: 201 } },
     ]);
+    const bytes: number[] = [];
+    const done = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 },
+      options(10, { events: { onBytes: (n) => bytes.push(n) } }));
+    expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 2 });
+    // the progress takes back the bytes of the chunk sent again: it ends at the blob's size
+    expect(bytes.reduce((a, b) => a + b, 0)).toBe(20);
+    target.verify();
+  });
+
+  it('a PATCH the registry refuses as a session error (416 RANGE_INVALID): the status decides, here a new session', async () => {
+    await start();
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
+      { req: { method: 'PATCH', path: '/up/1?_state=s0', body: '0123456789' }, res: { status: 416, body: registryErrors('RANGE_INVALID', 'invalid content range') } },
+      { req: { method: 'GET', path: '/up/1?_state=s0' }, res: { status: 404, body: registryErrors('BLOB_UPLOAD_UNKNOWN', 'upload unknown') } },
+      { req: { method: 'DELETE', path: '/up/1?_state=s0' }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/2?_state=s0' } } },
+      { req: { method: 'PATCH', path: '/up/2?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' }, res: { status: 202, headers: { location: '/up/2?_state=s10' } } },
+      { req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' }, res: { status: 201 } },
+    ]);
     const done = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 }, options(10));
     expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 2 });
     target.verify();

@@ -66,6 +66,16 @@ describe('Repeatability-Request-ID', () => {
     expect(t.queue.drain()).toEqual([{ v: 1, job: first.job.id, step: 'plan' }]);
   });
 
+  it('without CREDENTIAL_KEY a body with a password is refused and nothing is remembered; one without is still repeatable', async () => {
+    const t = testService({ TARGET_REGISTRY: 'r.example' });
+    const withPassword = { source: 'docker.io/library/nginx:1.27', username: 'u', password: 'correct horse battery' };
+    await expect(t.service.submitRepeatable(withPassword, { id: 'pw' })).rejects.toMatchObject({ status: 400, code: 'CREDENTIALS_NOT_ACCEPTED' });
+    expect([...t.docs.dump().keys()]).toEqual([]);
+    const body = { source: 'docker.io/library/nginx:1.27' };
+    const first = await t.service.submitRepeatable(body, { id: 'plain' });
+    expect(await t.service.submitRepeatable(body, { id: 'plain' })).toMatchObject({ repeated: true, job: { id: first.job.id } });
+  });
+
   it('remembers an id for WINDOW_MS (24 h): a record just inside still answers, an older one is forgotten and replaced', async () => {
     const t = testService(env);
     const body = { source: 'docker.io/library/nginx:1.27' };

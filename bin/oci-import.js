@@ -32,6 +32,8 @@ function loadBundle() {
   } catch {
     // first run of this command
   }
+  // A vm.Script has no module loader for `import()`: the bundle requires its one lazy external instead
+  // (scripts/build-cli.mjs; Node.js's importModuleDynamically option is lost when V8 takes the cached code).
   const script = new Script(Module.wrap(code), { filename: bundle, cachedData });
   const cached = cachedData !== undefined && !script.cachedDataRejected;
   if (!cached) {

@@ -46,6 +46,10 @@ const result = await build({
   minify: true,
   sourcemap: 'linked',
   external: ['@azure/identity', 're2js'],
+  // bin/oci-import.js runs the bundle as a vm.Script, where an `import()` has no module loader ("A dynamic
+  // import callback was not specified"; the vm option that lends it Node.js's own is lost once the script comes
+  // from V8's code cache, on Node.js 20 at least): the externals loaded on demand are required instead.
+  supported: { 'dynamic-import': false },
   logLevel: 'warning',
   metafile: true,
   plugins: [undiciParts],

@@ -158,7 +158,8 @@ function failure(err: unknown, io: Io, redact: (t: string) => string): number {
     io.stderr.write(`oci-import: ${oneLine(redact(errorMessage(err)))}\nRun "oci-import --help" for usage.\n`);
     return 2;
   }
-  if (['INVALID_SETTING', 'INVALID_REFERENCE', 'INVALID_RULES', 'INVALID_RESOURCE_ID'].includes(code)) {
+  // (INVALID_REQUEST of the request's side: what the command asked for cannot be imported, e.g. --repository with a tag)
+  if (['INVALID_SETTING', 'INVALID_REFERENCE', 'INVALID_RULES', 'INVALID_RESOURCE_ID'].includes(code) || (code === 'INVALID_REQUEST' && (err as OciImportError).side === 'request')) {
     io.stderr.write(`oci-import: ${oneLine(redact(errorMessage(err)))}\n`);
     return 2;
   }

@@ -17,16 +17,18 @@ import { Agent, buildConnector } from 'undici';
 import { OciImportError } from '../errors.js';
 import { normalizeRegistry } from '../oci/reference.js';
 
-const v4 = new BlockList();
-for (const [net, prefix] of [
+/** The non-public IPv4 ranges (network, prefix length); the tests check every one of them. */
+export const NON_PUBLIC_IPV4 = [
   ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['168.63.129.16', 32], ['169.254.0.0', 16],
   ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) v4.addSubnet(net, prefix, 'ipv4');
+] as const;
+/** The non-public IPv6 ranges. ::/96 holds the unspecified and loopback addresses and the deprecated IPv4-compatible
+ * ones; 64:ff9b::/96 is NAT64. (IPv4-mapped addresses are checked as the IPv4 address they carry.) */
+export const NON_PUBLIC_IPV6 = [['::', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8]] as const;
+const v4 = new BlockList();
+for (const [net, prefix] of NON_PUBLIC_IPV4) v4.addSubnet(net, prefix, 'ipv4');
 const v6 = new BlockList();
-// ::/96 holds the unspecified and loopback addresses and the deprecated IPv4-compatible ones; 64:ff9b::/96 is NAT64.
-for (const [net, prefix] of [['::', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8]] as const) {
-  v6.addSubnet(net, prefix, 'ipv6');
-}
+for (const [net, prefix] of NON_PUBLIC_IPV6) v6.addSubnet(net, prefix, 'ipv6');
 
 /** True for loopback, private, link-local, CGNAT, platform, NAT64, multicast and unspecified addresses (v4, v6, v4-mapped v6). */
 export function isNonPublicAddress(address: string): boolean {

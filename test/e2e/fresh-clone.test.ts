@@ -17,6 +17,10 @@ import { startAzurite, type RunningAzurite } from '../support/azurite.js';
 import { onPath } from '../support/registry.js';
 
 const hasGit = onPath('git') && existsSync(join(PROJECT_ROOT, '.git'));
+// Where the tools are required (OCI_IMPORT_REQUIRE_REGISTRY=1, as CI sets it) a missing git is a failure, not a skip.
+if (!hasGit && process.env.OCI_IMPORT_REQUIRE_REGISTRY === '1') {
+  throw new Error('OCI_IMPORT_REQUIRE_REGISTRY=1 but git or the .git folder is missing: this test copies what a fresh clone holds');
+}
 
 interface Started {
   child: ChildProcess;

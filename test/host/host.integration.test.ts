@@ -1,7 +1,12 @@
 /**
  * The local Functions host as a separate process, with fixture function modules (test/host/fixtures)
  * registered through the real @azure/functions library, against an in-memory Azurite. The functions run
- * in the host's worker process: the tests time it out and crash it, and check what Azure does then.
+ * in the host's worker process: the tests time it out and crash it, and check what the host does then.
+ *
+ * These are contract tests of the emulator (scripts/host), not of Azure: "as Azure does" means as the local
+ * host's model of Azure says, and each such behaviour is taken from a Microsoft source named in
+ * scripts/host/README.md ("Semantics implemented") and in docs/testing.md; no test here can tell whether Azure
+ * still behaves that way.
  */
 import { request as httpRequest } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -178,7 +183,9 @@ describe('local Functions host (process + Azurite)', () => {
     expect(await health.json()).toMatchObject({ state: 'Running' });
   });
 
-  it('delivers a body without Content-Length (chunked) to the function empty, as Azure does', async () => {
+  // Azure/azure-functions-host GrpcMessageConversionExtensions.cs (a body only when ContentLength > 0);
+  // azure-functions-host#4926, azure-functions-nodejs-worker#524.
+  it('delivers a body without Content-Length (chunked) to the function empty, as Azure does (emulator contract)', async () => {
     const chunked = await rawRequest(`${host.url}/api/touch`, { method: 'POST', body: '{"hello":"chunked"}', chunked: true });
     expect(chunked.status).toBe(200);
     expect(JSON.parse(chunked.body)).toEqual({ bodyLength: 0 });
@@ -409,7 +416,8 @@ describe('local Functions host start-up', () => {
     env: { AzureWebJobsStorage: azurite.connectionString, IMPORT_QUEUE: undefined, SYNC_RULES: undefined, SYNC_RULES_FILE: undefined, LOCAL_HOST_SETTING_DEFAULTS: undefined, ...env },
   });
 
-  it('refuses a %SETTING% without a value, as Azure does; --setting-defaults takes lib/config.ts defaults instead', async () => {
+  // Azure/azure-webjobs-sdk NameResolverExtensions.cs: "'%X%' does not resolve to a value" stops the start.
+  it('refuses a %SETTING% without a value, as Azure does (emulator contract); --setting-defaults takes lib/config.ts defaults instead', async () => {
     const refused = await start([], {}).then(async (h) => {
       await h.stop('SIGKILL');
       return 'started';

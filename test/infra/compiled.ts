@@ -43,9 +43,9 @@ function newestInfraFile(dir = join(root, 'infra')): number {
   return newest;
 }
 
-/** Compiles the templates unless dist/infra/main.json is newer than every file under infra/. */
-export function ensureCompiled(): BuildResult {
-  if (existsSync(compiledPath) && statSync(compiledPath).mtimeMs >= newestInfraFile()) {
+/** Compiles the templates unless dist/infra/main.json is newer than every file under infra/ (and `force` is not set). */
+export function ensureCompiled(o: { force?: boolean } = {}): BuildResult {
+  if (!o.force && existsSync(compiledPath) && statSync(compiledPath).mtimeMs >= newestInfraFile()) {
     return { status: 'ok', output: `${compiledPath} is up to date` };
   }
   const r = spawnSync(process.execPath, [buildScript], { cwd: root, encoding: 'utf8', timeout: 600_000 });

@@ -14,7 +14,8 @@ import {
 } from './compiled.js';
 
 const requireBicep = process.env.OCI_IMPORT_REQUIRE_BICEP === '1';
-const build = ensureCompiled();
+// Required (CI): compile now, whatever dist/infra/main.json holds, so the compile test is a compile.
+const build = ensureCompiled({ force: requireBicep });
 
 /**
  * Built-in role definition IDs, checked against Microsoft Learn "Azure built-in roles"

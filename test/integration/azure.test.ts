@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACR_AUDIENCE, registryResourceId, startAcr, startArm, startEntra, type AcrRequest, type RunningAcr, type RunningArm, type RunningEntra } from '../support/azure.js';
-import { runCli } from '../support/cli.js';
+import { runCli, runMain } from '../support/cli.js';
 import { buildImage, type BuiltImage } from '../support/fixtures.js';
 import { requireRegistryTools } from '../support/registry.js';
 import { testService } from '../support/service.js';
@@ -169,7 +169,9 @@ describe.skipIf(!hasTools)('Entra ID sign-in to ACR-style registries (managed id
   it('a revoked refresh token: /oauth2/token answers 401, one new exchange, the import goes on', async () => {
     const exchangesBefore = exchanges(dst).length;
     dst.revokeRefreshTokens();
-    const run = await runCli(['import', '--registry', srcId, '--source', 'team/app:1.0', '--target', dst.loginServer,
+    // In-process whatever OCI_IMPORT_TEST_CLI says: the revoked token is the one this process cached on an earlier
+    // import (a long-lived process, as the service's workers are); a new CLI process holds none.
+    const run = await runMain(['import', '--registry', srcId, '--source', 'team/app:1.0', '--target', dst.loginServer,
       '--target-auth', 'managed-identity', '--image', 'refreshed/app:1.0'], env());
     expect(run.code, run.stderr).toBe(0);
     expect(await manifestDigest(`${dst.loginServer}/refreshed/app:1.0`, admin(dst))).toBe(image.digest);

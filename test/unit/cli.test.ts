@@ -21,6 +21,8 @@ describe('oci-import command line', () => {
     [['copy'], 'unknown command "copy"'],
     [['import', '--source', 'nginx', '--target', 'r.example', '--referrer-type', 'application/spdx+json'], 'give --include-referrers too'],
     [['import', '--source', 'nginx', '--target', 'r.example', '--include-referrers', '--referrer-type', 'spdx'], '--referrer-type "spdx" is not a media type'],
+    // (nothing listens on port 9 of loopback; the refusal comes before any request)
+    [['import', '--source', '127.0.0.1:9/app:1', '--target', '127.0.0.1:9', '--repository', 'mirror/app:1'], 'repository "mirror/app:1" must be a repository name without tag or digest'],
   ])('%j exits 2: %s', async (args, message) => {
     const run = await runCli(args);
     expect(run.code).toBe(2);
@@ -98,6 +100,16 @@ describe('oci-import against fake registries', () => {
     expect(waiting.stderr).toContain('RATE_LIMITED');
     expect(waiting.code).toBe(1);
   });
+
+  it('--wait-rate-limit waits out a Retry-After longer than the 30 s a run waits by itself, then imports', async () => {
+    const digest = await start();
+    src.faults.push({ method: 'GET', path: /\/manifests\/1$/, times: 1, action: { kind: 'status', status: 429, headers: { 'Retry-After': '31' } } });
+    const t0 = Date.now();
+    const run = await runCli(args('--wait-rate-limit'), { MAX_RETRY_AFTER_SECONDS: '40' });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`digest ${digest}`);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(30_500);
+  }, 90_000);
 
   it('a blob body that stalls ends the import with TIMEOUT (REQUEST_TIMEOUT_SECONDS), it does not hang', async () => {
     await start();

@@ -102,6 +102,91 @@ describe('copyBlob (scripted target)', () => {
     target.verify();
   });
 
+  // A saved session is continued only where the registry's status answer (distribution-spec "Get upload status":
+  // `Range: 0-<last byte>`) confirms the saved offset. Any other answer, spec-conformant as it is, cancels the
+  // session and starts a new one: a PATCH at an offset the registry does not hold is how a blob gets corrupted.
+  it.each([
+    ['fewer bytes than saved', '0-4'],
+    ['more bytes than saved', '0-14'],
+    ['`0-0` (nothing, or one byte)', '0-0'],
+    ['no Range at all', undefined],
+  ])('a saved session at 10 bytes whose status answers %s: DELETE it, POST a new one, never a PATCH at 10', async (_name, range) => {
+    await start();
+    const saved = { ...initialBlobState({ digest, size: 20 }, 'app'), phase: 'uploading' as const, location: '', offset: 10, sessions: 1 };
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'GET', path: '/up/old?_state=s10' }, res: { status: 204, headers: { ...(range ? { range } : {}), location: '/up/old?_state=s10' } } },
+      { req: { method: 'DELETE', path: '/up/old?_state=s10' }, res: { status: 204 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/2?_state=s0' } } },
+      { req: { method: 'PATCH', path: '/up/2?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' }, res: { status: 202, headers: { location: '/up/2?_state=s10' } } },
+      { req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, headers: { 'content-range': '10-19' }, body: 'abcdefghij' }, res: { status: 201 } },
+    ]);
+    const done = await copyBlob({ ...saved, location: `${target.url}/up/old?_state=s10` }, { until: Date.now() + 10_000 }, options(10));
+    expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 2 });
+    target.verify();
+  });
+
+  it('a saved session whose status confirms its offset: carried on there, in the same session', async () => {
+    await start();
+    const saved = { ...initialBlobState({ digest, size: 20 }, 'app'), phase: 'uploading' as const, location: '', offset: 10, sessions: 1 };
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'GET', path: '/up/old?_state=s10' }, res: { status: 204, headers: { range: '0-9', location: '/up/old?_state=s10b' } } },
+      { req: { method: 'PUT', path: `/up/old?_state=s10b&digest=${encodeURIComponent(digest)}`, headers: { 'content-range': '10-19' }, body: 'abcdefghij' }, res: { status: 201 } },
+    ]);
+    const done = await copyBlob({ ...saved, location: `${target.url}/up/old?_state=s10` }, { until: Date.now() + 10_000 }, options(10));
+    expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 1 });
+    target.verify();
+  });
+
+  it('a PATCH whose answer is lost and whose status shows only part of it applied: a new session, the chunk not replayed', async () => {
+    await start();
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
+      { req: { method: 'PATCH', path: '/up/1?_state=s0', body: '0123456789' }, res: { reset: true } },
+      { req: { method: 'GET', path: '/up/1?_state=s0' }, res: { status: 204, headers: { range: '0-4', location: '/up/1?_state=s5' } } },
+      { req: { method: 'DELETE', path: '/up/1?_state=s0' }, res: { status: 204 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/2?_state=s0' } } },
+      { req: { method: 'PATCH', path: '/up/2?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' }, res: { status: 202, headers: { location: '/up/2?_state=s10' } } },
+      { req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' }, res: { status: 201 } },
+    ]);
+    const bytes: number[] = [];
+    const done = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 },
+      options(10, { events: { onBytes: (n) => bytes.push(n) } }));
+    expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 2 });
+    // the progress takes back the bytes of the chunk sent again: it ends at the blob's size
+    expect(bytes.reduce((a, b) => a + b, 0)).toBe(20);
+    target.verify();
+  });
+
+  it('a PATCH the registry refuses as a session error (416 RANGE_INVALID): the status decides, here a new session', async () => {
+    await start();
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
+      { req: { method: 'PATCH', path: '/up/1?_state=s0', body: '0123456789' }, res: { status: 416, body: registryErrors('RANGE_INVALID', 'invalid content range') } },
+      { req: { method: 'GET', path: '/up/1?_state=s0' }, res: { status: 404, body: registryErrors('BLOB_UPLOAD_UNKNOWN', 'upload unknown') } },
+      { req: { method: 'DELETE', path: '/up/1?_state=s0' }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/2?_state=s0' } } },
+      { req: { method: 'PATCH', path: '/up/2?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' }, res: { status: 202, headers: { location: '/up/2?_state=s10' } } },
+      { req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' }, res: { status: 201 } },
+    ]);
+    const done = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 }, options(10));
+    expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 2 });
+    target.verify();
+  });
+
+  it('the target holds the digest with another size: BLOB_SIZE_MISMATCH, nothing uploaded', async () => {
+    await start();
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 200, headers: { 'content-length': '19' } } },
+    ]);
+    const err = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 }, options(10)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'BLOB_SIZE_MISMATCH', side: 'target', message: expect.stringContaining('with 19 bytes, the source says 20') });
+    target.verify();
+  });
+
   it('the target has the blob: nothing else is sent; a same-registry repository: a mount', async () => {
     await start();
     target = await scripted([

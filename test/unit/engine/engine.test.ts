@@ -130,6 +130,36 @@ describe('import engine (fake registries)', () => {
     expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
   });
 
+  // The status GET answered as the distribution spec says (the registry's real count, `Range: 0-<last byte>`; no
+  // stale-state 404 first, as distribution 2.8 gives): an answer other than the saved offset must start a new
+  // session — DELETE the old one, POST — and never PATCH the old session at the saved offset.
+  it.each([
+    ['more bytes than saved (its next chunk landed, its checkpoint did not)', 'more'],
+    ['fewer bytes than saved', 'fewer'],
+    ['`0-0` (a session that holds nothing)', 'empty'],
+  ] as const)('a saved session whose status answers %s: a new session, no PATCH on the old one', async (_name, kind) => {
+    await start({}, { distributionStateCheck: false });
+    const { layer, layerDigest } = seedImage(src, 'team/app', '1', 64 * KiB);
+    const engine = engineFor();
+    const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
+    const initial = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
+    const one = await engine.copyBlob(plan, initial, { until: 0, maxChunks: 1 });
+    const two = await engine.copyBlob(plan, one, { until: 0, maxChunks: 1 });
+    if (one.phase !== 'uploading' || two.phase !== 'uploading') throw new Error('expected uploads in progress');
+    const fresh = kind === 'empty' ? await new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }).startUpload('app') : undefined;
+    // the registry holds 32 KiB of the old session (16 KiB at most in the fresh one)
+    const saved: BlobState = kind === 'more' ? one : kind === 'fewer' ? { ...two, offset: 48 * KiB } : { ...one, location: fresh!.location };
+    const oldSession = new URL(saved.phase === 'uploading' ? saved.location : '').pathname;
+    dst.requests.length = 0;
+    const done = await engineFor().copyBlob(plan, saved, { until: Date.now() + 60_000 });
+    expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: saved.sessions + 1 });
+    expect(dst.requests.filter((r) => r.url.startsWith(oldSession)).map((r) => r.method)).toEqual(['GET', 'DELETE']);
+    const writes = dst.requests.filter((r) => ['PATCH', 'PUT', 'POST', 'DELETE'].includes(r.method)).map((r) => r.method);
+    expect(writes.slice(0, 2)).toEqual(['DELETE', 'POST']);
+    expect(dst.requests.filter((r) => r.method === 'PATCH').map((r) => r.headers['content-range'])).toEqual(['0-16383', '16384-32767', '32768-49151']);
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+  });
+
   it('restarts the blob in a new session when a saved Location is stale (a step died after its PATCH)', async () => {
     await start();
     const { layer, layerDigest } = seedImage(src, 'team/app', '1', 64 * KiB);

@@ -82,5 +82,6 @@ describe('finalize (scripted target)', () => {
     await expect(finalize(thePlan(target.host), client, { signal: deadline.signal })).rejects.toBeInstanceOf(TimeoutError);
     expect(Date.now() - t0).toBeLessThan(5000);
     deadline.clear();
+    target.verify(); // both HEADs were sent (at once), and nothing after them
   });
 });

@@ -3,7 +3,7 @@
  * the requests up to the first manifest that breaks a limit and no more.
  */
 import { createHash } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { plan } from '../../../lib/engine/plan.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { scripted, type ScriptedPeer } from '../../support/scripted.js';
@@ -23,8 +23,11 @@ function manifest(layers: number, layerSize = 1): Buffer {
 
 describe('plan limits (scripted source)', () => {
   const peers: ScriptedPeer[] = [];
+  // every peer is checked, even where a test forgets to: each exchange came, in order, and nothing else
   afterEach(async () => {
-    await Promise.all(peers.splice(0).map((p) => p.close()));
+    const done = peers.splice(0);
+    await Promise.all(done.map((p) => p.close()));
+    for (const p of done) p.verify();
   });
   const options = (source: ScriptedPeer, target: ScriptedPeer, limits: Partial<{ maxManifests: number; maxBlobs: number; maxImportBytes: number }> = {}) => ({
     source: new RegistryClient({ registry: source.host, insecure: true, retry }),
@@ -58,13 +61,18 @@ describe('plan limits (scripted source)', () => {
       { req: { method: 'GET', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: big } },
       { req: { method: 'GET', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: big } },
     ]);
-    const target = await scripted([]);
+    // the target tag is asked for while the source is read (the answer may come after the refusal)
+    const target = await scripted([
+      { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 404 } },
+      { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 404 } },
+    ]);
     peers.push(source, target);
     await expect(plan({ source: `${source.host}/app:1`, target: target.host }, options(source, target, { maxImportBytes: 1000 })))
       .rejects.toMatchObject({ code: 'IMPORT_TOO_LARGE', message: expect.stringContaining('(MAX_IMPORT_BYTES)') });
     await expect(plan({ source: `${source.host}/app:1`, target: target.host }, options(source, target, { maxImportBytes: 300 })))
       .rejects.toMatchObject({ code: 'IMPORT_TOO_LARGE', message: expect.stringContaining('alone is 400') });
     source.verify();
+    await vi.waitFor(() => target.verify());
   });
 
   it('refuses an index over MAX_MANIFESTS before fetching any child', async () => {
@@ -73,10 +81,11 @@ describe('plan limits (scripted source)', () => {
       manifests: Array.from({ length: 51 }, (_, i) => ({ mediaType: OCI_MANIFEST, digest: sha(`m${i}`), size: 10 })),
     }));
     const source = await scripted([{ req: { method: 'GET', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_INDEX }, body: index } }]);
-    const target = await scripted([]);
+    const target = await scripted([{ req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 404 } }]);
     peers.push(source, target);
     await expect(plan({ source: `${source.host}/app:1`, target: target.host }, options(source, target))).rejects.toMatchObject({ code: 'TOO_MANY_MANIFESTS' });
     source.verify();
+    await vi.waitFor(() => target.verify());
   });
 
   it('a plan within the limits: one manifest GET, and meanwhile one HEAD of each target tag', async () => {

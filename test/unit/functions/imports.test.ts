@@ -47,6 +47,8 @@ describe('POST /api/imports', () => {
     ['short digest', '{"source":"nginx@sha256:abc123"}', 400, 'INVALID_REFERENCE', 'source'],
     ['.. path', '{"source":"ghcr.io/org/../etc:1"}', 400, 'INVALID_REFERENCE', 'source'],
     ['.. in repository', '{"source":"nginx:1.27","repository":"a/../b"}', 400, 'INVALID_REFERENCE', 'repository'],
+    ['repository with a tag', '{"source":"nginx:1.27","repository":"mirror/nginx:1.27"}', 400, 'INVALID_REFERENCE', 'repository'],
+    ['repository with a digest', `{"source":"nginx:1.27","repository":"mirror/nginx@sha256:${'a'.repeat(64)}"}`, 400, 'INVALID_REFERENCE', 'repository'],
     ['link-local metadata address', '{"source":"169.254.169.254/latest/meta-data:1"}', 400, 'PRIVATE_ADDRESS', 'source'],
     ['loopback source', '{"source":"127.0.0.1:5000/app:1"}', 400, 'PRIVATE_ADDRESS', 'source'],
     ['bad platform', '{"source":"nginx:1.27","platforms":["linux"]}', 400, 'INVALID_PLATFORM', 'platforms[0]'],

@@ -66,6 +66,36 @@ describe('Repeatability-Request-ID', () => {
     expect(t.queue.drain()).toEqual([{ v: 1, job: first.job.id, step: 'plan', mac: expect.any(String) }]);
   });
 
+  it('without CREDENTIAL_KEY a body with a password is refused and nothing is remembered; one without is still repeatable', async () => {
+    const t = testService({ TARGET_REGISTRY: 'r.example' });
+    const withPassword = { source: 'docker.io/library/nginx:1.27', username: 'u', password: 'correct horse battery' };
+    await expect(t.service.submitRepeatable(withPassword, { id: 'pw' })).rejects.toMatchObject({ status: 400, code: 'CREDENTIALS_NOT_ACCEPTED' });
+    expect([...t.docs.dump().keys()]).toEqual([]);
+    const body = { source: 'docker.io/library/nginx:1.27' };
+    const first = await t.service.submitRepeatable(body, { id: 'plain' });
+    expect(await t.service.submitRepeatable(body, { id: 'plain' })).toMatchObject({ repeated: true, job: { id: first.job.id } });
+  });
+
+  it('remembers an id for WINDOW_MS (24 h): a record just inside still answers, an older one is forgotten and replaced', async () => {
+    const t = testService(env);
+    const body = { source: 'docker.io/library/nginx:1.27' };
+    const first = await t.service.submitRepeatable(body, { id: 'daily' });
+    const [path, text] = [...t.docs.dump()].find(([k]) => k.startsWith('repeat/'))!;
+    const record = JSON.parse(text) as { job: string; hash: string; at: string };
+    const age = async (ms: number) => t.docs.put(path, { ...record, at: new Date(Date.now() - ms).toISOString() });
+
+    await age(WINDOW_MS - 60_000);
+    expect(await t.service.submitRepeatable(body, { id: 'daily' })).toMatchObject({ repeated: true, job: { id: first.job.id } });
+    await expect(t.service.submitRepeatable({ ...body, force: true }, { id: 'daily' })).rejects.toMatchObject({ status: 409, code: 'REPEATABILITY_CONFLICT' });
+
+    await age(WINDOW_MS + 60_000);
+    const later = await t.service.submitRepeatable({ ...body, force: true }, { id: 'daily' });
+    expect(later.repeated).toBe(false);
+    expect(later.job.id).not.toBe(first.job.id);
+    // the expired record was replaced by the new request's: the id now names the new import
+    expect(await t.service.submitRepeatable({ ...body, force: true }, { id: 'daily' })).toMatchObject({ repeated: true, job: { id: later.job.id } });
+  });
+
   it('checks the headers: a bad id, a bad or too old Repeatability-First-Sent', () => {
     const now = Date.parse('2025-06-02T12:00:00Z');
     expect(parseRepeatability(headers({}), now)).toBeUndefined();

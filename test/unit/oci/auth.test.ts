@@ -20,8 +20,11 @@ const bound = (patterns: string[]): BoundCredentials => ({
 
 describe('challenge auth (scripted)', () => {
   const peers: ScriptedPeer[] = [];
+  // every peer is checked, even where a test forgets to: each exchange came, in order, and nothing else
   afterEach(async () => {
-    await Promise.all(peers.splice(0).map((p) => p.close()));
+    const done = peers.splice(0);
+    await Promise.all(done.map((p) => p.close()));
+    for (const p of done) p.verify();
   });
 
   it('Bearer: 401 → token GET with the credentials on the realm (same host, another port the binding names) → the request again with the token', async () => {

@@ -194,6 +194,9 @@ param blobConcurrency int = 4
 @maxValue(64)
 param fetchConcurrency int = 8
 
+@description('COPY_MEMORY: blob bytes a worker holds at most while copying, over all blobs at once (`MiB` suffix).')
+param copyMemory string = '16MiB'
+
 @description('ALLOWED_SOURCES: comma list of `host[:port]` patterns sources may use (`*`: any public host).')
 param allowedSources string = '*'
 
@@ -396,6 +399,7 @@ module functionApp 'modules/function-app.bicep' = {
       TARGET_REPOSITORIES: targetRepositories
       BLOB_CONCURRENCY: string(blobConcurrency)
       FETCH_CONCURRENCY: string(fetchConcurrency)
+      COPY_MEMORY: copyMemory
       ACR_AUDIENCE: acrAudience
       ARM_ENDPOINT: armEndpoint
       ALLOWED_SOURCES: allowedSources

@@ -178,30 +178,41 @@ class Upload {
     this.reader.chunk(start, end, this.chunkLength());
     // The end in one buffer (a small blob, the tail of a chunked one, or nothing left after a streamed PATCH).
     if (end >= s.size && this.reader.partEnd(start) >= s.size) return this.finish(s, start);
-    const first = await this.reader.part(start);
-    const stream = this.reader.stream(start, end, first.data);
+    // the source answers before the target's request opens: a source failing at once costs no PATCH
+    await this.reader.firstBytes(start);
+    const stream = this.reader.stream(start, end);
     this.inFlight = { from: start, length: end - start, final: false, sent: 0 };
     const body = this.hashing(stream.chunks);
     const { target } = this.o;
-    const location = Number.isFinite(this.chunkLength())
-      ? await target.patchUpload(s.repository, s.location, start, { length: end - start, chunks: body }, { signal: this.budget.signal })
-      : await target.streamUpload(s.repository, s.location, body, end - start, { signal: this.budget.signal });
-    stream.release();
-    return { ...s, location, offset: end };
+    let sent = false;
+    try {
+      const location = Number.isFinite(this.chunkLength())
+        ? await target.patchUpload(s.repository, s.location, start, { length: end - start, chunks: body }, { signal: this.budget.signal })
+        : await target.streamUpload(s.repository, s.location, body, end - start, { signal: this.budget.signal });
+      sent = true;
+      return { ...s, location, offset: end };
+    } finally {
+      stream.release(sent);
+    }
   }
 
   /** The final PUT, with the bytes from `start` to the end of the blob (one part at most), after the digest check. */
   private async finish(s: UploadingBlob, start: number): Promise<BlobState> {
     const part = start < s.size ? await this.reader.part(start) : undefined;
     const data = part?.data;
-    const computed = this.hash ? `sha256:${this.hash.copy().update(data ?? Buffer.alloc(0)).digest('hex')}` : undefined;
-    if (computed && s.digest.startsWith('sha256:') && computed !== s.digest) {
-      await this.o.target.cancelUpload(s.location);
-      throw new ImportError('DIGEST_MISMATCH', `the source served bytes for ${s.digest} that hash to ${computed}`, { temporary: true, side: 'source' });
+    let sent = false;
+    try {
+      const computed = this.hash ? `sha256:${this.hash.copy().update(data ?? Buffer.alloc(0)).digest('hex')}` : undefined;
+      if (computed && s.digest.startsWith('sha256:') && computed !== s.digest) {
+        await this.o.target.cancelUpload(s.location);
+        throw new ImportError('DIGEST_MISMATCH', `the source served bytes for ${s.digest} that hash to ${computed}`, { temporary: true, side: 'source' });
+      }
+      this.inFlight = { from: start, length: data?.length ?? 0, final: true, sent: 0 };
+      await this.o.target.finishUpload(s.repository, s.location, s.digest, start, data, { signal: this.budget.signal });
+      sent = true;
+    } finally {
+      part?.release(sent);
     }
-    this.inFlight = { from: start, length: data?.length ?? 0, final: true, sent: 0 };
-    await this.o.target.finishUpload(s.repository, s.location, s.digest, start, data, { signal: this.budget.signal });
-    part?.release();
     if (data) this.o.events?.onBytes?.(data.length);
     return { ...base(s), phase: 'done', outcome: 'copied' };
   }

@@ -103,7 +103,7 @@ export class ImportService {
       sides: (job) => this.sides(job),
       // One budget of ranged-GET parts for every step this process runs at once (each has its own engine):
       // memory stays bounded by FETCH_CONCURRENCY, not by the host's batch size.
-      partBudget: new PartBudget(2 * o.config.fetchConcurrency),
+      partBudget: new PartBudget(2 * o.config.fetchConcurrency, o.config.copyMemory),
       owner: randomUUID(),
       leaseMarginMs: o.leaseMarginMs ?? STEP_MARGIN_MS,
       lookup: o.lookup,

@@ -117,6 +117,10 @@ class Upload {
   /** What failed the last chunk (for the notice saying what recovery did). */
   private failure: unknown;
   private chunks = 0;
+  /** The checkpoint being written behind the chunk in flight (one write after the other). */
+  private saving: Promise<void> = Promise.resolve();
+  /** A checkpoint written behind that failed: it ends the step at the next chunk. */
+  private saveFailure: { error: unknown } | undefined;
 
   constructor(state: BlobState, private readonly budget: StepBudget, private readonly o: CopyBlobOptions) {
     this.s = state;
@@ -153,18 +157,41 @@ class Upload {
     });
   }
 
-  /** Chunks until the blob is done or the step's budget is spent. */
+  /**
+   * Chunks until the blob is done or the step's budget is spent. Each chunk's checkpoint is written while
+   * the next chunk goes out, not before it (a storage round trip per chunk held up the upload), and one
+   * at a time: a chunk waits for the checkpoint of the chunk two before it. The step returns once the last
+   * one is written. A checkpoint that cannot be written ends the step at the next chunk. The price: a
+   * worker that dies while a chunk is on its way leaves a checkpoint behind the registry, and the next step
+   * starts the session again (as it did before when the worker died during a PATCH, most of a step's time).
+   */
   private async loop(): Promise<BlobState> {
-    while (this.s.phase === 'uploading') {
-      // Every step makes progress (at least one request), however small its budget.
-      if (this.chunks > 0 && this.pace.spent(this.chunks)) return this.s;
-      this.s = await this.sendChunk(this.s);
-      this.chunks++;
-      this.inFlight = undefined;
-      // A checkpoint that cannot be saved ends the step; the chunk itself succeeded.
-      if (this.s.phase === 'uploading') await this.save(this.s);
+    let twoBefore: Promise<void> = Promise.resolve();
+    try {
+      while (this.s.phase === 'uploading') {
+        await twoBefore;
+        if (this.saveFailure) throw this.saveFailure.error;
+        // Every step makes progress (at least one request), however small its budget.
+        if (this.chunks > 0 && this.pace.spent(this.chunks)) break;
+        this.s = await this.sendChunk(this.s);
+        this.chunks++;
+        this.inFlight = undefined;
+        if (this.s.phase === 'uploading') {
+          twoBefore = this.saving;
+          this.saveBehind(this.s);
+        }
+      }
+    } finally {
+      await this.saving.catch(() => undefined);
     }
+    if (this.saveFailure) throw this.saveFailure.error;
     return this.s;
+  }
+
+  private saveBehind(s: BlobState): void {
+    this.saving = this.saving.then(() => this.write(s)).catch((error: unknown) => {
+      this.saveFailure ??= { error };
+    });
   }
 
   private chunkLength(): number {
@@ -257,7 +284,14 @@ class Upload {
     await this.save(next);
   }
 
+  /** Writes a checkpoint after the one written behind the last chunk, if any (one guarded write after another). */
   private async save(s: BlobState): Promise<void> {
+    await this.saving;
+    if (this.saveFailure) throw this.saveFailure.error;
+    await this.write(s);
+  }
+
+  private async write(s: BlobState): Promise<void> {
     try {
       await this.o.checkpoint?.(s);
     } catch (err) {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { DEFAULT_BLOB_CONCURRENCY, DEFAULT_CHUNK_SIZE, DEFAULT_FETCH_CONCURRENCY } from '../../lib/config.js';
 import type { IntakeResult } from './intake.js';
 import { Canvas, type Rgb } from './png.js';
+import type { InstanceResult } from './instance.js';
 import type { ProfileSummary } from './profile.js';
 import { FLOOR, REFERENCE, RUNNERS } from './runners.js';
 
@@ -77,6 +78,8 @@ export interface Report {
   readonly sync?: readonly SyncResult[];
   /** Queue-mode throughput runs (empty when not measured). */
   readonly throughput?: readonly ThroughputResult[];
+  /** One instance of the service at its default concurrency (empty when not measured). */
+  readonly instance?: readonly InstanceResult[];
 }
 
 const OURS = 'oci-import';
@@ -349,6 +352,69 @@ function manySmallSections(r: Report): string[] {
   return out;
 }
 
+/**
+ * Flex Consumption instance sizes and their CPU (Microsoft Learn, "Azure Functions Flex Consumption plan hosting",
+ * Instance sizes, ms.date 2025-05-12): CPU and network come in proportion to memory, and the platform adds 272 MB
+ * for system and host processes, not billed.
+ */
+const FLEX_SIZES: readonly { readonly mb: number; readonly cores: number }[] = [{ mb: 512, cores: 0.25 }, { mb: 2048, cores: 1 }, { mb: 4096, cores: 2 }];
+/** The worker's peak may take at most this share of an instance's memory (the rest: margin, the host's share). */
+const INSTANCE_HEADROOM = 0.6;
+
+/** The smallest Flex size whose memory holds the worker's measured peak with the headroom above. */
+export function chosenInstanceMb(peakBytes: number): number | undefined {
+  return FLEX_SIZES.find((x) => peakBytes <= x.mb * 1024 * 1024 * INSTANCE_HEADROOM)?.mb;
+}
+
+/** One instance at its default concurrency, and what an import costs in billed units. */
+function instanceSections(r: Report): string[] {
+  const xs = r.instance ?? [];
+  if (!xs.length) return [];
+  const atOnce = xs[0]!.atOnce;
+  const per = (x: InstanceResult, n: number) => n / x.atOnce;
+  const execs = (x: InstanceResult) => Object.values(x.executions).reduce((a, b) => a + b, 0);
+  const peak = Math.max(...xs.map((x) => x.workerPeakRssBytes));
+  const chosen = chosenInstanceMb(peak);
+  const out = ['### One instance of the service at its default concurrency', '',
+    `host.json lets one instance run ${atOnce} queue steps at once (batchSize + newBatchThreshold). Here ${atOnce} imports of each image were POSTed at once to one local host ` +
+    'with the default settings (COPY_MEMORY 16 MiB, CHUNK_SIZE 8 MiB, STEP_BUDGET_SECONDS 120), into a fresh target, on loopback. The worker is the Node.js process that runs the ' +
+    'functions\' code, as in Azure; the local host stands in for the Functions host, which in Azure is another program (its memory is not measured here). ' +
+    'Instance busy: the time at least one queue function ran (the union of the invocations in the host\'s log), what on-demand billing counts; executions: ' +
+    'the queue steps plus one POST per import (the benchmark\'s status reads left out); storage operations: every request Azurite served meanwhile (the queue polling included), ' +
+    'minus the benchmark\'s status reads.', '',
+    '| Image | At once | All done | Worker RSS idle | Worker peak RSS | Local host peak RSS | Worker CPU per import | Instance busy | Executions per import | Storage operations per import |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  for (const x of xs) {
+    out.push(`| ${x.image} (${(x.bytes / MB).toFixed(0)} MB) | ${x.atOnce} | ${sec(x.totalMs)} | ${mb(x.workerIdleRssBytes)} | ${mb(x.workerPeakRssBytes)} | ${mb(x.hostPeakRssBytes)} | ` +
+      `${sec(per(x, x.workerCpuMs))} | ${sec(x.busyMs)} | ${per(x, execs(x)).toFixed(1)} | ${per(x, x.storageOps).toFixed(0)} |`);
+  }
+  out.push('', chosen
+    ? `**Instance size:** the worker peaked at ${mb(peak)}, so the template's \`instanceMemoryMB\` is the smallest Flex size that holds it with ` +
+      `${((1 - INSTANCE_HEADROOM) * 100).toFixed(0)}% to spare: ${chosen} MB (sizes and the 272 MB the platform adds for system and host processes: Microsoft Learn, Flex Consumption plan hosting, Instance sizes).`
+    : `**Instance size:** the worker peaked at ${mb(peak)}, more than ${(INSTANCE_HEADROOM * 100).toFixed(0)}% of the largest Flex size.`, '');
+  const single = xs.find((x) => x.image === 'single');
+  out.push('### What an import costs on Flex Consumption', '',
+    'On demand, Flex Consumption bills the instance memory for the time an instance runs any function (at least 1 s, then in steps of 100 ms), and the executions; ' +
+    'CPU comes with the memory: 512 MB has 0.25 of a core, 2048 MB one, 4096 MB two (Microsoft Learn, Flex Consumption plan hosting: Instance sizes, Billing; ms.date 2025-05-12). ' +
+    'So a copy that keeps its cores busy costs 2 GB-s per CPU-second at every size, and one that waits on a far registry costs in proportion to the memory: the smallest size ' +
+    'that holds the copy is never dearer. GB-s below: the worker\'s CPU-seconds at 0.25 of a core, 0.5 GB (the floor when the copy is CPU-bound on 512 MB); ' +
+    'per TB: the single-layer case scaled to 10¹² bytes.', '',
+    '| Per | Worker CPU | GB-s at 512 MB (CPU-bound floor) | Executions | Storage operations |', '|---|---:|---:|---:|---:|');
+  for (const x of xs) {
+    const cpuS = per(x, x.workerCpuMs) / 1000;
+    out.push(`| import of the ${x.image} image (${(x.bytes / MB).toFixed(0)} MB) | ${cpuS.toFixed(2)} s | ${(cpuS / 0.25 * 0.5).toFixed(1)} | ${per(x, execs(x)).toFixed(1)} | ${per(x, x.storageOps).toFixed(0)} |`);
+  }
+  if (single) {
+    const k = 1e12 / single.bytes;
+    const cpuS = per(single, single.workerCpuMs) / 1000 * k;
+    out.push(`| TB copied (as ${(single.bytes / MB).toFixed(0)} MB single-layer images) | ${(cpuS / 3600).toFixed(2)} h | ${(cpuS / 0.25 * 0.5).toFixed(0)} | ${(per(single, execs(single)) * k).toFixed(0)} | ${(per(single, single.storageOps) * k).toFixed(0)} |`);
+  }
+  out.push('', 'Prices: Microsoft publishes the Flex Consumption rates (on-demand execution time per GB-s, executions per million, the monthly free grants) and the ' +
+    'storage transaction rates per region on the Azure pricing pages, and the Learn pages defer to them; the copies of those pages read for this report carry no figures ' +
+    '(the pages fill them in per region), so none is quoted here: multiply the columns by the rates of your region.', '');
+  return out;
+}
+
 function rows2(out: string[], x: SyncResult): void {
   const span = (xs: number[]) => `${sec(Math.min(...xs))} – ${sec(Math.max(...xs))}`;
   const peak = (xs: number[] | undefined) => (xs?.length ? mb(Math.max(...xs)) : '—');
@@ -490,6 +556,7 @@ export async function writeReport(r: Report): Promise<string[]> {
       '',
     ] : []),
     ...manySmallSections(r),
+    ...instanceSections(r),
     '## Goals (issues 5, 14 and 26)',
     '',
     ...goalsTable(r),

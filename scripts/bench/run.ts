@@ -38,6 +38,7 @@ import { median, writeReport, type Report, type Result, type ScenarioResult } fr
 import { processCpuMs, RUNNERS, ticksPerSecond, timeCommand, type Fixture, type RunContext } from './runners.js';
 import { pushSyncSource, SYNC_TOOLS, SYNC_TAGS, cleanWork } from './sync.js';
 import { measureThroughput, pushSmallImage } from './throughput.js';
+import { defaultConcurrency, measureInstance, type InstanceResult } from './instance.js';
 import type { SyncResult, ThroughputRun } from './report.js';
 
 const MiB = 1024 * 1024;
@@ -244,6 +245,7 @@ async function main(): Promise<void> {
   let smallProfile: ProfileSummary | undefined;
   const sync: SyncResult[] = [];
   const throughput: ThroughputRun[] = [];
+  const instance: InstanceResult[] = [];
   try {
     source = await startRegistry();
     for (const f of fixtures) {
@@ -332,6 +334,7 @@ async function main(): Promise<void> {
     if (small && (!opts.only || 'loopback/small'.includes(opts.only))) smallProfile = await profileSmallImport(small, source.host);
     if (!opts.only || 'sync'.includes(opts.only)) sync.push(...await syncSuite(source, proxy, opts.runs));
     if (!opts.only || 'throughput'.includes(opts.only)) throughput.push(...await throughputSuite(source, opts.runs));
+    if (!opts.only || 'instance'.includes(opts.only)) instance.push(...await instanceSuite(source, fixtures));
   } finally {
     for (const r of opts.runners) await r.close?.();
     await proxy?.close();
@@ -346,7 +349,7 @@ async function main(): Promise<void> {
     command, runs: opts.runs, cliEnv: opts.cliEnv, far: FAR,
     machine: versions(), date: new Date().toISOString(),
     durationMs: performance.now() - benchStarted,
-    scenarios: results, intake, startupMs, nodeStartupMs, smallProfile, sync, throughput,
+    scenarios: results, intake, startupMs, nodeStartupMs, smallProfile, sync, throughput, instance,
   });
   log(`wrote ${written.join(', ')} in ${((performance.now() - benchStarted) / 1000).toFixed(0)} s total`);
 }
@@ -385,6 +388,30 @@ async function syncSuite(source: RunningRegistry, proxy: FarProxy, runs: number)
     }
   }
   await rm(dir, { recursive: true, force: true });
+  return out;
+}
+
+/**
+ * One instance of the service at its default concurrency (host.json): as many imports of each image at once
+ * as it runs steps at once, into a fresh target, on loopback. Memory, CPU, busy time and the counts the
+ * cost table is made of (scripts/bench/instance.ts).
+ */
+async function instanceSuite(source: RunningRegistry, fixtures: readonly Fixture[]): Promise<InstanceResult[]> {
+  const out: InstanceResult[] = [];
+  const atOnce = defaultConcurrency();
+  for (const f of fixtures.filter((x) => x.id !== 'chart')) {
+    await waitQuiet();
+    const target = await startRegistry();
+    try {
+      const r = await measureInstance({ image: f.id, bytes: f.bytes, sourceRef: `${source.host}/${f.repository}:${f.tag}`, atOnce, source, target });
+      out.push(r);
+      log(`[instance] ${atOnce} × ${f.id} at once: ${(r.totalMs / 1000).toFixed(2)} s, worker peak RSS ${(r.workerPeakRssBytes / 1e6).toFixed(0)} MB ` +
+        `(idle ${(r.workerIdleRssBytes / 1e6).toFixed(0)} MB), host ${(r.hostPeakRssBytes / 1e6).toFixed(0)} MB, worker CPU ${(r.workerCpuMs / 1000).toFixed(2)} s, ` +
+        `busy ${(r.busyMs / 1000).toFixed(2)} s, executions ${JSON.stringify(r.executions)}, storage operations ${r.storageOps}`);
+    } finally {
+      await target.stop();
+    }
+  }
   return out;
 }
 

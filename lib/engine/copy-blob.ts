@@ -38,6 +38,8 @@ export interface CopyBlobOptions {
   readonly partBudget: PartBudget;
   /** Bytes per ranged GET (default DEFAULT_PART_SIZE; tests use small ones). */
   readonly partSize?: number;
+  /** Largest part as a multiple of the part size (default: the reader's; tests pin parts with 1). */
+  readonly partGrowth?: number;
   /** Attempts of one part's GET. */
   readonly partRetry?: RetryPolicy;
   /** Sessions tried within one step when the target fails chunks (resume or restart). */
@@ -127,7 +129,7 @@ class Upload {
     this.pace = new Pace(state.phase === 'uploading' ? state.offset : 0, budget);
     this.reader = new PartReader({
       source: o.source, repository: o.sourceRepository, digest: state.digest, size: state.size, concurrency: o.fetchConcurrency,
-      partSize: o.partSize, budget: o.partBudget, retry: o.partRetry ?? o.source.retryPolicy, signal: budget.signal, events: o.events,
+      partSize: o.partSize, partGrowth: o.partGrowth, budget: o.partBudget, retry: o.partRetry ?? o.source.retryPolicy, signal: budget.signal, events: o.events,
       wanted: (offset) => this.pace.wanted(offset, this.s, this.chunks, this.chunkLength()),
     });
   }

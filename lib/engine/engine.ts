@@ -23,6 +23,8 @@ export interface EngineOptions extends ImportLimits {
   readonly copyMemory?: number;
   /** Bytes per ranged GET part (default 4 MiB; tests use small ones). */
   readonly partSize?: number;
+  /** Largest part as a multiple of partSize (default MAX_PART_GROWTH; tests pin parts with 1). */
+  readonly partGrowth?: number;
   /** Attempts of one part's GET (default: the source client's policy). */
   readonly partRetry?: RetryPolicy;
   /** Sessions tried within one step when the target fails chunks. */
@@ -78,7 +80,7 @@ export class ImportEngine {
       chunkSize: this.o.chunkSize,
       fetchConcurrency: this.o.fetchConcurrency,
       partBudget: this.partBudget,
-      partSize: this.o.partSize,
+      partSize: this.o.partSize, partGrowth: this.o.partGrowth,
       partRetry: this.o.partRetry,
       sessionRetry: this.o.sessionRetry,
       events: this.o.events,

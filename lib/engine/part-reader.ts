@@ -22,6 +22,11 @@ import { collectYoungGarbage, YOUNG_GC_EVERY_BYTES } from './young-gc.js';
  * time, and no connection idles long. */
 export const DEFAULT_PART_SIZE = 4 * 1024 * 1024;
 
+/** Parts grow to at most this many times the part size when their connections are fast (fewer requests). */
+export const MAX_PART_GROWTH = 8;
+/** A part is sized for its GET to take about this long at the rate the last one came (see PartReader). */
+const PART_TARGET_MS = 200;
+
 /** Bytes per pooled block: a part is held in blocks, and the upload sends (and frees) one at a time. */
 export const BLOCK_SIZE = 1024 * 1024;
 
@@ -148,6 +153,8 @@ export interface PartReaderOptions {
   /** Part GETs in flight at most. */
   readonly concurrency: number;
   readonly partSize?: number;
+  /** Largest part, as a multiple of the part size (default MAX_PART_GROWTH; 1: every part the part size). */
+  readonly partGrowth?: number;
   readonly budget: PartBudget;
   /** Attempts of one part's GET. */
   readonly retry: RetryPolicy;
@@ -200,6 +207,9 @@ class Part {
   /** Counted as ready in the budget. */
   ready = false;
   readonly stop = new AbortController();
+  readonly startedAt = Date.now();
+  /** Time its GET waited for room in the budget (not the source's time). */
+  pausedMs = 0;
   /** Its GET's signal: the step's, or `stop`. */
   signal: AbortSignal = this.stop.signal;
   /** Settles (never rejects) when its GET has ended: no more writes into its blocks. */
@@ -225,7 +235,11 @@ class Part {
         const block = this.budget.block(this.taken && this.held < 2);
         if (!block) {
           const rest = chunk.subarray(from);
-          return this.budget.room().then(() => this.write(rest));
+          const since = Date.now();
+          return this.budget.room().then(() => {
+            this.pausedMs += Date.now() - since;
+            return this.write(rest);
+          });
         }
         this.blocks.push(block);
         this.held++;
@@ -287,9 +301,15 @@ class Part {
 }
 
 /**
- * Parts of one blob, in order. A part starts at a part boundary and ends `partSize` further, at the end
- * of the chunk being uploaded (set with `chunk`), or at the end of the blob. Reads move forward; a read
- * elsewhere (a session restarted from 0) drops what was fetched and starts over there.
+ * Parts of one blob, in order. A part ends where the part size says, at the end of the chunk being
+ * uploaded (set with `chunk`), or at the end of the blob. Reads move forward; a read elsewhere (a session
+ * restarted from 0) drops what was fetched and starts over there.
+ *
+ * The size of the parts it fetches adapts to the source: sized for a GET of about PART_TARGET_MS at the
+ * rate the last part came (its time waiting for room left out), between `partSize` and MAX_PART_GROWTH
+ * times it. A far source keeps small parts on many connections (little memory for the bytes ahead); a near
+ * one gets few large parts, and pays its per-request cost fewer times (a distribution registry spends
+ * about 11 ms of CPU on every ranged GET: 75 of them for a 300 MiB blob in 4 MiB parts).
  *
  * How many parts it fetches at once adapts to which side is slower: two at first, one more each time the
  * upload had to wait for a part's bytes, one fewer each time a part arrives while two of this blob wait
@@ -311,9 +331,12 @@ export class PartReader {
   private waiters: { start: number; resolve(p: Part): void; reject(e: unknown): void }[] = [];
   private warnedNoRange = false;
   private readonly partRetry: RetryPolicy;
+  /** Size of the next part to fetch (see the class comment). */
+  private fetchSize: number;
 
   constructor(private readonly o: PartReaderOptions) {
     this.partSize = o.partSize ?? DEFAULT_PART_SIZE;
+    this.fetchSize = this.partSize;
     this.partRetry = { ...NO_RETRY, maxRetryAfterMs: o.retry.maxRetryAfterMs };
   }
 
@@ -329,15 +352,15 @@ export class PartReader {
     this.fill();
   }
 
-  /** End of the part starting at `at`: a part size further, but not past a chunk's end or the blob's. */
-  partEnd(at: number): number {
+  /** End of a part starting at `at`: `size` further (a part size by default), but not past a chunk's end or the blob's. */
+  partEnd(at: number, size = this.partSize): number {
     let boundary = this.chunkEnd;
     if (at >= boundary) {
       boundary = Number.isFinite(this.chunkLength)
         ? boundary + Math.ceil((at - boundary + 1) / this.chunkLength) * this.chunkLength
         : this.o.size;
     }
-    return Math.min(at + this.partSize, boundary, this.o.size);
+    return Math.min(at + size, boundary, this.o.size);
   }
 
   /** Waits until the part at `start` has its first block (the source answered), or throws its failure. */
@@ -447,12 +470,12 @@ export class PartReader {
 
   /** Starts part GETs while there is room: in flight < limit, a slot, and within the window. */
   private fill(): void {
-    const windowEnd = Math.min(this.o.size, this.cursor + (this.o.concurrency + 1) * this.partSize);
+    const windowEnd = Math.min(this.o.size, this.cursor + (this.o.concurrency + 1) * this.fetchSize);
     while (!this.closed && this.inFlight < this.limit && this.next < windowEnd) {
       const start = this.next;
       if (start >= this.chunkEnd && this.o.wanted && !this.o.wanted(start)) return;
       if (!this.o.budget.tryAcquire(this.wake, start === this.cursor)) return;
-      this.startFetch(new Part(start, this.partEnd(start), this.o.budget));
+      this.startFetch(new Part(start, this.partEnd(start, this.fetchSize), this.o.budget));
     }
   }
 
@@ -471,10 +494,14 @@ export class PartReader {
     });
   }
 
-  /** More parts at once while the upload waits for them, fewer while they wait for the upload. */
+  /** More parts at once while the upload waits for them, fewer while they wait for the upload; the next
+   * parts sized by the rate this one came. */
   private adapt(part: Part): void {
     // (the part the upload streams may be read whole, and forgotten, before its GET has settled)
     if (!part.complete || part.stop.signal.aborted) return;
+    const ms = Date.now() - part.startedAt - part.pausedMs;
+    const wanted = Math.round((part.length / Math.max(1, ms)) * PART_TARGET_MS / BLOCK_SIZE) * BLOCK_SIZE;
+    this.fetchSize = Math.min(this.partSize * (this.o.partGrowth ?? MAX_PART_GROWTH), Math.max(this.partSize, wanted));
     if (part.waited) this.limit = Math.min(this.o.concurrency, this.limit + 1);
     if (part.taken) return;
     part.ready = true;

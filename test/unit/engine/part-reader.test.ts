@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BLOCK_SIZE, PartBudget, PartReader } from '../../../lib/engine/part-reader.js';
+import { BLOCK_SIZE, MAX_PART_GROWTH, PartBudget, PartReader } from '../../../lib/engine/part-reader.js';
 import type { Digest } from '../../../lib/oci/digest.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
@@ -121,6 +121,36 @@ describe('PartReader (fake source)', () => {
     // 2 blocks of parts ahead, the 2 of the part the upload is at, the 1 it sent before
     expect(maxHeld).toBeLessThanOrEqual(5);
     expect(budget.heldBlocks).toBe(0);
+  });
+
+  it.each([
+    ['a near source: parts grow (fewer requests), up to MAX_PART_GROWTH times the part size', 0, true],
+    ['a slow source: parts stay at the part size', 400, false],
+  ])('sizes parts by the rate they come: %s', async (_what, delayMs, grows) => {
+    src = await startFakeRegistry();
+    const blob = Buffer.alloc(6 * BLOCK_SIZE, 7);
+    const blobDigest = `sha256:${createHash('sha256').update(blob).digest('hex')}` as Digest;
+    src.putBlob('app', blob);
+    if (delayMs) src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'delay', ms: delayMs } });
+    const partSize = 256 * 1024;
+    const r = new PartReader({
+      source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: blobDigest, size: blob.length,
+      concurrency: 2, partSize, budget: new PartBudget(8, 64 * BLOCK_SIZE), retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+    });
+    r.chunk(0, blob.length, Infinity);
+    const stream = r.stream(0, blob.length);
+    let n = 0;
+    for await (const b of stream.chunks) n += b.length;
+    stream.release(true);
+    r.close();
+    expect(n).toBe(blob.length);
+    const lengths = src.requests.filter((q) => q.method === 'GET').map((q) => {
+      const [a, b] = String(q.headers.range).replace('bytes=', '').split('-').map(Number);
+      return b! - a! + 1;
+    });
+    expect(Math.max(...lengths)).toBeLessThanOrEqual(MAX_PART_GROWTH * partSize);
+    if (grows) expect(Math.max(...lengths)).toBeGreaterThan(partSize);
+    else expect(lengths.every((x) => x === partSize)).toBe(true);
   });
 
   it('a part that fails every time costs exactly the part policy\'s attempts', async () => {

@@ -6,7 +6,7 @@
  * one for them only once 32 MiB of young buffers have piled up (twice its largest semi-space, fixed at
  * build time), so a copy carries up to 32 MiB of dead socket buffers, and the allocator keeps asking the
  * kernel for fresh pages (page faults: CPU) instead of reusing the ones just freed. A young collection
- * after every few MiB keeps both small: it finds almost nothing alive, and costs well under a
+ * after every 4 MiB keeps both small: it finds almost nothing alive, and costs well under a
  * millisecond.
  *
  * V8 gives JavaScript its collector only with `--expose-gc`; the flag is set for the moment it takes to
@@ -18,7 +18,7 @@ import { runInNewContext } from 'node:vm';
 type Collector = (options: { type: 'minor' | 'major' }) => void;
 
 /** Bytes that pass between two young collections. */
-export const YOUNG_GC_EVERY_BYTES = 8 * 1024 * 1024;
+export const YOUNG_GC_EVERY_BYTES = 4 * 1024 * 1024;
 
 let collector: Collector | null | undefined;
 

@@ -46,6 +46,8 @@ export interface ServiceOptions {
   readonly registries?: Registries;
   /** Lease of a blob step beyond its budget. @default 30 000 ms */
   readonly leaseMarginMs?: number;
+  /** Least time between two checkpoints of a running blob step. @default CHECKPOINT_EVERY_MS (steps.ts) */
+  readonly checkpointEveryMs?: number;
   /** How long in-flight work may run past a step's budget before the step's signal ends it. @default 30 000 ms */
   readonly stepMarginMs?: number;
   /**
@@ -106,6 +108,7 @@ export class ImportService {
       partBudget: new PartBudget(2 * o.config.fetchConcurrency, o.config.copyMemory),
       owner: randomUUID(),
       leaseMarginMs: o.leaseMarginMs ?? STEP_MARGIN_MS,
+      checkpointEveryMs: o.checkpointEveryMs,
       lookup: o.lookup,
       inline: o.inline ?? (o.config.inlineImportBytes > 0 ? { blobs: INLINE_MAX_BLOBS, bytes: o.config.inlineImportBytes } : false),
     });

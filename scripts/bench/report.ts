@@ -205,7 +205,8 @@ function why(r: Report): string[] {
     out.push(`- **${r.machine.cpus?.split(' ')[0] ?? 'Few'} cores for the tool, both registries and the proxy.** Far-away single layer, median CPU: ${parts.join('; ')}. ` +
       `skopeo waits on one 25 MB/s connection and leaves the cores idle; oci-import keeps several connections busy, so it runs into the CPU: ` +
       `the proxy (a user-space stand-in for distance, which real networks do not charge to the machine) and the source registry, whose ranged GETs cost it ${sourceRatio.toFixed(1)}× the CPU of one GET per layer ` +
-      '(distribution opens and buffers the blob anew for every request), take cores the target registry needs for its PATCHes.');
+      '(distribution spends about 11 ms of CPU on every ranged GET, measured with curl: 1.07 s for a 300 MiB blob in 4 MiB ranges, 0.22 s in one GET; ' +
+      'which is why the parts grow on a near source, and stay at 4 MiB on a far one, where the connections count), take cores the target registry needs for its PATCHes.');
   }
   if (r.startupMs.length) {
     const node = r.nodeStartupMs?.length ? median(r.nodeStartupMs) : undefined;
@@ -227,14 +228,24 @@ function why(r: Report): string[] {
       'and it pays the job records, the storage round trips and the polling instead. The step that copies the last blob tags the image itself ' +
       '(a finalize message stands by in case its worker dies), so the import ends without one more trip through the queue.' +
       (chunked ? ` Above all it writes CHUNK_SIZE PATCHes, each flushed by the registry: the target alone takes ${sec(median(chunked.ms))} for the 300 MiB layer that way, ` +
-        `against ${sec(median(put!.ms))} as one stream; and before each next PATCH the step waits for its checkpoint to be written (beside a read of the job, `  +
-        `which is how a cancel stops it within a chunk): ${Math.ceil(300 * MiB / DEFAULT_CHUNK_SIZE)} round trips to storage for the 300 MiB layer. ` +
+        `against ${sec(median(put!.ms))} as one stream (CHUNK_SIZE stays 8 MiB: ACR refuses request bodies above ~20 MB, GHCR is reported to refuse above 4 MiB). ` +
+        `Each chunk's checkpoint, and the read of the job beside it (how a cancel stops a step within a chunk), is written while the next chunk goes out: ` +
+        `${Math.ceil(300 * MiB / DEFAULT_CHUNK_SIZE)} writes for the 300 MiB layer, none of them holding up the upload. ` +
         'Azurite and the host share the 2 cores with both registries.' : ''));
   }
-  out.push('- **What does help, and is in:** every blob of every platform at once (BLOB_CONCURRENCY); each blob read as 4 MiB ranged GETs on up to FETCH_CONCURRENCY connections, ' +
-    'the part needed next first (slow start: two, then one more per part that arrives); parts streamed into the PATCH as they arrive, in order, and hashed on the way; ' +
-    'each part read straight into a recycled buffer, reused as soon as the socket took it; one budget of part buffers shared by all blobs (2 × FETCH_CONCURRENCY parts), ' +
-    'so memory stays bounded however many blobs run at once.');
+  out.push('- **Where the CLI\'s CPU and memory go** (perf, strace and /usr/bin/time on this machine during issue 26, under load from other programs: the shares, not the seconds, are what carries over). ' +
+    'Hashing (SHA-NI, the same work skopeo does) and the kernel\'s copies to and from the sockets are most of it and cannot go. What could: page faults, ' +
+    'which cost about 15 µs each in this virtual machine — 36,000 to 64,000 per 300 MB copy before (fresh memory for 16 pooled 4 MiB part buffers, and for the socket buffers ' +
+    'that Node.js allocates for every read of up to 64 KiB and V8 frees only once 32 MiB of them pile up), 14,000 to 19,000 now, skopeo 2,000; and the copy of every byte ' +
+    'into a part buffer, which stays (undici copies every byte into its WebAssembly parser\'s memory too). Memory: Node.js itself, its code and the bundle take ' +
+    'about 60 MB before the first byte (the node binary\'s pages alone 39 MB; skopeo\'s whole process is 22 MB), V8\'s heap 15–25 MB while copying, ' +
+    'the blob bytes in flight at most COPY_MEMORY plus two 1 MiB blocks per upload, and the socket buffers not yet collected.');
+  out.push('- **What does help, and is in:** every blob of every platform at once (BLOB_CONCURRENCY); each blob read as ranged GETs on up to FETCH_CONCURRENCY connections, ' +
+    'the part needed next first, and how many at once following which side is slower (more while the upload waits for bytes, fewer while parts wait ready, none while two ' +
+    'parts of all blobs wait ready); parts sized by the rate they come (4 MiB from a far source, up to 32 MiB from a near one); every part landing in pooled 1 MiB blocks ' +
+    'that the upload sends as they fill, in order, hashed on the way, and gives back one block later; the blocks of all blobs within COPY_MEMORY (16 MiB): a part whose next ' +
+    'block does not fit stops reading (TCP holds the sender) except the one an upload is at; a broken-off part continued from its first missing byte; and a young-generation ' +
+    'collection every 4 MiB that arrive, so the socket buffers Node.js allocates per read are freed and reused before more are asked of the kernel.');
   out.push('');
   return out;
 }
@@ -522,13 +533,13 @@ export async function writeReport(r: Report): Promise<string[]> {
     '',
     `oci-import settings: ${settings}.`,
     '',
-    '![median copy time per tool and scenario](benchmarks.png)',
+    '![wall time, CPU and peak RSS per tool and scenario](benchmarks.png)',
     '',
     '## Results',
     '',
     `Median of ${r.runs} run(s) per tool and scenario, wall time of the whole command (process start to exit, manifests included); ` +
       'for the queue mode, from the POST to the status that says succeeded (the host already running). ' +
-      'MB/s is blob bytes (10⁶) over the median time. Peak RSS is the largest of the runs (`/usr/bin/time` %M: the biggest single process; the queue mode: the host\'s VmHWM, Azurite apart). ' +
+      'MB/s is blob bytes (10⁶) over the median time. CPU is the tool\'s median user + system time (`/usr/bin/time`; the queue mode: the host, its worker and Azurite). Peak RSS is the largest of the runs (`/usr/bin/time` %M: the biggest single process; the queue mode: the host\'s VmHWM, Azurite apart). ' +
       '"vs skopeo" / "vs raw" are how many times faster than that tool (its median time ÷ this one\'s). ' +
       'Source connections: TCP connections the tool opened to the far-away source, per run.',
     '',
@@ -574,6 +585,8 @@ export async function writeReport(r: Report): Promise<string[]> {
     '- Tools, each a separate process:',
     ...RUNNERS.map((x) => `  - **${x.name}**: ${x.description}`),
     `- Runs are interleaved (round 1 of every tool, then round 2, …). The first run of every tool in every scenario is verified: \`skopeo inspect --raw\` of the target tag must hash to the source digest.`,
+    '- Before the first scenario, one unmeasured import writes V8\'s code cache of the `import` command (bin/oci-import.js does so on a command\'s first run after every build), ' +
+      'so every measured run starts as an installed command does after its first run.',
     '- Runs where other programs used the CPU meanwhile (measured from /proc/stat minus the CPU of the tool, both registries and the benchmark process) are thrown away and repeated; ' +
       'the benchmark also waits for an idle machine before every scenario.',
     '',

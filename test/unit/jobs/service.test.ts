@@ -4,8 +4,9 @@
  */
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MemoryDocuments } from '../../../lib/jobs/documents.js';
+import { MemoryDocuments } from '../../../lib/jobs/documents.js';
 import type { StepMessage } from '../../../lib/jobs/queue.js';
+import { CHECKPOINT_EVERY_MS } from '../../../lib/jobs/steps.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 import { testService, type TestService } from '../../support/service.js';
 
@@ -143,6 +144,38 @@ describe('import steps (memory storage, fake registries)', () => {
       for (const m of first.queue.drain()) await second.service.handleMessage(m, second.meta(2));
     }
     expect(await second.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
+  });
+
+  it('writes a blob step\'s checkpoint at most every CHECKPOINT_EVERY_MS while it copies, and when it ends', async () => {
+    const docs = new MemoryDocuments();
+    [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);
+    const t = testService({
+      TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host, CHUNK_SIZE: '64KiB', STEP_BUDGET_SECONDS: '60',
+    }, { docs, checkpointEveryMs: CHECKPOINT_EVERY_MS });
+    const digest = seedIndex(src, 'team/app', '1', 400 * KiB);
+    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+    await t.service.handleMessage(t.queue.drain()[0], t.meta());
+    const blobMessages = t.queue.drain();
+    const big = blobMessages[1]!;
+    let writes = 0;
+    const put = docs.put.bind(docs);
+    docs.put = async (path, value, condition) => {
+      if (path.endsWith(`blob-${big.blob}.json`)) writes++;
+      return put(path, value, condition);
+    };
+    const started = Date.now();
+    await t.service.handleMessage(big, t.meta());
+    docs.put = put;
+    // 7 chunks of 64 KiB in well under a second: the claim, the checkpoint of the new session, the end —
+    // not one per chunk
+    expect(Date.now() - started).toBeLessThan(CHECKPOINT_EVERY_MS);
+    expect(dst.requests.filter((r) => r.method === 'PATCH').length).toBeGreaterThanOrEqual(6);
+    expect(writes).toBeLessThanOrEqual(3);
+    for (const m of [...blobMessages.filter((m) => m !== big), ...t.queue.drain()]) t.queue.send(m);
+    while (t.queue.sent.length) {
+      for (const m of t.queue.drain()) await t.service.handleMessage(m, t.meta());
+    }
+    expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
   });
 
   it('marks the job failed with the reason on the last attempt of a failing step, and rethrows for the poison queue', async () => {

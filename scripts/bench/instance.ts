@@ -156,6 +156,13 @@ export async function measureInstance(o: {
       }
     }));
     const totalMs = performance.now() - started;
+    // a step's status says succeeded before its invocation has returned: wait for the host's last "Executed"
+    for (let seen = -1, until = Date.now() + 5000; Date.now() < until;) {
+      const now = invocations(host.log().slice(logBefore)).length;
+      if (now === seen) break;
+      seen = now;
+      await new Promise((r) => setTimeout(r, 400));
+    }
     const workerCpuMs = processCpuMs(host.workerPid) - cpuBefore;
     // the status reads are the benchmark's (one function execution and one blob read each): left out
     const runs = invocations(host.log().slice(logBefore)).filter((x) => x.name !== 'getImport');

@@ -383,6 +383,7 @@ function instanceSections(r: Report): string[] {
   if (!xs.length) return [];
   const atOnce = xs[0]!.atOnce;
   const per = (x: InstanceResult, n: number) => n / x.atOnce;
+  const size = (bytes: number) => (bytes < MB ? `${Math.round(bytes / 1024)} KiB` : `${(bytes / MB).toFixed(0)} MB`);
   const execs = (x: InstanceResult) => Object.values(x.executions).reduce((a, b) => a + b, 0);
   const peak = Math.max(...xs.map((x) => x.workerPeakRssBytes));
   const chosen = chosenInstanceMb(peak);
@@ -396,7 +397,7 @@ function instanceSections(r: Report): string[] {
     '| Image | At once | All done | Worker RSS idle | Worker peak RSS | Local host peak RSS | Worker CPU per import | Instance busy | Executions per import | Storage operations per import |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
   for (const x of xs) {
-    out.push(`| ${x.image} (${(x.bytes / MB).toFixed(0)} MB) | ${x.atOnce} | ${sec(x.totalMs)} | ${mb(x.workerIdleRssBytes)} | ${mb(x.workerPeakRssBytes)} | ${mb(x.hostPeakRssBytes)} | ` +
+    out.push(`| ${x.image} (${size(x.bytes)}) | ${x.atOnce} | ${sec(x.totalMs)} | ${mb(x.workerIdleRssBytes)} | ${mb(x.workerPeakRssBytes)} | ${mb(x.hostPeakRssBytes)} | ` +
       `${sec(per(x, x.workerCpuMs))} | ${sec(x.busyMs)} | ${per(x, execs(x)).toFixed(1)} | ${per(x, x.storageOps).toFixed(0)} |`);
   }
   out.push('', chosen
@@ -409,11 +410,11 @@ function instanceSections(r: Report): string[] {
     'CPU comes with the memory: 512 MB has 0.25 of a core, 2048 MB one, 4096 MB two (Microsoft Learn, Flex Consumption plan hosting: Instance sizes, Billing; ms.date 2025-05-12). ' +
     'So a copy that keeps its cores busy costs 2 GB-s per CPU-second at every size, and one that waits on a far registry costs in proportion to the memory: the smallest size ' +
     'that holds the copy is never dearer. GB-s below: the worker\'s CPU-seconds at 0.25 of a core, 0.5 GB (the floor when the copy is CPU-bound on 512 MB); ' +
-    'per TB: the single-layer case scaled to 10¹² bytes.', '',
+    'per TB: the single-layer case scaled to 10¹² bytes. An instance\'s activity is billed for at least 1 s, so a lone small import costs at least 0.5 GB-s.', '',
     '| Per | Worker CPU | GB-s at 512 MB (CPU-bound floor) | Executions | Storage operations |', '|---|---:|---:|---:|---:|');
   for (const x of xs) {
     const cpuS = per(x, x.workerCpuMs) / 1000;
-    out.push(`| import of the ${x.image} image (${(x.bytes / MB).toFixed(0)} MB) | ${cpuS.toFixed(2)} s | ${(cpuS / 0.25 * 0.5).toFixed(1)} | ${per(x, execs(x)).toFixed(1)} | ${per(x, x.storageOps).toFixed(0)} |`);
+    out.push(`| import of the ${x.image} image (${size(x.bytes)}) | ${cpuS.toFixed(2)} s | ${(cpuS / 0.25 * 0.5).toFixed(1)} | ${per(x, execs(x)).toFixed(1)} | ${per(x, x.storageOps).toFixed(0)} |`);
   }
   if (single) {
     const k = 1e12 / single.bytes;

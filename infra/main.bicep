@@ -92,9 +92,12 @@ param registryPublicNetworkAccess string = 'Enabled'
 @allowed(['22'])
 param nodeVersion string = '22'
 
-@description('Memory of each instance (MB); Flex Consumption bills execution time by this size.')
+// 512 MB by measurement: the worker peaked near 220 MB running host.json's six steps at once, 300 MB images
+// each (docs/benchmarks.md, "One instance of the service"); CPU comes in proportion (0.25 of a core), so a
+// CPU-bound copy costs the same GB-s per byte at every size and one that waits on a far registry costs less.
+@description('Memory of each instance (MB); Flex Consumption bills execution time by this size, and gives CPU in proportion.')
 @allowed([512, 2048, 4096])
-param instanceMemoryMB int = 2048
+param instanceMemoryMB int = 512
 
 // The lowest maximum Flex Consumption takes is the platform's to check: Microsoft Learn's Flex Consumption page
 // said 40 in the versions read for this template (flex-consumption-plan#considerations, 2025) and is reported to
@@ -202,6 +205,9 @@ param blobConcurrency int = 4
 @minValue(1)
 @maxValue(64)
 param fetchConcurrency int = 8
+
+@description('COPY_MEMORY: blob bytes a worker holds at most while copying, over all blobs at once (`MiB` suffix).')
+param copyMemory string = '16MiB'
 
 @description('ALLOWED_SOURCES: comma list of `host[:port]` patterns sources may use (`*`: any public host).')
 param allowedSources string = '*'
@@ -419,6 +425,7 @@ module functionApp 'modules/function-app.bicep' = {
       TARGET_REPOSITORIES: targetRepositories
       BLOB_CONCURRENCY: string(blobConcurrency)
       FETCH_CONCURRENCY: string(fetchConcurrency)
+      COPY_MEMORY: copyMemory
       ACR_AUDIENCE: acrAudience
       ARM_ENDPOINT: armEndpoint
       ALLOWED_SOURCES: allowedSources

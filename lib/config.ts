@@ -25,6 +25,11 @@ export const DEFAULT_BLOB_CONCURRENCY = 4;
  * blobs of an import (or of a worker process) together hold at most twice this many parts, so buffers
  * stay near 2 × 8 × 4 MiB plus the two parts each upload has on the wire. */
 export const DEFAULT_FETCH_CONCURRENCY = 8;
+/** Blob bytes one process holds at most while copying, over all blobs at once (parts fetched ahead and
+ * the blocks each upload is sending; each upload may go beyond by the two blocks it sends and fills):
+ * with Node.js itself this keeps a copy under 96 MB of RSS, and still leaves room for every part a far
+ * source has in flight (docs/benchmarks.md). */
+export const DEFAULT_COPY_MEMORY = 16 * MiB;
 /** Unique blobs per import: the largest real images have a few hundred layers over all platforms
  * (docs/limits.md); a thousand leaves room and bounds one import to a thousand blob steps. */
 export const DEFAULT_MAX_BLOBS = 1000;
@@ -94,6 +99,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'TARGET_REPOSITORIES', scope: 'app', default: '*', description: 'Comma list of target repository patterns this deployment may write (`*` matches anything, `/` included: `mirror/*`); others are refused with `REPOSITORY_NOT_ALLOWED`.' },
   { name: 'BLOB_CONCURRENCY', scope: 'app', default: String(DEFAULT_BLOB_CONCURRENCY), description: 'Blobs copied at the same time within one import.' },
   { name: 'FETCH_CONCURRENCY', scope: 'app', default: String(DEFAULT_FETCH_CONCURRENCY), description: 'Concurrent ranged GETs per blob (all blobs of an import together: twice this).' },
+  { name: 'COPY_MEMORY', scope: 'app', default: '16MiB', description: 'Blob bytes a process holds at most while copying, over all blobs at once (`MiB` suffix): parts fetched ahead and the blocks being sent; each upload may go beyond by the two 1 MiB blocks it sends and fills. Lower it to bound memory further (fewer bytes fetched ahead from a far source).' },
   { name: 'ALLOWED_SOURCES', scope: 'app', default: '*',
     description: 'Comma list of `host[:port]` patterns (`*.example.com`) sources may use. Private, loopback and link-local hosts must be listed explicitly.' },
   { name: 'PRIVATE_SOURCE_REGISTRIES', scope: 'app',
@@ -206,6 +212,8 @@ export interface Config {
   readonly credentials: ReadonlyMap<string, NamedCredential>;
   readonly blobConcurrency: number;
   readonly fetchConcurrency: number;
+  /** COPY_MEMORY: blob bytes held at most while copying (the part budget). */
+  readonly copyMemory: number;
   readonly allowedSources: readonly string[];
   /** PRIVATE_SOURCE_REGISTRIES: registry resource IDs allowed to resolve privately (lib/policy/private-sources.ts). */
   readonly privateSourceRegistries: readonly string[];
@@ -414,6 +422,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxJobHours: int(env, 'MAX_JOB_HOURS', DEFAULT_MAX_JOB_HOURS, 1, 24 * 30),
     blobConcurrency: int(env, 'BLOB_CONCURRENCY', DEFAULT_BLOB_CONCURRENCY, 1, 64),
     fetchConcurrency: int(env, 'FETCH_CONCURRENCY', DEFAULT_FETCH_CONCURRENCY, 1, 64),
+    copyMemory: sizeSetting(env, 'COPY_MEMORY', DEFAULT_COPY_MEMORY, 1 * MiB, 4096 * MiB),
     allowedSources: splitList(env.ALLOWED_SOURCES ?? '*'),
     privateSourceRegistries: splitList(env.PRIVATE_SOURCE_REGISTRIES),
     insecureRegistries: splitList(env.INSECURE_REGISTRIES),

@@ -167,7 +167,7 @@ function paths(): Json {
     },
     '/imports/{id}/cancel': {
       post: {
-        operationId: 'cancelImport', summary: 'Cancel an import: it ends `canceled`, tags nothing, and its running steps stop within a chunk.', parameters: [idParam],
+        operationId: 'cancelImport', summary: 'Cancel an import: it ends `canceled`, tags nothing, and its running steps stop at their next checkpoint (within about a second and a chunk).', parameters: [idParam],
         responses: {
           202: { description: 'Canceled; its steps wind down (upload sessions canceled on the target).', content: json(ref('ImportStatus')), headers: statusHeaders(true) },
           401: unauthorized, 403: forbidden, 404: errors('No such import.', ['NOT_FOUND']),

@@ -226,7 +226,7 @@ class Session {
     const progress = new Progress(this.io.stderr, Boolean(this.io.stderr.isTTY));
     const engine = new ImportEngine({
       source: sides.source.client, target: sides.target.client,
-      chunkSize: this.config.chunkSize, fetchConcurrency: this.config.fetchConcurrency,
+      chunkSize: this.config.chunkSize, fetchConcurrency: this.config.fetchConcurrency, copyMemory: this.config.copyMemory,
       maxManifests: this.config.maxManifests, maxBlobs: this.config.maxBlobs, maxImportBytes: this.config.maxImportBytes,
       events: {
         onBytes: (n) => progress.bytes(n),

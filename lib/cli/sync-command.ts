@@ -44,7 +44,7 @@ export async function runSync(c: SyncCommand): Promise<number> {
   const out = (line: string): void => void c.io.stdout.write(c.redact(line) + '\n');
 
   // The imports run SYNC_CONCURRENCY at once, their ranged GETs within one shared part budget (bounded memory).
-  const partBudget = new PartBudget(2 * c.config.fetchConcurrency);
+  const partBudget = new PartBudget(2 * c.config.fetchConcurrency, c.config.copyMemory);
   const results = await mapLimited(plan.items, c.config.syncConcurrency, async (item): Promise<SyncItem & { outcome: string; digest?: string; error?: string }> => {
     if (item.action === 'unchanged' || c.dryRun) return { ...item, outcome: item.action === 'unchanged' ? 'unchanged' : 'would import' };
     try {

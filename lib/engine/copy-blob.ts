@@ -38,6 +38,8 @@ export interface CopyBlobOptions {
   readonly partBudget: PartBudget;
   /** Bytes per ranged GET (default DEFAULT_PART_SIZE; tests use small ones). */
   readonly partSize?: number;
+  /** Largest part as a multiple of the part size (default: the reader's; tests pin parts with 1). */
+  readonly partGrowth?: number;
   /** Attempts of one part's GET. */
   readonly partRetry?: RetryPolicy;
   /** Sessions tried within one step when the target fails chunks (resume or restart). */
@@ -124,13 +126,17 @@ class Upload {
   /** What failed the last chunk (for the notice saying what recovery did). */
   private failure: unknown;
   private chunks = 0;
+  /** The checkpoint being written behind the chunk in flight (one write after the other). */
+  private saving: Promise<void> = Promise.resolve();
+  /** A checkpoint written behind that failed: it ends the step at the next chunk. */
+  private saveFailure: { error: unknown } | undefined;
 
   constructor(state: BlobState, private readonly budget: StepBudget, private readonly o: CopyBlobOptions) {
     this.s = state;
     this.pace = new Pace(state.phase === 'uploading' ? state.offset : 0, budget);
     this.reader = new PartReader({
       source: o.source, repository: o.sourceRepository, digest: state.digest, size: state.size, concurrency: o.fetchConcurrency,
-      partSize: o.partSize, budget: o.partBudget, retry: o.partRetry ?? o.source.retryPolicy, signal: budget.signal, events: o.events,
+      partSize: o.partSize, partGrowth: o.partGrowth, budget: o.partBudget, retry: o.partRetry ?? o.source.retryPolicy, signal: budget.signal, events: o.events,
       wanted: (offset) => this.pace.wanted(offset, this.s, this.chunks, this.chunkLength()),
     });
   }
@@ -165,18 +171,41 @@ class Upload {
     });
   }
 
-  /** Chunks until the blob is done or the step's budget is spent. */
+  /**
+   * Chunks until the blob is done or the step's budget is spent. Each chunk's checkpoint is written while
+   * the next chunk goes out, not before it (a storage round trip per chunk held up the upload), and one
+   * at a time: a chunk waits for the checkpoint of the chunk two before it. The step returns once the last
+   * one is written. A checkpoint that cannot be written ends the step at the next chunk. The price: a
+   * worker that dies while a chunk is on its way leaves a checkpoint behind the registry, and the next step
+   * starts the session again (as it did before when the worker died during a PATCH, most of a step's time).
+   */
   private async loop(): Promise<BlobState> {
-    while (this.s.phase === 'uploading') {
-      // Every step makes progress (at least one request), however small its budget.
-      if (this.chunks > 0 && this.pace.spent(this.chunks)) return this.s;
-      this.s = await this.sendChunk(this.s);
-      this.chunks++;
-      this.inFlight = undefined;
-      // A checkpoint that cannot be saved ends the step; the chunk itself succeeded.
-      if (this.s.phase === 'uploading') await this.save(this.s);
+    let twoBefore: Promise<void> = Promise.resolve();
+    try {
+      while (this.s.phase === 'uploading') {
+        await twoBefore;
+        if (this.saveFailure) throw this.saveFailure.error;
+        // Every step makes progress (at least one request), however small its budget.
+        if (this.chunks > 0 && this.pace.spent(this.chunks)) break;
+        this.s = await this.sendChunk(this.s);
+        this.chunks++;
+        this.inFlight = undefined;
+        if (this.s.phase === 'uploading') {
+          twoBefore = this.saving;
+          this.saveBehind(this.s);
+        }
+      }
+    } finally {
+      await this.saving.catch(() => undefined);
     }
+    if (this.saveFailure) throw this.saveFailure.error;
     return this.s;
+  }
+
+  private saveBehind(s: BlobState): void {
+    this.saving = this.saving.then(() => this.write(s)).catch((error: unknown) => {
+      this.saveFailure ??= { error };
+    });
   }
 
   private chunkLength(): number {
@@ -190,30 +219,41 @@ class Upload {
     this.reader.chunk(start, end, this.chunkLength());
     // The end in one buffer (a small blob, the tail of a chunked one, or nothing left after a streamed PATCH).
     if (end >= s.size && this.reader.partEnd(start) >= s.size) return this.finish(s, start);
-    const first = await this.reader.part(start);
-    const stream = this.reader.stream(start, end, first.data);
+    // the source answers before the target's request opens: a source failing at once costs no PATCH
+    await this.reader.firstBytes(start);
+    const stream = this.reader.stream(start, end);
     this.inFlight = { from: start, length: end - start, final: false, sent: 0 };
     const body = this.hashing(stream.chunks);
     const { target } = this.o;
-    const location = Number.isFinite(this.chunkLength())
-      ? await target.patchUpload(s.repository, s.location, start, { length: end - start, chunks: body }, { signal: this.budget.signal })
-      : await target.streamUpload(s.repository, s.location, body, end - start, { signal: this.budget.signal });
-    stream.release();
-    return { ...s, location, offset: end };
+    let sent = false;
+    try {
+      const location = Number.isFinite(this.chunkLength())
+        ? await target.patchUpload(s.repository, s.location, start, { length: end - start, chunks: body }, { signal: this.budget.signal })
+        : await target.streamUpload(s.repository, s.location, body, end - start, { signal: this.budget.signal });
+      sent = true;
+      return { ...s, location, offset: end };
+    } finally {
+      stream.release(sent);
+    }
   }
 
   /** The final PUT, with the bytes from `start` to the end of the blob (one part at most), after the digest check. */
   private async finish(s: UploadingBlob, start: number): Promise<BlobState> {
     const part = start < s.size ? await this.reader.part(start) : undefined;
     const data = part?.data;
-    const computed = this.hash ? `sha256:${this.hash.copy().update(data ?? Buffer.alloc(0)).digest('hex')}` : undefined;
-    if (computed && s.digest.startsWith('sha256:') && computed !== s.digest) {
-      await this.o.target.cancelUpload(s.location);
-      throw new ImportError('DIGEST_MISMATCH', `the source served bytes for ${s.digest} that hash to ${computed}`, { temporary: true, side: 'source' });
+    let sent = false;
+    try {
+      const computed = this.hash ? `sha256:${this.hash.copy().update(data ?? Buffer.alloc(0)).digest('hex')}` : undefined;
+      if (computed && s.digest.startsWith('sha256:') && computed !== s.digest) {
+        await this.o.target.cancelUpload(s.location);
+        throw new ImportError('DIGEST_MISMATCH', `the source served bytes for ${s.digest} that hash to ${computed}`, { temporary: true, side: 'source' });
+      }
+      this.inFlight = { from: start, length: data?.length ?? 0, final: true, sent: 0 };
+      await this.o.target.finishUpload(s.repository, s.location, s.digest, start, data, { signal: this.budget.signal });
+      sent = true;
+    } finally {
+      part?.release(sent);
     }
-    this.inFlight = { from: start, length: data?.length ?? 0, final: true, sent: 0 };
-    await this.o.target.finishUpload(s.repository, s.location, s.digest, start, data, { signal: this.budget.signal });
-    part?.release();
     if (data) this.o.events?.onBytes?.(data.length);
     return { ...base(s), phase: 'done', outcome: 'copied' };
   }
@@ -258,7 +298,14 @@ class Upload {
     await this.save(next);
   }
 
+  /** Writes a checkpoint after the one written behind the last chunk, if any (one guarded write after another). */
   private async save(s: BlobState): Promise<void> {
+    await this.saving;
+    if (this.saveFailure) throw this.saveFailure.error;
+    await this.write(s);
+  }
+
+  private async write(s: BlobState): Promise<void> {
     try {
       await this.o.checkpoint?.(s);
     } catch (err) {

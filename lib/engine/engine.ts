@@ -19,8 +19,12 @@ export interface EngineOptions extends ImportLimits {
   /** Bytes per PATCH; Infinity: each blob as one streamed PATCH. */
   readonly chunkSize: number;
   readonly fetchConcurrency: number;
+  /** Blob bytes held at most by the engine's own part budget (COPY_MEMORY; default DEFAULT_COPY_MEMORY). */
+  readonly copyMemory?: number;
   /** Bytes per ranged GET part (default 4 MiB; tests use small ones). */
   readonly partSize?: number;
+  /** Largest part as a multiple of partSize (default MAX_PART_GROWTH; tests pin parts with 1). */
+  readonly partGrowth?: number;
   /** Attempts of one part's GET (default: the source client's policy). */
   readonly partRetry?: RetryPolicy;
   /** Sessions tried within one step when the target fails chunks. */
@@ -39,11 +43,12 @@ export interface CopyContext {
 
 export class ImportEngine {
   /** Parts fetched ahead across all blobs copied at once: one big blob may run FETCH_CONCURRENCY GETs,
-   * several share twice that many parts in memory (bounding buffers however many blobs run in parallel). */
+   * several share twice that many parts and COPY_MEMORY bytes (bounding memory however many blobs run
+   * in parallel). */
   private readonly partBudget: PartBudget;
 
   constructor(private readonly o: EngineOptions) {
-    this.partBudget = o.partBudget ?? new PartBudget(2 * o.fetchConcurrency);
+    this.partBudget = o.partBudget ?? new PartBudget(2 * o.fetchConcurrency, o.copyMemory);
   }
 
   plan(req: ImportRequest, signal?: AbortSignal): Promise<ImportPlan> {
@@ -75,7 +80,7 @@ export class ImportEngine {
       chunkSize: this.o.chunkSize,
       fetchConcurrency: this.o.fetchConcurrency,
       partBudget: this.partBudget,
-      partSize: this.o.partSize,
+      partSize: this.o.partSize, partGrowth: this.o.partGrowth,
       partRetry: this.o.partRetry,
       sessionRetry: this.o.sessionRetry,
       events: this.o.events,

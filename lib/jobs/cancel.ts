@@ -2,15 +2,16 @@
  * Canceling an import. `POST /api/imports/{id}/cancel` ends the job record at once (status `canceled`, an
  * ETag-guarded update, so it cannot cross another ending); the work winds down behind it:
  *
- * - a running blob step reads its job at every checkpoint (once per chunk, beside the checkpoint write, so
- *   it costs no time) and, once the job has ended, aborts whatever it has in flight through its AbortSignal,
- *   cancels its upload session on the target (DELETE on the upload URL) and releases the blob;
+ * - a running blob step reads its job at every checkpoint (after a chunk, at most once a second, beside the
+ *   checkpoint write and while the next chunk goes out, so it costs no time) and, once the job has ended,
+ *   aborts whatever it has in flight through its AbortSignal, cancels its upload session on the target
+ *   (DELETE on the upload URL) and releases the blob;
  * - every later message of the job finds it ended and only cleans up (lib/jobs/steps.ts `cleanUp`);
  * - tags: finalize marks the job `finalizing` (the same guarded update) before it writes a manifest, and a
  *   cancel that finds the mark is refused — so a canceled import never tags anything, and an import whose
  *   tags are being written is not reported canceled.
  *
- * A job that failed ends its other running blob steps the same way (they stop within a chunk).
+ * A job that failed ends its other running blob steps the same way (they stop within a chunk after the next checkpoint).
  */
 import { setMaxListeners } from 'node:events';
 import { AbortedError, errorCode } from '../errors.js';

@@ -47,6 +47,8 @@ export interface ServiceOptions {
   readonly registries?: Registries;
   /** Lease of a blob step beyond its budget. @default 30 000 ms */
   readonly leaseMarginMs?: number;
+  /** Least time between two checkpoints of a running blob step. @default CHECKPOINT_EVERY_MS (steps.ts) */
+  readonly checkpointEveryMs?: number;
   /** How long in-flight work may run past a step's budget before the step's signal ends it. @default 30 000 ms */
   readonly stepMarginMs?: number;
   /**
@@ -114,9 +116,10 @@ export class ImportService {
       sides: (job) => this.sides(job),
       // One budget of ranged-GET parts for every step this process runs at once (each has its own engine):
       // memory stays bounded by FETCH_CONCURRENCY, not by the host's batch size.
-      partBudget: new PartBudget(2 * o.config.fetchConcurrency),
+      partBudget: new PartBudget(2 * o.config.fetchConcurrency, o.config.copyMemory),
       owner: randomUUID(),
       leaseMarginMs: o.leaseMarginMs ?? STEP_MARGIN_MS,
+      checkpointEveryMs: o.checkpointEveryMs,
       lookup: o.lookup,
       inline: o.inline ?? (o.config.inlineImportBytes > 0 ? { blobs: INLINE_MAX_BLOBS, bytes: o.config.inlineImportBytes } : false),
     });

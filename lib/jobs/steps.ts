@@ -32,6 +32,14 @@ import { FANOUT_BATCH, StepRefusedError } from './step-checks.js';
 import { ENDED, type BlobTask, type JobRecord, type JobStore } from './store.js';
 
 export { FANOUT_BATCH } from './step-checks.js';
+
+/**
+ * A blob step writes its checkpoint, and reads its job beside it (how a cancel reaches it), at most this
+ * often while it copies, and always when it ends. Denser checkpoints buy nothing: the next chunk goes out
+ * while a checkpoint is written, so the registry is ahead of any checkpoint but for an instant between two
+ * chunks, and a step that resumes from one finds the session ahead and starts it again (copy-blob.ts).
+ */
+export const CHECKPOINT_EVERY_MS = 1000;
 /** An import of at most this many blobs (and INLINE_IMPORT_BYTES) is copied in its plan step (see `inline`). */
 export const INLINE_MAX_BLOBS = 16;
 
@@ -53,6 +61,8 @@ export interface StepsOptions {
   /** This process, as a blob lease owner. */
   readonly owner: string;
   readonly leaseMarginMs: number;
+  /** Least time between two checkpoints of a running blob step (default CHECKPOINT_EVERY_MS; tests: 0, every chunk). */
+  readonly checkpointEveryMs?: number;
   readonly lookup?: Lookup;
   /** Imports up to this size are copied in their plan step (see `inline`); false: never. */
   readonly inline: { readonly blobs: number; readonly bytes: number } | false;
@@ -227,8 +237,9 @@ export class Steps {
       return;
     }
 
-    // 2. One budgeted step, saving the checkpoint after every chunk — and reading the job beside it: a job that
-    //    ended (canceled, or failed by another step) aborts the chunk in flight, and the step cleans up.
+    // 2. One budgeted step, saving the checkpoint after a chunk at most every CHECKPOINT_EVERY_MS — and reading the
+    //    job beside it: a job that ended (canceled, or failed by another step) aborts the chunk in flight, and the
+    //    step cleans up.
     const watch = new EndWatch(this.o.store, job.id, step.signal);
     const save = async (state: BlobState, keepLease: boolean): Promise<void> => {
       const next: BlobTask = keepLease ? { ...task, state } : { state };
@@ -238,10 +249,15 @@ export class Steps {
       task = next;
     };
     let state: BlobState;
+    let checkpointed = 0;
     try {
       const engine = this.engine(await this.o.sides(job));
       state = await engine.copyBlob(this.context(job), task.state, { until: step.until, signal: watch.signal },
-        async (s) => { await Promise.all([save(s, true), watch.check()]); });
+        async (s) => {
+          if (Date.now() - checkpointed < (this.o.checkpointEveryMs ?? CHECKPOINT_EVERY_MS)) return;
+          checkpointed = Date.now();
+          await Promise.all([save(s, true), watch.check()]);
+        });
       await save(state, false);
     } catch (err) {
       await save(task.state, false).catch(() => undefined);

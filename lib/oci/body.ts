@@ -34,7 +34,7 @@ export function bodyDeadlineMs(t: Timeouts, bytes: number): number {
 export class RateWatch {
   private total = 0;
   private readonly samples: { at: number; total: number }[] = [];
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout;
 
   constructor(private readonly body: Body, private readonly t: Timeouts, private readonly what: string) {
     const start = Date.now();
@@ -49,6 +49,19 @@ export class RateWatch {
 
   stop(): void {
     clearInterval(this.timer);
+  }
+
+  /** The reader waits on its own (no room for the bytes): that time is not the body's, the window starts
+   * again once it reads on. */
+  async pausedWhile(wait: Promise<void>): Promise<void> {
+    clearInterval(this.timer);
+    try {
+      await wait;
+    } finally {
+      this.samples.splice(0, this.samples.length, { at: Date.now(), total: this.total });
+      this.timer = setInterval(() => this.check(), Math.max(50, Math.floor(this.t.rateWindowMs / 6)));
+      this.timer.unref();
+    }
   }
 
   private check(): void {
@@ -96,13 +109,14 @@ export async function readAll(body: Body, limit: number, t: Timeouts = DEFAULT_T
 }
 
 /**
- * Copies body bytes `skip .. skip + out.length` into `out` as they arrive (no intermediate copies) and
- * returns how many body bytes from `skip` on it saw: `out.length` when the body fits exactly, less when
- * it is short, more when it is long (it stops at the first byte too many). With `dropRest` it stops as
- * soon as `out` is full and drops the connection's remainder (a full-body answer to a range request):
- * then only a short body shows.
+ * Hands body bytes `skip .. skip + want` to `sink` as they arrive, as views of the received chunks (no
+ * copies), and returns how many body bytes from `skip` on it saw: `want` when the body fits exactly,
+ * less when it is short, more when it is long (it stops at the first byte too many). With `dropRest` it
+ * stops as soon as it has `want` bytes and drops the connection's remainder (a full-body answer to a
+ * range request): then only a short body shows. A sink that returns a promise is waited for before the
+ * body is read on (backpressure: the connection waits, and so does the minimum rate).
  */
-export async function readInto(body: Body, out: Buffer, skip: number, dropRest: boolean, t: Timeouts, what: string): Promise<number> {
+export async function forEachRange(body: Body, skip: number, want: number, dropRest: boolean, sink: (chunk: Buffer) => void | Promise<void>, t: Timeouts, what: string): Promise<number> {
   let pos = 0;
   let filled = 0;
   let extra = 0;
@@ -112,14 +126,15 @@ export async function readInto(body: Body, out: Buffer, skip: number, dropRest: 
       const b = chunk as Buffer;
       watch.seen(b.length);
       const from = Math.min(b.length, Math.max(0, skip - pos));
-      const n = Math.min(b.length - from, out.length - filled);
+      const n = Math.min(b.length - from, want - filled);
       if (n > 0) {
-        b.copy(out, filled, from, from + n);
+        const waiting = sink(from === 0 && n === b.length ? b : b.subarray(from, from + n));
         filled += n;
+        if (waiting) await watch.pausedWhile(waiting);
       }
       extra += b.length - from - n;
       pos += b.length;
-      if (filled === out.length && (dropRest || extra > 0)) {
+      if (filled === want && (dropRest || extra > 0)) {
         body.destroy();
         break;
       }

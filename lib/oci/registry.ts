@@ -8,10 +8,10 @@
  * host), a tag list longer than the caller's bound, a manifest larger than registries accept, or one
  * whose bytes do not hash to the digest asked for.
  */
-import { OciImportError, type ErrorSide } from '../errors.js';
+import type { ErrorSide } from '../errors.js';
 import type { RetryPolicy } from '../retry.js';
 import { ChallengeAuthenticator, type Authenticator, type BoundCredentials } from './auth.js';
-import { discard, readAll, readInto, readText, type Timeouts } from './body.js';
+import { discard, forEachRange, readAll, readText, type Timeouts } from './body.js';
 import type { Digest } from './digest.js';
 import { ProtocolError, UnexpectedLengthError, redactUrl, type ProtocolErrorCode } from './errors.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, MediaType, manifestFrom, parseManifest, resolveMediaType, type Descriptor, type RawManifest } from './manifest.js';
@@ -55,8 +55,6 @@ export interface UploadSession {
 }
 
 export interface BlobRange {
-  /** The bytes asked for, exactly (`end - start + 1` long). */
-  readonly data: Buffer;
   /** False when the registry ignored `Range` and sent the whole blob (we cut the part out). */
   readonly rangeHonoured: boolean;
 }
@@ -239,36 +237,36 @@ export class RegistryClient {
 
   /**
    * GET bytes `start..end` (inclusive) of a blob with a closed `Range` (open ranges are refused by some
-   * registries). 206 with a matching `Content-Range` is expected; a 200 means the registry ignores
-   * ranges: the wanted part is cut out of the full body. A body of the wrong length is an
-   * UnexpectedLengthError (temporary: the caller asks again). The bytes land in `into` (at least
-   * `end - start + 1` long: the caller owns its buffers).
+   * registries), handing them to `sink` as they arrive (views of the received chunks: no copies). 206
+   * with a matching `Content-Range` (and length, when declared) is expected; a 200 means the registry
+   * ignores ranges: the wanted bytes are cut out of the full body. A body of the wrong length is an
+   * UnexpectedLengthError (temporary: the caller asks again for what it is missing) — after the sink was
+   * given what did arrive.
    */
-  async getBlobRange(repository: string, digest: Digest, start: number, end: number, into: Buffer, o: CallOptions = {}): Promise<BlobRange> {
+  async getBlobRange(repository: string, digest: Digest, start: number, end: number, sink: (chunk: Buffer) => void | Promise<void>, o: CallOptions = {}): Promise<BlobRange> {
     const want = end - start + 1;
-    if (into.length < want) throw new OciImportError('INTERNAL', `buffer of ${into.length} bytes for a range of ${want}`);
     const res = await this.transport.send({
       method: 'GET', url: this.url(`${repository}/blobs/${digest}`), scopes: [pull(repository)], followRedirects: true,
       // identity: byte offsets must refer to the stored blob, not a CDN's compressed representation
       headers: { range: `bytes=${start}-${end}`, 'accept-encoding': 'identity' }, signal: o.signal, retry: o.retry,
     });
     const where = redactUrl(res.url);
-    const data = into.subarray(0, want);
     if (res.status === 206) {
       const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, 'content-range')?.trim() ?? '');
-      if (!cr || Number(cr[1]) !== start || Number(cr[2]) !== end) {
+      const declared = header(res.headers, 'content-length');
+      if (!cr || Number(cr[1]) !== start || Number(cr[2]) !== end || (declared !== undefined && Number(declared) !== want)) {
         await discard(res.body, 0);
         res.body.destroy();
-        throw this.error('RANGE_INVALID', `${where} answered range bytes=${start}-${end} with Content-Range "${header(res.headers, 'content-range') ?? ''}"; the remote server may not be RFC 7233 compliant`, true);
+        throw this.error('RANGE_INVALID', `${where} answered range bytes=${start}-${end} with Content-Range "${header(res.headers, 'content-range') ?? ''}" and Content-Length ${declared ?? 'none'}; the remote server may not be RFC 7233 compliant`, true);
       }
-      const length = await this.transport.read(res, () => readInto(res.body, data, 0, false, this.timeouts, `GET ${where}`));
+      const length = await this.transport.read(res, () => forEachRange(res.body, 0, want, false, sink, this.timeouts, `GET ${where}`));
       if (length !== want) throw new UnexpectedLengthError(where, want, length, { side: this.side });
-      return { data, rangeHonoured: true };
+      return { rangeHonoured: true };
     }
     if (res.status === 200) {
-      const length = await this.transport.read(res, () => readInto(res.body, data, start, true, this.timeouts, `GET ${where}`));
+      const length = await this.transport.read(res, () => forEachRange(res.body, start, want, true, sink, this.timeouts, `GET ${where}`));
       if (length !== want) throw new UnexpectedLengthError(where, want, length, { side: this.side });
-      return { data, rangeHonoured: false };
+      return { rangeHonoured: false };
     }
     throw await this.transport.errorFrom('GET', res);
   }

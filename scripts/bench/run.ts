@@ -38,6 +38,7 @@ import { median, writeReport, type Report, type Result, type ScenarioResult } fr
 import { processCpuMs, RUNNERS, ticksPerSecond, timeCommand, type Fixture, type RunContext } from './runners.js';
 import { pushSyncSource, SYNC_TOOLS, SYNC_TAGS, cleanWork } from './sync.js';
 import { measureThroughput, pushSmallImage } from './throughput.js';
+import { defaultConcurrency, measureInstance, type InstanceResult } from './instance.js';
 import type { SyncResult, ThroughputRun } from './report.js';
 
 const MiB = 1024 * 1024;
@@ -156,6 +157,25 @@ async function profileSmallImport(f: Fixture, source: string): Promise<ProfileSu
   }
 }
 
+/**
+ * One unmeasured small import first: bin/oci-import.js writes V8's code cache of the import command on a
+ * command's first run (after every build), and every later run, as any installed command after its first,
+ * starts from it. Without this the first measured run would carry the compile, and its peak RSS the
+ * optimizing compiler's memory.
+ */
+async function warmUp(f: Fixture | undefined, source: string): Promise<void> {
+  if (!f) return;
+  const target = await startRegistry();
+  try {
+    await timeCommand(process.execPath, [
+      join(ROOT, 'bin', 'oci-import.js'), 'import', '--source', `${source}/${f.repository}:${f.tag}`, '--target', target.host,
+      '--image', `warm-up/${f.id}:${f.tag}`, '--insecure', source, '--insecure', target.host,
+    ], { PATH: process.env.PATH, HOME: process.env.HOME });
+  } finally {
+    await target.stop();
+  }
+}
+
 /** Builds a fixture under .bench/fixtures, or reuses the one built with the same options. */
 async function fixture(spec: (typeof FIXTURES)[number]): Promise<Fixture> {
   const dir = join(BENCH_DIR, 'fixtures', spec.id);
@@ -225,6 +245,7 @@ async function main(): Promise<void> {
   let smallProfile: ProfileSummary | undefined;
   const sync: SyncResult[] = [];
   const throughput: ThroughputRun[] = [];
+  const instance: InstanceResult[] = [];
   try {
     source = await startRegistry();
     for (const f of fixtures) {
@@ -233,6 +254,7 @@ async function main(): Promise<void> {
       log(`pushed ${f.id} (${(f.bytes / 1e6).toFixed(0)} MB) to the source in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     }
     proxy = await startFarProxy({ target: source.host, ...FAR });
+    await warmUp(fixtures.find((f) => f.id === 'small'), source.host);
 
     const scenarios = [
       ...fixtures.map((f) => ({ id: `loopback/${f.id}`, net: 'loopback' as const, fixture: f, source: source!.host })),
@@ -312,6 +334,7 @@ async function main(): Promise<void> {
     if (small && (!opts.only || 'loopback/small'.includes(opts.only))) smallProfile = await profileSmallImport(small, source.host);
     if (!opts.only || 'sync'.includes(opts.only)) sync.push(...await syncSuite(source, proxy, opts.runs));
     if (!opts.only || 'throughput'.includes(opts.only)) throughput.push(...await throughputSuite(source, opts.runs));
+    if (!opts.only || 'instance'.includes(opts.only)) instance.push(...await instanceSuite(source, fixtures));
   } finally {
     for (const r of opts.runners) await r.close?.();
     await proxy?.close();
@@ -326,7 +349,7 @@ async function main(): Promise<void> {
     command, runs: opts.runs, cliEnv: opts.cliEnv, far: FAR,
     machine: versions(), date: new Date().toISOString(),
     durationMs: performance.now() - benchStarted,
-    scenarios: results, intake, startupMs, nodeStartupMs, smallProfile, sync, throughput,
+    scenarios: results, intake, startupMs, nodeStartupMs, smallProfile, sync, throughput, instance,
   });
   log(`wrote ${written.join(', ')} in ${((performance.now() - benchStarted) / 1000).toFixed(0)} s total`);
 }
@@ -338,7 +361,10 @@ async function syncSuite(source: RunningRegistry, proxy: FarProxy, runs: number)
   const t = performance.now();
   const digests = await pushSyncSource(source, dir);
   log(`pushed ${SYNC_TAGS} tags for the sync benchmark in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-  const out = SYNC_TOOLS.map((tool) => ({ tool: tool.name, description: tool.description, firstMs: [] as number[], secondMs: [] as number[], firstCpuMs: [] as number[], secondCpuMs: [] as number[] }));
+  const out = SYNC_TOOLS.map((tool) => ({
+    tool: tool.name, description: tool.description, firstMs: [] as number[], secondMs: [] as number[], firstCpuMs: [] as number[], secondCpuMs: [] as number[],
+    firstRssBytes: [] as number[], secondRssBytes: [] as number[],
+  }));
   for (let round = 1; round <= runs; round++) {
     for (const [i, tool] of SYNC_TOOLS.entries()) {
       await waitQuiet();
@@ -352,6 +378,8 @@ async function syncSuite(source: RunningRegistry, proxy: FarProxy, runs: number)
         out[i]!.secondMs.push(r.second.ms);
         out[i]!.firstCpuMs.push(r.first.cpuMs);
         out[i]!.secondCpuMs.push(r.second.cpuMs);
+        out[i]!.firstRssBytes.push(r.first.rssBytes);
+        out[i]!.secondRssBytes.push(r.second.rssBytes);
         log(`[sync] ${tool.name.padEnd(10)} run ${round}/${runs}: first pass ${(r.first.ms / 1000).toFixed(2)} s, second pass ${(r.second.ms / 1000).toFixed(2)} s`);
       } finally {
         await target.stop();
@@ -360,6 +388,30 @@ async function syncSuite(source: RunningRegistry, proxy: FarProxy, runs: number)
     }
   }
   await rm(dir, { recursive: true, force: true });
+  return out;
+}
+
+/**
+ * One instance of the service at its default concurrency (host.json): as many imports of each image at once
+ * as it runs steps at once, into a fresh target, on loopback. Memory, CPU, busy time and the counts the
+ * cost table is made of (scripts/bench/instance.ts).
+ */
+async function instanceSuite(source: RunningRegistry, fixtures: readonly Fixture[]): Promise<InstanceResult[]> {
+  const out: InstanceResult[] = [];
+  const atOnce = defaultConcurrency();
+  for (const f of fixtures.filter((x) => x.id !== 'chart')) {
+    await waitQuiet();
+    const target = await startRegistry();
+    try {
+      const r = await measureInstance({ image: f.id, bytes: f.bytes, sourceRef: `${source.host}/${f.repository}:${f.tag}`, atOnce, source, target });
+      out.push(r);
+      log(`[instance] ${atOnce} × ${f.id} at once: ${(r.totalMs / 1000).toFixed(2)} s, worker peak RSS ${(r.workerPeakRssBytes / 1e6).toFixed(0)} MB ` +
+        `(idle ${(r.workerIdleRssBytes / 1e6).toFixed(0)} MB), host ${(r.hostPeakRssBytes / 1e6).toFixed(0)} MB, worker CPU ${(r.workerCpuMs / 1000).toFixed(2)} s, ` +
+        `busy ${(r.busyMs / 1000).toFixed(2)} s, executions ${JSON.stringify(r.executions)}, storage operations ${r.storageOps}`);
+    } finally {
+      await target.stop();
+    }
+  }
   return out;
 }
 

@@ -47,6 +47,7 @@ const SETTING_PARAMS: Record<string, string> = {
   MAX_MANIFESTS: 'maxManifests',
   BLOB_CONCURRENCY: 'blobConcurrency',
   FETCH_CONCURRENCY: 'fetchConcurrency',
+  COPY_MEMORY: 'copyMemory',
   ALLOWED_SOURCES: 'allowedSources',
   SYNC_SCHEDULE: 'syncSchedule',
 };

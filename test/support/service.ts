@@ -30,6 +30,8 @@ export const TEST_RETRY: RetryPolicy = { maxAttempts: 3, baseDelayMs: 5, maxDela
 export interface TestServiceOptions {
   leaseMarginMs?: number;
   stepMarginMs?: number;
+  /** Least time between two checkpoints of a blob step: 0 (every chunk) unless a test asks for the service's default. */
+  checkpointEveryMs?: number;
   docs?: MemoryDocuments;
   queue?: MemoryJobQueue;
   /** No DNS in tests: by default every name resolves to a public documentation address. */
@@ -50,7 +52,7 @@ export function testService(given: Record<string, string>, opts: TestServiceOpti
   const config = loadConfig(env);
   const lookup = opts.lookup ?? (async () => ['203.0.113.10']);
   const service = new ImportService({
-    config, store, queue, leaseMarginMs: opts.leaseMarginMs, stepMarginMs: opts.stepMarginMs, lookup,
+    config, store, queue, leaseMarginMs: opts.leaseMarginMs, stepMarginMs: opts.stepMarginMs, checkpointEveryMs: opts.checkpointEveryMs ?? 0, lookup,
     inline: opts.inline ?? ('INLINE_IMPORT_BYTES' in env ? undefined : false),
     registries: new Registries({ config, guardSources: true, lookup, retry: opts.retry ?? TEST_RETRY, timeouts: opts.timeouts }),
   });

@@ -69,6 +69,38 @@ describe('copyBlob (scripted target)', () => {
     target.verify();
   });
 
+  it('writes each checkpoint while the next chunk goes out, one at a time, and returns once the last is written', async () => {
+    await start();
+    const thirty = Buffer.from('0123456789abcdefghijKLMNOPQRST');
+    const thirtyDigest = src.putBlob('team/app', thirty) as Digest;
+    const events: string[] = [];
+    const arrived = (what: string, answer: { status: number; headers?: Record<string, string> }) => () => {
+      events.push(what);
+      return answer;
+    };
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${thirtyDigest}` }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
+      { req: { method: 'PATCH', path: '/up/1?_state=s0', headers: { 'content-range': '0-9' } }, res: arrived('PATCH 0-9', { status: 202, headers: { location: '/up/1?_state=s10' } }) },
+      { req: { method: 'PATCH', path: '/up/1?_state=s10', headers: { 'content-range': '10-19' } }, res: arrived('PATCH 10-19', { status: 202, headers: { location: '/up/1?_state=s20' } }) },
+      { req: { method: 'PUT', path: `/up/1?_state=s20&digest=${encodeURIComponent(thirtyDigest)}`, headers: { 'content-range': '20-29' } }, res: arrived('PUT 20-29', { status: 201 }) },
+    ]);
+    const checkpoint = async (st: BlobState) => {
+      const at = st.phase === 'uploading' ? st.offset : -1;
+      events.push(`save ${at}`);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      events.push(`saved ${at}`);
+    };
+    const done = await copyBlob(initialBlobState({ digest: thirtyDigest, size: 30 }, 'app'), { until: Date.now() + 10_000 }, options(10, { checkpoint }));
+    events.push('returned');
+    expect(done).toMatchObject({ phase: 'done', outcome: 'copied' });
+    // the checkpoint after 0-9 is written while 10-19 goes out; the one after 10-19 waits for it
+    expect(events.indexOf('PATCH 10-19')).toBeLessThan(events.indexOf('saved 10'));
+    expect(events.indexOf('save 20')).toBeGreaterThan(events.indexOf('saved 10'));
+    expect(events.slice(-2)).toEqual(['saved 20', 'returned']);
+    target.verify();
+  });
+
   it('a PATCH whose answer is lost: asks the session status, carries on after the chunk it did apply', async () => {
     await start();
     target = await scripted([

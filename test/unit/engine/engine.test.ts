@@ -286,7 +286,7 @@ describe('import engine (fake registries)', () => {
     const engine = new ImportEngine({
       source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
       target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
-      chunkSize: 48 * KiB, fetchConcurrency, partSize: 32 * KiB, ...LIMITS,
+      chunkSize: 48 * KiB, fetchConcurrency, partSize: 32 * KiB, partGrowth: 1, ...LIMITS,
     });
     const index = Buffer.from(JSON.stringify({
       schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
@@ -317,7 +317,7 @@ describe('import engine (fake registries)', () => {
     const streamingEngine = (notices: string[] = []) => new ImportEngine({
       source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
       target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
-      chunkSize: Infinity, fetchConcurrency: 3, partSize: 16 * KiB, ...LIMITS,
+      chunkSize: Infinity, fetchConcurrency: 3, partSize: 16 * KiB, partGrowth: 1, ...LIMITS,
       events: { onNotice: (m) => notices.push(m) },
     });
 

@@ -1,10 +1,11 @@
 /**
  * The part reader: parts in order from ranged GETs, one retry budget per part (the transport sends each
- * GET once), bodies that stall or trickle ended by their deadlines, buffers owned and given back by it.
+ * GET once) and a broken-off part continued where it stopped, bodies that stall or trickle ended by their
+ * deadlines, blocks owned and given back by it, few parts ahead of a slow upload.
  */
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PartBudget, PartReader } from '../../../lib/engine/part-reader.js';
+import { BLOCK_SIZE, MAX_PART_GROWTH, PartBudget, PartReader } from '../../../lib/engine/part-reader.js';
 import type { Digest } from '../../../lib/oci/digest.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
@@ -26,15 +27,15 @@ describe('PartReader (fake source)', () => {
     retry: { maxAttempts: o.attempts ?? 3, baseDelayMs: 1, maxDelayMs: 2 },
   });
 
-  it('streams a range in order as parts, and gives their buffers back to the budget when released', async () => {
+  it('streams a range in order as blocks, and gives them back to the budget when released', async () => {
     src = await startFakeRegistry();
     src.putBlob('app', big);
     const budget = new PartBudget(4);
-    const taken: ArrayBufferLike[] = [];
-    const originalTake = budget.take.bind(budget);
-    budget.take = (size: number) => {
-      const b = originalTake(size);
-      taken.push(b.buffer);
+    const taken: Buffer[] = [];
+    const originalBlock = budget.block.bind(budget);
+    budget.block = (anyway: boolean) => {
+      const b = originalBlock(anyway);
+      if (b) taken.push(b);
       return b;
     };
     const r = new PartReader({
@@ -45,13 +46,111 @@ describe('PartReader (fake source)', () => {
     const stream = r.stream(0, big.length);
     const got: Buffer[] = [];
     for await (const part of stream.chunks) got.push(Buffer.from(part));
-    stream.release();
+    stream.release(true);
     r.close();
     expect(Buffer.concat(got).equals(big)).toBe(true);
+    // parts end at part boundaries; a part of less than a block is one block
     expect(got.map((b) => b.length)).toEqual([102400, 102400, 102400]);
-    // every buffer lent out came back: the next takes reuse them instead of allocating
-    const again = budget.take(100 * 1024);
-    expect(taken).toContain(again.buffer);
+    // every block lent out came back: the next takes reuse them instead of allocating
+    const again = originalBlock(true);
+    expect(taken).toContain(again);
+    expect(budget.heldBlocks).toBe(1);
+  });
+
+  it('continues a part whose body broke off from its first missing byte', async () => {
+    src = await startFakeRegistry();
+    src.putBlob('app', data);
+    src.faults.push({ method: 'GET', path: /\/blobs\//, times: 1, action: { kind: 'shortBody', bytes: 10 } });
+    const r = reader();
+    r.chunk(0, 30, 30);
+    const part = await r.part(0);
+    r.close();
+    expect(part.data.equals(data.subarray(0, 30))).toBe(true);
+    expect(src.requests.filter((q) => q.method === 'GET' && /-29$/.test(String(q.headers.range))).map((q) => q.headers.range)).toEqual(['bytes=0-29', 'bytes=10-29']);
+  });
+
+  it('fetches few parts ahead of an upload that is slower than the source', async () => {
+    src = await startFakeRegistry();
+    src.putBlob('app', big);
+    const r = new PartReader({
+      source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: bigDigest, size: big.length,
+      concurrency: 8, partSize: 10 * 1024, budget: new PartBudget(16), retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+    });
+    r.chunk(0, big.length, Infinity);
+    const stream = r.stream(0, big.length);
+    let read = 0;
+    let maxAhead = 0;
+    for await (const part of stream.chunks) {
+      read += part.length;
+      // the upload takes its time: every part the source had room to send has arrived
+      await new Promise((resolve) => setTimeout(resolve, 15));
+      const fetched = src.requests.filter((q) => q.method === 'GET').length * 10 * 1024;
+      maxAhead = Math.max(maxAhead, fetched - read);
+    }
+    stream.release(true);
+    r.close();
+    expect(read).toBe(big.length);
+    // without the limit: the window of concurrency + 1 = 9 parts; with it, the next part and two ready ones
+    expect(maxAhead).toBeLessThanOrEqual(4 * 10 * 1024);
+  });
+
+  it('holds blob bytes within COPY_MEMORY, beyond only by the part the upload is at, and finishes', async () => {
+    src = await startFakeRegistry();
+    const blob = Buffer.alloc(8 * BLOCK_SIZE);
+    for (let i = 0; i < blob.length; i += 4096) blob[i] = (i / 4096) % 251;
+    const blobDigest = `sha256:${createHash('sha256').update(blob).digest('hex')}` as Digest;
+    src.putBlob('app', blob);
+    const budget = new PartBudget(8, 2 * BLOCK_SIZE);
+    const r = new PartReader({
+      source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: blobDigest, size: blob.length,
+      concurrency: 4, partSize: 2 * BLOCK_SIZE, budget, retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+    });
+    r.chunk(0, blob.length, Infinity);
+    const stream = r.stream(0, blob.length);
+    const got: Buffer[] = [];
+    let maxHeld = 0;
+    for await (const block of stream.chunks) {
+      got.push(Buffer.from(block));
+      // a slow upload: the source could fill any amount of memory meanwhile
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      maxHeld = Math.max(maxHeld, budget.heldBlocks);
+    }
+    stream.release(true);
+    r.close();
+    expect(Buffer.concat(got).equals(blob)).toBe(true);
+    // 2 blocks of parts ahead, the 2 of the part the upload is at, the 1 it sent before
+    expect(maxHeld).toBeLessThanOrEqual(5);
+    expect(budget.heldBlocks).toBe(0);
+  });
+
+  it.each([
+    ['a near source: parts grow (fewer requests), up to MAX_PART_GROWTH times the part size', 0, true],
+    ['a slow source: parts stay at the part size', 400, false],
+  ])('sizes parts by the rate they come: %s', async (_what, delayMs, grows) => {
+    src = await startFakeRegistry();
+    const blob = Buffer.alloc(6 * BLOCK_SIZE, 7);
+    const blobDigest = `sha256:${createHash('sha256').update(blob).digest('hex')}` as Digest;
+    src.putBlob('app', blob);
+    if (delayMs) src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'delay', ms: delayMs } });
+    const partSize = 256 * 1024;
+    const r = new PartReader({
+      source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: blobDigest, size: blob.length,
+      concurrency: 2, partSize, budget: new PartBudget(8, 64 * BLOCK_SIZE), retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+    });
+    r.chunk(0, blob.length, Infinity);
+    const stream = r.stream(0, blob.length);
+    let n = 0;
+    for await (const b of stream.chunks) n += b.length;
+    stream.release(true);
+    r.close();
+    expect(n).toBe(blob.length);
+    const lengths = src.requests.filter((q) => q.method === 'GET').map((q) => {
+      const [a, b] = String(q.headers.range).replace('bytes=', '').split('-').map(Number);
+      return b! - a! + 1;
+    });
+    expect(Math.max(...lengths)).toBeLessThanOrEqual(MAX_PART_GROWTH * partSize);
+    if (grows) expect(Math.max(...lengths)).toBeGreaterThan(partSize);
+    else expect(lengths.every((x) => x === partSize)).toBe(true);
   });
 
   it('a part that fails every time costs exactly the part policy\'s attempts', async () => {
@@ -78,6 +177,9 @@ describe('PartReader (fake source)', () => {
     await expect(r.part(0)).rejects.toMatchObject({ code: 'TIMEOUT', temporary: true });
     r.close();
     expect(Date.now() - t0).toBeLessThan(5000);
-    expect(src.requests.filter((q) => q.method === 'GET' && q.headers.range === 'bytes=0-29')).toHaveLength(2);
+    // the second attempt asks for what the first did not bring
+    const ranges = src.requests.filter((q) => q.method === 'GET' && /-29$/.test(String(q.headers.range))).map((q) => q.headers.range);
+    expect(ranges).toHaveLength(2);
+    expect(ranges[1]).toMatch(/^bytes=([1-9]\d*)-29$/);
   });
 });

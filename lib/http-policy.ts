@@ -80,3 +80,9 @@ export const DEFAULT_IDLE_MS = 30_000;
 
 /** Bodies slower than this over a window end (MIN_BYTES_PER_SECOND's default). */
 export const DEFAULT_MIN_BYTES_PER_SECOND = 64 * 1024;
+
+/**
+ * The CLI's calls to a deployed service answer small JSON documents: an attempt that has no complete answer in
+ * this long ends (TIMEOUT, temporary; a POST is repeatable by its Repeatability-Request-ID).
+ */
+export const CLIENT_ANSWER_MS = 2 * DEFAULT_IDLE_MS;

@@ -7,8 +7,8 @@
  * calls temporary, by lib/retry.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { OciImportError } from '../errors.js';
-import { isRetryableStatus, isTransientNetworkError, parseRetryAfter } from '../http-policy.js';
+import { OciImportError, TimeoutError } from '../errors.js';
+import { CLIENT_ANSWER_MS, isRetryableStatus, isTransientNetworkError, parseRetryAfter } from '../http-policy.js';
 import { retry, type RetryPolicy } from '../retry.js';
 
 export class ApiError extends OciImportError {
@@ -64,7 +64,7 @@ export class ImportsClient {
   readonly base: URL;
 
   constructor(endpoint: string, private readonly key: string | undefined, private readonly fetchFn: typeof fetch = fetch,
-    private readonly policy: RetryPolicy = CLIENT_RETRY) {
+    private readonly policy: RetryPolicy = CLIENT_RETRY, private readonly answerMs = CLIENT_ANSWER_MS) {
     this.base = endpointUrl(endpoint);
   }
 
@@ -104,18 +104,20 @@ export class ImportsClient {
 
   private async send<T>(method: string, url: URL, body?: unknown, headers: Record<string, string> = {}): Promise<Answer<T>> {
     return retry(async () => {
-      let res: Response;
+      const deadline = AbortSignal.timeout(this.answerMs);
       try {
-        res = await this.fetchFn(url, {
-          method, redirect: 'error',
+        const res = await this.fetchFn(url, {
+          method, redirect: 'error', signal: deadline,
           headers: { accept: 'application/json', ...(this.key ? { 'x-functions-key': this.key } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         });
+        return await this.answer<T>(method, url, res);
       } catch (err) {
+        if (err instanceof OciImportError) throw err;
+        if (deadline.aborted) throw new TimeoutError(`${method} ${url.origin}${url.pathname} had no complete answer within ${Math.round(this.answerMs / 1000)} s`, { side: 'request' });
         const cause = (err as { cause?: Error }).cause;
         throw new ApiError(0, 'UNREACHABLE', `${method} ${url.origin}${url.pathname} failed: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`, undefined, { temporary: isTransientNetworkError(err) });
       }
-      return this.answer<T>(method, url, res);
     }, this.policy);
   }
 

@@ -7,10 +7,13 @@
  *   deployment's `config`uration, or the caller's `request` — so a message can say whose problem it is;
  * - `cause`: the error underneath, when there is one.
  *
- * Errors we did not make (a bug's TypeError, a storage SDK's RestError that no layer translated) are
- * treated as temporary: a queue step that hits one is retried, boundedly (host.json `maxDequeueCount`),
- * and then fails the job with its message. This module depends on nothing.
+ * Only what is known to be temporary is retried. Errors we did not make are not, unless lib/http-policy.ts
+ * knows their kind (a socket reset, an SDK's error carrying a 503): a bug's TypeError is thrown at once by every
+ * retry loop, and a queue step that hits one fails its job at once, with code INTERNAL and the error's message
+ * (lib/jobs/service.ts `onStepError`) — not retried `maxDequeueCount` times, nor moved to the poison queue.
+ * This module depends on lib/http-policy.ts only.
  */
+import { isTransientForeignError } from './http-policy.js';
 
 export type ErrorSide = 'source' | 'target' | 'storage' | 'config' | 'request';
 
@@ -66,11 +69,15 @@ export class AbortedError extends OciImportError {
   }
 }
 
-/** Whether trying the same work again later may help. Unknown errors: yes (see the module comment). */
+/**
+ * Whether trying the same work again later may help: what the error says of itself, else whether it is a kind
+ * known to be temporary (lib/http-policy.ts); an unknown error is not (see the module comment).
+ */
 export function isTemporary(err: unknown): boolean {
   if (err instanceof OciImportError) return err.temporary;
   const flag = (err as { temporary?: unknown } | null)?.temporary;
-  return typeof flag === 'boolean' ? flag : true;
+  if (typeof flag === 'boolean') return flag;
+  return isTransientForeignError(err);
 }
 
 /** The stable code of any error, for job records and exit messages (`INTERNAL` for errors we did not make). */

@@ -1,14 +1,26 @@
 /**
  * The one retry loop of lib/, and the cancellable waits it is made of. Every retried thing — a registry
  * request, a ranged GET part, an upload session, a token or Resource Manager call, an ETag-guarded
- * update — calls `retry(fn, policy, options)`; nothing nests one retry inside another.
+ * update — calls `retry(fn, policy, options)`.
  *
  * A policy is data (oras-go `retry/policy.go`): how many attempts, the backoff, and the longest
  * `Retry-After` worth waiting in-process. A server asking for a longer pause gets a `RateLimitedError`
  * at once (the queue worker then re-enqueues the step with that delay); waiting never outlives the
- * caller's `AbortSignal` (a step's deadline, a canceled job).
+ * caller's `AbortSignal` (a step's deadline, a canceled job). Only errors known to be temporary are tried
+ * again (`isTemporary`, lib/errors.ts): a bug is thrown at its first attempt.
+ *
+ * No nested retries, by construction (go-containerregistry's `retry.Never(ctx)`, made a rule): an attempt runs
+ * in an AsyncLocalStorage scope, and a `retry` called inside another loop's attempt makes exactly one attempt —
+ * the outer loop owns the retries (an upload session's HEAD and PUT, a request's token fetch, a part's GET).
+ * Attempts multiply otherwise: five request attempts inside five session attempts is 25 requests to a registry
+ * that is down. Work an attempt starts but does not own (a part fetched ahead, a checkpoint written behind)
+ * is started with `outsideRetry`, and retries on its own.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { AbortedError, OciImportError, RateLimitedError, errorMessage, isTemporary } from './errors.js';
+import { SHORT_RETRY_AFTER_MS } from './http-policy.js';
+
+export { SHORT_RETRY_AFTER_MS, parseRetryAfter } from './http-policy.js';
 
 export interface RetryPolicy {
   /** Attempts in total, the first included. */
@@ -21,20 +33,14 @@ export interface RetryPolicy {
   readonly maxRetryAfterMs?: number;
 }
 
-/** A `Retry-After` up to this long is waited where the work runs; longer ones go back to the queue. */
-export const SHORT_RETRY_AFTER_MS = 30_000;
-
 /**
  * Five attempts with 0.2 + 0.4 + 0.8 + 1.6 s ≈ 3 s of backoff between them: enough for a reset
  * connection or a registry's brief 503, short enough that a step's budget is not spent waiting.
  */
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 30_000, maxRetryAfterMs: SHORT_RETRY_AFTER_MS };
 
-/** One attempt, no waiting: for requests whose caller owns the retry (part GETs, PATCHes). */
+/** One attempt, no waiting: for requests that must not be sent twice (a PATCH, a streamed body). */
 export const NO_RETRY: RetryPolicy = { ...DEFAULT_RETRY, maxAttempts: 1 };
-
-/** Statuses that a later identical request may turn into a success. */
-export const RETRYABLE_STATUS: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
 
 export interface RetryOptions {
   readonly signal?: AbortSignal;
@@ -44,12 +50,35 @@ export interface RetryOptions {
   readonly onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
 }
 
-/** Runs `fn` until it succeeds, a failure is not retryable, the attempts are spent, or `signal` aborts. */
+/** Set while an attempt of a retry loop runs (see the module comment). */
+const inAttempt = new AsyncLocalStorage<true>();
+
+/** Whether the caller runs inside an attempt of a retry loop (a `retry` here would make one attempt). */
+export function insideRetry(): boolean {
+  return inAttempt.getStore() === true;
+}
+
+/**
+ * Runs `fn` outside any retry loop's attempt: for work an attempt starts but does not own (a part fetched ahead
+ * for later chunks, a checkpoint written behind), whose own `retry` then retries. Everything `fn` starts is outside too.
+ */
+export function outsideRetry<T>(fn: () => T): T {
+  return inAttempt.exit(fn);
+}
+
+/**
+ * Runs `fn` until it succeeds, a failure is not retryable, the attempts are spent, or `signal` aborts. Inside
+ * another loop's attempt, `fn` runs once (the no-nesting rule: the outer loop decides about another attempt).
+ */
 export async function retry<T>(fn: (attempt: number) => Promise<T>, policy: RetryPolicy, o: RetryOptions = {}): Promise<T> {
+  if (insideRetry()) {
+    throwIfAborted(o.signal);
+    return fn(1);
+  }
   for (let attempt = 1; ; attempt++) {
     throwIfAborted(o.signal);
     try {
-      return await fn(attempt);
+      return await inAttempt.run(true, () => fn(attempt));
     } catch (err) {
       // Our own deadline or cancellation wins over whatever the interrupted attempt threw.
       throwIfAborted(o.signal);
@@ -70,15 +99,6 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, policy: Retr
 export function backoffDelay(policy: RetryPolicy, attempt: number): number {
   const exp = policy.baseDelayMs * 2 ** (attempt - 1);
   return Math.min(Math.round(exp * (0.8 + Math.random() * 0.4)), policy.maxDelayMs);
-}
-
-/** `Retry-After` as delta-seconds or an HTTP-date, in ms; undefined when absent or unparsable. */
-export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return undefined;
-  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */

@@ -25,7 +25,8 @@ import type { TokenCredential } from '@azure/identity';
 import { mergeScopes, type Authenticator } from '../oci/auth.js';
 import { parseChallenges, parseScopes, type Challenge } from '../oci/challenge.js';
 import { redactUrl } from '../oci/errors.js';
-import { RETRYABLE_STATUS, untilAborted } from '../retry.js';
+import { isRetryableStatus } from '../http-policy.js';
+import { untilAborted } from '../retry.js';
 import { TokenCache } from '../oci/token-cache.js';
 import { AzureError, accessDenied, describeAnswer, isNetworkDenial, networkDenied, type AzureRegistryContext } from './errors.js';
 import { call, postForm, type HttpAnswer, type HttpOptions } from './http.js';
@@ -147,7 +148,7 @@ export class AcrExchangeAuthenticator implements Authenticator {
     const { status, challenges } = await probeV2(new URL('/v2/', this.origin), this.o.http);
     const bearer = status === 401 ? challenges.find((c) => c.scheme === 'bearer') : undefined;
     if (bearer) this.learn(bearer);
-    else if (RETRYABLE_STATUS.has(status)) {
+    else if (isRetryableStatus(status)) {
       throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry}: GET /v2/ answered ${status}; it is retried later`, true);
     }
     this.discovered = true;

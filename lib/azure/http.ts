@@ -10,7 +10,8 @@ import type { Dispatcher } from 'undici';
 import { DEFAULT_TIMEOUTS, readText, type Timeouts } from '../oci/body.js';
 import { RegistryError, redactUrl, transportFailure } from '../oci/errors.js';
 import { USER_AGENT, defaultDispatcher } from '../oci/transport.js';
-import { DEFAULT_RETRY, RETRYABLE_STATUS, abortReason, parseRetryAfter, retry, type RetryPolicy } from '../retry.js';
+import { isRetryableStatus, parseRetryAfter } from '../http-policy.js';
+import { DEFAULT_RETRY, abortReason, retry, type RetryPolicy } from '../retry.js';
 
 export interface HttpOptions {
   /** Where connections go: a source's guarded dispatcher, else the shared keep-alive agent (operator-set endpoints). */
@@ -62,7 +63,7 @@ export async function call(method: 'GET' | 'POST', url: URL, headers: Record<str
         if (o.signal?.aborted) throw abortReason(o.signal);
         throw transportFailure(method, url, err);
       }
-      if (RETRYABLE_STATUS.has(answer.status)) throw new RetryableAnswer(method, url, answer, parseRetryAfter(retryAfter));
+      if (isRetryableStatus(answer.status)) throw new RetryableAnswer(method, url, answer, parseRetryAfter(retryAfter));
       return answer;
     }, o.retry ?? DEFAULT_RETRY, { signal: o.signal });
   } catch (err) {

@@ -3,18 +3,20 @@
  * functions/*.ts, with the function key in `x-functions-key`. The key goes to the endpoint's origin only —
  * a status URL or next link on another origin is refused, not followed — and never over plain HTTP except to
  * a loopback host (the local host of `npm start`). Requests that may be repeated safely (GETs, and the POST,
- * which carries a Repeatability-Request-ID) are retried on network errors and 429/502/503/504, by lib/retry.ts.
+ * which carries a Repeatability-Request-ID) are retried on the statuses and connection failures lib/http-policy.ts
+ * calls temporary, by lib/retry.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { OciImportError } from '../errors.js';
-import { parseRetryAfter, retry, type RetryPolicy } from '../retry.js';
+import { OciImportError, TimeoutError } from '../errors.js';
+import { CLIENT_ANSWER_MS, isRetryableStatus, isTransientNetworkError, parseRetryAfter } from '../http-policy.js';
+import { retry, type RetryPolicy } from '../retry.js';
 
 export class ApiError extends OciImportError {
   override name = 'ApiError';
   readonly retryAfterMs?: number;
   constructor(readonly status: number, code: string, message: string, readonly body?: Record<string, unknown>,
     o: { temporary?: boolean; retryAfterMs?: number } = {}) {
-    super(code, message, { temporary: o.temporary ?? (status === 429 || status >= 502), side: 'request' });
+    super(code, message, { temporary: o.temporary ?? isRetryableStatus(status), side: 'request' });
     if (o.retryAfterMs !== undefined) this.retryAfterMs = o.retryAfterMs;
   }
 }
@@ -61,7 +63,8 @@ export interface Answer<T> {
 export class ImportsClient {
   readonly base: URL;
 
-  constructor(endpoint: string, private readonly key: string | undefined, private readonly fetchFn: typeof fetch = fetch) {
+  constructor(endpoint: string, private readonly key: string | undefined, private readonly fetchFn: typeof fetch = fetch,
+    private readonly policy: RetryPolicy = CLIENT_RETRY, private readonly answerMs = CLIENT_ANSWER_MS) {
     this.base = endpointUrl(endpoint);
   }
 
@@ -101,19 +104,21 @@ export class ImportsClient {
 
   private async send<T>(method: string, url: URL, body?: unknown, headers: Record<string, string> = {}): Promise<Answer<T>> {
     return retry(async () => {
-      let res: Response;
+      const deadline = AbortSignal.timeout(this.answerMs);
       try {
-        res = await this.fetchFn(url, {
-          method, redirect: 'error',
+        const res = await this.fetchFn(url, {
+          method, redirect: 'error', signal: deadline,
           headers: { accept: 'application/json', ...(this.key ? { 'x-functions-key': this.key } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         });
+        return await this.answer<T>(method, url, res);
       } catch (err) {
+        if (err instanceof OciImportError) throw err;
+        if (deadline.aborted) throw new TimeoutError(`${method} ${url.origin}${url.pathname} had no complete answer within ${Math.round(this.answerMs / 1000)} s`, { side: 'request' });
         const cause = (err as { cause?: Error }).cause;
-        throw new ApiError(0, 'UNREACHABLE', `${method} ${url.origin}${url.pathname} failed: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`, undefined, { temporary: true });
+        throw new ApiError(0, 'UNREACHABLE', `${method} ${url.origin}${url.pathname} failed: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`, undefined, { temporary: isTransientNetworkError(err) });
       }
-      return this.answer<T>(method, url, res);
-    }, CLIENT_RETRY);
+    }, this.policy);
   }
 
   private async answer<T>(method: string, url: URL, res: Response): Promise<Answer<T>> {
@@ -125,11 +130,11 @@ export class ImportsClient {
       parsed = undefined;
     }
     if (res.ok) return { status: res.status, body: parsed as T, headers: res.headers };
-    // 429 and 5xx are worth another attempt, except a 503 with a code and no Retry-After: the service means to
-    // keep refusing (TARGET_REGISTRY_NOT_SET …)
+    // the retryable statuses are worth another attempt (lib/http-policy.ts), except the service's own 503 with a code
+    // and no Retry-After: it means to keep refusing (TARGET_REGISTRY_NOT_SET …)
     const retryAfter = res.headers.get('retry-after') ?? undefined;
     const kept = res.status === 503 && !retryAfter && Boolean(res.headers.get('x-ms-error-code'));
-    const o = { temporary: (res.status === 429 || res.status >= 502) && !kept, retryAfterMs: parseRetryAfter(retryAfter) };
+    const o = { temporary: isRetryableStatus(res.status) && !kept, retryAfterMs: parseRetryAfter(retryAfter) };
     const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
     if (error?.code) throw new ApiError(res.status, error.code, error.message ?? error.code, parsed as Record<string, unknown>, o);
     const hint = res.status === 401 ? ': the key was refused or missing (--key, or OCI_IMPORT_KEY)' : res.status === 404 ? ': is --endpoint the API base (…/api)?' : '';

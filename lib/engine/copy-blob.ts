@@ -19,7 +19,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { isTemporary, onSide, type OciImportError } from '../errors.js';
 import { RegistryError } from '../oci/errors.js';
 import type { RegistryClient } from '../oci/registry.js';
-import { DEFAULT_RETRY, retry, type RetryPolicy } from '../retry.js';
+import { DEFAULT_RETRY, outsideRetry, retry, type RetryPolicy } from '../retry.js';
 import { ImportError } from './errors.js';
 import { PartReader, type PartBudget } from './part-reader.js';
 import type { BlobState, EngineEvents, PlannedBlob, StepBudget, UploadingBlob } from './types.js';
@@ -203,7 +203,8 @@ class Upload {
   }
 
   private saveBehind(s: BlobState): void {
-    this.saving = this.saving.then(() => this.write(s)).catch((error: unknown) => {
+    // the checkpoint is the job store's work, retried by its own loop (an ETag conflict), not by the session's
+    this.saving = this.saving.then(() => outsideRetry(() => this.write(s))).catch((error: unknown) => {
       this.saveFailure ??= { error };
     });
   }

@@ -14,7 +14,7 @@ import { DEFAULT_COPY_MEMORY } from '../config.js';
 import { AbortedError, onSide } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { RegistryClient } from '../oci/registry.js';
-import { NO_RETRY, retry, type RetryPolicy } from '../retry.js';
+import { outsideRetry, retry, type RetryPolicy } from '../retry.js';
 import type { EngineEvents } from './types.js';
 import { collectYoungGarbage, YOUNG_GC_EVERY_BYTES } from './young-gc.js';
 
@@ -330,14 +330,12 @@ export class PartReader {
   /** Reads waiting for their part to start (no free slot yet). */
   private waiters: { start: number; resolve(p: Part): void; reject(e: unknown): void }[] = [];
   private warnedNoRange = false;
-  private readonly partRetry: RetryPolicy;
   /** Size of the next part to fetch (see the class comment). */
   private fetchSize: number;
 
   constructor(private readonly o: PartReaderOptions) {
     this.partSize = o.partSize ?? DEFAULT_PART_SIZE;
     this.fetchSize = this.partSize;
-    this.partRetry = { ...NO_RETRY, maxRetryAfterMs: o.retry.maxRetryAfterMs };
   }
 
   /**
@@ -487,7 +485,9 @@ export class PartReader {
       this.waiters.splice(this.waiters.indexOf(w), 1);
       w.resolve(part);
     }
-    part.settled = this.fetch(part).then(() => part.settle(), (err: unknown) => part.settle(err)).finally(() => {
+    // a part is fetched ahead for the chunks to come, not for the upload attempt that asked for it: its GET is
+    // retried by the part's own loop, not by the upload session's (lib/retry.ts, no nested retries)
+    part.settled = outsideRetry(() => this.fetch(part)).then(() => part.settle(), (err: unknown) => part.settle(err)).finally(() => {
       this.inFlight--;
       this.adapt(part);
       this.fill();
@@ -518,7 +518,7 @@ export class PartReader {
       if (part.filled >= part.length) return;
       try {
         const { rangeHonoured } = await this.o.source.getBlobRange(this.o.repository, this.o.digest, part.start + part.filled, part.end - 1,
-          (chunk) => part.write(chunk), { signal, retry: this.partRetry });
+          (chunk) => part.write(chunk), { signal });
         if (!rangeHonoured && !this.warnedNoRange) {
           this.warnedNoRange = true;
           this.o.events?.onNotice?.(`${this.o.source.registry} ignores Range for ${this.o.digest}: each part streams the blob from its start`);

@@ -8,7 +8,11 @@
  * - a `Retry-After` longer than the step can wait: the step is re-enqueued with that delay (status
  *   `waiting`), or, beyond MAX_RETRY_AFTER_SECONDS, the job fails with RATE_LIMITED naming the time;
  * - a permanent failure fails the job with its code and message (in ACR's words for Azure registries);
+ * - so does an error nobody classified (a bug's TypeError: code INTERNAL, lib/errors.ts `isTemporary`): at once,
+ *   not after maxDequeueCount deliveries of the same bug;
  * - a temporary one is thrown for the host to retry, and fails the job on the last delivery.
+ * A queued request (not a step) whose acceptance fails with an unclassified error is thrown, so the host gives it
+ * up after maxDequeueCount deliveries to the poison queue (lib/jobs/poison.ts records it; no job exists yet).
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';

@@ -8,6 +8,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { TimeoutError } from '../errors.js';
+import { DEFAULT_IDLE_MS, DEFAULT_MIN_BYTES_PER_SECOND } from '../http-policy.js';
 
 export type Body = Dispatcher.ResponseData['body'];
 
@@ -23,7 +24,8 @@ export interface Timeouts {
 /** The window a body's rate is averaged over. */
 export const RATE_WINDOW_MS = 30_000;
 
-export const DEFAULT_TIMEOUTS: Timeouts = { idleMs: 30_000, minBytesPerSecond: 64 * 1024, rateWindowMs: RATE_WINDOW_MS };
+/** The request deadlines of lib/http-policy.ts, as registry and Azure requests take them. */
+export const DEFAULT_TIMEOUTS: Timeouts = { idleMs: DEFAULT_IDLE_MS, minBytesPerSecond: DEFAULT_MIN_BYTES_PER_SECOND, rateWindowMs: RATE_WINDOW_MS };
 
 /** Time a body of `bytes` may take at the minimum rate, plus the idle allowance (for request bodies). */
 export function bodyDeadlineMs(t: Timeouts, bytes: number): number {

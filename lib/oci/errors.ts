@@ -13,7 +13,7 @@
  * Whichever side a client serves (`source` or `target`) is stamped on its errors.
  */
 import { OciImportError, TimeoutError, type OciImportErrorOptions } from '../errors.js';
-import { RETRYABLE_STATUS } from '../retry.js';
+import { TIMEOUT_NETWORK_CODES, isRetryableStatus, isTransientNetworkError } from '../http-policy.js';
 
 /** Error codes of the distribution spec (and the few extra ones real registries send). */
 export type RegistryErrorCode =
@@ -58,7 +58,7 @@ export class RegistryError extends OciImportError {
       ? diagnostics.map((d) => `${d.code}: ${d.message}`).join('; ').slice(0, 500)
       : method === 'HEAD' ? '(a HEAD answer has no body to explain it)' : '(no registry error in the answer)';
     super(diagnostics[0]?.code ?? `HTTP_${status}`, `${method} ${url} answered ${status}: ${what}`, {
-      temporary: RETRYABLE_STATUS.has(status) || diagnostics.some((d) => d.code === 'TOOMANYREQUESTS'),
+      temporary: isRetryableStatus(status) || diagnostics.some((d) => d.code === 'TOOMANYREQUESTS'),
       ...options,
     });
     this.retryAfterMs = options.retryAfterMs;
@@ -87,19 +87,19 @@ export function parseDiagnostics(body: string): RegistryDiagnostic[] {
   }
 }
 
-/** undici's timeouts (headers, body idle, connect) read as our TIMEOUT. */
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
-
-/** A connection-level failure (refused, reset, timed out) before a complete answer arrived. */
+/**
+ * A connection-level failure (refused, reset, timed out) before a complete answer arrived: temporary when its kind
+ * is known to be (lib/http-policy.ts `TRANSIENT_NETWORK_CODES`), else not (a certificate refused, a bad header).
+ */
 export class TransportError extends OciImportError {
   override name = 'TransportError';
 
   constructor(readonly method: string, readonly url: string, cause: unknown, options: OciImportErrorOptions = {}) {
     const c = cause as { code?: string; message?: string } | undefined;
-    const code = c?.code && TIMEOUT_CODES.has(c.code) ? 'TIMEOUT'
+    const code = c?.code && TIMEOUT_NETWORK_CODES.has(c.code) ? 'TIMEOUT'
       : c?.code && /^E[A-Z]+$/.test(c.code) ? c.code : 'CONNECTION_FAILED';
     super(code, `${method} ${url} failed: ${c?.code ?? ''} ${c?.message ?? String(cause)}`.replace(/\s+/g, ' ').trim(),
-      { temporary: true, cause, ...options });
+      { temporary: isTransientNetworkError(cause), cause, ...options });
   }
 }
 

@@ -2,9 +2,12 @@
  * The one way requests reach a registry: auth → retry → redirects → undici, assembled here
  * (go-containerregistry `remote/transport`).
  *
- * - Retries: the transport owns them (`retry()` with the client's policy, or the request's own). Only
- *   idempotent requests are sent again; a PATCH to an upload session never is (its caller asks the
- *   registry what arrived). A retryable status that stays is thrown as a RegistryError.
+ * - Retries: the transport owns them (`retry()` with the client's policy, or the request's own), unless the
+ *   request is sent inside another retry loop's attempt (an upload session, a part): then that loop does
+ *   (lib/retry.ts), and so for the sign-in a request needs — one silent token endpoint costs attempts, not
+ *   attempts × attempts. Only idempotent requests are sent again; a PATCH to an upload session never is (its
+ *   caller asks the registry what arrived). Which statuses and failures are worth it: lib/http-policy.ts. A
+ *   retryable status that stays is thrown as a RegistryError.
  * - Deadlines: no answer headers for `idleMs` ends a request, and so does a body that stops (undici's
  *   timeouts) or trickles below the minimum rate (RateWatch, where bodies are read). A request body of
  *   N bytes must be sent within `idleMs + N / minBytesPerSecond`. The caller's `signal` (a step's
@@ -15,8 +18,9 @@
  *   at connect time (lib/policy/sources.ts), so redirects, token realms and pagination are covered too.
  */
 import { Agent, type Dispatcher } from 'undici';
-import { isTemporary, type ErrorSide } from '../errors.js';
-import { DEFAULT_RETRY, NO_RETRY, RETRYABLE_STATUS, abortReason, deadlineSignal, parseRetryAfter, retry, type RetryPolicy } from '../retry.js';
+import type { ErrorSide } from '../errors.js';
+import { isRetryableStatus, parseRetryAfter } from '../http-policy.js';
+import { DEFAULT_RETRY, NO_RETRY, abortReason, deadlineSignal, retry, type RetryPolicy } from '../retry.js';
 import type { Authenticator } from './auth.js';
 import { DEFAULT_TIMEOUTS, bodyDeadlineMs, discard, readText, type Body, type Timeouts } from './body.js';
 import { parseChallenges } from './challenge.js';
@@ -87,23 +91,6 @@ export function header(headers: Headers, name: string): string | undefined {
 
 export const USER_AGENT = 'oci-import/0.1';
 
-/**
- * Failures of a sign-in (a token endpoint, an Entra ID exchange): retried by the sign-in itself (its own policy),
- * so not again by every request that needed it — one silent token endpoint must not cost attempts × attempts.
- */
-const signInFailures = new WeakSet<object>();
-
-async function signIn<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (typeof err === 'object' && err !== null) signInFailures.add(err);
-    throw err;
-  }
-}
-
-const retryableRequest = (err: unknown): boolean => isTemporary(err) && !(typeof err === 'object' && err !== null && signInFailures.has(err));
-
 export class Transport {
   readonly retry: RetryPolicy;
   readonly timeouts: Timeouts;
@@ -123,9 +110,9 @@ export class Transport {
     const policy = req.retry ?? this.retry;
     return retry(async () => {
       const res = await this.sendAuthorized(req);
-      if (RETRYABLE_STATUS.has(res.status)) throw await this.errorFrom(req.method, res);
+      if (isRetryableStatus(res.status)) throw await this.errorFrom(req.method, res);
       return res;
-    }, idempotent ? policy : { ...NO_RETRY, maxRetryAfterMs: policy.maxRetryAfterMs }, { signal: req.signal, retryable: retryableRequest });
+    }, idempotent ? policy : { ...NO_RETRY, maxRetryAfterMs: policy.maxRetryAfterMs }, { signal: req.signal });
   }
 
   /** Sends and throws a RegistryError unless the status is one of `ok`. */
@@ -140,7 +127,7 @@ export class Transport {
     const req: RegistryRequest = { method: 'GET', url, scopes: [], signal };
     return retry(async () => {
       const res = await this.follow(req, authorization);
-      if (RETRYABLE_STATUS.has(res.status)) throw await this.errorFrom('GET', res);
+      if (isRetryableStatus(res.status)) throw await this.errorFrom('GET', res);
       return { status: res.status, body: await this.read(res, () => readText(res.body, 128 * 1024, this.timeouts, `GET ${redactUrl(url)}`)) };
     }, this.retry, { signal });
   }
@@ -165,17 +152,17 @@ export class Transport {
 
   private async sendAuthorized(req: RegistryRequest): Promise<RegistryResponse> {
     const auth = this.options.authenticator;
-    let authorization = auth ? await signIn(() => auth.authorize(req.scopes, req.signal)) : undefined;
+    let authorization = auth ? await auth.authorize(req.scopes, req.signal) : undefined;
     let res = await this.follow(req, authorization);
     // Only the registry's own 401 is a challenge to learn from: a redirect target (storage, a CDN, anything a
     // registry points at) must not tell us where to send credentials.
     if (res.status === 401 && auth && res.url.origin === req.url.origin) {
       const challenges = parseChallenges(res.headers['www-authenticate']);
-      const retryWith = await signIn(() => auth.onUnauthorized(challenges, req.scopes, req.signal));
+      const retryWith = await auth.onUnauthorized(challenges, req.scopes, req.signal);
       if (retryWith && retryWith !== authorization) {
         await discard(res.body);
         // A streamed body is gone: the caller sends it again (with the new token) from what the registry holds.
-        if (isStreamed(req.body)) throw new TransportError(req.method, redactUrl(req.url), { code: 'REAUTH', message: 'the registry asked for new credentials while the body streamed' }, { side: this.side });
+        if (isStreamed(req.body)) throw new TransportError(req.method, redactUrl(req.url), { code: 'REAUTH', message: 'the registry asked for new credentials while the body streamed' }, { side: this.side, temporary: true });
         authorization = retryWith;
         res = await this.follow(req, authorization);
       }

@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { AbortedError, OciImportError, RateLimitedError, TimeoutError, errorCode, isTemporary } from '../../lib/errors.js';
 import { RegistryError } from '../../lib/oci/errors.js';
-import { deadlineSignal, parseRetryAfter, retry, sleep, type RetryPolicy } from '../../lib/retry.js';
+import { TransportError } from '../../lib/oci/errors.js';
+import { deadlineSignal, insideRetry, outsideRetry, parseRetryAfter, retry, sleep, type RetryPolicy } from '../../lib/retry.js';
 
 const policy: RetryPolicy = { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterMs: 200 };
 const temporary = () => new OciImportError('FLAKY', 'try again', { temporary: true });
@@ -83,13 +84,91 @@ describe('retry', () => {
 });
 
 describe('the error model', () => {
-  it('one isTemporary and one errorCode for everything; unknown errors are temporary, coded INTERNAL', () => {
+  it('one isTemporary and one errorCode for everything; unknown errors are not temporary, coded INTERNAL', () => {
     expect(isTemporary(new OciImportError('X', 'x'))).toBe(false);
     expect(isTemporary(temporary())).toBe(true);
-    expect(isTemporary(new TypeError('bug'))).toBe(true);
+    expect(isTemporary(new TypeError('bug'))).toBe(false);
     expect(errorCode(new TypeError('bug'))).toBe('INTERNAL');
     expect(errorCode(new RegistryError('GET', 'u', 404, [{ code: 'MANIFEST_UNKNOWN', message: 'm' }]))).toBe('MANIFEST_UNKNOWN');
     expect(new RegistryError('GET', 'u', 503, []).temporary).toBe(true);
     expect(new RegistryError('GET', 'u', 503, [], { side: 'source' }).side).toBe('source');
+  });
+});
+
+describe('only errors known temporary are retried', () => {
+  it('a TypeError thrown inside a retried operation is attempted once', async () => {
+    let calls = 0;
+    const err = await retry(async () => {
+      calls++;
+      throw new TypeError('x is not a function');
+    }, policy).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TypeError);
+    expect(calls).toBe(1);
+  });
+
+  it('a socket reset, anywhere in the cause chain, is known temporary; an SDK error with a 503 too; others not', async () => {
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    expect(isTemporary(reset)).toBe(true);
+    expect(isTemporary(new TypeError('fetch failed', { cause: reset }))).toBe(true);
+    expect(isTemporary(Object.assign(new Error('server busy'), { statusCode: 503 }))).toBe(true);
+    expect(isTemporary(Object.assign(new Error('conflict'), { statusCode: 409 }))).toBe(false);
+    expect(isTemporary(Object.assign(new Error('bad cert'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }))).toBe(false);
+    let calls = 0;
+    await expect(retry(async () => {
+      if (++calls < 3) throw reset;
+      return 'ok';
+    }, policy)).resolves.toBe('ok');
+    expect(calls).toBe(3);
+  });
+
+  it('a connection failure is wrapped as temporary only when its kind is known to be', () => {
+    const reset = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
+    expect(new TransportError('GET', 'u', reset)).toMatchObject({ temporary: true, code: 'CONNECTION_FAILED' });
+    expect(new TransportError('GET', 'u', Object.assign(new Error('t'), { code: 'UND_ERR_HEADERS_TIMEOUT' }))).toMatchObject({ temporary: true, code: 'TIMEOUT' });
+    expect(new TransportError('GET', 'u', Object.assign(new Error('invalid header'), { code: 'UND_ERR_INVALID_ARG' })).temporary).toBe(false);
+    expect(new TransportError('GET', 'u', new TypeError('bug')).temporary).toBe(false);
+  });
+});
+
+describe('no nested retries', () => {
+  it('a retry loop inside another loop\'s attempt makes one attempt: attempts add up, they do not multiply', async () => {
+    let inner = 0;
+    let outer = 0;
+    const err = await retry(async () => {
+      outer++;
+      expect(insideRetry()).toBe(true);
+      return retry(async () => {
+        inner++;
+        throw temporary();
+      }, policy);
+    }, policy).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'FLAKY' });
+    expect(outer).toBe(policy.maxAttempts);
+    expect(inner).toBe(policy.maxAttempts);
+    expect(insideRetry()).toBe(false);
+  });
+
+  it('work an attempt starts with outsideRetry retries on its own', async () => {
+    let inner = 0;
+    await retry(async () => {
+      await outsideRetry(() => retry(async () => {
+        if (++inner < 3) throw temporary();
+      }, policy));
+    }, policy);
+    expect(inner).toBe(3);
+  });
+
+  it('an inner loop still honours the signal, and a long Retry-After still becomes RATE_LIMITED (in the outer loop)', async () => {
+    const aborted = new AbortController();
+    aborted.abort();
+    let ran = 0;
+    await expect(retry(() => retry(async () => {
+      ran++;
+    }, policy, { signal: aborted.signal }), policy)).rejects.toBeInstanceOf(AbortedError);
+    expect(ran).toBe(0);
+    const err = await retry(() => retry(async () => {
+      throw new RegistryError('GET', 'u', 429, [], { retryAfterMs: 999_000 });
+    }, policy), policy).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RateLimitedError);
   });
 });

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryDocuments } from '../../../lib/jobs/documents.js';
+import { OciImportError } from '../../../lib/errors.js';
 import type { StepMessage } from '../../../lib/jobs/queue.js';
 import { CHECKPOINT_EVERY_MS } from '../../../lib/jobs/steps.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
@@ -107,7 +108,8 @@ describe('import steps (memory storage, fake registries)', () => {
     docs.put = async (path, value, condition) => {
       if (path.endsWith(`blob-${big.blob}.json`) && ++writes >= 4) {
         if (diesAfterSave && writes === 4) await put(path, value, condition);
-        throw new Error('worker killed');
+        // (what the blob store throws for a failed write: a temporary STORAGE_ERROR; a plain Error is a bug, failing the job)
+        throw new OciImportError('STORAGE_ERROR', 'worker killed', { temporary: true, side: 'storage' });
       }
       return put(path, value, condition);
     };

@@ -1,7 +1,7 @@
 /**
  * The OpenAPI 3.1 description of the HTTP API, served at GET /api/openapi.json. The request body's schema is
- * generated from the same zod schema the service validates with (lib/jobs/request.ts), so the two cannot
- * drift; every response lists the error codes it can carry (`error.code` enums, as the Azure REST API
+ * generated from the same zod schema the service validates with (lib/jobs/request.ts), and the status views'
+ * (ImportStatus, ImportList, Accepted) from the zod schemas of lib/api/status-view.ts, so neither can drift; every response lists the error codes it can carry (`error.code` enums, as the Azure REST API
  * guidelines ask: "DO document the service's top-level error code strings"). test/unit/api/openapi.test.ts
  * validates the document with an OpenAPI validator, validates every handler answer against it, and fails
  * when a documented status or code is produced by no test; responses the Functions host gives before any
@@ -9,7 +9,8 @@
  */
 import { z } from 'zod';
 import { importRequestSchema } from '../jobs/request.js';
-import { DEFAULT_PAGE, MAX_PAGE, STATUSES } from '../jobs/listing.js';
+import { DEFAULT_PAGE, MAX_PAGE } from '../jobs/listing.js';
+import { JOB_STATUSES, statusViewJsonSchemas } from './status-view.js';
 
 type Json = Record<string, unknown>;
 
@@ -57,41 +58,10 @@ const idParam = { name: 'id', in: 'path', required: true, description: 'The impo
 
 function schemas(): Json {
   const { $schema: _drop, ...request } = z.toJSONSchema(importRequestSchema, { target: 'draft-2020-12' }) as Json;
-  const progress = { type: 'object', required: ['manifests', 'blobsTotal', 'blobsDone', 'bytesTotal', 'bytesCopied'], additionalProperties: false,
-    properties: Object.fromEntries(['manifests', 'blobsTotal', 'blobsDone', 'bytesTotal', 'bytesCopied'].map((k) => [k, { type: 'integer', minimum: 0 }])) };
-  const statusProps: Json = {
-    id: { type: 'string', format: 'uuid' }, status: { enum: STATUSES },
-    source: { type: 'string' }, targets: { type: 'array', items: { type: 'string' } },
-    createdAt: { type: 'string', format: 'date-time' }, updatedAt: { type: 'string', format: 'date-time' },
-    progress, digest: { type: 'string' }, notes: { type: 'array', items: { type: 'string' } },
-    waitingUntil: { type: 'string', format: 'date-time', description: 'Status `waiting`: when a registry said to come back.' },
-    referrers: {
-      type: 'array', description: 'With `includeReferrers`, once planned: the signatures, SBOMs and attestations the import copies (all on the target once it succeeded).',
-      items: {
-        type: 'object', additionalProperties: false, required: ['digest', 'subject'],
-        properties: {
-          digest: { type: 'string' }, artifactType: { type: 'string' },
-          subject: { type: 'string', description: 'The digest of the manifest it refers to (a cosign tag: the digest its name carries).' },
-          tag: { type: 'string', description: 'A cosign tag (`sha256-<hex>.sig`, `.att`, `.sbom`) it is copied as.' },
-        },
-      },
-    },
-    error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } }, description: 'Why it failed (`failed`), or `CANCELED`.' },
-    stalled: { const: true, description: 'Queued or running, but nothing has updated it for longer than a step plus the queue lease.' },
-  };
   const named = { type: 'object', required: ['source', 'target', 'job'], properties: { source: { type: 'string' }, target: { type: 'string' }, job: { type: 'string' } } };
   return {
     ImportRequest: { ...request, description: 'An import, mirroring `az acr import`. Unknown fields are refused.' },
-    ImportStatus: { type: 'object', additionalProperties: false, required: ['id', 'status', 'source', 'targets', 'createdAt', 'updatedAt', 'progress'], properties: statusProps },
-    Accepted: {
-      type: 'object', additionalProperties: false, required: ['id', 'status', 'statusUrl'],
-      description: 'A new import: `id`, `status`, `statusUrl`. A repeated request (same Repeatability-Request-ID): the import\'s whole status as well.',
-      properties: { ...statusProps, statusUrl: { type: 'string', format: 'uri' } },
-    },
-    ImportList: {
-      type: 'object', additionalProperties: false, required: ['value'],
-      properties: { value: { type: 'array', items: ref('ImportStatus') }, nextLink: { type: 'string', format: 'uri', description: 'The next page; absent on the last.' } },
-    },
+    ...statusViewJsonSchemas(),
     ErrorResponse: {
       type: 'object', required: ['error'],
       properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, target: { type: 'string', description: 'The field, header or parameter at fault.' } } } },
@@ -141,7 +111,7 @@ function listImports(): Json {
     description: 'A page may hold fewer imports than `limit` (even none) and still have a `nextLink`: one page reads at most 1,000 index entries. '
       + 'Imports that start while you page are not in later pages; an import whose status changes may appear in two pages of a filtered listing, or none.',
     parameters: [
-      { name: 'status', in: 'query', required: false, schema: { type: 'string' }, description: `Comma list of states: ${STATUSES.join(', ')}.` },
+      { name: 'status', in: 'query', required: false, schema: { type: 'string' }, description: `Comma list of states: ${JOB_STATUSES.join(', ')}.` },
       { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: DEFAULT_PAGE }, description: 'Largest page size; the service may return fewer.' },
       { name: 'continuationToken', in: 'query', required: false, schema: { type: 'string' }, description: 'From a `nextLink`.' },
     ],

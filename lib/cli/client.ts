@@ -8,6 +8,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { OciImportError, TimeoutError } from '../errors.js';
+import { z } from 'zod';
+import { acceptedSchema, importListSchema, importStatusSchema, type AcceptedView, type ImportList, type ImportStatusView } from '../api/status-view.js';
 import { CLIENT_ANSWER_MS, isRetryableStatus, isTransientNetworkError, parseRetryAfter } from '../http-policy.js';
 import { retry, type RetryPolicy } from '../retry.js';
 
@@ -21,17 +23,32 @@ export class ApiError extends OciImportError {
   }
 }
 
-export interface ImportView {
-  readonly id: string;
-  readonly status: string;
-  readonly source: string;
-  readonly targets: readonly string[];
-  readonly createdAt: string;
-  readonly progress: { readonly manifests: number; readonly blobsTotal: number; readonly blobsDone: number; readonly bytesTotal: number; readonly bytesCopied: number };
-  readonly digest?: string;
-  readonly notes?: readonly string[];
-  readonly error?: { readonly code: string; readonly message: string };
-  readonly stalled?: true;
+/** An import's status as the service answers it: the schema of lib/api/status-view.ts. */
+export type ImportView = ImportStatusView;
+
+/**
+ * What the client accepts: the service's schemas, with fields it does not know yet kept (a newer service may add
+ * some; `--json` prints them) rather than refused. A missing or mistyped field is an INVALID_ANSWER.
+ */
+const ANSWERS = {
+  status: importStatusSchema.loose(),
+  list: importListSchema.extend({ value: z.array(importStatusSchema.loose()) }).loose(),
+  accepted: acceptedSchema.loose(),
+};
+
+/** `body` as `schema` has it, or an ApiError naming what the service answered wrongly. */
+function check<T>(schema: z.ZodType<T>, answer: Answer<unknown>, what: string): Answer<T> {
+  const parsed = schema.safeParse(answer.body);
+  if (parsed.success) return { ...answer, body: parsed.data };
+  const issue = parsed.error.issues[0];
+  const at = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
+  throw new ApiError(answer.status, 'INVALID_ANSWER', `the answer to ${what} is not an oci-import status (${issue?.message ?? 'invalid'}${at}): is --endpoint an oci-import API?`);
+}
+
+/** The status an error answer carries (`import` of a 409 to a cancel), if it is one. */
+export function viewIn(body: Record<string, unknown> | undefined): ImportView | undefined {
+  const parsed = ANSWERS.status.safeParse(body?.import);
+  return parsed.success ? parsed.data : undefined;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -69,26 +86,28 @@ export class ImportsClient {
   }
 
   /** POST imports, repeatable: the same Repeatability-Request-ID on every attempt, so a retry never starts a second import. */
-  async create(body: Record<string, unknown>): Promise<Answer<{ id: string; status: string; statusUrl: string }>> {
+  async create(body: Record<string, unknown>): Promise<Answer<AcceptedView>> {
     const first = new Date().toUTCString();
     const id = randomUUID();
-    return this.send('POST', this.url('imports'), body, { 'repeatability-request-id': id, 'repeatability-first-sent': first });
+    const answer = await this.send('POST', this.url('imports'), body, { 'repeatability-request-id': id, 'repeatability-first-sent': first });
+    return check(ANSWERS.accepted, answer, 'the POST');
   }
 
   async status(idOrUrl: string): Promise<Answer<ImportView>> {
-    return this.send('GET', idOrUrl.includes('/') ? this.sameOrigin(idOrUrl) : this.url(`imports/${encodeURIComponent(idOrUrl)}`));
+    const answer = await this.send('GET', idOrUrl.includes('/') ? this.sameOrigin(idOrUrl) : this.url(`imports/${encodeURIComponent(idOrUrl)}`));
+    return check(ANSWERS.status, answer, 'a status request');
   }
 
-  async list(q: { status?: string; limit?: number; next?: string }): Promise<Answer<{ value: ImportView[]; nextLink?: string }>> {
-    if (q.next) return this.send('GET', this.sameOrigin(q.next));
+  async list(q: { status?: string; limit?: number; next?: string }): Promise<Answer<ImportList>> {
+    if (q.next) return check(ANSWERS.list, await this.send('GET', this.sameOrigin(q.next)), 'a listing');
     const url = this.url('imports');
     if (q.status) url.searchParams.set('status', q.status);
     if (q.limit) url.searchParams.set('limit', String(q.limit));
-    return this.send('GET', url);
+    return check(ANSWERS.list, await this.send('GET', url), 'a listing');
   }
 
   async cancel(id: string): Promise<Answer<ImportView>> {
-    return this.send('POST', this.url(`imports/${encodeURIComponent(id)}/cancel`));
+    return check(ANSWERS.status, await this.send('POST', this.url(`imports/${encodeURIComponent(id)}/cancel`)), 'the cancel');
   }
 
   private url(path: string): URL {
@@ -102,7 +121,7 @@ export class ImportsClient {
     return url;
   }
 
-  private async send<T>(method: string, url: URL, body?: unknown, headers: Record<string, string> = {}): Promise<Answer<T>> {
+  private async send(method: string, url: URL, body?: unknown, headers: Record<string, string> = {}): Promise<Answer<unknown>> {
     return retry(async () => {
       const deadline = AbortSignal.timeout(this.answerMs);
       try {
@@ -111,7 +130,7 @@ export class ImportsClient {
           headers: { accept: 'application/json', ...(this.key ? { 'x-functions-key': this.key } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         });
-        return await this.answer<T>(method, url, res);
+        return await this.answer(method, url, res);
       } catch (err) {
         if (err instanceof OciImportError) throw err;
         if (deadline.aborted) throw new TimeoutError(`${method} ${url.origin}${url.pathname} had no complete answer within ${Math.round(this.answerMs / 1000)} s`, { side: 'request' });
@@ -121,7 +140,7 @@ export class ImportsClient {
     }, this.policy);
   }
 
-  private async answer<T>(method: string, url: URL, res: Response): Promise<Answer<T>> {
+  private async answer(method: string, url: URL, res: Response): Promise<Answer<unknown>> {
     const text = await res.text();
     let parsed: unknown;
     try {
@@ -129,7 +148,7 @@ export class ImportsClient {
     } catch {
       parsed = undefined;
     }
-    if (res.ok) return { status: res.status, body: parsed as T, headers: res.headers };
+    if (res.ok) return { status: res.status, body: parsed, headers: res.headers };
     // the retryable statuses are worth another attempt (lib/http-policy.ts), except the service's own 503 with a code
     // and no Retry-After: it means to keep refusing (TARGET_REGISTRY_NOT_SET …)
     const retryAfter = res.headers.get('retry-after') ?? undefined;

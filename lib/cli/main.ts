@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { isResourceId } from '../azure/arm.js';
 import { azureSettings, entraTokenCredentials, registryResolver } from '../azure/clients.js';
 import { loadConfig, splitList, type Config, type TargetAuth } from '../config.js';
-import { ImportEngine, runImport } from '../engine/engine.js';
+import { engineFromConfig, runImport } from '../engine/engine.js';
 import { referrerViews, type BlobState, type ImportRequest } from '../engine/types.js';
 import { OciImportError, errorCode, errorMessage } from '../errors.js';
 import type { Credentials } from '../oci/auth.js';
@@ -224,10 +224,7 @@ class Session {
     const { request, source, credentials, resourceId } = await this.request();
     const sides = { source: this.registries.source(source, credentials && { kind: 'inline', credentials }, resourceId), target: this.registries.target(this.target) };
     const progress = new Progress(this.io.stderr, Boolean(this.io.stderr.isTTY));
-    const engine = new ImportEngine({
-      source: sides.source.client, target: sides.target.client,
-      chunkSize: this.config.chunkSize, fetchConcurrency: this.config.fetchConcurrency, copyMemory: this.config.copyMemory,
-      maxManifests: this.config.maxManifests, maxBlobs: this.config.maxBlobs, maxImportBytes: this.config.maxImportBytes,
+    const engine = engineFromConfig(this.config, { source: sides.source.client, target: sides.target.client }, {
       events: {
         onBytes: (n) => progress.bytes(n),
         onBlobDone: (s: BlobState) => progress.blobDone(s),

@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { errorCode, errorMessage, OciImportError } from '../errors.js';
 import { parseRetryAfter, sleep } from '../retry.js';
-import { ApiError, ImportsClient, type ImportView } from './client.js';
+import { ApiError, ImportsClient, viewIn, type ImportView } from './client.js';
 import type { Io } from './main.js';
 import { Progress } from './progress.js';
 import { oneLine } from './terminal.js';
@@ -199,7 +199,7 @@ async function cancel(client: ImportsClient, id: string, io: Io, json: boolean):
     io.stdout.write(json ? `${JSON.stringify(body, null, 2)}\n` : `canceled ${body.id}\n`);
     return 0;
   } catch (err) {
-    const view = err instanceof ApiError ? (err.body?.import as ImportView | undefined) : undefined;
+    const view = err instanceof ApiError ? viewIn(err.body) : undefined;
     if (json && view) io.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
     throw err;
   }

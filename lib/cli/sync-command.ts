@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.js';
 import { mapLimited } from '../engine/concurrency.js';
-import { ImportEngine, runImport } from '../engine/engine.js';
+import { engineFromConfig, runImport } from '../engine/engine.js';
 import { PartBudget } from '../engine/part-reader.js';
 import { errorCode } from '../errors.js';
 import { parseReference } from '../oci/reference.js';
@@ -49,11 +49,7 @@ export async function runSync(c: SyncCommand): Promise<number> {
     if (item.action === 'unchanged' || c.dryRun) return { ...item, outcome: item.action === 'unchanged' ? 'unchanged' : 'would import' };
     try {
       const src = parseReference(item.request!.source);
-      const engine = new ImportEngine({
-        source: sourceClient(src.registry, rules[item.rule]!.credential), target: targetClient,
-        chunkSize: c.config.chunkSize, fetchConcurrency: c.config.fetchConcurrency, partBudget,
-        maxManifests: c.config.maxManifests, maxBlobs: c.config.maxBlobs, maxImportBytes: c.config.maxImportBytes,
-      });
+      const engine = engineFromConfig(c.config, { source: sourceClient(src.registry, rules[item.rule]!.credential), target: targetClient }, { partBudget });
       const r = await runImport(engine, item.request!, { blobConcurrency: c.config.blobConcurrency, stepMs: c.config.stepBudgetSeconds * 1000 });
       return { ...item, outcome: 'imported', digest: r.digest };
     } catch (err) {

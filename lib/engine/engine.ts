@@ -2,6 +2,7 @@
  * The import engine: plan → copy every blob (bounded, resumable steps) → finalize. The CLI runs the
  * steps in a loop in one process; the queue worker runs one step per message. Both use this class.
  */
+import type { Config } from '../config.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { forEachLimited } from './concurrency.js';
 import type { RetryPolicy } from '../retry.js';
@@ -95,6 +96,90 @@ export class ImportEngine {
 
 export { forEachLimited } from './concurrency.js';
 
+/** The settings an engine is built from (lib/config.ts). */
+export type EngineSettings = Pick<Config, 'chunkSize' | 'fetchConcurrency' | 'copyMemory' | 'maxManifests' | 'maxBlobs' | 'maxImportBytes'>;
+
+/**
+ * The one way to build an engine from the settings: the CLI's import and sync, and every queue step. `partBudget`
+ * shares part slots and buffers between engines running at once (the queue worker, a sync pass); without it the
+ * engine has its own, of COPY_MEMORY bytes.
+ */
+export function engineFromConfig(config: EngineSettings, sides: { source: RegistryClient; target: RegistryClient },
+  o: { partBudget?: PartBudget; events?: EngineEvents } = {}): ImportEngine {
+  return new ImportEngine({
+    source: sides.source, target: sides.target,
+    chunkSize: config.chunkSize, fetchConcurrency: config.fetchConcurrency, copyMemory: config.copyMemory,
+    maxManifests: config.maxManifests, maxBlobs: config.maxBlobs, maxImportBytes: config.maxImportBytes,
+    ...(o.partBudget ? { partBudget: o.partBudget } : {}), ...(o.events ? { events: o.events } : {}),
+  });
+}
+
+/** A blob step's length when a run gives neither a deadline nor a step length. */
+const DEFAULT_STEP_MS = 60_000;
+
+export interface CopyAllOptions {
+  /** Blobs copied at once (BLOB_CONCURRENCY), largest first. */
+  readonly blobConcurrency: number;
+  /** The CLI: no end to the whole, but each blob still goes in steps of this length, as the queue's do. */
+  readonly stepMs?: number;
+  /** A queue step: start no blob step after this instant; what is left makes the result incomplete. */
+  readonly until?: number;
+  readonly signal?: AbortSignal;
+  /** Where to copy (default: every target repository of the plan, the first first: the others mount from it). */
+  readonly repositories?: readonly string[];
+}
+
+export interface CopyAllResult {
+  /** Every blob is in every repository. */
+  readonly complete: boolean;
+  /** Some blob was copied or mounted by this run (not found there already). */
+  readonly fresh: boolean;
+  readonly blobs: readonly BlobState[];
+}
+
+/** Copies every blob of the plan into the repositories, one repository after the other, each blob in bounded steps. */
+export async function copyAll(engine: ImportEngine, p: ImportPlan, context: CopyContext, o: CopyAllOptions): Promise<CopyAllResult> {
+  const done: BlobState[] = [];
+  let complete = true;
+  for (const repository of o.repositories ?? context.target.repositories) {
+    // Largest first: the long copies start early and small blobs fill the gaps.
+    const states = ImportEngine.blobStates(p, repository).sort((a, b) => b.size - a.size);
+    await forEachLimited(states, o.blobConcurrency, async (initial) => {
+      let s = initial;
+      while (s.phase !== 'done') {
+        if (o.until !== undefined && Date.now() >= o.until) break;
+        s = await engine.copyBlob(context, s, { until: o.until ?? Date.now() + (o.stepMs ?? DEFAULT_STEP_MS), signal: o.signal });
+      }
+      if (s.phase === 'done') done.push(s);
+      else complete = false;
+    });
+    if (!complete) break;
+  }
+  // blobs copied or mounted just now: the manifests listing them cannot be in the target yet
+  return { complete, fresh: done.some((b) => b.phase === 'done' && b.outcome !== 'existed'), blobs: done };
+}
+
+export interface CopyAndFinalizeOptions extends CopyAllOptions {
+  /** Called once every blob is in, before any manifest is written; false: stop there (the job ended meanwhile). */
+  readonly beforeFinalize?: () => Promise<boolean>;
+  /** Blobs were copied by earlier steps too, not only this run: manifests may be there already (default: what the copy saw). */
+  readonly fresh?: false;
+}
+
+export type CopyAndFinalizeResult =
+  | { readonly outcome: 'incomplete'; readonly blobs: readonly BlobState[] }
+  | { readonly outcome: 'stopped'; readonly blobs: readonly BlobState[] }
+  | { readonly outcome: 'finalized'; readonly blobs: readonly BlobState[]; readonly result: FinalizeResult };
+
+/** "Copy every blob, then finalize": the CLI's whole import, and the queue's small imports and finalize step. */
+export async function copyAllAndFinalize(engine: ImportEngine, p: ImportPlan, context: CopyContext, o: CopyAndFinalizeOptions): Promise<CopyAndFinalizeResult> {
+  const copied = await copyAll(engine, p, context, o);
+  if (!copied.complete) return { outcome: 'incomplete', blobs: copied.blobs };
+  if (o.beforeFinalize && !await o.beforeFinalize()) return { outcome: 'stopped', blobs: copied.blobs };
+  const result = await engine.finalize(p, { signal: o.signal, fresh: o.fresh ?? copied.fresh });
+  return { outcome: 'finalized', blobs: copied.blobs, result };
+}
+
 export interface RunOptions {
   readonly blobConcurrency: number;
   /** Length of each step; the CLI has no deadline but still works in steps, as the queue does. */
@@ -112,19 +197,8 @@ export interface RunResult extends FinalizeResult {
 export async function runImport(engine: ImportEngine, req: ImportRequest, o: RunOptions): Promise<RunResult> {
   const p = await engine.plan(req, o.signal);
   o.onPlan?.(p);
-  const context = ImportEngine.context(p);
-  const done: BlobState[] = [];
-  for (const repository of context.target.repositories) {
-    // Largest first: the long copies start early and small blobs fill the gaps.
-    const states = ImportEngine.blobStates(p, repository).sort((a, b) => b.size - a.size);
-    await forEachLimited(states, o.blobConcurrency, async (initial) => {
-      let s = initial;
-      while (s.phase !== 'done') s = await engine.copyBlob(context, s, { until: Date.now() + o.stepMs, signal: o.signal });
-      done.push(s);
-    });
-  }
-  // blobs copied or mounted just now: the manifests listing them cannot be in the target yet
-  const fresh = done.some((b) => b.phase === 'done' && b.outcome !== 'existed');
-  const result = await engine.finalize(p, { signal: o.signal, fresh });
-  return { ...result, plan: p, blobs: done };
+  const run = await copyAllAndFinalize(engine, p, ImportEngine.context(p), { blobConcurrency: o.blobConcurrency, stepMs: o.stepMs, signal: o.signal });
+  // without a deadline or a beforeFinalize, a copy either completes or throws
+  if (run.outcome !== 'finalized') throw new Error(`internal: an import without a deadline ended ${run.outcome}`);
+  return { ...run.result, plan: p, blobs: run.blobs };
 }

@@ -13,7 +13,10 @@
  *   *fallback tag*: the tag `<alg>-<hex>` of a subject, an index listing its referrers on registries
  *   without the referrers API; *cosign tag*: cosign's older `sha256-<hex>.sig|att|sbom`.
  */
+import type { ReferrerView } from '../api/status-view.js';
 import type { Digest } from '../oci/digest.js';
+
+export type { ReferrerView };
 
 /** What a user asks for, mirroring `az acr import`. */
 export interface ImportRequest {
@@ -67,14 +70,6 @@ export interface PlannedReferrer {
   /** Found by the source's referrers API, its fallback tag `<alg>-<hex>`, or a cosign tag. */
   readonly via: 'api' | 'tag' | 'cosign';
   /** A cosign tag (`sha256-<hex>.sig`) written on the target too. */
-  readonly tag?: string;
-}
-
-/** A referrer as the status and the CLI's `--json` list it. */
-export interface ReferrerView {
-  readonly digest: string;
-  readonly artifactType?: string;
-  readonly subject: string;
   readonly tag?: string;
 }
 

@@ -18,6 +18,7 @@
  * pair a marker with a name far behind it and make one request skip through the whole index; and whatever a
  * token says, one page costs at most MAX_LIST_CALLS List Blobs calls.
  */
+import { JOB_STATUSES } from '../api/status-view.js';
 import type { MessageKeys } from '../config.js';
 import { OciImportError } from '../errors.js';
 import type { Documents } from './documents.js';
@@ -35,7 +36,8 @@ export const MAX_LIST_CALLS = 3;
 /** 13 digits of milliseconds: until the year 2286. */
 const MAX_MS = 9_999_999_999_999;
 
-export const STATUSES: readonly JobStatus[] = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'canceled'];
+/** The states a listing filters by (the status view's, lib/api/status-view.ts). */
+export const STATUSES: readonly JobStatus[] = JOB_STATUSES;
 
 /** The index entry of a job: names sort newest first; ties (same millisecond) by id. */
 export function indexName(createdAt: string, id: string): string {

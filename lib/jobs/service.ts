@@ -16,6 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import type { ImportStatusView } from '../api/status-view.js';
 import type { Config, MessageKeys } from '../config.js';
 import { ImportError } from '../engine/errors.js';
 import { PartBudget } from '../engine/part-reader.js';
@@ -34,7 +35,7 @@ import { RequestError, validateImportRequest } from './request.js';
 import { open, seal } from './secrets.js';
 import { stepMismatch, StepRefusedError } from './step-checks.js';
 import { INLINE_MAX_BLOBS, Steps, type StepContext } from './steps.js';
-import { ENDED, progressOf, type JobProgress, type JobRecord, type JobStore } from './store.js';
+import { ENDED, progressOf, type JobRecord, type JobStore } from './store.js';
 
 export interface Logger {
   info(message: string): void;
@@ -64,27 +65,8 @@ export interface ServiceOptions {
   readonly inline?: { readonly blobs: number; readonly bytes: number } | false;
 }
 
-export interface JobStatusView {
-  readonly id: string;
-  readonly status: JobRecord['status'];
-  readonly source: string;
-  readonly targets: readonly string[];
-  readonly createdAt: string;
-  readonly updatedAt: string;
-  readonly progress: JobProgress;
-  readonly digest?: string;
-  readonly notes?: readonly string[];
-  /** With includeReferrers: the referrers the import copies (all on the target once it succeeded). */
-  readonly referrers?: JobRecord['referrers'];
-  /** Status `waiting`: when the registry said to come back. */
-  readonly waitingUntil?: string;
-  readonly error?: { readonly code: string; readonly message: string };
-  /**
-   * Queued or running, but nothing has updated the job for longer than a step, plus the queue lease after which a
-   * step lost with its worker is delivered again: no step is working on it (or the queue is far behind).
-   */
-  readonly stalled?: true;
-}
+/** A job as GET /imports/{id} shows it: the status view defined in lib/api/status-view.ts. */
+export type JobStatusView = ImportStatusView;
 
 export interface MessageMeta {
   readonly dequeueCount: number;

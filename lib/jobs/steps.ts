@@ -11,8 +11,7 @@
  *   done; the step that completes the set enqueues `finalize` (an ETag-guarded fan-in);
  * - `finalize`: the other target repositories' blobs (mounted), manifests, then tags.
  */
-import { forEachLimited } from '../engine/concurrency.js';
-import { ImportEngine, type CopyContext } from '../engine/engine.js';
+import { copyAllAndFinalize, engineFromConfig, type CopyContext, type ImportEngine } from '../engine/engine.js';
 import { ImportError } from '../engine/errors.js';
 import { PartBudget } from '../engine/part-reader.js';
 import { checkTargetRepositories, targetRefs } from '../engine/targets.js';
@@ -91,12 +90,7 @@ export class Steps {
   }
 
   private engine(sides: { source: SideClient; target: SideClient }): ImportEngine {
-    const { config } = this.o;
-    return new ImportEngine({
-      source: sides.source.client, target: sides.target.client,
-      chunkSize: config.chunkSize, fetchConcurrency: config.fetchConcurrency, partBudget: this.o.partBudget,
-      maxManifests: config.maxManifests, maxBlobs: config.maxBlobs, maxImportBytes: config.maxImportBytes,
-    });
+    return engineFromConfig(this.o.config, { source: sides.source.client, target: sides.target.client }, { partBudget: this.o.partBudget });
   }
 
   private context(job: JobRecord): CopyContext {
@@ -148,17 +142,13 @@ export class Steps {
    */
   private async inline(job: JobRecord, plan: ImportPlan, step: StepContext, log: Logger): Promise<boolean> {
     const engine = this.engine(await this.o.sides(job));
-    const context = this.context(job);
-    let complete = true;
-    let fresh = false;
-    await forEachLimited(ImportEngine.blobStates(plan, job.repositories[0]!), this.o.config.blobConcurrency, async (s) => {
-      const state = await engine.copyBlob(context, s, { until: step.until, signal: step.signal });
-      if (state.phase !== 'done') complete = false;
-      else if (state.outcome !== 'existed') fresh = true;
+    const run = await copyAllAndFinalize(engine, plan, this.context(job), {
+      blobConcurrency: this.o.config.blobConcurrency, until: step.until, signal: step.signal,
+      beforeFinalize: () => this.markFinalizing(job.id, log),
     });
-    if (!complete || !await this.copyToOtherRepositories(engine, plan, job, step)) return false;
-    if (!await this.markFinalizing(job.id, log)) return true;
-    const result = await engine.finalize(plan, { signal: step.signal, fresh });
+    if (run.outcome === 'incomplete') return false;
+    if (run.outcome === 'stopped') return true;
+    const { result } = run;
     await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : {
       ...j, status: 'succeeded', digest: result.digest, doneBlobs: plan.blobs.map((_, i) => i),
       blobBytes: Object.fromEntries(plan.blobs.map((b, i) => [i, b.size])),
@@ -313,33 +303,26 @@ export class Steps {
 
   // ---- finalize --------------------------------------------------------------------------------------
 
+  /**
+   * The blobs of the first target repository were copied by the blob steps; further repositories get them by
+   * mount from it (a copy where the registry refuses), then the manifests and tags are written. Out of budget
+   * before that, the next finalize carries on (blobs already there are skipped by a HEAD).
+   */
   private async finalize(job: JobRecord, step: StepContext, log: Logger): Promise<void> {
     const plan = await this.o.store.plan(job.id);
     if (!plan) throw new OciImportError('PLAN_MISSING', `job ${job.id}: finalize without a plan`, { temporary: true, side: 'storage' });
     const engine = this.engine(await this.o.sides(job));
-    if (!await this.copyToOtherRepositories(engine, plan, job, step)) {
-      // out of budget: the next finalize carries on (blobs already there are skipped by a HEAD)
+    const run = await copyAllAndFinalize(engine, plan, this.context(job), {
+      repositories: job.repositories.slice(1), blobConcurrency: 1, until: step.until, signal: step.signal, fresh: false,
+      beforeFinalize: () => this.markFinalizing(job.id, log),
+    });
+    if (run.outcome === 'incomplete') {
       await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
       return;
     }
-    if (!await this.markFinalizing(job.id, log)) return;
-    const result = await engine.finalize(plan, { signal: step.signal });
+    if (run.outcome === 'stopped') return;
+    const { result } = run;
     await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'succeeded', digest: result.digest });
     log.info(`job ${job.id} succeeded: ${result.digest} (${[...result.tagged, ...result.unchanged].join(', ') || 'by digest'})`);
   }
-
-  /** Further target repositories get their blobs by mount from the first (a copy where the registry refuses); false when the budget ran out. */
-  private async copyToOtherRepositories(engine: ImportEngine, plan: ImportPlan, job: JobRecord, step: StepContext): Promise<boolean> {
-    const context = this.context(job);
-    for (const repository of job.repositories.slice(1)) {
-      for (let s of ImportEngine.blobStates(plan, repository)) {
-        while (s.phase !== 'done') {
-          if (Date.now() >= step.until) return false;
-          s = await engine.copyBlob(context, s, { until: step.until, signal: step.signal });
-        }
-      }
-    }
-    return true;
-  }
 }
-

@@ -15,6 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { MessageKeys } from '../config.js';
+import type { JobProgress, JobStatus } from '../api/status-view.js';
 import { OciImportError } from '../errors.js';
 import type { BlobState, ImportPlan, PlannedBlob, ReferrerView } from '../engine/types.js';
 import { retry, type RetryPolicy } from '../retry.js';
@@ -24,18 +25,9 @@ import type { ValidatedImport } from './request.js';
 import type { RepeatRecord } from './repeatability.js';
 import type { SealedSecret } from './secrets.js';
 
-export type JobStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'canceled';
+export type { JobProgress, JobStatus } from '../api/status-view.js';
 
 export const ENDED: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
-
-export interface JobProgress {
-  readonly manifests: number;
-  readonly blobsTotal: number;
-  readonly blobsDone: number;
-  readonly bytesTotal: number;
-  /** Bytes present in the target so far (copied, mounted or already there). */
-  readonly bytesCopied: number;
-}
 
 /** What a job remembers of its request: everything but secrets (inline credentials are sealed apart). */
 export type JobRequest = Omit<ValidatedImport, 'sourceRegistry' | 'inlineCredentials' | 'refs' | 'targets'> & { readonly inlineCredentials: boolean };

@@ -59,7 +59,11 @@ export async function getImport(request: HttpRequest, context: InvocationContext
   try {
     const id = importId(request.params.id);
     const status = await importService().status(id);
-    if (!status) return errorResponse(new RequestError(404, 'NOT_FOUND', `no import with id "${id}"`, 'id'));
+    if (!status) {
+      const expired = await importService().expired(id);
+      if (expired) return errorResponse(new RequestError(404, 'IMPORT_EXPIRED', `import "${id}" ended (${expired.status}) at ${expired.endedAt} and was deleted after JOB_RETENTION_DAYS`, 'id'));
+      return errorResponse(new RequestError(404, 'NOT_FOUND', `no import with id "${id}"`, 'id'));
+    }
     context.trace(`status of ${id}: ${status.status}`);
     return { status: 200, jsonBody: status, headers: ENDED.has(status.status) ? {} : { 'retry-after': String(RETRY_AFTER_SECONDS) } };
   } catch (err) {

@@ -193,6 +193,11 @@ param maxRetryAfterSeconds int = 3600
 @maxValue(720)
 param maxJobHours int = 24
 
+@description('JOB_RETENTION_DAYS: ended imports (records, index entries) are deleted this many days after they ended; a storage lifecycle rule deletes what is left a day later.')
+@minValue(1)
+@maxValue(3650)
+param jobRetentionDays int = 30
+
 @description('TARGET_REPOSITORIES: comma list of target repository patterns this deployment may write (`*` matches anything, `/` included: `mirror/*`). For defence in depth, also give the identity repository-scoped ABAC role conditions on the registry (docs/security.md).')
 param targetRepositories string = '*'
 
@@ -306,6 +311,7 @@ module storage 'modules/storage.bicep' = {
     senderPrincipalId: principalId
     senderPrincipalType: principalType
     logsWorkspaceId: logsWorkspaceId
+    jobRetentionDays: jobRetentionDays
   }
 }
 
@@ -422,6 +428,7 @@ module functionApp 'modules/function-app.bicep' = {
       MIN_BYTES_PER_SECOND: minBytesPerSecond
       MAX_RETRY_AFTER_SECONDS: string(maxRetryAfterSeconds)
       MAX_JOB_HOURS: string(maxJobHours)
+      JOB_RETENTION_DAYS: string(jobRetentionDays)
       TARGET_REPOSITORIES: targetRepositories
       BLOB_CONCURRENCY: string(blobConcurrency)
       FETCH_CONCURRENCY: string(fetchConcurrency)

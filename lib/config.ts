@@ -51,6 +51,7 @@ export const DEFAULT_MIN_BYTES_PER_SECOND = 64 * 1024;
 export const DEFAULT_MAX_RETRY_AFTER_SECONDS = 3600;
 /** A job still unfinished after this long fails with JOB_EXPIRED. */
 export const DEFAULT_MAX_JOB_HOURS = 24;
+export const DEFAULT_JOB_RETENTION_DAYS = 30;
 /** Entra ID audience of ACR data-plane tokens in the public cloud. */
 export const DEFAULT_ACR_AUDIENCE = 'https://containerregistry.azure.net';
 /** Azure Resource Manager of the public cloud. */
@@ -96,6 +97,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'MIN_BYTES_PER_SECOND', scope: 'app', default: '64KiB', description: 'Slowest body accepted, averaged over 30 s (`TIMEOUT`); also sizes the deadline of an upload body.' },
   { name: 'MAX_RETRY_AFTER_SECONDS', scope: 'app', default: String(DEFAULT_MAX_RETRY_AFTER_SECONDS), description: 'Longest `Retry-After` honoured by re-enqueueing the step (status `waiting`); longer fails with `RATE_LIMITED`.' },
   { name: 'MAX_JOB_HOURS', scope: 'app', default: String(DEFAULT_MAX_JOB_HOURS), description: 'An import not finished after this many hours fails with `JOB_EXPIRED`.' },
+  { name: 'JOB_RETENTION_DAYS', scope: 'app', default: String(DEFAULT_JOB_RETENTION_DAYS), description: 'Days an ended import (its record, sealed credentials and index entry) is kept after it ended; then `GET /api/imports/{id}` answers 404 `IMPORT_EXPIRED`. Never a running import.' },
   { name: 'TARGET_REPOSITORIES', scope: 'app', default: '*', description: 'Comma list of target repository patterns this deployment may write (`*` matches anything, `/` included: `mirror/*`); others are refused with `REPOSITORY_NOT_ALLOWED`.' },
   { name: 'BLOB_CONCURRENCY', scope: 'app', default: String(DEFAULT_BLOB_CONCURRENCY), description: 'Blobs copied at the same time within one import.' },
   { name: 'FETCH_CONCURRENCY', scope: 'app', default: String(DEFAULT_FETCH_CONCURRENCY), description: 'Concurrent ranged GETs per blob (all blobs of an import together: twice this).' },
@@ -206,6 +208,8 @@ export interface Config {
   readonly minBytesPerSecond: number;
   readonly maxRetryAfterSeconds: number;
   readonly maxJobHours: number;
+  /** JOB_RETENTION_DAYS: ended imports are deleted this many days after they ended (lib/jobs/retention.ts). */
+  readonly jobRetentionDays: number;
   /** TARGET_REPOSITORIES patterns. */
   readonly targetRepositories: readonly string[];
   /** Named source credentials by lower-case name, each bound to its registries. */
@@ -420,6 +424,7 @@ export function loadConfig(env: Env = process.env): Config {
     minBytesPerSecond: sizeSetting(env, 'MIN_BYTES_PER_SECOND', DEFAULT_MIN_BYTES_PER_SECOND, 1, 1024 * MiB),
     maxRetryAfterSeconds: int(env, 'MAX_RETRY_AFTER_SECONDS', DEFAULT_MAX_RETRY_AFTER_SECONDS, 0, 7 * 24 * 3600),
     maxJobHours: int(env, 'MAX_JOB_HOURS', DEFAULT_MAX_JOB_HOURS, 1, 24 * 30),
+    jobRetentionDays: int(env, 'JOB_RETENTION_DAYS', DEFAULT_JOB_RETENTION_DAYS, 1, 3650),
     blobConcurrency: int(env, 'BLOB_CONCURRENCY', DEFAULT_BLOB_CONCURRENCY, 1, 64),
     fetchConcurrency: int(env, 'FETCH_CONCURRENCY', DEFAULT_FETCH_CONCURRENCY, 1, 64),
     copyMemory: sizeSetting(env, 'COPY_MEMORY', DEFAULT_COPY_MEMORY, 1 * MiB, 4096 * MiB),

@@ -7,7 +7,7 @@
 // `undici` is bundled as the parts the code uses (Agent, buildConnector, a Dispatcher's request): its index also
 // loads fetch, WebSocket, cookies and cache storage, and through them Node.js's own copy of undici, which cost a
 // small-image import a tenth of its time. The app itself (tsc's dist/) imports the whole package as usual.
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 /**
@@ -50,6 +50,8 @@ const result = await build({
   // import callback was not specified"; the vm option that lends it Node.js's own is lost once the script comes
   // from V8's code cache, on Node.js 20 at least): the externals loaded on demand are required instead.
   supported: { 'dynamic-import': false },
+  // `oci-import --version` (lib/cli/help.ts): the package's version as it was built
+  define: { __OCI_IMPORT_VERSION__: JSON.stringify(JSON.parse(readFileSync('package.json', 'utf8')).version) },
   logLevel: 'warning',
   metafile: true,
   plugins: [undiciParts],

@@ -21,6 +21,10 @@ param senderPrincipalId string = ''
 param senderPrincipalType string = ''
 @description('Log Analytics workspace for the diagnostic settings of the account and its services; empty: none.')
 param logsWorkspaceId string = ''
+@description('JOB_RETENTION_DAYS: the app deletes ended imports this many days after they ended; the lifecycle rule below deletes what is left in the jobs container a day later.')
+@minValue(1)
+@maxValue(3650)
+param jobRetentionDays int = 30
 
 resource account 'Microsoft.Storage/storageAccounts@2025-06-01' = {
   name: accountName
@@ -56,6 +60,43 @@ resource jobsContainer 'Microsoft.Storage/storageAccounts/blobServices/container
   parent: blobs
   name: jobsContainerName
   properties: { publicAccess: 'None' }
+}
+
+// Retention in Azure (lifecycle management: https://learn.microsoft.com/azure/storage/blobs/lifecycle-management-overview,
+// rule structure: https://learn.microsoft.com/azure/storage/blobs/lifecycle-management-policy-structure, the delete
+// action: https://learn.microsoft.com/azure/storage/blobs/lifecycle-management-policy-delete). A policy is the one
+// child named 'default'; a prefixMatch starts with the container's name. The rule deletes block blobs of the jobs
+// container not modified for JOB_RETENTION_DAYS + 1 days: a backstop behind the app's own hourly pruning
+// (lib/jobs/retention.ts), which goes first so that it can leave tombstones (IMPORT_EXPIRED), and which alone
+// keeps the index in step. A running import rewrites its record at least every step and lives at most
+// MAX_JOB_HOURS (≤ 30 days), so a rule counted from the last modification does not reach it before it ends —
+// keep JOB_RETENTION_DAYS above MAX_JOB_HOURS / 24.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2025-06-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'expire-import-jobs'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [ 'blockBlob' ]
+              prefixMatch: [ '${jobsContainerName}/' ]
+            }
+            actions: {
+              baseBlob: {
+                delete: { daysAfterModificationGreaterThan: jobRetentionDays + 1 }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+  dependsOn: [ jobsContainer ]
 }
 
 resource queues 'Microsoft.Storage/storageAccounts/queueServices@2025-06-01' = {

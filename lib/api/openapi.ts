@@ -131,7 +131,9 @@ function paths(): Json {
         operationId: 'getImport', summary: 'The status and progress of an import.', parameters: [idParam],
         responses: {
           200: { description: 'The import.', content: json(ref('ImportStatus')), headers: { 'retry-after': retryAfter } },
-          401: unauthorized, 403: forbidden, 404: errors('No such import.', ['NOT_FOUND']), 503: unavailable(), default: failure,
+          401: unauthorized, 403: forbidden,
+          404: errors('No such import (`NOT_FOUND`), or one that ended more than JOB_RETENTION_DAYS ago and was deleted (`IMPORT_EXPIRED`, while its tombstone is kept).', ['NOT_FOUND', 'IMPORT_EXPIRED']),
+          503: unavailable(), default: failure,
         },
       },
     },

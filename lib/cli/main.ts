@@ -14,6 +14,7 @@ import { MEDIA_TYPE } from '../oci/referrers.js';
 import { formatReference, normalizeRegistry, parseReference, validateRegistry } from '../oci/reference.js';
 import { Registries } from '../registries.js';
 import { DEFAULT_RETRY } from '../retry.js';
+import { commandHelp, USAGE, version } from './help.js';
 import { Progress } from './progress.js';
 import { oneLine, printableStream } from './terminal.js';
 
@@ -25,68 +26,7 @@ export interface Io {
   readonly env: Record<string, string | undefined>;
 }
 
-export const USAGE = `oci-import — copy images and OCI artifacts between registries, without Docker
-
-Usage:
-  oci-import import --source REF [--target HOST] [--image REPO:TAG]... [options]
-  oci-import sync --rules FILE [--target HOST] [--dry-run] [options]
-  oci-import import --endpoint URL [--key KEY] --source REF [--image REPO:TAG]... [--no-wait] [options]
-  oci-import status ID --endpoint URL      oci-import cancel ID --endpoint URL
-  oci-import list [--status S] [--limit N] --endpoint URL
-
-Import options:
-  --source REF               image to copy: docker.io/library/nginx:1.27, host:5000/app@sha256:…
-  --target HOST              target registry (default: $TARGET_REGISTRY)
-  --image REPO:TAG           target name; repeat for several tags (default: the source's own name)
-  --repository REPO          import by digest into REPO without a tag
-  --force                    move target tags that already point elsewhere
-  --platform OS/ARCH         only this platform of a multi-platform image; repeatable
-  --include-referrers        copy the image's referrers too: signatures, SBOMs, attestations (OCI 1.1
-                             referrers API or fallback tag sha256-<hex>, cosign's .sig/.att/.sbom tags)
-  --referrer-type TYPE       only referrers of this artifactType (repeatable; with --include-referrers)
-  --registry R               source registry: login server, or ARM resource ID of an Azure Container
-                             Registry (/subscriptions/…/registries/NAME: resolved and pulled with the
-                             managed identity); --source may then omit the host
-  --username U               source registry username; the password comes from --password-stdin or
-                             $OCI_IMPORT_PASSWORD (a password alone is an Entra ID access token, e.g. of
-                             another tenant, exchanged at the registry: ACR only)
-  --password-stdin           read the source password from standard input (as docker login does)
-  --password P               the source password on the command line: visible to other local users in
-                             the process list; prefer --password-stdin or $OCI_IMPORT_PASSWORD
-  --target-username U        target registry username (default: $TARGET_USERNAME); its password from
-                             $OCI_IMPORT_TARGET_PASSWORD or $TARGET_PASSWORD (or --target-password P)
-  --target-auth MODE         managed-identity (Entra ID → ACR token exchange), basic or anonymous
-                             (default: $TARGET_AUTH, else basic with target credentials, else anonymous)
-  --insecure HOST            use plain HTTP for HOST (repeatable; also $INSECURE_REGISTRIES)
-  --wait-rate-limit          wait when a registry asks to retry later (up to $MAX_RETRY_AFTER_SECONDS,
-                             3600); without it a wait longer than 30 s fails at once with RATE_LIMITED
-  --json                     print the result as JSON on stdout
-  -h, --help                 show this help
-
-Sync options (one pass over the rules: what differs from the source is imported, by HEAD comparison):
-  --rules FILE               JSON sync rules (see README); named credentials from REGISTRY_CREDENTIALS__<name>__*
-  --dry-run                  print the plan, write nothing
-  --target, --target-username, --target-auth, --insecure, --wait-rate-limit, --json as for import
-
-A deployed service (--endpoint: the API base URL, e.g. https://myapp.azurewebsites.net/api, or
-$OCI_IMPORT_ENDPOINT): import sends the request there and follows its status with the same progress line;
-the deployment owns its target (--target and the other target options are refused).
-  --key KEY                  the function key, sent as x-functions-key (prefer $OCI_IMPORT_KEY)
-  --no-wait                  print the import id and status URL and exit at once
-  --credential NAME          a named credential of the deployment, instead of --username
-  --include-referrers, --referrer-type TYPE  as for a local import (the service checks them)
-  --status S                 list: only imports in these states (comma list: queued,running,waiting,
-                             succeeded,failed,canceled)
-  --limit N                  list: at most N imports, newest first (default 20)
-  status, list and cancel take --json too. Exit status: 0 succeeded (status/list/cancel: done), 1 the
-  import failed or was canceled, or the service refused ([CODE]: message), 2 usage error.
-
-Environment: CHUNK_SIZE (bytes per PATCH; unset: each blob as one streamed PATCH), BLOB_CONCURRENCY (4),
-FETCH_CONCURRENCY (8 ranged GETs per blob), MAX_MANIFESTS (50), MAX_BLOBS (1000), MAX_IMPORT_BYTES (100GiB),
-REQUEST_TIMEOUT_SECONDS (30), MIN_BYTES_PER_SECOND (64KiB), TARGET_REPOSITORIES (*);
-Azure: AZURE_CLIENT_ID (user-assigned identity), ACR_AUDIENCE, ARM_ENDPOINT.
-Exit status: 0 imported, 1 import failed, 2 usage error.
-`;
+export { USAGE } from './help.js';
 
 class UsageError extends OciImportError {
   constructor(message: string) {
@@ -105,7 +45,7 @@ const IMPORT_OPTIONS = {
   'include-referrers': { type: 'boolean' }, 'referrer-type': { type: 'string', multiple: true },
   username: { type: 'string' }, password: { type: 'string' }, 'password-stdin': { type: 'boolean' }, registry: { type: 'string' },
 } as const;
-const SYNC_OPTIONS = { rules: { type: 'string' }, 'dry-run': { type: 'boolean' } } as const;
+const SYNC_OPTIONS = { rules: { type: 'string' }, 'dry-run': { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' } } as const;
 
 type Values = Partial<Record<keyof typeof OPTIONS | keyof typeof IMPORT_OPTIONS | keyof typeof SYNC_OPTIONS, string | boolean | string[]>>;
 const str = (v: Values, k: keyof Values): string | undefined => v[k] as string | undefined;
@@ -126,13 +66,21 @@ export async function main(argv: readonly string[], given: Io): Promise<number> 
     (command ? io.stdout : io.stderr).write(USAGE);
     return command ? 0 : 2;
   }
-  // A deployed service (status, list, cancel, import --endpoint): its own module, loaded only for these.
-  if (['status', 'list', 'cancel'].includes(command) || (command === 'import' && rest.some((a) => a === '--endpoint' || a.startsWith('--endpoint=')))) {
-    return (await import('./remote.js')).remote(command, rest, io);
+  if (command === '--version' || command === '-V' || command === 'version') {
+    io.stdout.write(`oci-import ${version()}\n`);
+    return 0;
   }
-  if (command !== 'import' && command !== 'sync') {
+  if (!['import', 'sync', 'status', 'list', 'cancel'].includes(command)) {
     io.stderr.write(`oci-import: unknown command "${command}"\n\n${USAGE}`);
     return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(commandHelp(command));
+    return 0;
+  }
+  // A deployed service (status, list, cancel, import with --endpoint or $OCI_IMPORT_ENDPOINT): its own module, loaded only for these.
+  if (command !== 'sync' && (command !== 'import' || io.env.OCI_IMPORT_ENDPOINT || rest.some((a) => a === '--endpoint' || a.startsWith('--endpoint=')))) {
+    return (await import('./remote.js')).remote(command, rest, io);
   }
   let redact = (t: string): string => t;
   try {
@@ -140,16 +88,19 @@ export async function main(argv: readonly string[], given: Io): Promise<number> 
       args: [...rest], strict: true, allowPositionals: false,
       options: { ...OPTIONS, ...(command === 'import' ? IMPORT_OPTIONS : SYNC_OPTIONS) },
     }) as { values: Values };
-    if (values.help) {
-      io.stdout.write(USAGE);
-      return 0;
-    }
     const session = await Session.open(command, values, io);
     redact = session.redact;
     return command === 'sync' ? await session.sync() : await session.import();
   } catch (err) {
+    if (rest.includes('--json')) jsonError(err, io, redact);
     return failure(err, io, redact);
   }
+}
+
+/** `--json`: a failure as `{ "error": { "code", "message" } }` on stdout too (the human line stays on stderr). */
+export function jsonError(err: unknown, io: Pick<Io, 'stdout'>, redact: (t: string) => string = (t) => t): void {
+  const code = (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 'USAGE' : errorCode(err);
+  io.stdout.write(`${JSON.stringify({ error: { code, message: redact(errorMessage(err)) } }, null, 2)}\n`);
 }
 
 function failure(err: unknown, io: Io, redact: (t: string) => string): number {
@@ -164,7 +115,24 @@ function failure(err: unknown, io: Io, redact: (t: string) => string): number {
     return 2;
   }
   io.stderr.write(`\noci-import: import failed [${oneLine(code)}]: ${oneLine(redact(errorMessage(err)))}\n`);
+  const hint = insecureHint(err);
+  if (hint) io.stderr.write(`${oneLine(hint)}\n`);
   return 1;
+}
+
+/** OpenSSL's words for a TLS handshake answered by a plain-HTTP server. */
+const PLAIN_HTTP = /wrong version number|packet length too long|WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG/i;
+
+/** When a registry answered TLS with plain HTTP: the hint to name it with --insecure (the host from the failed URL). */
+export function insecureHint(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    const { message, code } = e as { message?: string; code?: string };
+    if (PLAIN_HTTP.test(`${code ?? ''} ${message ?? ''}`)) {
+      const host = /https:\/\/([^/\s]+)/.exec(errorMessage(err))?.[1];
+      return `hint: ${host ?? 'the registry'} answered TLS with plain HTTP; if it only speaks HTTP, give --insecure ${host ?? 'HOST'} (or add it to $INSECURE_REGISTRIES)`;
+    }
+  }
+  return undefined;
 }
 
 /** Everything one command needs, read from the flags and the environment once. */
@@ -216,6 +184,7 @@ class Session {
     const { runSync } = await import('./sync-command.js');
     return runSync({
       rulesFile: str(this.values, 'rules')!, dryRun: flag(this.values, 'dry-run'), json: flag(this.values, 'json'),
+      progress: !flag(this.values, 'quiet') && Boolean(this.io.stderr.isTTY),
       config: this.config, registries: this.registries, target: this.target, io: this.io, redact: this.redact,
     });
   }

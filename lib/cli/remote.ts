@@ -19,7 +19,7 @@ export const REMOTE_OPTIONS = {
   'no-wait': { type: 'boolean' }, source: { type: 'string' }, image: { type: 'string', multiple: true }, repository: { type: 'string' },
   registry: { type: 'string' }, force: { type: 'boolean' }, platform: { type: 'string', multiple: true },
   'include-referrers': { type: 'boolean' }, 'referrer-type': { type: 'string', multiple: true }, credential: { type: 'string' }, username: { type: 'string' },
-  'password-stdin': { type: 'boolean' }, password: { type: 'string' }, status: { type: 'string' }, limit: { type: 'string' },
+  'password-stdin': { type: 'boolean' }, password: { type: 'string' }, status: { type: 'string' }, limit: { type: 'string' }, wait: { type: 'boolean' },
   // local-only options, refused with a reason
   target: { type: 'string' }, 'target-username': { type: 'string' }, 'target-password': { type: 'string' }, 'target-auth': { type: 'string' },
   insecure: { type: 'string', multiple: true }, 'wait-rate-limit': { type: 'boolean' },
@@ -34,6 +34,8 @@ class UsageError extends OciImportError {
 }
 
 const ENDED = new Set(['succeeded', 'failed', 'canceled']);
+/** Failures whose JSON answer is already on stdout (a refused cancel prints the import). */
+const JSON_PRINTED = new WeakSet<object>();
 /** Polling without a Retry-After from the service. */
 const DEFAULT_POLL_MS = 5_000;
 const LOCAL_ONLY: readonly (keyof Values)[] = ['target', 'target-username', 'target-password', 'target-auth', 'insecure', 'wait-rate-limit'];
@@ -42,7 +44,7 @@ export async function remote(command: string, args: readonly string[], io: Io): 
   try {
     const { values, positionals } = parseArgs({ args: [...args], options: REMOTE_OPTIONS, strict: true, allowPositionals: command !== 'import' }) as { values: Values; positionals: string[] };
     if (values.help) {
-      io.stdout.write((await import('./main.js')).USAGE);
+      io.stdout.write((await import('./help.js')).commandHelp(command));
       return 0;
     }
     const client = clientOf(values, io);
@@ -51,8 +53,10 @@ export async function remote(command: string, args: readonly string[], io: Io): 
     if (command === 'list') return await list(client, values, io, json);
     const id = positionals[0];
     if (positionals.length !== 1 || !id) throw new UsageError(`${command} needs exactly one import id`);
+    if (command === 'status' && values.wait) return outcome(await follow(client, id, '0', io), io, json);
     return command === 'status' ? await status(client, id, io, json) : await cancel(client, id, io, json);
   } catch (err) {
+    if (args.includes('--json') && !JSON_PRINTED.has(err as object)) (await import('./main.js')).jsonError(err, io);
     return failed(err, io);
   }
 }
@@ -82,7 +86,7 @@ function failed(err: unknown, io: Io): number {
 
 async function importRemote(client: ImportsClient, values: Values, io: Io): Promise<number> {
   const refused = LOCAL_ONLY.find((k) => values[k] !== undefined);
-  if (refused) throw new UsageError(`--${refused} is for a local import; with --endpoint the deployment owns its target registry and its settings`);
+  if (refused) throw new UsageError(`--${refused} is for a local import; with --endpoint (or $OCI_IMPORT_ENDPOINT) the deployment owns its target registry and its settings`);
   const created = await client.create(await requestBody(values, io));
   const { id, statusUrl } = created.body;
   if (values['no-wait']) {
@@ -127,7 +131,10 @@ async function passwordOf(values: Values, io: Io): Promise<string | undefined> {
   return io.env.OCI_IMPORT_PASSWORD || undefined;
 }
 
-/** Polls the status URL (as often as its Retry-After says) until the import ends, drawing progress. */
+/**
+ * Polls the status URL (or an import id: `status ID --wait`) as often as its Retry-After says until the import
+ * ends, drawing progress.
+ */
 async function follow(client: ImportsClient, url: string, retryAfter: string | null, io: Io): Promise<ImportView> {
   const progress = new Progress(io.stderr, Boolean(io.stderr.isTTY));
   let wait = parseRetryAfter(retryAfter ?? undefined) ?? DEFAULT_POLL_MS;
@@ -200,7 +207,11 @@ async function cancel(client: ImportsClient, id: string, io: Io, json: boolean):
     return 0;
   } catch (err) {
     const view = err instanceof ApiError ? viewIn(err.body) : undefined;
-    if (json && view) io.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+    if (json && view) {
+      // the import (with the refusal's code on stderr) is the JSON answer: no second object on stdout
+      io.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+      JSON_PRINTED.add(err as object);
+    }
     throw err;
   }
 }

@@ -13,11 +13,14 @@ import type { RegistryClient } from '../oci/registry.js';
 import type { Registries } from '../registries.js';
 import { passDeadline, planSync, type SyncItem } from '../sync/pass.js';
 import { parseRules, RulesError } from '../sync/rules.js';
+import { rawStream } from './terminal.js';
 
 export interface SyncCommand {
   readonly rulesFile: string;
   readonly dryRun: boolean;
   readonly json: boolean;
+  /** A progress line on stderr (a terminal, without --quiet): tags compared, imports running and done. */
+  readonly progress?: boolean;
   readonly config: Config;
   readonly registries: Registries;
   readonly target: string;
@@ -39,14 +42,19 @@ export async function runSync(c: SyncCommand): Promise<number> {
   };
   const targetClient = c.registries.target(c.target).client;
   const deadline = passDeadline(c.config);
-  const plan = await planSync(rules, { target: c.target, targetClient, sourceClient, maxTags: c.config.maxTags, concurrency: c.config.syncConcurrency, signal: deadline.signal })
-    .finally(deadline.clear);
+  const progress = new SyncProgress(c.progress ? rawStream(c.io.stderr) : undefined);
+  const plan = await planSync(rules, {
+    target: c.target, targetClient, sourceClient, maxTags: c.config.maxTags, concurrency: c.config.syncConcurrency, signal: deadline.signal,
+    onCompared: () => progress.compared(),
+  }).finally(deadline.clear);
+  progress.plan(plan.items.filter((i) => i.action !== 'unchanged' && !c.dryRun).length);
   const out = (line: string): void => void c.io.stdout.write(c.redact(line) + '\n');
 
   // The imports run SYNC_CONCURRENCY at once, their ranged GETs within one shared part budget (bounded memory).
   const partBudget = new PartBudget(2 * c.config.fetchConcurrency, c.config.copyMemory);
   const results = await mapLimited(plan.items, c.config.syncConcurrency, async (item): Promise<SyncItem & { outcome: string; digest?: string; error?: string }> => {
     if (item.action === 'unchanged' || c.dryRun) return { ...item, outcome: item.action === 'unchanged' ? 'unchanged' : 'would import' };
+    progress.running(1);
     try {
       const src = parseReference(item.request!.source);
       const engine = engineFromConfig(c.config, { source: sourceClient(src.registry, rules[item.rule]!.credential), target: targetClient }, { partBudget });
@@ -54,8 +62,11 @@ export async function runSync(c: SyncCommand): Promise<number> {
       return { ...item, outcome: 'imported', digest: r.digest };
     } catch (err) {
       return { ...item, outcome: 'failed', error: `[${errorCode(err)}] ${(err as Error).message}` };
+    } finally {
+      progress.running(-1);
     }
   });
+  progress.end();
 
   if (c.json) {
     c.io.stdout.write(c.redact(JSON.stringify({
@@ -73,4 +84,43 @@ export async function runSync(c: SyncCommand): Promise<number> {
       + `${count('failed') + plan.errors.length} failed`);
   }
   return results.some((r) => r.outcome === 'failed') || plan.errors.length ? 1 : 0;
+}
+
+/** The progress line of `sync` on a terminal: one refreshed line, cleared before the results print. */
+class SyncProgress {
+  private tags = 0;
+  private toImport = 0;
+  private active = 0;
+  private done = 0;
+  private last = 0;
+
+  constructor(private readonly out: NodeJS.WritableStream | undefined) {}
+
+  compared(): void {
+    this.tags++;
+    this.draw();
+  }
+
+  plan(toImport: number): void {
+    this.toImport = toImport;
+    this.draw(true);
+  }
+
+  running(delta: 1 | -1): void {
+    this.active += delta;
+    if (delta < 0) this.done++;
+    this.draw(delta < 0);
+  }
+
+  end(): void {
+    if (this.out) this.out.write('\r\x1b[K');
+  }
+
+  private draw(force = false): void {
+    const now = Date.now();
+    if (!this.out || (!force && now - this.last < 200)) return;
+    this.last = now;
+    const imports = this.toImport ? `, imports: ${this.active} running, ${this.done}/${this.toImport} done` : '';
+    this.out.write(`\r\x1b[Ksync: ${this.tags} tag(s) compared${imports}`);
+  }
 }

@@ -162,6 +162,17 @@ export class ImportService {
     return job && this.view(job);
   }
 
+  /** An import deleted by retention: when it ended (its tombstone), else undefined. */
+  async expired(id: string): Promise<{ endedAt: string; status: string } | undefined> {
+    const t = await this.o.store.tombstone(id);
+    return t && { endedAt: t.endedAt, status: t.status };
+  }
+
+  /** One retention run (JOB_RETENTION_DAYS): ended imports older than it are deleted, with their index entries. */
+  prune(now?: Date): ReturnType<JobStore['prune']> {
+    return this.o.store.prune(this.o.config.jobRetentionDays, now);
+  }
+
   /** A page of imports, newest first, as status views (see lib/jobs/listing.ts). */
   async list(query: ListQuery): Promise<{ value: JobStatusView[]; next?: string }> {
     const page = await this.o.store.list(query, this.messageKeys());

@@ -7,6 +7,7 @@
  *   <id>/blob-<n>.json   the checkpoint of blob n: its state (upload Location, offset) and the step's lease
  *   repeat/<sha256>.json a Repeatability-Request-ID seen: its job and body hash (repeatability.ts)
  *   index/<inverted ms>-<id>  one small entry per job, its status in metadata: lists newest first (listing.ts)
+ *   expired/<id>.json    a tombstone: an import deleted by retention (JOB_RETENTION_DAYS, retention.ts)
  *   poisoned/<date>/<time>-<id>.json   what the poison trigger was given that was not a step of a job
  *                        (a rejected queued request, a message given up): a reason and a length, never a body
  * Blob storage rather than a table: plans hold manifest bytes (tens of KB, beyond a table property),
@@ -23,6 +24,7 @@ import type { Doc, Documents } from './documents.js';
 import { indexJob, listJobs, type ListPage, type ListQuery } from './listing.js';
 import type { ValidatedImport } from './request.js';
 import type { RepeatRecord } from './repeatability.js';
+import { pruneEnded, tombstoneOf, type PruneResult, type Tombstone } from './retention.js';
 import type { SealedSecret } from './secrets.js';
 
 export type { JobProgress, JobStatus } from '../api/status-view.js';
@@ -198,6 +200,16 @@ export class JobStore {
     const path = `poisoned/${at.slice(0, 10)}/${at.replace(/[:.]/g, '-')}-${record.messageId ?? randomUUID()}.json`;
     await this.docs.put(path, { ...record, at });
     return path;
+  }
+
+  /** Deletes ended imports older than the retention (retention.ts); never one that has not ended. */
+  prune(retentionDays: number, now?: Date): Promise<PruneResult> {
+    return pruneEnded(this.docs, { retentionDays, now });
+  }
+
+  /** What remains of an import deleted by retention, while its tombstone is kept. */
+  tombstone(id: string): Promise<Tombstone | undefined> {
+    return tombstoneOf(this.docs, id);
   }
 
   /** Writes a blob task if it is unchanged since `etag` (or absent, when etag is undefined). */

@@ -62,6 +62,8 @@ export interface SyncPlanOptions {
   readonly concurrency: number;
   /** The pass's deadline (SYNC_PASS_SECONDS): what is not listed or compared by then is reported as TIMEOUT. */
   readonly signal?: AbortSignal;
+  /** Called as each tag's comparison ends (the CLI's progress line). */
+  readonly onCompared?: () => void;
 }
 
 /** The deadline of one pass's listing and comparing (SYNC_PASS_SECONDS). */
@@ -96,7 +98,8 @@ export async function planSync(rules: readonly SyncRule[], o: SyncPlanOptions): 
   });
   const pairs = listed.flatMap((l) => (l ? l.tags.map((tag) => ({ ...l, tag })) : []));
   const compared = await mapLimited(pairs, o.concurrency, ({ n, rule, client, check, tag }) => compareTag(n, rule, tag, client, o, check)
-    .catch((err: unknown): SyncError => ({ rule: n, tag, code: errorCode(err), message: (err as Error).message })));
+    .catch((err: unknown): SyncError => ({ rule: n, tag, code: errorCode(err), message: (err as Error).message }))
+    .finally(() => o.onCompared?.()));
   const items: SyncItem[] = [];
   for (const item of compared) {
     if ('code' in item) errors.push(item);

@@ -134,6 +134,14 @@ function cases(arm: () => string): Case[] {
     })),
     { name: 'get', op: 'getImport', status: 200, run: async (t) => { const i = await id(t); return call(getImport, 'GET', `imports/${i}`, { id: i }); } },
     { name: 'get bad id', op: 'getImport', status: 404, code: 'NOT_FOUND', run: () => call(getImport, 'GET', 'imports/nope', { id: 'nope' }) },
+    { name: 'get expired', op: 'getImport', status: 404, code: 'IMPORT_EXPIRED',
+      run: async (t) => {
+        const i = await id(t);
+        await t.service.cancel(i);
+        // retention run 31 days on: the ended import is deleted, its tombstone kept
+        await t.service.prune(new Date(Date.now() + 31 * 86_400_000));
+        return call(getImport, 'GET', `imports/${i}`, { id: i });
+      } },
     { name: 'list', op: 'listImports', status: 200,
       run: async (t) => { for (let i = 0; i < 3; i++) await id(t); return listImports(request('GET', 'imports?limit=2&status=queued'), ctx()); } },
     ...['limit=0', 'limit=x', 'status=done', 'continuationToken=bm9wZQ'].map((q): Case => ({ name: `list ${q}`, op: 'listImports', status: 400, code: 'INVALID_QUERY', run: () => listImports(request('GET', `imports?${q}`), ctx()) })),

@@ -50,6 +50,8 @@ interface StandIn {
   statuses: Record<string, string>;
   /** When the role assignment "applies": from then on a refresh resolves AccessToKeyVaultDenied. */
   roleAppliesAt: number;
+  /** Or: the role applies this long after the first refresh (a loaded machine may start the hook late). */
+  roleAppliesAfterFirstRefreshMs?: number;
   /** Whether the refresh call is refused (405), as on a platform that does not offer it. */
   refreshRefused: boolean;
   requests: string[];
@@ -58,6 +60,7 @@ interface StandIn {
 }
 
 function fetchAgain(s: StandIn): void {
+  if (s.roleAppliesAfterFirstRefreshMs !== undefined && s.roleAppliesAt === Infinity) s.roleAppliesAt = Date.now() + s.roleAppliesAfterFirstRefreshMs;
   for (const [name, status] of Object.entries(s.statuses)) {
     if ((status === 'AccessToKeyVaultDenied' && Date.now() >= s.roleAppliesAt) || status === 'Initialized') s.statuses[name] = 'Resolved';
   }
@@ -139,7 +142,7 @@ const refreshes = (s: StandIn) => s.requests.filter((r) => r.includes('/refresh'
 
 describe('azd postprovision hook: Key Vault references', () => {
   it('refreshes a reference the platform could not resolve once the role applies, and reports each state', async () => {
-    const s: StandIn = { statuses: { CREDENTIAL_KEY: 'AccessToKeyVaultDenied', TARGET_PASSWORD: 'Initialized' }, roleAppliesAt: Date.now() + 3000, refreshRefused: false, requests: [] };
+    const s: StandIn = { statuses: { CREDENTIAL_KEY: 'AccessToKeyVaultDenied', TARGET_PASSWORD: 'Initialized' }, roleAppliesAt: Infinity, roleAppliesAfterFirstRefreshMs: 1000, refreshRefused: false, requests: [] };
     const r = await hook(s);
     expect(r.code, r.output).toBe(0);
     expect(r.output).toMatch(/all 2 Key Vault references resolved \(after \d+ refresh(es)?\)/);

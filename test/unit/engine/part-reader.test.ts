@@ -83,7 +83,7 @@ describe('PartReader (fake source)', () => {
     for await (const part of stream.chunks) {
       read += part.length;
       // the upload takes its time: every part the source had room to send has arrived
-      await new Promise((resolve) => setTimeout(resolve, 15));
+      await new Promise((resolve) => setTimeout(resolve, 60));
       const fetched = src.requests.filter((q) => q.method === 'GET').length * 10 * 1024;
       maxAhead = Math.max(maxAhead, fetched - read);
     }

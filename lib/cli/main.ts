@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { isResourceId } from '../azure/arm.js';
 import { azureSettings, entraTokenCredentials, registryResolver } from '../azure/clients.js';
-import { loadConfig, splitList, type Config, type TargetAuth } from '../config.js';
+import { loadConfig, settingsHelp, splitList, type Config, type TargetAuth } from '../config.js';
 import { ImportEngine, runImport } from '../engine/engine.js';
 import { referrerViews, type BlobState, type ImportRequest } from '../engine/types.js';
 import { OciImportError, errorCode, errorMessage } from '../errors.js';
@@ -81,10 +81,8 @@ the deployment owns its target (--target and the other target options are refuse
   status, list and cancel take --json too. Exit status: 0 succeeded (status/list/cancel: done), 1 the
   import failed or was canceled, or the service refused ([CODE]: message), 2 usage error.
 
-Environment: CHUNK_SIZE (bytes per PATCH; unset: each blob as one streamed PATCH), BLOB_CONCURRENCY (4),
-FETCH_CONCURRENCY (8 ranged GETs per blob), MAX_MANIFESTS (50), MAX_BLOBS (1000), MAX_IMPORT_BYTES (100GiB),
-REQUEST_TIMEOUT_SECONDS (30), MIN_BYTES_PER_SECOND (64KiB), TARGET_REPOSITORIES (*);
-Azure: AZURE_CLIENT_ID (user-assigned identity), ACR_AUDIENCE, ARM_ENDPOINT.
+${settingsHelp()}
+CHUNK_SIZE unset: each blob as one streamed PATCH.
 Exit status: 0 imported, 1 import failed, 2 usage error.
 `;
 

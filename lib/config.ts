@@ -2,8 +2,10 @@
  * Every setting the app reads, in one place: read once from the environment (app settings in Azure,
  * `local.settings.json`/env locally, the shell for the CLI), validated, with named defaults.
  *
- * `SETTINGS` is the catalogue: the README table, the Bicep app settings and the compiled-template test
- * are all checked against it, so a setting cannot exist in one place and not in the others.
+ * `SETTINGS` is the catalogue: the README table is generated from it (`npm run docs:settings`), the CLI's
+ * "Environment" help too (`settingsHelp`), and the Bicep app settings, the compiled-template test and a scan of
+ * every environment variable lib/ reads (test/unit/settings.test.ts) are checked against it, so a setting cannot exist in one
+ * place and not in the others. Variables the platform sets (not settings) are in `PLATFORM_VARIABLES`.
  */
 
 import { OciImportError } from './errors.js';
@@ -68,6 +70,8 @@ export interface SettingSpec {
   readonly scope: 'app' | 'local';
   /** A family of settings (`<name>` stands for a user-chosen part): not one app setting. */
   readonly pattern?: boolean;
+  /** Read by the CLI as well: listed in its help ("Environment"). */
+  readonly cli?: boolean;
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -79,37 +83,37 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: 'How the app signs in to the target: `managed-identity` (Entra ID token exchanged at the registry\'s /oauth2/exchange; the identity needs AcrPush), `basic` or `anonymous`.' },
   { name: 'TARGET_USERNAME', scope: 'app', description: 'Username for a non-Azure target registry (basic or token auth).' },
   { name: 'TARGET_PASSWORD', scope: 'app', secret: true, description: 'Password or token for a non-Azure target registry.' },
-  { name: 'AZURE_CLIENT_ID', scope: 'app', description: 'Client ID of the user-assigned managed identity used for Azure registries (absent: the system-assigned identity).' },
-  { name: 'ACR_AUDIENCE', scope: 'app', default: DEFAULT_ACR_AUDIENCE,
+  { name: 'AZURE_CLIENT_ID', scope: 'app', cli: true, description: 'Client ID of the user-assigned managed identity used for Azure registries (absent: the system-assigned identity).' },
+  { name: 'ACR_AUDIENCE', scope: 'app', cli: true, default: DEFAULT_ACR_AUDIENCE,
     description: 'Entra ID audience of the tokens exchanged at Azure Container Registries (sovereign clouds: that cloud\'s ACR audience, or its Resource Manager audience, which ACR also accepts unless authentication-as-arm is disabled).' },
-  { name: 'ARM_ENDPOINT', scope: 'app', default: DEFAULT_ARM_ENDPOINT,
+  { name: 'ARM_ENDPOINT', scope: 'app', cli: true, default: DEFAULT_ARM_ENDPOINT,
     description: 'Azure Resource Manager endpoint that resolves registries given by resource ID (sovereign clouds: e.g. `https://management.usgovcloudapi.net`); its tokens are requested for `<endpoint>/.default`.' },
   { name: 'IMPORT_QUEUE', scope: 'app', default: 'imports', description: 'Storage queue carrying import requests and steps; `<name>-poison` receives failed messages.' },
-  { name: 'CHUNK_SIZE', scope: 'app', default: '8MiB', description: 'Bytes per upload PATCH (`MiB`/`KiB` suffixes): a queue step saves its place after each. The CLI, when it is not set, streams each blob as one PATCH (as `docker push`).' },
+  { name: 'CHUNK_SIZE', scope: 'app', cli: true, default: '8MiB', description: 'Bytes per upload PATCH (`MiB`/`KiB` suffixes): a queue step saves its place after each. The CLI, when it is not set, streams each blob as one PATCH (as `docker push`).' },
   { name: 'STEP_BUDGET_SECONDS', scope: 'app', default: String(DEFAULT_STEP_BUDGET_SECONDS),
     description: 'A queue step stops copying after this long, saves its place and re-enqueues the rest.' },
-  { name: 'MAX_MANIFESTS', scope: 'app', default: String(DEFAULT_MAX_MANIFESTS), description: 'Largest index (number of child manifests) an import accepts (`TOO_MANY_MANIFESTS`).' },
-  { name: 'MAX_BLOBS', scope: 'app', default: String(DEFAULT_MAX_BLOBS), description: 'Unique blobs one import may copy, over all platforms (`TOO_MANY_BLOBS`, refused when planned).' },
-  { name: 'MAX_IMPORT_BYTES', scope: 'app', default: '100GiB', description: 'Sum of the sizes of one import\'s unique blobs (`IMPORT_TOO_LARGE`, refused when planned; `KiB`/`MiB`/`GiB` suffixes).' },
+  { name: 'MAX_MANIFESTS', scope: 'app', cli: true, default: String(DEFAULT_MAX_MANIFESTS), description: 'Largest index (number of child manifests) an import accepts (`TOO_MANY_MANIFESTS`).' },
+  { name: 'MAX_BLOBS', scope: 'app', cli: true, default: String(DEFAULT_MAX_BLOBS), description: 'Unique blobs one import may copy, over all platforms (`TOO_MANY_BLOBS`, refused when planned).' },
+  { name: 'MAX_IMPORT_BYTES', scope: 'app', cli: true, default: '100GiB', description: 'Sum of the sizes of one import\'s unique blobs (`IMPORT_TOO_LARGE`, refused when planned; `KiB`/`MiB`/`GiB` suffixes).' },
   { name: 'INLINE_IMPORT_BYTES', scope: 'app', default: '16MiB', description: 'An import of at most this many bytes and 16 blobs is copied in its plan step (one queue message instead of one per blob); `0` always fans out.' },
   { name: 'MAX_TAGS', scope: 'app', default: String(DEFAULT_MAX_TAGS), description: 'Tags a sync rule may list in one source repository (`TOO_MANY_TAGS`).' },
-  { name: 'REQUEST_TIMEOUT_SECONDS', scope: 'app', default: String(DEFAULT_REQUEST_TIMEOUT_SECONDS), description: 'A registry request without answer headers, or a body without a byte, for this long ends (`TIMEOUT`).' },
-  { name: 'MIN_BYTES_PER_SECOND', scope: 'app', default: '64KiB', description: 'Slowest body accepted, averaged over 30 s (`TIMEOUT`); also sizes the deadline of an upload body.' },
+  { name: 'REQUEST_TIMEOUT_SECONDS', scope: 'app', cli: true, default: String(DEFAULT_REQUEST_TIMEOUT_SECONDS), description: 'A registry request without answer headers, or a body without a byte, for this long ends (`TIMEOUT`).' },
+  { name: 'MIN_BYTES_PER_SECOND', scope: 'app', cli: true, default: '64KiB', description: 'Slowest body accepted, averaged over 30 s (`TIMEOUT`); also sizes the deadline of an upload body.' },
   { name: 'MAX_RETRY_AFTER_SECONDS', scope: 'app', default: String(DEFAULT_MAX_RETRY_AFTER_SECONDS), description: 'Longest `Retry-After` honoured by re-enqueueing the step (status `waiting`); longer fails with `RATE_LIMITED`.' },
   { name: 'MAX_JOB_HOURS', scope: 'app', default: String(DEFAULT_MAX_JOB_HOURS), description: 'An import not finished after this many hours fails with `JOB_EXPIRED`.' },
   { name: 'JOB_RETENTION_DAYS', scope: 'app', default: String(DEFAULT_JOB_RETENTION_DAYS), description: 'Days an ended import (its record, sealed credentials and index entry) is kept after it ended; then `GET /api/imports/{id}` answers 404 `IMPORT_EXPIRED`. Never a running import.' },
-  { name: 'TARGET_REPOSITORIES', scope: 'app', default: '*', description: 'Comma list of target repository patterns this deployment may write (`*` matches anything, `/` included: `mirror/*`); others are refused with `REPOSITORY_NOT_ALLOWED`.' },
-  { name: 'BLOB_CONCURRENCY', scope: 'app', default: String(DEFAULT_BLOB_CONCURRENCY), description: 'Blobs copied at the same time within one import.' },
-  { name: 'FETCH_CONCURRENCY', scope: 'app', default: String(DEFAULT_FETCH_CONCURRENCY), description: 'Concurrent ranged GETs per blob (all blobs of an import together: twice this).' },
+  { name: 'TARGET_REPOSITORIES', scope: 'app', cli: true, default: '*', description: 'Comma list of target repository patterns this deployment may write (`*` matches anything, `/` included: `mirror/*`); others are refused with `REPOSITORY_NOT_ALLOWED`.' },
+  { name: 'BLOB_CONCURRENCY', scope: 'app', cli: true, default: String(DEFAULT_BLOB_CONCURRENCY), description: 'Blobs copied at the same time within one import.' },
+  { name: 'FETCH_CONCURRENCY', scope: 'app', cli: true, default: String(DEFAULT_FETCH_CONCURRENCY), description: 'Concurrent ranged GETs per blob (all blobs of an import together: twice this).' },
   { name: 'COPY_MEMORY', scope: 'app', default: '16MiB', description: 'Blob bytes a process holds at most while copying, over all blobs at once (`MiB` suffix): parts fetched ahead and the blocks being sent; each upload may go beyond by the two 1 MiB blocks it sends and fills. Lower it to bound memory further (fewer bytes fetched ahead from a far source).' },
   { name: 'ALLOWED_SOURCES', scope: 'app', default: '*',
     description: 'Comma list of `host[:port]` patterns (`*.example.com`) sources may use. Private, loopback and link-local hosts must be listed explicitly.' },
   { name: 'PRIVATE_SOURCE_REGISTRIES', scope: 'app',
-    description: 'Comma list of ARM resource IDs of source registries reached through a private endpoint (virtual network integration): a request naming one of them by resource ID may reach its login server and `<name>.<region>.data.azurecr.io` data endpoints at private addresses (10/8, 172.16/12, 192.168/16, 100.64/10). The template sets it from `sourceRegistries[].privateEndpoint` when `virtualNetworkSubnetId` is set.' },
+    description: 'Comma list of ARM resource IDs of source registries reached through a private endpoint (virtual network integration): a request naming one of them by resource ID may reach its login server and `<name>.<region>.data.azurecr.io` data endpoints at private addresses (10/8, 172.16/12, 192.168/16, 100.64/10; never loopback, link-local or 168.63.129.16). The template sets it from `sourceRegistries[].privateEndpoint` when `virtualNetworkSubnetId` is set.' },
   { name: 'INSECURE_REGISTRIES', scope: 'app', description: 'Comma list of `host[:port]` reached over plain HTTP (test registries such as `127.0.0.1:5000`).' },
-  { name: 'CREDENTIAL_KEY', scope: 'app', secret: true, description: 'Base64 32-byte key (AES-256-GCM) that encrypts inline credentials of a request at rest.' },
+  { name: 'CREDENTIAL_KEY', scope: 'app', secret: true, description: 'Base64 32-byte key (AES-256-GCM; `openssl rand -base64 32`) that encrypts inline credentials of a request at rest; without it they are refused.' },
   { name: 'MESSAGE_KEY', scope: 'app', secret: true,
-    description: 'Base64 32-byte key (HMAC-SHA256) that authenticates the app\'s own queue step messages and list continuation tokens; required by the service (the local host makes one and keeps it in `.local-host/message-key`).' },
+    description: 'Base64 32-byte key (HMAC-SHA256) that authenticates the app\'s own queue step messages and list continuation tokens; required by the service: without it, it queues nothing (`503 MESSAGE_KEY_NOT_SET`), and a step message without its tag is refused (`STEP_NOT_AUTHENTIC`). The local host makes one and keeps it in `.local-host/message-key`; azd makes one in Key Vault.' },
   { name: 'MESSAGE_KEY_PREVIOUS', scope: 'app', secret: true,
     description: 'The key MESSAGE_KEY held before a rotation: messages and tokens made with it are still accepted (nothing new is made with it).' },
   { name: 'JOBS_CONTAINER', scope: 'app', default: 'importjobs', description: 'Blob container holding job records, plans and blob checkpoints.' },
@@ -125,7 +129,35 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'REGISTRY_CREDENTIALS__<name>__REGISTRIES', scope: 'app', pattern: true,
     description: 'Required with a named credential: comma list of host patterns (as `ALLOWED_SOURCES`) it may be sent to — registries and their token endpoints (Docker Hub: `docker.io,auth.docker.io`); `host:port` names that port only (a token endpoint on another port of the same host must be listed too). A request for another source is refused with `CREDENTIAL_NOT_ALLOWED`.' },
   { name: 'SYNC_RULES_FILE', scope: 'local', description: 'Path of a JSON file with sync rules (instead of SYNC_RULES).' },
+  { name: 'OCI_IMPORT_ENDPOINT', scope: 'local', cli: true, description: 'The CLI: API base URL of a deployed service (as `--endpoint`).' },
+  { name: 'OCI_IMPORT_KEY', scope: 'local', cli: true, secret: true, description: 'The CLI: function key of the deployed service (as `--key`, without showing it in the process list).' },
+  { name: 'OCI_IMPORT_PASSWORD', scope: 'local', cli: true, secret: true, description: 'The CLI: password or token of the source registry (as `--password`).' },
+  { name: 'OCI_IMPORT_TARGET_PASSWORD', scope: 'local', cli: true, secret: true, description: 'The CLI: password or token of the target registry (before TARGET_PASSWORD).' },
+  { name: 'LOCAL_HOST_QUEUE_LEASE_SECONDS', scope: 'local', description: 'The local host: how long a dequeued message stays invisible (tests shorten it; the default is the queue trigger\'s).' },
 ];
+
+/**
+ * Variables the platform sets, read but never configured: not settings, so not in the README table or the template.
+ */
+export const PLATFORM_VARIABLES: readonly { readonly name: string; readonly why: string }[] = [
+  { name: 'WEBSITE_SITE_NAME', why: 'set by App Service / Functions: tells the app it runs in Azure' },
+  { name: 'IDENTITY_ENDPOINT', why: 'set by App Service when a managed identity is available' },
+];
+
+/** The CLI's "Environment" help: the settings it reads, with their defaults, wrapped at `width` columns. */
+export function settingsHelp(width = 110): string {
+  const items = SETTINGS.filter((s) => s.cli).map((s) => (s.default && s.default.length <= 12 ? `${s.name} (${s.default})` : s.name));
+  const lines: string[] = [];
+  let line = 'Environment (README "Settings"):';
+  for (const item of items) {
+    if (line.length + item.length + 2 > width) {
+      lines.push(`${line},`);
+      line = item;
+    } else line = line.endsWith(':') ? `${line} ${item}` : `${line}, ${item}`;
+  }
+  lines.push(`${line}.`);
+  return lines.join('\n');
+}
 
 export class ConfigError extends OciImportError {
   override name = 'ConfigError';

@@ -1,7 +1,8 @@
 /**
  * The one error model of oci-import. Every error lib/ throws on purpose extends `OciImportError` and says:
  *
- * - `code`: a stable, upper-case code a job record, an HTTP answer or the CLI's exit message carries;
+ * - `code`: a stable, upper-case code a job record, an HTTP answer or the CLI's exit message carries, one of
+ *   the catalogue's (lib/error-codes.ts: side, temporary, HTTP status and meaning of each; docs/errors.md);
  * - `temporary`: whether the same work may succeed later (retried by the request retry, then by the queue);
  * - `side`: where it went wrong — the `source` registry, the `target` registry, the job `storage`, the
  *   deployment's `config`uration, or the caller's `request` — so a message can say whose problem it is;
@@ -11,9 +12,12 @@
  * knows their kind (a socket reset, an SDK's error carrying a 503): a bug's TypeError is thrown at once by every
  * retry loop, and a queue step that hits one fails its job at once, with code INTERNAL and the error's message
  * (lib/jobs/service.ts `onStepError`) — not retried `maxDequeueCount` times, nor moved to the poison queue.
- * This module depends on lib/http-policy.ts only.
+ * This module depends on lib/error-codes.ts and lib/http-policy.ts only.
  */
+import { isErrorCode, type ErrorCode } from './error-codes.js';
 import { isTransientForeignError } from './http-policy.js';
+
+export type { ErrorCode } from './error-codes.js';
 
 export type ErrorSide = 'source' | 'target' | 'storage' | 'config' | 'request';
 
@@ -27,7 +31,7 @@ export class OciImportError extends Error {
   readonly temporary: boolean;
   side: ErrorSide | undefined;
 
-  constructor(readonly code: string, message: string, options: OciImportErrorOptions = {}) {
+  constructor(readonly code: ErrorCode, message: string, options: OciImportErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.temporary = options.temporary ?? false;
     this.side = options.side;
@@ -81,10 +85,10 @@ export function isTemporary(err: unknown): boolean {
 }
 
 /** The stable code of any error, for job records and exit messages (`INTERNAL` for errors we did not make). */
-export function errorCode(err: unknown): string {
+export function errorCode(err: unknown): ErrorCode {
   if (err instanceof OciImportError) return err.code;
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code) ? code : 'INTERNAL';
+  return isErrorCode(code) ? code : 'INTERNAL';
 }
 
 /** The message of any thrown value. */

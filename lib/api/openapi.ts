@@ -8,6 +8,7 @@
  * handler runs (`x-produced-by: host`) are produced by test/e2e/operate.test.ts against the local host.
  */
 import { z } from 'zod';
+import { codesAnswered, type Operation } from '../error-codes.js';
 import { importRequestSchema } from '../jobs/request.js';
 import { DEFAULT_PAGE, MAX_PAGE } from '../jobs/listing.js';
 import { JOB_STATUSES, statusViewJsonSchemas } from './status-view.js';
@@ -19,18 +20,11 @@ const json = (schema: Json): Json => ({ 'application/json': { schema } });
 const header = (description: string, schema: Json = { type: 'string' }, required = true): Json => ({ description, required, schema });
 
 /** 400 codes of a request body (lib/jobs/request.ts, lib/policy/sources.ts, lib/azure for `registry` by resource ID). */
-export const REQUEST_CODES = [
-  'INVALID_JSON', 'INVALID_BODY', 'MISSING_FIELD', 'INVALID_TYPE', 'INVALID_FIELD', 'UNKNOWN_FIELD', 'INVALID_REFERENCE',
-  'INVALID_PLATFORM', 'SOURCE_NOT_ALLOWED', 'PRIVATE_ADDRESS', 'SOURCE_UNRESOLVABLE', 'UNKNOWN_CREDENTIAL', 'CREDENTIAL_NOT_ALLOWED',
-  'CREDENTIALS_NOT_ACCEPTED', 'CONFLICTING_FIELDS', 'TARGET_NOT_ALLOWED', 'REPOSITORY_NOT_ALLOWED', 'INVALID_HEADER',
-  'INVALID_RESOURCE_ID', 'REGISTRY_RESOURCE_NOT_FOUND', 'REGISTRY_RESOURCE_FORBIDDEN', 'ARM_UNAUTHORIZED', 'AZURE_AUTH_FAILED',
-  'CROSS_TENANT_NOT_SUPPORTED', 'JSON_TOO_DEEP',
-] as const;
+export const REQUEST_CODES = codesAnswered('createImport', 400);
 
-const KEY_VAULT = 'KEY_VAULT_REFERENCE_UNRESOLVED';
-
-/** An error answer: the guidelines' ErrorResponse with the codes this status carries here. */
-function errors(description: string, codes: readonly string[], o: { headers?: Json; extra?: Json } = {}): Json {
+/** An error answer: the guidelines' ErrorResponse with the codes `op` answers with `status` (lib/error-codes.ts). */
+function errors(description: string, op: Operation, status: number, o: { headers?: Json; extra?: Json } = {}): Json {
+  const codes = codesAnswered(op, status);
   return {
     description,
     headers: { 'x-ms-error-code': header('The same code as `error.code`.', { type: 'string', enum: codes }), ...o.headers },
@@ -46,9 +40,9 @@ function errors(description: string, codes: readonly string[], o: { headers?: Js
 const unauthorized = { description: 'No valid function key (`x-functions-key` header or `code` query parameter); empty body.', 'x-produced-by': 'host' };
 const forbidden = { description: 'Local host only: a `Host` or browser `Origin` that is not this host (DNS rebinding, cross-site pages); empty body.', 'x-produced-by': 'host' };
 const failure = { description: 'Anything else: an unexpected failure (the host answers an empty 500 and logs it).' };
-const unavailable = (more: readonly string[] = []): Json => errors(
+const unavailable = (op: Operation): Json => errors(
   'The service cannot answer now: a setting\'s Key Vault reference is not resolved yet (`Retry-After`), or what the codes say.',
-  [...more, KEY_VAULT], { headers: { 'retry-after': header('Seconds to wait (Key Vault references).', { type: 'integer' }, false) } });
+  op, 503, { headers: { 'retry-after': header('Seconds to wait (Key Vault references).', { type: 'integer' }, false) } });
 const retryAfter = header('Seconds to wait before polling again; absent once the import has ended.', { type: 'integer' }, false);
 const statusHeaders = (required: boolean): Json => ({
   location: header('The status URL.', { type: 'string', format: 'uri' }, required),
@@ -92,14 +86,14 @@ function createImport(): Json {
       202: { description: 'Accepted: the import is queued (or, for a repeated request, its current status).', content: json(ref('Accepted')),
         headers: { ...statusHeaders(true), 'retry-after': retryAfter,
           'repeatability-result': header('`accepted` when the request carried Repeatability-Request-ID.', { enum: ['accepted'] }, false) } },
-      400: errors('The request names what to change (`error.target`); nothing was created.', REQUEST_CODES,
+      400: errors('The request names what to change (`error.target`); nothing was created.', 'createImport', 400,
         { headers: { 'repeatability-result': header('`rejected` when the request carried Repeatability-Request-ID.', { enum: ['rejected'] }, false) } }),
       401: unauthorized, 403: forbidden,
-      409: errors('The Repeatability-Request-ID was used with another body.', ['REPEATABILITY_CONFLICT']),
-      412: errors('Repeatability-First-Sent is older than 24 hours.', ['REPEATABILITY_EXPIRED']),
-      413: { ...errors('The body is over 64 KiB (the host answers an empty 413 above FUNCTIONS_REQUEST_BODY_SIZE_LIMIT).', ['BODY_TOO_LARGE']) },
-      415: errors('The body is not `application/json`.', ['UNSUPPORTED_MEDIA_TYPE']),
-      503: unavailable(['TARGET_REGISTRY_NOT_SET', 'MESSAGE_KEY_NOT_SET', 'SOURCE_UNRESOLVABLE', 'REPEATABILITY_BUSY']),
+      409: errors('The Repeatability-Request-ID was used with another body.', 'createImport', 409),
+      412: errors('Repeatability-First-Sent is older than 24 hours.', 'createImport', 412),
+      413: { ...errors('The body is over 64 KiB (the host answers an empty 413 above FUNCTIONS_REQUEST_BODY_SIZE_LIMIT).', 'createImport', 413) },
+      415: errors('The body is not `application/json`.', 'createImport', 415),
+      503: unavailable('createImport'),
       default: failure,
     },
   };
@@ -117,8 +111,8 @@ function listImports(): Json {
     ],
     responses: {
       200: { description: 'A page of imports.', content: json(ref('ImportList')) },
-      400: errors('A query parameter is wrong (`error.target` names it).', ['INVALID_QUERY']),
-      401: unauthorized, 403: forbidden, 503: unavailable(['MESSAGE_KEY_NOT_SET']), default: failure,
+      400: errors('A query parameter is wrong (`error.target` names it).', 'listImports', 400),
+      401: unauthorized, 403: forbidden, 503: unavailable('listImports'), default: failure,
     },
   };
 }
@@ -132,8 +126,7 @@ function paths(): Json {
         responses: {
           200: { description: 'The import.', content: json(ref('ImportStatus')), headers: { 'retry-after': retryAfter } },
           401: unauthorized, 403: forbidden,
-          404: errors('No such import (`NOT_FOUND`), or one that ended more than JOB_RETENTION_DAYS ago and was deleted (`IMPORT_EXPIRED`, while its tombstone is kept).', ['NOT_FOUND', 'IMPORT_EXPIRED']),
-          503: unavailable(), default: failure,
+          404: errors('No such import (`NOT_FOUND`), or one that ended more than JOB_RETENTION_DAYS ago and was deleted (`IMPORT_EXPIRED`, while its tombstone is kept).', 'getImport', 404), 503: unavailable('getImport'), default: failure,
         },
       },
     },
@@ -142,10 +135,10 @@ function paths(): Json {
         operationId: 'cancelImport', summary: 'Cancel an import: it ends `canceled`, tags nothing, and its running steps stop at their next checkpoint (within about a second and a chunk).', parameters: [idParam],
         responses: {
           202: { description: 'Canceled; its steps wind down (upload sessions canceled on the target).', content: json(ref('ImportStatus')), headers: statusHeaders(true) },
-          401: unauthorized, 403: forbidden, 404: errors('No such import.', ['NOT_FOUND']),
-          409: errors('The import has ended already, or is writing its tags; `import` is its status.', ['IMPORT_ENDED', 'IMPORT_FINALIZING'], { extra: { import: ref('ImportStatus') } }),
-          501: errors('Cancel takes no Repeatability-Request-ID (it is idempotent by itself).', ['NOT_IMPLEMENTED']),
-          503: unavailable(), default: failure,
+          401: unauthorized, 403: forbidden, 404: errors('No such import.', 'cancelImport', 404),
+          409: errors('The import has ended already, or is writing its tags; `import` is its status.', 'cancelImport', 409, { extra: { import: ref('ImportStatus') } }),
+          501: errors('Cancel takes no Repeatability-Request-ID (it is idempotent by itself).', 'cancelImport', 501),
+          503: unavailable('cancelImport'), default: failure,
         },
       },
     },
@@ -153,7 +146,7 @@ function paths(): Json {
       get: {
         operationId: 'latestSync', summary: 'The last pass of the sync timer.',
         responses: { 200: { description: 'The report.', content: json(ref('SyncReport')) }, 401: unauthorized, 403: forbidden,
-          404: errors('No pass has run yet, or no rules are configured.', ['NO_SYNC_YET']), 503: unavailable(), default: failure },
+          404: errors('No pass has run yet, or no rules are configured.', 'latestSync', 404), 503: unavailable('latestSync'), default: failure },
       },
     },
     '/openapi.json': { get: { operationId: 'openApi', summary: 'This document.', responses: { 200: { description: 'OpenAPI 3.1.', content: json({ type: 'object' }) }, 401: unauthorized, 403: forbidden, default: failure } } },

@@ -7,6 +7,7 @@
  * calls temporary, by lib/retry.ts.
  */
 import { randomUUID } from 'node:crypto';
+import { isErrorCode } from '../error-codes.js';
 import { OciImportError, TimeoutError } from '../errors.js';
 import { z } from 'zod';
 import { acceptedSchema, importListSchema, importStatusSchema, type AcceptedView, type ImportList, type ImportStatusView } from '../api/status-view.js';
@@ -16,9 +17,13 @@ import { retry, type RetryPolicy } from '../retry.js';
 export class ApiError extends OciImportError {
   override name = 'ApiError';
   readonly retryAfterMs?: number;
+  /** `code` as the service answered it; a code that is not one of ours (another service, a newer version) is kept
+   * here, and the error's own code is `HTTP_<status>`. */
+  readonly answeredCode: string;
   constructor(readonly status: number, code: string, message: string, readonly body?: Record<string, unknown>,
     o: { temporary?: boolean; retryAfterMs?: number } = {}) {
-    super(code, message, { temporary: o.temporary ?? isRetryableStatus(status), side: 'request' });
+    super(isErrorCode(code) ? code : `HTTP_${status}`, message, { temporary: o.temporary ?? isRetryableStatus(status), side: 'request' });
+    this.answeredCode = code;
     if (o.retryAfterMs !== undefined) this.retryAfterMs = o.retryAfterMs;
   }
 }

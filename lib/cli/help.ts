@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { settingsHelp } from '../config.js';
 
 declare const __OCI_IMPORT_VERSION__: string | undefined;
 
@@ -76,10 +77,8 @@ const STATUS = `  --wait                     status: follow the import to its en
   import failed or was canceled, or the service refused ([CODE]: message), 2 usage error.
 `;
 
-const ENVIRONMENT = `Environment: CHUNK_SIZE (bytes per PATCH; unset: each blob as one streamed PATCH), BLOB_CONCURRENCY (4),
-FETCH_CONCURRENCY (8 ranged GETs per blob), MAX_MANIFESTS (50), MAX_BLOBS (1000), MAX_IMPORT_BYTES (100GiB),
-REQUEST_TIMEOUT_SECONDS (30), MIN_BYTES_PER_SECOND (64KiB), TARGET_REPOSITORIES (*);
-Azure: AZURE_CLIENT_ID (user-assigned identity), ACR_AUDIENCE, ARM_ENDPOINT.
+const ENVIRONMENT = `${settingsHelp()}
+CHUNK_SIZE unset: each blob as one streamed PATCH.
 Exit status: 0 imported, 1 import failed, 2 usage error.
 `;
 

@@ -12,7 +12,7 @@ import { AzureError, networkDenied } from '../azure/errors.js';
 import type { Config } from '../config.js';
 import { targetName, targetRefs, repositoryAllowed } from '../engine/targets.js';
 import type { TargetRef } from '../engine/types.js';
-import { OciImportError } from '../errors.js';
+import { OciImportError, type ErrorCode } from '../errors.js';
 import { parsePlatform } from '../oci/manifest.js';
 import { MEDIA_TYPE } from '../oci/referrers.js';
 import { InvalidReferenceError, formatReference, normalizeRegistry, parseReference, parseRepositoryTag, validateRegistry, type Reference } from '../oci/reference.js';
@@ -92,7 +92,7 @@ export const TARGET_REGISTRY_NOT_SET = 'this deployment has no target registry: 
 
 export class RequestError extends OciImportError {
   override name = 'RequestError';
-  constructor(readonly status: number, code: string, message: string, readonly target?: string) {
+  constructor(readonly status: number, code: ErrorCode, message: string, readonly target?: string) {
     // Bad input stays bad (4xx); a 5xx is the service's own trouble, worth another attempt.
     super(code, message, { temporary: status >= 500, side: 'request' });
   }

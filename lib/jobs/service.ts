@@ -20,7 +20,7 @@ import type { ImportStatusView } from '../api/status-view.js';
 import type { Config, MessageKeys } from '../config.js';
 import { ImportError } from '../engine/errors.js';
 import { PartBudget } from '../engine/part-reader.js';
-import { RateLimitedError, TimeoutError, errorCode, errorMessage, formatDuration, isTemporary } from '../errors.js';
+import { RateLimitedError, TimeoutError, errorCode, errorMessage, formatDuration, isTemporary, type ErrorCode } from '../errors.js';
 import type { Credentials } from '../oci/auth.js';
 import { parseReference } from '../oci/reference.js';
 import type { Lookup } from '../policy/sources.js';
@@ -344,7 +344,7 @@ export class ImportService {
     }
   }
 
-  private async fail(id: string, code: string, message: string): Promise<void> {
+  private async fail(id: string, code: ErrorCode, message: string): Promise<void> {
     await this.o.store.update(id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'failed', error: { code, message: bounded(message) } });
   }
 

@@ -12,6 +12,7 @@
  *
  * Whichever side a client serves (`source` or `target`) is stamped on its errors.
  */
+import { isErrorCode } from '../error-codes.js';
 import { OciImportError, TimeoutError, type OciImportErrorOptions } from '../errors.js';
 import { TIMEOUT_NETWORK_CODES, isRetryableStatus, isTransientNetworkError } from '../http-policy.js';
 
@@ -57,7 +58,9 @@ export class RegistryError extends OciImportError {
     const what = diagnostics.length
       ? diagnostics.map((d) => `${d.code}: ${d.message}`).join('; ').slice(0, 500)
       : method === 'HEAD' ? '(a HEAD answer has no body to explain it)' : '(no registry error in the answer)';
-    super(diagnostics[0]?.code ?? `HTTP_${status}`, `${method} ${url} answered ${status}: ${what}`, {
+    // a code of the distribution spec is ours too (lib/error-codes.ts); a registry's own goes in the message only
+    const code = diagnostics[0]?.code;
+    super(code !== undefined && isErrorCode(code) ? code : `HTTP_${status}`, `${method} ${url} answered ${status}: ${what}`, {
       temporary: isRetryableStatus(status) || diagnostics.some((d) => d.code === 'TOOMANYREQUESTS'),
       ...options,
     });
@@ -97,7 +100,7 @@ export class TransportError extends OciImportError {
   constructor(readonly method: string, readonly url: string, cause: unknown, options: OciImportErrorOptions = {}) {
     const c = cause as { code?: string; message?: string } | undefined;
     const code = c?.code && TIMEOUT_NETWORK_CODES.has(c.code) ? 'TIMEOUT'
-      : c?.code && /^E[A-Z]+$/.test(c.code) ? c.code : 'CONNECTION_FAILED';
+      : c?.code && /^E[A-Z]+$/.test(c.code) && isErrorCode(c.code) ? c.code : 'CONNECTION_FAILED';
     super(code, `${method} ${url} failed: ${c?.code ?? ''} ${c?.message ?? String(cause)}`.replace(/\s+/g, ' ').trim(),
       { temporary: isTransientNetworkError(cause), cause, ...options });
   }

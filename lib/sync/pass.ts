@@ -7,7 +7,7 @@
 import type { ImportRequest } from '../engine/types.js';
 import { mapLimited } from '../engine/concurrency.js';
 import type { Config } from '../config.js';
-import { errorCode, TimeoutError } from '../errors.js';
+import { errorCode, TimeoutError, type ErrorCode } from '../errors.js';
 import { deadlineSignal } from '../retry.js';
 import { isReferrersTag } from '../oci/referrers.js';
 import { parseReference } from '../oci/reference.js';
@@ -37,7 +37,7 @@ export interface SyncItem {
 export interface SyncError {
   readonly rule: number;
   readonly tag?: string;
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly message: string;
 }
 

@@ -158,7 +158,7 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
     });
 
     it('carry secrets only as Key Vault references', () => {
-      const secrets = SETTINGS.filter((s) => s.secret && !s.pattern);
+      const secrets = SETTINGS.filter((s) => s.secret && !s.pattern && s.scope === 'app');
       expect(secrets.map((s) => s.name).sort()).toEqual(['CREDENTIAL_KEY', 'MESSAGE_KEY', 'MESSAGE_KEY_PREVIOUS', 'TARGET_PASSWORD']);
       const references = (moduleTemplate(template, 'keyVault').outputs.references?.value ?? {}) as JsonObject;
       for (const { name } of secrets) {

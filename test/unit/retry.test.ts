@@ -6,7 +6,7 @@ import { TransportError } from '../../lib/oci/errors.js';
 import { deadlineSignal, insideRetry, outsideRetry, parseRetryAfter, retry, sleep, type RetryPolicy } from '../../lib/retry.js';
 
 const policy: RetryPolicy = { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterMs: 200 };
-const temporary = () => new OciImportError('FLAKY', 'try again', { temporary: true });
+const temporary = () => new OciImportError('STORAGE_ERROR', 'try again', { temporary: true });
 
 describe('retry', () => {
   it('tries until success, at most maxAttempts times', async () => {
@@ -21,7 +21,7 @@ describe('retry', () => {
     await expect(retry(async () => {
       calls++;
       throw temporary();
-    }, policy)).rejects.toMatchObject({ code: 'FLAKY' });
+    }, policy)).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
     expect(calls).toBe(4);
   });
 
@@ -29,14 +29,14 @@ describe('retry', () => {
     let calls = 0;
     await expect(retry(async () => {
       calls++;
-      throw new OciImportError('BAD', 'no', { temporary: false });
-    }, policy)).rejects.toMatchObject({ code: 'BAD' });
+      throw new OciImportError('INVALID_REQUEST', 'no', { temporary: false });
+    }, policy)).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
     expect(calls).toBe(1);
     calls = 0;
     await expect(retry(async () => {
       calls++;
       throw temporary();
-    }, policy, { retryable: () => false })).rejects.toMatchObject({ code: 'FLAKY' });
+    }, policy, { retryable: () => false })).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
     expect(calls).toBe(1);
   });
 
@@ -85,7 +85,7 @@ describe('retry', () => {
 
 describe('the error model', () => {
   it('one isTemporary and one errorCode for everything; unknown errors are not temporary, coded INTERNAL', () => {
-    expect(isTemporary(new OciImportError('X', 'x'))).toBe(false);
+    expect(isTemporary(new OciImportError('INVALID_REQUEST', 'x'))).toBe(false);
     expect(isTemporary(temporary())).toBe(true);
     expect(isTemporary(new TypeError('bug'))).toBe(false);
     expect(errorCode(new TypeError('bug'))).toBe('INTERNAL');
@@ -142,7 +142,7 @@ describe('no nested retries', () => {
         throw temporary();
       }, policy);
     }, policy).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'FLAKY' });
+    expect(err).toMatchObject({ code: 'STORAGE_ERROR' });
     expect(outer).toBe(policy.maxAttempts);
     expect(inner).toBe(policy.maxAttempts);
     expect(insideRetry()).toBe(false);

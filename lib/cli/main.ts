@@ -14,16 +14,11 @@ import { MEDIA_TYPE } from '../oci/referrers.js';
 import { formatReference, normalizeRegistry, parseReference, validateRegistry } from '../oci/reference.js';
 import { Registries } from '../registries.js';
 import { DEFAULT_RETRY } from '../retry.js';
+import type { Io } from './io.js';
 import { Progress } from './progress.js';
 import { oneLine, printableStream } from './terminal.js';
 
-export interface Io {
-  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
-  /** Where `--password-stdin` reads from (default: the process's stdin). */
-  readonly stdin?: NodeJS.ReadableStream;
-  readonly env: Record<string, string | undefined>;
-}
+export type { Io } from './io.js';
 
 export const USAGE = `oci-import — copy images and OCI artifacts between registries, without Docker
 
@@ -128,7 +123,7 @@ export async function main(argv: readonly string[], given: Io): Promise<number> 
   }
   // A deployed service (status, list, cancel, import --endpoint): its own module, loaded only for these.
   if (['status', 'list', 'cancel'].includes(command) || (command === 'import' && rest.some((a) => a === '--endpoint' || a.startsWith('--endpoint=')))) {
-    return (await import('./remote.js')).remote(command, rest, io);
+    return (await import('./remote.js')).remote(command, rest, io, USAGE);
   }
   if (command !== 'import' && command !== 'sync') {
     io.stderr.write(`oci-import: unknown command "${command}"\n\n${USAGE}`);

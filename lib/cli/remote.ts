@@ -9,8 +9,9 @@
 import { parseArgs } from 'node:util';
 import { errorCode, errorMessage, OciImportError } from '../errors.js';
 import { parseRetryAfter, sleep } from '../retry.js';
+import type { JobStatus } from '../api/status-view.js';
 import { ApiError, ImportsClient, viewIn, type ImportView } from './client.js';
-import type { Io } from './main.js';
+import type { Io } from './io.js';
 import { Progress } from './progress.js';
 import { oneLine } from './terminal.js';
 
@@ -33,16 +34,18 @@ class UsageError extends OciImportError {
   }
 }
 
-const ENDED = new Set(['succeeded', 'failed', 'canceled']);
+/** Final states (lib/api/status-view.ts): the CLI stops following the import there. */
+const ENDED: ReadonlySet<string> = new Set(['succeeded', 'failed', 'canceled'] satisfies JobStatus[]);
 /** Polling without a Retry-After from the service. */
 const DEFAULT_POLL_MS = 5_000;
 const LOCAL_ONLY: readonly (keyof Values)[] = ['target', 'target-username', 'target-password', 'target-auth', 'insecure', 'wait-rate-limit'];
 
-export async function remote(command: string, args: readonly string[], io: Io): Promise<number> {
+/** Runs a command against `--endpoint`; `usage` is the CLI's help text (lib/cli/main.ts), printed for --help. */
+export async function remote(command: string, args: readonly string[], io: Io, usage: string): Promise<number> {
   try {
     const { values, positionals } = parseArgs({ args: [...args], options: REMOTE_OPTIONS, strict: true, allowPositionals: command !== 'import' }) as { values: Values; positionals: string[] };
     if (values.help) {
-      io.stdout.write((await import('./main.js')).USAGE);
+      io.stdout.write(usage);
       return 0;
     }
     const client = clientOf(values, io);

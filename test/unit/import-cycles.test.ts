@@ -20,6 +20,28 @@ function sources(dir: string): string[] {
   });
 }
 
+/** What each folder of lib/ must not import (its README says why); `root` is lib/*.ts. */
+const FORBIDDEN: Record<string, readonly string[]> = {
+  root: ['api', 'cli', 'engine', 'jobs', 'sync'],
+  oci: ['api', 'azure', 'cli', 'engine', 'jobs', 'policy', 'sync'],
+  azure: ['api', 'cli', 'engine', 'jobs', 'policy', 'sync'],
+  policy: ['api', 'cli', 'engine', 'jobs', 'sync'],
+  engine: ['api', 'azure', 'cli', 'jobs', 'policy', 'sync'],
+  sync: ['api', 'azure', 'cli', 'jobs', 'policy'],
+  jobs: ['api', 'cli'],
+  api: ['cli', 'engine', 'sync'],
+  cli: ['api', 'jobs'],
+};
+/** Modules any folder may import whatever its rule: contracts with no import of lib/. */
+const LEAVES = new Set(['lib/api/status-view.ts']);
+
+/** `oci` for lib/oci/registry.ts, `root` for lib/config.ts, `functions` for functions/imports.ts. */
+function folderOf(module: string): string {
+  const parts = module.split('/');
+  if (parts[0] !== 'lib') return parts[0]!;
+  return parts.length > 2 ? parts[1]! : 'root';
+}
+
 /** Module (path from the root) → the modules of this repository it imports. */
 export function importGraph(files: readonly string[]): Map<string, string[]> {
   const known = new Set(files.map((f) => relative(ROOT, f)));
@@ -75,6 +97,21 @@ describe('import graph of lib/ and functions/', () => {
   it('finds a cycle when there is one', () => {
     expect(cycles(new Map([['a', ['b']], ['b', ['c']], ['c', ['a', 'd']], ['d', []]]))).toEqual([['a', 'b', 'c']]);
     expect(cycles(new Map([['a', ['b']], ['b', []]]))).toEqual([]);
+  });
+
+  it('leaves are leaves', () => {
+    for (const leaf of LEAVES) expect(graph.get(leaf), leaf).toEqual([]);
+  });
+
+  it('each folder of lib/ imports only what its README allows (lib/README.md)', () => {
+    const broken: string[] = [];
+    for (const [from, targets] of graph) {
+      const forbidden = FORBIDDEN[folderOf(from)] ?? [];
+      for (const to of targets) {
+        if (forbidden.includes(folderOf(to)) && !LEAVES.has(to)) broken.push(`${from} → ${to}`);
+      }
+    }
+    expect(broken, `imports across a folder's rule:\n${broken.join('\n')}`).toEqual([]);
   });
 
   it('has no cycle', () => {

@@ -15,16 +15,12 @@ import { formatReference, normalizeRegistry, parseReference, validateRegistry } 
 import { Registries } from '../registries.js';
 import { DEFAULT_RETRY } from '../retry.js';
 import { commandHelp, USAGE, version } from './help.js';
+import type { Io } from './io.js';
+import { jsonError } from './json-error.js';
 import { Progress } from './progress.js';
 import { oneLine, printableStream } from './terminal.js';
 
-export interface Io {
-  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
-  /** Where `--password-stdin` reads from (default: the process's stdin). */
-  readonly stdin?: NodeJS.ReadableStream;
-  readonly env: Record<string, string | undefined>;
-}
+export type { Io } from './io.js';
 
 export { USAGE } from './help.js';
 
@@ -95,12 +91,6 @@ export async function main(argv: readonly string[], given: Io): Promise<number> 
     if (rest.includes('--json')) jsonError(err, io, redact);
     return failure(err, io, redact);
   }
-}
-
-/** `--json`: a failure as `{ "error": { "code", "message" } }` on stdout too (the human line stays on stderr). */
-export function jsonError(err: unknown, io: Pick<Io, 'stdout'>, redact: (t: string) => string = (t) => t): void {
-  const code = (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 'USAGE' : errorCode(err);
-  io.stdout.write(`${JSON.stringify({ error: { code, message: redact(errorMessage(err)) } }, null, 2)}\n`);
 }
 
 function failure(err: unknown, io: Io, redact: (t: string) => string): number {

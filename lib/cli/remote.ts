@@ -9,8 +9,10 @@
 import { parseArgs } from 'node:util';
 import { errorCode, errorMessage, OciImportError } from '../errors.js';
 import { parseRetryAfter, sleep } from '../retry.js';
+import type { JobStatus } from '../api/status-view.js';
 import { ApiError, ImportsClient, viewIn, type ImportView } from './client.js';
-import type { Io } from './main.js';
+import type { Io } from './io.js';
+import { jsonError } from './json-error.js';
 import { Progress } from './progress.js';
 import { oneLine } from './terminal.js';
 
@@ -33,13 +35,15 @@ class UsageError extends OciImportError {
   }
 }
 
-const ENDED = new Set(['succeeded', 'failed', 'canceled']);
+/** Final states (lib/api/status-view.ts): the CLI stops following the import there. */
+const ENDED: ReadonlySet<string> = new Set(['succeeded', 'failed', 'canceled'] satisfies JobStatus[]);
 /** Failures whose JSON answer is already on stdout (a refused cancel prints the import). */
 const JSON_PRINTED = new WeakSet<object>();
 /** Polling without a Retry-After from the service. */
 const DEFAULT_POLL_MS = 5_000;
 const LOCAL_ONLY: readonly (keyof Values)[] = ['target', 'target-username', 'target-password', 'target-auth', 'insecure', 'wait-rate-limit'];
 
+/** Runs a command against `--endpoint` (or $OCI_IMPORT_ENDPOINT). */
 export async function remote(command: string, args: readonly string[], io: Io): Promise<number> {
   try {
     const { values, positionals } = parseArgs({ args: [...args], options: REMOTE_OPTIONS, strict: true, allowPositionals: command !== 'import' }) as { values: Values; positionals: string[] };
@@ -56,7 +60,7 @@ export async function remote(command: string, args: readonly string[], io: Io): 
     if (command === 'status' && values.wait) return outcome(await follow(client, id, '0', io), io, json);
     return command === 'status' ? await status(client, id, io, json) : await cancel(client, id, io, json);
   } catch (err) {
-    if (args.includes('--json') && !JSON_PRINTED.has(err as object)) (await import('./main.js')).jsonError(err, io);
+    if (args.includes('--json') && !JSON_PRINTED.has(err as object)) jsonError(err, io);
     return failed(err, io);
   }
 }

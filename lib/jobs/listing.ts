@@ -23,7 +23,7 @@ import type { MessageKeys } from '../config.js';
 import { OciImportError } from '../errors.js';
 import type { Documents } from './documents.js';
 import { macOf, verifyMac } from './mac.js';
-import type { JobRecord, JobStatus } from './store.js';
+import type { JobRecord, JobStatus } from './types.js';
 
 export const INDEX_PREFIX = 'index/';
 /** Largest page a caller may ask for. */

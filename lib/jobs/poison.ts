@@ -9,7 +9,7 @@
 import type { MessageKeys } from '../config.js';
 import { isAuthentic, stepMessageSchema, type StepMessage } from './queue.js';
 import { importRequestSchema, type RequestError } from './request.js';
-import type { Logger } from './service.js';
+import type { Logger } from './types.js';
 import { ENDED, type JobStore, type PoisonRecord } from './store.js';
 
 /** What a poisoned message is known by: where it came from and why it was given up. */

@@ -33,11 +33,7 @@ export interface RepeatabilityHeaders {
   readonly firstSent?: number;
 }
 
-export interface RepeatRecord {
-  readonly job: string;
-  readonly hash: string;
-  readonly at: string;
-}
+export type { RepeatRecord } from './types.js';
 
 const IMF_FIXDATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 

@@ -14,7 +14,7 @@
  */
 import type { Documents } from './documents.js';
 import { INDEX_PREFIX } from './listing.js';
-import { ENDED, type JobRecord, type JobStatus } from './store.js';
+import { ENDED, type JobRecord, type JobStatus } from './types.js';
 
 const DAY_MS = 86_400_000;
 /** As in listing.ts: 13 digits of milliseconds. */

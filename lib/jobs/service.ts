@@ -35,13 +35,10 @@ import { RequestError, validateImportRequest } from './request.js';
 import { open, seal } from './secrets.js';
 import { stepMismatch, StepRefusedError } from './step-checks.js';
 import { INLINE_MAX_BLOBS, Steps, type StepContext } from './steps.js';
-import { ENDED, progressOf, type JobRecord, type JobStore } from './store.js';
+import { progressOf, type JobStore } from './store.js';
+import { ENDED, type JobRecord, type Logger } from './types.js';
 
-export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-}
+export type { Logger } from './types.js';
 
 export interface ServiceOptions {
   readonly config: Config;

@@ -26,7 +26,7 @@ import { checkSource, systemLookup, type Lookup } from '../policy/sources.js';
 import type { Registries, SideClient } from '../registries.js';
 import { EndWatch } from './cancel.js';
 import type { JobQueue, StepMessage } from './queue.js';
-import type { Logger } from './service.js';
+import type { Logger } from './types.js';
 import { FANOUT_BATCH, StepRefusedError } from './step-checks.js';
 import { ENDED, type BlobTask, type JobRecord, type JobStore } from './store.js';
 

@@ -16,81 +16,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { MessageKeys } from '../config.js';
-import type { JobProgress, JobStatus } from '../api/status-view.js';
 import { OciImportError } from '../errors.js';
-import type { BlobState, ImportPlan, PlannedBlob, ReferrerView } from '../engine/types.js';
+import type { ImportPlan, PlannedBlob } from '../engine/types.js';
 import { retry, type RetryPolicy } from '../retry.js';
 import type { Doc, Documents } from './documents.js';
 import { indexJob, listJobs, type ListPage, type ListQuery } from './listing.js';
-import type { ValidatedImport } from './request.js';
-import type { RepeatRecord } from './repeatability.js';
 import { pruneEnded, tombstoneOf, type PruneResult, type Tombstone } from './retention.js';
 import type { SealedSecret } from './secrets.js';
+import { ENDED, type BlobTask, type JobProgress, type JobRecord, type PoisonRecord, type RepeatRecord } from './types.js';
 
-export type { JobProgress, JobStatus } from '../api/status-view.js';
+export { ENDED } from './types.js';
+export type { BlobTask, JobProgress, JobRecord, JobRequest, JobStatus, PoisonRecord } from './types.js';
 
-export const ENDED: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
-
-/** What a job remembers of its request: everything but secrets (inline credentials are sealed apart). */
-export type JobRequest = Omit<ValidatedImport, 'sourceRegistry' | 'inlineCredentials' | 'refs' | 'targets'> & { readonly inlineCredentials: boolean };
-
-export interface JobRecord {
-  readonly id: string;
-  readonly status: JobStatus;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-  /** After this instant the job fails with JOB_EXPIRED (MAX_JOB_HOURS). */
-  readonly expiresAt: string;
-  readonly request: JobRequest;
-  /** `registry/repository:tag` or `registry/repository` names the import writes. */
-  readonly targets: readonly string[];
-  /** Target repositories in copy order (blobs go to the first; the others mount from it). */
-  readonly repositories: readonly string[];
-  readonly blobsTotal: number;
-  readonly bytesTotal: number;
-  readonly manifests: number;
-  /** Bytes present per blob index, and which blobs are done: idempotent under redelivery. */
-  readonly blobBytes: Record<string, number>;
-  readonly doneBlobs: readonly number[];
-  /** Blob steps enqueued so far (indexes below `next`), by the fan-out's bounded batches. */
-  readonly fanout?: { readonly next: number };
-  /** Finalize has begun writing manifests and tags: the import can no longer be canceled (cancel.ts). */
-  readonly finalizing?: true;
-  /** Status `waiting`: the source (or target) asked us to come back at this instant. */
-  readonly waitingUntil?: string;
-  readonly digest?: string;
-  readonly notes?: readonly string[];
-  /** With includeReferrers: the referrers the plan copies (a cosign tag's `subject` is the digest it names). */
-  readonly referrers?: readonly ReferrerView[];
-  readonly error?: { readonly code: string; readonly message: string };
-  /** The last temporary failure of a step (retried): what a poisoned step reports, when nothing later said more. */
-  readonly lastError?: { readonly code: string; readonly message: string };
-}
-
-export interface BlobTask {
-  readonly state: BlobState;
-  /** A step working on this blob holds the lease until it saves, or until it expires (a dead worker). */
-  readonly lease?: { readonly owner: string; readonly until: number };
-  /**
-   * Leases taken since a step of this blob last ended (successfully or with an error it saved): a worker that
-   * dies every time never saves, and its redelivered messages find the lease of the dead step — counting the
-   * claims bounds that like maxDequeueCount bounds a message.
-   */
-  readonly claims?: number;
-}
-
-/** A message from `<queue>-poison` that belongs to no job, as kept for operators: never its content. */
-export interface PoisonRecord {
-  /** `rejected`: the app refused a queued request; `message`: the host gave up on a message that is not a step. */
-  readonly kind: 'rejected' | 'message';
-  /** A request error code (`SECRET_IN_QUEUE`, `INVALID_JSON`, …) or `MESSAGE_POISONED`. */
-  readonly reason: string;
-  /** The request field the error names, when it is one of the request's own fields. */
-  readonly field?: string;
-  /** UTF-8 bytes of the message. */
-  readonly length: number;
-  readonly messageId?: string;
-}
 
 export function progressOf(job: JobRecord): JobProgress {
   return {

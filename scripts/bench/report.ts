@@ -513,6 +513,29 @@ export function chart(r: Report): Buffer {
   return c.png();
 }
 
+/** How the numbers were taken: registries, images, the far-away source, the tools, the runs. */
+function methodSection(r: Report): string[] {
+  return [
+    '## Method',
+    '',
+    '- Registries: the CNCF distribution registry (`docker-registry serve`, filesystem storage, no auth) on 127.0.0.1, started by `test/support/registry.ts`. ' +
+      'One source registry holds both images (pushed with `skopeo copy --preserve-digests` from OCI layouts built by `test/support/fixtures.ts`); ' +
+      'every single run copies into a **fresh target registry and repository**, so nothing is skipped or mounted.',
+    '- Images: `single` is one uncompressed 300 MiB tar layer; `index` is an OCI index of 3 platforms (linux/amd64, linux/arm64/v8, linux/s390x), ' +
+      'each with a 75 MiB layer shared by all platforms and one of its own: 4 unique 75 MiB layers. Layer bytes are pseudo-random (incompressible).',
+    `- far-away source: \`scripts/bench/far-proxy.ts\` in front of the source registry waits ${r.far.latencyMs} ms before forwarding every request and caps every client ` +
+      `connection at ${r.far.bytesPerSecond / MB} MB/s in each direction (token bucket, streaming). The target stays near (loopback): ` +
+      'the case of `az acr import` pulling from a far registry (Docker Hub) into a registry in the same region.',
+    '- Tools, each a separate process:',
+    ...RUNNERS.map((x) => `  - **${x.name}**: ${x.description}`),
+    `- Runs are interleaved (round 1 of every tool, then round 2, …). The first run of every tool in every scenario is verified: \`skopeo inspect --raw\` of the target tag must hash to the source digest.`,
+    '- Before the first scenario, one unmeasured import writes V8\'s code cache of the `import` command (bin/oci-import.js does so on a command\'s first run after every build), ' +
+      'so every measured run starts as an installed command does after its first run.',
+    '- Runs where other programs used the CPU meanwhile (measured from /proc/stat minus the CPU of the tool, both registries and the benchmark process) are thrown away and repeated; ' +
+      'the benchmark also waits for an idle machine before every scenario.',
+  ];
+}
+
 export async function writeReport(r: Report): Promise<string[]> {
   const md = join(r.dir, 'benchmarks.md');
   const png = join(r.dir, 'benchmarks.png');
@@ -573,23 +596,7 @@ export async function writeReport(r: Report): Promise<string[]> {
     '',
     ...goalsTable(r),
     '',
-    '## Method',
-    '',
-    '- Registries: the CNCF distribution registry (`docker-registry serve`, filesystem storage, no auth) on 127.0.0.1, started by `test/support/registry.ts`. ' +
-      'One source registry holds both images (pushed with `skopeo copy --preserve-digests` from OCI layouts built by `test/support/fixtures.ts`); ' +
-      'every single run copies into a **fresh target registry and repository**, so nothing is skipped or mounted.',
-    '- Images: `single` is one uncompressed 300 MiB tar layer; `index` is an OCI index of 3 platforms (linux/amd64, linux/arm64/v8, linux/s390x), ' +
-      'each with a 75 MiB layer shared by all platforms and one of its own: 4 unique 75 MiB layers. Layer bytes are pseudo-random (incompressible).',
-    `- far-away source: \`scripts/bench/far-proxy.ts\` in front of the source registry waits ${r.far.latencyMs} ms before forwarding every request and caps every client ` +
-      `connection at ${r.far.bytesPerSecond / MB} MB/s in each direction (token bucket, streaming). The target stays near (loopback): ` +
-      'the case of `az acr import` pulling from a far registry (Docker Hub) into a registry in the same region.',
-    '- Tools, each a separate process:',
-    ...RUNNERS.map((x) => `  - **${x.name}**: ${x.description}`),
-    `- Runs are interleaved (round 1 of every tool, then round 2, …). The first run of every tool in every scenario is verified: \`skopeo inspect --raw\` of the target tag must hash to the source digest.`,
-    '- Before the first scenario, one unmeasured import writes V8\'s code cache of the `import` command (bin/oci-import.js does so on a command\'s first run after every build), ' +
-      'so every measured run starts as an installed command does after its first run.',
-    '- Runs where other programs used the CPU meanwhile (measured from /proc/stat minus the CPU of the tool, both registries and the benchmark process) are thrown away and repeated; ' +
-      'the benchmark also waits for an idle machine before every scenario.',
+    ...methodSection(r),
     '',
     ...why(r),
   ];

@@ -220,6 +220,143 @@ function versions(): Record<string, string> {
   };
 }
 
+type Options = ReturnType<typeof parse>;
+type Runner = Options['runners'][number];
+
+/** A scenario: one fixture copied from the source over one network (loopback, or the far-away proxy). */
+interface Scenario {
+  readonly id: string;
+  readonly net: 'loopback' | 'far';
+  readonly fixture: Fixture;
+  readonly source: string;
+}
+
+/** What every measured run reads: the options, the far proxy's counters, the source registry's CPU, a run counter. */
+interface Bench {
+  readonly opts: Options;
+  readonly proxy: FarProxy;
+  readonly sourceCpu: () => number;
+  runs: number;
+}
+
+/**
+ * One measured run of one runner into a fresh target registry. False when other programs used the CPU meanwhile
+ * (the run is repeated, up to MAX_ATTEMPTS); the first run of a runner checks the digest that landed.
+ */
+async function measureRun(b: Bench, sc: Scenario, runner: Runner, r: Result, label: string, attempt: number): Promise<boolean> {
+  const target = await startRegistry();
+  try {
+    const ctx: RunContext = { fixture: sc.fixture, source: sc.source, target: target.host, targetRepository: `run${++b.runs}/${sc.fixture.id}`, cliEnv: b.opts.cliEnv };
+    const targetCpu = registryCpu(target);
+    const before = { connections: b.proxy.stats.connections, target: targetCpu(), source: b.sourceCpu(), bench: process.cpuUsage(), machine: machineBusy() };
+    const m = await runner.run(ctx);
+    const bench = process.cpuUsage(before.bench);
+    const sample = {
+      target: targetCpu() - before.target, source: b.sourceCpu() - before.source, bench: (bench.user + bench.system) / 1000,
+      connections: b.proxy.stats.connections - before.connections,
+    };
+    // CPU the machine spent on anything but this run: another program competing for the cores.
+    const other = machineBusy() - before.machine - m.cpuMs - (m.untimedCpuMs ?? 0) - sample.target - sample.source - sample.bench;
+    const line = `[${sc.id}] ${runner.name.padEnd(10)} run ${label}: ${(m.ms / 1000).toFixed(2)} s, ` +
+      `${(sc.fixture.bytes / 1e6 / (m.ms / 1000)).toFixed(0)} MB/s, peak RSS ${(m.rssBytes / 1e6).toFixed(0)} MB, CPU: tool ${(m.cpuMs / 1000).toFixed(2)} s, ` +
+      `target ${(sample.target / 1000).toFixed(2)} s, source ${(sample.source / 1000).toFixed(2)} s, bench/proxy ${(sample.bench / 1000).toFixed(2)} s, other ${(other / 1000).toFixed(2)} s`;
+    if (other > OTHER_CPU_LIMIT_MS + 0.05 * m.ms && attempt < MAX_ATTEMPTS) {
+      log(`${line} — other programs used the CPU: run again`);
+      r.repeated++;
+      await sleep(5000);
+      return false;
+    }
+    r.ms.push(m.ms);
+    r.rssBytes.push(m.rssBytes);
+    r.cpuMs.push(m.cpuMs);
+    r.targetCpuMs.push(sample.target);
+    r.sourceCpuMs.push(sample.source);
+    r.benchCpuMs.push(sample.bench);
+    r.otherCpuMs.push(other);
+    if (sc.net === 'far') r.sourceConnections.push(sample.connections);
+    if (!r.verified) {
+      const got = await manifestDigest(`${target.host}/${ctx.targetRepository}:${sc.fixture.tag}`);
+      if (got !== sc.fixture.image.digest) throw new Error(`${runner.name} in ${sc.id}: the target holds ${got}, the source ${sc.fixture.image.digest}`);
+      r.verified = true;
+    }
+    log(line);
+    return true;
+  } finally {
+    await target.stop();
+  }
+}
+
+/** Every runner on one scenario, `runs` rounds of each in turn. */
+async function runScenario(b: Bench, sc: Scenario): Promise<ScenarioResult> {
+  await waitQuiet();
+  const byRunner = new Map<string, Result>(b.opts.runners.map((r) => [r.name, {
+    runner: r.name, ms: [], rssBytes: [], cpuMs: [], targetCpuMs: [], sourceCpuMs: [], benchCpuMs: [], otherCpuMs: [],
+    sourceConnections: [], repeated: 0, verified: false,
+  }]));
+  for (let round = 1; round <= b.opts.runs; round++) {
+    for (const runner of b.opts.runners) {
+      for (let attempt = 1; !await measureRun(b, sc, runner, byRunner.get(runner.name)!, `${round}/${b.opts.runs}`, attempt); attempt++);
+    }
+  }
+  return { id: sc.id, net: sc.net, fixture: { id: sc.fixture.id, title: sc.fixture.title, bytes: sc.fixture.bytes, digest: sc.fixture.image.digest }, results: [...byRunner.values()] };
+}
+
+/** How fast the CLI takes in a big blob, and how long it and a bare Node.js take to start. */
+async function intakeAndStartup(fixtures: readonly Fixture[], opts: Options): Promise<{ intake: IntakeResult[]; startupMs: number[]; nodeStartupMs: number[] }> {
+  const single = fixtures.find((f) => f.id === 'single')!;
+  const layer = single.image.blobs.reduce((a, b) => (b.size > a.size ? b : a));
+  const bytes = await readFile(join(single.image.layoutDir, 'blobs', 'sha256', layer.digest.slice('sha256:'.length)));
+  await waitQuiet();
+  const chunkSize = opts.cliEnv.CHUNK_SIZE ? parseSize('CHUNK_SIZE', opts.cliEnv.CHUNK_SIZE) : DEFAULT_CHUNK_SIZE;
+  const intake = await measureIntake(bytes, layer.digest as Digest, chunkSize, opts.runs);
+  for (const i of intake) log(`[intake] ${i.mode}: ${i.ms.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
+  const startupMs: number[] = [];
+  const nodeStartupMs: number[] = [];
+  for (let i = 0; i < opts.runs; i++) startupMs.push((await timeCommand(process.execPath, [join(ROOT, 'bin', 'oci-import.js'), '--help'], { PATH: process.env.PATH })).ms);
+  for (let i = 0; i < opts.runs; i++) nodeStartupMs.push((await timeCommand(process.execPath, ['-e', '0'], { PATH: process.env.PATH })).ms);
+  log(`[startup] oci-import --help: ${startupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s; node -e 0: ${nodeStartupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
+  return { intake, startupMs, nodeStartupMs };
+}
+
+type Measured = Pick<Report, 'scenarios' | 'intake' | 'startupMs' | 'nodeStartupMs' | 'smallProfile' | 'sync' | 'throughput' | 'instance'>;
+
+/** Every suite `--only` selects, against one source registry (and the far proxy in front of it). */
+async function measureAll(opts: Options, fixtures: readonly Fixture[]): Promise<Measured> {
+  let source: RunningRegistry | undefined;
+  let proxy: FarProxy | undefined;
+  try {
+    source = await startRegistry();
+    for (const f of fixtures) {
+      const t = performance.now();
+      await pushOciLayout(f.image.layoutDir, `${source.host}/${f.repository}:${f.tag}`);
+      log(`pushed ${f.id} (${(f.bytes / 1e6).toFixed(0)} MB) to the source in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    }
+    proxy = await startFarProxy({ target: source.host, ...FAR });
+    await warmUp(fixtures.find((f) => f.id === 'small'), source.host);
+    const scenarios: Scenario[] = [
+      ...fixtures.map((f) => ({ id: `loopback/${f.id}`, net: 'loopback' as const, fixture: f, source: source!.host })),
+      ...fixtures.map((f) => ({ id: `far/${f.id}`, net: 'far' as const, fixture: f, source: proxy!.host })),
+    ].filter((sc) => !opts.only || sc.id.includes(opts.only));
+    const bench: Bench = { opts, proxy, sourceCpu: registryCpu(source), runs: 0 };
+    const results: ScenarioResult[] = [];
+    for (const sc of scenarios) results.push(await runScenario(bench, sc));
+    const selected = (name: string): boolean => !opts.only || name.includes(opts.only);
+    const small = fixtures.find((f) => f.id === 'small');
+    return {
+      scenarios: results,
+      ...(opts.only ? { intake: [], startupMs: [], nodeStartupMs: [] } : await intakeAndStartup(fixtures, opts)),
+      smallProfile: small && selected('loopback/small') ? await profileSmallImport(small, source.host) : undefined,
+      sync: selected('sync') ? await syncSuite(source, proxy, opts.runs) : [],
+      throughput: selected('throughput') ? await throughputSuite(source, opts.runs) : [],
+      instance: selected('instance') ? await instanceSuite(source, fixtures) : [],
+    };
+  } finally {
+    for (const r of opts.runners) await r.close?.();
+    await proxy?.close();
+    await source?.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const benchStarted = performance.now();
   const opts = parse();
@@ -232,114 +369,9 @@ async function main(): Promise<void> {
   await mkdir(BENCH_DIR, { recursive: true });
   log('building the CLI (npm run build)…');
   execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
-
   const fixtures = [];
   for (const spec of FIXTURES) fixtures.push(await fixture(spec));
-
-  let source: RunningRegistry | undefined;
-  let proxy: FarProxy | undefined;
-  const results: ScenarioResult[] = [];
-  let intake: IntakeResult[] = [];
-  const startupMs: number[] = [];
-  const nodeStartupMs: number[] = [];
-  let smallProfile: ProfileSummary | undefined;
-  const sync: SyncResult[] = [];
-  const throughput: ThroughputRun[] = [];
-  const instance: InstanceResult[] = [];
-  try {
-    source = await startRegistry();
-    for (const f of fixtures) {
-      const t = performance.now();
-      await pushOciLayout(f.image.layoutDir, `${source.host}/${f.repository}:${f.tag}`);
-      log(`pushed ${f.id} (${(f.bytes / 1e6).toFixed(0)} MB) to the source in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-    }
-    proxy = await startFarProxy({ target: source.host, ...FAR });
-    await warmUp(fixtures.find((f) => f.id === 'small'), source.host);
-
-    const scenarios = [
-      ...fixtures.map((f) => ({ id: `loopback/${f.id}`, net: 'loopback' as const, fixture: f, source: source!.host })),
-      ...fixtures.map((f) => ({ id: `far/${f.id}`, net: 'far' as const, fixture: f, source: proxy!.host })),
-    ].filter((s) => !opts.only || s.id.includes(opts.only));
-
-    const sourceCpu = registryCpu(source);
-    let n = 0;
-    for (const sc of scenarios) {
-      await waitQuiet();
-      const byRunner = new Map<string, Result>(opts.runners.map((r) => [r.name, {
-        runner: r.name, ms: [], rssBytes: [], cpuMs: [], targetCpuMs: [], sourceCpuMs: [], benchCpuMs: [], otherCpuMs: [],
-        sourceConnections: [], repeated: 0, verified: false,
-      }]));
-      for (let round = 1; round <= opts.runs; round++) {
-        for (const runner of opts.runners) {
-          const r = byRunner.get(runner.name)!;
-          for (let attempt = 1; ; attempt++) {
-            const target = await startRegistry();
-            try {
-              const ctx: RunContext = { fixture: sc.fixture, source: sc.source, target: target.host, targetRepository: `run${++n}/${sc.fixture.id}`, cliEnv: opts.cliEnv };
-              const targetCpu = registryCpu(target);
-              const before = { connections: proxy.stats.connections, target: targetCpu(), source: sourceCpu(), bench: process.cpuUsage(), machine: machineBusy() };
-              const m = await runner.run(ctx);
-              const bench = process.cpuUsage(before.bench);
-              const sample = {
-                target: targetCpu() - before.target, source: sourceCpu() - before.source, bench: (bench.user + bench.system) / 1000,
-                connections: proxy.stats.connections - before.connections,
-              };
-              // CPU the machine spent on anything but this run: another program competing for the cores.
-              const other = machineBusy() - before.machine - m.cpuMs - (m.untimedCpuMs ?? 0) - sample.target - sample.source - sample.bench;
-              const line = `[${sc.id}] ${runner.name.padEnd(10)} run ${round}/${opts.runs}: ${(m.ms / 1000).toFixed(2)} s, ` +
-                `${(sc.fixture.bytes / 1e6 / (m.ms / 1000)).toFixed(0)} MB/s, peak RSS ${(m.rssBytes / 1e6).toFixed(0)} MB, CPU: tool ${(m.cpuMs / 1000).toFixed(2)} s, ` +
-                `target ${(sample.target / 1000).toFixed(2)} s, source ${(sample.source / 1000).toFixed(2)} s, bench/proxy ${(sample.bench / 1000).toFixed(2)} s, other ${(other / 1000).toFixed(2)} s`;
-              if (other > OTHER_CPU_LIMIT_MS + 0.05 * m.ms && attempt < MAX_ATTEMPTS) {
-                log(`${line} — other programs used the CPU: run again`);
-                r.repeated++;
-                await sleep(5000);
-                continue;
-              }
-              r.ms.push(m.ms);
-              r.rssBytes.push(m.rssBytes);
-              r.cpuMs.push(m.cpuMs);
-              r.targetCpuMs.push(sample.target);
-              r.sourceCpuMs.push(sample.source);
-              r.benchCpuMs.push(sample.bench);
-              r.otherCpuMs.push(other);
-              if (sc.net === 'far') r.sourceConnections.push(sample.connections);
-              if (!r.verified) {
-                const got = await manifestDigest(`${target.host}/${ctx.targetRepository}:${sc.fixture.tag}`);
-                if (got !== sc.fixture.image.digest) throw new Error(`${runner.name} in ${sc.id}: the target holds ${got}, the source ${sc.fixture.image.digest}`);
-                r.verified = true;
-              }
-              log(line);
-              break;
-            } finally {
-              await target.stop();
-            }
-          }
-        }
-      }
-      results.push({ id: sc.id, net: sc.net, fixture: { id: sc.fixture.id, title: sc.fixture.title, bytes: sc.fixture.bytes, digest: sc.fixture.image.digest }, results: [...byRunner.values()] });
-    }
-    if (!opts.only) {
-      const single = fixtures.find((f) => f.id === 'single')!;
-      const layer = single.image.blobs.reduce((a, b) => (b.size > a.size ? b : a));
-      const bytes = await readFile(join(single.image.layoutDir, 'blobs', 'sha256', layer.digest.slice('sha256:'.length)));
-      await waitQuiet();
-      const chunkSize = opts.cliEnv.CHUNK_SIZE ? parseSize('CHUNK_SIZE', opts.cliEnv.CHUNK_SIZE) : DEFAULT_CHUNK_SIZE;
-      intake = await measureIntake(bytes, layer.digest as Digest, chunkSize, opts.runs);
-      for (const i of intake) log(`[intake] ${i.mode}: ${i.ms.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
-      for (let i = 0; i < opts.runs; i++) startupMs.push((await timeCommand(process.execPath, [join(ROOT, 'bin', 'oci-import.js'), '--help'], { PATH: process.env.PATH })).ms);
-      for (let i = 0; i < opts.runs; i++) nodeStartupMs.push((await timeCommand(process.execPath, ['-e', '0'], { PATH: process.env.PATH })).ms);
-      log(`[startup] oci-import --help: ${startupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s; node -e 0: ${nodeStartupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
-    }
-    const small = fixtures.find((f) => f.id === 'small');
-    if (small && (!opts.only || 'loopback/small'.includes(opts.only))) smallProfile = await profileSmallImport(small, source.host);
-    if (!opts.only || 'sync'.includes(opts.only)) sync.push(...await syncSuite(source, proxy, opts.runs));
-    if (!opts.only || 'throughput'.includes(opts.only)) throughput.push(...await throughputSuite(source, opts.runs));
-    if (!opts.only || 'instance'.includes(opts.only)) instance.push(...await instanceSuite(source, fixtures));
-  } finally {
-    for (const r of opts.runners) await r.close?.();
-    await proxy?.close();
-    await source?.stop();
-  }
+  const measured = await measureAll(opts, fixtures);
 
   const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
   const toDocs = !opts.only && opts.runners.length === RUNNERS.length;
@@ -349,7 +381,7 @@ async function main(): Promise<void> {
     command, runs: opts.runs, cliEnv: opts.cliEnv, far: FAR,
     machine: versions(), date: new Date().toISOString(),
     durationMs: performance.now() - benchStarted,
-    scenarios: results, intake, startupMs, nodeStartupMs, smallProfile, sync, throughput, instance,
+    ...measured,
   });
   log(`wrote ${written.join(', ')} in ${((performance.now() - benchStarted) / 1000).toFixed(0)} s total`);
 }

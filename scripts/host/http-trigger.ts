@@ -209,156 +209,207 @@ function httpResponseOf(response: RpcInvocationResponse): RpcHttpData | undefine
   return undefined;
 }
 
+/** A request as the stages below see it. */
+interface Incoming {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly started: number;
+  readonly method: string;
+  readonly rawUrl: string;
+  /** The path, undecoded, without the query. */
+  readonly rawPath: string;
+  /** The query string after `?` ('' without one). */
+  readonly query: string;
+  readonly parts: readonly string[];
+}
+
+/** What the stages share: the options, the route prefix's segments, the route table and the port listened on. */
+interface HostContext {
+  readonly options: HttpHostOptions;
+  readonly prefixParts: readonly string[];
+  /** Most specific first; registration order breaks ties. */
+  readonly table: readonly HttpFunction[];
+  port(): number;
+}
+
+interface Chosen {
+  readonly f: HttpFunction;
+  readonly params: Record<string, string>;
+}
+
+function incoming(req: IncomingMessage, res: ServerResponse): Incoming {
+  const rawUrl = req.url ?? '/';
+  const q = rawUrl.indexOf('?');
+  const rawPath = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
+  return {
+    req, res, started: performance.now(), method: (req.method ?? 'GET').toUpperCase(), rawUrl, rawPath,
+    query: q >= 0 ? rawUrl.slice(q + 1) : '', parts: rawPath.split('/').filter((p) => p !== ''),
+  };
+}
+
+/**
+ * 1. Before anything else: only this machine's own clients, never a web page elsewhere (403); then what the host
+ * answers itself (its status, its root page). True when the request was answered.
+ */
+function answeredByHost(r: Incoming, c: HostContext): boolean {
+  const { req, res, method, rawPath } = r;
+  const foreign = refuseForeign(req.headers, c.port());
+  if (foreign) {
+    req.resume();
+    plain(res, 403, `Forbidden: ${foreign}.\n`);
+    c.options.logger.warn('http', `${method} ${rawPath} -> 403 (${foreign})`);
+    return true;
+  }
+  const read = method === 'GET' || method === 'HEAD';
+  if (read && rawPath === '/admin/host/status') {
+    req.resume();
+    const body = JSON.stringify({ state: 'Running', version: '4.x (oci-import local host)', functions: c.options.functions.length, ...c.options.status?.() });
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
+    res.end(method === 'HEAD' ? undefined : body);
+    return true;
+  }
+  if (read && rawPath === '/' && c.prefixParts.length > 0) {
+    req.resume();
+    plain(res, 200, method === 'HEAD' ? '' : 'oci-import local Functions host is running.\n');
+    return true;
+  }
+  return false;
+}
+
+/** 2. The function whose route and method match, under the route prefix; a 404 (answered here) otherwise. */
+function route(r: Incoming, c: HostContext): Chosen | undefined {
+  const { req, res, method, rawPath, parts } = r;
+  const underPrefix = parts.length >= c.prefixParts.length && c.prefixParts.every((p, i) => {
+    try {
+      return decodeURIComponent(parts[i]!).toLowerCase() === p;
+    } catch {
+      return false;
+    }
+  });
+  if (!underPrefix) {
+    req.resume();
+    plain(res, 404);
+    c.options.logger.info('http', `${method} ${rawPath} -> 404 (not under /${c.options.routePrefix})`);
+    return undefined;
+  }
+  const relative = parts.slice(c.prefixParts.length).join('/');
+  // A wrong method is no match (404), as in Azure.
+  for (const f of c.table) {
+    if (!f.methods.has(method)) continue;
+    const params = matchRoute(f.route, relative);
+    if (params) return { f, params };
+  }
+  req.resume();
+  plain(res, 404);
+  c.options.logger.info('http', `${method} ${rawPath} -> 404 (no route for this method and path)`);
+  return undefined;
+}
+
+/** 3. The function's authLevel: a key in `x-functions-key` or `?code=`; an empty 401 (answered here) otherwise. */
+function keyAccepted(r: Incoming, chosen: Chosen, c: HostContext): boolean {
+  const headerKey = r.req.headers['x-functions-key'];
+  const queryKey = new URLSearchParams(r.query).get('code');
+  if (authorized(chosen.f.authLevel, Array.isArray(headerKey) ? headerKey[0] : headerKey, queryKey, c.options.keys)) return true;
+  r.req.resume();
+  plain(r.res, 401);
+  c.options.logger.info('http', `${r.method} ${r.rawPath} -> 401 Functions.${chosen.f.fn.name} (authLevel ${chosen.f.authLevel}: no valid key)`);
+  return false;
+}
+
+/** 4. The body: a Content-Length is needed for the function to see it. Undefined: over the cap, 413 answered here. */
+async function requestBody(r: Incoming, c: HostContext): Promise<Buffer | undefined> {
+  const { req, res, method, rawPath } = r;
+  if (req.headers['content-length'] === undefined) {
+    req.resume(); // chunked or none: discarded, as in Azure
+    if (req.headers['transfer-encoding']) c.options.logger.warn('http', `${method} ${rawPath}: a body without Content-Length (Transfer-Encoding: ${req.headers['transfer-encoding']}) reaches the function empty, as in Azure`);
+    return Buffer.alloc(0);
+  }
+  const result = await readBody(req, c.options.maxBodyBytes);
+  if (result.ok) return result.body;
+  res.once('finish', () => req.destroy());
+  plain(res, 413, '', { connection: 'close' });
+  c.options.logger.warn('http', `${method} ${rawPath} -> 413 (body over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT ${c.options.maxBodyBytes} bytes)`);
+  return undefined;
+}
+
+/** The function's HTTP answer as the client gets it: hop-by-hop headers dropped, cookies serialized. Returns its status. */
+function writeAnswer(res: ServerResponse, method: string, out: RpcHttpData | undefined): number {
+  if (!out) {
+    plain(res, 204);
+    return 204;
+  }
+  const status = Number(out.statusCode ?? '200');
+  if (!Number.isInteger(status) || status < 200 || status > 599) {
+    throw new Error(`the function returned an invalid HTTP status '${String(out.statusCode)}'`);
+  }
+  const payload = typedDataToBuffer(out.body);
+  const headers: Record<string, string | string[]> = {};
+  for (const [key, value] of Object.entries(out.headers ?? {})) {
+    if (HOP_BY_HOP.has(key.toLowerCase())) continue;
+    headers[key.toLowerCase()] = String(value);
+  }
+  const cookies = (out.cookies ?? []).map(serializeCookie);
+  if (cookies.length > 0) {
+    const existing = headers['set-cookie'];
+    headers['set-cookie'] = [...(existing === undefined ? [] : [existing].flat()), ...cookies];
+  }
+  const noBody = status === 204 || status === 304 || method === 'HEAD';
+  if (status !== 204 && status !== 304) headers['content-length'] = String(payload.length);
+  res.writeHead(status, headers);
+  res.end(noBody ? undefined : payload);
+  return status;
+}
+
+/** 5. The invocation, in the worker process, and its answer (an empty 500 on any failure: no stack goes back). */
+async function invoke(r: Incoming, chosen: Chosen, body: Buffer, c: HostContext): Promise<void> {
+  const { fn } = chosen.f;
+  const { options } = c;
+  const http: RpcHttpData = {
+    method: r.method,
+    url: `http://${r.req.headers.host!}${r.rawUrl}`,
+    headers: flatHeaders(r.req),
+    params: chosen.params,
+    ...(body.length > 0 ? { body: { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) } } : {}),
+  };
+  const invocationId = randomUUID();
+  let status = 500;
+  try {
+    const result = await options.inFlight.track(options.invoke(fn.name, { trigger: { http }, invocationId }, options.functionTimeoutMs));
+    status = writeAnswer(r.res, r.method, httpResponseOf(result.response));
+  } catch (err) {
+    status = 500;
+    if (err instanceof FunctionTimeoutError || err instanceof WorkerExitError) options.logger.error(fn.name, `${err.message} (Id=${invocationId})`);
+    else options.logger.error(fn.name, `Exception while executing function: Functions.${fn.name}: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
+    // No stack, message or secret goes back to the caller (as in Azure: an empty 500).
+    plain(r.res, 500);
+  }
+  const ms = Math.round(performance.now() - r.started);
+  options.logger.info('http', `${r.method} ${r.rawPath} -> ${status} Functions.${fn.name} (Id=${invocationId}, Duration=${ms}ms)`);
+}
+
+/** One request through the stages, each of which may answer it and end there. */
+async function handle(r: Incoming, c: HostContext): Promise<void> {
+  if (answeredByHost(r, c)) return;
+  const chosen = route(r, c);
+  if (!chosen || !keyAccepted(r, chosen, c)) return;
+  const body = await requestBody(r, c);
+  if (body === undefined) return;
+  await invoke(r, chosen, body, c);
+}
+
 export function createHttpHost(options: HttpHostOptions): Server {
   const { routePrefix, logger } = options;
-  const prefixParts = routePrefix === '' ? [] : routePrefix.split('/').map((p) => p.toLowerCase());
-  // Most specific first; registration order breaks ties.
-  const table = [...options.functions].sort((a, b) => compareRoutes(a.route, b.route));
-
+  const context: HostContext = {
+    options,
+    prefixParts: routePrefix === '' ? [] : routePrefix.split('/').map((p) => p.toLowerCase()),
+    table: [...options.functions].sort((a, b) => compareRoutes(a.route, b.route)),
+    port: () => (server.address() as AddressInfo | null)?.port ?? 0,
+  };
   const server = createServer((req, res) => {
-    void handle(req, res).catch((err: unknown) => {
+    void handle(incoming(req, res), context).catch((err: unknown) => {
       logger.error('http', `request handling failed: ${describeError(err)}`);
       plain(res, 500);
     });
   });
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = performance.now();
-    const method = (req.method ?? 'GET').toUpperCase();
-    const rawUrl = req.url ?? '/';
-    const q = rawUrl.indexOf('?');
-    const rawPath = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
-    const parts = rawPath.split('/').filter((p) => p !== '');
-    const port = (server.address() as AddressInfo | null)?.port ?? 0;
-
-    // 1. Before anything else: only this machine's own clients, never a web page elsewhere.
-    const foreign = refuseForeign(req.headers, port);
-    if (foreign) {
-      req.resume();
-      plain(res, 403, `Forbidden: ${foreign}.\n`);
-      logger.warn('http', `${method} ${rawPath} -> 403 (${foreign})`);
-      return;
-    }
-
-    if ((method === 'GET' || method === 'HEAD') && rawPath === '/admin/host/status') {
-      req.resume();
-      const body = JSON.stringify({ state: 'Running', version: '4.x (oci-import local host)', functions: options.functions.length, ...options.status?.() });
-      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
-      res.end(method === 'HEAD' ? undefined : body);
-      return;
-    }
-    if ((method === 'GET' || method === 'HEAD') && rawPath === '/' && prefixParts.length > 0) {
-      req.resume();
-      plain(res, 200, method === 'HEAD' ? '' : 'oci-import local Functions host is running.\n');
-      return;
-    }
-    const underPrefix = parts.length >= prefixParts.length && prefixParts.every((p, i) => {
-      try {
-        return decodeURIComponent(parts[i]!).toLowerCase() === p;
-      } catch {
-        return false;
-      }
-    });
-    if (!underPrefix) {
-      req.resume();
-      plain(res, 404);
-      logger.info('http', `${method} ${rawPath} -> 404 (not under /${routePrefix})`);
-      return;
-    }
-    const relative = parts.slice(prefixParts.length).join('/');
-
-    // 2. Routes with their method constraint: a wrong method is no match (404).
-    let chosen: { f: HttpFunction; params: Record<string, string> } | undefined;
-    for (const f of table) {
-      if (!f.methods.has(method)) continue;
-      const params = matchRoute(f.route, relative);
-      if (params) {
-        chosen = { f, params };
-        break;
-      }
-    }
-    if (!chosen) {
-      req.resume();
-      plain(res, 404);
-      logger.info('http', `${method} ${rawPath} -> 404 (no route for this method and path)`);
-      return;
-    }
-    const { fn } = chosen.f;
-
-    // 3. Keys.
-    const headerKey = req.headers['x-functions-key'];
-    const queryKey = new URLSearchParams(q >= 0 ? rawUrl.slice(q + 1) : '').get('code');
-    if (!authorized(chosen.f.authLevel, Array.isArray(headerKey) ? headerKey[0] : headerKey, queryKey, options.keys)) {
-      req.resume();
-      plain(res, 401);
-      logger.info('http', `${method} ${rawPath} -> 401 Functions.${fn.name} (authLevel ${chosen.f.authLevel}: no valid key)`);
-      return;
-    }
-
-    // 4. Body: a Content-Length is needed for the function to see it.
-    let body: Buffer = Buffer.alloc(0);
-    const declared = req.headers['content-length'];
-    if (declared !== undefined) {
-      const bodyResult = await readBody(req, options.maxBodyBytes);
-      if (!bodyResult.ok) {
-        res.once('finish', () => req.destroy());
-        plain(res, 413, '', { connection: 'close' });
-        logger.warn('http', `${method} ${rawPath} -> 413 (body over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT ${options.maxBodyBytes} bytes)`);
-        return;
-      }
-      body = bodyResult.body;
-    } else {
-      req.resume(); // chunked or none: discarded, as in Azure
-      if (req.headers['transfer-encoding']) logger.warn('http', `${method} ${rawPath}: a body without Content-Length (Transfer-Encoding: ${req.headers['transfer-encoding']}) reaches the function empty, as in Azure`);
-    }
-    const http: RpcHttpData = {
-      method,
-      url: `http://${req.headers.host!}${rawUrl}`,
-      headers: flatHeaders(req),
-      params: chosen.params,
-      ...(body.length > 0 ? { body: { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) } } : {}),
-    };
-
-    // 5. The invocation, in the worker process.
-    const invocationId = randomUUID();
-    let status = 500;
-    try {
-      const result = await options.inFlight.track(options.invoke(fn.name, { trigger: { http }, invocationId }, options.functionTimeoutMs));
-      const out = httpResponseOf(result.response);
-      if (!out) {
-        status = 204;
-        plain(res, 204);
-      } else {
-        status = Number(out.statusCode ?? '200');
-        if (!Number.isInteger(status) || status < 200 || status > 599) {
-          throw new Error(`the function returned an invalid HTTP status '${String(out.statusCode)}'`);
-        }
-        const payload = typedDataToBuffer(out.body);
-        const headers: Record<string, string | string[]> = {};
-        for (const [key, value] of Object.entries(out.headers ?? {})) {
-          if (HOP_BY_HOP.has(key.toLowerCase())) continue;
-          headers[key.toLowerCase()] = String(value);
-        }
-        const cookies = (out.cookies ?? []).map(serializeCookie);
-        if (cookies.length > 0) {
-          const existing = headers['set-cookie'];
-          headers['set-cookie'] = [...(existing === undefined ? [] : [existing].flat()), ...cookies];
-        }
-        const noBody = status === 204 || status === 304 || method === 'HEAD';
-        if (status !== 204 && status !== 304) headers['content-length'] = String(payload.length);
-        res.writeHead(status, headers);
-        res.end(noBody ? undefined : payload);
-      }
-    } catch (err) {
-      status = 500;
-      if (err instanceof FunctionTimeoutError || err instanceof WorkerExitError) logger.error(fn.name, `${err.message} (Id=${invocationId})`);
-      else logger.error(fn.name, `Exception while executing function: Functions.${fn.name}: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
-      // No stack, message or secret goes back to the caller (as in Azure: an empty 500).
-      plain(res, 500);
-    }
-    const ms = Math.round(performance.now() - started);
-    logger.info('http', `${method} ${rawPath} -> ${status} Functions.${fn.name} (Id=${invocationId}, Duration=${ms}ms)`);
-  }
-
   return server;
 }

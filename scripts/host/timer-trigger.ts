@@ -30,6 +30,23 @@ export interface TimerListenerOptions {
 const NEVER = '0001-01-01T00:00:00.000Z';
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
+type RetryOptions = NonNullable<HostedFunction['fn']['metadata']['retryOptions']>;
+
+/** The wait before retry `attempt + 1` of a function's retry policy: fixed delay, or exponential between its bounds. */
+function retryDelayMs(retry: RetryOptions, attempt: number): number {
+  const strategy = String(retry.strategy ?? retry.retryStrategy ?? '').toLowerCase();
+  return strategy.startsWith('exponential')
+    ? Math.min(durationMs(retry.maximumInterval) || Infinity, Math.max(durationMs(retry.minimumInterval), durationMs(retry.minimumInterval) * 2 ** attempt))
+    : durationMs(retry.delayInterval);
+}
+
+/** A failed invocation's log lines, as the Functions host writes them. */
+function logFailure(logger: Logger, name: string, err: unknown, o: { invocationId: string; ms: number; startup: boolean; attempt: number }): void {
+  if (err instanceof FunctionTimeoutError || err instanceof WorkerExitError) logger.error(name, `${err.message} (Id=${o.invocationId})`);
+  else logger.error(name, `Exception while executing function: Functions.${name}: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
+  logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${o.invocationId}, Duration=${o.ms}ms) reason=${o.startup ? 'runOnStartup' : 'timer'}${o.attempt > 0 ? ` retry=${o.attempt}` : ''}`);
+}
+
 function durationMs(d: RpcDuration | null | undefined): number {
   if (!d) return 0;
   return Number(d.seconds ?? 0) * 1000 + Math.floor(Number(d.nanos ?? 0) / 1e6);
@@ -99,7 +116,6 @@ export class TimerListener {
 
     const retry = hosted.fn.metadata.retryOptions;
     const maxRetryCount = retry?.maxRetryCount ?? 0;
-    const strategy = String(retry?.strategy ?? retry?.retryStrategy ?? '').toLowerCase();
     let retryContext: RpcInvocationRequest['retryContext'];
     for (let attempt = 0; ; attempt++) {
       if (this.#stopped) return;
@@ -116,15 +132,10 @@ export class TimerListener {
         logger.info(name, `Executed 'Functions.${name}' (Succeeded, Id=${invocationId}, Duration=${ms}ms) reason=${startup ? 'runOnStartup' : 'timer'}${attempt > 0 ? ` retry=${attempt}` : ''}`);
         return;
       } catch (err) {
-        const ms = Math.round(performance.now() - started);
-        if (err instanceof FunctionTimeoutError || err instanceof WorkerExitError) logger.error(name, `${err.message} (Id=${invocationId})`);
-        else logger.error(name, `Exception while executing function: Functions.${name}: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
-        logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${ms}ms) reason=${startup ? 'runOnStartup' : 'timer'}${attempt > 0 ? ` retry=${attempt}` : ''}`);
+        logFailure(logger, name, err, { invocationId, ms: Math.round(performance.now() - started), startup, attempt });
         const unlimited = maxRetryCount === -1;
         if (!retry || (!unlimited && attempt >= maxRetryCount)) return; // timers do not retry without a policy
-        const delay = strategy.startsWith('exponential')
-          ? Math.min(durationMs(retry.maximumInterval) || Infinity, Math.max(durationMs(retry.minimumInterval), durationMs(retry.minimumInterval) * 2 ** attempt))
-          : durationMs(retry.delayInterval);
+        const delay = retryDelayMs(retry, attempt);
         retryContext = {
           retryCount: attempt + 1,
           maxRetryCount,

@@ -60,6 +60,25 @@ function rangeMatch(p: string[], start: number, test: string): { ok: boolean; ne
   return { ok: closed && matched !== negate, next: i };
 }
 
+/**
+ * A `*` (or a run of them) at p[pi - 1]: the whole answer (true or false), or where matching goes on (a `*\/` with
+ * FNM_PATHNAME skips to past the next slash).
+ */
+function starMatch(p: string[], pi: number, s: string[], si: number, pathname: boolean): boolean | [number, number] {
+  while (pi < p.length && p[pi] === '*') pi++;
+  if (pi === p.length) return pathname ? !s.slice(si).includes('/') : true;
+  if (pathname && p[pi] === '/') {
+    const slash = s.indexOf('/', si);
+    if (slash < 0) return false;
+    return [pi + 1, slash + 1];
+  }
+  for (let k = si; k < s.length; k++) {
+    if (fnmatchAt(p, pi, s, k, pathname)) return true;
+    if (pathname && s[k] === '/') break;
+  }
+  return false;
+}
+
 function fnmatchAt(p: string[], pi: number, s: string[], si: number, pathname: boolean): boolean {
   while (pi < p.length) {
     let c = p[pi++]!;
@@ -69,20 +88,10 @@ function fnmatchAt(p: string[], pi: number, s: string[], si: number, pathname: b
         si++;
         break;
       case '*': {
-        while (pi < p.length && p[pi] === '*') pi++;
-        if (pi === p.length) return pathname ? !s.slice(si).includes('/') : true;
-        if (pathname && p[pi] === '/') {
-          const slash = s.indexOf('/', si);
-          if (slash < 0) return false;
-          si = slash + 1;
-          pi++;
-          break;
-        }
-        for (let k = si; k < s.length; k++) {
-          if (fnmatchAt(p, pi, s, k, pathname)) return true;
-          if (pathname && s[k] === '/') break;
-        }
-        return false;
+        const next = starMatch(p, pi, s, si, pathname);
+        if (typeof next === 'boolean') return next;
+        [pi, si] = next;
+        break;
       }
       case '[': {
         if (si >= s.length || (pathname && s[si] === '/')) return false;

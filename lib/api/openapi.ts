@@ -77,6 +77,10 @@ function schemas(): Json {
       },
     },
     error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } }, description: 'Why it failed (`failed`), or `CANCELED`.' },
+    caller: {
+      type: 'object', additionalProperties: false, description: 'With AUTH_MODE=entra: who created the import, from the token (never the token).',
+      properties: { oid: { type: 'string', description: 'Object ID of the user or service principal.' }, appid: { type: 'string', description: 'Client application ID (`appid`, or `azp` of a v2.0 token).' } },
+    },
     stalled: { const: true, description: 'Queued or running, but nothing has updated it for longer than a step plus the queue lease.' },
   };
   const named = { type: 'object', required: ['source', 'target', 'job'], properties: { source: { type: 'string' }, target: { type: 'string' }, job: { type: 'string' } } };

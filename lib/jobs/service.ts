@@ -30,7 +30,7 @@ import { RequestError, validateImportRequest } from './request.js';
 import { open, seal } from './secrets.js';
 import { stepMismatch, StepRefusedError } from './step-checks.js';
 import { INLINE_MAX_BLOBS, Steps, type StepContext } from './steps.js';
-import { ENDED, progressOf, type JobProgress, type JobRecord, type JobStore } from './store.js';
+import { ENDED, progressOf, type JobCaller, type JobProgress, type JobRecord, type JobStore } from './store.js';
 
 export interface Logger {
   info(message: string): void;
@@ -75,6 +75,8 @@ export interface JobStatusView {
   /** Status `waiting`: when the registry said to come back. */
   readonly waitingUntil?: string;
   readonly error?: { readonly code: string; readonly message: string };
+  /** AUTH_MODE=entra: who created the import (object ID and client app ID of the token). */
+  readonly caller?: JobCaller;
   /**
    * Queued or running, but nothing has updated the job for longer than a step, plus the queue lease after which a
    * step lost with its worker is delivered again: no step is working on it (or the queue is far behind).
@@ -131,7 +133,7 @@ export class ImportService {
    * Validates, creates the job and enqueues its plan step. Throws RequestError for bad input. `id`: the job's id
    * chosen by the caller (a repeatable request); a job with that id existing already throws JOB_EXISTS.
    */
-  async submit(body: unknown, origin: 'http' | 'queue', options: { readonly id?: string } = {}): Promise<JobRecord> {
+  async submit(body: unknown, origin: 'http' | 'queue', options: { readonly id?: string; readonly caller?: JobCaller } = {}): Promise<JobRecord> {
     this.messageKeys();
     const req = await validateImportRequest(body, { config: this.o.config, origin, lookup: this.o.lookup });
     const id = options.id ?? randomUUID();
@@ -145,6 +147,7 @@ export class ImportService {
         ...(req.includeReferrers ? { includeReferrers: true, referrerTypes: req.referrerTypes } : {}),
         ...(req.registryResourceId ? { registryResourceId: req.registryResourceId } : {}),
       },
+      ...(options.caller && (options.caller.oid || options.caller.appid) ? { caller: { ...options.caller } } : {}),
       targets: req.targets, repositories: [...new Set(req.refs.map((r) => r.repository))],
       blobsTotal: 0, bytesTotal: 0, manifests: 0, blobBytes: {}, doneBlobs: [],
     };
@@ -164,9 +167,9 @@ export class ImportService {
   }
 
   /** `submit` for a request with Repeatability-Request-ID: the same id and body give the same job (repeatability.ts). */
-  submitRepeatable(body: unknown, headers: RepeatabilityHeaders): Promise<RepeatResult> {
+  submitRepeatable(body: unknown, headers: RepeatabilityHeaders, caller?: JobCaller): Promise<RepeatResult> {
     return submitRepeatable({
-      store: this.o.store, queue: this.queue, submit: (b, id) => this.submit(b, 'http', { id }),
+      store: this.o.store, queue: this.queue, submit: (b, id) => this.submit(b, 'http', { id, caller }),
       credentialKey: () => this.o.config.credentialKey,
     }, body, headers);
   }
@@ -197,6 +200,7 @@ export class ImportService {
       ...(job.referrers ? { referrers: job.referrers } : {}),
       ...(job.status === 'waiting' && job.waitingUntil ? { waitingUntil: job.waitingUntil } : {}),
       ...(job.error ? { error: job.error } : {}),
+      ...(job.caller ? { caller: job.caller } : {}),
       ...(this.stalled(job) ? { stalled: true as const } : {}),
     };
   }

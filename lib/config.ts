@@ -130,6 +130,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'ENTRA_AUDIENCE', scope: 'app', description: 'With AUTH_MODE=entra, required: comma list of the audiences accepted, the API app registration\'s application ID URI (`api://…`, v1 tokens) and/or its client ID (v2 tokens).' },
   { name: 'ENTRA_AUTHORITY_HOST', scope: 'app', default: DEFAULT_AUTHORITY_HOST,
     description: 'Entra ID authority the tokens come from; its `/<tenant>/v2.0/.well-known/openid-configuration` names the signing keys (sovereign clouds: e.g. `https://login.microsoftonline.us`).' },
+  { name: 'OCI_IMPORT_SCOPE', scope: 'local', description: 'CLI with `--endpoint`: sign in to a service with AUTH_MODE=entra with an Entra ID token for this scope (`api://<app>/.default`) from DefaultAzureCredential, instead of a function key (as `--scope`).' },
   { name: 'SYNC_RULES_FILE', scope: 'local', description: 'Path of a JSON file with sync rules (instead of SYNC_RULES).' },
 ];
 
@@ -254,6 +255,9 @@ export interface Config {
   readonly armEndpoint: string;
   /** AUTH_MODE and ENTRA_*: how HTTP callers are checked. */
   readonly callerAuth: CallerAuth;
+  /** Which Entra ID credential signs in to Azure registries: the managed identity (default) or, for the CLI's
+   * `--target-auth azure`, DefaultAzureCredential (lib/azure/credentials.ts). Not a setting. */
+  readonly azureCredential?: 'managed-identity' | 'default';
 }
 
 type Env = Record<string, string | undefined>;

@@ -55,8 +55,10 @@ Import options:
                              the process list; prefer --password-stdin or $OCI_IMPORT_PASSWORD
   --target-username U        target registry username (default: $TARGET_USERNAME); its password from
                              $OCI_IMPORT_TARGET_PASSWORD or $TARGET_PASSWORD (or --target-password P)
-  --target-auth MODE         managed-identity (Entra ID → ACR token exchange), basic or anonymous
-                             (default: $TARGET_AUTH, else basic with target credentials, else anonymous)
+  --target-auth MODE         azure (DefaultAzureCredential: environment, workload identity, managed
+                             identity, az login; then the ACR token exchange; also for --registry given
+                             by resource ID), managed-identity (the managed identity only), basic or
+                             anonymous (default: $TARGET_AUTH, else basic with target credentials, else anonymous)
   --insecure HOST            use plain HTTP for HOST (repeatable; also $INSECURE_REGISTRIES)
   --wait-rate-limit          wait when a registry asks to retry later (up to $MAX_RETRY_AFTER_SECONDS,
                              3600); without it a wait longer than 30 s fails at once with RATE_LIMITED
@@ -72,6 +74,10 @@ A deployed service (--endpoint: the API base URL, e.g. https://myapp.azurewebsit
 $OCI_IMPORT_ENDPOINT): import sends the request there and follows its status with the same progress line;
 the deployment owns its target (--target and the other target options are refused).
   --key KEY                  the function key, sent as x-functions-key (prefer $OCI_IMPORT_KEY)
+  --scope SCOPE              instead of a key, an Entra ID token for this scope (the service's
+                             AUTH_MODE=entra; e.g. api://oci-import/.default; or $OCI_IMPORT_SCOPE),
+                             from DefaultAzureCredential: environment, workload identity (GitHub
+                             Actions), managed identity, az login
   --no-wait                  print the import id and status URL and exit at once
   --credential NAME          a named credential of the deployment, instead of --username
   --include-referrers, --referrer-type TYPE  as for a local import (the service checks them)
@@ -195,15 +201,20 @@ class Session {
     if (targetUser !== undefined && targetPassword === undefined) {
       throw new UsageError('--target-username needs a password: set OCI_IMPORT_TARGET_PASSWORD (or give --target-password)');
     }
-    const targetAuth = (str(values, 'target-auth') ?? (targetUser ? 'basic' : loaded.targetAuth)) as TargetAuth;
-    if (!['managed-identity', 'basic', 'anonymous'].includes(targetAuth)) throw new UsageError(`--target-auth "${targetAuth}" is not one of managed-identity, basic, anonymous`);
+    const asked = str(values, 'target-auth') ?? (targetUser ? 'basic' : loaded.targetAuth);
+    if (!['azure', 'managed-identity', 'basic', 'anonymous'].includes(asked)) throw new UsageError(`--target-auth "${asked}" is not one of azure, managed-identity, basic, anonymous`);
+    // azure: DefaultAzureCredential (az login, environment, workload identity, managed identity), then the ACR exchange
+    const targetAuth: TargetAuth = asked === 'azure' ? 'managed-identity' : asked as TargetAuth;
     const targetCredentials = targetUser ? { username: targetUser, password: targetPassword! } : undefined;
     if (targetAuth === 'basic' && !targetCredentials && !loaded.targetUsername) {
       throw new UsageError('--target-auth basic needs --target-username and a password (or TARGET_USERNAME/TARGET_PASSWORD)');
     }
     // Unlike the service, whose steps end and resume, one CLI process streams each blob as one PATCH
     // (as `docker push` does) unless CHUNK_SIZE asks for chunks.
-    const config: Config = { ...loaded, targetAuth, chunkSize: env.CHUNK_SIZE?.trim() ? loaded.chunkSize : Infinity };
+    const config: Config = {
+      ...loaded, targetAuth, chunkSize: env.CHUNK_SIZE?.trim() ? loaded.chunkSize : Infinity,
+      ...(asked === 'azure' ? { azureCredential: 'default' as const } : {}),
+    };
     const registries = new Registries({
       config, guardSources: false, targetCredentials, insecure: splitList((list(values, 'insecure') ?? []).join(',')),
       retry: { ...DEFAULT_RETRY, maxRetryAfterMs: flag(values, 'wait-rate-limit') ? config.maxRetryAfterSeconds * 1000 : DEFAULT_RETRY.maxRetryAfterMs },

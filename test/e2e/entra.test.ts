@@ -3,7 +3,12 @@
  * Entra ID (ENTRA_AUTHORITY_HOST points at it); tokens without a role, with the wrong one, badly signed or
  * forged are refused, and an Imports.Write token imports, its caller recorded on the job and in the log.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installAz } from '../support/az-standin.js';
+import { runBin } from '../support/cli.js';
 import { startHost, type HostProcess } from '../host/host-process.js';
 import { startAzurite, type RunningAzurite } from '../support/azurite.js';
 import { startFakeRegistry, type FakeRegistry } from '../support/fake-registry.js';
@@ -113,5 +118,35 @@ describe('AUTH_MODE=entra through the local host', () => {
     const log = host!.output();
     expect(log).toContain(`import ${id} queued by oid=11111111-2222-3333-4444-555555555555 appid=${TEST_CLIENT_ID}`);
     expect(log).not.toContain(write.authorization.slice(-30));
+  });
+
+  it('the installed CLI imports through --endpoint with a token from az login (--scope), one token for the run', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'oci-import-entra-cli-'));
+    try {
+      const az = await installAz(join(work, 'az'));
+      await az.login(TEST_AUDIENCE, await issuer.sign(['Imports.Write'], { claims: { oid: 'cli-user-oid' } }));
+      // only the Azure CLI credential: no link of the chain reaches a real endpoint (169.254.169.254 included)
+      const env = { PATH: az.path, AZURE_TOKEN_CREDENTIALS: 'AzureCliCredential', HOME: work };
+      const args = ['--endpoint', `${host!.url}/api`, '--scope', `${TEST_AUDIENCE}/.default`];
+      const run = await runBin(['import', ...args, '--source', `${src.host}/team/app:1`, '--image', 'cli/app:1'], env);
+      expect(run.code, run.stderr).toBe(0);
+      expect(dst.getManifest('cli/app', '1')).toBeDefined();
+      // the POST and every status poll with the one token az printed
+      expect(await az.calls()).toEqual([['account', 'get-access-token', '--output', 'json', '--resource', TEST_AUDIENCE]]);
+      const listed = await runBin(['list', ...args, '--json'], { ...env, OCI_IMPORT_SCOPE: undefined });
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(listed.stdout).toContain('cli-user-oid');
+
+      await az.logout();
+      const signedOut = await runBin(['list', '--endpoint', `${host!.url}/api`], { ...env, OCI_IMPORT_SCOPE: `${TEST_AUDIENCE}/.default` });
+      expect(signedOut.code).toBe(1);
+      expect(signedOut.stderr).toContain('SIGN_IN_FAILED');
+      expect(signedOut.stderr).toContain('az login');
+      const keyed = await runBin(['list', '--endpoint', `${host!.url}/api`], { OCI_IMPORT_KEY: KEY });
+      expect(keyed.code).toBe(1);
+      expect(keyed.stderr).toContain('(401)');
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   });
 });

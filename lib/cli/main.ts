@@ -14,6 +14,7 @@ import { MEDIA_TYPE } from '../oci/referrers.js';
 import { formatReference, normalizeRegistry, parseReference, validateRegistry } from '../oci/reference.js';
 import { Registries } from '../registries.js';
 import { DEFAULT_RETRY } from '../retry.js';
+import { dockerCredentials } from './docker-config.js';
 import { Progress } from './progress.js';
 import { oneLine, printableStream } from './terminal.js';
 
@@ -51,6 +52,10 @@ Import options:
                              $OCI_IMPORT_PASSWORD (a password alone is an Entra ID access token, e.g. of
                              another tenant, exchanged at the registry: ACR only)
   --password-stdin           read the source password from standard input (as docker login does)
+                             (no credential flag for a source or target: what docker login, podman
+                             or skopeo stored for that registry: $DOCKER_CONFIG/config.json or
+                             ~/.docker/config.json auths, credHelpers, credsStore; then
+                             $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json)
   --password P               the source password on the command line: visible to other local users in
                              the process list; prefer --password-stdin or $OCI_IMPORT_PASSWORD
   --target-username U        target registry username (default: $TARGET_USERNAME); its password from
@@ -197,18 +202,7 @@ class Session {
     const targetHost = str(values, 'target') ?? loaded.targetRegistry;
     if (!targetHost) throw new UsageError('--target is required (or set TARGET_REGISTRY)');
     validateRegistry(targetHost);
-    const targetUser = str(values, 'target-username');
-    if (targetUser !== undefined && targetPassword === undefined) {
-      throw new UsageError('--target-username needs a password: set OCI_IMPORT_TARGET_PASSWORD (or give --target-password)');
-    }
-    const asked = str(values, 'target-auth') ?? (targetUser ? 'basic' : loaded.targetAuth);
-    if (!['azure', 'managed-identity', 'basic', 'anonymous'].includes(asked)) throw new UsageError(`--target-auth "${asked}" is not one of azure, managed-identity, basic, anonymous`);
-    // azure: DefaultAzureCredential (az login, environment, workload identity, managed identity), then the ACR exchange
-    const targetAuth: TargetAuth = asked === 'azure' ? 'managed-identity' : asked as TargetAuth;
-    const targetCredentials = targetUser ? { username: targetUser, password: targetPassword! } : undefined;
-    if (targetAuth === 'basic' && !targetCredentials && !loaded.targetUsername) {
-      throw new UsageError('--target-auth basic needs --target-username and a password (or TARGET_USERNAME/TARGET_PASSWORD)');
-    }
+    const { asked, targetAuth, targetCredentials } = await targetSignIn(values, env, loaded, targetHost, targetPassword);
     // Unlike the service, whose steps end and resume, one CLI process streams each blob as one PATCH
     // (as `docker push` does) unless CHUNK_SIZE asks for chunks.
     const config: Config = {
@@ -277,7 +271,8 @@ class Session {
     if (username !== undefined && this.sourceSecret === undefined) {
       throw new UsageError('--username needs a password: --password-stdin, OCI_IMPORT_PASSWORD, or --password (give both the username and the password)');
     }
-    const credentials = this.sourceSecret === undefined ? undefined
+    // no flag names a source credential: what `docker login` (or podman, skopeo…) stored for that registry
+    const credentials = this.sourceSecret === undefined ? (resourceId ? undefined : await dockerCredentials(source.registry, this.io.env))
       : username === undefined ? entraTokenCredentials(this.sourceSecret) : { username, password: this.sourceSecret };
     const request: ImportRequest = {
       source: registry ? formatReference(source) : str(v, 'source')!, target: this.target, images: list(v, 'image'),
@@ -301,6 +296,29 @@ class Session {
     const where = names.length ? names.join(', ') : `${this.target}/${repositories.join(', ')}@${result.digest}`;
     this.io.stdout.write(`imported ${str(this.values, 'source')} → ${where}\ndigest ${result.digest}\n`);
   }
+}
+
+/** How the CLI signs in to the target: flags, then settings, then what `docker login` (podman, skopeo…) stored. */
+async function targetSignIn(values: Values, env: Io['env'], loaded: Config, targetHost: string, targetPassword: string | undefined): Promise<{
+  asked: string; targetAuth: TargetAuth; targetCredentials?: Credentials;
+}> {
+  const targetUser = str(values, 'target-username');
+  if (targetUser !== undefined && targetPassword === undefined) {
+    throw new UsageError('--target-username needs a password: set OCI_IMPORT_TARGET_PASSWORD (or give --target-password)');
+  }
+  const asked = str(values, 'target-auth') ?? (targetUser ? 'basic' : loaded.targetAuth);
+  if (!['azure', 'managed-identity', 'basic', 'anonymous'].includes(asked)) throw new UsageError(`--target-auth "${asked}" is not one of azure, managed-identity, basic, anonymous`);
+  // azure: DefaultAzureCredential (az login, environment, workload identity, managed identity), then the ACR exchange
+  const targetAuth: TargetAuth = asked === 'azure' ? 'managed-identity' : asked as TargetAuth;
+  if (targetUser) return { asked, targetAuth, targetCredentials: { username: targetUser, password: targetPassword! } };
+  // no flag and no setting names a target credential: what `docker login` (or podman, skopeo…) stored for it
+  const fromStore = str(values, 'target-auth') === undefined && !env.TARGET_AUTH?.trim() && targetAuth === 'anonymous'
+    ? await dockerCredentials(targetHost, env) : undefined;
+  if (fromStore) return { asked, targetAuth: 'basic', targetCredentials: fromStore };
+  if (targetAuth === 'basic' && !loaded.targetUsername) {
+    throw new UsageError('--target-auth basic needs --target-username and a password (or TARGET_USERNAME/TARGET_PASSWORD)');
+  }
+  return { asked, targetAuth };
 }
 
 /** `--include-referrers` and its `--referrer-type`s (media types, as the request schema checks them). */

@@ -3,12 +3,14 @@
  * stop within a chunk and cancel their upload sessions; nothing is tagged: lib/jobs/cancel.ts). An import
  * that ended already, or is writing its tags, is 409 with its status.
  */
+import { describeCaller, guarded, httpAuthLevel } from '../lib/api/callers.js';
+import type { Caller } from '../lib/api/entra-auth.js';
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { apiBase, errorResponse, importId, statusUrl, unavailable } from '../lib/api/http.js';
 import { RequestError } from '../lib/jobs/request.js';
 import { importService } from '../lib/jobs/runtime.js';
 
-export async function cancelImport(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+export async function cancelImport(request: HttpRequest, context: InvocationContext, caller?: Caller): Promise<HttpResponseInit> {
   try {
     // The guidelines: an operation without repeatability support answers 501 to a request that asks for it.
     if (request.headers.has('repeatability-request-id')) {
@@ -25,7 +27,7 @@ export async function cancelImport(request: HttpRequest, context: InvocationCont
     if (outcome.kind === 'finalizing') {
       return errorResponse(new RequestError(409, 'IMPORT_FINALIZING', `import ${id} has copied every blob and is writing its manifests and tags; it can no longer be canceled`, 'id'), { import: view });
     }
-    context.info(`import ${id} canceled`);
+    context.info(`import ${id} canceled by ${describeCaller(caller)}`);
     const url = statusUrl(apiBase(request.url, 'imports'), id);
     return { status: 202, headers: { location: url, 'operation-location': url }, jsonBody: view };
   } catch (err) {
@@ -33,4 +35,4 @@ export async function cancelImport(request: HttpRequest, context: InvocationCont
   }
 }
 
-app.http('cancelImport', { methods: ['POST'], route: 'imports/{id}/cancel', authLevel: 'function', handler: cancelImport });
+app.http('cancelImport', { methods: ['POST'], route: 'imports/{id}/cancel', authLevel: httpAuthLevel(), handler: guarded('write', cancelImport) });

@@ -3,6 +3,7 @@
  * (`{value, nextLink?}` as the Azure REST API guidelines' collections: nextLink only when there is more).
  * Pages come from an index in blob storage (lib/jobs/listing.ts): one list call and one read per import.
  */
+import { guarded, httpAuthLevel } from '../lib/api/callers.js';
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { apiBase, errorResponse, unavailable } from '../lib/api/http.js';
 import { DEFAULT_PAGE, InvalidTokenError, MAX_PAGE, STATUSES, type ListQuery } from '../lib/jobs/listing.js';
@@ -50,4 +51,4 @@ export async function listImports(request: HttpRequest, context: InvocationConte
   }
 }
 
-app.http('listImports', { methods: ['GET'], route: 'imports', authLevel: 'function', handler: listImports });
+app.http('listImports', { methods: ['GET'], route: 'imports', authLevel: httpAuthLevel(), handler: guarded('read', listImports) });

@@ -4,6 +4,8 @@
  * GET  /api/imports/{id} — the job's status and progress. Neither ever returns a credential.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { describeCaller, guarded, httpAuthLevel } from '../lib/api/callers.js';
+import type { Caller } from '../lib/api/entra-auth.js';
 import { apiBase, errorResponse, importId, isJson, RETRY_AFTER_SECONDS, statusUrl, unavailable } from '../lib/api/http.js';
 import { parseRepeatability, type RepeatabilityHeaders } from '../lib/jobs/repeatability.js';
 import { MAX_REQUEST_BYTES, parseRequestText, RequestError, TARGET_REGISTRY_NOT_SET } from '../lib/jobs/request.js';
@@ -31,7 +33,7 @@ function accepted(request: HttpRequest, job: JobRecord, repeated: boolean, repea
   };
 }
 
-export async function createImport(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+export async function createImport(request: HttpRequest, context: InvocationContext, caller?: Caller): Promise<HttpResponseInit> {
   let repeat: RepeatabilityHeaders | undefined;
   try {
     // A browser may send a cross-site text/plain or form POST without asking first; JSON it may not.
@@ -43,8 +45,8 @@ export async function createImport(request: HttpRequest, context: InvocationCont
     repeat = parseRepeatability((name) => request.headers.get(name));
     const body = parseRequestText(await request.text());
     const service = importService();
-    const { job, repeated } = repeat ? await service.submitRepeatable(body, repeat) : { job: await service.submit(body, 'http'), repeated: false };
-    context.info(repeated ? `import ${job.id} requested again (Repeatability-Request-ID): ${job.status}` : `import ${job.id} queued: ${job.request.source} → ${job.targets.join(', ')}`);
+    const { job, repeated } = repeat ? await service.submitRepeatable(body, repeat, caller) : { job: await service.submit(body, 'http', { caller }), repeated: false };
+    context.info(repeated ? `import ${job.id} requested again (Repeatability-Request-ID): ${job.status}` : `import ${job.id} queued by ${describeCaller(caller)}: ${job.request.source} → ${job.targets.join(', ')}`);
     return accepted(request, job, repeated, repeat);
   } catch (err) {
     if (err instanceof RequestError) {
@@ -71,5 +73,5 @@ export async function getImport(request: HttpRequest, context: InvocationContext
   }
 }
 
-app.http('createImport', { methods: ['POST'], route: 'imports', authLevel: 'function', handler: createImport });
-app.http('getImport', { methods: ['GET'], route: 'imports/{id}', authLevel: 'function', handler: getImport });
+app.http('createImport', { methods: ['POST'], route: 'imports', authLevel: httpAuthLevel(), handler: guarded('write', createImport) });
+app.http('getImport', { methods: ['GET'], route: 'imports/{id}', authLevel: httpAuthLevel(), handler: guarded('read', getImport) });

@@ -1,4 +1,5 @@
 /** GET /api/ui — the status page (lib/api/status-page.ts): recent imports and the last sync pass. */
+import { guarded, httpAuthLevel } from '../lib/api/callers.js';
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { statusPage } from '../lib/api/status-page.js';
 
@@ -7,4 +8,4 @@ export async function statusPageHandler(_request: HttpRequest, _context: Invocat
   return { status: 200, body: page.html, headers: page.headers };
 }
 
-app.http('statusPage', { methods: ['GET'], route: 'ui', authLevel: 'function', handler: statusPageHandler });
+app.http('statusPage', { methods: ['GET'], route: 'ui', authLevel: httpAuthLevel(), handler: guarded('read', statusPageHandler) });

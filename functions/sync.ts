@@ -4,6 +4,7 @@
  * Rules are read and validated when the app starts: a malformed file stops the start, naming the line.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext, type Timer } from '@azure/functions';
+import { guarded, httpAuthLevel } from '../lib/api/callers.js';
 import { errorResponse, unavailable } from '../lib/api/http.js';
 import { RequestError } from '../lib/jobs/request.js';
 import { syncRules, syncService } from '../lib/jobs/runtime.js';
@@ -31,4 +32,4 @@ export async function latestSync(_request: HttpRequest, context: InvocationConte
 }
 
 if (rules) app.timer('syncTimer', { schedule: '%SYNC_SCHEDULE%', handler: syncTimer });
-app.http('latestSync', { methods: ['GET'], route: 'syncs/latest', authLevel: 'function', handler: latestSync });
+app.http('latestSync', { methods: ['GET'], route: 'syncs/latest', authLevel: httpAuthLevel(), handler: guarded('read', latestSync) });

@@ -226,6 +226,22 @@ param acrAudience string = 'https://containerregistry.azure.net'
 @description('ARM_ENDPOINT: Resource Manager endpoint that resolves source registries given by resource ID; default: this deployment\'s cloud.')
 param armEndpoint string = environment().resourceManager
 
+@description('AUTH_MODE: who may call the HTTP functions: `keys` (function keys) or `entra` (Entra ID bearer tokens with the app roles Imports.Read / Imports.Write, checked by the app; docs/security.md "Ways in").')
+@allowed([
+  'keys'
+  'entra'
+])
+param authMode string = 'keys'
+
+@description('ENTRA_TENANT_ID: with authMode entra, the directory (tenant) ID whose tokens are accepted; default: this deployment\'s tenant.')
+param entraTenantId string = tenant().tenantId
+
+@description('ENTRA_AUDIENCE: with authMode entra, required: the API app registration\'s application ID URI (api://...) and/or client ID, comma-separated.')
+param entraAudience string = ''
+
+@description('ENTRA_AUTHORITY_HOST: the Entra ID authority of this cloud (its OpenID configuration names the signing keys).')
+param entraAuthorityHost string = environment().authentication.loginEndpoint
+
 @description('SYNC_SCHEDULE: NCRONTAB schedule (UTC) of the sync timer.')
 param syncSchedule string = '0 0 * * * *'
 
@@ -439,6 +455,10 @@ module functionApp 'modules/function-app.bicep' = {
       // Only with virtual network integration: without it the app cannot reach a private endpoint anyway.
       PRIVATE_SOURCE_REGISTRIES: empty(virtualNetworkSubnetId) ? '' : join(map(filter(sourceRegistries, source => source.?privateEndpoint ?? false), source => source.id), ',')
       INSECURE_REGISTRIES: insecureRegistries
+      AUTH_MODE: authMode
+      ENTRA_TENANT_ID: authMode == 'entra' ? entraTenantId : ''
+      ENTRA_AUDIENCE: entraAudience
+      ENTRA_AUTHORITY_HOST: entraAuthorityHost
       SYNC_SCHEDULE: syncSchedule
       SYNC_RULES: syncRules
     }

@@ -56,6 +56,8 @@ export const DEFAULT_MAX_JOB_HOURS = 24;
 export const DEFAULT_JOB_RETENTION_DAYS = 30;
 /** Entra ID audience of ACR data-plane tokens in the public cloud. */
 export const DEFAULT_ACR_AUDIENCE = 'https://containerregistry.azure.net';
+/** Entra ID authority of the public cloud. */
+export const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
 /** Azure Resource Manager of the public cloud. */
 export const DEFAULT_ARM_ENDPOINT = 'https://management.azure.com';
 
@@ -128,6 +130,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: 'Password or token of the named source credential `<name>`.' },
   { name: 'REGISTRY_CREDENTIALS__<name>__REGISTRIES', scope: 'app', pattern: true,
     description: 'Required with a named credential: comma list of host patterns (as `ALLOWED_SOURCES`) it may be sent to — registries and their token endpoints (Docker Hub: `docker.io,auth.docker.io`); `host:port` names that port only (a token endpoint on another port of the same host must be listed too). A request for another source is refused with `CREDENTIAL_NOT_ALLOWED`.' },
+  { name: 'AUTH_MODE', scope: 'app', default: 'keys',
+    description: 'Who may call the HTTP functions: `keys` (function keys, checked by the Functions host) or `entra` (only `Authorization: Bearer` Entra ID tokens for ENTRA_AUDIENCE, checked by the app; app roles `Imports.Read` and `Imports.Write`; the functions are then registered anonymous, so function keys open nothing).' },
+  { name: 'ENTRA_TENANT_ID', scope: 'app', description: 'With AUTH_MODE=entra, required: the directory (tenant) ID whose tokens are accepted (issuer `<ENTRA_AUTHORITY_HOST>/<tenant>/v2.0` or `https://sts.windows.net/<tenant>/`).' },
+  { name: 'ENTRA_AUDIENCE', scope: 'app', description: 'With AUTH_MODE=entra, required: comma list of the audiences accepted, the API app registration\'s application ID URI (`api://…`, v1 tokens) and/or its client ID (v2 tokens).' },
+  { name: 'ENTRA_AUTHORITY_HOST', scope: 'app', default: DEFAULT_AUTHORITY_HOST,
+    description: 'Entra ID authority the tokens come from; its `/<tenant>/v2.0/.well-known/openid-configuration` names the signing keys (sovereign clouds: e.g. `https://login.microsoftonline.us`).' },
+  { name: 'OCI_IMPORT_SCOPE', scope: 'local', description: 'CLI with `--endpoint`: sign in to a service with AUTH_MODE=entra with an Entra ID token for this scope (`api://<app>/.default`) from DefaultAzureCredential, instead of a function key (as `--scope`).' },
   { name: 'SYNC_RULES_FILE', scope: 'local', description: 'Path of a JSON file with sync rules (instead of SYNC_RULES).' },
   { name: 'OCI_IMPORT_ENDPOINT', scope: 'local', cli: true, description: 'The CLI: API base URL of a deployed service (as `--endpoint`).' },
   { name: 'OCI_IMPORT_KEY', scope: 'local', cli: true, secret: true, description: 'The CLI: function key of the deployed service (as `--key`, without showing it in the process list).' },
@@ -215,6 +224,26 @@ export function requireResolved(setting: string, value: string | undefined): voi
 
 export type TargetAuth = 'basic' | 'anonymous' | 'managed-identity';
 
+/** How callers of the HTTP functions are checked (AUTH_MODE and the ENTRA_* settings). */
+export type CallerAuth =
+  | { readonly mode: 'keys' }
+  | { readonly mode: 'entra'; readonly tenantId: string; readonly audiences: readonly string[]; readonly authorityHost: string };
+
+/** AUTH_MODE with its ENTRA_* settings, validated: entra mode without its tenant or audience is a ConfigError. */
+export function callerAuthOf(env: Env): CallerAuth {
+  const mode = env.AUTH_MODE?.trim().toLowerCase() || 'keys';
+  if (mode === 'keys') return { mode };
+  if (mode !== 'entra') throw new ConfigError('AUTH_MODE', `"${env.AUTH_MODE}" is not one of keys, entra`);
+  const tenantId = env.ENTRA_TENANT_ID?.trim().toLowerCase() ?? '';
+  if (!tenantId) throw new ConfigError('ENTRA_TENANT_ID', 'is required with AUTH_MODE=entra: the directory (tenant) ID of the API\'s app registration');
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(tenantId)) {
+    throw new ConfigError('ENTRA_TENANT_ID', `"${tenantId.slice(0, 64)}" is not a tenant ID (a GUID, as tokens name it in their issuer)`);
+  }
+  const audiences = (env.ENTRA_AUDIENCE ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  if (audiences.length === 0) throw new ConfigError('ENTRA_AUDIENCE', 'is required with AUTH_MODE=entra: the API\'s application ID URI (api://…) and/or client ID');
+  return { mode, tenantId, audiences, authorityHost: endpointUrl(env, 'ENTRA_AUTHORITY_HOST', DEFAULT_AUTHORITY_HOST) };
+}
+
 export interface Config {
   readonly targetRegistry?: string;
   readonly targetAuth: TargetAuth;
@@ -260,6 +289,11 @@ export interface Config {
   readonly acrAudience: string;
   /** ARM_ENDPOINT, without a trailing slash. */
   readonly armEndpoint: string;
+  /** AUTH_MODE and ENTRA_*: how HTTP callers are checked. */
+  readonly callerAuth: CallerAuth;
+  /** Which Entra ID credential signs in to Azure registries: the managed identity (default) or, for the CLI's
+   * `--target-auth azure`, DefaultAzureCredential (lib/azure/credentials.ts). Not a setting. */
+  readonly azureCredential?: 'managed-identity' | 'default';
 }
 
 type Env = Record<string, string | undefined>;
@@ -468,5 +502,6 @@ export function loadConfig(env: Env = process.env): Config {
     azureClientId: env.AZURE_CLIENT_ID?.trim() || undefined,
     acrAudience: endpointUrl(env, 'ACR_AUDIENCE', DEFAULT_ACR_AUDIENCE),
     armEndpoint: endpointUrl(env, 'ARM_ENDPOINT', DEFAULT_ARM_ENDPOINT),
+    callerAuth: callerAuthOf(env),
   };
 }

@@ -26,7 +26,7 @@ export interface SideClient {
 /** Credentials of a source: a named credential of the deployment, or a request's own (inline, CLI flags). */
 export type SourceCredentials =
   | { readonly kind: 'named'; readonly credential: NamedCredential }
-  | { readonly kind: 'inline'; readonly credentials: Credentials };
+  | { readonly kind: 'inline'; readonly credentials: Credentials | BoundCredentials };
 
 export interface RegistriesOptions {
   readonly config: Config;
@@ -38,8 +38,8 @@ export interface RegistriesOptions {
   readonly timeouts?: Timeouts;
   /** Plain-HTTP hosts beyond INSECURE_REGISTRIES (CLI `--insecure`). */
   readonly insecure?: readonly string[];
-  /** Target sign-in beyond the settings (CLI flags). */
-  readonly targetCredentials?: Credentials;
+  /** Target sign-in beyond the settings (CLI flags, or bound credentials of a Docker config). */
+  readonly targetCredentials?: Credentials | BoundCredentials;
 }
 
 export class Registries {
@@ -156,7 +156,7 @@ export class Registries {
 /** A named credential's binding, as the authenticator checks it before every send. */
 function bound(credentials: SourceCredentials | undefined): BoundCredentials | undefined {
   if (!credentials) return undefined;
-  if (credentials.kind === 'inline') return { ...credentials.credentials, label: 'the given username and password' };
+  if (credentials.kind === 'inline') return { ...credentials.credentials, label: (credentials.credentials as BoundCredentials).label ?? 'the given username and password' };
   const c = credentials.credential;
   return {
     username: c.username, password: c.password, label: `credential "${c.name}"`,

@@ -52,6 +52,10 @@ const statusShape = {
   }),
   waitingUntil: instant.optional().meta({ description: 'Status `waiting`: when a registry said to come back.' }),
   error: errorViewSchema.optional().meta({ description: 'Why it failed (`failed`), or `CANCELED`.' }),
+  caller: z.strictObject({
+    oid: z.string().optional().meta({ description: 'Object ID of the user or service principal.' }),
+    appid: z.string().optional().meta({ description: 'Client application ID (`appid`, or `azp` of a v2.0 token).' }),
+  }).optional().meta({ description: 'With AUTH_MODE=entra: who created the import, from the token (never the token).' }),
   stalled: z.literal(true).optional().meta({
     description: 'Queued or running, but nothing has updated it for longer than a step plus the queue lease after which a step lost with its worker is delivered again.',
   }),

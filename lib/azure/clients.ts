@@ -31,7 +31,8 @@ export interface AzureSettings {
 /** The Azure part of the settings; calls under the request deadlines of REQUEST_TIMEOUT_SECONDS and MIN_BYTES_PER_SECOND. */
 export function azureSettings(config: Config): AzureSettings {
   return {
-    acrAudience: config.acrAudience, armEndpoint: config.armEndpoint, identity: { clientId: config.azureClientId },
+    acrAudience: config.acrAudience, armEndpoint: config.armEndpoint,
+    identity: { clientId: config.azureClientId, ...(config.azureCredential === 'default' ? { kind: 'default' as const } : {}) },
     http: { timeouts: { idleMs: config.requestTimeoutSeconds * 1000, minBytesPerSecond: config.minBytesPerSecond, rateWindowMs: RATE_WINDOW_MS } },
   };
 }

@@ -14,7 +14,15 @@ import { jwtExpiry } from './jwt.js';
 export interface IdentitySettings {
   /** Client ID of a user-assigned managed identity (AZURE_CLIENT_ID); absent: the system-assigned one. */
   readonly clientId?: string;
+  /**
+   * `managed` (default): the managed identity only (the service). `default`: DefaultAzureCredential — environment,
+   * workload identity, managed identity, then `az login` and the other developer tools (the CLI's `--target-auth azure`).
+   */
+  readonly kind?: 'managed' | 'default';
 }
+
+/** How DefaultAzureCredential is named in messages. */
+export const DEFAULT_CREDENTIAL_LABEL = 'DefaultAzureCredential (environment, workload identity, managed identity, az login)';
 
 export interface AppIdentity {
   readonly credential: TokenCredential;
@@ -28,11 +36,20 @@ export interface AppIdentity {
 const identities = new Map<string, AppIdentity>();
 
 export function appIdentity(s: IdentitySettings = {}): AppIdentity {
-  const key = s.clientId ?? 'system';
+  const key = `${s.kind === 'default' ? 'default:' : ''}${s.clientId ?? 'system'}`;
   let identity = identities.get(key);
   if (!identity) {
-    identity = {
-      credential: new LazyManagedIdentityCredential(s.clientId),
+    identity = s.kind === 'default' ? {
+      credential: new LazyCredential(async () => {
+        const { DefaultAzureCredential } = await import('@azure/identity');
+        return new DefaultAzureCredential(s.clientId ? { managedIdentityClientId: s.clientId } : {});
+      }),
+      label: DEFAULT_CREDENTIAL_LABEL, key,
+    } : {
+      credential: new LazyCredential(async () => {
+        const { ManagedIdentityCredential } = await import('@azure/identity');
+        return new ManagedIdentityCredential(s.clientId ? { clientId: s.clientId } : {});
+      }),
       label: s.clientId ? `the app's managed identity (client ID ${s.clientId})` : "the app's system-assigned managed identity",
       key,
     };
@@ -42,15 +59,15 @@ export function appIdentity(s: IdentitySettings = {}): AppIdentity {
 }
 
 /**
- * @azure/identity's ManagedIdentityCredential, loaded on the first token asked for: the library takes
- * about a third of a second to load, which every CLI run would otherwise pay, managed identity or not.
+ * An @azure/identity credential, loaded on the first token asked for: the library takes about a third of a
+ * second to load, which every CLI run would otherwise pay, Azure or not.
  */
-class LazyManagedIdentityCredential implements TokenCredential {
+export class LazyCredential implements TokenCredential {
   private inner?: Promise<TokenCredential>;
   /** Requests for the same scopes at once share one (source and target often sign in together). */
   private readonly inflight = new Map<string, Promise<AccessToken | null>>();
 
-  constructor(private readonly clientId: string | undefined) {}
+  constructor(private readonly make: () => Promise<TokenCredential>) {}
 
   getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
     const key = [scopes].flat().sort().join(' ');
@@ -63,8 +80,7 @@ class LazyManagedIdentityCredential implements TokenCredential {
   }
 
   private async fetch(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
-    this.inner ??= import('@azure/identity').then(({ ManagedIdentityCredential }) =>
-      new ManagedIdentityCredential(this.clientId ? { clientId: this.clientId } : {}));
+    this.inner ??= this.make();
     return (await this.inner).getToken(scopes, options);
   }
 }

@@ -1,6 +1,7 @@
 /**
  * A client of a deployed oci-import (`--endpoint https://<app>.azurewebsites.net/api`): the HTTP API of
- * functions/*.ts, with the function key in `x-functions-key`. The key goes to the endpoint's origin only —
+ * functions/*.ts, with the function key in `x-functions-key` or an Entra ID token in `Authorization: Bearer`. The key
+ * (or token) goes to the endpoint's origin only —
  * a status URL or next link on another origin is refused, not followed — and never over plain HTTP except to
  * a loopback host (the local host of `npm start`). Requests that may be repeated safely (GETs, and the POST,
  * which carries a Repeatability-Request-ID) are retried on the statuses and connection failures lib/http-policy.ts
@@ -85,9 +86,18 @@ export interface Answer<T> {
 export class ImportsClient {
   readonly base: URL;
 
-  constructor(endpoint: string, private readonly key: string | undefined, private readonly fetchFn: typeof fetch = fetch,
+  /**
+   * `auth`: the function key (sent as x-functions-key), or a source of Entra ID bearer tokens (the service's
+   * AUTH_MODE=entra; lib/cli/entra-token.ts), or nothing.
+   */
+  constructor(endpoint: string, private readonly auth: string | undefined | (() => Promise<string>), private readonly fetchFn: typeof fetch = fetch,
     private readonly policy: RetryPolicy = CLIENT_RETRY, private readonly answerMs = CLIENT_ANSWER_MS) {
     this.base = endpointUrl(endpoint);
+  }
+
+  private async authHeaders(): Promise<Record<string, string>> {
+    if (typeof this.auth === 'function') return { authorization: `Bearer ${await this.auth()}` };
+    return this.auth ? { 'x-functions-key': this.auth } : {};
   }
 
   /** POST imports, repeatable: the same Repeatability-Request-ID on every attempt, so a retry never starts a second import. */
@@ -128,11 +138,12 @@ export class ImportsClient {
 
   private async send(method: string, url: URL, body?: unknown, headers: Record<string, string> = {}): Promise<Answer<unknown>> {
     return retry(async () => {
+      const auth = await this.authHeaders();
       const deadline = AbortSignal.timeout(this.answerMs);
       try {
         const res = await this.fetchFn(url, {
           method, redirect: 'error', signal: deadline,
-          headers: { accept: 'application/json', ...(this.key ? { 'x-functions-key': this.key } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+          headers: { accept: 'application/json', ...auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         });
         return await this.answer(method, url, res);
@@ -161,7 +172,8 @@ export class ImportsClient {
     const o = { temporary: isRetryableStatus(res.status) && !kept, retryAfterMs: parseRetryAfter(retryAfter) };
     const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
     if (error?.code) throw new ApiError(res.status, error.code, error.message ?? error.code, parsed as Record<string, unknown>, o);
-    const hint = res.status === 401 ? ': the key was refused or missing (--key, or OCI_IMPORT_KEY)' : res.status === 404 ? ': is --endpoint the API base (…/api)?' : '';
+    const hint = res.status === 401 ? (typeof this.auth === 'function' ? ': the Entra ID token was refused (is --scope the service\'s application ID URI with /.default?)' : ': the key was refused or missing (--key, or OCI_IMPORT_KEY; a service with AUTH_MODE=entra takes --scope)')
+      : res.status === 404 ? ': is --endpoint the API base (…/api)?' : '';
     throw new ApiError(res.status, `HTTP_${res.status}`, `${method} ${url.origin}${url.pathname} answered ${res.status} ${res.statusText}${hint}`, undefined, o);
   }
 }

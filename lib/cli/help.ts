@@ -39,12 +39,18 @@ const IMPORT_OPTIONS = `Import options:
                              $OCI_IMPORT_PASSWORD (a password alone is an Entra ID access token, e.g. of
                              another tenant, exchanged at the registry: ACR only)
   --password-stdin           read the source password from standard input (as docker login does)
+                             (no credential flag for a source or target: what docker login, podman
+                             or skopeo stored for that registry: $DOCKER_CONFIG/config.json or
+                             ~/.docker/config.json auths, credHelpers, credsStore; then
+                             $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json)
   --password P               the source password on the command line: visible to other local users in
                              the process list; prefer --password-stdin or $OCI_IMPORT_PASSWORD
   --target-username U        target registry username (default: $TARGET_USERNAME); its password from
                              $OCI_IMPORT_TARGET_PASSWORD or $TARGET_PASSWORD (or --target-password P)
-  --target-auth MODE         managed-identity (Entra ID → ACR token exchange), basic or anonymous
-                             (default: $TARGET_AUTH, else basic with target credentials, else anonymous)
+  --target-auth MODE         azure (DefaultAzureCredential: environment, workload identity, managed
+                             identity, az login; then the ACR token exchange; also for --registry given
+                             by resource ID), managed-identity (the managed identity only), basic or
+                             anonymous (default: $TARGET_AUTH, else basic with target credentials, else anonymous)
   --insecure HOST            use plain HTTP for HOST (repeatable; also $INSECURE_REGISTRIES)
   --wait-rate-limit          wait when a registry asks to retry later (up to $MAX_RETRY_AFTER_SECONDS,
                              3600); without it a wait longer than 30 s fails at once with RATE_LIMITED
@@ -64,6 +70,10 @@ $OCI_IMPORT_ENDPOINT, which import, status, list and cancel all follow): import 
 follows its status with the same progress line; the deployment owns its target (--target and the other
 target options are refused).
   --key KEY                  the function key, sent as x-functions-key (prefer $OCI_IMPORT_KEY)
+  --scope SCOPE              instead of a key, an Entra ID token for this scope (the service's
+                             AUTH_MODE=entra; e.g. api://oci-import/.default; or $OCI_IMPORT_SCOPE),
+                             from DefaultAzureCredential: environment, workload identity (GitHub
+                             Actions), managed identity, az login
   --no-wait                  print the import id and status URL and exit at once (then: status ID --wait)
   --credential NAME          a named credential of the deployment, instead of --username
   --include-referrers, --referrer-type TYPE  as for a local import (the service checks them)

@@ -14,6 +14,7 @@ import { MEDIA_TYPE } from '../oci/referrers.js';
 import { formatReference, normalizeRegistry, parseReference, validateRegistry } from '../oci/reference.js';
 import { Registries } from '../registries.js';
 import { DEFAULT_RETRY } from '../retry.js';
+import { dockerCredentials } from './docker-config.js';
 import { commandHelp, USAGE, version } from './help.js';
 import type { Io } from './io.js';
 import { jsonError } from './json-error.js';
@@ -149,19 +150,13 @@ class Session {
     const targetHost = str(values, 'target') ?? loaded.targetRegistry;
     if (!targetHost) throw new UsageError('--target is required (or set TARGET_REGISTRY)');
     validateRegistry(targetHost);
-    const targetUser = str(values, 'target-username');
-    if (targetUser !== undefined && targetPassword === undefined) {
-      throw new UsageError('--target-username needs a password: set OCI_IMPORT_TARGET_PASSWORD (or give --target-password)');
-    }
-    const targetAuth = (str(values, 'target-auth') ?? (targetUser ? 'basic' : loaded.targetAuth)) as TargetAuth;
-    if (!['managed-identity', 'basic', 'anonymous'].includes(targetAuth)) throw new UsageError(`--target-auth "${targetAuth}" is not one of managed-identity, basic, anonymous`);
-    const targetCredentials = targetUser ? { username: targetUser, password: targetPassword! } : undefined;
-    if (targetAuth === 'basic' && !targetCredentials && !loaded.targetUsername) {
-      throw new UsageError('--target-auth basic needs --target-username and a password (or TARGET_USERNAME/TARGET_PASSWORD)');
-    }
+    const { asked, targetAuth, targetCredentials } = await targetSignIn(values, env, loaded, targetHost, targetPassword);
     // Unlike the service, whose steps end and resume, one CLI process streams each blob as one PATCH
     // (as `docker push` does) unless CHUNK_SIZE asks for chunks.
-    const config: Config = { ...loaded, targetAuth, chunkSize: env.CHUNK_SIZE?.trim() ? loaded.chunkSize : Infinity };
+    const config: Config = {
+      ...loaded, targetAuth, chunkSize: env.CHUNK_SIZE?.trim() ? loaded.chunkSize : Infinity,
+      ...(asked === 'azure' ? { azureCredential: 'default' as const } : {}),
+    };
     const registries = new Registries({
       config, guardSources: false, targetCredentials, insecure: splitList((list(values, 'insecure') ?? []).join(',')),
       retry: { ...DEFAULT_RETRY, maxRetryAfterMs: flag(values, 'wait-rate-limit') ? config.maxRetryAfterSeconds * 1000 : DEFAULT_RETRY.maxRetryAfterMs },
@@ -222,7 +217,8 @@ class Session {
     if (username !== undefined && this.sourceSecret === undefined) {
       throw new UsageError('--username needs a password: --password-stdin, OCI_IMPORT_PASSWORD, or --password (give both the username and the password)');
     }
-    const credentials = this.sourceSecret === undefined ? undefined
+    // no flag names a source credential: what `docker login` (or podman, skopeo…) stored for that registry
+    const credentials = this.sourceSecret === undefined ? (resourceId ? undefined : await dockerCredentials(source.registry, this.io.env))
       : username === undefined ? entraTokenCredentials(this.sourceSecret) : { username, password: this.sourceSecret };
     const request: ImportRequest = {
       source: registry ? formatReference(source) : str(v, 'source')!, target: this.target, images: list(v, 'image'),
@@ -246,6 +242,29 @@ class Session {
     const where = names.length ? names.join(', ') : `${this.target}/${repositories.join(', ')}@${result.digest}`;
     this.io.stdout.write(`imported ${str(this.values, 'source')} → ${where}\ndigest ${result.digest}\n`);
   }
+}
+
+/** How the CLI signs in to the target: flags, then settings, then what `docker login` (podman, skopeo…) stored. */
+async function targetSignIn(values: Values, env: Io['env'], loaded: Config, targetHost: string, targetPassword: string | undefined): Promise<{
+  asked: string; targetAuth: TargetAuth; targetCredentials?: Credentials;
+}> {
+  const targetUser = str(values, 'target-username');
+  if (targetUser !== undefined && targetPassword === undefined) {
+    throw new UsageError('--target-username needs a password: set OCI_IMPORT_TARGET_PASSWORD (or give --target-password)');
+  }
+  const asked = str(values, 'target-auth') ?? (targetUser ? 'basic' : loaded.targetAuth);
+  if (!['azure', 'managed-identity', 'basic', 'anonymous'].includes(asked)) throw new UsageError(`--target-auth "${asked}" is not one of azure, managed-identity, basic, anonymous`);
+  // azure: DefaultAzureCredential (az login, environment, workload identity, managed identity), then the ACR exchange
+  const targetAuth: TargetAuth = asked === 'azure' ? 'managed-identity' : asked as TargetAuth;
+  if (targetUser) return { asked, targetAuth, targetCredentials: { username: targetUser, password: targetPassword! } };
+  // no flag and no setting names a target credential: what `docker login` (or podman, skopeo…) stored for it
+  const fromStore = str(values, 'target-auth') === undefined && !env.TARGET_AUTH?.trim() && targetAuth === 'anonymous'
+    ? await dockerCredentials(targetHost, env) : undefined;
+  if (fromStore) return { asked, targetAuth: 'basic', targetCredentials: fromStore };
+  if (targetAuth === 'basic' && !loaded.targetUsername) {
+    throw new UsageError('--target-auth basic needs --target-username and a password (or TARGET_USERNAME/TARGET_PASSWORD)');
+  }
+  return { asked, targetAuth };
 }
 
 /** `--include-referrers` and its `--referrer-type`s (media types, as the request schema checks them). */

@@ -11,13 +11,14 @@ import { errorCode, errorMessage, OciImportError } from '../errors.js';
 import { parseRetryAfter, sleep } from '../retry.js';
 import type { JobStatus } from '../api/status-view.js';
 import { ApiError, ImportsClient, viewIn, type ImportView } from './client.js';
+import { bearerSource, checkScope } from './entra-token.js';
 import type { Io } from './io.js';
 import { jsonError } from './json-error.js';
 import { Progress } from './progress.js';
 import { oneLine } from './terminal.js';
 
 export const REMOTE_OPTIONS = {
-  endpoint: { type: 'string' }, key: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  endpoint: { type: 'string' }, key: { type: 'string' }, scope: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   'no-wait': { type: 'boolean' }, source: { type: 'string' }, image: { type: 'string', multiple: true }, repository: { type: 'string' },
   registry: { type: 'string' }, force: { type: 'boolean' }, platform: { type: 'string', multiple: true },
   'include-referrers': { type: 'boolean' }, 'referrer-type': { type: 'string', multiple: true }, credential: { type: 'string' }, username: { type: 'string' },
@@ -68,8 +69,11 @@ export async function remote(command: string, args: readonly string[], io: Io): 
 function clientOf(values: Values, io: Io): ImportsClient {
   const endpoint = values.endpoint as string | undefined ?? io.env.OCI_IMPORT_ENDPOINT;
   if (!endpoint) throw new UsageError('--endpoint is required (the API base, e.g. https://myapp.azurewebsites.net/api; or OCI_IMPORT_ENDPOINT)');
+  const scope = values.scope as string | undefined ?? (io.env.OCI_IMPORT_SCOPE?.trim() || undefined);
+  if (scope !== undefined && values.key !== undefined) throw new UsageError('--key and --scope are two ways in: a function key, or an Entra ID token for a service with AUTH_MODE=entra; give one');
   if (values.key !== undefined) io.stderr.write('oci-import: warning: --key on the command line is visible to other users of this machine (ps); use $OCI_IMPORT_KEY instead\n');
   try {
+    if (scope !== undefined) return new ImportsClient(endpoint, bearerSource(checkScope(scope)));
     return new ImportsClient(endpoint, values.key as string | undefined ?? (io.env.OCI_IMPORT_KEY || undefined));
   } catch (err) {
     throw new UsageError(errorMessage(err));

@@ -36,7 +36,7 @@ import { open, seal } from './secrets.js';
 import { stepMismatch, StepRefusedError } from './step-checks.js';
 import { INLINE_MAX_BLOBS, Steps, type StepContext } from './steps.js';
 import { progressOf, type JobStore } from './store.js';
-import { ENDED, type JobRecord, type Logger } from './types.js';
+import { ENDED, type JobCaller, type JobRecord, type Logger } from './types.js';
 
 export type { Logger } from './types.js';
 
@@ -114,7 +114,7 @@ export class ImportService {
    * Validates, creates the job and enqueues its plan step. Throws RequestError for bad input. `id`: the job's id
    * chosen by the caller (a repeatable request); a job with that id existing already throws JOB_EXISTS.
    */
-  async submit(body: unknown, origin: 'http' | 'queue', options: { readonly id?: string } = {}): Promise<JobRecord> {
+  async submit(body: unknown, origin: 'http' | 'queue', options: { readonly id?: string; readonly caller?: JobCaller } = {}): Promise<JobRecord> {
     this.messageKeys();
     const req = await validateImportRequest(body, { config: this.o.config, origin, lookup: this.o.lookup });
     const id = options.id ?? randomUUID();
@@ -128,6 +128,7 @@ export class ImportService {
         ...(req.includeReferrers ? { includeReferrers: true, referrerTypes: req.referrerTypes } : {}),
         ...(req.registryResourceId ? { registryResourceId: req.registryResourceId } : {}),
       },
+      ...(options.caller && (options.caller.oid || options.caller.appid) ? { caller: { ...options.caller } } : {}),
       targets: req.targets, repositories: [...new Set(req.refs.map((r) => r.repository))],
       blobsTotal: 0, bytesTotal: 0, manifests: 0, blobBytes: {}, doneBlobs: [],
     };
@@ -147,9 +148,9 @@ export class ImportService {
   }
 
   /** `submit` for a request with Repeatability-Request-ID: the same id and body give the same job (repeatability.ts). */
-  submitRepeatable(body: unknown, headers: RepeatabilityHeaders): Promise<RepeatResult> {
+  submitRepeatable(body: unknown, headers: RepeatabilityHeaders, caller?: JobCaller): Promise<RepeatResult> {
     return submitRepeatable({
-      store: this.o.store, queue: this.queue, submit: (b, id) => this.submit(b, 'http', { id }),
+      store: this.o.store, queue: this.queue, submit: (b, id) => this.submit(b, 'http', { id, caller }),
       credentialKey: () => this.o.config.credentialKey,
     }, body, headers);
   }
@@ -191,6 +192,7 @@ export class ImportService {
       ...(job.referrers ? { referrers: job.referrers } : {}),
       ...(job.status === 'waiting' && job.waitingUntil ? { waitingUntil: job.waitingUntil } : {}),
       ...(job.error ? { error: job.error } : {}),
+      ...(job.caller ? { caller: job.caller } : {}),
       ...(this.stalled(job) ? { stalled: true as const } : {}),
     };
   }

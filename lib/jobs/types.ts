@@ -21,6 +21,14 @@ export const ENDED: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'ca
 /** What a job remembers of its request: everything but secrets (inline credentials are sealed apart). */
 export type JobRequest = Omit<ValidatedImport, 'sourceRegistry' | 'inlineCredentials' | 'refs' | 'targets'> & { readonly inlineCredentials: boolean };
 
+/** Who asked for an import over HTTP with AUTH_MODE=entra: the token's object ID and client app ID, never the token. */
+export interface JobCaller {
+  /** `oid`: the user's or service principal's object ID. */
+  readonly oid?: string;
+  /** `appid` (v1.0 tokens) or `azp` (v2.0): the client application. */
+  readonly appid?: string;
+}
+
 export interface JobRecord {
   readonly id: string;
   readonly status: JobStatus;
@@ -29,6 +37,8 @@ export interface JobRecord {
   /** After this instant the job fails with JOB_EXPIRED (MAX_JOB_HOURS). */
   readonly expiresAt: string;
   readonly request: JobRequest;
+  /** AUTH_MODE=entra: who created the import (lib/api/entra-auth.ts). */
+  readonly caller?: JobCaller;
   /** `registry/repository:tag` or `registry/repository` names the import writes. */
   readonly targets: readonly string[];
   /** Target repositories in copy order (blobs go to the first; the others mount from it). */

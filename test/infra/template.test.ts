@@ -50,6 +50,7 @@ const SETTING_PARAMS: Record<string, string> = {
   COPY_MEMORY: 'copyMemory',
   ALLOWED_SOURCES: 'allowedSources',
   SYNC_SCHEDULE: 'syncSchedule',
+  AUTH_MODE: 'authMode',
 };
 
 const text = (value: unknown): string => JSON.stringify(value);
@@ -186,6 +187,14 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
         expect(text(settings[setting]), setting).toContain(expected);
       }
       expect(template.parameters.targetAuth?.defaultValue).toBe('managed-identity');
+    });
+
+    it('carry AUTH_MODE and the Entra ID settings from their parameters; the tenant only with authMode entra', () => {
+      expect(template.parameters.authMode?.allowedValues).toEqual(['keys', 'entra']);
+      expect(text(settings.ENTRA_AUDIENCE)).toContain("parameters('entraAudience')");
+      expect(text(settings.ENTRA_AUTHORITY_HOST)).toContain("parameters('entraAuthorityHost')");
+      expect(String(template.parameters.entraAuthorityHost?.defaultValue)).toContain('environment().authentication.loginEndpoint');
+      expect(text(settings.ENTRA_TENANT_ID)).toMatch(/equals\(parameters\('authMode'\), 'entra'\), parameters\('entraTenantId'\), ''\)/);
     });
   });
 

@@ -136,6 +136,8 @@ class Session {
     readonly target: string,
     private readonly sourceSecret: string | undefined,
     readonly redact: (t: string) => string,
+    /** What `redact` hides; a source credential found in a Docker config joins it. */
+    private readonly secrets: (string | undefined)[],
   ) {}
 
   static async open(command: 'import' | 'sync', values: Values, io: Io): Promise<Session> {
@@ -143,7 +145,9 @@ class Session {
     const sourceSecret = command === 'import' ? await sourcePassword(values, io) : undefined;
     const targetPassword = str(values, 'target-password') ?? env.OCI_IMPORT_TARGET_PASSWORD;
     if (str(values, 'target-password') !== undefined) warnCommandLineSecret(io, '--target-password', 'OCI_IMPORT_TARGET_PASSWORD');
-    const redact = redactor([sourceSecret, targetPassword, env.TARGET_PASSWORD]);
+    // (a list, not a copy: credentials found later in a Docker config are redacted too)
+    const secrets = [sourceSecret, targetPassword, env.TARGET_PASSWORD];
+    const redact = (text: string): string => redactor(secrets)(text);
     const loaded = loadConfig(env);
     if (command === 'import' && !values.source) throw new UsageError('--source is required');
     if (command === 'sync' && !values.rules) throw new UsageError('--rules is required');
@@ -151,6 +155,7 @@ class Session {
     if (!targetHost) throw new UsageError('--target is required (or set TARGET_REGISTRY)');
     validateRegistry(targetHost);
     const { asked, targetAuth, targetCredentials } = await targetSignIn(values, env, loaded, targetHost, targetPassword);
+    secrets.push(targetCredentials?.password);
     // Unlike the service, whose steps end and resume, one CLI process streams each blob as one PATCH
     // (as `docker push` does) unless CHUNK_SIZE asks for chunks.
     const config: Config = {
@@ -161,7 +166,7 @@ class Session {
       config, guardSources: false, targetCredentials, insecure: splitList((list(values, 'insecure') ?? []).join(',')),
       retry: { ...DEFAULT_RETRY, maxRetryAfterMs: flag(values, 'wait-rate-limit') ? config.maxRetryAfterSeconds * 1000 : DEFAULT_RETRY.maxRetryAfterMs },
     });
-    return new Session(values, io, config, registries, normalizeRegistry(targetHost), sourceSecret, redact);
+    return new Session(values, io, config, registries, normalizeRegistry(targetHost), sourceSecret, redact, secrets);
   }
 
   async sync(): Promise<number> {
@@ -220,6 +225,7 @@ class Session {
     // no flag names a source credential: what `docker login` (or podman, skopeo…) stored for that registry
     const credentials = this.sourceSecret === undefined ? (resourceId ? undefined : await dockerCredentials(source.registry, this.io.env))
       : username === undefined ? entraTokenCredentials(this.sourceSecret) : { username, password: this.sourceSecret };
+    this.secrets.push(credentials?.password);
     const request: ImportRequest = {
       source: registry ? formatReference(source) : str(v, 'source')!, target: this.target, images: list(v, 'image'),
       repository: str(v, 'repository'), force: flag(v, 'force'), platforms: list(v, 'platform'), ...referrerOptions(v),

@@ -37,8 +37,8 @@ function errors(description: string, op: Operation, status: number, o: { headers
   };
 }
 
-const unauthorized = { description: 'No valid function key (`x-functions-key` header or `code` query parameter); empty body.', 'x-produced-by': 'host' };
-const forbidden = { description: 'Local host only: a `Host` or browser `Origin` that is not this host (DNS rebinding, cross-site pages); empty body.', 'x-produced-by': 'host' };
+const unauthorized = { description: 'No valid function key (`x-functions-key` header or `code` query parameter); empty body. With AUTH_MODE=entra, answered by the app: no or a bad Bearer token (`UNAUTHORIZED`, `INVALID_TOKEN`), with `WWW-Authenticate: Bearer` (docs/security.md).', 'x-produced-by': 'host' };
+const forbidden = { description: 'Local host only: a `Host` or browser `Origin` that is not this host (DNS rebinding, cross-site pages); empty body. With AUTH_MODE=entra, answered by the app: a valid token without the app role (`FORBIDDEN`).', 'x-produced-by': 'host' };
 const failure = { description: 'Anything else: an unexpected failure (the host answers an empty 500 and logs it).' };
 const unavailable = (op: Operation): Json => errors(
   'The service cannot answer now: a setting\'s Key Vault reference is not resolved yet (`Retry-After`), or what the codes say.',

@@ -16,6 +16,7 @@ import { Registries } from '../registries.js';
 import { DEFAULT_RETRY } from '../retry.js';
 import { Progress } from './progress.js';
 import { oneLine, printableStream } from './terminal.js';
+import { UsageError } from './usage-error.js';
 
 export interface Io {
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -85,12 +86,6 @@ ${settingsHelp()}
 CHUNK_SIZE unset: each blob as one streamed PATCH.
 Exit status: 0 imported, 1 import failed, 2 usage error.
 `;
-
-class UsageError extends OciImportError {
-  constructor(message: string) {
-    super('USAGE', message, { side: 'request' });
-  }
-}
 
 const OPTIONS = {
   target: { type: 'string' }, 'target-username': { type: 'string' }, 'target-password': { type: 'string' },

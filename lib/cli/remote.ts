@@ -7,12 +7,14 @@
  * or was canceled, or the service refused (its code and message), 2 usage.
  */
 import { parseArgs } from 'node:util';
-import { errorCode, errorMessage, OciImportError } from '../errors.js';
+import { errorCode, errorMessage } from '../errors.js';
 import { parseRetryAfter, sleep } from '../retry.js';
 import { ApiError, ImportsClient, type ImportView } from './client.js';
 import type { Io } from './main.js';
+import { ENDED } from '../jobs/status.js';
 import { Progress } from './progress.js';
 import { oneLine } from './terminal.js';
+import { UsageError } from './usage-error.js';
 
 export const REMOTE_OPTIONS = {
   endpoint: { type: 'string' }, key: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
@@ -27,13 +29,6 @@ export const REMOTE_OPTIONS = {
 
 type Values = Partial<Record<keyof typeof REMOTE_OPTIONS, string | boolean | string[]>>;
 
-class UsageError extends OciImportError {
-  constructor(message: string) {
-    super('USAGE', message, { side: 'request' });
-  }
-}
-
-const ENDED = new Set(['succeeded', 'failed', 'canceled']);
 /** Polling without a Retry-After from the service. */
 const DEFAULT_POLL_MS = 5_000;
 const LOCAL_ONLY: readonly (keyof Values)[] = ['target', 'target-username', 'target-password', 'target-auth', 'insecure', 'wait-rate-limit'];

@@ -23,10 +23,9 @@ import { indexJob, listJobs, type ListPage, type ListQuery } from './listing.js'
 import type { ValidatedImport } from './request.js';
 import type { RepeatRecord } from './repeatability.js';
 import type { SealedSecret } from './secrets.js';
+import { ENDED, type JobStatus } from './status.js';
 
-export type JobStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'canceled';
-
-export const ENDED: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
+export { ENDED, type JobStatus } from './status.js';
 
 export interface JobProgress {
   readonly manifests: number;

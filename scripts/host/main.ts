@@ -21,7 +21,7 @@ import { createHttpHost, toHttpFunction, type HttpFunction } from './http-trigge
 import { InFlight } from './invoke.js';
 import { ensureMessageKey } from './message-key.js';
 import { WorkerChannel } from './worker-channel.js';
-import { describeError, Logger, toHostLevel } from './log.js';
+import { describeError, HostLogger, toHostLevel } from './log.js';
 import { parseSchedule } from './ncrontab.js';
 import { QueueListener } from './queue-trigger.js';
 import {
@@ -129,7 +129,7 @@ async function main(): Promise<void> {
     return;
   }
   const env = process.env;
-  const logger = new Logger('information');
+  const logger = new HostLogger('information');
   const root = resolve(args.root ?? env.FUNCTIONS_APP_ROOT ?? process.cwd());
 
   let azurite: StartedAzurite | undefined;

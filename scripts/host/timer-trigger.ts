@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { HostedFunction } from './catalog.js';
 import type { RpcDuration, RpcInvocationRequest } from './core-api.js';
 import { FunctionTimeoutError, WorkerExitError, type InFlight, type Invoker } from './invoke.js';
-import { describeError, type Logger } from './log.js';
+import { describeError, type HostLogger } from './log.js';
 import { deliverOutputs, type OutputDeps } from './outputs.js';
 import type { Schedule } from './ncrontab.js';
 
@@ -21,7 +21,7 @@ export interface TimerListenerOptions {
   readonly schedule: Schedule;
   readonly runOnStartup: boolean;
   readonly functionTimeoutMs: number | null;
-  readonly logger: Logger;
+  readonly logger: HostLogger;
   readonly inFlight: InFlight;
   readonly outputs: OutputDeps;
 }

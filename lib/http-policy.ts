@@ -30,6 +30,8 @@ export function isRetryableStatus(status: number): boolean {
 export const TRANSIENT_NETWORK_CODES: ReadonlySet<string> = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN',
   'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+  // the Azure SDKs' RestError for a request that could not be sent, when the socket gave no code of its own
+  'REQUEST_SEND_ERROR',
 ]);
 
 /** undici's and the socket's timeouts: reported as our TIMEOUT. */

@@ -20,16 +20,11 @@ import type { Io } from './io.js';
 import { jsonError } from './json-error.js';
 import { Progress } from './progress.js';
 import { oneLine, printableStream } from './terminal.js';
+import { UsageError } from './usage-error.js';
 
 export type { Io } from './io.js';
 
 export { USAGE } from './help.js';
-
-class UsageError extends OciImportError {
-  constructor(message: string) {
-    super('USAGE', message, { side: 'request' });
-  }
-}
 
 const OPTIONS = {
   target: { type: 'string' }, 'target-username': { type: 'string' }, 'target-password': { type: 'string' },

@@ -7,15 +7,16 @@
  * or was canceled, or the service refused (its code and message), 2 usage.
  */
 import { parseArgs } from 'node:util';
-import { errorCode, errorMessage, OciImportError } from '../errors.js';
+import { errorCode, errorMessage } from '../errors.js';
 import { parseRetryAfter, sleep } from '../retry.js';
-import type { JobStatus } from '../api/status-view.js';
+import { ENDED } from '../jobs/status.js';
 import { ApiError, ImportsClient, viewIn, type ImportView } from './client.js';
 import { bearerSource, checkScope } from './entra-token.js';
 import type { Io } from './io.js';
 import { jsonError } from './json-error.js';
 import { Progress } from './progress.js';
 import { oneLine } from './terminal.js';
+import { UsageError } from './usage-error.js';
 
 export const REMOTE_OPTIONS = {
   endpoint: { type: 'string' }, key: { type: 'string' }, scope: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
@@ -30,14 +31,6 @@ export const REMOTE_OPTIONS = {
 
 type Values = Partial<Record<keyof typeof REMOTE_OPTIONS, string | boolean | string[]>>;
 
-class UsageError extends OciImportError {
-  constructor(message: string) {
-    super('USAGE', message, { side: 'request' });
-  }
-}
-
-/** Final states (lib/api/status-view.ts): the CLI stops following the import there. */
-const ENDED: ReadonlySet<string> = new Set(['succeeded', 'failed', 'canceled'] satisfies JobStatus[]);
 /** Failures whose JSON answer is already on stdout (a refused cancel prints the import). */
 const JSON_PRINTED = new WeakSet<object>();
 /** Polling without a Retry-After from the service. */

@@ -5,6 +5,7 @@
  */
 import { RestError, type ContainerClient } from '@azure/storage-blob';
 import { OciImportError } from '../errors.js';
+import { isTransientForeignError } from '../http-policy.js';
 
 export interface Doc<T> {
   readonly value: T;
@@ -33,11 +34,14 @@ export interface Documents {
   list(prefix: string, options: { readonly marker?: string; readonly maxPageSize: number }): Promise<Listing>;
 }
 
-/** A storage operation failed: the job store's side, worth another try (the queue retries the step). */
+/**
+ * A storage operation failed: the job store's side. Worth another try (the queue retries the step) when its kind is
+ * known to be temporary — a 408/429/5xx, a connection reset or refused (lib/http-policy.ts); a 403 or a bug is not.
+ */
 function storageError(op: string, path: string, err: unknown): OciImportError {
   const status = err instanceof RestError ? err.statusCode : undefined;
   return new OciImportError('STORAGE_ERROR', `job storage ${op} ${path} failed${status ? ` (${status})` : ''}: ${(err as Error).message?.split('\n')[0] ?? String(err)}`,
-    { temporary: true, side: 'storage', cause: err });
+    { temporary: isTransientForeignError(err), side: 'storage', cause: err });
 }
 
 export class BlobDocuments implements Documents {
@@ -48,7 +52,7 @@ export class BlobDocuments implements Documents {
   private ensure(): Promise<unknown> {
     this.ready ??= this.container.createIfNotExists().catch((err: unknown) => {
       this.ready = undefined;
-      throw err;
+      throw storageError('create container', this.container.containerName, err);
     });
     return this.ready;
   }

@@ -16,7 +16,7 @@ export interface Logger {
   error(message: string): void;
 }
 
-export const ENDED: ReadonlySet<JobStatus> = new Set(['succeeded', 'failed', 'canceled']);
+export { ENDED } from './status.js';
 
 /** What a job remembers of its request: everything but secrets (inline credentials are sealed apart). */
 export type JobRequest = Omit<ValidatedImport, 'sourceRegistry' | 'inlineCredentials' | 'refs' | 'targets'> & { readonly inlineCredentials: boolean };

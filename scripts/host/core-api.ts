@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import Module from 'node:module';
-import type { Logger } from './log.js';
+import type { HostLogger } from './log.js';
 import { toHostLevel } from './log.js';
 
 export const CORE_MODULE_ID = '@azure/functions-core';
@@ -179,7 +179,7 @@ export class FunctionsRuntime {
   /** Set when the app called `app.setup({ enableHttpStream: true })` (not supported here). */
   httpStreamRequested = false;
 
-  constructor(readonly logger: Logger) {}
+  constructor(readonly logger: HostLogger) {}
 
   /** The object handed out as `require('@azure/functions-core')`. */
   readonly coreApi = {

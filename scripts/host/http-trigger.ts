@@ -27,7 +27,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { FunctionInfo, RpcBindingInfo, RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcTypedData } from './core-api.js';
 import { FunctionTimeoutError, WorkerExitError, type InFlight, type Invoker } from './invoke.js';
-import { describeError, type Logger } from './log.js';
+import { describeError, type HostLogger } from './log.js';
 import { compareRoutes, compileRoute, matchRoute, type CompiledRoute } from './route.js';
 
 export interface HttpFunction {
@@ -51,7 +51,7 @@ export interface HttpHostOptions {
   /** FUNCTIONS_REQUEST_BODY_SIZE_LIMIT. */
   readonly maxBodyBytes: number;
   readonly functionTimeoutMs: number | null;
-  readonly logger: Logger;
+  readonly logger: HostLogger;
   readonly inFlight: InFlight;
   /** Keys are demanded only when at least one is set. */
   readonly keys?: HttpKeys;

@@ -16,7 +16,7 @@ const TAG: Record<HostLogLevel, string> = {
   trace: 'trace', debug: 'debug', information: 'info ', warning: 'warn ', error: 'error', critical: 'crit ', none: '',
 };
 
-export class Logger {
+export class HostLogger {
   constructor(public minLevel: HostLogLevel = 'information') {}
 
   enabled(level: HostLogLevel): boolean {

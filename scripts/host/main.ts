@@ -21,7 +21,7 @@ import { createHttpHost, toHttpFunction, type HttpFunction } from './http-trigge
 import { InFlight } from './invoke.js';
 import { ensureMessageKey } from './message-key.js';
 import { WorkerChannel } from './worker-channel.js';
-import { describeError, Logger, toHostLevel } from './log.js';
+import { describeError, HostLogger, toHostLevel } from './log.js';
 import { parseSchedule } from './ncrontab.js';
 import { QueueListener } from './queue-trigger.js';
 import {
@@ -134,7 +134,7 @@ class Host {
   readonly inFlight = new InFlight();
   private shuttingDown = false;
 
-  constructor(readonly logger: Logger, private readonly env: Env) {}
+  constructor(readonly logger: HostLogger, private readonly env: Env) {}
 
   async shutdown(reason: string, code: number): Promise<never> {
     const { logger } = this;
@@ -179,7 +179,7 @@ class Host {
 }
 
 /** The host's settings: flags, environment, local.settings.json (applied to the environment) and host.json. */
-function readSettings(root: string, args: Args, env: Env, logger: Logger) {
+function readSettings(root: string, args: Args, env: Env, logger: HostLogger) {
   const local = readLocalSettings(resolve(root, args['local-settings'] ?? env.LOCAL_SETTINGS_JSON ?? 'local.settings.json'));
   const applied = applyLocalSettings(local, env);
   const hostJson = readHostJson(resolve(root, args['host-json'] ?? env.HOST_JSON ?? 'host.json'), env);
@@ -210,7 +210,7 @@ function mainGlobOf(root: string, args: Args, env: Env): string {
 }
 
 /** The functions the worker's modules registered, with their settings resolved (`%SETTING%`). */
-async function catalogOf(registered: Parameters<typeof buildCatalog>[0], env: Env, settings: Settings, logger: Logger): Promise<ReturnType<typeof buildCatalog>> {
+async function catalogOf(registered: Parameters<typeof buildCatalog>[0], env: Env, settings: Settings, logger: HostLogger): Promise<ReturnType<typeof buildCatalog>> {
   let catalog;
   try {
     catalog = buildCatalog(registered, env, settings.settingDefaults ? await loadSettingDefaults() : undefined);
@@ -387,7 +387,7 @@ async function main(): Promise<void> {
     return;
   }
   const env = process.env;
-  const host = new Host(new Logger('information'), env);
+  const host = new Host(new HostLogger('information'), env);
   host.handleProcessEvents();
   try {
     await start(host, resolve(args.root ?? env.FUNCTIONS_APP_ROOT ?? process.cwd()), args, env);

@@ -31,7 +31,7 @@ import type { DequeuedMessageItem, QueueClient } from '@azure/storage-queue';
 import type { HostedFunction } from './catalog.js';
 import type { RpcTypedData } from './core-api.js';
 import { FunctionTimeoutError, WorkerExitError, type InFlight, type Invoker } from './invoke.js';
-import { describeError, type Logger } from './log.js';
+import { describeError, type HostLogger } from './log.js';
 import { deliverOutputs, type OutputDeps } from './outputs.js';
 import type { QueueOptions } from './settings.js';
 import { decodeMessage } from './storage.js';
@@ -47,7 +47,7 @@ export interface QueueListenerOptions {
   /** Visibility lease while an invocation runs, seconds (LOCAL_HOST_QUEUE_LEASE_SECONDS, default 600 as in Azure), renewed at half. */
   readonly leaseSeconds: number;
   readonly functionTimeoutMs: number | null;
-  readonly logger: Logger;
+  readonly logger: HostLogger;
   readonly inFlight: InFlight;
   readonly outputs: OutputDeps;
 }

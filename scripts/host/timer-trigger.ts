@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { HostedFunction } from './catalog.js';
 import type { RpcDuration, RpcInvocationRequest } from './core-api.js';
 import { FunctionTimeoutError, WorkerExitError, type InFlight, type Invoker } from './invoke.js';
-import { describeError, type Logger } from './log.js';
+import { describeError, type HostLogger } from './log.js';
 import { deliverOutputs, type OutputDeps } from './outputs.js';
 import type { Schedule } from './ncrontab.js';
 
@@ -21,7 +21,7 @@ export interface TimerListenerOptions {
   readonly schedule: Schedule;
   readonly runOnStartup: boolean;
   readonly functionTimeoutMs: number | null;
-  readonly logger: Logger;
+  readonly logger: HostLogger;
   readonly inFlight: InFlight;
   readonly outputs: OutputDeps;
 }
@@ -41,7 +41,7 @@ function retryDelayMs(retry: RetryOptions, attempt: number): number {
 }
 
 /** A failed invocation's log lines, as the Functions host writes them. */
-function logFailure(logger: Logger, name: string, err: unknown, o: { invocationId: string; ms: number; startup: boolean; attempt: number }): void {
+function logFailure(logger: HostLogger, name: string, err: unknown, o: { invocationId: string; ms: number; startup: boolean; attempt: number }): void {
   if (err instanceof FunctionTimeoutError || err instanceof WorkerExitError) logger.error(name, `${err.message} (Id=${o.invocationId})`);
   else logger.error(name, `Exception while executing function: Functions.${name}: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
   logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${o.invocationId}, Duration=${o.ms}ms) reason=${o.startup ? 'runOnStartup' : 'timer'}${o.attempt > 0 ? ` retry=${o.attempt}` : ''}`);

@@ -32,7 +32,7 @@ import type { FunctionInfo } from './core-api.js';
 import {
   FunctionTimeoutError, formatMs, WorkerExitError, WorkerInvocationError, type InvocationInput, type InvocationResult,
 } from './invoke.js';
-import { describeError, type Logger } from './log.js';
+import { describeError, type HostLogger } from './log.js';
 import type { HostToWorker, InitMessage, WorkerToHost } from './protocol.js';
 import { HostConfigError } from './settings.js';
 
@@ -72,7 +72,7 @@ export interface WorkerChannelOptions {
   /** Node flags for the worker (the host's own, e.g. `--import tsx` when run from source). */
   readonly execArgv: readonly string[];
   readonly init: InitMessage;
-  readonly logger: Logger;
+  readonly logger: HostLogger;
   readonly startTimeoutMs?: number;
   /** Called when a restarted worker cannot start: the host cannot go on. */
   readonly onFatal: (reason: string) => void;

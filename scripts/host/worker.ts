@@ -18,10 +18,10 @@
 import { pathToFileURL } from 'node:url';
 import { FunctionsRuntime, installCoreApi, type FunctionInfo } from './core-api.js';
 import { runInvocation, serializeError } from './invoke.js';
-import { describeError, Logger } from './log.js';
+import { describeError, HostLogger } from './log.js';
 import type { HostToWorker, InitMessage, WorkerToHost } from './protocol.js';
 
-const logger = new Logger('information');
+const logger = new HostLogger('information');
 const runtime = new FunctionsRuntime(logger);
 
 function send(message: WorkerToHost): void {

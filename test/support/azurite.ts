@@ -1,5 +1,7 @@
 /**
- * Test harness: a throw-away Azurite (in-memory, loopback, free ports) for integration tests.
+ * Test harness: a throw-away Azurite (in-memory, loopback, free ports) for integration tests. Where Azurite is
+ * found, its flags and the port probe are the local host's (scripts/host/azurite.ts, which persists under
+ * `.azurite/` on the fixed development ports instead): one launcher, two modes.
  *
  *   const azurite = await startAzurite();
  *   process.env.AzureWebJobsStorage = azurite.connectionString;
@@ -7,11 +9,9 @@
  *   await azurite.stop();
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { AZURITE_FLAGS, azuriteMainPath, isListening } from '../../scripts/host/azurite.js';
 
 export interface RunningAzurite {
   /** Full connection string for the devstoreaccount1 account on this instance's ports. */
@@ -29,13 +29,6 @@ export interface RunningAzurite {
 const DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 const READY_TIMEOUT_MS = 20_000;
 
-function azuriteBin(): string {
-  const require = createRequire(import.meta.url);
-  const pkgPath = require.resolve('azurite/package.json');
-  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { bin?: Record<string, string> };
-  return join(dirname(pkgPath), pkg.bin?.azurite ?? 'dist/src/azurite.js');
-}
-
 /** Distinct free loopback ports (bound together, then released). */
 export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
@@ -48,14 +41,6 @@ export async function freePorts(count: number): Promise<number[]> {
   const ports = servers.map((s) => (s.address() as { port: number }).port);
   await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
   return ports;
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => { socket.destroy(); resolve(false); });
-  });
 }
 
 export function devConnectionString(blobPort: number, queuePort: number, tablePort: number): string {
@@ -77,8 +62,8 @@ export interface AzuriteOptions {
 async function attempt(o: AzuriteOptions): Promise<RunningAzurite> {
   const [blobPort, queuePort, tablePort] = (await freePorts(3)) as [number, number, number];
   const child: ChildProcess = spawn(process.execPath, [
-    azuriteBin(),
-    '--inMemoryPersistence', '--skipApiVersionCheck', '--disableTelemetry', '--silent',
+    azuriteMainPath(),
+    '--inMemoryPersistence', ...AZURITE_FLAGS,
     '--blobHost', '127.0.0.1', '--blobPort', String(blobPort),
     '--queueHost', '127.0.0.1', '--queuePort', String(queuePort),
     '--tableHost', '127.0.0.1', '--tablePort', String(tablePort),
@@ -103,7 +88,7 @@ async function attempt(o: AzuriteOptions): Promise<RunningAzurite> {
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
-    const up = await Promise.all([blobPort, queuePort, tablePort].map(listening));
+    const up = await Promise.all([blobPort, queuePort, tablePort].map((port) => isListening(port)));
     if (up.every(Boolean)) break;
     if (exited || Date.now() > deadline) {
       await stop();

@@ -281,7 +281,7 @@ export interface Config {
   readonly credentials: ReadonlyMap<string, NamedCredential>;
   readonly blobConcurrency: number;
   readonly fetchConcurrency: number;
-  /** COPY_MEMORY: blob bytes held at most while copying (the part budget). */
+  /** COPY_MEMORY: blob bytes held at most while copying (the part pool). */
   readonly copyMemory: number;
   readonly allowedSources: readonly string[];
   /** PRIVATE_SOURCE_REGISTRIES: registry resource IDs allowed to resolve privately (lib/policy/private-sources.ts). */

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.js';
 import { mapLimited } from '../engine/concurrency.js';
 import { engineFromConfig, runImport } from '../engine/engine.js';
-import { PartBudget } from '../engine/part-reader.js';
+import { PartPool } from '../engine/part-reader.js';
 import { errorCode } from '../errors.js';
 import { parseReference } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/registry.js';
@@ -50,14 +50,14 @@ export async function runSync(c: SyncCommand): Promise<number> {
   progress.plan(plan.items.filter((i) => i.action !== 'unchanged' && !c.dryRun).length);
   const out = (line: string): void => void c.io.stdout.write(c.redact(line) + '\n');
 
-  // The imports run SYNC_CONCURRENCY at once, their ranged GETs within one shared part budget (bounded memory).
-  const partBudget = new PartBudget(2 * c.config.fetchConcurrency, c.config.copyMemory);
+  // The imports run SYNC_CONCURRENCY at once, their ranged GETs within one shared part pool (bounded memory).
+  const partPool = new PartPool(2 * c.config.fetchConcurrency, c.config.copyMemory);
   const results = await mapLimited(plan.items, c.config.syncConcurrency, async (item): Promise<SyncItem & { outcome: string; digest?: string; error?: string }> => {
     if (item.action === 'unchanged' || c.dryRun) return { ...item, outcome: item.action === 'unchanged' ? 'unchanged' : 'would import' };
     progress.running(1);
     try {
       const src = parseReference(item.request!.source);
-      const engine = engineFromConfig(c.config, { source: sourceClient(src.registry, rules[item.rule]!.credential), target: targetClient }, { partBudget });
+      const engine = engineFromConfig(c.config, { source: sourceClient(src.registry, rules[item.rule]!.credential), target: targetClient }, { partPool });
       const r = await runImport(engine, item.request!, { blobConcurrency: c.config.blobConcurrency, stepMs: c.config.stepBudgetSeconds * 1000 });
       return { ...item, outcome: 'imported', digest: r.digest };
     } catch (err) {

@@ -21,7 +21,7 @@ import { RegistryError } from '../oci/errors.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { DEFAULT_RETRY, outsideRetry, retry, type RetryPolicy } from '../retry.js';
 import { ImportError } from './errors.js';
-import { PartReader, type PartBudget } from './part-reader.js';
+import { PartReader, type PartPool } from './part-reader.js';
 import type { BlobState, EngineEvents, PlannedBlob, StepBudget, UploadingBlob } from './types.js';
 
 export interface CopyBlobOptions {
@@ -35,7 +35,7 @@ export interface CopyBlobOptions {
   /** Ranged GETs in flight ahead of the upload. */
   readonly fetchConcurrency: number;
   /** Shared by the blobs copied at once: their part slots and buffers. */
-  readonly partBudget: PartBudget;
+  readonly partPool: PartPool;
   /** Bytes per ranged GET (default DEFAULT_PART_SIZE; tests use small ones). */
   readonly partSize?: number;
   /** Largest part as a multiple of the part size (default: the reader's; tests pin parts with 1). */
@@ -136,7 +136,7 @@ class Upload {
     this.pace = new Pace(state.phase === 'uploading' ? state.offset : 0, budget);
     this.reader = new PartReader({
       source: o.source, repository: o.sourceRepository, digest: state.digest, size: state.size, concurrency: o.fetchConcurrency,
-      partSize: o.partSize, partGrowth: o.partGrowth, budget: o.partBudget, retry: o.partRetry ?? o.source.retryPolicy, signal: budget.signal, events: o.events,
+      partSize: o.partSize, partGrowth: o.partGrowth, pool: o.partPool, retry: o.partRetry ?? o.source.retryPolicy, signal: budget.signal, events: o.events,
       wanted: (offset) => this.pace.wanted(offset, this.s, this.chunks, this.chunkLength()),
     });
   }

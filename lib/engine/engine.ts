@@ -9,7 +9,7 @@ import type { RetryPolicy } from '../retry.js';
 import { copyBlob, initialBlobState } from './copy-blob.js';
 import type { ImportLimits } from './errors.js';
 import { finalize, type FinalizeOptions } from './finalize.js';
-import { PartBudget } from './part-reader.js';
+import { PartPool } from './part-reader.js';
 import { plan } from './plan.js';
 import { targetRepositories } from './targets.js';
 import type { BlobState, EngineEvents, FinalizeResult, ImportPlan, ImportRequest, StepBudget } from './types.js';
@@ -20,7 +20,7 @@ export interface EngineOptions extends ImportLimits {
   /** Bytes per PATCH; Infinity: each blob as one streamed PATCH. */
   readonly chunkSize: number;
   readonly fetchConcurrency: number;
-  /** Blob bytes held at most by the engine's own part budget (COPY_MEMORY; default DEFAULT_COPY_MEMORY). */
+  /** Blob bytes held at most by the engine's own part pool (COPY_MEMORY; default DEFAULT_COPY_MEMORY). */
   readonly copyMemory?: number;
   /** Bytes per ranged GET part (default 4 MiB; tests use small ones). */
   readonly partSize?: number;
@@ -33,7 +33,7 @@ export interface EngineOptions extends ImportLimits {
   readonly events?: EngineEvents;
   /** Part slots and buffers shared with other engines of the process (the queue worker runs several
    * steps at once, each with its own engine); by default the engine has its own. */
-  readonly partBudget?: PartBudget;
+  readonly partPool?: PartPool;
 }
 
 /** What copying a blob needs to know of its import, without the plan's manifests. */
@@ -46,10 +46,10 @@ export class ImportEngine {
   /** Parts fetched ahead across all blobs copied at once: one big blob may run FETCH_CONCURRENCY GETs,
    * several share twice that many parts and COPY_MEMORY bytes (bounding memory however many blobs run
    * in parallel). */
-  private readonly partBudget: PartBudget;
+  private readonly partPool: PartPool;
 
   constructor(private readonly o: EngineOptions) {
-    this.partBudget = o.partBudget ?? new PartBudget(2 * o.fetchConcurrency, o.copyMemory);
+    this.partPool = o.partPool ?? new PartPool(2 * o.fetchConcurrency, o.copyMemory);
   }
 
   plan(req: ImportRequest, signal?: AbortSignal): Promise<ImportPlan> {
@@ -80,7 +80,7 @@ export class ImportEngine {
       mountFrom,
       chunkSize: this.o.chunkSize,
       fetchConcurrency: this.o.fetchConcurrency,
-      partBudget: this.partBudget,
+      partPool: this.partPool,
       partSize: this.o.partSize, partGrowth: this.o.partGrowth,
       partRetry: this.o.partRetry,
       sessionRetry: this.o.sessionRetry,
@@ -100,17 +100,17 @@ export { forEachLimited } from './concurrency.js';
 export type EngineSettings = Pick<Config, 'chunkSize' | 'fetchConcurrency' | 'copyMemory' | 'maxManifests' | 'maxBlobs' | 'maxImportBytes'>;
 
 /**
- * The one way to build an engine from the settings: the CLI's import and sync, and every queue step. `partBudget`
+ * The one way to build an engine from the settings: the CLI's import and sync, and every queue step. `partPool`
  * shares part slots and buffers between engines running at once (the queue worker, a sync pass); without it the
  * engine has its own, of COPY_MEMORY bytes.
  */
 export function engineFromConfig(config: EngineSettings, sides: { source: RegistryClient; target: RegistryClient },
-  o: { partBudget?: PartBudget; events?: EngineEvents } = {}): ImportEngine {
+  o: { partPool?: PartPool; events?: EngineEvents } = {}): ImportEngine {
   return new ImportEngine({
     source: sides.source, target: sides.target,
     chunkSize: config.chunkSize, fetchConcurrency: config.fetchConcurrency, copyMemory: config.copyMemory,
     maxManifests: config.maxManifests, maxBlobs: config.maxBlobs, maxImportBytes: config.maxImportBytes,
-    ...(o.partBudget ? { partBudget: o.partBudget } : {}), ...(o.events ? { events: o.events } : {}),
+    ...(o.partPool ? { partPool: o.partPool } : {}), ...(o.events ? { events: o.events } : {}),
   });
 }
 

@@ -4,7 +4,7 @@
  * handed out in order. A part lands in pooled blocks of BLOCK_SIZE bytes, which the upload sends as they
  * fill (the part it is at streams through) and gives back one block later: memory follows the bytes
  * waiting to be sent, in steps of one block, and the blocks of all blobs copied at once are bounded by
- * one shared `PartBudget`.
+ * one shared `PartPool`.
  *
  * Each part's GET is retried here, under the part policy, and nowhere else (the transport sends it
  * once); an attempt that failed midway is continued from the part's first missing byte, so a failing
@@ -53,7 +53,7 @@ export const DEFAULT_MAX_READY_PARTS = 2;
  * Blocks are pooled: a fresh buffer per part makes V8 free hundreds of MB of external memory in full
  * collections (slower than the hashing, and the RSS balloons); recycled ones cost nothing.
  */
-export class PartBudget {
+export class PartPool {
   readonly maxBlocks: number;
   private used = 0;
   private reserved = 0;
@@ -155,7 +155,7 @@ export interface PartReaderOptions {
   readonly partSize?: number;
   /** Largest part, as a multiple of the part size (default MAX_PART_GROWTH; 1: every part the part size). */
   readonly partGrowth?: number;
-  readonly budget: PartBudget;
+  readonly pool: PartPool;
   /** Attempts of one part's GET. */
   readonly retry: RetryPolicy;
   readonly signal?: AbortSignal;
@@ -179,18 +179,18 @@ export interface Lent {
  * took the last whole, or all but less than its high-water mark: the block before is then written); the
  * last ones wait for `release(reuse)`, which the caller must call when the request has ended: with
  * `reuse` false (a failed request: a dead socket may still hold them) they are left to the garbage
- * collector, never reused, and only their room in the budget comes back.
+ * collector, never reused, and only their room in the pool comes back.
  */
 export interface PartStream {
   readonly chunks: AsyncIterable<Buffer>;
   release(reuse: boolean): void;
 }
 
-/** One part: its bytes in blocks as they arrive, and the budget's blocks it holds until they are sent. */
+/** One part: its bytes in blocks as they arrive, and the pool's blocks it holds until they are sent. */
 class Part {
   /** Blocks in order, as they were filled. */
   private readonly blocks: Buffer[] = [];
-  /** Which blocks came back to the budget. */
+  /** Which blocks came back to the pool. */
   private readonly returned: boolean[] = [];
   /** Blocks handed to a reader: given back by that reader, not by `dispose`. */
   private lentBlocks = 0;
@@ -204,11 +204,11 @@ class Part {
   taken = false;
   /** A reader had to wait for its bytes. */
   waited = false;
-  /** Counted as ready in the budget. */
+  /** Counted as ready in the pool. */
   ready = false;
   readonly stop = new AbortController();
   readonly startedAt = Date.now();
-  /** Time its GET waited for room in the budget (not the source's time). */
+  /** Time its GET waited for room in the pool (not the source's time). */
   pausedMs = 0;
   /** Its GET's signal: the step's, or `stop`. */
   signal: AbortSignal = this.stop.signal;
@@ -216,7 +216,7 @@ class Part {
   settled: Promise<void> = Promise.resolve();
   private waiters: (() => void)[] = [];
 
-  constructor(readonly start: number, readonly end: number, private readonly budget: PartBudget) {}
+  constructor(readonly start: number, readonly end: number, private readonly pool: PartPool) {}
 
   get length(): number {
     return this.end - this.start;
@@ -232,11 +232,11 @@ class Part {
       const at = this.filled % BLOCK_SIZE;
       if (at === 0 && this.blocks.length * BLOCK_SIZE <= this.filled) {
         // the part an upload is at always gets a block to fill while it sends the one before
-        const block = this.budget.block(this.taken && this.held < 2);
+        const block = this.pool.block(this.taken && this.held < 2);
         if (!block) {
           const rest = chunk.subarray(from);
           const since = Date.now();
-          return this.budget.room().then(() => {
+          return this.pool.room().then(() => {
             this.pausedMs += Date.now() - since;
             return this.write(rest);
           });
@@ -248,7 +248,7 @@ class Part {
       chunk.copy(this.blocks[this.blocks.length - 1]!, at, from, from + n);
       from += n;
       this.filled += n;
-      this.budget.arrivedBytes(n);
+      this.pool.arrivedBytes(n);
       if (at + n === BLOCK_SIZE) this.notify();
     }
   }
@@ -285,7 +285,7 @@ class Part {
     if (!b || this.returned[i]) return;
     this.returned[i] = true;
     this.held--;
-    this.budget.give(b, reuse);
+    this.pool.give(b, reuse);
   }
 
   /** Gives back the blocks never lent, once the GET has stopped writing into them. */
@@ -408,7 +408,7 @@ export class PartReader {
 
   close(): void {
     this.closed = true;
-    this.o.budget.forget(this.wake);
+    this.o.pool.forget(this.wake);
     for (const k of [...this.parts.keys()]) this.drop(k);
     this.dropWaiters('the blob copy ended');
   }
@@ -423,7 +423,7 @@ export class PartReader {
     part.taken = true;
     this.unready(part);
     // it may be waiting for a block: the part an upload is at gets one anyway
-    this.o.budget.nudge();
+    this.o.pool.nudge();
     return part;
   }
 
@@ -459,11 +459,11 @@ export class PartReader {
   private unready(part: Part): void {
     if (!part.ready) return;
     part.ready = false;
-    this.o.budget.ready(-1);
+    this.o.pool.ready(-1);
   }
 
   private forget(k: number): void {
-    if (this.parts.delete(k)) this.o.budget.release();
+    if (this.parts.delete(k)) this.o.pool.release();
   }
 
   /** Starts part GETs while there is room: in flight < limit, a slot, and within the window. */
@@ -472,8 +472,8 @@ export class PartReader {
     while (!this.closed && this.inFlight < this.limit && this.next < windowEnd) {
       const start = this.next;
       if (start >= this.chunkEnd && this.o.wanted && !this.o.wanted(start)) return;
-      if (!this.o.budget.tryAcquire(this.wake, start === this.cursor)) return;
-      this.startFetch(new Part(start, this.partEnd(start, this.fetchSize), this.o.budget));
+      if (!this.o.pool.tryAcquire(this.wake, start === this.cursor)) return;
+      this.startFetch(new Part(start, this.partEnd(start, this.fetchSize), this.o.pool));
     }
   }
 
@@ -505,7 +505,7 @@ export class PartReader {
     if (part.waited) this.limit = Math.min(this.o.concurrency, this.limit + 1);
     if (part.taken) return;
     part.ready = true;
-    this.o.budget.ready(1);
+    this.o.pool.ready(1);
     const waiting = [...this.parts.values()].filter((p) => p.ready).length;
     if (waiting >= 2) this.limit = Math.max(1, this.limit - 1);
   }

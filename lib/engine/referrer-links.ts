@@ -60,7 +60,7 @@ export async function linkReferrers(plan: ImportPlan, target: RegistryClient, re
     const pushed = processed.get(r.digest);
     if (pushed === true) continue;
     if (pushed === undefined) {
-      api ??= (await target.listReferrers(repository, r.subject, { budget: { pages: 1, bytes: MAX_MANIFEST_BYTES }, firstPageOnly: true, signal })) !== undefined;
+      api ??= (await target.listReferrers(repository, r.subject, { quota: { pages: 1, bytes: MAX_MANIFEST_BYTES }, firstPageOnly: true, signal })) !== undefined;
       if (api) continue;
     }
     pending.set(r.subject, [...pending.get(r.subject) ?? [], r]);

@@ -13,7 +13,7 @@
  * forged fallback index must not bring in unrelated content). Every referrer counts against the same
  * limits as the image (MAX_MANIFESTS, MAX_BLOBS, MAX_IMPORT_BYTES, the plan's manifest bytes), and every
  * read of discovery — list pages, fallback tags, cosign HEADs and the listed manifests themselves — against
- * one budget of REFERRER_READS_PER_MANIFEST × (MAX_MANIFESTS + 1), whatever the lists claim: a digest listed
+ * one quota of REFERRER_READS_PER_MANIFEST × (MAX_MANIFESTS + 1), whatever the lists claim: a digest listed
  * twice is fetched once, and one already seen to refer to another subject is dropped without a fetch. Compare oras-go `registry/remote/repository.go` (`Referrers`,
  * `referrersByTagSchema`) and regclient `scheme/reg/referrer.go`; nothing copied.
  */
@@ -21,7 +21,7 @@ import type { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { MediaType, parseManifest, type Descriptor, type RawManifest } from '../oci/manifest.js';
 import { COSIGN_TAGS, MEDIA_TYPE, cosignTag, referrerDescriptor, referrersIndexEntries, referrersTag, typeMatches, type CosignSuffix } from '../oci/referrers.js';
-import type { ReferrersBudget, RegistryClient } from '../oci/registry.js';
+import type { ReferrersQuota, RegistryClient } from '../oci/registry.js';
 import { ProtocolError } from '../oci/errors.js';
 import type { PlannedReferrer, PlannedReferrersIndex } from './types.js';
 
@@ -75,14 +75,14 @@ export async function discoverReferrers(subjects: readonly Digest[], plan: Refer
 class Discovery {
   private readonly referrers: PlannedReferrer[] = [];
   private readonly indexes: PlannedReferrersIndex[] = [];
-  private readonly budget: ReferrersBudget;
+  private readonly quota: ReferrersQuota;
   /** Whether the source has the referrers API: learned from the first answer (as oras-go caches it per repository). */
   private api: boolean | undefined;
   /** The subject of every listed manifest fetched so far (undefined: none): each digest is fetched once. */
   private readonly subjects = new Map<Digest, Digest | undefined>();
 
   constructor(private readonly plan: ReferrerCollector, private readonly o: DiscoverOptions) {
-    this.budget = { pages: REFERRER_READS_PER_MANIFEST * (o.maxManifests + 1), bytes: MAX_REFERRER_LIST_BYTES };
+    this.quota = { pages: REFERRER_READS_PER_MANIFEST * (o.maxManifests + 1), bytes: MAX_REFERRER_LIST_BYTES };
   }
 
   /**
@@ -142,18 +142,18 @@ class Discovery {
   private async list(subject: Digest): Promise<Listing> {
     const { source, repository, types, signal } = this.o;
     if (this.api !== false) {
-      const list = await source.listReferrers(repository, subject, { artifactType: types?.length === 1 ? types[0] : undefined, budget: this.budget, signal });
+      const list = await source.listReferrers(repository, subject, { artifactType: types?.length === 1 ? types[0] : undefined, quota: this.quota, signal });
       this.api = list !== undefined;
       if (list) return { via: 'api', descriptors: list.descriptors };
     }
     // HEAD first: most subjects have no fallback tag, and a HEAD costs no pull where GETs are counted (Docker Hub)
     const tag = referrersTag(subject);
-    if (this.budget.pages-- <= 0) throw this.exhausted(subject);
+    if (this.quota.pages-- <= 0) throw this.exhausted(subject);
     const head = await source.headManifest(repository, tag, { signal });
     const raw = head && await this.read(() => source.getManifest(repository, head.digest ?? tag, { signal }));
     if (!raw) return { via: 'tag', descriptors: [] };
-    this.budget.bytes -= raw.bytes.length;
-    if (this.budget.bytes < 0) throw this.exhausted(subject);
+    this.quota.bytes -= raw.bytes.length;
+    if (this.quota.bytes < 0) throw this.exhausted(subject);
     try {
       return { via: 'tag', descriptors: referrersIndexEntries(raw, subject, `fallback tag ${repository}:${tag} on the source`), index: raw };
     } catch (err) {
@@ -173,7 +173,7 @@ class Discovery {
     }
     // listed before (twice in one list, or under another subject): what it refers to is known, no second GET
     if (this.subjects.has(d.digest) && this.subjects.get(d.digest) !== subject) return undefined;
-    if (this.budget.pages-- <= 0) throw this.exhausted(subject);
+    if (this.quota.pages-- <= 0) throw this.exhausted(subject);
     const raw = await this.o.source.getManifest(this.o.repository, d.digest, { signal: this.o.signal });
     const own = parseManifest(raw).subject?.digest;
     this.subjects.set(d.digest, own);
@@ -189,8 +189,8 @@ class Discovery {
     const wanted = (Object.keys(COSIGN_TAGS) as CosignSuffix[])
       .map((suffix) => ({ suffix, tag: cosignTag(subject, suffix) }))
       .filter((t): t is { suffix: CosignSuffix; tag: string } => t.tag !== undefined && typeMatches(COSIGN_TAGS[t.suffix], this.o.types));
-    this.budget.pages -= wanted.length;
-    if (this.budget.pages < 0) throw this.exhausted(subject);
+    this.quota.pages -= wanted.length;
+    if (this.quota.pages < 0) throw this.exhausted(subject);
     const heads = await Promise.all(wanted.map(async (t) => ({ ...t, head: await this.o.source.headManifest(this.o.repository, t.tag, { signal: this.o.signal }) })));
     return heads.filter((t) => t.head).map((t) => ({ suffix: t.suffix, tag: t.tag, digest: t.head!.digest }));
   }
@@ -199,7 +199,7 @@ class Discovery {
   private async cosign(subject: Digest, tags: readonly { suffix: CosignSuffix; tag: string; digest?: Digest }[]): Promise<Digest[]> {
     const added: Digest[] = [];
     for (const { suffix, tag, digest } of tags) {
-      if (this.budget.pages-- <= 0) throw this.exhausted(subject);
+      if (this.quota.pages-- <= 0) throw this.exhausted(subject);
       const raw = await this.o.source.getManifest(this.o.repository, digest ?? tag, { signal: this.o.signal });
       if (!COPYABLE.has(raw.mediaType)) {
         this.plan.notes.push(`cosign tag ${tag} holds a ${raw.mediaType}, not a manifest type oci-import copies; not copied`);
@@ -214,9 +214,9 @@ class Discovery {
     return added;
   }
 
-  /** A GET that may find nothing (404), counted against the budget. */
+  /** A GET that may find nothing (404), counted against the quota. */
   private async read(fn: () => Promise<RawManifest>): Promise<RawManifest | undefined> {
-    if (this.budget.pages-- <= 0) throw this.exhausted();
+    if (this.quota.pages-- <= 0) throw this.exhausted();
     try {
       return await fn();
     } catch (err) {

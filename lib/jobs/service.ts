@@ -19,7 +19,7 @@ import { setMaxListeners } from 'node:events';
 import type { ImportStatusView } from '../api/status-view.js';
 import type { Config, MessageKeys } from '../config.js';
 import { ImportError } from '../engine/errors.js';
-import { PartBudget } from '../engine/part-reader.js';
+import { PartPool } from '../engine/part-reader.js';
 import { RateLimitedError, TimeoutError, errorCode, errorMessage, formatDuration, isTemporary, type ErrorCode } from '../errors.js';
 import type { Credentials } from '../oci/auth.js';
 import { parseReference } from '../oci/reference.js';
@@ -97,9 +97,9 @@ export class ImportService {
     this.steps = new Steps({
       config: o.config, store: o.store, queue: this.queue, registries: this.registries,
       sides: (job) => this.sides(job),
-      // One budget of ranged-GET parts for every step this process runs at once (each has its own engine):
+      // One pool of ranged-GET parts for every step this process runs at once (each has its own engine):
       // memory stays bounded by FETCH_CONCURRENCY, not by the host's batch size.
-      partBudget: new PartBudget(2 * o.config.fetchConcurrency, o.config.copyMemory),
+      partPool: new PartPool(2 * o.config.fetchConcurrency, o.config.copyMemory),
       owner: randomUUID(),
       leaseMarginMs: o.leaseMarginMs ?? STEP_MARGIN_MS,
       checkpointEveryMs: o.checkpointEveryMs,

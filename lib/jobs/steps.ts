@@ -13,7 +13,7 @@
  */
 import { copyAllAndFinalize, engineFromConfig, type CopyContext, type ImportEngine } from '../engine/engine.js';
 import { ImportError } from '../engine/errors.js';
-import { PartBudget } from '../engine/part-reader.js';
+import { PartPool } from '../engine/part-reader.js';
 import { checkTargetRepositories, targetRefs } from '../engine/targets.js';
 import { initialBlobState } from '../engine/copy-blob.js';
 import { bytesPresent, referrerViews, type BlobState, type ImportPlan, type PlannedBlob } from '../engine/types.js';
@@ -56,7 +56,7 @@ export interface StepsOptions {
   readonly queue: JobQueue;
   readonly registries: Registries;
   readonly sides: (job: JobRecord) => Promise<{ source: SideClient; target: SideClient }>;
-  readonly partBudget: PartBudget;
+  readonly partPool: PartPool;
   /** This process, as a blob lease owner. */
   readonly owner: string;
   readonly leaseMarginMs: number;
@@ -90,7 +90,7 @@ export class Steps {
   }
 
   private engine(sides: { source: SideClient; target: SideClient }): ImportEngine {
-    return engineFromConfig(this.o.config, { source: sides.source.client, target: sides.target.client }, { partBudget: this.o.partBudget });
+    return engineFromConfig(this.o.config, { source: sides.source.client, target: sides.target.client }, { partPool: this.o.partPool });
   }
 
   private context(job: JobRecord): CopyContext {

@@ -36,7 +36,7 @@ export interface ManifestHead {
 }
 
 /** What reading referrers lists may still cost one caller (an import's plan): pages and bytes left. */
-export interface ReferrersBudget {
+export interface ReferrersQuota {
   pages: number;
   bytes: number;
 }
@@ -183,27 +183,27 @@ export class RegistryClient {
 
   /**
    * `GET /v2/<repository>/referrers/<digest>[?artifactType=]`, every page, following `Link: rel="next"` on
-   * this registry's origin only, each page and byte counted against `budget`. Undefined when the registry
+   * this registry's origin only, each page and byte counted against `quota`. Undefined when the registry
    * has no referrers API: 404 (which a registry with one "MUST NOT" answer) or 405, or a first answer that
    * is no referrers index (as oras-go `referrersPageByAPI` checks). `firstPageOnly`: asks whether the API
    * is there, reading one page.
    */
-  async listReferrers(repository: string, digest: Digest, o: CallOptions & { readonly artifactType?: string; readonly budget: ReferrersBudget; readonly firstPageOnly?: boolean }): Promise<ReferrersList | undefined> {
+  async listReferrers(repository: string, digest: Digest, o: CallOptions & { readonly artifactType?: string; readonly quota: ReferrersQuota; readonly firstPageOnly?: boolean }): Promise<ReferrersList | undefined> {
     let url: URL | undefined = this.url(`${repository}/referrers/${digest}`);
     if (o.artifactType) url.searchParams.set('artifactType', o.artifactType);
     const descriptors: Descriptor[] = [];
     let filtered = o.artifactType !== undefined;
     for (let page = 0; url; page++) {
-      if (o.budget.pages-- <= 0) throw this.tooManyReferrers(repository, digest);
+      if (o.quota.pages-- <= 0) throw this.tooManyReferrers(repository, digest);
       const res: RegistryResponse = await this.transport.send({ method: 'GET', url, headers: { accept: MediaType.OciIndex }, scopes: [pull(repository)], signal: o.signal });
       if (page === 0 && (res.status === 404 || res.status === 405)) {
         await discard(res.body);
         return undefined;
       }
       if (res.status !== 200) throw await this.transport.errorFrom('GET', res);
-      const limit = Math.min(MAX_MANIFEST_BYTES, o.budget.bytes);
+      const limit = Math.min(MAX_MANIFEST_BYTES, o.quota.bytes);
       const bytes = await this.transport.read(res, () => readAll(res.body, limit + 1, this.timeouts, `GET ${redactUrl(res.url)}`));
-      o.budget.bytes -= bytes.length;
+      o.quota.bytes -= bytes.length;
       if (bytes.length > limit) throw this.tooManyReferrers(repository, digest);
       const entries = referrersPage(bytes);
       if (!entries) {

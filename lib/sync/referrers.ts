@@ -54,7 +54,7 @@ export class ReferrersCheck {
     const { source, sourceRepository: repository, types, signal } = this.o;
     if (this.api !== false) {
       const list = await source.listReferrers(repository, digest, {
-        artifactType: types?.length === 1 ? types[0] : undefined, budget: { pages: CHECK_PAGES, bytes: MAX_MANIFEST_BYTES * CHECK_PAGES }, signal,
+        artifactType: types?.length === 1 ? types[0] : undefined, quota: { pages: CHECK_PAGES, bytes: MAX_MANIFEST_BYTES * CHECK_PAGES }, signal,
       });
       this.api = list !== undefined;
       if (list) return list.descriptors.filter((d) => typeMatches(d.artifactType, types)).map((d) => d.digest);
@@ -92,7 +92,7 @@ export class ReferrersCheck {
   /** What a registry lists as referrers of `digest`: its API, else its fallback tag. */
   private async listed(client: RegistryClient, repository: string, digest: Digest): Promise<Set<string>> {
     const { signal } = this.o;
-    const list = await client.listReferrers(repository, digest, { budget: { pages: CHECK_PAGES, bytes: MAX_MANIFEST_BYTES * CHECK_PAGES }, signal });
+    const list = await client.listReferrers(repository, digest, { quota: { pages: CHECK_PAGES, bytes: MAX_MANIFEST_BYTES * CHECK_PAGES }, signal });
     if (list) return new Set(list.descriptors.map((d) => d.digest));
     const raw = await getOrNothing(() => client.getManifest(repository, referrersTag(digest), { signal }));
     try {

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFarProxy, type FarProxy } from '../../scripts/bench/far-proxy.js';
 import { copyBlob, initialBlobState, type CopyBlobOptions } from '../../lib/engine/copy-blob.js';
-import { PartBudget } from '../../lib/engine/part-reader.js';
+import { PartPool } from '../../lib/engine/part-reader.js';
 import type { BlobState } from '../../lib/engine/types.js';
 import type { Digest } from '../../lib/oci/digest.js';
 import { RegistryClient } from '../../lib/oci/registry.js';
@@ -45,7 +45,7 @@ describe.skipIf(!hasTools)('resuming an upload on distribution 2.8: only at an o
   const target = () => new RegistryClient({ registry: proxy.host, insecure: true, retry, side: 'target' });
   const options = (): CopyBlobOptions => ({
     source: new RegistryClient({ registry: src.host, insecure: true, retry, side: 'source' }), sourceRepository: 'team/app',
-    target: target(), mountFrom: [], chunkSize: 16 * KiB, fetchConcurrency: 2, partBudget: new PartBudget(4), partSize: 16 * KiB,
+    target: target(), mountFrom: [], chunkSize: 16 * KiB, fetchConcurrency: 2, partPool: new PartPool(4), partSize: 16 * KiB,
     sessionRetry: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 20 },
   });
   /** One chunk more of the upload: each state carries the Location distribution expects next. */

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { copyBlob, initialBlobState, type CopyBlobOptions } from '../../../lib/engine/copy-blob.js';
-import { PartBudget } from '../../../lib/engine/part-reader.js';
+import { PartPool } from '../../../lib/engine/part-reader.js';
 import type { BlobState } from '../../../lib/engine/types.js';
 import type { Digest } from '../../../lib/oci/digest.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
@@ -30,7 +30,7 @@ describe('copyBlob (scripted target)', () => {
     source: new RegistryClient({ registry: src.host, insecure: true, retry, side: 'source' }),
     sourceRepository: 'team/app',
     target: new RegistryClient({ registry: target!.host, insecure: true, retry, side: 'target' }),
-    mountFrom: [], chunkSize, fetchConcurrency: 1, partBudget: new PartBudget(4), partSize: 10,
+    mountFrom: [], chunkSize, fetchConcurrency: 1, partPool: new PartPool(4), partSize: 10,
     sessionRetry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 }, ...extra,
   });
   const start = async () => {

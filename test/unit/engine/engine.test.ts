@@ -279,7 +279,7 @@ describe('import engine (fake registries)', () => {
     await expect(importAll(engineFor())).rejects.toMatchObject({ code: 'MANIFEST_INVALID', status: 400 });
   });
 
-  it.each([[1, 3], [2, 2]])('fetches chunks in parts, each once, and copies blobs at once within the shared part budget (FETCH_CONCURRENCY %i, %i blobs)', async (fetchConcurrency, blobConcurrency) => {
+  it.each([[1, 3], [2, 2]])('fetches chunks in parts, each once, and copies blobs at once within the shared part pool (FETCH_CONCURRENCY %i, %i blobs)', async (fetchConcurrency, blobConcurrency) => {
     await start();
     // 48 KiB chunks fetched as 32 KiB + 16 KiB parts; all blobs together hold at most 2 × FETCH_CONCURRENCY parts
     const images = [1, 2, 3].map((seed) => seedImage(src, 'team/app', `v${seed}`, 200 * KiB + seed, seed));

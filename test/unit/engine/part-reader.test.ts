@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BLOCK_SIZE, MAX_PART_GROWTH, PartBudget, PartReader } from '../../../lib/engine/part-reader.js';
+import { BLOCK_SIZE, MAX_PART_GROWTH, PartPool, PartReader } from '../../../lib/engine/part-reader.js';
 import type { Digest } from '../../../lib/oci/digest.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
@@ -21,16 +21,16 @@ describe('PartReader (fake source)', () => {
   afterEach(async () => {
     await src?.close();
   });
-  const reader = (o: { budget?: PartBudget; timeouts?: ConstructorParameters<typeof RegistryClient>[0]['timeouts']; attempts?: number } = {}) => new PartReader({
+  const reader = (o: { budget?: PartPool; timeouts?: ConstructorParameters<typeof RegistryClient>[0]['timeouts']; attempts?: number } = {}) => new PartReader({
     source: new RegistryClient({ registry: src.host, insecure: true, timeouts: o.timeouts }),
-    repository: 'app', digest, size: data.length, concurrency: 2, partSize: 30, budget: o.budget ?? new PartBudget(4),
+    repository: 'app', digest, size: data.length, concurrency: 2, partSize: 30, pool: o.budget ?? new PartPool(4),
     retry: { maxAttempts: o.attempts ?? 3, baseDelayMs: 1, maxDelayMs: 2 },
   });
 
-  it('streams a range in order as blocks, and gives them back to the budget when released', async () => {
+  it('streams a range in order as blocks, and gives them back to the pool when released', async () => {
     src = await startFakeRegistry();
     src.putBlob('app', big);
-    const budget = new PartBudget(4);
+    const budget = new PartPool(4);
     const taken: Buffer[] = [];
     const originalBlock = budget.block.bind(budget);
     budget.block = (anyway: boolean) => {
@@ -40,7 +40,7 @@ describe('PartReader (fake source)', () => {
     };
     const r = new PartReader({
       source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: bigDigest, size: big.length,
-      concurrency: 2, partSize: 100 * 1024, budget, retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      concurrency: 2, partSize: 100 * 1024, pool: budget, retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
     });
     r.chunk(0, big.length, Infinity);
     const stream = r.stream(0, big.length);
@@ -74,7 +74,7 @@ describe('PartReader (fake source)', () => {
     src.putBlob('app', big);
     const r = new PartReader({
       source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: bigDigest, size: big.length,
-      concurrency: 8, partSize: 10 * 1024, budget: new PartBudget(16), retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      concurrency: 8, partSize: 10 * 1024, pool: new PartPool(16), retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
     });
     r.chunk(0, big.length, Infinity);
     const stream = r.stream(0, big.length);
@@ -100,10 +100,10 @@ describe('PartReader (fake source)', () => {
     for (let i = 0; i < blob.length; i += 4096) blob[i] = (i / 4096) % 251;
     const blobDigest = `sha256:${createHash('sha256').update(blob).digest('hex')}` as Digest;
     src.putBlob('app', blob);
-    const budget = new PartBudget(8, 2 * BLOCK_SIZE);
+    const budget = new PartPool(8, 2 * BLOCK_SIZE);
     const r = new PartReader({
       source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: blobDigest, size: blob.length,
-      concurrency: 4, partSize: 2 * BLOCK_SIZE, budget, retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      concurrency: 4, partSize: 2 * BLOCK_SIZE, pool: budget, retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
     });
     r.chunk(0, blob.length, Infinity);
     const stream = r.stream(0, blob.length);
@@ -135,7 +135,7 @@ describe('PartReader (fake source)', () => {
     const partSize = 256 * 1024;
     const r = new PartReader({
       source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: blobDigest, size: blob.length,
-      concurrency: 2, partSize, budget: new PartBudget(8, 64 * BLOCK_SIZE), retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      concurrency: 2, partSize, pool: new PartPool(8, 64 * BLOCK_SIZE), retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
     });
     r.chunk(0, blob.length, Infinity);
     const stream = r.stream(0, blob.length);

@@ -2,7 +2,7 @@
  * Referrers at the protocol level: the tag names (spec "Referrers Tag Schema" table, cosign's tags), the
  * descriptor a referrers list holds for a manifest, what a referrers index must be, and the client's
  * `listReferrers` against a scripted peer — API absent (404, 405, not an index), pages on its own origin
- * only, the filter header, the budget — and `OCI-Subject` on a manifest PUT.
+ * only, the filter header, the quota — and `OCI-Subject` on a manifest PUT.
  */
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -90,7 +90,7 @@ describe('registry client: listReferrers (scripted)', () => {
     peer = undefined;
   });
   const client = () => new RegistryClient({ registry: peer!.host, insecure: true, retry, side: 'source' });
-  const budget = () => ({ pages: 10, bytes: 1 << 20 });
+  const quota = () => ({ pages: 10, bytes: 1 << 20 });
   const path = `/v2/app/referrers/${A}`;
 
   it.each([
@@ -99,7 +99,7 @@ describe('registry client: listReferrers (scripted)', () => {
     ['200 that is not an index (a proxy\'s page)', { status: 200, headers: { 'content-type': 'text/html' }, body: '<html></html>' }],
   ])('has no API on %s', async (_name, res) => {
     peer = await scripted([{ req: { method: 'GET', path }, res }]);
-    expect(await client().listReferrers('app', A, { budget: budget() })).toBeUndefined();
+    expect(await client().listReferrers('app', A, { quota: quota() })).toBeUndefined();
     peer.verify();
   });
 
@@ -108,7 +108,7 @@ describe('registry client: listReferrers (scripted)', () => {
       { req: { method: 'GET', path: `${path}?artifactType=a%2Fb`, headers: { accept: OCI_INDEX } }, res: { status: 200, headers: { 'content-type': OCI_INDEX, 'oci-filters-applied': 'artifactType', link: `<${path}?artifactType=a%2Fb&next=2>; rel="next"` }, body: index([desc(sha('1'), 'a/b')]) } },
       { req: { method: 'GET', path: `${path}?artifactType=a%2Fb&next=2` }, res: { status: 200, headers: { 'content-type': OCI_INDEX, 'oci-filters-applied': 'artifactType' }, body: index([desc(sha('2'), 'a/b')]) } },
     ]);
-    const list = await client().listReferrers('app', A, { artifactType: 'a/b', budget: budget() });
+    const list = await client().listReferrers('app', A, { artifactType: 'a/b', quota: quota() });
     expect(list).toEqual({ descriptors: [desc(sha('1'), 'a/b'), desc(sha('2'), 'a/b')], filtered: true });
     peer.verify();
   });
@@ -117,7 +117,7 @@ describe('registry client: listReferrers (scripted)', () => {
     peer = await scripted([
       { req: { method: 'GET', path: `${path}?artifactType=a%2Fb` }, res: { status: 200, headers: { 'content-type': OCI_INDEX }, body: index([desc(sha('1'), 'c/d')]) } },
     ]);
-    expect((await client().listReferrers('app', A, { artifactType: 'a/b', budget: budget() }))?.filtered).toBe(false);
+    expect((await client().listReferrers('app', A, { artifactType: 'a/b', quota: quota() }))?.filtered).toBe(false);
     peer.verify();
   });
 
@@ -125,18 +125,18 @@ describe('registry client: listReferrers (scripted)', () => {
     peer = await scripted([
       { req: { method: 'GET', path }, res: { status: 200, headers: { 'content-type': OCI_INDEX, link: '<http://10.0.0.9/v2/app/referrers/x?p=2>; rel="next"' }, body: index([]) } },
     ]);
-    await expect(client().listReferrers('app', A, { budget: budget() })).rejects.toMatchObject({ code: 'CROSS_ORIGIN_LINK', message: expect.stringContaining('referrers list') });
+    await expect(client().listReferrers('app', A, { quota: quota() })).rejects.toMatchObject({ code: 'CROSS_ORIGIN_LINK', message: expect.stringContaining('referrers list') });
     peer.verify();
   });
 
-  it('stops at the budget: pages, and bytes', async () => {
+  it('stops at the quota: pages, and bytes', async () => {
     const page = { status: 200, headers: { 'content-type': OCI_INDEX, link: `<${path}?p=n>; rel="next"` }, body: index([desc(sha('1'))]) };
     peer = await scripted([{ req: { method: 'GET', path }, res: page }, { req: { method: 'GET', path: `${path}?p=n` }, res: page }]);
-    await expect(client().listReferrers('app', A, { budget: { pages: 2, bytes: 1 << 20 } })).rejects.toMatchObject({ code: 'TOO_MANY_REFERRERS' });
+    await expect(client().listReferrers('app', A, { quota: { pages: 2, bytes: 1 << 20 } })).rejects.toMatchObject({ code: 'TOO_MANY_REFERRERS' });
     peer.verify();
     await peer.close();
     peer = await scripted([{ req: { method: 'GET', path }, res: { ...page, headers: { 'content-type': OCI_INDEX } } }]);
-    await expect(client().listReferrers('app', A, { budget: { pages: 2, bytes: 20 } })).rejects.toMatchObject({ code: 'TOO_MANY_REFERRERS' });
+    await expect(client().listReferrers('app', A, { quota: { pages: 2, bytes: 20 } })).rejects.toMatchObject({ code: 'TOO_MANY_REFERRERS' });
     peer.verify();
   });
 

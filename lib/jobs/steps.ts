@@ -11,6 +11,7 @@
  *   done; the step that completes the set enqueues `finalize` (an ETag-guarded fan-in);
  * - `finalize`: the other target repositories' blobs (mounted), manifests, then tags.
  */
+import { telemetry } from '../telemetry/index.js';
 import { forEachLimited } from '../engine/concurrency.js';
 import { ImportEngine, type CopyContext } from '../engine/engine.js';
 import { ImportError } from '../engine/errors.js';
@@ -129,6 +130,7 @@ export class Steps {
       ...(p.referrers ? { referrers: referrerViews(p) } : {}),
     }));
     log.info(`job ${job.id} planned: ${p.manifests.length} manifests, ${p.blobs.length} blobs`);
+    telemetry().annotate({ 'oci_import.bytes_total': bytes, 'oci_import.blobs': p.blobs.length, 'oci_import.manifests': p.manifests.length });
     if (ENDED.has(planned.status)) {
       log.info(`job ${job.id} is ${planned.status}: no blob steps`);
       return;
@@ -154,7 +156,10 @@ export class Steps {
     await forEachLimited(ImportEngine.blobStates(plan, job.repositories[0]!), this.o.config.blobConcurrency, async (s) => {
       const state = await engine.copyBlob(context, s, { until: step.until, signal: step.signal });
       if (state.phase !== 'done') complete = false;
-      else if (state.outcome !== 'existed') fresh = true;
+      else {
+        telemetry().count('bytes', state.size, { outcome: state.outcome });
+        if (state.outcome !== 'existed') fresh = true;
+      }
     });
     if (!complete || !await this.copyToOtherRepositories(engine, plan, job, step)) return false;
     if (!await this.markFinalizing(job.id, log)) return true;
@@ -270,6 +275,8 @@ export class Steps {
     // 3. The fan-in, or progress and the next step of this blob.
     if (state.phase === 'done') {
       log.info(`job ${job.id} blob ${index} done (${state.outcome})`);
+      telemetry().count('bytes', state.size, { outcome: state.outcome });
+      telemetry().annotate({ 'oci_import.blob_bytes': state.size, 'oci_import.blob_outcome': state.outcome });
       await this.blobDone(job.id, index, state, step, log);
       return;
     }

@@ -6,8 +6,9 @@
  *   span export as OTEL_BSP_* say (the SDK reads them), metrics every OTEL_METRIC_EXPORT_INTERVAL ms (60 000);
  *   service name from OTEL_SERVICE_NAME (default `oci-import`), more resource attributes from OTEL_RESOURCE_ATTRIBUTES.
  * - APPLICATIONINSIGHTS_CONNECTION_STRING: the Azure Monitor OpenTelemetry distro (@azure/monitor-opentelemetry),
- *   with its HTTP and Azure SDK instrumentation (registry and storage requests as child spans); with an OTLP
- *   endpoint too, spans and metrics also go there.
+ *   with its HTTP and Azure SDK instrumentation (registry and storage requests as child spans, as far as that
+ *   instrumentation sees undici's requests: not confirmed here); with an OTLP endpoint too, spans and metrics also
+ *   go there. The template sets it (infra/modules/function-app.bicep), so in Azure the distro is loaded.
  */
 import {
   context, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes as OtelAttributes, type Context,
@@ -42,6 +43,19 @@ function otlp(env: Env): { spans: SpanProcessor; reader: MetricReader } | undefi
   };
 }
 
+/**
+ * The template's Application Insights takes Entra ID tokens only (local authentication off): as the Functions host
+ * does, the app signs in with the managed identity that APPLICATIONINSIGHTS_AUTHENTICATION_STRING names
+ * (`ClientId=…;Authorization=AAD`). Without that setting: the connection string's key, as the distro does.
+ */
+async function entraCredential(env: Env): Promise<import('@azure/identity').TokenCredential | undefined> {
+  const auth = env.APPLICATIONINSIGHTS_AUTHENTICATION_STRING ?? '';
+  if (!/Authorization=AAD/i.test(auth)) return undefined;
+  const { ManagedIdentityCredential } = await import('@azure/identity');
+  const clientId = /ClientId=([^;]+)/i.exec(auth)?.[1]?.trim();
+  return clientId ? new ManagedIdentityCredential({ clientId }) : new ManagedIdentityCredential();
+}
+
 /** Starts the providers (or the distro) and returns the app's view of them. */
 export async function startSdk(env: Env): Promise<Telemetry> {
   const extra = otlp(env);
@@ -50,7 +64,7 @@ export async function startSdk(env: Env): Promise<Telemetry> {
   if (env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim()) {
     const { useAzureMonitor } = await import('@azure/monitor-opentelemetry');
     useAzureMonitor({
-      azureMonitorExporterOptions: { connectionString: env.APPLICATIONINSIGHTS_CONNECTION_STRING },
+      azureMonitorExporterOptions: { connectionString: env.APPLICATIONINSIGHTS_CONNECTION_STRING, credential: await entraCredential(env) },
       resource, ...(extra ? { spanProcessors: [extra.spans], metricReaders: [extra.reader] } : {}),
     });
     flushers = [async () => { await (trace.getTracerProvider() as { forceFlush?: () => Promise<void> }).forceFlush?.(); }];

@@ -11,6 +11,7 @@ import { parseRepeatability, type RepeatabilityHeaders } from '../lib/jobs/repea
 import { MAX_REQUEST_BYTES, parseRequestText, RequestError, TARGET_REGISTRY_NOT_SET } from '../lib/jobs/request.js';
 import { importService } from '../lib/jobs/runtime.js';
 import { ENDED, type JobRecord } from '../lib/jobs/store.js';
+import { telemetry, withSpan } from '../lib/telemetry/index.js';
 
 // Say it where the operator looks first (the start-up log), not only to the first caller.
 if (!process.env.TARGET_REGISTRY?.trim()) console.warn(`oci-import: ${TARGET_REGISTRY_NOT_SET}; until then every POST /api/imports is refused with 503 TARGET_REGISTRY_NOT_SET`);
@@ -33,7 +34,19 @@ function accepted(request: HttpRequest, job: JobRecord, repeated: boolean, repea
   };
 }
 
-export async function createImport(request: HttpRequest, context: InvocationContext, caller?: Caller): Promise<HttpResponseInit> {
+/**
+ * The POST starts the import's trace (lib/telemetry; a no-op without it): a new trace per request, whatever
+ * traceparent the caller sends, so that one trace is one import; its queue messages carry it on.
+ */
+export function createImport(request: HttpRequest, context: InvocationContext, caller?: Caller): Promise<HttpResponseInit> {
+  return withSpan('POST /api/imports', { kind: 'server', attributes: { 'http.request.method': 'POST', 'http.route': '/api/imports' } }, async () => {
+    const response = await create(request, context, caller);
+    telemetry().annotate({ 'http.response.status_code': response.status });
+    return response;
+  });
+}
+
+async function create(request: HttpRequest, context: InvocationContext, caller?: Caller): Promise<HttpResponseInit> {
   let repeat: RepeatabilityHeaders | undefined;
   try {
     // A browser may send a cross-site text/plain or form POST without asking first; JSON it may not.
@@ -46,6 +59,7 @@ export async function createImport(request: HttpRequest, context: InvocationCont
     const body = parseRequestText(await request.text());
     const service = importService();
     const { job, repeated } = repeat ? await service.submitRepeatable(body, repeat, caller) : { job: await service.submit(body, 'http', { caller }), repeated: false };
+    telemetry().annotate({ 'oci_import.id': job.id, 'oci_import.source': job.request.source, 'oci_import.target': job.targets.join(', ') });
     context.info(repeated ? `import ${job.id} requested again (Repeatability-Request-ID): ${job.status}` : `import ${job.id} queued by ${describeCaller(caller)}: ${job.request.source} → ${job.targets.join(', ')}`);
     return accepted(request, job, repeated, repeat);
   } catch (err) {

@@ -8,6 +8,7 @@ import { guarded, httpAuthLevel } from '../lib/api/callers.js';
 import { errorResponse, unavailable } from '../lib/api/http.js';
 import { RequestError } from '../lib/jobs/request.js';
 import { syncRules, syncService } from '../lib/jobs/runtime.js';
+import { telemetry, withSpan } from '../lib/telemetry/index.js';
 import type { SyncRule } from '../lib/sync/rules.js';
 
 const rules: SyncRule[] | undefined = syncRules();
@@ -15,7 +16,17 @@ const rules: SyncRule[] | undefined = syncRules();
 export async function syncTimer(_timer: Timer, context: InvocationContext): Promise<void> {
   const service = syncService();
   if (!rules || !service) return;
-  const r = await service.runPass(rules);
+  // one span per pass; the imports it enqueues carry its trace on (lib/telemetry)
+  const r = await withSpan('sync pass', { kind: 'internal', attributes: { 'oci_import.sync.rules': rules.length } }, async () => {
+    const pass = await service.runPass(rules);
+    const t = telemetry();
+    t.annotate({ 'oci_import.sync.tags_seen': pass.tagsSeen, 'oci_import.sync.enqueued': pass.enqueued.length, 'oci_import.sync.errors': pass.errors.length });
+    for (const [result, n] of [['enqueued', pass.enqueued.length], ['unchanged', pass.skipped.length], ['in_progress', pass.inProgress.length], ['error', pass.errors.length]] as const) {
+      if (n) t.count('sync.items', n, { result });
+    }
+    t.count('sync.passes', 1, { outcome: pass.errors.length ? 'errors' : 'ok' });
+    return pass;
+  });
   context.info(`sync pass: ${r.rules} rule(s), ${r.tagsSeen} tag(s) seen, ${r.enqueued.length} enqueued, `
     + `${r.skipped.length} unchanged, ${r.inProgress.length} still importing, ${r.errors.length} error(s)`);
   for (const e of r.errors) context.warn(`sync rule ${e.rule}${e.tag ? ` tag ${e.tag}` : ''}: [${e.code}] ${e.message}`);

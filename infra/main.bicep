@@ -277,6 +277,17 @@ param registryCredentialRegistries object = {}
 @description('Diagnostic settings: Key Vault, storage, the created registry and the function app send their resource logs and metrics to the Log Analytics workspace. Storage logs include every queue poll of the Functions host.')
 param diagnosticSettings bool = true
 
+@description('Alerts (modules/alerts.bicep): failed imports within an hour above which an alert fires.')
+@minValue(0)
+param failedImportsAlertThreshold int = 5
+
+@description('Alerts: an e-mail address to notify (an action group is made when this or alertWebhookUrl is set); empty: the rules fire without notifying anyone.')
+param alertEmail string = ''
+
+@description('Alerts: a webhook to call (its URL may hold a secret); empty: none.')
+@secure()
+param alertWebhookUrl string = ''
+
 @description('Key Vault purge protection: a deleted vault or secret cannot be purged before its retention (90 days) ends. Irreversible: once on, it stays on, and `azd down --purge` cannot free the vault name.')
 param keyVaultPurgeProtection bool = false
 
@@ -308,6 +319,20 @@ module monitoring 'modules/monitoring.bicep' = {
     workspaceName: 'log-${token}'
     appInsightsName: 'appi-${token}'
     appPrincipalId: identity.properties.principalId
+  }
+}
+
+// What the operator is told: failed imports, poison messages, function failures (docs/operations.md).
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts-${token}'
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    namePrefix: 'oci-import-${token}'
+    failedImportsThreshold: failedImportsAlertThreshold
+    alertEmail: alertEmail
+    alertWebhookUrl: alertWebhookUrl
   }
 }
 

@@ -42,5 +42,6 @@ resource publishMetrics 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 output appInsightsName string = appInsights.name
+output appInsightsId string = appInsights.id
 @description('The Log Analytics workspace diagnostic settings send resource logs to.')
 output workspaceId string = workspace.id

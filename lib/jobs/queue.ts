@@ -7,6 +7,7 @@
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
 import { ConfigError, type MessageKeys } from '../config.js';
+import { traceFields } from '../telemetry/index.js';
 import { MAC_PATTERN, macOf, verifyMac } from './mac.js';
 
 /**
@@ -21,15 +22,24 @@ export const stepMessageSchema = z.strictObject({
   from: z.number().int().min(0).optional(),
   digest: z.string().regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/).max(256).optional(),
   size: z.number().int().min(0).optional(),
+  /** W3C traceparent of the span that sent it (only with telemetry on, lib/telemetry): the import's trace goes on. */
+  tp: z.string().regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/).optional(),
+  /** When it became visible on the queue (ms since the epoch; with `tp`): the queue wait metric. */
+  at: z.number().int().min(0).optional(),
   /** The app's tag over the other fields (absent or wrong: the message is refused unread). */
   mac: z.string().regex(MAC_PATTERN).optional(),
 });
 
 export type StepMessage = z.infer<typeof stepMessageSchema>;
 
-/** What a step message's tag covers, in one fixed order: every field but the tag itself. */
+/**
+ * What a step message's tag covers, in one fixed order: every field but the tag itself. The trace fields are
+ * inside it too (a caller cannot graft its own trace onto an import), appended only when present, so a message
+ * without them is signed exactly as before they existed.
+ */
 function stepContent(m: StepMessage): string {
-  return JSON.stringify([m.v, m.job, m.step, m.blob ?? null, m.from ?? null, m.digest ?? null, m.size ?? null]);
+  const trace = m.tp !== undefined || m.at !== undefined ? [m.tp ?? null, m.at ?? null] : [];
+  return JSON.stringify([m.v, m.job, m.step, m.blob ?? null, m.from ?? null, m.digest ?? null, m.size ?? null, ...trace]);
 }
 
 /** The message with the app's tag (any tag it carried replaced). */
@@ -91,7 +101,9 @@ export class SigningQueue implements JobQueue {
   constructor(private readonly inner: JobQueue, private readonly keys: () => MessageKeys) {}
 
   send(message: StepMessage, delaySeconds?: number): Promise<void> {
-    return this.inner.send(signStep(this.keys(), message), delaySeconds);
+    // the active span's trace context (none without telemetry: the message is as it always was)
+    const { tp: _tp, at: _at, ...content } = message;
+    return this.inner.send(signStep(this.keys(), { ...content, ...traceFields(delaySeconds) }), delaySeconds);
   }
 
   sendPoison(message: unknown): Promise<void> {

@@ -14,6 +14,7 @@ import { StorageJobQueue } from './queue.js';
 import { ImportService } from './service.js';
 import { JobStore } from './store.js';
 import { SyncService } from './sync-service.js';
+import { startTelemetry } from '../telemetry/index.js';
 import { parseRules, RulesError, type SyncRule } from '../sync/rules.js';
 import { readFileSync } from 'node:fs';
 
@@ -44,6 +45,9 @@ export function storageClients(env: Env): StorageClients {
   const credential: TokenCredential = clientId ? new ManagedIdentityCredential({ clientId }) : new DefaultAzureCredential();
   return { blobs: new BlobServiceClient(blobUri, credential), queues: new QueueServiceClient(queueUri, credential) };
 }
+
+// Traces and metrics when OTEL_EXPORTER_OTLP_ENDPOINT or APPLICATIONINSIGHTS_CONNECTION_STRING is set (nothing is loaded otherwise).
+void startTelemetry();
 
 let cached: ImportService | undefined;
 let cachedSync: SyncService | undefined;

@@ -29,6 +29,7 @@ import { deadlineSignal } from '../retry.js';
 import { cancelJob, type CancelOutcome } from './cancel.js';
 import type { ListQuery } from './listing.js';
 import { handlePoison, messageLength, rejectionRecord, type PoisonMeta } from './poison.js';
+import { telemetry, withSpan, withTraceId } from '../telemetry/index.js';
 import { SigningQueue, isAuthentic, requireMessageKeys, stepMessageSchema, type JobQueue, type StepMessage } from './queue.js';
 import { submitRepeatable, type RepeatabilityHeaders, type RepeatResult } from './repeatability.js';
 import { RequestError, validateImportRequest } from './request.js';
@@ -228,6 +229,25 @@ export class ImportService {
       await this.refuse(raw, msg, new StepRefusedError('STEP_NOT_AUTHENTIC', 'it does not carry the app\'s tag for what it says (MESSAGE_KEY)'), meta);
       return;
     }
+    // a span of the import's trace (lib/telemetry; nothing without it), its log lines with the trace id
+    const started = Date.now();
+    await withSpan(`import ${msg.step}`, {
+      parent: msg.tp, kind: 'consumer', attributes: { 'oci_import.id': msg.job, 'oci_import.step': msg.step, 'oci_import.blob': msg.blob },
+    }, async () => {
+      const t = telemetry();
+      if (msg.at !== undefined) t.record('queue.wait', Math.max(0, started - msg.at), { step: msg.step });
+      let outcome = 'error';
+      try {
+        await this.runStep(raw, msg, !t.enabled ? meta : { ...meta, log: { info: (m) => meta.log.info(withTraceId(m)), warn: (m) => meta.log.warn(withTraceId(m)), error: (m) => meta.log.error(withTraceId(m)) } });
+        outcome = 'ok';
+      } finally {
+        t.record('step.duration', Date.now() - started, { step: msg.step, outcome });
+      }
+    });
+  }
+
+  /** An authentic step message: checked against its job, then run. */
+  private async runStep(raw: unknown, msg: StepMessage, meta: MessageMeta): Promise<void> {
     const job = await this.o.store.get(msg.job);
     if (!job) {
       meta.log.warn(`message for unknown job ${msg.job} dropped`);
@@ -243,6 +263,7 @@ export class ImportService {
       meta.log.error(`job ${job.id} expired`);
       return;
     }
+    telemetry().annotate({ 'oci_import.source': job.request.source, 'oci_import.target': job.targets.join(', '), 'oci_import.bytes_total': job.bytesTotal });
     const mismatch = stepMismatch(job, msg);
     if (mismatch) {
       await this.refuse(raw, msg, mismatch, meta);

@@ -12,6 +12,7 @@
  * - `finalize`: the other target repositories' blobs (mounted), manifests, then tags.
  */
 import { copyAllAndFinalize, engineFromConfig, type CopyContext, type ImportEngine } from '../engine/engine.js';
+import { telemetry } from '../telemetry/index.js';
 import { ImportError } from '../engine/errors.js';
 import { PartPool } from '../engine/part-reader.js';
 import { checkTargetRepositories, targetRefs } from '../engine/targets.js';
@@ -123,6 +124,7 @@ export class Steps {
       ...(p.referrers ? { referrers: referrerViews(p) } : {}),
     }));
     log.info(`job ${job.id} planned: ${p.manifests.length} manifests, ${p.blobs.length} blobs`);
+    telemetry().annotate({ 'oci_import.bytes_total': bytes, 'oci_import.blobs': p.blobs.length, 'oci_import.manifests': p.manifests.length });
     if (ENDED.has(planned.status)) {
       log.info(`job ${job.id} is ${planned.status}: no blob steps`);
       return;
@@ -146,6 +148,8 @@ export class Steps {
       blobConcurrency: this.o.config.blobConcurrency, until: step.until, signal: step.signal,
       beforeFinalize: () => this.markFinalizing(job.id, log),
     });
+    // bytes by outcome, once per blob (the first repository's copy; the others mount from it)
+    for (const b of run.blobs) if (b.phase === 'done' && b.repository === job.repositories[0]) telemetry().count('bytes', b.size, { outcome: b.outcome });
     if (run.outcome === 'incomplete') return false;
     if (run.outcome === 'stopped') return true;
     const { result } = run;
@@ -260,6 +264,8 @@ export class Steps {
     // 3. The fan-in, or progress and the next step of this blob.
     if (state.phase === 'done') {
       log.info(`job ${job.id} blob ${index} done (${state.outcome})`);
+      telemetry().count('bytes', state.size, { outcome: state.outcome });
+      telemetry().annotate({ 'oci_import.blob_bytes': state.size, 'oci_import.blob_outcome': state.outcome });
       await this.blobDone(job.id, index, state, step, log);
       return;
     }

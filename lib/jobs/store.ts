@@ -21,6 +21,7 @@ import type { ImportPlan, PlannedBlob } from '../engine/types.js';
 import { retry, type RetryPolicy } from '../retry.js';
 import type { Doc, Documents } from './documents.js';
 import { indexJob, listJobs, type ListPage, type ListQuery } from './listing.js';
+import { telemetry } from '../telemetry/index.js';
 import { pruneEnded, tombstoneOf, type PruneResult, type Tombstone } from './retention.js';
 import type { SealedSecret } from './secrets.js';
 import { ENDED, type BlobTask, type JobProgress, type JobRecord, type PoisonRecord, type RepeatRecord } from './types.js';
@@ -84,6 +85,10 @@ export class JobStore {
       return { before: doc.value, after: stamped };
     }, UPDATE_RETRY, { retryable: (err) => err instanceof EtagConflict });
     const { before, after } = stored;
+    if (!ENDED.has(before.status) && ENDED.has(after.status)) {
+      telemetry().count('imports', 1, { outcome: after.status, 'error.code': after.error?.code });
+      telemetry().annotate({ 'oci_import.status': after.status, 'oci_import.error_code': after.error?.code });
+    }
     await Promise.all([
       before.status !== after.status ? indexJob(this.docs, after) : undefined,
       !ENDED.has(before.status) && ENDED.has(after.status) && after.request.inlineCredentials ? this.docs.delete(`${id}/secret.json`) : undefined,

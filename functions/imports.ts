@@ -11,7 +11,7 @@ import { parseRepeatability, type RepeatabilityHeaders } from '../lib/jobs/repea
 import { MAX_REQUEST_BYTES, parseRequestText, RequestError, TARGET_REGISTRY_NOT_SET } from '../lib/jobs/request.js';
 import { importService } from '../lib/jobs/runtime.js';
 import { ENDED, type JobRecord } from '../lib/jobs/store.js';
-import { telemetry, withSpan } from '../lib/telemetry/index.js';
+import { telemetry, withSpan, withTraceId } from '../lib/telemetry/index.js';
 
 // Say it where the operator looks first (the start-up log), not only to the first caller.
 if (!process.env.TARGET_REGISTRY?.trim()) console.warn(`oci-import: ${TARGET_REGISTRY_NOT_SET}; until then every POST /api/imports is refused with 503 TARGET_REGISTRY_NOT_SET`);
@@ -60,7 +60,7 @@ async function create(request: HttpRequest, context: InvocationContext, caller?:
     const service = importService();
     const { job, repeated } = repeat ? await service.submitRepeatable(body, repeat, caller) : { job: await service.submit(body, 'http', { caller }), repeated: false };
     telemetry().annotate({ 'oci_import.id': job.id, 'oci_import.source': job.request.source, 'oci_import.target': job.targets.join(', ') });
-    context.info(repeated ? `import ${job.id} requested again (Repeatability-Request-ID): ${job.status}` : `import ${job.id} queued by ${describeCaller(caller)}: ${job.request.source} → ${job.targets.join(', ')}`);
+    context.info(withTraceId(repeated ? `import ${job.id} requested again (Repeatability-Request-ID): ${job.status}` : `import ${job.id} queued by ${describeCaller(caller)}: ${job.request.source} → ${job.targets.join(', ')}`));
     return accepted(request, job, repeated, repeat);
   } catch (err) {
     if (err instanceof RequestError) {

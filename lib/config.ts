@@ -74,6 +74,11 @@ export interface SettingSpec {
   readonly pattern?: boolean;
   /** Read by the CLI as well: listed in its help ("Environment"). */
   readonly cli?: boolean;
+  /**
+   * Who sets it in Azure when the template does not pass it as one of the app's own settings: `platform` (the
+   * template's Application Insights wiring), `operator` (an optional addition, e.g. an OTLP collector).
+   */
+  readonly setBy?: 'platform' | 'operator';
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -130,13 +135,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: 'Password or token of the named source credential `<name>`.' },
   { name: 'REGISTRY_CREDENTIALS__<name>__REGISTRIES', scope: 'app', pattern: true,
     description: 'Required with a named credential: comma list of host patterns (as `ALLOWED_SOURCES`) it may be sent to — registries and their token endpoints (Docker Hub: `docker.io,auth.docker.io`); `host:port` names that port only (a token endpoint on another port of the same host must be listed too). A request for another source is refused with `CREDENTIAL_NOT_ALLOWED`.' },
-  { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', scope: 'app', description: 'Traces and metrics to Application Insights through the Azure Monitor OpenTelemetry distro (the template sets it); with neither this nor OTEL_EXPORTER_OTLP_ENDPOINT no telemetry module is loaded (docs/operations.md).' },
-  { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', scope: 'app', description: 'Entra ID sign-in of the telemetry to Application Insights (`Authorization=AAD;ClientId=<identity>`), when its local authentication is off.' },
-  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', scope: 'app', description: 'Traces and metrics over OTLP/HTTP to this collector (`/v1/traces`, `/v1/metrics` appended); OTEL_EXPORTER_OTLP_TRACES_ENDPOINT names the traces URL whole.' },
-  { name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', scope: 'app', description: 'The OTLP traces URL, whole (instead of OTEL_EXPORTER_OTLP_ENDPOINT + `/v1/traces`).' },
-  { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', scope: 'app', default: 'http/json', description: 'OTLP encoding: `http/json`, the one supported here (another is reported at start and JSON sent).' },
-  { name: 'OTEL_SERVICE_NAME', scope: 'app', default: 'oci-import', description: 'The `service.name` of the traces and metrics.' },
-  { name: 'OTEL_METRIC_EXPORT_INTERVAL', scope: 'app', default: '60000', description: 'Milliseconds between metric exports (the OpenTelemetry SDK\'s setting; also OTEL_BSP_SCHEDULE_DELAY for spans).' },
+  { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', scope: 'app', setBy: 'platform', description: 'Traces and metrics to Application Insights through the Azure Monitor OpenTelemetry distro (the template sets it); with neither this nor OTEL_EXPORTER_OTLP_ENDPOINT no telemetry module is loaded (docs/operations.md).' },
+  { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', scope: 'app', setBy: 'platform', description: 'Entra ID sign-in of the telemetry to Application Insights (`Authorization=AAD;ClientId=<identity>`), when its local authentication is off.' },
+  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', scope: 'app', setBy: 'operator', description: 'Traces and metrics over OTLP/HTTP to this collector (`/v1/traces`, `/v1/metrics` appended); OTEL_EXPORTER_OTLP_TRACES_ENDPOINT names the traces URL whole.' },
+  { name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', scope: 'app', setBy: 'operator', description: 'The OTLP traces URL, whole (instead of OTEL_EXPORTER_OTLP_ENDPOINT + `/v1/traces`).' },
+  { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', scope: 'app', setBy: 'operator', default: 'http/json', description: 'OTLP encoding: `http/json`, the one supported here (another is reported at start and JSON sent).' },
+  { name: 'OTEL_SERVICE_NAME', scope: 'app', setBy: 'operator', default: 'oci-import', description: 'The `service.name` of the traces and metrics.' },
+  { name: 'OTEL_METRIC_EXPORT_INTERVAL', scope: 'app', setBy: 'operator', default: '60000', description: 'Milliseconds between metric exports (the OpenTelemetry SDK\'s setting; also OTEL_BSP_SCHEDULE_DELAY for spans).' },
   { name: 'AUTH_MODE', scope: 'app', default: 'keys',
     description: 'Who may call the HTTP functions: `keys` (function keys, checked by the Functions host) or `entra` (only `Authorization: Bearer` Entra ID tokens for ENTRA_AUDIENCE, checked by the app; app roles `Imports.Read` and `Imports.Write`; the functions are then registered anonymous, so function keys open nothing).' },
   { name: 'ENTRA_TENANT_ID', scope: 'app', description: 'With AUTH_MODE=entra, required: the directory (tenant) ID whose tokens are accepted (issuer `<ENTRA_AUTHORITY_HOST>/<tenant>/v2.0` or `https://sts.windows.net/<tenant>/`).' },

@@ -98,3 +98,6 @@ export function statusViewJsonSchemas(): Record<'ImportStatus' | 'ImportList' | 
   };
   return { ImportStatus: component('ImportStatus'), ImportList: component('ImportList'), Accepted: component('Accepted') };
 }
+
+/** States an import never leaves. */
+export const ENDED: ReadonlySet<string> = new Set<JobStatus>(['succeeded', 'failed', 'canceled']);

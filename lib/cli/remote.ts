@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { errorCode, errorMessage } from '../errors.js';
 import { parseRetryAfter, sleep } from '../retry.js';
-import { ENDED } from '../jobs/status.js';
+import { ENDED } from '../api/status-view.js';
 import { ApiError, ImportsClient, viewIn, type ImportView } from './client.js';
 import { bearerSource, checkScope } from './entra-token.js';
 import type { Io } from './io.js';

@@ -19,7 +19,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
 import { BatchSpanProcessor, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
-import type { Attributes, CounterName, HistogramName, Telemetry } from './index.js';
+import type { Attributes, CounterName, HistogramName, Telemetry } from './types.js';
 
 type Env = Record<string, string | undefined>;
 

@@ -55,7 +55,8 @@ const SETTING_PARAMS: Record<string, string> = {
 
 const text = (value: unknown): string => JSON.stringify(value);
 /** One app setting each: the settings module's deployed settings that are not a `<name>` family. */
-const appSettingNames = SETTINGS.filter((s) => s.scope === 'app' && !s.pattern).map((s) => s.name);
+// (Application Insights' settings are the platform wiring's, below; OTEL_* an operator's optional addition)
+const appSettingNames = SETTINGS.filter((s) => s.scope === 'app' && !s.pattern && !s.setBy).map((s) => s.name);
 /** Setting families (`REGISTRY_CREDENTIALS__<name>__USERNAME`), one app setting per user-chosen name. */
 const settingFamilies = SETTINGS.filter((s) => s.scope === 'app' && s.pattern);
 

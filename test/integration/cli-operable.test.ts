@@ -46,7 +46,8 @@ async function startService(): Promise<{ url: string; server: Server; seen: stri
         return reply(200, view(id, ['queued', 'running'][n - 1] ?? 'succeeded'));
       }
       if (req.method === 'GET' && req.url === `/api/imports/${FAIL_ID}`) return reply(200, view(FAIL_ID, 'failed'));
-      reply(404, { error: { code: 'IMPORT_NOT_FOUND', message: `no import ${req.url}` } });
+      // the service's code for an unknown import (lib/error-codes.ts)
+      reply(404, { error: { code: 'NOT_FOUND', message: `no import ${req.url}` } });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -136,7 +137,7 @@ describe('the installed command: version, per-command help, OCI_IMPORT_ENDPOINT,
     expect((JSON.parse(badFlag.stdout) as { error: { code: string } }).error.code).toBe('USAGE');
     const missing = await runBin(['status', '00000000-0000-4000-8000-000000000000', '--json'], { OCI_IMPORT_ENDPOINT: service.url });
     expect(missing.code).toBe(1);
-    expect(JSON.parse(missing.stdout)).toEqual({ error: { code: 'IMPORT_NOT_FOUND', message: expect.any(String) } });
+    expect(JSON.parse(missing.stdout)).toEqual({ error: { code: 'NOT_FOUND', message: expect.any(String) } });
     const failed = await runBin(['status', FAIL_ID, '--wait', '--json'], { OCI_IMPORT_ENDPOINT: service.url });
     expect(failed.code).toBe(1);
     expect(JSON.parse(failed.stdout)).toMatchObject({ status: 'failed', error: { code: 'MANIFEST_UNKNOWN', message: 'no such tag' } });

@@ -147,7 +147,7 @@ describe.skipIf(!hasTools)('telemetry: one trace per import, metrics, through OT
     expect(receiver.metrics.some((m) => m.name === 'oci_import.queue.wait')).toBe(true);
     expect([...receiver.contentTypes].every((t) => t.startsWith('application/json'))).toBe(true);
     // log lines of the POST and of the steps carry the import id and the trace id
-    expect(host!.output()).toMatch(new RegExp(`import ${id} queued: .*\\[trace ${root.traceId}\\]`));
+    expect(host!.output()).toMatch(new RegExp(`import ${id} queued(?: by [^:]+)?: .*\\[trace ${root.traceId}\\]`));
     expect(host!.output()).toMatch(new RegExp(`job ${id} planned: .*\\[trace ${root.traceId}\\]`));
   });
 });

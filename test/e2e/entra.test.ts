@@ -11,21 +11,11 @@ import { installAz } from '../support/az-standin.js';
 import { runBin } from '../support/cli.js';
 import { startHost, type HostProcess } from '../host/host-process.js';
 import { startAzurite, type RunningAzurite } from '../support/azurite.js';
-import { startFakeRegistry, type FakeRegistry } from '../support/fake-registry.js';
+import { seedOneLayerImage as seedImage, startFakeRegistry, type FakeRegistry } from '../support/fake-registry.js';
 import { startOidcIssuer, TEST_AUDIENCE, TEST_CLIENT_ID, TEST_TENANT, unsignedToken, type OidcIssuer } from '../support/oidc-issuer.js';
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const KEY = 'entra-e2e-function-key';
 
-function seedImage(reg: FakeRegistry, repo: string, tag: string): string {
-  const layer = Buffer.from(`layer of ${repo}:${tag}`);
-  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
-  return reg.putManifest(repo, tag, Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: reg.putBlob(repo, config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, layer), size: layer.length }],
-  })), OCI_MANIFEST);
-}
 
 describe('AUTH_MODE=entra through the local host', () => {
   let azurite: RunningAzurite;

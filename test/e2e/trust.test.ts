@@ -9,22 +9,12 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHost, type HostProcess } from '../host/host-process.js';
 import { startAzurite, type RunningAzurite } from '../support/azurite.js';
-import { startFakeRegistry, type FakeRegistry } from '../support/fake-registry.js';
+import { seedOneLayerImage as seedImage, startFakeRegistry, type FakeRegistry } from '../support/fake-registry.js';
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const KEY = 'trust-e2e-key';
 const HUB_SECRET = 'hub-Secret-Never-Leaves-7d2';
 const INLINE_SECRET = 'inline-Secret-Sealed-5e1';
 
-function seedImage(reg: FakeRegistry, repo: string, tag: string): string {
-  const layer = Buffer.from(`layer of ${repo}:${tag}`);
-  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
-  return reg.putManifest(repo, tag, Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: reg.putBlob(repo, config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, layer), size: layer.length }],
-  })), OCI_MANIFEST);
-}
 
 describe('trust boundaries through the local host', () => {
   let azurite: RunningAzurite;

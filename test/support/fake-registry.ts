@@ -1232,3 +1232,17 @@ export async function startFakeRegistry(opts: FakeRegistryOptions = {}): Promise
   await registry.start();
   return registry;
 }
+
+/**
+ * One single-platform OCI image of one layer (`layer`, default a short text) pushed to `reg` as `repo:tag`;
+ * returns the manifest's digest. For tests that need an image to import, not a particular one.
+ */
+export function seedOneLayerImage(reg: FakeRegistry, repo: string, tag: string, layer: Buffer = Buffer.from(`layer of ${repo}:${tag}`)): string {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+  const mediaType = 'application/vnd.oci.image.manifest.v1+json';
+  return reg.putManifest(repo, tag, Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType,
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: reg.putBlob(repo, config), size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, layer), size: layer.length }],
+  })), mediaType);
+}

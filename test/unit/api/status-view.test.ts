@@ -6,7 +6,6 @@
  * - the schemas refuse what is not a status, and the CLI's client refuses such an answer with INVALID_ANSWER
  *   while keeping fields it does not know.
  */
-import { createHash } from 'node:crypto';
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cancelImport } from '../../../functions/import-cancel.js';
@@ -16,7 +15,7 @@ import { openApiDocument } from '../../../lib/api/openapi.js';
 import { acceptedSchema, importListSchema, importStatusSchema, statusViewJsonSchemas } from '../../../lib/api/status-view.js';
 import { ApiError, ImportsClient } from '../../../lib/cli/client.js';
 import { setImportService } from '../../../lib/jobs/runtime.js';
-import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
+import { seedOneLayerImage as seedImage, startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 import { testService, type TestService } from '../../support/service.js';
 
 const BASE = 'http://127.0.0.1:7071/api/';
@@ -30,17 +29,6 @@ const ctx = (): InvocationContext => new InvocationContext({ functionName: 'test
 const request = (method: string, path: string, o: { body?: string; headers?: Record<string, string>; params?: Record<string, string> } = {}): HttpRequest =>
   new HttpRequest({ method, url: `${BASE}${path}`, headers: o.headers ?? {}, params: o.params ?? {}, ...(o.body !== undefined ? { body: { string: o.body } } : {}) });
 
-function seedImage(reg: FakeRegistry, repo: string, tag: string): string {
-  const layer = Buffer.from('layer bytes of the status-view test');
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: reg.putBlob(repo, config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, layer), size: layer.length }],
-  }));
-  reg.putManifest(repo, tag, manifest, 'application/vnd.oci.image.manifest.v1+json');
-  return `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
-}
 
 async function drain(t: TestService): Promise<void> {
   for (let rounds = 0; rounds < 100; rounds++) {
@@ -78,7 +66,7 @@ describe('the status view, defined once', () => {
     regs = [src, dst];
     const t = testService({ TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host });
     setImportService(t.service);
-    const digest = seedImage(src, 'team/app', '1');
+    const digest = seedImage(src, 'team/app', '1', Buffer.from('layer bytes of the status-view test'));
 
     const created = await createImport(request('POST', 'imports', { body: JSON.stringify({ source: `${src.host}/team/app:1`, images: ['app:1'] }), headers: { 'content-type': 'application/json' } }), ctx());
     expect(created.status).toBe(202);

@@ -5,21 +5,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { OciImportError } from '../../../lib/errors.js';
-import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
+import { seedOneLayerImage, startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 import { testService } from '../../support/service.js';
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
-function seedImage(reg: FakeRegistry, repo: string, tag: string): void {
-  const layer = Buffer.alloc(300 * 1024, 7);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: reg.putBlob(repo, config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, layer), size: layer.length }],
-  }));
-  reg.putManifest(repo, tag, manifest, OCI_MANIFEST);
-}
 
 describe('a bug in a queue step', () => {
   let src: FakeRegistry;
@@ -36,7 +25,7 @@ describe('a bug in a queue step', () => {
     const t = testService({
       TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host, CHUNK_SIZE: '64KiB',
     });
-    seedImage(src, 'team/app', '1');
+    seedOneLayerImage(src, 'team/app', '1', Buffer.alloc(300 * 1024, 7));
     const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
     // the first step (the plan) writes blob checkpoints: that is where the "bug" is
     const put = t.docs.put.bind(t.docs);

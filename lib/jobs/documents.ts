@@ -34,6 +34,18 @@ export interface Documents {
   list(prefix: string, options: { readonly marker?: string; readonly maxPageSize: number }): Promise<Listing>;
 }
 
+/** The names of every document under `prefix`, page after page (a job's folder: a handful of names). */
+export async function listNames(docs: Documents, prefix: string): Promise<string[]> {
+  const names: string[] = [];
+  let marker: string | undefined;
+  do {
+    const page = await docs.list(prefix, { marker, maxPageSize: 1000 });
+    names.push(...page.entries.map((e) => e.name));
+    marker = page.next;
+  } while (marker);
+  return names;
+}
+
 /**
  * A storage operation failed: the job store's side. Worth another try (the queue retries the step) when its kind is
  * known to be temporary — a 408/429/5xx, a connection reset or refused (lib/http-policy.ts); a 403 or a bug is not.

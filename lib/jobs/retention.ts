@@ -12,7 +12,7 @@
  * In Azure a lifecycle-management rule on the container (infra/modules/storage.bicep) deletes what is older than the
  * retention plus a day: a backstop for what the app did not reach, and for tombstones; Azurite has no lifecycle engine.
  */
-import type { Documents } from './documents.js';
+import { listNames, type Documents } from './documents.js';
 import { INDEX_PREFIX } from './listing.js';
 import { ENDED, type JobRecord, type JobStatus } from './types.js';
 
@@ -57,24 +57,13 @@ export function tombstonePath(id: string): string {
   return `${TOMBSTONE_PREFIX}${id}.json`;
 }
 
-async function namesUnder(docs: Documents, prefix: string): Promise<string[]> {
-  const names: string[] = [];
-  let marker: string | undefined;
-  do {
-    const page = await docs.list(prefix, { marker, maxPageSize: 1000 });
-    names.push(...page.entries.map((e) => e.name));
-    marker = page.next;
-  } while (marker);
-  return names;
-}
-
 /** Deletes one ended import: tombstone first, its folder (the record last), then its index entry. */
 async function expire(docs: Documents, indexEntry: string, id: string, job: JobRecord | undefined, now: Date): Promise<void> {
   if (job) {
     const tombstone: Tombstone = { id, status: job.status, createdAt: job.createdAt, endedAt: job.updatedAt, expiredAt: now.toISOString() };
     await docs.put(tombstonePath(id), tombstone);
   }
-  const folder = (await namesUnder(docs, `${id}/`)).filter((n) => n !== `${id}/job.json`);
+  const folder = (await listNames(docs, `${id}/`)).filter((n) => n !== `${id}/job.json`);
   await Promise.all(folder.map((n) => docs.delete(n)));
   await docs.delete(`${id}/job.json`);
   await docs.delete(indexEntry);

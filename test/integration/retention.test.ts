@@ -9,7 +9,7 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getImport } from '../../functions/imports.js';
 import { loadConfig } from '../../lib/config.js';
-import { BlobDocuments } from '../../lib/jobs/documents.js';
+import { BlobDocuments, listNames } from '../../lib/jobs/documents.js';
 import { indexName } from '../../lib/jobs/listing.js';
 import { MemoryJobQueue } from '../../lib/jobs/queue.js';
 import { prefixesAtOrAbove } from '../../lib/jobs/retention.js';
@@ -65,16 +65,7 @@ describe('retention against Azurite', () => {
     await azurite?.stop();
   });
 
-  const names = async (prefix: string): Promise<string[]> => {
-    const out: string[] = [];
-    let marker: string | undefined;
-    do {
-      const page = await docs.list(prefix, { marker, maxPageSize: 1000 });
-      out.push(...page.entries.map((e) => e.name));
-      marker = page.next;
-    } while (marker);
-    return out;
-  };
+  const names = (prefix: string): Promise<string[]> => listNames(docs, prefix);
 
   it('prefixes cover exactly the names at or above the threshold', () => {
     const t = '8234567890123';

@@ -47,7 +47,9 @@ process.exit(totals.skipped > 0 || missing > 0 ? 1 : 0);
 /** `<what>: <file> > <test>` and the first lines of its first failure message (no colours, at most 6 lines). */
 function failureLines(what, path, test) {
   const message = String(test.failureMessages?.[0] ?? '')
-    .replace(/\u001b\[[0-9;]*m/g, '')
+    .split(String.fromCharCode(27)) // colour codes: ESC [ … m
+    .map((part, i) => (i === 0 ? part : part.replace(/^\[[0-9;]*m/, '')))
+    .join('')
     .split('\n')
     .filter((line) => !line.includes('node_modules'))
     .slice(0, 6)

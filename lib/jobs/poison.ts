@@ -7,7 +7,7 @@
  * The idiomatic pattern: https://learn.microsoft.com/azure/azure-functions/functions-bindings-storage-queue-trigger#poison-messages
  */
 import type { MessageKeys } from '../config.js';
-import { isAuthentic, stepMessageSchema, type StepMessage } from './queue.js';
+import { readStep, type StepMessage } from './queue.js';
 import { importRequestSchema, type RequestError } from './request.js';
 import type { Logger } from './types.js';
 import { ENDED, type JobStore, type PoisonRecord } from './store.js';
@@ -64,14 +64,14 @@ export function messageLength(raw: unknown): number {
  * Idempotent: a job that already ended is left as it is.
  */
 export async function handlePoison(store: JobStore, keys: MessageKeys, raw: unknown, meta: PoisonMeta): Promise<void> {
-  const step = stepMessageSchema.safeParse(raw);
+  const step = readStep(keys, raw);
   // Only the app's own step messages fail their job: the poison queue is as writable as the queue itself.
-  if (step.success && isAuthentic(keys, step.data)) {
-    await failPoisoned(store, step.data, meta);
+  if (step.kind === 'step') {
+    await failPoisoned(store, step.message, meta);
     return;
   }
-  const record: PoisonRecord = step.success
-    ? { kind: 'rejected', reason: 'STEP_NOT_AUTHENTIC', length: messageLength(raw) }
+  const record: PoisonRecord = step.kind === 'refused'
+    ? { kind: 'rejected', reason: step.code, length: messageLength(raw) }
     : isRejectionRecord(raw)
       ? { kind: 'rejected', reason: raw.rejected.reason, ...(raw.rejected.field ? { field: raw.rejected.field } : {}), length: raw.rejected.length }
       : { kind: 'message', reason: typeof raw === 'string' ? 'INVALID_JSON' : 'MESSAGE_POISONED', length: messageLength(raw) };
@@ -82,7 +82,7 @@ export async function handlePoison(store: JobStore, keys: MessageKeys, raw: unkn
 }
 
 async function failPoisoned(store: JobStore, msg: StepMessage, meta: PoisonMeta): Promise<void> {
-  const what = `the ${msg.step} step${msg.blob === undefined ? '' : ` of blob ${msg.blob}`}`;
+  const what = `the ${msg.step} step${msg.step === 'blob' ? ` of blob ${msg.blob}` : ''}`;
   const job = await store.get(msg.job);
   if (!job) {
     meta.log.warn(`poisoned ${msg.step} message for unknown job ${msg.job} dropped`);

@@ -30,7 +30,7 @@ import { cancelJob, type CancelOutcome } from './cancel.js';
 import type { ListQuery } from './listing.js';
 import { handlePoison, messageLength, rejectionRecord, type PoisonMeta } from './poison.js';
 import { telemetry, withSpan, withTraceId } from '../telemetry/index.js';
-import { SigningQueue, isAuthentic, requireMessageKeys, stepMessageSchema, type JobQueue, type StepMessage } from './queue.js';
+import { SigningQueue, readStep, requireMessageKeys, type JobQueue, type StepMessage, type StepShape } from './queue.js';
 import { submitRepeatable, type RepeatabilityHeaders, type RepeatResult } from './repeatability.js';
 import { RequestError, validateImportRequest } from './request.js';
 import { open, seal } from './secrets.js';
@@ -219,20 +219,20 @@ export class ImportService {
    * queue as a reason and a length, and its job stays exactly as it was.
    */
   async handleMessage(raw: unknown, meta: MessageMeta): Promise<void> {
-    const parsed = stepMessageSchema.safeParse(raw);
-    if (!parsed.success) {
+    const read = readStep(requireMessageKeys(this.o.config.messageKeys), raw);
+    if (read.kind === 'other') {
       await this.acceptDropped(raw, meta);
       return;
     }
-    const msg = parsed.data;
-    if (!isAuthentic(requireMessageKeys(this.o.config.messageKeys), msg)) {
-      await this.refuse(raw, msg, new StepRefusedError('STEP_NOT_AUTHENTIC', 'it does not carry the app\'s tag for what it says (MESSAGE_KEY)'), meta);
+    if (read.kind === 'refused') {
+      await this.refuse(raw, read.shape, new StepRefusedError(read.code, read.why), meta);
       return;
     }
+    const msg = read.message;
     // a span of the import's trace (lib/telemetry; nothing without it), its log lines with the trace id
     const started = Date.now();
     await withSpan(`import ${msg.step}`, {
-      parent: msg.tp, kind: 'consumer', attributes: { 'oci_import.id': msg.job, 'oci_import.step': msg.step, 'oci_import.blob': msg.blob },
+      parent: msg.tp, kind: 'consumer', attributes: { 'oci_import.id': msg.job, 'oci_import.step': msg.step, 'oci_import.blob': msg.step === 'blob' ? msg.blob : undefined },
     }, async () => {
       const t = telemetry();
       if (msg.at !== undefined) t.record('queue.wait', Math.max(0, started - msg.at), { step: msg.step });
@@ -281,7 +281,7 @@ export class ImportService {
   }
 
   /** A step message that must do nothing: kept on the poison queue as a reason and a length; its job is not touched. */
-  private async refuse(raw: unknown, msg: StepMessage, err: StepRefusedError, meta: MessageMeta): Promise<void> {
+  private async refuse(raw: unknown, msg: StepShape, err: StepRefusedError, meta: MessageMeta): Promise<void> {
     await this.o.queue.sendPoison({ v: 1, rejected: { reason: err.code, length: messageLength(raw) } });
     meta.log.warn(`a ${msg.step} message naming job ${msg.job} was refused [${err.code}]: ${err.message}; nothing was done and the job is left as it is`);
   }

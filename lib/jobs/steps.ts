@@ -26,7 +26,7 @@ import { checkBoundSource, isBound } from '../policy/private-sources.js';
 import { checkSource, systemLookup, type Lookup } from '../policy/sources.js';
 import type { Registries, SideClient } from '../registries.js';
 import { EndWatch } from './cancel.js';
-import type { JobQueue, StepMessage } from './queue.js';
+import type { JobQueue, StepMessage, StepOf } from './queue.js';
 import type { Logger } from './types.js';
 import { FANOUT_BATCH, StepRefusedError } from './step-checks.js';
 import { ENDED, type BlobTask, type JobRecord, type JobStore } from './store.js';
@@ -75,14 +75,14 @@ export class Steps {
     const { log } = meta;
     if (job.status === 'waiting') await this.o.store.update(job.id, (j) => j.status === 'waiting' ? { ...j, status: 'running', waitingUntil: undefined } : undefined);
     if (msg.step === 'plan') await this.plan(job, step, log);
-    else if (msg.step === 'fanout') await this.fanout(job.id, msg.from ?? 0);
+    else if (msg.step === 'fanout') await this.fanout(job.id, msg.from);
     else if (msg.step === 'blob') await this.blob(job, msg, step, meta);
     else await this.finalize(job, step, log);
   }
 
   /** A step of a job that ended does nothing but clean up: a blob's open upload session is cancelled. */
   async cleanUp(job: JobRecord, msg: StepMessage): Promise<void> {
-    if (msg.step !== 'blob' || msg.blob === undefined) return;
+    if (msg.step !== 'blob') return;
     const task = await this.o.store.blobTask(job.id, msg.blob);
     const state = task?.task.state;
     if (state?.phase !== 'uploading') return;
@@ -201,8 +201,8 @@ export class Steps {
 
   // ---- blob ------------------------------------------------------------------------------------------
 
-  private async blob(job: JobRecord, msg: StepMessage, step: StepContext, { log, maxDequeueCount }: { log: Logger; maxDequeueCount: number }): Promise<void> {
-    const index = msg.blob ?? -1;
+  private async blob(job: JobRecord, msg: StepOf<'blob'>, step: StepContext, { log, maxDequeueCount }: { log: Logger; maxDequeueCount: number }): Promise<void> {
+    const index = msg.blob;
     const leaseMs = step.budgetMs + this.o.leaseMarginMs;
 
     // 1. Claim the blob: one step at a time works on it; a live lease elsewhere → look again later.
@@ -279,11 +279,11 @@ export class Steps {
    * The blob a message is about, as the plan has it: its stored task (written from the plan by the fan-out), else
    * the plan's blob list. A message saying another digest or size than the plan is refused, whoever signed it.
    */
-  private async descriptor(id: string, msg: StepMessage, task: BlobTask | undefined): Promise<{ digest: Digest; size: number }> {
-    const planned = task?.state ?? (await this.o.store.blobs(id))?.[msg.blob ?? -1];
-    if (!planned) throw new StepRefusedError('STEP_NOT_IN_PLAN', `job ${id} has no blob ${String(msg.blob)} in its plan`);
-    if ((msg.digest !== undefined && msg.digest !== planned.digest) || (msg.size !== undefined && msg.size !== planned.size)) {
-      throw new StepRefusedError('STEP_NOT_IN_PLAN', `blob ${String(msg.blob)} of job ${id} is ${planned.digest} (${planned.size} bytes) in the plan, not ${String(msg.digest)} (${String(msg.size)} bytes)`);
+  private async descriptor(id: string, msg: StepOf<'blob'>, task: BlobTask | undefined): Promise<{ digest: Digest; size: number }> {
+    const planned = task?.state ?? (await this.o.store.blobs(id))?.[msg.blob];
+    if (!planned) throw new StepRefusedError('STEP_NOT_IN_PLAN', `job ${id} has no blob ${msg.blob} in its plan`);
+    if (msg.digest !== planned.digest || msg.size !== planned.size) {
+      throw new StepRefusedError('STEP_NOT_IN_PLAN', `blob ${msg.blob} of job ${id} is ${planned.digest} (${planned.size} bytes) in the plan, not ${msg.digest} (${msg.size} bytes)`);
     }
     return { digest: planned.digest, size: planned.size };
   }

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StepMessage } from '../../../lib/jobs/queue.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
-import { testService, type TestService } from '../../support/service.js';
+import { blobStep, testService, type TestService } from '../../support/service.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const KiB = 1024;
@@ -50,7 +50,7 @@ describe('canceling an import', () => {
     await run(t, t.queue.drain()[0]!); // plan
     const blobs = t.queue.drain();
     expect(blobs.map((m) => m.step)).toEqual(['blob', 'blob']);
-    const layer = blobs.find((m) => m.size === 2048 * KiB)!;
+    const layer = blobStep(blobs.find((m) => m.step === 'blob' && m.size === 2048 * KiB));
 
     const step = run(t, layer);
     while (patches(dst) < 4) await new Promise((r) => setTimeout(r, 5));
@@ -63,9 +63,9 @@ describe('canceling an import', () => {
     expect(patches(dst)).toBeLessThan(32);
     const deletes = dst.requests.filter((r) => r.method === 'DELETE' && r.url.includes('/blobs/uploads/'));
     expect(deletes.length).toBe(1);
-    expect((await t.store.blobTask(job.id, layer.blob!))?.task).toMatchObject({ state: { phase: 'pending' } });
-    expect((await t.store.blobTask(job.id, layer.blob!))?.task.lease).toBeUndefined();
-    expect(t.queue.sent.filter((s) => s.message.blob === layer.blob)).toEqual([]); // not re-enqueued
+    expect((await t.store.blobTask(job.id, layer.blob))?.task).toMatchObject({ state: { phase: 'pending' } });
+    expect((await t.store.blobTask(job.id, layer.blob))?.task.lease).toBeUndefined();
+    expect(t.queue.sent.filter((s) => s.message.step === 'blob' && s.message.blob === layer.blob)).toEqual([]); // not re-enqueued
 
     // the other blob's message and a finalize arriving later do nothing but clean up
     for (const m of [...blobs.filter((b) => b !== layer), { v: 1 as const, job: job.id, step: 'finalize' as const }]) await run(t, m);

@@ -84,12 +84,12 @@ describe('poison trigger', () => {
   it('fails the job of a poisoned step with STEP_POISONED, once', async () => {
     const t = setup();
     const job = await newJob(t);
-    await t.service.handlePoison(t.sign({ v: 1, job: job.id, step: 'blob', blob: 3 }), poisonMeta(t));
+    await t.service.handlePoison(t.sign({ v: 1, job: job.id, step: 'blob', blob: 3, digest: `sha256:${'3'.repeat(64)}`, size: 3 }), poisonMeta(t));
     const status = await t.service.status(job.id);
     expect(status).toMatchObject({ status: 'failed', error: { code: 'STEP_POISONED' } });
     expect(status!.error!.message).toMatch(/^the blob step of blob 3 was given up after 5 deliveries/);
     const before = (await t.store.get(job.id))!.updatedAt;
-    await t.service.handlePoison(t.sign({ v: 1, job: job.id, step: 'blob', blob: 3 }), poisonMeta(t)); // redelivered
+    await t.service.handlePoison(t.sign({ v: 1, job: job.id, step: 'blob', blob: 3, digest: `sha256:${'3'.repeat(64)}`, size: 3 }), poisonMeta(t)); // redelivered
     expect((await t.store.get(job.id))!.updatedAt).toBe(before);
   });
 

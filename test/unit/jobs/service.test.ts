@@ -9,7 +9,7 @@ import { OciImportError } from '../../../lib/errors.js';
 import type { StepMessage } from '../../../lib/jobs/queue.js';
 import { CHECKPOINT_EVERY_MS } from '../../../lib/jobs/steps.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
-import { testService, type TestService } from '../../support/service.js';
+import { blobStep, testService, type TestService } from '../../support/service.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -101,7 +101,7 @@ describe('import steps (memory storage, fake registries)', () => {
     const job = await first.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
     await first.service.handleMessage(first.queue.drain()[0], first.meta());
     const blobMessages = first.queue.drain();
-    const big = blobMessages[1]!;
+    const big = blobStep(blobMessages[1]);
     // The "crash": after two chunks this worker can write nothing more (it is dead), the lease stays held.
     let writes = 0;
     const put = docs.put.bind(docs);
@@ -132,7 +132,7 @@ describe('import steps (memory storage, fake registries)', () => {
     while (first.queue.sent.length) {
       for (const m of first.queue.drain()) await second.service.handleMessage(m, second.meta(2));
     }
-    const bigDigest = (await first.store.plan(job.id))!.blobs[big.blob!]!.digest;
+    const bigDigest = (await first.store.plan(job.id))!.blobs[big.blob]!.digest;
     expect(Buffer.from(dst.getBlob(bigDigest)!).equals(Buffer.from(src.getBlob(bigDigest)!))).toBe(true);
     // 400 KiB in 64 KiB chunks is 7 chunks. The registry holds more than the checkpoint says,
     // distribution refuses the stale Location (and drops the session) → one new session, the blob sent
@@ -158,7 +158,7 @@ describe('import steps (memory storage, fake registries)', () => {
     const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
     await t.service.handleMessage(t.queue.drain()[0], t.meta());
     const blobMessages = t.queue.drain();
-    const big = blobMessages[1]!;
+    const big = blobStep(blobMessages[1]);
     let writes = 0;
     const put = docs.put.bind(docs);
     docs.put = async (path, value, condition) => {

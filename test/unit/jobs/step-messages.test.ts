@@ -4,7 +4,8 @@
  * message in flight while the app is updated must still parse and still be the app's.
  */
 import { describe, expect, it } from 'vitest';
-import { isAuthentic, signStep, stepMessageSchema } from '../../../lib/jobs/queue.js';
+import { isAuthentic, MemoryJobQueue, readStep, signStep, stepMessageSchema, type StepMessage } from '../../../lib/jobs/queue.js';
+import { testService } from '../../support/service.js';
 
 const keys = { current: Buffer.alloc(32, 7) };
 
@@ -26,5 +27,118 @@ describe('step messages signed before the schema per step', () => {
     expect(isAuthentic(keys, parsed)).toBe(true);
     // the same fields give the same signed content: signing again gives the same tag, and the same JSON
     expect(JSON.stringify(signStep(keys, parsed))).toBe(json);
+  });
+});
+
+const JOB = '3b241101-e2bb-4255-8caf-4136c566a962';
+const DIGEST = `sha256:${'b'.repeat(64)}`;
+/** One well-formed message of each step, and the fields each must have. */
+const STEPS = {
+  plan: { message: { v: 1, job: JOB, step: 'plan' }, needs: [] },
+  fanout: { message: { v: 1, job: JOB, step: 'fanout', from: 64 }, needs: ['from'] },
+  blob: { message: { v: 1, job: JOB, step: 'blob', blob: 3, digest: DIGEST, size: 1234 }, needs: ['blob', 'digest', 'size'] },
+  finalize: { message: { v: 1, job: JOB, step: 'finalize' }, needs: [] },
+} as const;
+/** A value of each step field a message could carry. */
+const FIELDS = { blob: 0, from: 0, digest: DIGEST, size: 1 } as const;
+
+describe('each step carries exactly its own fields', () => {
+  for (const [step, { message, needs }] of Object.entries(STEPS)) {
+    it(`${step}: parses as itself, refuses a field of another step and the lack of one of its own`, () => {
+      expect(stepMessageSchema.parse(message)).toEqual(message);
+      for (const [field, value] of Object.entries(FIELDS)) {
+        if ((needs as readonly string[]).includes(field)) continue;
+        expect(stepMessageSchema.safeParse({ ...message, [field]: value }).success, `${step} with ${field}`).toBe(false);
+      }
+      for (const field of needs) {
+        const { [field]: _gone, ...without } = message as Record<string, unknown>;
+        expect(stepMessageSchema.safeParse(without).success, `${step} without ${field}`).toBe(false);
+        expect(stepMessageSchema.safeParse({ ...message, [field]: null }).success, `${step} with ${field} null`).toBe(false);
+      }
+    });
+  }
+
+  it('refuses an unknown step, and a step name in another case', () => {
+    for (const step of ['copy', 'Plan', '', undefined]) {
+      expect(stepMessageSchema.safeParse({ v: 1, job: JOB, step }).success, String(step)).toBe(false);
+    }
+    expect(stepMessageSchema.safeParse({ v: 2, job: JOB, step: 'plan' }).success).toBe(false);
+  });
+
+  it('where messages are built, TypeScript wants each step\'s fields (checked by npm run typecheck)', async () => {
+    const queue = new MemoryJobQueue();
+    // @ts-expect-error a blob step without its digest and size does not compile
+    await queue.send({ v: 1, job: JOB, step: 'blob', blob: 0 });
+    // @ts-expect-error nor a plan step with a blob index
+    await queue.send({ v: 1, job: JOB, step: 'plan', blob: 0 });
+    // @ts-expect-error nor a fan-out without where it starts
+    await queue.send({ v: 1, job: JOB, step: 'fanout' });
+    const ok: StepMessage[] = Object.values(STEPS).map((s) => s.message);
+    expect(ok).toHaveLength(4);
+  });
+});
+
+describe('reading a queue message as a step', () => {
+  it('a well-formed step with the app\'s tag is a step; without it, refused as not authentic', () => {
+    for (const { message } of Object.values(STEPS)) {
+      expect(readStep(keys, signStep(keys, message))).toEqual({ kind: 'step', message: signStep(keys, message) });
+      expect(readStep(keys, message)).toMatchObject({ kind: 'refused', code: 'STEP_NOT_AUTHENTIC' });
+    }
+  });
+
+  it('shaped like a step but with fields its step does not have: not authentic without the tag (as before), and refused even with it', () => {
+    const malformed = [{ ...STEPS.plan.message, blob: 0 }, { ...STEPS.finalize.message, digest: DIGEST }, { v: 1, job: JOB, step: 'blob', blob: 1 }, { v: 1, job: JOB, step: 'fanout' }];
+    for (const m of malformed) {
+      expect(readStep(keys, m), JSON.stringify(m)).toMatchObject({ kind: 'refused', code: 'STEP_NOT_AUTHENTIC' });
+      // a leaked key signs anything: such a message is still none the app writes
+      const leaked = signStep(keys, m as unknown as StepMessage);
+      expect(isAuthentic(keys, leaked)).toBe(true);
+      const read = readStep(keys, leaked);
+      expect(read, JSON.stringify(m)).toMatchObject({ kind: 'refused', code: 'STEP_NOT_IN_PLAN' });
+      expect(read.kind === 'refused' && read.why).toMatch(new RegExp(`^a ${m.step} step has no such message: `));
+    }
+  });
+
+  it('anything not shaped like a step is no step (an import request, an unknown step, an unknown field)', () => {
+    for (const raw of [{ source: 'registry.example/app:1' }, { v: 1, job: JOB, step: 'copy' }, { ...STEPS.plan.message, extra: 1 }, 'text', null]) {
+      expect(readStep(keys, raw), JSON.stringify(raw)).toEqual({ kind: 'other' });
+    }
+  });
+});
+
+describe('malformed step messages on the queue and the poison queue (memory storage)', () => {
+  const setup = async () => {
+    const t = testService({ TARGET_REGISTRY: 'target.example', ALLOWED_SOURCES: '*', STEP_BUDGET_SECONDS: '60' });
+    const job = await t.service.submit({ source: 'registry.example/team/app:1', images: ['app:1'] }, 'http');
+    t.queue.drain();
+    const snapshot = () => [...t.docs.dump()].filter(([p]) => p.startsWith(`${job.id}/`)).sort().join('\n');
+    return { t, job, snapshot };
+  };
+
+  it('a signed plan step carrying a blob index is refused unread: nothing sent, the job as it was', async () => {
+    const { t, job, snapshot } = await setup();
+    const before = snapshot();
+    const forged = t.sign({ v: 1, job: job.id, step: 'plan', blob: 0 } as unknown as StepMessage);
+    await t.service.handleMessage(forged, t.meta());
+    expect(t.queue.drain()).toEqual([]);
+    expect(t.queue.poisoned).toEqual([{ v: 1, rejected: { reason: 'STEP_NOT_IN_PLAN', length: JSON.stringify(forged).length } }]);
+    expect(snapshot()).toBe(before);
+    expect(t.logs.join('\n')).toMatch(/a plan message naming job .* was refused \[STEP_NOT_IN_PLAN\]: a plan step has no such message: blob/);
+  });
+
+  it('on the poison queue, a malformed step fails no job: recorded as a reason and a length', async () => {
+    const { t, job, snapshot } = await setup();
+    const before = snapshot();
+    const meta = { maxDequeueCount: 5, log: t.meta().log };
+    const unsigned = { v: 1, job: job.id, step: 'blob', blob: 0 };
+    await t.service.handlePoison(unsigned, { ...meta, messageId: 'p-1' });
+    await t.service.handlePoison(t.sign(unsigned as unknown as StepMessage), { ...meta, messageId: 'p-2' });
+    expect(snapshot()).toBe(before);
+    const kept = [...t.docs.dump()].filter(([p]) => p.startsWith('poisoned/')).map(([, v]) => JSON.parse(v) as Record<string, unknown>);
+    expect(kept).toEqual(expect.arrayContaining([
+      expect.objectContaining({ kind: 'rejected', reason: 'STEP_NOT_AUTHENTIC', messageId: 'p-1' }),
+      expect.objectContaining({ kind: 'rejected', reason: 'STEP_NOT_IN_PLAN', messageId: 'p-2' }),
+    ]));
+    expect(kept).toHaveLength(2);
   });
 });

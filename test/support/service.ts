@@ -1,9 +1,9 @@
 /** An ImportService on memory storage, for handler and step tests. */
 import { loadConfig } from '../../lib/config.js';
-import { MemoryDocuments } from '../../lib/jobs/documents.js';
-import { MemoryJobQueue, signStep, type StepMessage, type StepOf } from '../../lib/jobs/queue.js';
-import { ImportService, type Logger, type MessageMeta } from '../../lib/jobs/service.js';
-import { JobStore } from '../../lib/jobs/store.js';
+import { MemoryDocuments } from '../../lib/store/documents.js';
+import { MemoryJobQueue, signStep, type StepMessage, type StepOf } from '../../lib/store/queue.js';
+import { ImportService, type Logger, type MessageMeta } from '../../lib/service/service.js';
+import { JobStore } from '../../lib/store/store.js';
 import type { Timeouts } from '../../lib/oci/body.js';
 import type { Lookup } from '../../lib/policy/sources.js';
 import { Registries } from '../../lib/registries.js';

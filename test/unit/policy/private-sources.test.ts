@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ResolvedRegistry } from '../../../lib/azure/arm.js';
 import { ConfigError, SETTINGS, loadConfig } from '../../../lib/config.js';
-import { validateImportRequest } from '../../../lib/jobs/request.js';
+import { validateImportRequest } from '../../../lib/request/request.js';
 import {
   checkBoundSource, isBound, isPrivateEndpointAddress, parsePrivateSources, privateEndpointHosts, vetPrivateEndpointAddresses,
 } from '../../../lib/policy/private-sources.js';

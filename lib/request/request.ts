@@ -10,14 +10,14 @@ import { azureSettings, registryResolver } from '../azure/clients.js';
 import { STATIC_TOKEN_LABEL } from '../azure/credentials.js';
 import { AzureError, networkDenied } from '../azure/errors.js';
 import type { Config } from '../config.js';
-import { targetName, targetRefs, repositoryAllowed } from '../engine/targets.js';
+import { targetName, targetRefs } from '../engine/targets.js';
 import { OciImportError, type ErrorCode } from '../errors.js';
 import { parsePlatform } from '../oci/manifest.js';
 import { MEDIA_TYPE } from '../oci/referrers.js';
 import { InvalidReferenceError, formatReference, normalizeRegistry, parseReference, parseRepositoryTag, validateRegistry, type Reference } from '../oci/reference.js';
 import { checkBoundSource, isBound } from '../policy/private-sources.js';
-import { checkSource, SourceNotAllowedError, systemLookup, type Lookup } from '../policy/sources.js';
-import { credentialAllows } from '../registries.js';
+import { checkSource, credentialAllows, SourceNotAllowedError, systemLookup, type Lookup } from '../policy/sources.js';
+import { repositoryAllowed } from '../policy/targets.js';
 import type { ValidatedImport } from '../store/types.js';
 
 /** Request bodies larger than this are refused with 413 before parsing. */

@@ -24,7 +24,7 @@ import { RateLimitedError, TimeoutError, errorCode, errorMessage, formatDuration
 import type { Credentials } from '../oci/auth.js';
 import { parseReference } from '../oci/reference.js';
 import type { Lookup } from '../policy/sources.js';
-import { Registries, type SideClient, type SourceCredentials } from '../registries.js';
+import { Registries, type SideClient, type SourceCredentials } from '../sides/registries.js';
 import { deadlineSignal } from '../retry.js';
 import { cancelJob, type CancelOutcome } from './cancel.js';
 import type { ListQuery } from '../store/listing.js';

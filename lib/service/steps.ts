@@ -15,7 +15,7 @@ import { copyAllAndFinalize, engineFromConfig, type CopyContext, type ImportEngi
 import { telemetry } from '../telemetry/index.js';
 import { ImportError } from '../engine/errors.js';
 import { PartPool } from '../engine/part-reader.js';
-import { checkTargetRepositories, targetRefs } from '../engine/targets.js';
+import { targetRefs } from '../engine/targets.js';
 import { initialBlobState } from '../engine/copy-blob.js';
 import { bytesPresent, referrerViews, type BlobState, type ImportPlan, type PlannedBlob } from '../engine/types.js';
 import type { Config } from '../config.js';
@@ -24,7 +24,8 @@ import type { Digest } from '../oci/digest.js';
 import { parseReference } from '../oci/reference.js';
 import { checkBoundSource, isBound } from '../policy/private-sources.js';
 import { checkSource, systemLookup, type Lookup } from '../policy/sources.js';
-import type { Registries, SideClient } from '../registries.js';
+import { checkTargetRepositories } from '../policy/targets.js';
+import type { Registries, SideClient } from '../sides/registries.js';
 import { EndWatch } from './cancel.js';
 import type { JobQueue, StepMessage, StepOf } from '../store/queue.js';
 import type { Logger } from '../store/types.js';

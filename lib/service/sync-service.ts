@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Config } from '../config.js';
-import { forEachLimited } from '../engine/concurrency.js';
+import { forEachLimited } from '../concurrency.js';
 import { errorCode } from '../errors.js';
 import { passDeadline, planSync, type SyncError } from '../sync/pass.js';
 import type { SyncRule } from '../sync/rules.js';

@@ -6,7 +6,7 @@ import { ImportService, type Logger, type MessageMeta } from '../../lib/service/
 import { JobStore } from '../../lib/store/store.js';
 import type { Timeouts } from '../../lib/oci/body.js';
 import type { Lookup } from '../../lib/policy/sources.js';
-import { Registries } from '../../lib/registries.js';
+import { Registries } from '../../lib/sides/registries.js';
 import type { RetryPolicy } from '../../lib/retry.js';
 
 export interface TestService {

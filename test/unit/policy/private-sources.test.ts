@@ -15,7 +15,7 @@ import {
 } from '../../../lib/policy/private-sources.js';
 import type { Lookup } from '../../../lib/policy/sources.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
-import { Registries } from '../../../lib/registries.js';
+import { Registries } from '../../../lib/sides/registries.js';
 import type { Dispatcher } from 'undici';
 
 const SUB = '0b1f6471-1bf0-4dda-aec3-cb9272f09590';

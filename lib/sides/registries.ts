@@ -6,16 +6,16 @@
  * credentials get a client of their own.
  */
 import type { Dispatcher } from 'undici';
-import { azureSettings, explainFailure, sourceAuth, targetIdentityAuth, type AzureSettings, type RegistryAuth } from './azure/clients.js';
-import type { Config, NamedCredential } from './config.js';
-import { RATE_WINDOW_MS } from './oci/body.js';
-import type { BoundCredentials, Credentials } from './oci/auth.js';
-import type { Timeouts } from './oci/body.js';
-import { normalizeRegistry } from './oci/reference.js';
-import { RegistryClient } from './oci/registry.js';
-import { isBound, privateEndpointHosts, vetPrivateEndpointAddresses } from './policy/private-sources.js';
-import { guardedDispatcher, matchesPattern, type Lookup } from './policy/sources.js';
-import { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
+import { azureSettings, explainFailure, sourceAuth, targetIdentityAuth, type AzureSettings, type RegistryAuth } from '../azure/clients.js';
+import type { Config, NamedCredential } from '../config.js';
+import { RATE_WINDOW_MS } from '../oci/body.js';
+import type { BoundCredentials, Credentials } from '../oci/auth.js';
+import type { Timeouts } from '../oci/body.js';
+import { normalizeRegistry } from '../oci/reference.js';
+import { RegistryClient } from '../oci/registry.js';
+import { isBound, privateEndpointHosts, vetPrivateEndpointAddresses } from '../policy/private-sources.js';
+import { guardedDispatcher, matchesPattern, type Lookup } from '../policy/sources.js';
+import { DEFAULT_RETRY, type RetryPolicy } from '../retry.js';
 
 /** A client and how its side signs in (for explaining its refusals). */
 export interface SideClient {
@@ -163,9 +163,4 @@ function bound(credentials: SourceCredentials | undefined): BoundCredentials | u
     mayReceive: (hostPort) => c.registries.some((p) => matchesPattern(hostPort, p)),
     bindingSetting: `REGISTRY_CREDENTIALS__${c.name}__REGISTRIES`,
   };
-}
-
-/** Whether a named credential may be used for a source registry (the request check; the engine checks again). */
-export function credentialAllows(credential: NamedCredential, registry: string): boolean {
-  return credential.registries.some((p) => matchesPattern(registry, p));
 }

@@ -163,7 +163,7 @@ export class SigningQueue implements JobQueue {
   send(message: StepMessage, delaySeconds?: number): Promise<void> {
     // the active span's trace context (none without telemetry: the message is as it always was)
     const { tp: _tp, at: _at, ...content } = message;
-    return this.inner.send(signStep(this.keys(), { ...content, ...traceFields(delaySeconds) } as StepMessage), delaySeconds);
+    return this.inner.send(signStep(this.keys(), { ...content, ...traceFields(delaySeconds) }), delaySeconds);
   }
 
   sendPoison(message: unknown): Promise<void> {

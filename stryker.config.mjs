@@ -1,4 +1,4 @@
-// `npm run mutate`: mutation testing of the core — lib/engine, lib/policy, lib/jobs — with Stryker and its vitest
+// `npm run mutate`: mutation testing of the core — lib/engine, lib/policy, lib/request, lib/store, lib/service — with Stryker and its vitest
 // runner. Stryker changes the code one small way at a time (a condition negated, a boundary moved, a statement
 // removed…) and runs the tests that cover it: a mutant no test notices is a behaviour nothing holds. Results:
 // docs/testing.md. Not run by CI: it takes the better part of an hour on 2 cores.
@@ -6,8 +6,8 @@
 // Scoped for a small machine: the unit tests of these folders only (vitest.mutate.config.ts; the real-registry and
 // host tests cost seconds each and run in CI anyway), only the tests that cover a mutant run for it (perTest), two
 // test runners, and incremental mode: a rerun tests again only the mutants whose code or tests changed.
-// MUTATE narrows a run: a comma list of folders or files under lib/ (MUTATE=policy, MUTATE=engine/copy-blob.ts,jobs).
-const targets = (process.env.MUTATE ?? 'engine,policy,jobs').split(',').map((t) => t.trim()).filter(Boolean);
+// MUTATE narrows a run: a comma list of folders or files under lib/ (MUTATE=policy, MUTATE=engine/copy-blob.ts,store).
+const targets = (process.env.MUTATE ?? 'engine,policy,request,store,service').split(',').map((t) => t.trim()).filter(Boolean);
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {

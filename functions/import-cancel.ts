@@ -1,14 +1,14 @@
 /**
  * POST /api/imports/{id}/cancel — ends an import as `canceled`: 202 with its status (the running steps
- * stop within a chunk and cancel their upload sessions; nothing is tagged: lib/jobs/cancel.ts). An import
+ * stop within a chunk and cancel their upload sessions; nothing is tagged: lib/service/cancel.ts). An import
  * that ended already, or is writing its tags, is 409 with its status.
  */
 import { describeCaller, guarded, httpAuthLevel } from '../lib/api/callers.js';
 import type { Caller } from '../lib/api/entra-auth.js';
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { apiBase, errorResponse, importId, statusUrl, unavailable } from '../lib/api/http.js';
-import { RequestError } from '../lib/jobs/request.js';
-import { importService } from '../lib/jobs/runtime.js';
+import { RequestError } from '../lib/request/request.js';
+import { importService } from '../lib/service/runtime.js';
 
 export async function cancelImport(request: HttpRequest, context: InvocationContext, caller?: Caller): Promise<HttpResponseInit> {
   try {

@@ -1,15 +1,15 @@
 /**
  * GET /api/imports?status=running&limit=20&continuationToken=… — imports newest first, one bounded page
  * (`{value, nextLink?}` as the Azure REST API guidelines' collections: nextLink only when there is more).
- * Pages come from an index in blob storage (lib/jobs/listing.ts): one list call and one read per import.
+ * Pages come from an index in blob storage (lib/store/listing.ts): one list call and one read per import.
  */
 import { guarded, httpAuthLevel } from '../lib/api/callers.js';
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { apiBase, errorResponse, unavailable } from '../lib/api/http.js';
-import { DEFAULT_PAGE, InvalidTokenError, MAX_PAGE, STATUSES, type ListQuery } from '../lib/jobs/listing.js';
-import { RequestError } from '../lib/jobs/request.js';
-import { importService } from '../lib/jobs/runtime.js';
-import type { JobStatus } from '../lib/jobs/store.js';
+import { DEFAULT_PAGE, InvalidTokenError, MAX_PAGE, STATUSES, type ListQuery } from '../lib/store/listing.js';
+import { RequestError } from '../lib/request/request.js';
+import { importService } from '../lib/service/runtime.js';
+import type { JobStatus } from '../lib/store/store.js';
 
 /** The query, checked: `status` a comma list of states, `limit` 1..100, `continuationToken` as returned. */
 export function listQuery(params: URLSearchParams): ListQuery {

@@ -8,8 +8,8 @@
  * The idiomatic pattern: https://learn.microsoft.com/azure/azure-functions/functions-bindings-storage-queue-trigger#poison-messages
  */
 import { app, type InvocationContext } from '@azure/functions';
-import { appFile, maxDequeueCount, readHostJson } from '../lib/jobs/host-settings.js';
-import { importService } from '../lib/jobs/runtime.js';
+import { appFile, maxDequeueCount, readHostJson } from '../lib/service/host-settings.js';
+import { importService } from '../lib/service/runtime.js';
 
 const MAX_DEQUEUE = maxDequeueCount(process.env, readHostJson([appFile('host.json', import.meta.url)]));
 

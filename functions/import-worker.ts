@@ -5,8 +5,8 @@
  * moves the message to `<queue>-poison`; the job is marked failed with the reason first.
  */
 import { app, type InvocationContext } from '@azure/functions';
-import { appFile, maxDequeueCount, readHostJson } from '../lib/jobs/host-settings.js';
-import { importService } from '../lib/jobs/runtime.js';
+import { appFile, maxDequeueCount, readHostJson } from '../lib/service/host-settings.js';
+import { importService } from '../lib/service/runtime.js';
 
 /**
  * maxDequeueCount as the host applies it (AzureFunctionsJobHost__extensions__queues__maxDequeueCount, then

@@ -7,10 +7,10 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import { describeCaller, guarded, httpAuthLevel } from '../lib/api/callers.js';
 import type { Caller } from '../lib/api/entra-auth.js';
 import { apiBase, errorResponse, importId, isJson, RETRY_AFTER_SECONDS, statusUrl, unavailable } from '../lib/api/http.js';
-import { parseRepeatability, type RepeatabilityHeaders } from '../lib/jobs/repeatability.js';
-import { MAX_REQUEST_BYTES, parseRequestText, RequestError, TARGET_REGISTRY_NOT_SET } from '../lib/jobs/request.js';
-import { importService } from '../lib/jobs/runtime.js';
-import { ENDED, type JobRecord } from '../lib/jobs/store.js';
+import { parseRepeatability, type RepeatabilityHeaders } from '../lib/service/repeatability.js';
+import { MAX_REQUEST_BYTES, parseRequestText, RequestError, TARGET_REGISTRY_NOT_SET } from '../lib/request/request.js';
+import { importService } from '../lib/service/runtime.js';
+import { ENDED, type JobRecord } from '../lib/store/store.js';
 import { telemetry, withSpan, withTraceId } from '../lib/telemetry/index.js';
 
 // Say it where the operator looks first (the start-up log), not only to the first caller.

@@ -1,10 +1,10 @@
 /**
- * Timer trigger: retention (JOB_RETENTION_DAYS, lib/jobs/retention.ts). Every hour, at most 200 ended imports
+ * Timer trigger: retention (JOB_RETENTION_DAYS, lib/store/retention.ts). Every hour, at most 200 ended imports
  * older than the retention are deleted — records, sealed credentials, checkpoints and index entries — leaving a
  * tombstone so that their status URL answers 404 IMPORT_EXPIRED. An import that has not ended is never touched.
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { importService } from '../lib/jobs/runtime.js';
+import { importService } from '../lib/service/runtime.js';
 
 export async function retentionTimer(_timer: Timer, context: InvocationContext): Promise<void> {
   const r = await importService().prune();

@@ -6,8 +6,8 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext, type Timer } from '@azure/functions';
 import { guarded, httpAuthLevel } from '../lib/api/callers.js';
 import { errorResponse, unavailable } from '../lib/api/http.js';
-import { RequestError } from '../lib/jobs/request.js';
-import { syncRules, syncService } from '../lib/jobs/runtime.js';
+import { RequestError } from '../lib/request/request.js';
+import { syncRules, syncService } from '../lib/service/runtime.js';
 import { telemetry, withSpan } from '../lib/telemetry/index.js';
 import type { SyncRule } from '../lib/sync/rules.js';
 

@@ -285,7 +285,7 @@ export interface Config {
   readonly minBytesPerSecond: number;
   readonly maxRetryAfterSeconds: number;
   readonly maxJobHours: number;
-  /** JOB_RETENTION_DAYS: ended imports are deleted this many days after they ended (lib/jobs/retention.ts). */
+  /** JOB_RETENTION_DAYS: ended imports are deleted this many days after they ended (lib/store/retention.ts). */
   readonly jobRetentionDays: number;
   /** TARGET_REPOSITORIES patterns. */
   readonly targetRepositories: readonly string[];

@@ -109,7 +109,7 @@ export const ERROR_CODES = {
   ABORTED: job('service', true, 'The work was stopped by its owner (a step\'s deadline, a canceled job).'),
   STEP_POISONED: job('service', false, 'A step was delivered maxDequeueCount times and never finished (its worker timed out or died each time).'),
   STEP_NOT_AUTHENTIC: job('request', false, 'A step message without the service\'s MAC: refused, nothing done.'),
-  STEP_NOT_IN_PLAN: job('request', false, 'A step message naming a step its job\'s plan does not have: refused.'),
+  STEP_NOT_IN_PLAN: job('request', false, 'A step message naming a step its job\'s plan does not have, or carrying fields its step does not have: refused.'),
   MESSAGE_POISONED: job('request', false, 'A queued message that is not a step was given up by the host.'),
   PLAN_MISSING: job('storage', true, 'A step found no plan for its job (yet).'),
   CHECKPOINT_LOST: job('storage', true, 'A blob step\'s checkpoint was taken by another worker.'),

@@ -11,7 +11,7 @@
  * Only what is known to be temporary is retried. Errors we did not make are not, unless lib/http-policy.ts
  * knows their kind (a socket reset, an SDK's error carrying a 503): a bug's TypeError is thrown at once by every
  * retry loop, and a queue step that hits one fails its job at once, with code INTERNAL and the error's message
- * (lib/jobs/service.ts `onStepError`) — not retried `maxDequeueCount` times, nor moved to the poison queue.
+ * (lib/service/service.ts `onStepError`) — not retried `maxDequeueCount` times, nor moved to the poison queue.
  * This module depends on lib/error-codes.ts and lib/http-policy.ts only.
  */
 import { isErrorCode, type ErrorCode } from './error-codes.js';

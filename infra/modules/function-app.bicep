@@ -36,7 +36,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 }
 
 // The Functions host's request body cap (default 100 MB; above it Kestrel answers an empty 413). The app refuses bodies
-// over 64 KiB itself (lib/jobs/request.ts MAX_REQUEST_BYTES) with a JSON 413 naming the limit: a cap of 1 MiB lets every
+// over 64 KiB itself (lib/request/request.ts MAX_REQUEST_BYTES) with a JSON 413 naming the limit: a cap of 1 MiB lets every
 // body up to 16 times that reach the app, so that JSON answer is what callers see, and the host drops anything larger.
 var requestBodySizeLimit = 1048576
 

@@ -67,7 +67,7 @@ resource jobsContainer 'Microsoft.Storage/storageAccounts/blobServices/container
 // action: https://learn.microsoft.com/azure/storage/blobs/lifecycle-management-policy-delete). A policy is the one
 // child named 'default'; a prefixMatch starts with the container's name. The rule deletes block blobs of the jobs
 // container not modified for JOB_RETENTION_DAYS + 1 days: a backstop behind the app's own hourly pruning
-// (lib/jobs/retention.ts), which goes first so that it can leave tombstones (IMPORT_EXPIRED), and which alone
+// (lib/store/retention.ts), which goes first so that it can leave tombstones (IMPORT_EXPIRED), and which alone
 // keeps the index in step. A running import rewrites its record at least every step and lives at most
 // MAX_JOB_HOURS (≤ 30 days), so a rule counted from the last modification does not reach it before it ends —
 // keep JOB_RETENTION_DAYS above MAX_JOB_HOURS / 24.

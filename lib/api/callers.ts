@@ -12,7 +12,7 @@
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { callerAuthOf, ConfigError, type CallerAuth } from '../config.js';
-import { RequestError } from '../jobs/request.js';
+import { RequestError } from '../request/request.js';
 import { AuthorityError, CallerError, EntraValidator, type Access, type Caller } from './entra-auth.js';
 import { errorResponse } from './http.js';
 

@@ -18,7 +18,7 @@
 import { createRemoteJWKSet, customFetch, errors, jwtVerify, type JWTPayload } from 'jose';
 import type { CallerAuth } from '../config.js';
 import type { ErrorCode } from '../error-codes.js';
-import type { JobCaller } from '../jobs/types.js';
+import type { JobCaller } from '../store/types.js';
 
 /** Tolerance for `exp` and `nbf`: clocks of the token issuer and this app may differ a little. */
 export const CLOCK_SKEW_SECONDS = 60;

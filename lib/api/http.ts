@@ -6,7 +6,7 @@
  */
 import type { HttpResponseInit, InvocationContext } from '@azure/functions';
 import { KeyVaultReferenceError } from '../config.js';
-import { RequestError } from '../jobs/request.js';
+import { RequestError } from '../request/request.js';
 
 /** Clients should poll no faster than this. */
 export const RETRY_AFTER_SECONDS = 5;

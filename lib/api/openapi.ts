@@ -1,6 +1,6 @@
 /**
  * The OpenAPI 3.1 description of the HTTP API, served at GET /api/openapi.json. The request body's schema is
- * generated from the same zod schema the service validates with (lib/jobs/request.ts), and the status views'
+ * generated from the same zod schema the service validates with (lib/request/request.ts), and the status views'
  * (ImportStatus, ImportList, Accepted) from the zod schemas of lib/api/status-view.ts, so neither can drift; every response lists the error codes it can carry (`error.code` enums, as the Azure REST API
  * guidelines ask: "DO document the service's top-level error code strings"). test/unit/api/openapi.test.ts
  * validates the document with an OpenAPI validator, validates every handler answer against it, and fails
@@ -9,8 +9,8 @@
  */
 import { z } from 'zod';
 import { codesAnswered, type Operation } from '../error-codes.js';
-import { importRequestSchema } from '../jobs/request.js';
-import { DEFAULT_PAGE, MAX_PAGE } from '../jobs/listing.js';
+import { importRequestSchema } from '../request/request.js';
+import { DEFAULT_PAGE, MAX_PAGE } from '../store/listing.js';
 import { JOB_STATUSES, statusViewJsonSchemas } from './status-view.js';
 
 type Json = Record<string, unknown>;
@@ -19,7 +19,7 @@ const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: Json): Json => ({ 'application/json': { schema } });
 const header = (description: string, schema: Json = { type: 'string' }, required = true): Json => ({ description, required, schema });
 
-/** 400 codes of a request body (lib/jobs/request.ts, lib/policy/sources.ts, lib/azure for `registry` by resource ID). */
+/** 400 codes of a request body (lib/request/request.ts, lib/policy/sources.ts, lib/azure for `registry` by resource ID). */
 export const REQUEST_CODES = codesAnswered('createImport', 400);
 
 /** An error answer: the guidelines' ErrorResponse with the codes `op` answers with `status` (lib/error-codes.ts). */

@@ -1,7 +1,7 @@
 /**
  * The status of an import as the HTTP API answers it (GET /imports/{id}, the list, a cancel, a repeated POST),
  * defined once, here, as zod schemas. Everything else is derived from them:
- * - the TypeScript types the service returns (`ImportStatusView`, lib/jobs/service.ts) and the CLI reads
+ * - the TypeScript types the service returns (`ImportStatusView`, lib/service/service.ts) and the CLI reads
  *   (lib/cli/client.ts, which also parses every answer with these schemas);
  * - the OpenAPI document's `ImportStatus`, `ImportList` and `Accepted` schemas (`statusViewJsonSchemas`, used by
  *   lib/api/openapi.ts); test/unit/api/status-view.test.ts checks the document carries exactly these and that

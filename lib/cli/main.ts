@@ -12,7 +12,7 @@ import { OciImportError, errorCode, errorMessage } from '../errors.js';
 import type { Credentials } from '../oci/auth.js';
 import { MEDIA_TYPE } from '../oci/referrers.js';
 import { formatReference, normalizeRegistry, parseReference, validateRegistry } from '../oci/reference.js';
-import { Registries } from '../registries.js';
+import { Registries } from '../sides/registries.js';
 import { DEFAULT_RETRY } from '../retry.js';
 import { dockerCredentials } from './docker-config.js';
 import { commandHelp, USAGE, version } from './help.js';

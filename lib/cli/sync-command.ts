@@ -4,13 +4,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config.js';
-import { mapLimited } from '../engine/concurrency.js';
+import { mapLimited } from '../concurrency.js';
 import { engineFromConfig, runImport } from '../engine/engine.js';
 import { PartPool } from '../engine/part-reader.js';
 import { errorCode } from '../errors.js';
 import { parseReference } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/registry.js';
-import type { Registries } from '../registries.js';
+import type { Registries } from '../sides/registries.js';
 import { passDeadline, planSync, type SyncItem } from '../sync/pass.js';
 import { parseRules, RulesError } from '../sync/rules.js';
 import { rawStream } from './terminal.js';

@@ -4,7 +4,7 @@
  */
 import type { Config } from '../config.js';
 import type { RegistryClient } from '../oci/registry.js';
-import { forEachLimited } from './concurrency.js';
+import { forEachLimited } from '../concurrency.js';
 import type { RetryPolicy } from '../retry.js';
 import { copyBlob, initialBlobState } from './copy-blob.js';
 import type { ImportLimits } from './errors.js';
@@ -94,7 +94,7 @@ export class ImportEngine {
   }
 }
 
-export { forEachLimited } from './concurrency.js';
+export { forEachLimited } from '../concurrency.js';
 
 /** The settings an engine is built from (lib/config.ts). */
 export type EngineSettings = Pick<Config, 'chunkSize' | 'fetchConcurrency' | 'copyMemory' | 'maxManifests' | 'maxBlobs' | 'maxImportBytes'>;

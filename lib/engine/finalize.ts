@@ -13,7 +13,7 @@ import { isIndexType, manifestFrom, parseManifest, type RawManifest } from '../o
 import type { RegistryClient } from '../oci/registry.js';
 import { throwIfAborted } from '../retry.js';
 import type { Digest } from '../oci/digest.js';
-import { forEachLimited } from './concurrency.js';
+import { forEachLimited } from '../concurrency.js';
 import { ImportError } from './errors.js';
 import { linkReferrers } from './referrer-links.js';
 import { targetRepositories } from './targets.js';

@@ -13,7 +13,7 @@ import {
 import { RegistryError } from '../oci/errors.js';
 import { normalizeRegistry, parseReference, type Reference } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/registry.js';
-import { forEachLimited, mapLimited } from './concurrency.js';
+import { forEachLimited, mapLimited } from '../concurrency.js';
 import { ImportError, type ImportLimits } from './errors.js';
 import { Notes } from './notes.js';
 import { checkReferrerTags } from './referrer-links.js';

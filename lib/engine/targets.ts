@@ -2,7 +2,8 @@
  * What an import writes in the target registry, computed in one place for the request check, the job
  * record and the plan: `images` (`repository:tag`, `latest` when the tag is left out), else
  * `repository` (by digest, no tag), else the source's own repository and tag (as `az acr import`
- * without `--image`). And which repositories a deployment may write at all (TARGET_REPOSITORIES).
+ * without `--image`). Which repositories a deployment may write at all (TARGET_REPOSITORIES)
+ * is policy: lib/policy/targets.ts.
  */
 import { parseReference, parseRepositoryTag } from '../oci/reference.js';
 import { ImportError } from './errors.js';
@@ -46,33 +47,4 @@ export function targetName(registry: string, ref: TargetRef): string {
 /** Target repositories in the order their blobs are copied (later ones mount from the first). */
 export function targetRepositories(refs: readonly TargetRef[]): string[] {
   return [...new Set(refs.map((r) => r.repository))];
-}
-
-/**
- * Whether a repository matches one of TARGET_REPOSITORIES' patterns: `*` matches any characters, `/`
- * included (`mirror/*` covers `mirror/library/nginx`); everything else literally, case-sensitively (as
- * repository names are lower-case anyway).
- */
-export function repositoryAllowed(repository: string, patterns: readonly string[]): boolean {
-  return patterns.some((p) => globRegExp(p).test(repository));
-}
-
-const cache = new Map<string, RegExp>();
-function globRegExp(pattern: string): RegExp {
-  let re = cache.get(pattern);
-  if (!re) {
-    re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-    cache.set(pattern, re);
-  }
-  return re;
-}
-
-/** Throws REPOSITORY_NOT_ALLOWED for the first target repository outside the patterns. */
-export function checkTargetRepositories(refs: readonly TargetRef[], patterns: readonly string[]): void {
-  for (const ref of refs) {
-    if (!repositoryAllowed(ref.repository, patterns)) {
-      throw new ImportError('REPOSITORY_NOT_ALLOWED',
-        `repository ${ref.repository} is outside what this deployment may write (TARGET_REPOSITORIES: ${patterns.join(', ')})`, { side: 'request' });
-    }
-  }
 }

@@ -14,6 +14,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { Agent, buildConnector } from 'undici';
+import type { NamedCredential } from '../config.js';
 import { OciImportError } from '../errors.js';
 import { normalizeRegistry } from '../oci/reference.js';
 
@@ -204,4 +205,9 @@ async function resolveOnly(host: string, lookup: Lookup): Promise<string[]> {
     throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} could not be resolved (${(err as { code?: string }).code ?? (err as Error).message})`, true);
   }
   throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} has no address`, true);
+}
+
+/** Whether a named credential may be used for a source registry (REGISTRY_CREDENTIALS__<name>__REGISTRIES: the request check; the engine checks again). */
+export function credentialAllows(credential: NamedCredential, registry: string): boolean {
+  return credential.registries.some((p) => matchesPattern(registry, p));
 }

@@ -5,7 +5,7 @@
  * digest seen (`repository:tag@digest`), moving the target tag (that is what a mirror is for).
  */
 import type { ImportRequest } from '../engine/types.js';
-import { mapLimited } from '../engine/concurrency.js';
+import { mapLimited } from '../concurrency.js';
 import type { Config } from '../config.js';
 import { errorCode, TimeoutError, type ErrorCode } from '../errors.js';
 import { deadlineSignal } from '../retry.js';

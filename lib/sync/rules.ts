@@ -9,12 +9,12 @@
 import { validRange } from 'semver';
 import { z } from 'zod';
 import type { NamedCredential } from '../config.js';
-import { repositoryAllowed } from '../engine/targets.js';
+import { repositoryAllowed } from '../policy/targets.js';
 import { OciImportError } from '../errors.js';
 import { parsePlatform } from '../oci/manifest.js';
 import { MEDIA_TYPE } from '../oci/referrers.js';
 import { InvalidReferenceError, parseReference, parseRepositoryTag } from '../oci/reference.js';
-import { credentialAllows } from '../registries.js';
+import { credentialAllows } from '../policy/sources.js';
 import { compilePattern } from './patterns.js';
 
 /** A tag pattern, compiled as it will run (lib/sync/patterns.ts): RE2 syntax, linear time. */

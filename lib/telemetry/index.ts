@@ -5,7 +5,7 @@
  * With one of them, `startTelemetry` loads ./sdk.js (dynamic import) and the calls go to the SDK:
  *
  * - one trace per import: the POST's span starts it; every queue step message carries the W3C `traceparent` of
- *   the span that sent it (signed with the rest of the message, lib/jobs/queue.ts), and each step is a span of
+ *   the span that sent it (signed with the rest of the message, lib/store/queue.ts), and each step is a span of
  *   that trace with the import id, source, target and byte counts as attributes;
  * - metrics: imports by outcome and error code, bytes copied and skipped (mounted, already there), step
  *   durations, queue wait (enqueued → step started), sync pass results.

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_STEP_BUDGET_SECONDS, SETTINGS } from '../../lib/config.js';
 import { Unevaluated, evaluate, parameterValues } from './arm-eval.js';
-import { MAX_REQUEST_BYTES } from '../../lib/jobs/request.js';
+import { MAX_REQUEST_BYTES } from '../../lib/request/request.js';
 import {
   allResources, allTemplates, ensureCompiled, loadTemplate, moduleParam, moduleTemplate, root, secureParams,
   type Json, type JsonObject, type Resource, type Template,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImport } from '../../functions/imports.js';
-import { setImportService } from '../../lib/jobs/runtime.js';
+import { setImportService } from '../../lib/service/runtime.js';
 import { runCli } from '../support/cli.js';
 import { buildImage, type BuiltImage } from '../support/fixtures.js';
 import { hex, OCI_INDEX, pushFallbackTag, pushSignature, SIG, type Ref } from '../support/referrer-fixtures.js';

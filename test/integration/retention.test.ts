@@ -9,13 +9,13 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getImport } from '../../functions/imports.js';
 import { loadConfig } from '../../lib/config.js';
-import { BlobDocuments, listNames } from '../../lib/jobs/documents.js';
-import { indexName } from '../../lib/jobs/listing.js';
-import { MemoryJobQueue } from '../../lib/jobs/queue.js';
-import { prefixesAtOrAbove } from '../../lib/jobs/retention.js';
-import { setImportService } from '../../lib/jobs/runtime.js';
-import { ImportService } from '../../lib/jobs/service.js';
-import { JobStore, type JobRecord, type JobStatus } from '../../lib/jobs/store.js';
+import { BlobDocuments, listNames } from '../../lib/store/documents.js';
+import { indexName } from '../../lib/store/listing.js';
+import { MemoryJobQueue } from '../../lib/store/queue.js';
+import { prefixesAtOrAbove } from '../../lib/store/retention.js';
+import { setImportService } from '../../lib/service/runtime.js';
+import { ImportService } from '../../lib/service/service.js';
+import { JobStore, type JobRecord, type JobStatus } from '../../lib/store/store.js';
 import { startAzurite, type RunningAzurite } from '../support/azurite.js';
 import { TEST_MESSAGE_KEY } from '../support/service.js';
 
@@ -114,7 +114,7 @@ describe('retention against Azurite', () => {
   it('bounded per run: maxJobs deletions at most', async () => {
     const more = ['77777777-7777-4777-8777-777777777771', '77777777-7777-4777-8777-777777777772', '77777777-7777-4777-8777-777777777773'];
     for (const id of more) await store.create(record(id, 'succeeded', 60, 60, now));
-    const { pruneEnded } = await import('../../lib/jobs/retention.js');
+    const { pruneEnded } = await import('../../lib/store/retention.js');
     const first = await pruneEnded(docs, { retentionDays: 30, now: new Date(now), maxJobs: 2 });
     expect(first.deleted).toHaveLength(2);
     const second = await pruneEnded(docs, { retentionDays: 30, now: new Date(now), maxJobs: 2 });

@@ -5,7 +5,7 @@
  */
 import { BlobServiceClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BlobDocuments } from '../../lib/jobs/documents.js';
+import { BlobDocuments } from '../../lib/store/documents.js';
 import { startAzurite, type RunningAzurite } from '../support/azurite.js';
 
 let azurite: RunningAzurite;

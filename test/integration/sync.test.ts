@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config.js';
-import { SyncService } from '../../lib/jobs/sync-service.js';
+import { SyncService } from '../../lib/service/sync-service.js';
 import { parseRules } from '../../lib/sync/rules.js';
 import { startFarProxy, type FarProxy } from '../../scripts/bench/far-proxy.js';
 import { runCli } from '../support/cli.js';

@@ -1,12 +1,12 @@
 /** An ImportService on memory storage, for handler and step tests. */
 import { loadConfig } from '../../lib/config.js';
-import { MemoryDocuments } from '../../lib/jobs/documents.js';
-import { MemoryJobQueue, signStep, type StepMessage } from '../../lib/jobs/queue.js';
-import { ImportService, type Logger, type MessageMeta } from '../../lib/jobs/service.js';
-import { JobStore } from '../../lib/jobs/store.js';
+import { MemoryDocuments } from '../../lib/store/documents.js';
+import { MemoryJobQueue, signStep, type StepMessage, type StepOf } from '../../lib/store/queue.js';
+import { ImportService, type Logger, type MessageMeta } from '../../lib/service/service.js';
+import { JobStore } from '../../lib/store/store.js';
 import type { Timeouts } from '../../lib/oci/body.js';
 import type { Lookup } from '../../lib/policy/sources.js';
-import { Registries } from '../../lib/registries.js';
+import { Registries } from '../../lib/sides/registries.js';
 import type { RetryPolicy } from '../../lib/retry.js';
 
 export interface TestService {
@@ -19,6 +19,12 @@ export interface TestService {
   meta(dequeueCount?: number): MessageMeta;
   /** A step message as the app writes it: signed with the service's MESSAGE_KEY. */
   sign(message: StepMessage): StepMessage;
+}
+
+/** `m` as a blob step message (a test that expects one fails here when it is not). */
+export function blobStep(m: StepMessage | undefined): StepOf<'blob'> {
+  if (m?.step !== 'blob') throw new Error(`expected a blob step message, got ${JSON.stringify(m)}`);
+  return m;
 }
 
 /** The MESSAGE_KEY of test services whose env names none. */

@@ -20,20 +20,35 @@ function sources(dir: string): string[] {
   });
 }
 
-/** What each folder of lib/ must not import (its README says why); `root` is lib/*.ts. */
-const FORBIDDEN: Record<string, readonly string[]> = {
-  root: ['api', 'cli', 'engine', 'jobs', 'sync'],
-  oci: ['api', 'azure', 'cli', 'engine', 'jobs', 'policy', 'sync'],
-  azure: ['api', 'cli', 'engine', 'jobs', 'policy', 'sync'],
-  policy: ['api', 'cli', 'engine', 'jobs', 'sync'],
-  engine: ['api', 'azure', 'cli', 'jobs', 'policy', 'sync'],
-  sync: ['api', 'azure', 'cli', 'jobs', 'policy'],
-  jobs: ['api', 'cli'],
-  api: ['cli', 'engine', 'sync'],
-  cli: ['api', 'jobs'],
-};
-/** Modules any folder may import whatever its rule: contracts with no import of lib/. */
-const LEAVES = new Set(['lib/api/status-view.ts']);
+/**
+ * A "Must not import" list as lib/README.md and the folder READMEs write it: folder names separated by commas, an
+ * exception in parentheses (`api (but \`api/status-view.ts\`)`), or "any other folder of lib/".
+ */
+export function parseRule(text: string, self: string, folders: readonly string[]): { forbidden: string[]; except: string[] } {
+  const except = [...text.matchAll(/\(but ([^)]*)\)/g)].flatMap((m) => [...m[1]!.matchAll(/`([^`]+)`/g)].map((e) => `lib/${e[1]!}`));
+  if (/any other folder of lib\//.test(text)) return { forbidden: folders.filter((f) => f !== self && f !== 'root'), except };
+  const forbidden = text.replace(/\([^)]*\)/g, '').replace(/[`.]/g, '').split(',').map((w) => w.trim().replace(/\/$/, '')).filter(Boolean);
+  return { forbidden: forbidden.sort(), except };
+}
+
+/** The table of lib/README.md: folder (`root` for lib/*.ts) → what it must not import. */
+export function readmeRules(readme: string): Map<string, string> {
+  const rows = new Map<string, string>();
+  for (const line of readme.split('\n')) {
+    const cells = line.split('|').map((c) => c.trim());
+    const folder = /^`(?:lib\/\*\.ts`.*\(root\)|([a-z-]+)\/`)$/.exec(cells[1] ?? '');
+    if (folder && cells.length >= 5) rows.set(folder[1] ?? 'root', cells[cells.length - 2]!);
+  }
+  return rows;
+}
+
+const TABLE = readmeRules(readFileSync(join(ROOT, 'lib/README.md'), 'utf8'));
+const FOLDER_NAMES = [...TABLE.keys()];
+/** What each folder of lib/ must not import (lib/README.md's table, which each folder's README repeats). */
+const RULES = new Map([...TABLE].map(([folder, text]) => [folder, parseRule(text, folder, FOLDER_NAMES)]));
+const FORBIDDEN: Record<string, readonly string[]> = Object.fromEntries([...RULES].map(([f, r]) => [f, r.forbidden]));
+/** Modules any folder may import whatever its rule: contracts with no import of lib/ (the rules' "but" exceptions). */
+const LEAVES = new Set([...RULES.values()].flatMap((r) => r.except));
 
 /** `oci` for lib/oci/registry.ts, `root` for lib/config.ts, `functions` for functions/imports.ts. */
 function folderOf(module: string): string {
@@ -84,13 +99,25 @@ export function cycles(graph: ReadonlyMap<string, readonly string[]>): string[][
   return [...found.values()];
 }
 
+/** The imports of `graph` across a folder's rule, as `from → to`. */
+function brokenRules(graph: ReadonlyMap<string, readonly string[]>): string[] {
+  const broken: string[] = [];
+  for (const [from, targets] of graph) {
+    const forbidden = FORBIDDEN[folderOf(from)] ?? [];
+    for (const to of targets) {
+      if (forbidden.includes(folderOf(to)) && !LEAVES.has(to)) broken.push(`${from} → ${to}`);
+    }
+  }
+  return broken;
+}
+
 describe('import graph of lib/ and functions/', () => {
   const graph = importGraph(FOLDERS.flatMap((f) => sources(join(ROOT, f))));
 
   it('reads the imports, type-only and re-exports included', () => {
     expect(graph.size).toBeGreaterThan(50);
     // a type-only import and an export-from are edges
-    expect(graph.get('lib/jobs/service.ts')).toContain('lib/api/status-view.ts');
+    expect(graph.get('lib/service/service.ts')).toContain('lib/api/status-view.ts');
     expect(graph.get('lib/engine/types.ts')).toContain('lib/api/status-view.ts');
   });
 
@@ -99,18 +126,38 @@ describe('import graph of lib/ and functions/', () => {
     expect(cycles(new Map([['a', ['b']], ['b', []]]))).toEqual([]);
   });
 
+  it('reads a rule for every folder of lib/ from lib/README.md, and each folder\'s README says the same', () => {
+    const folders = readdirSync(join(ROOT, 'lib')).filter((f) => statSync(join(ROOT, 'lib', f)).isDirectory());
+    expect([...FOLDER_NAMES].sort()).toEqual(['root', ...folders].sort());
+    for (const folder of folders) {
+      const own = /^Must not import: (.*?)(?:\.(?: |$)|$)/m.exec(readFileSync(join(ROOT, 'lib', folder, 'README.md'), 'utf8'));
+      expect(own, `lib/${folder}/README.md has a "Must not import:" line`).not.toBeNull();
+      expect(parseRule(own![1]!, folder, FOLDER_NAMES).forbidden, `lib/${folder}/README.md`).toEqual(FORBIDDEN[folder]);
+    }
+    expect(FORBIDDEN.engine).toContain('service');
+    expect(LEAVES).toEqual(new Set(['lib/api/status-view.ts']));
+  });
+
+  it('reads a rule as the READMEs write it', () => {
+    expect(parseRule('api (but `api/status-view.ts`), cli, `store/`.', 'x', ['root', 'api', 'cli', 'store']))
+      .toEqual({ forbidden: ['api', 'cli', 'store'], except: ['lib/api/status-view.ts'] });
+    expect(parseRule('any other folder of lib/ (only the root)', 'oci', ['root', 'oci', 'api'])).toEqual({ forbidden: ['api'], except: [] });
+  });
+
   it('leaves are leaves', () => {
     for (const leaf of LEAVES) expect(graph.get(leaf), leaf).toEqual([]);
   });
 
+  it('finds an import across a folder\'s rule when there is one', () => {
+    expect(brokenRules(new Map([
+      ['lib/store/store.ts', ['lib/service/service.ts', 'lib/api/status-view.ts', 'lib/config.ts']],
+      ['lib/service/service.ts', ['lib/store/store.ts', 'lib/api/http.ts']],
+      ['lib/oci/registry.ts', ['lib/telemetry/index.ts']],
+    ]))).toEqual(['lib/store/store.ts → lib/service/service.ts', 'lib/service/service.ts → lib/api/http.ts', 'lib/oci/registry.ts → lib/telemetry/index.ts']);
+  });
+
   it('each folder of lib/ imports only what its README allows (lib/README.md)', () => {
-    const broken: string[] = [];
-    for (const [from, targets] of graph) {
-      const forbidden = FORBIDDEN[folderOf(from)] ?? [];
-      for (const to of targets) {
-        if (forbidden.includes(folderOf(to)) && !LEAVES.has(to)) broken.push(`${from} → ${to}`);
-      }
-    }
+    const broken = brokenRules(graph);
     expect(broken, `imports across a folder's rule:\n${broken.join('\n')}`).toEqual([]);
   });
 

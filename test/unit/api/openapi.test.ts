@@ -22,9 +22,9 @@ import { openApi } from '../../../functions/openapi.js';
 import { statusPageHandler } from '../../../functions/status-page.js';
 import { latestSync } from '../../../functions/sync.js';
 import { loadConfig } from '../../../lib/config.js';
-import { MemoryDocuments, type WriteCondition } from '../../../lib/jobs/documents.js';
-import { setImportService } from '../../../lib/jobs/runtime.js';
-import { SyncService } from '../../../lib/jobs/sync-service.js';
+import { MemoryDocuments, type WriteCondition } from '../../../lib/store/documents.js';
+import { setImportService } from '../../../lib/service/runtime.js';
+import { SyncService } from '../../../lib/service/sync-service.js';
 import { startEntra, type RunningEntra } from '../../support/azure.js';
 import { testService, type TestService, type TestServiceOptions } from '../../support/service.js';
 

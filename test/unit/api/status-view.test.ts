@@ -14,7 +14,7 @@ import { createImport, getImport } from '../../../functions/imports.js';
 import { openApiDocument } from '../../../lib/api/openapi.js';
 import { acceptedSchema, importListSchema, importStatusSchema, statusViewJsonSchemas } from '../../../lib/api/status-view.js';
 import { ApiError, ImportsClient } from '../../../lib/cli/client.js';
-import { setImportService } from '../../../lib/jobs/runtime.js';
+import { setImportService } from '../../../lib/service/runtime.js';
 import { seedOneLayerImage as seedImage, startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 import { testService, type TestService } from '../../support/service.js';
 

@@ -7,7 +7,7 @@ import { HttpRequest, InvocationContext } from '@azure/functions';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createImport } from '../../../functions/imports.js';
 import { ConfigError, KeyVaultReferenceError, isKeyVaultReference, loadConfig } from '../../../lib/config.js';
-import { setImportService, storageClients } from '../../../lib/jobs/runtime.js';
+import { setImportService, storageClients } from '../../../lib/service/runtime.js';
 import { testService } from '../../support/service.js';
 
 const KEY = Buffer.alloc(32, 7).toString('base64');

@@ -8,7 +8,7 @@ import { AcrExchangeAuthenticator } from '../../../lib/azure/acr-exchange.js';
 import { azureSettings, sourceAuth, targetIdentityAuth } from '../../../lib/azure/clients.js';
 import { AzureError } from '../../../lib/azure/errors.js';
 import { ConfigError, SETTINGS, loadConfig } from '../../../lib/config.js';
-import { validateImportRequest } from '../../../lib/jobs/request.js';
+import { validateImportRequest } from '../../../lib/request/request.js';
 
 const SUB = '0b1f6471-1bf0-4dda-aec3-cb9272f09590';
 const ID = `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/srcregistry`;

@@ -5,7 +5,7 @@
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createImport, getImport } from '../../../functions/imports.js';
-import { setImportService } from '../../../lib/jobs/runtime.js';
+import { setImportService } from '../../../lib/service/runtime.js';
 import { testService, type TestService } from '../../support/service.js';
 
 const KEY = Buffer.alloc(32, 7).toString('base64');

@@ -9,13 +9,13 @@
 import { describe, expect, it } from 'vitest';
 import type { ResolvedRegistry } from '../../../lib/azure/arm.js';
 import { ConfigError, SETTINGS, loadConfig } from '../../../lib/config.js';
-import { validateImportRequest } from '../../../lib/jobs/request.js';
+import { validateImportRequest } from '../../../lib/request/request.js';
 import {
   checkBoundSource, isBound, isPrivateEndpointAddress, parsePrivateSources, privateEndpointHosts, vetPrivateEndpointAddresses,
 } from '../../../lib/policy/private-sources.js';
 import type { Lookup } from '../../../lib/policy/sources.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
-import { Registries } from '../../../lib/registries.js';
+import { Registries } from '../../../lib/sides/registries.js';
 import type { Dispatcher } from 'undici';
 
 const SUB = '0b1f6471-1bf0-4dda-aec3-cb9272f09590';

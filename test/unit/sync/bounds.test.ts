@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../lib/config.js';
-import { SyncService } from '../../../lib/jobs/sync-service.js';
+import { SyncService } from '../../../lib/service/sync-service.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { planSync } from '../../../lib/sync/pass.js';
 import { parseRules } from '../../../lib/sync/rules.js';

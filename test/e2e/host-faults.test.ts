@@ -173,7 +173,10 @@ describe.skipIf(!hasTools)('local host end to end: timeouts, crashes, poison', (
     const s = await ended(id, 120_000);
     expect(s.status).toBe('failed');
     expect(s.error?.code).toBe('STEP_POISONED');
-    expect(s.error?.message).toMatch(/blob/);
+    // Usually a blob step is the one given up. But one worker runs several steps at once: when a blob step's crash
+    // also takes down the plan step still finishing beside it, five times, the plan step is given up first (seen
+    // once, 2026-12-05). Either way the job ends failed, poisoned, after the deliveries host.json allows.
+    expect(s.error?.message).toMatch(/^the (blob|plan|fanout) step .*was given up after 5 deliveries/);
     await drained();
     expect(host.output()).toContain('e2e fault: a promise nobody awaited was rejected');
     expect(host.output()).toContain('Worker uncaught exception');

@@ -263,17 +263,22 @@ export class Steps {
     }
 
     // 3. The fan-in, or progress and the next step of this blob.
+    await this.afterCopy(job.id, msg, state, step, log);
+  }
+
+  private async afterCopy(id: string, msg: StepOf<'blob'>, state: BlobState, step: StepContext, log: Logger): Promise<void> {
+    const index = msg.blob;
     if (state.phase === 'done') {
-      log.info(`job ${job.id} blob ${index} done (${state.outcome})`);
+      log.info(`job ${id} blob ${index} done (${state.outcome})`);
       telemetry().count('bytes', state.size, { outcome: state.outcome });
       telemetry().annotate({ 'oci_import.blob_bytes': state.size, 'oci_import.blob_outcome': state.outcome });
-      await this.blobDone(job.id, index, state, step, log);
+      await this.blobDone(id, index, state, step, log);
       return;
     }
     const present = bytesPresent(state);
-    await this.o.store.update(job.id, (j) => j.blobBytes[index] === present ? undefined : { ...j, blobBytes: { ...j.blobBytes, [index]: present } });
+    await this.o.store.update(id, (j) => j.blobBytes[index] === present ? undefined : { ...j, blobBytes: { ...j.blobBytes, [index]: present } });
     await this.o.queue.send(msg);
-    log.info(`job ${job.id} blob ${index} at ${present}/${state.size}`);
+    log.info(`job ${id} blob ${index} at ${present}/${state.size}`);
   }
 
   /**

@@ -43,6 +43,7 @@ process.exit(totals.skipped > 0 || missing > 0 ? 1 : 0);
 /** `failed: <file> > <test>` and the first lines of its first failure message (no colours, at most 6 lines). */
 function failureLines(path, test) {
   const message = String(test.failureMessages?.[0] ?? '')
+    // eslint-disable-next-line no-control-regex -- the ANSI colour codes (ESC [ … m) vitest leaves in failure messages
     .replace(/\u001b\[[0-9;]*m/g, '')
     .split('\n')
     .slice(0, 6)

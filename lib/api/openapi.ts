@@ -117,43 +117,57 @@ function listImports(): Json {
   };
 }
 
+function getImport(): Json {
+  return {
+    operationId: 'getImport', summary: 'The status and progress of an import.', parameters: [idParam],
+    responses: {
+      200: { description: 'The import.', content: json(ref('ImportStatus')), headers: { 'retry-after': retryAfter } },
+      401: unauthorized, 403: forbidden,
+      404: errors('No such import (`NOT_FOUND`), or one that ended more than JOB_RETENTION_DAYS ago and was deleted (`IMPORT_EXPIRED`, while its tombstone is kept).', 'getImport', 404), 503: unavailable('getImport'), default: failure,
+    },
+  };
+}
+
+function cancelImport(): Json {
+  return {
+    operationId: 'cancelImport', summary: 'Cancel an import: it ends `canceled`, tags nothing, and its running steps stop at their next checkpoint (within about a second and a chunk).', parameters: [idParam],
+    responses: {
+      202: { description: 'Canceled; its steps wind down (upload sessions canceled on the target).', content: json(ref('ImportStatus')), headers: statusHeaders(true) },
+      401: unauthorized, 403: forbidden, 404: errors('No such import.', 'cancelImport', 404),
+      409: errors('The import has ended already, or is writing its tags; `import` is its status.', 'cancelImport', 409, { extra: { import: ref('ImportStatus') } }),
+      501: errors('Cancel takes no Repeatability-Request-ID (it is idempotent by itself).', 'cancelImport', 501),
+      503: unavailable('cancelImport'), default: failure,
+    },
+  };
+}
+
+function latestSync(): Json {
+  return {
+    operationId: 'latestSync', summary: 'The last pass of the sync timer.',
+    responses: { 200: { description: 'The report.', content: json(ref('SyncReport')) }, 401: unauthorized, 403: forbidden,
+      404: errors('No pass has run yet, or no rules are configured.', 'latestSync', 404), 503: unavailable('latestSync'), default: failure },
+  };
+}
+
+function statusPage(): Json {
+  return {
+    operationId: 'statusPage', summary: 'The status page: recent imports and the last sync pass. Open it with `?code=<key>` in Azure.',
+    responses: {
+      200: { description: 'One HTML document (inline style and script under a nonce Content-Security-Policy).', content: { 'text/html': { schema: { type: 'string' } } },
+        headers: { 'content-security-policy': header('The page\'s policy: nothing but its own nonce-bound style and script, and requests to this API.') } },
+      401: unauthorized, 403: forbidden, default: failure,
+    },
+  };
+}
+
 function paths(): Json {
   return {
     '/imports': { post: createImport(), get: listImports() },
-    '/imports/{id}': {
-      get: {
-        operationId: 'getImport', summary: 'The status and progress of an import.', parameters: [idParam],
-        responses: {
-          200: { description: 'The import.', content: json(ref('ImportStatus')), headers: { 'retry-after': retryAfter } },
-          401: unauthorized, 403: forbidden,
-          404: errors('No such import (`NOT_FOUND`), or one that ended more than JOB_RETENTION_DAYS ago and was deleted (`IMPORT_EXPIRED`, while its tombstone is kept).', 'getImport', 404), 503: unavailable('getImport'), default: failure,
-        },
-      },
-    },
-    '/imports/{id}/cancel': {
-      post: {
-        operationId: 'cancelImport', summary: 'Cancel an import: it ends `canceled`, tags nothing, and its running steps stop at their next checkpoint (within about a second and a chunk).', parameters: [idParam],
-        responses: {
-          202: { description: 'Canceled; its steps wind down (upload sessions canceled on the target).', content: json(ref('ImportStatus')), headers: statusHeaders(true) },
-          401: unauthorized, 403: forbidden, 404: errors('No such import.', 'cancelImport', 404),
-          409: errors('The import has ended already, or is writing its tags; `import` is its status.', 'cancelImport', 409, { extra: { import: ref('ImportStatus') } }),
-          501: errors('Cancel takes no Repeatability-Request-ID (it is idempotent by itself).', 'cancelImport', 501),
-          503: unavailable('cancelImport'), default: failure,
-        },
-      },
-    },
-    '/syncs/latest': {
-      get: {
-        operationId: 'latestSync', summary: 'The last pass of the sync timer.',
-        responses: { 200: { description: 'The report.', content: json(ref('SyncReport')) }, 401: unauthorized, 403: forbidden,
-          404: errors('No pass has run yet, or no rules are configured.', 'latestSync', 404), 503: unavailable('latestSync'), default: failure },
-      },
-    },
+    '/imports/{id}': { get: getImport() },
+    '/imports/{id}/cancel': { post: cancelImport() },
+    '/syncs/latest': { get: latestSync() },
     '/openapi.json': { get: { operationId: 'openApi', summary: 'This document.', responses: { 200: { description: 'OpenAPI 3.1.', content: json({ type: 'object' }) }, 401: unauthorized, 403: forbidden, default: failure } } },
-    '/ui': { get: { operationId: 'statusPage', summary: 'The status page: recent imports and the last sync pass. Open it with `?code=<key>` in Azure.',
-      responses: { 200: { description: 'One HTML document (inline style and script under a nonce Content-Security-Policy).', content: { 'text/html': { schema: { type: 'string' } } },
-        headers: { 'content-security-policy': header('The page\'s policy: nothing but its own nonce-bound style and script, and requests to this API.') } },
-      401: unauthorized, 403: forbidden, default: failure } } },
+    '/ui': { get: statusPage() },
   };
 }
 

@@ -11,7 +11,7 @@ import { errorCode } from '../errors.js';
 import { parseReference } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/registry.js';
 import type { Registries } from '../sides/registries.js';
-import { passDeadline, planSync, type SyncItem } from '../sync/pass.js';
+import { passDeadline, planSync, type SyncItem, type SyncPlan } from '../sync/pass.js';
 import { parseRules, RulesError } from '../sync/rules.js';
 import { rawStream } from './terminal.js';
 
@@ -28,14 +28,10 @@ export interface SyncCommand {
   readonly redact: (text: string) => string;
 }
 
+type SyncResult = SyncItem & { outcome: string; digest?: string; error?: string };
+
 export async function runSync(c: SyncCommand): Promise<number> {
-  let text: string;
-  try {
-    text = await readFile(c.rulesFile, 'utf8');
-  } catch (err) {
-    throw new RulesError(c.rulesFile, undefined, '', `cannot read the rules file: ${(err as Error).message}`);
-  }
-  const rules = parseRules(text, c.rulesFile, c.config);
+  const rules = parseRules(await readRulesFile(c.rulesFile), c.rulesFile, c.config);
   const sourceClient = (registry: string, name?: string): RegistryClient => {
     const credential = name ? c.config.credentials.get(name.toLowerCase()) : undefined;
     return c.registries.source(registry, credential && { kind: 'named', credential }).client;
@@ -48,11 +44,10 @@ export async function runSync(c: SyncCommand): Promise<number> {
     onCompared: () => progress.compared(),
   }).finally(deadline.clear);
   progress.plan(plan.items.filter((i) => i.action !== 'unchanged' && !c.dryRun).length);
-  const out = (line: string): void => void c.io.stdout.write(c.redact(line) + '\n');
 
   // The imports run SYNC_CONCURRENCY at once, their ranged GETs within one shared part pool (bounded memory).
   const partPool = new PartPool(2 * c.config.fetchConcurrency, c.config.copyMemory);
-  const results = await mapLimited(plan.items, c.config.syncConcurrency, async (item): Promise<SyncItem & { outcome: string; digest?: string; error?: string }> => {
+  const results = await mapLimited(plan.items, c.config.syncConcurrency, async (item): Promise<SyncResult> => {
     if (item.action === 'unchanged' || c.dryRun) return { ...item, outcome: item.action === 'unchanged' ? 'unchanged' : 'would import' };
     progress.running(1);
     try {
@@ -67,7 +62,22 @@ export async function runSync(c: SyncCommand): Promise<number> {
     }
   });
   progress.end();
+  printResults(c, plan, results);
+  return results.some((r) => r.outcome === 'failed') || plan.errors.length ? 1 : 0;
+}
 
+/** A rules file that cannot be read is refused like a bad rule: INVALID_RULES, the file named. */
+async function readRulesFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new RulesError(file, undefined, '', `cannot read the rules file: ${(err as Error).message}`);
+  }
+}
+
+/** The pass on stdout: one JSON document with --json, else a line per item, a line per planning error and a summary. */
+function printResults(c: SyncCommand, plan: SyncPlan, results: readonly SyncResult[]): void {
+  const out = (line: string): void => void c.io.stdout.write(c.redact(line) + '\n');
   if (c.json) {
     c.io.stdout.write(c.redact(JSON.stringify({
       dryRun: c.dryRun, rules: plan.rules, tagsSeen: plan.tagsSeen,
@@ -83,7 +93,6 @@ export async function runSync(c: SyncCommand): Promise<number> {
       + `${count('imported')} imported, ${count('would import')} to import, ${count('unchanged')} unchanged, `
       + `${count('failed') + plan.errors.length} failed`);
   }
-  return results.some((r) => r.outcome === 'failed') || plan.errors.length ? 1 : 0;
 }
 
 /** The progress line of `sync` on a terminal: one refreshed line, cleared before the results print. */

@@ -118,6 +118,40 @@ export function defaultConcurrency(): number {
   return batch + (q?.newBatchThreshold ?? Math.floor(batch / 2));
 }
 
+/** All the imports at once, one POST each; their status URLs. */
+async function postImports(hostUrl: string, headers: Record<string, string>, o: { image: string; sourceRef: string; atOnce: number }): Promise<string[]> {
+  return Promise.all(Array.from({ length: o.atOnce }, async (_, i) => {
+    const res = await fetch(`${hostUrl}/api/imports`, { method: 'POST', headers, body: JSON.stringify({ source: o.sourceRef, images: [`instance/${o.image}${i}:1`] }) });
+    if (res.status !== 202) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
+    return ((await res.json()) as { statusUrl: string }).statusUrl;
+  }));
+}
+
+/** Polls every status URL until its import has succeeded (a failed one throws); how many status reads that took. */
+async function awaitSucceeded(urls: readonly string[], headers: Record<string, string>): Promise<number> {
+  let polls = 0;
+  await Promise.all(urls.map(async (url) => {
+    for (;;) {
+      polls++;
+      const s = (await (await fetch(url, { headers })).json()) as { status: string; error?: unknown };
+      if (s.status === 'succeeded') return;
+      if (s.status === 'failed') throw new Error(`an import failed: ${JSON.stringify(s.error)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }));
+  return polls;
+}
+
+/** A step's status says succeeded before its invocation has returned: waits (5 s at most) for the host's last "Executed". */
+async function awaitLastInvocation(host: Host, logBefore: number): Promise<void> {
+  for (let seen = -1, until = Date.now() + 5000; Date.now() < until;) {
+    const now = invocations(host.log().slice(logBefore)).length;
+    if (now === seen) break;
+    seen = now;
+    await new Promise((r) => setTimeout(r, 400));
+  }
+}
+
 export async function measureInstance(o: {
   image: string; bytes: number; sourceRef: string; atOnce: number; source: RunningRegistry; target: RunningRegistry; env?: Record<string, string>;
 }): Promise<InstanceResult> {
@@ -140,29 +174,10 @@ export async function measureInstance(o: {
     const opsBefore = storageRequests(azuriteLog);
     const cpuBefore = processCpuMs(host.workerPid);
     const started = performance.now();
-    const urls = await Promise.all(Array.from({ length: o.atOnce }, async (_, i) => {
-      const res = await fetch(`${host!.url}/api/imports`, { method: 'POST', headers, body: JSON.stringify({ source: o.sourceRef, images: [`instance/${o.image}${i}:1`] }) });
-      if (res.status !== 202) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
-      return ((await res.json()) as { statusUrl: string }).statusUrl;
-    }));
-    let polls = 0;
-    await Promise.all(urls.map(async (url) => {
-      for (;;) {
-        polls++;
-        const s = (await (await fetch(url, { headers })).json()) as { status: string; error?: unknown };
-        if (s.status === 'succeeded') return;
-        if (s.status === 'failed') throw new Error(`an import failed: ${JSON.stringify(s.error)}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }));
+    const urls = await postImports(host.url, headers, o);
+    const polls = await awaitSucceeded(urls, headers);
     const totalMs = performance.now() - started;
-    // a step's status says succeeded before its invocation has returned: wait for the host's last "Executed"
-    for (let seen = -1, until = Date.now() + 5000; Date.now() < until;) {
-      const now = invocations(host.log().slice(logBefore)).length;
-      if (now === seen) break;
-      seen = now;
-      await new Promise((r) => setTimeout(r, 400));
-    }
+    await awaitLastInvocation(host, logBefore);
     const workerCpuMs = processCpuMs(host.workerPid) - cpuBefore;
     // the status reads are the benchmark's (one function execution and one blob read each): left out
     const runs = invocations(host.log().slice(logBefore)).filter((x) => x.name !== 'getImport');

@@ -172,82 +172,103 @@ function profileNote(p: ProfileSummary | undefined): string[] {
     `Most self time among the CLI and its packages: ${p.topFunctions.join(', ') || 'none'}.`];
 }
 
-/** The reasons behind the goal verdicts, with this run's numbers. */
-function why(r: Report): string[] {
-  const sc = (id: string) => r.scenarios.find((x) => x.id === id);
-  const m = (id: string, runner: string, key: 'ms' | 'cpuMs' | 'targetCpuMs' | 'sourceCpuMs' | 'benchCpuMs' = 'ms') => {
-    const x = sc(id) && find(sc(id)!, runner);
-    return x ? median(x[key]) : undefined;
-  };
-  const out = ['## Why the numbers are what they are', ''];
+/** The median of one measure of `runner` in scenario `id`; undefined when that did not run. */
+function medianOf(r: Report, id: string, runner: string, key: 'ms' | 'cpuMs' | 'targetCpuMs' | 'sourceCpuMs' | 'benchCpuMs' = 'ms'): number | undefined {
+  const sc = r.scenarios.find((x) => x.id === id);
+  const x = sc && find(sc, runner);
+  return x ? median(x[key]) : undefined;
+}
+
+/** The target registry's own intake of the layer, as one stream and in chunks: the floor under every tool. */
+function targetFloorNote(r: Report, startup: number): string[] {
   const [put, chunked] = r.intake;
-  const startup = r.startupMs.length ? median(r.startupMs) : 0;
-  if (put && chunked) {
-    const p = median(put.ms);
-    const c = median(chunked.ms);
-    const bound = (id: string) => {
-      const skopeo = m(id, REFERENCE);
-      return skopeo === undefined ? undefined : `${ratio(skopeo / (p + startup))} skopeo ${id.startsWith('far') ? 'far away' : 'on loopback'}`;
-    };
-    const bounds = ['loopback/single', 'far/single'].map(bound).filter((x) => x !== undefined);
-    out.push(`- **The target registry is the floor.** It takes ${sec(p)} alone to take the 300 MiB layer in as one stream, and ${sec(c)} in ` +
-      `${(r.intake[1]!.mode.split(' ')[0])} MiB PATCHes (${((c / p - 1) * 100).toFixed(0)}% more): distribution 2.8 flushes the upload file to disk (fsync, seen with strace) and stores its hash state ` +
-      'at the end of every PATCH. The CLI streams each blob as one PATCH (as skopeo and `docker push` do), so its floor is the first; the queue mode must end its steps and save its place, ' +
-      'so it writes CHUNK_SIZE PATCHes and its floor is the second.' +
-      (bounds.length ? ` With the CLI's start-up, a single-layer copy cannot take less than ${sec(p + startup)} however well the source is hidden: at best ${bounds.join(', ')}, ` +
-        'before the cores are shared with anything else.' : ''));
-  }
-  const farOurs = m('far/single', OURS);
-  if (farOurs !== undefined) {
-    const parts = [['oci-import', OURS], ['skopeo', REFERENCE]].map(([name, runner]) =>
-      `${name} ${sec(m('far/single', runner!, 'cpuMs')!)} itself, target ${sec(m('far/single', runner!, 'targetCpuMs')!)}, source ${sec(m('far/single', runner!, 'sourceCpuMs')!)}, proxy ${sec(m('far/single', runner!, 'benchCpuMs')!)}`);
-    const sourceRatio = m('far/single', OURS, 'sourceCpuMs')! / m('far/single', REFERENCE, 'sourceCpuMs')!;
-    out.push(`- **${r.machine.cpus?.split(' ')[0] ?? 'Few'} cores for the tool, both registries and the proxy.** Far-away single layer, median CPU: ${parts.join('; ')}. ` +
-      `skopeo waits on one 25 MB/s connection and leaves the cores idle; oci-import keeps several connections busy, so it runs into the CPU: ` +
-      `the proxy (a user-space stand-in for distance, which real networks do not charge to the machine) and the source registry, whose ranged GETs cost it ${sourceRatio.toFixed(1)}× the CPU of one GET per layer ` +
-      '(distribution spends about 11 ms of CPU on every ranged GET, measured with curl: 1.07 s for a 300 MiB blob in 4 MiB ranges, 0.22 s in one GET; ' +
-      'which is why the parts grow on a near source, and stay at 4 MiB on a far one, where the connections count), take cores the target registry needs for its PATCHes.');
-  }
-  if (r.startupMs.length) {
-    const node = r.nodeStartupMs?.length ? median(r.nodeStartupMs) : undefined;
-    out.push(`- **Start-up.** The CLI takes ${sec(startup)} to start and exit without copying anything (\`--help\`)` +
-      (node !== undefined ? `, of which ${sec(node)} is Node.js itself starting and exiting (\`node -e 0\`)` : '') +
-      '. The CLI is one esbuild bundle whose compiled code V8 caches per command (`bin/oci-import.js`), and @azure/identity and the sync command are loaded only when used. ' +
-      'Every run pays it before its first request.');
-  }
-  out.push(...smallImageNote(r, startup));
+  if (!put || !chunked) return [];
+  const p = median(put.ms);
+  const c = median(chunked.ms);
+  const bound = (id: string) => {
+    const skopeo = medianOf(r, id, REFERENCE);
+    return skopeo === undefined ? undefined : `${ratio(skopeo / (p + startup))} skopeo ${id.startsWith('far') ? 'far away' : 'on loopback'}`;
+  };
+  const bounds = ['loopback/single', 'far/single'].map(bound).filter((x) => x !== undefined);
+  return [`- **The target registry is the floor.** It takes ${sec(p)} alone to take the 300 MiB layer in as one stream, and ${sec(c)} in ` +
+    `${(r.intake[1]!.mode.split(' ')[0])} MiB PATCHes (${((c / p - 1) * 100).toFixed(0)}% more): distribution 2.8 flushes the upload file to disk (fsync, seen with strace) and stores its hash state ` +
+    'at the end of every PATCH. The CLI streams each blob as one PATCH (as skopeo and `docker push` do), so its floor is the first; the queue mode must end its steps and save its place, ' +
+    'so it writes CHUNK_SIZE PATCHes and its floor is the second.' +
+    (bounds.length ? ` With the CLI's start-up, a single-layer copy cannot take less than ${sec(p + startup)} however well the source is hidden: at best ${bounds.join(', ')}, ` +
+      'before the cores are shared with anything else.' : '')];
+}
+
+/** Where the CPU goes on the far-away single layer: the cores are shared by the tool, both registries and the proxy. */
+function farCpuNote(r: Report): string[] {
+  if (medianOf(r, 'far/single', OURS) === undefined) return [];
+  const parts = [['oci-import', OURS], ['skopeo', REFERENCE]].map(([name, runner]) =>
+    `${name} ${sec(medianOf(r, 'far/single', runner!, 'cpuMs')!)} itself, target ${sec(medianOf(r, 'far/single', runner!, 'targetCpuMs')!)}, source ${sec(medianOf(r, 'far/single', runner!, 'sourceCpuMs')!)}, proxy ${sec(medianOf(r, 'far/single', runner!, 'benchCpuMs')!)}`);
+  const sourceRatio = medianOf(r, 'far/single', OURS, 'sourceCpuMs')! / medianOf(r, 'far/single', REFERENCE, 'sourceCpuMs')!;
+  return [`- **${r.machine.cpus?.split(' ')[0] ?? 'Few'} cores for the tool, both registries and the proxy.** Far-away single layer, median CPU: ${parts.join('; ')}. ` +
+    `skopeo waits on one 25 MB/s connection and leaves the cores idle; oci-import keeps several connections busy, so it runs into the CPU: ` +
+    `the proxy (a user-space stand-in for distance, which real networks do not charge to the machine) and the source registry, whose ranged GETs cost it ${sourceRatio.toFixed(1)}× the CPU of one GET per layer ` +
+    '(distribution spends about 11 ms of CPU on every ranged GET, measured with curl: 1.07 s for a 300 MiB blob in 4 MiB ranges, 0.22 s in one GET; ' +
+    'which is why the parts grow on a near source, and stay at 4 MiB on a far one, where the connections count), take cores the target registry needs for its PATCHes.'];
+}
+
+/** What the CLI pays to start, and how much of it is Node.js itself. */
+function startupNote(r: Report, startup: number): string[] {
+  if (!r.startupMs.length) return [];
+  const node = r.nodeStartupMs?.length ? median(r.nodeStartupMs) : undefined;
+  return [`- **Start-up.** The CLI takes ${sec(startup)} to start and exit without copying anything (\`--help\`)` +
+    (node !== undefined ? `, of which ${sec(node)} is Node.js itself starting and exiting (\`node -e 0\`)` : '') +
+    '. The CLI is one esbuild bundle whose compiled code V8 caches per command (`bin/oci-import.js`), and @azure/identity and the sync command are loaded only when used. ' +
+    'Every run pays it before its first request.'];
+}
+
+/** Why the queue mode takes longer than the CLI on the same copy. */
+function queueModeNote(r: Report): string[] {
+  const [put, chunked] = r.intake;
   const queueNotes = r.scenarios.filter((x) => x.net === 'loopback').map((x) => {
     const q = find(x, QUEUE);
     const c = find(x, OURS);
     return q && c ? `${x.fixture.id}: ${sec(median(q.ms))} against ${sec(median(c.ms))} (CPU of host and Azurite ${cpu(q.cpuMs)}, of the CLI ${cpu(c.cpuMs)})` : undefined;
   }).filter((x) => x !== undefined);
-  if (queueNotes.length) {
-    out.push(`- **The queue mode** (${queueNotes.join('; ')}) does the same copy in steps of at most 2 s, one queue message each: every step ends, saves its place ` +
-      '(upload location, offset, digest) to blob storage and re-enqueues the rest; the next step is picked up by the host\'s queue poller, re-opens its source reads ' +
-      'and refills its read-ahead from the upload\'s offset. Its clock starts at the POST with the host already running, so it pays no process start-up, ' +
-      'and it pays the job records, the storage round trips and the polling instead. The step that copies the last blob tags the image itself ' +
-      '(a finalize message stands by in case its worker dies), so the import ends without one more trip through the queue.' +
-      (chunked ? ` Above all it writes CHUNK_SIZE PATCHes, each flushed by the registry: the target alone takes ${sec(median(chunked.ms))} for the 300 MiB layer that way, ` +
-        `against ${sec(median(put!.ms))} as one stream (CHUNK_SIZE stays 8 MiB: ACR refuses request bodies above ~20 MB, GHCR is reported to refuse above 4 MiB). ` +
-        `Each chunk's checkpoint, and the read of the job beside it (how a cancel stops a step within a chunk), is written while the next chunk goes out: ` +
-        `${Math.ceil(300 * MiB / DEFAULT_CHUNK_SIZE)} writes for the 300 MiB layer, none of them holding up the upload. ` +
-        'Azurite and the host share the 2 cores with both registries.' : ''));
-  }
-  out.push('- **Where the CLI\'s CPU and memory go** (perf, strace and /usr/bin/time on this machine during issue 26, under load from other programs: the shares, not the seconds, are what carries over). ' +
-    'Hashing (SHA-NI, the same work skopeo does) and the kernel\'s copies to and from the sockets are most of it and cannot go. What could: page faults, ' +
-    'which cost about 15 µs each in this virtual machine — 36,000 to 64,000 per 300 MB copy before (fresh memory for 16 pooled 4 MiB part buffers, and for the socket buffers ' +
-    'that Node.js allocates for every read of up to 64 KiB and V8 frees only once 32 MiB of them pile up), 14,000 to 19,000 now, skopeo 2,000; and the copy of every byte ' +
-    'into a part buffer, which stays (undici copies every byte into its WebAssembly parser\'s memory too). Memory: Node.js itself, its code and the bundle take ' +
-    'about 60 MB before the first byte (the node binary\'s pages alone 39 MB; skopeo\'s whole process is 22 MB), V8\'s heap 15–25 MB while copying, ' +
-    'the blob bytes in flight at most COPY_MEMORY plus two 1 MiB blocks per upload, and the socket buffers not yet collected.');
-  out.push('- **What does help, and is in:** every blob of every platform at once (BLOB_CONCURRENCY); each blob read as ranged GETs on up to FETCH_CONCURRENCY connections, ' +
-    'the part needed next first, and how many at once following which side is slower (more while the upload waits for bytes, fewer while parts wait ready, none while two ' +
-    'parts of all blobs wait ready); parts sized by the rate they come (4 MiB from a far source, up to 32 MiB from a near one); every part landing in pooled 1 MiB blocks ' +
-    'that the upload sends as they fill, in order, hashed on the way, and gives back one block later; the blocks of all blobs within COPY_MEMORY (16 MiB): a part whose next ' +
-    'block does not fit stops reading (TCP holds the sender) except the one an upload is at; a broken-off part continued from its first missing byte; and a young-generation ' +
-    'collection every 4 MiB that arrive, so the socket buffers Node.js allocates per read are freed and reused before more are asked of the kernel.');
-  out.push('');
-  return out;
+  if (!queueNotes.length) return [];
+  return [`- **The queue mode** (${queueNotes.join('; ')}) does the same copy in steps of at most 2 s, one queue message each: every step ends, saves its place ` +
+    '(upload location, offset, digest) to blob storage and re-enqueues the rest; the next step is picked up by the host\'s queue poller, re-opens its source reads ' +
+    'and refills its read-ahead from the upload\'s offset. Its clock starts at the POST with the host already running, so it pays no process start-up, ' +
+    'and it pays the job records, the storage round trips and the polling instead. The step that copies the last blob tags the image itself ' +
+    '(a finalize message stands by in case its worker dies), so the import ends without one more trip through the queue.' +
+    (chunked ? ` Above all it writes CHUNK_SIZE PATCHes, each flushed by the registry: the target alone takes ${sec(median(chunked.ms))} for the 300 MiB layer that way, ` +
+      `against ${sec(median(put!.ms))} as one stream (CHUNK_SIZE stays 8 MiB: ACR refuses request bodies above ~20 MB, GHCR is reported to refuse above 4 MiB). ` +
+      `Each chunk's checkpoint, and the read of the job beside it (how a cancel stops a step within a chunk), is written while the next chunk goes out: ` +
+      `${Math.ceil(300 * MiB / DEFAULT_CHUNK_SIZE)} writes for the 300 MiB layer, none of them holding up the upload. ` +
+      'Azurite and the host share the 2 cores with both registries.' : '')];
+}
+
+/** Where the CLI's CPU and memory go, and what is done about it (measured during issue 26, not in this run). */
+function cliCostNotes(): string[] {
+  return [
+    '- **Where the CLI\'s CPU and memory go** (perf, strace and /usr/bin/time on this machine during issue 26, under load from other programs: the shares, not the seconds, are what carries over). ' +
+      'Hashing (SHA-NI, the same work skopeo does) and the kernel\'s copies to and from the sockets are most of it and cannot go. What could: page faults, ' +
+      'which cost about 15 µs each in this virtual machine — 36,000 to 64,000 per 300 MB copy before (fresh memory for 16 pooled 4 MiB part buffers, and for the socket buffers ' +
+      'that Node.js allocates for every read of up to 64 KiB and V8 frees only once 32 MiB of them pile up), 14,000 to 19,000 now, skopeo 2,000; and the copy of every byte ' +
+      'into a part buffer, which stays (undici copies every byte into its WebAssembly parser\'s memory too). Memory: Node.js itself, its code and the bundle take ' +
+      'about 60 MB before the first byte (the node binary\'s pages alone 39 MB; skopeo\'s whole process is 22 MB), V8\'s heap 15–25 MB while copying, ' +
+      'the blob bytes in flight at most COPY_MEMORY plus two 1 MiB blocks per upload, and the socket buffers not yet collected.',
+    '- **What does help, and is in:** every blob of every platform at once (BLOB_CONCURRENCY); each blob read as ranged GETs on up to FETCH_CONCURRENCY connections, ' +
+      'the part needed next first, and how many at once following which side is slower (more while the upload waits for bytes, fewer while parts wait ready, none while two ' +
+      'parts of all blobs wait ready); parts sized by the rate they come (4 MiB from a far source, up to 32 MiB from a near one); every part landing in pooled 1 MiB blocks ' +
+      'that the upload sends as they fill, in order, hashed on the way, and gives back one block later; the blocks of all blobs within COPY_MEMORY (16 MiB): a part whose next ' +
+      'block does not fit stops reading (TCP holds the sender) except the one an upload is at; a broken-off part continued from its first missing byte; and a young-generation ' +
+      'collection every 4 MiB that arrive, so the socket buffers Node.js allocates per read are freed and reused before more are asked of the kernel.',
+  ];
+}
+
+/** The reasons behind the goal verdicts, with this run's numbers. */
+function why(r: Report): string[] {
+  const startup = r.startupMs.length ? median(r.startupMs) : 0;
+  return [
+    '## Why the numbers are what they are', '',
+    ...targetFloorNote(r, startup), ...farCpuNote(r), ...startupNote(r, startup), ...smallImageNote(r, startup), ...queueModeNote(r), ...cliCostNotes(),
+    '',
+  ];
 }
 
 function repeatedNote(r: Report): string[] {
@@ -536,6 +557,21 @@ function methodSection(r: Report): string[] {
   ];
 }
 
+/** The target registry's own intake of the 300 MiB layer, when it was measured. */
+function intakeSection(r: Report): string[] {
+  if (!r.intake.length) return [];
+  return [
+    '### The target registry alone',
+    '',
+    'The 300 MiB layer written from memory into a fresh target registry, nothing else running: the fastest any tool could write it.',
+    '',
+    '| Upload | Median | Min – max | MB/s |',
+    '|---|---:|---:|---:|',
+    ...r.intake.map((i) => `| ${i.mode} | ${sec(median(i.ms))} | ${sec(Math.min(...i.ms))} – ${sec(Math.max(...i.ms))} | ${(i.bytes / MB / (median(i.ms) / 1000)).toFixed(0)} |`),
+    '',
+  ];
+}
+
 export async function writeReport(r: Report): Promise<string[]> {
   const md = join(r.dir, 'benchmarks.md');
   const png = join(r.dir, 'benchmarks.png');
@@ -580,16 +616,7 @@ export async function writeReport(r: Report): Promise<string[]> {
       `Start-up of the CLI alone (\`node bin/oci-import.js --help\`, median of ${r.startupMs.length}): ${sec(median(r.startupMs))}, paid by every oci-import run above.`,
       '',
     ] : []),
-    ...(r.intake.length ? [
-      '### The target registry alone',
-      '',
-      'The 300 MiB layer written from memory into a fresh target registry, nothing else running: the fastest any tool could write it.',
-      '',
-      '| Upload | Median | Min – max | MB/s |',
-      '|---|---:|---:|---:|',
-      ...r.intake.map((i) => `| ${i.mode} | ${sec(median(i.ms))} | ${sec(Math.min(...i.ms))} – ${sec(Math.max(...i.ms))} | ${(i.bytes / MB / (median(i.ms) / 1000)).toFixed(0)} |`),
-      '',
-    ] : []),
+    ...intakeSection(r),
     ...manySmallSections(r),
     ...instanceSections(r),
     '## Goals (issues 5, 14 and 26)',

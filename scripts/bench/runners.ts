@@ -3,7 +3,7 @@
  * target repository, copy it and report wall time and peak RSS. Every tool runs as its own process
  * under `/usr/bin/time` (peak RSS = the largest process's maximum resident set size).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -176,6 +176,36 @@ function peakRss(pid: number): number {
 
 interface JobStatus { status: string; error?: { code: string; message: string } }
 
+/** The local host's URL once its output says it is listening (within 60 s, or it throws with that output). */
+async function hostListening(host: ChildProcess, output: () => string): Promise<string> {
+  const deadline = Date.now() + 60_000;
+  let url: string | undefined;
+  while (!(url = /Host listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output())?.[1])) {
+    if (host.exitCode !== null || Date.now() > deadline) throw new Error(`the local host did not start:\n${output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return url;
+}
+
+/** POST /api/imports of the fixture, then GET its status every 100 ms until it says succeeded (a failure or RUN_TIMEOUT_MS throws). */
+async function importThroughHost(url: string, key: string, ctx: RunContext, output: () => string): Promise<void> {
+  const f = ctx.fixture;
+  const res = await fetch(`${url}/api/imports`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-functions-key': key },
+    body: JSON.stringify({ source: `${ctx.source}/${f.repository}:${f.tag}`, images: [`${ctx.targetRepository}:${f.tag}`] }),
+  });
+  if (res.status !== 202) throw new Error(`POST /api/imports answered ${res.status}: ${await res.text()}`);
+  const { statusUrl } = await res.json() as { statusUrl: string };
+  const until = Date.now() + RUN_TIMEOUT_MS;
+  for (;;) {
+    const s = await (await fetch(statusUrl, { headers: { 'x-functions-key': key } })).json() as JobStatus;
+    if (s.status === 'succeeded') break;
+    if (s.status === 'failed') throw new Error(`the import failed: ${JSON.stringify(s.error)}\n${output().slice(-4000)}`);
+    if (Date.now() > until) throw new Error(`the import is still ${s.status} after ${RUN_TIMEOUT_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /**
  * The service as deployed, run locally: the local Functions host (`dist/scripts/host/main.js`, the
  * same registered functions as Azure) on Azurite, one step of at most STEP_BUDGET_SECONDS per queue
@@ -192,7 +222,6 @@ function queueMode(): Runner {
     description: '`npm start` (local host and its worker process on Azurite, CHUNK_SIZE 8 MiB, STEP_BUDGET_SECONDS 2, a function key), `POST /api/imports`, GET the status until it is succeeded',
     run: async (ctx) => {
       const storage = await (azurite ??= startAzurite());
-      const f = ctx.fixture;
       // A function key, as in Azure (authLevel function): the POST and every poll of the statusUrl send it.
       const key = randomBytes(16).toString('hex');
       const env: Record<string, string> = {
@@ -215,12 +244,7 @@ function queueMode(): Runner {
       host.stderr.on('data', keep);
       const exited = new Promise<void>((resolve) => host.once('exit', () => resolve()));
       try {
-        const deadline = Date.now() + 60_000;
-        let url: string | undefined;
-        while (!(url = /Host listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1])) {
-          if (host.exitCode !== null || Date.now() > deadline) throw new Error(`the local host did not start:\n${output}`);
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        const url = await hostListening(host, () => output);
         // The functions run in the host's worker process (as in Azure): its CPU and memory count too.
         const status = await (await fetch(`${url}/admin/host/status`)).json() as { worker?: { pid?: number } };
         const workerPid = status.worker?.pid;
@@ -228,20 +252,7 @@ function queueMode(): Runner {
         const cpuBefore = cpu();
         const untimedCpuMs = cpuBefore - azuriteBefore;
         const started = performance.now();
-        const res = await fetch(`${url}/api/imports`, {
-          method: 'POST', headers: { 'content-type': 'application/json', 'x-functions-key': key },
-          body: JSON.stringify({ source: `${ctx.source}/${f.repository}:${f.tag}`, images: [`${ctx.targetRepository}:${f.tag}`] }),
-        });
-        if (res.status !== 202) throw new Error(`POST /api/imports answered ${res.status}: ${await res.text()}`);
-        const { statusUrl } = await res.json() as { statusUrl: string };
-        const until = Date.now() + RUN_TIMEOUT_MS;
-        for (;;) {
-          const s = await (await fetch(statusUrl, { headers: { 'x-functions-key': key } })).json() as JobStatus;
-          if (s.status === 'succeeded') break;
-          if (s.status === 'failed') throw new Error(`the import failed: ${JSON.stringify(s.error)}\n${output.slice(-4000)}`);
-          if (Date.now() > until) throw new Error(`the import is still ${s.status} after ${RUN_TIMEOUT_MS / 1000} s`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
+        await importThroughHost(url, key, ctx, () => output);
         const ms = performance.now() - started;
         if (process.env.BENCH_DEBUG) process.stderr.write(output);
         // Peak of the host plus peak of the worker: an upper bound of the two processes' peak together.

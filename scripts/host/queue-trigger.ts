@@ -57,6 +57,21 @@ const MIN_POLL_MS = 100;
 const json = (value: unknown): RpcTypedData => ({ json: JSON.stringify(value) });
 const iso = (d: Date | undefined): string | undefined => (d ? d.toISOString() : undefined);
 
+/** The trigger metadata the Functions host passes with a queue message (its binding data: `context.triggerMetadata`). */
+function queueTriggerMetadata(m: DequeuedMessageItem, text: string, name: string): Record<string, RpcTypedData> {
+  const now = new Date().toISOString();
+  return {
+    QueueTrigger: { string: text },
+    DequeueCount: json(m.dequeueCount),
+    Id: json(m.messageId),
+    PopReceipt: json(m.popReceipt),
+    InsertionTime: json(iso(m.insertedOn)),
+    ExpirationTime: json(iso(m.expiresOn)),
+    NextVisibleTime: json(iso(m.nextVisibleOn)),
+    sys: json({ MethodName: name, UtcNow: now, RandGuid: randomUUID() }),
+  };
+}
+
 /** Keeps one message invisible while its invocation runs. */
 export class Lease {
   #popReceipt: string;
@@ -197,17 +212,7 @@ export class QueueListener {
         logger.warn(name, `Message is not valid base64 (host.json messageEncoding is base64). Moved to '${poisonName}' without invoking (${where})`);
         return;
       }
-      const now = new Date().toISOString();
-      const triggerMetadata: Record<string, RpcTypedData> = {
-        QueueTrigger: { string: decoded.text },
-        DequeueCount: json(m.dequeueCount),
-        Id: json(m.messageId),
-        PopReceipt: json(m.popReceipt),
-        InsertionTime: json(iso(m.insertedOn)),
-        ExpirationTime: json(iso(m.expiresOn)),
-        NextVisibleTime: json(iso(m.nextVisibleOn)),
-        sys: json({ MethodName: name, UtcNow: now, RandGuid: randomUUID() }),
-      };
+      const triggerMetadata = queueTriggerMetadata(m, decoded.text, name);
       const lease = new Lease(this.#o.queue, m.messageId, m.popReceipt, this.#o.leaseSeconds, (reason) => {
         logger.warn(name, `could not renew the lease of ${where}: ${reason} — the message may be delivered again`);
       });
@@ -228,18 +233,26 @@ export class QueueListener {
         logger.info(name, `Executed 'Functions.${name}' (Succeeded, Id=${invocationId}, Duration=${ms}ms) ${where}`);
         return;
       }
-      if (failure instanceof FunctionTimeoutError || failure instanceof WorkerExitError) logger.error(name, `${failure.message} (Id=${invocationId})`);
-      else logger.error(name, `Exception while executing function: Functions.${name}: ${failure instanceof Error && failure.stack ? failure.stack : describeError(failure)}`);
-      if (m.dequeueCount >= options.maxDequeueCount) {
-        await this.#toPoison(m, popReceipt);
-        logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${ms}ms) ${where}; reached MaxDequeueCount of ${options.maxDequeueCount}, moved to '${poisonName}'`);
-      } else {
-        await this.#o.queue.updateMessage(m.messageId, popReceipt, undefined, Math.round(options.visibilityTimeoutMs / 1000));
-        logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${ms}ms) ${where}; visible again in ${options.visibilityTimeoutMs / 1000}s`);
-      }
+      await this.#failed(m, popReceipt, failure, { invocationId, ms, where });
     } catch (err) {
       // Storage errors while completing/abandoning: the message reappears when its lease expires.
       logger.warn(name, `could not complete ${where}: ${describeError(err)} — it will be delivered again when its lease expires`);
+    }
+  }
+
+  /** A failed invocation: its error logged, the message poisoned at maxDequeueCount, else visible again after visibilityTimeout. */
+  async #failed(m: DequeuedMessageItem, popReceipt: string, failure: unknown, run: { invocationId: string; ms: number; where: string }): Promise<void> {
+    const { hosted, options, logger, queueName } = this.#o;
+    const name = hosted.fn.name;
+    const { invocationId, ms, where } = run;
+    if (failure instanceof FunctionTimeoutError || failure instanceof WorkerExitError) logger.error(name, `${failure.message} (Id=${invocationId})`);
+    else logger.error(name, `Exception while executing function: Functions.${name}: ${failure instanceof Error && failure.stack ? failure.stack : describeError(failure)}`);
+    if (m.dequeueCount >= options.maxDequeueCount) {
+      await this.#toPoison(m, popReceipt);
+      logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${ms}ms) ${where}; reached MaxDequeueCount of ${options.maxDequeueCount}, moved to '${queueName}-poison'`);
+    } else {
+      await this.#o.queue.updateMessage(m.messageId, popReceipt, undefined, Math.round(options.visibilityTimeoutMs / 1000));
+      logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${ms}ms) ${where}; visible again in ${options.visibilityTimeoutMs / 1000}s`);
     }
   }
 }

@@ -66,6 +66,13 @@ interface Worker {
   exited: boolean;
 }
 
+/** A worker's start-up: its timeout, and how to settle its `ready`. */
+interface StartUp {
+  readonly timer: NodeJS.Timeout;
+  indexed(functions: readonly FunctionInfo[]): void;
+  failed(err: Error): void;
+}
+
 export interface WorkerChannelOptions {
   /** worker.ts (or worker.js when built). */
   readonly workerPath: string;
@@ -207,36 +214,9 @@ export class WorkerChannel {
       onInitFailed(new HostConfigError(`the worker process did not index the functions within ${(this.#o.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS) / 1000}s`));
       this.#kill(worker, 'start-up timeout');
     }, this.#o.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS);
+    const startUp: StartUp = { timer: startTimer, indexed: onIndexed, failed: onInitFailed };
 
-    child.on('message', (raw: unknown) => {
-      const m = raw as WorkerToHost;
-      switch (m.type) {
-        case 'indexed':
-          clearTimeout(startTimer);
-          if (m.httpStreamRequested) {
-            onInitFailed(new HostConfigError('the app enables HTTP streaming (app.setup({ enableHttpStream: true })), which the local host does not support'));
-          } else {
-            worker.indexed = true;
-            onIndexed(m.functions);
-          }
-          break;
-        case 'initFailed':
-          clearTimeout(startTimer);
-          onInitFailed(new HostConfigError(m.message));
-          break;
-        case 'result':
-        case 'failed': {
-          const p = worker.pending.get(m.id);
-          if (!p) return; // timed out meanwhile
-          worker.pending.delete(m.id);
-          if (m.type === 'result') p.resolve({ invocationId: p.invocationId, response: m.response });
-          else p.reject(new WorkerInvocationError(m.error));
-          break;
-        }
-        default:
-          break;
-      }
-    });
+    child.on('message', (raw: unknown) => this.#onMessage(worker, raw as WorkerToHost, startUp));
     child.on('error', (err) => {
       this.#o.logger.error('host', `worker process error: ${describeError(err)}`);
     });
@@ -250,18 +230,52 @@ export class WorkerChannel {
         return;
       }
       if (!worker.indexed) return; // start-up failure: reported through `ready`
-      // A crash: every invocation in flight fails now (TryFailExecutions(workerException)).
-      const error = new WorkerExitError(`the worker process ${String(child.pid)} ${how} while the invocation ran`);
-      const failed = [...worker.pending.values()];
-      worker.pending.clear();
-      for (const p of failed) p.reject(error);
-      if (this.#stopping || worker !== this.#worker) return;
-      this.#o.logger.error('host', `worker process ${String(child.pid)} ${how}; ${failed.length} invocation(s) in flight failed; restarting it`);
-      this.#countError();
-      this.#restart();
+      this.#crashed(worker, how);
     });
     child.send({ ...this.#o.init } satisfies HostToWorker);
     return worker;
+  }
+
+  /** A message of the worker: the end of its start-up, or the answer to an invocation. */
+  #onMessage(worker: Worker, m: WorkerToHost, startUp: StartUp): void {
+    switch (m.type) {
+      case 'indexed':
+        clearTimeout(startUp.timer);
+        if (m.httpStreamRequested) {
+          startUp.failed(new HostConfigError('the app enables HTTP streaming (app.setup({ enableHttpStream: true })), which the local host does not support'));
+        } else {
+          worker.indexed = true;
+          startUp.indexed(m.functions);
+        }
+        break;
+      case 'initFailed':
+        clearTimeout(startUp.timer);
+        startUp.failed(new HostConfigError(m.message));
+        break;
+      case 'result':
+      case 'failed': {
+        const p = worker.pending.get(m.id);
+        if (!p) return; // timed out meanwhile
+        worker.pending.delete(m.id);
+        if (m.type === 'result') p.resolve({ invocationId: p.invocationId, response: m.response });
+        else p.reject(new WorkerInvocationError(m.error));
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /** A crash: every invocation in flight fails now (TryFailExecutions(workerException)), and the current worker restarts. */
+  #crashed(worker: Worker, how: string): void {
+    const error = new WorkerExitError(`the worker process ${String(worker.child.pid)} ${how} while the invocation ran`);
+    const failed = [...worker.pending.values()];
+    worker.pending.clear();
+    for (const p of failed) p.reject(error);
+    if (this.#stopping || worker !== this.#worker) return;
+    this.#o.logger.error('host', `worker process ${String(worker.child.pid)} ${how}; ${failed.length} invocation(s) in flight failed; restarting it`);
+    this.#countError();
+    this.#restart();
   }
 
   #countError(): void {

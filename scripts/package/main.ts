@@ -81,6 +81,49 @@ async function buildAsPlatform(root: string, files: readonly string[]): Promise<
   }
 }
 
+/**
+ * The files to package, or undefined (the reason written to stderr) when azd would refuse to deploy, when azd
+ * and Core Tools would package different files, or when nothing is left.
+ */
+function filesToPackage(root: string, funcignore: string | undefined, remoteBuild: boolean | undefined): readonly string[] | undefined {
+  const refused = azdRemoteBuildError(funcignore, remoteBuild);
+  if (refused) {
+    process.stderr.write(`package: azd would refuse to deploy: ${refused} (azure.yaml remoteBuild: ${String(remoteBuild)})\n`);
+    return undefined;
+  }
+  const list = packageFiles(root, funcignore, remoteBuild);
+  if (list.onlyAzd.length > 0 || list.onlyCoreTools.length > 0) {
+    const show = (files: readonly string[]) => files.slice(0, MAX_LISTED).map((f) => `  ${f}\n`).join('')
+      + (files.length > MAX_LISTED ? `  … and ${files.length - MAX_LISTED} more\n` : '');
+    process.stderr.write('package: azd and Core Tools read .funcignore differently here, so `azd deploy` and '
+      + '`func azure functionapp publish` would upload different packages. Use patterns both read alike '
+      + '(a name or path anchored with a leading `/`, no `*` across directories).\n'
+      + (list.onlyAzd.length ? `only azd would package:\n${show(list.onlyAzd)}` : '')
+      + (list.onlyCoreTools.length ? `only Core Tools would package:\n${show(list.onlyCoreTools)}` : ''));
+    return undefined;
+  }
+  if (list.files.length === 0) {
+    process.stderr.write('package: .funcignore leaves no file to package\n');
+    return undefined;
+  }
+  return list.files;
+}
+
+/** Zips `files` (paths relative to `root`, with their modes and times) into `out`. */
+function writeZip(root: string, files: readonly string[], out: string): { bytes: number; unpacked: number } {
+  let unpacked = 0;
+  const archive = zip(files.map((name) => {
+    const path = join(root, name);
+    const info = statSync(path);
+    const data = readFileSync(path);
+    unpacked += data.length;
+    return { name, data, mode: info.mode, mtime: info.mtime };
+  }));
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, archive);
+  return { bytes: archive.length, unpacked };
+}
+
 async function main(): Promise<number> {
   const { values: args } = parseArgs({
     options: {
@@ -93,56 +136,27 @@ async function main(): Promise<number> {
   const read = (name: string) => (existsSync(join(root, name)) ? readFileSync(join(root, name), 'utf8') : undefined);
   const funcignore = read('.funcignore');
   const remoteBuild = remoteBuildOf(read('azure.yaml') ?? '');
+  const files = filesToPackage(root, funcignore, remoteBuild);
+  if (!files) return 1;
+  const { bytes, unpacked } = writeZip(root, files, out);
 
-  const refused = azdRemoteBuildError(funcignore, remoteBuild);
-  if (refused) {
-    process.stderr.write(`package: azd would refuse to deploy: ${refused} (azure.yaml remoteBuild: ${String(remoteBuild)})\n`);
-    return 1;
-  }
-  const list = packageFiles(root, funcignore, remoteBuild);
-  if (list.onlyAzd.length > 0 || list.onlyCoreTools.length > 0) {
-    const show = (files: readonly string[]) => files.slice(0, MAX_LISTED).map((f) => `  ${f}\n`).join('')
-      + (files.length > MAX_LISTED ? `  … and ${files.length - MAX_LISTED} more\n` : '');
-    process.stderr.write('package: azd and Core Tools read .funcignore differently here, so `azd deploy` and '
-      + '`func azure functionapp publish` would upload different packages. Use patterns both read alike '
-      + '(a name or path anchored with a leading `/`, no `*` across directories).\n'
-      + (list.onlyAzd.length ? `only azd would package:\n${show(list.onlyAzd)}` : '')
-      + (list.onlyCoreTools.length ? `only Core Tools would package:\n${show(list.onlyCoreTools)}` : ''));
-    return 1;
-  }
-  if (list.files.length === 0) {
-    process.stderr.write('package: .funcignore leaves no file to package\n');
-    return 1;
-  }
-
-  let unpacked = 0;
-  const archive = zip(list.files.map((name) => {
-    const path = join(root, name);
-    const info = statSync(path);
-    const data = readFileSync(path);
-    unpacked += data.length;
-    return { name, data, mode: info.mode, mtime: info.mtime };
-  }));
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, archive);
-
-  if (args.list) for (const f of list.files) process.stdout.write(`${f}\n`);
+  if (args.list) for (const f of files) process.stdout.write(`${f}\n`);
   const build = remoteBuild === false
     ? 'remote build off: the package runs as it is'
     : 'remote build on: the platform runs npm install, npm run build, then npm run build:azure';
   const shown = relative(process.cwd(), out) || out;
-  process.stdout.write(`package: ${shown}: ${list.files.length} files, ${archive.length} bytes `
+  process.stdout.write(`package: ${shown}: ${files.length} files, ${bytes} bytes `
     + `(${unpacked} bytes unpacked); ${build}\n`);
   if (!args.build) {
     if (args.docs) process.stderr.write('package: --docs needs --build (the figures come from the build)\n');
     return args.docs ? 1 : 0;
   }
-  const built = await buildAsPlatform(root, list.files);
+  const built = await buildAsPlatform(root, files);
   if (!built) return 1;
   if (args.docs) {
     const npmVersion = (await run('npm', ['--version'], root)).output.trim();
     writeFigures(resolve(args.docs), figuresBlock({
-      files: list.files.length, bytes: archive.length, unpacked, installed: built.installed, pruned: built.pruned,
+      files: files.length, bytes, unpacked, installed: built.installed, pruned: built.pruned,
       node: process.version, npm: npmVersion,
     }));
     process.stdout.write(`package: figures written to ${args.docs}\n`);

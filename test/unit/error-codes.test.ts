@@ -37,7 +37,7 @@ describe('the error catalogue', () => {
 
   it('every quoted code an error is made with in lib/ and functions/ is catalogued', () => {
     // (ConfigError's first argument is the setting's name; its code is INVALID_SETTING)
-    const made = /new (?!ConfigError)[A-Za-z]*Error\((?:\d+, )?'([A-Z][A-Z0-9_]+)'/g;
+    const made = /new (?!ConfigError)[A-Za-z]*Error\(\s*(?:\d+,\s*)?'([A-Z][A-Z0-9_]+)'/g;
     const seen = new Set<string>();
     for (const file of [...files('lib'), ...files('functions')]) {
       for (const m of readFileSync(file, 'utf8').matchAll(made)) seen.add(m[1]!);

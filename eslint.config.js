@@ -2,7 +2,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.azurite/', '.bench/', '.bicep/', '.stryker/', 'coverage/', 'infra/**/*.json'] },
+  {
+    ignores: ['dist/', 'node_modules/', '.azurite/', '.bench/', '.bicep/', '.stryker/', 'coverage/', 'infra/**/*.json'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -7,7 +7,10 @@
 // host tests cost seconds each and run in CI anyway), only the tests that cover a mutant run for it (perTest), two
 // test runners, and incremental mode: a rerun tests again only the mutants whose code or tests changed.
 // MUTATE narrows a run: a comma list of folders or files under lib/ (MUTATE=policy, MUTATE=engine/copy-blob.ts,store).
-const targets = (process.env.MUTATE ?? 'engine,policy,request,store,service').split(',').map((t) => t.trim()).filter(Boolean);
+const targets = (process.env.MUTATE ?? 'engine,policy,request,store,service')
+  .split(',')
+  .map((t) => t.trim())
+  .filter(Boolean);
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {

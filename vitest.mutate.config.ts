@@ -7,8 +7,13 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: [
-      'test/unit/engine/**/*.test.ts', 'test/unit/policy/**/*.test.ts', 'test/unit/store/**/*.test.ts', 'test/unit/service/**/*.test.ts',
-      'test/unit/functions/**/*.test.ts', 'test/unit/sync/**/*.test.ts', 'test/unit/oci/auth.test.ts',
+      'test/unit/engine/**/*.test.ts',
+      'test/unit/policy/**/*.test.ts',
+      'test/unit/store/**/*.test.ts',
+      'test/unit/service/**/*.test.ts',
+      'test/unit/functions/**/*.test.ts',
+      'test/unit/sync/**/*.test.ts',
+      'test/unit/oci/auth.test.ts',
     ],
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -31,7 +31,8 @@ for (const file of process.argv.slice(2)) {
       if (['skipped', 'pending', 'todo'].includes(test.status)) console.log(`skipped: ${path} > ${test.fullName}`);
       if (test.status === 'failed') failures.push(failureLines('failed', path, test));
       // passed, with the errors of an earlier try: it passed only when run again (OCI_IMPORT_TEST_RETRY)
-      if (test.status === 'passed' && test.failureMessages?.length) flaky.push(failureLines('passed on a second try', path, test));
+      if (test.status === 'passed' && test.failureMessages?.length)
+        flaky.push(failureLines('passed on a second try', path, test));
       if (HARNESS.includes(path) && (test.status === 'passed' || test.status === 'failed')) harness[test.status]++;
     }
   }
@@ -39,9 +40,13 @@ for (const file of process.argv.slice(2)) {
 for (const lines of [...flaky, ...failures]) console.log(lines);
 console.log(`harness self-tests (${HARNESS.join(', ')}): ${harness.passed} passed, ${harness.failed} failed`);
 console.log(`product tests: ${totals.passed - harness.passed} passed, ${totals.failed - harness.failed} failed`);
-if (flaky.length > 0) console.log(`${flaky.length} test(s) passed only on a second try (named above): flaky, to be made robust`);
+if (flaky.length > 0)
+  console.log(`${flaky.length} test(s) passed only on a second try (named above): flaky, to be made robust`);
 console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
-if (totals.skipped > 0) console.log('CI fails on a skipped test: every tool the tests need is installed here, so a skip hides a test that did not run');
+if (totals.skipped > 0)
+  console.log(
+    'CI fails on a skipped test: every tool the tests need is installed here, so a skip hides a test that did not run',
+  );
 process.exit(totals.skipped > 0 || missing > 0 ? 1 : 0);
 
 /** `<what>: <file> > <test>` and the first lines of its first failure message (no colours, at most 6 lines). */

@@ -24,7 +24,10 @@ function loadBundle() {
     return undefined;
   }
   const command = /^[a-z]+$/.test(process.argv[2] ?? '') ? process.argv[2] : 'help';
-  const runtime = createHash('sha256').update(`${process.version} ${process.execArgv.join(' ')}`).digest('hex').slice(0, 12);
+  const runtime = createHash('sha256')
+    .update(`${process.version} ${process.execArgv.join(' ')}`)
+    .digest('hex')
+    .slice(0, 12);
   const cacheFile = `${bundle}.${command}.${runtime}.cache`;
   let cachedData;
   try {
@@ -58,7 +61,7 @@ const loaded = loadBundle();
 // earlier makes Node.js compile its own modules anew), and not on a run that writes the cache: V8 checks a cache
 // against the flags it was made under.
 if (loaded?.cached) setFlagsFromString('--liftoff-only');
-const { main } = loaded?.exports ?? await import('../dist/lib/cli/main.js');
+const { main } = loaded?.exports ?? (await import('../dist/lib/cli/main.js'));
 process.exitCode = await main(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,

@@ -10,11 +10,20 @@ import { apiBase, errorResponse, importId, statusUrl, unavailable } from '../lib
 import { RequestError } from '../lib/request/request.js';
 import { importService } from '../lib/service/runtime.js';
 
-export async function cancelImport(request: HttpRequest, context: InvocationContext, caller?: Caller): Promise<HttpResponseInit> {
+export async function cancelImport(
+  request: HttpRequest,
+  context: InvocationContext,
+  caller?: Caller,
+): Promise<HttpResponseInit> {
   try {
     // The guidelines: an operation without repeatability support answers 501 to a request that asks for it.
     if (request.headers.has('repeatability-request-id')) {
-      throw new RequestError(501, 'NOT_IMPLEMENTED', 'cancel does not take Repeatability-Request-ID: it is idempotent by itself (a second cancel answers 409 with the status canceled)', 'Repeatability-Request-ID');
+      throw new RequestError(
+        501,
+        'NOT_IMPLEMENTED',
+        'cancel does not take Repeatability-Request-ID: it is idempotent by itself (a second cancel answers 409 with the status canceled)',
+        'Repeatability-Request-ID',
+      );
     }
     const id = importId(request.params.id);
     const service = importService();
@@ -22,10 +31,26 @@ export async function cancelImport(request: HttpRequest, context: InvocationCont
     if (outcome.kind === 'missing') throw new RequestError(404, 'NOT_FOUND', `no import with id "${id}"`, 'id');
     const view = service.view(outcome.job);
     if (outcome.kind === 'ended') {
-      return errorResponse(new RequestError(409, 'IMPORT_ENDED', `import ${id} has ended already (${view.status}); there is nothing to cancel`, 'id'), { import: view });
+      return errorResponse(
+        new RequestError(
+          409,
+          'IMPORT_ENDED',
+          `import ${id} has ended already (${view.status}); there is nothing to cancel`,
+          'id',
+        ),
+        { import: view },
+      );
     }
     if (outcome.kind === 'finalizing') {
-      return errorResponse(new RequestError(409, 'IMPORT_FINALIZING', `import ${id} has copied every blob and is writing its manifests and tags; it can no longer be canceled`, 'id'), { import: view });
+      return errorResponse(
+        new RequestError(
+          409,
+          'IMPORT_FINALIZING',
+          `import ${id} has copied every blob and is writing its manifests and tags; it can no longer be canceled`,
+          'id',
+        ),
+        { import: view },
+      );
     }
     context.info(`import ${id} canceled by ${describeCaller(caller)}`);
     const url = statusUrl(apiBase(request.url, 'imports'), id);
@@ -35,4 +60,9 @@ export async function cancelImport(request: HttpRequest, context: InvocationCont
   }
 }
 
-app.http('cancelImport', { methods: ['POST'], route: 'imports/{id}/cancel', authLevel: httpAuthLevel(), handler: guarded('write', cancelImport) });
+app.http('cancelImport', {
+  methods: ['POST'],
+  route: 'imports/{id}/cancel',
+  authLevel: httpAuthLevel(),
+  handler: guarded('write', cancelImport),
+});

@@ -14,15 +14,23 @@ import type { JobStatus } from '../lib/store/store.js';
 /** The query, checked: `status` a comma list of states, `limit` 1..100, `continuationToken` as returned. */
 export function listQuery(params: URLSearchParams): ListQuery {
   const rawLimit = params.get('limit');
-  if (rawLimit !== null && !/^\d{1,3}$/.test(rawLimit.trim())) throw new RequestError(400, 'INVALID_QUERY', `limit must be a whole number from 1 to ${MAX_PAGE}`, 'limit');
+  if (rawLimit !== null && !/^\d{1,3}$/.test(rawLimit.trim()))
+    throw new RequestError(400, 'INVALID_QUERY', `limit must be a whole number from 1 to ${MAX_PAGE}`, 'limit');
   const limit = rawLimit === null ? DEFAULT_PAGE : Number(rawLimit);
-  if (limit < 1 || limit > MAX_PAGE) throw new RequestError(400, 'INVALID_QUERY', `limit must be a whole number from 1 to ${MAX_PAGE}`, 'limit');
+  if (limit < 1 || limit > MAX_PAGE)
+    throw new RequestError(400, 'INVALID_QUERY', `limit must be a whole number from 1 to ${MAX_PAGE}`, 'limit');
   const rawStatus = params.get('status');
   let statuses: Set<JobStatus> | undefined;
   if (rawStatus !== null) {
     const wanted = rawStatus.split(',').map((s) => s.trim().toLowerCase());
     const unknown = wanted.find((s) => !STATUSES.includes(s as JobStatus));
-    if (unknown !== undefined) throw new RequestError(400, 'INVALID_QUERY', `status "${unknown.slice(0, 32)}" is not one of ${STATUSES.join(', ')}`, 'status');
+    if (unknown !== undefined)
+      throw new RequestError(
+        400,
+        'INVALID_QUERY',
+        `status "${unknown.slice(0, 32)}" is not one of ${STATUSES.join(', ')}`,
+        'status',
+      );
     statuses = new Set(wanted as JobStatus[]);
   }
   const token = params.get('continuationToken') ?? undefined;
@@ -43,12 +51,21 @@ export async function listImports(request: HttpRequest, context: InvocationConte
     const page = await importService().list(query);
     return {
       status: 200,
-      jsonBody: { value: page.value, ...(page.next ? { nextLink: nextLink(apiBase(request.url, 'imports'), query, page.next) } : {}) },
+      jsonBody: {
+        value: page.value,
+        ...(page.next ? { nextLink: nextLink(apiBase(request.url, 'imports'), query, page.next) } : {}),
+      },
     };
   } catch (err) {
-    if (err instanceof InvalidTokenError) return errorResponse(new RequestError(400, err.code, err.message, 'continuationToken'));
+    if (err instanceof InvalidTokenError)
+      return errorResponse(new RequestError(400, err.code, err.message, 'continuationToken'));
     return unavailable(err, context);
   }
 }
 
-app.http('listImports', { methods: ['GET'], route: 'imports', authLevel: httpAuthLevel(), handler: guarded('read', listImports) });
+app.http('listImports', {
+  methods: ['GET'],
+  route: 'imports',
+  authLevel: httpAuthLevel(),
+  handler: guarded('read', listImports),
+});

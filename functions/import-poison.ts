@@ -22,4 +22,8 @@ export async function importPoison(message: unknown, context: InvocationContext)
   });
 }
 
-app.storageQueue('importPoison', { queueName: '%IMPORT_QUEUE%-poison', connection: 'AzureWebJobsStorage', handler: importPoison });
+app.storageQueue('importPoison', {
+  queueName: '%IMPORT_QUEUE%-poison',
+  connection: 'AzureWebJobsStorage',
+  handler: importPoison,
+});

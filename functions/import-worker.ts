@@ -23,4 +23,8 @@ export async function importWorker(message: unknown, context: InvocationContext)
   });
 }
 
-app.storageQueue('importWorker', { queueName: '%IMPORT_QUEUE%', connection: 'AzureWebJobsStorage', handler: importWorker });
+app.storageQueue('importWorker', {
+  queueName: '%IMPORT_QUEUE%',
+  connection: 'AzureWebJobsStorage',
+  handler: importWorker,
+});

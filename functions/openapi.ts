@@ -5,7 +5,16 @@ import { apiBase } from '../lib/api/http.js';
 import { openApiDocument } from '../lib/api/openapi.js';
 
 export async function openApi(request: HttpRequest, _context: InvocationContext): Promise<HttpResponseInit> {
-  return { status: 200, jsonBody: openApiDocument(apiBase(request.url, 'openapi.json')), headers: { 'cache-control': 'no-cache' } };
+  return {
+    status: 200,
+    jsonBody: openApiDocument(apiBase(request.url, 'openapi.json')),
+    headers: { 'cache-control': 'no-cache' },
+  };
 }
 
-app.http('openApi', { methods: ['GET'], route: 'openapi.json', authLevel: httpAuthLevel(), handler: guarded('read', openApi) });
+app.http('openApi', {
+  methods: ['GET'],
+  route: 'openapi.json',
+  authLevel: httpAuthLevel(),
+  handler: guarded('read', openApi),
+});

@@ -8,7 +8,10 @@ import { importService } from '../lib/service/runtime.js';
 
 export async function retentionTimer(_timer: Timer, context: InvocationContext): Promise<void> {
   const r = await importService().prune();
-  if (r.deleted.length) context.info(`retention: ${r.deleted.length} ended import(s) deleted, ${r.kept} not ended (or ended recently) kept, ${r.prefixes} index prefix(es) listed`);
+  if (r.deleted.length)
+    context.info(
+      `retention: ${r.deleted.length} ended import(s) deleted, ${r.kept} not ended (or ended recently) kept, ${r.prefixes} index prefix(es) listed`,
+    );
 }
 
 app.timer('retentionTimer', { schedule: '0 41 * * * *', handler: retentionTimer });

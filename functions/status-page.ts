@@ -8,4 +8,9 @@ export async function statusPageHandler(_request: HttpRequest, _context: Invocat
   return { status: 200, body: page.html, headers: page.headers };
 }
 
-app.http('statusPage', { methods: ['GET'], route: 'ui', authLevel: httpAuthLevel(), handler: guarded('read', statusPageHandler) });
+app.http('statusPage', {
+  methods: ['GET'],
+  route: 'ui',
+  authLevel: httpAuthLevel(),
+  handler: guarded('read', statusPageHandler),
+});

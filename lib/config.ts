@@ -82,83 +82,405 @@ export interface SettingSpec {
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
-  { name: 'AzureWebJobsStorage', scope: 'app', default: 'UseDevelopmentStorage=true',
-    description: 'Storage for the job records and the import queue (in Azure identity-based: `__blobServiceUri`, `__queueServiceUri`, `__tableServiceUri`, `__credential`, `__clientId`).' },
-  { name: 'TARGET_REGISTRY', scope: 'app',
-    description: 'Login server imports go to when a request names no `target`, e.g. `myregistry.azurecr.io`.' },
-  { name: 'TARGET_AUTH', scope: 'app', default: 'basic when TARGET_USERNAME is set; managed-identity for an Azure Container Registry target when the app runs in Azure; else anonymous',
-    description: 'How the app signs in to the target: `managed-identity` (Entra ID token exchanged at the registry\'s /oauth2/exchange; the identity needs AcrPush), `basic` or `anonymous`.' },
-  { name: 'TARGET_USERNAME', scope: 'app', description: 'Username for a non-Azure target registry (basic or token auth).' },
-  { name: 'TARGET_PASSWORD', scope: 'app', secret: true, description: 'Password or token for a non-Azure target registry.' },
-  { name: 'AZURE_CLIENT_ID', scope: 'app', cli: true, description: 'Client ID of the user-assigned managed identity used for Azure registries (absent: the system-assigned identity).' },
-  { name: 'ACR_AUDIENCE', scope: 'app', cli: true, default: DEFAULT_ACR_AUDIENCE,
-    description: 'Entra ID audience of the tokens exchanged at Azure Container Registries (sovereign clouds: that cloud\'s ACR audience, or its Resource Manager audience, which ACR also accepts unless authentication-as-arm is disabled).' },
-  { name: 'ARM_ENDPOINT', scope: 'app', cli: true, default: DEFAULT_ARM_ENDPOINT,
-    description: 'Azure Resource Manager endpoint that resolves registries given by resource ID (sovereign clouds: e.g. `https://management.usgovcloudapi.net`); its tokens are requested for `<endpoint>/.default`.' },
-  { name: 'IMPORT_QUEUE', scope: 'app', default: 'imports', description: 'Storage queue carrying import requests and steps; `<name>-poison` receives failed messages.' },
-  { name: 'CHUNK_SIZE', scope: 'app', cli: true, default: '8MiB', description: 'Bytes per upload PATCH (`MiB`/`KiB` suffixes): a queue step saves its place after each. The CLI, when it is not set, streams each blob as one PATCH (as `docker push`).' },
-  { name: 'STEP_BUDGET_SECONDS', scope: 'app', default: String(DEFAULT_STEP_BUDGET_SECONDS),
-    description: 'A queue step stops copying after this long, saves its place and re-enqueues the rest.' },
-  { name: 'MAX_MANIFESTS', scope: 'app', cli: true, default: String(DEFAULT_MAX_MANIFESTS), description: 'Largest index (number of child manifests) an import accepts (`TOO_MANY_MANIFESTS`).' },
-  { name: 'MAX_BLOBS', scope: 'app', cli: true, default: String(DEFAULT_MAX_BLOBS), description: 'Unique blobs one import may copy, over all platforms (`TOO_MANY_BLOBS`, refused when planned).' },
-  { name: 'MAX_IMPORT_BYTES', scope: 'app', cli: true, default: '100GiB', description: 'Sum of the sizes of one import\'s unique blobs (`IMPORT_TOO_LARGE`, refused when planned; `KiB`/`MiB`/`GiB` suffixes).' },
-  { name: 'INLINE_IMPORT_BYTES', scope: 'app', default: '16MiB', description: 'An import of at most this many bytes and 16 blobs is copied in its plan step (one queue message instead of one per blob); `0` always fans out.' },
-  { name: 'MAX_TAGS', scope: 'app', default: String(DEFAULT_MAX_TAGS), description: 'Tags a sync rule may list in one source repository (`TOO_MANY_TAGS`).' },
-  { name: 'REQUEST_TIMEOUT_SECONDS', scope: 'app', cli: true, default: String(DEFAULT_REQUEST_TIMEOUT_SECONDS), description: 'A registry request without answer headers, or a body without a byte, for this long ends (`TIMEOUT`).' },
-  { name: 'MIN_BYTES_PER_SECOND', scope: 'app', cli: true, default: '64KiB', description: 'Slowest body accepted, averaged over 30 s (`TIMEOUT`); also sizes the deadline of an upload body.' },
-  { name: 'MAX_RETRY_AFTER_SECONDS', scope: 'app', default: String(DEFAULT_MAX_RETRY_AFTER_SECONDS), description: 'Longest `Retry-After` honoured by re-enqueueing the step (status `waiting`); longer fails with `RATE_LIMITED`.' },
-  { name: 'MAX_JOB_HOURS', scope: 'app', default: String(DEFAULT_MAX_JOB_HOURS), description: 'An import not finished after this many hours fails with `JOB_EXPIRED`.' },
-  { name: 'JOB_RETENTION_DAYS', scope: 'app', default: String(DEFAULT_JOB_RETENTION_DAYS), description: 'Days an ended import (its record, sealed credentials and index entry) is kept after it ended; then `GET /api/imports/{id}` answers 404 `IMPORT_EXPIRED`. Never a running import.' },
-  { name: 'TARGET_REPOSITORIES', scope: 'app', cli: true, default: '*', description: 'Comma list of target repository patterns this deployment may write (`*` matches anything, `/` included: `mirror/*`); others are refused with `REPOSITORY_NOT_ALLOWED`.' },
-  { name: 'BLOB_CONCURRENCY', scope: 'app', cli: true, default: String(DEFAULT_BLOB_CONCURRENCY), description: 'Blobs copied at the same time within one import.' },
-  { name: 'FETCH_CONCURRENCY', scope: 'app', cli: true, default: String(DEFAULT_FETCH_CONCURRENCY), description: 'Concurrent ranged GETs per blob (all blobs of an import together: twice this).' },
-  { name: 'COPY_MEMORY', scope: 'app', default: '16MiB', description: 'Blob bytes a process holds at most while copying, over all blobs at once (`MiB` suffix): parts fetched ahead and the blocks being sent; each upload may go beyond by the two 1 MiB blocks it sends and fills. Lower it to bound memory further (fewer bytes fetched ahead from a far source).' },
-  { name: 'ALLOWED_SOURCES', scope: 'app', default: '*',
-    description: 'Comma list of `host[:port]` patterns (`*.example.com`) sources may use. Private, loopback and link-local hosts must be listed explicitly.' },
-  { name: 'PRIVATE_SOURCE_REGISTRIES', scope: 'app',
-    description: 'Comma list of ARM resource IDs of source registries reached through a private endpoint (virtual network integration): a request naming one of them by resource ID may reach its login server and `<name>.<region>.data.azurecr.io` data endpoints at private addresses (10/8, 172.16/12, 192.168/16, 100.64/10; never loopback, link-local or 168.63.129.16). The template sets it from `sourceRegistries[].privateEndpoint` when `virtualNetworkSubnetId` is set.' },
-  { name: 'INSECURE_REGISTRIES', scope: 'app', description: 'Comma list of `host[:port]` reached over plain HTTP (test registries such as `127.0.0.1:5000`).' },
-  { name: 'CREDENTIAL_KEY', scope: 'app', secret: true, description: 'Base64 32-byte key (AES-256-GCM; `openssl rand -base64 32`) that encrypts inline credentials of a request at rest; without it they are refused.' },
-  { name: 'MESSAGE_KEY', scope: 'app', secret: true,
-    description: 'Base64 32-byte key (HMAC-SHA256) that authenticates the app\'s own queue step messages and list continuation tokens; required by the service: without it, it queues nothing (`503 MESSAGE_KEY_NOT_SET`), and a step message without its tag is refused (`STEP_NOT_AUTHENTIC`). The local host makes one and keeps it in `.local-host/message-key`; azd makes one in Key Vault.' },
-  { name: 'MESSAGE_KEY_PREVIOUS', scope: 'app', secret: true,
-    description: 'The key MESSAGE_KEY held before a rotation: messages and tokens made with it are still accepted (nothing new is made with it).' },
-  { name: 'JOBS_CONTAINER', scope: 'app', default: 'importjobs', description: 'Blob container holding job records, plans and blob checkpoints.' },
-  { name: 'SYNC_CONCURRENCY', scope: 'app', default: String(DEFAULT_SYNC_CONCURRENCY), description: 'Tags a sync pass compares (HEADs), enqueues and, in the CLI, imports at once, over all rules.' },
-  { name: 'SYNC_PASS_SECONDS', scope: 'app', default: String(DEFAULT_SYNC_PASS_SECONDS),
-    description: 'A sync pass lists tags and compares them for at most this long; what it has not reached by then is reported as `TIMEOUT` and left to the next pass.' },
-  { name: 'SYNC_SCHEDULE', scope: 'app', default: '0 0 * * * *', description: 'NCRONTAB schedule (UTC) of the sync timer.' },
+  {
+    name: 'AzureWebJobsStorage',
+    scope: 'app',
+    default: 'UseDevelopmentStorage=true',
+    description:
+      'Storage for the job records and the import queue (in Azure identity-based: `__blobServiceUri`, `__queueServiceUri`, `__tableServiceUri`, `__credential`, `__clientId`).',
+  },
+  {
+    name: 'TARGET_REGISTRY',
+    scope: 'app',
+    description: 'Login server imports go to when a request names no `target`, e.g. `myregistry.azurecr.io`.',
+  },
+  {
+    name: 'TARGET_AUTH',
+    scope: 'app',
+    default:
+      'basic when TARGET_USERNAME is set; managed-identity for an Azure Container Registry target when the app runs in Azure; else anonymous',
+    description:
+      "How the app signs in to the target: `managed-identity` (Entra ID token exchanged at the registry's /oauth2/exchange; the identity needs AcrPush), `basic` or `anonymous`.",
+  },
+  {
+    name: 'TARGET_USERNAME',
+    scope: 'app',
+    description: 'Username for a non-Azure target registry (basic or token auth).',
+  },
+  {
+    name: 'TARGET_PASSWORD',
+    scope: 'app',
+    secret: true,
+    description: 'Password or token for a non-Azure target registry.',
+  },
+  {
+    name: 'AZURE_CLIENT_ID',
+    scope: 'app',
+    cli: true,
+    description:
+      'Client ID of the user-assigned managed identity used for Azure registries (absent: the system-assigned identity).',
+  },
+  {
+    name: 'ACR_AUDIENCE',
+    scope: 'app',
+    cli: true,
+    default: DEFAULT_ACR_AUDIENCE,
+    description:
+      "Entra ID audience of the tokens exchanged at Azure Container Registries (sovereign clouds: that cloud's ACR audience, or its Resource Manager audience, which ACR also accepts unless authentication-as-arm is disabled).",
+  },
+  {
+    name: 'ARM_ENDPOINT',
+    scope: 'app',
+    cli: true,
+    default: DEFAULT_ARM_ENDPOINT,
+    description:
+      'Azure Resource Manager endpoint that resolves registries given by resource ID (sovereign clouds: e.g. `https://management.usgovcloudapi.net`); its tokens are requested for `<endpoint>/.default`.',
+  },
+  {
+    name: 'IMPORT_QUEUE',
+    scope: 'app',
+    default: 'imports',
+    description: 'Storage queue carrying import requests and steps; `<name>-poison` receives failed messages.',
+  },
+  {
+    name: 'CHUNK_SIZE',
+    scope: 'app',
+    cli: true,
+    default: '8MiB',
+    description:
+      'Bytes per upload PATCH (`MiB`/`KiB` suffixes): a queue step saves its place after each. The CLI, when it is not set, streams each blob as one PATCH (as `docker push`).',
+  },
+  {
+    name: 'STEP_BUDGET_SECONDS',
+    scope: 'app',
+    default: String(DEFAULT_STEP_BUDGET_SECONDS),
+    description: 'A queue step stops copying after this long, saves its place and re-enqueues the rest.',
+  },
+  {
+    name: 'MAX_MANIFESTS',
+    scope: 'app',
+    cli: true,
+    default: String(DEFAULT_MAX_MANIFESTS),
+    description: 'Largest index (number of child manifests) an import accepts (`TOO_MANY_MANIFESTS`).',
+  },
+  {
+    name: 'MAX_BLOBS',
+    scope: 'app',
+    cli: true,
+    default: String(DEFAULT_MAX_BLOBS),
+    description: 'Unique blobs one import may copy, over all platforms (`TOO_MANY_BLOBS`, refused when planned).',
+  },
+  {
+    name: 'MAX_IMPORT_BYTES',
+    scope: 'app',
+    cli: true,
+    default: '100GiB',
+    description:
+      "Sum of the sizes of one import's unique blobs (`IMPORT_TOO_LARGE`, refused when planned; `KiB`/`MiB`/`GiB` suffixes).",
+  },
+  {
+    name: 'INLINE_IMPORT_BYTES',
+    scope: 'app',
+    default: '16MiB',
+    description:
+      'An import of at most this many bytes and 16 blobs is copied in its plan step (one queue message instead of one per blob); `0` always fans out.',
+  },
+  {
+    name: 'MAX_TAGS',
+    scope: 'app',
+    default: String(DEFAULT_MAX_TAGS),
+    description: 'Tags a sync rule may list in one source repository (`TOO_MANY_TAGS`).',
+  },
+  {
+    name: 'REQUEST_TIMEOUT_SECONDS',
+    scope: 'app',
+    cli: true,
+    default: String(DEFAULT_REQUEST_TIMEOUT_SECONDS),
+    description: 'A registry request without answer headers, or a body without a byte, for this long ends (`TIMEOUT`).',
+  },
+  {
+    name: 'MIN_BYTES_PER_SECOND',
+    scope: 'app',
+    cli: true,
+    default: '64KiB',
+    description: 'Slowest body accepted, averaged over 30 s (`TIMEOUT`); also sizes the deadline of an upload body.',
+  },
+  {
+    name: 'MAX_RETRY_AFTER_SECONDS',
+    scope: 'app',
+    default: String(DEFAULT_MAX_RETRY_AFTER_SECONDS),
+    description:
+      'Longest `Retry-After` honoured by re-enqueueing the step (status `waiting`); longer fails with `RATE_LIMITED`.',
+  },
+  {
+    name: 'MAX_JOB_HOURS',
+    scope: 'app',
+    default: String(DEFAULT_MAX_JOB_HOURS),
+    description: 'An import not finished after this many hours fails with `JOB_EXPIRED`.',
+  },
+  {
+    name: 'JOB_RETENTION_DAYS',
+    scope: 'app',
+    default: String(DEFAULT_JOB_RETENTION_DAYS),
+    description:
+      'Days an ended import (its record, sealed credentials and index entry) is kept after it ended; then `GET /api/imports/{id}` answers 404 `IMPORT_EXPIRED`. Never a running import.',
+  },
+  {
+    name: 'TARGET_REPOSITORIES',
+    scope: 'app',
+    cli: true,
+    default: '*',
+    description:
+      'Comma list of target repository patterns this deployment may write (`*` matches anything, `/` included: `mirror/*`); others are refused with `REPOSITORY_NOT_ALLOWED`.',
+  },
+  {
+    name: 'BLOB_CONCURRENCY',
+    scope: 'app',
+    cli: true,
+    default: String(DEFAULT_BLOB_CONCURRENCY),
+    description: 'Blobs copied at the same time within one import.',
+  },
+  {
+    name: 'FETCH_CONCURRENCY',
+    scope: 'app',
+    cli: true,
+    default: String(DEFAULT_FETCH_CONCURRENCY),
+    description: 'Concurrent ranged GETs per blob (all blobs of an import together: twice this).',
+  },
+  {
+    name: 'COPY_MEMORY',
+    scope: 'app',
+    default: '16MiB',
+    description:
+      'Blob bytes a process holds at most while copying, over all blobs at once (`MiB` suffix): parts fetched ahead and the blocks being sent; each upload may go beyond by the two 1 MiB blocks it sends and fills. Lower it to bound memory further (fewer bytes fetched ahead from a far source).',
+  },
+  {
+    name: 'ALLOWED_SOURCES',
+    scope: 'app',
+    default: '*',
+    description:
+      'Comma list of `host[:port]` patterns (`*.example.com`) sources may use. Private, loopback and link-local hosts must be listed explicitly.',
+  },
+  {
+    name: 'PRIVATE_SOURCE_REGISTRIES',
+    scope: 'app',
+    description:
+      'Comma list of ARM resource IDs of source registries reached through a private endpoint (virtual network integration): a request naming one of them by resource ID may reach its login server and `<name>.<region>.data.azurecr.io` data endpoints at private addresses (10/8, 172.16/12, 192.168/16, 100.64/10; never loopback, link-local or 168.63.129.16). The template sets it from `sourceRegistries[].privateEndpoint` when `virtualNetworkSubnetId` is set.',
+  },
+  {
+    name: 'INSECURE_REGISTRIES',
+    scope: 'app',
+    description: 'Comma list of `host[:port]` reached over plain HTTP (test registries such as `127.0.0.1:5000`).',
+  },
+  {
+    name: 'CREDENTIAL_KEY',
+    scope: 'app',
+    secret: true,
+    description:
+      'Base64 32-byte key (AES-256-GCM; `openssl rand -base64 32`) that encrypts inline credentials of a request at rest; without it they are refused.',
+  },
+  {
+    name: 'MESSAGE_KEY',
+    scope: 'app',
+    secret: true,
+    description:
+      "Base64 32-byte key (HMAC-SHA256) that authenticates the app's own queue step messages and list continuation tokens; required by the service: without it, it queues nothing (`503 MESSAGE_KEY_NOT_SET`), and a step message without its tag is refused (`STEP_NOT_AUTHENTIC`). The local host makes one and keeps it in `.local-host/message-key`; azd makes one in Key Vault.",
+  },
+  {
+    name: 'MESSAGE_KEY_PREVIOUS',
+    scope: 'app',
+    secret: true,
+    description:
+      'The key MESSAGE_KEY held before a rotation: messages and tokens made with it are still accepted (nothing new is made with it).',
+  },
+  {
+    name: 'JOBS_CONTAINER',
+    scope: 'app',
+    default: 'importjobs',
+    description: 'Blob container holding job records, plans and blob checkpoints.',
+  },
+  {
+    name: 'SYNC_CONCURRENCY',
+    scope: 'app',
+    default: String(DEFAULT_SYNC_CONCURRENCY),
+    description: 'Tags a sync pass compares (HEADs), enqueues and, in the CLI, imports at once, over all rules.',
+  },
+  {
+    name: 'SYNC_PASS_SECONDS',
+    scope: 'app',
+    default: String(DEFAULT_SYNC_PASS_SECONDS),
+    description:
+      'A sync pass lists tags and compares them for at most this long; what it has not reached by then is reported as `TIMEOUT` and left to the next pass.',
+  },
+  {
+    name: 'SYNC_SCHEDULE',
+    scope: 'app',
+    default: '0 0 * * * *',
+    description: 'NCRONTAB schedule (UTC) of the sync timer.',
+  },
   { name: 'SYNC_RULES', scope: 'app', description: 'Sync rules as inline JSON.' },
-  { name: 'REGISTRY_CREDENTIALS__<name>__USERNAME', scope: 'app', pattern: true,
-    description: 'Username of the named source credential `<name>` (requests refer to it as `"credential": "<name>"`).' },
-  { name: 'REGISTRY_CREDENTIALS__<name>__PASSWORD', scope: 'app', pattern: true, secret: true,
-    description: 'Password or token of the named source credential `<name>`.' },
-  { name: 'REGISTRY_CREDENTIALS__<name>__REGISTRIES', scope: 'app', pattern: true,
-    description: 'Required with a named credential: comma list of host patterns (as `ALLOWED_SOURCES`) it may be sent to — registries and their token endpoints (Docker Hub: `docker.io,auth.docker.io`); `host:port` names that port only (a token endpoint on another port of the same host must be listed too). A request for another source is refused with `CREDENTIAL_NOT_ALLOWED`.' },
-  { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', scope: 'app', setBy: 'platform', description: 'Traces and metrics to Application Insights through the Azure Monitor OpenTelemetry distro (the template sets it); with neither this nor OTEL_EXPORTER_OTLP_ENDPOINT no telemetry module is loaded (docs/operations.md).' },
-  { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', scope: 'app', setBy: 'platform', description: 'Entra ID sign-in of the telemetry to Application Insights (`Authorization=AAD;ClientId=<identity>`), when its local authentication is off.' },
-  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', scope: 'app', setBy: 'operator', description: 'Traces and metrics over OTLP/HTTP to this collector (`/v1/traces`, `/v1/metrics` appended); OTEL_EXPORTER_OTLP_TRACES_ENDPOINT names the traces URL whole.' },
-  { name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', scope: 'app', setBy: 'operator', description: 'The OTLP traces URL, whole (instead of OTEL_EXPORTER_OTLP_ENDPOINT + `/v1/traces`).' },
-  { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', scope: 'app', setBy: 'operator', default: 'http/json', description: 'OTLP encoding: `http/json`, the one supported here (another is reported at start and JSON sent).' },
-  { name: 'OTEL_SERVICE_NAME', scope: 'app', setBy: 'operator', default: 'oci-import', description: 'The `service.name` of the traces and metrics.' },
-  { name: 'OTEL_METRIC_EXPORT_INTERVAL', scope: 'app', setBy: 'operator', default: '60000', description: 'Milliseconds between metric exports (the OpenTelemetry SDK\'s setting; also OTEL_BSP_SCHEDULE_DELAY for spans).' },
-  { name: 'AUTH_MODE', scope: 'app', default: 'keys',
-    description: 'Who may call the HTTP functions: `keys` (function keys, checked by the Functions host) or `entra` (only `Authorization: Bearer` Entra ID tokens for ENTRA_AUDIENCE, checked by the app; app roles `Imports.Read` and `Imports.Write`; the functions are then registered anonymous, so function keys open nothing).' },
-  { name: 'ENTRA_TENANT_ID', scope: 'app', description: 'With AUTH_MODE=entra, required: the directory (tenant) ID whose tokens are accepted (issuer `<ENTRA_AUTHORITY_HOST>/<tenant>/v2.0` or `https://sts.windows.net/<tenant>/`).' },
-  { name: 'ENTRA_AUDIENCE', scope: 'app', description: 'With AUTH_MODE=entra, required: comma list of the audiences accepted, the API app registration\'s application ID URI (`api://…`, v1 tokens) and/or its client ID (v2 tokens).' },
-  { name: 'ENTRA_AUTHORITY_HOST', scope: 'app', default: DEFAULT_AUTHORITY_HOST,
-    description: 'Entra ID authority the tokens come from; its `/<tenant>/v2.0/.well-known/openid-configuration` names the signing keys (sovereign clouds: e.g. `https://login.microsoftonline.us`).' },
-  { name: 'OCI_IMPORT_SCOPE', scope: 'local', description: 'CLI with `--endpoint`: sign in to a service with AUTH_MODE=entra with an Entra ID token for this scope (`api://<app>/.default`) from DefaultAzureCredential, instead of a function key (as `--scope`).' },
-  { name: 'DOCKER_CONFIG', scope: 'local', description: 'The CLI: the folder of Docker\'s config.json (default `~/.docker`), read for registry credentials when no flag names one (auths, credHelpers, credsStore).' },
-  { name: 'REGISTRY_AUTH_FILE', scope: 'local', description: 'The CLI: the containers auth.json (skopeo, podman) read for registry credentials after Docker\'s config.' },
-  { name: 'XDG_RUNTIME_DIR', scope: 'local', description: 'The CLI: `$XDG_RUNTIME_DIR/containers/auth.json` is read for registry credentials when REGISTRY_AUTH_FILE is unset.' },
-  { name: 'HOME', scope: 'local', description: 'The CLI: `~/.docker/config.json` is found under it when DOCKER_CONFIG is unset.' },
-  { name: 'SYNC_RULES_FILE', scope: 'local', description: 'Path of a JSON file with sync rules (instead of SYNC_RULES).' },
-  { name: 'OCI_IMPORT_ENDPOINT', scope: 'local', cli: true, description: 'The CLI: API base URL of a deployed service (as `--endpoint`).' },
-  { name: 'OCI_IMPORT_KEY', scope: 'local', cli: true, secret: true, description: 'The CLI: function key of the deployed service (as `--key`, without showing it in the process list).' },
-  { name: 'OCI_IMPORT_PASSWORD', scope: 'local', cli: true, secret: true, description: 'The CLI: password or token of the source registry (as `--password`).' },
-  { name: 'OCI_IMPORT_TARGET_PASSWORD', scope: 'local', cli: true, secret: true, description: 'The CLI: password or token of the target registry (before TARGET_PASSWORD).' },
-  { name: 'LOCAL_HOST_QUEUE_LEASE_SECONDS', scope: 'local', description: 'The local host: how long a dequeued message stays invisible (tests shorten it; the default is the queue trigger\'s).' },
+  {
+    name: 'REGISTRY_CREDENTIALS__<name>__USERNAME',
+    scope: 'app',
+    pattern: true,
+    description: 'Username of the named source credential `<name>` (requests refer to it as `"credential": "<name>"`).',
+  },
+  {
+    name: 'REGISTRY_CREDENTIALS__<name>__PASSWORD',
+    scope: 'app',
+    pattern: true,
+    secret: true,
+    description: 'Password or token of the named source credential `<name>`.',
+  },
+  {
+    name: 'REGISTRY_CREDENTIALS__<name>__REGISTRIES',
+    scope: 'app',
+    pattern: true,
+    description:
+      'Required with a named credential: comma list of host patterns (as `ALLOWED_SOURCES`) it may be sent to — registries and their token endpoints (Docker Hub: `docker.io,auth.docker.io`); `host:port` names that port only (a token endpoint on another port of the same host must be listed too). A request for another source is refused with `CREDENTIAL_NOT_ALLOWED`.',
+  },
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING',
+    scope: 'app',
+    setBy: 'platform',
+    description:
+      'Traces and metrics to Application Insights through the Azure Monitor OpenTelemetry distro (the template sets it); with neither this nor OTEL_EXPORTER_OTLP_ENDPOINT no telemetry module is loaded (docs/operations.md).',
+  },
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
+    scope: 'app',
+    setBy: 'platform',
+    description:
+      'Entra ID sign-in of the telemetry to Application Insights (`Authorization=AAD;ClientId=<identity>`), when its local authentication is off.',
+  },
+  {
+    name: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    scope: 'app',
+    setBy: 'operator',
+    description:
+      'Traces and metrics over OTLP/HTTP to this collector (`/v1/traces`, `/v1/metrics` appended); OTEL_EXPORTER_OTLP_TRACES_ENDPOINT names the traces URL whole.',
+  },
+  {
+    name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+    scope: 'app',
+    setBy: 'operator',
+    description: 'The OTLP traces URL, whole (instead of OTEL_EXPORTER_OTLP_ENDPOINT + `/v1/traces`).',
+  },
+  {
+    name: 'OTEL_EXPORTER_OTLP_PROTOCOL',
+    scope: 'app',
+    setBy: 'operator',
+    default: 'http/json',
+    description: 'OTLP encoding: `http/json`, the one supported here (another is reported at start and JSON sent).',
+  },
+  {
+    name: 'OTEL_SERVICE_NAME',
+    scope: 'app',
+    setBy: 'operator',
+    default: 'oci-import',
+    description: 'The `service.name` of the traces and metrics.',
+  },
+  {
+    name: 'OTEL_METRIC_EXPORT_INTERVAL',
+    scope: 'app',
+    setBy: 'operator',
+    default: '60000',
+    description:
+      "Milliseconds between metric exports (the OpenTelemetry SDK's setting; also OTEL_BSP_SCHEDULE_DELAY for spans).",
+  },
+  {
+    name: 'AUTH_MODE',
+    scope: 'app',
+    default: 'keys',
+    description:
+      'Who may call the HTTP functions: `keys` (function keys, checked by the Functions host) or `entra` (only `Authorization: Bearer` Entra ID tokens for ENTRA_AUDIENCE, checked by the app; app roles `Imports.Read` and `Imports.Write`; the functions are then registered anonymous, so function keys open nothing).',
+  },
+  {
+    name: 'ENTRA_TENANT_ID',
+    scope: 'app',
+    description:
+      'With AUTH_MODE=entra, required: the directory (tenant) ID whose tokens are accepted (issuer `<ENTRA_AUTHORITY_HOST>/<tenant>/v2.0` or `https://sts.windows.net/<tenant>/`).',
+  },
+  {
+    name: 'ENTRA_AUDIENCE',
+    scope: 'app',
+    description:
+      "With AUTH_MODE=entra, required: comma list of the audiences accepted, the API app registration's application ID URI (`api://…`, v1 tokens) and/or its client ID (v2 tokens).",
+  },
+  {
+    name: 'ENTRA_AUTHORITY_HOST',
+    scope: 'app',
+    default: DEFAULT_AUTHORITY_HOST,
+    description:
+      'Entra ID authority the tokens come from; its `/<tenant>/v2.0/.well-known/openid-configuration` names the signing keys (sovereign clouds: e.g. `https://login.microsoftonline.us`).',
+  },
+  {
+    name: 'OCI_IMPORT_SCOPE',
+    scope: 'local',
+    description:
+      'CLI with `--endpoint`: sign in to a service with AUTH_MODE=entra with an Entra ID token for this scope (`api://<app>/.default`) from DefaultAzureCredential, instead of a function key (as `--scope`).',
+  },
+  {
+    name: 'DOCKER_CONFIG',
+    scope: 'local',
+    description:
+      "The CLI: the folder of Docker's config.json (default `~/.docker`), read for registry credentials when no flag names one (auths, credHelpers, credsStore).",
+  },
+  {
+    name: 'REGISTRY_AUTH_FILE',
+    scope: 'local',
+    description:
+      "The CLI: the containers auth.json (skopeo, podman) read for registry credentials after Docker's config.",
+  },
+  {
+    name: 'XDG_RUNTIME_DIR',
+    scope: 'local',
+    description:
+      'The CLI: `$XDG_RUNTIME_DIR/containers/auth.json` is read for registry credentials when REGISTRY_AUTH_FILE is unset.',
+  },
+  {
+    name: 'HOME',
+    scope: 'local',
+    description: 'The CLI: `~/.docker/config.json` is found under it when DOCKER_CONFIG is unset.',
+  },
+  {
+    name: 'SYNC_RULES_FILE',
+    scope: 'local',
+    description: 'Path of a JSON file with sync rules (instead of SYNC_RULES).',
+  },
+  {
+    name: 'OCI_IMPORT_ENDPOINT',
+    scope: 'local',
+    cli: true,
+    description: 'The CLI: API base URL of a deployed service (as `--endpoint`).',
+  },
+  {
+    name: 'OCI_IMPORT_KEY',
+    scope: 'local',
+    cli: true,
+    secret: true,
+    description: 'The CLI: function key of the deployed service (as `--key`, without showing it in the process list).',
+  },
+  {
+    name: 'OCI_IMPORT_PASSWORD',
+    scope: 'local',
+    cli: true,
+    secret: true,
+    description: 'The CLI: password or token of the source registry (as `--password`).',
+  },
+  {
+    name: 'OCI_IMPORT_TARGET_PASSWORD',
+    scope: 'local',
+    cli: true,
+    secret: true,
+    description: 'The CLI: password or token of the target registry (before TARGET_PASSWORD).',
+  },
+  {
+    name: 'LOCAL_HOST_QUEUE_LEASE_SECONDS',
+    scope: 'local',
+    description:
+      "The local host: how long a dequeued message stays invisible (tests shorten it; the default is the queue trigger's).",
+  },
 ];
 
 /**
@@ -171,7 +493,9 @@ export const PLATFORM_VARIABLES: readonly { readonly name: string; readonly why:
 
 /** The CLI's "Environment" help: the settings it reads, with their defaults, wrapped at `width` columns. */
 export function settingsHelp(width = 110): string {
-  const items = SETTINGS.filter((s) => s.cli).map((s) => (s.default && s.default.length <= 12 ? `${s.name} (${s.default})` : s.name));
+  const items = SETTINGS.filter((s) => s.cli).map((s) =>
+    s.default && s.default.length <= 12 ? `${s.name} (${s.default})` : s.name,
+  );
   const lines: string[] = [];
   let line = 'Environment (README "Settings"):';
   for (const item of items) {
@@ -186,7 +510,10 @@ export function settingsHelp(width = 110): string {
 
 export class ConfigError extends OciImportError {
   override name = 'ConfigError';
-  constructor(readonly setting: string, message: string) {
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
     super('INVALID_SETTING', `setting ${setting}: ${message}`, { side: 'config' });
   }
 }
@@ -223,13 +550,16 @@ export class KeyVaultReferenceError extends ConfigError {
   constructor(setting: string, value: string) {
     const reference = value.trim().replace(/\s+/g, ' ');
     const shown = reference.length > 300 ? `${reference.slice(0, 300)}…` : reference;
-    super(setting, `holds a Key Vault reference the platform has not resolved: ${shown}. Check that the app's Key Vault `
-      + 'reference identity (keyVaultReferenceIdentity) holds the Key Vault Secrets User role on the vault (a new role '
-      + 'assignment can take minutes to apply), that the secret exists and that the reference syntax is right; the '
-      + 'platform reports why per setting: the portal (the setting\'s Key Vault reference status among the app\'s '
-      + 'environment variables) or `az rest --method get --url <app resource ID>/config/configreferences/appsettings?api-version=2025-03-01`; '
-      + '`az functionapp config appsettings list` shows the setting as the app received it. Once fixed, any change of the '
-      + 'app\'s configuration makes the platform read its references again. This invocation is retried');
+    super(
+      setting,
+      `holds a Key Vault reference the platform has not resolved: ${shown}. Check that the app's Key Vault ` +
+        'reference identity (keyVaultReferenceIdentity) holds the Key Vault Secrets User role on the vault (a new role ' +
+        'assignment can take minutes to apply), that the secret exists and that the reference syntax is right; the ' +
+        "platform reports why per setting: the portal (the setting's Key Vault reference status among the app's " +
+        'environment variables) or `az rest --method get --url <app resource ID>/config/configreferences/appsettings?api-version=2025-03-01`; ' +
+        '`az functionapp config appsettings list` shows the setting as the app received it. Once fixed, any change of the ' +
+        "app's configuration makes the platform read its references again. This invocation is retried",
+    );
   }
 }
 
@@ -243,7 +573,12 @@ export type TargetAuth = 'basic' | 'anonymous' | 'managed-identity';
 /** How callers of the HTTP functions are checked (AUTH_MODE and the ENTRA_* settings). */
 export type CallerAuth =
   | { readonly mode: 'keys' }
-  | { readonly mode: 'entra'; readonly tenantId: string; readonly audiences: readonly string[]; readonly authorityHost: string };
+  | {
+      readonly mode: 'entra';
+      readonly tenantId: string;
+      readonly audiences: readonly string[];
+      readonly authorityHost: string;
+    };
 
 /** AUTH_MODE with its ENTRA_* settings, validated: entra mode without its tenant or audience is a ConfigError. */
 export function callerAuthOf(env: Env): CallerAuth {
@@ -251,12 +586,26 @@ export function callerAuthOf(env: Env): CallerAuth {
   if (mode === 'keys') return { mode };
   if (mode !== 'entra') throw new ConfigError('AUTH_MODE', `"${env.AUTH_MODE}" is not one of keys, entra`);
   const tenantId = env.ENTRA_TENANT_ID?.trim().toLowerCase() ?? '';
-  if (!tenantId) throw new ConfigError('ENTRA_TENANT_ID', 'is required with AUTH_MODE=entra: the directory (tenant) ID of the API\'s app registration');
+  if (!tenantId)
+    throw new ConfigError(
+      'ENTRA_TENANT_ID',
+      "is required with AUTH_MODE=entra: the directory (tenant) ID of the API's app registration",
+    );
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(tenantId)) {
-    throw new ConfigError('ENTRA_TENANT_ID', `"${tenantId.slice(0, 64)}" is not a tenant ID (a GUID, as tokens name it in their issuer)`);
+    throw new ConfigError(
+      'ENTRA_TENANT_ID',
+      `"${tenantId.slice(0, 64)}" is not a tenant ID (a GUID, as tokens name it in their issuer)`,
+    );
   }
-  const audiences = (env.ENTRA_AUDIENCE ?? '').split(',').map((a) => a.trim()).filter(Boolean);
-  if (audiences.length === 0) throw new ConfigError('ENTRA_AUDIENCE', 'is required with AUTH_MODE=entra: the API\'s application ID URI (api://…) and/or client ID');
+  const audiences = (env.ENTRA_AUDIENCE ?? '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  if (audiences.length === 0)
+    throw new ConfigError(
+      'ENTRA_AUDIENCE',
+      "is required with AUTH_MODE=entra: the API's application ID URI (api://…) and/or client ID",
+    );
   return { mode, tenantId, audiences, authorityHost: endpointUrl(env, 'ENTRA_AUTHORITY_HOST', DEFAULT_AUTHORITY_HOST) };
 }
 
@@ -335,7 +684,11 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
 function parseKey(raw: string | undefined, setting = 'CREDENTIAL_KEY'): Buffer | undefined {
   if (!raw?.trim()) return undefined;
   const key = Buffer.from(raw.trim(), 'base64');
-  if (key.length !== 32) throw new ConfigError(setting, `must be 32 bytes in base64 (got ${key.length} bytes); make one with: openssl rand -base64 32`);
+  if (key.length !== 32)
+    throw new ConfigError(
+      setting,
+      `must be 32 bytes in base64 (got ${key.length} bytes); make one with: openssl rand -base64 32`,
+    );
   return key;
 }
 
@@ -353,11 +706,14 @@ function messageKeysOf(env: Env): () => MessageKeys | undefined {
     current: isKeyVaultReference(current) ? undefined : parseKey(current, 'MESSAGE_KEY'),
     previous: isKeyVaultReference(previous) ? undefined : parseKey(previous, 'MESSAGE_KEY_PREVIOUS'),
   };
-  if (!parsed.current && parsed.previous) throw new ConfigError('MESSAGE_KEY', 'is not set, but MESSAGE_KEY_PREVIOUS is: the app signs with MESSAGE_KEY');
+  if (!parsed.current && parsed.previous)
+    throw new ConfigError('MESSAGE_KEY', 'is not set, but MESSAGE_KEY_PREVIOUS is: the app signs with MESSAGE_KEY');
   return () => {
     requireResolved('MESSAGE_KEY', current);
     requireResolved('MESSAGE_KEY_PREVIOUS', previous);
-    return parsed.current ? { current: parsed.current, ...(parsed.previous ? { previous: parsed.previous } : {}) } : undefined;
+    return parsed.current
+      ? { current: parsed.current, ...(parsed.previous ? { previous: parsed.previous } : {}) }
+      : undefined;
   };
 }
 
@@ -385,20 +741,32 @@ export function loadCredentials(env: Env): Map<string, NamedCredential> {
   for (const [key, e] of parts) {
     const prefix = `REGISTRY_CREDENTIALS__${e.name}__`;
     if (e.username === undefined || e.password === undefined) {
-      throw new ConfigError(`${prefix}${e.username === undefined ? 'USERNAME' : 'PASSWORD'}`, `the credential "${e.name}" needs both ${prefix}USERNAME and ${prefix}PASSWORD`);
+      throw new ConfigError(
+        `${prefix}${e.username === undefined ? 'USERNAME' : 'PASSWORD'}`,
+        `the credential "${e.name}" needs both ${prefix}USERNAME and ${prefix}PASSWORD`,
+      );
     }
     const registries = splitList(e.registries);
     if (registries.length === 0) {
-      throw new ConfigError(`${prefix}REGISTRIES`, `is required: the comma list of registry host patterns the credential "${e.name}" may be sent to (e.g. docker.io,auth.docker.io); it is sent nowhere else`);
+      throw new ConfigError(
+        `${prefix}REGISTRIES`,
+        `is required: the comma list of registry host patterns the credential "${e.name}" may be sent to (e.g. docker.io,auth.docker.io); it is sent nowhere else`,
+      );
     }
     if (registries.includes('*')) {
-      throw new ConfigError(`${prefix}REGISTRIES`, `"*" would send the credential "${e.name}" to any registry a caller names; list its registries`);
+      throw new ConfigError(
+        `${prefix}REGISTRIES`,
+        `"*" would send the credential "${e.name}" to any registry a caller names; list its registries`,
+      );
     }
     const password = e.password;
     const setting = `${prefix}PASSWORD`;
     // a Key Vault reference not resolved yet holds up only the imports that use this credential
     out.set(key, {
-      name: e.name, username: e.username, registries, get password() {
+      name: e.name,
+      username: e.username,
+      registries,
+      get password() {
         requireResolved(setting, password);
         return password;
       },
@@ -434,12 +802,16 @@ function endpointUrl(env: Env, name: string, fallback: string): string {
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
     throw new ConfigError(name, `"${raw}" must be an https URL`);
   }
-  if (url.search || url.hash || url.username) throw new ConfigError(name, `"${raw}" must be a plain URL without query, fragment or user`);
+  if (url.search || url.hash || url.username)
+    throw new ConfigError(name, `"${raw}" must be a plain URL without query, fragment or user`);
   return raw.replace(/\/+$/, '');
 }
 
 export function splitList(raw: string | undefined): string[] {
-  return (raw ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  return (raw ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
 }
 
 function sizeSetting(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -453,14 +825,22 @@ function targetAuthOf(env: Env): Pick<Config, 'targetAuth' | 'targetUsername' | 
   const username = env.TARGET_USERNAME?.trim() || undefined;
   const password = env.TARGET_PASSWORD || undefined;
   if ((username === undefined) !== (password === undefined)) {
-    throw new ConfigError(username ? 'TARGET_PASSWORD' : 'TARGET_USERNAME', 'TARGET_USERNAME and TARGET_PASSWORD go together');
+    throw new ConfigError(
+      username ? 'TARGET_PASSWORD' : 'TARGET_USERNAME',
+      'TARGET_USERNAME and TARGET_PASSWORD go together',
+    );
   }
-  const auth = (env.TARGET_AUTH?.trim().toLowerCase()
-    || (username ? 'basic' : isAzureRegistry(env.TARGET_REGISTRY) && runsInAzure(env) ? 'managed-identity' : 'anonymous')) as TargetAuth;
+  const auth = (env.TARGET_AUTH?.trim().toLowerCase() ||
+    (username
+      ? 'basic'
+      : isAzureRegistry(env.TARGET_REGISTRY) && runsInAzure(env)
+        ? 'managed-identity'
+        : 'anonymous')) as TargetAuth;
   if (!['basic', 'anonymous', 'managed-identity'].includes(auth)) {
     throw new ConfigError('TARGET_AUTH', `"${env.TARGET_AUTH}" is not one of managed-identity, basic, anonymous`);
   }
-  if (auth === 'basic' && !username) throw new ConfigError('TARGET_USERNAME', 'TARGET_AUTH=basic needs TARGET_USERNAME and TARGET_PASSWORD');
+  if (auth === 'basic' && !username)
+    throw new ConfigError('TARGET_USERNAME', 'TARGET_AUTH=basic needs TARGET_USERNAME and TARGET_PASSWORD');
   return { targetAuth: auth, targetUsername: username, targetPassword: password };
 }
 
@@ -513,7 +893,10 @@ export function loadConfig(env: Env = process.env): Config {
     allowedSources: splitList(env.ALLOWED_SOURCES ?? '*'),
     privateSourceRegistries: splitList(env.PRIVATE_SOURCE_REGISTRIES),
     insecureRegistries: splitList(env.INSECURE_REGISTRIES),
-    targetRepositories: (env.TARGET_REPOSITORIES?.trim() || '*').split(',').map((p) => p.trim()).filter(Boolean),
+    targetRepositories: (env.TARGET_REPOSITORIES?.trim() || '*')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
     credentials: loadCredentials(env),
     azureClientId: env.AZURE_CLIENT_ID?.trim() || undefined,
     acrAudience: endpointUrl(env, 'ACR_AUDIENCE', DEFAULT_ACR_AUDIENCE),

@@ -31,7 +31,11 @@ export class OciImportError extends Error {
   readonly temporary: boolean;
   side: ErrorSide | undefined;
 
-  constructor(readonly code: ErrorCode, message: string, options: OciImportErrorOptions = {}) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options: OciImportErrorOptions = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.temporary = options.temporary ?? false;
     this.side = options.side;
@@ -48,11 +52,17 @@ export class RateLimitedError extends OciImportError {
   /** When the server said to come back (epoch ms). */
   readonly until: number;
 
-  constructor(readonly retryAfterMs: number, what: string, options: OciImportErrorOptions = {}) {
+  constructor(
+    readonly retryAfterMs: number,
+    what: string,
+    options: OciImportErrorOptions = {},
+  ) {
     const until = Date.now() + retryAfterMs;
-    super('RATE_LIMITED',
+    super(
+      'RATE_LIMITED',
       `${what} asked to retry after ${formatDuration(retryAfterMs)} (at ${new Date(until).toISOString()})`,
-      { temporary: true, ...options });
+      { temporary: true, ...options },
+    );
     this.until = until;
   }
 }

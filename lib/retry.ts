@@ -37,7 +37,12 @@ export interface RetryPolicy {
  * Five attempts with 0.2 + 0.4 + 0.8 + 1.6 s ≈ 3 s of backoff between them: enough for a reset
  * connection or a registry's brief 503, short enough that a step's budget is not spent waiting.
  */
-export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 30_000, maxRetryAfterMs: SHORT_RETRY_AFTER_MS };
+export const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 5,
+  baseDelayMs: 200,
+  maxDelayMs: 30_000,
+  maxRetryAfterMs: SHORT_RETRY_AFTER_MS,
+};
 
 /** One attempt, no waiting: for requests that must not be sent twice (a PATCH, a streamed body). */
 export const NO_RETRY: RetryPolicy = { ...DEFAULT_RETRY, maxAttempts: 1 };
@@ -70,7 +75,11 @@ export function outsideRetry<T>(fn: () => T): T {
  * Runs `fn` until it succeeds, a failure is not retryable, the attempts are spent, or `signal` aborts. Inside
  * another loop's attempt, `fn` runs once (the no-nesting rule: the outer loop decides about another attempt).
  */
-export async function retry<T>(fn: (attempt: number) => Promise<T>, policy: RetryPolicy, o: RetryOptions = {}): Promise<T> {
+export async function retry<T>(
+  fn: (attempt: number) => Promise<T>,
+  policy: RetryPolicy,
+  o: RetryOptions = {},
+): Promise<T> {
   if (insideRetry()) {
     throwIfAborted(o.signal);
     return fn(1);
@@ -84,7 +93,11 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, policy: Retr
       throwIfAborted(o.signal);
       if (err instanceof RateLimitedError) throw err;
       const retryAfter = retryAfterOf(err);
-      if (retryAfter !== undefined && retryAfter > (policy.maxRetryAfterMs ?? SHORT_RETRY_AFTER_MS) && isTemporary(err)) {
+      if (
+        retryAfter !== undefined &&
+        retryAfter > (policy.maxRetryAfterMs ?? SHORT_RETRY_AFTER_MS) &&
+        isTemporary(err)
+      ) {
         throw new RateLimitedError(retryAfter, errorMessage(err), { side: sideOf(err), cause: err });
       }
       if (attempt >= policy.maxAttempts || !(o.retryable ?? isTemporary)(err)) throw err;
@@ -142,18 +155,25 @@ export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefine
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(abortReason(signal));
     signal.addEventListener('abort', onAbort, { once: true });
-    work.then((value) => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(value);
-    }, (err: unknown) => {
-      signal.removeEventListener('abort', onAbort);
-      reject(err);
-    });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
   });
 }
 
 /** An AbortSignal that aborts with `reason()` after `ms` (and whenever `parent` aborts). */
-export function deadlineSignal(ms: number, reason: () => Error, parent?: AbortSignal): { signal: AbortSignal; clear(): void } {
+export function deadlineSignal(
+  ms: number,
+  reason: () => Error,
+  parent?: AbortSignal,
+): { signal: AbortSignal; clear(): void } {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(reason()), Math.max(0, ms));
   const onParent = (): void => controller.abort(parent!.reason);

@@ -27,7 +27,11 @@ const undiciParts = {
   name: 'undici-parts',
   setup(b) {
     b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici-parts', namespace: 'undici-parts' }));
-    b.onLoad({ filter: /.*/, namespace: 'undici-parts' }, () => ({ contents: UNDICI_PARTS, loader: 'js', resolveDir: process.cwd() }));
+    b.onLoad({ filter: /.*/, namespace: 'undici-parts' }, () => ({
+      contents: UNDICI_PARTS,
+      loader: 'js',
+      resolveDir: process.cwd(),
+    }));
   },
 };
 
@@ -57,4 +61,6 @@ const result = await build({
   plugins: [undiciParts],
 });
 const bytes = Object.values(result.metafile.outputs).find((o) => o.entryPoint)?.bytes ?? 0;
-process.stderr.write(`build-cli: dist/cli/oci-import.cjs, ${(bytes / 1024).toFixed(0)} KiB in ${Date.now() - started} ms\n`);
+process.stderr.write(
+  `build-cli: dist/cli/oci-import.cjs, ${(bytes / 1024).toFixed(0)} KiB in ${Date.now() - started} ms\n`,
+);

@@ -37,7 +37,9 @@ function npm(args, failed) {
 const installed = mtime('node_modules/.package-lock.json');
 const locked = mtime('package-lock.json');
 if (installed === undefined || locked === undefined || installed < locked) {
-  process.stderr.write(`oci-import: ${installed === undefined ? 'no dependencies installed yet' : 'package-lock.json changed since the last install'}: running npm ci\n`);
+  process.stderr.write(
+    `oci-import: ${installed === undefined ? 'no dependencies installed yet' : 'package-lock.json changed since the last install'}: running npm ci\n`,
+  );
   npm(['ci', '--no-audit', '--no-fund'], 'npm ci failed');
 }
 

@@ -52,15 +52,23 @@ function fromNuGet() {
   const rid = runtimeId();
   if (!rid || !works('dotnet', ['--version'])) return undefined;
   const pkg = `Azure.Bicep.CommandLine.${rid}`;
-  const exe = join(cacheDir, 'packages', pkg.toLowerCase(), BICEP_NUGET_VERSION, 'tools',
-    process.platform === 'win32' ? 'bicep.exe' : 'bicep');
+  const exe = join(
+    cacheDir,
+    'packages',
+    pkg.toLowerCase(),
+    BICEP_NUGET_VERSION,
+    'tools',
+    process.platform === 'win32' ? 'bicep.exe' : 'bicep',
+  );
   if (!existsSync(exe)) {
     const project = join(cacheDir, 'restore');
     mkdirSync(project, { recursive: true });
     const sdkMajor = works('dotnet', ['--version'])?.split('.')[0] ?? '8';
     // A project that builds nothing: <PackageDownload> fetches the package as is (no dependency graph, no
     // framework check), which is what a tool package needs. Directory.Build.* of parent folders are ignored.
-    writeFileSync(join(project, 'bicep-restore.csproj'), `<Project Sdk="Microsoft.NET.Sdk">
+    writeFileSync(
+      join(project, 'bicep-restore.csproj'),
+      `<Project Sdk="Microsoft.NET.Sdk">
   <PropertyGroup>
     <TargetFramework>net${sdkMajor}.0</TargetFramework>
     <ImportDirectoryBuildProps>false</ImportDirectoryBuildProps>
@@ -71,11 +79,21 @@ function fromNuGet() {
     <PackageDownload Include="${pkg}" Version="[${BICEP_NUGET_VERSION}]" />
   </ItemGroup>
 </Project>
-`);
+`,
+    );
     log(`infra:build: restoring ${pkg} ${BICEP_NUGET_VERSION} from NuGet into ${relative(root, cacheDir)}/ …`);
-    const r = run('dotnet', ['restore', join(project, 'bicep-restore.csproj'), '--packages', join(cacheDir, 'packages'), '--nologo'], {
-      env: { ...process.env, DOTNET_CLI_TELEMETRY_OPTOUT: '1', DOTNET_NOLOGO: '1', DOTNET_SKIP_FIRST_TIME_EXPERIENCE: '1' },
-    });
+    const r = run(
+      'dotnet',
+      ['restore', join(project, 'bicep-restore.csproj'), '--packages', join(cacheDir, 'packages'), '--nologo'],
+      {
+        env: {
+          ...process.env,
+          DOTNET_CLI_TELEMETRY_OPTOUT: '1',
+          DOTNET_NOLOGO: '1',
+          DOTNET_SKIP_FIRST_TIME_EXPERIENCE: '1',
+        },
+      },
+    );
     if (r.status !== 0 || !existsSync(exe)) {
       log(`infra:build: dotnet restore of ${pkg} ${BICEP_NUGET_VERSION} failed:`);
       log((r.stdout + r.stderr).trim() || String(r.error));
@@ -95,7 +113,8 @@ function findCompiler() {
   if (explicit) return works(explicit, ['--version']) ? { kind: 'BICEP_BIN', cmd: explicit, prefix: [] } : undefined;
   if (works('bicep', ['--version'])) return { kind: 'bicep on PATH', cmd: 'bicep', prefix: [] };
   // `az bicep version` exits 0 when az has a Bicep it can run (its own copy, or one on PATH).
-  if (works('az', ['bicep', 'version', '--only-show-errors'])) return { kind: 'az bicep', cmd: 'az', prefix: ['bicep'] };
+  if (works('az', ['bicep', 'version', '--only-show-errors']))
+    return { kind: 'az bicep', cmd: 'az', prefix: ['bicep'] };
   return fromNuGet();
 }
 
@@ -103,12 +122,15 @@ function main() {
   const started = Date.now();
   const compiler = findCompiler();
   if (!compiler) {
-    log('infra:build: no Bicep compiler: none of BICEP_BIN, `bicep`, `az bicep` or `dotnet` (for NuGet '
-      + `Azure.Bicep.CommandLine.<rid> ${BICEP_NUGET_VERSION}) is available on this machine.`);
+    log(
+      'infra:build: no Bicep compiler: none of BICEP_BIN, `bicep`, `az bicep` or `dotnet` (for NuGet ' +
+        `Azure.Bicep.CommandLine.<rid> ${BICEP_NUGET_VERSION}) is available on this machine.`,
+    );
     return EXIT_NO_COMPILER;
   }
   const az = compiler.prefix.length > 0;
-  const version = works(compiler.cmd, az ? ['bicep', 'version', '--only-show-errors'] : ['--version']) ?? 'unknown version';
+  const version =
+    works(compiler.cmd, az ? ['bicep', 'version', '--only-show-errors'] : ['--version']) ?? 'unknown version';
   log(`infra:build: compiler ${compiler.kind}: ${compiler.cmd === 'az' ? 'az bicep' : compiler.cmd}`);
   log(`infra:build: ${version.split('\n')[0]}`);
 
@@ -121,7 +143,10 @@ function main() {
     : ['build', input, '--outfile', output, '--no-restore'];
   // AZURE_BICEP_CHECK_VERSION: az would otherwise ask the network for a newer Bicep and warn about it.
   const r = run(compiler.cmd, args, { env: { ...process.env, AZURE_BICEP_CHECK_VERSION: 'False' } });
-  const lines = `${r.stdout}\n${r.stderr}`.split('\n').map((l) => l.trimEnd()).filter(Boolean);
+  const lines = `${r.stdout}\n${r.stderr}`
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter(Boolean);
   for (const line of lines) log(line);
   // Bicep prints one line per diagnostic: `file(line,col) : Warning rule-name: message`. Any such line fails
   // the build, so a new linter finding cannot slip in as "just a warning".
@@ -130,7 +155,9 @@ function main() {
   if (r.error || r.status !== 0 || diagnostics.length > 0 || !existsSync(output)) {
     // No half-good output: the tests must never read a template that was built with diagnostics.
     rmSync(output, { force: true });
-    log(`infra:build: FAILED after ${seconds}s (compiler exit ${r.status ?? r.error}, ${diagnostics.length} warning/error line(s))`);
+    log(
+      `infra:build: FAILED after ${seconds}s (compiler exit ${r.status ?? r.error}, ${diagnostics.length} warning/error line(s))`,
+    );
     return 1;
   }
   log(`infra:build: ${relative(root, input)} -> ${relative(root, output)} in ${seconds}s, 0 warnings, 0 errors`);

@@ -19,7 +19,11 @@ import { errorResponse } from './http.js';
 type Env = Record<string, string | undefined>;
 
 /** A handler that learns its caller (undefined with AUTH_MODE=keys). */
-export type CallerHandler = (request: HttpRequest, context: InvocationContext, caller?: Caller) => Promise<HttpResponseInit>;
+export type CallerHandler = (
+  request: HttpRequest,
+  context: InvocationContext,
+  caller?: Caller,
+) => Promise<HttpResponseInit>;
 
 /** The `authLevel` every HTTP function registers with: read once, when the app registers its functions. */
 export function httpAuthLevel(env: Env = process.env): 'function' | 'anonymous' {
@@ -41,11 +45,19 @@ export function describeCaller(caller: Caller | undefined): string {
 }
 
 function refused(err: CallerError): HttpResponseInit {
-  return errorResponse(new RequestError(err.status, err.code, err.message, 'Authorization'), {}, { 'www-authenticate': err.wwwAuthenticate });
+  return errorResponse(
+    new RequestError(err.status, err.code, err.message, 'Authorization'),
+    {},
+    { 'www-authenticate': err.wwwAuthenticate },
+  );
 }
 
 /** Wraps `handler` so that with AUTH_MODE=entra it runs only for a token holding the role `access` needs. */
-export function guarded(access: Access, handler: CallerHandler, env: Env = process.env): (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit> {
+export function guarded(
+  access: Access,
+  handler: CallerHandler,
+  env: Env = process.env,
+): (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit> {
   return async (request, context) => {
     let auth: CallerAuth;
     try {
@@ -53,7 +65,14 @@ export function guarded(access: Access, handler: CallerHandler, env: Env = proce
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       context.error(err.message);
-      return errorResponse(new RequestError(503, err.code, `the app's setting ${err.setting} is not valid; an operator must fix it`, err.setting));
+      return errorResponse(
+        new RequestError(
+          503,
+          err.code,
+          `the app's setting ${err.setting} is not valid; an operator must fix it`,
+          err.setting,
+        ),
+      );
     }
     if (auth.mode === 'keys') return handler(request, context);
     let caller: Caller;
@@ -61,12 +80,23 @@ export function guarded(access: Access, handler: CallerHandler, env: Env = proce
       caller = await validatorFor(auth).check(request.headers.get('authorization'), access);
     } catch (err) {
       if (err instanceof CallerError) {
-        context.warn(`${request.method} ${new URL(request.url).pathname} refused: ${err.status} [${err.code}] ${err.message}`);
+        context.warn(
+          `${request.method} ${new URL(request.url).pathname} refused: ${err.status} [${err.code}] ${err.message}`,
+        );
         return refused(err);
       }
       if (!(err instanceof AuthorityError)) throw err;
       context.error(err.message);
-      return errorResponse(new RequestError(503, 'AUTHORITY_UNAVAILABLE', 'the app could not read its Entra ID signing keys; try again later', 'Authorization'), {}, { 'retry-after': '30' });
+      return errorResponse(
+        new RequestError(
+          503,
+          'AUTHORITY_UNAVAILABLE',
+          'the app could not read its Entra ID signing keys; try again later',
+          'Authorization',
+        ),
+        {},
+        { 'retry-after': '30' },
+      );
     }
     context.info(`${request.method} ${new URL(request.url).pathname} by ${describeCaller(caller)}`);
     return handler(request, context, caller);

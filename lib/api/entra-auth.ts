@@ -41,13 +41,20 @@ export type Caller = JobCaller;
 /** Why a request is refused: 401 (no token or a bad one) or 403 (a good token without the role). */
 export class CallerError extends Error {
   override name = 'CallerError';
-  constructor(readonly status: 401 | 403, readonly code: ErrorCode, message: string, readonly bearerError?: 'invalid_request' | 'invalid_token' | 'insufficient_scope') {
+  constructor(
+    readonly status: 401 | 403,
+    readonly code: ErrorCode,
+    message: string,
+    readonly bearerError?: 'invalid_request' | 'invalid_token' | 'insufficient_scope',
+  ) {
     super(message);
   }
 
   /** RFC 6750 section 3: no error code when the request had no token at all. */
   get wwwAuthenticate(): string {
-    return this.bearerError ? `Bearer error="${this.bearerError}", error_description="${this.message.replace(/["\\]/g, "'")}"` : 'Bearer';
+    return this.bearerError
+      ? `Bearer error="${this.bearerError}", error_description="${this.message.replace(/["\\]/g, "'")}"`
+      : 'Bearer';
   }
 }
 
@@ -60,9 +67,15 @@ export function issuersOf(auth: Extract<CallerAuth, { mode: 'entra' }>): string[
 
 /** The bearer token of an `Authorization` header, or a CallerError. */
 export function bearerToken(header: string | null): string {
-  if (header === null || header.trim() === '') throw new CallerError(401, 'UNAUTHORIZED', 'this API needs an Entra ID access token: send Authorization: Bearer <token>');
+  if (header === null || header.trim() === '')
+    throw new CallerError(
+      401,
+      'UNAUTHORIZED',
+      'this API needs an Entra ID access token: send Authorization: Bearer <token>',
+    );
   const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header);
-  if (!m) throw new CallerError(401, 'UNAUTHORIZED', 'the Authorization header must be "Bearer <token>"', 'invalid_request');
+  if (!m)
+    throw new CallerError(401, 'UNAUTHORIZED', 'the Authorization header must be "Bearer <token>"', 'invalid_request');
   return m[1]!;
 }
 
@@ -97,8 +110,11 @@ export class EntraValidator {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, await this.keys(), {
-        algorithms: ['RS256'], issuer: issuersOf(this.auth), audience: [...this.auth.audiences],
-        clockTolerance: CLOCK_SKEW_SECONDS, requiredClaims: ['exp', 'iss', 'aud'],
+        algorithms: ['RS256'],
+        issuer: issuersOf(this.auth),
+        audience: [...this.auth.audiences],
+        clockTolerance: CLOCK_SKEW_SECONDS,
+        requiredClaims: ['exp', 'iss', 'aud'],
       }));
     } catch (err) {
       throw this.refusal(err);
@@ -106,7 +122,12 @@ export class EntraValidator {
     const roles = rolesOf(payload);
     if (!allows(roles, access)) {
       const need = access === 'write' ? ROLE_WRITE : `${ROLE_READ} or ${ROLE_WRITE}`;
-      throw new CallerError(403, 'FORBIDDEN', `the token is valid but lacks the app role ${need} (roles: ${roles.join(', ').slice(0, 200) || 'none'})`, 'insufficient_scope');
+      throw new CallerError(
+        403,
+        'FORBIDDEN',
+        `the token is valid but lacks the app role ${need} (roles: ${roles.join(', ').slice(0, 200) || 'none'})`,
+        'insufficient_scope',
+      );
     }
     const oid = stringClaim(payload, 'oid');
     const appid = stringClaim(payload, 'appid') ?? stringClaim(payload, 'azp');
@@ -116,15 +137,26 @@ export class EntraValidator {
   /** A token problem is the caller's (401); anything else (the authority unreachable) is the app's. */
   private refusal(err: unknown): Error {
     if (err instanceof CallerError || err instanceof AuthorityError) return err;
-    const why = err instanceof errors.JWTExpired ? 'the token has expired'
-      : err instanceof errors.JWTClaimValidationFailed ? `the token's ${err.claim} claim is not accepted here (${err.reason})`
-        : err instanceof errors.JOSEAlgNotAllowed ? 'the token is not signed with RS256'
-          : err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys ? 'the token is not signed by a key of the tenant'
-            : err instanceof errors.JWSSignatureVerificationFailed ? 'the token\'s signature does not verify'
-              : err instanceof errors.JWTInvalid || err instanceof errors.JWSInvalid || err instanceof errors.JOSENotSupported ? 'the token is not a valid signed JWT'
-                : undefined;
+    const why =
+      err instanceof errors.JWTExpired
+        ? 'the token has expired'
+        : err instanceof errors.JWTClaimValidationFailed
+          ? `the token's ${err.claim} claim is not accepted here (${err.reason})`
+          : err instanceof errors.JOSEAlgNotAllowed
+            ? 'the token is not signed with RS256'
+            : err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys
+              ? 'the token is not signed by a key of the tenant'
+              : err instanceof errors.JWSSignatureVerificationFailed
+                ? "the token's signature does not verify"
+                : err instanceof errors.JWTInvalid ||
+                    err instanceof errors.JWSInvalid ||
+                    err instanceof errors.JOSENotSupported
+                  ? 'the token is not a valid signed JWT'
+                  : undefined;
     if (why) return new CallerError(401, 'INVALID_TOKEN', why, 'invalid_token');
-    return new AuthorityError(`the tenant's signing keys could not be read (${err instanceof Error ? err.message : String(err)})`);
+    return new AuthorityError(
+      `the tenant's signing keys could not be read (${err instanceof Error ? err.message : String(err)})`,
+    );
   }
 
   /** The tenant's key set: its jwks_uri read once from the OpenID configuration (again after a failure). */
@@ -152,8 +184,11 @@ export class EntraValidator {
       throw new AuthorityError(`the OpenID configuration ${url} names no jwks_uri on ${authority.origin}`);
     }
     return createRemoteJWKSet(new URL(jwksUri), {
-      timeoutDuration: AUTHORITY_TIMEOUT_MS, cooldownDuration: this.cooldownMs, cacheMaxAge: JWKS_MAX_AGE_MS,
-      [customFetch]: (input: string | URL | Request, init?: RequestInit) => this.fetchImpl(input, { ...init, redirect: 'error' }),
+      timeoutDuration: AUTHORITY_TIMEOUT_MS,
+      cooldownDuration: this.cooldownMs,
+      cacheMaxAge: JWKS_MAX_AGE_MS,
+      [customFetch]: (input: string | URL | Request, init?: RequestInit) =>
+        this.fetchImpl(input, { ...init, redirect: 'error' }),
     });
   }
 }

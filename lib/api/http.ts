@@ -11,8 +11,16 @@ import { RequestError } from '../request/request.js';
 /** Clients should poll no faster than this. */
 export const RETRY_AFTER_SECONDS = 5;
 
-export function errorResponse(err: RequestError, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): HttpResponseInit {
-  return { status: err.status, headers: { 'x-ms-error-code': err.code, ...headers }, jsonBody: { ...err.toJSON(), ...extra } };
+export function errorResponse(
+  err: RequestError,
+  extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): HttpResponseInit {
+  return {
+    status: err.status,
+    headers: { 'x-ms-error-code': err.code, ...headers },
+    jsonBody: { ...err.toJSON(), ...extra },
+  };
 }
 
 /** `application/json`, with or without parameters (`; charset=utf-8`). */
@@ -52,6 +60,14 @@ export function unavailable(err: unknown, context: InvocationContext): HttpRespo
   if (err instanceof RequestError) return errorResponse(err);
   if (!(err instanceof KeyVaultReferenceError)) throw err;
   context.error(err.message);
-  return errorResponse(new RequestError(503, err.code, `the app's setting ${err.setting} is not available yet (its Key Vault reference is not resolved); try again later`, err.setting),
-    {}, { 'retry-after': '30' });
+  return errorResponse(
+    new RequestError(
+      503,
+      err.code,
+      `the app's setting ${err.setting} is not available yet (its Key Vault reference is not resolved); try again later`,
+      err.setting,
+    ),
+    {},
+    { 'retry-after': '30' },
+  );
 }

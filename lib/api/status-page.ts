@@ -12,8 +12,14 @@ import { randomBytes } from 'node:crypto';
 /** Every directive a page needs is listed; `default-src 'none'` refuses the rest. */
 export function contentSecurityPolicy(nonce: string): string {
   return [
-    "default-src 'none'", `script-src 'nonce-${nonce}'`, `style-src 'nonce-${nonce}'`, "connect-src 'self'",
-    'img-src data:', "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
+    "default-src 'none'",
+    `script-src 'nonce-${nonce}'`,
+    `style-src 'nonce-${nonce}'`,
+    "connect-src 'self'",
+    'img-src data:',
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
   ].join('; ');
 }
 
@@ -92,7 +98,10 @@ const SCRIPT = `
 })();
 `;
 
-export function statusPage(nonce = randomBytes(16).toString('base64')): { html: string; headers: Record<string, string> } {
+export function statusPage(nonce = randomBytes(16).toString('base64')): {
+  html: string;
+  headers: Record<string, string>;
+} {
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer"><link rel="icon" href="data:,"><title>oci-import · imports</title>

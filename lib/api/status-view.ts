@@ -30,8 +30,13 @@ export const progressSchema = z.strictObject({
 export const referrerViewSchema = z.strictObject({
   digest: z.string(),
   artifactType: z.string().optional(),
-  subject: z.string().meta({ description: 'The digest of the manifest it refers to (a cosign tag: the digest its name carries).' }),
-  tag: z.string().optional().meta({ description: 'A cosign tag (`sha256-<hex>.sig`, `.att`, `.sbom`) it is copied as.' }),
+  subject: z
+    .string()
+    .meta({ description: 'The digest of the manifest it refers to (a cosign tag: the digest its name carries).' }),
+  tag: z
+    .string()
+    .optional()
+    .meta({ description: 'A cosign tag (`sha256-<hex>.sig`, `.att`, `.sbom`) it is copied as.' }),
 });
 
 export const errorViewSchema = z.strictObject({ code: z.string(), message: z.string() });
@@ -48,16 +53,21 @@ const statusShape = {
   digest: z.string().optional(),
   notes: z.array(z.string()).optional(),
   referrers: z.array(referrerViewSchema).optional().meta({
-    description: 'With `includeReferrers`, once planned: the signatures, SBOMs and attestations the import copies (all on the target once it succeeded).',
+    description:
+      'With `includeReferrers`, once planned: the signatures, SBOMs and attestations the import copies (all on the target once it succeeded).',
   }),
   waitingUntil: instant.optional().meta({ description: 'Status `waiting`: when a registry said to come back.' }),
   error: errorViewSchema.optional().meta({ description: 'Why it failed (`failed`), or `CANCELED`.' }),
-  caller: z.strictObject({
-    oid: z.string().optional().meta({ description: 'Object ID of the user or service principal.' }),
-    appid: z.string().optional().meta({ description: 'Client application ID (`appid`, or `azp` of a v2.0 token).' }),
-  }).optional().meta({ description: 'With AUTH_MODE=entra: who created the import, from the token (never the token).' }),
+  caller: z
+    .strictObject({
+      oid: z.string().optional().meta({ description: 'Object ID of the user or service principal.' }),
+      appid: z.string().optional().meta({ description: 'Client application ID (`appid`, or `azp` of a v2.0 token).' }),
+    })
+    .optional()
+    .meta({ description: 'With AUTH_MODE=entra: who created the import, from the token (never the token).' }),
   stalled: z.literal(true).optional().meta({
-    description: 'Queued or running, but nothing has updated it for longer than a step plus the queue lease after which a step lost with its worker is delivered again.',
+    description:
+      'Queued or running, but nothing has updated it for longer than a step plus the queue lease after which a step lost with its worker is delivered again.',
   }),
 };
 
@@ -69,15 +79,24 @@ export const importListSchema = z.strictObject({
 });
 
 /** A new import: id, status and status URL; a repeated request (same Repeatability-Request-ID): its whole status as well. */
-export const acceptedSchema = z.strictObject({
-  ...importStatusSchema.partial().shape,
-  id: statusShape.id,
-  status: statusShape.status,
-  statusUrl: z.url(),
-}).meta({ description: 'A new import: `id`, `status`, `statusUrl`. A repeated request (same Repeatability-Request-ID): the import\'s whole status as well.' });
+export const acceptedSchema = z
+  .strictObject({
+    ...importStatusSchema.partial().shape,
+    id: statusShape.id,
+    status: statusShape.status,
+    statusUrl: z.url(),
+  })
+  .meta({
+    description:
+      "A new import: `id`, `status`, `statusUrl`. A repeated request (same Repeatability-Request-ID): the import's whole status as well.",
+  });
 
 /** Makes every field, array and nested object of a parsed value read-only (what the service hands out). */
-type Frozen<T> = T extends readonly (infer U)[] ? readonly Frozen<U>[] : T extends object ? { readonly [K in keyof T]: Frozen<T[K]> } : T;
+type Frozen<T> = T extends readonly (infer U)[]
+  ? readonly Frozen<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: Frozen<T[K]> }
+    : T;
 
 export type JobProgress = Frozen<z.infer<typeof progressSchema>>;
 export type ReferrerView = Frozen<z.infer<typeof referrerViewSchema>>;
@@ -96,7 +115,11 @@ export function statusViewJsonSchemas(): Record<'ImportStatus' | 'ImportList' | 
     const { $schema: _s, $id: _i, ...rest } = schemas[id] as Record<string, unknown>;
     return rest;
   };
-  return { ImportStatus: component('ImportStatus'), ImportList: component('ImportList'), Accepted: component('Accepted') };
+  return {
+    ImportStatus: component('ImportStatus'),
+    ImportList: component('ImportList'),
+    Accepted: component('Accepted'),
+  };
 }
 
 /** States an import never leaves. */

@@ -28,7 +28,14 @@ import { redactUrl } from '../oci/errors.js';
 import { isRetryableStatus } from '../http-policy.js';
 import { untilAborted } from '../retry.js';
 import { TokenCache } from '../oci/token-cache.js';
-import { AzureError, accessDenied, describeAnswer, isNetworkDenial, networkDenied, type AzureRegistryContext } from './errors.js';
+import {
+  AzureError,
+  accessDenied,
+  describeAnswer,
+  isNetworkDenial,
+  networkDenied,
+  type AzureRegistryContext,
+} from './errors.js';
 import { call, postForm, type HttpAnswer, type HttpOptions } from './http.js';
 import { jwtExpiry } from './jwt.js';
 
@@ -121,7 +128,11 @@ export class AcrExchangeAuthenticator implements Authenticator {
     return `Bearer ${(await untilAborted(this.accessToken(mergeScopes(scopes), false), signal)).token}`;
   }
 
-  async onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
+  async onUnauthorized(
+    challenges: readonly Challenge[],
+    scopes: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     if (!bearer) return undefined;
     this.learn(bearer);
@@ -149,7 +160,11 @@ export class AcrExchangeAuthenticator implements Authenticator {
     const bearer = status === 401 ? challenges.find((c) => c.scheme === 'bearer') : undefined;
     if (bearer) this.learn(bearer);
     else if (isRetryableStatus(status)) {
-      throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry}: GET /v2/ answered ${status}; it is retried later`, true);
+      throw new AzureError(
+        'AZURE_AUTH_FAILED',
+        `registry ${this.ctx.registry}: GET /v2/ answered ${status}; it is retried later`,
+        true,
+      );
     }
     this.discovered = true;
   }
@@ -162,10 +177,16 @@ export class AcrExchangeAuthenticator implements Authenticator {
       try {
         url = new URL(realm);
       } catch {
-        throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry} sent a Bearer challenge without a usable realm URL`);
+        throw new AzureError(
+          'AZURE_AUTH_FAILED',
+          `registry ${this.ctx.registry} sent a Bearer challenge without a usable realm URL`,
+        );
       }
       if (url.origin !== this.origin) {
-        throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry} points to token endpoint ${redactUrl(url)} on another host; Entra ID sign-in sends tokens only to the registry itself (${this.origin}/oauth2/…)`);
+        throw new AzureError(
+          'AZURE_AUTH_FAILED',
+          `registry ${this.ctx.registry} points to token endpoint ${redactUrl(url)} on another host; Entra ID sign-in sends tokens only to the registry itself (${this.origin}/oauth2/…)`,
+        );
       }
       url.search = '';
     }
@@ -191,16 +212,24 @@ export class AcrExchangeAuthenticator implements Authenticator {
     }
     if (answer.status !== 200) throw this.failure('token', answer, scopes);
     const token = this.field(answer, 'access_token', 'token');
-    return this.cached(token, jwtExpiry(token) ?? this.expiresIn(answer) ?? this.now() + UNKNOWN_ACCESS_LIFETIME_MS, ACCESS_TOKEN_MARGIN_MS);
+    return this.cached(
+      token,
+      jwtExpiry(token) ?? this.expiresIn(answer) ?? this.now() + UNKNOWN_ACCESS_LIFETIME_MS,
+      ACCESS_TOKEN_MARGIN_MS,
+    );
   }
 
   private postToken(refresh: Cached, scopes: readonly string[]): Promise<HttpAnswer> {
-    return postForm(this.tokenUrl, {
-      grant_type: 'refresh_token',
-      service: this.service,
-      scope: scopes,
-      refresh_token: refresh.token,
-    }, this.o.http);
+    return postForm(
+      this.tokenUrl,
+      {
+        grant_type: 'refresh_token',
+        service: this.service,
+        scope: scopes,
+        refresh_token: refresh.token,
+      },
+      this.o.http,
+    );
   }
 
   // ---- the refresh token (one per registry and identity) -------------------------------------------
@@ -220,12 +249,16 @@ export class AcrExchangeAuthenticator implements Authenticator {
 
   private async exchange(): Promise<Cached> {
     const entraToken = await this.entraToken();
-    const answer = await postForm(this.exchangeUrl, {
-      grant_type: 'access_token',
-      service: this.service,
-      tenant: this.o.tenant,
-      access_token: entraToken,
-    }, this.o.http);
+    const answer = await postForm(
+      this.exchangeUrl,
+      {
+        grant_type: 'access_token',
+        service: this.service,
+        tenant: this.o.tenant,
+        access_token: entraToken,
+      },
+      this.o.http,
+    );
     if (answer.status !== 200) throw this.failure('exchange', answer, []);
     const token = this.field(answer, 'refresh_token');
     return this.cached(token, jwtExpiry(token) ?? this.now() + UNKNOWN_REFRESH_LIFETIME_MS, REFRESH_TOKEN_MARGIN_MS);
@@ -237,12 +270,21 @@ export class AcrExchangeAuthenticator implements Authenticator {
       token = (await this.o.credential.getToken(this.o.scope))?.token;
     } catch (err) {
       if (err instanceof AzureError) throw err;
-      const reason = String((err as Error)?.message ?? err).replace(/\s+/g, ' ').slice(0, 400);
-      throw new AzureError('IDENTITY_UNAVAILABLE',
+      const reason = String((err as Error)?.message ?? err)
+        .replace(/\s+/g, ' ')
+        .slice(0, 400);
+      throw new AzureError(
+        'IDENTITY_UNAVAILABLE',
         `could not get an Entra ID token for ${this.o.scope} from ${this.ctx.identity}: ${reason} — in Azure, give the app a managed identity (and set AZURE_CLIENT_ID to its client ID when it is user-assigned)`,
-        /network|ECONN|ETIMEDOUT|timeout/i.test(reason), { cause: err });
+        /network|ECONN|ETIMEDOUT|timeout/i.test(reason),
+        { cause: err },
+      );
     }
-    if (!token) throw new AzureError('IDENTITY_UNAVAILABLE', `${this.ctx.identity} returned no Entra ID token for ${this.o.scope}`);
+    if (!token)
+      throw new AzureError(
+        'IDENTITY_UNAVAILABLE',
+        `${this.ctx.identity} returned no Entra ID token for ${this.o.scope}`,
+      );
     return token;
   }
 
@@ -274,7 +316,10 @@ export class AcrExchangeAuthenticator implements Authenticator {
       const v = parsed[n];
       if (typeof v === 'string' && v) return v;
     }
-    throw new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry} answered ${names[0] === 'refresh_token' ? '/oauth2/exchange' : '/oauth2/token'} without a ${names[0]}`);
+    throw new AzureError(
+      'AZURE_AUTH_FAILED',
+      `registry ${this.ctx.registry} answered ${names[0] === 'refresh_token' ? '/oauth2/exchange' : '/oauth2/token'} without a ${names[0]}`,
+    );
   }
 
   private failure(step: 'exchange' | 'token', answer: HttpAnswer, scopes: readonly string[]): AzureError {
@@ -283,14 +328,24 @@ export class AcrExchangeAuthenticator implements Authenticator {
     const answered = `${endpoint} answered ${describeAnswer(status, body)}`;
     if (isNetworkDenial(status, body)) return networkDenied(this.ctx, answered);
     if (status === 401 && step === 'exchange') {
-      return new AzureError('TOKEN_REJECTED', this.ctx.crossTenant
-        ? `registry ${this.ctx.registry} refused ${this.ctx.identity} (${answered}): it must be an Entra ID access token of the registry's tenant for the audience ${this.o.scope.replace(/\/\.default$/, '')}, not expired`
-        : `registry ${this.ctx.registry} refused the Entra ID token of ${this.ctx.identity} (${answered}): the registry must be in the app's tenant, and ACR_AUDIENCE (${this.o.scope.replace(/\/\.default$/, '')}) an audience it accepts`);
+      return new AzureError(
+        'TOKEN_REJECTED',
+        this.ctx.crossTenant
+          ? `registry ${this.ctx.registry} refused ${this.ctx.identity} (${answered}): it must be an Entra ID access token of the registry's tenant for the audience ${this.o.scope.replace(/\/\.default$/, '')}, not expired`
+          : `registry ${this.ctx.registry} refused the Entra ID token of ${this.ctx.identity} (${answered}): the registry must be in the app's tenant, and ACR_AUDIENCE (${this.o.scope.replace(/\/\.default$/, '')}) an audience it accepts`,
+      );
     }
     if (status === 401 || status === 403) return accessDenied(this.ctx, repositoryOf(scopes), answered);
     if (status === 404) {
-      return new AzureError('NOT_ACR', `registry ${this.ctx.registry} has no ${endpoint} endpoint (404): Entra ID sign-in works with Azure Container Registry only; for other registries give a username and password`);
+      return new AzureError(
+        'NOT_ACR',
+        `registry ${this.ctx.registry} has no ${endpoint} endpoint (404): Entra ID sign-in works with Azure Container Registry only; for other registries give a username and password`,
+      );
     }
-    return new AzureError('AZURE_AUTH_FAILED', `registry ${this.ctx.registry}: ${answered}`, status === 429 || status >= 500);
+    return new AzureError(
+      'AZURE_AUTH_FAILED',
+      `registry ${this.ctx.registry}: ${answered}`,
+      status === 429 || status >= 500,
+    );
   }
 }

@@ -31,7 +31,8 @@ export interface ResolvedRegistry extends RegistryResourceId {
   readonly networkDefaultAction?: string;
 }
 
-const RESOURCE_ID = /^\/subscriptions\/([0-9a-fA-F-]{36})\/resourceGroups\/([-\w._()]{1,90})\/providers\/Microsoft\.ContainerRegistry\/registries\/([a-zA-Z0-9]{5,50})\/?$/i;
+const RESOURCE_ID =
+  /^\/subscriptions\/([0-9a-fA-F-]{36})\/resourceGroups\/([-\w._()]{1,90})\/providers\/Microsoft\.ContainerRegistry\/registries\/([a-zA-Z0-9]{5,50})\/?$/i;
 
 /** Whether a `registry` value is meant as a resource ID (then it must parse as one). */
 export function isResourceId(value: string): boolean {
@@ -41,12 +42,17 @@ export function isResourceId(value: string): boolean {
 export function parseRegistryResourceId(value: string): RegistryResourceId {
   const m = RESOURCE_ID.exec(value.trim());
   if (!m || m[2]!.endsWith('.')) {
-    throw new AzureError('INVALID_RESOURCE_ID', `"${value.slice(0, 300)}" is not a container registry resource ID; expected /subscriptions/<subscription ID>/resourceGroups/<group>/providers/Microsoft.ContainerRegistry/registries/<name>`);
+    throw new AzureError(
+      'INVALID_RESOURCE_ID',
+      `"${value.slice(0, 300)}" is not a container registry resource ID; expected /subscriptions/<subscription ID>/resourceGroups/<group>/providers/Microsoft.ContainerRegistry/registries/<name>`,
+    );
   }
   const [, subscription, resourceGroup, name] = m as unknown as [string, string, string, string];
   return {
     id: `/subscriptions/${subscription.toLowerCase()}/resourceGroups/${resourceGroup}/providers/Microsoft.ContainerRegistry/registries/${name}`,
-    subscription: subscription.toLowerCase(), resourceGroup, name,
+    subscription: subscription.toLowerCase(),
+    resourceGroup,
+    name,
   };
 }
 
@@ -76,10 +82,15 @@ export async function resolveRegistry(resourceId: string, o: ArmOptions): Promis
     token = (await o.credential.getToken(scope))?.token;
   } catch (err) {
     if (err instanceof AzureError) throw err;
-    const reason = String((err as Error)?.message ?? err).replace(/\s+/g, ' ').slice(0, 400);
-    throw new AzureError('IDENTITY_UNAVAILABLE',
+    const reason = String((err as Error)?.message ?? err)
+      .replace(/\s+/g, ' ')
+      .slice(0, 400);
+    throw new AzureError(
+      'IDENTITY_UNAVAILABLE',
       `could not get an Entra ID token for ${scope} from ${o.identity} to look up registry ${rid.id}: ${reason} — in Azure, give the app a managed identity (and set AZURE_CLIENT_ID to its client ID when it is user-assigned)`,
-      /network|ECONN|ETIMEDOUT|timeout/i.test(reason), { cause: err });
+      /network|ECONN|ETIMEDOUT|timeout/i.test(reason),
+      { cause: err },
+    );
   }
   if (!token) throw new AzureError('IDENTITY_UNAVAILABLE', `${o.identity} returned no Entra ID token for ${scope}`);
 
@@ -87,27 +98,44 @@ export async function resolveRegistry(resourceId: string, o: ArmOptions): Promis
   url.searchParams.set('api-version', ARM_API_VERSION);
   const { status, body } = await getJson(url, token, o.http);
   if (status === 404) {
-    throw new AzureError('REGISTRY_RESOURCE_NOT_FOUND', `registry ${rid.id} was not found (Azure Resource Manager answered ${describeAnswer(status, body)}): check the subscription, resource group and registry name`);
+    throw new AzureError(
+      'REGISTRY_RESOURCE_NOT_FOUND',
+      `registry ${rid.id} was not found (Azure Resource Manager answered ${describeAnswer(status, body)}): check the subscription, resource group and registry name`,
+    );
   }
   if (status === 403) {
-    throw new AzureError('REGISTRY_RESOURCE_FORBIDDEN', `${o.identity} may not read registry ${rid.id} (Azure Resource Manager answered ${describeAnswer(status, body)}): assign it the Reader role on the registry (Microsoft.ContainerRegistry/registries/read), besides AcrPull for the images`);
+    throw new AzureError(
+      'REGISTRY_RESOURCE_FORBIDDEN',
+      `${o.identity} may not read registry ${rid.id} (Azure Resource Manager answered ${describeAnswer(status, body)}): assign it the Reader role on the registry (Microsoft.ContainerRegistry/registries/read), besides AcrPull for the images`,
+    );
   }
   if (status === 401) {
-    throw new AzureError('ARM_UNAUTHORIZED', `Azure Resource Manager refused the token of ${o.identity} for registry ${rid.id} (${describeAnswer(status, body)}): a registry in another tenant cannot be given by resource ID; give its login server in source and an Entra ID token of its tenant as password`);
+    throw new AzureError(
+      'ARM_UNAUTHORIZED',
+      `Azure Resource Manager refused the token of ${o.identity} for registry ${rid.id} (${describeAnswer(status, body)}): a registry in another tenant cannot be given by resource ID; give its login server in source and an Entra ID token of its tenant as password`,
+    );
   }
   if (status !== 200) {
-    throw new AzureError('AZURE_AUTH_FAILED', `Azure Resource Manager answered ${describeAnswer(status, body)} for registry ${rid.id}`, status === 429 || status >= 500);
+    throw new AzureError(
+      'AZURE_AUTH_FAILED',
+      `Azure Resource Manager answered ${describeAnswer(status, body)} for registry ${rid.id}`,
+      status === 429 || status >= 500,
+    );
   }
   let properties: Record<string, unknown> = {};
   try {
     const parsed = JSON.parse(body) as { properties?: unknown };
-    if (parsed.properties && typeof parsed.properties === 'object') properties = parsed.properties as Record<string, unknown>;
+    if (parsed.properties && typeof parsed.properties === 'object')
+      properties = parsed.properties as Record<string, unknown>;
   } catch {
     // reported below
   }
   const loginServer = typeof properties.loginServer === 'string' ? properties.loginServer.trim().toLowerCase() : '';
   if (!HOST.test(loginServer)) {
-    throw new AzureError('AZURE_AUTH_FAILED', `Azure Resource Manager answered registry ${rid.id} without a usable loginServer`);
+    throw new AzureError(
+      'AZURE_AUTH_FAILED',
+      `Azure Resource Manager answered registry ${rid.id} without a usable loginServer`,
+    );
   }
   const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v : undefined);
   const rules = properties.networkRuleSet as { defaultAction?: unknown } | undefined;

@@ -31,9 +31,19 @@ export interface AzureSettings {
 /** The Azure part of the settings; calls under the request deadlines of REQUEST_TIMEOUT_SECONDS and MIN_BYTES_PER_SECOND. */
 export function azureSettings(config: Config): AzureSettings {
   return {
-    acrAudience: config.acrAudience, armEndpoint: config.armEndpoint,
-    identity: { clientId: config.azureClientId, ...(config.azureCredential === 'default' ? { kind: 'default' as const } : {}) },
-    http: { timeouts: { idleMs: config.requestTimeoutSeconds * 1000, minBytesPerSecond: config.minBytesPerSecond, rateWindowMs: RATE_WINDOW_MS } },
+    acrAudience: config.acrAudience,
+    armEndpoint: config.armEndpoint,
+    identity: {
+      clientId: config.azureClientId,
+      ...(config.azureCredential === 'default' ? { kind: 'default' as const } : {}),
+    },
+    http: {
+      timeouts: {
+        idleMs: config.requestTimeoutSeconds * 1000,
+        minBytesPerSecond: config.minBytesPerSecond,
+        rateWindowMs: RATE_WINDOW_MS,
+      },
+    },
   };
 }
 
@@ -62,16 +72,28 @@ const shared = new WeakMap<object, Map<string, AcrExchangeAuthenticator>>();
 const SHARED_AGENT = {};
 const MAX_SHARED = 64;
 
-function identityAuthenticator(settings: AzureSettings, registry: string, insecure: boolean, context: AzureRegistryContext): AcrExchangeAuthenticator {
+function identityAuthenticator(
+  settings: AzureSettings,
+  registry: string,
+  insecure: boolean,
+  context: AzureRegistryContext,
+): AcrExchangeAuthenticator {
   const identity = appIdentity(settings.identity);
   const scope = entraScope(settings.acrAudience ?? DEFAULT_ACR_AUDIENCE);
   const key = [context.role, registry, insecure, identity.key, scope, context.resourceId ?? ''].join('|');
   const pool = settings.http?.dispatcher ?? SHARED_AGENT;
   let byKey = shared.get(pool);
-  if (!byKey) shared.set(pool, byKey = new Map());
+  if (!byKey) shared.set(pool, (byKey = new Map()));
   let auth = byKey.get(key);
   if (!auth) {
-    auth = new AcrExchangeAuthenticator({ loginServer: registry, credential: identity.credential, scope, insecure, context, http: settings.http });
+    auth = new AcrExchangeAuthenticator({
+      loginServer: registry,
+      credential: identity.credential,
+      scope,
+      insecure,
+      context,
+      http: settings.http,
+    });
     if (byKey.size >= MAX_SHARED) byKey.delete(byKey.keys().next().value!);
     byKey.set(key, auth);
   }
@@ -85,24 +107,42 @@ export function targetIdentityAuth(settings: AzureSettings, registry: string, in
 }
 
 /** How to sign in to a source registry. */
-export function sourceAuth(settings: AzureSettings, o: {
-  readonly registry: string;
-  readonly insecure: boolean;
-  readonly credentials?: Credentials;
-  /** The registry was given by this ARM resource ID: pull with the app's identity. */
-  readonly resourceId?: string;
-}): RegistryAuth {
+export function sourceAuth(
+  settings: AzureSettings,
+  o: {
+    readonly registry: string;
+    readonly insecure: boolean;
+    readonly credentials?: Credentials;
+    /** The registry was given by this ARM resource ID: pull with the app's identity. */
+    readonly resourceId?: string;
+  },
+): RegistryAuth {
   const { registry, insecure } = o;
   if (isEntraToken(o.credentials)) {
-    const context: AzureRegistryContext = { registry, role: 'source', identity: STATIC_TOKEN_LABEL, crossTenant: true, resourceId: o.resourceId };
+    const context: AzureRegistryContext = {
+      registry,
+      role: 'source',
+      identity: STATIC_TOKEN_LABEL,
+      crossTenant: true,
+      resourceId: o.resourceId,
+    };
     const authenticator = new AcrExchangeAuthenticator({
-      loginServer: registry, credential: new StaticTokenCredential(o.credentials.password),
-      scope: entraScope(settings.acrAudience ?? DEFAULT_ACR_AUDIENCE), insecure, context, http: settings.http,
+      loginServer: registry,
+      credential: new StaticTokenCredential(o.credentials.password),
+      scope: entraScope(settings.acrAudience ?? DEFAULT_ACR_AUDIENCE),
+      insecure,
+      context,
+      http: settings.http,
     });
     return { authenticator, context, explain: {} };
   }
   if (o.resourceId && !o.credentials) {
-    const context: AzureRegistryContext = { registry, role: 'source', identity: appIdentity(settings.identity).label, resourceId: o.resourceId };
+    const context: AzureRegistryContext = {
+      registry,
+      role: 'source',
+      identity: appIdentity(settings.identity).label,
+      resourceId: o.resourceId,
+    };
     return { authenticator: identityAuthenticator(settings, registry, insecure, context), context, explain: {} };
   }
   // Anonymous or username/password: only ACR's network refusal gets ACR's explanation.
@@ -116,7 +156,10 @@ export function sourceAuth(settings: AzureSettings, o: {
  * An error leaving the service or the CLI, explained in ACR's terms by the sign-in of the side it came
  * from (`err.side`); errors of other sides, or of registries signed in to otherwise, pass unchanged.
  */
-export function explainFailure(err: unknown, auths: { readonly source?: RegistryAuth; readonly target?: RegistryAuth }): unknown {
+export function explainFailure(
+  err: unknown,
+  auths: { readonly source?: RegistryAuth; readonly target?: RegistryAuth },
+): unknown {
   const side = (err as { side?: unknown } | null)?.side;
   const auth = side === 'source' ? auths.source : side === 'target' ? auths.target : undefined;
   return auth ? explainError(err, auth.context, auth.explain) : err;
@@ -127,8 +170,10 @@ export function registryResolver(settings: AzureSettings): (resourceId: string) 
   return (resourceId) => {
     const identity = appIdentity(settings.identity);
     return resolveRegistry(resourceId, {
-      credential: identity.credential, identity: identity.label,
-      armEndpoint: settings.armEndpoint ?? DEFAULT_ARM_ENDPOINT, http: settings.http,
+      credential: identity.credential,
+      identity: identity.label,
+      armEndpoint: settings.armEndpoint ?? DEFAULT_ARM_ENDPOINT,
+      http: settings.http,
     });
   };
 }

@@ -22,7 +22,8 @@ export interface IdentitySettings {
 }
 
 /** How DefaultAzureCredential is named in messages. */
-export const DEFAULT_CREDENTIAL_LABEL = 'DefaultAzureCredential (environment, workload identity, managed identity, az login)';
+export const DEFAULT_CREDENTIAL_LABEL =
+  'DefaultAzureCredential (environment, workload identity, managed identity, az login)';
 
 export interface AppIdentity {
   readonly credential: TokenCredential;
@@ -39,20 +40,26 @@ export function appIdentity(s: IdentitySettings = {}): AppIdentity {
   const key = `${s.kind === 'default' ? 'default:' : ''}${s.clientId ?? 'system'}`;
   let identity = identities.get(key);
   if (!identity) {
-    identity = s.kind === 'default' ? {
-      credential: new LazyCredential(async () => {
-        const { DefaultAzureCredential } = await import('@azure/identity');
-        return new DefaultAzureCredential(s.clientId ? { managedIdentityClientId: s.clientId } : {});
-      }),
-      label: DEFAULT_CREDENTIAL_LABEL, key,
-    } : {
-      credential: new LazyCredential(async () => {
-        const { ManagedIdentityCredential } = await import('@azure/identity');
-        return new ManagedIdentityCredential(s.clientId ? { clientId: s.clientId } : {});
-      }),
-      label: s.clientId ? `the app's managed identity (client ID ${s.clientId})` : "the app's system-assigned managed identity",
-      key,
-    };
+    identity =
+      s.kind === 'default'
+        ? {
+            credential: new LazyCredential(async () => {
+              const { DefaultAzureCredential } = await import('@azure/identity');
+              return new DefaultAzureCredential(s.clientId ? { managedIdentityClientId: s.clientId } : {});
+            }),
+            label: DEFAULT_CREDENTIAL_LABEL,
+            key,
+          }
+        : {
+            credential: new LazyCredential(async () => {
+              const { ManagedIdentityCredential } = await import('@azure/identity');
+              return new ManagedIdentityCredential(s.clientId ? { clientId: s.clientId } : {});
+            }),
+            label: s.clientId
+              ? `the app's managed identity (client ID ${s.clientId})`
+              : "the app's system-assigned managed identity",
+            key,
+          };
     identities.set(key, identity);
   }
   return identity;
@@ -93,12 +100,18 @@ export const STATIC_TOKEN_LABEL = 'the Entra ID token given as password';
  * then refused with a message saying how to get a new one.
  */
 export class StaticTokenCredential implements TokenCredential {
-  constructor(private readonly token: string, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly token: string,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async getToken(): Promise<AccessToken> {
     const expiresAt = jwtExpiry(this.token);
     if (expiresAt !== undefined && expiresAt <= this.now()) {
-      throw new AzureError('TOKEN_EXPIRED', `${STATIC_TOKEN_LABEL} expired at ${new Date(expiresAt).toISOString()}: get a new one for the registry's tenant (az account get-access-token --resource https://containerregistry.azure.net --tenant <tenant ID>) and import again`);
+      throw new AzureError(
+        'TOKEN_EXPIRED',
+        `${STATIC_TOKEN_LABEL} expired at ${new Date(expiresAt).toISOString()}: get a new one for the registry's tenant (az account get-access-token --resource https://containerregistry.azure.net --tenant <tenant ID>) and import again`,
+      );
     }
     // An opaque token: the registry's exchange decides; an hour is what Entra ID tokens usually live.
     return { token: this.token, expiresOnTimestamp: expiresAt ?? this.now() + 3_600_000, tokenType: 'Bearer' };

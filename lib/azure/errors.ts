@@ -68,27 +68,36 @@ export function registryName(loginServer: string): string {
 /** `the identity lacks push rights on registry …` (target) or `… pull rights …` (source). */
 export function accessDenied(ctx: AzureRegistryContext, repository?: string, answered?: string): AzureError {
   const where = `registry ${ctx.registry}${repository ? ` (repository ${repository})` : ''}`;
-  const fix = ctx.role === 'target'
-    ? 'assign it the AcrPush role on the registry (Container Registry Repository Writer when the registry uses ABAC repository permissions)'
-    : 'assign it the AcrPull role on the registry (Container Registry Repository Reader when the registry uses ABAC repository permissions)';
+  const fix =
+    ctx.role === 'target'
+      ? 'assign it the AcrPush role on the registry (Container Registry Repository Writer when the registry uses ABAC repository permissions)'
+      : 'assign it the AcrPull role on the registry (Container Registry Repository Reader when the registry uses ABAC repository permissions)';
   const rights = ctx.role === 'target' ? 'push' : 'pull';
-  return new AzureError('ACCESS_DENIED',
-    `${cap(ctx.identity)} lacks ${rights} rights on ${where}: ${fix}${answered ? `; the registry answered ${answered}` : ''}`);
+  return new AzureError(
+    'ACCESS_DENIED',
+    `${cap(ctx.identity)} lacks ${rights} rights on ${where}: ${fix}${answered ? `; the registry answered ${answered}` : ''}`,
+  );
 }
 
 /** The registry refused this app's network address (ACR firewall, public access disabled). */
 export function networkDenied(ctx: AzureRegistryContext, answered?: string): AzureError {
   const tail = answered ? `; the registry answered ${answered}` : '';
   if (ctx.crossTenant) {
-    return new AzureError('CROSS_TENANT_NOT_SUPPORTED',
-      `cross-tenant import from a registry with public access disabled is not supported: registry ${ctx.registry} refused this app's network address; enable public network access on it (a firewall rule for the app's outbound addresses is enough), or import with a username and password of a registry that allows the app${tail}`);
+    return new AzureError(
+      'CROSS_TENANT_NOT_SUPPORTED',
+      `cross-tenant import from a registry with public access disabled is not supported: registry ${ctx.registry} refused this app's network address; enable public network access on it (a firewall rule for the app's outbound addresses is enough), or import with a username and password of a registry that allows the app${tail}`,
+    );
   }
   if (ctx.role === 'source' && !ctx.resourceId) {
-    return new AzureError('PUBLIC_ACCESS_DISABLED',
-      `source registry ${ctx.registry} has public network access disabled (it refused this app's network address): give the registry by its ARM resource ID ("registry": "/subscriptions/<subscription>/resourceGroups/<group>/providers/Microsoft.ContainerRegistry/registries/${registryName(ctx.registry)}"), not by its login server${tail}`);
+    return new AzureError(
+      'PUBLIC_ACCESS_DISABLED',
+      `source registry ${ctx.registry} has public network access disabled (it refused this app's network address): give the registry by its ARM resource ID ("registry": "/subscriptions/<subscription>/resourceGroups/<group>/providers/Microsoft.ContainerRegistry/registries/${registryName(ctx.registry)}"), not by its login server${tail}`,
+    );
   }
-  return new AzureError('NETWORK_RESTRICTED',
-    `registry ${ctx.registry} is network-restricted and refused this app's network address: a network-restricted registry must allow trusted services (az acr update --name ${registryName(ctx.registry)} --allow-trusted-services true) and the app must reach it through the registry's virtual network (private endpoint) or a firewall rule for the app's outbound addresses${tail}`);
+  return new AzureError(
+    'NETWORK_RESTRICTED',
+    `registry ${ctx.registry} is network-restricted and refused this app's network address: a network-restricted registry must allow trusted services (az acr update --name ${registryName(ctx.registry)} --allow-trusted-services true) and the app must reach it through the registry's virtual network (private endpoint) or a firewall rule for the app's outbound addresses${tail}`,
+  );
 }
 
 const NETWORK_DENIAL = /not allowed access|aka\.ms\/acr\/firewall|public network access/i;
@@ -96,13 +105,21 @@ const NETWORK_DENIAL = /not allowed access|aka\.ms\/acr\/firewall|public network
 /** ACR's firewall answer: 403 `DENIED: client with IP '…' is not allowed access. Refer https://aka.ms/acr/firewall …`. */
 export function isNetworkDenial(status: number, body: string): boolean {
   if (status !== 403) return false;
-  return NETWORK_DENIAL.test(parseDiagnostics(body).map((d) => d.message).join(' ') || body);
+  return NETWORK_DENIAL.test(
+    parseDiagnostics(body)
+      .map((d) => d.message)
+      .join(' ') || body,
+  );
 }
 
 /** `CODE: message` of an error body, short, for the end of our own messages (never echoes a request). */
 export function describeAnswer(status: number, body: string): string {
   const diags = parseDiagnostics(body);
-  if (diags.length) return `${status} ${diags.map((d) => `${d.code}: ${d.message}`).join('; ').slice(0, 300)}`;
+  if (diags.length)
+    return `${status} ${diags
+      .map((d) => `${d.code}: ${d.message}`)
+      .join('; ')
+      .slice(0, 300)}`;
   try {
     const o = JSON.parse(body) as { error?: unknown; error_description?: unknown; message?: unknown };
     const e = o.error;
@@ -110,7 +127,8 @@ export function describeAnswer(status: number, body: string): string {
       const { code, message } = e as { code?: unknown; message?: unknown };
       return `${status} ${String(code ?? '')}: ${String(message ?? '')}`.slice(0, 300 + 8);
     }
-    if (typeof e === 'string') return `${status} ${e}${typeof o.error_description === 'string' ? `: ${o.error_description}` : ''}`.slice(0, 300);
+    if (typeof e === 'string')
+      return `${status} ${e}${typeof o.error_description === 'string' ? `: ${o.error_description}` : ''}`.slice(0, 300);
     if (typeof o.message === 'string') return `${status} ${o.message}`.slice(0, 300);
   } catch {
     // not JSON
@@ -135,12 +153,25 @@ export interface ExplainOptions {
 export function explainError(err: unknown, ctx: AzureRegistryContext, options: ExplainOptions = {}): unknown {
   if (!(err instanceof RegistryError)) return err;
   const repository = REPOSITORY_IN_URL.exec(err.url)?.[1];
-  const answered = `${err.status}${err.diagnostics.length ? ` ${err.diagnostics.map((d) => `${d.code}: ${d.message}`).join('; ').slice(0, 300)}` : ''}`;
+  const answered = `${err.status}${
+    err.diagnostics.length
+      ? ` ${err.diagnostics
+          .map((d) => `${d.code}: ${d.message}`)
+          .join('; ')
+          .slice(0, 300)}`
+      : ''
+  }`;
   let explained: AzureError | undefined;
-  if (err.status === 403 && NETWORK_DENIAL.test(err.diagnostics.map((d) => d.message).join(' '))) explained = networkDenied(ctx, answered);
+  if (err.status === 403 && NETWORK_DENIAL.test(err.diagnostics.map((d) => d.message).join(' ')))
+    explained = networkDenied(ctx, answered);
   else if (options.access === false) explained = undefined;
   else if (err.status === 401) explained = accessDenied(ctx, repository, answered);
-  else if (err.status === 403 && err.diagnostics.some((d) => /requested access to the resource is denied|not authorized|insufficient/i.test(d.message))) {
+  else if (
+    err.status === 403 &&
+    err.diagnostics.some((d) =>
+      /requested access to the resource is denied|not authorized|insufficient/i.test(d.message),
+    )
+  ) {
     explained = accessDenied(ctx, repository, answered);
   }
   if (!explained) return err;

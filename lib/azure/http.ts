@@ -34,38 +34,58 @@ const MAX_ANSWER = 256 * 1024;
 
 /** A retryable answer that stayed so: handed back to the caller as an answer, not as an error. */
 class RetryableAnswer extends RegistryError {
-  constructor(method: string, url: URL, readonly answer: HttpAnswer, retryAfterMs: number | undefined) {
+  constructor(
+    method: string,
+    url: URL,
+    readonly answer: HttpAnswer,
+    retryAfterMs: number | undefined,
+  ) {
     super(method, redactUrl(url), answer.status, [], { retryAfterMs });
   }
 }
 
 /** One call, retried on 429/5xx and broken connections; a retryable answer that stays so is returned as it is. */
-export async function call(method: 'GET' | 'POST', url: URL, headers: Record<string, string>, body: string | undefined, o: HttpOptions): Promise<HttpAnswer> {
+export async function call(
+  method: 'GET' | 'POST',
+  url: URL,
+  headers: Record<string, string>,
+  body: string | undefined,
+  o: HttpOptions,
+): Promise<HttpAnswer> {
   try {
-    return await retry(async () => {
-      let answer: HttpAnswer;
-      let retryAfter: string | string[] | undefined;
-      const timeouts = o.timeouts ?? DEFAULT_TIMEOUTS;
-      try {
-        const res = await (o.dispatcher ?? defaultDispatcher()).request({
-          origin: url.origin,
-          path: `${url.pathname}${url.search}`,
-          method,
-          headers: { 'user-agent': o.userAgent ?? USER_AGENT, accept: 'application/json', ...headers },
-          body,
-          headersTimeout: timeouts.idleMs,
-          bodyTimeout: timeouts.idleMs,
-          signal: o.signal,
-        });
-        retryAfter = res.headers['retry-after'];
-        answer = { status: res.statusCode, body: await readText(res.body, MAX_ANSWER, timeouts, `${method} ${redactUrl(url)}`), headers: res.headers };
-      } catch (err) {
-        if (o.signal?.aborted) throw abortReason(o.signal);
-        throw transportFailure(method, url, err);
-      }
-      if (isRetryableStatus(answer.status)) throw new RetryableAnswer(method, url, answer, parseRetryAfter(retryAfter));
-      return answer;
-    }, o.retry ?? DEFAULT_RETRY, { signal: o.signal });
+    return await retry(
+      async () => {
+        let answer: HttpAnswer;
+        let retryAfter: string | string[] | undefined;
+        const timeouts = o.timeouts ?? DEFAULT_TIMEOUTS;
+        try {
+          const res = await (o.dispatcher ?? defaultDispatcher()).request({
+            origin: url.origin,
+            path: `${url.pathname}${url.search}`,
+            method,
+            headers: { 'user-agent': o.userAgent ?? USER_AGENT, accept: 'application/json', ...headers },
+            body,
+            headersTimeout: timeouts.idleMs,
+            bodyTimeout: timeouts.idleMs,
+            signal: o.signal,
+          });
+          retryAfter = res.headers['retry-after'];
+          answer = {
+            status: res.statusCode,
+            body: await readText(res.body, MAX_ANSWER, timeouts, `${method} ${redactUrl(url)}`),
+            headers: res.headers,
+          };
+        } catch (err) {
+          if (o.signal?.aborted) throw abortReason(o.signal);
+          throw transportFailure(method, url, err);
+        }
+        if (isRetryableStatus(answer.status))
+          throw new RetryableAnswer(method, url, answer, parseRetryAfter(retryAfter));
+        return answer;
+      },
+      o.retry ?? DEFAULT_RETRY,
+      { signal: o.signal },
+    );
   } catch (err) {
     // The caller words 429/5xx answers itself (with the endpoint's error body).
     if (err instanceof RetryableAnswer) return err.answer;
@@ -74,7 +94,11 @@ export async function call(method: 'GET' | 'POST', url: URL, headers: Record<str
 }
 
 /** POST `application/x-www-form-urlencoded`; a field given as an array is sent once per value. */
-export function postForm(url: URL, fields: Record<string, string | readonly string[] | undefined>, o: HttpOptions = {}): Promise<HttpAnswer> {
+export function postForm(
+  url: URL,
+  fields: Record<string, string | readonly string[] | undefined>,
+  o: HttpOptions = {},
+): Promise<HttpAnswer> {
   const form = new URLSearchParams();
   for (const [name, value] of Object.entries(fields)) {
     if (value === undefined) continue;

@@ -11,7 +11,14 @@ import { randomUUID } from 'node:crypto';
 import { isErrorCode } from '../error-codes.js';
 import { OciImportError, TimeoutError } from '../errors.js';
 import { z } from 'zod';
-import { acceptedSchema, importListSchema, importStatusSchema, type AcceptedView, type ImportList, type ImportStatusView } from '../api/status-view.js';
+import {
+  acceptedSchema,
+  importListSchema,
+  importStatusSchema,
+  type AcceptedView,
+  type ImportList,
+  type ImportStatusView,
+} from '../api/status-view.js';
 import { CLIENT_ANSWER_MS, isRetryableStatus, isTransientNetworkError, parseRetryAfter } from '../http-policy.js';
 import { retry, type RetryPolicy } from '../retry.js';
 
@@ -21,9 +28,17 @@ export class ApiError extends OciImportError {
   /** `code` as the service answered it; a code that is not one of ours (another service, a newer version) is kept
    * here, and the error's own code is `HTTP_<status>`. */
   readonly answeredCode: string;
-  constructor(readonly status: number, code: string, message: string, readonly body?: Record<string, unknown>,
-    o: { temporary?: boolean; retryAfterMs?: number } = {}) {
-    super(isErrorCode(code) ? code : `HTTP_${status}`, message, { temporary: o.temporary ?? isRetryableStatus(status), side: 'request' });
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+    readonly body?: Record<string, unknown>,
+    o: { temporary?: boolean; retryAfterMs?: number } = {},
+  ) {
+    super(isErrorCode(code) ? code : `HTTP_${status}`, message, {
+      temporary: o.temporary ?? isRetryableStatus(status),
+      side: 'request',
+    });
     this.answeredCode = code;
     if (o.retryAfterMs !== undefined) this.retryAfterMs = o.retryAfterMs;
   }
@@ -48,7 +63,11 @@ function check<T>(schema: z.ZodType<T>, answer: Answer<unknown>, what: string): 
   if (parsed.success) return { ...answer, body: parsed.data };
   const issue = parsed.error.issues[0];
   const at = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
-  throw new ApiError(answer.status, 'INVALID_ANSWER', `the answer to ${what} is not an oci-import status (${issue?.message ?? 'invalid'}${at}): is --endpoint an oci-import API?`);
+  throw new ApiError(
+    answer.status,
+    'INVALID_ANSWER',
+    `the answer to ${what} is not an oci-import status (${issue?.message ?? 'invalid'}${at}): is --endpoint an oci-import API?`,
+  );
 }
 
 /** The status an error answer carries (`import` of a 409 to a cancel), if it is one. */
@@ -67,12 +86,22 @@ export function endpointUrl(raw: string): URL {
   try {
     url = new URL(raw);
   } catch {
-    throw new OciImportError('USAGE', `--endpoint "${raw}" is not a URL; expected e.g. https://myapp.azurewebsites.net/api`);
+    throw new OciImportError(
+      'USAGE',
+      `--endpoint "${raw}" is not a URL; expected e.g. https://myapp.azurewebsites.net/api`,
+    );
   }
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
-    throw new OciImportError('USAGE', `--endpoint must be an https URL (plain http only for 127.0.0.1 or localhost): the key and passwords travel with every request`);
+    throw new OciImportError(
+      'USAGE',
+      `--endpoint must be an https URL (plain http only for 127.0.0.1 or localhost): the key and passwords travel with every request`,
+    );
   }
-  if (url.search || url.hash || url.username || url.password) throw new OciImportError('USAGE', '--endpoint must be a plain URL, without query, fragment or credentials (the key goes in --key or OCI_IMPORT_KEY)');
+  if (url.search || url.hash || url.username || url.password)
+    throw new OciImportError(
+      'USAGE',
+      '--endpoint must be a plain URL, without query, fragment or credentials (the key goes in --key or OCI_IMPORT_KEY)',
+    );
   if (!url.pathname.endsWith('/')) url.pathname += '/';
   return url;
 }
@@ -90,8 +119,13 @@ export class ImportsClient {
    * `auth`: the function key (sent as x-functions-key), or a source of Entra ID bearer tokens (the service's
    * AUTH_MODE=entra; lib/cli/entra-token.ts), or nothing.
    */
-  constructor(endpoint: string, private readonly auth: string | undefined | (() => Promise<string>), private readonly fetchFn: typeof fetch = fetch,
-    private readonly policy: RetryPolicy = CLIENT_RETRY, private readonly answerMs = CLIENT_ANSWER_MS) {
+  constructor(
+    endpoint: string,
+    private readonly auth: string | undefined | (() => Promise<string>),
+    private readonly fetchFn: typeof fetch = fetch,
+    private readonly policy: RetryPolicy = CLIENT_RETRY,
+    private readonly answerMs = CLIENT_ANSWER_MS,
+  ) {
     this.base = endpointUrl(endpoint);
   }
 
@@ -104,12 +138,18 @@ export class ImportsClient {
   async create(body: Record<string, unknown>): Promise<Answer<AcceptedView>> {
     const first = new Date().toUTCString();
     const id = randomUUID();
-    const answer = await this.send('POST', this.url('imports'), body, { 'repeatability-request-id': id, 'repeatability-first-sent': first });
+    const answer = await this.send('POST', this.url('imports'), body, {
+      'repeatability-request-id': id,
+      'repeatability-first-sent': first,
+    });
     return check(ANSWERS.accepted, answer, 'the POST');
   }
 
   async status(idOrUrl: string): Promise<Answer<ImportView>> {
-    const answer = await this.send('GET', idOrUrl.includes('/') ? this.sameOrigin(idOrUrl) : this.url(`imports/${encodeURIComponent(idOrUrl)}`));
+    const answer = await this.send(
+      'GET',
+      idOrUrl.includes('/') ? this.sameOrigin(idOrUrl) : this.url(`imports/${encodeURIComponent(idOrUrl)}`),
+    );
     return check(ANSWERS.status, answer, 'a status request');
   }
 
@@ -122,7 +162,11 @@ export class ImportsClient {
   }
 
   async cancel(id: string): Promise<Answer<ImportView>> {
-    return check(ANSWERS.status, await this.send('POST', this.url(`imports/${encodeURIComponent(id)}/cancel`)), 'the cancel');
+    return check(
+      ANSWERS.status,
+      await this.send('POST', this.url(`imports/${encodeURIComponent(id)}/cancel`)),
+      'the cancel',
+    );
   }
 
   private url(path: string): URL {
@@ -132,26 +176,53 @@ export class ImportsClient {
   /** A URL the service returned, followed only on the endpoint's own origin (the key must not leave it). */
   private sameOrigin(raw: string): URL {
     const url = new URL(raw, this.base);
-    if (url.origin !== this.base.origin) throw new ApiError(0, 'CROSS_ORIGIN_URL', `the service answered with a URL on another origin (${url.origin}); not sending the key there`);
+    if (url.origin !== this.base.origin)
+      throw new ApiError(
+        0,
+        'CROSS_ORIGIN_URL',
+        `the service answered with a URL on another origin (${url.origin}); not sending the key there`,
+      );
     return url;
   }
 
-  private async send(method: string, url: URL, body?: unknown, headers: Record<string, string> = {}): Promise<Answer<unknown>> {
+  private async send(
+    method: string,
+    url: URL,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Answer<unknown>> {
     return retry(async () => {
       const auth = await this.authHeaders();
       const deadline = AbortSignal.timeout(this.answerMs);
       try {
         const res = await this.fetchFn(url, {
-          method, redirect: 'error', signal: deadline,
-          headers: { accept: 'application/json', ...auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+          method,
+          redirect: 'error',
+          signal: deadline,
+          headers: {
+            accept: 'application/json',
+            ...auth,
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+            ...headers,
+          },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         });
         return await this.answer(method, url, res);
       } catch (err) {
         if (err instanceof OciImportError) throw err;
-        if (deadline.aborted) throw new TimeoutError(`${method} ${url.origin}${url.pathname} had no complete answer within ${Math.round(this.answerMs / 1000)} s`, { side: 'request' });
+        if (deadline.aborted)
+          throw new TimeoutError(
+            `${method} ${url.origin}${url.pathname} had no complete answer within ${Math.round(this.answerMs / 1000)} s`,
+            { side: 'request' },
+          );
         const cause = (err as { cause?: Error }).cause;
-        throw new ApiError(0, 'UNREACHABLE', `${method} ${url.origin}${url.pathname} failed: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`, undefined, { temporary: isTransientNetworkError(err) });
+        throw new ApiError(
+          0,
+          'UNREACHABLE',
+          `${method} ${url.origin}${url.pathname} failed: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`,
+          undefined,
+          { temporary: isTransientNetworkError(err) },
+        );
       }
     }, this.policy);
   }
@@ -171,9 +242,22 @@ export class ImportsClient {
     const kept = res.status === 503 && !retryAfter && Boolean(res.headers.get('x-ms-error-code'));
     const o = { temporary: isRetryableStatus(res.status) && !kept, retryAfterMs: parseRetryAfter(retryAfter) };
     const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-    if (error?.code) throw new ApiError(res.status, error.code, error.message ?? error.code, parsed as Record<string, unknown>, o);
-    const hint = res.status === 401 ? (typeof this.auth === 'function' ? ': the Entra ID token was refused (is --scope the service\'s application ID URI with /.default?)' : ': the key was refused or missing (--key, or OCI_IMPORT_KEY; a service with AUTH_MODE=entra takes --scope)')
-      : res.status === 404 ? ': is --endpoint the API base (…/api)?' : '';
-    throw new ApiError(res.status, `HTTP_${res.status}`, `${method} ${url.origin}${url.pathname} answered ${res.status} ${res.statusText}${hint}`, undefined, o);
+    if (error?.code)
+      throw new ApiError(res.status, error.code, error.message ?? error.code, parsed as Record<string, unknown>, o);
+    const hint =
+      res.status === 401
+        ? typeof this.auth === 'function'
+          ? ": the Entra ID token was refused (is --scope the service's application ID URI with /.default?)"
+          : ': the key was refused or missing (--key, or OCI_IMPORT_KEY; a service with AUTH_MODE=entra takes --scope)'
+        : res.status === 404
+          ? ': is --endpoint the API base (…/api)?'
+          : '';
+    throw new ApiError(
+      res.status,
+      `HTTP_${res.status}`,
+      `${method} ${url.origin}${url.pathname} answered ${res.status} ${res.statusText}${hint}`,
+      undefined,
+      o,
+    );
   }
 }

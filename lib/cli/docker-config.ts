@@ -52,7 +52,10 @@ interface AuthFile {
 
 /** The registry a config key names: `https://index.docker.io/v1/` → registry-1.docker.io, `host:5000/` → host:5000. */
 export function registryOfKey(key: string): string {
-  const bare = key.trim().replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '');
+  const bare = key
+    .trim()
+    .replace(/^[a-z]+:\/\//i, '')
+    .replace(/\/.*$/, '');
   return normalizeRegistry(bare);
 }
 
@@ -67,14 +70,17 @@ async function readAuthFile(path: string): Promise<AuthFile | undefined> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return undefined;
     throw new CredentialHelperError(`${path} could not be read: ${(err as Error).message}`);
   }
   try {
     const parsed = JSON.parse(text) as unknown;
-    return parsed && typeof parsed === 'object' ? parsed as AuthFile : undefined;
+    return parsed && typeof parsed === 'object' ? (parsed as AuthFile) : undefined;
   } catch {
-    throw new CredentialHelperError(`${path} is not valid JSON: fix it or point DOCKER_CONFIG / REGISTRY_AUTH_FILE elsewhere`);
+    throw new CredentialHelperError(
+      `${path} is not valid JSON: fix it or point DOCKER_CONFIG / REGISTRY_AUTH_FILE elsewhere`,
+    );
   }
 }
 
@@ -89,14 +95,24 @@ function fromEntry(registry: string, entry: AuthEntry, file: string): BoundCrede
   if (typeof entry.auth === 'string' && entry.auth) {
     const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    if (colon < 0) throw new CredentialHelperError(`${file}: auths entry of ${registry} has an "auth" that is not base64 of user:password`);
+    if (colon < 0)
+      throw new CredentialHelperError(
+        `${file}: auths entry of ${registry} has an "auth" that is not base64 of user:password`,
+      );
     username = decoded.slice(0, colon);
     password = decoded.slice(colon + 1);
   }
   if (typeof entry.identitytoken === 'string' && entry.identitytoken) {
-    return bind(registry, username || TOKEN_USERNAME, entry.identitytoken, `the identity token for ${registry} in ${file}`);
+    return bind(
+      registry,
+      username || TOKEN_USERNAME,
+      entry.identitytoken,
+      `the identity token for ${registry} in ${file}`,
+    );
   }
-  return username && password ? bind(registry, username, password, `the credentials for ${registry} in ${file}`) : undefined;
+  return username && password
+    ? bind(registry, username, password, `the credentials for ${registry} in ${file}`)
+    : undefined;
 }
 
 function entryFor(file: AuthFile, registry: string): AuthEntry | undefined {
@@ -106,36 +122,62 @@ function entryFor(file: AuthFile, registry: string): AuthEntry | undefined {
 
 function helperFor(file: AuthFile, registry: string): string | undefined {
   const named = Object.entries(file.credHelpers ?? {}).find(([key]) => registryOfKey(key) === registry)?.[1];
-  return typeof named === 'string' && named ? named : typeof file.credsStore === 'string' && file.credsStore ? file.credsStore : undefined;
+  return typeof named === 'string' && named
+    ? named
+    : typeof file.credsStore === 'string' && file.credsStore
+      ? file.credsStore
+      : undefined;
 }
 
 /** `docker-credential-<helper> get` for `registry`: the credentials, undefined when it has none, or an error naming it. */
-export async function runHelper(helper: string, registry: string, env: Env, source: string): Promise<BoundCredentials | undefined> {
+export async function runHelper(
+  helper: string,
+  registry: string,
+  env: Env,
+  source: string,
+): Promise<BoundCredentials | undefined> {
   const command = `docker-credential-${helper}`;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(helper)) throw new CredentialHelperError(`${source} names the credential helper "${helper}", which is not a helper name`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(helper))
+    throw new CredentialHelperError(`${source} names the credential helper "${helper}", which is not a helper name`);
   const server = registry === DOCKER_HUB_REGISTRY ? DOCKER_HUB_KEY : registry;
-  const out = await new Promise<{ code: number | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException }>((resolve) => {
-    const child = spawn(command, ['get'], { env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
-    // (spawn's own `timeout` keeps its timer after a helper that never started: this one ends with the helper)
-    const timer = setTimeout(() => child.kill('SIGKILL'), HELPER_TIMEOUT_MS);
-    timer.unref();
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString('utf8'); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8'); });
-    child.on('error', (error: NodeJS.ErrnoException) => { clearTimeout(timer); resolve({ code: null, stdout, stderr, error }); });
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(server);
-  });
+  const out = await new Promise<{ code: number | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException }>(
+    (resolve) => {
+      const child = spawn(command, ['get'], { env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+      // (spawn's own `timeout` keeps its timer after a helper that never started: this one ends with the helper)
+      const timer = setTimeout(() => child.kill('SIGKILL'), HELPER_TIMEOUT_MS);
+      timer.unref();
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString('utf8');
+      });
+      child.stderr.on('data', (c: Buffer) => {
+        stderr += c.toString('utf8');
+      });
+      child.on('error', (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        resolve({ code: null, stdout, stderr, error });
+      });
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(server);
+    },
+  );
   if (out.error) {
     const why = out.error.code === 'ENOENT' ? 'is not on PATH' : `could not run (${out.error.message})`;
-    throw new CredentialHelperError(`${command} (the credential helper ${source} names for ${registry}) ${why}: install it, or remove it from that file`);
+    throw new CredentialHelperError(
+      `${command} (the credential helper ${source} names for ${registry}) ${why}: install it, or remove it from that file`,
+    );
   }
   if (out.code !== 0) {
     if (/credentials not found/i.test(out.stdout + out.stderr)) return undefined;
     const said = (out.stderr.trim() || out.stdout.trim()).split('\n')[0]?.slice(0, 300) ?? '';
-    throw new CredentialHelperError(`${command} get failed for ${registry} (exit ${String(out.code)})${said ? `: ${said}` : ''}`);
+    throw new CredentialHelperError(
+      `${command} get failed for ${registry} (exit ${String(out.code)})${said ? `: ${said}` : ''}`,
+    );
   }
   let answer: { Username?: unknown; Secret?: unknown };
   try {
@@ -146,14 +188,21 @@ export async function runHelper(helper: string, registry: string, env: Env, sour
   if (typeof answer.Secret !== 'string' || !answer.Secret) return undefined;
   const user = typeof answer.Username === 'string' ? answer.Username : '';
   // Docker's convention: the user name "<token>" marks an identity token
-  return bind(registry, user === '<token>' || !user ? TOKEN_USERNAME : user, answer.Secret, `the credentials ${command} holds for ${registry}`);
+  return bind(
+    registry,
+    user === '<token>' || !user ? TOKEN_USERNAME : user,
+    answer.Secret,
+    `the credentials ${command} holds for ${registry}`,
+  );
 }
 
 /** The files to read, in order: Docker's config, then the containers auth files. */
 export function authFiles(env: Env, home = env.HOME || homedir()): { docker: string; containers: string[] } {
   const docker = join(env.DOCKER_CONFIG?.trim() || join(home, '.docker'), 'config.json');
-  const containers = [env.REGISTRY_AUTH_FILE?.trim(), env.XDG_RUNTIME_DIR?.trim() && join(env.XDG_RUNTIME_DIR.trim(), 'containers', 'auth.json')]
-    .filter((p): p is string => Boolean(p));
+  const containers = [
+    env.REGISTRY_AUTH_FILE?.trim(),
+    env.XDG_RUNTIME_DIR?.trim() && join(env.XDG_RUNTIME_DIR.trim(), 'containers', 'auth.json'),
+  ].filter((p): p is string => Boolean(p));
   return { docker, containers };
 }
 

@@ -15,7 +15,10 @@ const REFRESH_MARGIN_MS = 120_000;
 export function checkScope(scope: string): string {
   const s = scope.trim();
   if (!/^[\x21-\x7e]{1,512}$/.test(s) || /["'\\]/.test(s)) {
-    throw new OciImportError('USAGE', `--scope "${scope.slice(0, 80)}" is not a scope; give the service's application ID URI with /.default, e.g. api://oci-import/.default`);
+    throw new OciImportError(
+      'USAGE',
+      `--scope "${scope.slice(0, 80)}" is not a scope; give the service's application ID URI with /.default, e.g. api://oci-import/.default`,
+    );
   }
   return s;
 }
@@ -31,14 +34,19 @@ export function bearerSource(scope: string, credential?: TokenCredential): () =>
       got = await chain.getToken(scope);
     } catch (err) {
       const why = (err as Error).message.replace(/\s+/g, ' ').slice(0, 600);
-      throw new OciImportError('SIGN_IN_FAILED', `no Entra ID token for ${scope} from DefaultAzureCredential (environment, workload identity, managed identity, az login): ${why}`);
+      throw new OciImportError(
+        'SIGN_IN_FAILED',
+        `no Entra ID token for ${scope} from DefaultAzureCredential (environment, workload identity, managed identity, az login): ${why}`,
+      );
     }
     if (!got) throw new OciImportError('SIGN_IN_FAILED', `DefaultAzureCredential returned no token for ${scope}`);
     return got;
   };
   return async () => {
     if (token && token.expiresOnTimestamp - REFRESH_MARGIN_MS > Date.now()) return token.token;
-    pending ??= fetchToken().finally(() => { pending = undefined; });
+    pending ??= fetchToken().finally(() => {
+      pending = undefined;
+    });
     token = await pending;
     return token.token;
   };

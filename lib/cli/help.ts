@@ -133,7 +133,9 @@ export function version(): string {
   if (typeof __OCI_IMPORT_VERSION__ === 'string') return __OCI_IMPORT_VERSION__;
   for (const up of ['../..', '../../..']) {
     try {
-      const pkg = JSON.parse(readFileSync(join(dirname(new URL(import.meta.url).pathname), up, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(
+        readFileSync(join(dirname(new URL(import.meta.url).pathname), up, 'package.json'), 'utf8'),
+      ) as { name?: string; version?: string };
       if (pkg.name === 'oci-import' && pkg.version) return pkg.version;
     } catch {
       // not this folder

@@ -27,19 +27,37 @@ export type { Io } from './io.js';
 export { USAGE } from './help.js';
 
 const OPTIONS = {
-  target: { type: 'string' }, 'target-username': { type: 'string' }, 'target-password': { type: 'string' },
-  'target-auth': { type: 'string' }, 'wait-rate-limit': { type: 'boolean' },
-  insecure: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  target: { type: 'string' },
+  'target-username': { type: 'string' },
+  'target-password': { type: 'string' },
+  'target-auth': { type: 'string' },
+  'wait-rate-limit': { type: 'boolean' },
+  insecure: { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
 } as const;
 const IMPORT_OPTIONS = {
-  source: { type: 'string' }, image: { type: 'string', multiple: true }, repository: { type: 'string' },
-  force: { type: 'boolean' }, platform: { type: 'string', multiple: true },
-  'include-referrers': { type: 'boolean' }, 'referrer-type': { type: 'string', multiple: true },
-  username: { type: 'string' }, password: { type: 'string' }, 'password-stdin': { type: 'boolean' }, registry: { type: 'string' },
+  source: { type: 'string' },
+  image: { type: 'string', multiple: true },
+  repository: { type: 'string' },
+  force: { type: 'boolean' },
+  platform: { type: 'string', multiple: true },
+  'include-referrers': { type: 'boolean' },
+  'referrer-type': { type: 'string', multiple: true },
+  username: { type: 'string' },
+  password: { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  registry: { type: 'string' },
 } as const;
-const SYNC_OPTIONS = { rules: { type: 'string' }, 'dry-run': { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' } } as const;
+const SYNC_OPTIONS = {
+  rules: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+} as const;
 
-type Values = Partial<Record<keyof typeof OPTIONS | keyof typeof IMPORT_OPTIONS | keyof typeof SYNC_OPTIONS, string | boolean | string[]>>;
+type Values = Partial<
+  Record<keyof typeof OPTIONS | keyof typeof IMPORT_OPTIONS | keyof typeof SYNC_OPTIONS, string | boolean | string[]>
+>;
 const str = (v: Values, k: keyof Values): string | undefined => v[k] as string | undefined;
 const flag = (v: Values, k: keyof Values): boolean => v[k] === true;
 const list = (v: Values, k: keyof Values): string[] | undefined => v[k] as string[] | undefined;
@@ -71,13 +89,20 @@ export async function main(argv: readonly string[], given: Io): Promise<number> 
     return 0;
   }
   // A deployed service (status, list, cancel, import with --endpoint or $OCI_IMPORT_ENDPOINT): its own module, loaded only for these.
-  if (command !== 'sync' && (command !== 'import' || io.env.OCI_IMPORT_ENDPOINT || rest.some((a) => a === '--endpoint' || a.startsWith('--endpoint=')))) {
+  if (
+    command !== 'sync' &&
+    (command !== 'import' ||
+      io.env.OCI_IMPORT_ENDPOINT ||
+      rest.some((a) => a === '--endpoint' || a.startsWith('--endpoint=')))
+  ) {
     return (await import('./remote.js')).remote(command, rest, io);
   }
   let redact = (t: string): string => t;
   try {
     const { values } = parseArgs({
-      args: [...rest], strict: true, allowPositionals: false,
+      args: [...rest],
+      strict: true,
+      allowPositionals: false,
       options: { ...OPTIONS, ...(command === 'import' ? IMPORT_OPTIONS : SYNC_OPTIONS) },
     }) as { values: Values };
     const session = await Session.open(command, values, io);
@@ -96,7 +121,10 @@ function failure(err: unknown, io: Io, redact: (t: string) => string): number {
     return 2;
   }
   // (INVALID_REQUEST of the request's side: what the command asked for cannot be imported, e.g. --repository with a tag)
-  if (['INVALID_SETTING', 'INVALID_REFERENCE', 'INVALID_RULES', 'INVALID_RESOURCE_ID'].includes(code) || (code === 'INVALID_REQUEST' && (err as OciImportError).side === 'request')) {
+  if (
+    ['INVALID_SETTING', 'INVALID_REFERENCE', 'INVALID_RULES', 'INVALID_RESOURCE_ID'].includes(code) ||
+    (code === 'INVALID_REQUEST' && (err as OciImportError).side === 'request')
+  ) {
     io.stderr.write(`oci-import: ${oneLine(redact(errorMessage(err)))}\n`);
     return 2;
   }
@@ -139,7 +167,8 @@ class Session {
     const env = io.env;
     const sourceSecret = command === 'import' ? await sourcePassword(values, io) : undefined;
     const targetPassword = str(values, 'target-password') ?? env.OCI_IMPORT_TARGET_PASSWORD;
-    if (str(values, 'target-password') !== undefined) warnCommandLineSecret(io, '--target-password', 'OCI_IMPORT_TARGET_PASSWORD');
+    if (str(values, 'target-password') !== undefined)
+      warnCommandLineSecret(io, '--target-password', 'OCI_IMPORT_TARGET_PASSWORD');
     // (a list, not a copy: credentials found later in a Docker config are redacted too)
     const secrets = [sourceSecret, targetPassword, env.TARGET_PASSWORD];
     const redact = (text: string): string => redactor(secrets)(text);
@@ -149,17 +178,33 @@ class Session {
     const targetHost = str(values, 'target') ?? loaded.targetRegistry;
     if (!targetHost) throw new UsageError('--target is required (or set TARGET_REGISTRY)');
     validateRegistry(targetHost);
-    const { asked, targetAuth, targetCredentials } = await targetSignIn(values, env, loaded, targetHost, targetPassword);
+    const { asked, targetAuth, targetCredentials } = await targetSignIn(
+      values,
+      env,
+      loaded,
+      targetHost,
+      targetPassword,
+    );
     secrets.push(targetCredentials?.password);
     // Unlike the service, whose steps end and resume, one CLI process streams each blob as one PATCH
     // (as `docker push` does) unless CHUNK_SIZE asks for chunks.
     const config: Config = {
-      ...loaded, targetAuth, chunkSize: env.CHUNK_SIZE?.trim() ? loaded.chunkSize : Infinity,
+      ...loaded,
+      targetAuth,
+      chunkSize: env.CHUNK_SIZE?.trim() ? loaded.chunkSize : Infinity,
       ...(asked === 'azure' ? { azureCredential: 'default' as const } : {}),
     };
     const registries = new Registries({
-      config, guardSources: false, targetCredentials, insecure: splitList((list(values, 'insecure') ?? []).join(',')),
-      retry: { ...DEFAULT_RETRY, maxRetryAfterMs: flag(values, 'wait-rate-limit') ? config.maxRetryAfterSeconds * 1000 : DEFAULT_RETRY.maxRetryAfterMs },
+      config,
+      guardSources: false,
+      targetCredentials,
+      insecure: splitList((list(values, 'insecure') ?? []).join(',')),
+      retry: {
+        ...DEFAULT_RETRY,
+        maxRetryAfterMs: flag(values, 'wait-rate-limit')
+          ? config.maxRetryAfterSeconds * 1000
+          : DEFAULT_RETRY.maxRetryAfterMs,
+      },
     });
     return new Session(values, io, config, registries, normalizeRegistry(targetHost), sourceSecret, redact, secrets);
   }
@@ -168,27 +213,42 @@ class Session {
     // loaded only for this command: the rules schema and tag selection cost start-up time
     const { runSync } = await import('./sync-command.js');
     return runSync({
-      rulesFile: str(this.values, 'rules')!, dryRun: flag(this.values, 'dry-run'), json: flag(this.values, 'json'),
+      rulesFile: str(this.values, 'rules')!,
+      dryRun: flag(this.values, 'dry-run'),
+      json: flag(this.values, 'json'),
       progress: !flag(this.values, 'quiet') && Boolean(this.io.stderr.isTTY),
-      config: this.config, registries: this.registries, target: this.target, io: this.io, redact: this.redact,
+      config: this.config,
+      registries: this.registries,
+      target: this.target,
+      io: this.io,
+      redact: this.redact,
     });
   }
 
   async import(): Promise<number> {
     const { request, source, credentials, resourceId } = await this.request();
-    const sides = { source: this.registries.source(source, credentials && { kind: 'inline', credentials }, resourceId), target: this.registries.target(this.target) };
+    const sides = {
+      source: this.registries.source(source, credentials && { kind: 'inline', credentials }, resourceId),
+      target: this.registries.target(this.target),
+    };
     const progress = new Progress(this.io.stderr, Boolean(this.io.stderr.isTTY));
-    const engine = engineFromConfig(this.config, { source: sides.source.client, target: sides.target.client }, {
-      events: {
-        onBytes: (n) => progress.bytes(n),
-        onBlobDone: (s: BlobState) => progress.blobDone(s),
-        onNotice: (m) => progress.notice(this.redact(m)),
+    const engine = engineFromConfig(
+      this.config,
+      { source: sides.source.client, target: sides.target.client },
+      {
+        events: {
+          onBytes: (n) => progress.bytes(n),
+          onBlobDone: (s: BlobState) => progress.blobDone(s),
+          onNotice: (m) => progress.notice(this.redact(m)),
+        },
       },
-    });
+    );
     let result;
     try {
       result = await runImport(engine, request, {
-        blobConcurrency: this.config.blobConcurrency, stepMs: this.config.stepBudgetSeconds * 1000, onPlan: (p) => progress.start(p),
+        blobConcurrency: this.config.blobConcurrency,
+        stepMs: this.config.stepBudgetSeconds * 1000,
+        onPlan: (p) => progress.start(p),
       });
     } catch (err) {
       throw this.registries.explain(err, sides);
@@ -199,7 +259,12 @@ class Session {
   }
 
   /** The import request from the flags; `--registry` may be an ACR's resource ID, resolved through Resource Manager. */
-  private async request(): Promise<{ request: ImportRequest; source: string; credentials?: Credentials; resourceId?: string }> {
+  private async request(): Promise<{
+    request: ImportRequest;
+    source: string;
+    credentials?: Credentials;
+    resourceId?: string;
+  }> {
     const v = this.values;
     let registry = str(v, 'registry');
     let resourceId: string | undefined;
@@ -211,19 +276,34 @@ class Session {
     if (registry !== undefined) validateRegistry(registry);
     const source = parseReference(str(v, 'source')!, registry ? { defaultRegistry: registry } : {});
     if (registry && source.registry !== normalizeRegistry(registry)) {
-      throw new UsageError(`--source names registry ${source.registry} but --registry is ${registry}; give the host in one of them only`);
+      throw new UsageError(
+        `--source names registry ${source.registry} but --registry is ${registry}; give the host in one of them only`,
+      );
     }
     const username = str(v, 'username');
     if (username !== undefined && this.sourceSecret === undefined) {
-      throw new UsageError('--username needs a password: --password-stdin, OCI_IMPORT_PASSWORD, or --password (give both the username and the password)');
+      throw new UsageError(
+        '--username needs a password: --password-stdin, OCI_IMPORT_PASSWORD, or --password (give both the username and the password)',
+      );
     }
     // no flag names a source credential: what `docker login` (or podman, skopeo…) stored for that registry
-    const credentials = this.sourceSecret === undefined ? (resourceId ? undefined : await dockerCredentials(source.registry, this.io.env))
-      : username === undefined ? entraTokenCredentials(this.sourceSecret) : { username, password: this.sourceSecret };
+    const credentials =
+      this.sourceSecret === undefined
+        ? resourceId
+          ? undefined
+          : await dockerCredentials(source.registry, this.io.env)
+        : username === undefined
+          ? entraTokenCredentials(this.sourceSecret)
+          : { username, password: this.sourceSecret };
     this.secrets.push(credentials?.password);
     const request: ImportRequest = {
-      source: registry ? formatReference(source) : str(v, 'source')!, target: this.target, images: list(v, 'image'),
-      repository: str(v, 'repository'), force: flag(v, 'force'), platforms: list(v, 'platform'), ...referrerOptions(v),
+      source: registry ? formatReference(source) : str(v, 'source')!,
+      target: this.target,
+      images: list(v, 'image'),
+      repository: str(v, 'repository'),
+      force: flag(v, 'force'),
+      platforms: list(v, 'platform'),
+      ...referrerOptions(v),
     };
     return { request, source: source.registry, credentials, resourceId };
   }
@@ -231,12 +311,27 @@ class Session {
   private print(result: Awaited<ReturnType<typeof runImport>>): void {
     const names = [...result.tagged, ...result.unchanged].map((n) => `${this.target}/${n}`);
     if (flag(this.values, 'json')) {
-      this.io.stdout.write(JSON.stringify({
-        source: str(this.values, 'source'), target: this.target, digest: result.digest, mediaType: result.mediaType,
-        tagged: result.tagged, unchanged: result.unchanged, notes: result.plan.notes,
-        ...(result.plan.referrers ? { referrers: referrerViews(result.plan) } : {}),
-        blobs: result.blobs.map((b) => ({ digest: b.digest, size: b.size, outcome: b.phase === 'done' ? b.outcome : undefined })),
-      }, null, 2) + '\n');
+      this.io.stdout.write(
+        JSON.stringify(
+          {
+            source: str(this.values, 'source'),
+            target: this.target,
+            digest: result.digest,
+            mediaType: result.mediaType,
+            tagged: result.tagged,
+            unchanged: result.unchanged,
+            notes: result.plan.notes,
+            ...(result.plan.referrers ? { referrers: referrerViews(result.plan) } : {}),
+            blobs: result.blobs.map((b) => ({
+              digest: b.digest,
+              size: b.size,
+              outcome: b.phase === 'done' ? b.outcome : undefined,
+            })),
+          },
+          null,
+          2,
+        ) + '\n',
+      );
       return;
     }
     const repositories = [...new Set(result.plan.target.refs.map((r) => r.repository))];
@@ -246,24 +341,39 @@ class Session {
 }
 
 /** How the CLI signs in to the target: flags, then settings, then what `docker login` (podman, skopeo…) stored. */
-async function targetSignIn(values: Values, env: Io['env'], loaded: Config, targetHost: string, targetPassword: string | undefined): Promise<{
-  asked: string; targetAuth: TargetAuth; targetCredentials?: Credentials;
+async function targetSignIn(
+  values: Values,
+  env: Io['env'],
+  loaded: Config,
+  targetHost: string,
+  targetPassword: string | undefined,
+): Promise<{
+  asked: string;
+  targetAuth: TargetAuth;
+  targetCredentials?: Credentials;
 }> {
   const targetUser = str(values, 'target-username');
   if (targetUser !== undefined && targetPassword === undefined) {
-    throw new UsageError('--target-username needs a password: set OCI_IMPORT_TARGET_PASSWORD (or give --target-password)');
+    throw new UsageError(
+      '--target-username needs a password: set OCI_IMPORT_TARGET_PASSWORD (or give --target-password)',
+    );
   }
   const asked = str(values, 'target-auth') ?? (targetUser ? 'basic' : loaded.targetAuth);
-  if (!['azure', 'managed-identity', 'basic', 'anonymous'].includes(asked)) throw new UsageError(`--target-auth "${asked}" is not one of azure, managed-identity, basic, anonymous`);
+  if (!['azure', 'managed-identity', 'basic', 'anonymous'].includes(asked))
+    throw new UsageError(`--target-auth "${asked}" is not one of azure, managed-identity, basic, anonymous`);
   // azure: DefaultAzureCredential (az login, environment, workload identity, managed identity), then the ACR exchange
-  const targetAuth: TargetAuth = asked === 'azure' ? 'managed-identity' : asked as TargetAuth;
+  const targetAuth: TargetAuth = asked === 'azure' ? 'managed-identity' : (asked as TargetAuth);
   if (targetUser) return { asked, targetAuth, targetCredentials: { username: targetUser, password: targetPassword! } };
   // no flag and no setting names a target credential: what `docker login` (or podman, skopeo…) stored for it
-  const fromStore = str(values, 'target-auth') === undefined && !env.TARGET_AUTH?.trim() && targetAuth === 'anonymous'
-    ? await dockerCredentials(targetHost, env) : undefined;
+  const fromStore =
+    str(values, 'target-auth') === undefined && !env.TARGET_AUTH?.trim() && targetAuth === 'anonymous'
+      ? await dockerCredentials(targetHost, env)
+      : undefined;
   if (fromStore) return { asked, targetAuth: 'basic', targetCredentials: fromStore };
   if (targetAuth === 'basic' && !loaded.targetUsername) {
-    throw new UsageError('--target-auth basic needs --target-username and a password (or TARGET_USERNAME/TARGET_PASSWORD)');
+    throw new UsageError(
+      '--target-auth basic needs --target-username and a password (or TARGET_USERNAME/TARGET_PASSWORD)',
+    );
   }
   return { asked, targetAuth };
 }
@@ -271,9 +381,15 @@ async function targetSignIn(values: Values, env: Io['env'], loaded: Config, targ
 /** `--include-referrers` and its `--referrer-type`s (media types, as the request schema checks them). */
 function referrerOptions(v: Values): Pick<ImportRequest, 'includeReferrers' | 'referrerTypes'> {
   const types = list(v, 'referrer-type');
-  if (types && !flag(v, 'include-referrers')) throw new UsageError('--referrer-type selects which referrers --include-referrers copies: give --include-referrers too');
+  if (types && !flag(v, 'include-referrers'))
+    throw new UsageError(
+      '--referrer-type selects which referrers --include-referrers copies: give --include-referrers too',
+    );
   const bad = types?.find((t) => !MEDIA_TYPE.test(t));
-  if (bad !== undefined) throw new UsageError(`--referrer-type "${bad}" is not a media type (e.g. application/vnd.dev.cosign.artifact.sig.v1+json)`);
+  if (bad !== undefined)
+    throw new UsageError(
+      `--referrer-type "${bad}" is not a media type (e.g. application/vnd.dev.cosign.artifact.sig.v1+json)`,
+    );
   return flag(v, 'include-referrers') ? { includeReferrers: true, ...(types ? { referrerTypes: types } : {}) } : {};
 }
 
@@ -295,7 +411,9 @@ async function sourcePassword(values: Values, io: Io): Promise<string | undefine
 }
 
 function warnCommandLineSecret(io: Io, option: string, variable: string): void {
-  io.stderr.write(`oci-import: warning: ${option} on the command line is visible to other users of this machine (ps); use ${option === '--password' ? '--password-stdin or ' : ''}$${variable} instead\n`);
+  io.stderr.write(
+    `oci-import: warning: ${option} on the command line is visible to other users of this machine (ps); use ${option === '--password' ? '--password-stdin or ' : ''}$${variable} instead\n`,
+  );
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {

@@ -19,7 +19,10 @@ export class Progress {
   private lastDraw = 0;
   private lastStatus: string | undefined;
 
-  constructor(private readonly out: NodeJS.WritableStream, private readonly tty: boolean) {}
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly tty: boolean,
+  ) {}
 
   start(plan: ImportPlan): void {
     const repos = new Set(plan.target.refs.map((r) => r.repository)).size;
@@ -27,7 +30,9 @@ export class Progress {
     this.total = plan.blobs.reduce((n, b) => n + b.size, 0) * repos;
     this.started = Date.now();
     const referrers = plan.referrers ? ` (${plan.referrers.length} referrer(s))` : '';
-    this.line(`plan: ${plan.manifests.length} manifest(s)${referrers}, ${plan.blobs.length} blob(s), ${fmt(this.total / repos)} from ${plan.source.registry}/${plan.source.repository}`);
+    this.line(
+      `plan: ${plan.manifests.length} manifest(s)${referrers}, ${plan.blobs.length} blob(s), ${fmt(this.total / repos)} from ${plan.source.registry}/${plan.source.repository}`,
+    );
     for (const note of plan.notes) this.line(`note: ${note}`);
   }
 
@@ -40,7 +45,8 @@ export class Progress {
     if (s.phase !== 'done') return;
     this.blobsDone++;
     if (s.outcome !== 'copied') this.copied += s.size;
-    if (!this.tty) this.line(`blob ${s.digest.slice(0, 19)}… ${s.outcome} (${fmt(s.size)}) [${this.blobsDone}/${this.blobsTotal}]`);
+    if (!this.tty)
+      this.line(`blob ${s.digest.slice(0, 19)}… ${s.outcome} (${fmt(s.size)}) [${this.blobsDone}/${this.blobsTotal}]`);
     this.draw(true);
   }
 
@@ -48,14 +54,23 @@ export class Progress {
    * The service's numbers for an import followed at an endpoint (`import --endpoint`): the same line, from
    * absolute values. Off a terminal, a line whenever the status or the blob count changes.
    */
-  remote(status: string, p: { readonly bytesTotal: number; readonly bytesCopied: number; readonly blobsDone: number; readonly blobsTotal: number }): void {
+  remote(
+    status: string,
+    p: {
+      readonly bytesTotal: number;
+      readonly bytesCopied: number;
+      readonly blobsDone: number;
+      readonly blobsTotal: number;
+    },
+  ): void {
     const changed = status !== this.lastStatus || p.blobsDone !== this.blobsDone;
     if (status !== this.lastStatus && this.lastStatus === undefined) this.started = Date.now();
     this.total = p.bytesTotal;
     this.copied = p.bytesCopied;
     this.blobsTotal = p.blobsTotal;
     this.blobsDone = p.blobsDone;
-    if (!this.tty && changed) this.line(`${status}: ${fmt(this.copied)} / ${fmt(this.total)}, blobs ${this.blobsDone}/${this.blobsTotal}`);
+    if (!this.tty && changed)
+      this.line(`${status}: ${fmt(this.copied)} / ${fmt(this.total)}, blobs ${this.blobsDone}/${this.blobsTotal}`);
     else if (this.tty && status !== this.lastStatus) this.line(status);
     this.lastStatus = status;
     this.draw(true);
@@ -82,6 +97,8 @@ export class Progress {
     if (!force && now - this.lastDraw < REDRAW_MS) return;
     this.lastDraw = now;
     const seconds = Math.max(0.001, (now - this.started) / 1000);
-    rawStream(this.out).write(`\r\x1b[K${fmt(this.copied)} / ${fmt(this.total)}  ${fmt(this.copied / seconds)}/s  blobs ${this.blobsDone}/${this.blobsTotal}`);
+    rawStream(this.out).write(
+      `\r\x1b[K${fmt(this.copied)} / ${fmt(this.total)}  ${fmt(this.copied / seconds)}/s  blobs ${this.blobsDone}/${this.blobsTotal}`,
+    );
   }
 }

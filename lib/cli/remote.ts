@@ -19,14 +19,34 @@ import { oneLine } from './terminal.js';
 import { UsageError } from './usage-error.js';
 
 export const REMOTE_OPTIONS = {
-  endpoint: { type: 'string' }, key: { type: 'string' }, scope: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-  'no-wait': { type: 'boolean' }, source: { type: 'string' }, image: { type: 'string', multiple: true }, repository: { type: 'string' },
-  registry: { type: 'string' }, force: { type: 'boolean' }, platform: { type: 'string', multiple: true },
-  'include-referrers': { type: 'boolean' }, 'referrer-type': { type: 'string', multiple: true }, credential: { type: 'string' }, username: { type: 'string' },
-  'password-stdin': { type: 'boolean' }, password: { type: 'string' }, status: { type: 'string' }, limit: { type: 'string' }, wait: { type: 'boolean' },
+  endpoint: { type: 'string' },
+  key: { type: 'string' },
+  scope: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  'no-wait': { type: 'boolean' },
+  source: { type: 'string' },
+  image: { type: 'string', multiple: true },
+  repository: { type: 'string' },
+  registry: { type: 'string' },
+  force: { type: 'boolean' },
+  platform: { type: 'string', multiple: true },
+  'include-referrers': { type: 'boolean' },
+  'referrer-type': { type: 'string', multiple: true },
+  credential: { type: 'string' },
+  username: { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  password: { type: 'string' },
+  status: { type: 'string' },
+  limit: { type: 'string' },
+  wait: { type: 'boolean' },
   // local-only options, refused with a reason
-  target: { type: 'string' }, 'target-username': { type: 'string' }, 'target-password': { type: 'string' }, 'target-auth': { type: 'string' },
-  insecure: { type: 'string', multiple: true }, 'wait-rate-limit': { type: 'boolean' },
+  target: { type: 'string' },
+  'target-username': { type: 'string' },
+  'target-password': { type: 'string' },
+  'target-auth': { type: 'string' },
+  insecure: { type: 'string', multiple: true },
+  'wait-rate-limit': { type: 'boolean' },
 } as const;
 
 type Values = Partial<Record<keyof typeof REMOTE_OPTIONS, string | boolean | string[]>>;
@@ -35,12 +55,24 @@ type Values = Partial<Record<keyof typeof REMOTE_OPTIONS, string | boolean | str
 const JSON_PRINTED = new WeakSet<object>();
 /** Polling without a Retry-After from the service. */
 const DEFAULT_POLL_MS = 5_000;
-const LOCAL_ONLY: readonly (keyof Values)[] = ['target', 'target-username', 'target-password', 'target-auth', 'insecure', 'wait-rate-limit'];
+const LOCAL_ONLY: readonly (keyof Values)[] = [
+  'target',
+  'target-username',
+  'target-password',
+  'target-auth',
+  'insecure',
+  'wait-rate-limit',
+];
 
 /** Runs a command against `--endpoint` (or $OCI_IMPORT_ENDPOINT). */
 export async function remote(command: string, args: readonly string[], io: Io): Promise<number> {
   try {
-    const { values, positionals } = parseArgs({ args: [...args], options: REMOTE_OPTIONS, strict: true, allowPositionals: command !== 'import' }) as { values: Values; positionals: string[] };
+    const { values, positionals } = parseArgs({
+      args: [...args],
+      options: REMOTE_OPTIONS,
+      strict: true,
+      allowPositionals: command !== 'import',
+    }) as { values: Values; positionals: string[] };
     if (values.help) {
       io.stdout.write((await import('./help.js')).commandHelp(command));
       return 0;
@@ -60,14 +92,23 @@ export async function remote(command: string, args: readonly string[], io: Io): 
 }
 
 function clientOf(values: Values, io: Io): ImportsClient {
-  const endpoint = values.endpoint as string | undefined ?? io.env.OCI_IMPORT_ENDPOINT;
-  if (!endpoint) throw new UsageError('--endpoint is required (the API base, e.g. https://myapp.azurewebsites.net/api; or OCI_IMPORT_ENDPOINT)');
-  const scope = values.scope as string | undefined ?? (io.env.OCI_IMPORT_SCOPE?.trim() || undefined);
-  if (scope !== undefined && values.key !== undefined) throw new UsageError('--key and --scope are two ways in: a function key, or an Entra ID token for a service with AUTH_MODE=entra; give one');
-  if (values.key !== undefined) io.stderr.write('oci-import: warning: --key on the command line is visible to other users of this machine (ps); use $OCI_IMPORT_KEY instead\n');
+  const endpoint = (values.endpoint as string | undefined) ?? io.env.OCI_IMPORT_ENDPOINT;
+  if (!endpoint)
+    throw new UsageError(
+      '--endpoint is required (the API base, e.g. https://myapp.azurewebsites.net/api; or OCI_IMPORT_ENDPOINT)',
+    );
+  const scope = (values.scope as string | undefined) ?? (io.env.OCI_IMPORT_SCOPE?.trim() || undefined);
+  if (scope !== undefined && values.key !== undefined)
+    throw new UsageError(
+      '--key and --scope are two ways in: a function key, or an Entra ID token for a service with AUTH_MODE=entra; give one',
+    );
+  if (values.key !== undefined)
+    io.stderr.write(
+      'oci-import: warning: --key on the command line is visible to other users of this machine (ps); use $OCI_IMPORT_KEY instead\n',
+    );
   try {
     if (scope !== undefined) return new ImportsClient(endpoint, bearerSource(checkScope(scope)));
-    return new ImportsClient(endpoint, values.key as string | undefined ?? (io.env.OCI_IMPORT_KEY || undefined));
+    return new ImportsClient(endpoint, (values.key as string | undefined) ?? (io.env.OCI_IMPORT_KEY || undefined));
   } catch (err) {
     throw new UsageError(errorMessage(err));
   }
@@ -79,7 +120,9 @@ function failed(err: unknown, io: Io): number {
     io.stderr.write(`oci-import: ${errorMessage(err)}\nRun "oci-import --help" for usage.\n`);
     return 2;
   }
-  io.stderr.write(`oci-import: ${err instanceof ApiError && err.status ? `the service refused (${err.status}) ` : ''}[${oneLine(code)}]: ${oneLine(errorMessage(err))}\n`);
+  io.stderr.write(
+    `oci-import: ${err instanceof ApiError && err.status ? `the service refused (${err.status}) ` : ''}[${oneLine(code)}]: ${oneLine(errorMessage(err))}\n`,
+  );
   return 1;
 }
 
@@ -87,7 +130,10 @@ function failed(err: unknown, io: Io): number {
 
 async function importRemote(client: ImportsClient, values: Values, io: Io): Promise<number> {
   const refused = LOCAL_ONLY.find((k) => values[k] !== undefined);
-  if (refused) throw new UsageError(`--${refused} is for a local import; with --endpoint (or $OCI_IMPORT_ENDPOINT) the deployment owns its target registry and its settings`);
+  if (refused)
+    throw new UsageError(
+      `--${refused} is for a local import; with --endpoint (or $OCI_IMPORT_ENDPOINT) the deployment owns its target registry and its settings`,
+    );
   const created = await client.create(await requestBody(values, io));
   const { id, statusUrl } = created.body;
   if (values['no-wait']) {
@@ -103,13 +149,21 @@ async function importRemote(client: ImportsClient, values: Values, io: Io): Prom
 async function requestBody(values: Values, io: Io): Promise<Record<string, unknown>> {
   if (!values.source) throw new UsageError('--source is required');
   const password = await passwordOf(values, io);
-  if (values.username !== undefined && password === undefined) throw new UsageError('--username needs a password: --password-stdin or OCI_IMPORT_PASSWORD');
-  if (password !== undefined && values.credential !== undefined) throw new UsageError('give either --username/--password-stdin or --credential, not both');
+  if (values.username !== undefined && password === undefined)
+    throw new UsageError('--username needs a password: --password-stdin or OCI_IMPORT_PASSWORD');
+  if (password !== undefined && values.credential !== undefined)
+    throw new UsageError('give either --username/--password-stdin or --credential, not both');
   const body: Record<string, unknown> = { source: values.source };
   const fields: [string, unknown][] = [
-    ['images', values.image], ['repository', values.repository], ['registry', values.registry], ['platforms', values.platform],
-    ['credential', values.credential], ['username', values.username], ['password', password],
-    ['force', values.force || undefined], ['includeReferrers', values['include-referrers'] || undefined],
+    ['images', values.image],
+    ['repository', values.repository],
+    ['registry', values.registry],
+    ['platforms', values.platform],
+    ['credential', values.credential],
+    ['username', values.username],
+    ['password', password],
+    ['force', values.force || undefined],
+    ['includeReferrers', values['include-referrers'] || undefined],
     ['referrerTypes', values['referrer-type']],
   ];
   for (const [name, value] of fields) if (value !== undefined) body[name] = value;
@@ -117,16 +171,21 @@ async function requestBody(values: Values, io: Io): Promise<Record<string, unkno
 }
 
 async function passwordOf(values: Values, io: Io): Promise<string | undefined> {
-  if (values['password-stdin'] && values.password !== undefined) throw new UsageError('--password and --password-stdin are mutually exclusive');
+  if (values['password-stdin'] && values.password !== undefined)
+    throw new UsageError('--password and --password-stdin are mutually exclusive');
   if (values['password-stdin']) {
     const chunks: Buffer[] = [];
     for await (const c of io.stdin ?? process.stdin) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
-    const text = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    const text = Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
     if (!text) throw new UsageError('--password-stdin: standard input was empty');
     return text;
   }
   if (values.password !== undefined) {
-    io.stderr.write('oci-import: warning: --password on the command line is visible to other users of this machine (ps); use --password-stdin or $OCI_IMPORT_PASSWORD instead\n');
+    io.stderr.write(
+      'oci-import: warning: --password on the command line is visible to other users of this machine (ps); use --password-stdin or $OCI_IMPORT_PASSWORD instead\n',
+    );
     return values.password as string;
   }
   return io.env.OCI_IMPORT_PASSWORD || undefined;
@@ -187,12 +246,15 @@ async function status(client: ImportsClient, id: string, io: Io, json: boolean):
 async function list(client: ImportsClient, values: Values, io: Io, json: boolean): Promise<number> {
   const raw = values.limit as string | undefined;
   const limit = raw === undefined ? 20 : Number(raw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError('--limit must be a whole number from 1 to 10000');
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+    throw new UsageError('--limit must be a whole number from 1 to 10000');
   const value: ImportView[] = [];
   let next: string | undefined;
   // Pages of at most 100 (the service's largest), followed until `limit` imports are in.
   do {
-    const page = await client.list(next ? { next } : { status: values.status as string | undefined, limit: Math.min(100, limit) });
+    const page = await client.list(
+      next ? { next } : { status: values.status as string | undefined, limit: Math.min(100, limit) },
+    );
     value.push(...page.body.value.slice(0, limit - value.length));
     next = page.body.nextLink;
   } while (next && value.length < limit);

@@ -40,7 +40,12 @@ export async function runSync(c: SyncCommand): Promise<number> {
   const deadline = passDeadline(c.config);
   const progress = new SyncProgress(c.progress ? rawStream(c.io.stderr) : undefined);
   const plan = await planSync(rules, {
-    target: c.target, targetClient, sourceClient, maxTags: c.config.maxTags, concurrency: c.config.syncConcurrency, signal: deadline.signal,
+    target: c.target,
+    targetClient,
+    sourceClient,
+    maxTags: c.config.maxTags,
+    concurrency: c.config.syncConcurrency,
+    signal: deadline.signal,
     onCompared: () => progress.compared(),
   }).finally(deadline.clear);
   progress.plan(plan.items.filter((i) => i.action !== 'unchanged' && !c.dryRun).length);
@@ -48,12 +53,20 @@ export async function runSync(c: SyncCommand): Promise<number> {
   // The imports run SYNC_CONCURRENCY at once, their ranged GETs within one shared part pool (bounded memory).
   const partPool = new PartPool(2 * c.config.fetchConcurrency, c.config.copyMemory);
   const results = await mapLimited(plan.items, c.config.syncConcurrency, async (item): Promise<SyncResult> => {
-    if (item.action === 'unchanged' || c.dryRun) return { ...item, outcome: item.action === 'unchanged' ? 'unchanged' : 'would import' };
+    if (item.action === 'unchanged' || c.dryRun)
+      return { ...item, outcome: item.action === 'unchanged' ? 'unchanged' : 'would import' };
     progress.running(1);
     try {
       const src = parseReference(item.request!.source);
-      const engine = engineFromConfig(c.config, { source: sourceClient(src.registry, rules[item.rule]!.credential), target: targetClient }, { partPool });
-      const r = await runImport(engine, item.request!, { blobConcurrency: c.config.blobConcurrency, stepMs: c.config.stepBudgetSeconds * 1000 });
+      const engine = engineFromConfig(
+        c.config,
+        { source: sourceClient(src.registry, rules[item.rule]!.credential), target: targetClient },
+        { partPool },
+      );
+      const r = await runImport(engine, item.request!, {
+        blobConcurrency: c.config.blobConcurrency,
+        stepMs: c.config.stepBudgetSeconds * 1000,
+      });
       return { ...item, outcome: 'imported', digest: r.digest };
     } catch (err) {
       return { ...item, outcome: 'failed', error: `[${errorCode(err)}] ${(err as Error).message}` };
@@ -79,19 +92,35 @@ async function readRulesFile(file: string): Promise<string> {
 function printResults(c: SyncCommand, plan: SyncPlan, results: readonly SyncResult[]): void {
   const out = (line: string): void => void c.io.stdout.write(c.redact(line) + '\n');
   if (c.json) {
-    c.io.stdout.write(c.redact(JSON.stringify({
-      dryRun: c.dryRun, rules: plan.rules, tagsSeen: plan.tagsSeen,
-      items: results.map(({ request: _request, ...r }) => r), errors: plan.errors,
-    }, null, 2)) + '\n');
+    c.io.stdout.write(
+      c.redact(
+        JSON.stringify(
+          {
+            dryRun: c.dryRun,
+            rules: plan.rules,
+            tagsSeen: plan.tagsSeen,
+            items: results.map(({ request: _request, ...r }) => r),
+            errors: plan.errors,
+          },
+          null,
+          2,
+        ),
+      ) + '\n',
+    );
   } else {
     for (const r of results) {
-      out(`${r.outcome.padEnd(12)} ${r.source} → ${c.target}/${r.target}  ${r.digest ?? r.sourceDigest}${r.reason ? ` (new ${r.reason})` : ''}${r.error ? `  ${r.error}` : ''}`);
+      out(
+        `${r.outcome.padEnd(12)} ${r.source} → ${c.target}/${r.target}  ${r.digest ?? r.sourceDigest}${r.reason ? ` (new ${r.reason})` : ''}${r.error ? `  ${r.error}` : ''}`,
+      );
     }
-    for (const e of plan.errors) out(`error        rule ${e.rule}${e.tag ? ` tag ${e.tag}` : ''}: [${e.code}] ${e.message}`);
+    for (const e of plan.errors)
+      out(`error        rule ${e.rule}${e.tag ? ` tag ${e.tag}` : ''}: [${e.code}] ${e.message}`);
     const count = (o: string) => results.filter((r) => r.outcome === o).length;
-    out(`${c.dryRun ? 'dry run: ' : ''}${plan.rules} rule(s), ${plan.tagsSeen} tag(s) seen${plan.tagsInvalid ? ` (${plan.tagsInvalid} not valid tags, left out)` : ''}, ${results.length} selected: `
-      + `${count('imported')} imported, ${count('would import')} to import, ${count('unchanged')} unchanged, `
-      + `${count('failed') + plan.errors.length} failed`);
+    out(
+      `${c.dryRun ? 'dry run: ' : ''}${plan.rules} rule(s), ${plan.tagsSeen} tag(s) seen${plan.tagsInvalid ? ` (${plan.tagsInvalid} not valid tags, left out)` : ''}, ${results.length} selected: ` +
+        `${count('imported')} imported, ${count('would import')} to import, ${count('unchanged')} unchanged, ` +
+        `${count('failed') + plan.errors.length} failed`,
+    );
   }
 }
 

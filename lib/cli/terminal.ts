@@ -29,7 +29,10 @@ type Stream = NodeJS.WritableStream & { isTTY?: boolean };
 export function printableStream<T extends Stream>(stream: T): T & { readonly raw: T } {
   if ((stream as { raw?: T }).raw) return stream as T & { raw: T };
   const write = (chunk: unknown, ...rest: unknown[]): boolean =>
-    (stream.write as (c: unknown, ...r: unknown[]) => boolean)(typeof chunk === 'string' ? printable(chunk) : chunk, ...rest);
+    (stream.write as (c: unknown, ...r: unknown[]) => boolean)(
+      typeof chunk === 'string' ? printable(chunk) : chunk,
+      ...rest,
+    );
   return new Proxy(stream, {
     get(target, prop) {
       if (prop === 'write') return write;

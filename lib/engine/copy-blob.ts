@@ -82,11 +82,19 @@ export async function copyBlob(state: BlobState, budget: StepBudget, o: CopyBlob
 const ABANDON_MS = 10_000;
 
 /** The ladder's first rungs: done when the target has the blob, or can mount it from a repository that has. */
-async function presentOrMounted(state: BlobState, o: CopyBlobOptions, signal?: AbortSignal): Promise<BlobState | undefined> {
+async function presentOrMounted(
+  state: BlobState,
+  o: CopyBlobOptions,
+  signal?: AbortSignal,
+): Promise<BlobState | undefined> {
   const existing = await o.target.headBlob(state.repository, state.digest, { signal });
   if (existing !== undefined) {
     if (existing >= 0 && existing !== state.size) {
-      throw new ImportError('BLOB_SIZE_MISMATCH', `target ${o.target.registry}/${state.repository} holds ${state.digest} with ${existing} bytes, the source says ${state.size}`, { side: 'target' });
+      throw new ImportError(
+        'BLOB_SIZE_MISMATCH',
+        `target ${o.target.registry}/${state.repository} holds ${state.digest} with ${existing} bytes, the source says ${state.size}`,
+        { side: 'target' },
+      );
     }
     // (a step whose final PUT succeeded but whose answer or checkpoint was lost lands here too)
     if (state.phase === 'uploading') await o.target.cancelUpload(state.location, { signal });
@@ -94,7 +102,7 @@ async function presentOrMounted(state: BlobState, o: CopyBlobOptions, signal?: A
   }
   if (state.phase !== 'pending') return undefined;
   for (const from of o.mountFrom) {
-    if (from !== state.repository && await o.target.mountBlob(state.repository, state.digest, from, { signal })) {
+    if (from !== state.repository && (await o.target.mountBlob(state.repository, state.digest, from, { signal }))) {
       return { ...base(state), phase: 'done', outcome: 'mounted' };
     }
   }
@@ -131,12 +139,25 @@ class Upload {
   /** A checkpoint written behind that failed: it ends the step at the next chunk. */
   private saveFailure: { error: unknown } | undefined;
 
-  constructor(state: BlobState, private readonly budget: StepBudget, private readonly o: CopyBlobOptions) {
+  constructor(
+    state: BlobState,
+    private readonly budget: StepBudget,
+    private readonly o: CopyBlobOptions,
+  ) {
     this.s = state;
     this.pace = new Pace(state.phase === 'uploading' ? state.offset : 0, budget);
     this.reader = new PartReader({
-      source: o.source, repository: o.sourceRepository, digest: state.digest, size: state.size, concurrency: o.fetchConcurrency,
-      partSize: o.partSize, partGrowth: o.partGrowth, pool: o.partPool, retry: o.partRetry ?? o.source.retryPolicy, signal: budget.signal, events: o.events,
+      source: o.source,
+      repository: o.sourceRepository,
+      digest: state.digest,
+      size: state.size,
+      concurrency: o.fetchConcurrency,
+      partSize: o.partSize,
+      partGrowth: o.partGrowth,
+      pool: o.partPool,
+      retry: o.partRetry ?? o.source.retryPolicy,
+      signal: budget.signal,
+      events: o.events,
       wanted: (offset) => this.pace.wanted(offset, this.s, this.chunks, this.chunkLength()),
     });
   }
@@ -147,28 +168,36 @@ class Upload {
 
   /** Cancels the open session (best effort, bounded: the step's own signal may have ended already). */
   async abandon(): Promise<void> {
-    if (this.s.phase === 'uploading') await this.o.target.cancelUpload(this.s.location, { signal: AbortSignal.timeout(ABANDON_MS) });
+    if (this.s.phase === 'uploading')
+      await this.o.target.cancelUpload(this.s.location, { signal: AbortSignal.timeout(ABANDON_MS) });
   }
 
   async run(): Promise<BlobState> {
     this.s = await this.open(this.s);
-    return retry(async (attempt) => {
-      try {
-        if (attempt > 1) await this.recover();
-        return await this.loop();
-      } catch (err) {
-        if (this.budget.signal?.aborted) throw err;
-        // what the copy did not attribute is the target's (the source's parts and storage say so themselves)
-        throw onSide(err, 'target');
-      }
-    }, this.o.sessionRetry ?? DEFAULT_SESSION_RETRY, {
-      signal: this.budget.signal,
-      // the target failed a chunk: worth another session; the source failing, storage, or a refusal is not
-      retryable: (err) => !(err instanceof ImportError) && (err as OciImportError).side === 'target' && (isTemporary(err) || isSessionError(err)),
-      onRetry: (err) => {
-        this.failure = err;
+    return retry(
+      async (attempt) => {
+        try {
+          if (attempt > 1) await this.recover();
+          return await this.loop();
+        } catch (err) {
+          if (this.budget.signal?.aborted) throw err;
+          // what the copy did not attribute is the target's (the source's parts and storage say so themselves)
+          throw onSide(err, 'target');
+        }
       },
-    });
+      this.o.sessionRetry ?? DEFAULT_SESSION_RETRY,
+      {
+        signal: this.budget.signal,
+        // the target failed a chunk: worth another session; the source failing, storage, or a refusal is not
+        retryable: (err) =>
+          !(err instanceof ImportError) &&
+          (err as OciImportError).side === 'target' &&
+          (isTemporary(err) || isSessionError(err)),
+        onRetry: (err) => {
+          this.failure = err;
+        },
+      },
+    );
   }
 
   /**
@@ -204,13 +233,15 @@ class Upload {
 
   private saveBehind(s: BlobState): void {
     // the checkpoint is the job store's work, retried by its own loop (an ETag conflict), not by the session's
-    this.saving = this.saving.then(() => outsideRetry(() => this.write(s))).catch((error: unknown) => {
-      this.saveFailure ??= { error };
-    });
+    this.saving = this.saving
+      .then(() => outsideRetry(() => this.write(s)))
+      .catch((error: unknown) => {
+        this.saveFailure ??= { error };
+      });
   }
 
   private chunkLength(): number {
-    return Math.max(this.o.chunkSize, this.s.phase === 'uploading' ? this.s.minChunkLength ?? 0 : 0);
+    return Math.max(this.o.chunkSize, this.s.phase === 'uploading' ? (this.s.minChunkLength ?? 0) : 0);
   }
 
   /** One transition: the next chunk as a PATCH, or the last bytes (or none) with the final PUT. */
@@ -229,7 +260,13 @@ class Upload {
     let sent = false;
     try {
       const location = Number.isFinite(this.chunkLength())
-        ? await target.patchUpload(s.repository, s.location, start, { length: end - start, chunks: body }, { signal: this.budget.signal })
+        ? await target.patchUpload(
+            s.repository,
+            s.location,
+            start,
+            { length: end - start, chunks: body },
+            { signal: this.budget.signal },
+          )
         : await target.streamUpload(s.repository, s.location, body, end - start, { signal: this.budget.signal });
       sent = true;
       return { ...s, location, offset: end };
@@ -244,10 +281,18 @@ class Upload {
     const data = part?.data;
     let sent = false;
     try {
-      const computed = this.hash ? `sha256:${this.hash.copy().update(data ?? Buffer.alloc(0)).digest('hex')}` : undefined;
+      const computed = this.hash
+        ? `sha256:${this.hash
+            .copy()
+            .update(data ?? Buffer.alloc(0))
+            .digest('hex')}`
+        : undefined;
       if (computed && s.digest.startsWith('sha256:') && computed !== s.digest) {
         await this.o.target.cancelUpload(s.location);
-        throw new ImportError('DIGEST_MISMATCH', `the source served bytes for ${s.digest} that hash to ${computed}`, { temporary: true, side: 'source' });
+        throw new ImportError('DIGEST_MISMATCH', `the source served bytes for ${s.digest} that hash to ${computed}`, {
+          temporary: true,
+          side: 'source',
+        });
       }
       this.inFlight = { from: start, length: data?.length ?? 0, final: true, sent: 0 };
       await this.o.target.finishUpload(s.repository, s.location, s.digest, start, data, { signal: this.budget.signal });
@@ -284,7 +329,10 @@ class Upload {
     this.inFlight = undefined;
     if (s.phase !== 'uploading') return;
     const signal = this.budget.signal;
-    if (lost?.final && await this.o.target.headBlob(s.repository, s.digest, { signal }).catch(() => undefined) === s.size) {
+    if (
+      lost?.final &&
+      (await this.o.target.headBlob(s.repository, s.digest, { signal }).catch(() => undefined)) === s.size
+    ) {
       this.s = { ...base(s), phase: 'done', outcome: 'copied' };
       if (lost.length) this.o.events?.onBytes?.(lost.length);
       return;
@@ -294,7 +342,9 @@ class Upload {
     if (!kept && lost?.sent) this.o.events?.onBytes?.(-lost.sent);
     if (next.phase === 'uploading' && next.offset === 0) this.hash = createHash('sha256');
     else if (!kept) this.hash = undefined;
-    this.o.events?.onNotice?.(`upload of ${s.digest} ${next.sessions !== s.sessions ? 'restarted in a new session' : `resumed at ${next.offset}`} after: ${(this.failure as Error | undefined)?.message ?? 'a failed request'}`);
+    this.o.events?.onNotice?.(
+      `upload of ${s.digest} ${next.sessions !== s.sessions ? 'restarted in a new session' : `resumed at ${next.offset}`} after: ${(this.failure as Error | undefined)?.message ?? 'a failed request'}`,
+    );
     this.s = next;
     await this.save(next);
   }
@@ -325,23 +375,35 @@ class Upload {
       const status = await target.uploadStatus(state.repository, state.location, { signal }).catch(() => undefined);
       if (status) {
         // The lost chunk did arrive: carry on after it.
-        if (pendingChunk > 0 && status.size === state.offset + pendingChunk) return { ...state, location: status.location, offset: status.size };
+        if (pendingChunk > 0 && status.size === state.offset + pendingChunk)
+          return { ...state, location: status.location, offset: status.size };
         // Exactly our offset (`0-0` reads as 1 byte: ambiguous, and we never send a 1-byte non-final chunk).
-        if (state.offset > 0 ? status.size === state.offset : status.size <= 1) return { ...state, location: status.location };
+        if (state.offset > 0 ? status.size === state.offset : status.size <= 1)
+          return { ...state, location: status.location };
       }
       await target.cancelUpload(state.location, { signal });
     }
     const session = await target.startUpload(state.repository, { signal });
     return {
-      ...base(state), phase: 'uploading', location: session.location, offset: 0,
-      ...(session.minChunkLength ? { minChunkLength: session.minChunkLength } : {}), sessions: state.sessions + 1,
+      ...base(state),
+      phase: 'uploading',
+      location: session.location,
+      offset: 0,
+      ...(session.minChunkLength ? { minChunkLength: session.minChunkLength } : {}),
+      sessions: state.sessions + 1,
     };
   }
 }
 
 function isSessionError(err: unknown): boolean {
-  return err instanceof RegistryError && (err.status === 404 || err.status === 416 || err.has('BLOB_UPLOAD_INVALID')
-    || err.has('BLOB_UPLOAD_UNKNOWN') || err.has('RANGE_INVALID'));
+  return (
+    err instanceof RegistryError &&
+    (err.status === 404 ||
+      err.status === 416 ||
+      err.has('BLOB_UPLOAD_INVALID') ||
+      err.has('BLOB_UPLOAD_UNKNOWN') ||
+      err.has('RANGE_INVALID'))
+  );
 }
 
 /**
@@ -351,7 +413,10 @@ function isSessionError(err: unknown): boolean {
 class Pace {
   private readonly began = Date.now();
 
-  constructor(private readonly beganAt: number, private readonly budget: StepBudget) {}
+  constructor(
+    private readonly beganAt: number,
+    private readonly budget: StepBudget,
+  ) {}
 
   spent(chunks: number): boolean {
     return Date.now() >= this.budget.until || (this.budget.maxChunks !== undefined && chunks >= this.budget.maxChunks);

@@ -57,7 +57,10 @@ export class ImportEngine {
   }
 
   static context(p: ImportPlan): CopyContext {
-    return { source: p.source, target: { registry: p.target.registry, repositories: targetRepositories(p.target.refs) } };
+    return {
+      source: p.source,
+      target: { registry: p.target.registry, repositories: targetRepositories(p.target.refs) },
+    };
   }
 
   /** Fresh states for every blob of the plan in one target repository. */
@@ -66,8 +69,13 @@ export class ImportEngine {
   }
 
   /** One bounded step of one blob; returns the new state (done, or where to carry on). */
-  copyBlob(of: CopyContext | ImportPlan, state: BlobState, budget: StepBudget, checkpoint?: (s: BlobState) => Promise<void>): Promise<BlobState> {
-    const c = 'refs' in of.target ? ImportEngine.context(of as ImportPlan) : of as CopyContext;
+  copyBlob(
+    of: CopyContext | ImportPlan,
+    state: BlobState,
+    budget: StepBudget,
+    checkpoint?: (s: BlobState) => Promise<void>,
+  ): Promise<BlobState> {
+    const c = 'refs' in of.target ? ImportEngine.context(of as ImportPlan) : (of as CopyContext);
     // Mount candidates: the source repository when it is the same registry, and the other target repositories.
     const mountFrom = [
       ...(c.source.registry === c.target.registry ? [c.source.repository] : []),
@@ -81,7 +89,8 @@ export class ImportEngine {
       chunkSize: this.o.chunkSize,
       fetchConcurrency: this.o.fetchConcurrency,
       partPool: this.partPool,
-      partSize: this.o.partSize, partGrowth: this.o.partGrowth,
+      partSize: this.o.partSize,
+      partGrowth: this.o.partGrowth,
       partRetry: this.o.partRetry,
       sessionRetry: this.o.sessionRetry,
       events: this.o.events,
@@ -97,20 +106,32 @@ export class ImportEngine {
 export { forEachLimited } from '../concurrency.js';
 
 /** The settings an engine is built from (lib/config.ts). */
-export type EngineSettings = Pick<Config, 'chunkSize' | 'fetchConcurrency' | 'copyMemory' | 'maxManifests' | 'maxBlobs' | 'maxImportBytes'>;
+export type EngineSettings = Pick<
+  Config,
+  'chunkSize' | 'fetchConcurrency' | 'copyMemory' | 'maxManifests' | 'maxBlobs' | 'maxImportBytes'
+>;
 
 /**
  * The one way to build an engine from the settings: the CLI's import and sync, and every queue step. `partPool`
  * shares part slots and buffers between engines running at once (the queue worker, a sync pass); without it the
  * engine has its own, of COPY_MEMORY bytes.
  */
-export function engineFromConfig(config: EngineSettings, sides: { source: RegistryClient; target: RegistryClient },
-  o: { partPool?: PartPool; events?: EngineEvents } = {}): ImportEngine {
+export function engineFromConfig(
+  config: EngineSettings,
+  sides: { source: RegistryClient; target: RegistryClient },
+  o: { partPool?: PartPool; events?: EngineEvents } = {},
+): ImportEngine {
   return new ImportEngine({
-    source: sides.source, target: sides.target,
-    chunkSize: config.chunkSize, fetchConcurrency: config.fetchConcurrency, copyMemory: config.copyMemory,
-    maxManifests: config.maxManifests, maxBlobs: config.maxBlobs, maxImportBytes: config.maxImportBytes,
-    ...(o.partPool ? { partPool: o.partPool } : {}), ...(o.events ? { events: o.events } : {}),
+    source: sides.source,
+    target: sides.target,
+    chunkSize: config.chunkSize,
+    fetchConcurrency: config.fetchConcurrency,
+    copyMemory: config.copyMemory,
+    maxManifests: config.maxManifests,
+    maxBlobs: config.maxBlobs,
+    maxImportBytes: config.maxImportBytes,
+    ...(o.partPool ? { partPool: o.partPool } : {}),
+    ...(o.events ? { events: o.events } : {}),
   });
 }
 
@@ -138,7 +159,12 @@ export interface CopyAllResult {
 }
 
 /** Copies every blob of the plan into the repositories, one repository after the other, each blob in bounded steps. */
-export async function copyAll(engine: ImportEngine, p: ImportPlan, context: CopyContext, o: CopyAllOptions): Promise<CopyAllResult> {
+export async function copyAll(
+  engine: ImportEngine,
+  p: ImportPlan,
+  context: CopyContext,
+  o: CopyAllOptions,
+): Promise<CopyAllResult> {
   const done: BlobState[] = [];
   let complete = true;
   for (const repository of o.repositories ?? context.target.repositories) {
@@ -148,7 +174,10 @@ export async function copyAll(engine: ImportEngine, p: ImportPlan, context: Copy
       let s = initial;
       while (s.phase !== 'done') {
         if (o.until !== undefined && Date.now() >= o.until) break;
-        s = await engine.copyBlob(context, s, { until: o.until ?? Date.now() + (o.stepMs ?? DEFAULT_STEP_MS), signal: o.signal });
+        s = await engine.copyBlob(context, s, {
+          until: o.until ?? Date.now() + (o.stepMs ?? DEFAULT_STEP_MS),
+          signal: o.signal,
+        });
       }
       if (s.phase === 'done') done.push(s);
       else complete = false;
@@ -172,10 +201,15 @@ export type CopyAndFinalizeResult =
   | { readonly outcome: 'finalized'; readonly blobs: readonly BlobState[]; readonly result: FinalizeResult };
 
 /** "Copy every blob, then finalize": the CLI's whole import, and the queue's small imports and finalize step. */
-export async function copyAllAndFinalize(engine: ImportEngine, p: ImportPlan, context: CopyContext, o: CopyAndFinalizeOptions): Promise<CopyAndFinalizeResult> {
+export async function copyAllAndFinalize(
+  engine: ImportEngine,
+  p: ImportPlan,
+  context: CopyContext,
+  o: CopyAndFinalizeOptions,
+): Promise<CopyAndFinalizeResult> {
   const copied = await copyAll(engine, p, context, o);
   if (!copied.complete) return { outcome: 'incomplete', blobs: copied.blobs };
-  if (o.beforeFinalize && !await o.beforeFinalize()) return { outcome: 'stopped', blobs: copied.blobs };
+  if (o.beforeFinalize && !(await o.beforeFinalize())) return { outcome: 'stopped', blobs: copied.blobs };
   const result = await engine.finalize(p, { signal: o.signal, fresh: o.fresh ?? copied.fresh });
   return { outcome: 'finalized', blobs: copied.blobs, result };
 }
@@ -197,7 +231,11 @@ export interface RunResult extends FinalizeResult {
 export async function runImport(engine: ImportEngine, req: ImportRequest, o: RunOptions): Promise<RunResult> {
   const p = await engine.plan(req, o.signal);
   o.onPlan?.(p);
-  const run = await copyAllAndFinalize(engine, p, ImportEngine.context(p), { blobConcurrency: o.blobConcurrency, stepMs: o.stepMs, signal: o.signal });
+  const run = await copyAllAndFinalize(engine, p, ImportEngine.context(p), {
+    blobConcurrency: o.blobConcurrency,
+    stepMs: o.stepMs,
+    signal: o.signal,
+  });
   // without a deadline or a beforeFinalize, a copy either completes or throws
   if (run.outcome !== 'finalized') throw new Error(`internal: an import without a deadline ended ${run.outcome}`);
   return { ...run.result, plan: p, blobs: run.blobs };

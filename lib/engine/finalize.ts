@@ -31,7 +31,11 @@ export interface FinalizeOptions {
   readonly fresh?: boolean;
 }
 
-export async function finalize(plan: ImportPlan, target: RegistryClient, o: FinalizeOptions = {}): Promise<FinalizeResult> {
+export async function finalize(
+  plan: ImportPlan,
+  target: RegistryClient,
+  o: FinalizeOptions = {},
+): Promise<FinalizeResult> {
   const { signal } = o;
   const levels = manifestLevels(plan.manifests);
   for (const repository of targetRepositories(plan.target.refs)) {
@@ -45,25 +49,37 @@ export async function finalize(plan: ImportPlan, target: RegistryClient, o: Fina
     // manifests PUT now, and whether the registry took their `subject` into its referrers API
     const processed = new Map<Digest, boolean>();
     for (const level of levels) {
-      await forEachLimited(level.filter((m) => !present.has(m.digest)), PARALLEL, async (m) => {
-        const put = await target.putManifest(repository, m.digest, raw(m), { signal });
-        processed.set(m.digest, put.subject !== undefined);
-      });
+      await forEachLimited(
+        level.filter((m) => !present.has(m.digest)),
+        PARALLEL,
+        async (m) => {
+          const put = await target.putManifest(repository, m.digest, raw(m), { signal });
+          processed.set(m.digest, put.subject !== undefined);
+        },
+      );
     }
     if (plan.referrers?.length) await linkReferrers(plan, target, repository, processed, signal);
   }
   const root = plan.manifests.find((m) => m.digest === plan.root.digest);
-  if (!root) throw new ImportError('INVALID_REQUEST', `internal: root manifest ${plan.root.digest} is not in the plan`, { side: 'storage' });
+  if (!root)
+    throw new ImportError('INVALID_REQUEST', `internal: root manifest ${plan.root.digest} is not in the plan`, {
+      side: 'storage',
+    });
   const { tagged, unchanged } = await tag(plan, target, raw(root), signal);
   return { digest: plan.root.digest, mediaType: plan.root.mediaType, tagged, unchanged };
 }
 
-async function tag(plan: ImportPlan, target: RegistryClient, root: RawManifest, signal?: AbortSignal): Promise<{ tagged: string[]; unchanged: string[] }> {
+async function tag(
+  plan: ImportPlan,
+  target: RegistryClient,
+  root: RawManifest,
+  signal?: AbortSignal,
+): Promise<{ tagged: string[]; unchanged: string[] }> {
   const refs = plan.target.refs.filter((r) => r.tag);
   const heads = new Map<string, string | undefined>();
   await forEachLimited(refs, PARALLEL, async (ref) => {
     const head = await target.headManifest(ref.repository, ref.tag!, { signal });
-    heads.set(`${ref.repository}:${ref.tag}`, head ? head.digest ?? 'unknown digest' : undefined);
+    heads.set(`${ref.repository}:${ref.tag}`, head ? (head.digest ?? 'unknown digest') : undefined);
   });
   const tagged: string[] = [];
   const unchanged: string[] = [];
@@ -72,12 +88,20 @@ async function tag(plan: ImportPlan, target: RegistryClient, root: RawManifest, 
     const current = heads.get(name);
     if (current === plan.root.digest) unchanged.push(name);
     else if (current && !plan.force) {
-      throw new ImportError('TAG_EXISTS', `tag ${name} already exists on ${plan.target.registry} (${current}); use force to overwrite it`, { side: 'target' });
+      throw new ImportError(
+        'TAG_EXISTS',
+        `tag ${name} already exists on ${plan.target.registry} (${current}); use force to overwrite it`,
+        { side: 'target' },
+      );
     } else tagged.push(name);
   }
-  await forEachLimited(refs.filter((r) => tagged.includes(`${r.repository}:${r.tag}`)), PARALLEL, async (ref) => {
-    await target.putManifest(ref.repository, ref.tag!, root, { signal });
-  });
+  await forEachLimited(
+    refs.filter((r) => tagged.includes(`${r.repository}:${r.tag}`)),
+    PARALLEL,
+    async (ref) => {
+      await target.putManifest(ref.repository, ref.tag!, root, { signal });
+    },
+  );
   return { tagged, unchanged };
 }
 
@@ -93,7 +117,10 @@ function dependencies(m: PlannedManifest): string[] {
   } catch {
     return []; // an artifact we only carry: nothing to order it by
   }
-  return [...(isIndexType(m.mediaType) ? parsed.manifests.map((d) => d.digest) : []), ...(parsed.subject ? [parsed.subject.digest] : [])];
+  return [
+    ...(isIndexType(m.mediaType) ? parsed.manifests.map((d) => d.digest) : []),
+    ...(parsed.subject ? [parsed.subject.digest] : []),
+  ];
 }
 
 /**
@@ -107,8 +134,11 @@ export function manifestLevels(manifests: readonly PlannedManifest[]): PlannedMa
   const levelOf = (m: PlannedManifest, depth = 0): number => {
     const known = level.get(m.digest);
     if (known !== undefined) return known;
-    if (depth > inPlan.size) throw new ImportError('UNSUPPORTED_MANIFEST', `manifest ${m.digest} is part of a cycle`, { side: 'source' });
-    const children = dependencies(m).map((d) => inPlan.get(d)).filter((c): c is PlannedManifest => c !== undefined);
+    if (depth > inPlan.size)
+      throw new ImportError('UNSUPPORTED_MANIFEST', `manifest ${m.digest} is part of a cycle`, { side: 'source' });
+    const children = dependencies(m)
+      .map((d) => inPlan.get(d))
+      .filter((c): c is PlannedManifest => c !== undefined);
     const l = children.length ? 1 + Math.max(...children.map((c) => levelOf(c, depth + 1))) : 0;
     level.set(m.digest, l);
     return l;

@@ -33,7 +33,6 @@ export const BLOCK_SIZE = 1024 * 1024;
 /** Parts (of all blobs) fetched whole and not yet taken by their upload, beyond which no more start. */
 export const DEFAULT_MAX_READY_PARTS = 2;
 
-
 /**
  * Part slots and blocks shared by every blob copied at once (one engine, or one queue-worker process):
  * a slot is one part being fetched, or fetched and not yet taken by the upload. Blocks are taken as
@@ -63,7 +62,11 @@ export class PartPool {
   /** Bytes arrived since the last young collection. */
   private arrived = 0;
 
-  constructor(readonly slots: number, maxBytes = DEFAULT_COPY_MEMORY, readonly maxReady = DEFAULT_MAX_READY_PARTS) {
+  constructor(
+    readonly slots: number,
+    maxBytes = DEFAULT_COPY_MEMORY,
+    readonly maxReady = DEFAULT_MAX_READY_PARTS,
+  ) {
     this.maxBlocks = Math.max(1, Math.floor(maxBytes / BLOCK_SIZE));
   }
 
@@ -216,7 +219,11 @@ class Part {
   settled: Promise<void> = Promise.resolve();
   private waiters: (() => void)[] = [];
 
-  constructor(readonly start: number, readonly end: number, private readonly pool: PartPool) {}
+  constructor(
+    readonly start: number,
+    readonly end: number,
+    private readonly pool: PartPool,
+  ) {}
 
   get length(): number {
     return this.end - this.start;
@@ -419,7 +426,9 @@ export class PartReader {
     for (const k of [...this.parts.keys()]) if (k < start) this.drop(k);
     this.cursor = start;
     this.fill();
-    const part = this.parts.get(start) ?? await new Promise<Part>((resolve, reject) => this.waiters.push({ start, resolve, reject }));
+    const part =
+      this.parts.get(start) ??
+      (await new Promise<Part>((resolve, reject) => this.waiters.push({ start, resolve, reject })));
     part.taken = true;
     this.unready(part);
     // it may be waiting for a block: the part an upload is at gets one anyway
@@ -487,11 +496,16 @@ export class PartReader {
     }
     // a part is fetched ahead for the chunks to come, not for the upload attempt that asked for it: its GET is
     // retried by the part's own loop, not by the upload session's (lib/retry.ts, no nested retries)
-    part.settled = outsideRetry(() => this.fetch(part)).then(() => part.settle(), (err: unknown) => part.settle(err)).finally(() => {
-      this.inFlight--;
-      this.adapt(part);
-      this.fill();
-    });
+    part.settled = outsideRetry(() => this.fetch(part))
+      .then(
+        () => part.settle(),
+        (err: unknown) => part.settle(err),
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.adapt(part);
+        this.fill();
+      });
   }
 
   /** More parts at once while the upload waits for them, fewer while they wait for the upload; the next
@@ -500,7 +514,7 @@ export class PartReader {
     // (the part the upload streams may be read whole, and forgotten, before its GET has settled)
     if (!part.complete || part.stop.signal.aborted) return;
     const ms = Date.now() - part.startedAt - part.pausedMs;
-    const wanted = Math.round((part.length / Math.max(1, ms)) * PART_TARGET_MS / BLOCK_SIZE) * BLOCK_SIZE;
+    const wanted = Math.round(((part.length / Math.max(1, ms)) * PART_TARGET_MS) / BLOCK_SIZE) * BLOCK_SIZE;
     this.fetchSize = Math.min(this.partSize * (this.o.partGrowth ?? MAX_PART_GROWTH), Math.max(this.partSize, wanted));
     if (part.waited) this.limit = Math.min(this.o.concurrency, this.limit + 1);
     if (part.taken) return;
@@ -513,19 +527,31 @@ export class PartReader {
   private async fetch(part: Part): Promise<void> {
     const signal = this.o.signal ? AbortSignal.any([this.o.signal, part.stop.signal]) : part.stop.signal;
     part.signal = signal;
-    await retry(async () => {
-      // an attempt that failed midway is continued where its bytes stopped
-      if (part.filled >= part.length) return;
-      try {
-        const { rangeHonoured } = await this.o.source.getBlobRange(this.o.repository, this.o.digest, part.start + part.filled, part.end - 1,
-          (chunk) => part.write(chunk), { signal });
-        if (!rangeHonoured && !this.warnedNoRange) {
-          this.warnedNoRange = true;
-          this.o.events?.onNotice?.(`${this.o.source.registry} ignores Range for ${this.o.digest}: each part streams the blob from its start`);
+    await retry(
+      async () => {
+        // an attempt that failed midway is continued where its bytes stopped
+        if (part.filled >= part.length) return;
+        try {
+          const { rangeHonoured } = await this.o.source.getBlobRange(
+            this.o.repository,
+            this.o.digest,
+            part.start + part.filled,
+            part.end - 1,
+            (chunk) => part.write(chunk),
+            { signal },
+          );
+          if (!rangeHonoured && !this.warnedNoRange) {
+            this.warnedNoRange = true;
+            this.o.events?.onNotice?.(
+              `${this.o.source.registry} ignores Range for ${this.o.digest}: each part streams the blob from its start`,
+            );
+          }
+        } catch (err) {
+          throw onSide(err, 'source');
         }
-      } catch (err) {
-        throw onSide(err, 'source');
-      }
-    }, this.o.retry, { signal });
+      },
+      this.o.retry,
+      { signal },
+    );
   }
 }

@@ -7,8 +7,15 @@
  */
 import type { Digest } from '../oci/digest.js';
 import {
-  isNonDistributable, manifestFrom, parseManifest, parsePlatform, platformMatches, platformString,
-  type Descriptor, type Platform, type RawManifest,
+  isNonDistributable,
+  manifestFrom,
+  parseManifest,
+  parsePlatform,
+  platformMatches,
+  platformString,
+  type Descriptor,
+  type Platform,
+  type RawManifest,
 } from '../oci/manifest.js';
 import { RegistryError } from '../oci/errors.js';
 import { normalizeRegistry, parseReference, type Reference } from '../oci/reference.js';
@@ -19,7 +26,15 @@ import { Notes } from './notes.js';
 import { checkReferrerTags } from './referrer-links.js';
 import { discoverReferrers, type ReferrerCollector } from './referrers.js';
 import { targetRefs } from './targets.js';
-import type { ImportPlan, ImportRequest, PlannedBlob, PlannedManifest, PlannedReferrer, PlannedReferrersIndex, TargetRef } from './types.js';
+import type {
+  ImportPlan,
+  ImportRequest,
+  PlannedBlob,
+  PlannedManifest,
+  PlannedReferrer,
+  PlannedReferrersIndex,
+  TargetRef,
+} from './types.js';
 
 /** Indexes nested deeper than this are refused (real images use one level; attestations two). */
 const MAX_INDEX_DEPTH = 4;
@@ -66,19 +81,31 @@ export async function plan(req: ImportRequest, o: PlanOptions): Promise<ImportPl
 }
 
 /** The digest each tag of `refs` points at on the target (undefined: absent). */
-async function headTags(refs: readonly TargetRef[], target: RegistryClient, signal?: AbortSignal): Promise<Map<string, string | undefined>> {
+async function headTags(
+  refs: readonly TargetRef[],
+  target: RegistryClient,
+  signal?: AbortSignal,
+): Promise<Map<string, string | undefined>> {
   const heads = new Map<string, string | undefined>();
-  await forEachLimited(refs.filter((r) => r.tag), PARALLEL_GETS, async (ref) => {
-    const head = await target.headManifest(ref.repository, ref.tag!, { signal });
-    heads.set(`${ref.repository}:${ref.tag}`, head ? head.digest ?? 'unknown digest' : undefined);
-  });
+  await forEachLimited(
+    refs.filter((r) => r.tag),
+    PARALLEL_GETS,
+    async (ref) => {
+      const head = await target.headManifest(ref.repository, ref.tag!, { signal });
+      heads.set(`${ref.repository}:${ref.tag}`, head ? (head.digest ?? 'unknown digest') : undefined);
+    },
+  );
   return heads;
 }
 
 function refuseMovedTags(plan: ImportPlan, heads: Map<string, string | undefined>): void {
   for (const [name, digest] of heads) {
     if (digest !== undefined && digest !== plan.root.digest) {
-      throw new ImportError('TAG_EXISTS', `tag ${name} already exists on ${plan.target.registry} (${digest}); use force to overwrite it`, { side: 'target' });
+      throw new ImportError(
+        'TAG_EXISTS',
+        `tag ${name} already exists on ${plan.target.registry} (${digest}); use force to overwrite it`,
+        { side: 'target' },
+      );
     }
   }
 }
@@ -98,7 +125,12 @@ class Planner implements ReferrerCollector {
   private bytes = 0;
   private manifestBytes = 0;
 
-  constructor(private readonly req: ImportRequest, private readonly src: Reference, private readonly reference: string, private readonly o: PlanOptions) {
+  constructor(
+    private readonly req: ImportRequest,
+    private readonly src: Reference,
+    private readonly reference: string,
+    private readonly o: PlanOptions,
+  ) {
     this.filters = (req.platforms ?? []).map(parsePlatform);
   }
 
@@ -111,7 +143,10 @@ class Planner implements ReferrerCollector {
       return await this.o.source.getManifest(this.src.repository, this.reference, { signal: this.o.signal });
     } catch (err) {
       if (err instanceof RegistryError && err.status === 404) {
-        throw new ImportError('SOURCE_NOT_FOUND', `${this.name} was not found on the source registry`, { side: 'source', cause: err });
+        throw new ImportError('SOURCE_NOT_FOUND', `${this.name} was not found on the source registry`, {
+          side: 'source',
+          cause: err,
+        });
       }
       throw err;
     }
@@ -129,28 +164,46 @@ class Planner implements ReferrerCollector {
       return root;
     }
     if (selected.length === 0) {
-      const available = parseManifest(root).manifests.map((c) => platformString(c.platform)).join(', ');
-      throw new ImportError('NO_MATCHING_PLATFORM', `no manifest of ${this.req.source} matches ${this.filters.map(platformString).join(', ')}; it has: ${available}`, { side: 'request' });
+      const available = parseManifest(root)
+        .manifests.map((c) => platformString(c.platform))
+        .join(', ');
+      throw new ImportError(
+        'NO_MATCHING_PLATFORM',
+        `no manifest of ${this.req.source} matches ${this.filters.map(platformString).join(', ')}; it has: ${available}`,
+        { side: 'request' },
+      );
     }
     const out = selected.length === 1 ? this.planned(selected[0]!.digest) : filteredIndex(root, selected);
     if (selected.length > 1) this.filtered = out.digest;
-    this.notes.push(selected.length === 1
-      ? `only ${platformString(selected[0]!.platform)} was selected: the tags point at that platform's manifest ${out.digest}`
-      : `a filtered index of ${selected.length} platforms was written; its digest ${out.digest} differs from the source's ${root.digest}`);
+    this.notes.push(
+      selected.length === 1
+        ? `only ${platformString(selected[0]!.platform)} was selected: the tags point at that platform's manifest ${out.digest}`
+        : `a filtered index of ${selected.length} platforms was written; its digest ${out.digest} differs from the source's ${root.digest}`,
+    );
     this.pushManifest(out);
     return out;
   }
 
   private async walkIndex(raw: RawManifest, depth: number, filter: boolean): Promise<readonly Descriptor[]> {
-    if (depth > MAX_INDEX_DEPTH) throw new ImportError('UNSUPPORTED_MANIFEST', `indexes nested deeper than ${MAX_INDEX_DEPTH} levels are not supported`, { side: 'source' });
+    if (depth > MAX_INDEX_DEPTH)
+      throw new ImportError(
+        'UNSUPPORTED_MANIFEST',
+        `indexes nested deeper than ${MAX_INDEX_DEPTH} levels are not supported`,
+        { side: 'source' },
+      );
     const children = parseManifest(raw).manifests;
-    const selected = filter && this.filters.length ? children.filter((c) => this.filters.some((f) => platformMatches(f, c.platform))) : children;
+    const selected =
+      filter && this.filters.length
+        ? children.filter((c) => this.filters.some((f) => platformMatches(f, c.platform)))
+        : children;
     this.count(selected.length);
     // A batch of children at once (on a far-away source the round trips are the time); the limits are
     // checked after each child, so a hostile index costs at most one batch past the first that breaks one.
     for (let i = 0; i < selected.length; i += PARALLEL_GETS) {
       const batch = selected.slice(i, i + PARALLEL_GETS);
-      const raws = await mapLimited(batch, PARALLEL_GETS, (child) => this.o.source.getManifest(this.src.repository, child.digest, { signal: this.o.signal }));
+      const raws = await mapLimited(batch, PARALLEL_GETS, (child) =>
+        this.o.source.getManifest(this.src.repository, child.digest, { signal: this.o.signal }),
+      );
       for (const [k, childRaw] of raws.entries()) {
         if (parseManifest(childRaw).kind === 'index') {
           await this.walkIndex(childRaw, depth + 1, false);
@@ -167,9 +220,13 @@ class Planner implements ReferrerCollector {
   private count(n: number): void {
     this.children += n;
     if (this.children <= this.o.maxManifests) return;
-    throw new ImportError('TOO_MANY_MANIFESTS', this.referrerCount
-      ? `${this.name} with its referrers has more than ${this.o.maxManifests} manifests (MAX_MANIFESTS); narrow referrerTypes or raise the limit`
-      : `${this.name} is an index of ${this.children} manifests; the maximum number of manifests for an imported image is ${this.o.maxManifests} (MAX_MANIFESTS)`, { side: 'source' });
+    throw new ImportError(
+      'TOO_MANY_MANIFESTS',
+      this.referrerCount
+        ? `${this.name} with its referrers has more than ${this.o.maxManifests} manifests (MAX_MANIFESTS); narrow referrerTypes or raise the limit`
+        : `${this.name} is an index of ${this.children} manifests; the maximum number of manifests for an imported image is ${this.o.maxManifests} (MAX_MANIFESTS)`,
+      { side: 'source' },
+    );
   }
 
   /**
@@ -178,11 +235,17 @@ class Planner implements ReferrerCollector {
    */
   async addReferrers(root: RawManifest): Promise<void> {
     if (this.filters.length && !this.manifests.some((m) => m.digest === root.digest)) {
-      this.notes.push(`referrers of the source index ${root.digest} are not copied: with a platform filter the target does not hold that index (referrers of the platforms imported are)`);
+      this.notes.push(
+        `referrers of the source index ${root.digest} are not copied: with a platform filter the target does not hold that index (referrers of the platforms imported are)`,
+      );
     }
     const subjects = this.manifests.map((m) => m.digest).filter((d) => d !== this.filtered);
     const found = await discoverReferrers(subjects, this, {
-      source: this.o.source, repository: this.src.repository, types: this.req.referrerTypes, maxManifests: this.o.maxManifests, signal: this.o.signal,
+      source: this.o.source,
+      repository: this.src.repository,
+      types: this.req.referrerTypes,
+      maxManifests: this.o.maxManifests,
+      signal: this.o.signal,
     });
     this.referrers = found.referrers;
     this.referrersIndexes = found.indexes;
@@ -215,17 +278,27 @@ class Planner implements ReferrerCollector {
 
   private addBlob(d: Descriptor): void {
     if (isNonDistributable(d)) {
-      this.notes.push(`layer ${d.digest} is non-distributable (foreign URLs); the manifest keeps referring to it and its bytes are not copied`);
+      this.notes.push(
+        `layer ${d.digest} is non-distributable (foreign URLs); the manifest keeps referring to it and its bytes are not copied`,
+      );
       return;
     }
     if (this.blobs.has(d.digest)) return;
     this.blobs.set(d.digest, { digest: d.digest, size: d.size, mediaType: d.mediaType });
     this.bytes += d.size;
     if (this.blobs.size > this.o.maxBlobs) {
-      throw new ImportError('TOO_MANY_BLOBS', `${this.name} has more than ${this.o.maxBlobs} unique blobs (MAX_BLOBS); import fewer platforms or raise the limit`, { side: 'source' });
+      throw new ImportError(
+        'TOO_MANY_BLOBS',
+        `${this.name} has more than ${this.o.maxBlobs} unique blobs (MAX_BLOBS); import fewer platforms or raise the limit`,
+        { side: 'source' },
+      );
     }
     if (this.bytes > this.o.maxImportBytes) {
-      throw new ImportError('IMPORT_TOO_LARGE', `${this.name} holds more than ${this.o.maxImportBytes} bytes of blobs (MAX_IMPORT_BYTES)${d.size > this.o.maxImportBytes ? `; blob ${d.digest} alone is ${d.size}` : ''}`, { side: 'source' });
+      throw new ImportError(
+        'IMPORT_TOO_LARGE',
+        `${this.name} holds more than ${this.o.maxImportBytes} bytes of blobs (MAX_IMPORT_BYTES)${d.size > this.o.maxImportBytes ? `; blob ${d.digest} alone is ${d.size}` : ''}`,
+        { side: 'source' },
+      );
     }
   }
 
@@ -233,13 +306,22 @@ class Planner implements ReferrerCollector {
     if (!this.manifests.some((m) => m.digest === raw.digest)) {
       this.manifestBytes += raw.bytes.length;
       this.checkManifestBytes();
-      this.manifests.push({ digest: raw.digest, mediaType: raw.mediaType, bytes: raw.bytes.toString('base64'), platform: platform && platformString(platform) });
+      this.manifests.push({
+        digest: raw.digest,
+        mediaType: raw.mediaType,
+        bytes: raw.bytes.toString('base64'),
+        platform: platform && platformString(platform),
+      });
     }
   }
 
   private checkManifestBytes(): void {
     if (this.manifestBytes > MAX_PLAN_MANIFEST_BYTES) {
-      throw new ImportError('IMPORT_TOO_LARGE', `${this.name} has more than ${MAX_PLAN_MANIFEST_BYTES} bytes of manifests${this.referrerCount ? ' with its referrers' : ''}; real images have a few KB each`, { side: 'source' });
+      throw new ImportError(
+        'IMPORT_TOO_LARGE',
+        `${this.name} has more than ${MAX_PLAN_MANIFEST_BYTES} bytes of manifests${this.referrerCount ? ' with its referrers' : ''}; real images have a few KB each`,
+        { side: 'source' },
+      );
     }
   }
 
@@ -256,4 +338,3 @@ function filteredIndex(root: RawManifest, selected: readonly Descriptor[]): RawM
   json.manifests = selected;
   return manifestFrom(Buffer.from(JSON.stringify(json, null, 2)), root.mediaType);
 }
-

@@ -41,7 +41,9 @@ export async function checkReferrerTags(plan: ImportPlan, target: RegistryClient
     for (const subject of subjects) {
       const head = await target.headManifest(repository, referrersTag(subject), { signal });
       if (head?.mediaType && head.mediaType !== MediaType.OciIndex) {
-        throw invalidTag(`the fallback tag ${repository}:${referrersTag(subject)} on ${plan.target.registry} holds a ${head.mediaType} manifest, not an OCI index`);
+        throw invalidTag(
+          `the fallback tag ${repository}:${referrersTag(subject)} on ${plan.target.registry} holds a ${head.mediaType} manifest, not an OCI index`,
+        );
       }
     }
   }
@@ -51,7 +53,13 @@ export async function checkReferrerTags(plan: ImportPlan, target: RegistryClient
  * Links the referrers of `plan` in one target repository. `processed` has an entry for every manifest
  * this finalize PUT: true when the registry answered `OCI-Subject`.
  */
-export async function linkReferrers(plan: ImportPlan, target: RegistryClient, repository: string, processed: ReadonlyMap<Digest, boolean>, signal?: AbortSignal): Promise<void> {
+export async function linkReferrers(
+  plan: ImportPlan,
+  target: RegistryClient,
+  repository: string,
+  processed: ReadonlyMap<Digest, boolean>,
+  signal?: AbortSignal,
+): Promise<void> {
   const referrers = plan.referrers ?? [];
   let api: boolean | undefined;
   const pending = new Map<Digest, PlannedReferrer[]>();
@@ -60,14 +68,27 @@ export async function linkReferrers(plan: ImportPlan, target: RegistryClient, re
     const pushed = processed.get(r.digest);
     if (pushed === true) continue;
     if (pushed === undefined) {
-      api ??= (await target.listReferrers(repository, r.subject, { quota: { pages: 1, bytes: MAX_MANIFEST_BYTES }, firstPageOnly: true, signal })) !== undefined;
+      api ??=
+        (await target.listReferrers(repository, r.subject, {
+          quota: { pages: 1, bytes: MAX_MANIFEST_BYTES },
+          firstPageOnly: true,
+          signal,
+        })) !== undefined;
       if (api) continue;
     }
-    pending.set(r.subject, [...pending.get(r.subject) ?? [], r]);
+    pending.set(r.subject, [...(pending.get(r.subject) ?? []), r]);
   }
   for (const [subject, entries] of pending) {
     const copy = plan.referrersIndexes?.find((i) => i.subject === subject);
-    await mergeFallbackTag(plan, target, repository, subject, entries, copy && manifestFrom(Buffer.from(copy.bytes, 'base64'), copy.mediaType), signal);
+    await mergeFallbackTag(
+      plan,
+      target,
+      repository,
+      subject,
+      entries,
+      copy && manifestFrom(Buffer.from(copy.bytes, 'base64'), copy.mediaType),
+      signal,
+    );
   }
   for (const r of referrers) {
     if (r.tag) await writeCosignTag(plan, target, repository, r, signal);
@@ -79,7 +100,15 @@ export async function linkReferrers(plan: ImportPlan, target: RegistryClient, re
  * exactly the referrers copied; written as it is where the target has no such tag yet (so the target's
  * tag has the source's digest, and a sync pass compares the two by HEAD).
  */
-async function mergeFallbackTag(plan: ImportPlan, target: RegistryClient, repository: string, subject: Digest, entries: readonly PlannedReferrer[], copy: RawManifest | undefined, signal?: AbortSignal): Promise<void> {
+async function mergeFallbackTag(
+  plan: ImportPlan,
+  target: RegistryClient,
+  repository: string,
+  subject: Digest,
+  entries: readonly PlannedReferrer[],
+  copy: RawManifest | undefined,
+  signal?: AbortSignal,
+): Promise<void> {
   const tag = referrersTag(subject);
   for (let attempt = 1; attempt <= MERGE_ATTEMPTS; attempt++) {
     throwIfAborted(signal);
@@ -87,10 +116,12 @@ async function mergeFallbackTag(plan: ImportPlan, target: RegistryClient, reposi
     const listed = new Set(current?.entries.map((d) => d.digest));
     const missing = entries.filter((e) => !listed.has(e.digest));
     if (!missing.length) return;
-    const copyLists = copy && new Set(referrersIndexEntries(copy, subject, 'the source fallback index').map((d) => d.digest));
-    const next = !current && copy && missing.every((e) => copyLists!.has(e.digest))
-      ? copy
-      : manifestFrom(mergedReferrersIndex(current?.raw, missing.map(descriptorOf)), MediaType.OciIndex);
+    const copyLists =
+      copy && new Set(referrersIndexEntries(copy, subject, 'the source fallback index').map((d) => d.digest));
+    const next =
+      !current && copy && missing.every((e) => copyLists!.has(e.digest))
+        ? copy
+        : manifestFrom(mergedReferrersIndex(current?.raw, missing.map(descriptorOf)), MediaType.OciIndex);
     // Read again just before writing: most registries ignore If-Match, so this is the guard that works everywhere.
     const before = await target.headManifest(repository, tag, { signal });
     if (before?.digest !== current?.raw.digest) continue;
@@ -104,12 +135,21 @@ async function mergeFallbackTag(plan: ImportPlan, target: RegistryClient, reposi
     const after = await target.headManifest(repository, tag, { signal });
     if (after?.digest === next.digest) return;
   }
-  throw new ImportError('REFERRERS_TAG_CONFLICT',
+  throw new ImportError(
+    'REFERRERS_TAG_CONFLICT',
     `the fallback tag ${repository}:${tag} on ${plan.target.registry} changed under every one of ${MERGE_ATTEMPTS} attempts to merge the copied referrers into it; another client keeps writing it`,
-    { temporary: true, side: 'target' });
+    { temporary: true, side: 'target' },
+  );
 }
 
-async function readFallbackTag(plan: ImportPlan, target: RegistryClient, repository: string, tag: string, subject: Digest, signal?: AbortSignal): Promise<{ raw: RawManifest; entries: readonly Descriptor[] } | undefined> {
+async function readFallbackTag(
+  plan: ImportPlan,
+  target: RegistryClient,
+  repository: string,
+  tag: string,
+  subject: Digest,
+  signal?: AbortSignal,
+): Promise<{ raw: RawManifest; entries: readonly Descriptor[] } | undefined> {
   let raw: RawManifest;
   try {
     raw = await target.getManifest(repository, tag, { signal });
@@ -118,36 +158,54 @@ async function readFallbackTag(plan: ImportPlan, target: RegistryClient, reposit
     throw err;
   }
   try {
-    return { raw, entries: referrersIndexEntries(raw, subject, `the fallback tag ${repository}:${tag} on ${plan.target.registry}`) };
+    return {
+      raw,
+      entries: referrersIndexEntries(raw, subject, `the fallback tag ${repository}:${tag} on ${plan.target.registry}`),
+    };
   } catch (err) {
     if (err instanceof ProtocolError) throw invalidTag(err.message);
     throw err;
   }
 }
 
-async function writeCosignTag(plan: ImportPlan, target: RegistryClient, repository: string, r: PlannedReferrer, signal?: AbortSignal): Promise<void> {
+async function writeCosignTag(
+  plan: ImportPlan,
+  target: RegistryClient,
+  repository: string,
+  r: PlannedReferrer,
+  signal?: AbortSignal,
+): Promise<void> {
   const head = await target.headManifest(repository, r.tag!, { signal });
   if (head?.digest === r.digest) return;
   if (head && !plan.force) throw tagExists(plan, repository, r.tag!, head.digest);
   const m = plan.manifests.find((x) => x.digest === r.digest);
-  if (!m) throw new ImportError('INVALID_REQUEST', `internal: referrer ${r.digest} is not in the plan`, { side: 'storage' });
+  if (!m)
+    throw new ImportError('INVALID_REQUEST', `internal: referrer ${r.digest} is not in the plan`, { side: 'storage' });
   await target.putManifest(repository, r.tag!, manifestFrom(Buffer.from(m.bytes, 'base64'), m.mediaType), { signal });
 }
 
 function descriptorOf(r: PlannedReferrer): Descriptor {
   return {
-    mediaType: r.mediaType, digest: r.digest, size: r.size,
+    mediaType: r.mediaType,
+    digest: r.digest,
+    size: r.size,
     ...(r.artifactType ? { artifactType: r.artifactType } : {}),
     ...(r.annotations ? { annotations: { ...r.annotations } } : {}),
   };
 }
 
 function tagExists(plan: ImportPlan, repository: string, tag: string, digest: string | undefined): ImportError {
-  return new ImportError('TAG_EXISTS',
-    `cosign tag ${repository}:${tag} already exists on ${plan.target.registry} (${digest ?? 'unknown digest'}) with other signatures; use force to overwrite it`, { side: 'target' });
+  return new ImportError(
+    'TAG_EXISTS',
+    `cosign tag ${repository}:${tag} already exists on ${plan.target.registry} (${digest ?? 'unknown digest'}) with other signatures; use force to overwrite it`,
+    { side: 'target' },
+  );
 }
 
 function invalidTag(problem: string): ImportError {
-  return new ImportError('REFERRERS_TAG_INVALID',
-    `${problem}; the referrers tag schema needs an OCI index listing the referrers there: remove or fix that tag`, { side: 'target' });
+  return new ImportError(
+    'REFERRERS_TAG_INVALID',
+    `${problem}; the referrers tag schema needs an OCI index listing the referrers there: remove or fix that tag`,
+    { side: 'target' },
+  );
 }

@@ -20,7 +20,16 @@
 import type { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { MediaType, parseManifest, type Descriptor, type RawManifest } from '../oci/manifest.js';
-import { COSIGN_TAGS, MEDIA_TYPE, cosignTag, referrerDescriptor, referrersIndexEntries, referrersTag, typeMatches, type CosignSuffix } from '../oci/referrers.js';
+import {
+  COSIGN_TAGS,
+  MEDIA_TYPE,
+  cosignTag,
+  referrerDescriptor,
+  referrersIndexEntries,
+  referrersTag,
+  typeMatches,
+  type CosignSuffix,
+} from '../oci/referrers.js';
 import type { ReferrersQuota, RegistryClient } from '../oci/registry.js';
 import { ProtocolError } from '../oci/errors.js';
 import type { PlannedReferrer, PlannedReferrersIndex } from './types.js';
@@ -58,7 +67,12 @@ export interface Discovered {
 /** Subjects asked about at once. */
 const PROBE_CONCURRENCY = 8;
 
-const COPYABLE = new Set<string>([MediaType.OciManifest, MediaType.OciIndex, MediaType.DockerManifest, MediaType.DockerManifestList]);
+const COPYABLE = new Set<string>([
+  MediaType.OciManifest,
+  MediaType.OciIndex,
+  MediaType.DockerManifest,
+  MediaType.DockerManifestList,
+]);
 
 interface Listing {
   readonly via: 'api' | 'tag';
@@ -68,7 +82,11 @@ interface Listing {
 }
 
 /** Finds the referrers of `subjects` (and of what it finds) and adds them to the plan. */
-export async function discoverReferrers(subjects: readonly Digest[], plan: ReferrerCollector, o: DiscoverOptions): Promise<Discovered> {
+export async function discoverReferrers(
+  subjects: readonly Digest[],
+  plan: ReferrerCollector,
+  o: DiscoverOptions,
+): Promise<Discovered> {
   return new Discovery(plan, o).run(subjects);
 }
 
@@ -81,7 +99,10 @@ class Discovery {
   /** The subject of every listed manifest fetched so far (undefined: none): each digest is fetched once. */
   private readonly subjects = new Map<Digest, Digest | undefined>();
 
-  constructor(private readonly plan: ReferrerCollector, private readonly o: DiscoverOptions) {
+  constructor(
+    private readonly plan: ReferrerCollector,
+    private readonly o: DiscoverOptions,
+  ) {
     this.quota = { pages: REFERRER_READS_PER_MANIFEST * (o.maxManifests + 1), bytes: MAX_REFERRER_LIST_BYTES };
   }
 
@@ -95,19 +116,28 @@ class Discovery {
     while (level.length) {
       const fresh = [...new Set(level)].filter((d) => !explored.has(d));
       fresh.forEach((d) => explored.add(d));
-      const probes = this.api === undefined && fresh.length
-        ? [await this.probe(fresh[0]!), ...await mapLimited(fresh.slice(1), PROBE_CONCURRENCY, (d) => this.probe(d))]
-        : await mapLimited(fresh, PROBE_CONCURRENCY, (d) => this.probe(d));
+      const probes =
+        this.api === undefined && fresh.length
+          ? [
+              await this.probe(fresh[0]!),
+              ...(await mapLimited(fresh.slice(1), PROBE_CONCURRENCY, (d) => this.probe(d))),
+            ]
+          : await mapLimited(fresh, PROBE_CONCURRENCY, (d) => this.probe(d));
       level = [];
       for (const [i, subject] of fresh.entries()) {
-        level.push(...await this.listed(subject, probes[i]!.listing), ...await this.cosign(subject, probes[i]!.tags));
+        level.push(
+          ...(await this.listed(subject, probes[i]!.listing)),
+          ...(await this.cosign(subject, probes[i]!.tags)),
+        );
       }
     }
     return { referrers: this.referrers, indexes: this.indexes };
   }
 
   /** The list of `subject` and its cosign tags, asked at once. */
-  private async probe(subject: Digest): Promise<{ listing: Listing; tags: Awaited<ReturnType<Discovery['cosignTags']>> }> {
+  private async probe(
+    subject: Digest,
+  ): Promise<{ listing: Listing; tags: Awaited<ReturnType<Discovery['cosignTags']>> }> {
     const [listing, tags] = await Promise.all([this.list(subject), this.cosignTags(subject)]);
     return { listing, tags };
   }
@@ -142,7 +172,11 @@ class Discovery {
   private async list(subject: Digest): Promise<Listing> {
     const { source, repository, types, signal } = this.o;
     if (this.api !== false) {
-      const list = await source.listReferrers(repository, subject, { artifactType: types?.length === 1 ? types[0] : undefined, quota: this.quota, signal });
+      const list = await source.listReferrers(repository, subject, {
+        artifactType: types?.length === 1 ? types[0] : undefined,
+        quota: this.quota,
+        signal,
+      });
       this.api = list !== undefined;
       if (list) return { via: 'api', descriptors: list.descriptors };
     }
@@ -150,12 +184,16 @@ class Discovery {
     const tag = referrersTag(subject);
     if (this.quota.pages-- <= 0) throw this.exhausted(subject);
     const head = await source.headManifest(repository, tag, { signal });
-    const raw = head && await this.read(() => source.getManifest(repository, head.digest ?? tag, { signal }));
+    const raw = head && (await this.read(() => source.getManifest(repository, head.digest ?? tag, { signal })));
     if (!raw) return { via: 'tag', descriptors: [] };
     this.quota.bytes -= raw.bytes.length;
     if (this.quota.bytes < 0) throw this.exhausted(subject);
     try {
-      return { via: 'tag', descriptors: referrersIndexEntries(raw, subject, `fallback tag ${repository}:${tag} on the source`), index: raw };
+      return {
+        via: 'tag',
+        descriptors: referrersIndexEntries(raw, subject, `fallback tag ${repository}:${tag} on the source`),
+        index: raw,
+      };
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       // spec: "if … the tag schema does not return a valid image index, the client SHOULD assume there are no referrers"
@@ -168,7 +206,9 @@ class Discovery {
   private async fetch(d: Descriptor, subject: Digest, via: 'api' | 'tag'): Promise<RawManifest | undefined> {
     const where = via === 'api' ? 'the referrers API' : `fallback tag ${referrersTag(subject)}`;
     if (!COPYABLE.has(d.mediaType)) {
-      this.plan.notes.push(`referrer ${d.digest} of ${subject} (listed by ${where}) is a ${d.mediaType}, not a manifest type oci-import copies; not copied`);
+      this.plan.notes.push(
+        `referrer ${d.digest} of ${subject} (listed by ${where}) is a ${d.mediaType}, not a manifest type oci-import copies; not copied`,
+      );
       return undefined;
     }
     // listed before (twice in one list, or under another subject): what it refers to is known, no second GET
@@ -178,7 +218,9 @@ class Discovery {
     const own = parseManifest(raw).subject?.digest;
     this.subjects.set(d.digest, own);
     if (own !== subject) {
-      this.plan.notes.push(`manifest ${d.digest} is listed by ${where} as a referrer of ${subject}, but its subject is ${own ?? 'absent'}; not copied`);
+      this.plan.notes.push(
+        `manifest ${d.digest} is listed by ${where} as a referrer of ${subject}, but its subject is ${own ?? 'absent'}; not copied`,
+      );
       return undefined;
     }
     return raw;
@@ -188,21 +230,34 @@ class Discovery {
   private async cosignTags(subject: Digest): Promise<{ suffix: CosignSuffix; tag: string; digest?: Digest }[]> {
     const wanted = (Object.keys(COSIGN_TAGS) as CosignSuffix[])
       .map((suffix) => ({ suffix, tag: cosignTag(subject, suffix) }))
-      .filter((t): t is { suffix: CosignSuffix; tag: string } => t.tag !== undefined && typeMatches(COSIGN_TAGS[t.suffix], this.o.types));
+      .filter(
+        (t): t is { suffix: CosignSuffix; tag: string } =>
+          t.tag !== undefined && typeMatches(COSIGN_TAGS[t.suffix], this.o.types),
+      );
     this.quota.pages -= wanted.length;
     if (this.quota.pages < 0) throw this.exhausted(subject);
-    const heads = await Promise.all(wanted.map(async (t) => ({ ...t, head: await this.o.source.headManifest(this.o.repository, t.tag, { signal: this.o.signal }) })));
+    const heads = await Promise.all(
+      wanted.map(async (t) => ({
+        ...t,
+        head: await this.o.source.headManifest(this.o.repository, t.tag, { signal: this.o.signal }),
+      })),
+    );
     return heads.filter((t) => t.head).map((t) => ({ suffix: t.suffix, tag: t.tag, digest: t.head!.digest }));
   }
 
   /** The manifests under cosign's tags, added to the plan; returns the new ones. */
-  private async cosign(subject: Digest, tags: readonly { suffix: CosignSuffix; tag: string; digest?: Digest }[]): Promise<Digest[]> {
+  private async cosign(
+    subject: Digest,
+    tags: readonly { suffix: CosignSuffix; tag: string; digest?: Digest }[],
+  ): Promise<Digest[]> {
     const added: Digest[] = [];
     for (const { suffix, tag, digest } of tags) {
       if (this.quota.pages-- <= 0) throw this.exhausted(subject);
       const raw = await this.o.source.getManifest(this.o.repository, digest ?? tag, { signal: this.o.signal });
       if (!COPYABLE.has(raw.mediaType)) {
-        this.plan.notes.push(`cosign tag ${tag} holds a ${raw.mediaType}, not a manifest type oci-import copies; not copied`);
+        this.plan.notes.push(
+          `cosign tag ${tag} holds a ${raw.mediaType}, not a manifest type oci-import copies; not copied`,
+        );
         continue;
       }
       if (!this.plan.has(raw.digest)) {
@@ -226,16 +281,22 @@ class Discovery {
   }
 
   private exhausted(subject?: Digest): ProtocolError {
-    return new ProtocolError('TOO_MANY_REFERRERS',
+    return new ProtocolError(
+      'TOO_MANY_REFERRERS',
       `${this.o.source.registry}/${this.o.repository}: finding the referrers${subject ? ` of ${subject}` : ''} took more than ${REFERRER_READS_PER_MANIFEST} reads per manifest (MAX_MANIFESTS + 1: lists, tags and the listed manifests) or ${MAX_REFERRER_LIST_BYTES} bytes of lists; narrow referrerTypes`,
-      { side: 'source' });
+      { side: 'source' },
+    );
   }
 }
 
-function planned(raw: RawManifest): Pick<PlannedReferrer, 'digest' | 'mediaType' | 'size' | 'artifactType' | 'annotations'> {
+function planned(
+  raw: RawManifest,
+): Pick<PlannedReferrer, 'digest' | 'mediaType' | 'size' | 'artifactType' | 'annotations'> {
   const d = referrerDescriptor(raw);
   return {
-    digest: raw.digest, mediaType: raw.mediaType, size: raw.bytes.length,
+    digest: raw.digest,
+    mediaType: raw.mediaType,
+    size: raw.bytes.length,
     // shown in the job's status: only what is a media type (a source may write anything there)
     ...(d.artifactType && MEDIA_TYPE.test(d.artifactType) ? { artifactType: d.artifactType } : {}),
     ...(d.annotations ? { annotations: d.annotations } : {}),

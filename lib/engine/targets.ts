@@ -20,14 +20,22 @@ export function targetRefs(spec: TargetSpec): TargetRef[] {
   for (const image of spec.images ?? []) {
     const parsed = parseRepositoryTag(image);
     if (parsed.digest) {
-      throw new ImportError('INVALID_REQUEST', `target image "${image}" has a digest; the digest always comes from the source — give repository:tag, or use repository to import by digest only`, { side: 'request' });
+      throw new ImportError(
+        'INVALID_REQUEST',
+        `target image "${image}" has a digest; the digest always comes from the source — give repository:tag, or use repository to import by digest only`,
+        { side: 'request' },
+      );
     }
     refs.push({ repository: parsed.repository, tag: parsed.tag ?? 'latest' });
   }
   if (spec.repository) {
     const parsed = parseRepositoryTag(spec.repository);
     if (parsed.tag || parsed.digest) {
-      throw new ImportError('INVALID_REQUEST', `repository "${spec.repository}" must be a repository name without tag or digest`, { side: 'request' });
+      throw new ImportError(
+        'INVALID_REQUEST',
+        `repository "${spec.repository}" must be a repository name without tag or digest`,
+        { side: 'request' },
+      );
     }
     if (!refs.some((r) => r.repository === spec.repository)) refs.push({ repository: spec.repository });
   }

@@ -75,7 +75,12 @@ export interface PlannedReferrer {
 
 /** The referrers of a plan as the status and the CLI list them. */
 export function referrerViews(plan: ImportPlan): ReferrerView[] | undefined {
-  return plan.referrers?.map((r) => ({ digest: r.digest, ...(r.artifactType ? { artifactType: r.artifactType } : {}), subject: r.subject, ...(r.tag ? { tag: r.tag } : {}) }));
+  return plan.referrers?.map((r) => ({
+    digest: r.digest,
+    ...(r.artifactType ? { artifactType: r.artifactType } : {}),
+    subject: r.subject,
+    ...(r.tag ? { tag: r.tag } : {}),
+  }));
 }
 
 /** A source's fallback tag index copied as it is: it lists exactly the referrers the import copies of `subject`. */
@@ -128,14 +133,14 @@ export interface BlobTarget {
 export type BlobState =
   | (BlobTarget & { readonly phase: 'pending' })
   | (BlobTarget & {
-    readonly phase: 'uploading';
-    /** Upload session URL (it carries the registry's state token: always the newest). */
-    readonly location: string;
-    /** Bytes the session holds, confirmed by the registry's answers. */
-    readonly offset: number;
-    /** Non-final chunks must be at least this long (`OCI-Chunk-Min-Length`). */
-    readonly minChunkLength?: number;
-  })
+      readonly phase: 'uploading';
+      /** Upload session URL (it carries the registry's state token: always the newest). */
+      readonly location: string;
+      /** Bytes the session holds, confirmed by the registry's answers. */
+      readonly offset: number;
+      /** Non-final chunks must be at least this long (`OCI-Chunk-Min-Length`). */
+      readonly minChunkLength?: number;
+    })
   | (BlobTarget & { readonly phase: 'done'; readonly outcome: BlobOutcome });
 
 export type UploadingBlob = Extract<BlobState, { phase: 'uploading' }>;

@@ -38,11 +38,19 @@ export interface Authenticator {
   /** The Authorization header to send up front for a request needing `scopes`, when one is known. */
   authorize(scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined>;
   /** Learns from a 401 answer; returns a header worth one retry, or undefined when nothing can help. */
-  onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined>;
+  onUnauthorized(
+    challenges: readonly Challenge[],
+    scopes: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<string | undefined>;
 }
 
 /** Fetches a token endpoint URL (GET) with optional Basic credentials; returns status and body text. */
-export type TokenFetcher = (url: URL, authorization: string | undefined, signal?: AbortSignal) => Promise<{ status: number; body: string }>;
+export type TokenFetcher = (
+  url: URL,
+  authorization: string | undefined,
+  signal?: AbortSignal,
+) => Promise<{ status: number; body: string }>;
 
 /** The spec's default when a token answer has no `expires_in`; also the floor (tokens live ≥ 60 s). */
 const MIN_TOKEN_SECONDS = 60;
@@ -101,7 +109,9 @@ export class ChallengeAuthenticator implements Authenticator {
     const merged = mergeScopes(scopes);
     const realm = { url: this.realm, service: this.service };
     try {
-      return (this.tokens.peek(merged) ?? await this.tokens.get(merged, () => this.requestToken(merged, realm, signal))).header;
+      return (
+        this.tokens.peek(merged) ?? (await this.tokens.get(merged, () => this.requestToken(merged, realm, signal)))
+      ).header;
     } catch (err) {
       // A realm refused now (its name resolves elsewhere, the binding changed) is forgotten: the next request asks
       // the registry again, unauthenticated, and learns from its answer.
@@ -115,7 +125,11 @@ export class ChallengeAuthenticator implements Authenticator {
    * challenge is remembered only once its realm gave a token: a realm refused (another host the credentials are
    * not bound to, an address the guard refuses) leaves nothing behind, so the next import asks the registry anew.
    */
-  async onUnauthorized(challenges: readonly Challenge[], scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
+  async onUnauthorized(
+    challenges: readonly Challenge[],
+    scopes: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     const basic = challenges.find((c) => c.scheme === 'basic');
     if (bearer) {
@@ -131,7 +145,10 @@ export class ChallengeAuthenticator implements Authenticator {
     if (basic) {
       this.scheme = 'basic';
       if (!this.credentials) {
-        throw this.error('AUTH_REQUIRED', `registry ${this.registry} requires credentials (Basic); give a username and password for it`);
+        throw this.error(
+          'AUTH_REQUIRED',
+          `registry ${this.registry} requires credentials (Basic); give a username and password for it`,
+        );
       }
       return this.basicFor(this.registry);
     }
@@ -142,7 +159,10 @@ export class ChallengeAuthenticator implements Authenticator {
   private basicFor(hostPort: string): string {
     const c = this.credentials!;
     if (c.mayReceive && !c.mayReceive(hostPort)) {
-      throw this.error('CREDENTIAL_NOT_ALLOWED', `${c.label ?? 'the credential'} may not be sent to ${hostPort}${hostPort === this.registry ? '' : `, the token endpoint of ${this.registry}`}; it is bound to other registries${c.bindingSetting ? ` (${c.bindingSetting})` : ''}`);
+      throw this.error(
+        'CREDENTIAL_NOT_ALLOWED',
+        `${c.label ?? 'the credential'} may not be sent to ${hostPort}${hostPort === this.registry ? '' : `, the token endpoint of ${this.registry}`}; it is bound to other registries${c.bindingSetting ? ` (${c.bindingSetting})` : ''}`,
+      );
     }
     return basicHeader(c);
   }
@@ -155,12 +175,19 @@ export class ChallengeAuthenticator implements Authenticator {
       throw this.error('AUTH_FAILED', `registry ${this.registry} sent a Bearer challenge without a usable realm URL`);
     }
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.o.allowHttpRealm)) {
-      throw this.error('AUTH_FAILED', `registry ${this.registry} points to token endpoint ${redactUrl(url)}; only https is accepted for registries reached over TLS`);
+      throw this.error(
+        'AUTH_FAILED',
+        `registry ${this.registry} points to token endpoint ${redactUrl(url)}; only https is accepted for registries reached over TLS`,
+      );
     }
     return url;
   }
 
-  private async requestToken(scopes: readonly string[], challenge: { readonly url: URL; readonly service?: string }, signal?: AbortSignal): Promise<CachedToken> {
+  private async requestToken(
+    scopes: readonly string[],
+    challenge: { readonly url: URL; readonly service?: string },
+    signal?: AbortSignal,
+  ): Promise<CachedToken> {
     const realm = challenge.url;
     const url = new URL(realm);
     if (challenge.service) url.searchParams.set('service', challenge.service);
@@ -172,23 +199,41 @@ export class ChallengeAuthenticator implements Authenticator {
     if (this.credentials) url.searchParams.set('account', this.credentials.username);
     const { status, body } = await this.o.fetchToken(url, authorization, signal);
     if (status === 401 || status === 403) {
-      throw this.error('AUTH_FAILED', this.credentials
-        ? `registry ${this.registry} refused ${this.credentials.label ?? 'the given username and password'} (token endpoint answered ${status}); check the username and password`
-        : `registry ${this.registry} refused anonymous access (token endpoint answered ${status}); give a username and password for it`);
+      throw this.error(
+        'AUTH_FAILED',
+        this.credentials
+          ? `registry ${this.registry} refused ${this.credentials.label ?? 'the given username and password'} (token endpoint answered ${status}); check the username and password`
+          : `registry ${this.registry} refused anonymous access (token endpoint answered ${status}); give a username and password for it`,
+      );
     }
     if (status !== 200) {
-      throw this.error('AUTH_FAILED', `token endpoint ${redactUrl(realm)} of ${this.registry} answered ${status}`, status >= 500 || status === 429);
+      throw this.error(
+        'AUTH_FAILED',
+        `token endpoint ${redactUrl(realm)} of ${this.registry} answered ${status}`,
+        status >= 500 || status === 429,
+      );
     }
     let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
     try {
       parsed = JSON.parse(body) as typeof parsed;
     } catch {
-      throw this.error('AUTH_FAILED', `token endpoint ${redactUrl(realm)} of ${this.registry} answered something that is not JSON`);
+      throw this.error(
+        'AUTH_FAILED',
+        `token endpoint ${redactUrl(realm)} of ${this.registry} answered something that is not JSON`,
+      );
     }
-    const token = typeof parsed.access_token === 'string' && parsed.access_token ? parsed.access_token
-      : typeof parsed.token === 'string' ? parsed.token : '';
-    if (!token) throw this.error('AUTH_FAILED', `token endpoint ${redactUrl(realm)} of ${this.registry} returned no token`);
-    const seconds = Math.max(MIN_TOKEN_SECONDS, typeof parsed.expires_in === 'number' ? parsed.expires_in : MIN_TOKEN_SECONDS);
+    const token =
+      typeof parsed.access_token === 'string' && parsed.access_token
+        ? parsed.access_token
+        : typeof parsed.token === 'string'
+          ? parsed.token
+          : '';
+    if (!token)
+      throw this.error('AUTH_FAILED', `token endpoint ${redactUrl(realm)} of ${this.registry} returned no token`);
+    const seconds = Math.max(
+      MIN_TOKEN_SECONDS,
+      typeof parsed.expires_in === 'number' ? parsed.expires_in : MIN_TOKEN_SECONDS,
+    );
     return { header: `Bearer ${token}`, expiresAt: Date.now() + seconds * 1000 };
   }
 

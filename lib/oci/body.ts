@@ -25,7 +25,11 @@ export interface Timeouts {
 export const RATE_WINDOW_MS = 30_000;
 
 /** The request deadlines of lib/http-policy.ts, as registry and Azure requests take them. */
-export const DEFAULT_TIMEOUTS: Timeouts = { idleMs: DEFAULT_IDLE_MS, minBytesPerSecond: DEFAULT_MIN_BYTES_PER_SECOND, rateWindowMs: RATE_WINDOW_MS };
+export const DEFAULT_TIMEOUTS: Timeouts = {
+  idleMs: DEFAULT_IDLE_MS,
+  minBytesPerSecond: DEFAULT_MIN_BYTES_PER_SECOND,
+  rateWindowMs: RATE_WINDOW_MS,
+};
 
 /** Time a body of `bytes` may take at the minimum rate, plus the idle allowance (for request bodies). */
 export function bodyDeadlineMs(t: Timeouts, bytes: number): number {
@@ -38,7 +42,11 @@ export class RateWatch {
   private readonly samples: { at: number; total: number }[] = [];
   private timer: NodeJS.Timeout;
 
-  constructor(private readonly body: Body, private readonly t: Timeouts, private readonly what: string) {
+  constructor(
+    private readonly body: Body,
+    private readonly t: Timeouts,
+    private readonly what: string,
+  ) {
     const start = Date.now();
     this.samples.push({ at: start, total: 0 });
     this.timer = setInterval(() => this.check(), Math.max(50, Math.floor(t.rateWindowMs / 6)));
@@ -78,18 +86,32 @@ export class RateWatch {
     const rate = (this.total - base.total) / seconds;
     if (rate < this.t.minBytesPerSecond) {
       this.stop();
-      this.body.destroy(new TimeoutError(`${this.what}: the body arrived at ${Math.round(rate)} bytes/s over the last ${Math.round(seconds)} s, below the minimum of ${this.t.minBytesPerSecond} (MIN_BYTES_PER_SECOND)`));
+      this.body.destroy(
+        new TimeoutError(
+          `${this.what}: the body arrived at ${Math.round(rate)} bytes/s over the last ${Math.round(seconds)} s, below the minimum of ${this.t.minBytesPerSecond} (MIN_BYTES_PER_SECOND)`,
+        ),
+      );
     }
   }
 }
 
 /** Reads a body as text, at most `limit` bytes (the rest is dropped), at the minimum rate. */
-export async function readText(body: Body, limit: number, t: Timeouts = DEFAULT_TIMEOUTS, what = 'a response'): Promise<string> {
+export async function readText(
+  body: Body,
+  limit: number,
+  t: Timeouts = DEFAULT_TIMEOUTS,
+  what = 'a response',
+): Promise<string> {
   return (await readAll(body, limit, t, what)).subarray(0, limit).toString('utf8');
 }
 
 /** Reads a body whole up to `limit` bytes; stops reading as soon as it has `limit` (the caller checks length). */
-export async function readAll(body: Body, limit: number, t: Timeouts = DEFAULT_TIMEOUTS, what = 'a response'): Promise<Buffer> {
+export async function readAll(
+  body: Body,
+  limit: number,
+  t: Timeouts = DEFAULT_TIMEOUTS,
+  what = 'a response',
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   const watch = new RateWatch(body, t, what);
@@ -118,7 +140,15 @@ export async function readAll(body: Body, limit: number, t: Timeouts = DEFAULT_T
  * range request): then only a short body shows. A sink that returns a promise is waited for before the
  * body is read on (backpressure: the connection waits, and so does the minimum rate).
  */
-export async function forEachRange(body: Body, skip: number, want: number, dropRest: boolean, sink: (chunk: Buffer) => void | Promise<void>, t: Timeouts, what: string): Promise<number> {
+export async function forEachRange(
+  body: Body,
+  skip: number,
+  want: number,
+  dropRest: boolean,
+  sink: (chunk: Buffer) => void | Promise<void>,
+  t: Timeouts,
+  what: string,
+): Promise<number> {
   let pos = 0;
   let filled = 0;
   let extra = 0;

@@ -18,9 +18,21 @@ import { TIMEOUT_NETWORK_CODES, isRetryableStatus, isTransientNetworkError } fro
 
 /** Error codes of the distribution spec (and the few extra ones real registries send). */
 export type RegistryErrorCode =
-  | 'BLOB_UNKNOWN' | 'BLOB_UPLOAD_INVALID' | 'BLOB_UPLOAD_UNKNOWN' | 'DIGEST_INVALID'
-  | 'MANIFEST_BLOB_UNKNOWN' | 'MANIFEST_INVALID' | 'MANIFEST_UNKNOWN' | 'NAME_INVALID' | 'NAME_UNKNOWN'
-  | 'SIZE_INVALID' | 'UNAUTHORIZED' | 'DENIED' | 'UNSUPPORTED' | 'TOOMANYREQUESTS' | 'RANGE_INVALID'
+  | 'BLOB_UNKNOWN'
+  | 'BLOB_UPLOAD_INVALID'
+  | 'BLOB_UPLOAD_UNKNOWN'
+  | 'DIGEST_INVALID'
+  | 'MANIFEST_BLOB_UNKNOWN'
+  | 'MANIFEST_INVALID'
+  | 'MANIFEST_UNKNOWN'
+  | 'NAME_INVALID'
+  | 'NAME_UNKNOWN'
+  | 'SIZE_INVALID'
+  | 'UNAUTHORIZED'
+  | 'DENIED'
+  | 'UNSUPPORTED'
+  | 'TOOMANYREQUESTS'
+  | 'RANGE_INVALID'
   | (string & {});
 
 export interface RegistryDiagnostic {
@@ -56,14 +68,23 @@ export class RegistryError extends OciImportError {
     options: OciImportErrorOptions & { readonly retryAfterMs?: number } = {},
   ) {
     const what = diagnostics.length
-      ? diagnostics.map((d) => `${d.code}: ${d.message}`).join('; ').slice(0, 500)
-      : method === 'HEAD' ? '(a HEAD answer has no body to explain it)' : '(no registry error in the answer)';
+      ? diagnostics
+          .map((d) => `${d.code}: ${d.message}`)
+          .join('; ')
+          .slice(0, 500)
+      : method === 'HEAD'
+        ? '(a HEAD answer has no body to explain it)'
+        : '(no registry error in the answer)';
     // a code of the distribution spec is ours too (lib/error-codes.ts); a registry's own goes in the message only
     const code = diagnostics[0]?.code;
-    super(code !== undefined && isErrorCode(code) ? code : `HTTP_${status}`, `${method} ${url} answered ${status}: ${what}`, {
-      temporary: isRetryableStatus(status) || diagnostics.some((d) => d.code === 'TOOMANYREQUESTS'),
-      ...options,
-    });
+    super(
+      code !== undefined && isErrorCode(code) ? code : `HTTP_${status}`,
+      `${method} ${url} answered ${status}: ${what}`,
+      {
+        temporary: isRetryableStatus(status) || diagnostics.some((d) => d.code === 'TOOMANYREQUESTS'),
+        ...options,
+      },
+    );
     this.retryAfterMs = options.retryAfterMs;
   }
 
@@ -97,17 +118,34 @@ export function parseDiagnostics(body: string): RegistryDiagnostic[] {
 export class TransportError extends OciImportError {
   override name = 'TransportError';
 
-  constructor(readonly method: string, readonly url: string, cause: unknown, options: OciImportErrorOptions = {}) {
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    cause: unknown,
+    options: OciImportErrorOptions = {},
+  ) {
     const c = cause as { code?: string; message?: string } | undefined;
-    const code = c?.code && TIMEOUT_NETWORK_CODES.has(c.code) ? 'TIMEOUT'
-      : c?.code && /^E[A-Z]+$/.test(c.code) && isErrorCode(c.code) ? c.code : 'CONNECTION_FAILED';
-    super(code, `${method} ${url} failed: ${c?.code ?? ''} ${c?.message ?? String(cause)}`.replace(/\s+/g, ' ').trim(),
-      { temporary: isTransientNetworkError(cause), cause, ...options });
+    const code =
+      c?.code && TIMEOUT_NETWORK_CODES.has(c.code)
+        ? 'TIMEOUT'
+        : c?.code && /^E[A-Z]+$/.test(c.code) && isErrorCode(c.code)
+          ? c.code
+          : 'CONNECTION_FAILED';
+    super(
+      code,
+      `${method} ${url} failed: ${c?.code ?? ''} ${c?.message ?? String(cause)}`.replace(/\s+/g, ' ').trim(),
+      { temporary: isTransientNetworkError(cause), cause, ...options },
+    );
   }
 }
 
 /** Turns whatever a request or body read threw into one of our errors (ours pass through unchanged). */
-export function transportFailure(method: string, url: string | URL, err: unknown, side?: OciImportErrorOptions['side']): OciImportError {
+export function transportFailure(
+  method: string,
+  url: string | URL,
+  err: unknown,
+  side?: OciImportErrorOptions['side'],
+): OciImportError {
   const ours = ownError(err);
   if (ours) {
     if (ours.side === undefined) ours.side = side;
@@ -127,15 +165,36 @@ function ownError(err: unknown): OciImportError | undefined {
 /** A ranged blob read returned a different number of bytes than asked for (retried). */
 export class UnexpectedLengthError extends OciImportError {
   override name = 'UnexpectedLengthError';
-  constructor(readonly url: string, readonly expected: number, readonly got: number, options: OciImportErrorOptions = {}) {
-    super('UNEXPECTED_LENGTH', `unexpected length of body in response from ${url}: expected ${expected} bytes, got ${got}`, { temporary: true, ...options });
+  constructor(
+    readonly url: string,
+    readonly expected: number,
+    readonly got: number,
+    options: OciImportErrorOptions = {},
+  ) {
+    super(
+      'UNEXPECTED_LENGTH',
+      `unexpected length of body in response from ${url}: expected ${expected} bytes, got ${got}`,
+      { temporary: true, ...options },
+    );
   }
 }
 
 export type ProtocolErrorCode =
-  | 'MANIFEST_TOO_LARGE' | 'DIGEST_MISMATCH' | 'RANGE_INVALID' | 'AUTH_REQUIRED' | 'AUTH_FAILED'
-  | 'UNSUPPORTED_MANIFEST' | 'INSECURE_REDIRECT' | 'TOO_MANY_REDIRECTS' | 'UNEXPECTED_UPLOAD_LOCATION'
-  | 'CROSS_ORIGIN_LINK' | 'TOO_MANY_TAGS' | 'CREDENTIAL_NOT_ALLOWED' | 'NO_LOCATION' | 'INVALID_ANSWER' | 'INVALID_PLATFORM'
+  | 'MANIFEST_TOO_LARGE'
+  | 'DIGEST_MISMATCH'
+  | 'RANGE_INVALID'
+  | 'AUTH_REQUIRED'
+  | 'AUTH_FAILED'
+  | 'UNSUPPORTED_MANIFEST'
+  | 'INSECURE_REDIRECT'
+  | 'TOO_MANY_REDIRECTS'
+  | 'UNEXPECTED_UPLOAD_LOCATION'
+  | 'CROSS_ORIGIN_LINK'
+  | 'TOO_MANY_TAGS'
+  | 'CREDENTIAL_NOT_ALLOWED'
+  | 'NO_LOCATION'
+  | 'INVALID_ANSWER'
+  | 'INVALID_PLATFORM'
   | 'TOO_MANY_REFERRERS';
 
 /** The client will not go on: what the registry did is outside what we accept. */

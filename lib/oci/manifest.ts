@@ -58,9 +58,7 @@ export function isSchema1(mediaType: string): boolean {
 
 /** Layers that may not be redistributed (Windows foreign layers): copied by reference only, as crane and skopeo do. */
 export function isNonDistributable(d: Descriptor): boolean {
-  return (d.urls?.length ?? 0) > 0
-    || d.mediaType.includes('.foreign.')
-    || d.mediaType.includes('.nondistributable.');
+  return (d.urls?.length ?? 0) > 0 || d.mediaType.includes('.foreign.') || d.mediaType.includes('.nondistributable.');
 }
 
 export function platformString(p: Platform | undefined): string {
@@ -80,13 +78,23 @@ export function parsePlatform(s: string): Platform {
 /** Matches `linux/arm64` against a child's platform (a filter without variant accepts every variant). */
 export function platformMatches(filter: Platform, p: Platform | undefined): boolean {
   if (!p) return false;
-  return filter.os === p.os && filter.architecture === p.architecture && (!filter.variant || filter.variant === p.variant);
+  return (
+    filter.os === p.os && filter.architecture === p.architecture && (!filter.variant || filter.variant === p.variant)
+  );
 }
 
 function descriptorFrom(value: unknown, where: string): Descriptor {
   const v = value as Partial<Descriptor> | null;
-  if (!v || typeof v !== 'object' || typeof v.mediaType !== 'string' || typeof v.digest !== 'string'
-    || !isDigest(v.digest) || typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0) {
+  if (
+    !v ||
+    typeof v !== 'object' ||
+    typeof v.mediaType !== 'string' ||
+    typeof v.digest !== 'string' ||
+    !isDigest(v.digest) ||
+    typeof v.size !== 'number' ||
+    !Number.isSafeInteger(v.size) ||
+    v.size < 0
+  ) {
     throw new ProtocolError('UNSUPPORTED_MANIFEST', `${where}: a descriptor lacks a valid mediaType, digest or size`);
   }
   return v as Descriptor;
@@ -104,8 +112,10 @@ export interface ParsedManifest {
 /** Resolves the media type the way the spec asks: the manifest's own `mediaType`, else the Content-Type. */
 export function parseManifest(raw: RawManifest): ParsedManifest {
   if (isSchema1(raw.mediaType)) {
-    throw new ProtocolError('UNSUPPORTED_MANIFEST',
-      `${raw.digest} is a Docker schema 1 manifest; schema 1 is deprecated and cannot be imported (convert it to schema 2 or OCI first)`);
+    throw new ProtocolError(
+      'UNSUPPORTED_MANIFEST',
+      `${raw.digest} is a Docker schema 1 manifest; schema 1 is deprecated and cannot be imported (convert it to schema 2 or OCI first)`,
+    );
   }
   let json: Record<string, unknown>;
   try {
@@ -117,16 +127,21 @@ export function parseManifest(raw: RawManifest): ParsedManifest {
   const subject = json.subject === undefined ? undefined : descriptorFrom(json.subject, where);
   if (isIndexType(raw.mediaType)) {
     const list = json.manifests;
-    if (!Array.isArray(list)) throw new ProtocolError('UNSUPPORTED_MANIFEST', `${where}: an index without a "manifests" list`);
+    if (!Array.isArray(list))
+      throw new ProtocolError('UNSUPPORTED_MANIFEST', `${where}: an index without a "manifests" list`);
     return { kind: 'index', manifests: list.map((d) => descriptorFrom(d, where)), blobs: [], subject };
   }
   if (raw.mediaType === MediaType.OciManifest || raw.mediaType === MediaType.DockerManifest) {
     const layers = json.layers;
-    if (!Array.isArray(layers)) throw new ProtocolError('UNSUPPORTED_MANIFEST', `${where}: an image manifest without "layers"`);
+    if (!Array.isArray(layers))
+      throw new ProtocolError('UNSUPPORTED_MANIFEST', `${where}: an image manifest without "layers"`);
     const config = descriptorFrom(json.config, where);
     return { kind: 'image', manifests: [], blobs: [config, ...layers.map((d) => descriptorFrom(d, where))], subject };
   }
-  throw new ProtocolError('UNSUPPORTED_MANIFEST', `${where}: media type ${raw.mediaType} is not a manifest type we can copy`);
+  throw new ProtocolError(
+    'UNSUPPORTED_MANIFEST',
+    `${where}: media type ${raw.mediaType} is not a manifest type we can copy`,
+  );
 }
 
 /** The media type of served bytes: Content-Type without parameters, else the JSON's own `mediaType`. */

@@ -133,8 +133,7 @@ export function parseReference(input: string, options: { defaultRegistry?: strin
   const problem = repositoryProblem(path);
   if (problem !== undefined) fail(problem);
 
-  const repository =
-    registry === DOCKER_HUB_REGISTRY && !path.includes('/') ? `${DOCKER_HUB_NAMESPACE}/${path}` : path;
+  const repository = registry === DOCKER_HUB_REGISTRY && !path.includes('/') ? `${DOCKER_HUB_NAMESPACE}/${path}` : path;
 
   // Measured the way docker measures it, so that exactly the names docker accepts are accepted:
   // Docker Hub names count as "docker.io/…", not as the longer API host.
@@ -269,7 +268,8 @@ function checkCharacters(input: string, fail: Fail): void {
     position += 1;
     const code = ch.codePointAt(0) ?? 0;
     if (/\s/u.test(ch)) fail(`whitespace is not allowed (${describeChar(ch)} at position ${position})`);
-    if (code < 0x20 || code === 0x7f) fail(`control character ${describeChar(ch)} at position ${position} is not allowed`);
+    if (code < 0x20 || code === 0x7f)
+      fail(`control character ${describeChar(ch)} at position ${position} is not allowed`);
     if (code > 0x7e) {
       fail(`non-ASCII character ${describeChar(ch)} at position ${position} is not allowed; references are ASCII only`);
     }
@@ -331,7 +331,8 @@ function repositoryProblem(repository: string): string | undefined {
     return `repository is ${repository.length} characters long; at most ${NAME_TOTAL_LENGTH_MAX} are allowed`;
   }
   // Checked before the per-component grammar: it is by far the most common mistake, and the fix is obvious.
-  if (/[A-Z]/.test(repository)) return `repository must be lowercase (did you mean ${quote(repository.toLowerCase())}?)`;
+  if (/[A-Z]/.test(repository))
+    return `repository must be lowercase (did you mean ${quote(repository.toLowerCase())}?)`;
   if (repository.startsWith('/')) return 'repository must not start with "/"';
   if (repository.endsWith('/')) return 'repository must not end with "/"';
   for (const component of repository.split('/')) {

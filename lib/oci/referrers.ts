@@ -51,14 +51,21 @@ export function isReferrersTag(tag: string): boolean {
  * and all its annotations.
  */
 export function referrerDescriptor(raw: RawManifest): Descriptor & { readonly artifactType?: string } {
-  const json = JSON.parse(raw.bytes.toString('utf8')) as { artifactType?: unknown; config?: { mediaType?: unknown }; annotations?: unknown };
+  const json = JSON.parse(raw.bytes.toString('utf8')) as {
+    artifactType?: unknown;
+    config?: { mediaType?: unknown };
+    annotations?: unknown;
+  };
   const parsed = parseManifest(raw);
   const own = typeof json.artifactType === 'string' && json.artifactType ? json.artifactType : undefined;
-  const config = parsed.kind === 'image' && typeof json.config?.mediaType === 'string' ? json.config.mediaType : undefined;
+  const config =
+    parsed.kind === 'image' && typeof json.config?.mediaType === 'string' ? json.config.mediaType : undefined;
   const artifactType = own ?? config;
   const annotations = stringRecord(json.annotations);
   return {
-    mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.length,
+    mediaType: raw.mediaType,
+    digest: raw.digest,
+    size: raw.bytes.length,
     ...(artifactType ? { artifactType } : {}),
     ...(annotations ? { annotations } : {}),
   };
@@ -83,16 +90,21 @@ export function typeMatches(artifactType: string | undefined, types: readonly st
  */
 export function referrersIndexEntries(raw: RawManifest, subject: Digest, what: string): readonly Descriptor[] {
   if (raw.mediaType !== MediaType.OciIndex) {
-    throw new ProtocolError('INVALID_ANSWER', `${what} is a ${raw.mediaType} manifest, not the OCI index of a referrers list`);
+    throw new ProtocolError(
+      'INVALID_ANSWER',
+      `${what} is a ${raw.mediaType} manifest, not the OCI index of a referrers list`,
+    );
   }
-  if (raw.digest === subject) throw new ProtocolError('INVALID_ANSWER', `${what} is the subject ${subject} itself, not a referrers list`);
+  if (raw.digest === subject)
+    throw new ProtocolError('INVALID_ANSWER', `${what} is the subject ${subject} itself, not a referrers list`);
   let parsed;
   try {
     parsed = parseManifest(raw);
   } catch (err) {
     throw new ProtocolError('INVALID_ANSWER', `${what} is not a valid referrers list: ${(err as Error).message}`);
   }
-  if (parsed.subject) throw new ProtocolError('INVALID_ANSWER', `${what} has a subject of its own; a referrers list has none`);
+  if (parsed.subject)
+    throw new ProtocolError('INVALID_ANSWER', `${what} has a subject of its own; a referrers list has none`);
   return parsed.manifests;
 }
 
@@ -101,7 +113,9 @@ export function referrersIndexEntries(raw: RawManifest, subject: Digest, what: s
  * are) and appends `added` — the fallback tag update of spec "Pushing Manifests with Subject".
  */
 export function mergedReferrersIndex(existing: RawManifest | undefined, added: readonly Descriptor[]): Buffer {
-  const base = existing ? JSON.parse(existing.bytes.toString('utf8')) as Record<string, unknown> : {};
-  const manifests = Array.isArray(base.manifests) ? base.manifests as unknown[] : [];
-  return Buffer.from(JSON.stringify({ ...base, schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [...manifests, ...added] }));
+  const base = existing ? (JSON.parse(existing.bytes.toString('utf8')) as Record<string, unknown>) : {};
+  const manifests = Array.isArray(base.manifests) ? (base.manifests as unknown[]) : [];
+  return Buffer.from(
+    JSON.stringify({ ...base, schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [...manifests, ...added] }),
+  );
 }

@@ -14,7 +14,16 @@ import { ChallengeAuthenticator, type Authenticator, type BoundCredentials } fro
 import { discard, forEachRange, readAll, readText, type Timeouts } from './body.js';
 import type { Digest } from './digest.js';
 import { ProtocolError, UnexpectedLengthError, redactUrl, type ProtocolErrorCode } from './errors.js';
-import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, MediaType, manifestFrom, parseManifest, resolveMediaType, type Descriptor, type RawManifest } from './manifest.js';
+import {
+  MANIFEST_ACCEPT,
+  MAX_MANIFEST_BYTES,
+  MediaType,
+  manifestFrom,
+  parseManifest,
+  resolveMediaType,
+  type Descriptor,
+  type RawManifest,
+} from './manifest.js';
 import { Transport, header, type RegistryResponse, type StreamedBody, type TransportOptions } from './transport.js';
 
 export interface RegistryClientOptions extends Omit<TransportOptions, 'authenticator'> {
@@ -80,14 +89,16 @@ export class RegistryClient {
     this.baseUrl = `${options.insecure ? 'http' : 'https'}://${options.registry}`;
     this.origin = new URL(this.baseUrl).origin;
     this.side = options.side;
-    const authenticator = options.authenticator ?? new ChallengeAuthenticator({
-      registry: options.registry,
-      credentials: options.credentials,
-      // token requests go through the same transport (retries, dispatcher, deadlines), minus the auth layer
-      fetchToken: (url, authorization, signal) => this.transport.fetchText(url, authorization, signal),
-      allowHttpRealm: options.insecure ?? false,
-      side: options.side,
-    });
+    const authenticator =
+      options.authenticator ??
+      new ChallengeAuthenticator({
+        registry: options.registry,
+        credentials: options.credentials,
+        // token requests go through the same transport (retries, dispatcher, deadlines), minus the auth layer
+        fetchToken: (url, authorization, signal) => this.transport.fetchText(url, authorization, signal),
+        allowHttpRealm: options.insecure ?? false,
+        side: options.side,
+      });
     this.transport = new Transport({ ...options, authenticator });
   }
 
@@ -119,7 +130,11 @@ export class RegistryClient {
   /** HEAD a manifest: digest and media type without spending a pull (Docker Hub counts GETs only). */
   async headManifest(repository: string, ref: string, o: CallOptions = {}): Promise<ManifestHead | undefined> {
     const res = await this.transport.send({
-      method: 'HEAD', url: this.url(`${repository}/manifests/${ref}`), headers: { accept: MANIFEST_ACCEPT }, scopes: [pull(repository)], signal: o.signal,
+      method: 'HEAD',
+      url: this.url(`${repository}/manifests/${ref}`),
+      headers: { accept: MANIFEST_ACCEPT },
+      scopes: [pull(repository)],
+      signal: o.signal,
     });
     if (res.status === 404) {
       await discard(res.body);
@@ -140,21 +155,37 @@ export class RegistryClient {
 
   /** GET a manifest's exact bytes; when `ref` is a digest, the bytes must hash to it. */
   async getManifest(repository: string, ref: string, o: CallOptions = {}): Promise<RawManifest> {
-    const res = await this.transport.expect({
-      method: 'GET', url: this.url(`${repository}/manifests/${ref}`), headers: { accept: MANIFEST_ACCEPT }, scopes: [pull(repository)], signal: o.signal,
-    }, 200);
+    const res = await this.transport.expect(
+      {
+        method: 'GET',
+        url: this.url(`${repository}/manifests/${ref}`),
+        headers: { accept: MANIFEST_ACCEPT },
+        scopes: [pull(repository)],
+        signal: o.signal,
+      },
+      200,
+    );
     const declared = Number(header(res.headers, 'content-length'));
     const what = `manifest ${repository}:${ref} on ${this.registry}`;
     if (declared > MAX_MANIFEST_BYTES) {
       await discard(res.body, 0);
       res.body.destroy();
-      throw this.error('MANIFEST_TOO_LARGE', `${what} is ${declared} bytes; registries accept at most ${MAX_MANIFEST_BYTES}`);
+      throw this.error(
+        'MANIFEST_TOO_LARGE',
+        `${what} is ${declared} bytes; registries accept at most ${MAX_MANIFEST_BYTES}`,
+      );
     }
-    const bytes = await this.transport.read(res, () => readAll(res.body, MAX_MANIFEST_BYTES + 1, this.timeouts, `GET ${what}`));
-    if (bytes.length > MAX_MANIFEST_BYTES) throw this.error('MANIFEST_TOO_LARGE', `${what} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+    const bytes = await this.transport.read(res, () =>
+      readAll(res.body, MAX_MANIFEST_BYTES + 1, this.timeouts, `GET ${what}`),
+    );
+    if (bytes.length > MAX_MANIFEST_BYTES)
+      throw this.error('MANIFEST_TOO_LARGE', `${what} is larger than ${MAX_MANIFEST_BYTES} bytes`);
     const raw = manifestFrom(bytes, resolveMediaType(header(res.headers, 'content-type'), bytes));
     if (ref.includes(':') && raw.digest !== ref) {
-      throw this.error('DIGEST_MISMATCH', `${this.registry}/${repository}@${ref} served a manifest whose digest is ${raw.digest}`);
+      throw this.error(
+        'DIGEST_MISMATCH',
+        `${this.registry}/${repository}@${ref} served a manifest whose digest is ${raw.digest}`,
+      );
     }
     return raw;
   }
@@ -164,16 +195,32 @@ export class RegistryClient {
    * (a registry that honours it answers 412 otherwise). Returns `OCI-Subject`: the registry processed the
    * manifest's `subject` into its referrers API (spec "Pushing Manifests with Subject").
    */
-  async putManifest(repository: string, ref: string, manifest: RawManifest, o: CallOptions & { readonly ifMatch?: string } = {}): Promise<{ subject?: string }> {
-    const res = await this.transport.expect({
-      method: 'PUT', url: this.url(`${repository}/manifests/${ref}`),
-      headers: { 'content-type': manifest.mediaType, ...(o.ifMatch ? { 'if-match': o.ifMatch } : {}) },
-      body: manifest.bytes, scopes: [push(repository)], signal: o.signal,
-    }, 200, 201, 202);
+  async putManifest(
+    repository: string,
+    ref: string,
+    manifest: RawManifest,
+    o: CallOptions & { readonly ifMatch?: string } = {},
+  ): Promise<{ subject?: string }> {
+    const res = await this.transport.expect(
+      {
+        method: 'PUT',
+        url: this.url(`${repository}/manifests/${ref}`),
+        headers: { 'content-type': manifest.mediaType, ...(o.ifMatch ? { 'if-match': o.ifMatch } : {}) },
+        body: manifest.bytes,
+        scopes: [push(repository)],
+        signal: o.signal,
+      },
+      200,
+      201,
+      202,
+    );
     await discard(res.body);
     const digest = header(res.headers, 'docker-content-digest');
     if (digest && digest !== manifest.digest) {
-      throw this.error('DIGEST_MISMATCH', `${this.registry} stored ${repository}:${ref} as ${digest}, not ${manifest.digest}; the registry rewrote the manifest`);
+      throw this.error(
+        'DIGEST_MISMATCH',
+        `${this.registry} stored ${repository}:${ref} as ${digest}, not ${manifest.digest}; the registry rewrote the manifest`,
+      );
     }
     const subject = header(res.headers, 'oci-subject')?.trim();
     return subject ? { subject } : {};
@@ -188,37 +235,62 @@ export class RegistryClient {
    * is no referrers index (as oras-go `referrersPageByAPI` checks). `firstPageOnly`: asks whether the API
    * is there, reading one page.
    */
-  async listReferrers(repository: string, digest: Digest, o: CallOptions & { readonly artifactType?: string; readonly quota: ReferrersQuota; readonly firstPageOnly?: boolean }): Promise<ReferrersList | undefined> {
+  async listReferrers(
+    repository: string,
+    digest: Digest,
+    o: CallOptions & {
+      readonly artifactType?: string;
+      readonly quota: ReferrersQuota;
+      readonly firstPageOnly?: boolean;
+    },
+  ): Promise<ReferrersList | undefined> {
     let url: URL | undefined = this.url(`${repository}/referrers/${digest}`);
     if (o.artifactType) url.searchParams.set('artifactType', o.artifactType);
     const descriptors: Descriptor[] = [];
     let filtered = o.artifactType !== undefined;
     for (let page = 0; url; page++) {
       if (o.quota.pages-- <= 0) throw this.tooManyReferrers(repository, digest);
-      const res: RegistryResponse = await this.transport.send({ method: 'GET', url, headers: { accept: MediaType.OciIndex }, scopes: [pull(repository)], signal: o.signal });
+      const res: RegistryResponse = await this.transport.send({
+        method: 'GET',
+        url,
+        headers: { accept: MediaType.OciIndex },
+        scopes: [pull(repository)],
+        signal: o.signal,
+      });
       if (page === 0 && (res.status === 404 || res.status === 405)) {
         await discard(res.body);
         return undefined;
       }
       if (res.status !== 200) throw await this.transport.errorFrom('GET', res);
       const limit = Math.min(MAX_MANIFEST_BYTES, o.quota.bytes);
-      const bytes = await this.transport.read(res, () => readAll(res.body, limit + 1, this.timeouts, `GET ${redactUrl(res.url)}`));
+      const bytes = await this.transport.read(res, () =>
+        readAll(res.body, limit + 1, this.timeouts, `GET ${redactUrl(res.url)}`),
+      );
       o.quota.bytes -= bytes.length;
       if (bytes.length > limit) throw this.tooManyReferrers(repository, digest);
       const entries = referrersPage(bytes);
       if (!entries) {
         if (page === 0) return undefined;
-        throw this.error('INVALID_ANSWER', `${this.registry} answered page ${page + 1} of the referrers of ${repository}@${digest} with something that is not an OCI index`, true);
+        throw this.error(
+          'INVALID_ANSWER',
+          `${this.registry} answered page ${page + 1} of the referrers of ${repository}@${digest} with something that is not an OCI index`,
+          true,
+        );
       }
       descriptors.push(...entries);
-      filtered &&= (header(res.headers, 'oci-filters-applied') ?? '').split(',').some((f) => f.trim() === 'artifactType');
+      filtered &&= (header(res.headers, 'oci-filters-applied') ?? '')
+        .split(',')
+        .some((f) => f.trim() === 'artifactType');
       url = o.firstPageOnly ? undefined : this.nextPage(header(res.headers, 'link'), url, 'referrers list');
     }
     return { descriptors, filtered };
   }
 
   private tooManyReferrers(repository: string, digest: Digest): ProtocolError {
-    return this.error('TOO_MANY_REFERRERS', `${this.registry}/${repository}: listing the referrers of ${digest} exceeded what one import may read of referrers lists; narrow referrerTypes`);
+    return this.error(
+      'TOO_MANY_REFERRERS',
+      `${this.registry}/${repository}: listing the referrers of ${digest} exceeded what one import may read of referrers lists; narrow referrerTypes`,
+    );
   }
 
   // ---- blobs -----------------------------------------------------------------------------------
@@ -226,7 +298,11 @@ export class RegistryClient {
   /** HEAD a blob: its size when the repository has it (-1 when the answer has no length), undefined when not. */
   async headBlob(repository: string, digest: Digest, o: CallOptions = {}): Promise<number | undefined> {
     const res = await this.transport.send({
-      method: 'HEAD', url: this.url(`${repository}/blobs/${digest}`), scopes: [pull(repository)], followRedirects: true, signal: o.signal,
+      method: 'HEAD',
+      url: this.url(`${repository}/blobs/${digest}`),
+      scopes: [pull(repository)],
+      followRedirects: true,
+      signal: o.signal,
     });
     await discard(res.body);
     if (res.status === 404) return undefined;
@@ -243,28 +319,53 @@ export class RegistryClient {
    * UnexpectedLengthError (temporary: the caller asks again for what it is missing) — after the sink was
    * given what did arrive.
    */
-  async getBlobRange(repository: string, digest: Digest, start: number, end: number, sink: (chunk: Buffer) => void | Promise<void>, o: CallOptions = {}): Promise<BlobRange> {
+  async getBlobRange(
+    repository: string,
+    digest: Digest,
+    start: number,
+    end: number,
+    sink: (chunk: Buffer) => void | Promise<void>,
+    o: CallOptions = {},
+  ): Promise<BlobRange> {
     const want = end - start + 1;
     const res = await this.transport.send({
-      method: 'GET', url: this.url(`${repository}/blobs/${digest}`), scopes: [pull(repository)], followRedirects: true,
+      method: 'GET',
+      url: this.url(`${repository}/blobs/${digest}`),
+      scopes: [pull(repository)],
+      followRedirects: true,
       // identity: byte offsets must refer to the stored blob, not a CDN's compressed representation
-      headers: { range: `bytes=${start}-${end}`, 'accept-encoding': 'identity' }, signal: o.signal, retry: o.retry,
+      headers: { range: `bytes=${start}-${end}`, 'accept-encoding': 'identity' },
+      signal: o.signal,
+      retry: o.retry,
     });
     const where = redactUrl(res.url);
     if (res.status === 206) {
       const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, 'content-range')?.trim() ?? '');
       const declared = header(res.headers, 'content-length');
-      if (!cr || Number(cr[1]) !== start || Number(cr[2]) !== end || (declared !== undefined && Number(declared) !== want)) {
+      if (
+        !cr ||
+        Number(cr[1]) !== start ||
+        Number(cr[2]) !== end ||
+        (declared !== undefined && Number(declared) !== want)
+      ) {
         await discard(res.body, 0);
         res.body.destroy();
-        throw this.error('RANGE_INVALID', `${where} answered range bytes=${start}-${end} with Content-Range "${header(res.headers, 'content-range') ?? ''}" and Content-Length ${declared ?? 'none'}; the remote server may not be RFC 7233 compliant`, true);
+        throw this.error(
+          'RANGE_INVALID',
+          `${where} answered range bytes=${start}-${end} with Content-Range "${header(res.headers, 'content-range') ?? ''}" and Content-Length ${declared ?? 'none'}; the remote server may not be RFC 7233 compliant`,
+          true,
+        );
       }
-      const length = await this.transport.read(res, () => forEachRange(res.body, 0, want, false, sink, this.timeouts, `GET ${where}`));
+      const length = await this.transport.read(res, () =>
+        forEachRange(res.body, 0, want, false, sink, this.timeouts, `GET ${where}`),
+      );
       if (length !== want) throw new UnexpectedLengthError(where, want, length, { side: this.side });
       return { rangeHonoured: true };
     }
     if (res.status === 200) {
-      const length = await this.transport.read(res, () => forEachRange(res.body, start, want, true, sink, this.timeouts, `GET ${where}`));
+      const length = await this.transport.read(res, () =>
+        forEachRange(res.body, start, want, true, sink, this.timeouts, `GET ${where}`),
+      );
       if (length !== want) throw new UnexpectedLengthError(where, want, length, { side: this.side });
       return { rangeHonoured: false };
     }
@@ -277,7 +378,10 @@ export class RegistryClient {
   private sessionUrl(location: string, base: URL | string): string {
     const url = new URL(location, base);
     if (url.origin !== this.origin) {
-      throw this.error('UNEXPECTED_UPLOAD_LOCATION', `${this.registry} answered an upload with Location on another origin (${redactUrl(url)}); uploads only go to the registry itself, whose credentials they carry`);
+      throw this.error(
+        'UNEXPECTED_UPLOAD_LOCATION',
+        `${this.registry} answered an upload with Location on another origin (${redactUrl(url)}); uploads only go to the registry itself, whose credentials they carry`,
+      );
     }
     return url.toString();
   }
@@ -290,7 +394,13 @@ export class RegistryClient {
     const url = this.url(`${repository}/blobs/uploads/`);
     url.searchParams.set('mount', digest);
     url.searchParams.set('from', fromRepository);
-    const res = await this.transport.send({ method: 'POST', url, scopes: [push(repository), pull(fromRepository)], idempotent: true, signal: o.signal });
+    const res = await this.transport.send({
+      method: 'POST',
+      url,
+      scopes: [push(repository), pull(fromRepository)],
+      idempotent: true,
+      signal: o.signal,
+    });
     await discard(res.body);
     if (res.status === 201) return true;
     const location = header(res.headers, 'location');
@@ -302,12 +412,19 @@ export class RegistryClient {
   async startUpload(repository: string, o: CallOptions = {}): Promise<UploadSession> {
     const url = this.url(`${repository}/blobs/uploads/`);
     // An extra session left by a retried POST costs nothing: registries purge unused sessions.
-    const res = await this.transport.expect({ method: 'POST', url, scopes: [push(repository)], idempotent: true, signal: o.signal }, 202);
+    const res = await this.transport.expect(
+      { method: 'POST', url, scopes: [push(repository)], idempotent: true, signal: o.signal },
+      202,
+    );
     await discard(res.body);
     const location = header(res.headers, 'location');
-    if (!location) throw this.error('NO_LOCATION', `${this.registry} started an upload without a Location header`, true);
+    if (!location)
+      throw this.error('NO_LOCATION', `${this.registry} started an upload without a Location header`, true);
     const min = Number(header(res.headers, 'oci-chunk-min-length'));
-    return { location: this.sessionUrl(location, url), minChunkLength: Number.isFinite(min) && min > 0 ? min : undefined };
+    return {
+      location: this.sessionUrl(location, url),
+      minChunkLength: Number.isFinite(min) && min > 0 ? min : undefined,
+    };
   }
 
   /**
@@ -315,11 +432,23 @@ export class RegistryClient {
    * known). Never retried here: if the answer is lost, the registry may have applied the chunk and
    * moved on (distribution then poisons the session): ask `uploadStatus`. Returns the next Location.
    */
-  async patchUpload(repository: string, location: string, offset: number, chunk: Buffer | Required<Pick<StreamedBody, 'length' | 'chunks'>>, o: CallOptions = {}): Promise<string> {
-    return this.patch(repository, location, chunk, {
-      // inclusive, and without the "bytes " prefix (distribution 3 fails to parse it otherwise)
-      'content-range': `${offset}-${offset + chunk.length - 1}`,
-    }, o);
+  async patchUpload(
+    repository: string,
+    location: string,
+    offset: number,
+    chunk: Buffer | Required<Pick<StreamedBody, 'length' | 'chunks'>>,
+    o: CallOptions = {},
+  ): Promise<string> {
+    return this.patch(
+      repository,
+      location,
+      chunk,
+      {
+        // inclusive, and without the "bytes " prefix (distribution 3 fails to parse it otherwise)
+        'content-range': `${offset}-${offset + chunk.length - 1}`,
+      },
+      o,
+    );
   }
 
   /**
@@ -327,16 +456,38 @@ export class RegistryClient {
    * the upload `docker push` makes, which every registry takes (some refuse several chunks, or large
    * ones with a declared length). Never retried here, as `patchUpload`. Returns the next Location.
    */
-  async streamUpload(repository: string, location: string, chunks: AsyncIterable<Buffer>, expected: number, o: CallOptions = {}): Promise<string> {
+  async streamUpload(
+    repository: string,
+    location: string,
+    chunks: AsyncIterable<Buffer>,
+    expected: number,
+    o: CallOptions = {},
+  ): Promise<string> {
     return this.patch(repository, location, { chunks, expected }, {}, o);
   }
 
-  private async patch(repository: string, location: string, body: Buffer | StreamedBody, headers: Record<string, string>, o: CallOptions): Promise<string> {
+  private async patch(
+    repository: string,
+    location: string,
+    body: Buffer | StreamedBody,
+    headers: Record<string, string>,
+    o: CallOptions,
+  ): Promise<string> {
     const url = new URL(this.sessionUrl(location, this.baseUrl));
-    const res = await this.transport.expect({
-      method: 'PATCH', url, body, scopes: [push(repository)], idempotent: false, signal: o.signal,
-      headers: { 'content-type': 'application/octet-stream', ...headers },
-    }, 202, 201, 204);
+    const res = await this.transport.expect(
+      {
+        method: 'PATCH',
+        url,
+        body,
+        scopes: [push(repository)],
+        idempotent: false,
+        signal: o.signal,
+        headers: { 'content-type': 'application/octet-stream', ...headers },
+      },
+      202,
+      201,
+      204,
+    );
     await discard(res.body);
     const next = header(res.headers, 'location');
     return next ? this.sessionUrl(next, url) : url.toString();
@@ -346,12 +497,18 @@ export class RegistryClient {
    * GET the session status: the number of bytes the registry holds and the Location to continue
    * with, or undefined when the session is gone or refused (then start a new one).
    */
-  async uploadStatus(repository: string, location: string, o: CallOptions = {}): Promise<{ location: string; size: number } | undefined> {
+  async uploadStatus(
+    repository: string,
+    location: string,
+    o: CallOptions = {},
+  ): Promise<{ location: string; size: number } | undefined> {
     const url = new URL(this.sessionUrl(location, this.baseUrl));
     const res = await this.transport.send({ method: 'GET', url, scopes: [push(repository)], signal: o.signal });
     await discard(res.body);
     if (res.status !== 204 && res.status !== 200) return undefined;
-    const range = header(res.headers, 'range')?.replace(/^bytes=/, '').trim();
+    const range = header(res.headers, 'range')
+      ?.replace(/^bytes=/, '')
+      .trim();
     const m = range ? /^(\d+)-(\d+)$/.exec(range) : null;
     const next = header(res.headers, 'location');
     return {
@@ -362,15 +519,32 @@ export class RegistryClient {
   }
 
   /** Final `PUT ?digest=` with an optional last chunk; the registry verifies the digest. */
-  async finishUpload(repository: string, location: string, digest: Digest, offset: number, lastChunk: Buffer | undefined, o: CallOptions = {}): Promise<void> {
+  async finishUpload(
+    repository: string,
+    location: string,
+    digest: Digest,
+    offset: number,
+    lastChunk: Buffer | undefined,
+    o: CallOptions = {},
+  ): Promise<void> {
     const url = new URL(this.sessionUrl(location, this.baseUrl));
     url.searchParams.set('digest', digest);
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
     if (lastChunk?.length) headers['content-range'] = `${offset}-${offset + lastChunk.length - 1}`;
     // Not replayed with a chunk: a retry after a lost answer would append it twice.
-    const res = await this.transport.expect({
-      method: 'PUT', url, headers, body: lastChunk ?? Buffer.alloc(0), scopes: [push(repository)], idempotent: !lastChunk?.length, signal: o.signal,
-    }, 201, 204);
+    const res = await this.transport.expect(
+      {
+        method: 'PUT',
+        url,
+        headers,
+        body: lastChunk ?? Buffer.alloc(0),
+        scopes: [push(repository)],
+        idempotent: !lastChunk?.length,
+        signal: o.signal,
+      },
+      201,
+      204,
+    );
     await discard(res.body);
   }
 
@@ -393,7 +567,10 @@ export class RegistryClient {
    * more pages than `maxTags` tags fill at the page size asked for, plus one: a registry answering empty pages
    * with a next link for ever gets ⌈maxTags / pageSize⌉ + 1 requests, then TOO_MANY_TAGS.
    */
-  async listTags(repository: string, o: CallOptions & { readonly maxTags: number; readonly setting?: string; readonly pageSize?: number }): Promise<string[]> {
+  async listTags(
+    repository: string,
+    o: CallOptions & { readonly maxTags: number; readonly setting?: string; readonly pageSize?: number },
+  ): Promise<string[]> {
     const tags: string[] = [];
     const pageSize = o.pageSize ?? 1000;
     const maxPages = Math.ceil(o.maxTags / pageSize) + 1;
@@ -401,19 +578,34 @@ export class RegistryClient {
     url.searchParams.set('n', String(pageSize));
     for (let requests = 0; url; requests++) {
       if (requests >= maxPages) {
-        throw this.error('TOO_MANY_TAGS', `${this.registry}/${repository} pages its tag list past ${maxPages} pages (${tags.length} tags so far, ${pageSize} asked per page): more than ${o.maxTags} tags${o.setting ? ` (${o.setting})` : ''} fill; narrow the rule or raise the limit`);
+        throw this.error(
+          'TOO_MANY_TAGS',
+          `${this.registry}/${repository} pages its tag list past ${maxPages} pages (${tags.length} tags so far, ${pageSize} asked per page): more than ${o.maxTags} tags${o.setting ? ` (${o.setting})` : ''} fill; narrow the rule or raise the limit`,
+        );
       }
-      const res: RegistryResponse = await this.transport.expect({ method: 'GET', url, scopes: [pull(repository)], signal: o.signal }, 200);
-      const text = await this.transport.read(res, () => readText(res.body, 16 * 1024 * 1024, this.timeouts, `GET ${redactUrl(res.url)}`));
+      const res: RegistryResponse = await this.transport.expect(
+        { method: 'GET', url, scopes: [pull(repository)], signal: o.signal },
+        200,
+      );
+      const text = await this.transport.read(res, () =>
+        readText(res.body, 16 * 1024 * 1024, this.timeouts, `GET ${redactUrl(res.url)}`),
+      );
       let page: { tags?: unknown };
       try {
         page = JSON.parse(text) as { tags?: unknown };
       } catch {
-        throw this.error('INVALID_ANSWER', `${this.registry} answered the tag list of ${repository} with something that is not JSON`, true);
+        throw this.error(
+          'INVALID_ANSWER',
+          `${this.registry} answered the tag list of ${repository} with something that is not JSON`,
+          true,
+        );
       }
       for (const t of Array.isArray(page.tags) ? page.tags : []) if (typeof t === 'string') tags.push(t);
       if (tags.length > o.maxTags) {
-        throw this.error('TOO_MANY_TAGS', `${this.registry}/${repository} lists more than ${o.maxTags} tags${o.setting ? ` (${o.setting})` : ''}; narrow the rule or raise the limit`);
+        throw this.error(
+          'TOO_MANY_TAGS',
+          `${this.registry}/${repository} lists more than ${o.maxTags} tags${o.setting ? ` (${o.setting})` : ''}; narrow the rule or raise the limit`,
+        );
       }
       url = this.nextPage(header(res.headers, 'link'), url, 'tag list');
     }
@@ -426,7 +618,10 @@ export class RegistryClient {
     if (!target) return undefined;
     const next = new URL(target, current);
     if (next.origin !== this.origin) {
-      throw this.error('CROSS_ORIGIN_LINK', `${this.registry} paginates its ${what} to another origin (${redactUrl(next)}); only the registry's own pages are followed`);
+      throw this.error(
+        'CROSS_ORIGIN_LINK',
+        `${this.registry} paginates its ${what} to another origin (${redactUrl(next)}); only the registry's own pages are followed`,
+      );
     }
     return next;
   }

@@ -24,7 +24,16 @@ import { DEFAULT_RETRY, NO_RETRY, abortReason, deadlineSignal, retry, type Retry
 import type { Authenticator } from './auth.js';
 import { DEFAULT_TIMEOUTS, bodyDeadlineMs, discard, readText, type Body, type Timeouts } from './body.js';
 import { parseChallenges } from './challenge.js';
-import { MAX_ERROR_BODY, ProtocolError, RegistryError, TimeoutError, TransportError, parseDiagnostics, redactUrl, transportFailure } from './errors.js';
+import {
+  MAX_ERROR_BODY,
+  ProtocolError,
+  RegistryError,
+  TimeoutError,
+  TransportError,
+  parseDiagnostics,
+  redactUrl,
+  transportFailure,
+} from './errors.js';
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 export type Headers = Record<string, string | string[] | undefined>;
@@ -108,11 +117,15 @@ export class Transport {
   async send(req: RegistryRequest): Promise<RegistryResponse> {
     const idempotent = !isStreamed(req.body) && (req.idempotent ?? (req.method !== 'POST' && req.method !== 'PATCH'));
     const policy = req.retry ?? this.retry;
-    return retry(async () => {
-      const res = await this.sendAuthorized(req);
-      if (isRetryableStatus(res.status)) throw await this.errorFrom(req.method, res);
-      return res;
-    }, idempotent ? policy : { ...NO_RETRY, maxRetryAfterMs: policy.maxRetryAfterMs }, { signal: req.signal });
+    return retry(
+      async () => {
+        const res = await this.sendAuthorized(req);
+        if (isRetryableStatus(res.status)) throw await this.errorFrom(req.method, res);
+        return res;
+      },
+      idempotent ? policy : { ...NO_RETRY, maxRetryAfterMs: policy.maxRetryAfterMs },
+      { signal: req.signal },
+    );
   }
 
   /** Sends and throws a RegistryError unless the status is one of `ok`. */
@@ -123,13 +136,24 @@ export class Transport {
   }
 
   /** A plain GET used by the token flow: no auth layer, same retries, dispatcher and deadlines. */
-  async fetchText(url: URL, authorization: string | undefined, signal?: AbortSignal): Promise<{ status: number; body: string }> {
+  async fetchText(
+    url: URL,
+    authorization: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ status: number; body: string }> {
     const req: RegistryRequest = { method: 'GET', url, scopes: [], signal };
-    return retry(async () => {
-      const res = await this.follow(req, authorization);
-      if (isRetryableStatus(res.status)) throw await this.errorFrom('GET', res);
-      return { status: res.status, body: await this.read(res, () => readText(res.body, 128 * 1024, this.timeouts, `GET ${redactUrl(url)}`)) };
-    }, this.retry, { signal });
+    return retry(
+      async () => {
+        const res = await this.follow(req, authorization);
+        if (isRetryableStatus(res.status)) throw await this.errorFrom('GET', res);
+        return {
+          status: res.status,
+          body: await this.read(res, () => readText(res.body, 128 * 1024, this.timeouts, `GET ${redactUrl(url)}`)),
+        };
+      },
+      this.retry,
+      { signal },
+    );
   }
 
   /** Builds the RegistryError for an unexpected answer, reading at most 64 KiB of its body. */
@@ -137,8 +161,10 @@ export class Transport {
     let text = '';
     if (method === 'HEAD') await discard(res.body);
     else text = await readText(res.body, MAX_ERROR_BODY, this.timeouts).catch(() => '');
-    return new RegistryError(method, redactUrl(res.url), res.status, parseDiagnostics(text),
-      { side: this.side, retryAfterMs: parseRetryAfter(res.headers['retry-after']) });
+    return new RegistryError(method, redactUrl(res.url), res.status, parseDiagnostics(text), {
+      side: this.side,
+      retryAfterMs: parseRetryAfter(res.headers['retry-after']),
+    });
   }
 
   /** Runs a body read, turning connection failures into our errors (on this transport's side). */
@@ -162,7 +188,13 @@ export class Transport {
       if (retryWith && retryWith !== authorization) {
         await discard(res.body);
         // A streamed body is gone: the caller sends it again (with the new token) from what the registry holds.
-        if (isStreamed(req.body)) throw new TransportError(req.method, redactUrl(req.url), { code: 'REAUTH', message: 'the registry asked for new credentials while the body streamed' }, { side: this.side, temporary: true });
+        if (isStreamed(req.body))
+          throw new TransportError(
+            req.method,
+            redactUrl(req.url),
+            { code: 'REAUTH', message: 'the registry asked for new credentials while the body streamed' },
+            { side: this.side, temporary: true },
+          );
         authorization = retryWith;
         res = await this.follow(req, authorization);
       }
@@ -180,11 +212,19 @@ export class Transport {
       if (!req.followRedirects || !REDIRECT_STATUS.has(res.status) || !location) return res;
       await discard(res.body);
       if (hop >= MAX_REDIRECTS) {
-        throw new ProtocolError('TOO_MANY_REDIRECTS', `${req.method} ${redactUrl(req.url)} was redirected more than ${MAX_REDIRECTS} times`, { side: this.side });
+        throw new ProtocolError(
+          'TOO_MANY_REDIRECTS',
+          `${req.method} ${redactUrl(req.url)} was redirected more than ${MAX_REDIRECTS} times`,
+          { side: this.side },
+        );
       }
       const next = new URL(location, url);
       if (url.protocol === 'https:' && next.protocol !== 'https:') {
-        throw new ProtocolError('INSECURE_REDIRECT', `${req.method} ${redactUrl(url)} redirected to ${redactUrl(next)}: a redirect from https to ${next.protocol.replace(':', '')} is refused`, { side: this.side });
+        throw new ProtocolError(
+          'INSECURE_REDIRECT',
+          `${req.method} ${redactUrl(url)} redirected to ${redactUrl(next)}: a redirect from https to ${next.protocol.replace(':', '')} is refused`,
+          { side: this.side },
+        );
       }
       url = next;
     }
@@ -204,9 +244,18 @@ export class Transport {
     }
     // A request body must be on its way at the minimum rate; the answer's headers then within idleMs.
     const what = `${req.method} ${redactUrl(url)}`;
-    const deadline = bodyBytes > 0
-      ? deadlineSignal(bodyDeadlineMs(this.timeouts, bodyBytes), () => new TimeoutError(`${what}: the request body of ${bodyBytes} bytes was not sent within ${Math.round(bodyDeadlineMs(this.timeouts, bodyBytes) / 1000)} s (MIN_BYTES_PER_SECOND)`, { side: this.side }), req.signal)
-      : undefined;
+    const deadline =
+      bodyBytes > 0
+        ? deadlineSignal(
+            bodyDeadlineMs(this.timeouts, bodyBytes),
+            () =>
+              new TimeoutError(
+                `${what}: the request body of ${bodyBytes} bytes was not sent within ${Math.round(bodyDeadlineMs(this.timeouts, bodyBytes) / 1000)} s (MIN_BYTES_PER_SECOND)`,
+                { side: this.side },
+              ),
+            req.signal,
+          )
+        : undefined;
     const signal = deadline?.signal ?? req.signal;
     try {
       const res = await this.dispatcher.request({

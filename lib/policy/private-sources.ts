@@ -23,13 +23,26 @@ import { AzureError } from '../azure/errors.js';
 import { parseRegistryResourceId } from '../azure/arm.js';
 import { ConfigError, type Config } from '../config.js';
 import { normalizeRegistry } from '../oci/reference.js';
-import { SourceNotAllowedError, checkSource, isNonPublicAddress, matchesPattern, splitHostPort, type Lookup } from './sources.js';
+import {
+  SourceNotAllowedError,
+  checkSource,
+  isNonPublicAddress,
+  matchesPattern,
+  splitHostPort,
+  type Lookup,
+} from './sources.js';
 
 export const PRIVATE_SOURCE_SETTING = 'PRIVATE_SOURCE_REGISTRIES';
 
 /** Address space a virtual network (and so a private endpoint in it) may use: RFC 1918 and RFC 6598. */
 const VNET = new BlockList();
-for (const [net, prefix] of [['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 16], ['100.64.0.0', 10]] as const) VNET.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of [
+  ['10.0.0.0', 8],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+  ['100.64.0.0', 10],
+] as const)
+  VNET.addSubnet(net, prefix, 'ipv4');
 
 /** True for an address a private endpoint can have: RFC 1918 or RFC 6598, also IPv4-mapped in IPv6. */
 export function isPrivateEndpointAddress(address: string): boolean {
@@ -90,7 +103,10 @@ export function privateEndpointHosts(resourceId: string, loginServer: string): (
   const domain = login.slice(name.length + 1);
   const dataEndpoint = new RegExp(`^${name}\\.[a-z0-9-]{1,63}\\.data\\.${domain.replace(/[.]/g, '\\.')}$`);
   return (host) => {
-    const h = host.replace(/^\[|\]$/g, '').toLowerCase().replace(/\.$/, '');
+    const h = host
+      .replace(/^\[|\]$/g, '')
+      .toLowerCase()
+      .replace(/\.$/, '');
     return h === login || dataEndpoint.test(h);
   };
 }
@@ -106,13 +122,21 @@ export async function vetPrivateEndpointAddresses(host: string, lookup: Lookup):
     addresses = isIP(bare) ? [bare] : await lookup(bare);
   } catch (err) {
     const code = (err as { code?: string }).code ?? '';
-    throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} could not be resolved (${code || (err as Error).message})`, code !== 'ENOTFOUND');
+    throw new SourceNotAllowedError(
+      'SOURCE_UNRESOLVABLE',
+      `source host ${host} could not be resolved (${code || (err as Error).message})`,
+      code !== 'ENOTFOUND',
+    );
   }
-  if (addresses.length === 0) throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} has no address`, true);
+  if (addresses.length === 0)
+    throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} has no address`, true);
   const bad = addresses.find((a) => isNonPublicAddress(a) && !isPrivateEndpointAddress(a));
   if (bad) {
-    throw new SourceNotAllowedError('PRIVATE_ADDRESS', `source host ${host} resolves to ${bad}, which is neither public nor a private-endpoint address `
-      + `(10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10); ${PRIVATE_SOURCE_SETTING} allows only those`);
+    throw new SourceNotAllowedError(
+      'PRIVATE_ADDRESS',
+      `source host ${host} resolves to ${bad}, which is neither public nor a private-endpoint address ` +
+        `(10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10); ${PRIVATE_SOURCE_SETTING} allows only those`,
+    );
   }
   return addresses;
 }
@@ -122,13 +146,21 @@ export async function vetPrivateEndpointAddresses(host: string, lookup: Lookup):
  * must match ALLOWED_SOURCES and resolve to public or private-endpoint addresses; a login server that is not
  * `<name>.<domain>` of the resource ID gets the usual check. Throws SourceNotAllowedError.
  */
-export async function checkBoundSource(registry: string, resourceId: string, allowed: readonly string[], lookup: Lookup): Promise<void> {
+export async function checkBoundSource(
+  registry: string,
+  resourceId: string,
+  allowed: readonly string[],
+  lookup: Lookup,
+): Promise<void> {
   if (!privateEndpointHosts(resourceId, registry)(splitHostPort(normalizeRegistry(registry)).host)) {
     await checkSource(registry, allowed, lookup);
     return;
   }
   if (!allowed.some((p) => matchesPattern(registry, p))) {
-    throw new SourceNotAllowedError('SOURCE_NOT_ALLOWED', `source registry ${registry} is not in ALLOWED_SOURCES (${allowed.join(', ') || 'empty'})`);
+    throw new SourceNotAllowedError(
+      'SOURCE_NOT_ALLOWED',
+      `source registry ${registry} is not in ALLOWED_SOURCES (${allowed.join(', ') || 'empty'})`,
+    );
   }
   await vetPrivateEndpointAddresses(splitHostPort(registry).host, lookup);
 }

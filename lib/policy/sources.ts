@@ -20,12 +20,30 @@ import { normalizeRegistry } from '../oci/reference.js';
 
 /** The non-public IPv4 ranges (network, prefix length); the tests check every one of them. */
 export const NON_PUBLIC_IPV4 = [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['168.63.129.16', 32], ['169.254.0.0', 16],
-  ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['168.63.129.16', 32],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
 ] as const;
 /** The non-public IPv6 ranges. ::/96 holds the unspecified and loopback addresses and the deprecated IPv4-compatible
  * ones; 64:ff9b::/96 is NAT64. (IPv4-mapped addresses are checked as the IPv4 address they carry.) */
-export const NON_PUBLIC_IPV6 = [['::', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8]] as const;
+export const NON_PUBLIC_IPV6 = [
+  ['::', 96],
+  ['64:ff9b::', 96],
+  ['64:ff9b:1::', 48],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['fec0::', 10],
+  ['ff00::', 8],
+] as const;
 const v4 = new BlockList();
 for (const [net, prefix] of NON_PUBLIC_IPV4) v4.addSubnet(net, prefix, 'ipv4');
 const v6 = new BlockList();
@@ -44,7 +62,8 @@ export function isNonPublicAddress(address: string): boolean {
 
 /** The IPv4 address inside an IPv4-mapped IPv6 one (`::ffff:a.b.c.d` or `::ffff:7f00:1`). */
 function mappedIpv4(address: string): string | undefined {
-  const dotted = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address) ?? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  const dotted =
+    /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address) ?? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (dotted) return dotted[1];
   const hex = /^(?:0{0,4}:){0,5}:?ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
   if (!hex) return undefined;
@@ -78,8 +97,10 @@ export function isPlatformAddress(address: string): boolean {
 function refusePlatform(host: string, addresses: readonly string[]): readonly string[] {
   const bad = addresses.find(isPlatformAddress);
   if (bad) {
-    throw new SourceNotAllowedError('PRIVATE_ADDRESS',
-      `source host ${host} is or resolves to the link-local or platform address ${bad}, which no ALLOWED_SOURCES pattern can allow`);
+    throw new SourceNotAllowedError(
+      'PRIVATE_ADDRESS',
+      `source host ${host} is or resolves to the link-local or platform address ${bad}, which no ALLOWED_SOURCES pattern can allow`,
+    );
   }
   return addresses;
 }
@@ -87,7 +108,8 @@ function refusePlatform(host: string, addresses: readonly string[]): readonly st
 /** Resolves a host name to every address it has. */
 export type Lookup = (host: string) => Promise<string[]>;
 
-export const systemLookup: Lookup = async (host) => (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address);
+export const systemLookup: Lookup = async (host) =>
+  (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 export type SourceRefusal = 'SOURCE_NOT_ALLOWED' | 'PRIVATE_ADDRESS' | 'SOURCE_UNRESOLVABLE';
 
@@ -102,7 +124,8 @@ export function splitHostPort(hostPort: string): { host: string; port?: string }
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(hostPort);
   if (v6) return { host: v6[1]!.toLowerCase(), port: v6[2] };
   const i = hostPort.lastIndexOf(':');
-  if (i > 0 && hostPort.indexOf(':') === i) return { host: hostPort.slice(0, i).toLowerCase(), port: hostPort.slice(i + 1) };
+  if (i > 0 && hostPort.indexOf(':') === i)
+    return { host: hostPort.slice(0, i).toLowerCase(), port: hostPort.slice(i + 1) };
   return { host: hostPort.toLowerCase() };
 }
 
@@ -134,14 +157,21 @@ export async function vetAddresses(host: string, lookup: Lookup): Promise<string
       addresses = await lookup(bare);
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
-      throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} could not be resolved (${code || (err as Error).message})`, code !== 'ENOTFOUND');
+      throw new SourceNotAllowedError(
+        'SOURCE_UNRESOLVABLE',
+        `source host ${host} could not be resolved (${code || (err as Error).message})`,
+        code !== 'ENOTFOUND',
+      );
     }
-    if (addresses.length === 0) throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} has no address`, true);
+    if (addresses.length === 0)
+      throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} has no address`, true);
   }
   const bad = addresses.find(isNonPublicAddress);
   if (bad) {
-    throw new SourceNotAllowedError('PRIVATE_ADDRESS',
-      `source host ${host} is or resolves to the non-public address ${bad}; list it explicitly in ALLOWED_SOURCES to allow it`);
+    throw new SourceNotAllowedError(
+      'PRIVATE_ADDRESS',
+      `source host ${host} is or resolves to the non-public address ${bad}; list it explicitly in ALLOWED_SOURCES to allow it`,
+    );
   }
   return addresses;
 }
@@ -151,9 +181,16 @@ export async function vetAddresses(host: string, lookup: Lookup): Promise<string
  * unless an explicit pattern names it, all its addresses are public and it resolves at all. The same
  * check runs again at every connection (guardedDispatcher); this one makes a bad request a clear 400.
  */
-export async function checkSource(registry: string, allowed: readonly string[], lookup: Lookup = systemLookup): Promise<void> {
+export async function checkSource(
+  registry: string,
+  allowed: readonly string[],
+  lookup: Lookup = systemLookup,
+): Promise<void> {
   if (!allowed.some((p) => matchesPattern(registry, p))) {
-    throw new SourceNotAllowedError('SOURCE_NOT_ALLOWED', `source registry ${registry} is not in ALLOWED_SOURCES (${allowed.join(', ') || 'empty'})`);
+    throw new SourceNotAllowedError(
+      'SOURCE_NOT_ALLOWED',
+      `source registry ${registry} is not in ALLOWED_SOURCES (${allowed.join(', ') || 'empty'})`,
+    );
   }
   const host = splitHostPort(registry).host;
   if (explicitlyAllowed(registry, allowed)) refusePlatform(host, await resolveOnly(host, lookup));
@@ -172,12 +209,18 @@ export type HostVetting = (host: string) => ((host: string, lookup: Lookup) => P
  * and connects to the vetted address — TLS still sends the host name (SNI) and verifies the certificate
  * against it.
  */
-export function guardedDispatcher(allowed: readonly string[], lookup: Lookup = systemLookup, vetFor?: HostVetting): Agent {
+export function guardedDispatcher(
+  allowed: readonly string[],
+  lookup: Lookup = systemLookup,
+  vetFor?: HostVetting,
+): Agent {
   const base = buildConnector({});
   const connect: buildConnector.connector = (options, callback) => {
     const hostPort = options.port ? `${options.hostname}:${options.port}` : options.hostname;
     const own = vetFor?.(options.hostname);
-    const addresses = own ? own(options.hostname, lookup) : connectAddresses(options.hostname, hostPort, allowed, lookup);
+    const addresses = own
+      ? own(options.hostname, lookup)
+      : connectAddresses(options.hostname, hostPort, allowed, lookup);
     addresses.then(
       // undici hands the connector IPv6 literals without brackets, as net.connect wants them
       (list) => base({ ...options, hostname: list[0]! }, callback),
@@ -191,8 +234,15 @@ export function guardedDispatcher(allowed: readonly string[], lookup: Lookup = s
  * The addresses a connection to `hostname` (`hostPort` with its port) may use, resolved once: vetted unless an
  * explicit ALLOWED_SOURCES pattern names it, and never a link-local or platform address whatever names it.
  */
-export async function connectAddresses(hostname: string, hostPort: string, allowed: readonly string[], lookup: Lookup): Promise<readonly string[]> {
-  return explicitlyAllowed(hostPort, allowed) ? refusePlatform(hostname, await resolveOnly(hostname, lookup)) : vetAddresses(hostname, lookup);
+export async function connectAddresses(
+  hostname: string,
+  hostPort: string,
+  allowed: readonly string[],
+  lookup: Lookup,
+): Promise<readonly string[]> {
+  return explicitlyAllowed(hostPort, allowed)
+    ? refusePlatform(hostname, await resolveOnly(hostname, lookup))
+    : vetAddresses(hostname, lookup);
 }
 
 async function resolveOnly(host: string, lookup: Lookup): Promise<string[]> {
@@ -202,7 +252,11 @@ async function resolveOnly(host: string, lookup: Lookup): Promise<string[]> {
     const list = await lookup(bare);
     if (list.length) return list;
   } catch (err) {
-    throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} could not be resolved (${(err as { code?: string }).code ?? (err as Error).message})`, true);
+    throw new SourceNotAllowedError(
+      'SOURCE_UNRESOLVABLE',
+      `source host ${host} could not be resolved (${(err as { code?: string }).code ?? (err as Error).message})`,
+      true,
+    );
   }
   throw new SourceNotAllowedError('SOURCE_UNRESOLVABLE', `source host ${host} has no address`, true);
 }

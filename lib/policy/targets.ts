@@ -18,18 +18,29 @@ const cache = new Map<string, RegExp>();
 function globRegExp(pattern: string): RegExp {
   let re = cache.get(pattern);
   if (!re) {
-    re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+    re = new RegExp(
+      `^${pattern
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
+    );
     cache.set(pattern, re);
   }
   return re;
 }
 
 /** Throws REPOSITORY_NOT_ALLOWED for the first target repository outside the patterns. */
-export function checkTargetRepositories(refs: readonly { readonly repository: string }[], patterns: readonly string[]): void {
+export function checkTargetRepositories(
+  refs: readonly { readonly repository: string }[],
+  patterns: readonly string[],
+): void {
   for (const ref of refs) {
     if (!repositoryAllowed(ref.repository, patterns)) {
-      throw new OciImportError('REPOSITORY_NOT_ALLOWED',
-        `repository ${ref.repository} is outside what this deployment may write (TARGET_REPOSITORIES: ${patterns.join(', ')})`, { side: 'request' });
+      throw new OciImportError(
+        'REPOSITORY_NOT_ALLOWED',
+        `repository ${ref.repository} is outside what this deployment may write (TARGET_REPOSITORIES: ${patterns.join(', ')})`,
+        { side: 'request' },
+      );
     }
   }
 }

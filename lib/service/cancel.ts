@@ -59,7 +59,11 @@ export class EndWatch {
   private readonly controller = new AbortController();
   readonly signal: AbortSignal;
 
-  constructor(private readonly store: JobStore, private readonly id: string, parent: AbortSignal) {
+  constructor(
+    private readonly store: JobStore,
+    private readonly id: string,
+    parent: AbortSignal,
+  ) {
     this.signal = AbortSignal.any([parent, this.controller.signal]);
     // every request of the step listens to it
     setMaxListeners(10_000, this.signal);

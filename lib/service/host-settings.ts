@@ -32,10 +32,13 @@ export function hostSetting(env: Env, hostJson: unknown, path: readonly string[]
 /** Deliveries of a queue message before the host moves it to `<queue>-poison`. Throws on a value the host would refuse. */
 export function maxDequeueCount(env: Env, hostJson: unknown): number {
   const raw = hostSetting(env, hostJson, ['extensions', 'queues', 'maxDequeueCount']);
-  if (raw === undefined || raw === null || (typeof raw === 'string' && raw.trim() === '')) return DEFAULT_MAX_DEQUEUE_COUNT;
+  if (raw === undefined || raw === null || (typeof raw === 'string' && raw.trim() === ''))
+    return DEFAULT_MAX_DEQUEUE_COUNT;
   const n = typeof raw === 'string' ? Number(raw.trim()) : raw;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
-    throw new Error(`extensions.queues.maxDequeueCount must be a whole number of at least 1 (got ${JSON.stringify(raw)})`);
+    throw new Error(
+      `extensions.queues.maxDequeueCount must be a whole number of at least 1 (got ${JSON.stringify(raw)})`,
+    );
   }
   return n;
 }

@@ -34,17 +34,25 @@ export interface RejectionRecord {
 export function rejectionRecord(raw: unknown, err: RequestError): RejectionRecord {
   // A message the library could not parse as JSON arrives as a string.
   const reason = typeof raw === 'string' ? 'INVALID_JSON' : err.code;
-  const field = typeof raw !== 'string' && err.target && REQUEST_FIELDS.has(err.target.replace(/\[\d+\]$/, '')) ? err.target : undefined;
+  const field =
+    typeof raw !== 'string' && err.target && REQUEST_FIELDS.has(err.target.replace(/\[\d+\]$/, ''))
+      ? err.target
+      : undefined;
   return { v: 1, rejected: { reason, ...(field ? { field } : {}), length: messageLength(raw) } };
 }
 
 /** Our own rejection record, and nothing else that looks like one: a code, a request field, a number. */
 function isRejectionRecord(raw: unknown): raw is RejectionRecord {
-  const r = (raw as { v?: unknown; rejected?: { reason?: unknown; field?: unknown; length?: unknown } } | null);
-  if (typeof r !== 'object' || r === null || r.v !== 1 || typeof r.rejected !== 'object' || r.rejected === null) return false;
+  const r = raw as { v?: unknown; rejected?: { reason?: unknown; field?: unknown; length?: unknown } } | null;
+  if (typeof r !== 'object' || r === null || r.v !== 1 || typeof r.rejected !== 'object' || r.rejected === null)
+    return false;
   const { reason, field, length } = r.rejected;
-  return typeof reason === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(reason) && Number.isInteger(length)
-    && (field === undefined || (typeof field === 'string' && REQUEST_FIELDS.has(field.replace(/\[\d+\]$/, ''))));
+  return (
+    typeof reason === 'string' &&
+    /^[A-Z][A-Z0-9_]{0,63}$/.test(reason) &&
+    Number.isInteger(length) &&
+    (field === undefined || (typeof field === 'string' && REQUEST_FIELDS.has(field.replace(/\[\d+\]$/, ''))))
+  );
 }
 
 /** UTF-8 length of a message as the queue held it (strings as is, anything else as its JSON). */
@@ -70,15 +78,27 @@ export async function handlePoison(store: JobStore, keys: MessageKeys, raw: unkn
     await failPoisoned(store, step.message, meta);
     return;
   }
-  const record: PoisonRecord = step.kind === 'refused'
-    ? { kind: 'rejected', reason: step.code, length: messageLength(raw) }
-    : isRejectionRecord(raw)
-      ? { kind: 'rejected', reason: raw.rejected.reason, ...(raw.rejected.field ? { field: raw.rejected.field } : {}), length: raw.rejected.length }
-      : { kind: 'message', reason: typeof raw === 'string' ? 'INVALID_JSON' : 'MESSAGE_POISONED', length: messageLength(raw) };
+  const record: PoisonRecord =
+    step.kind === 'refused'
+      ? { kind: 'rejected', reason: step.code, length: messageLength(raw) }
+      : isRejectionRecord(raw)
+        ? {
+            kind: 'rejected',
+            reason: raw.rejected.reason,
+            ...(raw.rejected.field ? { field: raw.rejected.field } : {}),
+            length: raw.rejected.length,
+          }
+        : {
+            kind: 'message',
+            reason: typeof raw === 'string' ? 'INVALID_JSON' : 'MESSAGE_POISONED',
+            length: messageLength(raw),
+          };
   const path = await store.recordPoison({ ...record, ...(meta.messageId ? { messageId: meta.messageId } : {}) });
-  meta.log.warn(record.kind === 'rejected'
-    ? `rejected queued request [${record.reason}]${record.field ? ` ${record.field}` : ''} (${record.length} bytes) recorded as ${path}`
-    : `a queued message that is not a step was given up after ${meta.maxDequeueCount} deliveries [${record.reason}] (${record.length} bytes, body not kept); recorded as ${path}`);
+  meta.log.warn(
+    record.kind === 'rejected'
+      ? `rejected queued request [${record.reason}]${record.field ? ` ${record.field}` : ''} (${record.length} bytes) recorded as ${path}`
+      : `a queued message that is not a step was given up after ${meta.maxDequeueCount} deliveries [${record.reason}] (${record.length} bytes, body not kept); recorded as ${path}`,
+  );
 }
 
 async function failPoisoned(store: JobStore, msg: StepMessage, meta: PoisonMeta): Promise<void> {
@@ -95,7 +115,9 @@ async function failPoisoned(store: JobStore, msg: StepMessage, meta: PoisonMeta)
   let failedNow = false;
   const updated = await store.update(job.id, (j) => {
     failedNow = !ENDED.has(j.status);
-    const last = j.lastError ? { code: j.lastError.code, message: `${error.message}; the last error: ${j.lastError.message}` } : undefined;
+    const last = j.lastError
+      ? { code: j.lastError.code, message: `${error.message}; the last error: ${j.lastError.message}` }
+      : undefined;
     return failedNow ? { ...j, status: 'failed', error: j.error ?? last ?? error } : undefined;
   });
   if (failedNow) meta.log.error(`job ${job.id} failed: ${what} was poisoned [${updated.error?.code ?? error.code}]`);

@@ -35,26 +35,51 @@ export interface RepeatabilityHeaders {
 
 export type { RepeatRecord } from '../store/types.js';
 
-const IMF_FIXDATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+const IMF_FIXDATE =
+  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
 /** The repeatability headers of a request, checked; undefined when it has none. */
-export function parseRepeatability(get: (name: string) => string | null, now = Date.now()): RepeatabilityHeaders | undefined {
+export function parseRepeatability(
+  get: (name: string) => string | null,
+  now = Date.now(),
+): RepeatabilityHeaders | undefined {
   const id = get('repeatability-request-id');
   const sent = get('repeatability-first-sent');
   if (id === null) {
-    if (sent !== null) throw new RequestError(400, 'INVALID_HEADER', 'Repeatability-First-Sent needs Repeatability-Request-ID', 'Repeatability-Request-ID');
+    if (sent !== null)
+      throw new RequestError(
+        400,
+        'INVALID_HEADER',
+        'Repeatability-First-Sent needs Repeatability-Request-ID',
+        'Repeatability-Request-ID',
+      );
     return undefined;
   }
   if (!/^[\x21-\x7e]{1,256}$/.test(id)) {
-    throw new RequestError(400, 'INVALID_HEADER', 'Repeatability-Request-ID must be 1 to 256 visible ASCII characters (a UUID is a good choice)', 'Repeatability-Request-ID');
+    throw new RequestError(
+      400,
+      'INVALID_HEADER',
+      'Repeatability-Request-ID must be 1 to 256 visible ASCII characters (a UUID is a good choice)',
+      'Repeatability-Request-ID',
+    );
   }
   if (sent === null) return { id };
   const firstSent = Date.parse(sent);
   if (!IMF_FIXDATE.test(sent.trim()) || Number.isNaN(firstSent)) {
-    throw new RequestError(400, 'INVALID_HEADER', 'Repeatability-First-Sent must be an HTTP date such as "Tue, 15 Nov 1994 08:12:31 GMT"', 'Repeatability-First-Sent');
+    throw new RequestError(
+      400,
+      'INVALID_HEADER',
+      'Repeatability-First-Sent must be an HTTP date such as "Tue, 15 Nov 1994 08:12:31 GMT"',
+      'Repeatability-First-Sent',
+    );
   }
   if (now - firstSent > WINDOW_MS) {
-    throw new RequestError(412, 'REPEATABILITY_EXPIRED', `Repeatability-First-Sent is more than ${WINDOW_MS / 3_600_000} hours ago: this service no longer knows whether that request ran; check the imports (GET /api/imports) before sending it again without the header`, 'Repeatability-First-Sent');
+    throw new RequestError(
+      412,
+      'REPEATABILITY_EXPIRED',
+      `Repeatability-First-Sent is more than ${WINDOW_MS / 3_600_000} hours ago: this service no longer knows whether that request ran; check the imports (GET /api/imports) before sending it again without the header`,
+      'Repeatability-First-Sent',
+    );
   }
   return { id, firstSent };
 }
@@ -63,7 +88,10 @@ export function parseRepeatability(get: (name: string) => string | null, now = D
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value && typeof value === 'object') {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
 }
@@ -83,27 +111,44 @@ export interface RepeatResult {
   readonly repeated: boolean;
 }
 
-export async function submitRepeatable(deps: RepeatDeps, body: unknown, headers: RepeatabilityHeaders): Promise<RepeatResult> {
+export async function submitRepeatable(
+  deps: RepeatDeps,
+  body: unknown,
+  headers: RepeatabilityHeaders,
+): Promise<RepeatResult> {
   const hasPassword = typeof body === 'object' && body !== null && 'password' in body;
   const key = hasPassword ? deps.credentialKey() : undefined;
   // A password without CREDENTIAL_KEY is refused by validation: nothing to remember.
   if (hasPassword && !key) return { job: await deps.submit(body, randomUUID()), repeated: false };
-  const hash = createHmac('sha256', key ?? 'oci-import repeatability').update(canonical(body)).digest('base64url');
+  const hash = createHmac('sha256', key ?? 'oci-import repeatability')
+    .update(canonical(body))
+    .digest('base64url');
   const path = createHash('sha256').update(headers.id).digest('hex');
   for (let attempt = 0; attempt < 3; attempt++) {
     const existing = await deps.store.repeatRecord(path);
     if (existing && Date.now() - Date.parse(existing.value.at) < WINDOW_MS) {
       if (existing.value.hash !== hash) {
-        throw new RequestError(409, 'REPEATABILITY_CONFLICT', `Repeatability-Request-ID ${JSON.stringify(headers.id.slice(0, 64))} was sent before with another body (import ${existing.value.job}); use a new id for a new request`, 'Repeatability-Request-ID');
+        throw new RequestError(
+          409,
+          'REPEATABILITY_CONFLICT',
+          `Repeatability-Request-ID ${JSON.stringify(headers.id.slice(0, 64))} was sent before with another body (import ${existing.value.job}); use a new id for a new request`,
+          'Repeatability-Request-ID',
+        );
       }
       const job = await deps.store.get(existing.value.job);
       if (job) return { job: await resendIfLost(deps, job), repeated: true };
       return create(deps, body, existing.value.job, path); // the first request's record, its job never made
     }
     const id = randomUUID();
-    if (await deps.store.saveRepeatRecord(path, { job: id, hash, at: new Date().toISOString() }, existing?.etag)) return create(deps, body, id, path);
+    if (await deps.store.saveRepeatRecord(path, { job: id, hash, at: new Date().toISOString() }, existing?.etag))
+      return create(deps, body, id, path);
   }
-  throw new RequestError(503, 'REPEATABILITY_BUSY', 'requests with this Repeatability-Request-ID are arriving at the same time; send it again', 'Repeatability-Request-ID');
+  throw new RequestError(
+    503,
+    'REPEATABILITY_BUSY',
+    'requests with this Repeatability-Request-ID are arriving at the same time; send it again',
+    'Repeatability-Request-ID',
+  );
 }
 
 async function create(deps: RepeatDeps, body: unknown, id: string, path: string): Promise<RepeatResult> {

@@ -26,23 +26,41 @@ export interface StorageClients {
 }
 
 export function storageClients(env: Env): StorageClients {
-  for (const name of ['AzureWebJobsStorage', 'AzureWebJobsStorage__blobServiceUri', 'AzureWebJobsStorage__queueServiceUri']) requireResolved(name, env[name]);
+  for (const name of [
+    'AzureWebJobsStorage',
+    'AzureWebJobsStorage__blobServiceUri',
+    'AzureWebJobsStorage__queueServiceUri',
+  ])
+    requireResolved(name, env[name]);
   const conn = env.AzureWebJobsStorage?.trim();
   if (conn) {
     try {
-      return { blobs: BlobServiceClient.fromConnectionString(conn), queues: QueueServiceClient.fromConnectionString(conn) };
+      return {
+        blobs: BlobServiceClient.fromConnectionString(conn),
+        queues: QueueServiceClient.fromConnectionString(conn),
+      };
     } catch (err) {
-      throw new ConfigError('AzureWebJobsStorage', `is not a usable storage connection string (${(err as Error).message.split('\n')[0]})`);
+      throw new ConfigError(
+        'AzureWebJobsStorage',
+        `is not a usable storage connection string (${(err as Error).message.split('\n')[0]})`,
+      );
     }
   }
   const account = env.AzureWebJobsStorage__accountName?.trim();
-  const blobUri = env.AzureWebJobsStorage__blobServiceUri?.trim() || (account && `https://${account}.blob.core.windows.net`);
-  const queueUri = env.AzureWebJobsStorage__queueServiceUri?.trim() || (account && `https://${account}.queue.core.windows.net`);
+  const blobUri =
+    env.AzureWebJobsStorage__blobServiceUri?.trim() || (account && `https://${account}.blob.core.windows.net`);
+  const queueUri =
+    env.AzureWebJobsStorage__queueServiceUri?.trim() || (account && `https://${account}.queue.core.windows.net`);
   if (!blobUri || !queueUri) {
-    throw new ConfigError('AzureWebJobsStorage', 'is not set: give a connection string (UseDevelopmentStorage=true locally) or AzureWebJobsStorage__blobServiceUri and __queueServiceUri (or __accountName) for a managed identity');
+    throw new ConfigError(
+      'AzureWebJobsStorage',
+      'is not set: give a connection string (UseDevelopmentStorage=true locally) or AzureWebJobsStorage__blobServiceUri and __queueServiceUri (or __accountName) for a managed identity',
+    );
   }
   const clientId = env.AzureWebJobsStorage__clientId?.trim();
-  const credential: TokenCredential = clientId ? new ManagedIdentityCredential({ clientId }) : new DefaultAzureCredential();
+  const credential: TokenCredential = clientId
+    ? new ManagedIdentityCredential({ clientId })
+    : new DefaultAzureCredential();
   return { blobs: new BlobServiceClient(blobUri, credential), queues: new QueueServiceClient(queueUri, credential) };
 }
 
@@ -59,14 +77,21 @@ export function importService(env: Env = process.env): ImportService {
   privateSourcesOf(config); // a malformed PRIVATE_SOURCE_REGISTRIES stops the start, as any bad setting does
   // Locally the default is Azurite; an identity-based deployment has no AzureWebJobsStorage at all.
   const identityBased = Boolean(env.AzureWebJobsStorage__accountName || env.AzureWebJobsStorage__blobServiceUri);
-  const storage = storageClients(env.AzureWebJobsStorage || identityBased ? env : { ...env, AzureWebJobsStorage: 'UseDevelopmentStorage=true' });
+  const storage = storageClients(
+    env.AzureWebJobsStorage || identityBased ? env : { ...env, AzureWebJobsStorage: 'UseDevelopmentStorage=true' },
+  );
   const docs = new BlobDocuments(storage.blobs.getContainerClient(config.jobsContainer));
   cached = new ImportService({
     config,
     // The local host's shortened queue lease (tests), else Azure's fixed 10 minutes: when a job counts as stalled.
-    ...(Number(env.LOCAL_HOST_QUEUE_LEASE_SECONDS) > 0 ? { queueLeaseMs: Number(env.LOCAL_HOST_QUEUE_LEASE_SECONDS) * 1000 } : {}),
+    ...(Number(env.LOCAL_HOST_QUEUE_LEASE_SECONDS) > 0
+      ? { queueLeaseMs: Number(env.LOCAL_HOST_QUEUE_LEASE_SECONDS) * 1000 }
+      : {}),
     store: new JobStore(docs),
-    queue: new StorageJobQueue(storage.queues.getQueueClient(config.importQueue), storage.queues.getQueueClient(`${config.importQueue}-poison`)),
+    queue: new StorageJobQueue(
+      storage.queues.getQueueClient(config.importQueue),
+      storage.queues.getQueueClient(`${config.importQueue}-poison`),
+    ),
   });
   cachedSync = config.targetRegistry ? new SyncService(cached, docs, config, config.targetRegistry) : undefined;
   return cached;

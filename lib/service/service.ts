@@ -20,7 +20,15 @@ import type { ImportStatusView } from '../api/status-view.js';
 import type { Config, MessageKeys } from '../config.js';
 import { ImportError } from '../engine/errors.js';
 import { PartPool } from '../engine/part-reader.js';
-import { RateLimitedError, TimeoutError, errorCode, errorMessage, formatDuration, isTemporary, type ErrorCode } from '../errors.js';
+import {
+  RateLimitedError,
+  TimeoutError,
+  errorCode,
+  errorMessage,
+  formatDuration,
+  isTemporary,
+  type ErrorCode,
+} from '../errors.js';
 import type { Credentials } from '../oci/auth.js';
 import { parseReference } from '../oci/reference.js';
 import type { Lookup } from '../policy/sources.js';
@@ -30,7 +38,14 @@ import { cancelJob, type CancelOutcome } from './cancel.js';
 import type { ListQuery } from '../store/listing.js';
 import { handlePoison, messageLength, rejectionRecord, type PoisonMeta } from './poison.js';
 import { telemetry, withSpan, withTraceId } from '../telemetry/index.js';
-import { SigningQueue, readStep, requireMessageKeys, type JobQueue, type StepMessage, type StepShape } from '../store/queue.js';
+import {
+  SigningQueue,
+  readStep,
+  requireMessageKeys,
+  type JobQueue,
+  type StepMessage,
+  type StepShape,
+} from '../store/queue.js';
 import { submitRepeatable, type RepeatabilityHeaders, type RepeatResult } from './repeatability.js';
 import { RequestError, validateImportRequest } from '../request/request.js';
 import { open, seal } from '../store/secrets.js';
@@ -96,7 +111,10 @@ export class ImportService {
     this.registries = o.registries ?? new Registries({ config: o.config, guardSources: true, lookup: o.lookup });
     this.queue = new SigningQueue(o.queue, () => requireMessageKeys(o.config.messageKeys));
     this.steps = new Steps({
-      config: o.config, store: o.store, queue: this.queue, registries: this.registries,
+      config: o.config,
+      store: o.store,
+      queue: this.queue,
+      registries: this.registries,
       sides: (job) => this.sides(job),
       // One pool of ranged-GET parts for every step this process runs at once (each has its own engine):
       // memory stays bounded by FETCH_CONCURRENCY, not by the host's batch size.
@@ -105,7 +123,9 @@ export class ImportService {
       leaseMarginMs: o.leaseMarginMs ?? STEP_MARGIN_MS,
       checkpointEveryMs: o.checkpointEveryMs,
       lookup: o.lookup,
-      inline: o.inline ?? (o.config.inlineImportBytes > 0 ? { blobs: INLINE_MAX_BLOBS, bytes: o.config.inlineImportBytes } : false),
+      inline:
+        o.inline ??
+        (o.config.inlineImportBytes > 0 ? { blobs: INLINE_MAX_BLOBS, bytes: o.config.inlineImportBytes } : false),
     });
   }
 
@@ -115,23 +135,41 @@ export class ImportService {
    * Validates, creates the job and enqueues its plan step. Throws RequestError for bad input. `id`: the job's id
    * chosen by the caller (a repeatable request); a job with that id existing already throws JOB_EXISTS.
    */
-  async submit(body: unknown, origin: 'http' | 'queue', options: { readonly id?: string; readonly caller?: JobCaller } = {}): Promise<JobRecord> {
+  async submit(
+    body: unknown,
+    origin: 'http' | 'queue',
+    options: { readonly id?: string; readonly caller?: JobCaller } = {},
+  ): Promise<JobRecord> {
     this.messageKeys();
     const req = await validateImportRequest(body, { config: this.o.config, origin, lookup: this.o.lookup });
     const id = options.id ?? randomUUID();
     const now = new Date();
     const job: JobRecord = {
-      id, status: 'queued', createdAt: now.toISOString(), updatedAt: now.toISOString(),
+      id,
+      status: 'queued',
+      createdAt: now.toISOString(),
+      updatedAt: now.toISOString(),
       expiresAt: new Date(now.getTime() + this.o.config.maxJobHours * 3_600_000).toISOString(),
       request: {
-        source: req.source, target: req.target, images: req.images, repository: req.repository, force: req.force,
-        platforms: req.platforms, credential: req.credential, inlineCredentials: req.inlineCredentials !== undefined,
+        source: req.source,
+        target: req.target,
+        images: req.images,
+        repository: req.repository,
+        force: req.force,
+        platforms: req.platforms,
+        credential: req.credential,
+        inlineCredentials: req.inlineCredentials !== undefined,
         ...(req.includeReferrers ? { includeReferrers: true, referrerTypes: req.referrerTypes } : {}),
         ...(req.registryResourceId ? { registryResourceId: req.registryResourceId } : {}),
       },
       ...(options.caller && (options.caller.oid || options.caller.appid) ? { caller: { ...options.caller } } : {}),
-      targets: req.targets, repositories: [...new Set(req.refs.map((r) => r.repository))],
-      blobsTotal: 0, bytesTotal: 0, manifests: 0, blobBytes: {}, doneBlobs: [],
+      targets: req.targets,
+      repositories: [...new Set(req.refs.map((r) => r.repository))],
+      blobsTotal: 0,
+      bytesTotal: 0,
+      manifests: 0,
+      blobBytes: {},
+      doneBlobs: [],
     };
     const secret = req.inlineCredentials ? seal(this.o.config.credentialKey!, id, req.inlineCredentials) : undefined;
     await this.o.store.create(job, secret);
@@ -143,17 +181,27 @@ export class ImportService {
   private messageKeys(): MessageKeys {
     const keys = this.o.config.messageKeys;
     if (!keys) {
-      throw new RequestError(503, 'MESSAGE_KEY_NOT_SET', 'this deployment has no MESSAGE_KEY to authenticate its queue messages and list tokens with: an operator must set it (base64 of 32 random bytes; the Bicep template makes it in Key Vault)');
+      throw new RequestError(
+        503,
+        'MESSAGE_KEY_NOT_SET',
+        'this deployment has no MESSAGE_KEY to authenticate its queue messages and list tokens with: an operator must set it (base64 of 32 random bytes; the Bicep template makes it in Key Vault)',
+      );
     }
     return keys;
   }
 
   /** `submit` for a request with Repeatability-Request-ID: the same id and body give the same job (repeatability.ts). */
   submitRepeatable(body: unknown, headers: RepeatabilityHeaders, caller?: JobCaller): Promise<RepeatResult> {
-    return submitRepeatable({
-      store: this.o.store, queue: this.queue, submit: (b, id) => this.submit(b, 'http', { id, caller }),
-      credentialKey: () => this.o.config.credentialKey,
-    }, body, headers);
+    return submitRepeatable(
+      {
+        store: this.o.store,
+        queue: this.queue,
+        submit: (b, id) => this.submit(b, 'http', { id, caller }),
+        credentialKey: () => this.o.config.credentialKey,
+      },
+      body,
+      headers,
+    );
   }
 
   async status(id: string): Promise<JobStatusView | undefined> {
@@ -186,8 +234,13 @@ export class ImportService {
   /** The record as callers see it: no request details beyond names, never a credential. */
   view(job: JobRecord): JobStatusView {
     return {
-      id: job.id, status: job.status, source: job.request.source, targets: job.targets,
-      createdAt: job.createdAt, updatedAt: job.updatedAt, progress: progressOf(job),
+      id: job.id,
+      status: job.status,
+      source: job.request.source,
+      targets: job.targets,
+      createdAt: job.createdAt,
+      updatedAt: job.updatedAt,
+      progress: progressOf(job),
       ...(job.digest ? { digest: job.digest } : {}),
       ...(job.notes?.length ? { notes: job.notes } : {}),
       ...(job.referrers ? { referrers: job.referrers } : {}),
@@ -201,7 +254,10 @@ export class ImportService {
   /** See JobStatusView.stalled: a step lasts at most its budget plus the margin; a lost one returns after the queue lease. */
   private stalled(job: JobRecord, now = Date.now()): boolean {
     if (job.status !== 'queued' && job.status !== 'running') return false;
-    const quietMs = (this.o.queueLeaseMs ?? DEFAULT_QUEUE_LEASE_MS) + this.o.config.stepBudgetSeconds * 1000 + (this.o.stepMarginMs ?? STEP_MARGIN_MS);
+    const quietMs =
+      (this.o.queueLeaseMs ?? DEFAULT_QUEUE_LEASE_MS) +
+      this.o.config.stepBudgetSeconds * 1000 +
+      (this.o.stepMarginMs ?? STEP_MARGIN_MS);
     return now - Date.parse(job.updatedAt) > quietMs;
   }
 
@@ -231,19 +287,42 @@ export class ImportService {
     const msg = read.message;
     // a span of the import's trace (lib/telemetry; nothing without it), its log lines with the trace id
     const started = Date.now();
-    await withSpan(`import ${msg.step}`, {
-      parent: msg.tp, kind: 'consumer', attributes: { 'oci_import.id': msg.job, 'oci_import.step': msg.step, 'oci_import.blob': msg.step === 'blob' ? msg.blob : undefined },
-    }, async () => {
-      const t = telemetry();
-      if (msg.at !== undefined) t.record('queue.wait', Math.max(0, started - msg.at), { step: msg.step });
-      let outcome = 'error';
-      try {
-        await this.runStep(raw, msg, !t.enabled ? meta : { ...meta, log: { info: (m) => meta.log.info(withTraceId(m)), warn: (m) => meta.log.warn(withTraceId(m)), error: (m) => meta.log.error(withTraceId(m)) } });
-        outcome = 'ok';
-      } finally {
-        t.record('step.duration', Date.now() - started, { step: msg.step, outcome });
-      }
-    });
+    await withSpan(
+      `import ${msg.step}`,
+      {
+        parent: msg.tp,
+        kind: 'consumer',
+        attributes: {
+          'oci_import.id': msg.job,
+          'oci_import.step': msg.step,
+          'oci_import.blob': msg.step === 'blob' ? msg.blob : undefined,
+        },
+      },
+      async () => {
+        const t = telemetry();
+        if (msg.at !== undefined) t.record('queue.wait', Math.max(0, started - msg.at), { step: msg.step });
+        let outcome = 'error';
+        try {
+          await this.runStep(
+            raw,
+            msg,
+            !t.enabled
+              ? meta
+              : {
+                  ...meta,
+                  log: {
+                    info: (m) => meta.log.info(withTraceId(m)),
+                    warn: (m) => meta.log.warn(withTraceId(m)),
+                    error: (m) => meta.log.error(withTraceId(m)),
+                  },
+                },
+          );
+          outcome = 'ok';
+        } finally {
+          t.record('step.duration', Date.now() - started, { step: msg.step, outcome });
+        }
+      },
+    );
   }
 
   /** An authentic step message: checked against its job, then run. */
@@ -258,12 +337,20 @@ export class ImportService {
       return;
     }
     if (Date.now() > Date.parse(job.expiresAt)) {
-      await this.fail(job.id, 'JOB_EXPIRED', `the import did not finish within ${this.o.config.maxJobHours} hours (MAX_JOB_HOURS); it was stopped`);
+      await this.fail(
+        job.id,
+        'JOB_EXPIRED',
+        `the import did not finish within ${this.o.config.maxJobHours} hours (MAX_JOB_HOURS); it was stopped`,
+      );
       await this.steps.cleanUp(job, msg);
       meta.log.error(`job ${job.id} expired`);
       return;
     }
-    telemetry().annotate({ 'oci_import.source': job.request.source, 'oci_import.target': job.targets.join(', '), 'oci_import.bytes_total': job.bytesTotal });
+    telemetry().annotate({
+      'oci_import.source': job.request.source,
+      'oci_import.target': job.targets.join(', '),
+      'oci_import.bytes_total': job.bytesTotal,
+    });
     const mismatch = stepMismatch(job, msg);
     if (mismatch) {
       await this.refuse(raw, msg, mismatch, meta);
@@ -283,15 +370,22 @@ export class ImportService {
   /** A step message that must do nothing: kept on the poison queue as a reason and a length; its job is not touched. */
   private async refuse(raw: unknown, msg: StepShape, err: StepRefusedError, meta: MessageMeta): Promise<void> {
     await this.o.queue.sendPoison({ v: 1, rejected: { reason: err.code, length: messageLength(raw) } });
-    meta.log.warn(`a ${msg.step} message naming job ${msg.job} was refused [${err.code}]: ${err.message}; nothing was done and the job is left as it is`);
+    meta.log.warn(
+      `a ${msg.step} message naming job ${msg.job} was refused [${err.code}]: ${err.message}; nothing was done and the job is left as it is`,
+    );
   }
 
   private stepContext(): StepContext & { clear(): void } {
     const budgetMs = this.o.config.stepBudgetSeconds * 1000;
     const marginMs = this.o.stepMarginMs ?? STEP_MARGIN_MS;
     const until = Date.now() + budgetMs;
-    const deadline = deadlineSignal(budgetMs + marginMs,
-      () => new TimeoutError(`the step ran ${formatDuration(budgetMs + marginMs)}, past its budget (STEP_BUDGET_SECONDS ${this.o.config.stepBudgetSeconds} + ${formatDuration(marginMs)})`));
+    const deadline = deadlineSignal(
+      budgetMs + marginMs,
+      () =>
+        new TimeoutError(
+          `the step ran ${formatDuration(budgetMs + marginMs)}, past its budget (STEP_BUDGET_SECONDS ${this.o.config.stepBudgetSeconds} + ${formatDuration(marginMs)})`,
+        ),
+    );
     // every request of the step listens to it
     setMaxListeners(10_000, deadline.signal);
     return { until, budgetMs, signal: deadline.signal, clear: deadline.clear };
@@ -316,7 +410,11 @@ export class ImportService {
       await this.closeSession(job, msg);
     } else {
       // kept for the poison trigger, should the next deliveries end without a word (a worker killed, a timeout)
-      await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, lastError: { code, message: bounded(message) } }).catch(() => undefined);
+      await this.o.store
+        .update(job.id, (j) =>
+          ENDED.has(j.status) ? undefined : { ...j, lastError: { code, message: bounded(message) } },
+        )
+        .catch(() => undefined);
     }
     meta.log.warn(`job ${job.id} ${msg.step} attempt ${meta.dequeueCount} failed, will retry: [${code}] ${message}`);
     throw err;
@@ -332,11 +430,17 @@ export class ImportService {
     const max = this.o.config.maxRetryAfterSeconds;
     const at = new Date(err.until).toISOString();
     if (err.retryAfterMs > max * 1000) {
-      await this.fail(job.id, 'RATE_LIMITED', `${err.message}; that is longer than MAX_RETRY_AFTER_SECONDS (${max} s): import again after ${at}`);
+      await this.fail(
+        job.id,
+        'RATE_LIMITED',
+        `${err.message}; that is longer than MAX_RETRY_AFTER_SECONDS (${max} s): import again after ${at}`,
+      );
       meta.log.error(`job ${job.id} ${msg.step} rate limited until ${at}: failed`);
       return;
     }
-    await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'waiting', waitingUntil: at });
+    await this.o.store.update(job.id, (j) =>
+      ENDED.has(j.status) ? undefined : { ...j, status: 'waiting', waitingUntil: at },
+    );
     await this.queue.send(msg, Math.ceil(err.retryAfterMs / 1000));
     meta.log.warn(`job ${job.id} ${msg.step} rate limited: waiting until ${at}`);
   }
@@ -365,7 +469,9 @@ export class ImportService {
   }
 
   private async fail(id: string, code: ErrorCode, message: string): Promise<void> {
-    await this.o.store.update(id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'failed', error: { code, message: bounded(message) } });
+    await this.o.store.update(id, (j) =>
+      ENDED.has(j.status) ? undefined : { ...j, status: 'failed', error: { code, message: bounded(message) } },
+    );
   }
 
   // ---- registries of a job -----------------------------------------------------------------------------
@@ -376,7 +482,11 @@ export class ImportService {
     if (job.request.inlineCredentials) {
       const sealed = await this.o.store.secret(job.id);
       if (!sealed || !this.o.config.credentialKey) {
-        throw new ImportError('INVALID_REQUEST', 'the stored credentials of this import cannot be read (CREDENTIAL_KEY changed, or the import ended); import again', { side: 'config' });
+        throw new ImportError(
+          'INVALID_REQUEST',
+          'the stored credentials of this import cannot be read (CREDENTIAL_KEY changed, or the import ended); import again',
+          { side: 'config' },
+        );
       }
       credentials = { kind: 'inline', credentials: open<Credentials>(this.o.config.credentialKey, job.id, sealed) };
     }
@@ -388,10 +498,17 @@ export class ImportService {
     return this.sidesWith(job, job.request.inlineCredentials ? undefined : this.namedCredentials(job));
   }
 
-  private sidesWith(job: JobRecord, credentials: SourceCredentials | undefined): { source: SideClient; target: SideClient } {
+  private sidesWith(
+    job: JobRecord,
+    credentials: SourceCredentials | undefined,
+  ): { source: SideClient; target: SideClient } {
     const named = credentials ?? this.namedCredentials(job);
     return {
-      source: this.registries.source(parseReference(job.request.source).registry, named, job.request.registryResourceId),
+      source: this.registries.source(
+        parseReference(job.request.source).registry,
+        named,
+        job.request.registryResourceId,
+      ),
       target: this.registries.target(job.request.target),
     };
   }
@@ -399,7 +516,12 @@ export class ImportService {
   private namedCredentials(job: JobRecord): SourceCredentials | undefined {
     if (!job.request.credential) return undefined;
     const credential = this.o.config.credentials.get(job.request.credential.toLowerCase());
-    if (!credential) throw new ImportError('INVALID_REQUEST', `the credential "${job.request.credential}" of this import is no longer configured`, { side: 'config' });
+    if (!credential)
+      throw new ImportError(
+        'INVALID_REQUEST',
+        `the credential "${job.request.credential}" of this import is no longer configured`,
+        { side: 'config' },
+      );
     return { kind: 'named', credential };
   }
 }

@@ -42,15 +42,20 @@ export function blobsMissing(job: JobRecord): number {
 /** Why `msg` does not fit `job` as it is stored, or undefined when it does. */
 export function stepMismatch(job: JobRecord, msg: StepMessage): StepRefusedError | undefined {
   if (msg.step === 'plan') return undefined;
-  const refuse = (why: string): StepRefusedError => new StepRefusedError('STEP_NOT_IN_PLAN', `the ${msg.step} step does not fit job ${job.id}: ${why}`);
+  const refuse = (why: string): StepRefusedError =>
+    new StepRefusedError('STEP_NOT_IN_PLAN', `the ${msg.step} step does not fit job ${job.id}: ${why}`);
   if (!isPlanned(job)) return refuse('the import has no plan yet');
   if (msg.step === 'fanout') {
     const { from } = msg;
-    return from < job.blobsTotal && from % FANOUT_BATCH === 0 ? undefined : refuse(`no fan-out batch of the plan's ${job.blobsTotal} blobs starts at ${from}`);
+    return from < job.blobsTotal && from % FANOUT_BATCH === 0
+      ? undefined
+      : refuse(`no fan-out batch of the plan's ${job.blobsTotal} blobs starts at ${from}`);
   }
   if (msg.step === 'blob') {
     const index = msg.blob;
-    return index < job.blobsTotal ? undefined : refuse(`blob ${index} is not one of the plan's ${job.blobsTotal} blobs`);
+    return index < job.blobsTotal
+      ? undefined
+      : refuse(`blob ${index} is not one of the plan's ${job.blobsTotal} blobs`);
   }
   const missing = blobsMissing(job);
   return missing === 0 ? undefined : refuse(`${missing} of the plan's ${job.blobsTotal} blobs are not copied yet`);

@@ -72,9 +72,17 @@ export interface StepsOptions {
 export class Steps {
   constructor(private readonly o: StepsOptions) {}
 
-  async run(job: JobRecord, msg: StepMessage, step: StepContext, meta: { readonly log: Logger; readonly maxDequeueCount: number }): Promise<void> {
+  async run(
+    job: JobRecord,
+    msg: StepMessage,
+    step: StepContext,
+    meta: { readonly log: Logger; readonly maxDequeueCount: number },
+  ): Promise<void> {
     const { log } = meta;
-    if (job.status === 'waiting') await this.o.store.update(job.id, (j) => j.status === 'waiting' ? { ...j, status: 'running', waitingUntil: undefined } : undefined);
+    if (job.status === 'waiting')
+      await this.o.store.update(job.id, (j) =>
+        j.status === 'waiting' ? { ...j, status: 'running', waitingUntil: undefined } : undefined,
+      );
     if (msg.step === 'plan') await this.plan(job, step, log);
     else if (msg.step === 'fanout') await this.fanout(job.id, msg.from);
     else if (msg.step === 'blob') await this.blob(job, msg, step, meta);
@@ -92,12 +100,19 @@ export class Steps {
   }
 
   private engine(sides: { source: SideClient; target: SideClient }): ImportEngine {
-    return engineFromConfig(this.o.config, { source: sides.source.client, target: sides.target.client }, { partPool: this.o.partPool });
+    return engineFromConfig(
+      this.o.config,
+      { source: sides.source.client, target: sides.target.client },
+      { partPool: this.o.partPool },
+    );
   }
 
   private context(job: JobRecord): CopyContext {
     const src = parseReference(job.request.source);
-    return { source: { registry: src.registry, repository: src.repository }, target: { registry: job.request.target, repositories: job.repositories } };
+    return {
+      source: { registry: src.registry, repository: src.repository },
+      target: { registry: job.request.target, repositories: job.repositories },
+    };
   }
 
   // ---- plan ----------------------------------------------------------------------------------------
@@ -108,30 +123,53 @@ export class Steps {
       // Checked again here: a queued request skips HTTP, and DNS may have changed since.
       const registry = parseReference(job.request.source).registry;
       const resourceId = job.request.registryResourceId;
-      if (resourceId && isBound(this.o.config, resourceId)) await checkBoundSource(registry, resourceId, this.o.config.allowedSources, this.o.lookup ?? systemLookup);
+      if (resourceId && isBound(this.o.config, resourceId))
+        await checkBoundSource(registry, resourceId, this.o.config.allowedSources, this.o.lookup ?? systemLookup);
       else await checkSource(registry, this.o.config.allowedSources, this.o.lookup);
       const r = job.request;
       checkTargetRepositories(targetRefs(r), this.o.config.targetRepositories);
-      plan = await this.engine(await this.o.sides(job)).plan({
-        source: r.source, target: r.target, images: r.images, repository: r.repository, force: r.force, platforms: r.platforms,
-        includeReferrers: r.includeReferrers, referrerTypes: r.referrerTypes,
-      }, step.signal);
+      plan = await this.engine(await this.o.sides(job)).plan(
+        {
+          source: r.source,
+          target: r.target,
+          images: r.images,
+          repository: r.repository,
+          force: r.force,
+          platforms: r.platforms,
+          includeReferrers: r.includeReferrers,
+          referrerTypes: r.referrerTypes,
+        },
+        step.signal,
+      );
       await this.o.store.savePlan(job.id, plan);
     }
     const p = plan;
     const bytes = p.blobs.reduce((n, b) => n + b.size, 0);
-    const planned = await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : ({
-      ...j, status: 'running', blobsTotal: p.blobs.length, bytesTotal: bytes, manifests: p.manifests.length, notes: p.notes,
-      ...(p.referrers ? { referrers: referrerViews(p) } : {}),
-    }));
+    const planned = await this.o.store.update(job.id, (j) =>
+      ENDED.has(j.status)
+        ? undefined
+        : {
+            ...j,
+            status: 'running',
+            blobsTotal: p.blobs.length,
+            bytesTotal: bytes,
+            manifests: p.manifests.length,
+            notes: p.notes,
+            ...(p.referrers ? { referrers: referrerViews(p) } : {}),
+          },
+    );
     log.info(`job ${job.id} planned: ${p.manifests.length} manifests, ${p.blobs.length} blobs`);
-    telemetry().annotate({ 'oci_import.bytes_total': bytes, 'oci_import.blobs': p.blobs.length, 'oci_import.manifests': p.manifests.length });
+    telemetry().annotate({
+      'oci_import.bytes_total': bytes,
+      'oci_import.blobs': p.blobs.length,
+      'oci_import.manifests': p.manifests.length,
+    });
     if (ENDED.has(planned.status)) {
       log.info(`job ${job.id} is ${planned.status}: no blob steps`);
       return;
     }
     const small = this.o.inline && p.blobs.length <= this.o.inline.blobs && bytes <= this.o.inline.bytes;
-    if (small && await this.inline(planned, p, step, log)) return;
+    if (small && (await this.inline(planned, p, step, log))) return;
     if (p.blobs.length === 0) await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
     else await this.fanout(job.id, 0, p.blobs);
   }
@@ -146,19 +184,32 @@ export class Steps {
   private async inline(job: JobRecord, plan: ImportPlan, step: StepContext, log: Logger): Promise<boolean> {
     const engine = this.engine(await this.o.sides(job));
     const run = await copyAllAndFinalize(engine, plan, this.context(job), {
-      blobConcurrency: this.o.config.blobConcurrency, until: step.until, signal: step.signal,
+      blobConcurrency: this.o.config.blobConcurrency,
+      until: step.until,
+      signal: step.signal,
       beforeFinalize: () => this.markFinalizing(job.id, log),
     });
     // bytes by outcome, once per blob (the first repository's copy; the others mount from it)
-    for (const b of run.blobs) if (b.phase === 'done' && b.repository === job.repositories[0]) telemetry().count('bytes', b.size, { outcome: b.outcome });
+    for (const b of run.blobs)
+      if (b.phase === 'done' && b.repository === job.repositories[0])
+        telemetry().count('bytes', b.size, { outcome: b.outcome });
     if (run.outcome === 'incomplete') return false;
     if (run.outcome === 'stopped') return true;
     const { result } = run;
-    await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : {
-      ...j, status: 'succeeded', digest: result.digest, doneBlobs: plan.blobs.map((_, i) => i),
-      blobBytes: Object.fromEntries(plan.blobs.map((b, i) => [i, b.size])),
-    });
-    log.info(`job ${job.id} succeeded in its plan step: ${result.digest} (${[...result.tagged, ...result.unchanged].join(', ') || 'by digest'})`);
+    await this.o.store.update(job.id, (j) =>
+      ENDED.has(j.status)
+        ? undefined
+        : {
+            ...j,
+            status: 'succeeded',
+            digest: result.digest,
+            doneBlobs: plan.blobs.map((_, i) => i),
+            blobBytes: Object.fromEntries(plan.blobs.map((b, i) => [i, b.size])),
+          },
+    );
+    log.info(
+      `job ${job.id} succeeded in its plan step: ${result.digest} (${[...result.tagged, ...result.unchanged].join(', ') || 'by digest'})`,
+    );
     return true;
   }
 
@@ -167,7 +218,9 @@ export class Steps {
    * (IMPORT_FINALIZING), one before it ends the step here. False when the job has ended (nothing is tagged).
    */
   private async markFinalizing(id: string, log: Logger): Promise<boolean> {
-    const marked = await this.o.store.update(id, (j) => ENDED.has(j.status) || j.finalizing ? undefined : { ...j, finalizing: true });
+    const marked = await this.o.store.update(id, (j) =>
+      ENDED.has(j.status) || j.finalizing ? undefined : { ...j, finalizing: true },
+    );
     if (!ENDED.has(marked.status)) return true;
     log.info(`job ${id} is ${marked.status}: nothing tagged`);
     return false;
@@ -182,18 +235,35 @@ export class Steps {
    * the next fan-out.
    */
   private async fanout(id: string, from: number, known?: readonly PlannedBlob[]): Promise<void> {
-    const blobs = known ?? await this.o.store.blobs(id);
-    if (!blobs) throw new OciImportError('PLAN_MISSING', `job ${id}: fan-out without a plan`, { temporary: true, side: 'storage' });
+    const blobs = known ?? (await this.o.store.blobs(id));
+    if (!blobs)
+      throw new OciImportError('PLAN_MISSING', `job ${id}: fan-out without a plan`, {
+        temporary: true,
+        side: 'storage',
+      });
     const end = Math.min(blobs.length, from + FANOUT_BATCH);
     let job = await this.o.store.get(id);
     if (!job || ENDED.has(job.status)) return;
     if ((job.fanout?.next ?? 0) <= from) {
-      const batch = blobs.slice(from, end).map((b, k) => ({ b, index: from + k })).filter(({ index }) => !job!.doneBlobs.includes(index));
+      const batch = blobs
+        .slice(from, end)
+        .map((b, k) => ({ b, index: from + k }))
+        .filter(({ index }) => !job!.doneBlobs.includes(index));
       // Each blob's task is written from the plan before its message goes out: the step checks the message against it.
       const repository = job.repositories[0]!;
-      await Promise.all(batch.map(({ b, index }) => this.o.store.saveBlobTask(id, index, { state: initialBlobState(b, repository) }, undefined)));
-      await Promise.all(batch.map(({ b, index }) => this.o.queue.send({ v: 1, job: id, step: 'blob', blob: index, digest: b.digest, size: b.size })));
-      job = await this.o.store.update(id, (j) => (j.fanout?.next ?? 0) >= end ? undefined : { ...j, fanout: { next: end } });
+      await Promise.all(
+        batch.map(({ b, index }) =>
+          this.o.store.saveBlobTask(id, index, { state: initialBlobState(b, repository) }, undefined),
+        ),
+      );
+      await Promise.all(
+        batch.map(({ b, index }) =>
+          this.o.queue.send({ v: 1, job: id, step: 'blob', blob: index, digest: b.digest, size: b.size }),
+        ),
+      );
+      job = await this.o.store.update(id, (j) =>
+        (j.fanout?.next ?? 0) >= end ? undefined : { ...j, fanout: { next: end } },
+      );
     } else if (job.fanout!.next !== end) {
       return; // a later batch is done: so was the hand-over of this one
     }
@@ -202,7 +272,12 @@ export class Steps {
 
   // ---- blob ------------------------------------------------------------------------------------------
 
-  private async blob(job: JobRecord, msg: StepOf<'blob'>, step: StepContext, { log, maxDequeueCount }: { log: Logger; maxDequeueCount: number }): Promise<void> {
+  private async blob(
+    job: JobRecord,
+    msg: StepOf<'blob'>,
+    step: StepContext,
+    { log, maxDequeueCount }: { log: Logger; maxDequeueCount: number },
+  ): Promise<void> {
     const index = msg.blob;
     const leaseMs = step.budgetMs + this.o.leaseMarginMs;
 
@@ -222,7 +297,11 @@ export class Steps {
     // A lease taken and never given back: the step's worker died (or timed out) before it could save.
     const claims = (task.claims ?? 0) + 1;
     if (claims > maxDequeueCount) {
-      throw new ImportError('STEP_POISONED', `the step of blob ${index} was started ${claims - 1} times and never finished (its worker timed out or died each time); start the import again, and see the function logs if it recurs`, { side: 'storage' });
+      throw new ImportError(
+        'STEP_POISONED',
+        `the step of blob ${index} was started ${claims - 1} times and never finished (its worker timed out or died each time); start the import again, and see the function logs if it recurs`,
+        { side: 'storage' },
+      );
     }
     task = { ...task, lease: { owner: this.o.owner, until: now + leaseMs }, claims };
     let etag = await this.o.store.saveBlobTask(job.id, index, task, existing?.etag);
@@ -239,7 +318,11 @@ export class Steps {
     const save = async (state: BlobState, keepLease: boolean): Promise<void> => {
       const next: BlobTask = keepLease ? { ...task, state } : { state };
       const written = await this.o.store.saveBlobTask(job.id, index, next, etag);
-      if (!written) throw new OciImportError('CHECKPOINT_LOST', `job ${job.id} blob ${index}: checkpoint lost to another worker`, { temporary: true, side: 'storage' });
+      if (!written)
+        throw new OciImportError('CHECKPOINT_LOST', `job ${job.id} blob ${index}: checkpoint lost to another worker`, {
+          temporary: true,
+          side: 'storage',
+        });
       etag = written;
       task = next;
     };
@@ -247,12 +330,16 @@ export class Steps {
     let checkpointed = 0;
     try {
       const engine = this.engine(await this.o.sides(job));
-      state = await engine.copyBlob(this.context(job), task.state, { until: step.until, signal: watch.signal },
+      state = await engine.copyBlob(
+        this.context(job),
+        task.state,
+        { until: step.until, signal: watch.signal },
         async (s) => {
           if (Date.now() - checkpointed < (this.o.checkpointEveryMs ?? CHECKPOINT_EVERY_MS)) return;
           checkpointed = Date.now();
           await Promise.all([save(s, true), watch.check()]);
-        });
+        },
+      );
       await save(state, false);
     } catch (err) {
       await save(task.state, false).catch(() => undefined);
@@ -266,7 +353,13 @@ export class Steps {
     await this.afterCopy(job.id, msg, state, step, log);
   }
 
-  private async afterCopy(id: string, msg: StepOf<'blob'>, state: BlobState, step: StepContext, log: Logger): Promise<void> {
+  private async afterCopy(
+    id: string,
+    msg: StepOf<'blob'>,
+    state: BlobState,
+    step: StepContext,
+    log: Logger,
+  ): Promise<void> {
     const index = msg.blob;
     if (state.phase === 'done') {
       log.info(`job ${id} blob ${index} done (${state.outcome})`);
@@ -276,7 +369,9 @@ export class Steps {
       return;
     }
     const present = bytesPresent(state);
-    await this.o.store.update(id, (j) => j.blobBytes[index] === present ? undefined : { ...j, blobBytes: { ...j.blobBytes, [index]: present } });
+    await this.o.store.update(id, (j) =>
+      j.blobBytes[index] === present ? undefined : { ...j, blobBytes: { ...j.blobBytes, [index]: present } },
+    );
     await this.o.queue.send(msg);
     log.info(`job ${id} blob ${index} at ${present}/${state.size}`);
   }
@@ -285,11 +380,18 @@ export class Steps {
    * The blob a message is about, as the plan has it: its stored task (written from the plan by the fan-out), else
    * the plan's blob list. A message saying another digest or size than the plan is refused, whoever signed it.
    */
-  private async descriptor(id: string, msg: StepOf<'blob'>, task: BlobTask | undefined): Promise<{ digest: Digest; size: number }> {
+  private async descriptor(
+    id: string,
+    msg: StepOf<'blob'>,
+    task: BlobTask | undefined,
+  ): Promise<{ digest: Digest; size: number }> {
     const planned = task?.state ?? (await this.o.store.blobs(id))?.[msg.blob];
     if (!planned) throw new StepRefusedError('STEP_NOT_IN_PLAN', `job ${id} has no blob ${msg.blob} in its plan`);
     if (msg.digest !== planned.digest || msg.size !== planned.size) {
-      throw new StepRefusedError('STEP_NOT_IN_PLAN', `blob ${msg.blob} of job ${id} is ${planned.digest} (${planned.size} bytes) in the plan, not ${msg.digest} (${msg.size} bytes)`);
+      throw new StepRefusedError(
+        'STEP_NOT_IN_PLAN',
+        `blob ${msg.blob} of job ${id} is ${planned.digest} (${planned.size} bytes) in the plan, not ${msg.digest} (${msg.size} bytes)`,
+      );
     }
     return { digest: planned.digest, size: planned.size };
   }
@@ -302,14 +404,20 @@ export class Steps {
    * (the step's margin covers them); copies to further repositories stop at the budget and enqueue the rest.
    */
   private async blobDone(id: string, index: number, state: BlobState, step: StepContext, log: Logger): Promise<void> {
-    const job = await this.o.store.update(id, (j) => j.doneBlobs.includes(index) ? undefined
-      : { ...j, doneBlobs: [...j.doneBlobs, index], blobBytes: { ...j.blobBytes, [index]: state.size } });
+    const job = await this.o.store.update(id, (j) =>
+      j.doneBlobs.includes(index)
+        ? undefined
+        : { ...j, doneBlobs: [...j.doneBlobs, index], blobBytes: { ...j.blobBytes, [index]: state.size } },
+    );
     if (job.doneBlobs.length !== job.blobsTotal || ENDED.has(job.status)) return;
     if (Date.now() >= step.until) {
       await this.o.queue.send({ v: 1, job: id, step: 'finalize' });
       return;
     }
-    await this.o.queue.send({ v: 1, job: id, step: 'finalize' }, Math.ceil((step.budgetMs + this.o.leaseMarginMs) / 1000));
+    await this.o.queue.send(
+      { v: 1, job: id, step: 'finalize' },
+      Math.ceil((step.budgetMs + this.o.leaseMarginMs) / 1000),
+    );
     await this.finalize(job, step, log);
   }
 
@@ -322,10 +430,18 @@ export class Steps {
    */
   private async finalize(job: JobRecord, step: StepContext, log: Logger): Promise<void> {
     const plan = await this.o.store.plan(job.id);
-    if (!plan) throw new OciImportError('PLAN_MISSING', `job ${job.id}: finalize without a plan`, { temporary: true, side: 'storage' });
+    if (!plan)
+      throw new OciImportError('PLAN_MISSING', `job ${job.id}: finalize without a plan`, {
+        temporary: true,
+        side: 'storage',
+      });
     const engine = this.engine(await this.o.sides(job));
     const run = await copyAllAndFinalize(engine, plan, this.context(job), {
-      repositories: job.repositories.slice(1), blobConcurrency: 1, until: step.until, signal: step.signal, fresh: false,
+      repositories: job.repositories.slice(1),
+      blobConcurrency: 1,
+      until: step.until,
+      signal: step.signal,
+      fresh: false,
       beforeFinalize: () => this.markFinalizing(job.id, log),
     });
     if (run.outcome === 'incomplete') {
@@ -334,7 +450,11 @@ export class Steps {
     }
     if (run.outcome === 'stopped') return;
     const { result } = run;
-    await this.o.store.update(job.id, (j) => ENDED.has(j.status) ? undefined : { ...j, status: 'succeeded', digest: result.digest });
-    log.info(`job ${job.id} succeeded: ${result.digest} (${[...result.tagged, ...result.unchanged].join(', ') || 'by digest'})`);
+    await this.o.store.update(job.id, (j) =>
+      ENDED.has(j.status) ? undefined : { ...j, status: 'succeeded', digest: result.digest },
+    );
+    log.info(
+      `job ${job.id} succeeded: ${result.digest} (${[...result.tagged, ...result.unchanged].join(', ') || 'by digest'})`,
+    );
   }
 }

@@ -31,7 +31,8 @@ interface InFlight {
 }
 
 const REPORT = 'sync/latest.json';
-const inflightPath = (target: string): string => `sync/inflight/${createHash('sha256').update(target).digest('hex')}.json`;
+const inflightPath = (target: string): string =>
+  `sync/inflight/${createHash('sha256').update(target).digest('hex')}.json`;
 
 export class SyncService {
   constructor(
@@ -59,29 +60,50 @@ export class SyncService {
     const inProgress: SyncReport['inProgress'][number][] = [];
     const errors: SyncError[] = [...plan.errors];
     // enqueued SYNC_CONCURRENCY at once: each costs a few storage round trips
-    await forEachLimited(plan.items.filter((i) => i.action === 'import'), this.config.syncConcurrency, async (item) => {
-      const target = `${this.target}/${item.target}`;
-      const running = await this.stillImporting(target, item.sourceDigest);
-      if (running) {
-        inProgress.push({ source: item.source, target, job: running });
-        return;
-      }
-      try {
-        const req = item.request!;
-        const job = await this.imports.submit({
-          source: req.source, images: req.images, force: true, platforms: req.platforms,
-          credential: rules[item.rule]!.credential,
-          ...(req.includeReferrers ? { includeReferrers: true, referrerTypes: req.referrerTypes } : {}),
-        }, 'queue');
-        await this.docs.put(inflightPath(target), { job: job.id, sourceDigest: item.sourceDigest } satisfies InFlight);
-        enqueued.push({ source: item.source, target, job: job.id });
-      } catch (err) {
-        errors.push({ rule: item.rule, tag: item.tag, code: errorCode(err), message: (err as Error).message });
-      }
-    });
+    await forEachLimited(
+      plan.items.filter((i) => i.action === 'import'),
+      this.config.syncConcurrency,
+      async (item) => {
+        const target = `${this.target}/${item.target}`;
+        const running = await this.stillImporting(target, item.sourceDigest);
+        if (running) {
+          inProgress.push({ source: item.source, target, job: running });
+          return;
+        }
+        try {
+          const req = item.request!;
+          const job = await this.imports.submit(
+            {
+              source: req.source,
+              images: req.images,
+              force: true,
+              platforms: req.platforms,
+              credential: rules[item.rule]!.credential,
+              ...(req.includeReferrers ? { includeReferrers: true, referrerTypes: req.referrerTypes } : {}),
+            },
+            'queue',
+          );
+          await this.docs.put(inflightPath(target), {
+            job: job.id,
+            sourceDigest: item.sourceDigest,
+          } satisfies InFlight);
+          enqueued.push({ source: item.source, target, job: job.id });
+        } catch (err) {
+          errors.push({ rule: item.rule, tag: item.tag, code: errorCode(err), message: (err as Error).message });
+        }
+      },
+    );
     const report: SyncReport = {
-      startedAt, finishedAt: new Date().toISOString(), rules: plan.rules, tagsSeen: plan.tagsSeen, enqueued, inProgress, errors,
-      skipped: plan.items.filter((i) => i.action === 'unchanged').map((i) => ({ source: i.source, target: `${this.target}/${i.target}`, digest: i.sourceDigest })),
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      rules: plan.rules,
+      tagsSeen: plan.tagsSeen,
+      enqueued,
+      inProgress,
+      errors,
+      skipped: plan.items
+        .filter((i) => i.action === 'unchanged')
+        .map((i) => ({ source: i.source, target: `${this.target}/${i.target}`, digest: i.sourceDigest })),
     };
     await this.docs.put(REPORT, report);
     return report;

@@ -6,7 +6,14 @@
  * credentials get a client of their own.
  */
 import type { Dispatcher } from 'undici';
-import { azureSettings, explainFailure, sourceAuth, targetIdentityAuth, type AzureSettings, type RegistryAuth } from '../azure/clients.js';
+import {
+  azureSettings,
+  explainFailure,
+  sourceAuth,
+  targetIdentityAuth,
+  type AzureSettings,
+  type RegistryAuth,
+} from '../azure/clients.js';
 import type { Config, NamedCredential } from '../config.js';
 import { RATE_WINDOW_MS } from '../oci/body.js';
 import type { BoundCredentials, Credentials } from '../oci/auth.js';
@@ -53,7 +60,9 @@ export class Registries {
   constructor(private readonly o: RegistriesOptions) {
     this.insecure = new Set([...o.config.insecureRegistries, ...(o.insecure ?? [])].map(normalizeRegistry));
     this.timeouts = o.timeouts ?? {
-      idleMs: o.config.requestTimeoutSeconds * 1000, minBytesPerSecond: o.config.minBytesPerSecond, rateWindowMs: RATE_WINDOW_MS,
+      idleMs: o.config.requestTimeoutSeconds * 1000,
+      minBytesPerSecond: o.config.minBytesPerSecond,
+      rateWindowMs: RATE_WINDOW_MS,
     };
   }
 
@@ -71,10 +80,15 @@ export class Registries {
         const auth = targetIdentityAuth(this.azure('target'), host, insecure);
         return { auth, client: this.build(host, 'target', { authenticator: auth.authenticator }) };
       }
-      const credentials = config.targetAuth === 'basic'
-        ? this.o.targetCredentials ?? (config.targetUsername ? { username: config.targetUsername, password: config.targetPassword! } : undefined)
-        : undefined;
-      const auth: RegistryAuth = { context: { registry: host, role: 'target', identity: 'the target credentials' }, explain: { access: false } };
+      const credentials =
+        config.targetAuth === 'basic'
+          ? (this.o.targetCredentials ??
+            (config.targetUsername ? { username: config.targetUsername, password: config.targetPassword! } : undefined))
+          : undefined;
+      const auth: RegistryAuth = {
+        context: { registry: host, role: 'target', identity: 'the target credentials' },
+        explain: { access: false },
+      };
       return { auth, client: this.build(host, 'target', { credentials }) };
     });
   }
@@ -88,9 +102,25 @@ export class Registries {
     const host = normalizeRegistry(registry);
     const make = (): SideClient => {
       const plain = credentials?.kind === 'named' ? credentials.credential : credentials?.credentials;
-      const dispatcher = this.o.guardSources && resourceId && isBound(this.o.config, resourceId) ? this.privateEndpoint(resourceId, host) : undefined;
-      const auth = sourceAuth(this.azure('source', dispatcher), { registry: host, insecure: this.isInsecure(host), credentials: plain, resourceId });
-      return { auth, client: this.build(host, 'source', { authenticator: auth.authenticator, credentials: bound(credentials) }, dispatcher) };
+      const dispatcher =
+        this.o.guardSources && resourceId && isBound(this.o.config, resourceId)
+          ? this.privateEndpoint(resourceId, host)
+          : undefined;
+      const auth = sourceAuth(this.azure('source', dispatcher), {
+        registry: host,
+        insecure: this.isInsecure(host),
+        credentials: plain,
+        resourceId,
+      });
+      return {
+        auth,
+        client: this.build(
+          host,
+          'source',
+          { authenticator: auth.authenticator, credentials: bound(credentials) },
+          dispatcher,
+        ),
+      };
     };
     // A request's own credentials are its own: never shared with another request's client.
     if (credentials?.kind === 'inline') return make();
@@ -102,10 +132,19 @@ export class Registries {
     return explainFailure(err, { source: sides.source?.auth, target: sides.target?.auth });
   }
 
-  private build(registry: string, side: 'source' | 'target', auth: Pick<ConstructorParameters<typeof RegistryClient>[0], 'authenticator' | 'credentials'>, dispatcher?: Dispatcher): RegistryClient {
+  private build(
+    registry: string,
+    side: 'source' | 'target',
+    auth: Pick<ConstructorParameters<typeof RegistryClient>[0], 'authenticator' | 'credentials'>,
+    dispatcher?: Dispatcher,
+  ): RegistryClient {
     return new RegistryClient({
-      registry, side, insecure: this.isInsecure(registry), ...auth,
-      retry: this.o.retry ?? DEFAULT_RETRY, timeouts: this.timeouts,
+      registry,
+      side,
+      insecure: this.isInsecure(registry),
+      ...auth,
+      retry: this.o.retry ?? DEFAULT_RETRY,
+      timeouts: this.timeouts,
       dispatcher: dispatcher ?? (side === 'source' && this.o.guardSources ? this.guarded() : undefined),
     });
   }
@@ -119,7 +158,9 @@ export class Registries {
     let dispatcher = this.privateDispatchers.get(key);
     if (!dispatcher) {
       const own = privateEndpointHosts(resourceId, loginServer);
-      dispatcher = guardedDispatcher(this.o.config.allowedSources, this.o.lookup, (host) => (own(host) ? vetPrivateEndpointAddresses : undefined));
+      dispatcher = guardedDispatcher(this.o.config.allowedSources, this.o.lookup, (host) =>
+        own(host) ? vetPrivateEndpointAddresses : undefined,
+      );
       this.privateDispatchers.set(key, dispatcher);
     }
     return dispatcher;
@@ -133,7 +174,15 @@ export class Registries {
   private azure(side: 'source' | 'target', own?: Dispatcher): AzureSettings {
     const settings = azureSettings(this.o.config);
     const dispatcher = own ?? (side === 'source' && this.o.guardSources ? this.guarded() : undefined);
-    return { ...settings, http: { ...settings.http, timeouts: this.timeouts, ...(this.o.retry ? { retry: this.o.retry } : {}), ...(dispatcher ? { dispatcher } : {}) } };
+    return {
+      ...settings,
+      http: {
+        ...settings.http,
+        timeouts: this.timeouts,
+        ...(this.o.retry ? { retry: this.o.retry } : {}),
+        ...(dispatcher ? { dispatcher } : {}),
+      },
+    };
   }
 
   private guarded(): Dispatcher {
@@ -156,10 +205,16 @@ export class Registries {
 /** A named credential's binding, as the authenticator checks it before every send. */
 function bound(credentials: SourceCredentials | undefined): BoundCredentials | undefined {
   if (!credentials) return undefined;
-  if (credentials.kind === 'inline') return { ...credentials.credentials, label: (credentials.credentials as BoundCredentials).label ?? 'the given username and password' };
+  if (credentials.kind === 'inline')
+    return {
+      ...credentials.credentials,
+      label: (credentials.credentials as BoundCredentials).label ?? 'the given username and password',
+    };
   const c = credentials.credential;
   return {
-    username: c.username, password: c.password, label: `credential "${c.name}"`,
+    username: c.username,
+    password: c.password,
+    label: `credential "${c.name}"`,
     mayReceive: (hostPort) => c.registries.some((p) => matchesPattern(hostPort, p)),
     bindingSetting: `REGISTRY_CREDENTIALS__${c.name}__REGISTRIES`,
   };

@@ -27,7 +27,12 @@ export interface Documents {
    * Returns the new ETag, or undefined when the condition failed (someone else wrote first). `metadata`
    * (lower-case names, short ASCII values) comes back with `list`, without reading the document.
    */
-  put(path: string, value: unknown, condition?: WriteCondition, metadata?: Record<string, string>): Promise<string | undefined>;
+  put(
+    path: string,
+    value: unknown,
+    condition?: WriteCondition,
+    metadata?: Record<string, string>,
+  ): Promise<string | undefined>;
   /** Removes a document; absent is fine. */
   delete(path: string): Promise<void>;
   /** One page of the documents under `prefix`, from `marker` (a `next` of an earlier page) on. */
@@ -52,8 +57,11 @@ export async function listNames(docs: Documents, prefix: string): Promise<string
  */
 function storageError(op: string, path: string, err: unknown): OciImportError {
   const status = err instanceof RestError ? err.statusCode : undefined;
-  return new OciImportError('STORAGE_ERROR', `job storage ${op} ${path} failed${status ? ` (${status})` : ''}: ${(err as Error).message?.split('\n')[0] ?? String(err)}`,
-    { temporary: isTransientForeignError(err), side: 'storage', cause: err });
+  return new OciImportError(
+    'STORAGE_ERROR',
+    `job storage ${op} ${path} failed${status ? ` (${status})` : ''}: ${(err as Error).message?.split('\n')[0] ?? String(err)}`,
+    { temporary: isTransientForeignError(err), side: 'storage', cause: err },
+  );
 }
 
 export class BlobDocuments implements Documents {
@@ -91,10 +99,19 @@ export class BlobDocuments implements Documents {
     }
   }
 
-  async put(path: string, value: unknown, condition?: WriteCondition, metadata?: Record<string, string>): Promise<string | undefined> {
+  async put(
+    path: string,
+    value: unknown,
+    condition?: WriteCondition,
+    metadata?: Record<string, string>,
+  ): Promise<string | undefined> {
     await this.ensure();
     const body = Buffer.from(JSON.stringify(value));
-    const conditions = !condition ? undefined : 'ifMatch' in condition ? { ifMatch: condition.ifMatch } : { ifNoneMatch: '*' };
+    const conditions = !condition
+      ? undefined
+      : 'ifMatch' in condition
+        ? { ifMatch: condition.ifMatch }
+        : { ifNoneMatch: '*' };
     try {
       const res = await this.container.getBlockBlobClient(path).uploadData(body, {
         conditions,
@@ -112,9 +129,12 @@ export class BlobDocuments implements Documents {
   async list(prefix: string, options: { readonly marker?: string; readonly maxPageSize: number }): Promise<Listing> {
     await this.ensure();
     try {
-      const pages = this.container.listBlobsFlat({ prefix, includeMetadata: true })
+      const pages = this.container
+        .listBlobsFlat({ prefix, includeMetadata: true })
         .byPage({ continuationToken: options.marker, maxPageSize: options.maxPageSize });
-      const page = (await pages.next()).value as { segment: { blobItems: { name: string; metadata?: Record<string, string> }[] }; continuationToken?: string } | undefined;
+      const page = (await pages.next()).value as
+        | { segment: { blobItems: { name: string; metadata?: Record<string, string> }[] }; continuationToken?: string }
+        | undefined;
       const entries = (page?.segment.blobItems ?? []).map((b) => ({ name: b.name, metadata: b.metadata ?? {} }));
       return { entries, ...(page?.continuationToken ? { next: page.continuationToken } : {}) };
     } catch (err) {
@@ -141,7 +161,12 @@ export class MemoryDocuments implements Documents {
     return d ? { value: JSON.parse(d.text) as T, etag: d.etag } : undefined;
   }
 
-  async put(path: string, value: unknown, condition?: WriteCondition, metadata: Record<string, string> = {}): Promise<string | undefined> {
+  async put(
+    path: string,
+    value: unknown,
+    condition?: WriteCondition,
+    metadata: Record<string, string> = {},
+  ): Promise<string | undefined> {
     this.ops.put++;
     const current = this.docs.get(path);
     if (condition && 'ifMatch' in condition && current?.etag !== condition.ifMatch) return undefined;
@@ -159,10 +184,15 @@ export class MemoryDocuments implements Documents {
   /** As Azure lists: names in order; the marker is where the next page starts. */
   async list(prefix: string, options: { readonly marker?: string; readonly maxPageSize: number }): Promise<Listing> {
     this.ops.list++;
-    const names = [...this.docs.keys()].filter((k) => k.startsWith(prefix) && (options.marker === undefined || k >= options.marker)).sort();
+    const names = [...this.docs.keys()]
+      .filter((k) => k.startsWith(prefix) && (options.marker === undefined || k >= options.marker))
+      .sort();
     const page = names.slice(0, options.maxPageSize);
     const next = names[options.maxPageSize];
-    return { entries: page.map((name) => ({ name, metadata: { ...this.docs.get(name)!.metadata } })), ...(next ? { next } : {}) };
+    return {
+      entries: page.map((name) => ({ name, metadata: { ...this.docs.get(name)!.metadata } })),
+      ...(next ? { next } : {}),
+    };
   }
 
   /** Test helper: every stored path and its text. */

@@ -51,7 +51,9 @@ export async function indexJob(docs: Documents, job: Pick<JobRecord, 'id' | 'cre
 
 export class InvalidTokenError extends OciImportError {
   constructor() {
-    super('INVALID_QUERY', 'continuationToken is not a token this service returned; start again without it', { side: 'request' });
+    super('INVALID_QUERY', 'continuationToken is not a token this service returned; start again without it', {
+      side: 'request',
+    });
   }
 }
 
@@ -72,7 +74,8 @@ function decodeToken(raw: string, keys: MessageKeys): Token {
   if (rest.length === 0 && verifyMac(keys, 'list-token', body, tag)) {
     try {
       const t = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Partial<Token>;
-      if (typeof t.a === 'string' && t.a.startsWith(INDEX_PREFIX) && (t.m === undefined || typeof t.m === 'string')) return { m: t.m, a: t.a };
+      if (typeof t.a === 'string' && t.a.startsWith(INDEX_PREFIX) && (t.m === undefined || typeof t.m === 'string'))
+        return { m: t.m, a: t.a };
     } catch {
       // fall through
     }
@@ -102,7 +105,10 @@ async function scan(docs: Documents, q: ListQuery, keys: MessageKeys): Promise<{
   const names: string[] = [];
   for (let scanned = 0, calls = 0; ;) {
     if (calls++ === MAX_LIST_CALLS) return { names, ...(after !== undefined ? { next: { m: marker, a: after } } : {}) };
-    const page = await docs.list(INDEX_PREFIX, { marker, maxPageSize: q.statuses ? MAX_SCAN - scanned : q.limit - names.length + 1 });
+    const page = await docs.list(INDEX_PREFIX, {
+      marker,
+      maxPageSize: q.statuses ? MAX_SCAN - scanned : q.limit - names.length + 1,
+    });
     for (const e of page.entries) {
       if (after !== undefined && e.name <= after) continue;
       if (names.length === q.limit || scanned === MAX_SCAN) return { names, next: { m: marker, a: after! } };
@@ -120,17 +126,27 @@ async function scan(docs: Documents, q: ListQuery, keys: MessageKeys): Promise<{
  * One page of imports, newest first. Cost: one List Blobs call (two when the first page of the listing
  * holds only entries consumed before), plus one read per import returned.
  */
-export async function listJobs(docs: Documents, read: (id: string) => Promise<JobRecord | undefined>, q: ListQuery, keys: MessageKeys): Promise<ListPage> {
+export async function listJobs(
+  docs: Documents,
+  read: (id: string) => Promise<JobRecord | undefined>,
+  q: ListQuery,
+  keys: MessageKeys,
+): Promise<ListPage> {
   const { names, next } = await scan(docs, q, keys);
-  const jobs = await Promise.all(names.map(async (name) => {
-    const id = name.slice(INDEX_PREFIX.length + 14);
-    const job = await read(id);
-    if (!job || indexName(job.createdAt, job.id) !== name) return undefined; // a record never created, or another's entry
-    if (q.statuses && !q.statuses.has(job.status)) {
-      await indexJob(docs, job).catch(() => undefined); // stale status: repaired for the next reader
-      return undefined;
-    }
-    return job;
-  }));
-  return { jobs: jobs.filter((j): j is JobRecord => j !== undefined), ...(next ? { next: encodeToken(next, keys) } : {}) };
+  const jobs = await Promise.all(
+    names.map(async (name) => {
+      const id = name.slice(INDEX_PREFIX.length + 14);
+      const job = await read(id);
+      if (!job || indexName(job.createdAt, job.id) !== name) return undefined; // a record never created, or another's entry
+      if (q.statuses && !q.statuses.has(job.status)) {
+        await indexJob(docs, job).catch(() => undefined); // stale status: repaired for the next reader
+        return undefined;
+      }
+      return job;
+    }),
+  );
+  return {
+    jobs: jobs.filter((j): j is JobRecord => j !== undefined),
+    ...(next ? { next: encodeToken(next, keys) } : {}),
+  };
 }

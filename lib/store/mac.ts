@@ -35,5 +35,7 @@ export function macOf(keys: MessageKeys, purpose: MacPurpose, content: string): 
 export function verifyMac(keys: MessageKeys, purpose: MacPurpose, content: string, tag: unknown): boolean {
   if (typeof tag !== 'string' || !MAC_PATTERN.test(tag)) return false;
   const given = Buffer.from(tag, 'base64url');
-  return [keys.current, keys.previous].some((key) => key !== undefined && timingSafeEqual(tagWith(key, purpose, content), given));
+  return [keys.current, keys.previous].some(
+    (key) => key !== undefined && timingSafeEqual(tagWith(key, purpose, content), given),
+  );
 }

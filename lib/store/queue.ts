@@ -12,14 +12,20 @@ import { MAC_PATTERN, macOf, verifyMac } from './mac.js';
 
 const JOB = z.string().uuid();
 const INDEX = z.number().int().min(0);
-const DIGEST = z.string().regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/).max(256);
+const DIGEST = z
+  .string()
+  .regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/)
+  .max(256);
 
 /** What every step message carries besides its step's own fields. */
 const common = {
   v: z.literal(1),
   job: JOB,
   /** W3C traceparent of the span that sent it (only with telemetry on, lib/telemetry): the import's trace goes on. */
-  tp: z.string().regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/).optional(),
+  tp: z
+    .string()
+    .regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/)
+    .optional(),
   /** When it became visible on the queue (ms since the epoch; with `tp`): the queue wait metric. */
   at: z.number().int().min(0).optional(),
   /** The app's tag over the other fields (absent or wrong: the message is refused unread). */
@@ -52,12 +58,42 @@ export type StepShape = z.infer<typeof stepShapeSchema>;
  * (the field order is the wire order, as the app has always written them).
  */
 export const stepMessageSchema = z.discriminatedUnion('step', [
-  z.strictObject({ v: common.v, job: common.job, step: z.literal('plan'), tp: common.tp, at: common.at, mac: common.mac }),
-  z.strictObject({ v: common.v, job: common.job, step: z.literal('fanout'), from: INDEX, tp: common.tp, at: common.at, mac: common.mac }),
   z.strictObject({
-    v: common.v, job: common.job, step: z.literal('blob'), blob: INDEX, digest: DIGEST, size: INDEX, tp: common.tp, at: common.at, mac: common.mac,
+    v: common.v,
+    job: common.job,
+    step: z.literal('plan'),
+    tp: common.tp,
+    at: common.at,
+    mac: common.mac,
   }),
-  z.strictObject({ v: common.v, job: common.job, step: z.literal('finalize'), tp: common.tp, at: common.at, mac: common.mac }),
+  z.strictObject({
+    v: common.v,
+    job: common.job,
+    step: z.literal('fanout'),
+    from: INDEX,
+    tp: common.tp,
+    at: common.at,
+    mac: common.mac,
+  }),
+  z.strictObject({
+    v: common.v,
+    job: common.job,
+    step: z.literal('blob'),
+    blob: INDEX,
+    digest: DIGEST,
+    size: INDEX,
+    tp: common.tp,
+    at: common.at,
+    mac: common.mac,
+  }),
+  z.strictObject({
+    v: common.v,
+    job: common.job,
+    step: z.literal('finalize'),
+    tp: common.tp,
+    at: common.at,
+    mac: common.mac,
+  }),
 ]);
 
 export type StepMessage = z.infer<typeof stepMessageSchema>;
@@ -72,7 +108,16 @@ export type StepOf<S extends StepName> = Extract<StepMessage, { step: S }>;
  */
 function stepContent(m: StepShape): string {
   const trace = m.tp !== undefined || m.at !== undefined ? [m.tp ?? null, m.at ?? null] : [];
-  return JSON.stringify([m.v, m.job, m.step, m.blob ?? null, m.from ?? null, m.digest ?? null, m.size ?? null, ...trace]);
+  return JSON.stringify([
+    m.v,
+    m.job,
+    m.step,
+    m.blob ?? null,
+    m.from ?? null,
+    m.digest ?? null,
+    m.size ?? null,
+    ...trace,
+  ]);
 }
 
 /** The message with the app's tag (any tag it carried replaced). */
@@ -91,7 +136,12 @@ export type StepReading =
   /** Not shaped like a step at all (an import request, or anything else). */
   | { readonly kind: 'other' }
   /** Shaped like a step, and refused unread: not the app's tag, or fields its step does not have. */
-  | { readonly kind: 'refused'; readonly shape: StepShape; readonly code: 'STEP_NOT_AUTHENTIC' | 'STEP_NOT_IN_PLAN'; readonly why: string }
+  | {
+      readonly kind: 'refused';
+      readonly shape: StepShape;
+      readonly code: 'STEP_NOT_AUTHENTIC' | 'STEP_NOT_IN_PLAN';
+      readonly why: string;
+    }
   | { readonly kind: 'step'; readonly message: StepMessage };
 
 /**
@@ -103,12 +153,24 @@ export function readStep(keys: MessageKeys, raw: unknown): StepReading {
   const shape = stepShapeSchema.safeParse(raw);
   if (!shape.success) return { kind: 'other' };
   if (!isAuthentic(keys, shape.data)) {
-    return { kind: 'refused', shape: shape.data, code: 'STEP_NOT_AUTHENTIC', why: 'it does not carry the app\'s tag for what it says (MESSAGE_KEY)' };
+    return {
+      kind: 'refused',
+      shape: shape.data,
+      code: 'STEP_NOT_AUTHENTIC',
+      why: "it does not carry the app's tag for what it says (MESSAGE_KEY)",
+    };
   }
   const step = stepMessageSchema.safeParse(raw);
   if (!step.success) {
-    const fields = step.error.issues.map((i) => i.code === 'unrecognized_keys' ? i.keys.join(', ') : i.path.join('.')).join(', ');
-    return { kind: 'refused', shape: shape.data, code: 'STEP_NOT_IN_PLAN', why: `a ${shape.data.step} step has no such message: ${fields} (the app writes a plan and a finalize step with no field of their own, a fanout with from, a blob with blob, digest and size)` };
+    const fields = step.error.issues
+      .map((i) => (i.code === 'unrecognized_keys' ? i.keys.join(', ') : i.path.join('.')))
+      .join(', ');
+    return {
+      kind: 'refused',
+      shape: shape.data,
+      code: 'STEP_NOT_IN_PLAN',
+      why: `a ${shape.data.step} step has no such message: ${fields} (the app writes a plan and a finalize step with no field of their own, a fanout with from, a blob with blob, digest and size)`,
+    };
   }
   return { kind: 'step', message: step.data };
 }
@@ -116,7 +178,10 @@ export function readStep(keys: MessageKeys, raw: unknown): StepReading {
 /** The message keys, or a ConfigError saying how to set them (the service cannot queue a step without them). */
 export function requireMessageKeys(keys: MessageKeys | undefined): MessageKeys {
   if (!keys) {
-    throw new ConfigError('MESSAGE_KEY', 'is not set: the service authenticates its own queue messages with it; set it to base64 of 32 random bytes (openssl rand -base64 32; in Azure a Key Vault reference, which the template makes)');
+    throw new ConfigError(
+      'MESSAGE_KEY',
+      'is not set: the service authenticates its own queue messages with it; set it to base64 of 32 random bytes (openssl rand -base64 32; in Azure a Key Vault reference, which the template makes)',
+    );
   }
   return keys;
 }
@@ -135,13 +200,18 @@ export function encodeMessage(message: unknown): string {
 export class StorageJobQueue implements JobQueue {
   private ready: Promise<unknown> | undefined;
 
-  constructor(private readonly queue: QueueClient, private readonly poison: QueueClient) {}
+  constructor(
+    private readonly queue: QueueClient,
+    private readonly poison: QueueClient,
+  ) {}
 
   private ensure(): Promise<unknown> {
-    this.ready ??= Promise.all([this.queue.createIfNotExists(), this.poison.createIfNotExists()]).catch((err: unknown) => {
-      this.ready = undefined;
-      throw err;
-    });
+    this.ready ??= Promise.all([this.queue.createIfNotExists(), this.poison.createIfNotExists()]).catch(
+      (err: unknown) => {
+        this.ready = undefined;
+        throw err;
+      },
+    );
     return this.ready;
   }
 
@@ -158,7 +228,10 @@ export class StorageJobQueue implements JobQueue {
 
 /** A queue whose step messages leave signed (the service's view of the queue). */
 export class SigningQueue implements JobQueue {
-  constructor(private readonly inner: JobQueue, private readonly keys: () => MessageKeys) {}
+  constructor(
+    private readonly inner: JobQueue,
+    private readonly keys: () => MessageKeys,
+  ) {}
 
   send(message: StepMessage, delaySeconds?: number): Promise<void> {
     // the active span's trace context (none without telemetry: the message is as it always was)

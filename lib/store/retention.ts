@@ -58,9 +58,21 @@ export function tombstonePath(id: string): string {
 }
 
 /** Deletes one ended import: tombstone first, its folder (the record last), then its index entry. */
-async function expire(docs: Documents, indexEntry: string, id: string, job: JobRecord | undefined, now: Date): Promise<void> {
+async function expire(
+  docs: Documents,
+  indexEntry: string,
+  id: string,
+  job: JobRecord | undefined,
+  now: Date,
+): Promise<void> {
   if (job) {
-    const tombstone: Tombstone = { id, status: job.status, createdAt: job.createdAt, endedAt: job.updatedAt, expiredAt: now.toISOString() };
+    const tombstone: Tombstone = {
+      id,
+      status: job.status,
+      createdAt: job.createdAt,
+      endedAt: job.updatedAt,
+      expiredAt: now.toISOString(),
+    };
     await docs.put(tombstonePath(id), tombstone);
   }
   const folder = (await listNames(docs, `${id}/`)).filter((n) => n !== `${id}/job.json`);
@@ -70,7 +82,10 @@ async function expire(docs: Documents, indexEntry: string, id: string, job: JobR
 }
 
 /** One retention run: deletes up to `maxJobs` imports that ended more than `retentionDays` before `now`. */
-export async function pruneEnded(docs: Documents, o: { readonly retentionDays: number; readonly now?: Date; readonly maxJobs?: number }): Promise<PruneResult> {
+export async function pruneEnded(
+  docs: Documents,
+  o: { readonly retentionDays: number; readonly now?: Date; readonly maxJobs?: number },
+): Promise<PruneResult> {
   const now = o.now ?? new Date();
   const cutoff = now.getTime() - o.retentionDays * DAY_MS;
   const threshold = String(MAX_MS - cutoff).padStart(13, '0');

@@ -18,11 +18,19 @@ export function seal(key: Buffer, jobId: string, plaintext: unknown): SealedSecr
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(jobId, 'utf8'));
   const data = Buffer.concat([cipher.update(JSON.stringify(plaintext), 'utf8'), cipher.final()]);
-  return { v: 1, iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') };
+  return {
+    v: 1,
+    iv: iv.toString('base64'),
+    tag: cipher.getAuthTag().toString('base64'),
+    data: data.toString('base64'),
+  };
 }
 
 export function open<T>(key: Buffer, jobId: string, sealed: SealedSecret): T {
-  if (sealed.v !== 1) throw new OciImportError('SECRET_UNREADABLE', `unknown sealed secret version ${String(sealed.v)}`, { side: 'storage' });
+  if (sealed.v !== 1)
+    throw new OciImportError('SECRET_UNREADABLE', `unknown sealed secret version ${String(sealed.v)}`, {
+      side: 'storage',
+    });
   const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64'));
   decipher.setAAD(Buffer.from(jobId, 'utf8'));
   decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));

@@ -24,11 +24,17 @@ import { indexJob, listJobs, type ListPage, type ListQuery } from './listing.js'
 import { telemetry } from '../telemetry/index.js';
 import { pruneEnded, tombstoneOf, type PruneResult, type Tombstone } from './retention.js';
 import type { SealedSecret } from './secrets.js';
-import { ENDED, type BlobTask, type JobProgress, type JobRecord, type PoisonRecord, type RepeatRecord } from './types.js';
+import {
+  ENDED,
+  type BlobTask,
+  type JobProgress,
+  type JobRecord,
+  type PoisonRecord,
+  type RepeatRecord,
+} from './types.js';
 
 export { ENDED } from './types.js';
 export type { BlobTask, JobProgress, JobRecord, JobRequest, JobStatus, PoisonRecord } from './types.js';
-
 
 export function progressOf(job: JobRecord): JobProgress {
   return {
@@ -56,7 +62,10 @@ export class JobStore {
   /** Writes the record and its index entry (at once: an entry without its record is skipped by readers). */
   async create(job: JobRecord, secret?: SealedSecret): Promise<void> {
     if (secret) await this.docs.put(`${job.id}/secret.json`, secret);
-    const [etag] = await Promise.all([this.docs.put(`${job.id}/job.json`, job, { ifNoneExists: true }), indexJob(this.docs, job)]);
+    const [etag] = await Promise.all([
+      this.docs.put(`${job.id}/job.json`, job, { ifNoneExists: true }),
+      indexJob(this.docs, job),
+    ]);
     if (!etag) throw new OciImportError('JOB_EXISTS', `job ${job.id} exists already`, { side: 'storage' });
   }
 
@@ -75,15 +84,19 @@ export class JobStore {
    */
   async update(id: string, change: (job: JobRecord) => JobRecord | undefined): Promise<JobRecord> {
     const path = `${id}/job.json`;
-    const stored = await retry(async () => {
-      const doc = await this.docs.get<JobRecord>(path);
-      if (!doc) throw new OciImportError('JOB_NOT_FOUND', `job ${id} does not exist`, { side: 'storage' });
-      const next = change(doc.value);
-      if (!next) return { before: doc.value, after: doc.value };
-      const stamped = { ...next, updatedAt: new Date().toISOString() };
-      if (!await this.docs.put(path, stamped, { ifMatch: doc.etag })) throw new EtagConflict(path);
-      return { before: doc.value, after: stamped };
-    }, UPDATE_RETRY, { retryable: (err) => err instanceof EtagConflict });
+    const stored = await retry(
+      async () => {
+        const doc = await this.docs.get<JobRecord>(path);
+        if (!doc) throw new OciImportError('JOB_NOT_FOUND', `job ${id} does not exist`, { side: 'storage' });
+        const next = change(doc.value);
+        if (!next) return { before: doc.value, after: doc.value };
+        const stamped = { ...next, updatedAt: new Date().toISOString() };
+        if (!(await this.docs.put(path, stamped, { ifMatch: doc.etag }))) throw new EtagConflict(path);
+        return { before: doc.value, after: stamped };
+      },
+      UPDATE_RETRY,
+      { retryable: (err) => err instanceof EtagConflict },
+    );
     const { before, after } = stored;
     if (!ENDED.has(before.status) && ENDED.has(after.status)) {
       telemetry().count('imports', 1, { outcome: after.status, 'error.code': after.error?.code });
@@ -91,7 +104,9 @@ export class JobStore {
     }
     await Promise.all([
       before.status !== after.status ? indexJob(this.docs, after) : undefined,
-      !ENDED.has(before.status) && ENDED.has(after.status) && after.request.inlineCredentials ? this.docs.delete(`${id}/secret.json`) : undefined,
+      !ENDED.has(before.status) && ENDED.has(after.status) && after.request.inlineCredentials
+        ? this.docs.delete(`${id}/secret.json`)
+        : undefined,
     ]);
     return after;
   }
@@ -129,7 +144,10 @@ export class JobStore {
 
   /** Creates (or, given the ETag of an expired one, replaces) a repeatability record; false when another writer was first. */
   async saveRepeatRecord(key: string, record: RepeatRecord, etag: string | undefined): Promise<boolean> {
-    return await this.docs.put(`repeat/${key}.json`, record, etag ? { ifMatch: etag } : { ifNoneExists: true }) !== undefined;
+    return (
+      (await this.docs.put(`repeat/${key}.json`, record, etag ? { ifMatch: etag } : { ifNoneExists: true })) !==
+      undefined
+    );
   }
 
   async deleteRepeatRecord(key: string): Promise<void> {

@@ -44,7 +44,9 @@ export interface ValidatedImport {
 }
 
 /** What a job remembers of its request: everything but secrets (inline credentials are sealed apart). */
-export type JobRequest = Omit<ValidatedImport, 'sourceRegistry' | 'inlineCredentials' | 'refs' | 'targets'> & { readonly inlineCredentials: boolean };
+export type JobRequest = Omit<ValidatedImport, 'sourceRegistry' | 'inlineCredentials' | 'refs' | 'targets'> & {
+  readonly inlineCredentials: boolean;
+};
 
 /** Who asked for an import over HTTP with AUTH_MODE=entra: the token's object ID and client app ID, never the token. */
 export interface JobCaller {

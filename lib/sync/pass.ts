@@ -69,7 +69,13 @@ export interface SyncPlanOptions {
 /** The deadline of one pass's listing and comparing (SYNC_PASS_SECONDS). */
 export function passDeadline(config: Pick<Config, 'syncPassSeconds'>): { signal: AbortSignal; clear(): void } {
   const seconds = config.syncPassSeconds;
-  return deadlineSignal(seconds * 1000, () => new TimeoutError(`the sync pass ran ${seconds} s (SYNC_PASS_SECONDS); what it had not listed or compared is left to the next pass`));
+  return deadlineSignal(
+    seconds * 1000,
+    () =>
+      new TimeoutError(
+        `the sync pass ran ${seconds} s (SYNC_PASS_SECONDS); what it had not listed or compared is left to the next pass`,
+      ),
+  );
 }
 
 /**
@@ -85,11 +91,20 @@ export async function planSync(rules: readonly SyncRule[], o: SyncPlanOptions): 
       const client = o.sourceClient(src.registry, rule.credential);
       const all = await client.listTags(src.repository, { maxTags: o.maxTags, setting: 'MAX_TAGS', signal: o.signal });
       // With referrers, the fallback and cosign tags travel with the image they name, not as images.
-      const check = rule.referrers ? new ReferrersCheck({
-        source: client, sourceRepository: src.repository, target: o.targetClient, targetRepository: rule.target ?? src.repository,
-        sourceTags: new Set(all), types: rule.referrerTypes, signal: o.signal,
-      }) : undefined;
-      const tags = await selectTags(check ? all.filter((t) => !isReferrersTag(t)) : all, rule.tags, { signal: o.signal });
+      const check = rule.referrers
+        ? new ReferrersCheck({
+            source: client,
+            sourceRepository: src.repository,
+            target: o.targetClient,
+            targetRepository: rule.target ?? src.repository,
+            sourceTags: new Set(all),
+            types: rule.referrerTypes,
+            signal: o.signal,
+          })
+        : undefined;
+      const tags = await selectTags(check ? all.filter((t) => !isReferrersTag(t)) : all, rule.tags, {
+        signal: o.signal,
+      });
       return { n, rule, client, check, seen: all.length, invalid: all.filter((t) => !isOciTag(t)).length, tags };
     } catch (err) {
       errors.push({ rule: n, code: errorCode(err), message: (err as Error).message });
@@ -97,9 +112,11 @@ export async function planSync(rules: readonly SyncRule[], o: SyncPlanOptions): 
     }
   });
   const pairs = listed.flatMap((l) => (l ? l.tags.map((tag) => ({ ...l, tag })) : []));
-  const compared = await mapLimited(pairs, o.concurrency, ({ n, rule, client, check, tag }) => compareTag(n, rule, tag, client, o, check)
-    .catch((err: unknown): SyncError => ({ rule: n, tag, code: errorCode(err), message: (err as Error).message }))
-    .finally(() => o.onCompared?.()));
+  const compared = await mapLimited(pairs, o.concurrency, ({ n, rule, client, check, tag }) =>
+    compareTag(n, rule, tag, client, o, check)
+      .catch((err: unknown): SyncError => ({ rule: n, tag, code: errorCode(err), message: (err as Error).message }))
+      .finally(() => o.onCompared?.()),
+  );
   const items: SyncItem[] = [];
   for (const item of compared) {
     if ('code' in item) errors.push(item);
@@ -107,12 +124,23 @@ export async function planSync(rules: readonly SyncRule[], o: SyncPlanOptions): 
   }
   errors.sort((a, b) => a.rule - b.rule);
   return {
-    rules: rules.length, tagsSeen: listed.reduce((sum, l) => sum + (l?.seen ?? 0), 0), tagsInvalid: listed.reduce((sum, l) => sum + (l?.invalid ?? 0), 0), items, errors,
+    rules: rules.length,
+    tagsSeen: listed.reduce((sum, l) => sum + (l?.seen ?? 0), 0),
+    tagsInvalid: listed.reduce((sum, l) => sum + (l?.invalid ?? 0), 0),
+    items,
+    errors,
   };
 }
 
 /** One tag of a rule, compared by HEAD on both sides. */
-async function compareTag(n: number, rule: SyncRule, tag: string, client: RegistryClient, o: SyncPlanOptions, check?: ReferrersCheck): Promise<SyncItem | SyncError> {
+async function compareTag(
+  n: number,
+  rule: SyncRule,
+  tag: string,
+  client: RegistryClient,
+  o: SyncPlanOptions,
+  check?: ReferrersCheck,
+): Promise<SyncItem | SyncError> {
   const src = parseReference(rule.source);
   const targetRepo = rule.target ?? src.repository;
   // the two sides at once: neither answer changes the other request
@@ -121,20 +149,35 @@ async function compareTag(n: number, rule: SyncRule, tag: string, client: Regist
     o.targetClient.headManifest(targetRepo, tag, { signal: o.signal }),
   ]);
   if (!head?.digest) {
-    return { rule: n, tag, code: 'NO_DIGEST', message: `${src.registry}/${src.repository}:${tag} answered HEAD without Docker-Content-Digest` };
+    return {
+      rule: n,
+      tag,
+      code: 'NO_DIGEST',
+      message: `${src.registry}/${src.repository}:${tag} answered HEAD without Docker-Content-Digest`,
+    };
   }
   // With a platform filter the target holds another digest than the source index: compare skipped.
   const sameDigest = current?.digest === head.digest && !rule.platforms?.length;
   const referrers = sameDigest && check ? await check.changed(head.digest) : false;
   const same = sameDigest && !referrers;
   return {
-    rule: n, source: `${src.registry}/${src.repository}:${tag}`, tag, sourceDigest: head.digest,
-    target: `${targetRepo}:${tag}`, targetDigest: current?.digest, action: same ? 'unchanged' : 'import',
+    rule: n,
+    source: `${src.registry}/${src.repository}:${tag}`,
+    tag,
+    sourceDigest: head.digest,
+    target: `${targetRepo}:${tag}`,
+    targetDigest: current?.digest,
+    action: same ? 'unchanged' : 'import',
     ...(referrers ? { reason: 'referrers' as const } : {}),
-    request: same ? undefined : {
-      source: `${src.registry}/${src.repository}:${tag}@${head.digest}`, target: o.target,
-      images: [`${targetRepo}:${tag}`], force: true, platforms: rule.platforms,
-      ...(rule.referrers ? { includeReferrers: true, referrerTypes: rule.referrerTypes } : {}),
-    },
+    request: same
+      ? undefined
+      : {
+          source: `${src.registry}/${src.repository}:${tag}@${head.digest}`,
+          target: o.target,
+          images: [`${targetRepo}:${tag}`],
+          force: true,
+          platforms: rule.platforms,
+          ...(rule.referrers ? { includeReferrers: true, referrerTypes: rule.referrerTypes } : {}),
+        },
   };
 }

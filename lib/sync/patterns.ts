@@ -31,7 +31,9 @@ export function compilePattern(source: string): TagPattern {
     re = RE2JS.compile(source);
   } catch (err) {
     const reason = (err as Error).message.replace(/^error parsing regexp: /, '');
-    throw new Error(`not a pattern the linear-time matcher takes (RE2 syntax: no lookarounds or backreferences): ${reason}`);
+    throw new Error(
+      `not a pattern the linear-time matcher takes (RE2 syntax: no lookarounds or backreferences): ${reason}`,
+    );
   }
   return { source, test: (tag) => re.matcher(tag).find() };
 }

@@ -16,7 +16,14 @@
 import { isDigest, type Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
-import { COSIGN_TAGS, cosignTag, referrersIndexEntries, referrersTag, typeMatches, type CosignSuffix } from '../oci/referrers.js';
+import {
+  COSIGN_TAGS,
+  cosignTag,
+  referrersIndexEntries,
+  referrersTag,
+  typeMatches,
+  type CosignSuffix,
+} from '../oci/referrers.js';
 import type { RegistryClient } from '../oci/registry.js';
 
 export interface ReferrersCheckOptions {
@@ -54,7 +61,9 @@ export class ReferrersCheck {
     const { source, sourceRepository: repository, types, signal } = this.o;
     if (this.api !== false) {
       const list = await source.listReferrers(repository, digest, {
-        artifactType: types?.length === 1 ? types[0] : undefined, quota: { pages: CHECK_PAGES, bytes: MAX_MANIFEST_BYTES * CHECK_PAGES }, signal,
+        artifactType: types?.length === 1 ? types[0] : undefined,
+        quota: { pages: CHECK_PAGES, bytes: MAX_MANIFEST_BYTES * CHECK_PAGES },
+        signal,
       });
       this.api = list !== undefined;
       if (list) return list.descriptors.filter((d) => typeMatches(d.artifactType, types)).map((d) => d.digest);
@@ -69,7 +78,9 @@ export class ReferrersCheck {
     const raw = await getOrNothing(() => source.getManifest(repository, tag, { signal }));
     if (!raw) return [];
     try {
-      return referrersIndexEntries(raw, digest, tag).filter((d) => typeMatches(d.artifactType, types)).map((d) => d.digest);
+      return referrersIndexEntries(raw, digest, tag)
+        .filter((d) => typeMatches(d.artifactType, types))
+        .map((d) => d.digest);
     } catch {
       return []; // no valid referrers index: no referrers (as the import takes it)
     }
@@ -92,7 +103,10 @@ export class ReferrersCheck {
   /** What a registry lists as referrers of `digest`: its API, else its fallback tag. */
   private async listed(client: RegistryClient, repository: string, digest: Digest): Promise<Set<string>> {
     const { signal } = this.o;
-    const list = await client.listReferrers(repository, digest, { quota: { pages: CHECK_PAGES, bytes: MAX_MANIFEST_BYTES * CHECK_PAGES }, signal });
+    const list = await client.listReferrers(repository, digest, {
+      quota: { pages: CHECK_PAGES, bytes: MAX_MANIFEST_BYTES * CHECK_PAGES },
+      signal,
+    });
     if (list) return new Set(list.descriptors.map((d) => d.digest));
     const raw = await getOrNothing(() => client.getManifest(repository, referrersTag(digest), { signal }));
     try {

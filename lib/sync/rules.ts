@@ -18,38 +18,66 @@ import { credentialAllows } from '../policy/sources.js';
 import { compilePattern } from './patterns.js';
 
 /** A tag pattern, compiled as it will run (lib/sync/patterns.ts): RE2 syntax, linear time. */
-const regex = z.string().min(1).max(512).superRefine((s, ctx) => {
-  try {
-    compilePattern(s);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-  }
-});
+const regex = z
+  .string()
+  .min(1)
+  .max(512)
+  .superRefine((s, ctx) => {
+    try {
+      compilePattern(s);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
 
 export const ruleSchema = z.strictObject({
   source: z.string().min(1).max(512),
   target: z.string().min(1).max(255).optional(),
-  tags: z.strictObject({
-    include: z.array(regex).max(50).optional(),
-    exclude: z.array(regex).max(50).optional(),
-    semver: z.string().min(1).max(256).refine((r) => validRange(r) !== null, 'not a valid semver range (e.g. ">=1.26 <2", "^7")').optional(),
-    keepNewest: z.number().int().min(1).max(1000).optional(),
-  }).optional(),
+  tags: z
+    .strictObject({
+      include: z.array(regex).max(50).optional(),
+      exclude: z.array(regex).max(50).optional(),
+      semver: z
+        .string()
+        .min(1)
+        .max(256)
+        .refine((r) => validRange(r) !== null, 'not a valid semver range (e.g. ">=1.26 <2", "^7")')
+        .optional(),
+      keepNewest: z.number().int().min(1).max(1000).optional(),
+    })
+    .optional(),
   platforms: z.array(z.string().min(3).max(64)).max(20).optional(),
-  credential: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  credential: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/)
+    .optional(),
   /** Copy each tag's referrers (signatures, SBOMs, attestations) and re-check them on unchanged tags. */
   referrers: z.boolean().optional(),
-  referrerTypes: z.array(z.string().regex(MEDIA_TYPE, 'must be a media type such as application/vnd.dev.cosign.artifact.sig.v1+json')).min(1).max(20).optional(),
+  referrerTypes: z
+    .array(z.string().regex(MEDIA_TYPE, 'must be a media type such as application/vnd.dev.cosign.artifact.sig.v1+json'))
+    .min(1)
+    .max(20)
+    .optional(),
 });
 
-export const rulesFileSchema = z.union([z.strictObject({ rules: z.array(ruleSchema).min(1).max(500) }), z.array(ruleSchema).min(1).max(500)]);
+export const rulesFileSchema = z.union([
+  z.strictObject({ rules: z.array(ruleSchema).min(1).max(500) }),
+  z.array(ruleSchema).min(1).max(500),
+]);
 
 export type SyncRule = z.infer<typeof ruleSchema>;
 
 export class RulesError extends OciImportError {
   override name = 'RulesError';
-  constructor(readonly origin: string, readonly line: number | undefined, readonly path: string, reason: string) {
-    super('INVALID_RULES', `${origin}${line !== undefined ? `:${line}` : ''}: ${path ? `${path}: ` : ''}${reason}`, { side: 'config' });
+  constructor(
+    readonly origin: string,
+    readonly line: number | undefined,
+    readonly path: string,
+    reason: string,
+  ) {
+    super('INVALID_RULES', `${origin}${line !== undefined ? `:${line}` : ''}: ${path ? `${path}: ` : ''}${reason}`, {
+      side: 'config',
+    });
   }
 }
 
@@ -171,12 +199,17 @@ export function parseRules(text: string, origin: string, policy?: RulePolicy): S
   const parsed = rulesFileSchema.safeParse(json);
   if (!parsed.success) {
     // The union reports both branches: prefer the issues of the branch that matches the file's shape.
-    const issues = parsed.error.issues.flatMap((i) => i.code === 'invalid_union' ? i.errors.flat() : [i]);
+    const issues = parsed.error.issues.flatMap((i) => (i.code === 'invalid_union' ? i.errors.flat() : [i]));
     const issue = issues.find((i) => Array.isArray(json) === (typeof i.path[0] === 'number')) ?? issues[0]!;
     const path = Array.isArray(json) || issue.path[0] === 'rules' ? issue.path : ['rules', ...issue.path];
     const reason = issue.code === 'unrecognized_keys' ? `unknown field "${issue.keys[0]}"` : issue.message;
     const keyPath = issue.code === 'unrecognized_keys' ? [...path, issue.keys[0]!] : path;
-    throw new RulesError(origin, lineOf(text, keyPath as (string | number)[]) ?? lineOf(text, path as (string | number)[]), formatPath(keyPath), reason);
+    throw new RulesError(
+      origin,
+      lineOf(text, keyPath as (string | number)[]) ?? lineOf(text, path as (string | number)[]),
+      formatPath(keyPath),
+      reason,
+    );
   }
   const rules = Array.isArray(parsed.data) ? parsed.data : parsed.data.rules;
   rules.forEach((rule, n) => {
@@ -207,7 +240,8 @@ export function parseRules(text: string, origin: string, policy?: RulePolicy): S
         fail('platforms', (err as Error).message);
       }
     }
-    if (rule.referrerTypes && !rule.referrers) fail('referrerTypes', 'referrerTypes selects which referrers "referrers": true copies; set it too');
+    if (rule.referrerTypes && !rule.referrers)
+      fail('referrerTypes', 'referrerTypes selects which referrers "referrers": true copies; set it too');
     if (policy) checkPolicy(rule, policy, fail);
   });
   return rules;
@@ -217,14 +251,23 @@ function checkPolicy(rule: SyncRule, policy: RulePolicy, fail: (field: string, r
   const source = parseReference(rule.source);
   const target = rule.target ?? source.repository;
   if (!repositoryAllowed(target, policy.targetRepositories)) {
-    fail(rule.target ? 'target' : 'source', `target repository ${target} is outside TARGET_REPOSITORIES (${policy.targetRepositories.join(', ')})`);
+    fail(
+      rule.target ? 'target' : 'source',
+      `target repository ${target} is outside TARGET_REPOSITORIES (${policy.targetRepositories.join(', ')})`,
+    );
   }
   if (!rule.credential) return;
   const credential = policy.credentials.get(rule.credential.toLowerCase());
   if (!credential) {
-    fail('credential', `no credential named "${rule.credential}" (settings REGISTRY_CREDENTIALS__${rule.credential}__USERNAME, __PASSWORD and __REGISTRIES)`);
+    fail(
+      'credential',
+      `no credential named "${rule.credential}" (settings REGISTRY_CREDENTIALS__${rule.credential}__USERNAME, __PASSWORD and __REGISTRIES)`,
+    );
   }
   if (!credentialAllows(credential, source.registry)) {
-    fail('credential', `credential "${credential.name}" may not be used for ${source.registry}: it is bound to ${credential.registries.join(', ')} (REGISTRY_CREDENTIALS__${credential.name}__REGISTRIES)`);
+    fail(
+      'credential',
+      `credential "${credential.name}" may not be used for ${source.registry}: it is bound to ${credential.registries.join(', ')} (REGISTRY_CREDENTIALS__${credential.name}__REGISTRIES)`,
+    );
   }
 }

@@ -27,7 +27,11 @@ const TURN_MS = 10;
  * tag grammar are left out before any pattern sees them; patterns run in linear time (patterns.ts), and the
  * matching yields to the event loop every TURN_MS, stopping when `signal` aborts (the pass's deadline).
  */
-export async function selectTags(all: readonly string[], tags: SyncRule['tags'], o: { readonly signal?: AbortSignal } = {}): Promise<string[]> {
+export async function selectTags(
+  all: readonly string[],
+  tags: SyncRule['tags'],
+  o: { readonly signal?: AbortSignal } = {},
+): Promise<string[]> {
   const include = (tags?.include ?? []).map(compilePattern);
   const exclude = (tags?.exclude ?? []).map(compilePattern);
   let picked: string[] = [];
@@ -38,7 +42,8 @@ export async function selectTags(all: readonly string[], tags: SyncRule['tags'],
       throwIfAborted(o.signal);
       turn = performance.now();
     }
-    if (isOciTag(t) && (include.length === 0 || include.some((r) => r.test(t))) && !exclude.some((r) => r.test(t))) picked.push(t);
+    if (isOciTag(t) && (include.length === 0 || include.some((r) => r.test(t))) && !exclude.some((r) => r.test(t)))
+      picked.push(t);
   }
   if (tags?.semver) {
     const range = tags.semver;

@@ -33,7 +33,11 @@ type Env = Record<string, string | undefined>;
 
 /** Whether the environment asks for telemetry: an OTLP endpoint or an Application Insights connection string. */
 export function telemetryConfigured(env: Env): boolean {
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim());
+  return Boolean(
+    env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() ||
+    env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() ||
+    env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim(),
+  );
 }
 
 /**
@@ -42,11 +46,13 @@ export function telemetryConfigured(env: Env): boolean {
  */
 export function startTelemetry(env: Env = process.env): Promise<void> {
   if (!telemetryConfigured(env)) return Promise.resolve();
-  loading ??= import('./sdk.js').then(async (sdk) => {
-    active = await sdk.startSdk(env);
-  }).catch((err: unknown) => {
-    process.stderr.write(`oci-import: telemetry not started: ${(err as Error).message}\n`);
-  });
+  loading ??= import('./sdk.js')
+    .then(async (sdk) => {
+      active = await sdk.startSdk(env);
+    })
+    .catch((err: unknown) => {
+      process.stderr.write(`oci-import: telemetry not started: ${(err as Error).message}\n`);
+    });
   return loading;
 }
 

@@ -11,7 +11,15 @@
  *   go there. The template sets it (infra/modules/function-app.bicep), so in Azure the distro is loaded.
  */
 import {
-  context, metrics, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes as OtelAttributes, type Context,
+  context,
+  metrics,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes as OtelAttributes,
+  type Context,
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -35,11 +43,18 @@ function clean(a: Attributes | undefined): OtelAttributes {
 function otlp(env: Env): { spans: SpanProcessor; reader: MetricReader } | undefined {
   if (!env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() && !env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim()) return undefined;
   const protocol = env.OTEL_EXPORTER_OTLP_PROTOCOL?.trim();
-  if (protocol && protocol !== 'http/json') process.stderr.write(`oci-import: OTEL_EXPORTER_OTLP_PROTOCOL=${protocol} is not supported here; sending http/json\n`);
+  if (protocol && protocol !== 'http/json')
+    process.stderr.write(
+      `oci-import: OTEL_EXPORTER_OTLP_PROTOCOL=${protocol} is not supported here; sending http/json\n`,
+    );
   const interval = Number(env.OTEL_METRIC_EXPORT_INTERVAL) > 0 ? Number(env.OTEL_METRIC_EXPORT_INTERVAL) : 60_000;
   return {
     spans: new BatchSpanProcessor(new OTLPTraceExporter()),
-    reader: new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval, exportTimeoutMillis: Math.min(30_000, interval) }),
+    reader: new PeriodicExportingMetricReader({
+      exporter: new OTLPMetricExporter(),
+      exportIntervalMillis: interval,
+      exportTimeoutMillis: Math.min(30_000, interval),
+    }),
   };
 }
 
@@ -59,15 +74,25 @@ async function entraCredential(env: Env): Promise<import('@azure/identity').Toke
 /** Starts the providers (or the distro) and returns the app's view of them. */
 export async function startSdk(env: Env): Promise<Telemetry> {
   const extra = otlp(env);
-  const resource = resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME?.trim() || 'oci-import' }).merge(detectResources({ detectors: [envDetector] }));
+  const resource = resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME?.trim() || 'oci-import' }).merge(
+    detectResources({ detectors: [envDetector] }),
+  );
   let flushers: (() => Promise<void>)[] = [];
   if (env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim()) {
     const { useAzureMonitor } = await import('@azure/monitor-opentelemetry');
     useAzureMonitor({
-      azureMonitorExporterOptions: { connectionString: env.APPLICATIONINSIGHTS_CONNECTION_STRING, credential: await entraCredential(env) },
-      resource, ...(extra ? { spanProcessors: [extra.spans], metricReaders: [extra.reader] } : {}),
+      azureMonitorExporterOptions: {
+        connectionString: env.APPLICATIONINSIGHTS_CONNECTION_STRING,
+        credential: await entraCredential(env),
+      },
+      resource,
+      ...(extra ? { spanProcessors: [extra.spans], metricReaders: [extra.reader] } : {}),
     });
-    flushers = [async () => { await (trace.getTracerProvider() as { forceFlush?: () => Promise<void> }).forceFlush?.(); }];
+    flushers = [
+      async () => {
+        await (trace.getTracerProvider() as { forceFlush?: () => Promise<void> }).forceFlush?.();
+      },
+    ];
   } else if (extra) {
     const tracing = new NodeTracerProvider({ resource, spanProcessors: [extra.spans] });
     tracing.register();
@@ -83,37 +108,65 @@ function telemetryOf(flushers: (() => Promise<void>)[]): Telemetry {
   const tracer = trace.getTracer('oci-import');
   const meter = metrics.getMeter('oci-import');
   const counters: Record<CounterName, ReturnType<typeof meter.createCounter>> = {
-    imports: meter.createCounter('oci_import.imports', { description: 'Imports that ended, by outcome (succeeded, failed, canceled) and error code' }),
-    bytes: meter.createCounter('oci_import.bytes', { unit: 'By', description: 'Blob bytes done, by outcome: copied, mounted (cross-repository), existed (already in the target)' }),
-    'sync.items': meter.createCounter('oci_import.sync.items', { description: 'Tags a sync pass handled, by result: enqueued, unchanged, in_progress, error' }),
-    'sync.passes': meter.createCounter('oci_import.sync.passes', { description: 'Sync passes, by outcome: ok, errors' }),
+    imports: meter.createCounter('oci_import.imports', {
+      description: 'Imports that ended, by outcome (succeeded, failed, canceled) and error code',
+    }),
+    bytes: meter.createCounter('oci_import.bytes', {
+      unit: 'By',
+      description: 'Blob bytes done, by outcome: copied, mounted (cross-repository), existed (already in the target)',
+    }),
+    'sync.items': meter.createCounter('oci_import.sync.items', {
+      description: 'Tags a sync pass handled, by result: enqueued, unchanged, in_progress, error',
+    }),
+    'sync.passes': meter.createCounter('oci_import.sync.passes', {
+      description: 'Sync passes, by outcome: ok, errors',
+    }),
   };
   const histograms: Record<HistogramName, ReturnType<typeof meter.createHistogram>> = {
-    'step.duration': meter.createHistogram('oci_import.step.duration', { unit: 'ms', description: 'Duration of a queue step, by step and outcome' }),
-    'queue.wait': meter.createHistogram('oci_import.queue.wait', { unit: 'ms', description: 'From a step message becoming visible on the queue to its step starting' }),
+    'step.duration': meter.createHistogram('oci_import.step.duration', {
+      unit: 'ms',
+      description: 'Duration of a queue step, by step and outcome',
+    }),
+    'queue.wait': meter.createHistogram('oci_import.queue.wait', {
+      unit: 'ms',
+      description: 'From a step message becoming visible on the queue to its step starting',
+    }),
   };
   const carrier = (): Record<string, string> => {
     const c: Record<string, string> = {};
-    W3C.inject(context.active(), c, { set: (o, k, v) => { o[k] = v; } });
+    W3C.inject(context.active(), c, {
+      set: (o, k, v) => {
+        o[k] = v;
+      },
+    });
     return c;
   };
   return {
     enabled: true,
     async span(name, options, fn) {
       const parent: Context = options.parent
-        ? W3C.extract(ROOT_CONTEXT, { traceparent: options.parent }, { get: (o, k) => o[k as 'traceparent'], keys: (o) => Object.keys(o) })
+        ? W3C.extract(
+            ROOT_CONTEXT,
+            { traceparent: options.parent },
+            { get: (o, k) => o[k as 'traceparent'], keys: (o) => Object.keys(o) },
+          )
         : context.active();
-      return tracer.startActiveSpan(name, { kind: KINDS[options.kind ?? 'internal'], attributes: clean(options.attributes) }, parent, async (span) => {
-        try {
-          return await fn();
-        } catch (err) {
-          span.recordException(err as Error);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-          throw err;
-        } finally {
-          span.end();
-        }
-      });
+      return tracer.startActiveSpan(
+        name,
+        { kind: KINDS[options.kind ?? 'internal'], attributes: clean(options.attributes) },
+        parent,
+        async (span) => {
+          try {
+            return await fn();
+          } catch (err) {
+            span.recordException(err as Error);
+            span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+            throw err;
+          } finally {
+            span.end();
+          }
+        },
+      );
     },
     annotate: (a) => trace.getActiveSpan()?.setAttributes(clean(a)),
     traceparent: () => (trace.getActiveSpan() ? carrier().traceparent : undefined),

@@ -57,7 +57,10 @@ export class TokenBucket {
   private last = performance.now();
   private readonly perMs: number;
 
-  constructor(bytesPerSecond: number, private readonly burst: number) {
+  constructor(
+    bytesPerSecond: number,
+    private readonly burst: number,
+  ) {
     this.perMs = bytesPerSecond / 1000;
     this.tokens = burst;
   }
@@ -85,7 +88,10 @@ class Framer {
   private remaining = 0;
   private line = '';
 
-  constructor(private readonly onHead: (head: string) => Framing, private readonly onBody: (n: number) => void) {}
+  constructor(
+    private readonly onHead: (head: string) => Framing,
+    private readonly onBody: (n: number) => void,
+  ) {}
 
   /** The chunk in pieces; `start` marks a piece that begins a new message. */
   split(chunk: Buffer): { data: Buffer; start: boolean }[] {
@@ -160,7 +166,9 @@ class Framer {
   /** Index just after the head's blank line, searching from `i` (the head may span chunks), or -1. */
   private findHeadEnd(chunk: Buffer, i: number): number {
     const carried = this.head.length ? Buffer.concat(this.head).subarray(-3) : Buffer.alloc(0);
-    const window = carried.length ? Buffer.concat([carried, chunk.subarray(i, i + MAX_HEAD)]) : chunk.subarray(i, i + MAX_HEAD);
+    const window = carried.length
+      ? Buffer.concat([carried, chunk.subarray(i, i + MAX_HEAD)])
+      : chunk.subarray(i, i + MAX_HEAD);
     const at = window.indexOf(CRLFCRLF);
     return at < 0 ? -1 : i + at + 4 - carried.length;
   }
@@ -257,23 +265,29 @@ export async function startFarProxy(o: FarProxyOptions): Promise<FarProxy> {
     client.on('close', () => upstream.destroy());
     // Requests and their answers pair up in order (HTTP/1.1 without pipelining does not reorder).
     const waiting: { method: string; entry: FarProxyStats['log'][number] }[] = [];
-    const requests = new Framer((head) => {
-      const h = headers(head);
-      const [method = '', path = ''] = h.first.split(' ');
-      const entry: FarProxyStats['log'][number] = { method, path };
-      stats.requests++;
-      stats.log.push(entry);
-      waiting.push({ method, entry });
-      return bodyFraming(h, true);
-    }, (n) => (stats.bytesUp += n));
-    const responses = new Framer((head) => {
-      const h = headers(head);
-      const status = Number(h.first.split(' ')[1]);
-      if (status >= 100 && status < 200) return 0; // interim: the final answer follows
-      const req = waiting.shift();
-      if (req) req.entry.status = status;
-      return req?.method === 'HEAD' || status === 204 || status === 304 ? 0 : bodyFraming(h, false);
-    }, (n) => (stats.bytesDown += n));
+    const requests = new Framer(
+      (head) => {
+        const h = headers(head);
+        const [method = '', path = ''] = h.first.split(' ');
+        const entry: FarProxyStats['log'][number] = { method, path };
+        stats.requests++;
+        stats.log.push(entry);
+        waiting.push({ method, entry });
+        return bodyFraming(h, true);
+      },
+      (n) => (stats.bytesUp += n),
+    );
+    const responses = new Framer(
+      (head) => {
+        const h = headers(head);
+        const status = Number(h.first.split(' ')[1]);
+        if (status >= 100 && status < 200) return 0; // interim: the final answer follows
+        const req = waiting.shift();
+        if (req) req.entry.status = status;
+        return req?.method === 'HEAD' || status === 204 || status === 304 ? 0 : bodyFraming(h, false);
+      },
+      (n) => (stats.bytesDown += n),
+    );
     pump(client, upstream, requests, new TokenBucket(o.bytesPerSecond, burst), o.latencyMs);
     pump(upstream, client, responses, new TokenBucket(o.bytesPerSecond, burst), 0);
   });
@@ -284,10 +298,11 @@ export async function startFarProxy(o: FarProxyOptions): Promise<FarProxy> {
   return {
     host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     stats,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      for (const s of sockets) s.destroy();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
   };
 }
 

@@ -51,9 +51,15 @@ interface Host {
 }
 
 async function startHost(env: Record<string, string>): Promise<Host> {
-  const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist', 'scripts', 'host', 'main.js'), '--port', '0', '--no-azurite'], {
-    cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [join(ROOT, 'dist', 'scripts', 'host', 'main.js'), '--port', '0', '--no-azurite'],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   const keep = (b: Buffer) => (output += b.toString('utf8'));
   child.stdout!.on('data', keep);
@@ -62,12 +68,16 @@ async function startHost(env: Record<string, string>): Promise<Host> {
   const deadline = Date.now() + 60_000;
   let url: string | undefined;
   while (!(url = /Host listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1])) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the local host did not start:\n${output.slice(-4000)}`);
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`the local host did not start:\n${output.slice(-4000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  const status = await (await fetch(`${url}/admin/host/status`)).json() as { worker?: { pid?: number } };
+  const status = (await (await fetch(`${url}/admin/host/status`)).json()) as { worker?: { pid?: number } };
   return {
-    url, pid: child.pid!, workerPid: status.worker?.pid, log: () => output,
+    url,
+    pid: child.pid!,
+    workerPid: status.worker?.pid,
+    log: () => output,
     stop: async () => {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -92,7 +102,9 @@ function storageRequests(log: string): number {
 /** Invocations in the host's log (`[<ISO time>] … Executed 'Functions.<name>' (…, Duration=<n>ms)`), as intervals by name. */
 export function invocations(log: string): { name: string; start: number; end: number }[] {
   const out: { name: string; start: number; end: number }[] = [];
-  for (const m of log.matchAll(/^\[([^\]]+)\][^\n]*Executed 'Functions\.(\w+)' \([^,]+, Id=[^,]+, Duration=(\d+)ms\)/gm)) {
+  for (const m of log.matchAll(
+    /^\[([^\]]+)\][^\n]*Executed 'Functions\.(\w+)' \([^,]+, Id=[^,]+, Duration=(\d+)ms\)/gm,
+  )) {
     const end = Date.parse(m[1]!);
     out.push({ name: m[2]!, start: end - Number(m[3]), end });
   }
@@ -113,32 +125,48 @@ export function unionMs(xs: readonly { start: number; end: number }[]): number {
 
 /** host.json's queue settings: how many steps one instance runs at once. */
 export function defaultConcurrency(): number {
-  const q = (JSON.parse(readFileSync(join(ROOT, 'host.json'), 'utf8')) as { extensions?: { queues?: { batchSize?: number; newBatchThreshold?: number } } }).extensions?.queues;
+  const q = (
+    JSON.parse(readFileSync(join(ROOT, 'host.json'), 'utf8')) as {
+      extensions?: { queues?: { batchSize?: number; newBatchThreshold?: number } };
+    }
+  ).extensions?.queues;
   const batch = q?.batchSize ?? 16;
   return batch + (q?.newBatchThreshold ?? Math.floor(batch / 2));
 }
 
 /** All the imports at once, one POST each; their status URLs. */
-async function postImports(hostUrl: string, headers: Record<string, string>, o: { image: string; sourceRef: string; atOnce: number }): Promise<string[]> {
-  return Promise.all(Array.from({ length: o.atOnce }, async (_, i) => {
-    const res = await fetch(`${hostUrl}/api/imports`, { method: 'POST', headers, body: JSON.stringify({ source: o.sourceRef, images: [`instance/${o.image}${i}:1`] }) });
-    if (res.status !== 202) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
-    return ((await res.json()) as { statusUrl: string }).statusUrl;
-  }));
+async function postImports(
+  hostUrl: string,
+  headers: Record<string, string>,
+  o: { image: string; sourceRef: string; atOnce: number },
+): Promise<string[]> {
+  return Promise.all(
+    Array.from({ length: o.atOnce }, async (_, i) => {
+      const res = await fetch(`${hostUrl}/api/imports`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ source: o.sourceRef, images: [`instance/${o.image}${i}:1`] }),
+      });
+      if (res.status !== 202) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
+      return ((await res.json()) as { statusUrl: string }).statusUrl;
+    }),
+  );
 }
 
 /** Polls every status URL until its import has succeeded (a failed one throws); how many status reads that took. */
 async function awaitSucceeded(urls: readonly string[], headers: Record<string, string>): Promise<number> {
   let polls = 0;
-  await Promise.all(urls.map(async (url) => {
-    for (;;) {
-      polls++;
-      const s = (await (await fetch(url, { headers })).json()) as { status: string; error?: unknown };
-      if (s.status === 'succeeded') return;
-      if (s.status === 'failed') throw new Error(`an import failed: ${JSON.stringify(s.error)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }));
+  await Promise.all(
+    urls.map(async (url) => {
+      for (;;) {
+        polls++;
+        const s = (await (await fetch(url, { headers })).json()) as { status: string; error?: unknown };
+        if (s.status === 'succeeded') return;
+        if (s.status === 'failed') throw new Error(`an import failed: ${JSON.stringify(s.error)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }),
+  );
   return polls;
 }
 
@@ -153,7 +181,13 @@ async function awaitLastInvocation(host: Host, logBefore: number): Promise<void>
 }
 
 export async function measureInstance(o: {
-  image: string; bytes: number; sourceRef: string; atOnce: number; source: RunningRegistry; target: RunningRegistry; env?: Record<string, string>;
+  image: string;
+  bytes: number;
+  sourceRef: string;
+  atOnce: number;
+  source: RunningRegistry;
+  target: RunningRegistry;
+  env?: Record<string, string>;
 }): Promise<InstanceResult> {
   const dir = mkdtempSync(join(tmpdir(), 'oci-bench-instance-'));
   const azuriteLog = join(dir, 'azurite.log');
@@ -163,10 +197,15 @@ export async function measureInstance(o: {
     azurite = await startAzurite({ debugLog: azuriteLog });
     const key = randomBytes(16).toString('hex');
     host = await startHost({
-      PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '',
-      LOCAL_HOST_FUNCTION_KEY: key, AzureWebJobsStorage: azurite.connectionString,
-      TARGET_REGISTRY: o.target.host, INSECURE_REGISTRIES: `${o.source.host},${o.target.host}`, ALLOWED_SOURCES: o.source.host,
-      IMPORT_QUEUE: 'instance', ...o.env,
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      LOCAL_HOST_FUNCTION_KEY: key,
+      AzureWebJobsStorage: azurite.connectionString,
+      TARGET_REGISTRY: o.target.host,
+      INSECURE_REGISTRIES: `${o.source.host},${o.target.host}`,
+      ALLOWED_SOURCES: o.source.host,
+      IMPORT_QUEUE: 'instance',
+      ...o.env,
     });
     const headers = { 'content-type': 'application/json', 'x-functions-key': key };
     const workerIdleRssBytes = rss(host.workerPid, 'VmRSS');
@@ -185,9 +224,17 @@ export async function measureInstance(o: {
     const executions: Record<string, number> = { createImport: o.atOnce };
     for (const x of runs) executions[x.name] = (executions[x.name] ?? 0) + 1;
     return {
-      image: o.image, bytes: o.bytes, atOnce: o.atOnce, totalMs,
-      workerIdleRssBytes, workerPeakRssBytes: rss(host.workerPid), hostPeakRssBytes: rss(host.pid), workerCpuMs,
-      busyMs: unionMs(runs), executions, storageOps: Math.max(0, storageRequests(azuriteLog) - opsBefore - polls),
+      image: o.image,
+      bytes: o.bytes,
+      atOnce: o.atOnce,
+      totalMs,
+      workerIdleRssBytes,
+      workerPeakRssBytes: rss(host.workerPid),
+      hostPeakRssBytes: rss(host.pid),
+      workerCpuMs,
+      busyMs: unionMs(runs),
+      executions,
+      storageOps: Math.max(0, storageRequests(azuriteLog) - opsBefore - polls),
     };
   } finally {
     await host?.stop();

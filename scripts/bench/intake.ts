@@ -14,15 +14,24 @@ export interface IntakeResult {
   readonly ms: number[];
 }
 
-export async function measureIntake(blob: Buffer, digest: Digest, chunkSize: number, runs: number): Promise<IntakeResult[]> {
+export async function measureIntake(
+  blob: Buffer,
+  digest: Digest,
+  chunkSize: number,
+  runs: number,
+): Promise<IntakeResult[]> {
   const chunkMiB = chunkSize / 1024 / 1024;
   const modes: { mode: string; upload(c: RegistryClient, location: string): Promise<void> }[] = [
-    { mode: 'one PUT (one stream, as skopeo sends a layer; the CLI streams a PATCH, then an empty PUT)', upload: (c, location) => c.finishUpload('intake', location, digest, 0, blob) },
+    {
+      mode: 'one PUT (one stream, as skopeo sends a layer; the CLI streams a PATCH, then an empty PUT)',
+      upload: (c, location) => c.finishUpload('intake', location, digest, 0, blob),
+    },
     {
       mode: `${chunkMiB} MiB PATCHes, then PUT (as the queue mode writes)`,
       upload: async (c, location) => {
         let at = 0;
-        for (; at + chunkSize < blob.length; at += chunkSize) location = await c.patchUpload('intake', location, at, blob.subarray(at, at + chunkSize));
+        for (; at + chunkSize < blob.length; at += chunkSize)
+          location = await c.patchUpload('intake', location, at, blob.subarray(at, at + chunkSize));
         await c.finishUpload('intake', location, digest, at, blob.subarray(at));
       },
     },

@@ -52,9 +52,14 @@ function originOf(frame: CallFrame, map: SourceMap | undefined): Origin {
   if (frame.functionName === '(program)' || (frame.url === '' && frame.functionName !== '')) return { category: 'v8' };
   if (frame.url.startsWith('node:') || !frame.url.includes('/')) return { category: 'node' };
   // findEntry answers {} where the map has nothing
-  const entry = (map && frame.url.endsWith('.cjs') ? map.findEntry(frame.lineNumber, frame.columnNumber) : undefined) as (Partial<SourceMapping> & { name?: string }) | undefined;
+  const entry = (
+    map && frame.url.endsWith('.cjs') ? map.findEntry(frame.lineNumber, frame.columnNumber) : undefined
+  ) as (Partial<SourceMapping> & { name?: string }) | undefined;
   // no original: the bundler's own module wrappers
-  const source = (entry?.originalSource ?? frame.url.replace(/^.*\//, '')).replace(/^.*?(node_modules\/|\/lib\/)/, '$1');
+  const source = (entry?.originalSource ?? frame.url.replace(/^.*\//, '')).replace(
+    /^.*?(node_modules\/|\/lib\/)/,
+    '$1',
+  );
   const line = entry?.originalLine !== undefined ? entry.originalLine + 1 : frame.lineNumber + 1;
   const name = `${entry?.name ?? (frame.functionName || '(anonymous)')} ${source.replace(/^node_modules\//, '')}:${line}`;
   if (source.startsWith('node_modules/undici/')) return { category: 'undici', name };
@@ -65,7 +70,15 @@ function originOf(frame: CallFrame, map: SourceMap | undefined): Origin {
 /** Sums a profile's samples by category and by function (self time). */
 export function summarizeProfile(profile: CpuProfile, wallMs: number, map?: SourceMap): ProfileSummary {
   const origins = new Map(profile.nodes.map((n) => [n.id, originOf(n.callFrame, map)]));
-  const byCategory: Record<ProfileCategory, number> = { idle: 0, lib: 0, undici: 0, packages: 0, node: 0, v8: 0, gc: 0 };
+  const byCategory: Record<ProfileCategory, number> = {
+    idle: 0,
+    lib: 0,
+    undici: 0,
+    packages: 0,
+    node: 0,
+    v8: 0,
+    gc: 0,
+  };
   const byFunction = new Map<string, number>();
   profile.samples.forEach((id, i) => {
     const origin = origins.get(id)!;
@@ -73,21 +86,36 @@ export function summarizeProfile(profile: CpuProfile, wallMs: number, map?: Sour
     byCategory[origin.category] += ms;
     if (origin.name) byFunction.set(origin.name, (byFunction.get(origin.name) ?? 0) + ms);
   });
-  const topFunctions = [...byFunction.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([name, ms]) => `${name} (${ms.toFixed(1)} ms)`);
-  return { wallMs, outsideMs: Math.max(0, wallMs - (profile.endTime - profile.startTime) / 1000), byCategory, topFunctions };
+  const topFunctions = [...byFunction.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5)
+    .map(([name, ms]) => `${name} (${ms.toFixed(1)} ms)`);
+  return {
+    wallMs,
+    outsideMs: Math.max(0, wallMs - (profile.endTime - profile.startTime) / 1000),
+    byCategory,
+    topFunctions,
+  };
 }
 
 /**
  * Runs `node --cpu-prof <args>` once and summarizes its profile. The profile folder is always the same: the CLI
  * keys its code cache by Node.js's flags, so runs under the same flags share one, as unprofiled runs do.
  */
-export async function profileNode(args: readonly string[], env: NodeJS.ProcessEnv, sourceMapFile?: string): Promise<ProfileSummary> {
+export async function profileNode(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  sourceMapFile?: string,
+): Promise<ProfileSummary> {
   const dir = join(tmpdir(), 'oci-import-bench-profile');
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir);
   try {
     const spawnedAt = performance.now();
-    const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, ...args], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-4000)));
     const code = await new Promise<number | null>((resolve, reject) => {
@@ -98,7 +126,10 @@ export async function profileNode(args: readonly string[], env: NodeJS.ProcessEn
     if (code !== 0) throw new Error(`node --cpu-prof ${args.join(' ')} exited with ${code}:\n${stderr}`);
     const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error('node --cpu-prof wrote no profile');
-    const map = sourceMapFile && existsSync(sourceMapFile) ? new SourceMap(JSON.parse(readFileSync(sourceMapFile, 'utf8'))) : undefined;
+    const map =
+      sourceMapFile && existsSync(sourceMapFile)
+        ? new SourceMap(JSON.parse(readFileSync(sourceMapFile, 'utf8')))
+        : undefined;
     return summarizeProfile(JSON.parse(await readFile(join(dir, file), 'utf8')) as CpuProfile, wallMs, map);
   } finally {
     await rm(dir, { recursive: true, force: true });

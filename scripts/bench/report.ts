@@ -111,18 +111,25 @@ function speedup(sc: ScenarioResult, runner: string, than: string): number | und
 }
 
 function resultsTable(r: Report): string[] {
-  const rows = ['| Scenario | Tool | Median | Min – max | MB/s | CPU | Peak RSS | vs skopeo | vs raw | Source connections |', '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  const rows = [
+    '| Scenario | Tool | Median | Min – max | MB/s | CPU | Peak RSS | vs skopeo | vs raw | Source connections |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
   for (const sc of r.scenarios) {
     for (const res of sc.results) {
       if (!res.ms.length) continue;
       const m = median(res.ms);
-      const conns = res.sourceConnections.length ? `${Math.min(...res.sourceConnections)}–${Math.max(...res.sourceConnections)}` : '—';
+      const conns = res.sourceConnections.length
+        ? `${Math.min(...res.sourceConnections)}–${Math.max(...res.sourceConnections)}`
+        : '—';
       const vs = (than: string) => {
         const x = speedup(sc, res.runner, than);
         return x === undefined ? '—' : ratio(x);
       };
-      rows.push(`| ${label(sc)} | ${res.runner} | ${sec(m)} | ${sec(Math.min(...res.ms))} – ${sec(Math.max(...res.ms))} | ` +
-        `${(sc.fixture.bytes / MB / (m / 1000)).toFixed(0)} | ${cpu(res.cpuMs)} | ${(Math.max(...res.rssBytes) / MB).toFixed(0)} MB | ${vs(REFERENCE)} | ${vs(FLOOR)} | ${conns} |`);
+      rows.push(
+        `| ${label(sc)} | ${res.runner} | ${sec(m)} | ${sec(Math.min(...res.ms))} – ${sec(Math.max(...res.ms))} | ` +
+          `${(sc.fixture.bytes / MB / (m / 1000)).toFixed(0)} | ${cpu(res.cpuMs)} | ${(Math.max(...res.rssBytes) / MB).toFixed(0)} MB | ${vs(REFERENCE)} | ${vs(FLOOR)} | ${conns} |`,
+      );
     }
   }
   return rows;
@@ -130,12 +137,18 @@ function resultsTable(r: Report): string[] {
 
 /** Where the CPU went: the machine's cores are shared by the tool, both registries and the proxy. */
 function cpuTable(r: Report): string[] {
-  const rows = ['| Scenario | Tool | Tool | Target registry | Source registry | Far-away proxy | Sum | Wall |', '|---|---|---:|---:|---:|---:|---:|---:|'];
+  const rows = [
+    '| Scenario | Tool | Tool | Target registry | Source registry | Far-away proxy | Sum | Wall |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+  ];
   for (const sc of r.scenarios) {
     for (const x of sc.results) {
       if (!x.ms.length) continue;
-      const sum = median(x.cpuMs) + median(x.targetCpuMs) + median(x.sourceCpuMs) + (sc.net === 'far' ? median(x.benchCpuMs) : 0);
-      rows.push(`| ${label(sc)} | ${x.runner} | ${cpu(x.cpuMs)} | ${cpu(x.targetCpuMs)} | ${cpu(x.sourceCpuMs)} | ${sc.net === 'far' ? cpu(x.benchCpuMs) : '—'} | ${(sum / 1000).toFixed(2)} s | ${sec(median(x.ms))} |`);
+      const sum =
+        median(x.cpuMs) + median(x.targetCpuMs) + median(x.sourceCpuMs) + (sc.net === 'far' ? median(x.benchCpuMs) : 0);
+      rows.push(
+        `| ${label(sc)} | ${x.runner} | ${cpu(x.cpuMs)} | ${cpu(x.targetCpuMs)} | ${cpu(x.sourceCpuMs)} | ${sc.net === 'far' ? cpu(x.benchCpuMs) : '—'} | ${(sum / 1000).toFixed(2)} s | ${sec(median(x.ms))} |`,
+      );
     }
   }
   return rows;
@@ -149,31 +162,42 @@ function smallImageNote(r: Report, startup: number): string[] {
     const theirs = sc && find(sc, REFERENCE);
     if (!ours?.ms.length || !theirs?.ms.length) return [];
     const o = median(ours.ms);
-    return [`${id}: oci-import ${sec(o)} (${sec(Math.max(0, o - startup))} after start-up), skopeo ${sec(median(theirs.ms))}`];
+    return [
+      `${id}: oci-import ${sec(o)} (${sec(Math.max(0, o - startup))} after start-up), skopeo ${sec(median(theirs.ms))}`,
+    ];
   });
   if (!parts.length || !r.startupMs.length) return [];
-  return [`- **Small images and charts** (${parts.join('; ')}): the copy is a handful of requests on loopback, so the time is mostly process start. ` +
-    'skopeo is one static Go binary that starts in milliseconds; oci-import starts a JavaScript runtime and loads its code, a cost no request saves. ' +
-    'What is done about it: one bundle of only the code a command runs (undici without its fetch, WebSocket and cookie modules), V8\'s code cache per command, ' +
-    'and no background recompiling of undici\'s WebAssembly HTTP parser that the process would wait for at exit. ' +
-    'After start-up, the requests go out as early as they can: the source manifest GET and the target tag HEADs at once, every blob at once, and no manifest HEADs ' +
-    'on the target for blobs this run just copied. A deployed service pays the start-up once per instance, not per import (see the queue throughput above).',
-  ...profileNote(r.smallProfile)];
+  return [
+    `- **Small images and charts** (${parts.join('; ')}): the copy is a handful of requests on loopback, so the time is mostly process start. ` +
+      'skopeo is one static Go binary that starts in milliseconds; oci-import starts a JavaScript runtime and loads its code, a cost no request saves. ' +
+      "What is done about it: one bundle of only the code a command runs (undici without its fetch, WebSocket and cookie modules), V8's code cache per command, " +
+      "and no background recompiling of undici's WebAssembly HTTP parser that the process would wait for at exit. " +
+      'After start-up, the requests go out as early as they can: the source manifest GET and the target tag HEADs at once, every blob at once, and no manifest HEADs ' +
+      'on the target for blobs this run just copied. A deployed service pays the start-up once per instance, not per import (see the queue throughput above).',
+    ...profileNote(r.smallProfile),
+  ];
 }
 
 function profileNote(p: ProfileSummary | undefined): string[] {
   if (!p) return [];
   const c = p.byCategory;
   const ms = (x: number) => `${x.toFixed(0)} ms`;
-  return [`- **The profile that shows it** (one more small-image copy under \`node --cpu-prof\`, ${ms(p.wallMs)} with the profiler's own cost): ` +
-    `${ms(p.outsideMs)} outside the profiled span (the process starting, Node.js booting, exiting and writing the profile); within it, ` +
-    `${ms(c.idle)} idle (waiting on the two registries), Node.js's own modules (loading them, streams, sockets) ${ms(c.node)}, V8 itself (compiling, its runtime) ${ms(c.v8)}, ` +
-    `the CLI's own code ${ms(c.lib)}, undici ${ms(c.undici)}, other packages ${ms(c.packages)}, garbage collection ${ms(c.gc)}. ` +
-    `Most self time among the CLI and its packages: ${p.topFunctions.join(', ') || 'none'}.`];
+  return [
+    `- **The profile that shows it** (one more small-image copy under \`node --cpu-prof\`, ${ms(p.wallMs)} with the profiler's own cost): ` +
+      `${ms(p.outsideMs)} outside the profiled span (the process starting, Node.js booting, exiting and writing the profile); within it, ` +
+      `${ms(c.idle)} idle (waiting on the two registries), Node.js's own modules (loading them, streams, sockets) ${ms(c.node)}, V8 itself (compiling, its runtime) ${ms(c.v8)}, ` +
+      `the CLI's own code ${ms(c.lib)}, undici ${ms(c.undici)}, other packages ${ms(c.packages)}, garbage collection ${ms(c.gc)}. ` +
+      `Most self time among the CLI and its packages: ${p.topFunctions.join(', ') || 'none'}.`,
+  ];
 }
 
 /** The median of one measure of `runner` in scenario `id`; undefined when that did not run. */
-function medianOf(r: Report, id: string, runner: string, key: 'ms' | 'cpuMs' | 'targetCpuMs' | 'sourceCpuMs' | 'benchCpuMs' = 'ms'): number | undefined {
+function medianOf(
+  r: Report,
+  id: string,
+  runner: string,
+  key: 'ms' | 'cpuMs' | 'targetCpuMs' | 'sourceCpuMs' | 'benchCpuMs' = 'ms',
+): number | undefined {
   const sc = r.scenarios.find((x) => x.id === id);
   const x = sc && find(sc, runner);
   return x ? median(x[key]) : undefined;
@@ -187,70 +211,95 @@ function targetFloorNote(r: Report, startup: number): string[] {
   const c = median(chunked.ms);
   const bound = (id: string) => {
     const skopeo = medianOf(r, id, REFERENCE);
-    return skopeo === undefined ? undefined : `${ratio(skopeo / (p + startup))} skopeo ${id.startsWith('far') ? 'far away' : 'on loopback'}`;
+    return skopeo === undefined
+      ? undefined
+      : `${ratio(skopeo / (p + startup))} skopeo ${id.startsWith('far') ? 'far away' : 'on loopback'}`;
   };
   const bounds = ['loopback/single', 'far/single'].map(bound).filter((x) => x !== undefined);
-  return [`- **The target registry is the floor.** It takes ${sec(p)} alone to take the 300 MiB layer in as one stream, and ${sec(c)} in ` +
-    `${(r.intake[1]!.mode.split(' ')[0])} MiB PATCHes (${((c / p - 1) * 100).toFixed(0)}% more): distribution 2.8 flushes the upload file to disk (fsync, seen with strace) and stores its hash state ` +
-    'at the end of every PATCH. The CLI streams each blob as one PATCH (as skopeo and `docker push` do), so its floor is the first; the queue mode must end its steps and save its place, ' +
-    'so it writes CHUNK_SIZE PATCHes and its floor is the second.' +
-    (bounds.length ? ` With the CLI's start-up, a single-layer copy cannot take less than ${sec(p + startup)} however well the source is hidden: at best ${bounds.join(', ')}, ` +
-      'before the cores are shared with anything else.' : '')];
+  return [
+    `- **The target registry is the floor.** It takes ${sec(p)} alone to take the 300 MiB layer in as one stream, and ${sec(c)} in ` +
+      `${r.intake[1]!.mode.split(' ')[0]} MiB PATCHes (${((c / p - 1) * 100).toFixed(0)}% more): distribution 2.8 flushes the upload file to disk (fsync, seen with strace) and stores its hash state ` +
+      'at the end of every PATCH. The CLI streams each blob as one PATCH (as skopeo and `docker push` do), so its floor is the first; the queue mode must end its steps and save its place, ' +
+      'so it writes CHUNK_SIZE PATCHes and its floor is the second.' +
+      (bounds.length
+        ? ` With the CLI's start-up, a single-layer copy cannot take less than ${sec(p + startup)} however well the source is hidden: at best ${bounds.join(', ')}, ` +
+          'before the cores are shared with anything else.'
+        : ''),
+  ];
 }
 
 /** Where the CPU goes on the far-away single layer: the cores are shared by the tool, both registries and the proxy. */
 function farCpuNote(r: Report): string[] {
   if (medianOf(r, 'far/single', OURS) === undefined) return [];
-  const parts = [['oci-import', OURS], ['skopeo', REFERENCE]].map(([name, runner]) =>
-    `${name} ${sec(medianOf(r, 'far/single', runner!, 'cpuMs')!)} itself, target ${sec(medianOf(r, 'far/single', runner!, 'targetCpuMs')!)}, source ${sec(medianOf(r, 'far/single', runner!, 'sourceCpuMs')!)}, proxy ${sec(medianOf(r, 'far/single', runner!, 'benchCpuMs')!)}`);
-  const sourceRatio = medianOf(r, 'far/single', OURS, 'sourceCpuMs')! / medianOf(r, 'far/single', REFERENCE, 'sourceCpuMs')!;
-  return [`- **${r.machine.cpus?.split(' ')[0] ?? 'Few'} cores for the tool, both registries and the proxy.** Far-away single layer, median CPU: ${parts.join('; ')}. ` +
-    `skopeo waits on one 25 MB/s connection and leaves the cores idle; oci-import keeps several connections busy, so it runs into the CPU: ` +
-    `the proxy (a user-space stand-in for distance, which real networks do not charge to the machine) and the source registry, whose ranged GETs cost it ${sourceRatio.toFixed(1)}× the CPU of one GET per layer ` +
-    '(distribution spends about 11 ms of CPU on every ranged GET, measured with curl: 1.07 s for a 300 MiB blob in 4 MiB ranges, 0.22 s in one GET; ' +
-    'which is why the parts grow on a near source, and stay at 4 MiB on a far one, where the connections count), take cores the target registry needs for its PATCHes.'];
+  const parts = [
+    ['oci-import', OURS],
+    ['skopeo', REFERENCE],
+  ].map(
+    ([name, runner]) =>
+      `${name} ${sec(medianOf(r, 'far/single', runner!, 'cpuMs')!)} itself, target ${sec(medianOf(r, 'far/single', runner!, 'targetCpuMs')!)}, source ${sec(medianOf(r, 'far/single', runner!, 'sourceCpuMs')!)}, proxy ${sec(medianOf(r, 'far/single', runner!, 'benchCpuMs')!)}`,
+  );
+  const sourceRatio =
+    medianOf(r, 'far/single', OURS, 'sourceCpuMs')! / medianOf(r, 'far/single', REFERENCE, 'sourceCpuMs')!;
+  return [
+    `- **${r.machine.cpus?.split(' ')[0] ?? 'Few'} cores for the tool, both registries and the proxy.** Far-away single layer, median CPU: ${parts.join('; ')}. ` +
+      `skopeo waits on one 25 MB/s connection and leaves the cores idle; oci-import keeps several connections busy, so it runs into the CPU: ` +
+      `the proxy (a user-space stand-in for distance, which real networks do not charge to the machine) and the source registry, whose ranged GETs cost it ${sourceRatio.toFixed(1)}× the CPU of one GET per layer ` +
+      '(distribution spends about 11 ms of CPU on every ranged GET, measured with curl: 1.07 s for a 300 MiB blob in 4 MiB ranges, 0.22 s in one GET; ' +
+      'which is why the parts grow on a near source, and stay at 4 MiB on a far one, where the connections count), take cores the target registry needs for its PATCHes.',
+  ];
 }
 
 /** What the CLI pays to start, and how much of it is Node.js itself. */
 function startupNote(r: Report, startup: number): string[] {
   if (!r.startupMs.length) return [];
   const node = r.nodeStartupMs?.length ? median(r.nodeStartupMs) : undefined;
-  return [`- **Start-up.** The CLI takes ${sec(startup)} to start and exit without copying anything (\`--help\`)` +
-    (node !== undefined ? `, of which ${sec(node)} is Node.js itself starting and exiting (\`node -e 0\`)` : '') +
-    '. The CLI is one esbuild bundle whose compiled code V8 caches per command (`bin/oci-import.js`), and @azure/identity and the sync command are loaded only when used. ' +
-    'Every run pays it before its first request.'];
+  return [
+    `- **Start-up.** The CLI takes ${sec(startup)} to start and exit without copying anything (\`--help\`)` +
+      (node !== undefined ? `, of which ${sec(node)} is Node.js itself starting and exiting (\`node -e 0\`)` : '') +
+      '. The CLI is one esbuild bundle whose compiled code V8 caches per command (`bin/oci-import.js`), and @azure/identity and the sync command are loaded only when used. ' +
+      'Every run pays it before its first request.',
+  ];
 }
 
 /** Why the queue mode takes longer than the CLI on the same copy. */
 function queueModeNote(r: Report): string[] {
   const [put, chunked] = r.intake;
-  const queueNotes = r.scenarios.filter((x) => x.net === 'loopback').map((x) => {
-    const q = find(x, QUEUE);
-    const c = find(x, OURS);
-    return q && c ? `${x.fixture.id}: ${sec(median(q.ms))} against ${sec(median(c.ms))} (CPU of host and Azurite ${cpu(q.cpuMs)}, of the CLI ${cpu(c.cpuMs)})` : undefined;
-  }).filter((x) => x !== undefined);
+  const queueNotes = r.scenarios
+    .filter((x) => x.net === 'loopback')
+    .map((x) => {
+      const q = find(x, QUEUE);
+      const c = find(x, OURS);
+      return q && c
+        ? `${x.fixture.id}: ${sec(median(q.ms))} against ${sec(median(c.ms))} (CPU of host and Azurite ${cpu(q.cpuMs)}, of the CLI ${cpu(c.cpuMs)})`
+        : undefined;
+    })
+    .filter((x) => x !== undefined);
   if (!queueNotes.length) return [];
-  return [`- **The queue mode** (${queueNotes.join('; ')}) does the same copy in steps of at most 2 s, one queue message each: every step ends, saves its place ` +
-    '(upload location, offset, digest) to blob storage and re-enqueues the rest; the next step is picked up by the host\'s queue poller, re-opens its source reads ' +
-    'and refills its read-ahead from the upload\'s offset. Its clock starts at the POST with the host already running, so it pays no process start-up, ' +
-    'and it pays the job records, the storage round trips and the polling instead. The step that copies the last blob tags the image itself ' +
-    '(a finalize message stands by in case its worker dies), so the import ends without one more trip through the queue.' +
-    (chunked ? ` Above all it writes CHUNK_SIZE PATCHes, each flushed by the registry: the target alone takes ${sec(median(chunked.ms))} for the 300 MiB layer that way, ` +
-      `against ${sec(median(put!.ms))} as one stream (CHUNK_SIZE stays 8 MiB: ACR refuses request bodies above ~20 MB, GHCR is reported to refuse above 4 MiB). ` +
-      `Each chunk's checkpoint, and the read of the job beside it (how a cancel stops a step within a chunk), is written while the next chunk goes out: ` +
-      `${Math.ceil(300 * MiB / DEFAULT_CHUNK_SIZE)} writes for the 300 MiB layer, none of them holding up the upload. ` +
-      'Azurite and the host share the 2 cores with both registries.' : '')];
+  return [
+    `- **The queue mode** (${queueNotes.join('; ')}) does the same copy in steps of at most 2 s, one queue message each: every step ends, saves its place ` +
+      "(upload location, offset, digest) to blob storage and re-enqueues the rest; the next step is picked up by the host's queue poller, re-opens its source reads " +
+      "and refills its read-ahead from the upload's offset. Its clock starts at the POST with the host already running, so it pays no process start-up, " +
+      'and it pays the job records, the storage round trips and the polling instead. The step that copies the last blob tags the image itself ' +
+      '(a finalize message stands by in case its worker dies), so the import ends without one more trip through the queue.' +
+      (chunked
+        ? ` Above all it writes CHUNK_SIZE PATCHes, each flushed by the registry: the target alone takes ${sec(median(chunked.ms))} for the 300 MiB layer that way, ` +
+          `against ${sec(median(put!.ms))} as one stream (CHUNK_SIZE stays 8 MiB: ACR refuses request bodies above ~20 MB, GHCR is reported to refuse above 4 MiB). ` +
+          `Each chunk's checkpoint, and the read of the job beside it (how a cancel stops a step within a chunk), is written while the next chunk goes out: ` +
+          `${Math.ceil((300 * MiB) / DEFAULT_CHUNK_SIZE)} writes for the 300 MiB layer, none of them holding up the upload. ` +
+          'Azurite and the host share the 2 cores with both registries.'
+        : ''),
+  ];
 }
 
 /** Where the CLI's CPU and memory go, and what is done about it (measured during issue 26, not in this run). */
 function cliCostNotes(): string[] {
   return [
-    '- **Where the CLI\'s CPU and memory go** (perf, strace and /usr/bin/time on this machine during issue 26, under load from other programs: the shares, not the seconds, are what carries over). ' +
-      'Hashing (SHA-NI, the same work skopeo does) and the kernel\'s copies to and from the sockets are most of it and cannot go. What could: page faults, ' +
+    "- **Where the CLI's CPU and memory go** (perf, strace and /usr/bin/time on this machine during issue 26, under load from other programs: the shares, not the seconds, are what carries over). " +
+      "Hashing (SHA-NI, the same work skopeo does) and the kernel's copies to and from the sockets are most of it and cannot go. What could: page faults, " +
       'which cost about 15 µs each in this virtual machine — 36,000 to 64,000 per 300 MB copy before (fresh memory for 16 pooled 4 MiB part buffers, and for the socket buffers ' +
       'that Node.js allocates for every read of up to 64 KiB and V8 frees only once 32 MiB of them pile up), 14,000 to 19,000 now, skopeo 2,000; and the copy of every byte ' +
-      'into a part buffer, which stays (undici copies every byte into its WebAssembly parser\'s memory too). Memory: Node.js itself, its code and the bundle take ' +
-      'about 60 MB before the first byte (the node binary\'s pages alone 39 MB; skopeo\'s whole process is 22 MB), V8\'s heap 15–25 MB while copying, ' +
+      "into a part buffer, which stays (undici copies every byte into its WebAssembly parser's memory too). Memory: Node.js itself, its code and the bundle take " +
+      "about 60 MB before the first byte (the node binary's pages alone 39 MB; skopeo's whole process is 22 MB), V8's heap 15–25 MB while copying, " +
       'the blob bytes in flight at most COPY_MEMORY plus two 1 MiB blocks per upload, and the socket buffers not yet collected.',
     '- **What does help, and is in:** every blob of every platform at once (BLOB_CONCURRENCY); each blob read as ranged GETs on up to FETCH_CONCURRENCY connections, ' +
       'the part needed next first, and how many at once following which side is slower (more while the upload waits for bytes, fewer while parts wait ready, none while two ' +
@@ -265,14 +314,22 @@ function cliCostNotes(): string[] {
 function why(r: Report): string[] {
   const startup = r.startupMs.length ? median(r.startupMs) : 0;
   return [
-    '## Why the numbers are what they are', '',
-    ...targetFloorNote(r, startup), ...farCpuNote(r), ...startupNote(r, startup), ...smallImageNote(r, startup), ...queueModeNote(r), ...cliCostNotes(),
+    '## Why the numbers are what they are',
+    '',
+    ...targetFloorNote(r, startup),
+    ...farCpuNote(r),
+    ...startupNote(r, startup),
+    ...smallImageNote(r, startup),
+    ...queueModeNote(r),
+    ...cliCostNotes(),
     '',
   ];
 }
 
 function repeatedNote(r: Report): string[] {
-  const repeated = r.scenarios.flatMap((sc) => sc.results.filter((x) => x.repeated > 0).map((x) => `${x.runner} in ${sc.id} (${x.repeated})`));
+  const repeated = r.scenarios.flatMap((sc) =>
+    sc.results.filter((x) => x.repeated > 0).map((x) => `${x.runner} in ${sc.id} (${x.repeated})`),
+  );
   return repeated.length
     ? [`Runs thrown away and repeated because other programs used the CPU meanwhile: ${repeated.join(', ')}.`, '']
     : ['No run had to be repeated: no other program used the CPU meanwhile.', ''];
@@ -286,7 +343,9 @@ function speedGoals(r: Report, rows: string[]): void {
     const sc = r.scenarios.find((s) => s.id === id);
     const x = sc && speedup(sc, OURS, REFERENCE);
     if (x === undefined) return rows.push(`| ${what} | ≥ ${ratio(wanted)} skopeo | not run | — |`);
-    rows.push(`| ${what} | ≥ ${ratio(wanted)} skopeo | ${ratio(x)} | ${verdict(x >= wanted, `${((1 - x / wanted) * 100).toFixed(0)}% (${ratio(wanted - x)})`)} |`);
+    rows.push(
+      `| ${what} | ≥ ${ratio(wanted)} skopeo | ${ratio(x)} | ${verdict(x >= wanted, `${((1 - x / wanted) * 100).toFixed(0)}% (${ratio(wanted - x)})`)} |`,
+    );
   };
   speedGoal('loopback/small', 'one small image, loopback', 0.8);
   speedGoal('loopback/chart', 'a Helm chart, loopback', 0.8);
@@ -294,14 +353,18 @@ function speedGoals(r: Report, rows: string[]): void {
   speedGoal('far/index', 'far-away source, multi-platform index', 3);
   speedGoal('loopback/single', 'loopback, single layer', 1);
   speedGoal('loopback/index', 'loopback, multi-platform index', 1);
-  for (const sc of r.scenarios.filter((x) => x.net === 'loopback' && (x.fixture.id === 'single' || x.fixture.id === 'index'))) {
+  for (const sc of r.scenarios.filter(
+    (x) => x.net === 'loopback' && (x.fixture.id === 'single' || x.fixture.id === 'index'),
+  )) {
     const what = `queue mode, ${label(sc)} (local host, 8 MiB chunks, 2 s steps)`;
     const x = speedup(sc, OURS, QUEUE); // queue time ÷ CLI time
     if (x === undefined) {
       rows.push(`| ${what} | ≤ ${ratio(QUEUE_GOAL)} CLI time | not run | — |`);
       continue;
     }
-    rows.push(`| ${what} | ≤ ${ratio(QUEUE_GOAL)} CLI time | ${ratio(x)} | ${verdict(x <= QUEUE_GOAL, `${((x / QUEUE_GOAL - 1) * 100).toFixed(0)}% (${ratio(x - QUEUE_GOAL)})`)} |`);
+    rows.push(
+      `| ${what} | ≤ ${ratio(QUEUE_GOAL)} CLI time | ${ratio(x)} | ${verdict(x <= QUEUE_GOAL, `${((x / QUEUE_GOAL - 1) * 100).toFixed(0)}% (${ratio(x - QUEUE_GOAL)})`)} |`,
+    );
   }
 }
 
@@ -316,28 +379,40 @@ function efficiencyGoals(r: Report, rows: string[]): void {
     const what = loopback ? label(loopback) : id;
     if (ours && theirs) {
       const x = median(ours.cpuMs) / median(theirs.cpuMs);
-      rows.push(`| CPU (user + system), ${what} | ≤ 1.00× skopeo's | ${ratio(x)} (${cpu(ours.cpuMs)} against ${cpu(theirs.cpuMs)}) | ${verdict(x <= 1, `${((x - 1) * 100).toFixed(0)}%`)} |`);
+      rows.push(
+        `| CPU (user + system), ${what} | ≤ 1.00× skopeo's | ${ratio(x)} (${cpu(ours.cpuMs)} against ${cpu(theirs.cpuMs)}) | ${verdict(x <= 1, `${((x - 1) * 100).toFixed(0)}%`)} |`,
+      );
     } else {
       rows.push(`| CPU (user + system), ${what} | ≤ 1.00× skopeo's | not run | — |`);
     }
-    const peaks = scs.map((s) => find(s, OURS)).filter((x) => x !== undefined).flatMap((x) => x.rssBytes);
+    const peaks = scs
+      .map((s) => find(s, OURS))
+      .filter((x) => x !== undefined)
+      .flatMap((x) => x.rssBytes);
     if (!peaks.length) continue;
     const peak = Math.max(...peaks);
-    rows.push(`| peak RSS, ${scs[0]!.fixture.title} (loopback and far)${defaults} | ≤ ${mb(RSS_GOAL_BYTES)} | ${mb(peak)} | ${verdict(peak <= RSS_GOAL_BYTES, mb(peak - RSS_GOAL_BYTES))} |`);
+    rows.push(
+      `| peak RSS, ${scs[0]!.fixture.title} (loopback and far)${defaults} | ≤ ${mb(RSS_GOAL_BYTES)} | ${mb(peak)} | ${verdict(peak <= RSS_GOAL_BYTES, mb(peak - RSS_GOAL_BYTES))} |`,
+    );
   }
 }
 
 function syncGoals(r: Report, rows: string[]): void {
   const ours = r.sync?.find((x) => x.tool === OURS);
   const theirs = r.sync?.find((x) => x.tool === REFERENCE);
-  for (const [pass, wanted, key] of [['first pass', 5, 'firstMs'], ['unchanged (second) pass', 10, 'secondMs']] as const) {
+  for (const [pass, wanted, key] of [
+    ['first pass', 5, 'firstMs'],
+    ['unchanged (second) pass', 10, 'secondMs'],
+  ] as const) {
     const what = `100-tag sync, far-away source, ${pass}`;
     if (!ours || !theirs) {
       rows.push(`| ${what} | ≥ ${ratio(wanted)} \`skopeo sync\` | not run | — |`);
       continue;
     }
     const x = median(theirs[key]) / median(ours[key]);
-    rows.push(`| ${what} | ≥ ${ratio(wanted)} \`skopeo sync\` | ${ratio(x)} | ${verdict(x >= wanted, `${((1 - x / wanted) * 100).toFixed(0)}% (${ratio(wanted - x)})`)} |`);
+    rows.push(
+      `| ${what} | ≥ ${ratio(wanted)} \`skopeo sync\` | ${ratio(x)} | ${verdict(x >= wanted, `${((1 - x / wanted) * 100).toFixed(0)}% (${ratio(wanted - x)})`)} |`,
+    );
   }
 }
 
@@ -348,7 +423,9 @@ function goalsTable(r: Report): string[] {
   const one = r.throughput?.filter((x) => x.hosts === 1) ?? [];
   if (one.length) {
     const p50 = median(one.map((x) => median(x.postMs)));
-    rows.push(`| \`POST /api/imports\` p50, 100 imports one after another (1 host) | ≤ 50 ms | ${p50.toFixed(0)} ms | ${verdict(p50 <= 50, `${(p50 - 50).toFixed(0)} ms`)} |`);
+    rows.push(
+      `| \`POST /api/imports\` p50, 100 imports one after another (1 host) | ≤ 50 ms | ${p50.toFixed(0)} ms | ${verdict(p50 <= 50, `${(p50 - 50).toFixed(0)} ms`)} |`,
+    );
   }
   efficiencyGoals(r, rows);
   return rows;
@@ -358,26 +435,38 @@ function goalsTable(r: Report): string[] {
 function manySmallSections(r: Report): string[] {
   const out: string[] = [];
   if (r.sync?.length) {
-    out.push('### Sync of a 100-tag repository (far-away source)', '',
+    out.push(
+      '### Sync of a 100-tag repository (far-away source)',
+      '',
       `${r.sync[0]!.firstMs.length} run(s) per tool, each into a fresh target registry: the first pass copies every tag, the second (into the same target) finds nothing changed. ` +
-      'Medians; CPU is the tool\'s own (user + system).', '',
-      '| Tool | First pass | Min – max | CPU | Peak RSS | Second pass | Min – max | CPU | Peak RSS |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+        "Medians; CPU is the tool's own (user + system).",
+      '',
+      '| Tool | First pass | Min – max | CPU | Peak RSS | Second pass | Min – max | CPU | Peak RSS |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
     for (const x of r.sync) {
       rows2(out, x);
     }
     out.push('', ...r.sync.map((x) => `- **${x.tool}**: ${x.description}`), '');
   }
   if (r.throughput?.length) {
-    out.push('### Many small imports through the queue (local host on Azurite)', '',
+    out.push(
+      '### Many small imports through the queue (local host on Azurite)',
+      '',
       '100 imports of one small image (one 256 KiB layer) into 100 repositories, POSTed one after another with a function key, then polled until every one succeeded; ' +
-      '1 host, or 3 hosts sharing one queue (as instances of a Function app do). Storage operations: every request Azurite served in that window (blob and queue, ' +
-      'the queue pollers\' included), minus the benchmark\'s own status reads, per import.', '',
-      '| Hosts | Runs | All done (median) | Imports/s | POST p50 | POST p90 | Storage operations per import |', '|---:|---:|---:|---:|---:|---:|---:|');
+        '1 host, or 3 hosts sharing one queue (as instances of a Function app do). Storage operations: every request Azurite served in that window (blob and queue, ' +
+        "the queue pollers' included), minus the benchmark's own status reads, per import.",
+      '',
+      '| Hosts | Runs | All done (median) | Imports/s | POST p50 | POST p90 | Storage operations per import |',
+      '|---:|---:|---:|---:|---:|---:|---:|',
+    );
     for (const hosts of [...new Set(r.throughput.map((x) => x.hosts))]) {
       const runs = r.throughput.filter((x) => x.hosts === hosts);
       const total = median(runs.map((x) => x.totalMs));
       const posts = runs.flatMap((x) => x.postMs).sort((a, b) => a - b);
-      out.push(`| ${hosts} | ${runs.length} | ${sec(total)} | ${(100 / (total / 1000)).toFixed(1)} | ${median(posts).toFixed(0)} ms | ${posts[Math.floor(posts.length * 0.9)]!.toFixed(0)} ms | ${median(runs.map((x) => x.storageOpsPerImport)).toFixed(1)} |`);
+      out.push(
+        `| ${hosts} | ${runs.length} | ${sec(total)} | ${(100 / (total / 1000)).toFixed(1)} | ${median(posts).toFixed(0)} ms | ${posts[Math.floor(posts.length * 0.9)]!.toFixed(0)} ms | ${median(runs.map((x) => x.storageOpsPerImport)).toFixed(1)} |`,
+      );
     }
     out.push('');
   }
@@ -389,7 +478,11 @@ function manySmallSections(r: Report): string[] {
  * Instance sizes, ms.date 2025-05-12): CPU and network come in proportion to memory, and the platform adds 272 MB
  * for system and host processes, not billed.
  */
-const FLEX_SIZES: readonly { readonly mb: number; readonly cores: number }[] = [{ mb: 512, cores: 0.25 }, { mb: 2048, cores: 1 }, { mb: 4096, cores: 2 }];
+const FLEX_SIZES: readonly { readonly mb: number; readonly cores: number }[] = [
+  { mb: 512, cores: 0.25 },
+  { mb: 2048, cores: 1 },
+  { mb: 4096, cores: 2 },
+];
 /** The worker's peak may take at most this share of an instance's memory (the rest: margin, the host's share). */
 const INSTANCE_HEADROOM = 0.6;
 
@@ -408,53 +501,83 @@ function instanceSections(r: Report): string[] {
   const execs = (x: InstanceResult) => Object.values(x.executions).reduce((a, b) => a + b, 0);
   const peak = Math.max(...xs.map((x) => x.workerPeakRssBytes));
   const chosen = chosenInstanceMb(peak);
-  const out = ['### One instance of the service at its default concurrency', '',
+  const out = [
+    '### One instance of the service at its default concurrency',
+    '',
     `host.json lets one instance run ${atOnce} queue steps at once (batchSize + newBatchThreshold). Here ${atOnce} imports of each image were POSTed at once to one local host ` +
-    'with the default settings (COPY_MEMORY 16 MiB, CHUNK_SIZE 8 MiB, STEP_BUDGET_SECONDS 120), into a fresh target, on loopback. The worker is the Node.js process that runs the ' +
-    'functions\' code, as in Azure; the local host stands in for the Functions host, which in Azure is another program (its memory is not measured here). ' +
-    'Instance busy: the time at least one queue function ran (the union of the invocations in the host\'s log), what on-demand billing counts; executions: ' +
-    'the queue steps plus one POST per import (the benchmark\'s status reads left out); storage operations: every request Azurite served meanwhile (the queue polling included), ' +
-    'minus the benchmark\'s status reads.', '',
+      'with the default settings (COPY_MEMORY 16 MiB, CHUNK_SIZE 8 MiB, STEP_BUDGET_SECONDS 120), into a fresh target, on loopback. The worker is the Node.js process that runs the ' +
+      "functions' code, as in Azure; the local host stands in for the Functions host, which in Azure is another program (its memory is not measured here). " +
+      "Instance busy: the time at least one queue function ran (the union of the invocations in the host's log), what on-demand billing counts; executions: " +
+      "the queue steps plus one POST per import (the benchmark's status reads left out); storage operations: every request Azurite served meanwhile (the queue polling included), " +
+      "minus the benchmark's status reads.",
+    '',
     '| Image | At once | All done | Worker RSS idle | Worker peak RSS | Local host peak RSS | Worker CPU per import | Instance busy | Executions per import | Storage operations per import |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
   for (const x of xs) {
-    out.push(`| ${x.image} (${size(x.bytes)}) | ${x.atOnce} | ${sec(x.totalMs)} | ${mb(x.workerIdleRssBytes)} | ${mb(x.workerPeakRssBytes)} | ${mb(x.hostPeakRssBytes)} | ` +
-      `${sec(per(x, x.workerCpuMs))} | ${sec(x.busyMs)} | ${per(x, execs(x)).toFixed(1)} | ${per(x, x.storageOps).toFixed(0)} |`);
+    out.push(
+      `| ${x.image} (${size(x.bytes)}) | ${x.atOnce} | ${sec(x.totalMs)} | ${mb(x.workerIdleRssBytes)} | ${mb(x.workerPeakRssBytes)} | ${mb(x.hostPeakRssBytes)} | ` +
+        `${sec(per(x, x.workerCpuMs))} | ${sec(x.busyMs)} | ${per(x, execs(x)).toFixed(1)} | ${per(x, x.storageOps).toFixed(0)} |`,
+    );
   }
-  out.push('', chosen
-    ? `**Instance size:** the worker peaked at ${mb(peak)}, so the template's \`instanceMemoryMB\` is the smallest Flex size that holds it with ` +
-      `${((1 - INSTANCE_HEADROOM) * 100).toFixed(0)}% to spare: ${chosen} MB (sizes and the 272 MB the platform adds for system and host processes: Microsoft Learn, Flex Consumption plan hosting, Instance sizes).`
-    : `**Instance size:** the worker peaked at ${mb(peak)}, more than ${(INSTANCE_HEADROOM * 100).toFixed(0)}% of the largest Flex size.`, '');
+  out.push(
+    '',
+    chosen
+      ? `**Instance size:** the worker peaked at ${mb(peak)}, so the template's \`instanceMemoryMB\` is the smallest Flex size that holds it with ` +
+          `${((1 - INSTANCE_HEADROOM) * 100).toFixed(0)}% to spare: ${chosen} MB (sizes and the 272 MB the platform adds for system and host processes: Microsoft Learn, Flex Consumption plan hosting, Instance sizes).`
+      : `**Instance size:** the worker peaked at ${mb(peak)}, more than ${(INSTANCE_HEADROOM * 100).toFixed(0)}% of the largest Flex size.`,
+    '',
+  );
   const single = xs.find((x) => x.image === 'single');
-  out.push('### What an import costs on Flex Consumption', '',
+  out.push(
+    '### What an import costs on Flex Consumption',
+    '',
     'On demand, Flex Consumption bills the instance memory for the time an instance runs any function (at least 1 s, then in steps of 100 ms), and the executions; ' +
-    'CPU comes with the memory: 512 MB has 0.25 of a core, 2048 MB one, 4096 MB two (Microsoft Learn, Flex Consumption plan hosting: Instance sizes, Billing; ms.date 2025-05-12). ' +
-    'So a copy that keeps its cores busy costs 2 GB-s per CPU-second at every size, and one that waits on a far registry costs in proportion to the memory: the smallest size ' +
-    'that holds the copy is never dearer. GB-s below: the worker\'s CPU-seconds at 0.25 of a core, 0.5 GB (the floor when the copy is CPU-bound on 512 MB); ' +
-    'per TB: the single-layer case scaled to 10¹² bytes. An instance\'s activity is billed for at least 1 s, so a lone small import costs at least 0.5 GB-s.', '',
-    '| Per | Worker CPU | GB-s at 512 MB (CPU-bound floor) | Executions | Storage operations |', '|---|---:|---:|---:|---:|');
+      'CPU comes with the memory: 512 MB has 0.25 of a core, 2048 MB one, 4096 MB two (Microsoft Learn, Flex Consumption plan hosting: Instance sizes, Billing; ms.date 2025-05-12). ' +
+      'So a copy that keeps its cores busy costs 2 GB-s per CPU-second at every size, and one that waits on a far registry costs in proportion to the memory: the smallest size ' +
+      "that holds the copy is never dearer. GB-s below: the worker's CPU-seconds at 0.25 of a core, 0.5 GB (the floor when the copy is CPU-bound on 512 MB); " +
+      "per TB: the single-layer case scaled to 10¹² bytes. An instance's activity is billed for at least 1 s, so a lone small import costs at least 0.5 GB-s.",
+    '',
+    '| Per | Worker CPU | GB-s at 512 MB (CPU-bound floor) | Executions | Storage operations |',
+    '|---|---:|---:|---:|---:|',
+  );
   for (const x of xs) {
     const cpuS = per(x, x.workerCpuMs) / 1000;
-    out.push(`| import of the ${x.image} image (${size(x.bytes)}) | ${cpuS.toFixed(2)} s | ${(cpuS / 0.25 * 0.5).toFixed(1)} | ${per(x, execs(x)).toFixed(1)} | ${per(x, x.storageOps).toFixed(0)} |`);
+    out.push(
+      `| import of the ${x.image} image (${size(x.bytes)}) | ${cpuS.toFixed(2)} s | ${((cpuS / 0.25) * 0.5).toFixed(1)} | ${per(x, execs(x)).toFixed(1)} | ${per(x, x.storageOps).toFixed(0)} |`,
+    );
   }
   if (single) {
     const k = 1e12 / single.bytes;
-    const cpuS = per(single, single.workerCpuMs) / 1000 * k;
-    out.push(`| TB copied (as ${(single.bytes / MB).toFixed(0)} MB single-layer images) | ${(cpuS / 3600).toFixed(2)} h | ${(cpuS / 0.25 * 0.5).toFixed(0)} | ${(per(single, execs(single)) * k).toFixed(0)} | ${(per(single, single.storageOps) * k).toFixed(0)} |`);
+    const cpuS = (per(single, single.workerCpuMs) / 1000) * k;
+    out.push(
+      `| TB copied (as ${(single.bytes / MB).toFixed(0)} MB single-layer images) | ${(cpuS / 3600).toFixed(2)} h | ${((cpuS / 0.25) * 0.5).toFixed(0)} | ${(per(single, execs(single)) * k).toFixed(0)} | ${(per(single, single.storageOps) * k).toFixed(0)} |`,
+    );
   }
-  out.push('', 'Prices: Microsoft publishes the Flex Consumption rates (on-demand execution time per GB-s, executions per million, the monthly free grants) and the ' +
-    'storage transaction rates per region on the Azure pricing pages, and the Learn pages defer to them; the copies of those pages read for this report carry no figures ' +
-    '(the pages fill them in per region), so none is quoted here: multiply the columns by the rates of your region.', '');
+  out.push(
+    '',
+    'Prices: Microsoft publishes the Flex Consumption rates (on-demand execution time per GB-s, executions per million, the monthly free grants) and the ' +
+      'storage transaction rates per region on the Azure pricing pages, and the Learn pages defer to them; the copies of those pages read for this report carry no figures ' +
+      '(the pages fill them in per region), so none is quoted here: multiply the columns by the rates of your region.',
+    '',
+  );
   return out;
 }
 
 function rows2(out: string[], x: SyncResult): void {
   const span = (xs: number[]) => `${sec(Math.min(...xs))} – ${sec(Math.max(...xs))}`;
   const peak = (xs: number[] | undefined) => (xs?.length ? mb(Math.max(...xs)) : '—');
-  out.push(`| ${x.tool} | ${sec(median(x.firstMs))} | ${span(x.firstMs)} | ${cpu(x.firstCpuMs)} | ${peak(x.firstRssBytes)} | ${sec(median(x.secondMs))} | ${span(x.secondMs)} | ${cpu(x.secondCpuMs)} | ${peak(x.secondRssBytes)} |`);
+  out.push(
+    `| ${x.tool} | ${sec(median(x.firstMs))} | ${span(x.firstMs)} | ${cpu(x.firstCpuMs)} | ${peak(x.firstRssBytes)} | ${sec(median(x.secondMs))} | ${span(x.secondMs)} | ${cpu(x.secondCpuMs)} | ${peak(x.secondRssBytes)} |`,
+  );
 }
 
-const COLORS: Record<string, Rgb> = { 'oci-import': [31, 119, 180], 'queue mode': [148, 103, 189], skopeo: [255, 127, 14], 'raw curl': [120, 120, 120] };
+const COLORS: Record<string, Rgb> = {
+  'oci-import': [31, 119, 180],
+  'queue mode': [148, 103, 189],
+  skopeo: [255, 127, 14],
+  'raw curl': [120, 120, 120],
+};
 const FALLBACK: Rgb = [44, 160, 44];
 
 /** One measure the chart shows: its title, the values per run, how a value reads, and its note beside the bar. */
@@ -469,8 +592,20 @@ interface Panel {
 
 const PANELS: readonly Panel[] = [
   { title: 'wall time', values: (x) => x.ms, text: (v) => `${(v / 1000).toFixed(2)} s`, whiskers: true, peak: false },
-  { title: 'CPU (user+system)', values: (x) => x.cpuMs, text: (v) => `${(v / 1000).toFixed(2)} s`, whiskers: false, peak: false },
-  { title: 'peak RSS', values: (x) => x.rssBytes, text: (v) => `${(v / MB).toFixed(0)} MB`, whiskers: false, peak: true },
+  {
+    title: 'CPU (user+system)',
+    values: (x) => x.cpuMs,
+    text: (v) => `${(v / 1000).toFixed(2)} s`,
+    whiskers: false,
+    peak: false,
+  },
+  {
+    title: 'peak RSS',
+    values: (x) => x.rssBytes,
+    text: (v) => `${(v / MB).toFixed(0)} MB`,
+    whiskers: false,
+    peak: true,
+  },
 ];
 
 /**
@@ -495,7 +630,13 @@ export function chart(r: Report): Buffer {
   let y = 16;
   c.text(20, y, 'oci-import benchmark: wall time, CPU and peak memory per copy, shorter is better', ink, s);
   y += lineH + 4;
-  c.text(20, y, `${r.runs} run(s) each: medians (whiskers min-max), peak RSS the largest of the runs, each panel its own scale`, grey, s);
+  c.text(
+    20,
+    y,
+    `${r.runs} run(s) each: medians (whiskers min-max), peak RSS the largest of the runs, each panel its own scale`,
+    grey,
+    s,
+  );
   y += lineH + 4;
   c.text(20, y, '(x) = the value of the tool divided by that of skopeo: below 1 is better', grey, s);
   y += lineH + 12;
@@ -550,7 +691,7 @@ function methodSection(r: Report): string[] {
     '- Tools, each a separate process:',
     ...RUNNERS.map((x) => `  - **${x.name}**: ${x.description}`),
     `- Runs are interleaved (round 1 of every tool, then round 2, …). The first run of every tool in every scenario is verified: \`skopeo inspect --raw\` of the target tag must hash to the source digest.`,
-    '- Before the first scenario, one unmeasured import writes V8\'s code cache of the `import` command (bin/oci-import.js does so on a command\'s first run after every build), ' +
+    "- Before the first scenario, one unmeasured import writes V8's code cache of the `import` command (bin/oci-import.js does so on a command's first run after every build), " +
       'so every measured run starts as an installed command does after its first run.',
     '- Runs where other programs used the CPU meanwhile (measured from /proc/stat minus the CPU of the tool, both registries and the benchmark process) are thrown away and repeated; ' +
       'the benchmark also waits for an idle machine before every scenario.',
@@ -567,7 +708,10 @@ function intakeSection(r: Report): string[] {
     '',
     '| Upload | Median | Min – max | MB/s |',
     '|---|---:|---:|---:|',
-    ...r.intake.map((i) => `| ${i.mode} | ${sec(median(i.ms))} | ${sec(Math.min(...i.ms))} – ${sec(Math.max(...i.ms))} | ${(i.bytes / MB / (median(i.ms) / 1000)).toFixed(0)} |`),
+    ...r.intake.map(
+      (i) =>
+        `| ${i.mode} | ${sec(median(i.ms))} | ${sec(Math.min(...i.ms))} – ${sec(Math.max(...i.ms))} | ${(i.bytes / MB / (median(i.ms) / 1000)).toFixed(0)} |`,
+    ),
     '',
   ];
 }
@@ -576,7 +720,9 @@ export async function writeReport(r: Report): Promise<string[]> {
   const md = join(r.dir, 'benchmarks.md');
   const png = join(r.dir, 'benchmarks.png');
   const settings = Object.keys(r.cliEnv).length
-    ? Object.entries(r.cliEnv).map(([k, v]) => `\`${k}=${v}\``).join(', ')
+    ? Object.entries(r.cliEnv)
+        .map(([k, v]) => `\`${k}=${v}\``)
+        .join(', ')
     : `the defaults: BLOB_CONCURRENCY ${DEFAULT_BLOB_CONCURRENCY}, FETCH_CONCURRENCY ${DEFAULT_FETCH_CONCURRENCY}; the CLI without CHUNK_SIZE streams each blob as one PATCH; ` +
       `the queue mode as issue 5 sets it: CHUNK_SIZE ${DEFAULT_CHUNK_SIZE / 1024 / 1024} MiB (the service's default), STEP_BUDGET_SECONDS 2`;
   const minutes = Math.floor(r.durationMs / 60_000);
@@ -599,7 +745,7 @@ export async function writeReport(r: Report): Promise<string[]> {
     '',
     `Median of ${r.runs} run(s) per tool and scenario, wall time of the whole command (process start to exit, manifests included); ` +
       'for the queue mode, from the POST to the status that says succeeded (the host already running). ' +
-      'MB/s is blob bytes (10⁶) over the median time. CPU is the tool\'s median user + system time (`/usr/bin/time`; the queue mode: the host, its worker and Azurite). Peak RSS is the largest of the runs (`/usr/bin/time` %M: the biggest single process; the queue mode: the host\'s VmHWM, Azurite apart). ' +
+      "MB/s is blob bytes (10⁶) over the median time. CPU is the tool's median user + system time (`/usr/bin/time`; the queue mode: the host, its worker and Azurite). Peak RSS is the largest of the runs (`/usr/bin/time` %M: the biggest single process; the queue mode: the host's VmHWM, Azurite apart). " +
       '"vs skopeo" / "vs raw" are how many times faster than that tool (its median time ÷ this one\'s). ' +
       'Source connections: TCP connections the tool opened to the far-away source, per run.',
     '',
@@ -612,10 +758,12 @@ export async function writeReport(r: Report): Promise<string[]> {
     '',
     ...cpuTable(r),
     '',
-    ...(r.startupMs.length ? [
-      `Start-up of the CLI alone (\`node bin/oci-import.js --help\`, median of ${r.startupMs.length}): ${sec(median(r.startupMs))}, paid by every oci-import run above.`,
-      '',
-    ] : []),
+    ...(r.startupMs.length
+      ? [
+          `Start-up of the CLI alone (\`node bin/oci-import.js --help\`, median of ${r.startupMs.length}): ${sec(median(r.startupMs))}, paid by every oci-import run above.`,
+          '',
+        ]
+      : []),
     ...intakeSection(r),
     ...manySmallSections(r),
     ...instanceSections(r),

@@ -55,14 +55,30 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 type BuildOptions = Omit<Parameters<typeof buildImage>[0], 'dir'>;
 /** `build` options of buildImage, or `chart` for a Helm chart (an OCI artifact). */
 const FIXTURES: readonly { id: string; title: string; build: BuildOptions; chart?: true }[] = [
-  { id: 'small', title: 'small image, one 256 KiB layer', build: { layersPerPlatform: 1, layerSize: 256 * 1024, seed: 'bench-small' } },
-  { id: 'chart', title: 'Helm chart', build: {}, chart: true },
-  { id: 'single', title: 'single 300 MiB layer', build: { layersPerPlatform: 1, layerSize: 300 * MiB, seed: 'bench-single', streamLayers: true } },
   {
-    id: 'index', title: '3-platform index, 4 × 75 MiB layers',
+    id: 'small',
+    title: 'small image, one 256 KiB layer',
+    build: { layersPerPlatform: 1, layerSize: 256 * 1024, seed: 'bench-small' },
+  },
+  { id: 'chart', title: 'Helm chart', build: {}, chart: true },
+  {
+    id: 'single',
+    title: 'single 300 MiB layer',
+    build: { layersPerPlatform: 1, layerSize: 300 * MiB, seed: 'bench-single', streamLayers: true },
+  },
+  {
+    id: 'index',
+    title: '3-platform index, 4 × 75 MiB layers',
     build: {
-      platforms: [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }, { os: 'linux', architecture: 's390x' }],
-      layersPerPlatform: 2, layerSize: 75 * MiB, seed: 'bench-index', streamLayers: true,
+      platforms: [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64', variant: 'v8' },
+        { os: 'linux', architecture: 's390x' },
+      ],
+      layersPerPlatform: 2,
+      layerSize: 75 * MiB,
+      seed: 'bench-index',
+      streamLayers: true,
     },
   },
 ];
@@ -75,7 +91,6 @@ function machineBusy(): number {
   const [user, nice, system, , , irq, softirq, steal] = ticks as number[];
   return ((user! + nice! + system! + irq! + softirq! + steal!) * 1000) / ticksPerSecond;
 }
-
 
 /** Waits (at most 2 minutes) until the machine is idle: other programs' load would skew every number. */
 async function waitQuiet(): Promise<void> {
@@ -128,7 +143,9 @@ function parse() {
 }
 
 function checkTools(): void {
-  const missing = ['docker-registry', 'skopeo', 'curl', 'bash'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+  const missing = ['docker-registry', 'skopeo', 'curl', 'bash'].filter(
+    (t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0,
+  );
   if (!existsSync('/usr/bin/time')) missing.push('/usr/bin/time (apt-get install -y time)');
   if (missing.length) throw new Error(`the benchmark needs: ${missing.join(', ')}`);
 }
@@ -139,8 +156,18 @@ async function profileSmallImport(f: Fixture, source: string): Promise<ProfileSu
   const target = await startRegistry();
   try {
     const args = (repository: string) => [
-      join(ROOT, 'bin', 'oci-import.js'), 'import', '--source', `${source}/${f.repository}:${f.tag}`, '--target', target.host,
-      '--image', `${repository}/${f.id}:${f.tag}`, '--insecure', source, '--insecure', target.host,
+      join(ROOT, 'bin', 'oci-import.js'),
+      'import',
+      '--source',
+      `${source}/${f.repository}:${f.tag}`,
+      '--target',
+      target.host,
+      '--image',
+      `${repository}/${f.id}:${f.tag}`,
+      '--insecure',
+      source,
+      '--insecure',
+      target.host,
     ];
     const env = { PATH: process.env.PATH, HOME: process.env.HOME };
     // The first run under the profiler's flags writes their own code cache (bin/oci-import.js), as any first run does.
@@ -148,9 +175,11 @@ async function profileSmallImport(f: Fixture, source: string): Promise<ProfileSu
     await profileNode(args('warm-up'), env, map);
     const summary = await profileNode(args('profiled'), env, map);
     const c = summary.byCategory;
-    log(`[profile] small image: ${(summary.wallMs / 1000).toFixed(2)} s; outside the profile ${summary.outsideMs.toFixed(0)} ms, ` +
-      `idle ${c.idle.toFixed(0)} ms, lib ${c.lib.toFixed(0)} ms, undici ${c.undici.toFixed(0)} ms, other packages ${c.packages.toFixed(0)} ms, ` +
-      `Node.js ${c.node.toFixed(0)} ms, V8 ${c.v8.toFixed(0)} ms, GC ${c.gc.toFixed(0)} ms; ${summary.topFunctions.join(', ')}`);
+    log(
+      `[profile] small image: ${(summary.wallMs / 1000).toFixed(2)} s; outside the profile ${summary.outsideMs.toFixed(0)} ms, ` +
+        `idle ${c.idle.toFixed(0)} ms, lib ${c.lib.toFixed(0)} ms, undici ${c.undici.toFixed(0)} ms, other packages ${c.packages.toFixed(0)} ms, ` +
+        `Node.js ${c.node.toFixed(0)} ms, V8 ${c.v8.toFixed(0)} ms, GC ${c.gc.toFixed(0)} ms; ${summary.topFunctions.join(', ')}`,
+    );
     return summary;
   } finally {
     await target.stop();
@@ -167,10 +196,24 @@ async function warmUp(f: Fixture | undefined, source: string): Promise<void> {
   if (!f) return;
   const target = await startRegistry();
   try {
-    await timeCommand(process.execPath, [
-      join(ROOT, 'bin', 'oci-import.js'), 'import', '--source', `${source}/${f.repository}:${f.tag}`, '--target', target.host,
-      '--image', `warm-up/${f.id}:${f.tag}`, '--insecure', source, '--insecure', target.host,
-    ], { PATH: process.env.PATH, HOME: process.env.HOME });
+    await timeCommand(
+      process.execPath,
+      [
+        join(ROOT, 'bin', 'oci-import.js'),
+        'import',
+        '--source',
+        `${source}/${f.repository}:${f.tag}`,
+        '--target',
+        target.host,
+        '--image',
+        `warm-up/${f.id}:${f.tag}`,
+        '--insecure',
+        source,
+        '--insecure',
+        target.host,
+      ],
+      { PATH: process.env.PATH, HOME: process.env.HOME },
+    );
   } finally {
     await target.stop();
   }
@@ -183,17 +226,28 @@ async function fixture(spec: (typeof FIXTURES)[number]): Promise<Fixture> {
   const key = JSON.stringify({ build: spec.build, chart: spec.chart ?? false });
   let image: BuiltImage | undefined;
   try {
-    const meta = JSON.parse(await readFile(metaFile, 'utf8')) as { key: string; image: BuiltImage & { manifestBytes: string } };
-    const complete = meta.image.blobs.every((b) => existsSync(join(dir, 'blobs', 'sha256', b.digest.slice('sha256:'.length))));
-    if (meta.key === key && complete) image = { ...meta.image, manifestBytes: Buffer.from(meta.image.manifestBytes, 'base64') };
+    const meta = JSON.parse(await readFile(metaFile, 'utf8')) as {
+      key: string;
+      image: BuiltImage & { manifestBytes: string };
+    };
+    const complete = meta.image.blobs.every((b) =>
+      existsSync(join(dir, 'blobs', 'sha256', b.digest.slice('sha256:'.length))),
+    );
+    if (meta.key === key && complete)
+      image = { ...meta.image, manifestBytes: Buffer.from(meta.image.manifestBytes, 'base64') };
   } catch {
     // not built yet
   }
   if (!image) {
     const started = performance.now();
     await rm(dir, { recursive: true, force: true });
-    image = spec.chart ? { ...await buildHelmChart({ dir, version: '1.0.0' }) } : await buildImage({ ...spec.build, dir, tag: '1' });
-    await writeFile(metaFile, JSON.stringify({ key, image: { ...image, manifestBytes: image.manifestBytes.toString('base64') } }));
+    image = spec.chart
+      ? { ...(await buildHelmChart({ dir, version: '1.0.0' })) }
+      : await buildImage({ ...spec.build, dir, tag: '1' });
+    await writeFile(
+      metaFile,
+      JSON.stringify({ key, image: { ...image, manifestBytes: image.manifestBytes.toString('base64') } }),
+    );
     log(`built fixture ${spec.id} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
   const bytes = image.blobs.reduce((n, b) => n + b.size, 0);
@@ -203,12 +257,14 @@ async function fixture(spec: (typeof FIXTURES)[number]): Promise<Fixture> {
 function versions(): Record<string, string> {
   const out = (cmd: string, args: string[]) => {
     try {
-      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n')[0]!;
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .trim()
+        .split('\n')[0]!;
     } catch {
       return 'unknown';
     }
   };
-  const meminfo = out('sh', ['-c', "awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo"]);
+  const meminfo = out('sh', ['-c', 'awk \'/MemTotal/ {printf "%.1f GiB", $2/1048576}\' /proc/meminfo']);
   return {
     cpus: `${out('nproc', [])} × ${out('sh', ['-c', "awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo"])}`,
     memory: meminfo,
@@ -243,21 +299,44 @@ interface Bench {
  * One measured run of one runner into a fresh target registry. False when other programs used the CPU meanwhile
  * (the run is repeated, up to MAX_ATTEMPTS); the first run of a runner checks the digest that landed.
  */
-async function measureRun(b: Bench, sc: Scenario, runner: Runner, r: Result, label: string, attempt: number): Promise<boolean> {
+async function measureRun(
+  b: Bench,
+  sc: Scenario,
+  runner: Runner,
+  r: Result,
+  label: string,
+  attempt: number,
+): Promise<boolean> {
   const target = await startRegistry();
   try {
-    const ctx: RunContext = { fixture: sc.fixture, source: sc.source, target: target.host, targetRepository: `run${++b.runs}/${sc.fixture.id}`, cliEnv: b.opts.cliEnv };
+    const ctx: RunContext = {
+      fixture: sc.fixture,
+      source: sc.source,
+      target: target.host,
+      targetRepository: `run${++b.runs}/${sc.fixture.id}`,
+      cliEnv: b.opts.cliEnv,
+    };
     const targetCpu = registryCpu(target);
-    const before = { connections: b.proxy.stats.connections, target: targetCpu(), source: b.sourceCpu(), bench: process.cpuUsage(), machine: machineBusy() };
+    const before = {
+      connections: b.proxy.stats.connections,
+      target: targetCpu(),
+      source: b.sourceCpu(),
+      bench: process.cpuUsage(),
+      machine: machineBusy(),
+    };
     const m = await runner.run(ctx);
     const bench = process.cpuUsage(before.bench);
     const sample = {
-      target: targetCpu() - before.target, source: b.sourceCpu() - before.source, bench: (bench.user + bench.system) / 1000,
+      target: targetCpu() - before.target,
+      source: b.sourceCpu() - before.source,
+      bench: (bench.user + bench.system) / 1000,
       connections: b.proxy.stats.connections - before.connections,
     };
     // CPU the machine spent on anything but this run: another program competing for the cores.
-    const other = machineBusy() - before.machine - m.cpuMs - (m.untimedCpuMs ?? 0) - sample.target - sample.source - sample.bench;
-    const line = `[${sc.id}] ${runner.name.padEnd(10)} run ${label}: ${(m.ms / 1000).toFixed(2)} s, ` +
+    const other =
+      machineBusy() - before.machine - m.cpuMs - (m.untimedCpuMs ?? 0) - sample.target - sample.source - sample.bench;
+    const line =
+      `[${sc.id}] ${runner.name.padEnd(10)} run ${label}: ${(m.ms / 1000).toFixed(2)} s, ` +
       `${(sc.fixture.bytes / 1e6 / (m.ms / 1000)).toFixed(0)} MB/s, peak RSS ${(m.rssBytes / 1e6).toFixed(0)} MB, CPU: tool ${(m.cpuMs / 1000).toFixed(2)} s, ` +
       `target ${(sample.target / 1000).toFixed(2)} s, source ${(sample.source / 1000).toFixed(2)} s, bench/proxy ${(sample.bench / 1000).toFixed(2)} s, other ${(other / 1000).toFixed(2)} s`;
     if (other > OTHER_CPU_LIMIT_MS + 0.05 * m.ms && attempt < MAX_ATTEMPTS) {
@@ -276,7 +355,8 @@ async function measureRun(b: Bench, sc: Scenario, runner: Runner, r: Result, lab
     if (sc.net === 'far') r.sourceConnections.push(sample.connections);
     if (!r.verified) {
       const got = await manifestDigest(`${target.host}/${ctx.targetRepository}:${sc.fixture.tag}`);
-      if (got !== sc.fixture.image.digest) throw new Error(`${runner.name} in ${sc.id}: the target holds ${got}, the source ${sc.fixture.image.digest}`);
+      if (got !== sc.fixture.image.digest)
+        throw new Error(`${runner.name} in ${sc.id}: the target holds ${got}, the source ${sc.fixture.image.digest}`);
       r.verified = true;
     }
     log(line);
@@ -289,20 +369,46 @@ async function measureRun(b: Bench, sc: Scenario, runner: Runner, r: Result, lab
 /** Every runner on one scenario, `runs` rounds of each in turn. */
 async function runScenario(b: Bench, sc: Scenario): Promise<ScenarioResult> {
   await waitQuiet();
-  const byRunner = new Map<string, Result>(b.opts.runners.map((r) => [r.name, {
-    runner: r.name, ms: [], rssBytes: [], cpuMs: [], targetCpuMs: [], sourceCpuMs: [], benchCpuMs: [], otherCpuMs: [],
-    sourceConnections: [], repeated: 0, verified: false,
-  }]));
+  const byRunner = new Map<string, Result>(
+    b.opts.runners.map((r) => [
+      r.name,
+      {
+        runner: r.name,
+        ms: [],
+        rssBytes: [],
+        cpuMs: [],
+        targetCpuMs: [],
+        sourceCpuMs: [],
+        benchCpuMs: [],
+        otherCpuMs: [],
+        sourceConnections: [],
+        repeated: 0,
+        verified: false,
+      },
+    ]),
+  );
   for (let round = 1; round <= b.opts.runs; round++) {
     for (const runner of b.opts.runners) {
-      for (let attempt = 1; !await measureRun(b, sc, runner, byRunner.get(runner.name)!, `${round}/${b.opts.runs}`, attempt); attempt++);
+      for (
+        let attempt = 1;
+        !(await measureRun(b, sc, runner, byRunner.get(runner.name)!, `${round}/${b.opts.runs}`, attempt));
+        attempt++
+      );
     }
   }
-  return { id: sc.id, net: sc.net, fixture: { id: sc.fixture.id, title: sc.fixture.title, bytes: sc.fixture.bytes, digest: sc.fixture.image.digest }, results: [...byRunner.values()] };
+  return {
+    id: sc.id,
+    net: sc.net,
+    fixture: { id: sc.fixture.id, title: sc.fixture.title, bytes: sc.fixture.bytes, digest: sc.fixture.image.digest },
+    results: [...byRunner.values()],
+  };
 }
 
 /** How fast the CLI takes in a big blob, and how long it and a bare Node.js take to start. */
-async function intakeAndStartup(fixtures: readonly Fixture[], opts: Options): Promise<{ intake: IntakeResult[]; startupMs: number[]; nodeStartupMs: number[] }> {
+async function intakeAndStartup(
+  fixtures: readonly Fixture[],
+  opts: Options,
+): Promise<{ intake: IntakeResult[]; startupMs: number[]; nodeStartupMs: number[] }> {
   const single = fixtures.find((f) => f.id === 'single')!;
   const layer = single.image.blobs.reduce((a, b) => (b.size > a.size ? b : a));
   const bytes = await readFile(join(single.image.layoutDir, 'blobs', 'sha256', layer.digest.slice('sha256:'.length)));
@@ -312,13 +418,23 @@ async function intakeAndStartup(fixtures: readonly Fixture[], opts: Options): Pr
   for (const i of intake) log(`[intake] ${i.mode}: ${i.ms.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
   const startupMs: number[] = [];
   const nodeStartupMs: number[] = [];
-  for (let i = 0; i < opts.runs; i++) startupMs.push((await timeCommand(process.execPath, [join(ROOT, 'bin', 'oci-import.js'), '--help'], { PATH: process.env.PATH })).ms);
-  for (let i = 0; i < opts.runs; i++) nodeStartupMs.push((await timeCommand(process.execPath, ['-e', '0'], { PATH: process.env.PATH })).ms);
-  log(`[startup] oci-import --help: ${startupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s; node -e 0: ${nodeStartupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`);
+  for (let i = 0; i < opts.runs; i++)
+    startupMs.push(
+      (await timeCommand(process.execPath, [join(ROOT, 'bin', 'oci-import.js'), '--help'], { PATH: process.env.PATH }))
+        .ms,
+    );
+  for (let i = 0; i < opts.runs; i++)
+    nodeStartupMs.push((await timeCommand(process.execPath, ['-e', '0'], { PATH: process.env.PATH })).ms);
+  log(
+    `[startup] oci-import --help: ${startupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s; node -e 0: ${nodeStartupMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')} s`,
+  );
   return { intake, startupMs, nodeStartupMs };
 }
 
-type Measured = Pick<Report, 'scenarios' | 'intake' | 'startupMs' | 'nodeStartupMs' | 'smallProfile' | 'sync' | 'throughput' | 'instance'>;
+type Measured = Pick<
+  Report,
+  'scenarios' | 'intake' | 'startupMs' | 'nodeStartupMs' | 'smallProfile' | 'sync' | 'throughput' | 'instance'
+>;
 
 /** Every suite `--only` selects, against one source registry (and the far proxy in front of it). */
 async function measureAll(opts: Options, fixtures: readonly Fixture[]): Promise<Measured> {
@@ -329,10 +445,15 @@ async function measureAll(opts: Options, fixtures: readonly Fixture[]): Promise<
     for (const f of fixtures) {
       const t = performance.now();
       await pushOciLayout(f.image.layoutDir, `${source.host}/${f.repository}:${f.tag}`);
-      log(`pushed ${f.id} (${(f.bytes / 1e6).toFixed(0)} MB) to the source in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      log(
+        `pushed ${f.id} (${(f.bytes / 1e6).toFixed(0)} MB) to the source in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+      );
     }
     proxy = await startFarProxy({ target: source.host, ...FAR });
-    await warmUp(fixtures.find((f) => f.id === 'small'), source.host);
+    await warmUp(
+      fixtures.find((f) => f.id === 'small'),
+      source.host,
+    );
     const scenarios: Scenario[] = [
       ...fixtures.map((f) => ({ id: `loopback/${f.id}`, net: 'loopback' as const, fixture: f, source: source!.host })),
       ...fixtures.map((f) => ({ id: `far/${f.id}`, net: 'far' as const, fixture: f, source: proxy!.host })),
@@ -378,8 +499,12 @@ async function main(): Promise<void> {
   const written = await writeReport({
     dir: toDocs ? join(ROOT, 'docs') : BENCH_DIR,
     rawFile: join(BENCH_DIR, 'results.json'),
-    command, runs: opts.runs, cliEnv: opts.cliEnv, far: FAR,
-    machine: versions(), date: new Date().toISOString(),
+    command,
+    runs: opts.runs,
+    cliEnv: opts.cliEnv,
+    far: FAR,
+    machine: versions(),
+    date: new Date().toISOString(),
     durationMs: performance.now() - benchStarted,
     ...measured,
   });
@@ -394,8 +519,14 @@ async function syncSuite(source: RunningRegistry, proxy: FarProxy, runs: number)
   const digests = await pushSyncSource(source, dir);
   log(`pushed ${SYNC_TAGS} tags for the sync benchmark in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   const out = SYNC_TOOLS.map((tool) => ({
-    tool: tool.name, description: tool.description, firstMs: [] as number[], secondMs: [] as number[], firstCpuMs: [] as number[], secondCpuMs: [] as number[],
-    firstRssBytes: [] as number[], secondRssBytes: [] as number[],
+    tool: tool.name,
+    description: tool.description,
+    firstMs: [] as number[],
+    secondMs: [] as number[],
+    firstCpuMs: [] as number[],
+    secondCpuMs: [] as number[],
+    firstRssBytes: [] as number[],
+    secondRssBytes: [] as number[],
   }));
   for (let round = 1; round <= runs; round++) {
     for (const [i, tool] of SYNC_TOOLS.entries()) {
@@ -405,14 +536,17 @@ async function syncSuite(source: RunningRegistry, proxy: FarProxy, runs: number)
       try {
         const r = await tool.run(proxy.host, target.host, work);
         const got = await manifestDigest(r.landed('v42'));
-        if (got !== digests.get('v42')) throw new Error(`${tool.name} sync: the target holds ${got} for v42, the source ${digests.get('v42')}`);
+        if (got !== digests.get('v42'))
+          throw new Error(`${tool.name} sync: the target holds ${got} for v42, the source ${digests.get('v42')}`);
         out[i]!.firstMs.push(r.first.ms);
         out[i]!.secondMs.push(r.second.ms);
         out[i]!.firstCpuMs.push(r.first.cpuMs);
         out[i]!.secondCpuMs.push(r.second.cpuMs);
         out[i]!.firstRssBytes.push(r.first.rssBytes);
         out[i]!.secondRssBytes.push(r.second.rssBytes);
-        log(`[sync] ${tool.name.padEnd(10)} run ${round}/${runs}: first pass ${(r.first.ms / 1000).toFixed(2)} s, second pass ${(r.second.ms / 1000).toFixed(2)} s`);
+        log(
+          `[sync] ${tool.name.padEnd(10)} run ${round}/${runs}: first pass ${(r.first.ms / 1000).toFixed(2)} s, second pass ${(r.second.ms / 1000).toFixed(2)} s`,
+        );
       } finally {
         await target.stop();
         await cleanWork(work);
@@ -435,11 +569,20 @@ async function instanceSuite(source: RunningRegistry, fixtures: readonly Fixture
     await waitQuiet();
     const target = await startRegistry();
     try {
-      const r = await measureInstance({ image: f.id, bytes: f.bytes, sourceRef: `${source.host}/${f.repository}:${f.tag}`, atOnce, source, target });
+      const r = await measureInstance({
+        image: f.id,
+        bytes: f.bytes,
+        sourceRef: `${source.host}/${f.repository}:${f.tag}`,
+        atOnce,
+        source,
+        target,
+      });
       out.push(r);
-      log(`[instance] ${atOnce} × ${f.id} at once: ${(r.totalMs / 1000).toFixed(2)} s, worker peak RSS ${(r.workerPeakRssBytes / 1e6).toFixed(0)} MB ` +
-        `(idle ${(r.workerIdleRssBytes / 1e6).toFixed(0)} MB), host ${(r.hostPeakRssBytes / 1e6).toFixed(0)} MB, worker CPU ${(r.workerCpuMs / 1000).toFixed(2)} s, ` +
-        `busy ${(r.busyMs / 1000).toFixed(2)} s, executions ${JSON.stringify(r.executions)}, storage operations ${r.storageOps}`);
+      log(
+        `[instance] ${atOnce} × ${f.id} at once: ${(r.totalMs / 1000).toFixed(2)} s, worker peak RSS ${(r.workerPeakRssBytes / 1e6).toFixed(0)} MB ` +
+          `(idle ${(r.workerIdleRssBytes / 1e6).toFixed(0)} MB), host ${(r.hostPeakRssBytes / 1e6).toFixed(0)} MB, worker CPU ${(r.workerCpuMs / 1000).toFixed(2)} s, ` +
+          `busy ${(r.busyMs / 1000).toFixed(2)} s, executions ${JSON.stringify(r.executions)}, storage operations ${r.storageOps}`,
+      );
     } finally {
       await target.stop();
     }
@@ -460,8 +603,10 @@ async function throughputSuite(source: RunningRegistry, runs: number): Promise<T
       try {
         const r = await measureThroughput({ imports: 100, hosts, source, target, sourceRef });
         out.push(r);
-        log(`[throughput] ${hosts} host(s) run ${round}/${runs}: ${r.imports} imports in ${(r.totalMs / 1000).toFixed(2)} s, ` +
-          `POST p50 ${median(r.postMs).toFixed(0)} ms, ${r.storageOpsPerImport.toFixed(1)} storage operations per import`);
+        log(
+          `[throughput] ${hosts} host(s) run ${round}/${runs}: ${r.imports} imports in ${(r.totalMs / 1000).toFixed(2)} s, ` +
+            `POST p50 ${median(r.postMs).toFixed(0)} ms, ${r.storageOpsPerImport.toFixed(1)} storage operations per import`,
+        );
       } finally {
         await target.stop();
       }

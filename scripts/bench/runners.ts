@@ -63,7 +63,10 @@ export async function timeCommand(cmd: string, args: readonly string[], env: Nod
   const statsFile = join(dir, 'time.txt');
   try {
     const started = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', '%M %U %S', '-o', statsFile, cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-f', '%M %U %S', '-o', statsFile, cmd, ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     const keep = (b: Buffer) => (output = (output + b.toString('utf8')).slice(-8000));
     child.stdout.on('data', keep);
@@ -85,14 +88,28 @@ export async function timeCommand(cmd: string, args: readonly string[], env: Nod
 /** Our CLI, compiled (`npm run build`), with the default settings unless `--cli-env` says otherwise. */
 const ociImport: Runner = {
   name: 'oci-import',
-  description: '`node bin/oci-import.js import --source SRC --target DST --image REPO:TAG --insecure SRC --insecure DST` (default settings)',
+  description:
+    '`node bin/oci-import.js import --source SRC --target DST --image REPO:TAG --insecure SRC --insecure DST` (default settings)',
   run: (ctx) => {
     const f = ctx.fixture;
-    return timeCommand(process.execPath, [
-      join(ROOT, 'bin', 'oci-import.js'), 'import',
-      '--source', `${ctx.source}/${f.repository}:${f.tag}`, '--target', ctx.target,
-      '--image', `${ctx.targetRepository}:${f.tag}`, '--insecure', ctx.source, '--insecure', ctx.target,
-    ], { PATH: process.env.PATH, HOME: process.env.HOME, ...ctx.cliEnv });
+    return timeCommand(
+      process.execPath,
+      [
+        join(ROOT, 'bin', 'oci-import.js'),
+        'import',
+        '--source',
+        `${ctx.source}/${f.repository}:${f.tag}`,
+        '--target',
+        ctx.target,
+        '--image',
+        `${ctx.targetRepository}:${f.tag}`,
+        '--insecure',
+        ctx.source,
+        '--insecure',
+        ctx.target,
+      ],
+      { PATH: process.env.PATH, HOME: process.env.HOME, ...ctx.cliEnv },
+    );
   },
 };
 
@@ -103,15 +120,31 @@ const ociImport: Runner = {
  */
 const skopeo: Runner = {
   name: 'skopeo',
-  description: '`skopeo copy [--all] --preserve-digests docker://SRC docker://DST` (`--all` for the index), isolated config',
-  run: (ctx) => withSkopeoSandbox((sb, globalArgs) => {
-    const f = ctx.fixture;
-    return timeCommand('skopeo', [
-      ...globalArgs, 'copy', ...(f.image.manifests.length ? ['--all'] : []), '--preserve-digests', '--quiet', '--retry-times', '0',
-      '--src-tls-verify=false', ...credArgs(sb, 'src-', undefined), '--dest-tls-verify=false', ...credArgs(sb, 'dest-', undefined),
-      `docker://${ctx.source}/${f.repository}:${f.tag}`, `docker://${ctx.target}/${ctx.targetRepository}:${f.tag}`,
-    ], sb.env);
-  }),
+  description:
+    '`skopeo copy [--all] --preserve-digests docker://SRC docker://DST` (`--all` for the index), isolated config',
+  run: (ctx) =>
+    withSkopeoSandbox((sb, globalArgs) => {
+      const f = ctx.fixture;
+      return timeCommand(
+        'skopeo',
+        [
+          ...globalArgs,
+          'copy',
+          ...(f.image.manifests.length ? ['--all'] : []),
+          '--preserve-digests',
+          '--quiet',
+          '--retry-times',
+          '0',
+          '--src-tls-verify=false',
+          ...credArgs(sb, 'src-', undefined),
+          '--dest-tls-verify=false',
+          ...credArgs(sb, 'dest-', undefined),
+          `docker://${ctx.source}/${f.repository}:${f.tag}`,
+          `docker://${ctx.target}/${ctx.targetRepository}:${f.tag}`,
+        ],
+        sb.env,
+      );
+    }),
 };
 
 /**
@@ -152,7 +185,6 @@ const raw: Runner = {
   },
 };
 
-
 /** What /proc counts CPU time in (USER_HZ). */
 export const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 
@@ -174,7 +206,10 @@ function peakRss(pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
-interface JobStatus { status: string; error?: { code: string; message: string } }
+interface JobStatus {
+  status: string;
+  error?: { code: string; message: string };
+}
 
 /** The local host's URL once its output says it is listening (within 60 s, or it throws with that output). */
 async function hostListening(host: ChildProcess, output: () => string): Promise<string> {
@@ -191,16 +226,21 @@ async function hostListening(host: ChildProcess, output: () => string): Promise<
 async function importThroughHost(url: string, key: string, ctx: RunContext, output: () => string): Promise<void> {
   const f = ctx.fixture;
   const res = await fetch(`${url}/api/imports`, {
-    method: 'POST', headers: { 'content-type': 'application/json', 'x-functions-key': key },
-    body: JSON.stringify({ source: `${ctx.source}/${f.repository}:${f.tag}`, images: [`${ctx.targetRepository}:${f.tag}`] }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-functions-key': key },
+    body: JSON.stringify({
+      source: `${ctx.source}/${f.repository}:${f.tag}`,
+      images: [`${ctx.targetRepository}:${f.tag}`],
+    }),
   });
   if (res.status !== 202) throw new Error(`POST /api/imports answered ${res.status}: ${await res.text()}`);
-  const { statusUrl } = await res.json() as { statusUrl: string };
+  const { statusUrl } = (await res.json()) as { statusUrl: string };
   const until = Date.now() + RUN_TIMEOUT_MS;
   for (;;) {
-    const s = await (await fetch(statusUrl, { headers: { 'x-functions-key': key } })).json() as JobStatus;
+    const s = (await (await fetch(statusUrl, { headers: { 'x-functions-key': key } })).json()) as JobStatus;
     if (s.status === 'succeeded') break;
-    if (s.status === 'failed') throw new Error(`the import failed: ${JSON.stringify(s.error)}\n${output().slice(-4000)}`);
+    if (s.status === 'failed')
+      throw new Error(`the import failed: ${JSON.stringify(s.error)}\n${output().slice(-4000)}`);
     if (Date.now() > until) throw new Error(`the import is still ${s.status} after ${RUN_TIMEOUT_MS / 1000} s`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -219,13 +259,15 @@ function queueMode(): Runner {
   let n = 0;
   return {
     name: 'queue mode',
-    description: '`npm start` (local host and its worker process on Azurite, CHUNK_SIZE 8 MiB, STEP_BUDGET_SECONDS 2, a function key), `POST /api/imports`, GET the status until it is succeeded',
+    description:
+      '`npm start` (local host and its worker process on Azurite, CHUNK_SIZE 8 MiB, STEP_BUDGET_SECONDS 2, a function key), `POST /api/imports`, GET the status until it is succeeded',
     run: async (ctx) => {
       const storage = await (azurite ??= startAzurite());
       // A function key, as in Azure (authLevel function): the POST and every poll of the statusUrl send it.
       const key = randomBytes(16).toString('hex');
       const env: Record<string, string> = {
-        PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '',
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
         LOCAL_HOST_FUNCTION_KEY: key,
         AzureWebJobsStorage: storage.connectionString,
         TARGET_REGISTRY: ctx.target,
@@ -237,7 +279,11 @@ function queueMode(): Runner {
         ...ctx.cliEnv,
       };
       const azuriteBefore = processCpuMs(storage.pid);
-      const host = spawn(process.execPath, [join(ROOT, 'dist', 'scripts', 'host', 'main.js'), '--port', '0', '--no-azurite'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const host = spawn(
+        process.execPath,
+        [join(ROOT, 'dist', 'scripts', 'host', 'main.js'), '--port', '0', '--no-azurite'],
+        { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let output = '';
       const keep = (b: Buffer) => (output = (output + b.toString('utf8')).slice(-20000));
       host.stdout.on('data', keep);
@@ -246,7 +292,7 @@ function queueMode(): Runner {
       try {
         const url = await hostListening(host, () => output);
         // The functions run in the host's worker process (as in Azure): its CPU and memory count too.
-        const status = await (await fetch(`${url}/admin/host/status`)).json() as { worker?: { pid?: number } };
+        const status = (await (await fetch(`${url}/admin/host/status`)).json()) as { worker?: { pid?: number } };
         const workerPid = status.worker?.pid;
         const cpu = () => processCpuMs(host.pid) + processCpuMs(workerPid) + processCpuMs(storage.pid);
         const cpuBefore = cpu();
@@ -256,7 +302,12 @@ function queueMode(): Runner {
         const ms = performance.now() - started;
         if (process.env.BENCH_DEBUG) process.stderr.write(output);
         // Peak of the host plus peak of the worker: an upper bound of the two processes' peak together.
-        return { ms, cpuMs: cpu() - cpuBefore, untimedCpuMs, rssBytes: peakRss(host.pid!) + (workerPid ? peakRss(workerPid) : 0) };
+        return {
+          ms,
+          cpuMs: cpu() - cpuBefore,
+          untimedCpuMs,
+          rssBytes: peakRss(host.pid!) + (workerPid ? peakRss(workerPid) : 0),
+        };
       } finally {
         host.kill('SIGTERM');
         const timer = setTimeout(() => host.kill('SIGKILL'), 10_000);

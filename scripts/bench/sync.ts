@@ -30,11 +30,19 @@ export async function pushSyncSource(source: RunningRegistry, dir: string): Prom
   const digests = new Map<string, string>();
   const tags = Array.from({ length: SYNC_TAGS }, (_, i) => `v${i + 1}`);
   for (let i = 0; i < tags.length; i += 8) {
-    await Promise.all(tags.slice(i, i + 8).map(async (tag) => {
-      const img = await buildImage({ dir: join(dir, tag), seed: `bench-sync-${tag}`, layersPerPlatform: 1, layerSize: 256 * 1024, tag });
-      await pushOciLayout(img.layoutDir, `${source.host}/${SYNC_REPOSITORY}:${tag}`);
-      digests.set(tag, img.digest);
-    }));
+    await Promise.all(
+      tags.slice(i, i + 8).map(async (tag) => {
+        const img = await buildImage({
+          dir: join(dir, tag),
+          seed: `bench-sync-${tag}`,
+          layersPerPlatform: 1,
+          layerSize: 256 * 1024,
+          tag,
+        });
+        await pushOciLayout(img.layoutDir, `${source.host}/${SYNC_REPOSITORY}:${tag}`);
+        digests.set(tag, img.digest);
+      }),
+    );
   }
   return digests;
 }
@@ -43,13 +51,32 @@ const ROOT = join(import.meta.dirname, '..', '..');
 
 const ociImportSync: SyncTool = {
   name: 'oci-import',
-  description: '`node bin/oci-import.js sync --rules rules.json --target DST --insecure SRC --insecure DST`, one rule (the whole repository), default settings (SYNC_CONCURRENCY 8)',
+  description:
+    '`node bin/oci-import.js sync --rules rules.json --target DST --insecure SRC --insecure DST`, one rule (the whole repository), default settings (SYNC_CONCURRENCY 8)',
   run: async (source, target, work) => {
     await mkdir(work, { recursive: true });
     const rules = join(work, 'rules.json');
-    await writeFile(rules, JSON.stringify({ rules: [{ source: `${source}/${SYNC_REPOSITORY}`, target: 'mirror/sync100' }] }));
-    const pass = () => timeCommand(process.execPath, [join(ROOT, 'bin', 'oci-import.js'), 'sync', '--rules', rules, '--target', target, '--insecure', source, '--insecure', target],
-      { PATH: process.env.PATH, HOME: process.env.HOME });
+    await writeFile(
+      rules,
+      JSON.stringify({ rules: [{ source: `${source}/${SYNC_REPOSITORY}`, target: 'mirror/sync100' }] }),
+    );
+    const pass = () =>
+      timeCommand(
+        process.execPath,
+        [
+          join(ROOT, 'bin', 'oci-import.js'),
+          'sync',
+          '--rules',
+          rules,
+          '--target',
+          target,
+          '--insecure',
+          source,
+          '--insecure',
+          target,
+        ],
+        { PATH: process.env.PATH, HOME: process.env.HOME },
+      );
     const first = await pass();
     const second = await pass();
     return { first, second, landed: (tag) => `${target}/mirror/sync100:${tag}` };
@@ -58,16 +85,34 @@ const ociImportSync: SyncTool = {
 
 const skopeoSync: SyncTool = {
   name: 'skopeo',
-  description: '`skopeo sync --src docker --dest docker --preserve-digests SRC/bench/sync100 DST/mirror`, isolated config',
-  run: (source, target) => withSkopeoSandbox(async (sb, globalArgs) => {
-    const pass = () => timeCommand('skopeo', [
-      ...globalArgs, 'sync', '--src', 'docker', '--dest', 'docker', '--preserve-digests', '--retry-times', '0',
-      '--src-tls-verify=false', '--dest-tls-verify=false', `${source}/${SYNC_REPOSITORY}`, `${target}/mirror`,
-    ], sb.env);
-    const first = await pass();
-    const second = await pass();
-    return { first, second, landed: (tag) => `${target}/mirror/sync100:${tag}` };
-  }),
+  description:
+    '`skopeo sync --src docker --dest docker --preserve-digests SRC/bench/sync100 DST/mirror`, isolated config',
+  run: (source, target) =>
+    withSkopeoSandbox(async (sb, globalArgs) => {
+      const pass = () =>
+        timeCommand(
+          'skopeo',
+          [
+            ...globalArgs,
+            'sync',
+            '--src',
+            'docker',
+            '--dest',
+            'docker',
+            '--preserve-digests',
+            '--retry-times',
+            '0',
+            '--src-tls-verify=false',
+            '--dest-tls-verify=false',
+            `${source}/${SYNC_REPOSITORY}`,
+            `${target}/mirror`,
+          ],
+          sb.env,
+        );
+      const first = await pass();
+      const second = await pass();
+      return { first, second, landed: (tag) => `${target}/mirror/sync100:${tag}` };
+    }),
 };
 
 export const SYNC_TOOLS: readonly SyncTool[] = [ociImportSync, skopeoSync];

@@ -37,9 +37,15 @@ interface Host {
 }
 
 async function startHost(env: Record<string, string>): Promise<Host> {
-  const child: ChildProcess = spawn(process.execPath, [join(ROOT, 'dist', 'scripts', 'host', 'main.js'), '--port', '0', '--no-azurite'], {
-    cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [join(ROOT, 'dist', 'scripts', 'host', 'main.js'), '--port', '0', '--no-azurite'],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   const keep = (b: Buffer) => (output = (output + b.toString('utf8')).slice(-20000));
   child.stdout!.on('data', keep);
@@ -68,7 +74,14 @@ function storageRequests(log: string): number {
   return (readFileSync(log, 'utf8').match(/StorageContextMiddleware: RequestMethod=/g) ?? []).length;
 }
 
-export async function measureThroughput(o: { imports: number; hosts: number; source: RunningRegistry; target: RunningRegistry; sourceRef: string; env?: Record<string, string> }): Promise<ThroughputResult> {
+export async function measureThroughput(o: {
+  imports: number;
+  hosts: number;
+  source: RunningRegistry;
+  target: RunningRegistry;
+  sourceRef: string;
+  env?: Record<string, string>;
+}): Promise<ThroughputResult> {
   const dir = mkdtempSync(join(tmpdir(), 'oci-bench-throughput-'));
   const log = join(dir, 'azurite.log');
   let azurite: RunningAzurite | undefined;
@@ -77,13 +90,17 @@ export async function measureThroughput(o: { imports: number; hosts: number; sou
     azurite = await startAzurite({ debugLog: log });
     const key = randomBytes(16).toString('hex');
     const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '',
-      LOCAL_HOST_FUNCTION_KEY: key, AzureWebJobsStorage: azurite.connectionString,
-      TARGET_REGISTRY: o.target.host, INSECURE_REGISTRIES: `${o.source.host},${o.target.host}`, ALLOWED_SOURCES: o.source.host,
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      LOCAL_HOST_FUNCTION_KEY: key,
+      AzureWebJobsStorage: azurite.connectionString,
+      TARGET_REGISTRY: o.target.host,
+      INSECURE_REGISTRIES: `${o.source.host},${o.target.host}`,
+      ALLOWED_SOURCES: o.source.host,
       IMPORT_QUEUE: 'throughput',
       ...o.env,
     };
-    hosts.push(...await Promise.all(Array.from({ length: o.hosts }, () => startHost(env))));
+    hosts.push(...(await Promise.all(Array.from({ length: o.hosts }, () => startHost(env)))));
     const headers = { 'content-type': 'application/json', 'x-functions-key': key };
     const before = storageRequests(log);
     const postMs: number[] = [];
@@ -92,7 +109,9 @@ export async function measureThroughput(o: { imports: number; hosts: number; sou
     for (let i = 0; i < o.imports; i++) {
       const t0 = performance.now();
       const res = await fetch(`${hosts[i % hosts.length]!.url}/api/imports`, {
-        method: 'POST', headers, body: JSON.stringify({ source: o.sourceRef, images: [`throughput/app${i}:1`] }),
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ source: o.sourceRef, images: [`throughput/app${i}:1`] }),
       });
       if (res.status !== 202) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
       urls.push(((await res.json()) as { statusUrl: string }).statusUrl);
@@ -111,7 +130,13 @@ export async function measureThroughput(o: { imports: number; hosts: number; sou
     const totalMs = performance.now() - started;
     // the status polls above are the benchmark's, not the imports': one blob read each, subtracted
     const served = storageRequests(log) - before;
-    return { hosts: o.hosts, imports: o.imports, postMs, totalMs, storageOpsPerImport: Math.max(0, served - polls) / o.imports };
+    return {
+      hosts: o.hosts,
+      imports: o.imports,
+      postMs,
+      totalMs,
+      storageOpsPerImport: Math.max(0, served - polls) / o.imports,
+    };
   } finally {
     await Promise.all(hosts.map((h) => h.stop()));
     await azurite?.stop();
@@ -128,14 +153,30 @@ export async function pushSmallImage(source: RunningRegistry, dir: string): Prom
 }
 
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
-  const { values } = parseArgs({ options: { imports: { type: 'string', default: '100' }, hosts: { type: 'string', default: '1' } } });
+  const { values } = parseArgs({
+    options: { imports: { type: 'string', default: '100' }, hosts: { type: 'string', default: '1' } },
+  });
   const [source, target] = await Promise.all([startRegistry(), startRegistry()]);
   const dir = mkdtempSync(join(tmpdir(), 'oci-bench-small-'));
   try {
     const sourceRef = await pushSmallImage(source, dir);
-    const r = await measureThroughput({ imports: Number(values.imports), hosts: Number(values.hosts), source, target, sourceRef });
+    const r = await measureThroughput({
+      imports: Number(values.imports),
+      hosts: Number(values.hosts),
+      source,
+      target,
+      sourceRef,
+    });
     const sorted = [...r.postMs].sort((a, b) => a - b);
-    process.stdout.write(JSON.stringify({ ...r, postMs: undefined, postP50: sorted[Math.floor(sorted.length / 2)], postP90: sorted[Math.floor(sorted.length * 0.9)], importsPerSecond: r.imports / (r.totalMs / 1000) }) + '\n');
+    process.stdout.write(
+      JSON.stringify({
+        ...r,
+        postMs: undefined,
+        postP50: sorted[Math.floor(sorted.length / 2)],
+        postP90: sorted[Math.floor(sorted.length * 0.9)],
+        importsPerSecond: r.imports / (r.totalMs / 1000),
+      }) + '\n',
+    );
   } finally {
     await Promise.all([source.stop(), target.stop()]);
     rmSync(dir, { recursive: true, force: true });

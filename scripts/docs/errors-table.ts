@@ -19,7 +19,12 @@ export function renderErrorTable(): string {
     const temporary = e.temporary === 'varies' ? 'varies' : e.temporary ? 'yes' : 'no';
     return `| \`${code}\` | ${e.side} | ${temporary} | ${http} | ${cell(e.meaning)} |`;
   });
-  return ['| Code | Side | Temporary | HTTP | Meaning |', '|---|---|---|---|---|', ...rows, '| `HTTP_<status>` | registry | varies | | A registry answered `<status>` with no code of ours (its own code, if any, is in the message). |'].join('\n');
+  return [
+    '| Code | Side | Temporary | HTTP | Meaning |',
+    '|---|---|---|---|---|',
+    ...rows,
+    '| `HTTP_<status>` | registry | varies | | A registry answered `<status>` with no code of ours (its own code, if any, is in the message). |',
+  ].join('\n');
 }
 
 /** `text` with the part between the markers replaced by the table. */

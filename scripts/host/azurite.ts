@@ -84,10 +84,21 @@ export async function startAzurite(root: string, ports = DEV_PORTS): Promise<Sta
   const logFile = join(location, 'azurite.log');
   const fd = openSync(logFile, 'a');
   const args = [
-    '--location', location, ...AZURITE_FLAGS,
-    '--blobHost', '127.0.0.1', '--blobPort', String(ports.blob),
-    '--queueHost', '127.0.0.1', '--queuePort', String(ports.queue),
-    '--tableHost', '127.0.0.1', '--tablePort', String(ports.table),
+    '--location',
+    location,
+    ...AZURITE_FLAGS,
+    '--blobHost',
+    '127.0.0.1',
+    '--blobPort',
+    String(ports.blob),
+    '--queueHost',
+    '127.0.0.1',
+    '--queuePort',
+    String(ports.queue),
+    '--tableHost',
+    '127.0.0.1',
+    '--tablePort',
+    String(ports.table),
   ];
   let child: ChildProcess;
   try {
@@ -104,7 +115,12 @@ export async function startAzurite(root: string, ports = DEV_PORTS): Promise<Sta
     closeSync(fd);
   }
   let exited = false;
-  const exitPromise = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
+  const exitPromise = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
   child.unref();
   // The IPC channel must not keep the host alive on its own either.
   (child.channel as { unref?: () => void } | undefined)?.unref?.();

@@ -27,14 +27,24 @@ export interface Catalog {
 
 function kindOf(type: string | null | undefined): TriggerKind {
   switch ((type ?? '').toLowerCase()) {
-    case 'httptrigger': return 'http';
-    case 'queuetrigger': return 'queue';
-    case 'timertrigger': return 'timer';
-    default: return 'unsupported';
+    case 'httptrigger':
+      return 'http';
+    case 'queuetrigger':
+      return 'queue';
+    case 'timertrigger':
+      return 'timer';
+    default:
+      return 'unsupported';
   }
 }
 
-function resolveBinding(binding: RpcBindingInfo, env: Env, where: string, fallback: ((name: string) => string | undefined) | undefined, defaulted: Set<string>): RpcBindingInfo {
+function resolveBinding(
+  binding: RpcBindingInfo,
+  env: Env,
+  where: string,
+  fallback: ((name: string) => string | undefined) | undefined,
+  defaulted: Set<string>,
+): RpcBindingInfo {
   const out: RpcBindingInfo = {};
   for (const [key, value] of Object.entries(binding)) {
     if (typeof value === 'string' && value.includes('%')) {
@@ -53,7 +63,11 @@ function isDisabled(name: string, env: Env): boolean {
   return v !== undefined && /^(true|1)$/i.test(v.trim());
 }
 
-export function buildCatalog(registered: readonly FunctionInfo[], env: Env, fallback?: (name: string) => string | undefined): Catalog {
+export function buildCatalog(
+  registered: readonly FunctionInfo[],
+  env: Env,
+  fallback?: (name: string) => string | undefined,
+): Catalog {
   const functions: HostedFunction[] = [];
   const warnings: string[] = [];
   const defaulted = new Set<string>();
@@ -66,18 +80,26 @@ export function buildCatalog(registered: readonly FunctionInfo[], env: Env, fall
     for (const [name, binding] of Object.entries(fn.metadata.bindings)) {
       if (name === fn.triggerName) continue;
       if (binding.direction === 'in') {
-        warnings.push(`${where}: input binding '${name}' (${String(binding.type)}) is not supported by the local host; it will be undefined`);
+        warnings.push(
+          `${where}: input binding '${name}' (${String(binding.type)}) is not supported by the local host; it will be undefined`,
+        );
         continue;
       }
-      const resolved = disabled ? binding : resolveBinding(binding, env, `${where} output '${name}'`, fallback, defaulted);
+      const resolved = disabled
+        ? binding
+        : resolveBinding(binding, env, `${where} output '${name}'`, fallback, defaulted);
       outputs.set(name, resolved);
       const type = String(binding.type ?? '').toLowerCase();
       if (type !== 'queue' && type !== 'http') {
-        warnings.push(`${where}: output binding '${name}' (${String(binding.type)}) is not supported by the local host; its value is dropped`);
+        warnings.push(
+          `${where}: output binding '${name}' (${String(binding.type)}) is not supported by the local host; its value is dropped`,
+        );
       }
     }
     if (kind === 'unsupported') {
-      warnings.push(`${where}: trigger type '${String(fn.trigger.type)}' is not supported by the local host; the function will not run`);
+      warnings.push(
+        `${where}: trigger type '${String(fn.trigger.type)}' is not supported by the local host; the function will not run`,
+      );
     }
     functions.push({ fn, kind, trigger, outputs, disabled });
   }

@@ -66,7 +66,9 @@ export interface RpcTypedData {
   collectionBytes?: { bytes?: Uint8Array[] | null } | null;
 }
 
-export interface RpcNullable<T> { value?: T | null }
+export interface RpcNullable<T> {
+  value?: T | null;
+}
 
 export interface RpcHttpCookie {
   name?: string | null;
@@ -103,7 +105,11 @@ export interface RpcInvocationRequest {
   inputData: RpcParameterBinding[];
   triggerMetadata: Record<string, RpcTypedData>;
   traceContext?: { traceParent?: string; traceState?: string; attributes?: Record<string, string> };
-  retryContext?: { retryCount: number; maxRetryCount: number; exception?: { message?: string; source?: string; stackTrace?: string } };
+  retryContext?: {
+    retryCount: number;
+    maxRetryCount: number;
+    exception?: { message?: string; source?: string; stackTrace?: string };
+  };
 }
 
 export interface RpcInvocationResponse {
@@ -205,17 +211,26 @@ export class FunctionsRuntime {
     const name = metadata.name ?? metadata.functionId;
     if (!name) throw new Error('registerFunction: metadata has no name');
     if (typeof callback !== 'function') throw new Error(`registerFunction: handler of "${name}" is not a function`);
-    if (!metadata.bindings || typeof metadata.bindings !== 'object') throw new Error(`registerFunction: "${name}" has no bindings`);
+    if (!metadata.bindings || typeof metadata.bindings !== 'object')
+      throw new Error(`registerFunction: "${name}" has no bindings`);
     const lower = name.toLowerCase();
     for (const existing of this.functions.values()) {
-      if (existing.name.toLowerCase() === lower) throw new Error(`A function named "${name}" is already registered (function names are case-insensitive).`);
+      if (existing.name.toLowerCase() === lower)
+        throw new Error(`A function named "${name}" is already registered (function names are case-insensitive).`);
     }
-    const triggers = Object.entries(metadata.bindings).filter(([, b]) => typeof b.type === 'string' && /trigger$/i.test(b.type));
-    if (triggers.length !== 1) throw new Error(`Function "${name}" must have exactly one trigger binding (found ${triggers.length}).`);
+    const triggers = Object.entries(metadata.bindings).filter(
+      ([, b]) => typeof b.type === 'string' && /trigger$/i.test(b.type),
+    );
+    if (triggers.length !== 1)
+      throw new Error(`Function "${name}" must have exactly one trigger binding (found ${triggers.length}).`);
     const [triggerName, trigger] = triggers[0]!;
     const functionId = randomUUID();
     this.functions.set(functionId, {
-      name, functionId, callback, triggerName, trigger,
+      name,
+      functionId,
+      callback,
+      triggerName,
+      trigger,
       metadata: { ...metadata, name, functionId },
     });
     return new Disposable(() => {
@@ -231,7 +246,11 @@ export class FunctionsRuntime {
     this.hooks.set(hookName, list);
     return new Disposable(() => {
       const current = this.hooks.get(hookName);
-      if (current) this.hooks.set(hookName, current.filter((c) => c !== callback));
+      if (current)
+        this.hooks.set(
+          hookName,
+          current.filter((c) => c !== callback),
+        );
     });
   }
 
@@ -242,7 +261,12 @@ export class FunctionsRuntime {
   }
 
   /** Runs `log` hooks synchronously (they may change level and message) — only for user logs. */
-  runLogHooks(entry: { level: RpcLogLevel; message: string; category: RpcLogCategory; invocationContext?: unknown }): void {
+  runLogHooks(entry: {
+    level: RpcLogLevel;
+    message: string;
+    category: RpcLogCategory;
+    invocationContext?: unknown;
+  }): void {
     const hooks = this.hooks.get('log');
     if (!hooks || hooks.length === 0) return;
     const ctx: Record<string, unknown> = { ...entry, hookData: {}, appHookData: this.appHookData };
@@ -276,7 +300,13 @@ export function installCoreApi(runtime: FunctionsRuntime): void {
   }
   const M = Module as unknown as ModuleInternals;
   const original = M._resolveFilename;
-  M._resolveFilename = function resolveFilename(this: unknown, request: string, parent: unknown, isMain: boolean, options?: unknown): string {
+  M._resolveFilename = function resolveFilename(
+    this: unknown,
+    request: string,
+    parent: unknown,
+    isMain: boolean,
+    options?: unknown,
+  ): string {
     if (request === CORE_MODULE_ID) return CORE_MODULE_ID;
     return original.call(this, request, parent, isMain, options);
   };

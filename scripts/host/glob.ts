@@ -20,7 +20,11 @@ function expandBraces(pattern: string): string[] {
       for (const c of inner) {
         if (c === '{') level++;
         if (c === '}') level--;
-        if (c === ',' && level === 0) { options.push(current); current = ''; continue; }
+        if (c === ',' && level === 0) {
+          options.push(current);
+          current = '';
+          continue;
+        }
         current += c;
       }
       options.push(current);
@@ -40,8 +44,14 @@ function segmentRegex(segment: string): RegExp {
     else if (ch === '?') re += '[^/]';
     else if (ch === '[') {
       const close = segment.indexOf(']', i + 1);
-      if (close < 0) { re += '\\['; continue; }
-      const body = segment.slice(i + 1, close).replace(/^!/, '^').replace(/\\/g, '\\\\');
+      if (close < 0) {
+        re += '\\[';
+        continue;
+      }
+      const body = segment
+        .slice(i + 1, close)
+        .replace(/^!/, '^')
+        .replace(/\\/g, '\\\\');
       re += `[${body}]`;
       i = close;
     } else re += ch.replace(/[.+^${}()|\\]/g, '\\$&');
@@ -64,7 +74,8 @@ function walk(dir: string, segments: string[], out: Set<string>): void {
   if (head === '**') {
     walk(dir, rest, out);
     for (const entry of safeReaddir(dir)) {
-      if (entry.isDirectory() && entry.name !== 'node_modules' && !entry.name.startsWith('.')) walk(join(dir, entry.name), segments, out);
+      if (entry.isDirectory() && entry.name !== 'node_modules' && !entry.name.startsWith('.'))
+        walk(join(dir, entry.name), segments, out);
     }
     return;
   }

@@ -25,7 +25,14 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { FunctionInfo, RpcBindingInfo, RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcTypedData } from './core-api.js';
+import type {
+  FunctionInfo,
+  RpcBindingInfo,
+  RpcHttpCookie,
+  RpcHttpData,
+  RpcInvocationResponse,
+  RpcTypedData,
+} from './core-api.js';
 import { FunctionTimeoutError, WorkerExitError, type InFlight, type Invoker } from './invoke.js';
 import { describeError, type HostLogger } from './log.js';
 import { compareRoutes, compileRoute, matchRoute, type CompiledRoute } from './route.js';
@@ -64,7 +71,12 @@ export function toHttpFunction(fn: FunctionInfo, trigger: RpcBindingInfo = fn.tr
   const route = typeof trigger.route === 'string' && trigger.route.trim() !== '' ? trigger.route : fn.name;
   const methodsRaw = Array.isArray(trigger.methods) && trigger.methods.length > 0 ? trigger.methods : ['GET', 'POST'];
   const methods = new Set(methodsRaw.map((m) => String(m).toUpperCase()));
-  return { fn, route: compileRoute(route), methods, authLevel: typeof trigger.authLevel === 'string' ? trigger.authLevel.toLowerCase() : 'anonymous' };
+  return {
+    fn,
+    route: compileRoute(route),
+    methods,
+    authLevel: typeof trigger.authLevel === 'string' ? trigger.authLevel.toLowerCase() : 'anonymous',
+  };
 }
 
 /** The `Host` values this listener answers to (loopback names with its port; no port only on port 80). */
@@ -83,7 +95,8 @@ export function allowedOrigins(port: number): Set<string> {
 /** Why a request may not reach any handler (foreign Host or Origin), or undefined when it may. */
 export function refuseForeign(headers: IncomingMessage['headers'], port: number): string | undefined {
   const host = headers.host?.toLowerCase();
-  if (!host || !allowedHosts(port).has(host)) return 'Host header is not this local host (127.0.0.1, localhost or [::1] with its port)';
+  if (!host || !allowedHosts(port).has(host))
+    return 'Host header is not this local host (127.0.0.1, localhost or [::1] with its port)';
   const origin = headers.origin;
   if (origin !== undefined && !allowedOrigins(port).has(origin.toLowerCase())) return 'Origin is not this local host';
   return undefined;
@@ -101,16 +114,32 @@ function sameKey(given: string, expected: string | undefined): boolean {
  * The authorization level a request proves (AuthenticationLevelHandler: the header wins over `code`),
  * and whether it may call a function of `authLevel`.
  */
-export function authorized(authLevel: string, headerKey: string | undefined, queryKey: string | null, keys: HttpKeys | undefined): boolean {
+export function authorized(
+  authLevel: string,
+  headerKey: string | undefined,
+  queryKey: string | null,
+  keys: HttpKeys | undefined,
+): boolean {
   if (!keys || (!keys.functionKey && !keys.masterKey)) return true;
   if (authLevel === 'anonymous') return true;
-  const given = headerKey !== undefined ? headerKey : queryKey ?? '';
+  const given = headerKey !== undefined ? headerKey : (queryKey ?? '');
   if (given === '') return false;
   if (sameKey(given, keys.masterKey)) return true;
   return authLevel === 'function' && sameKey(given, keys.functionKey);
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'content-length']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'trailers',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+]);
 
 function typedDataToBuffer(data: RpcTypedData | null | undefined): Buffer {
   if (!data) return Buffer.alloc(0);
@@ -136,10 +165,17 @@ export function serializeCookie(c: RpcHttpCookie): string {
   if (c.secure?.value) out += '; Secure';
   if (c.httpOnly?.value) out += '; HttpOnly';
   switch (c.sameSite) {
-    case 'lax': out += '; SameSite=Lax'; break;
-    case 'strict': out += '; SameSite=Strict'; break;
-    case 'explicitNone': out += '; SameSite=None'; break;
-    default: break;
+    case 'lax':
+      out += '; SameSite=Lax';
+      break;
+    case 'strict':
+      out += '; SameSite=Strict';
+      break;
+    case 'explicitNone':
+      out += '; SameSite=None';
+      break;
+    default:
+      break;
   }
   return out;
 }
@@ -242,8 +278,14 @@ function incoming(req: IncomingMessage, res: ServerResponse): Incoming {
   const q = rawUrl.indexOf('?');
   const rawPath = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
   return {
-    req, res, started: performance.now(), method: (req.method ?? 'GET').toUpperCase(), rawUrl, rawPath,
-    query: q >= 0 ? rawUrl.slice(q + 1) : '', parts: rawPath.split('/').filter((p) => p !== ''),
+    req,
+    res,
+    started: performance.now(),
+    method: (req.method ?? 'GET').toUpperCase(),
+    rawUrl,
+    rawPath,
+    query: q >= 0 ? rawUrl.slice(q + 1) : '',
+    parts: rawPath.split('/').filter((p) => p !== ''),
   };
 }
 
@@ -263,8 +305,16 @@ function answeredByHost(r: Incoming, c: HostContext): boolean {
   const read = method === 'GET' || method === 'HEAD';
   if (read && rawPath === '/admin/host/status') {
     req.resume();
-    const body = JSON.stringify({ state: 'Running', version: '4.x (oci-import local host)', functions: c.options.functions.length, ...c.options.status?.() });
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
+    const body = JSON.stringify({
+      state: 'Running',
+      version: '4.x (oci-import local host)',
+      functions: c.options.functions.length,
+      ...c.options.status?.(),
+    });
+    res.writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+    });
     res.end(method === 'HEAD' ? undefined : body);
     return true;
   }
@@ -279,13 +329,15 @@ function answeredByHost(r: Incoming, c: HostContext): boolean {
 /** 2. The function whose route and method match, under the route prefix; a 404 (answered here) otherwise. */
 function route(r: Incoming, c: HostContext): Chosen | undefined {
   const { req, res, method, rawPath, parts } = r;
-  const underPrefix = parts.length >= c.prefixParts.length && c.prefixParts.every((p, i) => {
-    try {
-      return decodeURIComponent(parts[i]!).toLowerCase() === p;
-    } catch {
-      return false;
-    }
-  });
+  const underPrefix =
+    parts.length >= c.prefixParts.length &&
+    c.prefixParts.every((p, i) => {
+      try {
+        return decodeURIComponent(parts[i]!).toLowerCase() === p;
+      } catch {
+        return false;
+      }
+    });
   if (!underPrefix) {
     req.resume();
     plain(res, 404);
@@ -309,10 +361,14 @@ function route(r: Incoming, c: HostContext): Chosen | undefined {
 function keyAccepted(r: Incoming, chosen: Chosen, c: HostContext): boolean {
   const headerKey = r.req.headers['x-functions-key'];
   const queryKey = new URLSearchParams(r.query).get('code');
-  if (authorized(chosen.f.authLevel, Array.isArray(headerKey) ? headerKey[0] : headerKey, queryKey, c.options.keys)) return true;
+  if (authorized(chosen.f.authLevel, Array.isArray(headerKey) ? headerKey[0] : headerKey, queryKey, c.options.keys))
+    return true;
   r.req.resume();
   plain(r.res, 401);
-  c.options.logger.info('http', `${r.method} ${r.rawPath} -> 401 Functions.${chosen.f.fn.name} (authLevel ${chosen.f.authLevel}: no valid key)`);
+  c.options.logger.info(
+    'http',
+    `${r.method} ${r.rawPath} -> 401 Functions.${chosen.f.fn.name} (authLevel ${chosen.f.authLevel}: no valid key)`,
+  );
   return false;
 }
 
@@ -321,14 +377,21 @@ async function requestBody(r: Incoming, c: HostContext): Promise<Buffer | undefi
   const { req, res, method, rawPath } = r;
   if (req.headers['content-length'] === undefined) {
     req.resume(); // chunked or none: discarded, as in Azure
-    if (req.headers['transfer-encoding']) c.options.logger.warn('http', `${method} ${rawPath}: a body without Content-Length (Transfer-Encoding: ${req.headers['transfer-encoding']}) reaches the function empty, as in Azure`);
+    if (req.headers['transfer-encoding'])
+      c.options.logger.warn(
+        'http',
+        `${method} ${rawPath}: a body without Content-Length (Transfer-Encoding: ${req.headers['transfer-encoding']}) reaches the function empty, as in Azure`,
+      );
     return Buffer.alloc(0);
   }
   const result = await readBody(req, c.options.maxBodyBytes);
   if (result.ok) return result.body;
   res.once('finish', () => req.destroy());
   plain(res, 413, '', { connection: 'close' });
-  c.options.logger.warn('http', `${method} ${rawPath} -> 413 (body over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT ${c.options.maxBodyBytes} bytes)`);
+  c.options.logger.warn(
+    'http',
+    `${method} ${rawPath} -> 413 (body over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT ${c.options.maxBodyBytes} bytes)`,
+  );
   return undefined;
 }
 
@@ -374,17 +437,27 @@ async function invoke(r: Incoming, chosen: Chosen, body: Buffer, c: HostContext)
   const invocationId = randomUUID();
   let status = 500;
   try {
-    const result = await options.inFlight.track(options.invoke(fn.name, { trigger: { http }, invocationId }, options.functionTimeoutMs));
+    const result = await options.inFlight.track(
+      options.invoke(fn.name, { trigger: { http }, invocationId }, options.functionTimeoutMs),
+    );
     status = writeAnswer(r.res, r.method, httpResponseOf(result.response));
   } catch (err) {
     status = 500;
-    if (err instanceof FunctionTimeoutError || err instanceof WorkerExitError) options.logger.error(fn.name, `${err.message} (Id=${invocationId})`);
-    else options.logger.error(fn.name, `Exception while executing function: Functions.${fn.name}: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
+    if (err instanceof FunctionTimeoutError || err instanceof WorkerExitError)
+      options.logger.error(fn.name, `${err.message} (Id=${invocationId})`);
+    else
+      options.logger.error(
+        fn.name,
+        `Exception while executing function: Functions.${fn.name}: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`,
+      );
     // No stack, message or secret goes back to the caller (as in Azure: an empty 500).
     plain(r.res, 500);
   }
   const ms = Math.round(performance.now() - r.started);
-  options.logger.info('http', `${r.method} ${r.rawPath} -> ${status} Functions.${fn.name} (Id=${invocationId}, Duration=${ms}ms)`);
+  options.logger.info(
+    'http',
+    `${r.method} ${r.rawPath} -> ${status} Functions.${fn.name} (Id=${invocationId}, Duration=${ms}ms)`,
+  );
 }
 
 /** One request through the stages, each of which may answer it and end there. */

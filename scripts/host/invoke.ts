@@ -9,8 +9,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import type {
-  CoreInvocationContext, FunctionsRuntime, RegisteredFunction, RpcInvocationRequest, RpcInvocationResponse,
-  RpcLogCategory, RpcLogLevel, RpcParameterBinding, RpcTypedData,
+  CoreInvocationContext,
+  FunctionsRuntime,
+  RegisteredFunction,
+  RpcInvocationRequest,
+  RpcInvocationResponse,
+  RpcLogCategory,
+  RpcLogLevel,
+  RpcParameterBinding,
+  RpcTypedData,
 } from './core-api.js';
 import { toHostLevel } from './log.js';
 
@@ -68,13 +75,20 @@ export interface InvocationResult {
 }
 
 /** Runs an invocation in the worker process (WorkerChannel.invoke). */
-export type Invoker = (functionName: string, input: InvocationInput, timeoutMs: number | null) => Promise<InvocationResult>;
+export type Invoker = (
+  functionName: string,
+  input: InvocationInput,
+  timeoutMs: number | null,
+) => Promise<InvocationResult>;
 
 /** Tracks every running invocation so shutdown can wait for them. */
 export class InFlight {
   readonly #running = new Set<Promise<unknown>>();
   track<T>(p: Promise<T>): Promise<T> {
-    const settled = p.then(() => undefined, () => undefined);
+    const settled = p.then(
+      () => undefined,
+      () => undefined,
+    );
     this.#running.add(settled);
     void settled.then(() => this.#running.delete(settled));
     return p;
@@ -91,7 +105,9 @@ export class InFlight {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         Promise.all([...this.#running]),
-        new Promise<void>((resolve) => { timer = setTimeout(resolve, left); }),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, left);
+        }),
       ]);
       clearTimeout(timer);
     }
@@ -119,7 +135,10 @@ export async function runInvocation(
   input: InvocationInput,
 ): Promise<RpcInvocationResponse> {
   const model = runtime.programmingModel;
-  if (!model) throw new Error('No programming model was registered (is @azure/functions v4 installed and imported by the function modules?)');
+  if (!model)
+    throw new Error(
+      'No programming model was registered (is @azure/functions v4 installed and imported by the function modules?)',
+    );
 
   const inputData: RpcParameterBinding[] = [{ name: fn.triggerName, data: input.trigger }];
   const request: RpcInvocationRequest = {
@@ -138,7 +157,11 @@ export async function runInvocation(
     log(level: RpcLogLevel, category: RpcLogCategory, message: string): void {
       const entry = { level, message, category };
       if (category === 'user') runtime.runLogHooks(entry);
-      runtime.logger.log(toHostLevel(entry.level), category === 'user' ? fn.name : `${fn.name} (system)`, entry.message);
+      runtime.logger.log(
+        toHostLevel(entry.level),
+        category === 'user' ? fn.name : `${fn.name} (system)`,
+        entry.message,
+      );
     },
   };
 
@@ -149,7 +172,11 @@ export async function runInvocation(
   let inputs = args.inputs;
 
   const pre: Record<string, unknown> = {
-    hookData, appHookData: runtime.appHookData, invocationContext: context, functionCallback: fn.callback, inputs,
+    hookData,
+    appHookData: runtime.appHookData,
+    invocationContext: context,
+    functionCallback: fn.callback,
+    inputs,
   };
   coreCtx.state = 'preInvocationHooks';
   try {
@@ -161,7 +188,12 @@ export async function runInvocation(
   const callback = pre.functionCallback as RegisteredFunction['callback'];
 
   const post: Record<string, unknown> = {
-    hookData, appHookData: runtime.appHookData, invocationContext: context, inputs, result: null, error: null,
+    hookData,
+    appHookData: runtime.appHookData,
+    invocationContext: context,
+    inputs,
+    result: null,
+    error: null,
   };
   coreCtx.state = 'invocation';
   try {

@@ -9,11 +9,23 @@ import { format } from 'node:util';
 import type { HostLogLevel } from './settings.js';
 
 const ORDER: Record<HostLogLevel, number> = {
-  trace: 0, debug: 1, information: 2, warning: 3, error: 4, critical: 5, none: 6,
+  trace: 0,
+  debug: 1,
+  information: 2,
+  warning: 3,
+  error: 4,
+  critical: 5,
+  none: 6,
 };
 
 const TAG: Record<HostLogLevel, string> = {
-  trace: 'trace', debug: 'debug', information: 'info ', warning: 'warn ', error: 'error', critical: 'crit ', none: '',
+  trace: 'trace',
+  debug: 'debug',
+  information: 'info ',
+  warning: 'warn ',
+  error: 'error',
+  critical: 'crit ',
+  none: '',
 };
 
 export class HostLogger {
@@ -31,11 +43,21 @@ export class HostLogger {
     else process.stdout.write(line);
   }
 
-  trace(source: string, ...args: unknown[]): void { this.log('trace', source, ...args); }
-  debug(source: string, ...args: unknown[]): void { this.log('debug', source, ...args); }
-  info(source: string, ...args: unknown[]): void { this.log('information', source, ...args); }
-  warn(source: string, ...args: unknown[]): void { this.log('warning', source, ...args); }
-  error(source: string, ...args: unknown[]): void { this.log('error', source, ...args); }
+  trace(source: string, ...args: unknown[]): void {
+    this.log('trace', source, ...args);
+  }
+  debug(source: string, ...args: unknown[]): void {
+    this.log('debug', source, ...args);
+  }
+  info(source: string, ...args: unknown[]): void {
+    this.log('information', source, ...args);
+  }
+  warn(source: string, ...args: unknown[]): void {
+    this.log('warning', source, ...args);
+  }
+  error(source: string, ...args: unknown[]): void {
+    this.log('error', source, ...args);
+  }
 
   /** Unconditional output (banner). */
   print(text: string): void {
@@ -46,7 +68,13 @@ export class HostLogger {
 /** Maps an RPC log level string ('information', 'warning', …) to ours; unknown → information. */
 export function toHostLevel(level: unknown): HostLogLevel {
   switch (level) {
-    case 'trace': case 'debug': case 'information': case 'warning': case 'error': case 'critical': case 'none':
+    case 'trace':
+    case 'debug':
+    case 'information':
+    case 'warning':
+    case 'error':
+    case 'critical':
+    case 'none':
       return level;
     default:
       return 'information';
@@ -59,8 +87,15 @@ export function describeError(err: unknown): string {
     const msg = err.message.replace(/\s+/g, ' ').trim();
     return `${err.name}: ${msg.length > 500 ? `${msg.slice(0, 500)}…` : msg}`;
   }
-  const text = typeof err === 'string' ? err : (() => {
-    try { return JSON.stringify(err); } catch { return String(err); }
-  })();
+  const text =
+    typeof err === 'string'
+      ? err
+      : (() => {
+          try {
+            return JSON.stringify(err);
+          } catch {
+            return String(err);
+          }
+        })();
   return `non-Error thrown: ${String(text).slice(0, 200)}`;
 }

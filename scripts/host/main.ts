@@ -25,8 +25,15 @@ import { describeError, HostLogger, toHostLevel } from './log.js';
 import { parseSchedule } from './ncrontab.js';
 import { QueueListener } from './queue-trigger.js';
 import {
-  applyLocalSettings, DEV_PORTS, HOST_JSON_OVERRIDE_PREFIX, HostConfigError, readHostJson, readLocalSettings, resolveStorageConnection,
-  validateQueueName, type StorageConnection,
+  applyLocalSettings,
+  DEV_PORTS,
+  HOST_JSON_OVERRIDE_PREFIX,
+  HostConfigError,
+  readHostJson,
+  readLocalSettings,
+  resolveStorageConnection,
+  validateQueueName,
+  type StorageConnection,
 } from './settings.js';
 import { QueueClients } from './storage.js';
 import { TimerListener } from './timer-trigger.js';
@@ -64,7 +71,8 @@ Other environment variables:
 function intSetting(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined || raw.trim() === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new HostConfigError(`${name} must be an integer between ${min} and ${max} (got '${raw}')`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new HostConfigError(`${name} must be an integer between ${min} and ${max} (got '${raw}')`);
   return n;
 }
 
@@ -134,7 +142,10 @@ class Host {
   readonly inFlight = new InFlight();
   private shuttingDown = false;
 
-  constructor(readonly logger: HostLogger, private readonly env: Env) {}
+  constructor(
+    readonly logger: HostLogger,
+    private readonly env: Env,
+  ) {}
 
   async shutdown(reason: string, code: number): Promise<never> {
     const { logger } = this;
@@ -144,14 +155,18 @@ class Host {
       process.exit(code || 1);
     }
     this.shuttingDown = true;
-    const graceMs = intSetting('LOCAL_HOST_SHUTDOWN_GRACE_SECONDS', this.env.LOCAL_HOST_SHUTDOWN_GRACE_SECONDS, 5, 0, 600) * 1000;
+    const graceMs =
+      intSetting('LOCAL_HOST_SHUTDOWN_GRACE_SECONDS', this.env.LOCAL_HOST_SHUTDOWN_GRACE_SECONDS, 5, 0, 600) * 1000;
     logger.info('host', `${reason}: stopping (running invocations get up to ${graceMs / 1000}s)`);
     this.server?.close();
     this.server?.closeIdleConnections();
     for (const t of this.timerListeners) t.stop();
     await Promise.all(this.queueListeners.map((q) => q.stop()));
     if (!(await this.inFlight.drain(graceMs))) {
-      logger.warn('host', `${this.inFlight.size} invocation(s) still running — abandoned; their queue messages reappear when the lease expires`);
+      logger.warn(
+        'host',
+        `${this.inFlight.size} invocation(s) still running — abandoned; their queue messages reappear when the lease expires`,
+      );
     }
     this.server?.closeAllConnections();
     // appTerminate hooks run in the worker, which then exits (killed after a grace).
@@ -169,7 +184,10 @@ class Host {
     process.on('SIGINT', () => void this.shutdown('SIGINT', 0));
     process.on('SIGTERM', () => void this.shutdown('SIGTERM', 0));
     process.on('unhandledRejection', (reason) => {
-      this.logger.error('host', `unhandled promise rejection in the host process: ${reason instanceof Error && reason.stack ? reason.stack : describeError(reason)}`);
+      this.logger.error(
+        'host',
+        `unhandled promise rejection in the host process: ${reason instanceof Error && reason.stack ? reason.stack : describeError(reason)}`,
+      );
     });
     process.on('uncaughtException', (err) => {
       this.logger.error('host', `uncaught exception in the host process; stopping: ${err.stack ?? describeError(err)}`);
@@ -180,17 +198,40 @@ class Host {
 
 /** The host's settings: flags, environment, local.settings.json (applied to the environment) and host.json. */
 function readSettings(root: string, args: Args, env: Env, logger: HostLogger) {
-  const local = readLocalSettings(resolve(root, args['local-settings'] ?? env.LOCAL_SETTINGS_JSON ?? 'local.settings.json'));
+  const local = readLocalSettings(
+    resolve(root, args['local-settings'] ?? env.LOCAL_SETTINGS_JSON ?? 'local.settings.json'),
+  );
   const applied = applyLocalSettings(local, env);
   const hostJson = readHostJson(resolve(root, args['host-json'] ?? env.HOST_JSON ?? 'host.json'), env);
   logger.minLevel = env.LOCAL_HOST_LOG_LEVEL ? toHostLevel(env.LOCAL_HOST_LOG_LEVEL.toLowerCase()) : hostJson.logLevel;
-  const keys = { functionKey: env.LOCAL_HOST_FUNCTION_KEY || undefined, masterKey: env.LOCAL_HOST_MASTER_KEY || undefined };
+  const keys = {
+    functionKey: env.LOCAL_HOST_FUNCTION_KEY || undefined,
+    masterKey: env.LOCAL_HOST_MASTER_KEY || undefined,
+  };
   return {
-    local, applied, hostJson, keys,
+    local,
+    applied,
+    hostJson,
+    keys,
     keysOn: keys.functionKey !== undefined || keys.masterKey !== undefined,
     leaseSeconds: intSetting('LOCAL_HOST_QUEUE_LEASE_SECONDS', env.LOCAL_HOST_QUEUE_LEASE_SECONDS, 600, 1, 3600),
-    maxBodyBytes: intSetting('FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, 104_857_600, 1, Number.MAX_SAFE_INTEGER),
-    port: intSetting('port', args.port ?? env.FUNCTIONS_HTTP_PORT ?? env.PORT ?? (local.localHttpPort !== undefined ? String(local.localHttpPort) : undefined), 7071, 0, 65535),
+    maxBodyBytes: intSetting(
+      'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT',
+      env.FUNCTIONS_REQUEST_BODY_SIZE_LIMIT,
+      104_857_600,
+      1,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    port: intSetting(
+      'port',
+      args.port ??
+        env.FUNCTIONS_HTTP_PORT ??
+        env.PORT ??
+        (local.localHttpPort !== undefined ? String(local.localHttpPort) : undefined),
+      7071,
+      0,
+      65535,
+    ),
     noAzurite: args['no-azurite'] === true || /^(0|false|no)$/i.test(env.LOCAL_HOST_AZURITE ?? ''),
     settingDefaults: args['setting-defaults'] === true || /^(1|true|yes)$/i.test(env.LOCAL_HOST_SETTING_DEFAULTS ?? ''),
   };
@@ -205,42 +246,67 @@ function mainGlobOf(root: string, args: Args, env: Env): string {
   const pkgPath = resolve(root, 'package.json');
   if (!existsSync(pkgPath)) throw new HostConfigError(`${pkgPath} not found (set --root, or --main)`);
   const main = (JSON.parse(readFileSync(pkgPath, 'utf8')) as { main?: string }).main;
-  if (!main) throw new HostConfigError(`${pkgPath} has no "main" (the glob of function modules, e.g. dist/functions/*.js)`);
+  if (!main)
+    throw new HostConfigError(`${pkgPath} has no "main" (the glob of function modules, e.g. dist/functions/*.js)`);
   return main;
 }
 
 /** The functions the worker's modules registered, with their settings resolved (`%SETTING%`). */
-async function catalogOf(registered: Parameters<typeof buildCatalog>[0], env: Env, settings: Settings, logger: HostLogger): Promise<ReturnType<typeof buildCatalog>> {
+async function catalogOf(
+  registered: Parameters<typeof buildCatalog>[0],
+  env: Env,
+  settings: Settings,
+  logger: HostLogger,
+): Promise<ReturnType<typeof buildCatalog>> {
   let catalog;
   try {
     catalog = buildCatalog(registered, env, settings.settingDefaults ? await loadSettingDefaults() : undefined);
   } catch (err) {
     if (err instanceof HostConfigError && !settings.settingDefaults) {
-      throw new HostConfigError(`${err.message}. (The local host refuses it as Azure does; --setting-defaults / LOCAL_HOST_SETTING_DEFAULTS=1 takes lib/config.ts defaults instead.)`);
+      throw new HostConfigError(
+        `${err.message}. (The local host refuses it as Azure does; --setting-defaults / LOCAL_HOST_SETTING_DEFAULTS=1 takes lib/config.ts defaults instead.)`,
+      );
     }
     throw err;
   }
   for (const w of catalog.warnings) logger.warn('host', w);
-  for (const name of catalog.defaulted) logger.warn('host', `app setting ${name} is not set; using its documented default (lib/config.ts) because of --setting-defaults — Azure would refuse to start the function`);
+  for (const name of catalog.defaulted)
+    logger.warn(
+      'host',
+      `app setting ${name} is not set; using its documented default (lib/config.ts) because of --setting-defaults — Azure would refuse to start the function`,
+    );
   return catalog;
 }
 
 /** AzureWebJobsStorage, and Azurite started when it is development storage and nothing listens on its ports. */
-async function prepareStorage(host: Host, root: string, settings: Settings, env: Env): Promise<{ storage: StorageConnection; note: string }> {
+async function prepareStorage(
+  host: Host,
+  root: string,
+  settings: Settings,
+  env: Env,
+): Promise<{ storage: StorageConnection; note: string }> {
   const storage = resolveStorageConnection('AzureWebJobsStorage', env);
   if (!storage.isDevelopmentStorage) return { storage, note: '' };
   const up = await Promise.all([DEV_PORTS.blob, DEV_PORTS.queue, DEV_PORTS.table].map((p) => isListening(p)));
   if (up.every(Boolean)) return { storage, note: ' (Azurite already running)' };
   if (settings.noAzurite) {
-    host.logger.warn('host', 'development storage is not reachable and Azurite start is disabled: queue triggers will fail until it runs (npm run azurite)');
+    host.logger.warn(
+      'host',
+      'development storage is not reachable and Azurite start is disabled: queue triggers will fail until it runs (npm run azurite)',
+    );
     return { storage, note: ' (Azurite not running; --no-azurite given)' };
   }
   if (up.some(Boolean)) {
-    throw new HostConfigError(`some of the Azurite ports ${DEV_PORTS.blob}/${DEV_PORTS.queue}/${DEV_PORTS.table} are in use by something else; free them or set AzureWebJobsStorage`);
+    throw new HostConfigError(
+      `some of the Azurite ports ${DEV_PORTS.blob}/${DEV_PORTS.queue}/${DEV_PORTS.table} are in use by something else; free them or set AzureWebJobsStorage`,
+    );
   }
   host.logger.info('host', 'development storage not running: starting Azurite (data in .azurite/)');
   host.azurite = await startAzurite(root);
-  return { storage, note: ` (Azurite started by the host, data in ${resolve(root, '.azurite')}, log ${host.azurite.logFile})` };
+  return {
+    storage,
+    note: ` (Azurite started by the host, data in ${resolve(root, '.azurite')}, log ${host.azurite.logFile})`,
+  };
 }
 
 interface Started {
@@ -255,17 +321,27 @@ interface Started {
 /** The HTTP front on 127.0.0.1: its base URL, and the HTTP functions it routes to. */
 async function startHttp(s: Started): Promise<{ baseUrl: string; functions: HttpFunction[] }> {
   const { host, worker, settings } = s;
-  const functions = s.active.filter((f) => f.kind === 'http').map((hosted) => toHttpFunction(hosted.fn, hosted.trigger));
+  const functions = s.active
+    .filter((f) => f.kind === 'http')
+    .map((hosted) => toHttpFunction(hosted.fn, hosted.trigger));
   const server = createHttpHost({
-    invoke: worker.invoke.bind(worker), functions, routePrefix: settings.hostJson.routePrefix, maxBodyBytes: settings.maxBodyBytes,
-    functionTimeoutMs: settings.hostJson.functionTimeoutMs, logger: host.logger, inFlight: host.inFlight, keys: settings.keys,
+    invoke: worker.invoke.bind(worker),
+    functions,
+    routePrefix: settings.hostJson.routePrefix,
+    maxBodyBytes: settings.maxBodyBytes,
+    functionTimeoutMs: settings.hostJson.functionTimeoutMs,
+    logger: host.logger,
+    inFlight: host.inFlight,
+    keys: settings.keys,
     status: () => ({ worker: { pid: worker.pid, restarts: worker.restarts, running: worker.running } }),
   });
   host.server = server;
   try {
     return { baseUrl: `http://127.0.0.1:${await listen(server, settings.port)}`, functions };
   } catch (err) {
-    throw new HostConfigError(`cannot listen on 127.0.0.1:${settings.port}: ${describeError(err)} (use --port or FUNCTIONS_HTTP_PORT)`);
+    throw new HostConfigError(
+      `cannot listen on 127.0.0.1:${settings.port}: ${describeError(err)} (use --port or FUNCTIONS_HTTP_PORT)`,
+    );
   }
 }
 
@@ -275,14 +351,36 @@ async function createQueueListeners(s: Started): Promise<string[]> {
   for (const hosted of s.active.filter((f) => f.kind === 'queue')) {
     const queueName = String(hosted.trigger.queueName ?? '');
     validateQueueName(queueName, `function '${hosted.fn.name}' queueName`);
-    if (queueName.length > 56) throw new HostConfigError(`function '${hosted.fn.name}': queue name '${queueName}' leaves no room for the '-poison' suffix (max 56 characters)`);
-    const conn = resolveStorageConnection(typeof hosted.trigger.connection === 'string' ? hosted.trigger.connection : undefined, s.env);
-    const [queue, poison] = await Promise.all([s.outputs.clients.queue(conn, queueName), s.outputs.clients.queue(conn, `${queueName}-poison`)]);
-    s.host.queueListeners.push(new QueueListener({
-      invoke: s.worker.invoke.bind(s.worker), hosted, queueName, queue, poison, options: s.settings.hostJson.queues, leaseSeconds: s.settings.leaseSeconds,
-      functionTimeoutMs: s.settings.hostJson.functionTimeoutMs, logger: s.host.logger, inFlight: s.host.inFlight, outputs: s.outputs,
-    }));
-    lines.push(`  ${hosted.fn.name}: queueTrigger '${queueName}' (poison '${queueName}-poison') on ${conn.queueEndpoint}`);
+    if (queueName.length > 56)
+      throw new HostConfigError(
+        `function '${hosted.fn.name}': queue name '${queueName}' leaves no room for the '-poison' suffix (max 56 characters)`,
+      );
+    const conn = resolveStorageConnection(
+      typeof hosted.trigger.connection === 'string' ? hosted.trigger.connection : undefined,
+      s.env,
+    );
+    const [queue, poison] = await Promise.all([
+      s.outputs.clients.queue(conn, queueName),
+      s.outputs.clients.queue(conn, `${queueName}-poison`),
+    ]);
+    s.host.queueListeners.push(
+      new QueueListener({
+        invoke: s.worker.invoke.bind(s.worker),
+        hosted,
+        queueName,
+        queue,
+        poison,
+        options: s.settings.hostJson.queues,
+        leaseSeconds: s.settings.leaseSeconds,
+        functionTimeoutMs: s.settings.hostJson.functionTimeoutMs,
+        logger: s.host.logger,
+        inFlight: s.host.inFlight,
+        outputs: s.outputs,
+      }),
+    );
+    lines.push(
+      `  ${hosted.fn.name}: queueTrigger '${queueName}' (poison '${queueName}-poison') on ${conn.queueEndpoint}`,
+    );
   }
   return lines;
 }
@@ -298,18 +396,34 @@ function createTimerListeners(s: Started): string[] {
       throw new HostConfigError(`function '${hosted.fn.name}' schedule: ${(err as Error).message}`);
     }
     const listener = new TimerListener({
-      invoke: s.worker.invoke.bind(s.worker), hosted, schedule, runOnStartup: hosted.trigger.runOnStartup === true,
-      functionTimeoutMs: s.settings.hostJson.functionTimeoutMs, logger: s.host.logger, inFlight: s.host.inFlight, outputs: s.outputs,
+      invoke: s.worker.invoke.bind(s.worker),
+      hosted,
+      schedule,
+      runOnStartup: hosted.trigger.runOnStartup === true,
+      functionTimeoutMs: s.settings.hostJson.functionTimeoutMs,
+      logger: s.host.logger,
+      inFlight: s.host.inFlight,
+      outputs: s.outputs,
     });
     s.host.timerListeners.push(listener);
     const next = listener.nextOccurrence();
-    lines.push(`  ${hosted.fn.name}: timerTrigger ${schedule.describe()}${hosted.trigger.runOnStartup === true ? ', runOnStartup' : ''}, next ${next ? next.toISOString() : 'never'}`);
+    lines.push(
+      `  ${hosted.fn.name}: timerTrigger ${schedule.describe()}${hosted.trigger.runOnStartup === true ? ', runOnStartup' : ''}, next ${next ? next.toISOString() : 'never'}`,
+    );
   }
   return lines;
 }
 
 /** The start-up banner's header: where everything comes from, and what it is set to. */
-function bannerHeader(o: { s: Started; root: string; mainGlob: string; files: readonly string[]; storage: StorageConnection; storageNote: string; messageKey: string }): string[] {
+function bannerHeader(o: {
+  s: Started;
+  root: string;
+  mainGlob: string;
+  files: readonly string[];
+  storage: StorageConnection;
+  storageNote: string;
+  messageKey: string;
+}): string[] {
   const { settings } = o.s;
   const { hostJson, local } = settings;
   const q = hostJson.queues;
@@ -328,15 +442,30 @@ function bannerHeader(o: { s: Started; root: string; mainGlob: string; files: re
 }
 
 /** The banner's list of functions: HTTP routes with their URL, queue and timer triggers, and what does not run. */
-function bannerFunctions(o: { catalog: ReturnType<typeof buildCatalog>; http: readonly HttpFunction[]; baseUrl: string; routePrefix: string; keysOn: boolean; queueLines: readonly string[]; timerLines: readonly string[] }): string[] {
+function bannerFunctions(o: {
+  catalog: ReturnType<typeof buildCatalog>;
+  http: readonly HttpFunction[];
+  baseUrl: string;
+  routePrefix: string;
+  keysOn: boolean;
+  queueLines: readonly string[];
+  timerLines: readonly string[];
+}): string[] {
   const prefix = o.routePrefix ? `/${o.routePrefix}` : '';
   return [
     'Functions:',
-    ...o.http.map((http) => `  ${http.fn.name}: [${[...http.methods].join(',')}] ${o.baseUrl}${prefix}/${http.route.template.replace(/^\/+/, '')}${http.authLevel !== 'anonymous' ? `  (authLevel ${http.authLevel}${o.keysOn ? '' : ': no key configured, not enforced'})` : ''}`),
+    ...o.http.map(
+      (http) =>
+        `  ${http.fn.name}: [${[...http.methods].join(',')}] ${o.baseUrl}${prefix}/${http.route.template.replace(/^\/+/, '')}${http.authLevel !== 'anonymous' ? `  (authLevel ${http.authLevel}${o.keysOn ? '' : ': no key configured, not enforced'})` : ''}`,
+    ),
     ...o.queueLines,
     ...o.timerLines,
-    ...o.catalog.functions.filter((f) => f.disabled).map((f) => `  ${f.fn.name}: disabled (AzureWebJobs.${f.fn.name}.Disabled)`),
-    ...o.catalog.functions.filter((f) => !f.disabled && f.kind === 'unsupported').map((f) => `  ${f.fn.name}: ${String(f.fn.trigger.type)} — not supported locally`),
+    ...o.catalog.functions
+      .filter((f) => f.disabled)
+      .map((f) => `  ${f.fn.name}: disabled (AzureWebJobs.${f.fn.name}.Disabled)`),
+    ...o.catalog.functions
+      .filter((f) => !f.disabled && f.kind === 'unsupported')
+      .map((f) => `  ${f.fn.name}: ${String(f.fn.trigger.type)} — not supported locally`),
     ...(o.catalog.functions.length === 0 ? ['  (none)'] : []),
     '',
   ];
@@ -353,9 +482,13 @@ async function start(host: Host, root: string, args: Args, env: Env): Promise<vo
   const messageKey = ensureMessageKey(root, env);
   const mainGlob = mainGlobOf(root, args, env);
   const files = expandGlob(root, mainGlob);
-  if (files.length === 0) logger.warn('host', `no files match '${mainGlob}' under ${root} — did you run the build (npm run build)?`);
+  if (files.length === 0)
+    logger.warn('host', `no files match '${mainGlob}' under ${root} — did you run the build (npm run build)?`);
   const worker = new WorkerChannel({
-    workerPath: workerPath(), execArgv: process.execArgv, init: { type: 'init', root, files, logLevel: logger.minLevel }, logger,
+    workerPath: workerPath(),
+    execArgv: process.execArgv,
+    init: { type: 'init', root, files, logLevel: logger.minLevel },
+    logger,
     onFatal: (reason) => {
       logger.error('host', reason);
       void host.shutdown('worker failure', 1);
@@ -365,16 +498,30 @@ async function start(host: Host, root: string, args: Args, env: Env): Promise<vo
   const catalog = await catalogOf(await worker.start(), env, settings, logger);
   const { storage, note: storageNote } = await prepareStorage(host, root, settings, env);
   const s: Started = {
-    host, worker, settings, env, active: catalog.functions.filter((f) => !f.disabled),
+    host,
+    worker,
+    settings,
+    env,
+    active: catalog.functions.filter((f) => !f.disabled),
     outputs: { clients: new QueueClients(), env, encoding: settings.hostJson.queues.messageEncoding },
   };
   const http = await startHttp(s);
   const queueLines = await createQueueListeners(s);
   const timerLines = createTimerListeners(s);
-  logger.print([
-    ...bannerHeader({ s, root, mainGlob, files, storage, storageNote, messageKey }),
-    ...bannerFunctions({ catalog, http: http.functions, baseUrl: http.baseUrl, routePrefix: settings.hostJson.routePrefix, keysOn: settings.keysOn, queueLines, timerLines }),
-  ].join('\n'));
+  logger.print(
+    [
+      ...bannerHeader({ s, root, mainGlob, files, storage, storageNote, messageKey }),
+      ...bannerFunctions({
+        catalog,
+        http: http.functions,
+        baseUrl: http.baseUrl,
+        routePrefix: settings.hostJson.routePrefix,
+        keysOn: settings.keysOn,
+        queueLines,
+        timerLines,
+      }),
+    ].join('\n'),
+  );
   for (const l of host.queueListeners) l.start();
   for (const t of host.timerListeners) t.start();
   logger.print(`Host listening on ${http.baseUrl} (Ctrl+C to stop)`);
@@ -393,7 +540,11 @@ async function main(): Promise<void> {
     await start(host, resolve(args.root ?? env.FUNCTIONS_APP_ROOT ?? process.cwd()), args, env);
   } catch (err) {
     if (err instanceof HostConfigError) host.logger.error('host', err.message);
-    else host.logger.error('host', `start-up failed: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
+    else
+      host.logger.error(
+        'host',
+        `start-up failed: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`,
+      );
     await host.shutdown('start-up failed', 1);
   }
 }

@@ -43,11 +43,28 @@ const MINUTE: FieldSpec = { label: 'minute', min: 0, max: 59 };
 const HOUR: FieldSpec = { label: 'hour', min: 0, max: 23 };
 const DAY: FieldSpec = { label: 'day', min: 1, max: 31 };
 const MONTH: FieldSpec = {
-  label: 'month', min: 1, max: 12,
-  names: ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'],
+  label: 'month',
+  min: 1,
+  max: 12,
+  names: [
+    'January',
+    'February',
+    'March',
+    'April',
+    'May',
+    'June',
+    'July',
+    'August',
+    'September',
+    'October',
+    'November',
+    'December',
+  ],
 };
 const DAY_OF_WEEK: FieldSpec = {
-  label: 'day-of-week', min: 0, max: 6,
+  label: 'day-of-week',
+  min: 0,
+  max: 6,
   names: ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'],
 };
 
@@ -78,7 +95,9 @@ function parseValue(spec: FieldSpec, token: string, field: string): number {
     if (index >= 0) return index + spec.min;
     throw new ScheduleError(`'${token}' is not a known ${spec.label} name (use one of ${spec.names.join(', ')})`);
   }
-  throw new ScheduleError(`'${field}' is not a valid ${spec.label} field: '${token}' is not a number between ${spec.min} and ${spec.max}`);
+  throw new ScheduleError(
+    `'${field}' is not a valid ${spec.label} field: '${token}' is not a number between ${spec.min} and ${spec.max}`,
+  );
 }
 
 /** Parses one field (`*`, `5`, `1-5`, `10/5`, `MON-FRI`, stepped wildcards, lists of those). */
@@ -94,7 +113,9 @@ export function parseField(spec: FieldSpec, field: string): FieldSet {
     if (slash >= 0) {
       const stepText = part.slice(slash + 1);
       if (!/^\d+$/.test(stepText) || Number.parseInt(stepText, 10) === 0) {
-        throw new ScheduleError(`'${field}' is not a valid ${spec.label} field: step '${stepText}' must be a positive integer`);
+        throw new ScheduleError(
+          `'${field}' is not a valid ${spec.label} field: step '${stepText}' must be a positive integer`,
+        );
       }
       step = Number.parseInt(stepText, 10);
       explicitStep = true;
@@ -170,7 +191,10 @@ function nextCron(fields: CronFields, after: Date): Date | null {
 
 /** Parses a five- or six-field NCRONTAB expression. Throws ScheduleError with a precise message. */
 export function parseNcrontab(expression: string): Schedule & { readonly fields: CronFields } {
-  const tokens = expression.trim().split(/\s+/).filter((t) => t !== '');
+  const tokens = expression
+    .trim()
+    .split(/\s+/)
+    .filter((t) => t !== '');
   if (tokens.length !== 6 && tokens.length !== 5) {
     throw new ScheduleError(
       `'${expression}' is not a valid NCRONTAB expression: expected 6 fields ({second} {minute} {hour} {day} {month} {day-of-week}) or 5 (without seconds), got ${tokens.length}`,
@@ -187,8 +211,12 @@ export function parseNcrontab(expression: string): Schedule & { readonly fields:
     daysOfWeek: parseField(DAY_OF_WEEK, dow!),
   };
   const everySecond = [
-    [fields.seconds, SECOND], [fields.minutes, MINUTE], [fields.hours, HOUR],
-    [fields.days, DAY], [fields.months, MONTH], [fields.daysOfWeek, DAY_OF_WEEK],
+    [fields.seconds, SECOND],
+    [fields.minutes, MINUTE],
+    [fields.hours, HOUR],
+    [fields.days, DAY],
+    [fields.months, MONTH],
+    [fields.daysOfWeek, DAY_OF_WEEK],
   ].every(([set, spec]) => isAll(set as FieldSet, spec as FieldSpec));
   return {
     kind: 'cron',

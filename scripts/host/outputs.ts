@@ -33,13 +33,16 @@ export interface OutputDeps {
 }
 
 /** Sends every queue output of `response`. Returns the number of messages sent. Throws on failure. */
-export async function deliverOutputs(hosted: HostedFunction, response: RpcInvocationResponse, deps: OutputDeps): Promise<number> {
+export async function deliverOutputs(
+  hosted: HostedFunction,
+  response: RpcInvocationResponse,
+  deps: OutputDeps,
+): Promise<number> {
   let sent = 0;
   for (const [name, binding] of hosted.outputs) {
     if (String(binding.type ?? '').toLowerCase() !== 'queue') continue;
-    const data = name === '$return'
-      ? response.returnValue
-      : (response.outputData ?? []).find((o) => o.name === name)?.data;
+    const data =
+      name === '$return' ? response.returnValue : (response.outputData ?? []).find((o) => o.name === name)?.data;
     const messages = queueMessagesOf(data);
     if (messages.length === 0) continue;
     const client = await queueFor(binding, hosted, deps);
@@ -54,6 +57,9 @@ export async function deliverOutputs(hosted: HostedFunction, response: RpcInvoca
 async function queueFor(binding: RpcBindingInfo, hosted: HostedFunction, deps: OutputDeps) {
   const queueName = String(binding.queueName ?? '');
   validateQueueName(queueName, `function '${hosted.fn.name}' queue output`);
-  const conn = resolveStorageConnection(typeof binding.connection === 'string' ? binding.connection : undefined, deps.env);
+  const conn = resolveStorageConnection(
+    typeof binding.connection === 'string' ? binding.connection : undefined,
+    deps.env,
+  );
   return deps.clients.queue(conn, queueName);
 }

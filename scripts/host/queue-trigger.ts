@@ -140,8 +140,15 @@ export class QueueListener {
 
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => { this.#wake = undefined; resolve(); }, ms);
-      this.#wake = () => { clearTimeout(timer); this.#wake = undefined; resolve(); };
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
     });
   }
 
@@ -150,21 +157,29 @@ export class QueueListener {
     let delay = MIN_POLL_MS;
     while (!this.#stopping) {
       if (this.#running.size > options.newBatchThreshold) {
-        await Promise.race([...this.#running, new Promise<void>((r) => { this.#wake = r; })]);
+        await Promise.race([
+          ...this.#running,
+          new Promise<void>((r) => {
+            this.#wake = r;
+          }),
+        ]);
         this.#wake = undefined;
         continue;
       }
       let messages: DequeuedMessageItem[];
       try {
         const r = await queue.receiveMessages({
-          numberOfMessages: options.batchSize, visibilityTimeout: this.#o.leaseSeconds, abortSignal: this.#abort.signal,
+          numberOfMessages: options.batchSize,
+          visibilityTimeout: this.#o.leaseSeconds,
+          abortSignal: this.#abort.signal,
         });
         messages = r.receivedMessageItems;
         this.#pollErrorLogged = 0;
       } catch (err) {
         if (this.#stopping) break;
         // Log the first failure and then every 30th, to stay readable while storage is down.
-        if (this.#pollErrorLogged++ % 30 === 0) logger.warn('queue', `polling '${this.#o.queueName}' failed: ${describeError(err)}`);
+        if (this.#pollErrorLogged++ % 30 === 0)
+          logger.warn('queue', `polling '${this.#o.queueName}' failed: ${describeError(err)}`);
         await this.#sleep(options.maxPollingIntervalMs);
         continue;
       }
@@ -203,13 +218,19 @@ export class QueueListener {
     try {
       if (m.dequeueCount > options.maxDequeueCount) {
         await this.#toPoison(m, m.popReceipt);
-        logger.warn(name, `Message has reached MaxDequeueCount of ${options.maxDequeueCount}. Moved to '${poisonName}' without invoking (${where})`);
+        logger.warn(
+          name,
+          `Message has reached MaxDequeueCount of ${options.maxDequeueCount}. Moved to '${poisonName}' without invoking (${where})`,
+        );
         return;
       }
       const decoded = decodeMessage(m.messageText, options.messageEncoding);
       if (!decoded.ok) {
         await this.#toPoison(m, m.popReceipt);
-        logger.warn(name, `Message is not valid base64 (host.json messageEncoding is base64). Moved to '${poisonName}' without invoking (${where})`);
+        logger.warn(
+          name,
+          `Message is not valid base64 (host.json messageEncoding is base64). Moved to '${poisonName}' without invoking (${where})`,
+        );
         return;
       }
       const triggerMetadata = queueTriggerMetadata(m, decoded.text, name);
@@ -220,7 +241,11 @@ export class QueueListener {
       let outcome: 'Succeeded' | 'Failed' = 'Succeeded';
       let failure: unknown;
       try {
-        const { response } = await this.#o.invoke(hosted.fn.name, { trigger: { string: decoded.text }, triggerMetadata, invocationId }, this.#o.functionTimeoutMs);
+        const { response } = await this.#o.invoke(
+          hosted.fn.name,
+          { trigger: { string: decoded.text }, triggerMetadata, invocationId },
+          this.#o.functionTimeoutMs,
+        );
         await deliverOutputs(hosted, response, this.#o.outputs);
       } catch (err) {
         outcome = 'Failed';
@@ -236,23 +261,47 @@ export class QueueListener {
       await this.#failed(m, popReceipt, failure, { invocationId, ms, where });
     } catch (err) {
       // Storage errors while completing/abandoning: the message reappears when its lease expires.
-      logger.warn(name, `could not complete ${where}: ${describeError(err)} — it will be delivered again when its lease expires`);
+      logger.warn(
+        name,
+        `could not complete ${where}: ${describeError(err)} — it will be delivered again when its lease expires`,
+      );
     }
   }
 
   /** A failed invocation: its error logged, the message poisoned at maxDequeueCount, else visible again after visibilityTimeout. */
-  async #failed(m: DequeuedMessageItem, popReceipt: string, failure: unknown, run: { invocationId: string; ms: number; where: string }): Promise<void> {
+  async #failed(
+    m: DequeuedMessageItem,
+    popReceipt: string,
+    failure: unknown,
+    run: { invocationId: string; ms: number; where: string },
+  ): Promise<void> {
     const { hosted, options, logger, queueName } = this.#o;
     const name = hosted.fn.name;
     const { invocationId, ms, where } = run;
-    if (failure instanceof FunctionTimeoutError || failure instanceof WorkerExitError) logger.error(name, `${failure.message} (Id=${invocationId})`);
-    else logger.error(name, `Exception while executing function: Functions.${name}: ${failure instanceof Error && failure.stack ? failure.stack : describeError(failure)}`);
+    if (failure instanceof FunctionTimeoutError || failure instanceof WorkerExitError)
+      logger.error(name, `${failure.message} (Id=${invocationId})`);
+    else
+      logger.error(
+        name,
+        `Exception while executing function: Functions.${name}: ${failure instanceof Error && failure.stack ? failure.stack : describeError(failure)}`,
+      );
     if (m.dequeueCount >= options.maxDequeueCount) {
       await this.#toPoison(m, popReceipt);
-      logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${ms}ms) ${where}; reached MaxDequeueCount of ${options.maxDequeueCount}, moved to '${queueName}-poison'`);
+      logger.warn(
+        name,
+        `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${ms}ms) ${where}; reached MaxDequeueCount of ${options.maxDequeueCount}, moved to '${queueName}-poison'`,
+      );
     } else {
-      await this.#o.queue.updateMessage(m.messageId, popReceipt, undefined, Math.round(options.visibilityTimeoutMs / 1000));
-      logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${ms}ms) ${where}; visible again in ${options.visibilityTimeoutMs / 1000}s`);
+      await this.#o.queue.updateMessage(
+        m.messageId,
+        popReceipt,
+        undefined,
+        Math.round(options.visibilityTimeoutMs / 1000),
+      );
+      logger.warn(
+        name,
+        `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${ms}ms) ${where}; visible again in ${options.visibilityTimeoutMs / 1000}s`,
+      );
     }
   }
 }

@@ -43,18 +43,43 @@ function constraint(spec: string, template: string): (value: string) => boolean 
     return v;
   };
   switch (name) {
-    case 'int': return (v) => /^-?\d+$/.test(v) && Math.abs(Number(v)) <= 2 ** 31;
-    case 'long': return (v) => /^-?\d+$/.test(v);
-    case 'bool': return (v) => /^(true|false)$/i.test(v);
-    case 'guid': return (v) => GUID.test(v);
-    case 'alpha': return (v) => /^[a-z]+$/i.test(v);
-    case 'datetime': return (v) => !Number.isNaN(Date.parse(v));
-    case 'decimal': case 'double': case 'float': return (v) => v.trim() !== '' && Number.isFinite(Number(v));
-    case 'min': { const a = n(0); return (v) => /^-?\d+$/.test(v) && Number(v) >= a; }
-    case 'max': { const a = n(0); return (v) => /^-?\d+$/.test(v) && Number(v) <= a; }
-    case 'range': { const a = n(0); const b = n(1); return (v) => /^-?\d+$/.test(v) && Number(v) >= a && Number(v) <= b; }
-    case 'minlength': { const a = n(0); return (v) => v.length >= a; }
-    case 'maxlength': { const a = n(0); return (v) => v.length <= a; }
+    case 'int':
+      return (v) => /^-?\d+$/.test(v) && Math.abs(Number(v)) <= 2 ** 31;
+    case 'long':
+      return (v) => /^-?\d+$/.test(v);
+    case 'bool':
+      return (v) => /^(true|false)$/i.test(v);
+    case 'guid':
+      return (v) => GUID.test(v);
+    case 'alpha':
+      return (v) => /^[a-z]+$/i.test(v);
+    case 'datetime':
+      return (v) => !Number.isNaN(Date.parse(v));
+    case 'decimal':
+    case 'double':
+    case 'float':
+      return (v) => v.trim() !== '' && Number.isFinite(Number(v));
+    case 'min': {
+      const a = n(0);
+      return (v) => /^-?\d+$/.test(v) && Number(v) >= a;
+    }
+    case 'max': {
+      const a = n(0);
+      return (v) => /^-?\d+$/.test(v) && Number(v) <= a;
+    }
+    case 'range': {
+      const a = n(0);
+      const b = n(1);
+      return (v) => /^-?\d+$/.test(v) && Number(v) >= a && Number(v) <= b;
+    }
+    case 'minlength': {
+      const a = n(0);
+      return (v) => v.length >= a;
+    }
+    case 'maxlength': {
+      const a = n(0);
+      return (v) => v.length <= a;
+    }
     case 'length': {
       const a = n(0);
       const b = args.length > 1 ? n(1) : a;
@@ -64,7 +89,8 @@ function constraint(spec: string, template: string): (value: string) => boolean 
       const re = new RegExp(m[2] ?? '', 'i');
       return (v) => re.test(v);
     }
-    default: throw new RouteError(`route '${template}': unsupported constraint '${spec}'`);
+    default:
+      throw new RouteError(`route '${template}': unsupported constraint '${spec}'`);
   }
 }
 
@@ -72,7 +98,13 @@ function parseParam(body: string, template: string): Param {
   // {name}, {name?}, {*name}, {**name}, {name=default}, {name:int}, {name:int?}, {name:regex(^a$)}
   let text = body;
   let catchAll = false;
-  if (text.startsWith('**')) { catchAll = true; text = text.slice(2); } else if (text.startsWith('*')) { catchAll = true; text = text.slice(1); }
+  if (text.startsWith('**')) {
+    catchAll = true;
+    text = text.slice(2);
+  } else if (text.startsWith('*')) {
+    catchAll = true;
+    text = text.slice(1);
+  }
   let optional = false;
   let defaultValue: string | undefined;
   const eq = text.indexOf('=');
@@ -80,9 +112,13 @@ function parseParam(body: string, template: string): Param {
     defaultValue = text.slice(eq + 1);
     text = text.slice(0, eq);
   }
-  if (text.endsWith('?')) { optional = true; text = text.slice(0, -1); }
+  if (text.endsWith('?')) {
+    optional = true;
+    text = text.slice(0, -1);
+  }
   const [name, ...constraintSpecs] = splitConstraints(text);
-  if (!name || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new RouteError(`route '${template}': invalid parameter '{${body}}'`);
+  if (!name || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+    throw new RouteError(`route '${template}': invalid parameter '{${body}}'`);
   return { name, optional, catchAll, defaultValue, constraints: constraintSpecs.map((c) => constraint(c, template)) };
 }
 
@@ -94,7 +130,11 @@ function splitConstraints(text: string): string[] {
   for (const ch of text) {
     if (ch === '(') depth++;
     if (ch === ')') depth--;
-    if (ch === ':' && depth === 0) { out.push(current); current = ''; continue; }
+    if (ch === ':' && depth === 0) {
+      out.push(current);
+      current = '';
+      continue;
+    }
     current += ch;
   }
   out.push(current);
@@ -116,11 +156,21 @@ export function compileRoute(template: string): CompiledRoute {
     const whole = /^\{([^{}]+)\}$/.exec(raw);
     if (whole) {
       const param = parseParam(whole[1]!, template);
-      if (param.catchAll && index !== rawSegments.length - 1) throw new RouteError(`route '${template}': a catch-all parameter must be last`);
-      if (names.has(param.name.toLowerCase())) throw new RouteError(`route '${template}': parameter '${param.name}' appears twice`);
+      if (param.catchAll && index !== rawSegments.length - 1)
+        throw new RouteError(`route '${template}': a catch-all parameter must be last`);
+      if (names.has(param.name.toLowerCase()))
+        throw new RouteError(`route '${template}': parameter '${param.name}' appears twice`);
       names.add(param.name.toLowerCase());
       segments.push({ kind: 'param', param });
-      rank.push(param.catchAll ? 6 : param.optional || param.defaultValue !== undefined ? 5 : param.constraints.length > 0 ? 3 : 4);
+      rank.push(
+        param.catchAll
+          ? 6
+          : param.optional || param.defaultValue !== undefined
+            ? 5
+            : param.constraints.length > 0
+              ? 3
+              : 4,
+      );
       return;
     }
     if (!raw.includes('{') && !raw.includes('}')) {
@@ -134,13 +184,18 @@ export function compileRoute(template: string): CompiledRoute {
     let rest = raw;
     while (rest.length > 0) {
       const open = rest.indexOf('{');
-      if (open < 0) { pattern += escapeRegex(rest); break; }
+      if (open < 0) {
+        pattern += escapeRegex(rest);
+        break;
+      }
       const close = rest.indexOf('}', open);
       if (close < 0) throw new RouteError(`route '${template}': unbalanced '{' in '${raw}'`);
       pattern += escapeRegex(rest.slice(0, open));
       const param = parseParam(rest.slice(open + 1, close), template);
-      if (param.catchAll || param.optional) throw new RouteError(`route '${template}': '${raw}' may not contain optional or catch-all parameters`);
-      if (names.has(param.name.toLowerCase())) throw new RouteError(`route '${template}': parameter '${param.name}' appears twice`);
+      if (param.catchAll || param.optional)
+        throw new RouteError(`route '${template}': '${raw}' may not contain optional or catch-all parameters`);
+      if (names.has(param.name.toLowerCase()))
+        throw new RouteError(`route '${template}': parameter '${param.name}' appears twice`);
       names.add(param.name.toLowerCase());
       params.push(param);
       pattern += '(.+)'; // greedy: separators match from the right, as ASP.NET does

@@ -40,7 +40,8 @@ export function readLocalSettings(path: string): LocalSettings {
   const values: Record<string, string> = {};
   const rawValues = obj.Values;
   if (rawValues !== undefined) {
-    if (typeof rawValues !== 'object' || rawValues === null) throw new HostConfigError(`${path}: "Values" must be an object`);
+    if (typeof rawValues !== 'object' || rawValues === null)
+      throw new HostConfigError(`${path}: "Values" must be an object`);
     for (const [key, value] of Object.entries(rawValues as Record<string, unknown>)) {
       if (value === null || value === undefined) continue;
       if (typeof value === 'object') throw new HostConfigError(`${path}: Values.${key} must be a string`);
@@ -117,13 +118,16 @@ const DEFAULT_FUNCTION_TIMEOUT_MS = 30 * 60 * 1000;
 function num(path: string, key: string, value: unknown, min: number, max: number): number {
   const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw new HostConfigError(`${path}: ${key} must be an integer between ${min} and ${max} (got ${JSON.stringify(value)})`);
+    throw new HostConfigError(
+      `${path}: ${key} must be an integer between ${min} and ${max} (got ${JSON.stringify(value)})`,
+    );
   }
   return n;
 }
 
 function span(path: string, key: string, value: unknown): number {
-  if (typeof value !== 'string') throw new HostConfigError(`${path}: ${key} must be a TimeSpan string such as "00:00:10"`);
+  if (typeof value !== 'string')
+    throw new HostConfigError(`${path}: ${key} must be a TimeSpan string such as "00:00:10"`);
   try {
     return parseTimeSpan(value);
   } catch (err) {
@@ -133,13 +137,20 @@ function span(path: string, key: string, value: unknown): number {
 
 function mapLogLevel(value: unknown): HostLogLevel {
   switch (String(value ?? 'Information').toLowerCase()) {
-    case 'trace': return 'trace';
-    case 'debug': return 'debug';
-    case 'warning': return 'warning';
-    case 'error': return 'error';
-    case 'critical': return 'critical';
-    case 'none': return 'none';
-    default: return 'information';
+    case 'trace':
+      return 'trace';
+    case 'debug':
+      return 'debug';
+    case 'warning':
+      return 'warning';
+    case 'error':
+      return 'error';
+    case 'critical':
+      return 'critical';
+    case 'none':
+      return 'none';
+    default:
+      return 'information';
   }
 }
 
@@ -149,21 +160,30 @@ export function parseHostJson(raw: unknown, path = 'host.json'): HostJson {
   const extensions = (root.extensions ?? {}) as Record<string, unknown>;
   const q = (extensions.queues ?? {}) as Record<string, unknown>;
 
-  const batchSize = q.batchSize === undefined ? DEFAULT_QUEUE_OPTIONS.batchSize : num(path, 'extensions.queues.batchSize', q.batchSize, 1, 32);
-  const newBatchThreshold = q.newBatchThreshold === undefined
-    ? Math.floor(batchSize / 2)
-    : num(path, 'extensions.queues.newBatchThreshold', q.newBatchThreshold, 0, 1000);
-  const maxDequeueCount = q.maxDequeueCount === undefined
-    ? DEFAULT_QUEUE_OPTIONS.maxDequeueCount
-    : num(path, 'extensions.queues.maxDequeueCount', q.maxDequeueCount, 1, 1_000_000);
-  const visibilityTimeoutMs = q.visibilityTimeout === undefined
-    ? DEFAULT_QUEUE_OPTIONS.visibilityTimeoutMs
-    : span(path, 'extensions.queues.visibilityTimeout', q.visibilityTimeout);
-  if (visibilityTimeoutMs > 7 * 24 * 3600 * 1000) throw new HostConfigError(`${path}: extensions.queues.visibilityTimeout must be at most 7 days`);
-  const maxPollingIntervalMs = q.maxPollingInterval === undefined
-    ? DEFAULT_QUEUE_OPTIONS.maxPollingIntervalMs
-    : span(path, 'extensions.queues.maxPollingInterval', q.maxPollingInterval);
-  if (maxPollingIntervalMs < 100) throw new HostConfigError(`${path}: extensions.queues.maxPollingInterval must be at least 100 ms`);
+  const batchSize =
+    q.batchSize === undefined
+      ? DEFAULT_QUEUE_OPTIONS.batchSize
+      : num(path, 'extensions.queues.batchSize', q.batchSize, 1, 32);
+  const newBatchThreshold =
+    q.newBatchThreshold === undefined
+      ? Math.floor(batchSize / 2)
+      : num(path, 'extensions.queues.newBatchThreshold', q.newBatchThreshold, 0, 1000);
+  const maxDequeueCount =
+    q.maxDequeueCount === undefined
+      ? DEFAULT_QUEUE_OPTIONS.maxDequeueCount
+      : num(path, 'extensions.queues.maxDequeueCount', q.maxDequeueCount, 1, 1_000_000);
+  const visibilityTimeoutMs =
+    q.visibilityTimeout === undefined
+      ? DEFAULT_QUEUE_OPTIONS.visibilityTimeoutMs
+      : span(path, 'extensions.queues.visibilityTimeout', q.visibilityTimeout);
+  if (visibilityTimeoutMs > 7 * 24 * 3600 * 1000)
+    throw new HostConfigError(`${path}: extensions.queues.visibilityTimeout must be at most 7 days`);
+  const maxPollingIntervalMs =
+    q.maxPollingInterval === undefined
+      ? DEFAULT_QUEUE_OPTIONS.maxPollingIntervalMs
+      : span(path, 'extensions.queues.maxPollingInterval', q.maxPollingInterval);
+  if (maxPollingIntervalMs < 100)
+    throw new HostConfigError(`${path}: extensions.queues.maxPollingInterval must be at least 100 ms`);
   const encodingRaw = String(q.messageEncoding ?? 'base64').toLowerCase();
   if (encodingRaw !== 'base64' && encodingRaw !== 'none') {
     throw new HostConfigError(`${path}: extensions.queues.messageEncoding must be "base64" or "none"`);
@@ -171,7 +191,10 @@ export function parseHostJson(raw: unknown, path = 'host.json'): HostJson {
 
   let functionTimeoutMs: number | null = DEFAULT_FUNCTION_TIMEOUT_MS;
   if (root.functionTimeout !== undefined && root.functionTimeout !== null) {
-    functionTimeoutMs = root.functionTimeout === '-1' || root.functionTimeout === -1 ? null : span(path, 'functionTimeout', root.functionTimeout);
+    functionTimeoutMs =
+      root.functionTimeout === '-1' || root.functionTimeout === -1
+        ? null
+        : span(path, 'functionTimeout', root.functionTimeout);
   }
 
   const http = (extensions.http ?? {}) as Record<string, unknown>;
@@ -182,7 +205,14 @@ export function parseHostJson(raw: unknown, path = 'host.json'): HostJson {
 
   return {
     path,
-    queues: { batchSize, newBatchThreshold, maxDequeueCount, visibilityTimeoutMs, maxPollingIntervalMs, messageEncoding: encodingRaw },
+    queues: {
+      batchSize,
+      newBatchThreshold,
+      maxDequeueCount,
+      visibilityTimeoutMs,
+      maxPollingIntervalMs,
+      messageEncoding: encodingRaw,
+    },
     functionTimeoutMs,
     routePrefix,
     logLevel,
@@ -199,14 +229,21 @@ export const HOST_JSON_OVERRIDE_PREFIX = 'AzureFunctionsJobHost__';
  * reads host.json and then the environment into one .NET configuration, whose keys are case-insensitive.
  * Returns the new object and the overridden paths (for the banner). `raw` is not changed.
  */
-export function applyHostJsonOverrides(raw: unknown, env: Env): { json: Record<string, unknown>; overridden: string[] } {
-  const clone = (v: unknown): unknown => (typeof v === 'object' && v !== null ? JSON.parse(JSON.stringify(v)) as unknown : v);
+export function applyHostJsonOverrides(
+  raw: unknown,
+  env: Env,
+): { json: Record<string, unknown>; overridden: string[] } {
+  const clone = (v: unknown): unknown =>
+    typeof v === 'object' && v !== null ? (JSON.parse(JSON.stringify(v)) as unknown) : v;
   const json = (typeof raw === 'object' && raw !== null ? clone(raw) : {}) as Record<string, unknown>;
   const overridden: string[] = [];
   const prefix = HOST_JSON_OVERRIDE_PREFIX.toLowerCase();
   for (const [key, value] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
     if (value === undefined || !key.toLowerCase().startsWith(prefix)) continue;
-    const path = key.slice(prefix.length).split('__').filter((p) => p !== '');
+    const path = key
+      .slice(prefix.length)
+      .split('__')
+      .filter((p) => p !== '');
     if (path.length === 0) continue;
     let node = json;
     const used: string[] = [];
@@ -262,7 +299,9 @@ export function resolveSettingRefs(
       defaulted.push(name);
       return d;
     }
-    throw new HostConfigError(`${where}: '%${name}%' does not resolve to a value — set the app setting ${name} (environment or local.settings.json Values)`);
+    throw new HostConfigError(
+      `${where}: '%${name}%' does not resolve to a value — set the app setting ${name} (environment or local.settings.json Values)`,
+    );
   });
   return { value, defaulted };
 }
@@ -273,18 +312,24 @@ export function resolveSettingRefs(
 
 /** Azurite's well-known development account (public, documented; not a secret). */
 export const DEV_ACCOUNT = 'devstoreaccount1';
-export const DEV_ACCOUNT_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+export const DEV_ACCOUNT_KEY =
+  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 export const DEV_PORTS = { blob: 10000, queue: 10001, table: 10002 } as const;
 
-export function devConnectionString(host = '127.0.0.1', ports: { blob: number; queue: number; table: number } = DEV_PORTS): string {
-  return [
-    'DefaultEndpointsProtocol=http',
-    `AccountName=${DEV_ACCOUNT}`,
-    `AccountKey=${DEV_ACCOUNT_KEY}`,
-    `BlobEndpoint=http://${host}:${ports.blob}/${DEV_ACCOUNT}`,
-    `QueueEndpoint=http://${host}:${ports.queue}/${DEV_ACCOUNT}`,
-    `TableEndpoint=http://${host}:${ports.table}/${DEV_ACCOUNT}`,
-  ].join(';') + ';';
+export function devConnectionString(
+  host = '127.0.0.1',
+  ports: { blob: number; queue: number; table: number } = DEV_PORTS,
+): string {
+  return (
+    [
+      'DefaultEndpointsProtocol=http',
+      `AccountName=${DEV_ACCOUNT}`,
+      `AccountKey=${DEV_ACCOUNT_KEY}`,
+      `BlobEndpoint=http://${host}:${ports.blob}/${DEV_ACCOUNT}`,
+      `QueueEndpoint=http://${host}:${ports.queue}/${DEV_ACCOUNT}`,
+      `TableEndpoint=http://${host}:${ports.table}/${DEV_ACCOUNT}`,
+    ].join(';') + ';'
+  );
 }
 
 export function parseConnectionString(cs: string): Record<string, string> {
@@ -293,7 +338,8 @@ export function parseConnectionString(cs: string): Record<string, string> {
     const trimmed = part.trim();
     if (!trimmed) continue;
     const eq = trimmed.indexOf('=');
-    if (eq <= 0) throw new HostConfigError('storage connection string is malformed (expected key=value pairs separated by ";")');
+    if (eq <= 0)
+      throw new HostConfigError('storage connection string is malformed (expected key=value pairs separated by ";")');
     out[trimmed.slice(0, eq).trim().toLowerCase()] = trimmed.slice(eq + 1).trim();
   }
   return out;
@@ -350,10 +396,19 @@ export function resolveStorageConnection(name: string | undefined, env: Env): St
   if (raw === undefined || raw.trim() === '') {
     const queueUri = env[`${setting}__queueServiceUri`] ?? env[`${setting}__serviceUri`];
     const account = env[`${setting}__accountName`];
-    if (queueUri) return { kind: 'identity', setting, queueEndpoint: queueUri.replace(/\/+$/, ''), isDevelopmentStorage: false };
-    if (account) return { kind: 'identity', setting, queueEndpoint: `https://${account}.queue.core.windows.net`, isDevelopmentStorage: false };
+    if (queueUri)
+      return { kind: 'identity', setting, queueEndpoint: queueUri.replace(/\/+$/, ''), isDevelopmentStorage: false };
+    if (account)
+      return {
+        kind: 'identity',
+        setting,
+        queueEndpoint: `https://${account}.queue.core.windows.net`,
+        isDevelopmentStorage: false,
+      };
     if (setting !== 'AzureWebJobsStorage') {
-      throw new HostConfigError(`connection '${setting}': no app setting ${setting} (or ${setting}__queueServiceUri / ${setting}__accountName)`);
+      throw new HostConfigError(
+        `connection '${setting}': no app setting ${setting} (or ${setting}__queueServiceUri / ${setting}__accountName)`,
+      );
     }
     raw = 'UseDevelopmentStorage=true';
   }
@@ -362,20 +417,34 @@ export function resolveStorageConnection(name: string | undefined, env: Env): St
     const cs = devConnectionString();
     const p = parseConnectionString(cs);
     return {
-      kind: 'connectionString', setting, connectionString: cs,
-      queueEndpoint: endpointFor(p, 'queue')!, blobEndpoint: endpointFor(p, 'blob'), tableEndpoint: endpointFor(p, 'table'),
+      kind: 'connectionString',
+      setting,
+      connectionString: cs,
+      queueEndpoint: endpointFor(p, 'queue')!,
+      blobEndpoint: endpointFor(p, 'blob'),
+      tableEndpoint: endpointFor(p, 'table'),
       isDevelopmentStorage: true,
     };
   }
   const queueEndpoint = endpointFor(parts, 'queue');
-  if (!queueEndpoint) throw new HostConfigError(`connection '${setting}': the connection string names no QueueEndpoint or AccountName`);
+  if (!queueEndpoint)
+    throw new HostConfigError(`connection '${setting}': the connection string names no QueueEndpoint or AccountName`);
   const blobEndpoint = endpointFor(parts, 'blob');
   const tableEndpoint = endpointFor(parts, 'table');
-  const isDevelopmentStorage = parts.accountname === DEV_ACCOUNT
-    && isLoopbackDefault(queueEndpoint, DEV_PORTS.queue)
-    && isLoopbackDefault(blobEndpoint, DEV_PORTS.blob)
-    && isLoopbackDefault(tableEndpoint, DEV_PORTS.table);
-  return { kind: 'connectionString', setting, connectionString: raw, queueEndpoint, blobEndpoint, tableEndpoint, isDevelopmentStorage };
+  const isDevelopmentStorage =
+    parts.accountname === DEV_ACCOUNT &&
+    isLoopbackDefault(queueEndpoint, DEV_PORTS.queue) &&
+    isLoopbackDefault(blobEndpoint, DEV_PORTS.blob) &&
+    isLoopbackDefault(tableEndpoint, DEV_PORTS.table);
+  return {
+    kind: 'connectionString',
+    setting,
+    connectionString: raw,
+    queueEndpoint,
+    blobEndpoint,
+    tableEndpoint,
+    isDevelopmentStorage,
+  };
 }
 
 /** Storage queue naming rules (3–63 chars, lowercase letters, digits, single dashes, not at the ends). */

@@ -35,7 +35,9 @@ export class QueueClients {
 }
 
 /** Short retries: the listener polls again anyway, and shutdown must not wait minutes on a dead endpoint. */
-const PIPELINE = { retryOptions: { maxTries: 3, retryDelayInMs: 500, maxRetryDelayInMs: 4000, tryTimeoutInMs: 30_000 } };
+const PIPELINE = {
+  retryOptions: { maxTries: 3, retryDelayInMs: 500, maxRetryDelayInMs: 4000, tryTimeoutInMs: 30_000 },
+};
 
 async function create(conn: StorageConnection): Promise<QueueServiceClient> {
   if (conn.kind === 'connectionString') return QueueServiceClient.fromConnectionString(conn.connectionString, PIPELINE);

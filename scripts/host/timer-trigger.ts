@@ -36,15 +36,31 @@ type RetryOptions = NonNullable<HostedFunction['fn']['metadata']['retryOptions']
 function retryDelayMs(retry: RetryOptions, attempt: number): number {
   const strategy = String(retry.strategy ?? retry.retryStrategy ?? '').toLowerCase();
   return strategy.startsWith('exponential')
-    ? Math.min(durationMs(retry.maximumInterval) || Infinity, Math.max(durationMs(retry.minimumInterval), durationMs(retry.minimumInterval) * 2 ** attempt))
+    ? Math.min(
+        durationMs(retry.maximumInterval) || Infinity,
+        Math.max(durationMs(retry.minimumInterval), durationMs(retry.minimumInterval) * 2 ** attempt),
+      )
     : durationMs(retry.delayInterval);
 }
 
 /** A failed invocation's log lines, as the Functions host writes them. */
-function logFailure(logger: HostLogger, name: string, err: unknown, o: { invocationId: string; ms: number; startup: boolean; attempt: number }): void {
-  if (err instanceof FunctionTimeoutError || err instanceof WorkerExitError) logger.error(name, `${err.message} (Id=${o.invocationId})`);
-  else logger.error(name, `Exception while executing function: Functions.${name}: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
-  logger.warn(name, `Executed 'Functions.${name}' (Failed, Id=${o.invocationId}, Duration=${o.ms}ms) reason=${o.startup ? 'runOnStartup' : 'timer'}${o.attempt > 0 ? ` retry=${o.attempt}` : ''}`);
+function logFailure(
+  logger: HostLogger,
+  name: string,
+  err: unknown,
+  o: { invocationId: string; ms: number; startup: boolean; attempt: number },
+): void {
+  if (err instanceof FunctionTimeoutError || err instanceof WorkerExitError)
+    logger.error(name, `${err.message} (Id=${o.invocationId})`);
+  else
+    logger.error(
+      name,
+      `Exception while executing function: Functions.${name}: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`,
+    );
+  logger.warn(
+    name,
+    `Executed 'Functions.${name}' (Failed, Id=${o.invocationId}, Duration=${o.ms}ms) reason=${o.startup ? 'runOnStartup' : 'timer'}${o.attempt > 0 ? ` retry=${o.attempt}` : ''}`,
+  );
 }
 
 function durationMs(d: RpcDuration | null | undefined): number {
@@ -84,7 +100,10 @@ export class TimerListener {
     if (this.#stopped) return;
     const next = this.#o.schedule.next(new Date());
     if (!next) {
-      this.#o.logger.warn(this.#o.hosted.fn.name, `schedule '${this.#o.schedule.expression}' has no further occurrence; the timer stops`);
+      this.#o.logger.warn(
+        this.#o.hosted.fn.name,
+        `schedule '${this.#o.schedule.expression}' has no further occurrence; the timer stops`,
+      );
       return;
     }
     this.#arm(next);
@@ -97,9 +116,12 @@ export class TimerListener {
       this.#timer = setTimeout(() => this.#arm(at), MAX_TIMEOUT_MS);
       return;
     }
-    this.#timer = setTimeout(() => {
-      void this.#fire(at, false).then(() => this.#scheduleNext());
-    }, Math.max(0, wait));
+    this.#timer = setTimeout(
+      () => {
+        void this.#fire(at, false).then(() => this.#scheduleNext());
+      },
+      Math.max(0, wait),
+    );
   }
 
   async #fire(scheduledFor: Date, startup: boolean): Promise<void> {
@@ -109,7 +131,11 @@ export class TimerListener {
     const next = this.#o.schedule.next(startup ? new Date() : scheduledFor);
     const timerInfo = {
       Schedule: { AdjustForDST: false },
-      ScheduleStatus: { Last: this.#last, Next: next ? next.toISOString() : NEVER, LastUpdated: new Date().toISOString() },
+      ScheduleStatus: {
+        Last: this.#last,
+        Next: next ? next.toISOString() : NEVER,
+        LastUpdated: new Date().toISOString(),
+      },
       IsPastDue: false,
     };
     if (!startup) this.#last = scheduledFor.toISOString();
@@ -122,14 +148,23 @@ export class TimerListener {
       const started = performance.now();
       const invocationId = randomUUID();
       try {
-        const { response } = await this.#o.inFlight.track(this.#o.invoke(hosted.fn.name, {
-          trigger: { json: JSON.stringify(timerInfo) },
-          invocationId,
-          ...(retryContext ? { retryContext } : {}),
-        }, this.#o.functionTimeoutMs));
+        const { response } = await this.#o.inFlight.track(
+          this.#o.invoke(
+            hosted.fn.name,
+            {
+              trigger: { json: JSON.stringify(timerInfo) },
+              invocationId,
+              ...(retryContext ? { retryContext } : {}),
+            },
+            this.#o.functionTimeoutMs,
+          ),
+        );
         await deliverOutputs(hosted, response, this.#o.outputs);
         const ms = Math.round(performance.now() - started);
-        logger.info(name, `Executed 'Functions.${name}' (Succeeded, Id=${invocationId}, Duration=${ms}ms) reason=${startup ? 'runOnStartup' : 'timer'}${attempt > 0 ? ` retry=${attempt}` : ''}`);
+        logger.info(
+          name,
+          `Executed 'Functions.${name}' (Succeeded, Id=${invocationId}, Duration=${ms}ms) reason=${startup ? 'runOnStartup' : 'timer'}${attempt > 0 ? ` retry=${attempt}` : ''}`,
+        );
         return;
       } catch (err) {
         logFailure(logger, name, err, { invocationId, ms: Math.round(performance.now() - started), startup, attempt });
@@ -139,7 +174,10 @@ export class TimerListener {
         retryContext = {
           retryCount: attempt + 1,
           maxRetryCount,
-          exception: err instanceof Error ? { message: err.message, source: err.name, stackTrace: err.stack ?? '' } : { message: String(err) },
+          exception:
+            err instanceof Error
+              ? { message: err.message, source: err.name, stackTrace: err.stack ?? '' }
+              : { message: String(err) },
         };
         await new Promise<void>((resolve) => {
           this.#timer = setTimeout(resolve, delay);

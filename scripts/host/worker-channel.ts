@@ -30,7 +30,12 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import type { FunctionInfo } from './core-api.js';
 import {
-  FunctionTimeoutError, formatMs, WorkerExitError, WorkerInvocationError, type InvocationInput, type InvocationResult,
+  FunctionTimeoutError,
+  formatMs,
+  WorkerExitError,
+  WorkerInvocationError,
+  type InvocationInput,
+  type InvocationResult,
 } from './invoke.js';
 import { describeError, type HostLogger } from './log.js';
 import type { HostToWorker, InitMessage, WorkerToHost } from './protocol.js';
@@ -134,9 +139,18 @@ export class WorkerChannel {
     const invocationId = input.invocationId ?? id;
     return new Promise<InvocationResult>((resolve, reject) => {
       const pending: Pending = {
-        functionName, invocationId, timer: undefined, done: false,
-        resolve: (r) => { this.#settle(pending); resolve(r); },
-        reject: (e) => { this.#settle(pending); reject(e); },
+        functionName,
+        invocationId,
+        timer: undefined,
+        done: false,
+        resolve: (r) => {
+          this.#settle(pending);
+          resolve(r);
+        },
+        reject: (e) => {
+          this.#settle(pending);
+          reject(e);
+        },
       };
       if (timeoutMs !== null) pending.timer = setTimeout(() => this.#onTimeout(id, pending, timeoutMs), timeoutMs);
       void this.#dispatch(id, pending, { ...input, invocationId });
@@ -183,13 +197,20 @@ export class WorkerChannel {
 
   #onTimeout(id: string, pending: Pending, timeoutMs: number): void {
     if (pending.done) return;
-    pending.reject(new FunctionTimeoutError(`Timeout value of ${formatMs(timeoutMs)} was exceeded by function: Functions.${pending.functionName}`));
+    pending.reject(
+      new FunctionTimeoutError(
+        `Timeout value of ${formatMs(timeoutMs)} was exceeded by function: Functions.${pending.functionName}`,
+      ),
+    );
     const worker = this.#worker;
     // Not (or no longer) in the current worker: dispatched to none yet, or orphaned by an earlier restart.
     if (!worker || !worker.pending.delete(id)) return;
     const orphans = [...worker.pending.values()];
     worker.pending.clear();
-    this.#o.logger.warn('host', `A function timeout has occurred. Restarting worker process executing invocationId '${pending.invocationId}' (pid ${String(worker.child.pid)}); ${orphans.length} other invocation(s) in it get no result and fail at their own timeout.`);
+    this.#o.logger.warn(
+      'host',
+      `A function timeout has occurred. Restarting worker process executing invocationId '${pending.invocationId}' (pid ${String(worker.child.pid)}); ${orphans.length} other invocation(s) in it get no result and fail at their own timeout.`,
+    );
     // The orphans keep their own timers (every invocation has the same functionTimeout): see the file comment.
     this.#kill(worker, `timeout of invocation ${pending.invocationId}`);
     this.#restart();
@@ -211,7 +232,11 @@ export class WorkerChannel {
     ready.catch(() => undefined);
     const worker: Worker = { child, pending: new Map(), ready, indexed: false, exited: false };
     const startTimer = setTimeout(() => {
-      onInitFailed(new HostConfigError(`the worker process did not index the functions within ${(this.#o.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS) / 1000}s`));
+      onInitFailed(
+        new HostConfigError(
+          `the worker process did not index the functions within ${(this.#o.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS) / 1000}s`,
+        ),
+      );
       this.#kill(worker, 'start-up timeout');
     }, this.#o.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS);
     const startUp: StartUp = { timer: startTimer, indexed: onIndexed, failed: onInitFailed };
@@ -223,7 +248,9 @@ export class WorkerChannel {
     child.once('exit', (code, signal) => {
       clearTimeout(startTimer);
       worker.exited = true;
-      onInitFailed(new HostConfigError(`the worker process exited during start-up (${signal ?? `code ${String(code)}`})`));
+      onInitFailed(
+        new HostConfigError(`the worker process exited during start-up (${signal ?? `code ${String(code)}`})`),
+      );
       const how = signal ? `was killed by ${signal}` : `exited with code ${String(code)}`;
       if (worker.killedBy !== undefined) {
         this.#o.logger.info('host', `worker process ${String(child.pid)} ${how} (${worker.killedBy})`);
@@ -242,7 +269,11 @@ export class WorkerChannel {
       case 'indexed':
         clearTimeout(startUp.timer);
         if (m.httpStreamRequested) {
-          startUp.failed(new HostConfigError('the app enables HTTP streaming (app.setup({ enableHttpStream: true })), which the local host does not support'));
+          startUp.failed(
+            new HostConfigError(
+              'the app enables HTTP streaming (app.setup({ enableHttpStream: true })), which the local host does not support',
+            ),
+          );
         } else {
           worker.indexed = true;
           startUp.indexed(m.functions);
@@ -273,7 +304,10 @@ export class WorkerChannel {
     worker.pending.clear();
     for (const p of failed) p.reject(error);
     if (this.#stopping || worker !== this.#worker) return;
-    this.#o.logger.error('host', `worker process ${String(worker.child.pid)} ${how}; ${failed.length} invocation(s) in flight failed; restarting it`);
+    this.#o.logger.error(
+      'host',
+      `worker process ${String(worker.child.pid)} ${how}; ${failed.length} invocation(s) in flight failed; restarting it`,
+    );
     this.#countError();
     this.#restart();
   }
@@ -283,7 +317,10 @@ export class WorkerChannel {
     while (this.#errors.length > 0 && now - this.#errors[0]! > ERROR_WINDOW_MS) this.#errors.shift();
     this.#errors.push(now);
     if (this.#errors.length >= ERROR_THRESHOLD) {
-      this.#o.logger.error('host', `Exceeded language worker restart retry count for runtime:node (${ERROR_THRESHOLD} worker errors within ${ERROR_WINDOW_MS / 60_000} minutes). In Azure the whole Functions host is recycled now; the local host restarts the worker and keeps serving.`);
+      this.#o.logger.error(
+        'host',
+        `Exceeded language worker restart retry count for runtime:node (${ERROR_THRESHOLD} worker errors within ${ERROR_WINDOW_MS / 60_000} minutes). In Azure the whole Functions host is recycled now; the local host restarts the worker and keeps serving.`,
+      );
       this.#errors.length = 0;
     }
   }
@@ -299,15 +336,26 @@ export class WorkerChannel {
     this.#restarts++;
     const worker = this.#spawn();
     this.#worker = worker;
-    worker.ready.then((functions) => {
-      const before = this.#functions.map((f) => f.name).sort().join(',');
-      const after = functions.map((f) => f.name).sort().join(',');
-      if (before !== after) throw new HostConfigError(`the restarted worker registered other functions (${after}) than at start-up (${before})`);
-      this.#o.logger.info('host', `worker process restarted (pid ${String(worker.child.pid)})`);
-    }).catch((err: unknown) => {
-      if (this.#stopping || worker !== this.#worker) return;
-      this.#o.onFatal(`the worker process could not be restarted: ${describeError(err)}`);
-    });
+    worker.ready
+      .then((functions) => {
+        const before = this.#functions
+          .map((f) => f.name)
+          .sort()
+          .join(',');
+        const after = functions
+          .map((f) => f.name)
+          .sort()
+          .join(',');
+        if (before !== after)
+          throw new HostConfigError(
+            `the restarted worker registered other functions (${after}) than at start-up (${before})`,
+          );
+        this.#o.logger.info('host', `worker process restarted (pid ${String(worker.child.pid)})`);
+      })
+      .catch((err: unknown) => {
+        if (this.#stopping || worker !== this.#worker) return;
+        this.#o.onFatal(`the worker process could not be restarted: ${describeError(err)}`);
+      });
   }
 
   /**

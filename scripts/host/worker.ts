@@ -30,13 +30,17 @@ function send(message: WorkerToHost): void {
     process.send(message);
   } catch (err) {
     // A result that cannot cross the channel (e.g. a function in it): report the failure instead.
-    if (message.type === 'result') process.send({ type: 'failed', id: message.id, error: serializeError(err) } satisfies WorkerToHost);
+    if (message.type === 'result')
+      process.send({ type: 'failed', id: message.id, error: serializeError(err) } satisfies WorkerToHost);
     else throw err;
   }
 }
 
 process.on('uncaughtException', (err: unknown) => {
-  logger.error('worker', `Worker uncaught exception (the host restarts the worker; in Azure too): ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
+  logger.error(
+    'worker',
+    `Worker uncaught exception (the host restarts the worker; in Azure too): ${err instanceof Error && err.stack ? err.stack : describeError(err)}`,
+  );
   process.exit(1);
 });
 process.on('disconnect', () => process.exit(0));
@@ -49,26 +53,41 @@ async function init(message: InitMessage): Promise<void> {
       try {
         await import(pathToFileURL(file).href);
       } catch (err) {
-        throw new Error(`loading ${file} failed: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`);
+        throw new Error(
+          `loading ${file} failed: ${err instanceof Error && err.stack ? err.stack : describeError(err)}`,
+        );
       }
     }
     runtime.startupFinished = true;
-    await runtime.executeHooks('appStart', { hookData: {}, appHookData: runtime.appHookData, functionAppDirectory: message.root });
+    await runtime.executeHooks('appStart', {
+      hookData: {},
+      appHookData: runtime.appHookData,
+      functionAppDirectory: message.root,
+    });
   } catch (err) {
     send({ type: 'initFailed', message: err instanceof Error ? err.message : describeError(err) });
     return;
   }
   const functions: FunctionInfo[] = [...runtime.functions.values()].map((f) => ({
-    name: f.name, metadata: f.metadata, triggerName: f.triggerName, trigger: f.trigger,
+    name: f.name,
+    metadata: f.metadata,
+    triggerName: f.triggerName,
+    trigger: f.trigger,
   }));
   const model = runtime.programmingModel;
   send({
-    type: 'indexed', functions, httpStreamRequested: runtime.httpStreamRequested,
+    type: 'indexed',
+    functions,
+    httpStreamRequested: runtime.httpStreamRequested,
     ...(model ? { programmingModel: `${model.name} ${model.version}` } : {}),
   });
 }
 
-async function invoke(id: string, functionName: string, input: Extract<HostToWorker, { type: 'invoke' }>['input']): Promise<void> {
+async function invoke(
+  id: string,
+  functionName: string,
+  input: Extract<HostToWorker, { type: 'invoke' }>['input'],
+): Promise<void> {
   const fn = [...runtime.functions.values()].find((f) => f.name === functionName);
   try {
     if (!fn) throw new Error(`no function named '${functionName}' is registered in the worker`);
@@ -91,9 +110,16 @@ async function terminate(): Promise<void> {
 process.on('message', (raw: unknown) => {
   const message = raw as HostToWorker;
   switch (message.type) {
-    case 'init': void init(message); break;
-    case 'invoke': void invoke(message.id, message.functionName, message.input); break;
-    case 'terminate': void terminate(); break;
-    default: logger.warn('worker', `unknown message from the host: ${String((message as { type?: unknown }).type)}`);
+    case 'init':
+      void init(message);
+      break;
+    case 'invoke':
+      void invoke(message.id, message.functionName, message.input);
+      break;
+    case 'terminate':
+      void terminate();
+      break;
+    default:
+      logger.warn('worker', `unknown message from the host: ${String((message as { type?: unknown }).type)}`);
   }
 });

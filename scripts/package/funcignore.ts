@@ -173,7 +173,11 @@ export class AzdIgnore {
   private readonly patterns: GitPattern[];
 
   constructor(text: string) {
-    this.patterns = text.replace(/^\uFEFF/, '').split('\n').map(compileGitLine).filter((p): p is GitPattern => p !== undefined);
+    this.patterns = text
+      .replace(/^\uFEFF/, '')
+      .split('\n')
+      .map(compileGitLine)
+      .filter((p): p is GitPattern => p !== undefined);
   }
 
   /** go-gitignore `Relative(path, isdir)` then `Ignore()`: the last matching pattern decides. */
@@ -190,7 +194,10 @@ export class AzdIgnore {
 // ---- Core Tools: GitIgnoreParser.cs ----------------------------------------------------------------------
 
 function coreToolsRegex(pattern: string): string {
-  return pattern.replace(/[-[\]/{}()+?.\\^$|]/g, '\\$&').replace(/\*\*/g, '(.+)').replace(/\*/g, '([^\\/]+)');
+  return pattern
+    .replace(/[-[\]/{}()+?.\\^$|]/g, '\\$&')
+    .replace(/\*\*/g, '(.+)')
+    .replace(/\*/g, '([^\\/]+)');
 }
 
 export class CoreToolsIgnore {
@@ -247,7 +254,8 @@ export function azdFiles(root: string, funcignore: string | undefined, remoteBui
       if (name === '.azure' && dirEntry) continue;
       if (name === '.funcignore' && !dirEntry) continue;
       if (name === 'local.settings.json' && !dirEntry) continue;
-      if (ignore ? ignore.ignores(relPath, dirEntry) : name === 'node_modules' && dirEntry && remoteBuild !== false) continue;
+      if (ignore ? ignore.ignores(relPath, dirEntry) : name === 'node_modules' && dirEntry && remoteBuild !== false)
+        continue;
       if (dirEntry) walk(path, relPath);
       else out.push(relPath);
     }
@@ -308,11 +316,15 @@ export function packageFiles(root: string, funcignore: string | undefined, remot
  * `remoteBuild: true` needs node_modules excluded, `remoteBuild: false` needs it included; unset, remote
  * build is on exactly when it is excluded. Returns azd's error, or undefined.
  */
-export function azdRemoteBuildError(funcignore: string | undefined, remoteBuild: boolean | undefined): string | undefined {
+export function azdRemoteBuildError(
+  funcignore: string | undefined,
+  remoteBuild: boolean | undefined,
+): string | undefined {
   if (funcignore === undefined) return undefined;
   const excluded = new AzdIgnore(funcignore).ignores('node_modules', true);
   if (remoteBuild === true && !excluded) return "'remoteBuild: true' requires '.funcignore' to exclude node_modules";
-  if (remoteBuild === false && excluded) return "'remoteBuild: false' cannot be used when '.funcignore' excludes node_modules";
+  if (remoteBuild === false && excluded)
+    return "'remoteBuild: false' cannot be used when '.funcignore' excludes node_modules";
   return undefined;
 }
 

@@ -21,7 +21,12 @@ export interface Ran {
 }
 
 /** Runs a command to its end; the environment is this one without npm's and vitest's own variables. */
-export function run(cmd: string, args: readonly string[], cwd: string, timeoutMs = 600_000): Promise<Omit<Ran, 'step'>> {
+export function run(
+  cmd: string,
+  args: readonly string[],
+  cwd: string,
+  timeoutMs = 600_000,
+): Promise<Omit<Ran, 'step'>> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !/^(npm_|VITEST|NODE_ENV$|NODE_OPTIONS$)/i.test(k)) env[k] = v;
@@ -30,8 +35,12 @@ export function run(cmd: string, args: readonly string[], cwd: string, timeoutMs
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (b: Buffer) => { output += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { output += b.toString(); });
+    child.stdout.on('data', (b: Buffer) => {
+      output += b.toString();
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      output += b.toString();
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -42,7 +51,10 @@ export function run(cmd: string, args: readonly string[], cwd: string, timeoutMs
 }
 
 /** The steps Oryx runs for this package.json, in its order. `install` is the install command's arguments. */
-export function oryxSteps(packageJson: { scripts?: Record<string, string> }, install: readonly string[] = ['install']): { step: string; args: string[] }[] {
+export function oryxSteps(
+  packageJson: { scripts?: Record<string, string> },
+  install: readonly string[] = ['install'],
+): { step: string; args: string[] }[] {
   const scripts = packageJson.scripts ?? {};
   return [
     { step: 'npm install', args: [...install] },
@@ -106,7 +118,9 @@ interface LockPackage {
  * `devOptional` in the lockfile) and the production packages missing (neither dev nor optional).
  */
 export function devDependencyCheck(dir: string): { devLeft: string[]; prodMissing: string[] } {
-  const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')) as { packages?: Record<string, LockPackage> };
+  const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')) as {
+    packages?: Record<string, LockPackage>;
+  };
   const devLeft: string[] = [];
   const prodMissing: string[] = [];
   for (const [path, info] of Object.entries(lock.packages ?? {})) {

@@ -46,7 +46,8 @@ export function zip(entries: readonly ZipInput[]): Buffer {
     const crc = crc32(e.data);
     const { date, time } = dosDateTime(e.mtime);
     const flags = /[^\x20-\x7e]/.test(e.name) ? UTF8_NAME : 0;
-    if (offset > 0xffffffff || e.data.length > 0xffffffff) throw new Error(`${e.name}: the archive needs zip64, which this writer does not write`);
+    if (offset > 0xffffffff || e.data.length > 0xffffffff)
+      throw new Error(`${e.name}: the archive needs zip64, which this writer does not write`);
 
     const local = Buffer.alloc(30);
     local.writeUInt32LE(LOCAL_HEADER, 0);

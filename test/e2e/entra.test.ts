@@ -12,10 +12,16 @@ import { runBin } from '../support/cli.js';
 import { startHost, type HostProcess } from '../host/host-process.js';
 import { startAzurite, type RunningAzurite } from '../support/azurite.js';
 import { seedOneLayerImage as seedImage, startFakeRegistry, type FakeRegistry } from '../support/fake-registry.js';
-import { startOidcIssuer, TEST_AUDIENCE, TEST_CLIENT_ID, TEST_TENANT, unsignedToken, type OidcIssuer } from '../support/oidc-issuer.js';
+import {
+  startOidcIssuer,
+  TEST_AUDIENCE,
+  TEST_CLIENT_ID,
+  TEST_TENANT,
+  unsignedToken,
+  type OidcIssuer,
+} from '../support/oidc-issuer.js';
 
 const KEY = 'entra-e2e-function-key';
-
 
 describe('AUTH_MODE=entra through the local host', () => {
   let azurite: RunningAzurite;
@@ -26,14 +32,28 @@ describe('AUTH_MODE=entra through the local host', () => {
   let digest = '';
 
   beforeAll(async () => {
-    [azurite, src, dst, issuer] = await Promise.all([startAzurite(), startFakeRegistry(), startFakeRegistry(), startOidcIssuer()]);
+    [azurite, src, dst, issuer] = await Promise.all([
+      startAzurite(),
+      startFakeRegistry(),
+      startFakeRegistry(),
+      startOidcIssuer(),
+    ]);
     digest = seedImage(src, 'team/app', '1');
     host = await startHost({
-      args: ['--main', 'functions/*.ts', '--port', '0', '--no-azurite'], readyTimeoutMs: 60_000,
+      args: ['--main', 'functions/*.ts', '--port', '0', '--no-azurite'],
+      readyTimeoutMs: 60_000,
       env: {
-        AzureWebJobsStorage: azurite.connectionString, IMPORT_QUEUE: 'entra', LOCAL_HOST_FUNCTION_KEY: KEY, LOCAL_HOST_QUEUE_LEASE_SECONDS: '3',
-        TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host,
-        AUTH_MODE: 'entra', ENTRA_TENANT_ID: TEST_TENANT, ENTRA_AUDIENCE: TEST_AUDIENCE, ENTRA_AUTHORITY_HOST: issuer.url,
+        AzureWebJobsStorage: azurite.connectionString,
+        IMPORT_QUEUE: 'entra',
+        LOCAL_HOST_FUNCTION_KEY: KEY,
+        LOCAL_HOST_QUEUE_LEASE_SECONDS: '3',
+        TARGET_REGISTRY: dst.host,
+        INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+        ALLOWED_SOURCES: src.host,
+        AUTH_MODE: 'entra',
+        ENTRA_TENANT_ID: TEST_TENANT,
+        ENTRA_AUDIENCE: TEST_AUDIENCE,
+        ENTRA_AUTHORITY_HOST: issuer.url,
       },
     });
   }, 120_000);
@@ -49,14 +69,27 @@ describe('AUTH_MODE=entra through the local host', () => {
       headers: { ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}), ...init.headers },
       ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
     });
-  const bearer = async (roles: string[] | undefined, options?: Parameters<OidcIssuer['sign']>[1]) => ({ authorization: `Bearer ${await issuer.sign(roles, options)}` });
+  const bearer = async (roles: string[] | undefined, options?: Parameters<OidcIssuer['sign']>[1]) => ({
+    authorization: `Bearer ${await issuer.sign(roles, options)}`,
+  });
   const body = (): unknown => ({ source: `${src.host}/team/app:1`, images: ['mirror/app:1'] });
 
   it('no token, a function key, or a forged X-MS-CLIENT-PRINCIPAL: 401 with WWW-Authenticate: Bearer', async () => {
-    const principal = Buffer.from(JSON.stringify({ auth_typ: 'aad', claims: [{ typ: 'roles', val: 'Imports.Write' }] })).toString('base64');
-    const variants: Record<string, string>[] = [{}, { 'x-functions-key': KEY }, { 'x-ms-client-principal': principal, 'x-ms-client-principal-id': 'x', 'x-ms-client-principal-idp': 'aad' }];
+    const principal = Buffer.from(
+      JSON.stringify({ auth_typ: 'aad', claims: [{ typ: 'roles', val: 'Imports.Write' }] }),
+    ).toString('base64');
+    const variants: Record<string, string>[] = [
+      {},
+      { 'x-functions-key': KEY },
+      { 'x-ms-client-principal': principal, 'x-ms-client-principal-id': 'x', 'x-ms-client-principal-idp': 'aad' },
+    ];
     for (const headers of variants) {
-      for (const [path, method] of [['imports', 'POST'], ['imports', 'GET'], ['ui', 'GET'], ['openapi.json', 'GET']] as const) {
+      for (const [path, method] of [
+        ['imports', 'POST'],
+        ['imports', 'GET'],
+        ['ui', 'GET'],
+        ['openapi.json', 'GET'],
+      ] as const) {
         const res = await api(path, { method, headers, ...(method === 'POST' ? { body: body() } : {}) });
         expect(res.status, `${method} ${path} ${JSON.stringify(headers)}`).toBe(401);
         expect(res.headers.get('www-authenticate')).toBe('Bearer');
@@ -72,7 +105,9 @@ describe('AUTH_MODE=entra through the local host', () => {
       foreignKey: await issuer.sign(['Imports.Write'], { key: 'foreign' }),
       algNone: unsignedToken({ iss: issuer.issuer, aud: TEST_AUDIENCE, exp: now + 600, roles: ['Imports.Write'] }),
       audience: await issuer.sign(['Imports.Write'], { claims: { aud: 'api://another-api' } }),
-      issuer: await issuer.sign(['Imports.Write'], { claims: { iss: 'https://sts.windows.net/00000000-0000-0000-0000-000000000001/' } }),
+      issuer: await issuer.sign(['Imports.Write'], {
+        claims: { iss: 'https://sts.windows.net/00000000-0000-0000-0000-000000000001/' },
+      }),
     };
     for (const [what, token] of Object.entries(tokens)) {
       const res = await api('imports', { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: body() });
@@ -91,7 +126,9 @@ describe('AUTH_MODE=entra through the local host', () => {
     const post = await api('imports', { method: 'POST', headers: read, body: body() });
     expect(post.status).toBe(403);
     expect(post.headers.get('www-authenticate')).toMatch(/insufficient_scope/);
-    expect((await api('imports/00000000-0000-4000-8000-000000000000/cancel', { method: 'POST', headers: read })).status).toBe(403);
+    expect(
+      (await api('imports/00000000-0000-4000-8000-000000000000/cancel', { method: 'POST', headers: read })).status,
+    ).toBe(403);
   });
 
   it('Imports.Write imports; the job and its log name the caller (oid, appid), never the token', async () => {
@@ -100,10 +137,20 @@ describe('AUTH_MODE=entra through the local host', () => {
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
     let status: { status: string; digest?: string; caller?: unknown } = { status: '' };
-    for (const deadline = Date.now() + 60_000; Date.now() < deadline && !['succeeded', 'failed'].includes(status.status); await new Promise((r) => setTimeout(r, 200))) {
-      status = (await (await api(`imports/${id}`, { headers: await bearer(['Imports.Read']) })).json()) as typeof status;
+    for (
+      const deadline = Date.now() + 60_000;
+      Date.now() < deadline && !['succeeded', 'failed'].includes(status.status);
+      await new Promise((r) => setTimeout(r, 200))
+    ) {
+      status = (await (
+        await api(`imports/${id}`, { headers: await bearer(['Imports.Read']) })
+      ).json()) as typeof status;
     }
-    expect(status).toMatchObject({ status: 'succeeded', digest, caller: { oid: '11111111-2222-3333-4444-555555555555', appid: TEST_CLIENT_ID } });
+    expect(status).toMatchObject({
+      status: 'succeeded',
+      digest,
+      caller: { oid: '11111111-2222-3333-4444-555555555555', appid: TEST_CLIENT_ID },
+    });
     expect(dst.getManifest('mirror/app', '1')).toBeDefined();
     const log = host!.output();
     expect(log).toContain(`import ${id} queued by oid=11111111-2222-3333-4444-555555555555 appid=${TEST_CLIENT_ID}`);
@@ -122,13 +169,18 @@ describe('AUTH_MODE=entra through the local host', () => {
       expect(run.code, run.stderr).toBe(0);
       expect(dst.getManifest('cli/app', '1')).toBeDefined();
       // the POST and every status poll with the one token az printed
-      expect(await az.calls()).toEqual([['account', 'get-access-token', '--output', 'json', '--resource', TEST_AUDIENCE]]);
+      expect(await az.calls()).toEqual([
+        ['account', 'get-access-token', '--output', 'json', '--resource', TEST_AUDIENCE],
+      ]);
       const listed = await runBin(['list', ...args, '--json'], { ...env, OCI_IMPORT_SCOPE: undefined });
       expect(listed.code, listed.stderr).toBe(0);
       expect(listed.stdout).toContain('cli-user-oid');
 
       await az.logout();
-      const signedOut = await runBin(['list', '--endpoint', `${host!.url}/api`], { ...env, OCI_IMPORT_SCOPE: `${TEST_AUDIENCE}/.default` });
+      const signedOut = await runBin(['list', '--endpoint', `${host!.url}/api`], {
+        ...env,
+        OCI_IMPORT_SCOPE: `${TEST_AUDIENCE}/.default`,
+      });
       expect(signedOut.code).toBe(1);
       expect(signedOut.stderr).toContain('SIGN_IN_FAILED');
       expect(signedOut.stderr).toContain('az login');

@@ -19,7 +19,9 @@ import { onPath } from '../support/registry.js';
 const hasGit = onPath('git') && existsSync(join(PROJECT_ROOT, '.git'));
 // Where the tools are required (OCI_IMPORT_REQUIRE_REGISTRY=1, as CI sets it) a missing git is a failure, not a skip.
 if (!hasGit && process.env.OCI_IMPORT_REQUIRE_REGISTRY === '1') {
-  throw new Error('OCI_IMPORT_REQUIRE_REGISTRY=1 but git or the .git folder is missing: this test copies what a fresh clone holds');
+  throw new Error(
+    'OCI_IMPORT_REQUIRE_REGISTRY=1 but git or the .git folder is missing: this test copies what a fresh clone holds',
+  );
 }
 
 interface Started {
@@ -29,15 +31,29 @@ interface Started {
 }
 
 async function npmStart(dir: string, env: Record<string, string>): Promise<Started> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => v !== undefined && !/^(npm_|TARGET_|LOCAL_HOST_|OCI_IMPORT_)/i.test(k))) as Record<string, string>;
-  const child = spawn('npm', ['start'], { cwd: dir, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k, v]) => v !== undefined && !/^(npm_|TARGET_|LOCAL_HOST_|OCI_IMPORT_)/i.test(k),
+    ),
+  ) as Record<string, string>;
+  const child = spawn('npm', ['start'], {
+    cwd: dir,
+    env: { ...clean, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let output = '';
-  child.stdout!.on('data', (b: Buffer) => { output += b.toString(); });
-  child.stderr!.on('data', (b: Buffer) => { output += b.toString(); });
+  child.stdout!.on('data', (b: Buffer) => {
+    output += b.toString();
+  });
+  child.stderr!.on('data', (b: Buffer) => {
+    output += b.toString();
+  });
   for (const deadline = Date.now() + 240_000; ;) {
     const m = /Host listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
     if (m) return { child, output: () => output, url: m[1]! };
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not bring the host up (exit ${child.exitCode}):\n${output.slice(-4000)}`);
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`npm start did not bring the host up (exit ${child.exitCode}):\n${output.slice(-4000)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -58,7 +74,12 @@ describe.skipIf(!hasGit)('a fresh clone', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'oci-import-clone-'));
-    const files = execFileSync('git', ['ls-files', '-co', '--exclude-standard', '-z'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).split('\0').filter(Boolean);
+    const files = execFileSync('git', ['ls-files', '-co', '--exclude-standard', '-z'], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+    })
+      .split('\0')
+      .filter(Boolean);
     for (const f of files) {
       if (!existsSync(join(PROJECT_ROOT, f))) continue; // deleted in the work tree
       await mkdir(dirname(join(dir, f)), { recursive: true });
@@ -82,10 +103,16 @@ describe.skipIf(!hasGit)('a fresh clone', () => {
     expect(existsSync(join(dir, 'node_modules', '.package-lock.json'))).toBe(true);
     await new Promise((r) => setTimeout(r, 500)); // the worker's start-up lines
     expect(started.output()).toContain('this deployment has no target registry: set the setting TARGET_REGISTRY');
-    const res = await fetch(`${started.url}/api/imports`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"source":"docker.io/library/nginx:1.27"}' });
+    const res = await fetch(`${started.url}/api/imports`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"source":"docker.io/library/nginx:1.27"}',
+    });
     expect(res.status).toBe(503);
     expect(res.headers.get('x-ms-error-code')).toBe('TARGET_REGISTRY_NOT_SET');
-    expect(((await res.json()) as { error: { message: string } }).error.message).toContain('set the setting TARGET_REGISTRY');
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain(
+      'set the setting TARGET_REGISTRY',
+    );
     expect((await fetch(`${started.url}/api/openapi.json`)).status).toBe(200);
     await stop(started);
 

@@ -52,7 +52,8 @@ describe.skipIf(!hasTools)('local host end to end: timeouts, crashes, poison', (
     [azurite, src, dst] = await Promise.all([startAzurite(), startRegistry(), startRegistry()]);
     tap = await startTapProxy(src.host);
     image = await buildImage({ dir: join(work, 'img'), seed: 'e2e-faults', layersPerPlatform: 2, layerSize: 200_000 });
-    for (const repo of ['doomed', 'slow', 'careless']) await pushOciLayout(image.layoutDir, `${src.host}/faults/${repo}:1`, undefined);
+    for (const repo of ['doomed', 'slow', 'careless'])
+      await pushOciLayout(image.layoutDir, `${src.host}/faults/${repo}:1`, undefined);
     host = await startHost({
       // The app, plus a test-only hook module (test/e2e/fixtures/faults.ts).
       args: ['--main', '{functions/*.ts,test/e2e/fixtures/faults.ts}', '--port', '0', '--no-azurite'],
@@ -87,7 +88,8 @@ describe.skipIf(!hasTools)('local host end to end: timeouts, crashes, poison', (
 
   const post = async (repo: string): Promise<string> => {
     const res = await fetch(`${host.url}/api/imports`, {
-      method: 'POST', headers: { 'content-type': 'application/json', ...withKey },
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...withKey },
       body: JSON.stringify({ source: `${tap.host}/faults/${repo}:1`, images: [`faults/${repo}:1`] }),
     });
     expect(res.status).toBe(202);
@@ -99,7 +101,7 @@ describe.skipIf(!hasTools)('local host end to end: timeouts, crashes, poison', (
     const res = await fetch(`${host.url}/api/imports/${id}`, { headers: withKey });
     answers.push(res.status);
     expect([200, 500]).toContain(res.status);
-    return res.status === 200 ? (await res.json()) as Status : undefined;
+    return res.status === 200 ? ((await res.json()) as Status) : undefined;
   };
   const ended = async (id: string, timeoutMs: number): Promise<Status> => {
     for (const deadline = Date.now() + timeoutMs; ;) {
@@ -109,11 +111,16 @@ describe.skipIf(!hasTools)('local host end to end: timeouts, crashes, poison', (
       await new Promise((r) => setTimeout(r, 300));
     }
   };
-  const workerPid = async (): Promise<number> => ((await (await fetch(`${host.url}/admin/host/status`)).json()) as { worker: { pid: number } }).worker.pid;
+  const workerPid = async (): Promise<number> =>
+    ((await (await fetch(`${host.url}/admin/host/status`)).json()) as { worker: { pid: number } }).worker.pid;
   const queues = () => QueueServiceClient.fromConnectionString(azurite.connectionString);
   const drained = async (): Promise<void> => {
     for (const deadline = Date.now() + 30_000; ;) {
-      const counts = await Promise.all([QUEUE, `${QUEUE}-poison`].map(async (q) => (await queues().getQueueClient(q).getProperties()).approximateMessagesCount ?? 0));
+      const counts = await Promise.all(
+        [QUEUE, `${QUEUE}-poison`].map(
+          async (q) => (await queues().getQueueClient(q).getProperties()).approximateMessagesCount ?? 0,
+        ),
+      );
       if (counts.every((c) => c === 0)) return;
       if (Date.now() > deadline) throw new Error(`queues not drained: ${counts.join(', ')}`);
       await new Promise((r) => setTimeout(r, 300));
@@ -160,7 +167,9 @@ describe.skipIf(!hasTools)('local host end to end: timeouts, crashes, poison', (
     expect(await manifestDigest(`${dst.host}/faults/slow:1`)).toBe(image.digest);
     expect(delayed).toBe(2);
     const out = host.output();
-    expect(out.match(/Timeout value of 00:00:08 was exceeded by function: Functions\.importWorker/g)?.length).toBeGreaterThanOrEqual(2);
+    expect(
+      out.match(/Timeout value of 00:00:08 was exceeded by function: Functions\.importWorker/g)?.length,
+    ).toBeGreaterThanOrEqual(2);
     expect(out).toContain('A function timeout has occurred. Restarting worker process');
     expect(await workerPid()).not.toBe(before);
     tap.hook = () => 'forward';
@@ -199,22 +208,36 @@ describe.skipIf(!hasTools)('local host end to end: timeouts, crashes, poison', (
       return names;
     };
     for (const deadline = Date.now() + 60_000; (await poisoned()).length < bodies.length;) {
-      if (Date.now() > deadline) throw new Error(`only ${(await poisoned()).length} poison records\n${host.output().slice(-4000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`only ${(await poisoned()).length} poison records\n${host.output().slice(-4000)}`);
       await new Promise((r) => setTimeout(r, 300));
     }
     await drained();
 
-    const records = await Promise.all((await poisoned()).map(async (name) => JSON.parse((await jobs.getBlobClient(name).downloadToBuffer()).toString('utf8')) as Record<string, unknown>));
-    expect(records.map((r) => r.reason).sort()).toEqual(['INVALID_JSON', 'SECRET_IN_QUEUE', 'UNKNOWN_FIELD', 'UNKNOWN_FIELD']);
-    for (const r of records) expect(Object.keys(r).sort()).toEqual(expect.arrayContaining(['at', 'kind', 'length', 'reason']));
+    const records = await Promise.all(
+      (await poisoned()).map(
+        async (name) =>
+          JSON.parse((await jobs.getBlobClient(name).downloadToBuffer()).toString('utf8')) as Record<string, unknown>,
+      ),
+    );
+    expect(records.map((r) => r.reason).sort()).toEqual([
+      'INVALID_JSON',
+      'SECRET_IN_QUEUE',
+      'UNKNOWN_FIELD',
+      'UNKNOWN_FIELD',
+    ]);
+    for (const r of records)
+      expect(Object.keys(r).sort()).toEqual(expect.arrayContaining(['at', 'kind', 'length', 'reason']));
 
     // Nothing anywhere holds the password: every blob of the job storage, every poison queue, the log.
     let everything = '';
-    for await (const b of jobs.listBlobsFlat()) everything += (await jobs.getBlobClient(b.name).downloadToBuffer()).toString('utf8');
+    for await (const b of jobs.listBlobsFlat())
+      everything += (await jobs.getBlobClient(b.name).downloadToBuffer()).toString('utf8');
     for (const name of [QUEUE, `${QUEUE}-poison`, `${QUEUE}-poison-poison`]) {
       const qc = queues().getQueueClient(name);
       if (!(await qc.exists())) continue;
-      for (const m of (await qc.peekMessages({ numberOfMessages: 32 })).peekedMessageItems) everything += Buffer.from(m.messageText, 'base64').toString('utf8') + m.messageText;
+      for (const m of (await qc.peekMessages({ numberOfMessages: 32 })).peekedMessageItems)
+        everything += Buffer.from(m.messageText, 'base64').toString('utf8') + m.messageText;
     }
     expect(everything.length).toBeGreaterThan(1000);
     expect(everything).not.toContain(SECRET);
@@ -228,7 +251,11 @@ describe.skipIf(!hasTools)('local host end to end: timeouts, crashes, poison', (
     await queues().getQueueClient(QUEUE).sendMessage(text);
     const poisonPoison = queues().getQueueClient(`${QUEUE}-poison-poison`);
     for (const deadline = Date.now() + 30_000; ;) {
-      const found = (await poisonPoison.exists()) && (await poisonPoison.peekMessages({ numberOfMessages: 32 })).peekedMessageItems.some((m) => m.messageText === text);
+      const found =
+        (await poisonPoison.exists()) &&
+        (await poisonPoison.peekMessages({ numberOfMessages: 32 })).peekedMessageItems.some(
+          (m) => m.messageText === text,
+        );
       if (found) break;
       if (Date.now() > deadline) throw new Error(`not in ${QUEUE}-poison-poison\n${host.output().slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 300));

@@ -17,8 +17,14 @@ const PORTS = [10000, 10001, 10002];
 function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => { socket.destroy(); resolve(false); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => {
+      socket.destroy();
+      resolve(false);
+    });
   });
 }
 
@@ -31,19 +37,34 @@ describe('Azurite started by the host', () => {
   afterAll(async () => {
     await host?.stop('SIGKILL');
     // Give the guard a moment to shut Azurite down before the directory goes.
-    await waitFor(async () => ((await anyListening()) ? undefined : true), 'Azurite ports free', 10_000).catch(() => undefined);
+    await waitFor(async () => ((await anyListening()) ? undefined : true), 'Azurite ports free', 10_000).catch(
+      () => undefined,
+    );
     rmSync(root, { recursive: true, force: true });
   });
 
   it('starts Azurite on the default ports, persists under .azurite, and frees the ports after SIGKILL', async (ctx) => {
     if (await anyListening()) {
       const why = `something already listens on Azurite's default ports ${PORTS.join(', ')}, which this test needs free`;
-      if (process.env.OCI_IMPORT_REQUIRE_REGISTRY === '1') throw new Error(`${why} (OCI_IMPORT_REQUIRE_REGISTRY=1: not skipped)`);
+      if (process.env.OCI_IMPORT_REQUIRE_REGISTRY === '1')
+        throw new Error(`${why} (OCI_IMPORT_REQUIRE_REGISTRY=1: not skipped)`);
       ctx.skip(why);
     }
-    writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'fixture-app', type: 'module', main: 'functions/*.js' }));
+    writeFileSync(
+      join(root, 'package.json'),
+      JSON.stringify({ name: 'fixture-app', type: 'module', main: 'functions/*.js' }),
+    );
     host = await startHost({
-      args: ['--root', root, '--main', join(PROJECT_ROOT, 'test/host/fixtures/http.ts'), '--host-json', join(PROJECT_ROOT, 'test/host/fixtures/host.json'), '--port', '0'],
+      args: [
+        '--root',
+        root,
+        '--main',
+        join(PROJECT_ROOT, 'test/host/fixtures/http.ts'),
+        '--host-json',
+        join(PROJECT_ROOT, 'test/host/fixtures/host.json'),
+        '--port',
+        '0',
+      ],
       env: { AzureWebJobsStorage: undefined, LOCAL_HOST_AZURITE: undefined },
     });
     expect(host.output()).toContain('Azurite started by the host');
@@ -55,7 +76,11 @@ describe('Azurite started by the host', () => {
     expect(existsSync(join(root, '.azurite'))).toBe(true);
 
     await host.stop('SIGKILL');
-    await waitFor(async () => ((await anyListening()) ? undefined : true), 'Azurite to release its ports after the host was SIGKILLed', 10_000);
+    await waitFor(
+      async () => ((await anyListening()) ? undefined : true),
+      'Azurite to release its ports after the host was SIGKILLed',
+      10_000,
+    );
     // Shut down gracefully: its queue database was written.
     expect(readdirSync(join(root, '.azurite'))).toContain('__azurite_db_queue__.json');
   });

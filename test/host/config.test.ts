@@ -10,8 +10,14 @@ import { queueMessagesOf } from '../../scripts/host/outputs.js';
 import { Lease } from '../../scripts/host/queue-trigger.js';
 import { compareRoutes, compileRoute, matchRoute, RouteError } from '../../scripts/host/route.js';
 import {
-  applyHostJsonOverrides, applyLocalSettings, DEFAULT_QUEUE_OPTIONS, parseHostJson, readLocalSettings, resolveSettingRefs,
-  resolveStorageConnection, validateQueueName,
+  applyHostJsonOverrides,
+  applyLocalSettings,
+  DEFAULT_QUEUE_OPTIONS,
+  parseHostJson,
+  readLocalSettings,
+  resolveSettingRefs,
+  resolveStorageConnection,
+  validateQueueName,
 } from '../../scripts/host/settings.js';
 import { decodeMessage, encodeMessage } from '../../scripts/host/storage.js';
 
@@ -48,7 +54,12 @@ describe('route templates', () => {
 
   it('orders literal before parameter before catch-all', () => {
     const routes = ['files/{*rest}', 'files/{id}', 'files/latest', 'files/{id:int}'].map(compileRoute);
-    expect(routes.sort(compareRoutes).map((r) => r.template)).toEqual(['files/latest', 'files/{id:int}', 'files/{id}', 'files/{*rest}']);
+    expect(routes.sort(compareRoutes).map((r) => r.template)).toEqual([
+      'files/latest',
+      'files/{id:int}',
+      'files/{id}',
+      'files/{*rest}',
+    ]);
   });
 
   it.each(['a/{*rest}/b', 'a/{id}/{id}', 'a/{bad-name}', 'a/{id:nonsense}', 'a//b'])('refuses %s', (template) => {
@@ -71,10 +82,24 @@ describe('host.json', () => {
       logging: { logLevel: { default: 'Debug' } },
       extensions: {
         http: { routePrefix: '/v1/' },
-        queues: { batchSize: 4, newBatchThreshold: 2, maxDequeueCount: 5, visibilityTimeout: '00:00:10', maxPollingInterval: '00:00:02', messageEncoding: 'none' },
+        queues: {
+          batchSize: 4,
+          newBatchThreshold: 2,
+          maxDequeueCount: 5,
+          visibilityTimeout: '00:00:10',
+          maxPollingInterval: '00:00:02',
+          messageEncoding: 'none',
+        },
       },
     });
-    expect(h.queues).toEqual({ batchSize: 4, newBatchThreshold: 2, maxDequeueCount: 5, visibilityTimeoutMs: 10_000, maxPollingIntervalMs: 2000, messageEncoding: 'none' });
+    expect(h.queues).toEqual({
+      batchSize: 4,
+      newBatchThreshold: 2,
+      maxDequeueCount: 5,
+      visibilityTimeoutMs: 10_000,
+      maxPollingIntervalMs: 2000,
+      messageEncoding: 'none',
+    });
     expect(h.functionTimeoutMs).toBe(600_000);
     expect(h.routePrefix).toBe('v1');
     expect(h.logLevel).toBe('debug');
@@ -94,9 +119,13 @@ describe('host.json', () => {
 });
 
 describe('host.json overrides from app settings (AzureFunctionsJobHost__…)', () => {
-  const hostJson = { version: '2.0', functionTimeout: '00:10:00', extensions: { queues: { maxDequeueCount: 5, batchSize: 4 } } };
+  const hostJson = {
+    version: '2.0',
+    functionTimeout: '00:10:00',
+    extensions: { queues: { maxDequeueCount: 5, batchSize: 4 } },
+  };
 
-  it('override values by path, case-insensitively, keeping the file\'s spelling; the input is not changed', () => {
+  it("override values by path, case-insensitively, keeping the file's spelling; the input is not changed", () => {
     const { json, overridden } = applyHostJsonOverrides(hostJson, {
       AzureFunctionsJobHost__extensions__queues__maxDequeueCount: '2',
       azurefunctionsjobhost__FUNCTIONTIMEOUT: '00:00:05',
@@ -108,12 +137,18 @@ describe('host.json overrides from app settings (AzureFunctionsJobHost__…)', (
     expect(parsed.queues.batchSize).toBe(4);
     expect(parsed.functionTimeoutMs).toBe(5000);
     expect(parsed.routePrefix).toBe('v1');
-    expect(overridden.sort()).toEqual(['extensions.http.routePrefix', 'extensions.queues.maxDequeueCount', 'functionTimeout']);
+    expect(overridden.sort()).toEqual([
+      'extensions.http.routePrefix',
+      'extensions.queues.maxDequeueCount',
+      'functionTimeout',
+    ]);
     expect(hostJson.extensions.queues.maxDequeueCount).toBe(5);
   });
 
   it('an override that is not valid is refused like a bad host.json value', () => {
-    const { json } = applyHostJsonOverrides(hostJson, { AzureFunctionsJobHost__extensions__queues__maxDequeueCount: 'many' });
+    const { json } = applyHostJsonOverrides(hostJson, {
+      AzureFunctionsJobHost__extensions__queues__maxDequeueCount: 'many',
+    });
     expect(() => parseHostJson(json)).toThrow(/maxDequeueCount/);
   });
 });
@@ -191,7 +226,14 @@ describe('settings', () => {
 
   it('local.settings.json Values fill the environment; the environment wins', () => {
     const file = join(dir, 'local.settings.json');
-    writeFileSync(file, JSON.stringify({ IsEncrypted: false, Values: { A: 'from-file', B: 'from-file', N: 5 }, Host: { LocalHttpPort: 7080 } }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        IsEncrypted: false,
+        Values: { A: 'from-file', B: 'from-file', N: 5 },
+        Host: { LocalHttpPort: 7080 },
+      }),
+    );
     const settings = readLocalSettings(file);
     expect(settings.localHttpPort).toBe(7080);
     const env: Record<string, string | undefined> = { A: 'from-env' };
@@ -203,7 +245,9 @@ describe('settings', () => {
   it('resolves %SETTING% expressions, with an optional documented default', () => {
     expect(resolveSettingRefs('%Q%', { Q: 'imports' }, 'x').value).toBe('imports');
     expect(resolveSettingRefs('pre-%Q%-%R%', { Q: 'a', R: 'b' }, 'x').value).toBe('pre-a-b');
-    expect(() => resolveSettingRefs('%MISSING%', {}, "function 'f' queueName")).toThrow(/'%MISSING%' does not resolve to a value/);
+    expect(() => resolveSettingRefs('%MISSING%', {}, "function 'f' queueName")).toThrow(
+      /'%MISSING%' does not resolve to a value/,
+    );
     const r = resolveSettingRefs('%S%', {}, 'x', (name) => (name === 'S' ? '0 0 * * * *' : undefined));
     expect(r).toEqual({ value: '0 0 * * * *', defaulted: ['S'] });
     expect(resolveSettingRefs('no refs', {}, 'x').value).toBe('no refs');
@@ -211,19 +255,38 @@ describe('settings', () => {
 
   it('storage connections: development storage, explicit endpoints, identity', () => {
     const dev = resolveStorageConnection(undefined, {});
-    expect(dev).toMatchObject({ kind: 'connectionString', setting: 'AzureWebJobsStorage', isDevelopmentStorage: true, queueEndpoint: 'http://127.0.0.1:10001/devstoreaccount1' });
-    expect(resolveStorageConnection('AzureWebJobsStorage', { AzureWebJobsStorage: 'UseDevelopmentStorage=true' }).isDevelopmentStorage).toBe(true);
+    expect(dev).toMatchObject({
+      kind: 'connectionString',
+      setting: 'AzureWebJobsStorage',
+      isDevelopmentStorage: true,
+      queueEndpoint: 'http://127.0.0.1:10001/devstoreaccount1',
+    });
+    expect(
+      resolveStorageConnection('AzureWebJobsStorage', { AzureWebJobsStorage: 'UseDevelopmentStorage=true' })
+        .isDevelopmentStorage,
+    ).toBe(true);
 
     const custom = resolveStorageConnection('AzureWebJobsStorage', {
-      AzureWebJobsStorage: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=k==;QueueEndpoint=http://127.0.0.1:20001/devstoreaccount1;BlobEndpoint=http://127.0.0.1:20000/devstoreaccount1;TableEndpoint=http://127.0.0.1:20002/devstoreaccount1',
+      AzureWebJobsStorage:
+        'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=k==;QueueEndpoint=http://127.0.0.1:20001/devstoreaccount1;BlobEndpoint=http://127.0.0.1:20000/devstoreaccount1;TableEndpoint=http://127.0.0.1:20002/devstoreaccount1',
     });
-    expect(custom).toMatchObject({ isDevelopmentStorage: false, queueEndpoint: 'http://127.0.0.1:20001/devstoreaccount1' });
+    expect(custom).toMatchObject({
+      isDevelopmentStorage: false,
+      queueEndpoint: 'http://127.0.0.1:20001/devstoreaccount1',
+    });
 
-    const cloud = resolveStorageConnection('MyStorage', { AzureWebJobsMyStorage: 'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=k==;EndpointSuffix=core.windows.net' });
+    const cloud = resolveStorageConnection('MyStorage', {
+      AzureWebJobsMyStorage:
+        'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=k==;EndpointSuffix=core.windows.net',
+    });
     expect(cloud.queueEndpoint).toBe('https://acct.queue.core.windows.net');
 
-    expect(resolveStorageConnection('AzureWebJobsStorage', { AzureWebJobsStorage__accountName: 'acct' }))
-      .toEqual({ kind: 'identity', setting: 'AzureWebJobsStorage', queueEndpoint: 'https://acct.queue.core.windows.net', isDevelopmentStorage: false });
+    expect(resolveStorageConnection('AzureWebJobsStorage', { AzureWebJobsStorage__accountName: 'acct' })).toEqual({
+      kind: 'identity',
+      setting: 'AzureWebJobsStorage',
+      queueEndpoint: 'https://acct.queue.core.windows.net',
+      isDevelopmentStorage: false,
+    });
     expect(() => resolveStorageConnection('Nope', {})).toThrow(/no app setting Nope/);
   });
 
@@ -259,14 +322,29 @@ describe('glob for package.json main', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('supports *, ** and braces, files only, sorted', () => {
-    for (const f of ['dist/functions/b.js', 'dist/functions/a.js', 'dist/functions/a.js.map', 'dist/functions/sub/c.js', 'dist/index.js']) {
+    for (const f of [
+      'dist/functions/b.js',
+      'dist/functions/a.js',
+      'dist/functions/a.js.map',
+      'dist/functions/sub/c.js',
+      'dist/index.js',
+    ]) {
       mkdirSync(join(dir, f, '..'), { recursive: true });
       writeFileSync(join(dir, f), '');
     }
     const rel = (files: string[]): string[] => files.map((f) => f.slice(dir.length + 1));
     expect(rel(expandGlob(dir, 'dist/functions/*.js'))).toEqual(['dist/functions/a.js', 'dist/functions/b.js']);
-    expect(rel(expandGlob(dir, 'dist/{index.js,functions/*.js}'))).toEqual(['dist/functions/a.js', 'dist/functions/b.js', 'dist/index.js']);
-    expect(rel(expandGlob(dir, 'dist/**/*.js'))).toEqual(['dist/functions/a.js', 'dist/functions/b.js', 'dist/functions/sub/c.js', 'dist/index.js']);
+    expect(rel(expandGlob(dir, 'dist/{index.js,functions/*.js}'))).toEqual([
+      'dist/functions/a.js',
+      'dist/functions/b.js',
+      'dist/index.js',
+    ]);
+    expect(rel(expandGlob(dir, 'dist/**/*.js'))).toEqual([
+      'dist/functions/a.js',
+      'dist/functions/b.js',
+      'dist/functions/sub/c.js',
+      'dist/index.js',
+    ]);
     expect(expandGlob(dir, 'nothing/*.js')).toEqual([]);
     expect(rel(expandGlob('/', join(dir, 'dist/index.js')))).toEqual(['dist/index.js']);
   });

@@ -37,14 +37,19 @@ const MASTER_KEY = `mkey-${randomBytes(12).toString('hex')}`;
 const BODY_LIMIT = 1024 * 1024;
 
 /** A raw HTTP/1.1 request (fetch cannot set Host, nor send a chunked body from a string). */
-function rawRequest(url: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; chunked?: boolean }): Promise<{ status: number; body: string }> {
+function rawRequest(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; chunked?: boolean },
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     let status: number | undefined;
     let body = '';
     const req = httpRequest(url, { method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
       status = res.statusCode ?? 0;
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
+      res.on('data', (c: string) => {
+        body += c;
+      });
       res.on('end', () => resolve({ status: status!, body }));
       res.on('error', () => resolve({ status: status!, body }));
     });
@@ -69,13 +74,19 @@ describe('local Functions host (process + Azurite)', () => {
   let queues: QueueServiceClient;
   const stateDir = mkdtempSync(join(tmpdir(), 'host-fixture-state-'));
   const key = { 'x-functions-key': FUNCTION_KEY };
-  const workerPid = async (): Promise<number> => ((await (await fetch(`${host.url}/admin/host/status`)).json()) as { worker: { pid: number } }).worker.pid;
-  const tagged = async (tag: string): Promise<Seen[]> => (await seen('queueWorker')).filter((s) => (s.payload as { tag?: string }).tag === tag);
+  const workerPid = async (): Promise<number> =>
+    ((await (await fetch(`${host.url}/admin/host/status`)).json()) as { worker: { pid: number } }).worker.pid;
+  const tagged = async (tag: string): Promise<Seen[]> =>
+    (await seen('queueWorker')).filter((s) => (s.payload as { tag?: string }).tag === tag);
 
   // Read from the fixtures' state file, not through the `seen` function: the tests crash the worker that runs it.
   const seen = async (fn: string): Promise<Seen[]> => {
     const file = join(stateDir, 'seen.jsonl');
-    const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : [];
+    const lines = existsSync(file)
+      ? readFileSync(file, 'utf8')
+          .split('\n')
+          .filter((l) => l !== '')
+      : [];
     return lines.map((l) => JSON.parse(l) as Seen).filter((s) => s.fn === fn);
   };
 
@@ -84,10 +95,14 @@ describe('local Functions host (process + Azurite)', () => {
     queues = QueueServiceClient.fromConnectionString(azurite.connectionString);
     host = await startHost({
       args: [
-        '--main', 'test/host/fixtures/*.ts',
-        '--host-json', 'test/host/fixtures/host.json',
-        '--local-settings', 'test/host/fixtures/local.settings.fixture.json',
-        '--port', '0',
+        '--main',
+        'test/host/fixtures/*.ts',
+        '--host-json',
+        'test/host/fixtures/host.json',
+        '--local-settings',
+        'test/host/fixtures/local.settings.fixture.json',
+        '--port',
+        '0',
       ],
       env: {
         AzureWebJobsStorage: azurite.connectionString,
@@ -123,7 +138,9 @@ describe('local Functions host (process + Azurite)', () => {
     expect(out).toMatch(/tick: timerTrigger \* \* \* \* \* \* \(every second, UTC\), runOnStartup/);
     expect(out).toContain(`queue http://127.0.0.1:${azurite.queuePort}/devstoreaccount1`);
     expect(out).toContain('maxDequeueCount 3');
-    expect(out).toContain('functionTimeout 6s; queue lease 2s renewed at half; overridden by AzureFunctionsJobHost__*: extensions.queues.maxDequeueCount, functionTimeout');
+    expect(out).toContain(
+      'functionTimeout 6s; queue lease 2s renewed at half; overridden by AzureFunctionsJobHost__*: extensions.queues.maxDequeueCount, functionTimeout',
+    );
     expect(out).toMatch(/worker process pid \d+/);
     expect(out).not.toContain('AccountKey');
     expect(out).not.toContain('Eby8vdM02');
@@ -143,14 +160,23 @@ describe('local Functions host (process + Azurite)', () => {
     expect(res.headers.get('set-cookie')).toBe('fixture=yes; Path=/; HttpOnly');
     const body = (await res.json()) as Record<string, unknown>;
     expect(body).toMatchObject({
-      id: '42', sub: 'extra', method: 'POST', q: 'hi', contentType: 'application/json',
+      id: '42',
+      sub: 'extra',
+      method: 'POST',
+      q: 'hi',
+      contentType: 'application/json',
       body: { hello: 'world', password: HTTP_SECRET },
       url: `${host.url}/api/items/42/extra?q=hi`,
-      realRequest: true, functionName: 'echo', triggerMetadata: null,
+      realRequest: true,
+      functionName: 'echo',
+      triggerMetadata: null,
     });
     expect(body.invocationId).toMatch(/^[0-9a-f-]{36}$/);
 
-    const optional = (await (await fetch(`${host.url}/api/ITEMS/7`, { headers: key })).json()) as Record<string, unknown>;
+    const optional = (await (await fetch(`${host.url}/api/ITEMS/7`, { headers: key })).json()) as Record<
+      string,
+      unknown
+    >;
     expect(optional).toMatchObject({ id: '7', sub: null, method: 'GET', body: null });
   });
 
@@ -175,7 +201,10 @@ describe('local Functions host (process + Azurite)', () => {
 
     const big = await rawRequest(`${host.url}/api/touch`, { method: 'POST', body: Buffer.alloc(BODY_LIMIT + 1, 0x61) });
     expect(big).toEqual({ status: 413, body: '' });
-    const justUnder = await rawRequest(`${host.url}/api/touch`, { method: 'POST', body: Buffer.alloc(BODY_LIMIT, 0x61) });
+    const justUnder = await rawRequest(`${host.url}/api/touch`, {
+      method: 'POST',
+      body: Buffer.alloc(BODY_LIMIT, 0x61),
+    });
     expect(justUnder.status).toBe(200);
     expect(JSON.parse(justUnder.body)).toEqual({ bodyLength: BODY_LIMIT });
 
@@ -186,7 +215,11 @@ describe('local Functions host (process + Azurite)', () => {
   // Azure/azure-functions-host GrpcMessageConversionExtensions.cs (a body only when ContentLength > 0);
   // azure-functions-host#4926, azure-functions-nodejs-worker#524.
   it('delivers a body without Content-Length (chunked) to the function empty, as Azure does (emulator contract)', async () => {
-    const chunked = await rawRequest(`${host.url}/api/touch`, { method: 'POST', body: '{"hello":"chunked"}', chunked: true });
+    const chunked = await rawRequest(`${host.url}/api/touch`, {
+      method: 'POST',
+      body: '{"hello":"chunked"}',
+      chunked: true,
+    });
     expect(chunked.status).toBe(200);
     expect(JSON.parse(chunked.body)).toEqual({ bodyLength: 0 });
     const sized = await rawRequest(`${host.url}/api/touch`, { method: 'POST', body: '{"hello":"sized"}' });
@@ -207,7 +240,9 @@ describe('local Functions host (process + Azurite)', () => {
     expect((await fetch(url, { headers: { 'x-functions-key': MASTER_KEY } })).status).toBe(201);
 
     expect((await fetch(`${host.url}/api/admin-only`, { headers: key })).status).toBe(401);
-    expect((await fetch(`${host.url}/api/admin-only`, { headers: { 'x-functions-key': MASTER_KEY } })).status).toBe(200);
+    expect((await fetch(`${host.url}/api/admin-only`, { headers: { 'x-functions-key': MASTER_KEY } })).status).toBe(
+      200,
+    );
     expect((await fetch(`${host.url}/api/ping`)).status).toBe(200); // anonymous
     expect(host.output()).not.toContain(FUNCTION_KEY);
   });
@@ -215,15 +250,20 @@ describe('local Functions host (process + Azurite)', () => {
   it('refuses a foreign Host or browser Origin with 403 before any handler runs', async () => {
     const port = new URL(host.url).port;
     const before = (await seen('touch')).length;
-    const touch = (headers: Record<string, string>) => rawRequest(`${host.url}/api/touch`, { method: 'POST', headers, body: '{}' });
+    const touch = (headers: Record<string, string>) =>
+      rawRequest(`${host.url}/api/touch`, { method: 'POST', headers, body: '{}' });
     expect((await touch({ host: `evil.example:${port}` })).status).toBe(403);
     expect((await touch({ host: `127.0.0.1:${Number(port) + 1}` })).status).toBe(403);
     expect((await touch({ host: 'localhost' })).status).toBe(403);
     expect((await touch({ origin: 'http://evil.example' })).status).toBe(403);
     expect((await touch({ origin: 'null' })).status).toBe(403);
     expect((await touch({ origin: `http://127.0.0.1:${Number(port) + 1}` })).status).toBe(403);
-    expect((await rawRequest(`${host.url}/admin/host/status`, { headers: { host: `rebound.example:${port}` } })).status).toBe(403);
-    expect((await rawRequest(`${host.url}/api/items/1`, { headers: { host: `evil.example:${port}`, ...key } })).status).toBe(403);
+    expect(
+      (await rawRequest(`${host.url}/admin/host/status`, { headers: { host: `rebound.example:${port}` } })).status,
+    ).toBe(403);
+    expect(
+      (await rawRequest(`${host.url}/api/items/1`, { headers: { host: `evil.example:${port}`, ...key } })).status,
+    ).toBe(403);
     expect((await seen('touch')).length).toBe(before);
 
     expect((await touch({ host: `localhost:${port}` })).status).toBe(200);
@@ -243,7 +283,8 @@ describe('local Functions host (process + Azurite)', () => {
       const s = await seen('queueWorker');
       return s.length >= 3 ? s : undefined;
     }, 'three queue invocations');
-    const byPayload = (p: unknown): Seen | undefined => got.find((s) => JSON.stringify(s.payload) === JSON.stringify(p));
+    const byPayload = (p: unknown): Seen | undefined =>
+      got.find((s) => JSON.stringify(s.payload) === JSON.stringify(p));
     const viaHttp = await fetch(`${host.url}/api/seen/queueWorker`);
     expect(((await viaHttp.json()) as Seen[]).length).toBe((await seen('queueWorker')).length);
     const json = byPayload({ hello: 'world', secret: QUEUE_SECRET });
@@ -257,15 +298,30 @@ describe('local Functions host (process + Azurite)', () => {
     expect(byPayload('plain text')).toBeDefined();
 
     // Deleted after success: nothing left, visible or invisible.
-    await waitFor(async () => ((await q.getProperties()).approximateMessagesCount === 0 ? true : undefined), 'queue to be empty');
-    expect(host.output()).toMatch(new RegExp(`Executed 'Functions\\.queueWorker' \\(Succeeded, Id=[0-9a-f-]+, Duration=\\d+ms\\) queue=${QUEUE} messageId=${json!.meta!.id as string} dequeueCount=1`));
+    await waitFor(
+      async () => ((await q.getProperties()).approximateMessagesCount === 0 ? true : undefined),
+      'queue to be empty',
+    );
+    expect(host.output()).toMatch(
+      new RegExp(
+        `Executed 'Functions\\.queueWorker' \\(Succeeded, Id=[0-9a-f-]+, Duration=\\d+ms\\) queue=${QUEUE} messageId=${json!.meta!.id as string} dequeueCount=1`,
+      ),
+    );
   });
 
   it('keeps a long-running message invisible by renewing its lease (lease 2 s, handler 3.5 s)', async () => {
     const q = queues.getQueueClient(QUEUE);
     await q.sendMessage(b64(JSON.stringify({ sleepMs: 3500, tag: 'slow' })));
-    await waitFor(async () => ((await seen('queueWorker')).some((s) => (s.payload as { tag?: string }).tag === 'slow') ? true : undefined), 'slow invocation');
-    await waitFor(async () => ((await q.getProperties()).approximateMessagesCount === 0 ? true : undefined), 'slow message deleted', 8000);
+    await waitFor(
+      async () =>
+        (await seen('queueWorker')).some((s) => (s.payload as { tag?: string }).tag === 'slow') ? true : undefined,
+      'slow invocation',
+    );
+    await waitFor(
+      async () => ((await q.getProperties()).approximateMessagesCount === 0 ? true : undefined),
+      'slow message deleted',
+      8000,
+    );
     const slow = (await seen('queueWorker')).filter((s) => (s.payload as { tag?: string }).tag === 'slow');
     expect(slow).toHaveLength(1);
     expect(slow[0]!.meta!.dequeueCount).toBe(1);
@@ -277,7 +333,9 @@ describe('local Functions host (process + Azurite)', () => {
     const texts = await waitFor(async () => {
       if (!(await out.exists())) return undefined;
       const peeked = await out.peekMessages({ numberOfMessages: 32 });
-      return peeked.peekedMessageItems.length >= 2 ? peeked.peekedMessageItems.map((m) => unb64(m.messageText)) : undefined;
+      return peeked.peekedMessageItems.length >= 2
+        ? peeked.peekedMessageItems.map((m) => unb64(m.messageText))
+        : undefined;
     }, 'two forwarded messages');
     expect(texts.sort()).toEqual(['hello-out', '{"forwarded":true}']);
   });
@@ -310,10 +368,14 @@ describe('local Functions host (process + Azurite)', () => {
   });
 
   it('fires an every-second timer (runOnStartup first) with a timer object', async () => {
-    const ticks = await waitFor(async () => {
-      const s = await seen('tick');
-      return s.length >= 3 ? s : undefined;
-    }, 'three timer ticks', 5000);
+    const ticks = await waitFor(
+      async () => {
+        const s = await seen('tick');
+        return s.length >= 3 ? s : undefined;
+      },
+      'three timer ticks',
+      5000,
+    );
     for (const t of ticks) {
       expect(t.payload).toMatchObject({ isPastDue: false, schedule: { adjustForDST: false } });
       expect((t.payload as { scheduleStatus: { next: string } }).scheduleStatus.next).toMatch(/Z$/);
@@ -326,23 +388,35 @@ describe('local Functions host (process + Azurite)', () => {
     const q = queues.getQueueClient(QUEUE);
     const first = await workerPid();
     await q.sendMessage(b64(JSON.stringify({ tag: 'rejection-bystander', sleepOnceMs: 4000 })));
-    await waitFor(async () => ((await tagged('rejection-bystander')).length > 0 ? true : undefined), 'bystander running');
+    await waitFor(
+      async () => ((await tagged('rejection-bystander')).length > 0 ? true : undefined),
+      'bystander running',
+    );
     await q.sendMessage(b64(JSON.stringify({ tag: 'rejection-culprit', crash: 'rejection', sleepOnceMs: 2000 })));
-    const [bystander, culprit] = await waitFor(async () => {
-      const b = await tagged('rejection-bystander');
-      const c = await tagged('rejection-culprit');
-      return b.length >= 2 && c.length >= 2 ? [b, c] : undefined;
-    }, 'both retried', 20_000);
+    const [bystander, culprit] = await waitFor(
+      async () => {
+        const b = await tagged('rejection-bystander');
+        const c = await tagged('rejection-culprit');
+        return b.length >= 2 && c.length >= 2 ? [b, c] : undefined;
+      },
+      'both retried',
+      20_000,
+    );
     for (const runs of [bystander, culprit]) {
       expect(runs.map((r) => r.meta!.dequeueCount)).toEqual([1, 2]);
       expect(runs[0]!.pid).toBe(first);
       expect(runs[1]!.pid).not.toBe(first);
     }
-    await waitFor(async () => ((await q.getProperties()).approximateMessagesCount === 0 ? true : undefined), 'queue drained');
+    await waitFor(
+      async () => ((await q.getProperties()).approximateMessagesCount === 0 ? true : undefined),
+      'queue drained',
+    );
     const out = host.output();
     expect(out).toContain('Worker uncaught exception');
     expect(out).toContain('fixture left this promise rejection unhandled');
-    expect(out).toMatch(new RegExp(`worker process ${first} exited with code 1; \\d+ invocation\\(s\\) in flight failed; restarting it`));
+    expect(out).toMatch(
+      new RegExp(`worker process ${first} exited with code 1; \\d+ invocation\\(s\\) in flight failed; restarting it`),
+    );
     expect(await workerPid()).not.toBe(first);
   });
 
@@ -350,7 +424,9 @@ describe('local Functions host (process + Azurite)', () => {
     const first = await workerPid();
     const hanging = fetch(`${host.url}/api/hang?ms=4000`);
     await waitFor(async () => ((await seen('hang')).some((h) => h.pid === first) ? true : undefined), 'hang running');
-    await queues.getQueueClient(QUEUE).sendMessage(b64(JSON.stringify({ tag: 'exception-culprit', crash: 'exception', sleepOnceMs: 1000 })));
+    await queues
+      .getQueueClient(QUEUE)
+      .sendMessage(b64(JSON.stringify({ tag: 'exception-culprit', crash: 'exception', sleepOnceMs: 1000 })));
     const res = await hanging;
     expect(res.status).toBe(500);
     expect(await res.text()).toBe('');
@@ -373,11 +449,18 @@ describe('local Functions host (process + Azurite)', () => {
     await queues.getQueueClient(QUEUE).sendMessage(b64(JSON.stringify({ tag: 'orphan', sleepOnceMs: 5000 })));
     const res = await hanging;
     expect(res.status).toBe(500);
-    const runs = await waitFor(async () => {
-      const r = await tagged('orphan');
-      return r.length >= 2 ? r : undefined;
-    }, 'orphan retried', 30_000);
-    expect(runs.map((r) => [r.meta!.dequeueCount, r.pid === first])).toEqual([[1, true], [2, false]]);
+    const runs = await waitFor(
+      async () => {
+        const r = await tagged('orphan');
+        return r.length >= 2 ? r : undefined;
+      },
+      'orphan retried',
+      30_000,
+    );
+    expect(runs.map((r) => [r.meta!.dequeueCount, r.pid === first])).toEqual([
+      [1, true],
+      [2, false],
+    ]);
     const out = host.output();
     expect(out).toContain('Timeout value of 00:00:06 was exceeded by function: Functions.hang');
     expect(out).toContain('A function timeout has occurred. Restarting worker process executing invocationId');
@@ -411,17 +494,28 @@ describe('local Functions host start-up', () => {
     await azurite?.stop();
   });
 
-  const start = (args: string[], env: Record<string, string | undefined>) => startHost({
-    args: ['--main', 'functions/*.ts', '--port', '0', '--no-azurite', ...args],
-    env: { AzureWebJobsStorage: azurite.connectionString, IMPORT_QUEUE: undefined, SYNC_RULES: undefined, SYNC_RULES_FILE: undefined, LOCAL_HOST_SETTING_DEFAULTS: undefined, ...env },
-  });
+  const start = (args: string[], env: Record<string, string | undefined>) =>
+    startHost({
+      args: ['--main', 'functions/*.ts', '--port', '0', '--no-azurite', ...args],
+      env: {
+        AzureWebJobsStorage: azurite.connectionString,
+        IMPORT_QUEUE: undefined,
+        SYNC_RULES: undefined,
+        SYNC_RULES_FILE: undefined,
+        LOCAL_HOST_SETTING_DEFAULTS: undefined,
+        ...env,
+      },
+    });
 
   // Azure/azure-webjobs-sdk NameResolverExtensions.cs: "'%X%' does not resolve to a value" stops the start.
   it('refuses a %SETTING% without a value, as Azure does (emulator contract); --setting-defaults takes lib/config.ts defaults instead', async () => {
-    const refused = await start([], {}).then(async (h) => {
-      await h.stop('SIGKILL');
-      return 'started';
-    }, (err: Error) => err.message);
+    const refused = await start([], {}).then(
+      async (h) => {
+        await h.stop('SIGKILL');
+        return 'started';
+      },
+      (err: Error) => err.message,
+    );
     expect(refused).toContain("'%IMPORT_QUEUE%' does not resolve to a value");
     expect(refused).toContain('--setting-defaults');
 

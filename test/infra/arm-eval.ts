@@ -123,7 +123,8 @@ function parse(text: string): Node {
   return node;
 }
 
-const isExpression = (v: Json): v is string => typeof v === 'string' && v.startsWith('[') && v.endsWith(']') && !v.startsWith('[[');
+const isExpression = (v: Json): v is string =>
+  typeof v === 'string' && v.startsWith('[') && v.endsWith(']') && !v.startsWith('[[');
 
 function truthy(v: Json): boolean {
   if (typeof v !== 'boolean') throw new Error(`expected a bool, got ${JSON.stringify(v)}`);
@@ -215,10 +216,14 @@ function run(node: Node, ctx: EvalContext): Json {
         case 'filter':
           return list(arg(0)).filter((item) => truthy(apply(arg(1), item, ctx)));
         case 'join':
-          return list(arg(0)).map(String).join(String(arg(1)));
+          return list(arg(0))
+            .map(String)
+            .join(String(arg(1)));
         case 'tryget': {
           const target = arg(0);
-          return target !== null && typeof target === 'object' && !Array.isArray(target) ? target[String(arg(1))] ?? null : null;
+          return target !== null && typeof target === 'object' && !Array.isArray(target)
+            ? (target[String(arg(1))] ?? null)
+            : null;
         }
         case 'coalesce':
           return args.map((_, n) => arg(n)).find((v) => v !== null) ?? null;
@@ -242,7 +247,10 @@ export function evaluate(value: Json, ctx: EvalContext): Json {
 }
 
 /** A module's (or main's) parameter values: the given ones over the template's defaults. */
-export function parameterValues(template: { parameters?: Record<string, JsonObject> }, given: Record<string, Json | Unevaluated>): Record<string, Json | Unevaluated> {
+export function parameterValues(
+  template: { parameters?: Record<string, JsonObject> },
+  given: Record<string, Json | Unevaluated>,
+): Record<string, Json | Unevaluated> {
   const out: Record<string, Json | Unevaluated> = {};
   for (const [name, spec] of Object.entries(template.parameters ?? {})) {
     if (name in given) out[name] = given[name]!;

@@ -30,9 +30,7 @@ export interface Resource extends JsonObject {
   module: string;
 }
 
-export type BuildResult =
-  | { status: 'ok'; output: string }
-  | { status: 'unavailable' | 'failed'; output: string };
+export type BuildResult = { status: 'ok'; output: string } | { status: 'unavailable' | 'failed'; output: string };
 
 function newestInfraFile(dir = join(root, 'infra')): number {
   let newest = 0;

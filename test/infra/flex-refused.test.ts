@@ -23,7 +23,8 @@ const build = ensureCompiled();
 export const REFUSED_SITE_PROPERTIES: Record<string, string> = {
   ftpsState: '[deprecations] FTPS not supported; [51021] azure-pipelines-tasks#21032, avm-res-web-site#360',
   use32BitWorkerProcess: '[deprecations] 32-bit not supported; [51021] azure-pipelines-tasks#21032',
-  netFrameworkVersion: '[deprecations] replaced by functionAppConfig.runtime.version; [51021] azure-pipelines-tasks#21032',
+  netFrameworkVersion:
+    '[deprecations] replaced by functionAppConfig.runtime.version; [51021] azure-pipelines-tasks#21032',
   functionsRuntimeScaleMonitoringEnabled: '[51021] azure-pipelines-tasks#21032, avm-res-web-site#360',
   preWarmedInstanceCount: '[deprecations] renamed alwaysReadyInstances; [51021] avm-res-web-site#360',
   linuxFxVersion: '[deprecations] replaced by functionAppConfig.runtime; [51021] avm-res-web-site#283',
@@ -94,7 +95,9 @@ export function appSettingNames(template: Template): string[] {
   }
   names.push(...Object.keys((moduleParam(template, 'functionApp', 'appSettings') ?? {}) as JsonObject));
   const families = String(moduleParam(template, 'functionApp', 'credentialSettings'));
-  names.push(...[...families.matchAll(/format\('([A-Z_]+)__\{0\}__([A-Z_]+)'/g)].map((m) => `${m[1]}__<name>__${m[2]}`));
+  names.push(
+    ...[...families.matchAll(/format\('([A-Z_]+)__\{0\}__([A-Z_]+)'/g)].map((m) => `${m[1]}__<name>__${m[2]}`),
+  );
   return names;
 }
 
@@ -143,7 +146,9 @@ describe.runIf(build.status === 'ok')('infra: nothing Flex Consumption refuses (
 describe('infra: the refused lists catch what they name', () => {
   it('a site with ftpsState or FUNCTIONS_WORKER_RUNTIME is caught, case-insensitively', () => {
     const refused = lower(Object.keys(REFUSED_SITE_PROPERTIES));
-    const site = { properties: { httpsOnly: true, siteConfig: { FtpsState: 'Disabled', minTlsVersion: '1.2' } } } as unknown as JsonObject;
+    const site = {
+      properties: { httpsOnly: true, siteConfig: { FtpsState: 'Disabled', minTlsVersion: '1.2' } },
+    } as unknown as JsonObject;
     expect(sitePropertyNames(site).filter((n) => refused.has(n.toLowerCase()))).toEqual(['FtpsState']);
     const settings = lower(Object.keys(REFUSED_APP_SETTINGS));
     expect(settings.has('functions_worker_runtime')).toBe(true);

@@ -6,7 +6,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { evaluate, parameterValues } from './arm-eval.js';
-import { allResources, ensureCompiled, loadTemplate, moduleParam, moduleTemplate, secureParams, type Json, type JsonObject } from './compiled.js';
+import {
+  allResources,
+  ensureCompiled,
+  loadTemplate,
+  moduleParam,
+  moduleTemplate,
+  secureParams,
+  type Json,
+  type JsonObject,
+} from './compiled.js';
 
 const build = ensureCompiled({ force: process.env.OCI_IMPORT_REQUIRE_BICEP === '1' });
 
@@ -22,11 +31,16 @@ describe.runIf(build.status === 'ok')('infra: retention and alerts in the compil
     const rules = ((policies[0]!.properties as JsonObject).policy as JsonObject).rules as JsonObject[];
     expect(rules).toHaveLength(1);
     const definition = rules[0]!.definition as JsonObject;
-    expect(definition.filters).toEqual({ blobTypes: ['blockBlob'], prefixMatch: ["[format('{0}/', parameters('jobsContainerName'))]"] });
-    expect(((definition.actions as JsonObject).baseBlob as JsonObject).delete).toEqual({ daysAfterModificationGreaterThan: "[add(parameters('jobRetentionDays'), 1)]" });
+    expect(definition.filters).toEqual({
+      blobTypes: ['blockBlob'],
+      prefixMatch: ["[format('{0}/', parameters('jobsContainerName'))]"],
+    });
+    expect(((definition.actions as JsonObject).baseBlob as JsonObject).delete).toEqual({
+      daysAfterModificationGreaterThan: "[add(parameters('jobRetentionDays'), 1)]",
+    });
     // the same parameter sets the app's JOB_RETENTION_DAYS and the storage module's days
     expect(moduleParam(template, 'storage', 'jobRetentionDays')).toBe("[parameters('jobRetentionDays')]");
-    expect(JSON.stringify(template)).toContain("\"JOB_RETENTION_DAYS\":\"[string(parameters('jobRetentionDays'))]\"");
+    expect(JSON.stringify(template)).toContain('"JOB_RETENTION_DAYS":"[string(parameters(\'jobRetentionDays\'))]"');
     expect(template.parameters.jobRetentionDays).toMatchObject({ type: 'int', defaultValue: 30, minValue: 1 });
   });
 
@@ -35,7 +49,18 @@ describe.runIf(build.status === 'ok')('infra: retention and alerts in the compil
     const rules = resources.filter((r) => r.type === 'Microsoft.Insights/scheduledQueryRules');
     expect(rules).toHaveLength(1); // one resource, copied over the rules
     expect(JSON.stringify((rules[0]!.copy as JsonObject).count)).toContain("variables('rules')");
-    const ctx = { parameters: parameterValues(alerts, { location: 'westeurope', tags: {}, appInsightsId: '/subscriptions/x/appi', namePrefix: 'p', alertEmail: '', alertWebhookUrl: '' }), variables: alerts.variables as JsonObject, reference: () => null };
+    const ctx = {
+      parameters: parameterValues(alerts, {
+        location: 'westeurope',
+        tags: {},
+        appInsightsId: '/subscriptions/x/appi',
+        namePrefix: 'p',
+        alertEmail: '',
+        alertWebhookUrl: '',
+      }),
+      variables: alerts.variables as JsonObject,
+      reference: () => null,
+    };
     const list = evaluate((alerts.variables as JsonObject).rules as Json, ctx) as JsonObject[];
     expect(list.map((r) => r.name)).toEqual(['failed-imports', 'poison-message', 'function-failures']);
     const byName = Object.fromEntries(list.map((r) => [String(r.name), r]));
@@ -49,7 +74,9 @@ describe.runIf(build.status === 'ok')('infra: retention and alerts in the compil
     expect(JSON.stringify(props.scopes)).toContain("parameters('appInsightsId')");
     // wired to the App Insights resource of the monitoring module
     expect(moduleParam(template, 'alerts', 'appInsightsId')).toContain("'monitoring'");
-    expect(JSON.stringify(moduleTemplate(template, 'monitoring').outputs.appInsightsId)).toContain('Microsoft.Insights/components');
+    expect(JSON.stringify(moduleTemplate(template, 'monitoring').outputs.appInsightsId)).toContain(
+      'Microsoft.Insights/components',
+    );
   });
 
   it('an action group only with an e-mail or a webhook; the webhook URL a secure parameter', () => {
@@ -59,9 +86,19 @@ describe.runIf(build.status === 'ok')('infra: retention and alerts in the compil
     expect(secureParams(template)).toContain('alertWebhookUrl');
     expect(secureParams(moduleTemplate(template, 'alerts'))).toContain('alertWebhookUrl');
     const alerts = moduleTemplate(template, 'alerts');
-    const notify = (email: string, webhook: string) => evaluate((alerts.variables as JsonObject).notify as Json, {
-      parameters: parameterValues(alerts, { location: 'x', tags: {}, appInsightsId: 'i', namePrefix: 'p', alertEmail: email, alertWebhookUrl: webhook }), variables: alerts.variables as JsonObject, reference: () => null,
-    });
+    const notify = (email: string, webhook: string) =>
+      evaluate((alerts.variables as JsonObject).notify as Json, {
+        parameters: parameterValues(alerts, {
+          location: 'x',
+          tags: {},
+          appInsightsId: 'i',
+          namePrefix: 'p',
+          alertEmail: email,
+          alertWebhookUrl: webhook,
+        }),
+        variables: alerts.variables as JsonObject,
+        reference: () => null,
+      });
     expect(notify('', '')).toBe(false);
     expect(notify('ops@example.com', '')).toBe(true);
     expect(notify('', 'https://hooks.example/x')).toBe(true);

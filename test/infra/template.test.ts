@@ -9,8 +9,18 @@ import { DEFAULT_STEP_BUDGET_SECONDS, SETTINGS } from '../../lib/config.js';
 import { Unevaluated, evaluate, parameterValues } from './arm-eval.js';
 import { MAX_REQUEST_BYTES } from '../../lib/request/request.js';
 import {
-  allResources, allTemplates, ensureCompiled, loadTemplate, moduleParam, moduleTemplate, root, secureParams,
-  type Json, type JsonObject, type Resource, type Template,
+  allResources,
+  allTemplates,
+  ensureCompiled,
+  loadTemplate,
+  moduleParam,
+  moduleTemplate,
+  root,
+  secureParams,
+  type Json,
+  type JsonObject,
+  type Resource,
+  type Template,
 } from './compiled.js';
 
 const requireBicep = process.env.OCI_IMPORT_REQUIRE_BICEP === '1';
@@ -36,7 +46,11 @@ const BUILT_IN_ROLES = {
 } as const;
 
 /** Settings the platform reads (not the app), allowed beside SETTINGS. */
-const PLATFORM_SETTINGS = ['APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'APPLICATIONINSIGHTS_CONNECTION_STRING', 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT'];
+const PLATFORM_SETTINGS = [
+  'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
+  'APPLICATIONINSIGHTS_CONNECTION_STRING',
+  'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT',
+];
 
 /** main.bicep parameter that carries each setting's value, where the setting has a default in SETTINGS. */
 const SETTING_PARAMS: Record<string, string> = {
@@ -70,7 +84,10 @@ function secretLeaks(expression: string, template: Template): string[] {
 
 function only(resources: Resource[], type: string): Resource {
   const found = resources.filter((r) => r.type === type);
-  expect(found.map((r) => r.symbol), `exactly one ${type}`).toHaveLength(1);
+  expect(
+    found.map((r) => r.symbol),
+    `exactly one ${type}`,
+  ).toHaveLength(1);
   return found[0]!;
 }
 
@@ -92,12 +109,12 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
   const siteConfig = ((site?.properties as JsonObject | undefined)?.siteConfig ?? {}) as JsonObject;
 
   describe('app settings', () => {
-    it('are exactly the settings module\'s app settings (identity-based `X__y` settings count as X)', () => {
+    it("are exactly the settings module's app settings (identity-based `X__y` settings count as X)", () => {
       const names = [...new Set(Object.keys(settings).map((n) => n.replace(/__.*$/, '')))].sort();
       expect(names).toEqual([...appSettingNames].sort());
     });
 
-    it('are passed through whole, beside only the platform\'s Application Insights settings', () => {
+    it("are passed through whole, beside only the platform's Application Insights settings", () => {
       const expression = String(siteConfig.appSettings);
       expect(expression).toContain("items(parameters('appSettings'))");
       expect(expression).toContain("items(parameters('credentialSettings'))");
@@ -105,9 +122,11 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(literalNames).toEqual(PLATFORM_SETTINGS);
     });
 
-    it('cap request bodies above what the app accepts, so callers get the app\'s JSON 413, and below the host\'s 100 MB', () => {
+    it("cap request bodies above what the app accepts, so callers get the app's JSON 413, and below the host's 100 MB", () => {
       const expression = String(siteConfig.appSettings);
-      expect(expression).toContain("createObject('name', 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', 'value', string(variables('requestBodySizeLimit')))");
+      expect(expression).toContain(
+        "createObject('name', 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', 'value', string(variables('requestBodySizeLimit')))",
+      );
       const limit = Number((fnTemplate.variables as JsonObject).requestBodySizeLimit);
       expect(limit).toBeGreaterThan(MAX_REQUEST_BYTES);
       expect(limit).toBeLessThan(104_857_600);
@@ -115,7 +134,9 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
 
     it('include the setting families (named registry credentials), the secret half as Key Vault references', () => {
       expect(settingFamilies.map((f) => f.name).sort()).toEqual([
-        'REGISTRY_CREDENTIALS__<name>__PASSWORD', 'REGISTRY_CREDENTIALS__<name>__REGISTRIES', 'REGISTRY_CREDENTIALS__<name>__USERNAME',
+        'REGISTRY_CREDENTIALS__<name>__PASSWORD',
+        'REGISTRY_CREDENTIALS__<name>__REGISTRIES',
+        'REGISTRY_CREDENTIALS__<name>__USERNAME',
       ]);
       const credentialSettings = String(moduleParam(template, 'functionApp', 'credentialSettings'));
       const references = String(moduleTemplate(template, 'keyVault').outputs.registryCredentialReferences?.value);
@@ -146,13 +167,22 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(settings.AzureWebJobsStorage__credential).toBe('managedidentity');
       const storage = moduleTemplate(template, 'storage');
       // What the account reports, e.g. in a sovereign cloud: each URI is its primary endpoint, as it is.
-      const account = { primaryEndpoints: {
-        blob: 'https://stx.blob.core.usgovcloudapi.net/', queue: 'https://stx.queue.core.usgovcloudapi.net/', table: 'https://stx.table.core.usgovcloudapi.net/',
-      } };
+      const account = {
+        primaryEndpoints: {
+          blob: 'https://stx.blob.core.usgovcloudapi.net/',
+          queue: 'https://stx.queue.core.usgovcloudapi.net/',
+          table: 'https://stx.table.core.usgovcloudapi.net/',
+        },
+      };
       for (const service of ['blob', 'queue', 'table'] as const) {
         const output = `${service}ServiceUri`;
-        expect(settings[`AzureWebJobsStorage__${output}`], output).toBe(`[reference('storage').outputs.${output}.value]`);
-        const value = evaluate(storage.outputs[output]!.value!, { parameters: {}, reference: (name) => (name === 'account' ? account : null) });
+        expect(settings[`AzureWebJobsStorage__${output}`], output).toBe(
+          `[reference('storage').outputs.${output}.value]`,
+        );
+        const value = evaluate(storage.outputs[output]!.value!, {
+          parameters: {},
+          reference: (name) => (name === 'account' ? account : null),
+        });
         expect(value, output).toBe(account.primaryEndpoints[service]);
       }
       expect(settings.AzureWebJobsStorage__clientId).toBe("[reference('identity').clientId]");
@@ -161,7 +191,12 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
 
     it('carry secrets only as Key Vault references', () => {
       const secrets = SETTINGS.filter((s) => s.secret && !s.pattern && s.scope === 'app');
-      expect(secrets.map((s) => s.name).sort()).toEqual(['CREDENTIAL_KEY', 'MESSAGE_KEY', 'MESSAGE_KEY_PREVIOUS', 'TARGET_PASSWORD']);
+      expect(secrets.map((s) => s.name).sort()).toEqual([
+        'CREDENTIAL_KEY',
+        'MESSAGE_KEY',
+        'MESSAGE_KEY_PREVIOUS',
+        'TARGET_PASSWORD',
+      ]);
       const references = (moduleTemplate(template, 'keyVault').outputs.references?.value ?? {}) as JsonObject;
       for (const { name } of secrets) {
         expect(settings[name], name).toBe(`[reference('keyVault').outputs.references.value.${name}]`);
@@ -177,7 +212,7 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(secretLeaks(String(moduleParam(template, 'functionApp', 'credentialSettings')), template)).toEqual([]);
     });
 
-    it('default to the settings module\'s defaults', () => {
+    it("default to the settings module's defaults", () => {
       for (const [setting, param] of Object.entries(SETTING_PARAMS)) {
         const spec = SETTINGS.find((s) => s.name === setting);
         expect(String(template.parameters[param]?.defaultValue), `${param} vs ${setting}`).toBe(spec?.default);
@@ -194,13 +229,17 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(template.parameters.authMode?.allowedValues).toEqual(['keys', 'entra']);
       expect(text(settings.ENTRA_AUDIENCE)).toContain("parameters('entraAudience')");
       expect(text(settings.ENTRA_AUTHORITY_HOST)).toContain("parameters('entraAuthorityHost')");
-      expect(String(template.parameters.entraAuthorityHost?.defaultValue)).toContain('environment().authentication.loginEndpoint');
-      expect(text(settings.ENTRA_TENANT_ID)).toMatch(/equals\(parameters\('authMode'\), 'entra'\), parameters\('entraTenantId'\), ''\)/);
+      expect(String(template.parameters.entraAuthorityHost?.defaultValue)).toContain(
+        'environment().authentication.loginEndpoint',
+      );
+      expect(text(settings.ENTRA_TENANT_ID)).toMatch(
+        /equals\(parameters\('authMode'\), 'entra'\), parameters\('entraTenantId'\), ''\)/,
+      );
     });
   });
 
   describe('step budget', () => {
-    it('stays at most half of host.json functionTimeout, and defaults to the engine\'s default', () => {
+    it("stays at most half of host.json functionTimeout, and defaults to the engine's default", () => {
       const host = JSON.parse(readFileSync(join(root, 'host.json'), 'utf8')) as { functionTimeout?: string };
       const [h, m, s] = String(host.functionTimeout).split(':').map(Number);
       const timeoutSeconds = (h ?? 0) * 3600 + (m ?? 0) * 60 + (s ?? 0);
@@ -223,7 +262,9 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       for (const table of tables) expect(table).toEqual(BUILT_IN_ROLES);
       for (const a of assignments) {
         const roleDefinitionId = String((a.properties as JsonObject).roleDefinitionId);
-        expect(roleDefinitionId, `${a.module}/${a.symbol}`).toMatch(/^\[subscriptionResourceId\('Microsoft\.Authorization\/roleDefinitions', /);
+        expect(roleDefinitionId, `${a.module}/${a.symbol}`).toMatch(
+          /^\[subscriptionResourceId\('Microsoft\.Authorization\/roleDefinitions', /,
+        );
         // No GUID typed in place: every role comes from the checked table.
         expect(roleDefinitionId, `${a.module}/${a.symbol}`).not.toMatch(/[0-9a-f]{8}-[0-9a-f]{4}-/i);
       }
@@ -242,24 +283,38 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
     });
 
     it('give the app Key Vault Secrets User and Monitoring Metrics Publisher', () => {
-      expect(text(moduleTemplate(template, 'keyVault').resources)).toContain("variables('roleIds').keyVaultSecretsUser");
-      expect(text(moduleTemplate(template, 'monitoring').resources)).toContain("variables('roleIds').monitoringMetricsPublisher");
+      expect(text(moduleTemplate(template, 'keyVault').resources)).toContain(
+        "variables('roleIds').keyVaultSecretsUser",
+      );
+      expect(text(moduleTemplate(template, 'monitoring').resources)).toContain(
+        "variables('roleIds').monitoringMetricsPublisher",
+      );
     });
 
     it('give push on the target registry and pull on sources, in the classic and the ABAC role set', () => {
       expect(moduleParam(template, 'targetAccess', 'access')).toBe('push');
       expect(moduleParam(template, 'sourceAccess', 'access')).toBe('pull');
       const vars = moduleTemplate(template, 'targetAccess').variables as JsonObject;
-      expect(vars.classic).toBe("[if(equals(parameters('access'), 'push'), variables('roleIds').acrPush, variables('roleIds').acrPull)]");
-      expect(vars.repository).toBe("[if(equals(parameters('access'), 'push'), variables('roleIds').containerRegistryRepositoryWriter, variables('roleIds').containerRegistryRepositoryReader)]");
-      expect(String(vars.dataRoles)).toMatch(/'rbac'.*variables\('classic'\).*'abac'.*variables\('repository'\).*variables\('classic'\), variables\('repository'\)/);
+      expect(vars.classic).toBe(
+        "[if(equals(parameters('access'), 'push'), variables('roleIds').acrPush, variables('roleIds').acrPull)]",
+      );
+      expect(vars.repository).toBe(
+        "[if(equals(parameters('access'), 'push'), variables('roleIds').containerRegistryRepositoryWriter, variables('roleIds').containerRegistryRepositoryReader)]",
+      );
+      expect(String(vars.dataRoles)).toMatch(
+        /'rbac'.*variables\('classic'\).*'abac'.*variables\('repository'\).*variables\('classic'\), variables\('repository'\)/,
+      );
       // sources also get Reader on the registry resource: resolving an ARM resource ID reads it
-      expect(String(vars.roles)).toBe("[if(equals(parameters('access'), 'pull'), concat(variables('dataRoles'), createArray(variables('roleIds').reader)), variables('dataRoles'))]");
+      expect(String(vars.roles)).toBe(
+        "[if(equals(parameters('access'), 'pull'), concat(variables('dataRoles'), createArray(variables('roleIds').reader)), variables('dataRoles'))]",
+      );
       const registry = only(resources, 'Microsoft.ContainerRegistry/registries');
-      expect(text((registry.properties as JsonObject).roleAssignmentMode)).toMatch(/'abac'.*AbacRepositoryPermissions.*LegacyRegistryPermissions/);
+      expect(text((registry.properties as JsonObject).roleAssignmentMode)).toMatch(
+        /'abac'.*AbacRepositoryPermissions.*LegacyRegistryPermissions/,
+      );
     });
 
-    it('name the app\'s identity as a service principal', () => {
+    it("name the app's identity as a service principal", () => {
       for (const a of assignments.filter((x) => text(x.properties).includes("parameters('appPrincipalId')"))) {
         expect((a.properties as JsonObject).principalType, `${a.module}/${a.symbol}`).toBe('ServicePrincipal');
       }
@@ -290,7 +345,9 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
     });
 
     it('Key Vault uses RBAC, Application Insights refuses keys, the registry has no admin user', () => {
-      expect((only(resources, 'Microsoft.KeyVault/vaults').properties as JsonObject).enableRbacAuthorization).toBe(true);
+      expect((only(resources, 'Microsoft.KeyVault/vaults').properties as JsonObject).enableRbacAuthorization).toBe(
+        true,
+      );
       expect((only(resources, 'Microsoft.Insights/components').properties as JsonObject).DisableLocalAuth).toBe(true);
       const registry = only(resources, 'Microsoft.ContainerRegistry/registries').properties as JsonObject;
       expect(registry.adminUserEnabled).toBe(false);
@@ -316,7 +373,13 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       const names = (type: string) => resources.filter((r) => r.type === type).map((r) => String(r.name));
       const queues = names('Microsoft.Storage/storageAccounts/queueServices/queues');
       expect(queues.some((n) => n.includes("parameters('importQueueName')") && !n.includes('-poison'))).toBe(true);
-      expect(queues.some((n) => n.includes("'{0}/{1}/{2}', parameters('accountName'), 'default', format('{0}-poison', parameters('importQueueName'))"))).toBe(true);
+      expect(
+        queues.some((n) =>
+          n.includes(
+            "'{0}/{1}/{2}', parameters('accountName'), 'default', format('{0}-poison', parameters('importQueueName'))",
+          ),
+        ),
+      ).toBe(true);
       const containers = names('Microsoft.Storage/storageAccounts/blobServices/containers').join();
       expect(containers).toContain("parameters('jobsContainerName')");
       expect(containers).toContain("parameters('deploymentContainerName')");
@@ -327,7 +390,11 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
     const main = template;
     const mod = (symbol: string) => moduleTemplate(template, symbol);
     /** A module's parameter values as main.bicep passes them, for the given main parameters. */
-    const passed = (symbol: string, mainParams: Record<string, Json>, reference: (name: string) => Json = () => null): Record<string, Json | Unevaluated> => {
+    const passed = (
+      symbol: string,
+      mainParams: Record<string, Json>,
+      reference: (name: string) => Json = () => null,
+    ): Record<string, Json | Unevaluated> => {
       const found = (main.resources as unknown as Record<string, JsonObject>)[symbol]!;
       const params = (found.properties as JsonObject).parameters as Record<string, Json>;
       const ctx = { parameters: parameterValues(main, mainParams), variables: main.variables as JsonObject, reference };
@@ -335,16 +402,28 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       for (const [name, spec] of Object.entries(params)) {
         try {
           const value = evaluate(spec, ctx);
-          out[name] = value && typeof value === 'object' && 'value' in (value as JsonObject) ? (value as JsonObject).value! : value;
+          out[name] =
+            value && typeof value === 'object' && 'value' in (value as JsonObject)
+              ? (value as JsonObject).value!
+              : value;
         } catch (err) {
           out[name] = new Unevaluated((err as Error).message); // e.g. names made with uniqueString(): not under test
         }
       }
       return out;
     };
-    const inModule = (symbol: string, given: Record<string, Json | Unevaluated>, value: Json, reference?: (name: string) => Json): Json => {
+    const inModule = (
+      symbol: string,
+      given: Record<string, Json | Unevaluated>,
+      value: Json,
+      reference?: (name: string) => Json,
+    ): Json => {
       const t = mod(symbol);
-      return evaluate(value, { parameters: parameterValues(t, given), variables: t.variables as JsonObject, reference });
+      return evaluate(value, {
+        parameters: parameterValues(t, given),
+        variables: t.variables as JsonObject,
+        reference,
+      });
     };
     /** A resource of a module by symbolic name; a module compiled to languageVersion 1.0 (an array) has none, so
      * there the one resource of the type that symbol stands for is taken. */
@@ -356,7 +435,8 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       return found[0]!;
     };
     const base = { environmentName: 'env', location: 'westeurope' };
-    const referenceStub = (name: string): Json => (name === 'monitoring' ? { outputs: { workspaceId: { value: '/subscriptions/s/workspaces/log-x' } } } : {});
+    const referenceStub = (name: string): Json =>
+      name === 'monitoring' ? { outputs: { workspaceId: { value: '/subscriptions/s/workspaces/log-x' } } } : {};
 
     it('a created registry is Premium when its public access is disabled, not only with a private endpoint', () => {
       const sku = resourceIn('registry', 'registry').sku as JsonObject;
@@ -366,20 +446,40 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
         ['Basic', 'Enabled', '', 'Basic'],
         ['Standard', 'Disabled', '', 'Premium'],
         ['Basic', 'Disabled', '', 'Premium'],
-        ['Standard', 'Enabled', '/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/v/subnets/pe', 'Premium'],
+        [
+          'Standard',
+          'Enabled',
+          '/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/v/subnets/pe',
+          'Premium',
+        ],
       ];
       for (const [registrySku, access, subnet, expected] of cases) {
-        const given = passed('registry', { ...base, registrySku, registryPublicNetworkAccess: access, registryPrivateEndpointSubnetId: subnet });
+        const given = passed('registry', {
+          ...base,
+          registrySku,
+          registryPublicNetworkAccess: access,
+          registryPrivateEndpointSubnetId: subnet,
+        });
         expect(given.publicNetworkAccess).toBe(access);
-        expect(inModule('registry', given, sku.name!), `${registrySku}/${access}/${subnet ? 'endpoint' : '-'}`).toBe(expected);
+        expect(inModule('registry', given, sku.name!), `${registrySku}/${access}/${subnet ? 'endpoint' : '-'}`).toBe(
+          expected,
+        );
       }
     });
 
-    it('the queue sender\'s role assignment names its principal type (azd: AZURE_PRINCIPAL_TYPE), or lets ARM look it up', () => {
+    it("the queue sender's role assignment names its principal type (azd: AZURE_PRINCIPAL_TYPE), or lets ARM look it up", () => {
       expect(main.parameters.principalType?.allowedValues).toEqual(['', 'User', 'Group', 'ServicePrincipal']);
       const sender = resourceIn('storage', 'senderAccess').properties as JsonObject;
-      for (const [type, expected] of [['User', 'User'], ['ServicePrincipal', 'ServicePrincipal'], ['', null]] as const) {
-        const given = passed('storage', { ...base, principalId: '00000000-0000-0000-0000-00000000000a', principalType: type }, referenceStub);
+      for (const [type, expected] of [
+        ['User', 'User'],
+        ['ServicePrincipal', 'ServicePrincipal'],
+        ['', null],
+      ] as const) {
+        const given = passed(
+          'storage',
+          { ...base, principalId: '00000000-0000-0000-0000-00000000000a', principalType: type },
+          referenceStub,
+        );
         expect(given.senderPrincipalType).toBe(type);
         expect(inModule('storage', given, sender.principalType!), type).toBe(expected);
       }
@@ -387,11 +487,20 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
 
     it('PRIVATE_SOURCE_REGISTRIES binds the sources marked privateEndpoint, and only with virtual network integration', () => {
       const expression = (moduleParam(main, 'functionApp', 'appSettings') as JsonObject).PRIVATE_SOURCE_REGISTRIES!;
-      const id = (name: string) => `/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/${name}`;
-      const sources: Json[] = [{ id: id('privone'), privateEndpoint: true }, { id: id('publicone') }, { id: id('privtwo'), permissionsMode: 'abac', privateEndpoint: true }, { id: id('notone'), privateEndpoint: false }];
+      const id = (name: string) =>
+        `/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/${name}`;
+      const sources: Json[] = [
+        { id: id('privone'), privateEndpoint: true },
+        { id: id('publicone') },
+        { id: id('privtwo'), permissionsMode: 'abac', privateEndpoint: true },
+        { id: id('notone'), privateEndpoint: false },
+      ];
       const subnet = '/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/v/subnets/app';
-      const value = (given: Record<string, Json>) => evaluate(expression, { parameters: parameterValues(main, { ...base, ...given }) });
-      expect(value({ sourceRegistries: sources, virtualNetworkSubnetId: subnet })).toBe(`${id('privone')},${id('privtwo')}`);
+      const value = (given: Record<string, Json>) =>
+        evaluate(expression, { parameters: parameterValues(main, { ...base, ...given }) });
+      expect(value({ sourceRegistries: sources, virtualNetworkSubnetId: subnet })).toBe(
+        `${id('privone')},${id('privtwo')}`,
+      );
       expect(value({ sourceRegistries: sources, virtualNetworkSubnetId: '' })).toBe('');
       expect(value({ virtualNetworkSubnetId: subnet })).toBe('');
       expect(JSON.stringify(main.definitions)).toContain('"privateEndpoint"');
@@ -406,12 +515,37 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       const expected: [string, string, string | RegExp, string[]][] = [
         // module, diagnostic setting, what it is scoped to, log categories
         ['keyVault', 'diagnostics', "resourceId('Microsoft.KeyVault/vaults', parameters('vaultName'))", ['AuditEvent']],
-        ['registry', 'diagnostics', "resourceId('Microsoft.ContainerRegistry/registries', parameters('registryName'))", ['ContainerRegistryRepositoryEvents', 'ContainerRegistryLoginEvents']],
+        [
+          'registry',
+          'diagnostics',
+          "resourceId('Microsoft.ContainerRegistry/registries', parameters('registryName'))",
+          ['ContainerRegistryRepositoryEvents', 'ContainerRegistryLoginEvents'],
+        ],
         ['functionApp', 'diagnostics', "resourceId('Microsoft.Web/sites', parameters('appName'))", ['FunctionAppLogs']],
-        ['storage', 'accountDiagnostics', "resourceId('Microsoft.Storage/storageAccounts', parameters('accountName'))", []],
-        ['storage', 'blobDiagnostics', 'Microsoft.Storage/storageAccounts/blobServices', ['StorageRead', 'StorageWrite', 'StorageDelete']],
-        ['storage', 'queueDiagnostics', 'Microsoft.Storage/storageAccounts/queueServices', ['StorageRead', 'StorageWrite', 'StorageDelete']],
-        ['storage', 'tableDiagnostics', 'Microsoft.Storage/storageAccounts/tableServices', ['StorageRead', 'StorageWrite', 'StorageDelete']],
+        [
+          'storage',
+          'accountDiagnostics',
+          "resourceId('Microsoft.Storage/storageAccounts', parameters('accountName'))",
+          [],
+        ],
+        [
+          'storage',
+          'blobDiagnostics',
+          'Microsoft.Storage/storageAccounts/blobServices',
+          ['StorageRead', 'StorageWrite', 'StorageDelete'],
+        ],
+        [
+          'storage',
+          'queueDiagnostics',
+          'Microsoft.Storage/storageAccounts/queueServices',
+          ['StorageRead', 'StorageWrite', 'StorageDelete'],
+        ],
+        [
+          'storage',
+          'tableDiagnostics',
+          'Microsoft.Storage/storageAccounts/tableServices',
+          ['StorageRead', 'StorageWrite', 'StorageDelete'],
+        ],
       ];
       for (const [symbol, name, scope, logs] of expected) {
         const setting = resourceIn(symbol, name, 'Microsoft.Insights/diagnosticSettings');
@@ -419,7 +553,9 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
         expect(String(setting.scope), `${symbol}/${name}`).toContain(typeof scope === 'string' ? scope : '');
         for (const diagnostics of [true, false]) {
           const given = passed(symbol, { ...base, diagnosticSettings: diagnostics }, referenceStub);
-          expect(given.logsWorkspaceId, `${symbol} diagnosticSettings=${diagnostics}`).toBe(diagnostics ? '/subscriptions/s/workspaces/log-x' : '');
+          expect(given.logsWorkspaceId, `${symbol} diagnosticSettings=${diagnostics}`).toBe(
+            diagnostics ? '/subscriptions/s/workspaces/log-x' : '',
+          );
           expect(inModule(symbol, given, setting.condition!), `${symbol}/${name} deployed`).toBe(diagnostics);
           if (!diagnostics) continue;
           const props = inModule(symbol, given, setting.properties!) as JsonObject;
@@ -433,7 +569,10 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
     it('Key Vault purge protection is a parameter: off by default, true when on, never the refused false', () => {
       expect(main.parameters.keyVaultPurgeProtection).toMatchObject({ type: 'bool', defaultValue: false });
       const vault = resourceIn('keyVault', 'vault').properties as JsonObject;
-      for (const [on, expected] of [[true, true], [false, null]] as const) {
+      for (const [on, expected] of [
+        [true, true],
+        [false, null],
+      ] as const) {
         const given = passed('keyVault', { ...base, keyVaultPurgeProtection: on }, referenceStub);
         expect(inModule('keyVault', given, vault.enablePurgeProtection!), String(on)).toBe(expected);
       }
@@ -445,15 +584,21 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(main.parameters.credentialKey).toMatchObject({ type: 'securestring', defaultValue: '' });
       const secret = resourceIn('keyVault', 'credentialKeySecret');
       const key = Buffer.alloc(32, 1).toString('base64');
-      expect(inModule('keyVault', passed('keyVault', { ...base, credentialKey: '' }, referenceStub), secret.condition!)).toBe(false);
-      expect(inModule('keyVault', passed('keyVault', { ...base, credentialKey: key }, referenceStub), secret.condition!)).toBe(true);
+      expect(
+        inModule('keyVault', passed('keyVault', { ...base, credentialKey: '' }, referenceStub), secret.condition!),
+      ).toBe(false);
+      expect(
+        inModule('keyVault', passed('keyVault', { ...base, credentialKey: key }, referenceStub), secret.condition!),
+      ).toBe(true);
       expect(evaluate((secret.properties as JsonObject).value!, { parameters: { credentialKey: key } })).toBe(key);
       // The app setting's reference does not depend on the secret resource, which such a deployment skips.
       const reference = (mod('keyVault').outputs.references?.value as JsonObject).CREDENTIAL_KEY!;
       expect(String(reference)).not.toContain('credentialKeySecret');
-      expect(inModule('keyVault', passed('keyVault', { ...base }, referenceStub), reference,
-        (name) => (name === 'vault' ? { vaultUri: 'https://kv-x.vault.azure.net/' } : null)))
-        .toBe('@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/credential-key)');
+      expect(
+        inModule('keyVault', passed('keyVault', { ...base }, referenceStub), reference, (name) =>
+          name === 'vault' ? { vaultUri: 'https://kv-x.vault.azure.net/' } : null,
+        ),
+      ).toBe('@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/credential-key)');
     });
 
     it('MESSAGE_KEY never rotates on a deployment that does not pass it; MESSAGE_KEY_PREVIOUS is set only while passed', () => {
@@ -461,21 +606,36 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
       expect(main.parameters.messageKeyPrevious).toMatchObject({ type: 'securestring', defaultValue: '' });
       const secret = resourceIn('keyVault', 'messageKeySecret');
       const key = Buffer.alloc(32, 2).toString('base64');
-      expect(inModule('keyVault', passed('keyVault', { ...base, messageKey: '' }, referenceStub), secret.condition!)).toBe(false);
-      expect(inModule('keyVault', passed('keyVault', { ...base, messageKey: key }, referenceStub), secret.condition!)).toBe(true);
+      expect(
+        inModule('keyVault', passed('keyVault', { ...base, messageKey: '' }, referenceStub), secret.condition!),
+      ).toBe(false);
+      expect(
+        inModule('keyVault', passed('keyVault', { ...base, messageKey: key }, referenceStub), secret.condition!),
+      ).toBe(true);
       const references = mod('keyVault').outputs.references?.value as JsonObject;
       const vault = (name: string) => (name === 'vault' ? { vaultUri: 'https://kv-x.vault.azure.net/' } : null);
-      expect(inModule('keyVault', passed('keyVault', { ...base }, referenceStub), references.MESSAGE_KEY!, vault))
-        .toBe('@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/message-key)');
+      expect(inModule('keyVault', passed('keyVault', { ...base }, referenceStub), references.MESSAGE_KEY!, vault)).toBe(
+        '@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/message-key)',
+      );
       const previous = resourceIn('keyVault', 'messageKeyPreviousSecret');
       expect(inModule('keyVault', passed('keyVault', { ...base }, referenceStub), previous.condition!)).toBe(false);
-      expect(inModule('keyVault', passed('keyVault', { ...base }, referenceStub), references.MESSAGE_KEY_PREVIOUS!, vault)).toBe('');
-      expect(inModule('keyVault', passed('keyVault', { ...base, messageKeyPrevious: key }, referenceStub), previous.condition!)).toBe(true);
+      expect(
+        inModule('keyVault', passed('keyVault', { ...base }, referenceStub), references.MESSAGE_KEY_PREVIOUS!, vault),
+      ).toBe('');
+      expect(
+        inModule(
+          'keyVault',
+          passed('keyVault', { ...base, messageKeyPrevious: key }, referenceStub),
+          previous.condition!,
+        ),
+      ).toBe(true);
     });
 
-    it('azd waits for the Key Vault references after provisioning (postprovision hook) and gets the app\'s resource ID', () => {
+    it("azd waits for the Key Vault references after provisioning (postprovision hook) and gets the app's resource ID", () => {
       const yaml = readFileSync(join(root, 'azure.yaml'), 'utf8');
-      expect(yaml).toMatch(/^ {2}postprovision:\n {4}posix:\n {6}shell: sh\n {6}run: node scripts\/azd\/keyvault-references\.mjs\n {4}windows:\n {6}shell: pwsh\n {6}run: node scripts\/azd\/keyvault-references\.mjs$/m);
+      expect(yaml).toMatch(
+        /^ {2}postprovision:\n {4}posix:\n {6}shell: sh\n {6}run: node scripts\/azd\/keyvault-references\.mjs\n {4}windows:\n {6}shell: pwsh\n {6}run: node scripts\/azd\/keyvault-references\.mjs$/m,
+      );
       expect(template.outputs.AZURE_FUNCTION_APP_ID?.value).toBe("[reference('functionApp').outputs.id.value]");
     });
   });
@@ -483,7 +643,9 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
   describe('outputs', () => {
     it('give the function base URL and the registry login server', () => {
       expect(String(template.outputs.FUNCTION_BASE_URL?.value)).toMatch(/^\[format\('https:\/\/\{0\}\/api'/);
-      expect(String(template.outputs.REGISTRY_LOGIN_SERVER?.value)).toContain("reference('targetAccess').outputs.loginServer");
+      expect(String(template.outputs.REGISTRY_LOGIN_SERVER?.value)).toContain(
+        "reference('targetAccess').outputs.loginServer",
+      );
     });
 
     it('carry no secret, in main.bicep or any module', () => {
@@ -498,8 +660,9 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
 
   describe('azd wiring', () => {
     it('main.parameters.json names only real parameters and feeds the azd environment in', () => {
-      const file = JSON.parse(readFileSync(join(root, 'infra', 'main.parameters.json'), 'utf8')) as
-        { parameters: Record<string, { value: string }> };
+      const file = JSON.parse(readFileSync(join(root, 'infra', 'main.parameters.json'), 'utf8')) as {
+        parameters: Record<string, { value: string }>;
+      };
       for (const name of Object.keys(file.parameters)) expect(template.parameters, name).toHaveProperty(name);
       expect(file.parameters.environmentName?.value).toBe('${AZURE_ENV_NAME}');
       expect(file.parameters.location?.value).toBe('${AZURE_LOCATION}');

@@ -31,9 +31,16 @@ describe.skipIf(!hasTools)('oci-import import --target-auth azure (installed com
     work = await mkdtemp(join(tmpdir(), 'oci-import-cli-azure-'));
     entra = await startEntra();
     [plain, acr, az] = await Promise.all([
-      startRegistry(), startAcr({ entra, roles: { [USER_OID]: ['pull', 'push'], [entra.systemObjectId]: ['pull', 'push'] } }), installAz(join(work, 'az')),
+      startRegistry(),
+      startAcr({ entra, roles: { [USER_OID]: ['pull', 'push'], [entra.systemObjectId]: ['pull', 'push'] } }),
+      installAz(join(work, 'az')),
     ]);
-    image = await buildImage({ dir: join(work, 'image'), seed: 'cli-azure', platforms: [{ os: 'linux', architecture: 'amd64' }], layerSize: 30_000 });
+    image = await buildImage({
+      dir: join(work, 'image'),
+      seed: 'cli-azure',
+      platforms: [{ os: 'linux', architecture: 'amd64' }],
+      layerSize: 30_000,
+    });
     await pushOciLayout(image.layoutDir, `${plain.host}/team/app:1`);
   }, 120_000);
 
@@ -42,12 +49,23 @@ describe.skipIf(!hasTools)('oci-import import --target-auth azure (installed com
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  const importTo = (image: string, env: Record<string, string>) => runBin(
-    ['import', '--source', `${plain.host}/team/app:1`, '--target', acr.loginServer, '--image', image, '--target-auth', 'azure'],
-    { INSECURE_REGISTRIES: `${plain.host},${acr.loginServer}`, HOME: work, ...env },
-  );
+  const importTo = (image: string, env: Record<string, string>) =>
+    runBin(
+      [
+        'import',
+        '--source',
+        `${plain.host}/team/app:1`,
+        '--target',
+        acr.loginServer,
+        '--image',
+        image,
+        '--target-auth',
+        'azure',
+      ],
+      { INSECURE_REGISTRIES: `${plain.host},${acr.loginServer}`, HOME: work, ...env },
+    );
 
-  it('from az login: one token for the registry\'s audience, exchanged at the registry; the image arrives', async () => {
+  it("from az login: one token for the registry's audience, exchanged at the registry; the image arrives", async () => {
     await az.login(ACR_AUDIENCE, entra.mint({ tenant: entra.tenant, objectId: USER_OID, audience: ACR_AUDIENCE }));
     const before = acr.requests.length;
     const run = await importTo('mirror/az:1', { PATH: az.path, AZURE_TOKEN_CREDENTIALS: 'AzureCliCredential' });
@@ -55,13 +73,21 @@ describe.skipIf(!hasTools)('oci-import import --target-auth azure (installed com
     expect(run.stdout).toContain(`digest ${image.digest}`);
     expect(await manifestDigest(`${acr.loginServer}/mirror/az:1`, acr.admin)).toBe(image.digest);
     expect(await az.calls()).toEqual([['account', 'get-access-token', '--output', 'json', '--resource', ACR_AUDIENCE]]);
-    expect(acr.requests.slice(before).filter((r) => r.path === '/oauth2/exchange').map((r) => r.status)).toEqual([200]);
+    expect(
+      acr.requests
+        .slice(before)
+        .filter((r) => r.path === '/oauth2/exchange')
+        .map((r) => r.status),
+    ).toEqual([200]);
     expect(entra.requests).toEqual([]); // no managed-identity request
   });
 
   it('from a managed identity (IDENTITY_ENDPOINT on loopback, AZURE_TOKEN_CREDENTIALS=prod)', async () => {
     const run = await importTo('mirror/mi:1', {
-      PATH: az.path, AZURE_TOKEN_CREDENTIALS: 'prod', IDENTITY_ENDPOINT: entra.endpoint, IDENTITY_HEADER: entra.header,
+      PATH: az.path,
+      AZURE_TOKEN_CREDENTIALS: 'prod',
+      IDENTITY_ENDPOINT: entra.endpoint,
+      IDENTITY_HEADER: entra.header,
     });
     expect(run.code, run.stderr).toBe(0);
     expect(await manifestDigest(`${acr.loginServer}/mirror/mi:1`, acr.admin)).toBe(image.digest);

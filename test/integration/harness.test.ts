@@ -125,7 +125,9 @@ describe.skipIf(!hasTools)('real registry harness', () => {
       const ref = `${reg.host}/harness/multi:latest`;
       await pushOciLayout(image.layoutDir, ref, creds);
       expect(await manifestDigest(ref, creds)).toBe(image.digest);
-      expect((await inspectRaw(`${reg.host}/harness/multi@${image.digest}`, creds)).equals(image.manifestBytes)).toBe(true);
+      expect((await inspectRaw(`${reg.host}/harness/multi@${image.digest}`, creds)).equals(image.manifestBytes)).toBe(
+        true,
+      );
 
       const out = join(work, `pulled-${auth}`);
       await copyAllToDir(ref, out, creds);
@@ -143,7 +145,9 @@ describe.skipIf(!hasTools)('real registry harness', () => {
 
     if (auth !== 'none') {
       it('refuses anonymous pulls', async () => {
-        await expect(inspectRaw(`${reg.host}/harness/multi:latest`)).rejects.toThrow(/unauthorized|authentication required|401/i);
+        await expect(inspectRaw(`${reg.host}/harness/multi:latest`)).rejects.toThrow(
+          /unauthorized|authentication required|401/i,
+        );
       });
 
       it('never leaks the password into errors', async () => {
@@ -181,7 +185,12 @@ describe.skipIf(!hasTools)('real registry harness', () => {
         });
         const res = await fetch(reg.tokenRealm!, { method: 'POST', body: form });
         expect(res.status).toBe(200);
-        const body = (await res.json()) as { token: string; access_token: string; expires_in: number; issued_at: string };
+        const body = (await res.json()) as {
+          token: string;
+          access_token: string;
+          expires_in: number;
+          issued_at: string;
+        };
         expect(body.token).toBe(body.access_token);
         expect(body.expires_in).toBe(300);
         const claims = JSON.parse(Buffer.from(body.token.split('.')[1]!, 'base64url').toString()) as {

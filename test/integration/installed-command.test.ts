@@ -40,18 +40,26 @@ async function startService(): Promise<{ url: string; server: Server; seen: stri
   const id = '0f8fad5b-d9cb-469f-a165-70867728950e';
   const seen: string[] = [];
   const view = (status: string) => ({
-    id, status, source: 'docker.io/library/nginx:1.27', targets: ['r.example/nginx:1.27'], createdAt: '2025-06-01T00:00:00Z',
-    updatedAt: '2025-06-01T00:00:00Z', progress: { manifests: 1, blobsTotal: 1, blobsDone: 1, bytesTotal: 10, bytesCopied: 10 },
+    id,
+    status,
+    source: 'docker.io/library/nginx:1.27',
+    targets: ['r.example/nginx:1.27'],
+    createdAt: '2025-06-01T00:00:00Z',
+    updatedAt: '2025-06-01T00:00:00Z',
+    progress: { manifests: 1, blobsTotal: 1, blobsDone: 1, bytesTotal: 10, bytesCopied: 10 },
     ...(status === 'succeeded' ? { digest: `sha256:${'b'.repeat(64)}` } : {}),
   });
   const server = createServer((req: IncomingMessage, res) => {
     req.resume();
     req.on('end', () => {
       seen.push(`${req.method} ${req.url} key=${String(req.headers['x-functions-key'])}`);
-      const reply = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json', 'retry-after': '0' }).end(JSON.stringify(body));
-      if (req.method === 'POST' && req.url === '/api/imports') return reply(202, { id, status: 'queued', statusUrl: `http://${req.headers.host}/api/imports/${id}` });
+      const reply = (status: number, body: unknown) =>
+        res.writeHead(status, { 'content-type': 'application/json', 'retry-after': '0' }).end(JSON.stringify(body));
+      if (req.method === 'POST' && req.url === '/api/imports')
+        return reply(202, { id, status: 'queued', statusUrl: `http://${req.headers.host}/api/imports/${id}` });
       if (req.method === 'GET' && req.url === `/api/imports/${id}`) return reply(200, view('succeeded'));
-      if (req.method === 'GET' && req.url?.startsWith('/api/imports?')) return reply(200, { value: [view('succeeded')] });
+      if (req.method === 'GET' && req.url?.startsWith('/api/imports?'))
+        return reply(200, { value: [view('succeeded')] });
       if (req.method === 'POST' && req.url === `/api/imports/${id}/cancel`) return reply(200, view('canceled'));
       reply(404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}` } });
     });
@@ -60,139 +68,203 @@ async function startService(): Promise<{ url: string; server: Server; seen: stri
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api`, server, seen };
 }
 
-describe.skipIf(!hasTools)('the installed command (node bin/oci-import.js), every command twice: compiled, then from its code cache', () => {
-  let work: string;
-  let bin: string;
-  let basic: RunningRegistry;
-  let plain: RunningRegistry;
-  let entra: RunningEntra;
-  let acr: RunningAcr;
-  let service: Awaited<ReturnType<typeof startService>>;
-  let image: BuiltImage;
-  const creds = () => ({ username: basic.username!, password: basic.password! });
-  const insecure = () => [basic.host, plain.host, acr.loginServer].join(',');
+describe.skipIf(!hasTools)(
+  'the installed command (node bin/oci-import.js), every command twice: compiled, then from its code cache',
+  () => {
+    let work: string;
+    let bin: string;
+    let basic: RunningRegistry;
+    let plain: RunningRegistry;
+    let entra: RunningEntra;
+    let acr: RunningAcr;
+    let service: Awaited<ReturnType<typeof startService>>;
+    let image: BuiltImage;
+    const creds = () => ({ username: basic.username!, password: basic.password! });
+    const insecure = () => [basic.host, plain.host, acr.loginServer].join(',');
 
-  /** The code cache files of one command in the copy (one per Node.js version and flags). */
-  const cacheOf = async (command: string) => {
-    const dir = join(work, 'install', 'dist', 'cli');
-    const names = (await readdir(dir)).filter((n) => n.startsWith(`oci-import.cjs.${command}.`) && n.endsWith('.cache'));
-    return Promise.all(names.map(async (n) => ({ name: n, ...(await stat(join(dir, n))) })));
-  };
+    /** The code cache files of one command in the copy (one per Node.js version and flags). */
+    const cacheOf = async (command: string) => {
+      const dir = join(work, 'install', 'dist', 'cli');
+      const names = (await readdir(dir)).filter(
+        (n) => n.startsWith(`oci-import.cjs.${command}.`) && n.endsWith('.cache'),
+      );
+      return Promise.all(names.map(async (n) => ({ name: n, ...(await stat(join(dir, n))) })));
+    };
 
-  /** Runs the command twice from no cache, checks both runs, and that the second ran from the first's cache. */
-  async function twice(args: string[], env: Record<string, string>, check: (run: CliRun) => Promise<void> | void, stdin?: string): Promise<void> {
-    const command = /^[a-z]+$/.test(args[0] ?? '') ? args[0]! : 'help';
-    for (const old of await cacheOf(command)) await rm(join(work, 'install', 'dist', 'cli', old.name));
-    let written: { name: string; mtimeMs: number; size: number } | undefined;
-    for (const n of [1, 2]) {
-      const run = await runBin(args, env, stdin, bin);
-      await check(run);
-      const cache = (await cacheOf(command)).map(({ name, mtimeMs, size }) => ({ name, mtimeMs, size }));
-      expect(cache, `code cache of "${command}" after run ${n}`).toHaveLength(1);
-      // V8 accepted the first run's cache: the second run did not write a new one
-      if (written) expect(cache[0], `run 2 of "${command}" started from run 1's code cache`).toEqual(written);
-      written = cache[0];
+    /** Runs the command twice from no cache, checks both runs, and that the second ran from the first's cache. */
+    async function twice(
+      args: string[],
+      env: Record<string, string>,
+      check: (run: CliRun) => Promise<void> | void,
+      stdin?: string,
+    ): Promise<void> {
+      const command = /^[a-z]+$/.test(args[0] ?? '') ? args[0]! : 'help';
+      for (const old of await cacheOf(command)) await rm(join(work, 'install', 'dist', 'cli', old.name));
+      let written: { name: string; mtimeMs: number; size: number } | undefined;
+      for (const n of [1, 2]) {
+        const run = await runBin(args, env, stdin, bin);
+        await check(run);
+        const cache = (await cacheOf(command)).map(({ name, mtimeMs, size }) => ({ name, mtimeMs, size }));
+        expect(cache, `code cache of "${command}" after run ${n}`).toHaveLength(1);
+        // V8 accepted the first run's cache: the second run did not write a new one
+        if (written) expect(cache[0], `run 2 of "${command}" started from run 1's code cache`).toEqual(written);
+        written = cache[0];
+      }
     }
-  }
 
-  beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'oci-import-installed-'));
-    bin = await installCopy(join(work, 'install'));
-    entra = await startEntra();
-    [basic, plain, acr, service] = await Promise.all([
-      startRegistry({ auth: 'htpasswd' }), startRegistry(), startAcr({ entra, roles: { [entra.systemObjectId]: ['pull', 'push'] } }), startService(),
-    ]);
-    image = await buildImage({ dir: join(work, 'image'), seed: 'installed', platforms: [{ os: 'linux', architecture: 'amd64' }], layerSize: 40_000 });
-    await pushOciLayout(image.layoutDir, `${basic.host}/team/app:1`, creds());
-    await pushOciLayout(image.layoutDir, `${plain.host}/team/app:1`);
-  });
-
-  afterAll(async () => {
-    await new Promise((resolve) => (service ? service.server.close(resolve) : resolve(undefined)));
-    await Promise.all([basic?.stop(), plain?.stop(), acr?.stop(), entra?.stop()]);
-    if (work) await rm(work, { recursive: true, force: true });
-  });
-
-  it('--help: exit 0 with the usage; no command at all: exit 2', async () => {
-    await twice(['--help'], {}, (run) => {
-      expect(run.code).toBe(0);
-      expect(run.stdout).toContain('oci-import import --source REF');
+    beforeAll(async () => {
+      work = await mkdtemp(join(tmpdir(), 'oci-import-installed-'));
+      bin = await installCopy(join(work, 'install'));
+      entra = await startEntra();
+      [basic, plain, acr, service] = await Promise.all([
+        startRegistry({ auth: 'htpasswd' }),
+        startRegistry(),
+        startAcr({ entra, roles: { [entra.systemObjectId]: ['pull', 'push'] } }),
+        startService(),
+      ]);
+      image = await buildImage({
+        dir: join(work, 'image'),
+        seed: 'installed',
+        platforms: [{ os: 'linux', architecture: 'amd64' }],
+        layerSize: 40_000,
+      });
+      await pushOciLayout(image.layoutDir, `${basic.host}/team/app:1`, creds());
+      await pushOciLayout(image.layoutDir, `${plain.host}/team/app:1`);
     });
-    const bare = await runBin([], {}, undefined, bin);
-    expect(bare.code).toBe(2);
-    expect(bare.stderr).toContain('Usage:');
-  });
 
-  it('a wrong command line: exit 2 with the reason', async () => {
-    await twice(['import', '--source', 'nginx:1.27'], {}, (run) => {
-      expect(run.code).toBe(2);
-      expect(run.stderr).toContain('--target is required');
+    afterAll(async () => {
+      await new Promise((resolve) => (service ? service.server.close(resolve) : resolve(undefined)));
+      await Promise.all([basic?.stop(), plain?.stop(), acr?.stop(), entra?.stop()]);
+      if (work) await rm(work, { recursive: true, force: true });
     });
-  });
 
-  it('--password-stdin from a pipe into a basic-auth source: exit 0, the image in the target, no secret printed', async () => {
-    await twice(['import', '--source', `${basic.host}/team/app:1`, '--target', plain.host, '--image', 'piped/app:1', '--username', basic.username!, '--password-stdin'],
-      { INSECURE_REGISTRIES: insecure() }, async (run) => {
+    it('--help: exit 0 with the usage; no command at all: exit 2', async () => {
+      await twice(['--help'], {}, (run) => {
+        expect(run.code).toBe(0);
+        expect(run.stdout).toContain('oci-import import --source REF');
+      });
+      const bare = await runBin([], {}, undefined, bin);
+      expect(bare.code).toBe(2);
+      expect(bare.stderr).toContain('Usage:');
+    });
+
+    it('a wrong command line: exit 2 with the reason', async () => {
+      await twice(['import', '--source', 'nginx:1.27'], {}, (run) => {
+        expect(run.code).toBe(2);
+        expect(run.stderr).toContain('--target is required');
+      });
+    });
+
+    it('--password-stdin from a pipe into a basic-auth source: exit 0, the image in the target, no secret printed', async () => {
+      await twice(
+        [
+          'import',
+          '--source',
+          `${basic.host}/team/app:1`,
+          '--target',
+          plain.host,
+          '--image',
+          'piped/app:1',
+          '--username',
+          basic.username!,
+          '--password-stdin',
+        ],
+        { INSECURE_REGISTRIES: insecure() },
+        async (run) => {
+          expect(run.code, run.stderr).toBe(0);
+          expect(run.stdout).toContain(`digest ${image.digest}`);
+          expect(run.stderr).not.toContain('warning');
+          expect(run.stdout + run.stderr).not.toContain(basic.password!);
+          expect(await manifestDigest(`${plain.host}/piped/app:1`)).toBe(image.digest);
+        },
+        `${basic.password!}\n`,
+      );
+    });
+
+    it('an import that fails: exit 1 with the code, and the wrong password never printed', async () => {
+      await twice(
+        [
+          'import',
+          '--source',
+          `${basic.host}/team/app:1`,
+          '--target',
+          plain.host,
+          '--username',
+          basic.username!,
+          '--password-stdin',
+        ],
+        { INSECURE_REGISTRIES: insecure() },
+        (run) => {
+          expect(run.code).toBe(1);
+          expect(run.stderr).toMatch(/import failed \[[A-Z_]+\]/);
+          expect(run.stderr).not.toContain('not-the-password');
+        },
+        'not-the-password\n',
+      );
+    });
+
+    it('TARGET_AUTH=managed-identity: a token from the local managed-identity endpoint, exchanged at the registry, on both runs', async () => {
+      const before = entra.requests.length;
+      await twice(
+        ['import', '--source', `${plain.host}/team/app:1`, '--target', acr.loginServer, '--image', 'mirror/app:1'],
+        {
+          INSECURE_REGISTRIES: insecure(),
+          TARGET_AUTH: 'managed-identity',
+          // the App Service managed-identity protocol on loopback: no credential chain reaches a real endpoint
+          IDENTITY_ENDPOINT: entra.endpoint,
+          IDENTITY_HEADER: entra.header,
+        },
+        async (run) => {
+          expect(run.code, run.stderr).toBe(0);
+          expect(run.stdout).toContain(`digest ${image.digest}`);
+          expect(await manifestDigest(`${acr.loginServer}/mirror/app:1`, acr.admin)).toBe(image.digest);
+        },
+      );
+      // one managed-identity token per run, for the registry's audience
+      expect(entra.requests.slice(before).map((r) => `${r.status} ${r.query.resource}`)).toEqual([
+        '200 https://containerregistry.azure.net',
+        '200 https://containerregistry.azure.net',
+      ]);
+    });
+
+    it('sync --rules: exit 0, the selected tag mirrored', async () => {
+      const rules = join(work, 'rules.json');
+      await writeFile(
+        rules,
+        JSON.stringify({
+          rules: [{ source: `${plain.host}/team/app`, target: 'synced/app', tags: { include: ['^1$'] } }],
+        }),
+      );
+      await twice(
+        ['sync', '--rules', rules, '--target', plain.host],
+        { INSECURE_REGISTRIES: insecure() },
+        async (run) => {
+          expect(run.code, run.stderr + run.stdout).toBe(0);
+          expect(await manifestDigest(`${plain.host}/synced/app:1`)).toBe(image.digest);
+        },
+      );
+    });
+
+    it('--endpoint: import, status, list and cancel against a deployed service, with the key', async () => {
+      const env = { OCI_IMPORT_KEY: 'k3y' };
+      const url = service.url;
+      await twice(['import', '--endpoint', url, '--source', 'docker.io/library/nginx:1.27'], env, (run) => {
         expect(run.code, run.stderr).toBe(0);
-        expect(run.stdout).toContain(`digest ${image.digest}`);
-        expect(run.stderr).not.toContain('warning');
-        expect(run.stdout + run.stderr).not.toContain(basic.password!);
-        expect(await manifestDigest(`${plain.host}/piped/app:1`)).toBe(image.digest);
-      }, `${basic.password!}\n`);
-  });
-
-  it('an import that fails: exit 1 with the code, and the wrong password never printed', async () => {
-    await twice(['import', '--source', `${basic.host}/team/app:1`, '--target', plain.host, '--username', basic.username!, '--password-stdin'],
-      { INSECURE_REGISTRIES: insecure() }, (run) => {
-        expect(run.code).toBe(1);
-        expect(run.stderr).toMatch(/import failed \[[A-Z_]+\]/);
-        expect(run.stderr).not.toContain('not-the-password');
-      }, 'not-the-password\n');
-  });
-
-  it('TARGET_AUTH=managed-identity: a token from the local managed-identity endpoint, exchanged at the registry, on both runs', async () => {
-    const before = entra.requests.length;
-    await twice(['import', '--source', `${plain.host}/team/app:1`, '--target', acr.loginServer, '--image', 'mirror/app:1'], {
-      INSECURE_REGISTRIES: insecure(), TARGET_AUTH: 'managed-identity',
-      // the App Service managed-identity protocol on loopback: no credential chain reaches a real endpoint
-      IDENTITY_ENDPOINT: entra.endpoint, IDENTITY_HEADER: entra.header,
-    }, async (run) => {
-      expect(run.code, run.stderr).toBe(0);
-      expect(run.stdout).toContain(`digest ${image.digest}`);
-      expect(await manifestDigest(`${acr.loginServer}/mirror/app:1`, acr.admin)).toBe(image.digest);
+        expect(run.stdout).toContain(`digest sha256:${'b'.repeat(64)}`);
+      });
+      await twice(['status', '0f8fad5b-d9cb-469f-a165-70867728950e', '--endpoint', url, '--json'], env, (run) => {
+        expect(run.code, run.stderr).toBe(0);
+        expect(JSON.parse(run.stdout)).toMatchObject({ status: 'succeeded' });
+      });
+      await twice(['list', '--endpoint', url, '--json'], env, (run) => {
+        expect(run.code, run.stderr).toBe(0);
+        expect((JSON.parse(run.stdout) as { value: unknown[] }).value).toHaveLength(1);
+      });
+      await twice(['cancel', '0f8fad5b-d9cb-469f-a165-70867728950e', '--endpoint', url], env, (run) => {
+        expect(run.code, run.stderr).toBe(0);
+      });
+      expect(service.seen.length).toBeGreaterThanOrEqual(8);
+      expect(service.seen.every((s) => s.endsWith('key=k3y'))).toBe(true);
     });
-    // one managed-identity token per run, for the registry's audience
-    expect(entra.requests.slice(before).map((r) => `${r.status} ${r.query.resource}`)).toEqual(['200 https://containerregistry.azure.net', '200 https://containerregistry.azure.net']);
-  });
-
-  it('sync --rules: exit 0, the selected tag mirrored', async () => {
-    const rules = join(work, 'rules.json');
-    await writeFile(rules, JSON.stringify({ rules: [{ source: `${plain.host}/team/app`, target: 'synced/app', tags: { include: ['^1$'] } }] }));
-    await twice(['sync', '--rules', rules, '--target', plain.host], { INSECURE_REGISTRIES: insecure() }, async (run) => {
-      expect(run.code, run.stderr + run.stdout).toBe(0);
-      expect(await manifestDigest(`${plain.host}/synced/app:1`)).toBe(image.digest);
-    });
-  });
-
-  it('--endpoint: import, status, list and cancel against a deployed service, with the key', async () => {
-    const env = { OCI_IMPORT_KEY: 'k3y' };
-    const url = service.url;
-    await twice(['import', '--endpoint', url, '--source', 'docker.io/library/nginx:1.27'], env, (run) => {
-      expect(run.code, run.stderr).toBe(0);
-      expect(run.stdout).toContain(`digest sha256:${'b'.repeat(64)}`);
-    });
-    await twice(['status', '0f8fad5b-d9cb-469f-a165-70867728950e', '--endpoint', url, '--json'], env, (run) => {
-      expect(run.code, run.stderr).toBe(0);
-      expect(JSON.parse(run.stdout)).toMatchObject({ status: 'succeeded' });
-    });
-    await twice(['list', '--endpoint', url, '--json'], env, (run) => {
-      expect(run.code, run.stderr).toBe(0);
-      expect((JSON.parse(run.stdout) as { value: unknown[] }).value).toHaveLength(1);
-    });
-    await twice(['cancel', '0f8fad5b-d9cb-469f-a165-70867728950e', '--endpoint', url], env, (run) => {
-      expect(run.code, run.stderr).toBe(0);
-    });
-    expect(service.seen.length).toBeGreaterThanOrEqual(8);
-    expect(service.seen.every((s) => s.endsWith('key=k3y'))).toBe(true);
-  });
-});
+  },
+);

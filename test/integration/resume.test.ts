@@ -44,8 +44,14 @@ describe.skipIf(!hasTools)('resuming an upload on distribution 2.8: only at an o
 
   const target = () => new RegistryClient({ registry: proxy.host, insecure: true, retry, side: 'target' });
   const options = (): CopyBlobOptions => ({
-    source: new RegistryClient({ registry: src.host, insecure: true, retry, side: 'source' }), sourceRepository: 'team/app',
-    target: target(), mountFrom: [], chunkSize: 16 * KiB, fetchConcurrency: 2, partPool: new PartPool(4), partSize: 16 * KiB,
+    source: new RegistryClient({ registry: src.host, insecure: true, retry, side: 'source' }),
+    sourceRepository: 'team/app',
+    target: target(),
+    mountFrom: [],
+    chunkSize: 16 * KiB,
+    fetchConcurrency: 2,
+    partPool: new PartPool(4),
+    partSize: 16 * KiB,
     sessionRetry: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 20 },
   });
   /** One chunk more of the upload: each state carries the Location distribution expects next. */
@@ -55,27 +61,47 @@ describe.skipIf(!hasTools)('resuming an upload on distribution 2.8: only at an o
     ['more bytes than saved (0-32767 for 16384: its next chunk landed, its checkpoint did not)', 'more'],
     ['fewer bytes than saved (0-32767 for 49152)', 'fewer'],
     ['`0-0` for 16384 (a Location of a session that holds nothing)', 'empty'],
-  ] as const)('status answers %s: the session is deleted, a new one posted, no PATCH on the old one', async (_name, kind) => {
-    const repository = `resume/${kind}`;
-    const one = await step(initialBlobState({ digest, size: blob.length }, repository));
-    const two = await step(one);
-    const fresh = await target().startUpload(repository);
-    if (one.phase !== 'uploading' || two.phase !== 'uploading') throw new Error('expected uploads in progress');
-    const saved: BlobState = kind === 'more' ? { ...one, location: two.location }
-      : kind === 'fewer' ? { ...two, offset: 48 * KiB }
-        : { ...one, location: fresh.location };
-    const oldSession = new URL(saved.location).pathname;
-    const from = proxy.stats.log.length;
+  ] as const)(
+    'status answers %s: the session is deleted, a new one posted, no PATCH on the old one',
+    async (_name, kind) => {
+      const repository = `resume/${kind}`;
+      const one = await step(initialBlobState({ digest, size: blob.length }, repository));
+      const two = await step(one);
+      const fresh = await target().startUpload(repository);
+      if (one.phase !== 'uploading' || two.phase !== 'uploading') throw new Error('expected uploads in progress');
+      const saved: BlobState =
+        kind === 'more'
+          ? { ...one, location: two.location }
+          : kind === 'fewer'
+            ? { ...two, offset: 48 * KiB }
+            : { ...one, location: fresh.location };
+      const oldSession = new URL(saved.location).pathname;
+      const from = proxy.stats.log.length;
 
-    const done = await copyBlob(saved, { until: Date.now() + 60_000 }, options());
+      const done = await copyBlob(saved, { until: Date.now() + 60_000 }, options());
 
-    expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: saved.sessions + 1 });
-    const log = proxy.stats.log.slice(from);
-    // distribution answered the status with a range (204), not with its stale-state 404: the guard decided
-    expect(log.filter((r) => r.path.startsWith(oldSession)).map((r) => `${r.method} ${r.status}`)).toEqual(['GET 204', 'DELETE 204']);
-    expect(log.filter((r) => r.method !== 'HEAD' && r.method !== 'GET').map((r) => r.method).slice(0, 2)).toEqual(['DELETE', 'POST']);
-    expect(log.filter((r) => r.method === 'PATCH' || r.method === 'PUT').every((r) => r.status !== undefined && r.status < 300)).toBe(true);
-    const stored = Buffer.from(await (await fetch(`http://${registry.host}/v2/${repository}/blobs/${digest}`)).arrayBuffer());
-    expect(stored.equals(blob)).toBe(true);
-  });
+      expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: saved.sessions + 1 });
+      const log = proxy.stats.log.slice(from);
+      // distribution answered the status with a range (204), not with its stale-state 404: the guard decided
+      expect(log.filter((r) => r.path.startsWith(oldSession)).map((r) => `${r.method} ${r.status}`)).toEqual([
+        'GET 204',
+        'DELETE 204',
+      ]);
+      expect(
+        log
+          .filter((r) => r.method !== 'HEAD' && r.method !== 'GET')
+          .map((r) => r.method)
+          .slice(0, 2),
+      ).toEqual(['DELETE', 'POST']);
+      expect(
+        log
+          .filter((r) => r.method === 'PATCH' || r.method === 'PUT')
+          .every((r) => r.status !== undefined && r.status < 300),
+      ).toBe(true);
+      const stored = Buffer.from(
+        await (await fetch(`http://${registry.host}/v2/${repository}/blobs/${digest}`)).arrayBuffer(),
+      );
+      expect(stored.equals(blob)).toBe(true);
+    },
+  );
 });

@@ -23,10 +23,23 @@ const DAY = 86_400_000;
 
 function record(id: string, status: JobStatus, createdDaysAgo: number, updatedDaysAgo: number, now: number): JobRecord {
   return {
-    id, status, createdAt: new Date(now - createdDaysAgo * DAY).toISOString(), updatedAt: new Date(now - updatedDaysAgo * DAY).toISOString(),
+    id,
+    status,
+    createdAt: new Date(now - createdDaysAgo * DAY).toISOString(),
+    updatedAt: new Date(now - updatedDaysAgo * DAY).toISOString(),
     expiresAt: new Date(now - createdDaysAgo * DAY + DAY).toISOString(),
-    request: { source: 'docker.io/library/nginx:1.27', target: 'r.example', inlineCredentials: true } as unknown as JobRecord['request'],
-    targets: ['r.example/nginx:1.27'], repositories: ['nginx'], blobsTotal: 1, bytesTotal: 10, manifests: 1, blobBytes: {}, doneBlobs: [],
+    request: {
+      source: 'docker.io/library/nginx:1.27',
+      target: 'r.example',
+      inlineCredentials: true,
+    } as unknown as JobRecord['request'],
+    targets: ['r.example/nginx:1.27'],
+    repositories: ['nginx'],
+    blobsTotal: 1,
+    bytesTotal: 10,
+    manifests: 1,
+    blobBytes: {},
+    doneBlobs: [],
   };
 }
 
@@ -46,10 +59,16 @@ describe('retention against Azurite', () => {
 
   beforeAll(async () => {
     azurite = await startAzurite();
-    const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('retentionjobs');
+    const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(
+      'retentionjobs',
+    );
     docs = new BlobDocuments(container);
     store = new JobStore(docs);
-    service = new ImportService({ config: loadConfig({ MESSAGE_KEY: TEST_MESSAGE_KEY, TARGET_REGISTRY: 'r.example', JOB_RETENTION_DAYS: '30' }), store, queue: new MemoryJobQueue() });
+    service = new ImportService({
+      config: loadConfig({ MESSAGE_KEY: TEST_MESSAGE_KEY, TARGET_REGISTRY: 'r.example', JOB_RETENTION_DAYS: '30' }),
+      store,
+      queue: new MemoryJobQueue(),
+    });
     const secret = { v: 1 as const, iv: 'aXY=', tag: 'dGFn', data: 'ZGF0YQ==' };
     await store.create(record(ids.oldEnded, 'succeeded', 40, 39, now), secret);
     await docs.put(`${ids.oldEnded}/plan.json`, { manifests: [] });
@@ -71,10 +90,20 @@ describe('retention against Azurite', () => {
     const t = '8234567890123';
     const p = prefixesAtOrAbove(t);
     const covered = (name: string) => p.some((x) => name.startsWith(x));
-    for (const name of ['8234567890123', '8234567890124', '8234567890199', '8235000000000', '9000000000000', '8234567891000']) expect(covered(name), name).toBe(true);
-    for (const name of ['8234567890122', '8234567890023', '8134567890123', '0000000000000']) expect(covered(name), name).toBe(false);
+    for (const name of [
+      '8234567890123',
+      '8234567890124',
+      '8234567890199',
+      '8235000000000',
+      '9000000000000',
+      '8234567891000',
+    ])
+      expect(covered(name), name).toBe(true);
+    for (const name of ['8234567890122', '8234567890023', '8134567890123', '0000000000000'])
+      expect(covered(name), name).toBe(false);
     // no name is listed twice
-    for (let i = 0; i < p.length; i++) for (let j = 0; j < p.length; j++) if (i !== j) expect(p[j]!.startsWith(p[i]!)).toBe(false);
+    for (let i = 0; i < p.length; i++)
+      for (let j = 0; j < p.length; j++) if (i !== j) expect(p[j]!.startsWith(p[i]!)).toBe(false);
   });
 
   it('deletes the ended imports older than the retention with their index entries, keeps a running one and recent ones', async () => {
@@ -87,12 +116,23 @@ describe('retention against Azurite', () => {
     expect(await names(`${ids.oldEnded}/`)).toEqual([]);
     expect(await names(`${ids.veryOldFailed}/`)).toEqual([]);
     const index = await names('index/');
-    expect(index.sort()).toEqual([ids.oldRunning, ids.recentEnded, ids.oldCreatedRecentlyEnded]
-      .map((id) => indexName(record(id, 'running', id === ids.recentEnded ? 3 : id === ids.oldRunning ? 40 : 35, 0, now).createdAt, id)).sort());
-    for (const id of [ids.oldRunning, ids.recentEnded, ids.oldCreatedRecentlyEnded]) expect((await store.get(id))?.id).toBe(id);
+    expect(index.sort()).toEqual(
+      [ids.oldRunning, ids.recentEnded, ids.oldCreatedRecentlyEnded]
+        .map((id) =>
+          indexName(
+            record(id, 'running', id === ids.recentEnded ? 3 : id === ids.oldRunning ? 40 : 35, 0, now).createdAt,
+            id,
+          ),
+        )
+        .sort(),
+    );
+    for (const id of [ids.oldRunning, ids.recentEnded, ids.oldCreatedRecentlyEnded])
+      expect((await store.get(id))?.id).toBe(id);
     // the listing no longer shows them
     const page = await service.list({ limit: 100 });
-    expect(page.value.map((v) => v.id).sort()).toEqual([ids.oldRunning, ids.recentEnded, ids.oldCreatedRecentlyEnded].sort());
+    expect(page.value.map((v) => v.id).sort()).toEqual(
+      [ids.oldRunning, ids.recentEnded, ids.oldCreatedRecentlyEnded].sort(),
+    );
 
     // a second run finds nothing more to delete
     expect((await service.prune(new Date(now))).deleted).toEqual([]);
@@ -101,10 +141,17 @@ describe('retention against Azurite', () => {
   it('GET of a deleted import: 404 IMPORT_EXPIRED naming when it ended; an id never seen: 404 NOT_FOUND', async () => {
     setImportService(service);
     const ctx = new InvocationContext({ functionName: 'getImport', invocationId: 't', logHandler: () => undefined });
-    const get = (id: string) => getImport(new HttpRequest({ method: 'GET', url: `http://127.0.0.1:7071/api/imports/${id}`, params: { id } }), ctx);
+    const get = (id: string) =>
+      getImport(
+        new HttpRequest({ method: 'GET', url: `http://127.0.0.1:7071/api/imports/${id}`, params: { id } }),
+        ctx,
+      );
     const expired = await get(ids.oldEnded);
     expect(expired.status).toBe(404);
-    expect((expired.jsonBody as { error: { code: string; message: string } }).error).toMatchObject({ code: 'IMPORT_EXPIRED', message: expect.stringContaining(record(ids.oldEnded, 'succeeded', 40, 39, now).updatedAt) });
+    expect((expired.jsonBody as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'IMPORT_EXPIRED',
+      message: expect.stringContaining(record(ids.oldEnded, 'succeeded', 40, 39, now).updatedAt),
+    });
     const unknown = await get('66666666-6666-4666-8666-666666666666');
     expect((unknown.jsonBody as { error: { code: string } }).error.code).toBe('NOT_FOUND');
     const running = await get(ids.oldRunning);
@@ -112,7 +159,11 @@ describe('retention against Azurite', () => {
   });
 
   it('bounded per run: maxJobs deletions at most', async () => {
-    const more = ['77777777-7777-4777-8777-777777777771', '77777777-7777-4777-8777-777777777772', '77777777-7777-4777-8777-777777777773'];
+    const more = [
+      '77777777-7777-4777-8777-777777777771',
+      '77777777-7777-4777-8777-777777777772',
+      '77777777-7777-4777-8777-777777777773',
+    ];
     for (const id of more) await store.create(record(id, 'succeeded', 60, 60, now));
     const { pruneEnded } = await import('../../lib/store/retention.js');
     const first = await pruneEnded(docs, { retentionDays: 30, now: new Date(now), maxJobs: 2 });

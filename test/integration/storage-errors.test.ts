@@ -17,7 +17,11 @@ afterAll(async () => {
 });
 
 const docs = (connectionString: string): BlobDocuments =>
-  new BlobDocuments(BlobServiceClient.fromConnectionString(connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient('errors'));
+  new BlobDocuments(
+    BlobServiceClient.fromConnectionString(connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient(
+      'errors',
+    ),
+  );
 
 describe('job storage errors', () => {
   it('reads and writes when storage is there', async () => {
@@ -27,8 +31,13 @@ describe('job storage errors', () => {
   });
 
   it('a refused key (403) is STORAGE_ERROR, not temporary', async () => {
-    const wrongKey = azurite.connectionString.replace(/AccountKey=[^;]+/, `AccountKey=${Buffer.alloc(64, 1).toString('base64')}`);
-    const err = await docs(wrongKey).put('b.json', { x: 1 }).catch((e: unknown) => e);
+    const wrongKey = azurite.connectionString.replace(
+      /AccountKey=[^;]+/,
+      `AccountKey=${Buffer.alloc(64, 1).toString('base64')}`,
+    );
+    const err = await docs(wrongKey)
+      .put('b.json', { x: 1 })
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'STORAGE_ERROR', side: 'storage', temporary: false });
     expect((err as Error).message).toContain('(403)');
   });
@@ -36,7 +45,9 @@ describe('job storage errors', () => {
   it('storage that refuses connections is STORAGE_ERROR, temporary', async () => {
     const cs = azurite.connectionString;
     await azurite.stop();
-    const err = await docs(cs).get('a.json').catch((e: unknown) => e);
+    const err = await docs(cs)
+      .get('a.json')
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'STORAGE_ERROR', side: 'storage', temporary: true });
   }, 30_000);
 });

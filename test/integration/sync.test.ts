@@ -29,7 +29,9 @@ describe.skipIf(!hasTools)('sync between real registries', () => {
   const digests: Record<string, string> = {};
   const env = () => ({ INSECURE_REGISTRIES: `${src.host},${dst.host},${proxy.host}` });
   const tags = async (repo: string): Promise<string[]> =>
-    ((await fetch(`http://${dst.host}/v2/${repo}/tags/list`).then((r) => r.json())) as { tags?: string[] | null }).tags?.sort() ?? [];
+    (
+      (await fetch(`http://${dst.host}/v2/${repo}/tags/list`).then((r) => r.json())) as { tags?: string[] | null }
+    ).tags?.sort() ?? [];
 
   const pushTag = async (tag: string) => {
     const img = await buildImage({ dir: join(work, tag), seed: `sync-${tag}`, layerSize: 20_000 });
@@ -44,7 +46,14 @@ describe.skipIf(!hasTools)('sync between real registries', () => {
     work = await mkdtemp(join(tmpdir(), 'oci-import-sync-'));
     for (const tag of ['v1', 'v2', 'dev-1']) await pushTag(tag);
     rulesFile = join(work, 'rules.json');
-    await writeFile(rulesFile, JSON.stringify({ rules: [{ source: `${proxy.host}/team/app`, target: 'mirror/app', tags: { include: ['^v[0-9]+$'] } }] }, null, 2));
+    await writeFile(
+      rulesFile,
+      JSON.stringify(
+        { rules: [{ source: `${proxy.host}/team/app`, target: 'mirror/app', tags: { include: ['^v[0-9]+$'] } }] },
+        null,
+        2,
+      ),
+    );
   });
 
   afterAll(async () => {
@@ -67,7 +76,11 @@ describe.skipIf(!hasTools)('sync between real registries', () => {
     const run = await runCli(['sync', '--rules', rulesFile, '--target', dst.host, '--dry-run', '--json'], env());
     expect(run.code, run.stderr).toBe(0);
     const out = JSON.parse(run.stdout) as { items: { tag: string; outcome: string }[] };
-    expect(out.items.map((i) => [i.tag, i.outcome])).toEqual([['v3', 'would import'], ['v2', 'unchanged'], ['v1', 'unchanged']]);
+    expect(out.items.map((i) => [i.tag, i.outcome])).toEqual([
+      ['v3', 'would import'],
+      ['v2', 'unchanged'],
+      ['v1', 'unchanged'],
+    ]);
     expect(await tags('mirror/app')).toEqual(['v1', 'v2']);
   });
 
@@ -93,7 +106,10 @@ describe.skipIf(!hasTools)('sync between real registries', () => {
 
   it('refuses a malformed rules file naming the line', async () => {
     const bad = join(work, 'bad.json');
-    await writeFile(bad, '{\n  "rules": [\n    {\n      "source": "docker.io/library/nginx",\n      "tags": { "incldue": ["^1"] }\n    }\n  ]\n}\n');
+    await writeFile(
+      bad,
+      '{\n  "rules": [\n    {\n      "source": "docker.io/library/nginx",\n      "tags": { "incldue": ["^1"] }\n    }\n  ]\n}\n',
+    );
     const run = await runCli(['sync', '--rules', bad, '--target', dst.host], env());
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(`${bad}:5`);
@@ -101,9 +117,16 @@ describe.skipIf(!hasTools)('sync between real registries', () => {
   });
 
   it('the timer path enqueues each changed tag once, through the import queue', async () => {
-    const t = testService({ TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host });
+    const t = testService({
+      TARGET_REGISTRY: dst.host,
+      INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+      ALLOWED_SOURCES: src.host,
+    });
     const sync = new SyncService(t.service, t.docs, loadConfig(t.env), dst.host);
-    const rules = parseRules(JSON.stringify([{ source: `${src.host}/team/app`, target: 'timer/app', tags: { include: ['^v[0-9]+$'] } }]), 'SYNC_RULES');
+    const rules = parseRules(
+      JSON.stringify([{ source: `${src.host}/team/app`, target: 'timer/app', tags: { include: ['^v[0-9]+$'] } }]),
+      'SYNC_RULES',
+    );
     const first = await sync.runPass(rules);
     expect(first.enqueued.map((e) => e.target.split(':').pop()).sort()).toEqual(['v1', 'v2', 'v3']);
     // a second pass while those imports are still queued enqueues nothing new

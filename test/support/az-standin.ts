@@ -53,7 +53,8 @@ export async function installAz(dir: string): Promise<AzStandIn> {
   await writeFile(log, '');
   await writeFile(join(dir, 'az'), SCRIPT(tokensFile, log));
   await chmod(join(dir, 'az'), 0o755);
-  const read = async (): Promise<Record<string, unknown>> => JSON.parse(await readFile(tokensFile, 'utf8')) as Record<string, unknown>;
+  const read = async (): Promise<Record<string, unknown>> =>
+    JSON.parse(await readFile(tokensFile, 'utf8')) as Record<string, unknown>;
   return {
     dir,
     path: `${dir}:${process.env.PATH ?? '/usr/bin:/bin'}`,
@@ -63,6 +64,10 @@ export async function installAz(dir: string): Promise<AzStandIn> {
       await writeFile(tokensFile, JSON.stringify(tokens));
     },
     logout: () => writeFile(tokensFile, '{}'),
-    calls: async () => (await readFile(log, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]),
+    calls: async () =>
+      (await readFile(log, 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as string[]),
   };
 }

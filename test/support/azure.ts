@@ -16,9 +16,26 @@
  * Every server logs what it received (forms as field → values) so tests can assert the exact protocol.
  */
 import { execFile } from 'node:child_process';
-import { X509Certificate, createHmac, createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
+import {
+  X509Certificate,
+  createHmac,
+  createPrivateKey,
+  generateKeyPairSync,
+  randomBytes,
+  randomUUID,
+  sign,
+  timingSafeEqual,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -55,7 +72,11 @@ function close(server: Server): Promise<void> {
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -120,7 +141,9 @@ export interface RunningEntra {
   stop(): Promise<void>;
 }
 
-export async function startEntra(opts: { tenant?: string; userAssigned?: Record<string, string> } = {}): Promise<RunningEntra> {
+export async function startEntra(
+  opts: { tenant?: string; userAssigned?: Record<string, string> } = {},
+): Promise<RunningEntra> {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const tenant = opts.tenant ?? randomUUID();
   const header = randomBytes(16).toString('hex');
@@ -131,8 +154,14 @@ export async function startEntra(opts: { tenant?: string; userAssigned?: Record<
   const mint: RunningEntra['mint'] = (o) => {
     const now = nowSeconds();
     const claims: EntraClaims = {
-      aud: o.audience, iss: `https://sts.windows.net/${o.tenant}/`, tid: o.tenant, oid: o.objectId,
-      appid: o.appId ?? o.objectId, iat: now, nbf: now - 5, exp: now + (o.lifetimeSeconds ?? 3600),
+      aud: o.audience,
+      iss: `https://sts.windows.net/${o.tenant}/`,
+      tid: o.tenant,
+      oid: o.objectId,
+      appid: o.appId ?? o.objectId,
+      iat: now,
+      nbf: now - 5,
+      exp: now + (o.lifetimeSeconds ?? 3600),
     };
     const input = `${b64url(JSON.stringify({ typ: 'JWT', alg: 'RS256', kid: 'oci-import-test' }))}.${b64url(JSON.stringify(claims))}`;
     return `${input}.${b64url(sign('sha256', Buffer.from(input), privateKey))}`;
@@ -150,14 +179,25 @@ export async function startEntra(opts: { tenant?: string; userAssigned?: Record<
   };
 
   const entra: RunningEntra = {
-    endpoint: '', header, tenant, systemObjectId, userAssigned, requests, lifetimeSeconds: 3600, mint, verify: verifyToken,
+    endpoint: '',
+    header,
+    tenant,
+    systemObjectId,
+    userAssigned,
+    requests,
+    lifetimeSeconds: 3600,
+    mint,
+    verify: verifyToken,
     stop: async () => undefined,
   };
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const entry: ManagedIdentityRequest = {
-      method: req.method ?? '', path: url.pathname, query: Object.fromEntries(url.searchParams), status: 0,
+      method: req.method ?? '',
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      status: 0,
     };
     const got = req.headers['x-identity-header'];
     if (typeof got === 'string') entry.identityHeader = got;
@@ -168,17 +208,30 @@ export async function startEntra(opts: { tenant?: string; userAssigned?: Record<
     };
     if (req.method !== 'GET' || url.pathname !== '/msi/token') return answer(404, { error: 'not_found' });
     if (got !== header) return answer(401, { statusCode: 401, message: 'X-IDENTITY-HEADER is missing or wrong' });
-    if (url.searchParams.get('api-version') !== '2019-08-01') return answer(400, { statusCode: 400, message: 'api-version 2019-08-01 expected' });
+    if (url.searchParams.get('api-version') !== '2019-08-01')
+      return answer(400, { statusCode: 400, message: 'api-version 2019-08-01 expected' });
     const resource = url.searchParams.get('resource');
     if (!resource) return answer(400, { statusCode: 400, message: 'resource is required' });
     const clientId = url.searchParams.get('client_id');
     const objectId = clientId ? userAssigned.get(clientId) : systemObjectId;
     if (!objectId) {
-      return answer(400, { statusCode: 400, message: 'No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.' });
+      return answer(400, {
+        statusCode: 400,
+        message: 'No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.',
+      });
     }
-    const token = mint({ tenant, objectId, audience: resource, lifetimeSeconds: entra.lifetimeSeconds, appId: clientId ?? objectId });
+    const token = mint({
+      tenant,
+      objectId,
+      audience: resource,
+      lifetimeSeconds: entra.lifetimeSeconds,
+      appId: clientId ?? objectId,
+    });
     answer(200, {
-      access_token: token, expires_on: String(nowSeconds() + entra.lifetimeSeconds), resource, token_type: 'Bearer',
+      access_token: token,
+      expires_on: String(nowSeconds() + entra.lifetimeSeconds),
+      resource,
+      token_type: 'Bearer',
       client_id: clientId ?? objectId,
     });
   });
@@ -233,7 +286,14 @@ export interface RunningAcr {
 }
 
 const ISSUER = 'oci-import-test-acr';
-const FIREWALL_BODY = { errors: [{ code: 'DENIED', message: "client with IP '127.0.0.1' is not allowed access. Refer https://aka.ms/acr/firewall to grant access." }] };
+const FIREWALL_BODY = {
+  errors: [
+    {
+      code: 'DENIED',
+      message: "client with IP '127.0.0.1' is not allowed access. Refer https://aka.ms/acr/firewall to grant access.",
+    },
+  ],
+};
 
 interface Access {
   type: string;
@@ -245,7 +305,14 @@ function parseScope(scope: string): Access | undefined {
   const a = scope.indexOf(':');
   const b = scope.lastIndexOf(':');
   if (a <= 0 || b <= a) return undefined;
-  return { type: scope.slice(0, a), name: scope.slice(a + 1, b), actions: scope.slice(b + 1).split(',').filter(Boolean) };
+  return {
+    type: scope.slice(0, a),
+    name: scope.slice(a + 1, b),
+    actions: scope
+      .slice(b + 1)
+      .split(',')
+      .filter(Boolean),
+  };
 }
 
 async function makeSigningCert(): Promise<{ key: KeyObject; certPem: string; certDer: string }> {
@@ -253,8 +320,22 @@ async function makeSigningCert(): Promise<{ key: KeyObject; certPem: string; cer
   try {
     const keyFile = join(dir, 'key.pem');
     const certFile = join(dir, 'cert.pem');
-    await execFileP('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
-      '-subj', '/CN=oci-import-test-acr-signer', '-keyout', keyFile, '-out', certFile]);
+    await execFileP('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-sha256',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=oci-import-test-acr-signer',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ]);
     const [keyPem, certPem] = await Promise.all([readFile(keyFile, 'utf8'), readFile(certFile, 'utf8')]);
     return { key: createPrivateKey(keyPem), certPem, certDer: new X509Certificate(certPem).raw.toString('base64') };
   } finally {
@@ -301,13 +382,33 @@ export async function startAcr(opts: {
   const registryJwt = (sub: string, access: Access[]): string => {
     const now = nowSeconds();
     const header = { typ: 'JWT', alg: 'RS256', x5c: [signer.certDer] };
-    const claims = { iss: ISSUER, sub, aud: service, exp: now + acr.accessLifetimeSeconds, nbf: now - 10, iat: now, jti: randomUUID(), access };
+    const claims = {
+      iss: ISSUER,
+      sub,
+      aud: service,
+      exp: now + acr.accessLifetimeSeconds,
+      nbf: now - 10,
+      iat: now,
+      jti: randomUUID(),
+      access,
+    };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     return `${input}.${b64url(sign('sha256', Buffer.from(input), signer.key))}`;
   };
   const refreshJwt = (oid: string, tid: string): string => {
     const now = nowSeconds();
-    const claims = { iss: ISSUER, sub: oid, tid, aud: service, grant_type: 'refresh_token', gen: refreshGeneration, iat: now, nbf: now - 10, exp: now + acr.refreshLifetimeSeconds, jti: randomUUID() };
+    const claims = {
+      iss: ISSUER,
+      sub: oid,
+      tid,
+      aud: service,
+      grant_type: 'refresh_token',
+      gen: refreshGeneration,
+      iat: now,
+      nbf: now - 10,
+      exp: now + acr.refreshLifetimeSeconds,
+      jti: randomUUID(),
+    };
     const input = `${b64url(JSON.stringify({ typ: 'JWT', alg: 'HS256' }))}.${b64url(JSON.stringify(claims))}`;
     return `${input}.${b64url(createHmac('sha256', refreshSecret).update(input).digest())}`;
   };
@@ -326,7 +427,7 @@ export async function startAcr(opts: {
   };
   /** What `sub` may do: the requested actions it holds (the admin holds all). */
   const grant = (sub: string, scopes: string[]): Access[] => {
-    const held = sub === acr.admin.username ? new Set(['pull', 'push']) : acr.roles.get(sub) ?? new Set<string>();
+    const held = sub === acr.admin.username ? new Set(['pull', 'push']) : (acr.roles.get(sub) ?? new Set<string>());
     const out: Access[] = [];
     for (const s of scopes) {
       const a = parseScope(s);
@@ -338,7 +439,14 @@ export async function startAcr(opts: {
   const unauthorized = (res: ServerResponse, entry: AcrRequest, reason: string) => {
     entry.status = 401;
     entry.reason = reason;
-    sendJson(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: `authentication required, visit https://aka.ms/acr/authorization for more information. (${reason})` }] });
+    sendJson(res, 401, {
+      errors: [
+        {
+          code: 'UNAUTHORIZED',
+          message: `authentication required, visit https://aka.ms/acr/authorization for more information. (${reason})`,
+        },
+      ],
+    });
   };
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -374,12 +482,14 @@ export async function startAcr(opts: {
         }
         if (asked !== service) return unauthorized(res, entry, `service ${asked ?? '(none)'} is not ${service}`);
         const tenant = first(entry.form, 'tenant');
-        if (tenant !== undefined && tenant !== acr.tenant) return unauthorized(res, entry, `tenant ${tenant} is not the registry's`);
+        if (tenant !== undefined && tenant !== acr.tenant)
+          return unauthorized(res, entry, `tenant ${tenant} is not the registry's`);
         const checked = opts.entra.verify(first(entry.form, 'access_token') ?? '');
         if (!checked.ok) return unauthorized(res, entry, `Entra ID token: ${checked.reason}`);
         const aud = checked.claims.aud.replace(/\/+$/, '');
         if (!acr.audiences.has(aud)) return unauthorized(res, entry, `audience ${aud} not accepted`);
-        if (checked.claims.tid !== acr.tenant) return unauthorized(res, entry, `token of tenant ${checked.claims.tid}, registry in ${acr.tenant}`);
+        if (checked.claims.tid !== acr.tenant)
+          return unauthorized(res, entry, `token of tenant ${checked.claims.tid}, registry in ${acr.tenant}`);
         entry.status = 200;
         sendJson(res, 200, { refresh_token: refreshJwt(checked.claims.oid, checked.claims.tid) });
         return;
@@ -451,10 +561,13 @@ export async function startAcr(opts: {
 /** Streams a request to the registry and its answer back, Host header kept (the registry builds Locations from it). */
 function proxy(req: IncomingMessage, res: ServerResponse, upstream: string): void {
   const [host, port] = upstream.split(':');
-  const out = httpRequest({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers, agent: false }, (up) => {
-    res.writeHead(up.statusCode ?? 502, up.headers);
-    up.pipe(res);
-  });
+  const out = httpRequest(
+    { host, port: Number(port), method: req.method, path: req.url, headers: req.headers, agent: false },
+    (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    },
+  );
   out.on('error', () => {
     if (!res.headersSent) sendJson(res, 502, { errors: [{ code: 'UNKNOWN', message: 'registry unreachable' }] });
     else res.destroy();
@@ -504,7 +617,10 @@ export async function startArm(opts: { entra: RunningEntra; tenant?: string }): 
   const server = createServer();
   const port = await listen(server);
   const arm: RunningArm = {
-    endpoint: `http://127.0.0.1:${port}`, audience: `http://127.0.0.1:${port}`, registries: new Map(), requests,
+    endpoint: `http://127.0.0.1:${port}`,
+    audience: `http://127.0.0.1:${port}`,
+    registries: new Map(),
+    requests,
     stop: () => close(server),
   };
   const tenant = opts.tenant ?? opts.entra.tenant;
@@ -521,29 +637,53 @@ export async function startArm(opts: { entra: RunningEntra; tenant?: string }): 
     const m = /^bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     if (!m) return answer(401, 'AuthenticationFailed', 'Authentication failed. The Authorization header is missing.');
     const checked = opts.entra.verify(m[1]!);
-    if (!checked.ok) return answer(401, 'InvalidAuthenticationToken', `The access token is invalid (${checked.reason}).`);
+    if (!checked.ok)
+      return answer(401, 'InvalidAuthenticationToken', `The access token is invalid (${checked.reason}).`);
     entry.audience = checked.claims.aud;
     entry.objectId = checked.claims.oid;
-    if (checked.claims.aud.replace(/\/+$/, '') !== arm.audience) return answer(401, 'InvalidAuthenticationToken', `The access token has an invalid audience ${checked.claims.aud}.`);
+    if (checked.claims.aud.replace(/\/+$/, '') !== arm.audience)
+      return answer(
+        401,
+        'InvalidAuthenticationToken',
+        `The access token has an invalid audience ${checked.claims.aud}.`,
+      );
     if (checked.claims.tid !== tenant) {
-      return answer(401, 'InvalidAuthenticationTokenTenant', `The access token is from the wrong issuer 'https://sts.windows.net/${checked.claims.tid}/'. It must match the tenant 'https://sts.windows.net/${tenant}/' associated with this subscription.`);
+      return answer(
+        401,
+        'InvalidAuthenticationTokenTenant',
+        `The access token is from the wrong issuer 'https://sts.windows.net/${checked.claims.tid}/'. It must match the tenant 'https://sts.windows.net/${tenant}/' associated with this subscription.`,
+      );
     }
     if (req.method !== 'GET') return answer(405, 'MethodNotAllowed', 'only GET here');
-    if (apiVersion !== '2023-07-01') return answer(400, 'InvalidApiVersionParameter', `The api-version '${apiVersion}' is invalid.`);
+    if (apiVersion !== '2023-07-01')
+      return answer(400, 'InvalidApiVersionParameter', `The api-version '${apiVersion}' is invalid.`);
     const reg = arm.registries.get(url.pathname.toLowerCase());
     if (!reg) {
-      return answer(404, 'ResourceNotFound', `The Resource 'Microsoft.ContainerRegistry/registries/${url.pathname.split('/').pop()}' under resource group was not found.`);
+      return answer(
+        404,
+        'ResourceNotFound',
+        `The Resource 'Microsoft.ContainerRegistry/registries/${url.pathname.split('/').pop()}' under resource group was not found.`,
+      );
     }
     if (!reg.readers.has(checked.claims.oid)) {
-      return answer(403, 'AuthorizationFailed', `The client '${checked.claims.oid}' with object id '${checked.claims.oid}' does not have authorization to perform action 'Microsoft.ContainerRegistry/registries/read' over scope '${url.pathname}' or the scope is invalid.`);
+      return answer(
+        403,
+        'AuthorizationFailed',
+        `The client '${checked.claims.oid}' with object id '${checked.claims.oid}' does not have authorization to perform action 'Microsoft.ContainerRegistry/registries/read' over scope '${url.pathname}' or the scope is invalid.`,
+      );
     }
     entry.status = 200;
     const name = url.pathname.split('/').pop()!;
     sendJson(res, 200, {
-      id: url.pathname, name, type: 'Microsoft.ContainerRegistry/registries', location: 'westeurope',
+      id: url.pathname,
+      name,
+      type: 'Microsoft.ContainerRegistry/registries',
+      location: 'westeurope',
       sku: { name: 'Premium', tier: 'Premium' },
       properties: {
-        loginServer: reg.loginServer, provisioningState: 'Succeeded', adminUserEnabled: false,
+        loginServer: reg.loginServer,
+        provisioningState: 'Succeeded',
+        adminUserEnabled: false,
         publicNetworkAccess: reg.publicNetworkAccess ?? 'Enabled',
         networkRuleBypassOptions: reg.networkRuleBypassOptions ?? 'AzureServices',
         networkRuleSet: { defaultAction: reg.defaultAction ?? 'Allow', ipRules: [] },

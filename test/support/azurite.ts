@@ -32,11 +32,15 @@ const READY_TIMEOUT_MS = 20_000;
 /** Distinct free loopback ports (bound together, then released). */
 export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
   );
   const ports = servers.map((s) => (s.address() as { port: number }).port);
   await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
@@ -44,14 +48,16 @@ export async function freePorts(count: number): Promise<number[]> {
 }
 
 export function devConnectionString(blobPort: number, queuePort: number, tablePort: number): string {
-  return [
-    'DefaultEndpointsProtocol=http',
-    'AccountName=devstoreaccount1',
-    `AccountKey=${DEV_KEY}`,
-    `BlobEndpoint=http://127.0.0.1:${blobPort}/devstoreaccount1`,
-    `QueueEndpoint=http://127.0.0.1:${queuePort}/devstoreaccount1`,
-    `TableEndpoint=http://127.0.0.1:${tablePort}/devstoreaccount1`,
-  ].join(';') + ';';
+  return (
+    [
+      'DefaultEndpointsProtocol=http',
+      'AccountName=devstoreaccount1',
+      `AccountKey=${DEV_KEY}`,
+      `BlobEndpoint=http://127.0.0.1:${blobPort}/devstoreaccount1`,
+      `QueueEndpoint=http://127.0.0.1:${queuePort}/devstoreaccount1`,
+      `TableEndpoint=http://127.0.0.1:${tablePort}/devstoreaccount1`,
+    ].join(';') + ';'
+  );
 }
 
 export interface AzuriteOptions {
@@ -61,20 +67,45 @@ export interface AzuriteOptions {
 
 async function attempt(o: AzuriteOptions): Promise<RunningAzurite> {
   const [blobPort, queuePort, tablePort] = (await freePorts(3)) as [number, number, number];
-  const child: ChildProcess = spawn(process.execPath, [
-    azuriteMainPath(),
-    '--inMemoryPersistence', ...AZURITE_FLAGS,
-    '--blobHost', '127.0.0.1', '--blobPort', String(blobPort),
-    '--queueHost', '127.0.0.1', '--queuePort', String(queuePort),
-    '--tableHost', '127.0.0.1', '--tablePort', String(tablePort),
-    ...(o.debugLog ? ['--debug', o.debugLog] : []),
-  ], { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      azuriteMainPath(),
+      '--inMemoryPersistence',
+      ...AZURITE_FLAGS,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(blobPort),
+      '--queueHost',
+      '127.0.0.1',
+      '--queuePort',
+      String(queuePort),
+      '--tableHost',
+      '127.0.0.1',
+      '--tablePort',
+      String(tablePort),
+      ...(o.debugLog ? ['--debug', o.debugLog] : []),
+    ],
+    { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let output = '';
-  child.stdout?.on('data', (b: Buffer) => { output = (output + b.toString()).slice(-4000); });
-  child.stderr?.on('data', (b: Buffer) => { output = (output + b.toString()).slice(-4000); });
+  child.stdout?.on('data', (b: Buffer) => {
+    output = (output + b.toString()).slice(-4000);
+  });
+  child.stderr?.on('data', (b: Buffer) => {
+    output = (output + b.toString()).slice(-4000);
+  });
   let exited = false;
-  const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
-  const killOnExit = (): void => { child.kill('SIGKILL'); };
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
   process.once('exit', killOnExit);
 
   const stop = async (): Promise<void> => {
@@ -96,7 +127,14 @@ async function attempt(o: AzuriteOptions): Promise<RunningAzurite> {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { connectionString: devConnectionString(blobPort, queuePort, tablePort), blobPort, queuePort, tablePort, pid: child.pid, stop };
+  return {
+    connectionString: devConnectionString(blobPort, queuePort, tablePort),
+    blobPort,
+    queuePort,
+    tablePort,
+    pid: child.pid,
+    stop,
+  };
 }
 
 /** Starts an in-memory Azurite on free loopback ports (retries if a port was taken meanwhile). */

@@ -30,14 +30,27 @@ class Capture extends Writable {
   }
 }
 
-export async function runCli(args: string[], env: Record<string, string | undefined> = {}, stdin?: string): Promise<CliRun> {
+export async function runCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  stdin?: string,
+): Promise<CliRun> {
   return CLI_MODE === 'bin' ? runBin(args, env, stdin) : runMain(args, env, stdin);
 }
 
-export async function runMain(args: string[], env: Record<string, string | undefined> = {}, stdin?: string): Promise<CliRun> {
+export async function runMain(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  stdin?: string,
+): Promise<CliRun> {
   const stdout = new Capture();
   const stderr = new Capture();
-  const code = await main(args, { stdout, stderr, env, stdin: Readable.from(stdin === undefined ? [] : [Buffer.from(stdin)]) });
+  const code = await main(args, {
+    stdout,
+    stderr,
+    env,
+    stdin: Readable.from(stdin === undefined ? [] : [Buffer.from(stdin)]),
+  });
   return { code, stdout: stdout.text, stderr: stderr.text };
 }
 
@@ -46,7 +59,17 @@ export async function runMain(args: string[], env: Record<string, string | undef
  * what Node.js needs to run, and the managed-identity endpoint variables that @azure/identity reads from the
  * process environment in either mode (tests point them at a local stand-in, never at a real endpoint).
  */
-const INHERITED = ['PATH', 'HOME', 'TMPDIR', 'SYSTEMROOT', 'IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'IMDS_ENDPOINT'];
+const INHERITED = [
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'SYSTEMROOT',
+  'IDENTITY_ENDPOINT',
+  'IDENTITY_HEADER',
+  'MSI_ENDPOINT',
+  'MSI_SECRET',
+  'IMDS_ENDPOINT',
+];
 
 let checkedBuild = false;
 
@@ -55,14 +78,25 @@ let checkedBuild = false;
  * in this process and must keep answering). `bin` runs another copy of the command (its own code cache).
  * Refuses to run a build older than the code (`npm test` rebuilds it first, through pretest).
  */
-export async function runBin(args: string[], env: Record<string, string | undefined> = {}, stdin?: string, bin = BIN): Promise<CliRun> {
+export async function runBin(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  stdin?: string,
+  bin = BIN,
+): Promise<CliRun> {
   if (!checkedBuild) {
     const stale = staleBuild(PROJECT_ROOT);
-    if (stale) throw new Error(`the built command is out of date (${stale}): run npm run build (npm test does it first)`);
+    if (stale)
+      throw new Error(`the built command is out of date (${stale}): run npm run build (npm test does it first)`);
     checkedBuild = true;
   }
-  const inherited = Object.fromEntries(INHERITED.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
-  const child = spawn(process.execPath, [bin, ...args], { env: { ...inherited, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const inherited = Object.fromEntries(
+    INHERITED.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]),
+  );
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { ...inherited, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   const run = { stdout: '', stderr: '' };
   child.stdout.on('data', (c: Buffer) => (run.stdout += c.toString('utf8')));
   child.stderr.on('data', (c: Buffer) => (run.stderr += c.toString('utf8')));

@@ -13,11 +13,18 @@ export interface CredentialHelper {
   asked(): Promise<string[]>;
 }
 
-export async function installCredentialHelper(dir: string, name: string, table: Record<string, { username: string; secret: string }>, failFor: string[] = []): Promise<CredentialHelper> {
+export async function installCredentialHelper(
+  dir: string,
+  name: string,
+  table: Record<string, { username: string; secret: string }>,
+  failFor: string[] = [],
+): Promise<CredentialHelper> {
   await mkdir(dir, { recursive: true });
   const log = join(dir, `${name}.log`);
   await writeFile(log, '');
-  await writeFile(join(dir, `docker-credential-${name}`), `#!${process.execPath}
+  await writeFile(
+    join(dir, `docker-credential-${name}`),
+    `#!${process.execPath}
 const fs = require('node:fs');
 const table = ${JSON.stringify(table)};
 const failFor = ${JSON.stringify(failFor)};
@@ -32,7 +39,8 @@ process.stdin.on('end', () => {
   if (!entry) { process.stdout.write('credentials not found in native keychain\\n'); process.exit(1); }
   process.stdout.write(JSON.stringify({ ServerURL: server, Username: entry.username, Secret: entry.secret }));
 });
-`);
+`,
+  );
   await chmod(join(dir, `docker-credential-${name}`), 0o755);
   return { dir, asked: async () => (await readFile(log, 'utf8')).split('\n').filter(Boolean) };
 }

@@ -187,7 +187,13 @@ interface RegistryErrorEntry {
   detail?: unknown;
 }
 
-const BODY_FAULTS = new Set<FaultAction['kind']>(['ignoreRange', 'shortBody', 'longContentRange', 'stallBody', 'trickle']);
+const BODY_FAULTS = new Set<FaultAction['kind']>([
+  'ignoreRange',
+  'shortBody',
+  'longContentRange',
+  'stallBody',
+  'trickle',
+]);
 const EMPTY = Buffer.alloc(0);
 
 function digestOf(data: Uint8Array, algorithm: 'sha256' | 'sha512' = 'sha256'): string {
@@ -196,13 +202,20 @@ function digestOf(data: Uint8Array, algorithm: 'sha256' | 'sha512' = 'sha256'): 
 
 function defaultFaultCode(status: number): ErrorCode {
   switch (status) {
-    case 401: return 'UNAUTHORIZED';
-    case 403: return 'DENIED';
-    case 404: return 'NAME_UNKNOWN';
-    case 416: return 'RANGE_INVALID';
-    case 429: return 'TOOMANYREQUESTS';
-    case 503: return 'UNAVAILABLE';
-    default: return status < 500 ? 'UNSUPPORTED' : 'UNKNOWN';
+    case 401:
+      return 'UNAUTHORIZED';
+    case 403:
+      return 'DENIED';
+    case 404:
+      return 'NAME_UNKNOWN';
+    case 416:
+      return 'RANGE_INVALID';
+    case 429:
+      return 'TOOMANYREQUESTS';
+    case 503:
+      return 'UNAVAILABLE';
+    default:
+      return status < 500 ? 'UNSUPPORTED' : 'UNKNOWN';
   }
 }
 
@@ -398,7 +411,8 @@ class FakeRegistryServer implements FakeRegistry {
 
   corruptBlob(digest: string, data: Uint8Array): void {
     const old = this.blobs.get(digest);
-    if (!old || old.length !== data.length) throw new Error(`corruptBlob: ${digest} is not stored with ${data.length} bytes`);
+    if (!old || old.length !== data.length)
+      throw new Error(`corruptBlob: ${digest} is not stored with ${data.length} bytes`);
     this.blobs.set(digest, Buffer.from(data));
   }
 
@@ -774,12 +788,18 @@ class FakeRegistryServer implements FakeRegistry {
     const expected = this.sign(`${digest}\n${expires}`);
     const data = this.blobs.get(digest);
     const denied = (msg: string): void =>
-      this.send(ctx, 403, { 'Content-Type': 'application/xml' }, `<Error><Code>AccessDenied</Code><Message>${msg}</Message></Error>`);
+      this.send(
+        ctx,
+        403,
+        { 'Content-Type': 'application/xml' },
+        `<Error><Code>AccessDenied</Code><Message>${msg}</Message></Error>`,
+      );
     if (sig.length !== expected.length || !timingSafeEqual(Buffer.from(sig), Buffer.from(expected))) {
       return denied('Signature does not match');
     }
     if (!Number.isFinite(expires) || expires <= Date.now()) return denied('Request has expired');
-    if (!data) return this.send(ctx, 404, { 'Content-Type': 'application/xml' }, '<Error><Code>NoSuchKey</Code></Error>');
+    if (!data)
+      return this.send(ctx, 404, { 'Content-Type': 'application/xml' }, '<Error><Code>NoSuchKey</Code></Error>');
     this.serveBytes(ctx, digest, data);
   }
 
@@ -920,7 +940,10 @@ class FakeRegistryServer implements FakeRegistry {
       if (actual !== digest) return this.fail(ctx, 'DIGEST_INVALID', { expected: digest, actual });
       this.blobs.set(digest, Buffer.from(ctx.body));
       this.link(name, digest);
-      return this.send(ctx, 201, { Location: `${ctx.base}/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
+      return this.send(ctx, 201, {
+        Location: `${ctx.base}/v2/${name}/blobs/${digest}`,
+        'Docker-Content-Digest': digest,
+      });
     }
     const up: Upload = {
       uuid: randomUUID(),
@@ -982,7 +1005,12 @@ class FakeRegistryServer implements FakeRegistry {
       const start = Number(m[1]);
       const end = Number(m[2]);
       if (start !== up.size || end < start) {
-        this.fail(ctx, 'RANGE_INVALID', `Content-Range ${cr} does not start at ${up.size}`, this.uploadHeaders(ctx, up));
+        this.fail(
+          ctx,
+          'RANGE_INVALID',
+          `Content-Range ${cr} does not start at ${up.size}`,
+          this.uploadHeaders(ctx, up),
+        );
         return false;
       }
       if (end - start + 1 !== ctx.body.length) {
@@ -991,7 +1019,11 @@ class FakeRegistryServer implements FakeRegistry {
       }
     }
     if (up.shortChunkPending && ctx.body.length > 0) {
-      this.fail(ctx, 'SIZE_INVALID', `previous chunk was smaller than the minimum chunk size ${this.opts.chunkMinLength}`);
+      this.fail(
+        ctx,
+        'SIZE_INVALID',
+        `previous chunk was smaller than the minimum chunk size ${this.opts.chunkMinLength}`,
+      );
       return false;
     }
     return true;
@@ -1064,9 +1096,15 @@ class FakeRegistryServer implements FakeRegistry {
           .split(',')
           .map((s) => bareMediaType(s))
           .filter((s) => s !== '');
-        if (accept.length > 0 && (m.mediaType === OCI_MANIFEST || m.mediaType === OCI_INDEX) && !accept.includes(m.mediaType)) {
-          const what = m.mediaType === OCI_INDEX ? 'OCI index found, but accept header does not support OCI indexes'
-            : 'OCI manifest found, but accept header does not support OCI manifests';
+        if (
+          accept.length > 0 &&
+          (m.mediaType === OCI_MANIFEST || m.mediaType === OCI_INDEX) &&
+          !accept.includes(m.mediaType)
+        ) {
+          const what =
+            m.mediaType === OCI_INDEX
+              ? 'OCI index found, but accept header does not support OCI indexes'
+              : 'OCI manifest found, but accept header does not support OCI manifests';
           return this.sendError(ctx, [{ code: 'MANIFEST_UNKNOWN', message: what }]);
         }
         return this.send(
@@ -1098,7 +1136,12 @@ class FakeRegistryServer implements FakeRegistry {
   private putManifestHttp(ctx: Ctx, name: string, ref: string, isDigest: boolean): void {
     const bytes = ctx.body;
     if (bytes.length > MAX_MANIFEST_BYTES) {
-      return this.sendError(ctx, [{ code: 'SIZE_INVALID', detail: `manifest larger than ${MAX_MANIFEST_BYTES}` }], {}, 413);
+      return this.sendError(
+        ctx,
+        [{ code: 'SIZE_INVALID', detail: `manifest larger than ${MAX_MANIFEST_BYTES}` }],
+        {},
+        413,
+      );
     }
     const digest = digestOf(bytes);
     if (isDigest && ref !== digest && ref !== digestOf(bytes, 'sha512')) {
@@ -1141,7 +1184,10 @@ class FakeRegistryServer implements FakeRegistry {
       }
     }
     if (missing.length > 0) {
-      return this.sendError(ctx, missing.map((d) => ({ code: 'MANIFEST_BLOB_UNKNOWN' as const, detail: d })));
+      return this.sendError(
+        ctx,
+        missing.map((d) => ({ code: 'MANIFEST_BLOB_UNKNOWN' as const, detail: d })),
+      );
     }
 
     this.storeManifest(name, digest, Buffer.from(bytes), mediaType);
@@ -1167,10 +1213,14 @@ class FakeRegistryServer implements FakeRegistry {
         continue;
       }
       if (!isRecord(json) || !isRecord(json.subject) || json.subject.digest !== digest) continue;
-      const config = isRecord(json.config) && typeof json.config.mediaType === 'string' ? json.config.mediaType : undefined;
-      const artifactType = typeof json.artifactType === 'string' ? json.artifactType : m.mediaType === OCI_INDEX ? undefined : config;
+      const config =
+        isRecord(json.config) && typeof json.config.mediaType === 'string' ? json.config.mediaType : undefined;
+      const artifactType =
+        typeof json.artifactType === 'string' ? json.artifactType : m.mediaType === OCI_INDEX ? undefined : config;
       out.push({
-        mediaType: m.mediaType, digest: m.digest, size: m.bytes.length,
+        mediaType: m.mediaType,
+        digest: m.digest,
+        size: m.bytes.length,
         ...(artifactType ? { artifactType } : {}),
         ...(isRecord(json.annotations) ? { annotations: json.annotations } : {}),
       });
@@ -1197,7 +1247,12 @@ class FakeRegistryServer implements FakeRegistry {
       next.set('page', String(from / size + 1));
       headers.Link = `</v2/${name}/referrers/${digest}?${next.toString()}>; rel="next"`;
     }
-    this.send(ctx, 200, headers, JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: all.slice(from, from + size) }));
+    this.send(
+      ctx,
+      200,
+      headers,
+      JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: all.slice(from, from + size) }),
+    );
   }
 
   // ----- tags --------------------------------------------------------------------------------
@@ -1237,12 +1292,33 @@ export async function startFakeRegistry(opts: FakeRegistryOptions = {}): Promise
  * One single-platform OCI image of one layer (`layer`, default a short text) pushed to `reg` as `repo:tag`;
  * returns the manifest's digest. For tests that need an image to import, not a particular one.
  */
-export function seedOneLayerImage(reg: FakeRegistry, repo: string, tag: string, layer: Buffer = Buffer.from(`layer of ${repo}:${tag}`)): string {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+export function seedOneLayerImage(
+  reg: FakeRegistry,
+  repo: string,
+  tag: string,
+  layer: Buffer = Buffer.from(`layer of ${repo}:${tag}`),
+): string {
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }),
+  );
   const mediaType = 'application/vnd.oci.image.manifest.v1+json';
-  return reg.putManifest(repo, tag, Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: reg.putBlob(repo, config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, layer), size: layer.length }],
-  })), mediaType);
+  return reg.putManifest(
+    repo,
+    tag,
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType,
+        config: {
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          digest: reg.putBlob(repo, config),
+          size: config.length,
+        },
+        layers: [
+          { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, layer), size: layer.length },
+        ],
+      }),
+    ),
+    mediaType,
+  );
 }

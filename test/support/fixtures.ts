@@ -118,7 +118,12 @@ export function makeTar(files: { name: string; content: Buffer }[]): Buffer {
  * hashing as it goes: memory stays at one 1 MiB block whatever the size. The bytes are an AES-128-CTR
  * keystream keyed by sha256(`key`) (hundreds of MB/s; seededBytes would take minutes for 300 MB).
  */
-async function writeStreamedTar(blobDir: string, name: string, key: string, size: number): Promise<{ digest: string; size: number }> {
+async function writeStreamedTar(
+  blobDir: string,
+  name: string,
+  key: string,
+  size: number,
+): Promise<{ digest: string; size: number }> {
   await mkdir(blobDir, { recursive: true });
   const partial = join(blobDir, `.partial-${randomUUID()}`);
   const hash = createHash('sha256');
@@ -131,9 +136,14 @@ async function writeStreamedTar(blobDir: string, name: string, key: string, size
   };
   try {
     await put(tarHeader(name, size));
-    const cipher = createCipheriv('aes-128-ctr', createHash('sha256').update(key).digest().subarray(0, 16), Buffer.alloc(16, 0));
+    const cipher = createCipheriv(
+      'aes-128-ctr',
+      createHash('sha256').update(key).digest().subarray(0, 16),
+      Buffer.alloc(16, 0),
+    );
     const zeros = Buffer.alloc(1024 * 1024, 0);
-    for (let left = size; left > 0; left -= zeros.length) await put(cipher.update(left >= zeros.length ? zeros : zeros.subarray(0, left)));
+    for (let left = size; left > 0; left -= zeros.length)
+      await put(cipher.update(left >= zeros.length ? zeros : zeros.subarray(0, left)));
     await put(Buffer.alloc(tarPadding(size) + 1024, 0)); // padding + end-of-archive
   } finally {
     await file.close();
@@ -183,7 +193,8 @@ class LayoutWriter {
     const blobDir = join(layoutDir, 'blobs', 'sha256');
     await mkdir(blobDir, { recursive: true });
     await writeFile(join(layoutDir, 'oci-layout'), json({ imageLayoutVersion: '1.0.0' }));
-    for (const [digest, data] of this.files) if (data) await writeFile(join(blobDir, digest.slice('sha256:'.length)), data);
+    for (const [digest, data] of this.files)
+      if (data) await writeFile(join(blobDir, digest.slice('sha256:'.length)), data);
     await writeFile(
       join(layoutDir, 'index.json'),
       json({
@@ -255,7 +266,11 @@ export async function buildImage(opts: {
   const layer = async (label: string) => {
     const name = `${label.replace(/[^a-z0-9._-]/gi, '_')}.bin`;
     if (opts.streamLayers) {
-      if (!streamed.has(label)) streamed.set(label, writeStreamedTar(join(resolve(opts.dir), 'blobs', 'sha256'), name, `${seed}:${label}`, layerSize));
+      if (!streamed.has(label))
+        streamed.set(
+          label,
+          writeStreamedTar(join(resolve(opts.dir), 'blobs', 'sha256'), name, `${seed}:${label}`, layerSize),
+        );
       const blob = await streamed.get(label)!;
       return { desc: { mediaType: MT.ociLayerTar, ...w.addWritten(blob) }, diffId: blob.digest };
     }
@@ -271,7 +286,10 @@ export async function buildImage(opts: {
     const key = `${p.os}-${p.architecture}${p.variant ? '-' + p.variant : ''}`;
     const layers = [await layer('shared-0')];
     for (let i = 1; i < layersPerPlatform; i++) layers.push(await layer(`${key}-${i}`));
-    const cfgBytes = imageConfig(p, layers.map((l) => l.diffId));
+    const cfgBytes = imageConfig(
+      p,
+      layers.map((l) => l.diffId),
+    );
     const config = { mediaType: docker ? MT.dockerConfig : MT.ociConfig, ...w.add(cfgBytes, true) };
     const mediaType = docker ? MT.dockerManifest : MT.ociManifest;
     const bytes = json({ schemaVersion: 2, mediaType, config, layers: layers.map((l) => l.desc) });
@@ -281,7 +299,15 @@ export async function buildImage(opts: {
   if (!opts.platforms || opts.platforms.length === 0) {
     const m = await manifestFor({ os: 'linux', architecture: 'amd64' });
     const layoutDir = await w.write(opts.dir, { mediaType: m.mediaType, digest: m.digest, size: m.size }, tag);
-    return { layoutDir, digest: m.digest, mediaType: m.mediaType, manifestBytes: m.bytes, blobs: w.blobs, manifests: [], tag };
+    return {
+      layoutDir,
+      digest: m.digest,
+      mediaType: m.mediaType,
+      manifestBytes: m.bytes,
+      blobs: w.blobs,
+      manifests: [],
+      tag,
+    };
   }
 
   const children: Descriptor[] = [];
@@ -300,7 +326,12 @@ export async function buildImage(opts: {
  * An OCI index with `count` tiny distinct manifests (platform linux/amd64 with variant `v<i>`,
  * a distinct config and a per-manifest annotation), all sharing one small layer.
  */
-export async function buildIndexOfN(opts: { dir: string; count: number; seed?: string; tag?: string }): Promise<BuiltImage> {
+export async function buildIndexOfN(opts: {
+  dir: string;
+  count: number;
+  seed?: string;
+  tag?: string;
+}): Promise<BuiltImage> {
   const seed = opts.seed ?? 'oci-import';
   const tag = opts.tag ?? 'latest';
   if (opts.count < 1) throw new Error('count must be >= 1');
@@ -311,7 +342,9 @@ export async function buildIndexOfN(opts: { dir: string; count: number; seed?: s
   const children: Descriptor[] = [];
   for (let i = 0; i < opts.count; i++) {
     const p: Platform = { os: 'linux', architecture: 'amd64', variant: `v${i}` };
-    const cfg = imageConfig(p, [diffId], { Labels: { 'oci-import.test/index': String(i), 'oci-import.test/seed': seed } });
+    const cfg = imageConfig(p, [diffId], {
+      Labels: { 'oci-import.test/index': String(i), 'oci-import.test/seed': seed },
+    });
     const config = { mediaType: MT.ociConfig, ...w.add(cfg, true) };
     const bytes = json({
       schemaVersion: 2,
@@ -325,7 +358,15 @@ export async function buildIndexOfN(opts: { dir: string; count: number; seed?: s
   const bytes = json({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: children });
   const root = { mediaType: MT.ociIndex, ...w.add(bytes, false) };
   const layoutDir = await w.write(opts.dir, root, tag);
-  return { layoutDir, digest: root.digest, mediaType: MT.ociIndex, manifestBytes: bytes, blobs: w.blobs, manifests: children, tag };
+  return {
+    layoutDir,
+    digest: root.digest,
+    mediaType: MT.ociIndex,
+    manifestBytes: bytes,
+    blobs: w.blobs,
+    manifests: children,
+    tag,
+  };
 }
 
 /**
@@ -344,5 +385,13 @@ export async function buildHelmChart(opts: { dir: string; name?: string; version
   const bytes = json({ schemaVersion: 2, mediaType: MT.ociManifest, config, layers: [layer] });
   const root = { mediaType: MT.ociManifest, ...w.add(bytes, false) };
   const layoutDir = await w.write(opts.dir, root, version);
-  return { layoutDir, digest: root.digest, mediaType: MT.ociManifest, manifestBytes: bytes, blobs: w.blobs, manifests: [], tag: version };
+  return {
+    layoutDir,
+    digest: root.digest,
+    mediaType: MT.ociManifest,
+    manifestBytes: bytes,
+    blobs: w.blobs,
+    manifests: [],
+    tag: version,
+  };
 }

@@ -54,7 +54,12 @@ export async function startOidcIssuer(opts: { tenant?: string; audience?: string
   const tenant = opts.tenant ?? TEST_TENANT;
   const audience = opts.audience ?? TEST_AUDIENCE;
   // made up front: an RSA key takes long on a busy machine, and rotate() must not
-  const [first, foreign, ...spare] = await Promise.all([makeKey('key-1'), makeKey('key-1'), makeKey('key-2'), makeKey('key-3')]);
+  const [first, foreign, ...spare] = await Promise.all([
+    makeKey('key-1'),
+    makeKey('key-1'),
+    makeKey('key-2'),
+    makeKey('key-3'),
+  ]);
   const published: Key[] = [first!];
   // `foreign` has the same kid as the first key: only the signature can tell it apart
   let generation = 1;
@@ -65,16 +70,22 @@ export async function startOidcIssuer(opts: { tenant?: string; audience?: string
     const path = req.url ?? '';
     if (path === `/${tenant}/v2.0/.well-known/openid-configuration`) {
       config++;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
-        issuer: `${url}/${tenant}/v2.0`, jwks_uri: `${url}/${tenant}/discovery/v2.0/keys`,
-        authorization_endpoint: `${url}/${tenant}/oauth2/v2.0/authorize`, token_endpoint: `${url}/${tenant}/oauth2/v2.0/token`,
-        id_token_signing_alg_values_supported: ['RS256'],
-      }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          issuer: `${url}/${tenant}/v2.0`,
+          jwks_uri: `${url}/${tenant}/discovery/v2.0/keys`,
+          authorization_endpoint: `${url}/${tenant}/oauth2/v2.0/authorize`,
+          token_endpoint: `${url}/${tenant}/oauth2/v2.0/token`,
+          id_token_signing_alg_values_supported: ['RS256'],
+        }),
+      );
       return;
     }
     if (path === `/${tenant}/discovery/v2.0/keys`) {
       jwks++;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: published.map((k) => k.jwk) }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ keys: published.map((k) => k.jwk) }));
       return;
     }
     res.writeHead(404).end();
@@ -87,26 +98,39 @@ export async function startOidcIssuer(opts: { tenant?: string; audience?: string
     const key = o.key === 'foreign' ? foreign! : published[published.length - 1]!;
     const now = Math.floor(Date.now() / 1000);
     const payload: JWTPayload = {
-      iss: issuer, aud: audience, iat: now, nbf: now, exp: now + (o.expiresIn ?? 3600), tid: tenant, ver: '2.0',
-      oid: '11111111-2222-3333-4444-555555555555', azp: TEST_CLIENT_ID, sub: 'test-subject',
-      ...(roles ? { roles: [...roles] } : {}), ...o.claims,
+      iss: issuer,
+      aud: audience,
+      iat: now,
+      nbf: now,
+      exp: now + (o.expiresIn ?? 3600),
+      tid: tenant,
+      ver: '2.0',
+      oid: '11111111-2222-3333-4444-555555555555',
+      azp: TEST_CLIENT_ID,
+      sub: 'test-subject',
+      ...(roles ? { roles: [...roles] } : {}),
+      ...o.claims,
     };
     for (const name of o.omit ?? []) delete payload[name];
     return new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'JWT' }).sign(key.privateKey);
   };
 
   return {
-    url, tenant, issuer, sign,
+    url,
+    tenant,
+    issuer,
+    sign,
     jwksRequests: () => jwks,
     configRequests: () => config,
     rotate: async () => {
       generation++;
-      published.push(spare.shift() ?? await makeKey(`key-${generation}`));
+      published.push(spare.shift() ?? (await makeKey(`key-${generation}`)));
     },
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 

@@ -9,7 +9,13 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { X509Certificate, createPrivateKey, randomBytes, randomUUID, sign, type KeyObject } from 'node:crypto';
 import { accessSync, constants as fsConstants, openSync, closeSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
-import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -114,10 +120,14 @@ const WATCHDOG = [
 function startWatchdog(child: ChildProcess, dir: string): void {
   if (child.pid === undefined) return;
   try {
-    const wd = spawn('sh', ['-c', WATCHDOG, 'oci-import-registry-watchdog', String(process.pid), String(child.pid), dir], {
-      detached: true,
-      stdio: 'ignore',
-    });
+    const wd = spawn(
+      'sh',
+      ['-c', WATCHDOG, 'oci-import-registry-watchdog', String(process.pid), String(child.pid), dir],
+      {
+        detached: true,
+        stdio: 'ignore',
+      },
+    );
     wd.on('error', () => undefined);
     wd.unref();
   } catch {
@@ -248,7 +258,10 @@ function parseScope(scope: string): AccessEntry | undefined {
   if (first < 0 || last <= first) return undefined;
   const typeWithClass = scope.slice(0, first);
   const name = scope.slice(first + 1, last);
-  const actions = scope.slice(last + 1).split(',').filter(Boolean);
+  const actions = scope
+    .slice(last + 1)
+    .split(',')
+    .filter(Boolean);
   const m = /^([a-z0-9]+)(?:\(([^)]*)\))?$/i.exec(typeWithClass);
   if (!m || !name) return undefined;
   const entry: AccessEntry = { type: m[1]!, name, actions };
@@ -371,7 +384,10 @@ async function startTokenServer(opts: {
         return;
       }
       if (req.method === 'GET') {
-        const scope = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+        const scope = url.searchParams
+          .getAll('scope')
+          .flatMap((s) => s.split(' '))
+          .filter(Boolean);
         const entry: TokenRequest = { method: 'GET', scope, status: 0 };
         if (authorization !== undefined) entry.authorization = authorization;
         const service = url.searchParams.get('service');
@@ -561,7 +577,9 @@ export async function startRegistry(opts?: {
       const { stdout } = await execFileP('htpasswd', ['-Bbn', username!, password!]);
       const htpasswdFile = join(dir, 'htpasswd');
       await writeFile(htpasswdFile, stdout.trim() + '\n', { mode: 0o600 });
-      authYaml = ['auth:', '  htpasswd:', `    realm: ${q('oci-import-test')}`, `    path: ${q(htpasswdFile)}`].join('\n');
+      authYaml = ['auth:', '  htpasswd:', `    realm: ${q('oci-import-test')}`, `    path: ${q(htpasswdFile)}`].join(
+        '\n',
+      );
     } else if (auth === 'token' && external) {
       const certFile = join(dir, 'token.crt');
       await writeFile(certFile, external.certPem);
@@ -577,9 +595,20 @@ export async function startRegistry(opts?: {
       const keyFile = join(dir, 'token.key');
       const certFile = join(dir, 'token.crt');
       await execFileP('openssl', [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
-        '-subj', '/CN=oci-import-test-token-signer',
-        '-keyout', keyFile, '-out', certFile,
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-sha256',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=oci-import-test-token-signer',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
       ]);
       const [keyPem, certPem] = await Promise.all([readFile(keyFile, 'utf8'), readFile(certFile, 'utf8')]);
       token = await startTokenServer({ keyPem, certPem, username: username!, password: password!, log: tokenRequests });
@@ -660,7 +689,11 @@ export async function startRegistry(opts?: {
       const tail = await logTail(logFile);
       lastError =
         `docker-registry on ${host} did not answer GET /v2/ with 200/401 ` +
-        (spawnError ? `(spawn failed: ${spawnError.message})` : exited ? `(process exited with ${child.exitCode ?? child.signalCode})` : `within ${READY_TIMEOUT_MS} ms`) +
+        (spawnError
+          ? `(spawn failed: ${spawnError.message})`
+          : exited
+            ? `(process exited with ${child.exitCode ?? child.signalCode})`
+            : `within ${READY_TIMEOUT_MS} ms`) +
         `\n--- registry log tail (${logFile}) ---\n${tail}`;
       child = undefined;
       // Retry only for a lost port race; anything else is a real failure.

@@ -66,7 +66,9 @@ export async function scripted(script: readonly (Exchange | readonly Exchange[])
     const group = pending[0];
     const index = group ? group.findIndex((e) => !mismatchOf(e.req, req, path, body)) : -1;
     if (!group || index < 0) {
-      problems.push(`request ${seen.length} ${req.method} ${path}: ${group ? mismatchOf(group[0]!.req, req, path, body) : 'no more requests were expected'}`);
+      problems.push(
+        `request ${seen.length} ${req.method} ${path}: ${group ? mismatchOf(group[0]!.req, req, path, body) : 'no more requests were expected'}`,
+      );
       res.writeHead(599).end();
       return;
     }
@@ -82,27 +84,37 @@ export async function scripted(script: readonly (Exchange | readonly Exchange[])
     seen,
     verify() {
       const missing = pending.flat().map((e) => `expected ${e.req.method} ${String(e.req.path)} never came`);
-      if (problems.length || missing.length) throw new Error(`script not followed:\n  ${[...problems, ...missing].join('\n  ')}`);
+      if (problems.length || missing.length)
+        throw new Error(`script not followed:\n  ${[...problems, ...missing].join('\n  ')}`);
     },
-    close: () => new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
   return peer;
 }
 
 function mismatchOf(want: ExpectedRequest, req: IncomingMessage, path: string, body: Buffer): string | undefined {
   if (want.method !== req.method) return `expected ${want.method} ${String(want.path)}`;
-  if (typeof want.path === 'string' ? want.path !== path : !want.path.test(path)) return `expected path ${String(want.path)}`;
+  if (typeof want.path === 'string' ? want.path !== path : !want.path.test(path))
+    return `expected path ${String(want.path)}`;
   for (const [name, value] of Object.entries(want.headers ?? {})) {
     const got = req.headers[name];
     const text = Array.isArray(got) ? got.join(', ') : got;
-    if (value === undefined ? text !== undefined : text === undefined || (typeof value === 'string' ? text !== value : !value.test(text))) {
+    if (
+      value === undefined
+        ? text !== undefined
+        : text === undefined || (typeof value === 'string' ? text !== value : !value.test(text))
+    ) {
       return `header ${name}: expected ${String(value)}, got ${String(text)}`;
     }
   }
-  if (want.body !== undefined && (typeof want.body === 'string' ? body.toString('utf8') !== want.body : !want.body(body))) {
+  if (
+    want.body !== undefined &&
+    (typeof want.body === 'string' ? body.toString('utf8') !== want.body : !want.body(body))
+  ) {
     return `unexpected body (${body.length} bytes)`;
   }
   return undefined;

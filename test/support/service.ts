@@ -58,12 +58,30 @@ export function testService(given: Record<string, string>, opts: TestServiceOpti
   const config = loadConfig(env);
   const lookup = opts.lookup ?? (async () => ['203.0.113.10']);
   const service = new ImportService({
-    config, store, queue, leaseMarginMs: opts.leaseMarginMs, stepMarginMs: opts.stepMarginMs, checkpointEveryMs: opts.checkpointEveryMs ?? 0, lookup,
+    config,
+    store,
+    queue,
+    leaseMarginMs: opts.leaseMarginMs,
+    stepMarginMs: opts.stepMarginMs,
+    checkpointEveryMs: opts.checkpointEveryMs ?? 0,
+    lookup,
     inline: opts.inline ?? ('INLINE_IMPORT_BYTES' in env ? undefined : false),
-    registries: new Registries({ config, guardSources: true, lookup, retry: opts.retry ?? TEST_RETRY, timeouts: opts.timeouts }),
+    registries: new Registries({
+      config,
+      guardSources: true,
+      lookup,
+      retry: opts.retry ?? TEST_RETRY,
+      timeouts: opts.timeouts,
+    }),
   });
   return {
-    service, docs, queue, store, env, logs, meta: (dequeueCount = 1) => ({ dequeueCount, maxDequeueCount: 3, log }),
+    service,
+    docs,
+    queue,
+    store,
+    env,
+    logs,
+    meta: (dequeueCount = 1) => ({ dequeueCount, maxDequeueCount: 3, log }),
     sign: (message) => signStep(config.messageKeys!, message),
   };
 }

@@ -72,10 +72,14 @@ export async function withSkopeoSandbox<T>(fn: (sb: Sandbox, globalArgs: string[
   const sb = await makeSandbox();
   try {
     return await fn(sb, [
-      '--registries-conf', sb.registriesConf, // hidden global flag in 1.9; CONTAINERS_REGISTRIES_CONF is set too
-      '--policy', sb.policy,
-      '--registries.d', sb.registriesD,
-      '--tmpdir', sb.tmp,
+      '--registries-conf',
+      sb.registriesConf, // hidden global flag in 1.9; CONTAINERS_REGISTRIES_CONF is set too
+      '--policy',
+      sb.policy,
+      '--registries.d',
+      sb.registriesD,
+      '--tmpdir',
+      sb.tmp,
     ]);
   } finally {
     await rm(sb.dir, { recursive: true, force: true });
@@ -142,10 +146,16 @@ export async function manifestDigest(ref: string, creds?: Creds): Promise<string
 export async function copyAllToDir(ref: string, destDir: string, creds?: Creds): Promise<void> {
   await runSkopeo(
     (sb) => [
-      'copy', '--all', '--quiet', '--retry-times', '0',
-      '--src-tls-verify=false', ...credArgs(sb, 'src-', creds),
+      'copy',
+      '--all',
+      '--quiet',
+      '--retry-times',
+      '0',
+      '--src-tls-verify=false',
+      ...credArgs(sb, 'src-', creds),
       '--dest-oci-accept-uncompressed-layers',
-      `docker://${ref}`, `oci:${destDir}`,
+      `docker://${ref}`,
+      `oci:${destDir}`,
     ],
     secretsOf(creds),
   );
@@ -155,9 +165,16 @@ export async function copyAllToDir(ref: string, destDir: string, creds?: Creds):
 export async function pushOciLayout(layoutDir: string, ref: string, creds?: Creds): Promise<void> {
   await runSkopeo(
     (sb) => [
-      'copy', '--all', '--preserve-digests', '--quiet', '--retry-times', '0',
-      '--dest-tls-verify=false', ...credArgs(sb, 'dest-', creds),
-      `oci:${layoutDir}`, `docker://${ref}`,
+      'copy',
+      '--all',
+      '--preserve-digests',
+      '--quiet',
+      '--retry-times',
+      '0',
+      '--dest-tls-verify=false',
+      ...credArgs(sb, 'dest-', creds),
+      `oci:${layoutDir}`,
+      `docker://${ref}`,
     ],
     secretsOf(creds),
   );

@@ -21,7 +21,10 @@ export interface TapProxy {
 }
 
 export async function startTapProxy(target: string): Promise<TapProxy> {
-  const [targetHost, targetPort] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const [targetHost, targetPort] = [
+    target.slice(0, target.lastIndexOf(':')),
+    Number(target.slice(target.lastIndexOf(':') + 1)),
+  ];
   const seen: { method: string; path: string }[] = [];
   const proxy: { hook: TapHook } = { hook: () => 'forward' };
   const server: Server = createServer((req: IncomingMessage, res) => {
@@ -38,10 +41,13 @@ export async function startTapProxy(target: string): Promise<TapProxy> {
         req.socket.destroy();
         return;
       }
-      const upstream = request({ host: targetHost, port: targetPort, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
+      const upstream = request(
+        { host: targetHost, port: targetPort, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
       upstream.on('error', () => req.socket.destroy());
       req.pipe(upstream);
     })();
@@ -50,12 +56,17 @@ export async function startTapProxy(target: string): Promise<TapProxy> {
   const port = (server.address() as AddressInfo).port;
   return {
     host: `127.0.0.1:${port}`,
-    get hook() { return proxy.hook; },
-    set hook(h: TapHook) { proxy.hook = h; },
+    get hook() {
+      return proxy.hook;
+    },
+    set hook(h: TapHook) {
+      proxy.hook = h;
+    },
     seen,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -19,9 +19,22 @@ interface Seen {
 type Reply = (req: Seen, n: number) => { status: number; body?: unknown; headers?: Record<string, string> };
 
 const ID = '0f8fad5b-d9cb-469f-a165-70867728950e';
-const progress = (copied: number) => ({ manifests: 1, blobsTotal: 2, blobsDone: copied ? 2 : 0, bytesTotal: 100, bytesCopied: copied });
+const progress = (copied: number) => ({
+  manifests: 1,
+  blobsTotal: 2,
+  blobsDone: copied ? 2 : 0,
+  bytesTotal: 100,
+  bytesCopied: copied,
+});
 const view = (status: string, extra: Record<string, unknown> = {}) => ({
-  id: ID, status, source: 'docker.io/library/nginx:1.27', targets: ['r.example/nginx:1.27'], createdAt: '2025-06-01T00:00:00Z', updatedAt: '2025-06-01T00:00:00Z', progress: progress(status === 'succeeded' ? 100 : 0), ...extra,
+  id: ID,
+  status,
+  source: 'docker.io/library/nginx:1.27',
+  targets: ['r.example/nginx:1.27'],
+  createdAt: '2025-06-01T00:00:00Z',
+  updatedAt: '2025-06-01T00:00:00Z',
+  progress: progress(status === 'succeeded' ? 100 : 0),
+  ...extra,
 });
 
 let server: Server | undefined;
@@ -34,12 +47,16 @@ async function serve(reply: Reply): Promise<{ url: string; seen: Seen[] }> {
   const seen: Seen[] = [];
   server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = '';
-    req.on('data', (c: Buffer) => { body += c.toString(); });
+    req.on('data', (c: Buffer) => {
+      body += c.toString();
+    });
     req.on('end', () => {
       const s = { method: req.method!, url: req.url!, headers: req.headers, body };
       seen.push(s);
       const r = reply(s, seen.length);
-      res.writeHead(r.status, { 'content-type': 'application/json', ...r.headers }).end(r.body === undefined ? '' : JSON.stringify(r.body));
+      res
+        .writeHead(r.status, { 'content-type': 'application/json', ...r.headers })
+        .end(r.body === undefined ? '' : JSON.stringify(r.body));
     });
   });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
@@ -51,26 +68,59 @@ const env = { OCI_IMPORT_KEY: 'k3y' };
 describe('oci-import against an endpoint', () => {
   it('imports: POSTs the request fields with the key, follows the status with Retry-After, exits 0 with the digest', async () => {
     const { url, seen } = await serve((req, n) => {
-      if (req.method === 'POST') return { status: 202, body: { id: ID, status: 'queued', statusUrl: `${url}/imports/${ID}` }, headers: { 'retry-after': '0' } };
-      return n < 4 ? { status: 200, body: view('running'), headers: { 'retry-after': '0' } } : { status: 200, body: view('succeeded', { digest: 'sha256:abc' }) };
+      if (req.method === 'POST')
+        return {
+          status: 202,
+          body: { id: ID, status: 'queued', statusUrl: `${url}/imports/${ID}` },
+          headers: { 'retry-after': '0' },
+        };
+      return n < 4
+        ? { status: 200, body: view('running'), headers: { 'retry-after': '0' } }
+        : { status: 200, body: view('succeeded', { digest: 'sha256:abc' }) };
     });
-    const run = await runCli(['import', '--endpoint', url, '--source', 'docker.io/library/nginx:1.27', '--image', 'nginx:1.27',
-      '--platform', 'linux/amd64', '--force', '--include-referrers', '--credential', 'hub'], env);
+    const run = await runCli(
+      [
+        'import',
+        '--endpoint',
+        url,
+        '--source',
+        'docker.io/library/nginx:1.27',
+        '--image',
+        'nginx:1.27',
+        '--platform',
+        'linux/amd64',
+        '--force',
+        '--include-referrers',
+        '--credential',
+        'hub',
+      ],
+      env,
+    );
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toBe('imported docker.io/library/nginx:1.27 → r.example/nginx:1.27\ndigest sha256:abc\n');
     expect(JSON.parse(seen[0]!.body)).toEqual({
-      source: 'docker.io/library/nginx:1.27', images: ['nginx:1.27'], platforms: ['linux/amd64'], credential: 'hub', force: true, includeReferrers: true,
+      source: 'docker.io/library/nginx:1.27',
+      images: ['nginx:1.27'],
+      platforms: ['linux/amd64'],
+      credential: 'hub',
+      force: true,
+      includeReferrers: true,
     });
     expect(seen.every((s) => s.headers['x-functions-key'] === 'k3y')).toBe(true);
     expect(seen[0]!.headers['repeatability-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-    expect(new Date(String(seen[0]!.headers['repeatability-first-sent'])).toUTCString()).toBe(seen[0]!.headers['repeatability-first-sent']);
+    expect(new Date(String(seen[0]!.headers['repeatability-first-sent'])).toUTCString()).toBe(
+      seen[0]!.headers['repeatability-first-sent'],
+    );
     expect(seen.filter((s) => s.method === 'GET')).toHaveLength(3);
     expect(run.stderr).toContain(`import ${ID} queued`);
   });
 
   it('retries the POST after a 503 with Retry-After, keeping its Repeatability-Request-ID', async () => {
-    const { url, seen } = await serve((req, n) => n === 1 ? { status: 503, body: {}, headers: { 'retry-after': '0' } }
-      : { status: 202, body: { id: ID, status: 'queued', statusUrl: `${url}/imports/${ID}` } });
+    const { url, seen } = await serve((req, n) =>
+      n === 1
+        ? { status: 503, body: {}, headers: { 'retry-after': '0' } }
+        : { status: 202, body: { id: ID, status: 'queued', statusUrl: `${url}/imports/${ID}` } },
+    );
     const run = await runCli(['import', '--endpoint', url, '--no-wait', '--source', 'nginx:1.27'], env);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toBe(`${ID}\n${url}/imports/${ID}\n`);
@@ -79,7 +129,11 @@ describe('oci-import against an endpoint', () => {
   });
 
   it('does not wait for a 503 the service means to keep (a code, no Retry-After): one request, exit 1 with its code', async () => {
-    const { url, seen } = await serve(() => ({ status: 503, body: { error: { code: 'TARGET_REGISTRY_NOT_SET', message: 'set TARGET_REGISTRY' } }, headers: { 'x-ms-error-code': 'TARGET_REGISTRY_NOT_SET' } }));
+    const { url, seen } = await serve(() => ({
+      status: 503,
+      body: { error: { code: 'TARGET_REGISTRY_NOT_SET', message: 'set TARGET_REGISTRY' } },
+      headers: { 'x-ms-error-code': 'TARGET_REGISTRY_NOT_SET' },
+    }));
     const run = await runCli(['import', '--endpoint', url, '--no-wait', '--source', 'nginx:1.27'], env);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('[TARGET_REGISTRY_NOT_SET]');
@@ -88,24 +142,45 @@ describe('oci-import against an endpoint', () => {
 
   it('exits 1 with the code and message of a failed or canceled import, or of a refusal', async () => {
     for (const [final, expected] of [
-      [view('failed', { error: { code: 'SOURCE_NOT_FOUND', message: 'not there' } }), 'import failed [SOURCE_NOT_FOUND]: not there'],
-      [view('canceled', { error: { code: 'CANCELED', message: 'the import was canceled' } }), 'import canceled [CANCELED]: the import was canceled'],
+      [
+        view('failed', { error: { code: 'SOURCE_NOT_FOUND', message: 'not there' } }),
+        'import failed [SOURCE_NOT_FOUND]: not there',
+      ],
+      [
+        view('canceled', { error: { code: 'CANCELED', message: 'the import was canceled' } }),
+        'import canceled [CANCELED]: the import was canceled',
+      ],
     ] as const) {
-      const { url } = await serve((req) => req.method === 'POST' ? { status: 202, body: { id: ID, status: 'queued', statusUrl: `${url}/imports/${ID}` }, headers: { 'retry-after': '0' } } : { status: 200, body: final });
+      const { url } = await serve((req) =>
+        req.method === 'POST'
+          ? {
+              status: 202,
+              body: { id: ID, status: 'queued', statusUrl: `${url}/imports/${ID}` },
+              headers: { 'retry-after': '0' },
+            }
+          : { status: 200, body: final },
+      );
       const run = await runCli(['import', '--endpoint', url, '--source', 'nginx:1.27'], env);
       expect(run.code).toBe(1);
       expect(run.stderr).toContain(expected);
       await new Promise((r) => server!.close(r));
       server = undefined;
     }
-    const { url } = await serve(() => ({ status: 400, body: { error: { code: 'UNKNOWN_CREDENTIAL', message: 'no credential named "x"', target: 'credential' } } }));
+    const { url } = await serve(() => ({
+      status: 400,
+      body: { error: { code: 'UNKNOWN_CREDENTIAL', message: 'no credential named "x"', target: 'credential' } },
+    }));
     const run = await runCli(['import', '--endpoint', url, '--source', 'nginx:1.27', '--credential', 'x'], env);
     expect(run.code).toBe(1);
     expect(run.stderr).toBe('oci-import: the service refused (400) [UNKNOWN_CREDENTIAL]: no credential named "x"\n');
   });
 
-  it('sends the key to the endpoint\'s origin only: a status URL elsewhere is refused', async () => {
-    const { url, seen } = await serve(() => ({ status: 202, body: { id: ID, status: 'queued', statusUrl: `http://127.0.0.2:1/api/imports/${ID}` }, headers: { 'retry-after': '0' } }));
+  it("sends the key to the endpoint's origin only: a status URL elsewhere is refused", async () => {
+    const { url, seen } = await serve(() => ({
+      status: 202,
+      body: { id: ID, status: 'queued', statusUrl: `http://127.0.0.2:1/api/imports/${ID}` },
+      headers: { 'retry-after': '0' },
+    }));
     const run = await runCli(['import', '--endpoint', url, '--source', 'nginx:1.27'], env);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('[CROSS_ORIGIN_URL]');
@@ -115,18 +190,41 @@ describe('oci-import against an endpoint', () => {
   it('status, list (following nextLink up to --limit) and cancel, with --json', async () => {
     const { url, seen } = await serve((req) => {
       if (req.url.startsWith('/api/imports?')) {
-        return req.url.includes('continuationToken') ? { status: 200, body: { value: [view('failed')] } }
-          : { status: 200, body: { value: [view('running'), view('succeeded')], nextLink: `${url}/imports?limit=100&continuationToken=t` } };
+        return req.url.includes('continuationToken')
+          ? { status: 200, body: { value: [view('failed')] } }
+          : {
+              status: 200,
+              body: {
+                value: [view('running'), view('succeeded')],
+                nextLink: `${url}/imports?limit=100&continuationToken=t`,
+              },
+            };
       }
-      if (req.method === 'POST') return { status: 409, body: { error: { code: 'IMPORT_ENDED', message: 'ended already (succeeded)', target: 'id' }, import: view('succeeded') } };
+      if (req.method === 'POST')
+        return {
+          status: 409,
+          body: {
+            error: { code: 'IMPORT_ENDED', message: 'ended already (succeeded)', target: 'id' },
+            import: view('succeeded'),
+          },
+        };
       return { status: 200, body: view('running') };
     });
     const status = await runCli(['status', ID, '--endpoint', url], env);
-    expect(status).toMatchObject({ code: 0, stdout: expect.stringContaining(`${ID}  running\n  docker.io/library/nginx:1.27 → r.example/nginx:1.27\n`) });
+    expect(status).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining(`${ID}  running\n  docker.io/library/nginx:1.27 → r.example/nginx:1.27\n`),
+    });
     const list = await runCli(['list', '--endpoint', url, '--status', 'running,failed', '--limit', '3', '--json'], env);
     expect(list.code).toBe(0);
-    expect((JSON.parse(list.stdout) as { value: { status: string }[] }).value.map((v) => v.status)).toEqual(['running', 'succeeded', 'failed']);
-    expect(seen.find((s) => s.url.startsWith('/api/imports?status='))!.url).toBe('/api/imports?status=running%2Cfailed&limit=3');
+    expect((JSON.parse(list.stdout) as { value: { status: string }[] }).value.map((v) => v.status)).toEqual([
+      'running',
+      'succeeded',
+      'failed',
+    ]);
+    expect(seen.find((s) => s.url.startsWith('/api/imports?status='))!.url).toBe(
+      '/api/imports?status=running%2Cfailed&limit=3',
+    );
     const cancel = await runCli(['cancel', ID, '--endpoint', url, '--json'], env);
     expect(cancel.code).toBe(1);
     expect(JSON.parse(cancel.stdout)).toMatchObject({ id: ID, status: 'succeeded' });
@@ -134,7 +232,10 @@ describe('oci-import against an endpoint', () => {
   });
 
   it('refuses what does not fit an endpoint: --target, plain http off loopback, no endpoint', async () => {
-    const target = await runCli(['import', '--endpoint', 'https://app.example/api', '--source', 'nginx:1.27', '--target', 'r.example'], env);
+    const target = await runCli(
+      ['import', '--endpoint', 'https://app.example/api', '--source', 'nginx:1.27', '--target', 'r.example'],
+      env,
+    );
     expect(target).toMatchObject({ code: 2, stderr: expect.stringContaining('--target is for a local import') });
     const http = await runCli(['status', ID, '--endpoint', 'http://app.example/api'], env);
     expect(http).toMatchObject({ code: 2, stderr: expect.stringContaining('--endpoint must be an https URL') });

@@ -17,11 +17,19 @@ const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/oci-import.js', ...args], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/oci-import.js', ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (b: Buffer) => { stdout += b.toString('utf8'); });
-    child.stderr.on('data', (b: Buffer) => { stderr += b.toString('utf8'); });
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString('utf8');
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString('utf8');
+    });
     child.on('error', reject);
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
@@ -36,25 +44,46 @@ describe('the CLI prints registry text without its control characters (child pro
   it('an import whose source answers with control sequences in its error message', async () => {
     const body = JSON.stringify({ errors: [{ code: 'DENIED', message: HOSTILE }] });
     const source = await scripted([
-      { req: { method: 'GET', path: '/v2/team/app/manifests/1' }, res: { status: 403, headers: { 'content-type': 'application/json' }, body } },
+      {
+        req: { method: 'GET', path: '/v2/team/app/manifests/1' },
+        res: { status: 403, headers: { 'content-type': 'application/json' }, body },
+      },
     ]);
     const target = await scripted([]);
     peers.push(source, target);
-    const r = await cli(['import', '--source', `${source.host}/team/app:1`, '--target', target.host, '--insecure', source.host, '--insecure', target.host]);
+    const r = await cli([
+      'import',
+      '--source',
+      `${source.host}/team/app:1`,
+      '--target',
+      target.host,
+      '--insecure',
+      source.host,
+      '--insecure',
+      target.host,
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('import failed [DENIED]');
     expect(r.stderr).toContain('\\u001b]0;pwned\\u0007');
     expect(r.stderr).toContain('\\u001b[32mimported evil OK');
     expect(r.stderr + r.stdout).not.toMatch(CONTROL);
     // the message stays on its line: nothing of it starts a line of its own
-    expect(r.stderr.split('\n').filter((l) => l.includes('imported evil OK'))).toEqual([expect.stringContaining('oci-import: import failed [DENIED]')]);
+    expect(r.stderr.split('\n').filter((l) => l.includes('imported evil OK'))).toEqual([
+      expect.stringContaining('oci-import: import failed [DENIED]'),
+    ]);
   });
 
   it('status and --json of a service import whose error carries registry text', async () => {
     const id = '00000000-0000-4000-8000-000000000001';
     const view = {
-      id, status: 'failed', source: 'r.example/app:1', targets: ['t.example/app:1'], createdAt: '2025-06-01T00:00:00Z', updatedAt: '2025-06-01T00:00:01Z',
-      progress: { manifests: 1, blobsTotal: 1, blobsDone: 0, bytesTotal: 1, bytesCopied: 0 }, error: { code: 'DENIED', message: HOSTILE },
+      id,
+      status: 'failed',
+      source: 'r.example/app:1',
+      targets: ['t.example/app:1'],
+      createdAt: '2025-06-01T00:00:00Z',
+      updatedAt: '2025-06-01T00:00:01Z',
+      progress: { manifests: 1, blobsTotal: 1, blobsDone: 0, bytesTotal: 1, bytesCopied: 0 },
+      error: { code: 'DENIED', message: HOSTILE },
     };
     const answer = { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(view) };
     const service = await scripted([

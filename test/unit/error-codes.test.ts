@@ -46,14 +46,16 @@ describe('the error catalogue', () => {
     expect([...seen].filter((code) => !isErrorCode(code))).toEqual([]);
   });
 
-  it('a registry\'s own code is kept in the message, the error\'s code is HTTP_<status>; a spec code is ours', () => {
+  it("a registry's own code is kept in the message, the error's code is HTTP_<status>; a spec code is ours", () => {
     const own = new RegistryError('GET', 'u', 400, [{ code: 'ACME_QUOTA', message: 'over quota' }]);
     expect(own.code).toBe('HTTP_400');
     expect(own.message).toContain('ACME_QUOTA: over quota');
-    expect(new RegistryError('GET', 'u', 404, [{ code: 'MANIFEST_UNKNOWN', message: 'm' }]).code).toBe('MANIFEST_UNKNOWN');
+    expect(new RegistryError('GET', 'u', 404, [{ code: 'MANIFEST_UNKNOWN', message: 'm' }]).code).toBe(
+      'MANIFEST_UNKNOWN',
+    );
   });
 
-  it('the OpenAPI error enums are the catalogue\'s codes of each operation and status', () => {
+  it("the OpenAPI error enums are the catalogue's codes of each operation and status", () => {
     const doc = openApiDocument('http://127.0.0.1/api');
     const documented: string[] = [];
     for (const methods of Object.values(doc.paths as Json)) {
@@ -67,7 +69,9 @@ describe('the error catalogue', () => {
       }
     }
     // every code the catalogue says the API answers is in some enum, with its status
-    const answered = Object.entries(ERROR_CODES).filter(([, e]: [string, CodeEntry]) => (e.answers?.length ?? 0) > 0).map(([c]) => c);
+    const answered = Object.entries(ERROR_CODES)
+      .filter(([, e]: [string, CodeEntry]) => (e.answers?.length ?? 0) > 0)
+      .map(([c]) => c);
     expect(new Set(documented)).toEqual(new Set(answered));
     for (const code of answered) expect((ERROR_CODES as Record<string, CodeEntry>)[code]!.http).toBeDefined();
   });

@@ -48,7 +48,11 @@ function imageManifest(config: Uint8Array, layers: Uint8Array[], mediaType = OCI
     schemaVersion: 2,
     mediaType,
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-    layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(l), size: l.length })),
+    layers: layers.map((l) => ({
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      digest: sha256(l),
+      size: l.length,
+    })),
   };
   return new TextEncoder().encode(JSON.stringify(json));
 }
@@ -231,7 +235,9 @@ describe('fake registry: basics and uploads (distribution 2.8 mode)', () => {
     expect(ok.headers.get('docker-content-digest')).toBe(digest);
     expect((await fetch(`${reg.url}/v2/dst/repo/blobs/${digest}`, { method: 'HEAD' })).status).toBe(200);
 
-    const miss = await fetch(`${reg.url}/v2/dst/repo/blobs/uploads/?mount=${digest}&from=elsewhere`, { method: 'POST' });
+    const miss = await fetch(`${reg.url}/v2/dst/repo/blobs/uploads/?mount=${digest}&from=elsewhere`, {
+      method: 'POST',
+    });
     expect(miss.status).toBe(202);
     expect(location(miss)).toContain('/v2/dst/repo/blobs/uploads/');
   });
@@ -322,7 +328,11 @@ describe('fake registry: blob GET, Range and body faults', () => {
   });
 
   it('injects a 429 with Retry-After, then behaves normally', async () => {
-    reg.faults.push({ path: /\/blobs\//, times: 1, action: { kind: 'status', status: 429, headers: { 'Retry-After': '2' } } });
+    reg.faults.push({
+      path: /\/blobs\//,
+      times: 1,
+      action: { kind: 'status', status: 429, headers: { 'Retry-After': '2' } },
+    });
     const res = await fetch(blobUrl, { method: 'GET' });
     expect(res.status).toBe(429);
     expect(res.headers.get('retry-after')).toBe('2');
@@ -394,14 +404,24 @@ describe('fake registry: bearer auth', () => {
     expect((await token(['repository:team/app:pull'], basic('u', 'wrong'))).status).toBe(401);
     const pull = await tokenValue(['repository:team/app:pull']);
     expect((await fetch(`${reg.url}/v2/`, { headers: { Authorization: `Bearer ${pull}` } })).status).toBe(200);
-    expect((await fetch(`${reg.url}/v2/team/app/blobs/${digest}`, { headers: { Authorization: `Bearer ${pull}` } })).status).toBe(200);
+    expect(
+      (await fetch(`${reg.url}/v2/team/app/blobs/${digest}`, { headers: { Authorization: `Bearer ${pull}` } })).status,
+    ).toBe(200);
 
-    const push = await fetch(`${reg.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: { Authorization: `Bearer ${pull}` } });
+    const push = await fetch(`${reg.url}/v2/team/app/blobs/uploads/`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${pull}` },
+    });
     expect(push.status).toBe(401);
-    expect(push.headers.get('www-authenticate')).toContain('scope="repository:team/app:pull,push",error="insufficient_scope"');
+    expect(push.headers.get('www-authenticate')).toContain(
+      'scope="repository:team/app:pull,push",error="insufficient_scope"',
+    );
 
     const both = await tokenValue(['repository:team/app:pull,push']);
-    const ok = await fetch(`${reg.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: { Authorization: `Bearer ${both}` } });
+    const ok = await fetch(`${reg.url}/v2/team/app/blobs/uploads/`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${both}` },
+    });
     expect(ok.status).toBe(202);
 
     const bogus = await fetch(`${reg.url}/v2/`, { headers: { Authorization: 'Bearer nope' } });
@@ -443,7 +463,9 @@ describe('fake registry: bearer token expiry and basic auth', () => {
     const no = await fetch(`${basicReg.url}/v2/`);
     expect(no.status).toBe(401);
     expect(no.headers.get('www-authenticate')).toBe('Basic realm="fake"');
-    expect((await fetch(`${basicReg.url}/v2/`, { headers: { Authorization: basic('alice', 's3cret') } })).status).toBe(200);
+    expect((await fetch(`${basicReg.url}/v2/`, { headers: { Authorization: basic('alice', 's3cret') } })).status).toBe(
+      200,
+    );
   });
 });
 
@@ -581,13 +603,18 @@ describe('fake registry: manifests and tags', () => {
     const digest = reg.putManifest('g', 'latest', manifest, OCI_MANIFEST);
     expect(reg.getManifest('g', 'latest')?.digest).toBe(digest);
 
-    const get = await fetch(`${reg.url}/v2/g/manifests/latest`, { headers: { Accept: `${DOCKER_MANIFEST}, ${OCI_MANIFEST}` } });
+    const get = await fetch(`${reg.url}/v2/g/manifests/latest`, {
+      headers: { Accept: `${DOCKER_MANIFEST}, ${OCI_MANIFEST}` },
+    });
     expect(get.status).toBe(200);
     expect(get.headers.get('content-type')).toBe(OCI_MANIFEST);
     expect(get.headers.get('docker-content-digest')).toBe(digest);
     expect(new Uint8Array(await get.arrayBuffer())).toEqual(manifest);
 
-    const head = await fetch(`${reg.url}/v2/g/manifests/${digest}`, { method: 'HEAD', headers: { Accept: OCI_MANIFEST } });
+    const head = await fetch(`${reg.url}/v2/g/manifests/${digest}`, {
+      method: 'HEAD',
+      headers: { Accept: OCI_MANIFEST },
+    });
     expect(head.status).toBe(200);
     expect(head.headers.get('content-length')).toBe(String(manifest.length));
 
@@ -639,19 +666,36 @@ describe('fake registry: manifests and tags', () => {
 });
 
 describe('fake registry: referrers API', () => {
-  const put = (url: string, body: Uint8Array, type: string) => fetch(url, { method: 'PUT', headers: { 'Content-Type': type }, body });
+  const put = (url: string, body: Uint8Array, type: string) =>
+    fetch(url, { method: 'PUT', headers: { 'Content-Type': type }, body });
   /** An image and two referrers of it in repo `r`: a signature (artifactType from its config) and an SBOM (its own artifactType). */
   const seed = (reg: FakeRegistry) => {
     const config = bytes(8, 9);
     reg.putBlob('r', config);
     const subject = imageManifest(config, []);
     const subjectDigest = reg.putManifest('r', 'v1', subject, OCI_MANIFEST);
-    const referrer = (extra: object) => new TextEncoder().encode(JSON.stringify({
-      schemaVersion: 2, mediaType: OCI_MANIFEST, layers: [],
-      subject: { mediaType: OCI_MANIFEST, digest: subjectDigest, size: subject.length }, ...extra,
-    }));
-    const sig = referrer({ config: { mediaType: 'application/vnd.dev.cosign.artifact.sig.v1+json', digest: sha256(config), size: config.length } });
-    const sbom = referrer({ artifactType: 'application/spdx+json', config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(config), size: config.length }, annotations: { k: 'v' } });
+    const referrer = (extra: object) =>
+      new TextEncoder().encode(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_MANIFEST,
+          layers: [],
+          subject: { mediaType: OCI_MANIFEST, digest: subjectDigest, size: subject.length },
+          ...extra,
+        }),
+      );
+    const sig = referrer({
+      config: {
+        mediaType: 'application/vnd.dev.cosign.artifact.sig.v1+json',
+        digest: sha256(config),
+        size: config.length,
+      },
+    });
+    const sbom = referrer({
+      artifactType: 'application/spdx+json',
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(config), size: config.length },
+      annotations: { k: 'v' },
+    });
     return { subjectDigest, sig, sbom };
   };
 
@@ -690,12 +734,21 @@ describe('fake registry: referrers API', () => {
         next = /^<([^>]+)>; rel="next"$/.exec(res.headers.get('link') ?? '')?.[1];
       }
       expect(seen.map((d) => d.digest).sort()).toEqual([sha256(sig), sha256(sbom)].sort());
-      expect(seen.find((d) => d.digest === sha256(sig))?.artifactType).toBe('application/vnd.dev.cosign.artifact.sig.v1+json');
-      expect(seen.find((d) => d.digest === sha256(sbom))).toMatchObject({ artifactType: 'application/spdx+json', annotations: { k: 'v' } });
+      expect(seen.find((d) => d.digest === sha256(sig))?.artifactType).toBe(
+        'application/vnd.dev.cosign.artifact.sig.v1+json',
+      );
+      expect(seen.find((d) => d.digest === sha256(sbom))).toMatchObject({
+        artifactType: 'application/spdx+json',
+        annotations: { k: 'v' },
+      });
 
-      const filtered = await fetch(`${reg.url}/v2/r/referrers/${subjectDigest}?artifactType=${encodeURIComponent('application/spdx+json')}`);
+      const filtered = await fetch(
+        `${reg.url}/v2/r/referrers/${subjectDigest}?artifactType=${encodeURIComponent('application/spdx+json')}`,
+      );
       expect(filtered.headers.get('oci-filters-applied')).toBe('artifactType');
-      expect(((await filtered.json()) as { manifests: { digest: string }[] }).manifests.map((d) => d.digest)).toEqual([sha256(sbom)]);
+      expect(((await filtered.json()) as { manifests: { digest: string }[] }).manifests.map((d) => d.digest)).toEqual([
+        sha256(sbom),
+      ]);
 
       const none = await fetch(`${reg.url}/v2/r/referrers/${sha256(bytes(3))}`);
       expect(await none.json()).toEqual({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] });

@@ -31,7 +31,8 @@ afterEach(async () => {
  */
 async function start(latencyMs: number, bytesPerSecond: number): Promise<{ target: string; proxy: FarProxy }> {
   server = createServer((req, res) => {
-    if (req.url === '/big') return void res.writeHead(200, { 'content-length': BODY.length }).end(req.method === 'HEAD' ? undefined : BODY);
+    if (req.url === '/big')
+      return void res.writeHead(200, { 'content-length': BODY.length }).end(req.method === 'HEAD' ? undefined : BODY);
     if (req.url === '/chunked') {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       for (let i = 0; i < 5; i++) res.write(BODY.subarray(i * MB, (i + 1) * MB));
@@ -43,9 +44,13 @@ async function start(latencyMs: number, bytesPerSecond: number): Promise<{ targe
       req.on('end', () => res.writeHead(201, { 'content-type': 'text/plain' }).end(String(n)));
       return;
     }
-    if (req.url === '/uploads/') return void res.writeHead(202, { location: `http://${req.headers.host}/v2/uploads/abc?_state=x`, 'content-length': 0 }).end();
+    if (req.url === '/uploads/')
+      return void res
+        .writeHead(202, { location: `http://${req.headers.host}/v2/uploads/abc?_state=x`, 'content-length': 0 })
+        .end();
     if (req.url === '/empty') return void res.writeHead(204).end();
-    if (req.url === '/close') return void res.writeHead(200, { 'content-length': BODY.length, connection: 'close' }).end(BODY);
+    if (req.url === '/close')
+      return void res.writeHead(200, { 'content-length': BODY.length, connection: 'close' }).end(BODY);
     res.writeHead(200, { 'content-type': 'text/plain' }).end(`host=${req.headers.host}`);
   });
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', () => resolve()));
@@ -84,7 +89,9 @@ describe('far-away proxy', () => {
 
   it('caps a download at the connection bandwidth, streaming every byte', async () => {
     const { proxy } = await start(0, 25 * MB);
-    const { ms, value } = await timed(async () => Buffer.from(await (await client(proxy.host).request({ method: 'GET', path: '/big' })).body.arrayBuffer()));
+    const { ms, value } = await timed(async () =>
+      Buffer.from(await (await client(proxy.host).request({ method: 'GET', path: '/big' })).body.arrayBuffer()),
+    );
     expect(value.equals(BODY)).toBe(true);
     expect(ms).toBeGreaterThanOrEqual(150); // 5 MB at 25 MB/s is 200 ms
     expect(proxy.stats.bytesDown).toBe(BODY.length);
@@ -92,7 +99,9 @@ describe('far-away proxy', () => {
 
   it('caps an upload at the connection bandwidth', async () => {
     const { proxy } = await start(0, 25 * MB);
-    const { ms, value } = await timed(async () => (await client(proxy.host).request({ method: 'PUT', path: '/upload', body: BODY })).body.text());
+    const { ms, value } = await timed(async () =>
+      (await client(proxy.host).request({ method: 'PUT', path: '/upload', body: BODY })).body.text(),
+    );
     expect(value).toBe(String(BODY.length));
     expect(ms).toBeGreaterThanOrEqual(150);
     expect(proxy.stats.bytesUp).toBe(BODY.length);
@@ -100,7 +109,11 @@ describe('far-away proxy', () => {
 
   it('caps each connection on its own: two at once each take the time of one', async () => {
     const { proxy } = await start(0, 25 * MB);
-    const one = () => timed(async () => (await (await client(proxy.host).request({ method: 'GET', path: '/big' })).body.arrayBuffer()).byteLength);
+    const one = () =>
+      timed(
+        async () =>
+          (await (await client(proxy.host).request({ method: 'GET', path: '/big' })).body.arrayBuffer()).byteLength,
+      );
     const [a, b] = await Promise.all([one(), one()]);
     expect([a.value, b.value]).toEqual([BODY.length, BODY.length]);
     expect(a.ms).toBeGreaterThanOrEqual(150);
@@ -125,7 +138,11 @@ describe('far-away proxy', () => {
     const small = await (await c.request({ method: 'GET', path: '/small' })).body.text();
     expect(small).toBe(`host=${proxy.host}`);
     expect(proxy.stats.log.map((e) => `${e.method} ${e.path} ${e.status}`)).toEqual([
-      'HEAD /big 200', 'DELETE /empty 204', 'GET /chunked 200', 'PUT /upload 201', 'GET /small 200',
+      'HEAD /big 200',
+      'DELETE /empty 204',
+      'GET /chunked 200',
+      'PUT /upload 201',
+      'GET /small 200',
     ]);
     expect(proxy.stats.bytesUp).toBe(BODY.length);
     expect(proxy.stats.bytesDown).toBe(BODY.length + small.length + up.length);

@@ -15,7 +15,9 @@ import type { RetryPolicy } from '../../lib/retry.js';
 const fast: RetryPolicy = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2, maxRetryAfterMs: 1000 };
 
 /** Every answer a sender may see, and what the policy says of it. */
-const STATUSES = [200, 201, 202, 400, 401, 403, 404, 405, 408, 409, 412, 413, 416, 422, 425, 429, 500, 501, 502, 503, 504, 505, 507];
+const STATUSES = [
+  200, 201, 202, 400, 401, 403, 404, 405, 408, 409, 412, 413, 416, 422, 425, 429, 500, 501, 502, 503, 504, 505, 507,
+];
 
 let server: Server;
 let base: string;
@@ -31,7 +33,11 @@ beforeAll(async () => {
       req.socket.destroy();
       return;
     }
-    const body = JSON.stringify(behaviour.status < 300 ? { id: 'x', status: 'queued' } : { error: { code: `E${behaviour.status}`, message: 'no' } });
+    const body = JSON.stringify(
+      behaviour.status < 300
+        ? { id: 'x', status: 'queued' }
+        : { error: { code: `E${behaviour.status}`, message: 'no' } },
+    );
     res.writeHead(behaviour.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   });
@@ -43,7 +49,8 @@ afterAll(async () => {
 });
 
 const senders: Record<string, () => Promise<unknown>> = {
-  'registry transport (lib/oci/transport.ts)': () => new Transport({ retry: fast }).send({ method: 'GET', url: new URL(`${base}/v2/a/manifests/1`), scopes: [] }),
+  'registry transport (lib/oci/transport.ts)': () =>
+    new Transport({ retry: fast }).send({ method: 'GET', url: new URL(`${base}/v2/a/manifests/1`), scopes: [] }),
   'Azure calls (lib/azure/http.ts)': () => call('GET', new URL(`${base}/oauth2/token`), {}, undefined, { retry: fast }),
   'CLI client (lib/cli/client.ts)': () => new ImportsClient(`${base}/api`, undefined, fetch, fast).status('x'),
 };

@@ -24,10 +24,22 @@ function sources(dir: string): string[] {
  * A "Must not import" list as lib/README.md and the folder READMEs write it: folder names separated by commas, an
  * exception in parentheses (`api (but \`api/status-view.ts\`)`), or "any other folder of lib/".
  */
-export function parseRule(text: string, self: string, folders: readonly string[]): { forbidden: string[]; except: string[] } {
-  const except = [...text.matchAll(/\(but ([^)]*)\)/g)].flatMap((m) => [...m[1]!.matchAll(/`([^`]+)`/g)].map((e) => `lib/${e[1]!}`));
-  if (/any other folder of lib\//.test(text)) return { forbidden: folders.filter((f) => f !== self && f !== 'root'), except };
-  const forbidden = text.replace(/\([^)]*\)/g, '').replace(/[`.]/g, '').split(',').map((w) => w.trim().replace(/\/$/, '')).filter(Boolean);
+export function parseRule(
+  text: string,
+  self: string,
+  folders: readonly string[],
+): { forbidden: string[]; except: string[] } {
+  const except = [...text.matchAll(/\(but ([^)]*)\)/g)].flatMap((m) =>
+    [...m[1]!.matchAll(/`([^`]+)`/g)].map((e) => `lib/${e[1]!}`),
+  );
+  if (/any other folder of lib\//.test(text))
+    return { forbidden: folders.filter((f) => f !== self && f !== 'root'), except };
+  const forbidden = text
+    .replace(/\([^)]*\)/g, '')
+    .replace(/[`.]/g, '')
+    .split(',')
+    .map((w) => w.trim().replace(/\/$/, ''))
+    .filter(Boolean);
   return { forbidden: forbidden.sort(), except };
 }
 
@@ -63,7 +75,9 @@ export function importGraph(files: readonly string[]): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const file of files) {
     const info = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
-    const targets = info.importedFiles.map((i) => i.fileName).filter((name) => name.startsWith('.'))
+    const targets = info.importedFiles
+      .map((i) => i.fileName)
+      .filter((name) => name.startsWith('.'))
       .map((name) => relative(ROOT, resolve(dirname(file), name.replace(/\.js$/, '.ts'))))
       .filter((name) => known.has(name));
     graph.set(relative(ROOT, file), [...new Set(targets)].sort());
@@ -122,15 +136,33 @@ describe('import graph of lib/ and functions/', () => {
   });
 
   it('finds a cycle when there is one', () => {
-    expect(cycles(new Map([['a', ['b']], ['b', ['c']], ['c', ['a', 'd']], ['d', []]]))).toEqual([['a', 'b', 'c']]);
-    expect(cycles(new Map([['a', ['b']], ['b', []]]))).toEqual([]);
+    expect(
+      cycles(
+        new Map([
+          ['a', ['b']],
+          ['b', ['c']],
+          ['c', ['a', 'd']],
+          ['d', []],
+        ]),
+      ),
+    ).toEqual([['a', 'b', 'c']]);
+    expect(
+      cycles(
+        new Map([
+          ['a', ['b']],
+          ['b', []],
+        ]),
+      ),
+    ).toEqual([]);
   });
 
-  it('reads a rule for every folder of lib/ from lib/README.md, and each folder\'s README says the same', () => {
+  it("reads a rule for every folder of lib/ from lib/README.md, and each folder's README says the same", () => {
     const folders = readdirSync(join(ROOT, 'lib')).filter((f) => statSync(join(ROOT, 'lib', f)).isDirectory());
     expect([...FOLDER_NAMES].sort()).toEqual(['root', ...folders].sort());
     for (const folder of folders) {
-      const own = /^Must not import: (.*?)(?:\.(?: |$)|$)/m.exec(readFileSync(join(ROOT, 'lib', folder, 'README.md'), 'utf8'));
+      const own = /^Must not import: (.*?)(?:\.(?: |$)|$)/m.exec(
+        readFileSync(join(ROOT, 'lib', folder, 'README.md'), 'utf8'),
+      );
       expect(own, `lib/${folder}/README.md has a "Must not import:" line`).not.toBeNull();
       expect(parseRule(own![1]!, folder, FOLDER_NAMES).forbidden, `lib/${folder}/README.md`).toEqual(FORBIDDEN[folder]);
     }
@@ -139,21 +171,34 @@ describe('import graph of lib/ and functions/', () => {
   });
 
   it('reads a rule as the READMEs write it', () => {
-    expect(parseRule('api (but `api/status-view.ts`), cli, `store/`.', 'x', ['root', 'api', 'cli', 'store']))
-      .toEqual({ forbidden: ['api', 'cli', 'store'], except: ['lib/api/status-view.ts'] });
-    expect(parseRule('any other folder of lib/ (only the root)', 'oci', ['root', 'oci', 'api'])).toEqual({ forbidden: ['api'], except: [] });
+    expect(parseRule('api (but `api/status-view.ts`), cli, `store/`.', 'x', ['root', 'api', 'cli', 'store'])).toEqual({
+      forbidden: ['api', 'cli', 'store'],
+      except: ['lib/api/status-view.ts'],
+    });
+    expect(parseRule('any other folder of lib/ (only the root)', 'oci', ['root', 'oci', 'api'])).toEqual({
+      forbidden: ['api'],
+      except: [],
+    });
   });
 
   it('leaves are leaves', () => {
     for (const leaf of LEAVES) expect(graph.get(leaf), leaf).toEqual([]);
   });
 
-  it('finds an import across a folder\'s rule when there is one', () => {
-    expect(brokenRules(new Map([
-      ['lib/store/store.ts', ['lib/service/service.ts', 'lib/api/status-view.ts', 'lib/config.ts']],
-      ['lib/service/service.ts', ['lib/store/store.ts', 'lib/api/http.ts']],
-      ['lib/oci/registry.ts', ['lib/telemetry/index.ts']],
-    ]))).toEqual(['lib/store/store.ts → lib/service/service.ts', 'lib/service/service.ts → lib/api/http.ts', 'lib/oci/registry.ts → lib/telemetry/index.ts']);
+  it("finds an import across a folder's rule when there is one", () => {
+    expect(
+      brokenRules(
+        new Map([
+          ['lib/store/store.ts', ['lib/service/service.ts', 'lib/api/status-view.ts', 'lib/config.ts']],
+          ['lib/service/service.ts', ['lib/store/store.ts', 'lib/api/http.ts']],
+          ['lib/oci/registry.ts', ['lib/telemetry/index.ts']],
+        ]),
+      ),
+    ).toEqual([
+      'lib/store/store.ts → lib/service/service.ts',
+      'lib/service/service.ts → lib/api/http.ts',
+      'lib/oci/registry.ts → lib/telemetry/index.ts',
+    ]);
   });
 
   it('each folder of lib/ imports only what its README allows (lib/README.md)', () => {

@@ -1,9 +1,24 @@
 /** The one retry loop: attempts, what is retried, Retry-After (waited, or RATE_LIMITED at once), cancellation. */
 import { describe, expect, it } from 'vitest';
-import { AbortedError, OciImportError, RateLimitedError, TimeoutError, errorCode, isTemporary } from '../../lib/errors.js';
+import {
+  AbortedError,
+  OciImportError,
+  RateLimitedError,
+  TimeoutError,
+  errorCode,
+  isTemporary,
+} from '../../lib/errors.js';
 import { RegistryError } from '../../lib/oci/errors.js';
 import { TransportError } from '../../lib/oci/errors.js';
-import { deadlineSignal, insideRetry, outsideRetry, parseRetryAfter, retry, sleep, type RetryPolicy } from '../../lib/retry.js';
+import {
+  deadlineSignal,
+  insideRetry,
+  outsideRetry,
+  parseRetryAfter,
+  retry,
+  sleep,
+  type RetryPolicy,
+} from '../../lib/retry.js';
 
 const policy: RetryPolicy = { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterMs: 200 };
 const temporary = () => new OciImportError('STORAGE_ERROR', 'try again', { temporary: true });
@@ -11,37 +26,50 @@ const temporary = () => new OciImportError('STORAGE_ERROR', 'try again', { tempo
 describe('retry', () => {
   it('tries until success, at most maxAttempts times', async () => {
     let calls = 0;
-    await expect(retry(async () => {
-      if (++calls < 3) throw temporary();
-      return 'ok';
-    }, policy)).resolves.toBe('ok');
+    await expect(
+      retry(async () => {
+        if (++calls < 3) throw temporary();
+        return 'ok';
+      }, policy),
+    ).resolves.toBe('ok');
     expect(calls).toBe(3);
 
     calls = 0;
-    await expect(retry(async () => {
-      calls++;
-      throw temporary();
-    }, policy)).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    await expect(
+      retry(async () => {
+        calls++;
+        throw temporary();
+      }, policy),
+    ).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
     expect(calls).toBe(4);
   });
 
   it('does not retry what is not temporary, nor what the predicate refuses', async () => {
     let calls = 0;
-    await expect(retry(async () => {
-      calls++;
-      throw new OciImportError('INVALID_REQUEST', 'no', { temporary: false });
-    }, policy)).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+    await expect(
+      retry(async () => {
+        calls++;
+        throw new OciImportError('INVALID_REQUEST', 'no', { temporary: false });
+      }, policy),
+    ).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
     expect(calls).toBe(1);
     calls = 0;
-    await expect(retry(async () => {
-      calls++;
-      throw temporary();
-    }, policy, { retryable: () => false })).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    await expect(
+      retry(
+        async () => {
+          calls++;
+          throw temporary();
+        },
+        policy,
+        { retryable: () => false },
+      ),
+    ).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
     expect(calls).toBe(1);
   });
 
   it('waits a short Retry-After and fails a long one at once with RATE_LIMITED and the time', async () => {
-    const answer = (seconds: number) => new RegistryError('GET', 'https://r.example/v2/a/blobs/x', 429, [], { retryAfterMs: seconds * 1000 });
+    const answer = (seconds: number) =>
+      new RegistryError('GET', 'https://r.example/v2/a/blobs/x', 429, [], { retryAfterMs: seconds * 1000 });
     let calls = 0;
     const t0 = Date.now();
     await retry(async () => {
@@ -61,12 +89,16 @@ describe('retry', () => {
     expect((err as RateLimitedError).message).toMatch(/asked to retry after \d+ h.* \(at 20\d\d-/);
   });
 
-  it('stops waiting as soon as the signal aborts, with the signal\'s reason', async () => {
+  it("stops waiting as soon as the signal aborts, with the signal's reason", async () => {
     const deadline = deadlineSignal(50, () => new TimeoutError('step over'));
     const t0 = Date.now();
-    const err = await retry(async () => {
-      throw temporary();
-    }, { ...policy, maxAttempts: 100, baseDelayMs: 1000, maxDelayMs: 1000 }, { signal: deadline.signal }).catch((e: unknown) => e);
+    const err = await retry(
+      async () => {
+        throw temporary();
+      },
+      { ...policy, maxAttempts: 100, baseDelayMs: 1000, maxDelayMs: 1000 },
+      { signal: deadline.signal },
+    ).catch((e: unknown) => e);
     expect(Date.now() - t0).toBeLessThan(900);
     expect(err).toBeInstanceOf(TimeoutError);
     deadline.clear();
@@ -89,7 +121,9 @@ describe('the error model', () => {
     expect(isTemporary(temporary())).toBe(true);
     expect(isTemporary(new TypeError('bug'))).toBe(false);
     expect(errorCode(new TypeError('bug'))).toBe('INTERNAL');
-    expect(errorCode(new RegistryError('GET', 'u', 404, [{ code: 'MANIFEST_UNKNOWN', message: 'm' }]))).toBe('MANIFEST_UNKNOWN');
+    expect(errorCode(new RegistryError('GET', 'u', 404, [{ code: 'MANIFEST_UNKNOWN', message: 'm' }]))).toBe(
+      'MANIFEST_UNKNOWN',
+    );
     expect(new RegistryError('GET', 'u', 503, []).temporary).toBe(true);
     expect(new RegistryError('GET', 'u', 503, [], { side: 'source' }).side).toBe('source');
   });
@@ -114,24 +148,31 @@ describe('only errors known temporary are retried', () => {
     expect(isTemporary(Object.assign(new Error('conflict'), { statusCode: 409 }))).toBe(false);
     expect(isTemporary(Object.assign(new Error('bad cert'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }))).toBe(false);
     let calls = 0;
-    await expect(retry(async () => {
-      if (++calls < 3) throw reset;
-      return 'ok';
-    }, policy)).resolves.toBe('ok');
+    await expect(
+      retry(async () => {
+        if (++calls < 3) throw reset;
+        return 'ok';
+      }, policy),
+    ).resolves.toBe('ok');
     expect(calls).toBe(3);
   });
 
   it('a connection failure is wrapped as temporary only when its kind is known to be', () => {
     const reset = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
     expect(new TransportError('GET', 'u', reset)).toMatchObject({ temporary: true, code: 'CONNECTION_FAILED' });
-    expect(new TransportError('GET', 'u', Object.assign(new Error('t'), { code: 'UND_ERR_HEADERS_TIMEOUT' }))).toMatchObject({ temporary: true, code: 'TIMEOUT' });
-    expect(new TransportError('GET', 'u', Object.assign(new Error('invalid header'), { code: 'UND_ERR_INVALID_ARG' })).temporary).toBe(false);
+    expect(
+      new TransportError('GET', 'u', Object.assign(new Error('t'), { code: 'UND_ERR_HEADERS_TIMEOUT' })),
+    ).toMatchObject({ temporary: true, code: 'TIMEOUT' });
+    expect(
+      new TransportError('GET', 'u', Object.assign(new Error('invalid header'), { code: 'UND_ERR_INVALID_ARG' }))
+        .temporary,
+    ).toBe(false);
     expect(new TransportError('GET', 'u', new TypeError('bug')).temporary).toBe(false);
   });
 });
 
 describe('no nested retries', () => {
-  it('a retry loop inside another loop\'s attempt makes one attempt: attempts add up, they do not multiply', async () => {
+  it("a retry loop inside another loop's attempt makes one attempt: attempts add up, they do not multiply", async () => {
     let inner = 0;
     let outer = 0;
     const err = await retry(async () => {
@@ -151,9 +192,11 @@ describe('no nested retries', () => {
   it('work an attempt starts with outsideRetry retries on its own', async () => {
     let inner = 0;
     await retry(async () => {
-      await outsideRetry(() => retry(async () => {
-        if (++inner < 3) throw temporary();
-      }, policy));
+      await outsideRetry(() =>
+        retry(async () => {
+          if (++inner < 3) throw temporary();
+        }, policy),
+      );
     }, policy);
     expect(inner).toBe(3);
   });
@@ -162,13 +205,27 @@ describe('no nested retries', () => {
     const aborted = new AbortController();
     aborted.abort();
     let ran = 0;
-    await expect(retry(() => retry(async () => {
-      ran++;
-    }, policy, { signal: aborted.signal }), policy)).rejects.toBeInstanceOf(AbortedError);
+    await expect(
+      retry(
+        () =>
+          retry(
+            async () => {
+              ran++;
+            },
+            policy,
+            { signal: aborted.signal },
+          ),
+        policy,
+      ),
+    ).rejects.toBeInstanceOf(AbortedError);
     expect(ran).toBe(0);
-    const err = await retry(() => retry(async () => {
-      throw new RegistryError('GET', 'u', 429, [], { retryAfterMs: 999_000 });
-    }, policy), policy).catch((e: unknown) => e);
+    const err = await retry(
+      () =>
+        retry(async () => {
+          throw new RegistryError('GET', 'u', 429, [], { retryAfterMs: 999_000 });
+        }, policy),
+      policy,
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RateLimitedError);
   });
 });

@@ -17,11 +17,17 @@ function files(dir: string): string[] {
 }
 
 /** Names read as `env.NAME`, `env['NAME']`, `env?.NAME` or through a reader taking `(env, 'NAME'`. */
-const READS = [/\benv\??\.([A-Za-z_][A-Za-z0-9_]*)/g, /\benv\[['"]([^'"]+)['"]\]/g, /\(env, '([A-Za-z_][A-Za-z0-9_]*)'/g];
+const READS = [
+  /\benv\??\.([A-Za-z_][A-Za-z0-9_]*)/g,
+  /\benv\[['"]([^'"]+)['"]\]/g,
+  /\(env, '([A-Za-z_][A-Za-z0-9_]*)'/g,
+];
 
 function catalogued(name: string): boolean {
-  return SETTINGS.some((s) => s.name === name || (!s.pattern && name.startsWith(`${s.name}__`)))
-    || PLATFORM_VARIABLES.some((p) => p.name === name);
+  return (
+    SETTINGS.some((s) => s.name === name || (!s.pattern && name.startsWith(`${s.name}__`))) ||
+    PLATFORM_VARIABLES.some((p) => p.name === name)
+  );
 }
 
 describe('the settings catalogue', () => {

@@ -5,13 +5,30 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guarded, httpAuthLevel } from '../../../lib/api/callers.js';
 import { AuthorityError, CallerError, EntraValidator, type Access, type Caller } from '../../../lib/api/entra-auth.js';
 import { callerAuthOf, ConfigError, loadConfig } from '../../../lib/config.js';
-import { hmacToken, startOidcIssuer, TEST_AUDIENCE, TEST_CLIENT_ID, TEST_TENANT, unsignedToken, type OidcIssuer } from '../../support/oidc-issuer.js';
+import {
+  hmacToken,
+  startOidcIssuer,
+  TEST_AUDIENCE,
+  TEST_CLIENT_ID,
+  TEST_TENANT,
+  unsignedToken,
+  type OidcIssuer,
+} from '../../support/oidc-issuer.js';
 
 let issuer: OidcIssuer;
-beforeAll(async () => { issuer = await startOidcIssuer(); });
-afterAll(async () => { await issuer.close(); });
+beforeAll(async () => {
+  issuer = await startOidcIssuer();
+});
+afterAll(async () => {
+  await issuer.close();
+});
 
-const entraEnv = (): Record<string, string> => ({ AUTH_MODE: 'entra', ENTRA_TENANT_ID: TEST_TENANT, ENTRA_AUDIENCE: TEST_AUDIENCE, ENTRA_AUTHORITY_HOST: issuer.url });
+const entraEnv = (): Record<string, string> => ({
+  AUTH_MODE: 'entra',
+  ENTRA_TENANT_ID: TEST_TENANT,
+  ENTRA_AUDIENCE: TEST_AUDIENCE,
+  ENTRA_AUTHORITY_HOST: issuer.url,
+});
 const validator = (): EntraValidator => {
   const auth = callerAuthOf(entraEnv());
   if (auth.mode !== 'entra') throw new Error('expected entra');
@@ -19,7 +36,10 @@ const validator = (): EntraValidator => {
 };
 
 async function refusal(v: EntraValidator, header: string | null, access: Access = 'read'): Promise<CallerError> {
-  const err = await v.check(header, access).then(() => undefined, (e: unknown) => e);
+  const err = await v.check(header, access).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(CallerError);
   return err as CallerError;
 }
@@ -41,7 +61,11 @@ describe('EntraValidator: 401 for no token or a bad one', () => {
     ['signed by a key the tenant never published (same kid)', { key: 'foreign' as const }, /signature/],
     ['for another audience', { claims: { aud: 'api://someone-else' } }, /aud/],
     ['from another tenant', { claims: { iss: `${'http://127.0.0.1:1'}/${TEST_TENANT}/v2.0` } }, /iss/],
-    ['from the v1 issuer of another tenant', { claims: { iss: 'https://sts.windows.net/00000000-0000-0000-0000-000000000001/' } }, /iss/],
+    [
+      'from the v1 issuer of another tenant',
+      { claims: { iss: 'https://sts.windows.net/00000000-0000-0000-0000-000000000001/' } },
+      /iss/,
+    ],
     ['not valid before an hour from now', { claims: { nbf: Math.floor(Date.now() / 1000) + 3600 } }, /nbf/],
     ['without exp', { omit: ['exp'] }, /exp/],
   ])('a token %s: 401 invalid_token', async (_what, options, why) => {
@@ -62,7 +86,10 @@ describe('EntraValidator: 401 for no token or a bad one', () => {
     const now = Math.floor(Date.now() / 1000);
     const payload = { iss: issuer.issuer, aud: TEST_AUDIENCE, exp: now + 600, roles: ['Imports.Write'] };
     const { publicKey } = await generateKeyPair('RS256', { extractable: true });
-    for (const secret of [new TextEncoder().encode(await exportSPKI(publicKey)), new TextEncoder().encode('x'.repeat(32))]) {
+    for (const secret of [
+      new TextEncoder().encode(await exportSPKI(publicKey)),
+      new TextEncoder().encode('x'.repeat(32)),
+    ]) {
       const err = await refusal(validator(), `Bearer ${await hmacToken(payload, secret)}`);
       expect(err.message).toMatch(/RS256/);
     }
@@ -84,14 +111,23 @@ describe('EntraValidator: roles and who called', () => {
   it('Imports.Read reads but may not write (403)', async () => {
     const v = validator();
     const header = `Bearer ${await issuer.sign(['Imports.Read'])}`;
-    await expect(v.check(header, 'read')).resolves.toEqual({ oid: '11111111-2222-3333-4444-555555555555', appid: TEST_CLIENT_ID });
+    await expect(v.check(header, 'read')).resolves.toEqual({
+      oid: '11111111-2222-3333-4444-555555555555',
+      appid: TEST_CLIENT_ID,
+    });
     expect((await refusal(v, header, 'write')).status).toBe(403);
   });
 
   it('Imports.Write reads and writes; the caller is oid and azp (v2.0) or appid (v1.0), never the token', async () => {
     const v = validator();
-    await expect(v.check(`Bearer ${await issuer.sign(['Imports.Write'])}`, 'write')).resolves.toEqual({ oid: '11111111-2222-3333-4444-555555555555', appid: TEST_CLIENT_ID });
-    const v1 = await issuer.sign(['Imports.Write'], { claims: { iss: `https://sts.windows.net/${TEST_TENANT}/`, ver: '1.0', appid: 'a-v1-client', oid: 'o-1' }, omit: ['azp'] });
+    await expect(v.check(`Bearer ${await issuer.sign(['Imports.Write'])}`, 'write')).resolves.toEqual({
+      oid: '11111111-2222-3333-4444-555555555555',
+      appid: TEST_CLIENT_ID,
+    });
+    const v1 = await issuer.sign(['Imports.Write'], {
+      claims: { iss: `https://sts.windows.net/${TEST_TENANT}/`, ver: '1.0', appid: 'a-v1-client', oid: 'o-1' },
+      omit: ['azp'],
+    });
     await expect(v.check(`Bearer ${v1}`, 'read')).resolves.toEqual({ oid: 'o-1', appid: 'a-v1-client' });
   });
 
@@ -119,9 +155,16 @@ describe('EntraValidator: roles and who called', () => {
     expect(issuer.configRequests()).toBeGreaterThan(0);
   });
 
-  it('an authority that cannot be read is the app\'s failure (AuthorityError), not the caller\'s', async () => {
-    const v = new EntraValidator({ mode: 'entra', tenantId: TEST_TENANT, audiences: [TEST_AUDIENCE], authorityHost: 'http://127.0.0.1:1' });
-    await expect(v.check(`Bearer ${await issuer.sign(['Imports.Read'])}`, 'read')).rejects.toBeInstanceOf(AuthorityError);
+  it("an authority that cannot be read is the app's failure (AuthorityError), not the caller's", async () => {
+    const v = new EntraValidator({
+      mode: 'entra',
+      tenantId: TEST_TENANT,
+      audiences: [TEST_AUDIENCE],
+      authorityHost: 'http://127.0.0.1:1',
+    });
+    await expect(v.check(`Bearer ${await issuer.sign(['Imports.Read'])}`, 'read')).rejects.toBeInstanceOf(
+      AuthorityError,
+    );
   });
 });
 
@@ -129,16 +172,28 @@ describe('settings', () => {
   it('AUTH_MODE defaults to keys; entra needs a tenant GUID and an audience', () => {
     expect(callerAuthOf({})).toEqual({ mode: 'keys' });
     expect(loadConfig({}).callerAuth).toEqual({ mode: 'keys' });
-    expect(() => callerAuthOf({ AUTH_MODE: 'entra', ENTRA_AUDIENCE: 'x' })).toThrow(/ENTRA_TENANT_ID: is required with AUTH_MODE=entra/);
-    expect(() => callerAuthOf({ AUTH_MODE: 'entra', ENTRA_TENANT_ID: 'contoso.onmicrosoft.com', ENTRA_AUDIENCE: 'x' })).toThrow(/ENTRA_TENANT_ID.*GUID/);
-    expect(() => callerAuthOf({ AUTH_MODE: 'entra', ENTRA_TENANT_ID: TEST_TENANT })).toThrow(/ENTRA_AUDIENCE: is required/);
+    expect(() => callerAuthOf({ AUTH_MODE: 'entra', ENTRA_AUDIENCE: 'x' })).toThrow(
+      /ENTRA_TENANT_ID: is required with AUTH_MODE=entra/,
+    );
+    expect(() =>
+      callerAuthOf({ AUTH_MODE: 'entra', ENTRA_TENANT_ID: 'contoso.onmicrosoft.com', ENTRA_AUDIENCE: 'x' }),
+    ).toThrow(/ENTRA_TENANT_ID.*GUID/);
+    expect(() => callerAuthOf({ AUTH_MODE: 'entra', ENTRA_TENANT_ID: TEST_TENANT })).toThrow(
+      /ENTRA_AUDIENCE: is required/,
+    );
     expect(() => callerAuthOf({ AUTH_MODE: 'oauth' })).toThrow(ConfigError);
     expect(() => callerAuthOf({ ...entraEnv(), ENTRA_AUTHORITY_HOST: 'http://login.example' })).toThrow(/https/);
-    expect(callerAuthOf({ ...entraEnv(), ENTRA_AUDIENCE: `${TEST_AUDIENCE}, ${TEST_CLIENT_ID}`, ENTRA_AUTHORITY_HOST: '' }))
-      .toEqual({ mode: 'entra', tenantId: TEST_TENANT, audiences: [TEST_AUDIENCE, TEST_CLIENT_ID], authorityHost: 'https://login.microsoftonline.com' });
+    expect(
+      callerAuthOf({ ...entraEnv(), ENTRA_AUDIENCE: `${TEST_AUDIENCE}, ${TEST_CLIENT_ID}`, ENTRA_AUTHORITY_HOST: '' }),
+    ).toEqual({
+      mode: 'entra',
+      tenantId: TEST_TENANT,
+      audiences: [TEST_AUDIENCE, TEST_CLIENT_ID],
+      authorityHost: 'https://login.microsoftonline.com',
+    });
   });
 
-  it('the functions register anonymous only with AUTH_MODE=entra; any other value keeps the host\'s keys', () => {
+  it("the functions register anonymous only with AUTH_MODE=entra; any other value keeps the host's keys", () => {
     expect(httpAuthLevel({ AUTH_MODE: 'entra' })).toBe('anonymous');
     expect(httpAuthLevel({ AUTH_MODE: ' Entra ' })).toBe('anonymous');
     for (const mode of [undefined, 'keys', 'entraa', '']) expect(httpAuthLevel({ AUTH_MODE: mode })).toBe('function');
@@ -154,10 +209,16 @@ describe('guarded handlers', () => {
   const call = async (env: Record<string, string>, access: Access, headers: Record<string, string>, method = 'GET') => {
     const logs: string[] = [];
     const context = new InvocationContext({ logHandler: (_level, ...args) => logs.push(args.join(' ')) });
-    const res = await guarded(access, handler, env)(new HttpRequest({ method, url: 'http://127.0.0.1/api/imports', headers }), context);
+    const res = await guarded(
+      access,
+      handler,
+      env,
+    )(new HttpRequest({ method, url: 'http://127.0.0.1/api/imports', headers }), context);
     return { res, logs };
   };
-  const principal = Buffer.from(JSON.stringify({ auth_typ: 'aad', claims: [{ typ: 'roles', val: 'Imports.Write' }] })).toString('base64');
+  const principal = Buffer.from(
+    JSON.stringify({ auth_typ: 'aad', claims: [{ typ: 'roles', val: 'Imports.Write' }] }),
+  ).toString('base64');
 
   it('keys mode: the handler runs, without a caller (the host checked the key)', async () => {
     seen.length = 0;
@@ -167,11 +228,21 @@ describe('guarded handlers', () => {
 
   it('a forged X-MS-CLIENT-PRINCIPAL grants nothing: without a token 401, with a read token POST 403', async () => {
     seen.length = 0;
-    const forged = { 'x-ms-client-principal': principal, 'x-ms-client-principal-id': 'admin', 'x-ms-client-principal-name': 'admin', 'x-ms-client-principal-idp': 'aad' };
+    const forged = {
+      'x-ms-client-principal': principal,
+      'x-ms-client-principal-id': 'admin',
+      'x-ms-client-principal-name': 'admin',
+      'x-ms-client-principal-idp': 'aad',
+    };
     const none = await call(entraEnv(), 'read', forged);
     expect(none.res.status).toBe(401);
     expect((none.res.headers as Record<string, string>)['www-authenticate']).toBe('Bearer');
-    const read = await call(entraEnv(), 'write', { ...forged, authorization: `Bearer ${await issuer.sign(['Imports.Read'])}` }, 'POST');
+    const read = await call(
+      entraEnv(),
+      'write',
+      { ...forged, authorization: `Bearer ${await issuer.sign(['Imports.Read'])}` },
+      'POST',
+    );
     expect(read.res.status).toBe(403);
     expect(read.res.jsonBody).toMatchObject({ error: { code: 'FORBIDDEN', target: 'Authorization' } });
     expect(seen).toEqual([]);
@@ -189,14 +260,18 @@ describe('guarded handlers', () => {
 
   it('entra mode without its settings: 503 naming the setting, fail closed', async () => {
     seen.length = 0;
-    const { res } = await call({ AUTH_MODE: 'entra', ENTRA_AUDIENCE: TEST_AUDIENCE }, 'read', { authorization: `Bearer ${await issuer.sign(['Imports.Write'])}` });
+    const { res } = await call({ AUTH_MODE: 'entra', ENTRA_AUDIENCE: TEST_AUDIENCE }, 'read', {
+      authorization: `Bearer ${await issuer.sign(['Imports.Write'])}`,
+    });
     expect(res.status).toBe(503);
     expect(res.jsonBody).toMatchObject({ error: { code: 'INVALID_SETTING', target: 'ENTRA_TENANT_ID' } });
     expect(seen).toEqual([]);
   });
 
   it('an unreachable authority: 503 AUTHORITY_UNAVAILABLE with Retry-After', async () => {
-    const { res } = await call({ ...entraEnv(), ENTRA_AUTHORITY_HOST: 'http://127.0.0.1:1' }, 'read', { authorization: `Bearer ${await issuer.sign(['Imports.Write'])}` });
+    const { res } = await call({ ...entraEnv(), ENTRA_AUTHORITY_HOST: 'http://127.0.0.1:1' }, 'read', {
+      authorization: `Bearer ${await issuer.sign(['Imports.Write'])}`,
+    });
     expect(res.status).toBe(503);
     expect(res.jsonBody).toMatchObject({ error: { code: 'AUTHORITY_UNAVAILABLE' } });
   });

@@ -12,7 +12,12 @@ import { cancelImport } from '../../../functions/import-cancel.js';
 import { listImports } from '../../../functions/import-list.js';
 import { createImport, getImport } from '../../../functions/imports.js';
 import { openApiDocument } from '../../../lib/api/openapi.js';
-import { acceptedSchema, importListSchema, importStatusSchema, statusViewJsonSchemas } from '../../../lib/api/status-view.js';
+import {
+  acceptedSchema,
+  importListSchema,
+  importStatusSchema,
+  statusViewJsonSchemas,
+} from '../../../lib/api/status-view.js';
 import { ApiError, ImportsClient } from '../../../lib/cli/client.js';
 import { setImportService } from '../../../lib/service/runtime.js';
 import { seedOneLayerImage as seedImage, startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
@@ -21,14 +26,29 @@ import { testService, type TestService } from '../../support/service.js';
 const BASE = 'http://127.0.0.1:7071/api/';
 const ID = '0f8fad5b-d9cb-469f-a165-70867728950e';
 const VIEW = {
-  id: ID, status: 'running', source: 'docker.io/library/nginx:1.27', targets: ['r.example/nginx:1.27'], createdAt: '2025-06-01T00:00:00Z',
-  updatedAt: '2025-06-01T00:00:01Z', progress: { manifests: 1, blobsTotal: 2, blobsDone: 1, bytesTotal: 100, bytesCopied: 50 },
+  id: ID,
+  status: 'running',
+  source: 'docker.io/library/nginx:1.27',
+  targets: ['r.example/nginx:1.27'],
+  createdAt: '2025-06-01T00:00:00Z',
+  updatedAt: '2025-06-01T00:00:01Z',
+  progress: { manifests: 1, blobsTotal: 2, blobsDone: 1, bytesTotal: 100, bytesCopied: 50 },
 };
 
-const ctx = (): InvocationContext => new InvocationContext({ functionName: 'test', invocationId: 'test', logHandler: () => undefined });
-const request = (method: string, path: string, o: { body?: string; headers?: Record<string, string>; params?: Record<string, string> } = {}): HttpRequest =>
-  new HttpRequest({ method, url: `${BASE}${path}`, headers: o.headers ?? {}, params: o.params ?? {}, ...(o.body !== undefined ? { body: { string: o.body } } : {}) });
-
+const ctx = (): InvocationContext =>
+  new InvocationContext({ functionName: 'test', invocationId: 'test', logHandler: () => undefined });
+const request = (
+  method: string,
+  path: string,
+  o: { body?: string; headers?: Record<string, string>; params?: Record<string, string> } = {},
+): HttpRequest =>
+  new HttpRequest({
+    method,
+    url: `${BASE}${path}`,
+    headers: o.headers ?? {},
+    params: o.params ?? {},
+    ...(o.body !== undefined ? { body: { string: o.body } } : {}),
+  });
 
 async function drain(t: TestService): Promise<void> {
   for (let rounds = 0; rounds < 100; rounds++) {
@@ -42,8 +62,16 @@ async function drain(t: TestService): Promise<void> {
 const bodyOf = (answer: HttpResponseInit): unknown => answer.jsonBody;
 
 /** A client whose every request is answered with `body` (status 200). */
-const answering = (body: unknown): ImportsClient => new ImportsClient('http://127.0.0.1:1/api', 'k',
-  (async () => new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json' } })) as typeof fetch);
+const answering = (body: unknown): ImportsClient =>
+  new ImportsClient(
+    'http://127.0.0.1:1/api',
+    'k',
+    (async () =>
+      new Response(JSON.stringify(body), {
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+      })) as typeof fetch,
+  );
 
 describe('the status view, defined once', () => {
   let regs: FakeRegistry[] = [];
@@ -54,21 +82,38 @@ describe('the status view, defined once', () => {
   });
 
   it('the OpenAPI document carries the schemas generated from it', () => {
-    const schemas = (openApiDocument('http://127.0.0.1/api').components as { schemas: Record<string, unknown> }).schemas;
+    const schemas = (openApiDocument('http://127.0.0.1/api').components as { schemas: Record<string, unknown> })
+      .schemas;
     const derived = statusViewJsonSchemas();
-    for (const name of ['ImportStatus', 'ImportList', 'Accepted'] as const) expect(schemas[name], name).toEqual(derived[name]);
-    expect(derived.ImportList).toMatchObject({ properties: { value: { items: { $ref: '#/components/schemas/ImportStatus' } } } });
-    expect(derived.ImportStatus).toMatchObject({ additionalProperties: false, required: ['id', 'status', 'source', 'targets', 'createdAt', 'updatedAt', 'progress'] });
+    for (const name of ['ImportStatus', 'ImportList', 'Accepted'] as const)
+      expect(schemas[name], name).toEqual(derived[name]);
+    expect(derived.ImportList).toMatchObject({
+      properties: { value: { items: { $ref: '#/components/schemas/ImportStatus' } } },
+    });
+    expect(derived.ImportStatus).toMatchObject({
+      additionalProperties: false,
+      required: ['id', 'status', 'source', 'targets', 'createdAt', 'updatedAt', 'progress'],
+    });
   });
 
   it('real handler answers parse: accepted, queued, succeeded (digest), listed, and a canceled one', async () => {
     const [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);
     regs = [src, dst];
-    const t = testService({ TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host });
+    const t = testService({
+      TARGET_REGISTRY: dst.host,
+      INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+      ALLOWED_SOURCES: src.host,
+    });
     setImportService(t.service);
     const digest = seedImage(src, 'team/app', '1', Buffer.from('layer bytes of the status-view test'));
 
-    const created = await createImport(request('POST', 'imports', { body: JSON.stringify({ source: `${src.host}/team/app:1`, images: ['app:1'] }), headers: { 'content-type': 'application/json' } }), ctx());
+    const created = await createImport(
+      request('POST', 'imports', {
+        body: JSON.stringify({ source: `${src.host}/team/app:1`, images: ['app:1'] }),
+        headers: { 'content-type': 'application/json' },
+      }),
+      ctx(),
+    );
     expect(created.status).toBe(202);
     const accepted = acceptedSchema.parse(bodyOf(created));
     const get = () => getImport(request('GET', `imports/${accepted.id}`, { params: { id: accepted.id } }), ctx());
@@ -81,7 +126,10 @@ describe('the status view, defined once', () => {
     const second = (await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:2'] }, 'http')).id;
     const canceled = await cancelImport(request('POST', `imports/${second}/cancel`, { params: { id: second } }), ctx());
     expect(canceled.status).toBe(202);
-    expect(importStatusSchema.parse(bodyOf(canceled))).toMatchObject({ status: 'canceled', error: { code: 'CANCELED' } });
+    expect(importStatusSchema.parse(bodyOf(canceled))).toMatchObject({
+      status: 'canceled',
+      error: { code: 'CANCELED' },
+    });
 
     const list = importListSchema.parse(bodyOf(await listImports(request('GET', 'imports?limit=5'), ctx())));
     expect(list.value.map((v) => v.id)).toEqual([second, accepted.id]);
@@ -91,7 +139,9 @@ describe('the status view, defined once', () => {
     expect(importStatusSchema.safeParse(VIEW).success).toBe(true);
     expect(importStatusSchema.safeParse({ ...VIEW, status: 'done' }).success).toBe(false);
     expect(importStatusSchema.safeParse({ ...VIEW, token: 'x' }).success).toBe(false);
-    expect(importStatusSchema.safeParse({ ...VIEW, progress: { ...VIEW.progress, bytesCopied: -1 } }).success).toBe(false);
+    expect(importStatusSchema.safeParse({ ...VIEW, progress: { ...VIEW.progress, bytesCopied: -1 } }).success).toBe(
+      false,
+    );
     const { updatedAt: _u, ...missing } = VIEW;
     expect(importStatusSchema.safeParse(missing).success).toBe(false);
   });
@@ -99,10 +149,14 @@ describe('the status view, defined once', () => {
   it('the CLI client parses answers with it: a wrong one is INVALID_ANSWER, an unknown field is kept', async () => {
     const seen = await answering({ ...VIEW, newField: 1 }).status(ID);
     expect(seen.body).toMatchObject({ id: ID, status: 'running', newField: 1 });
-    const wrong = await answering({ ...VIEW, progress: { manifests: 1 } }).status(ID).catch((e: unknown) => e);
+    const wrong = await answering({ ...VIEW, progress: { manifests: 1 } })
+      .status(ID)
+      .catch((e: unknown) => e);
     expect(wrong).toBeInstanceOf(ApiError);
     expect(wrong).toMatchObject({ code: 'INVALID_ANSWER' });
     expect((wrong as Error).message).toContain('progress.blobsTotal');
-    await expect(answering({ value: [{ ...VIEW, status: 'done' }] }).list({})).rejects.toMatchObject({ code: 'INVALID_ANSWER' });
+    await expect(answering({ value: [{ ...VIEW, status: 'done' }] }).list({})).rejects.toMatchObject({
+      code: 'INVALID_ANSWER',
+    });
   });
 });

@@ -30,12 +30,21 @@ describe('managed identity through the App Service protocol', () => {
     expect(label).toBe(`the app's managed identity (client ID ${USER_ASSIGNED})`);
     const token = await credential.getToken(`${ACR_AUDIENCE}/.default`);
     const checked = entra.verify(token!.token);
-    expect(checked.ok && checked.claims).toMatchObject({ aud: ACR_AUDIENCE, oid: 'object-of-user-assigned', tid: entra.tenant });
+    expect(checked.ok && checked.claims).toMatchObject({
+      aud: ACR_AUDIENCE,
+      oid: 'object-of-user-assigned',
+      tid: entra.tenant,
+    });
     expect(token!.expiresOnTimestamp).toBeGreaterThan(Date.now() + 3_000_000);
-    expect(entra.requests).toEqual([{
-      method: 'GET', path: '/msi/token', identityHeader: entra.header, status: 200,
-      query: { 'api-version': '2019-08-01', resource: ACR_AUDIENCE, client_id: USER_ASSIGNED },
-    }]);
+    expect(entra.requests).toEqual([
+      {
+        method: 'GET',
+        path: '/msi/token',
+        identityHeader: entra.header,
+        status: 200,
+        query: { 'api-version': '2019-08-01', resource: ACR_AUDIENCE, client_id: USER_ASSIGNED },
+      },
+    ]);
     await credential.getToken(`${ACR_AUDIENCE}/.default`);
     expect(entra.requests).toHaveLength(1);
     expect(appIdentity({ clientId: USER_ASSIGNED })).toBe(appIdentity({ clientId: USER_ASSIGNED }));
@@ -45,23 +54,33 @@ describe('managed identity through the App Service protocol', () => {
     const { credential, label } = appIdentity();
     expect(label).toBe("the app's system-assigned managed identity");
     await credential.getToken('https://management.azure.com/.default');
-    expect(entra.requests.at(-1)!.query).toEqual({ 'api-version': '2019-08-01', resource: 'https://management.azure.com' });
+    expect(entra.requests.at(-1)!.query).toEqual({
+      'api-version': '2019-08-01',
+      resource: 'https://management.azure.com',
+    });
     const checked = entra.verify((await credential.getToken('https://management.azure.com/.default'))!.token);
     expect(checked.ok && checked.claims.oid).toBe(entra.systemObjectId);
   });
 
-  it('an unknown client ID fails with the endpoint\'s reason', async () => {
-    await expect(appIdentity({ clientId: '00000000-0000-4000-8000-00000000dead' }).credential.getToken(`${ACR_AUDIENCE}/.default`))
-      .rejects.toThrow(/No User Assigned or Delegated Managed Identity found/);
+  it("an unknown client ID fails with the endpoint's reason", async () => {
+    await expect(
+      appIdentity({ clientId: '00000000-0000-4000-8000-00000000dead' }).credential.getToken(`${ACR_AUDIENCE}/.default`),
+    ).rejects.toThrow(/No User Assigned or Delegated Managed Identity found/);
   });
 });
 
 describe('StaticTokenCredential', () => {
   it('hands out an opaque token for an hour, a JWT until its exp', async () => {
     const now = () => 1_000_000;
-    expect(await new StaticTokenCredential('opaque', now).getToken()).toEqual({ token: 'opaque', expiresOnTimestamp: 1_000_000 + 3_600_000, tokenType: 'Bearer' });
+    expect(await new StaticTokenCredential('opaque', now).getToken()).toEqual({
+      token: 'opaque',
+      expiresOnTimestamp: 1_000_000 + 3_600_000,
+      tokenType: 'Bearer',
+    });
     const jwt = `e30.${Buffer.from(JSON.stringify({ exp: 2000 })).toString('base64url')}.x`;
     expect((await new StaticTokenCredential(jwt, now).getToken()).expiresOnTimestamp).toBe(2_000_000);
-    await expect(new StaticTokenCredential(jwt, () => 2_000_000).getToken()).rejects.toMatchObject({ code: 'TOKEN_EXPIRED' });
+    await expect(new StaticTokenCredential(jwt, () => 2_000_000).getToken()).rejects.toMatchObject({
+      code: 'TOKEN_EXPIRED',
+    });
   });
 });

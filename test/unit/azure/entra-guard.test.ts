@@ -19,12 +19,16 @@ const KEY = Buffer.alloc(32, 9).toString('base64');
 const ENTRA_TOKEN = 'eyJhbGciOiJub25lIn0.eyJ0aWQiOiJ0ZW5hbnQifQ.sig';
 
 /** A TCP listener that counts connections and never answers (holding each one open). */
-async function silentListener(host = '127.0.0.1'): Promise<{ port: number; connections: () => number; received: () => string; close(): Promise<void> }> {
+async function silentListener(
+  host = '127.0.0.1',
+): Promise<{ port: number; connections: () => number; received: () => string; close(): Promise<void> }> {
   const sockets: Socket[] = [];
   let received = '';
   const server: Server = createServer((socket) => {
     sockets.push(socket);
-    socket.on('data', (b: Buffer) => { received += b.toString('latin1'); });
+    socket.on('data', (b: Buffer) => {
+      received += b.toString('latin1');
+    });
     socket.on('error', () => undefined);
   });
   await new Promise<void>((r) => server.listen(0, host, r));
@@ -32,10 +36,11 @@ async function silentListener(host = '127.0.0.1'): Promise<{ port: number; conne
     port: (server.address() as AddressInfo).port,
     connections: () => sockets.length,
     received: () => received,
-    close: () => new Promise((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -57,9 +62,16 @@ describe('the Entra ID sign-in of a source goes through the guard and the deadli
       answers.push(host);
       return answers.length <= 2 ? ['203.0.113.10'] : ['127.0.0.1'];
     };
-    const t = testService({
-      TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${source},${dst.host}`, ALLOWED_SOURCES: '*', CREDENTIAL_KEY: KEY, STEP_BUDGET_SECONDS: '1',
-    }, { lookup, timeouts: { idleMs: 1000, minBytesPerSecond: 1024, rateWindowMs: 30_000 }, stepMarginMs: 1000 });
+    const t = testService(
+      {
+        TARGET_REGISTRY: dst.host,
+        INSECURE_REGISTRIES: `${source},${dst.host}`,
+        ALLOWED_SOURCES: '*',
+        CREDENTIAL_KEY: KEY,
+        STEP_BUDGET_SECONDS: '1',
+      },
+      { lookup, timeouts: { idleMs: 1000, minBytesPerSecond: 1024, rateWindowMs: 30_000 }, stepMarginMs: 1000 },
+    );
     const job = await t.service.submit({ source: `${source}/team/app:1`, password: ENTRA_TOKEN }, 'http');
     await t.service.handleMessage(t.queue.drain()[0]!, t.meta()).catch(() => undefined);
     expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'PRIVATE_ADDRESS' } });
@@ -73,10 +85,16 @@ describe('the Entra ID sign-in of a source goes through the guard and the deadli
     closers.push(silent.close);
     dst = await startFakeRegistry();
     const source = `127.0.0.1:${silent.port}`;
-    const t = testService({
-      TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${source},${dst.host}`, ALLOWED_SOURCES: source, CREDENTIAL_KEY: KEY,
-      STEP_BUDGET_SECONDS: '1',
-    }, { timeouts: { idleMs: 1000, minBytesPerSecond: 1024, rateWindowMs: 30_000 }, stepMarginMs: 1000 });
+    const t = testService(
+      {
+        TARGET_REGISTRY: dst.host,
+        INSECURE_REGISTRIES: `${source},${dst.host}`,
+        ALLOWED_SOURCES: source,
+        CREDENTIAL_KEY: KEY,
+        STEP_BUDGET_SECONDS: '1',
+      },
+      { timeouts: { idleMs: 1000, minBytesPerSecond: 1024, rateWindowMs: 30_000 }, stepMarginMs: 1000 },
+    );
     const job = await t.service.submit({ source: `${source}/team/app:1`, password: ENTRA_TOKEN }, 'http');
     const plan = t.queue.drain()[0]!;
     const started = Date.now();
@@ -84,7 +102,9 @@ describe('the Entra ID sign-in of a source goes through the guard and the deadli
     const thrown = await t.service.handleMessage(plan, t.meta(3)).catch((e: unknown) => e);
     const elapsed = Date.now() - started;
     expect(thrown).toMatchObject({ code: 'TIMEOUT' });
-    process.stdout.write(`[a /v2/ that never answers] the plan step ended after ${elapsed} ms (budget 1 s + request timeout 1 s)\n`);
+    process.stdout.write(
+      `[a /v2/ that never answers] the plan step ended after ${elapsed} ms (budget 1 s + request timeout 1 s)\n`,
+    );
     expect(elapsed).toBeLessThan(2000 + 750);
     expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'TIMEOUT' } });
     expect(silent.connections()).toBeGreaterThanOrEqual(1);
@@ -98,10 +118,15 @@ describe('the Entra ID sign-in of a source goes through the guard and the deadli
     const settings = azureSettings(config);
     expect(settings.http?.timeouts?.idleMs).toBe(1000);
     const started = Date.now();
-    const err = await resolveRegistry('/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/srcregistry', {
-      credential: { getToken: async () => ({ token: 'arm-token', expiresOnTimestamp: Date.now() + 3_600_000 }) },
-      identity: 'a test identity', armEndpoint: config.armEndpoint, http: { ...settings.http, retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 10 } },
-    }).catch((e: unknown) => e);
+    const err = await resolveRegistry(
+      '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/srcregistry',
+      {
+        credential: { getToken: async () => ({ token: 'arm-token', expiresOnTimestamp: Date.now() + 3_600_000 }) },
+        identity: 'a test identity',
+        armEndpoint: config.armEndpoint,
+        http: { ...settings.http, retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 10 } },
+      },
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'TIMEOUT' });
     // two attempts of at most the request timeout each (undici's timers tick coarsely: up to a second late)
     expect(Date.now() - started).toBeLessThan(2 * (1000 + 1000) + 500);

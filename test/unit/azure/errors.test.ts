@@ -6,15 +6,39 @@ import { RegistryError, parseDiagnostics } from '../../../lib/oci/errors.js';
 
 type ExplainedRegistryError = AzureError;
 
-const FIREWALL = JSON.stringify({ errors: [{ code: 'DENIED', message: "client with IP '203.0.113.7' is not allowed access. Refer https://aka.ms/acr/firewall to grant access." }] });
+const FIREWALL = JSON.stringify({
+  errors: [
+    {
+      code: 'DENIED',
+      message: "client with IP '203.0.113.7' is not allowed access. Refer https://aka.ms/acr/firewall to grant access.",
+    },
+  ],
+});
 const DENIED = JSON.stringify({ errors: [{ code: 'DENIED', message: 'requested access to the resource is denied' }] });
-const UNAUTHORIZED = JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required, visit https://aka.ms/acr/authorization for more information.' }] });
-const LOCKED = JSON.stringify({ errors: [{ code: 'DENIED', message: 'The operation is disallowed on this registry, repository or image.' }] });
+const UNAUTHORIZED = JSON.stringify({
+  errors: [
+    {
+      code: 'UNAUTHORIZED',
+      message: 'authentication required, visit https://aka.ms/acr/authorization for more information.',
+    },
+  ],
+});
+const LOCKED = JSON.stringify({
+  errors: [{ code: 'DENIED', message: 'The operation is disallowed on this registry, repository or image.' }],
+});
 
 const err = (method: string, path: string, status: number, body: string) =>
   new RegistryError(method, `https://myregistry.azurecr.io${path}`, status, parseDiagnostics(body));
-const target: AzureRegistryContext = { registry: 'myregistry.azurecr.io', role: 'target', identity: "the app's system-assigned managed identity" };
-const source: AzureRegistryContext = { registry: 'myregistry.azurecr.io', role: 'source', identity: "the app's system-assigned managed identity" };
+const target: AzureRegistryContext = {
+  registry: 'myregistry.azurecr.io',
+  role: 'target',
+  identity: "the app's system-assigned managed identity",
+};
+const source: AzureRegistryContext = {
+  registry: 'myregistry.azurecr.io',
+  role: 'source',
+  identity: "the app's system-assigned managed identity",
+};
 
 describe('explainError', () => {
   it('a 401 to a manifest PUT on the target: lacks push rights', () => {
@@ -24,21 +48,47 @@ describe('explainError', () => {
     expect(e).toBeInstanceOf(AzureError);
     expect(e).toMatchObject({ code: 'ACCESS_DENIED', temporary: false, side: 'target' });
     expect(explainError(e, target)).toBe(e);
-    expect(e.message).toBe("The app's system-assigned managed identity lacks push rights on registry myregistry.azurecr.io (repository team/app): assign it the AcrPush role on the registry (Container Registry Repository Writer when the registry uses ABAC repository permissions); the registry answered 401 UNAUTHORIZED: authentication required, visit https://aka.ms/acr/authorization for more information.");
+    expect(e.message).toBe(
+      "The app's system-assigned managed identity lacks push rights on registry myregistry.azurecr.io (repository team/app): assign it the AcrPush role on the registry (Container Registry Repository Writer when the registry uses ABAC repository permissions); the registry answered 401 UNAUTHORIZED: authentication required, visit https://aka.ms/acr/authorization for more information.",
+    );
     expect(e.cause).toBeInstanceOf(RegistryError);
   });
 
   it('a 403 "requested access … denied" from a source: lacks pull rights', () => {
-    const e = explainError(err('GET', '/v2/library/nginx/blobs/sha256:abc', 403, DENIED), source) as ExplainedRegistryError;
-    expect(e.message).toMatch(/^The app's system-assigned managed identity lacks pull rights on registry myregistry\.azurecr\.io \(repository library\/nginx\): assign it the AcrPull role on the registry \(Container Registry Repository Reader when/);
+    const e = explainError(
+      err('GET', '/v2/library/nginx/blobs/sha256:abc', 403, DENIED),
+      source,
+    ) as ExplainedRegistryError;
+    expect(e.message).toMatch(
+      /^The app's system-assigned managed identity lacks pull rights on registry myregistry\.azurecr\.io \(repository library\/nginx\): assign it the AcrPull role on the registry \(Container Registry Repository Reader when/,
+    );
   });
 
   it('the firewall refusal: by role and by how the registry was given', () => {
-    expect((explainError(err('GET', '/v2/a/manifests/1', 403, FIREWALL), source) as ExplainedRegistryError).code).toBe('PUBLIC_ACCESS_DISABLED');
-    expect((explainError(err('GET', '/v2/a/manifests/1', 403, FIREWALL), { ...source, resourceId: '/subscriptions/x' }) as ExplainedRegistryError).code).toBe('NETWORK_RESTRICTED');
-    expect((explainError(err('PUT', '/v2/a/manifests/1', 403, FIREWALL), target) as ExplainedRegistryError).message)
-      .toContain('a network-restricted registry must allow trusted services (az acr update --name myregistry --allow-trusted-services true)');
-    expect((explainError(err('GET', '/v2/a/manifests/1', 403, FIREWALL), { ...source, crossTenant: true }) as ExplainedRegistryError).code).toBe('CROSS_TENANT_NOT_SUPPORTED');
+    expect((explainError(err('GET', '/v2/a/manifests/1', 403, FIREWALL), source) as ExplainedRegistryError).code).toBe(
+      'PUBLIC_ACCESS_DISABLED',
+    );
+    expect(
+      (
+        explainError(err('GET', '/v2/a/manifests/1', 403, FIREWALL), {
+          ...source,
+          resourceId: '/subscriptions/x',
+        }) as ExplainedRegistryError
+      ).code,
+    ).toBe('NETWORK_RESTRICTED');
+    expect(
+      (explainError(err('PUT', '/v2/a/manifests/1', 403, FIREWALL), target) as ExplainedRegistryError).message,
+    ).toContain(
+      'a network-restricted registry must allow trusted services (az acr update --name myregistry --allow-trusted-services true)',
+    );
+    expect(
+      (
+        explainError(err('GET', '/v2/a/manifests/1', 403, FIREWALL), {
+          ...source,
+          crossTenant: true,
+        }) as ExplainedRegistryError
+      ).code,
+    ).toBe('CROSS_TENANT_NOT_SUPPORTED');
   });
 
   it('leaves alone what it cannot explain: other statuses, a locked image, non-registry errors, access when told so', () => {
@@ -50,7 +100,13 @@ describe('explainError', () => {
     expect(explainError(plain, target)).toBe(plain);
     const unauthorized = err('GET', '/v2/a/manifests/1', 401, UNAUTHORIZED);
     expect(explainError(unauthorized, source, { access: false })).toBe(unauthorized);
-    expect((explainError(err('GET', '/v2/a/manifests/1', 403, FIREWALL), source, { access: false }) as ExplainedRegistryError).code).toBe('PUBLIC_ACCESS_DISABLED');
+    expect(
+      (
+        explainError(err('GET', '/v2/a/manifests/1', 403, FIREWALL), source, {
+          access: false,
+        }) as ExplainedRegistryError
+      ).code,
+    ).toBe('PUBLIC_ACCESS_DISABLED');
   });
 
   it('names the registry for az acr commands by its first label', () => {
@@ -65,10 +121,15 @@ describe('explainFailure', () => {
   it('explains an error by the sign-in of the side it came from, and nothing else', () => {
     const fromTarget = err('PUT', '/v2/team/app/manifests/1', 401, UNAUTHORIZED);
     fromTarget.side = 'target';
-    expect(explainFailure(fromTarget, { source: auth(source), target: auth(target) })).toMatchObject({ code: 'ACCESS_DENIED', message: expect.stringContaining('lacks push rights') });
+    expect(explainFailure(fromTarget, { source: auth(source), target: auth(target) })).toMatchObject({
+      code: 'ACCESS_DENIED',
+      message: expect.stringContaining('lacks push rights'),
+    });
     const fromSource = err('GET', '/v2/team/app/manifests/1', 401, UNAUTHORIZED);
     fromSource.side = 'source';
-    expect(explainFailure(fromSource, { source: auth(source), target: auth(target) })).toMatchObject({ message: expect.stringContaining('lacks pull rights') });
+    expect(explainFailure(fromSource, { source: auth(source), target: auth(target) })).toMatchObject({
+      message: expect.stringContaining('lacks pull rights'),
+    });
     // a side without an Azure sign-in, or an error without a side, passes unchanged
     expect(explainFailure(fromSource, { target: auth(target) })).toBe(fromSource);
     const sideless = err('PUT', '/v2/team/app/manifests/1', 401, UNAUTHORIZED);

@@ -19,7 +19,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../host/host-process.js';
 
 const HOOK = join(PROJECT_ROOT, 'scripts', 'azd', 'keyvault-references.mjs');
-const APP_ID = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Web/sites/func-x';
+const APP_ID =
+  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Web/sites/func-x';
 
 /** `az`: account show, rest (to the stand-in), functionapp config appsettings set (a configuration change). */
 const AZ_SHIM = `#!/usr/bin/env node
@@ -60,9 +61,11 @@ interface StandIn {
 }
 
 function fetchAgain(s: StandIn): void {
-  if (s.roleAppliesAfterFirstRefreshMs !== undefined && s.roleAppliesAt === Infinity) s.roleAppliesAt = Date.now() + s.roleAppliesAfterFirstRefreshMs;
+  if (s.roleAppliesAfterFirstRefreshMs !== undefined && s.roleAppliesAt === Infinity)
+    s.roleAppliesAt = Date.now() + s.roleAppliesAfterFirstRefreshMs;
   for (const [name, status] of Object.entries(s.statuses)) {
-    if ((status === 'AccessToKeyVaultDenied' && Date.now() >= s.roleAppliesAt) || status === 'Initialized') s.statuses[name] = 'Resolved';
+    if ((status === 'AccessToKeyVaultDenied' && Date.now() >= s.roleAppliesAt) || status === 'Initialized')
+      s.statuses[name] = 'Resolved';
   }
 }
 
@@ -83,10 +86,19 @@ function startStandIn(s: StandIn): Promise<{ server: Server; url: string }> {
       const more = skip + size < all.length;
       return send(200, {
         value: all.slice(skip, skip + size).map(([name, status]) => ({
-          id: `${APP_ID}/config/configreferences/appsettings/${name}`, name,
-          properties: { status, reference: `@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/${name.toLowerCase()})`, details: status === 'Resolved' ? '' : `${status} as the stand-in says` },
+          id: `${APP_ID}/config/configreferences/appsettings/${name}`,
+          name,
+          properties: {
+            status,
+            reference: `@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/${name.toLowerCase()})`,
+            details: status === 'Resolved' ? '' : `${status} as the stand-in says`,
+          },
         })),
-        ...(more ? { nextLink: `${APP_ID}/config/configreferences/appsettings?api-version=2025-03-01&$skiptoken=${skip + size}` } : {}),
+        ...(more
+          ? {
+              nextLink: `${APP_ID}/config/configreferences/appsettings?api-version=2025-03-01&$skiptoken=${skip + size}`,
+            }
+          : {}),
       });
     }
     if (req.method === 'POST' && rest === '/config/configreferences/appsettings/refresh') {
@@ -100,7 +112,11 @@ function startStandIn(s: StandIn): Promise<{ server: Server; url: string }> {
     }
     return send(404, { error: { code: 'NotFound', message: rest } });
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }),
+    ),
+  );
 }
 
 let bin: string;
@@ -117,7 +133,10 @@ afterEach(async () => {
   running = undefined;
 });
 
-async function hook(s: StandIn, env: Record<string, string> = {}): Promise<{ code: number | null; output: string; seconds: number }> {
+async function hook(
+  s: StandIn,
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; output: string; seconds: number }> {
   if (running) await new Promise((r) => running!.server.close(r));
   running = await startStandIn(s);
   const { url } = running as { server: Server; url: string };
@@ -125,14 +144,23 @@ async function hook(s: StandIn, env: Record<string, string> = {}): Promise<{ cod
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [HOOK], {
       env: {
-        PATH: `${bin}:${process.env.PATH}`, FAKE_ARM: url, AZURE_FUNCTION_APP_ID: APP_ID,
-        KEYVAULT_REFERENCES_WAIT_SECONDS: '30', KEYVAULT_REFERENCES_POLL_SECONDS: '0.2', KEYVAULT_REFERENCES_REFRESH_SECONDS: '0.5', ...env,
+        PATH: `${bin}:${process.env.PATH}`,
+        FAKE_ARM: url,
+        AZURE_FUNCTION_APP_ID: APP_ID,
+        KEYVAULT_REFERENCES_WAIT_SECONDS: '30',
+        KEYVAULT_REFERENCES_POLL_SECONDS: '0.2',
+        KEYVAULT_REFERENCES_REFRESH_SECONDS: '0.5',
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    child.stdout.on('data', (b: Buffer) => { output += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { output += b.toString(); });
+    child.stdout.on('data', (b: Buffer) => {
+      output += b.toString();
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      output += b.toString();
+    });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, output, seconds: (Date.now() - started) / 1000 }));
   });
@@ -142,7 +170,13 @@ const refreshes = (s: StandIn) => s.requests.filter((r) => r.includes('/refresh'
 
 describe('azd postprovision hook: Key Vault references', () => {
   it('refreshes a reference the platform could not resolve once the role applies, and reports each state', async () => {
-    const s: StandIn = { statuses: { CREDENTIAL_KEY: 'AccessToKeyVaultDenied', TARGET_PASSWORD: 'Initialized' }, roleAppliesAt: Infinity, roleAppliesAfterFirstRefreshMs: 1000, refreshRefused: false, requests: [] };
+    const s: StandIn = {
+      statuses: { CREDENTIAL_KEY: 'AccessToKeyVaultDenied', TARGET_PASSWORD: 'Initialized' },
+      roleAppliesAt: Infinity,
+      roleAppliesAfterFirstRefreshMs: 1000,
+      refreshRefused: false,
+      requests: [],
+    };
     const r = await hook(s);
     expect(r.code, r.output).toBe(0);
     expect(r.output).toMatch(/all 2 Key Vault references resolved \(after \d+ refresh(es)?\)/);
@@ -158,7 +192,12 @@ describe('azd postprovision hook: Key Vault references', () => {
   }, 20_000);
 
   it('makes a configuration change where the refresh call is refused', async () => {
-    const s: StandIn = { statuses: { CREDENTIAL_KEY: 'AccessToKeyVaultDenied' }, roleAppliesAt: 0, refreshRefused: true, requests: [] };
+    const s: StandIn = {
+      statuses: { CREDENTIAL_KEY: 'AccessToKeyVaultDenied' },
+      roleAppliesAt: 0,
+      refreshRefused: true,
+      requests: [],
+    };
     const r = await hook(s);
     expect(r.code, r.output).toBe(0);
     expect(r.output).toContain('made a configuration change instead (app setting KEYVAULT_REFERENCES_REFRESHED_AT)');
@@ -167,21 +206,36 @@ describe('azd postprovision hook: Key Vault references', () => {
   }, 20_000);
 
   it('reports each reference with what to check when one stays unresolved (after one refresh at least), and never fails azd up', async () => {
-    const s: StandIn = { statuses: { CREDENTIAL_KEY: 'SecretNotFound', TARGET_PASSWORD: 'Resolved' }, roleAppliesAt: 0, refreshRefused: false, requests: [] };
+    const s: StandIn = {
+      statuses: { CREDENTIAL_KEY: 'SecretNotFound', TARGET_PASSWORD: 'Resolved' },
+      roleAppliesAt: 0,
+      refreshRefused: false,
+      requests: [],
+    };
     const r = await hook(s, { KEYVAULT_REFERENCES_WAIT_SECONDS: '0' });
     expect(r.code, r.output).toBe(0);
     expect(r.output).toContain('WARNING: after 0 s, 1 of 2 Key Vault references are not resolved');
-    expect(r.output).toContain('  CREDENTIAL_KEY: SecretNotFound — the secret does not exist: for credential-key, deploy once with credentialKey (azd passes CREDENTIAL_KEY); for message-key, with messageKey (azd passes MESSAGE_KEY) (SecretNotFound as the stand-in says)');
+    expect(r.output).toContain(
+      '  CREDENTIAL_KEY: SecretNotFound — the secret does not exist: for credential-key, deploy once with credentialKey (azd passes CREDENTIAL_KEY); for message-key, with messageKey (azd passes MESSAGE_KEY) (SecretNotFound as the stand-in says)',
+    );
     expect(r.output).toContain('  TARGET_PASSWORD: Resolved');
     expect(r.output).toContain('/config/configreferences/appsettings/refresh?api-version=2022-03-01');
     expect(refreshes(s)).toBeGreaterThanOrEqual(1);
   }, 20_000);
 
   it('follows nextLink, and asks for no refresh when every reference is resolved', async () => {
-    const s: StandIn = { statuses: { CREDENTIAL_KEY: 'Resolved', REGISTRY_CREDENTIALS__hub__PASSWORD: 'Resolved' }, roleAppliesAt: 0, refreshRefused: false, requests: [], pageSize: 1 };
+    const s: StandIn = {
+      statuses: { CREDENTIAL_KEY: 'Resolved', REGISTRY_CREDENTIALS__hub__PASSWORD: 'Resolved' },
+      roleAppliesAt: 0,
+      refreshRefused: false,
+      requests: [],
+      pageSize: 1,
+    };
     const r = await hook(s);
     expect(r.code, r.output).toBe(0);
-    expect(r.output).toContain('all 2 Key Vault references resolved:\n  CREDENTIAL_KEY: Resolved\n  REGISTRY_CREDENTIALS__hub__PASSWORD: Resolved');
+    expect(r.output).toContain(
+      'all 2 Key Vault references resolved:\n  CREDENTIAL_KEY: Resolved\n  REGISTRY_CREDENTIALS__hub__PASSWORD: Resolved',
+    );
     expect(s.requests).toEqual([
       `GET ${APP_ID}/config/configreferences/appsettings?api-version=2025-03-01`,
       `GET ${APP_ID}/config/configreferences/appsettings?api-version=2025-03-01&$skiptoken=1`,
@@ -194,7 +248,9 @@ describe('azd postprovision hook: Key Vault references', () => {
     expect(r.code).toBe(0);
     expect(r.output).toContain('the Azure CLI is missing or not signed in');
     expect(r.output).toContain(`az rest --method get --url "${APP_ID}/config/configreferences/appsettings`);
-    expect(r.output).toContain(`az rest --method post --url "${APP_ID}/config/configreferences/appsettings/refresh?api-version=2022-03-01"`);
+    expect(r.output).toContain(
+      `az rest --method post --url "${APP_ID}/config/configreferences/appsettings/refresh?api-version=2022-03-01"`,
+    );
     expect(r.output).toContain('Environment variables');
     expect(s.requests).toEqual([]);
     const noApp = await hook(s, { AZURE_FUNCTION_APP_ID: '' });

@@ -30,8 +30,13 @@ describe('copyBlob (scripted target)', () => {
     source: new RegistryClient({ registry: src.host, insecure: true, retry, side: 'source' }),
     sourceRepository: 'team/app',
     target: new RegistryClient({ registry: target!.host, insecure: true, retry, side: 'target' }),
-    mountFrom: [], chunkSize, fetchConcurrency: 1, partPool: new PartPool(4), partSize: 10,
-    sessionRetry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 }, ...extra,
+    mountFrom: [],
+    chunkSize,
+    fetchConcurrency: 1,
+    partPool: new PartPool(4),
+    partSize: 10,
+    sessionRetry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+    ...extra,
   });
   const start = async () => {
     src = await startFakeRegistry();
@@ -45,9 +50,21 @@ describe('copyBlob (scripted target)', () => {
     target = await scripted([
       { req: { method: 'HEAD', path: `/v2/app/blobs/${tenDigest}` }, res: { status: 404 } },
       { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
-      { req: { method: 'PUT', path: `/up/1?_state=s0&digest=${encodeURIComponent(tenDigest)}`, headers: { 'content-range': '0-9' }, body: '0123456789' }, res: { status: 201 } },
+      {
+        req: {
+          method: 'PUT',
+          path: `/up/1?_state=s0&digest=${encodeURIComponent(tenDigest)}`,
+          headers: { 'content-range': '0-9' },
+          body: '0123456789',
+        },
+        res: { status: 201 },
+      },
     ]);
-    const done = await copyBlob(initialBlobState({ digest: tenDigest, size: 10 }, 'app'), { until: Date.now() + 10_000 }, options(8 * 1024));
+    const done = await copyBlob(
+      initialBlobState({ digest: tenDigest, size: 10 }, 'app'),
+      { until: Date.now() + 10_000 },
+      options(8 * 1024),
+    );
     expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 1 });
     target.verify();
   });
@@ -57,15 +74,30 @@ describe('copyBlob (scripted target)', () => {
     target = await scripted([
       { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
       { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
-      { req: { method: 'PATCH', path: '/up/1?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' }, res: { status: 202, headers: { location: '/up/1?_state=s10' } } },
-      { req: { method: 'PUT', path: `/up/1?_state=s10&digest=${encodeURIComponent(digest)}`, headers: { 'content-range': '10-19' }, body: 'abcdefghij' }, res: { status: 201 } },
+      {
+        req: { method: 'PATCH', path: '/up/1?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' },
+        res: { status: 202, headers: { location: '/up/1?_state=s10' } },
+      },
+      {
+        req: {
+          method: 'PUT',
+          path: `/up/1?_state=s10&digest=${encodeURIComponent(digest)}`,
+          headers: { 'content-range': '10-19' },
+          body: 'abcdefghij',
+        },
+        res: { status: 201 },
+      },
     ]);
     const saved: BlobState[] = [];
-    const done = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 },
-      options(10, { checkpoint: async (s) => void saved.push(s) }));
+    const done = await copyBlob(
+      initialBlobState({ digest, size: 20 }, 'app'),
+      { until: Date.now() + 10_000 },
+      options(10, { checkpoint: async (s) => void saved.push(s) }),
+    );
     expect(done).toMatchObject({ phase: 'done', outcome: 'copied' });
-    expect(saved.map((s) => s.phase === 'uploading' ? `${s.location.replace(target!.url, '')}@${s.offset}` : s.phase))
-      .toEqual(['/up/1?_state=s0@0', '/up/1?_state=s10@10']);
+    expect(
+      saved.map((s) => (s.phase === 'uploading' ? `${s.location.replace(target!.url, '')}@${s.offset}` : s.phase)),
+    ).toEqual(['/up/1?_state=s0@0', '/up/1?_state=s10@10']);
     target.verify();
   });
 
@@ -81,9 +113,22 @@ describe('copyBlob (scripted target)', () => {
     target = await scripted([
       { req: { method: 'HEAD', path: `/v2/app/blobs/${thirtyDigest}` }, res: { status: 404 } },
       { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
-      { req: { method: 'PATCH', path: '/up/1?_state=s0', headers: { 'content-range': '0-9' } }, res: arrived('PATCH 0-9', { status: 202, headers: { location: '/up/1?_state=s10' } }) },
-      { req: { method: 'PATCH', path: '/up/1?_state=s10', headers: { 'content-range': '10-19' } }, res: arrived('PATCH 10-19', { status: 202, headers: { location: '/up/1?_state=s20' } }) },
-      { req: { method: 'PUT', path: `/up/1?_state=s20&digest=${encodeURIComponent(thirtyDigest)}`, headers: { 'content-range': '20-29' } }, res: arrived('PUT 20-29', { status: 201 }) },
+      {
+        req: { method: 'PATCH', path: '/up/1?_state=s0', headers: { 'content-range': '0-9' } },
+        res: arrived('PATCH 0-9', { status: 202, headers: { location: '/up/1?_state=s10' } }),
+      },
+      {
+        req: { method: 'PATCH', path: '/up/1?_state=s10', headers: { 'content-range': '10-19' } },
+        res: arrived('PATCH 10-19', { status: 202, headers: { location: '/up/1?_state=s20' } }),
+      },
+      {
+        req: {
+          method: 'PUT',
+          path: `/up/1?_state=s20&digest=${encodeURIComponent(thirtyDigest)}`,
+          headers: { 'content-range': '20-29' },
+        },
+        res: arrived('PUT 20-29', { status: 201 }),
+      },
     ]);
     const checkpoint = async (st: BlobState) => {
       const at = st.phase === 'uploading' ? st.offset : -1;
@@ -91,7 +136,11 @@ describe('copyBlob (scripted target)', () => {
       await new Promise((resolve) => setTimeout(resolve, 150));
       events.push(`saved ${at}`);
     };
-    const done = await copyBlob(initialBlobState({ digest: thirtyDigest, size: 30 }, 'app'), { until: Date.now() + 10_000 }, options(10, { checkpoint }));
+    const done = await copyBlob(
+      initialBlobState({ digest: thirtyDigest, size: 30 }, 'app'),
+      { until: Date.now() + 10_000 },
+      options(10, { checkpoint }),
+    );
     events.push('returned');
     expect(done).toMatchObject({ phase: 'done', outcome: 'copied' });
     // the checkpoint after 0-9 is written while 10-19 goes out; the one after 10-19 waits for it
@@ -107,12 +156,21 @@ describe('copyBlob (scripted target)', () => {
       { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
       { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
       { req: { method: 'PATCH', path: '/up/1?_state=s0', body: '0123456789' }, res: { reset: true } },
-      { req: { method: 'GET', path: '/up/1?_state=s0' }, res: { status: 204, headers: { range: '0-9', location: '/up/1?_state=s10' } } },
-      { req: { method: 'PUT', path: `/up/1?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' }, res: { status: 201 } },
+      {
+        req: { method: 'GET', path: '/up/1?_state=s0' },
+        res: { status: 204, headers: { range: '0-9', location: '/up/1?_state=s10' } },
+      },
+      {
+        req: { method: 'PUT', path: `/up/1?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' },
+        res: { status: 201 },
+      },
     ]);
     const notices: string[] = [];
-    const done = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 },
-      options(10, { events: { onNotice: (m) => notices.push(m) } }));
+    const done = await copyBlob(
+      initialBlobState({ digest, size: 20 }, 'app'),
+      { until: Date.now() + 10_000 },
+      options(10, { events: { onNotice: (m) => notices.push(m) } }),
+    );
     expect(done).toMatchObject({ phase: 'done', sessions: 1 });
     expect(notices.join('\n')).toMatch(/resumed at 10 after/);
     target.verify();
@@ -120,16 +178,34 @@ describe('copyBlob (scripted target)', () => {
 
   it('a session the registry no longer confirms: cancelled, and the blob starts again in a new one', async () => {
     await start();
-    const saved = { ...initialBlobState({ digest, size: 20 }, 'app'), phase: 'uploading' as const, location: '', offset: 10 };
+    const saved = {
+      ...initialBlobState({ digest, size: 20 }, 'app'),
+      phase: 'uploading' as const,
+      location: '',
+      offset: 10,
+    };
     target = await scripted([
       { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
-      { req: { method: 'GET', path: '/up/old?_state=s10' }, res: { status: 404, body: registryErrors('BLOB_UPLOAD_UNKNOWN', 'upload unknown') } },
+      {
+        req: { method: 'GET', path: '/up/old?_state=s10' },
+        res: { status: 404, body: registryErrors('BLOB_UPLOAD_UNKNOWN', 'upload unknown') },
+      },
       { req: { method: 'DELETE', path: '/up/old?_state=s10' }, res: { status: 204 } },
       { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/2?_state=s0' } } },
-      { req: { method: 'PATCH', path: '/up/2?_state=s0', body: '0123456789' }, res: { status: 202, headers: { location: '/up/2?_state=s10' } } },
-      { req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' }, res: { status: 201 } },
+      {
+        req: { method: 'PATCH', path: '/up/2?_state=s0', body: '0123456789' },
+        res: { status: 202, headers: { location: '/up/2?_state=s10' } },
+      },
+      {
+        req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' },
+        res: { status: 201 },
+      },
     ]);
-    const done = await copyBlob({ ...saved, location: `${target.url}/up/old?_state=s10`, sessions: 1 }, { until: Date.now() + 10_000 }, options(10));
+    const done = await copyBlob(
+      { ...saved, location: `${target.url}/up/old?_state=s10`, sessions: 1 },
+      { until: Date.now() + 10_000 },
+      options(10),
+    );
     expect(done).toMatchObject({ phase: 'done', sessions: 2 });
     target.verify();
   });
@@ -142,31 +218,79 @@ describe('copyBlob (scripted target)', () => {
     ['more bytes than saved', '0-14'],
     ['`0-0` (nothing, or one byte)', '0-0'],
     ['no Range at all', undefined],
-  ])('a saved session at 10 bytes whose status answers %s: DELETE it, POST a new one, never a PATCH at 10', async (_name, range) => {
-    await start();
-    const saved = { ...initialBlobState({ digest, size: 20 }, 'app'), phase: 'uploading' as const, location: '', offset: 10, sessions: 1 };
-    target = await scripted([
-      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
-      { req: { method: 'GET', path: '/up/old?_state=s10' }, res: { status: 204, headers: { ...(range ? { range } : {}), location: '/up/old?_state=s10' } } },
-      { req: { method: 'DELETE', path: '/up/old?_state=s10' }, res: { status: 204 } },
-      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/2?_state=s0' } } },
-      { req: { method: 'PATCH', path: '/up/2?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' }, res: { status: 202, headers: { location: '/up/2?_state=s10' } } },
-      { req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, headers: { 'content-range': '10-19' }, body: 'abcdefghij' }, res: { status: 201 } },
-    ]);
-    const done = await copyBlob({ ...saved, location: `${target.url}/up/old?_state=s10` }, { until: Date.now() + 10_000 }, options(10));
-    expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 2 });
-    target.verify();
-  });
+  ])(
+    'a saved session at 10 bytes whose status answers %s: DELETE it, POST a new one, never a PATCH at 10',
+    async (_name, range) => {
+      await start();
+      const saved = {
+        ...initialBlobState({ digest, size: 20 }, 'app'),
+        phase: 'uploading' as const,
+        location: '',
+        offset: 10,
+        sessions: 1,
+      };
+      target = await scripted([
+        { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+        {
+          req: { method: 'GET', path: '/up/old?_state=s10' },
+          res: { status: 204, headers: { ...(range ? { range } : {}), location: '/up/old?_state=s10' } },
+        },
+        { req: { method: 'DELETE', path: '/up/old?_state=s10' }, res: { status: 204 } },
+        { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/2?_state=s0' } } },
+        {
+          req: { method: 'PATCH', path: '/up/2?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' },
+          res: { status: 202, headers: { location: '/up/2?_state=s10' } },
+        },
+        {
+          req: {
+            method: 'PUT',
+            path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`,
+            headers: { 'content-range': '10-19' },
+            body: 'abcdefghij',
+          },
+          res: { status: 201 },
+        },
+      ]);
+      const done = await copyBlob(
+        { ...saved, location: `${target.url}/up/old?_state=s10` },
+        { until: Date.now() + 10_000 },
+        options(10),
+      );
+      expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 2 });
+      target.verify();
+    },
+  );
 
   it('a saved session whose status confirms its offset: carried on there, in the same session', async () => {
     await start();
-    const saved = { ...initialBlobState({ digest, size: 20 }, 'app'), phase: 'uploading' as const, location: '', offset: 10, sessions: 1 };
+    const saved = {
+      ...initialBlobState({ digest, size: 20 }, 'app'),
+      phase: 'uploading' as const,
+      location: '',
+      offset: 10,
+      sessions: 1,
+    };
     target = await scripted([
       { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
-      { req: { method: 'GET', path: '/up/old?_state=s10' }, res: { status: 204, headers: { range: '0-9', location: '/up/old?_state=s10b' } } },
-      { req: { method: 'PUT', path: `/up/old?_state=s10b&digest=${encodeURIComponent(digest)}`, headers: { 'content-range': '10-19' }, body: 'abcdefghij' }, res: { status: 201 } },
+      {
+        req: { method: 'GET', path: '/up/old?_state=s10' },
+        res: { status: 204, headers: { range: '0-9', location: '/up/old?_state=s10b' } },
+      },
+      {
+        req: {
+          method: 'PUT',
+          path: `/up/old?_state=s10b&digest=${encodeURIComponent(digest)}`,
+          headers: { 'content-range': '10-19' },
+          body: 'abcdefghij',
+        },
+        res: { status: 201 },
+      },
     ]);
-    const done = await copyBlob({ ...saved, location: `${target.url}/up/old?_state=s10` }, { until: Date.now() + 10_000 }, options(10));
+    const done = await copyBlob(
+      { ...saved, location: `${target.url}/up/old?_state=s10` },
+      { until: Date.now() + 10_000 },
+      options(10),
+    );
     expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 1 });
     target.verify();
   });
@@ -177,15 +301,27 @@ describe('copyBlob (scripted target)', () => {
       { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
       { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
       { req: { method: 'PATCH', path: '/up/1?_state=s0', body: '0123456789' }, res: { reset: true } },
-      { req: { method: 'GET', path: '/up/1?_state=s0' }, res: { status: 204, headers: { range: '0-4', location: '/up/1?_state=s5' } } },
+      {
+        req: { method: 'GET', path: '/up/1?_state=s0' },
+        res: { status: 204, headers: { range: '0-4', location: '/up/1?_state=s5' } },
+      },
       { req: { method: 'DELETE', path: '/up/1?_state=s0' }, res: { status: 204 } },
       { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/2?_state=s0' } } },
-      { req: { method: 'PATCH', path: '/up/2?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' }, res: { status: 202, headers: { location: '/up/2?_state=s10' } } },
-      { req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' }, res: { status: 201 } },
+      {
+        req: { method: 'PATCH', path: '/up/2?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' },
+        res: { status: 202, headers: { location: '/up/2?_state=s10' } },
+      },
+      {
+        req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' },
+        res: { status: 201 },
+      },
     ]);
     const bytes: number[] = [];
-    const done = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 },
-      options(10, { events: { onBytes: (n) => bytes.push(n) } }));
+    const done = await copyBlob(
+      initialBlobState({ digest, size: 20 }, 'app'),
+      { until: Date.now() + 10_000 },
+      options(10, { events: { onBytes: (n) => bytes.push(n) } }),
+    );
     expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 2 });
     // the progress takes back the bytes of the chunk sent again: it ends at the blob's size
     expect(bytes.reduce((a, b) => a + b, 0)).toBe(20);
@@ -197,14 +333,30 @@ describe('copyBlob (scripted target)', () => {
     target = await scripted([
       { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
       { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
-      { req: { method: 'PATCH', path: '/up/1?_state=s0', body: '0123456789' }, res: { status: 416, body: registryErrors('RANGE_INVALID', 'invalid content range') } },
-      { req: { method: 'GET', path: '/up/1?_state=s0' }, res: { status: 404, body: registryErrors('BLOB_UPLOAD_UNKNOWN', 'upload unknown') } },
+      {
+        req: { method: 'PATCH', path: '/up/1?_state=s0', body: '0123456789' },
+        res: { status: 416, body: registryErrors('RANGE_INVALID', 'invalid content range') },
+      },
+      {
+        req: { method: 'GET', path: '/up/1?_state=s0' },
+        res: { status: 404, body: registryErrors('BLOB_UPLOAD_UNKNOWN', 'upload unknown') },
+      },
       { req: { method: 'DELETE', path: '/up/1?_state=s0' }, res: { status: 404 } },
       { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/2?_state=s0' } } },
-      { req: { method: 'PATCH', path: '/up/2?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' }, res: { status: 202, headers: { location: '/up/2?_state=s10' } } },
-      { req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' }, res: { status: 201 } },
+      {
+        req: { method: 'PATCH', path: '/up/2?_state=s0', headers: { 'content-range': '0-9' }, body: '0123456789' },
+        res: { status: 202, headers: { location: '/up/2?_state=s10' } },
+      },
+      {
+        req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' },
+        res: { status: 201 },
+      },
     ]);
-    const done = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 }, options(10));
+    const done = await copyBlob(
+      initialBlobState({ digest, size: 20 }, 'app'),
+      { until: Date.now() + 10_000 },
+      options(10),
+    );
     expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 2 });
     target.verify();
   });
@@ -212,28 +364,51 @@ describe('copyBlob (scripted target)', () => {
   it('the target holds the digest with another size: BLOB_SIZE_MISMATCH, nothing uploaded', async () => {
     await start();
     target = await scripted([
-      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 200, headers: { 'content-length': '19' } } },
+      {
+        req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` },
+        res: { status: 200, headers: { 'content-length': '19' } },
+      },
     ]);
-    const err = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 }, options(10)).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'BLOB_SIZE_MISMATCH', side: 'target', message: expect.stringContaining('with 19 bytes, the source says 20') });
+    const err = await copyBlob(
+      initialBlobState({ digest, size: 20 }, 'app'),
+      { until: Date.now() + 10_000 },
+      options(10),
+    ).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'BLOB_SIZE_MISMATCH',
+      side: 'target',
+      message: expect.stringContaining('with 19 bytes, the source says 20'),
+    });
     target.verify();
   });
 
   it('the target has the blob: nothing else is sent; a same-registry repository: a mount', async () => {
     await start();
     target = await scripted([
-      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 200, headers: { 'content-length': '20' } } },
+      {
+        req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` },
+        res: { status: 200, headers: { 'content-length': '20' } },
+      },
       { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
-      { req: { method: 'POST', path: `${uploads}?mount=${encodeURIComponent(digest)}&from=team%2Fapp` }, res: { status: 201 } },
+      {
+        req: { method: 'POST', path: `${uploads}?mount=${encodeURIComponent(digest)}&from=team%2Fapp` },
+        res: { status: 201 },
+      },
     ]);
-    expect(await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 }, options(10)))
-      .toMatchObject({ phase: 'done', outcome: 'existed' });
-    expect(await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 }, options(10, { mountFrom: ['team/app'] })))
-      .toMatchObject({ phase: 'done', outcome: 'mounted' });
+    expect(
+      await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 }, options(10)),
+    ).toMatchObject({ phase: 'done', outcome: 'existed' });
+    expect(
+      await copyBlob(
+        initialBlobState({ digest, size: 20 }, 'app'),
+        { until: Date.now() + 10_000 },
+        options(10, { mountFrom: ['team/app'] }),
+      ),
+    ).toMatchObject({ phase: 'done', outcome: 'mounted' });
     target.verify();
   });
 
-  it('a source that fails a part ends the step (no new session; without a checkpoint its session is cancelled); the part costs at most the policy\'s attempts', async () => {
+  it("a source that fails a part ends the step (no new session; without a checkpoint its session is cancelled); the part costs at most the policy's attempts", async () => {
     await start();
     src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'status', status: 503 } });
     target = await scripted([
@@ -242,8 +417,11 @@ describe('copyBlob (scripted target)', () => {
       // nobody can resume it (no checkpoint was given): closed on the target
       { req: { method: 'DELETE', path: '/up/1?_state=s0' }, res: { status: 204 } },
     ]);
-    const err = await copyBlob(initialBlobState({ digest, size: 20 }, 'app'), { until: Date.now() + 10_000 },
-      options(10, { partRetry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 } })).catch((e: unknown) => e);
+    const err = await copyBlob(
+      initialBlobState({ digest, size: 20 }, 'app'),
+      { until: Date.now() + 10_000 },
+      options(10, { partRetry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2 } }),
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 503, side: 'source', temporary: true });
     // the part GETs of this step (a prefetched second part may add its own attempts): 3 per part, never 3 × 5
     const gets = src.requests.filter((r) => r.method === 'GET' && r.url.includes('/blobs/'));

@@ -29,14 +29,19 @@ function randomBlob(size: number, seed: number): Buffer {
 /** Puts a one-layer image into the fake and returns its digest and the layer. */
 function seedImage(reg: FakeRegistry, repo: string, tag: string, layerSize: number, seed = 1) {
   const layer = randomBlob(layerSize, seed);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, seed }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, seed }),
+  );
   const layerDigest = reg.putBlob(repo, layer);
   const configDigest = reg.putBlob(repo, config);
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
-  }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
+    }),
+  );
   const digest = reg.putManifest(repo, tag, manifest, OCI_MANIFEST);
   return { digest, layer, layerDigest };
 }
@@ -44,12 +49,15 @@ function seedImage(reg: FakeRegistry, repo: string, tag: string, layerSize: numb
 describe('import engine (fake registries)', () => {
   let src: FakeRegistry;
   let dst: FakeRegistry;
-  const engineFor = (chunkSize = 16 * KiB, fetchConcurrency = 3, notices: string[] = []) => new ImportEngine({
-    source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
-    target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
-    chunkSize, fetchConcurrency, ...LIMITS,
-    events: { onNotice: (m) => notices.push(m) },
-  });
+  const engineFor = (chunkSize = 16 * KiB, fetchConcurrency = 3, notices: string[] = []) =>
+    new ImportEngine({
+      source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
+      target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
+      chunkSize,
+      fetchConcurrency,
+      ...LIMITS,
+      events: { onNotice: (m) => notices.push(m) },
+    });
   const start = async (srcOpts: FakeRegistryOptions = {}, dstOpts: FakeRegistryOptions = {}) => {
     [src, dst] = await Promise.all([startFakeRegistry(srcOpts), startFakeRegistry(dstOpts)]);
   };
@@ -75,13 +83,18 @@ describe('import engine (fake registries)', () => {
   it('stops after every chunk, serialises its state, and finishes from fresh engines', async () => {
     await start();
     const { digest, layer, layerDigest } = seedImage(src, 'team/app', '1', 100 * KiB + 123);
-    let plan = JSON.parse(JSON.stringify(await engineFor().plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] }))) as ImportPlan;
+    let plan = JSON.parse(
+      JSON.stringify(await engineFor().plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] })),
+    ) as ImportPlan;
     let steps = 0;
     for (const initial of ImportEngine.blobStates(plan, 'app')) {
       let json = JSON.stringify(initial);
       while ((JSON.parse(json) as BlobState).phase !== 'done') {
         // a new engine (new clients, new token caches) for every step, as a new queue message would get
-        const next = await engineFor().copyBlob(plan, JSON.parse(json) as BlobState, { until: Date.now() + 60_000, maxChunks: 1 });
+        const next = await engineFor().copyBlob(plan, JSON.parse(json) as BlobState, {
+          until: Date.now() + 60_000,
+          maxChunks: 1,
+        });
         json = JSON.stringify(next);
         steps++;
         plan = JSON.parse(JSON.stringify(plan)) as ImportPlan;
@@ -108,10 +121,12 @@ describe('import engine (fake registries)', () => {
     expect(bytesPresent(s)).toBe(3 * 16 * KiB);
     while (s.phase !== 'done') s = await engine.copyBlob(plan, s, { until: Date.now() + 60_000 });
     expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
-    const fetched = src.requests.filter((r) => r.method === 'GET' && r.url.includes(layerDigest)).map((r) => {
-      const [a, b] = String(r.headers.range).replace('bytes=', '').split('-').map(Number);
-      return b! - a! + 1;
-    });
+    const fetched = src.requests
+      .filter((r) => r.method === 'GET' && r.url.includes(layerDigest))
+      .map((r) => {
+        const [a, b] = String(r.headers.range).replace('bytes=', '').split('-').map(Number);
+        return b! - a! + 1;
+      });
     expect(fetched.reduce((n, x) => n + x, 0)).toBe(layer.length);
   });
 
@@ -121,7 +136,10 @@ describe('import engine (fake registries)', () => {
     const engine = engineFor();
     const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
     const big = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
-    const afterTwo = await engine.copyBlob(plan, await engine.copyBlob(plan, big, { until: 0, maxChunks: 1 }), { until: 0, maxChunks: 1 });
+    const afterTwo = await engine.copyBlob(plan, await engine.copyBlob(plan, big, { until: 0, maxChunks: 1 }), {
+      until: 0,
+      maxChunks: 1,
+    });
     expect(bytesPresent(afterTwo)).toBe(32 * KiB);
     const sessionsBefore = afterTwo.sessions;
     const done = await engineFor().copyBlob(plan, afterTwo, { until: Date.now() + 60_000 });
@@ -137,28 +155,41 @@ describe('import engine (fake registries)', () => {
     ['more bytes than saved (its next chunk landed, its checkpoint did not)', 'more'],
     ['fewer bytes than saved', 'fewer'],
     ['`0-0` (a session that holds nothing)', 'empty'],
-  ] as const)('a saved session whose status answers %s: a new session, no PATCH on the old one', async (_name, kind) => {
-    await start({}, { distributionStateCheck: false });
-    const { layer, layerDigest } = seedImage(src, 'team/app', '1', 64 * KiB);
-    const engine = engineFor();
-    const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
-    const initial = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
-    const one = await engine.copyBlob(plan, initial, { until: 0, maxChunks: 1 });
-    const two = await engine.copyBlob(plan, one, { until: 0, maxChunks: 1 });
-    if (one.phase !== 'uploading' || two.phase !== 'uploading') throw new Error('expected uploads in progress');
-    const fresh = kind === 'empty' ? await new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }).startUpload('app') : undefined;
-    // the registry holds 32 KiB of the old session (16 KiB at most in the fresh one)
-    const saved: BlobState = kind === 'more' ? one : kind === 'fewer' ? { ...two, offset: 48 * KiB } : { ...one, location: fresh!.location };
-    const oldSession = new URL(saved.phase === 'uploading' ? saved.location : '').pathname;
-    dst.requests.length = 0;
-    const done = await engineFor().copyBlob(plan, saved, { until: Date.now() + 60_000 });
-    expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: saved.sessions + 1 });
-    expect(dst.requests.filter((r) => r.url.startsWith(oldSession)).map((r) => r.method)).toEqual(['GET', 'DELETE']);
-    const writes = dst.requests.filter((r) => ['PATCH', 'PUT', 'POST', 'DELETE'].includes(r.method)).map((r) => r.method);
-    expect(writes.slice(0, 2)).toEqual(['DELETE', 'POST']);
-    expect(dst.requests.filter((r) => r.method === 'PATCH').map((r) => r.headers['content-range'])).toEqual(['0-16383', '16384-32767', '32768-49151']);
-    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
-  });
+  ] as const)(
+    'a saved session whose status answers %s: a new session, no PATCH on the old one',
+    async (_name, kind) => {
+      await start({}, { distributionStateCheck: false });
+      const { layer, layerDigest } = seedImage(src, 'team/app', '1', 64 * KiB);
+      const engine = engineFor();
+      const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
+      const initial = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
+      const one = await engine.copyBlob(plan, initial, { until: 0, maxChunks: 1 });
+      const two = await engine.copyBlob(plan, one, { until: 0, maxChunks: 1 });
+      if (one.phase !== 'uploading' || two.phase !== 'uploading') throw new Error('expected uploads in progress');
+      const fresh =
+        kind === 'empty'
+          ? await new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }).startUpload('app')
+          : undefined;
+      // the registry holds 32 KiB of the old session (16 KiB at most in the fresh one)
+      const saved: BlobState =
+        kind === 'more' ? one : kind === 'fewer' ? { ...two, offset: 48 * KiB } : { ...one, location: fresh!.location };
+      const oldSession = new URL(saved.phase === 'uploading' ? saved.location : '').pathname;
+      dst.requests.length = 0;
+      const done = await engineFor().copyBlob(plan, saved, { until: Date.now() + 60_000 });
+      expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: saved.sessions + 1 });
+      expect(dst.requests.filter((r) => r.url.startsWith(oldSession)).map((r) => r.method)).toEqual(['GET', 'DELETE']);
+      const writes = dst.requests
+        .filter((r) => ['PATCH', 'PUT', 'POST', 'DELETE'].includes(r.method))
+        .map((r) => r.method);
+      expect(writes.slice(0, 2)).toEqual(['DELETE', 'POST']);
+      expect(dst.requests.filter((r) => r.method === 'PATCH').map((r) => r.headers['content-range'])).toEqual([
+        '0-16383',
+        '16384-32767',
+        '32768-49151',
+      ]);
+      expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+    },
+  );
 
   it('restarts the blob in a new session when a saved Location is stale (a step died after its PATCH)', async () => {
     await start();
@@ -225,7 +256,12 @@ describe('import engine (fake registries)', () => {
   it('waits for Retry-After on 429 and 503', async () => {
     await start();
     const { digest } = seedImage(src, 'team/app', '1', 20 * KiB);
-    src.faults.push({ method: 'GET', path: /\/manifests\//, times: 1, action: { kind: 'status', status: 429, headers: { 'retry-after': '1' } } });
+    src.faults.push({
+      method: 'GET',
+      path: /\/manifests\//,
+      times: 1,
+      action: { kind: 'status', status: 429, headers: { 'retry-after': '1' } },
+    });
     dst.faults.push({ method: 'POST', times: 2, action: { kind: 'status', status: 503 } });
     const t0 = Date.now();
     const { result } = await importAll(engineFor());
@@ -237,9 +273,16 @@ describe('import engine (fake registries)', () => {
     await start({ redirectBlobsTo: 'other', auth: { kind: 'bearer', username: 'u', password: 'p' } });
     const { layer, layerDigest } = seedImage(src, 'team/app', '1', 40 * KiB);
     const engine = new ImportEngine({
-      source: new RegistryClient({ registry: src.host, insecure: true, credentials: { username: 'u', password: 'p' }, retry: fastRetry }),
+      source: new RegistryClient({
+        registry: src.host,
+        insecure: true,
+        credentials: { username: 'u', password: 'p' },
+        retry: fastRetry,
+      }),
       target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
-      chunkSize: 16 * KiB, fetchConcurrency: 2, ...LIMITS,
+      chunkSize: 16 * KiB,
+      fetchConcurrency: 2,
+      ...LIMITS,
     });
     await importAll(engine);
     expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
@@ -275,51 +318,88 @@ describe('import engine (fake registries)', () => {
   it('fails with the registry error code when the target refuses a manifest', async () => {
     await start();
     seedImage(src, 'team/app', '1', 10 * KiB);
-    dst.faults.push({ method: 'PUT', path: /\/manifests\//, action: { kind: 'status', status: 400, body: JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: {} }] }) } });
+    dst.faults.push({
+      method: 'PUT',
+      path: /\/manifests\//,
+      action: {
+        kind: 'status',
+        status: 400,
+        body: JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: {} }] }),
+      },
+    });
     await expect(importAll(engineFor())).rejects.toMatchObject({ code: 'MANIFEST_INVALID', status: 400 });
   });
 
-  it.each([[1, 3], [2, 2]])('fetches chunks in parts, each once, and copies blobs at once within the shared part pool (FETCH_CONCURRENCY %i, %i blobs)', async (fetchConcurrency, blobConcurrency) => {
-    await start();
-    // 48 KiB chunks fetched as 32 KiB + 16 KiB parts; all blobs together hold at most 2 × FETCH_CONCURRENCY parts
-    const images = [1, 2, 3].map((seed) => seedImage(src, 'team/app', `v${seed}`, 200 * KiB + seed, seed));
-    const engine = new ImportEngine({
-      source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
-      target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
-      chunkSize: 48 * KiB, fetchConcurrency, partSize: 32 * KiB, partGrowth: 1, ...LIMITS,
-    });
-    const index = Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: images.map((img, i) => ({ mediaType: OCI_MANIFEST, digest: img.digest, size: src.getManifest('team/app', `v${i + 1}`)!.bytes.length, platform: { os: 'linux', architecture: `arch${i}` } })),
-    }));
-    src.putManifest('team/app', 'multi', index, 'application/vnd.oci.image.index.v1+json');
-    for (let round = 0; round < 3; round++) {
-      src.requests.length = 0;
-      dst.requests.length = 0;
-      await runImport(engine, { source: `${src.host}/team/app:multi`, target: dst.host, images: [`app${round}:multi`] }, { blobConcurrency, stepMs: 60_000 });
-      for (const img of images) expect(Buffer.from(dst.getBlob(img.layerDigest)!).equals(img.layer)).toBe(true);
-      const gets = src.requests.filter((r) => r.method === 'GET' && r.headers.range).map((r) => `${r.url} ${String(r.headers.range)}`);
-      expect(new Set(gets).size).toBe(gets.length); // no part fetched twice
-      const lengths = gets.map((g) => {
-        const [a, b] = g.split('bytes=')[1]!.split('-').map(Number);
-        return b! - a! + 1;
+  it.each([
+    [1, 3],
+    [2, 2],
+  ])(
+    'fetches chunks in parts, each once, and copies blobs at once within the shared part pool (FETCH_CONCURRENCY %i, %i blobs)',
+    async (fetchConcurrency, blobConcurrency) => {
+      await start();
+      // 48 KiB chunks fetched as 32 KiB + 16 KiB parts; all blobs together hold at most 2 × FETCH_CONCURRENCY parts
+      const images = [1, 2, 3].map((seed) => seedImage(src, 'team/app', `v${seed}`, 200 * KiB + seed, seed));
+      const engine = new ImportEngine({
+        source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
+        target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
+        chunkSize: 48 * KiB,
+        fetchConcurrency,
+        partSize: 32 * KiB,
+        partGrowth: 1,
+        ...LIMITS,
       });
-      expect(Math.max(...lengths)).toBe(32 * KiB);
-      expect(lengths).toContain(16 * KiB);
-      // every PATCH is a whole chunk (the last one of each blob goes with the final PUT)
-      const patches = dst.requests.filter((r) => r.method === 'PATCH');
-      expect(patches.length).toBe(3 * 4);
-      expect(patches.every((r) => r.bodyLength === 48 * KiB)).toBe(true);
-    }
-  });
+      const index = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.index.v1+json',
+          manifests: images.map((img, i) => ({
+            mediaType: OCI_MANIFEST,
+            digest: img.digest,
+            size: src.getManifest('team/app', `v${i + 1}`)!.bytes.length,
+            platform: { os: 'linux', architecture: `arch${i}` },
+          })),
+        }),
+      );
+      src.putManifest('team/app', 'multi', index, 'application/vnd.oci.image.index.v1+json');
+      for (let round = 0; round < 3; round++) {
+        src.requests.length = 0;
+        dst.requests.length = 0;
+        await runImport(
+          engine,
+          { source: `${src.host}/team/app:multi`, target: dst.host, images: [`app${round}:multi`] },
+          { blobConcurrency, stepMs: 60_000 },
+        );
+        for (const img of images) expect(Buffer.from(dst.getBlob(img.layerDigest)!).equals(img.layer)).toBe(true);
+        const gets = src.requests
+          .filter((r) => r.method === 'GET' && r.headers.range)
+          .map((r) => `${r.url} ${String(r.headers.range)}`);
+        expect(new Set(gets).size).toBe(gets.length); // no part fetched twice
+        const lengths = gets.map((g) => {
+          const [a, b] = g.split('bytes=')[1]!.split('-').map(Number);
+          return b! - a! + 1;
+        });
+        expect(Math.max(...lengths)).toBe(32 * KiB);
+        expect(lengths).toContain(16 * KiB);
+        // every PATCH is a whole chunk (the last one of each blob goes with the final PUT)
+        const patches = dst.requests.filter((r) => r.method === 'PATCH');
+        expect(patches.length).toBe(3 * 4);
+        expect(patches.every((r) => r.bodyLength === 48 * KiB)).toBe(true);
+      }
+    },
+  );
 
   describe('unbounded chunk size (the CLI): each blob as one streamed PATCH', () => {
-    const streamingEngine = (notices: string[] = []) => new ImportEngine({
-      source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
-      target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
-      chunkSize: Infinity, fetchConcurrency: 3, partSize: 16 * KiB, partGrowth: 1, ...LIMITS,
-      events: { onNotice: (m) => notices.push(m) },
-    });
+    const streamingEngine = (notices: string[] = []) =>
+      new ImportEngine({
+        source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
+        target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
+        chunkSize: Infinity,
+        fetchConcurrency: 3,
+        partSize: 16 * KiB,
+        partGrowth: 1,
+        ...LIMITS,
+        events: { onNotice: (m) => notices.push(m) },
+      });
 
     it('sends the parts of a blob in one PATCH without Content-Range (as docker push), then a PUT without body', async () => {
       await start();
@@ -335,8 +415,12 @@ describe('import engine (fake registries)', () => {
       const put = dst.requests.find((r) => r.method === 'PUT' && r.url.includes(encodeURIComponent(layerDigest)))!;
       expect(put.bodyLength).toBe(0);
       // the small config blob goes in one PUT with its bytes
-      expect(dst.requests.filter((r) => r.method === 'PUT' && r.url.includes('digest=') && r.bodyLength > 0)).toHaveLength(1);
-      const parts = src.requests.filter((r) => r.method === 'GET' && r.url.includes(layerDigest)).map((r) => String(r.headers.range));
+      expect(
+        dst.requests.filter((r) => r.method === 'PUT' && r.url.includes('digest=') && r.bodyLength > 0),
+      ).toHaveLength(1);
+      const parts = src.requests
+        .filter((r) => r.method === 'GET' && r.url.includes(layerDigest))
+        .map((r) => String(r.headers.range));
       expect(parts).toHaveLength(Math.ceil(layer.length / (16 * KiB)));
       expect(new Set(parts).size).toBe(parts.length);
     });
@@ -351,7 +435,6 @@ describe('import engine (fake registries)', () => {
       expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
       expect(first.blobs.find((b) => b.digest === layerDigest)!.sessions).toBe(1);
       expect(notices.join('\n')).toMatch(/resumed at 0 after/);
-
     });
 
     it('starts a new session when the registry took the whole stream and the answer was lost', async () => {

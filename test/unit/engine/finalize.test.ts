@@ -16,17 +16,32 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
 const child = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}');
-const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: sha(child), size: child.length }] }));
+const index = Buffer.from(
+  JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_INDEX,
+    manifests: [{ mediaType: OCI_MANIFEST, digest: sha(child), size: child.length }],
+  }),
+);
 
 const thePlan = (host: string, force = false): ImportPlan => ({
-  version: 1, source: { registry: 'src.example', repository: 'app', reference: '1' },
-  target: { registry: host, refs: [{ repository: 'app', tag: '1' }, { repository: 'app', tag: 'stable' }] },
+  version: 1,
+  source: { registry: 'src.example', repository: 'app', reference: '1' },
+  target: {
+    registry: host,
+    refs: [
+      { repository: 'app', tag: '1' },
+      { repository: 'app', tag: 'stable' },
+    ],
+  },
   root: { digest: sha(index), mediaType: OCI_INDEX },
   manifests: [
     { digest: sha(child), mediaType: OCI_MANIFEST, bytes: child.toString('base64') },
     { digest: sha(index), mediaType: OCI_INDEX, bytes: index.toString('base64') },
   ],
-  blobs: [], force, notes: [],
+  blobs: [],
+  force,
+  notes: [],
 });
 
 describe('finalize (scripted target)', () => {
@@ -40,19 +55,36 @@ describe('finalize (scripted target)', () => {
     target = await scripted([
       // the HEADs of every manifest at once, then the missing ones level by level (the child is there)
       [
-        { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(child)}` }, res: { status: 200, headers: { 'docker-content-digest': sha(child) } } },
+        {
+          req: { method: 'HEAD', path: `/v2/app/manifests/${sha(child)}` },
+          res: { status: 200, headers: { 'docker-content-digest': sha(child) } },
+        },
         { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(index)}` }, res: { status: 404 } },
       ],
-      { req: { method: 'PUT', path: `/v2/app/manifests/${sha(index)}`, headers: { 'content-type': OCI_INDEX }, body: index.toString() }, res: { status: 201, headers: { 'docker-content-digest': sha(index) } } },
+      {
+        req: {
+          method: 'PUT',
+          path: `/v2/app/manifests/${sha(index)}`,
+          headers: { 'content-type': OCI_INDEX },
+          body: index.toString(),
+        },
+        res: { status: 201, headers: { 'docker-content-digest': sha(index) } },
+      },
       // the HEADs of every tag at once, then the PUTs of those to write
       [
-        { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'docker-content-digest': sha(index) } } },
+        {
+          req: { method: 'HEAD', path: '/v2/app/manifests/1' },
+          res: { status: 200, headers: { 'docker-content-digest': sha(index) } },
+        },
         { req: { method: 'HEAD', path: '/v2/app/manifests/stable' }, res: { status: 404 } },
       ],
       { req: { method: 'PUT', path: '/v2/app/manifests/stable', body: index.toString() }, res: { status: 201 } },
     ]);
     const client = new RegistryClient({ registry: target.host, insecure: true });
-    expect(await finalize(thePlan(target.host), client)).toMatchObject({ tagged: ['app:stable'], unchanged: ['app:1'] });
+    expect(await finalize(thePlan(target.host), client)).toMatchObject({
+      tagged: ['app:stable'],
+      unchanged: ['app:1'],
+    });
     target.verify();
   });
 
@@ -63,23 +95,36 @@ describe('finalize (scripted target)', () => {
         { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(index)}` }, res: { status: 200 } },
       ],
       [
-        { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'docker-content-digest': `sha256:${'9'.repeat(64)}` } } },
+        {
+          req: { method: 'HEAD', path: '/v2/app/manifests/1' },
+          res: { status: 200, headers: { 'docker-content-digest': `sha256:${'9'.repeat(64)}` } },
+        },
         { req: { method: 'HEAD', path: '/v2/app/manifests/stable' }, res: { status: 404 } },
       ],
     ]);
-    await expect(finalize(thePlan(target.host), new RegistryClient({ registry: target.host, insecure: true }))).rejects.toMatchObject({ code: 'TAG_EXISTS', side: 'target' });
+    await expect(
+      finalize(thePlan(target.host), new RegistryClient({ registry: target.host, insecure: true })),
+    ).rejects.toMatchObject({ code: 'TAG_EXISTS', side: 'target' });
     target.verify();
   });
 
   it('honours its deadline: a target that never answers ends the step at the deadline, not at a request timeout', async () => {
-    target = await scripted([[
-      { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(child)}` }, res: { hang: true } },
-      { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(index)}` }, res: { hang: true } },
-    ]]);
-    const client = new RegistryClient({ registry: target.host, insecure: true, timeouts: { idleMs: 60_000, minBytesPerSecond: 1, rateWindowMs: 30_000 } });
+    target = await scripted([
+      [
+        { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(child)}` }, res: { hang: true } },
+        { req: { method: 'HEAD', path: `/v2/app/manifests/${sha(index)}` }, res: { hang: true } },
+      ],
+    ]);
+    const client = new RegistryClient({
+      registry: target.host,
+      insecure: true,
+      timeouts: { idleMs: 60_000, minBytesPerSecond: 1, rateWindowMs: 30_000 },
+    });
     const deadline = deadlineSignal(300, () => new TimeoutError('the finalize step is past its budget'));
     const t0 = Date.now();
-    await expect(finalize(thePlan(target.host), client, { signal: deadline.signal })).rejects.toBeInstanceOf(TimeoutError);
+    await expect(finalize(thePlan(target.host), client, { signal: deadline.signal })).rejects.toBeInstanceOf(
+      TimeoutError,
+    );
     expect(Date.now() - t0).toBeLessThan(5000);
     deadline.clear();
     target.verify(); // both HEADs were sent (at once), and nothing after them

@@ -21,11 +21,23 @@ describe('PartReader (fake source)', () => {
   afterEach(async () => {
     await src?.close();
   });
-  const reader = (o: { budget?: PartPool; timeouts?: ConstructorParameters<typeof RegistryClient>[0]['timeouts']; attempts?: number } = {}) => new PartReader({
-    source: new RegistryClient({ registry: src.host, insecure: true, timeouts: o.timeouts }),
-    repository: 'app', digest, size: data.length, concurrency: 2, partSize: 30, pool: o.budget ?? new PartPool(4),
-    retry: { maxAttempts: o.attempts ?? 3, baseDelayMs: 1, maxDelayMs: 2 },
-  });
+  const reader = (
+    o: {
+      budget?: PartPool;
+      timeouts?: ConstructorParameters<typeof RegistryClient>[0]['timeouts'];
+      attempts?: number;
+    } = {},
+  ) =>
+    new PartReader({
+      source: new RegistryClient({ registry: src.host, insecure: true, timeouts: o.timeouts }),
+      repository: 'app',
+      digest,
+      size: data.length,
+      concurrency: 2,
+      partSize: 30,
+      pool: o.budget ?? new PartPool(4),
+      retry: { maxAttempts: o.attempts ?? 3, baseDelayMs: 1, maxDelayMs: 2 },
+    });
 
   it('streams a range in order as blocks, and gives them back to the pool when released', async () => {
     src = await startFakeRegistry();
@@ -39,8 +51,14 @@ describe('PartReader (fake source)', () => {
       return b;
     };
     const r = new PartReader({
-      source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: bigDigest, size: big.length,
-      concurrency: 2, partSize: 100 * 1024, pool: budget, retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      source: new RegistryClient({ registry: src.host, insecure: true }),
+      repository: 'app',
+      digest: bigDigest,
+      size: big.length,
+      concurrency: 2,
+      partSize: 100 * 1024,
+      pool: budget,
+      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
     });
     r.chunk(0, big.length, Infinity);
     const stream = r.stream(0, big.length);
@@ -66,15 +84,25 @@ describe('PartReader (fake source)', () => {
     const part = await r.part(0);
     r.close();
     expect(part.data.equals(data.subarray(0, 30))).toBe(true);
-    expect(src.requests.filter((q) => q.method === 'GET' && /-29$/.test(String(q.headers.range))).map((q) => q.headers.range)).toEqual(['bytes=0-29', 'bytes=10-29']);
+    expect(
+      src.requests
+        .filter((q) => q.method === 'GET' && /-29$/.test(String(q.headers.range)))
+        .map((q) => q.headers.range),
+    ).toEqual(['bytes=0-29', 'bytes=10-29']);
   });
 
   it('fetches few parts ahead of an upload that is slower than the source', async () => {
     src = await startFakeRegistry();
     src.putBlob('app', big);
     const r = new PartReader({
-      source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: bigDigest, size: big.length,
-      concurrency: 8, partSize: 10 * 1024, pool: new PartPool(16), retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      source: new RegistryClient({ registry: src.host, insecure: true }),
+      repository: 'app',
+      digest: bigDigest,
+      size: big.length,
+      concurrency: 8,
+      partSize: 10 * 1024,
+      pool: new PartPool(16),
+      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
     });
     r.chunk(0, big.length, Infinity);
     const stream = r.stream(0, big.length);
@@ -102,8 +130,14 @@ describe('PartReader (fake source)', () => {
     src.putBlob('app', blob);
     const budget = new PartPool(8, 2 * BLOCK_SIZE);
     const r = new PartReader({
-      source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: blobDigest, size: blob.length,
-      concurrency: 4, partSize: 2 * BLOCK_SIZE, pool: budget, retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      source: new RegistryClient({ registry: src.host, insecure: true }),
+      repository: 'app',
+      digest: blobDigest,
+      size: blob.length,
+      concurrency: 4,
+      partSize: 2 * BLOCK_SIZE,
+      pool: budget,
+      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
     });
     r.chunk(0, blob.length, Infinity);
     const stream = r.stream(0, blob.length);
@@ -134,8 +168,14 @@ describe('PartReader (fake source)', () => {
     if (delayMs) src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'delay', ms: delayMs } });
     const partSize = 256 * 1024;
     const r = new PartReader({
-      source: new RegistryClient({ registry: src.host, insecure: true }), repository: 'app', digest: blobDigest, size: blob.length,
-      concurrency: 2, partSize, pool: new PartPool(8, 64 * BLOCK_SIZE), retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      source: new RegistryClient({ registry: src.host, insecure: true }),
+      repository: 'app',
+      digest: blobDigest,
+      size: blob.length,
+      concurrency: 2,
+      partSize,
+      pool: new PartPool(8, 64 * BLOCK_SIZE),
+      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
     });
     r.chunk(0, blob.length, Infinity);
     const stream = r.stream(0, blob.length);
@@ -144,16 +184,18 @@ describe('PartReader (fake source)', () => {
     stream.release(true);
     r.close();
     expect(n).toBe(blob.length);
-    const lengths = src.requests.filter((q) => q.method === 'GET').map((q) => {
-      const [a, b] = String(q.headers.range).replace('bytes=', '').split('-').map(Number);
-      return b! - a! + 1;
-    });
+    const lengths = src.requests
+      .filter((q) => q.method === 'GET')
+      .map((q) => {
+        const [a, b] = String(q.headers.range).replace('bytes=', '').split('-').map(Number);
+        return b! - a! + 1;
+      });
     expect(Math.max(...lengths)).toBeLessThanOrEqual(MAX_PART_GROWTH * partSize);
     if (grows) expect(Math.max(...lengths)).toBeGreaterThan(partSize);
     else expect(lengths.every((x) => x === partSize)).toBe(true);
   });
 
-  it('a part that fails every time costs exactly the part policy\'s attempts', async () => {
+  it("a part that fails every time costs exactly the part policy's attempts", async () => {
     src = await startFakeRegistry();
     src.putBlob('app', data);
     src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'status', status: 503 } });
@@ -178,7 +220,9 @@ describe('PartReader (fake source)', () => {
     r.close();
     expect(Date.now() - t0).toBeLessThan(5000);
     // the second attempt asks for what the first did not bring
-    const ranges = src.requests.filter((q) => q.method === 'GET' && /-29$/.test(String(q.headers.range))).map((q) => q.headers.range);
+    const ranges = src.requests
+      .filter((q) => q.method === 'GET' && /-29$/.test(String(q.headers.range)))
+      .map((q) => q.headers.range);
     expect(ranges).toHaveLength(2);
     expect(ranges[1]).toMatch(/^bytes=([1-9]\d*)-29$/);
   });

@@ -14,11 +14,18 @@ const retry = { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 };
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 function manifest(layers: number, layerSize = 1): Buffer {
-  return Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha('config'), size: 6 },
-    layers: Array.from({ length: layers }, (_, i) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(`layer ${i}`), size: layerSize })),
-  }));
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha('config'), size: 6 },
+      layers: Array.from({ length: layers }, (_, i) => ({
+        mediaType: 'application/vnd.oci.image.layer.v1.tar',
+        digest: sha(`layer ${i}`),
+        size: layerSize,
+      })),
+    }),
+  );
 }
 
 describe('plan limits (scripted source)', () => {
@@ -29,28 +36,55 @@ describe('plan limits (scripted source)', () => {
     await Promise.all(done.map((p) => p.close()));
     for (const p of done) p.verify();
   });
-  const options = (source: ScriptedPeer, target: ScriptedPeer, limits: Partial<{ maxManifests: number; maxBlobs: number; maxImportBytes: number }> = {}) => ({
+  const options = (
+    source: ScriptedPeer,
+    target: ScriptedPeer,
+    limits: Partial<{ maxManifests: number; maxBlobs: number; maxImportBytes: number }> = {},
+  ) => ({
     source: new RegistryClient({ registry: source.host, insecure: true, retry }),
     target: new RegistryClient({ registry: target.host, insecure: true, retry }),
-    maxManifests: 50, maxBlobs: 1000, maxImportBytes: 2 ** 40, ...limits,
+    maxManifests: 50,
+    maxBlobs: 1000,
+    maxImportBytes: 2 ** 40,
+    ...limits,
   });
 
   it('a fan-out bomb (an index of 50 children of 1,500 layers each) fails TOO_MANY_BLOBS after the first batch of children', async () => {
     const child = manifest(1500);
-    const index = Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: OCI_INDEX,
-      manifests: Array.from({ length: 50 }, (_, i) => ({ mediaType: OCI_MANIFEST, digest: sha(child), size: child.length, platform: { os: 'linux', architecture: `a${i}` } })),
-    }));
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: Array.from({ length: 50 }, (_, i) => ({
+          mediaType: OCI_MANIFEST,
+          digest: sha(child),
+          size: child.length,
+          platform: { os: 'linux', architecture: `a${i}` },
+        })),
+      }),
+    );
     const source = await scripted([
-      { req: { method: 'GET', path: '/v2/evil/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_INDEX }, body: index } },
+      {
+        req: { method: 'GET', path: '/v2/evil/manifests/1' },
+        res: { status: 200, headers: { 'content-type': OCI_INDEX }, body: index },
+      },
       // one batch of 8 children fetched at once; the first of them breaks the limit, no further batch is asked for
-      ...Array.from({ length: 8 }, () => ({ req: { method: 'GET', path: `/v2/evil/manifests/${sha(child)}` }, res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: child } })),
+      ...Array.from({ length: 8 }, () => ({
+        req: { method: 'GET', path: `/v2/evil/manifests/${sha(child)}` },
+        res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: child },
+      })),
     ]);
     // the target tag is asked for while the source is read
     const target = await scripted([{ req: { method: 'HEAD', path: '/v2/evil/manifests/1' }, res: { status: 404 } }]);
     peers.push(source, target);
-    const err = await plan({ source: `${source.host}/evil:1`, target: target.host }, options(source, target)).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'TOO_MANY_BLOBS', temporary: false, message: expect.stringContaining('more than 1000 unique blobs (MAX_BLOBS)') });
+    const err = await plan({ source: `${source.host}/evil:1`, target: target.host }, options(source, target)).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({
+      code: 'TOO_MANY_BLOBS',
+      temporary: false,
+      message: expect.stringContaining('more than 1000 unique blobs (MAX_BLOBS)'),
+    });
     source.verify();
     target.verify();
   });
@@ -58,8 +92,14 @@ describe('plan limits (scripted source)', () => {
   it('refuses an import larger than MAX_IMPORT_BYTES, and one blob alone larger than it', async () => {
     const big = manifest(3, 400);
     const source = await scripted([
-      { req: { method: 'GET', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: big } },
-      { req: { method: 'GET', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: big } },
+      {
+        req: { method: 'GET', path: '/v2/app/manifests/1' },
+        res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: big },
+      },
+      {
+        req: { method: 'GET', path: '/v2/app/manifests/1' },
+        res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: big },
+      },
     ]);
     // the target tag is asked for while the source is read (the answer may come after the refusal)
     const target = await scripted([
@@ -67,36 +107,58 @@ describe('plan limits (scripted source)', () => {
       { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 404 } },
     ]);
     peers.push(source, target);
-    await expect(plan({ source: `${source.host}/app:1`, target: target.host }, options(source, target, { maxImportBytes: 1000 })))
-      .rejects.toMatchObject({ code: 'IMPORT_TOO_LARGE', message: expect.stringContaining('(MAX_IMPORT_BYTES)') });
-    await expect(plan({ source: `${source.host}/app:1`, target: target.host }, options(source, target, { maxImportBytes: 300 })))
-      .rejects.toMatchObject({ code: 'IMPORT_TOO_LARGE', message: expect.stringContaining('alone is 400') });
+    await expect(
+      plan({ source: `${source.host}/app:1`, target: target.host }, options(source, target, { maxImportBytes: 1000 })),
+    ).rejects.toMatchObject({ code: 'IMPORT_TOO_LARGE', message: expect.stringContaining('(MAX_IMPORT_BYTES)') });
+    await expect(
+      plan({ source: `${source.host}/app:1`, target: target.host }, options(source, target, { maxImportBytes: 300 })),
+    ).rejects.toMatchObject({ code: 'IMPORT_TOO_LARGE', message: expect.stringContaining('alone is 400') });
     source.verify();
     await vi.waitFor(() => target.verify());
   });
 
   it('refuses an index over MAX_MANIFESTS before fetching any child', async () => {
-    const index = Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: OCI_INDEX,
-      manifests: Array.from({ length: 51 }, (_, i) => ({ mediaType: OCI_MANIFEST, digest: sha(`m${i}`), size: 10 })),
-    }));
-    const source = await scripted([{ req: { method: 'GET', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_INDEX }, body: index } }]);
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: Array.from({ length: 51 }, (_, i) => ({ mediaType: OCI_MANIFEST, digest: sha(`m${i}`), size: 10 })),
+      }),
+    );
+    const source = await scripted([
+      {
+        req: { method: 'GET', path: '/v2/app/manifests/1' },
+        res: { status: 200, headers: { 'content-type': OCI_INDEX }, body: index },
+      },
+    ]);
     const target = await scripted([{ req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 404 } }]);
     peers.push(source, target);
-    await expect(plan({ source: `${source.host}/app:1`, target: target.host }, options(source, target))).rejects.toMatchObject({ code: 'TOO_MANY_MANIFESTS' });
+    await expect(
+      plan({ source: `${source.host}/app:1`, target: target.host }, options(source, target)),
+    ).rejects.toMatchObject({ code: 'TOO_MANY_MANIFESTS' });
     source.verify();
     await vi.waitFor(() => target.verify());
   });
 
   it('a plan within the limits: one manifest GET, and meanwhile one HEAD of each target tag', async () => {
     const m = manifest(2, 10);
-    const source = await scripted([{ req: { method: 'GET', path: '/v2/app/manifests/1' }, res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: m } }]);
-    const target = await scripted([[
-      { req: { method: 'HEAD', path: '/v2/mirror/app/manifests/1' }, res: { status: 404 } },
-      { req: { method: 'HEAD', path: '/v2/mirror/app/manifests/stable' }, res: { status: 404 } },
-    ]]);
+    const source = await scripted([
+      {
+        req: { method: 'GET', path: '/v2/app/manifests/1' },
+        res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: m },
+      },
+    ]);
+    const target = await scripted([
+      [
+        { req: { method: 'HEAD', path: '/v2/mirror/app/manifests/1' }, res: { status: 404 } },
+        { req: { method: 'HEAD', path: '/v2/mirror/app/manifests/stable' }, res: { status: 404 } },
+      ],
+    ]);
     peers.push(source, target);
-    const p = await plan({ source: `${source.host}/app:1`, target: target.host, images: ['mirror/app:1', 'mirror/app:stable'] }, options(source, target));
+    const p = await plan(
+      { source: `${source.host}/app:1`, target: target.host, images: ['mirror/app:1', 'mirror/app:stable'] },
+      options(source, target),
+    );
     expect(p).toMatchObject({ root: { digest: sha(m) }, blobs: [{ size: 6 }, { size: 10 }, { size: 10 }] });
     source.verify();
     target.verify();

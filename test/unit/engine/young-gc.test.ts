@@ -19,7 +19,10 @@ describe('collectYoungGarbage', () => {
     } finally {
       observer.disconnect();
     }
-    const minor = seen.filter((e) => (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR);
+    const minor = seen.filter(
+      (e) =>
+        (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR,
+    );
     expect(minor.length).toBeGreaterThanOrEqual(2);
     expect(runInNewContext('typeof gc')).toBe('undefined');
   });

@@ -12,8 +12,10 @@ const KEY = Buffer.alloc(32, 7).toString('base64');
 
 function post(body: string, headers: Record<string, string> = {}): HttpRequest {
   return new HttpRequest({
-    method: 'POST', url: 'http://127.0.0.1:7071/api/imports',
-    headers: { 'content-type': 'application/json', ...headers }, body: { string: body },
+    method: 'POST',
+    url: 'http://127.0.0.1:7071/api/imports',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: { string: body },
   });
 }
 
@@ -25,8 +27,11 @@ describe('POST /api/imports', () => {
   let t: TestService;
   beforeEach(() => {
     t = testService({
-      TARGET_REGISTRY: 'myregistry.example', ALLOWED_SOURCES: '*,10.1.2.3:5000', CREDENTIAL_KEY: KEY,
-      REGISTRY_CREDENTIALS__dockerhub__USERNAME: 'hubuser', REGISTRY_CREDENTIALS__dockerhub__PASSWORD: 'hub-secret-pw',
+      TARGET_REGISTRY: 'myregistry.example',
+      ALLOWED_SOURCES: '*,10.1.2.3:5000',
+      CREDENTIAL_KEY: KEY,
+      REGISTRY_CREDENTIALS__dockerhub__USERNAME: 'hubuser',
+      REGISTRY_CREDENTIALS__dockerhub__PASSWORD: 'hub-secret-pw',
       REGISTRY_CREDENTIALS__dockerhub__REGISTRIES: 'docker.io,auth.docker.io',
     });
     setImportService(t.service);
@@ -42,20 +47,56 @@ describe('POST /api/imports', () => {
     ['mistyped force', '{"source":"nginx:1.27","force":"yes"}', 400, 'INVALID_TYPE', 'force'],
     ['misspelt field', '{"source":"nginx:1.27","imgaes":["nginx:1.27"]}', 400, 'UNKNOWN_FIELD', 'imgaes'],
     ['uppercase repository in source', '{"source":"docker.io/Library/Nginx:1.27"}', 400, 'INVALID_REFERENCE', 'source'],
-    ['uppercase target repository', '{"source":"nginx:1.27","images":["Mirror/nginx:1.27"]}', 400, 'INVALID_REFERENCE', 'images[0]'],
+    [
+      'uppercase target repository',
+      '{"source":"nginx:1.27","images":["Mirror/nginx:1.27"]}',
+      400,
+      'INVALID_REFERENCE',
+      'images[0]',
+    ],
     ['bad tag', '{"source":"nginx:1.27","images":["nginx:-bad"]}', 400, 'INVALID_REFERENCE', 'images[0]'],
     ['short digest', '{"source":"nginx@sha256:abc123"}', 400, 'INVALID_REFERENCE', 'source'],
     ['.. path', '{"source":"ghcr.io/org/../etc:1"}', 400, 'INVALID_REFERENCE', 'source'],
     ['.. in repository', '{"source":"nginx:1.27","repository":"a/../b"}', 400, 'INVALID_REFERENCE', 'repository'],
-    ['repository with a tag', '{"source":"nginx:1.27","repository":"mirror/nginx:1.27"}', 400, 'INVALID_REFERENCE', 'repository'],
-    ['repository with a digest', `{"source":"nginx:1.27","repository":"mirror/nginx@sha256:${'a'.repeat(64)}"}`, 400, 'INVALID_REFERENCE', 'repository'],
-    ['link-local metadata address', '{"source":"169.254.169.254/latest/meta-data:1"}', 400, 'PRIVATE_ADDRESS', 'source'],
+    [
+      'repository with a tag',
+      '{"source":"nginx:1.27","repository":"mirror/nginx:1.27"}',
+      400,
+      'INVALID_REFERENCE',
+      'repository',
+    ],
+    [
+      'repository with a digest',
+      `{"source":"nginx:1.27","repository":"mirror/nginx@sha256:${'a'.repeat(64)}"}`,
+      400,
+      'INVALID_REFERENCE',
+      'repository',
+    ],
+    [
+      'link-local metadata address',
+      '{"source":"169.254.169.254/latest/meta-data:1"}',
+      400,
+      'PRIVATE_ADDRESS',
+      'source',
+    ],
     ['loopback source', '{"source":"127.0.0.1:5000/app:1"}', 400, 'PRIVATE_ADDRESS', 'source'],
     ['bad platform', '{"source":"nginx:1.27","platforms":["linux"]}', 400, 'INVALID_PLATFORM', 'platforms[0]'],
     ['username without password', '{"source":"nginx:1.27","username":"u"}', 400, 'MISSING_FIELD', 'password'],
-    ['unknown named credential', '{"source":"nginx:1.27","credential":"nope"}', 400, 'UNKNOWN_CREDENTIAL', 'credential'],
+    [
+      'unknown named credential',
+      '{"source":"nginx:1.27","credential":"nope"}',
+      400,
+      'UNKNOWN_CREDENTIAL',
+      'credential',
+    ],
     ['other target', '{"source":"nginx:1.27","target":"other.example"}', 400, 'TARGET_NOT_ALLOWED', 'target'],
-    ['digest as target image', `{"source":"nginx:1.27","images":["nginx@sha256:${'a'.repeat(64)}"]}`, 400, 'INVALID_REFERENCE', 'images[0]'],
+    [
+      'digest as target image',
+      `{"source":"nginx:1.27","images":["nginx@sha256:${'a'.repeat(64)}"]}`,
+      400,
+      'INVALID_REFERENCE',
+      'images[0]',
+    ],
     ['scheme in source', '{"source":"https://ghcr.io/org/app:1"}', 400, 'INVALID_REFERENCE', 'source'],
   ];
 
@@ -86,7 +127,10 @@ describe('POST /api/imports', () => {
   });
 
   it('accepts a valid request: 202, Location, Retry-After, a plan step enqueued', async () => {
-    const res = await createImport(post('{"source":"docker.io/library/nginx:1.27","images":["nginx:1.27","nginx:stable"]}'), ctx());
+    const res = await createImport(
+      post('{"source":"docker.io/library/nginx:1.27","images":["nginx:1.27","nginx:stable"]}'),
+      ctx(),
+    );
     expect(res.status).toBe(202);
     const body = res.jsonBody as { id: string; status: string; statusUrl: string };
     expect(body.status).toBe('queued');
@@ -95,24 +139,35 @@ describe('POST /api/imports', () => {
     expect((res.headers as Record<string, string>)['retry-after']).toBe('5');
     expect(t.queue.sent.map((s) => s.message)).toEqual([{ v: 1, job: body.id, step: 'plan', mac: expect.any(String) }]);
 
-    const status = await getImport(new HttpRequest({ method: 'GET', url: body.statusUrl, params: { id: body.id } }), ctx());
+    const status = await getImport(
+      new HttpRequest({ method: 'GET', url: body.statusUrl, params: { id: body.id } }),
+      ctx(),
+    );
     expect(status.status).toBe(200);
     expect(status.jsonBody).toMatchObject({
-      id: body.id, status: 'queued', source: 'docker.io/library/nginx:1.27',
+      id: body.id,
+      status: 'queued',
+      source: 'docker.io/library/nginx:1.27',
       targets: ['myregistry.example/nginx:1.27', 'myregistry.example/nginx:stable'],
       progress: { manifests: 0, blobsTotal: 0, blobsDone: 0, bytesTotal: 0, bytesCopied: 0 },
     });
   });
 
   it('stores inline credentials encrypted and never returns or enqueues them', async () => {
-    const res = await createImport(post('{"source":"ghcr.io/org/app:1","username":"bob","password":"s3cret-pass-word"}'), ctx());
+    const res = await createImport(
+      post('{"source":"ghcr.io/org/app:1","username":"bob","password":"s3cret-pass-word"}'),
+      ctx(),
+    );
     expect(res.status).toBe(202);
     const id = (res.jsonBody as { id: string }).id;
     const stored = [...t.docs.dump().values()].join('\n');
     expect(stored).not.toContain('s3cret-pass-word');
     expect(stored).not.toContain('bob');
     expect(JSON.stringify(t.queue.sent)).not.toContain('s3cret');
-    const status = await getImport(new HttpRequest({ method: 'GET', url: `http://x/api/imports/${id}`, params: { id } }), ctx());
+    const status = await getImport(
+      new HttpRequest({ method: 'GET', url: `http://x/api/imports/${id}`, params: { id } }),
+      ctx(),
+    );
     expect(JSON.stringify(status.jsonBody)).not.toContain('s3cret');
   });
 
@@ -135,7 +190,10 @@ describe('POST /api/imports', () => {
 
   it('answers 404 for an unknown id', async () => {
     const id = '00000000-0000-4000-8000-000000000000';
-    const res = await getImport(new HttpRequest({ method: 'GET', url: `http://x/api/imports/${id}`, params: { id } }), ctx());
+    const res = await getImport(
+      new HttpRequest({ method: 'GET', url: `http://x/api/imports/${id}`, params: { id } }),
+      ctx(),
+    );
     expect(res.status).toBe(404);
     expect((res.jsonBody as { error: { code: string } }).error.code).toBe('NOT_FOUND');
   });

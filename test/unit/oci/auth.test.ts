@@ -14,8 +14,11 @@ const BASIC = `Basic ${Buffer.from('hubuser:hub-secret').toString('base64')}`;
 const digest = `sha256:${'a'.repeat(64)}`;
 
 const bound = (patterns: string[]): BoundCredentials => ({
-  username: 'hubuser', password: 'hub-secret', label: 'credential "hub"',
-  mayReceive: (host) => patterns.some((p) => matchesPattern(host, p)), bindingSetting: 'REGISTRY_CREDENTIALS__hub__REGISTRIES',
+  username: 'hubuser',
+  password: 'hub-secret',
+  label: 'credential "hub"',
+  mayReceive: (host) => patterns.some((p) => matchesPattern(host, p)),
+  bindingSetting: 'REGISTRY_CREDENTIALS__hub__REGISTRIES',
 });
 
 describe('challenge auth (scripted)', () => {
@@ -29,16 +32,42 @@ describe('challenge auth (scripted)', () => {
 
   it('Bearer: 401 → token GET with the credentials on the realm (same host, another port the binding names) → the request again with the token', async () => {
     const realm = await scripted([
-      { req: { method: 'GET', path: /^\/token\?service=reg&scope=repository%3Aapp%3Apull&account=hubuser$/, headers: { authorization: BASIC } }, res: { status: 200, body: '{"token":"t1","expires_in":300}' } },
+      {
+        req: {
+          method: 'GET',
+          path: /^\/token\?service=reg&scope=repository%3Aapp%3Apull&account=hubuser$/,
+          headers: { authorization: BASIC },
+        },
+        res: { status: 200, body: '{"token":"t1","expires_in":300}' },
+      },
     ]);
     const registry = await scripted([
-      { req: { method: 'HEAD', path: `/v2/app/manifests/1`, headers: { authorization: undefined } }, res: { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm.url}/token",service="reg",scope="repository:app:pull"` } } },
-      { req: { method: 'HEAD', path: `/v2/app/manifests/1`, headers: { authorization: 'Bearer t1' } }, res: { status: 200, headers: { 'docker-content-digest': digest } } },
+      {
+        req: { method: 'HEAD', path: `/v2/app/manifests/1`, headers: { authorization: undefined } },
+        res: {
+          status: 401,
+          headers: {
+            'www-authenticate': `Bearer realm="${realm.url}/token",service="reg",scope="repository:app:pull"`,
+          },
+        },
+      },
+      {
+        req: { method: 'HEAD', path: `/v2/app/manifests/1`, headers: { authorization: 'Bearer t1' } },
+        res: { status: 200, headers: { 'docker-content-digest': digest } },
+      },
       // the token is reused for the same scope
-      { req: { method: 'HEAD', path: `/v2/app/manifests/2`, headers: { authorization: 'Bearer t1' } }, res: { status: 404 } },
+      {
+        req: { method: 'HEAD', path: `/v2/app/manifests/2`, headers: { authorization: 'Bearer t1' } },
+        res: { status: 404 },
+      },
     ]);
     peers.push(realm, registry);
-    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound([registry.host, realm.host]) });
+    const client = new RegistryClient({
+      registry: registry.host,
+      insecure: true,
+      retry,
+      credentials: bound([registry.host, realm.host]),
+    });
     expect((await client.headManifest('app', '1'))?.digest).toBe(digest);
     expect(await client.headManifest('app', '2')).toBeUndefined();
     registry.verify();
@@ -47,12 +76,24 @@ describe('challenge auth (scripted)', () => {
 
   it('a bound credential is not sent to a token realm on another host its binding does not name', async () => {
     const registry = await scripted([
-      { req: { method: 'HEAD', path: `/v2/app/manifests/1` }, res: { status: 401, headers: { 'www-authenticate': 'Bearer realm="http://collector.test:9/token",service="x"' } } },
+      {
+        req: { method: 'HEAD', path: `/v2/app/manifests/1` },
+        res: {
+          status: 401,
+          headers: { 'www-authenticate': 'Bearer realm="http://collector.test:9/token",service="x"' },
+        },
+      },
     ]);
     peers.push(registry);
-    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound([registry.host]) });
+    const client = new RegistryClient({
+      registry: registry.host,
+      insecure: true,
+      retry,
+      credentials: bound([registry.host]),
+    });
     await expect(client.headManifest('app', '1')).rejects.toMatchObject({
-      code: 'CREDENTIAL_NOT_ALLOWED', message: expect.stringContaining('may not be sent to collector.test:9'),
+      code: 'CREDENTIAL_NOT_ALLOWED',
+      message: expect.stringContaining('may not be sent to collector.test:9'),
     });
     registry.verify();
   });
@@ -60,12 +101,21 @@ describe('challenge auth (scripted)', () => {
   it('a credential bound to host:port is not sent to a token realm on the same host at another port', async () => {
     const realm = await scripted([]);
     const registry = await scripted([
-      { req: { method: 'HEAD', path: `/v2/app/manifests/1` }, res: { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm.url}/token",service="x"` } } },
+      {
+        req: { method: 'HEAD', path: `/v2/app/manifests/1` },
+        res: { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm.url}/token",service="x"` } },
+      },
     ]);
     peers.push(realm, registry);
-    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound([registry.host]) });
+    const client = new RegistryClient({
+      registry: registry.host,
+      insecure: true,
+      retry,
+      credentials: bound([registry.host]),
+    });
     await expect(client.headManifest('app', '1')).rejects.toMatchObject({
-      code: 'CREDENTIAL_NOT_ALLOWED', message: expect.stringContaining(`may not be sent to ${realm.host}, the token endpoint of ${registry.host}`),
+      code: 'CREDENTIAL_NOT_ALLOWED',
+      message: expect.stringContaining(`may not be sent to ${realm.host}, the token endpoint of ${registry.host}`),
     });
     expect(realm.seen).toEqual([]);
     registry.verify();
@@ -73,21 +123,40 @@ describe('challenge auth (scripted)', () => {
 
   it('a bound credential is not sent as Basic to a registry its binding does not name', async () => {
     const registry = await scripted([
-      { req: { method: 'HEAD', path: `/v2/app/manifests/1`, headers: { authorization: undefined } }, res: { status: 401, headers: { 'www-authenticate': 'Basic realm="r"' } } },
+      {
+        req: { method: 'HEAD', path: `/v2/app/manifests/1`, headers: { authorization: undefined } },
+        res: { status: 401, headers: { 'www-authenticate': 'Basic realm="r"' } },
+      },
     ]);
     peers.push(registry);
-    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound(['docker.io']) });
-    await expect(client.headManifest('app', '1')).rejects.toMatchObject({ code: 'CREDENTIAL_NOT_ALLOWED', message: expect.stringContaining('REGISTRY_CREDENTIALS__hub__REGISTRIES') });
+    const client = new RegistryClient({
+      registry: registry.host,
+      insecure: true,
+      retry,
+      credentials: bound(['docker.io']),
+    });
+    await expect(client.headManifest('app', '1')).rejects.toMatchObject({
+      code: 'CREDENTIAL_NOT_ALLOWED',
+      message: expect.stringContaining('REGISTRY_CREDENTIALS__hub__REGISTRIES'),
+    });
     registry.verify();
   });
 
   it('an auth failure names the credential, never its username', async () => {
     const realm = await scripted([{ req: { method: 'GET', path: /^\/token/ }, res: { status: 401 } }]);
     const registry = await scripted([
-      { req: { method: 'HEAD', path: `/v2/app/manifests/1` }, res: { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm.url}/token"` } } },
+      {
+        req: { method: 'HEAD', path: `/v2/app/manifests/1` },
+        res: { status: 401, headers: { 'www-authenticate': `Bearer realm="${realm.url}/token"` } },
+      },
     ]);
     peers.push(realm, registry);
-    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: bound(['127.0.0.1']) });
+    const client = new RegistryClient({
+      registry: registry.host,
+      insecure: true,
+      retry,
+      credentials: bound(['127.0.0.1']),
+    });
     const err = await client.headManifest('app', '1').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'AUTH_FAILED', message: expect.stringContaining('credential "hub"') });
     expect((err as Error).message).not.toContain('hubuser');

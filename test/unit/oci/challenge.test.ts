@@ -8,7 +8,11 @@ const cases: [label: string, header: string | string[] | null | undefined, expec
     [
       {
         scheme: 'bearer',
-        params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/nginx:pull' },
+        params: {
+          realm: 'https://auth.docker.io/token',
+          service: 'registry.docker.io',
+          scope: 'repository:library/nginx:pull',
+        },
       },
     ],
   ],
@@ -64,12 +68,22 @@ const cases: [label: string, header: string | string[] | null | undefined, expec
   [
     'ECR Basic',
     'Basic realm="https://123456789012.dkr.ecr.us-east-1.amazonaws.com/",service="ecr.amazonaws.com"',
-    [{ scheme: 'basic', params: { realm: 'https://123456789012.dkr.ecr.us-east-1.amazonaws.com/', service: 'ecr.amazonaws.com' } }],
+    [
+      {
+        scheme: 'basic',
+        params: { realm: 'https://123456789012.dkr.ecr.us-east-1.amazonaws.com/', service: 'ecr.amazonaws.com' },
+      },
+    ],
   ],
   [
     'GHCR',
     'Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:user/image:pull"',
-    [{ scheme: 'bearer', params: { realm: 'https://ghcr.io/token', service: 'ghcr.io', scope: 'repository:user/image:pull' } }],
+    [
+      {
+        scheme: 'bearer',
+        params: { realm: 'https://ghcr.io/token', service: 'ghcr.io', scope: 'repository:user/image:pull' },
+      },
+    ],
   ],
   [
     'Quay',
@@ -77,7 +91,11 @@ const cases: [label: string, header: string | string[] | null | undefined, expec
     [
       {
         scheme: 'bearer',
-        params: { realm: 'https://quay.io/v2/auth', service: 'quay.io', scope: 'repository:prometheus/node-exporter:pull' },
+        params: {
+          realm: 'https://quay.io/v2/auth',
+          service: 'quay.io',
+          scope: 'repository:prometheus/node-exporter:pull',
+        },
       },
     ],
   ],
@@ -122,7 +140,11 @@ const cases: [label: string, header: string | string[] | null | undefined, expec
     [
       {
         scheme: 'bearer',
-        params: { realm: 'https://auth.example.com/token', service: 'registry.example.com', scope: 'repository:a:pull' },
+        params: {
+          realm: 'https://auth.example.com/token',
+          service: 'registry.example.com',
+          scope: 'repository:a:pull',
+        },
       },
     ],
   ],
@@ -149,11 +171,7 @@ const cases: [label: string, header: string | string[] | null | undefined, expec
       { scheme: 'bearer', params: { realm: 'r' } },
     ],
   ],
-  [
-    'empty quoted value',
-    'Bearer realm="r",error=""',
-    [{ scheme: 'bearer', params: { realm: 'r', error: '' } }],
-  ],
+  ['empty quoted value', 'Bearer realm="r",error=""', [{ scheme: 'bearer', params: { realm: 'r', error: '' } }]],
   [
     'repeated parameter: first wins',
     'Bearer realm="first",realm="second"',
@@ -165,10 +183,14 @@ const cases: [label: string, header: string | string[] | null | undefined, expec
     [{ scheme: 'bearer', params: { service: 's', realm: 'https://x/tok, en' } }],
   ],
   ['parameter without a scheme is dropped', 'realm="x"', []],
-  ['junk is skipped up to the next comma', 'Bearer realm="r" junk, service="s", ???, Basic', [
-    { scheme: 'bearer', params: { realm: 'r', service: 's' } },
-    { scheme: 'basic', params: {} },
-  ]],
+  [
+    'junk is skipped up to the next comma',
+    'Bearer realm="r" junk, service="s", ???, Basic',
+    [
+      { scheme: 'bearer', params: { realm: 'r', service: 's' } },
+      { scheme: 'basic', params: {} },
+    ],
+  ],
   [
     '__proto__ is an ordinary key',
     'Bearer __proto__="x",realm="r"',

@@ -9,7 +9,8 @@ import {
 } from '../../../lib/oci/digest.js';
 
 const HEX64 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
-const HEX128 = 'cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e';
+const HEX128 =
+  'cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e';
 
 describe('parseDigest', () => {
   it.each([
@@ -36,7 +37,11 @@ describe('parseDigest', () => {
     ['bare sha256 hex', HEX64, 'missing algorithm prefix; write "sha256:" before the hex'],
     ['bare sha512 hex', HEX128, 'missing algorithm prefix; write "sha512:" before the hex'],
     ['missing colon', 'sha256abc', 'missing ":" between algorithm and hex'],
-    ['non-hex character', `sha256:${HEX64.slice(0, 10)}g${HEX64.slice(11)}`, '"g" at position 11 of the hex part is not a hex character'],
+    [
+      'non-hex character',
+      `sha256:${HEX64.slice(0, 10)}g${HEX64.slice(11)}`,
+      '"g" at position 11 of the hex part is not a hex character',
+    ],
     ['second colon', `sha256:sha256:${HEX64}`, '"s" at position 1 of the hex part'],
     ['leading space', ` sha256:${HEX64}`, 'unsupported algorithm " sha256"'],
     ['trailing newline', `sha256:${HEX64}\n`, '"\\n" at position 65'],
@@ -58,14 +63,20 @@ describe('parseDigest', () => {
   });
 
   it('formats the message as the brief example', () => {
-    expect(() => parseDigest('sha256:abc')).toThrow('invalid digest "sha256:abc": sha256 needs 64 hex characters, got 3');
+    expect(() => parseDigest('sha256:abc')).toThrow(
+      'invalid digest "sha256:abc": sha256 needs 64 hex characters, got 3',
+    );
   });
 });
 
 describe('sha256Digest', () => {
   it.each([
     ['empty input', new Uint8Array(), `sha256:${HEX64}`],
-    ['"abc"', new TextEncoder().encode('abc'), 'sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'],
+    [
+      '"abc"',
+      new TextEncoder().encode('abc'),
+      'sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    ],
   ])('hashes %s', (_label, data, expected) => {
     const d = sha256Digest(data);
     expect(d).toBe(expected);

@@ -20,13 +20,27 @@ describe('challenges are learned from the registry itself, and only once they wo
 
   it('a 401 challenge from a cross-origin redirect target is not learned: its realm sees no request and no credential', async () => {
     const evil = await scripted([
-      { req: { method: 'GET', path: '/blob' }, res: (_req, _body, self) => ({ status: 401, headers: { 'www-authenticate': `Bearer realm="${self.url}/token",service="evil"` } }) },
+      {
+        req: { method: 'GET', path: '/blob' },
+        res: (_req, _body, self) => ({
+          status: 401,
+          headers: { 'www-authenticate': `Bearer realm="${self.url}/token",service="evil"` },
+        }),
+      },
     ]);
     const registry = await scripted([
-      { req: { method: 'GET', path: `/v2/app/blobs/${digest}` }, res: { status: 307, headers: { location: `${evil.url}/blob` } } },
+      {
+        req: { method: 'GET', path: `/v2/app/blobs/${digest}` },
+        res: { status: 307, headers: { location: `${evil.url}/blob` } },
+      },
     ]);
     peers.push(evil, registry);
-    const client = new RegistryClient({ registry: registry.host, insecure: true, retry, credentials: { username: 'me', password: 'my-password' } });
+    const client = new RegistryClient({
+      registry: registry.host,
+      insecure: true,
+      retry,
+      credentials: { username: 'me', password: 'my-password' },
+    });
     const err = await client.getBlobRange('app', digest, 0, 9, () => {}).catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 401 });
     expect(evil.seen.map((r) => r.path)).toEqual(['/blob']); // no GET /token
@@ -38,9 +52,15 @@ describe('challenges are learned from the registry itself, and only once they wo
   it('a refused realm is not cached: the next request goes to the registry again (and succeeds once it answers)', async () => {
     const registry = await scripted([
       // a challenge naming a realm the guard refuses (the name resolves to loopback, which no explicit pattern names)
-      { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 401, headers: { 'www-authenticate': 'Bearer realm="http://realm.test:9/token",service="x"' } } },
+      {
+        req: { method: 'HEAD', path: '/v2/app/manifests/1' },
+        res: { status: 401, headers: { 'www-authenticate': 'Bearer realm="http://realm.test:9/token",service="x"' } },
+      },
       // the registry then takes anonymous requests
-      { req: { method: 'HEAD', path: '/v2/app/manifests/1', headers: { authorization: undefined } }, res: { status: 200, headers: { 'docker-content-digest': digest } } },
+      {
+        req: { method: 'HEAD', path: '/v2/app/manifests/1', headers: { authorization: undefined } },
+        res: { status: 200, headers: { 'docker-content-digest': digest } },
+      },
     ]);
     peers.push(registry);
     const lookups: string[] = [];

@@ -65,13 +65,22 @@ const valid: [input: string, expected: Reference][] = [
   ['ghcr.io/org/team/sub/app:v1.2.3', { registry: 'ghcr.io', repository: 'org/team/sub/app', tag: 'v1.2.3' }],
   ['ghcr.io/app', { registry: 'ghcr.io', repository: 'app' }],
   [`host:5000/a/b:tag@sha256:${HEX}`, { registry: 'host:5000', repository: 'a/b', tag: 'tag', digest: D }],
-  ['myreg.azurecr.io/samples/hello-world:v1', { registry: 'myreg.azurecr.io', repository: 'samples/hello-world', tag: 'v1' }],
+  [
+    'myreg.azurecr.io/samples/hello-world:v1',
+    { registry: 'myreg.azurecr.io', repository: 'samples/hello-world', tag: 'v1' },
+  ],
   [
     '123456789012.dkr.ecr.us-east-1.amazonaws.com/app:latest',
     { registry: '123456789012.dkr.ecr.us-east-1.amazonaws.com', repository: 'app', tag: 'latest' },
   ],
-  ['europe-docker.pkg.dev/proj/repo/img:1', { registry: 'europe-docker.pkg.dev', repository: 'proj/repo/img', tag: '1' }],
-  ['quay.io/prometheus/node-exporter:v1.8.0', { registry: 'quay.io', repository: 'prometheus/node-exporter', tag: 'v1.8.0' }],
+  [
+    'europe-docker.pkg.dev/proj/repo/img:1',
+    { registry: 'europe-docker.pkg.dev', repository: 'proj/repo/img', tag: '1' },
+  ],
+  [
+    'quay.io/prometheus/node-exporter:v1.8.0',
+    { registry: 'quay.io', repository: 'prometheus/node-exporter', tag: 'v1.8.0' },
+  ],
   ['mcr.microsoft.com/dotnet/aspnet:8.0', { registry: 'mcr.microsoft.com', repository: 'dotnet/aspnet', tag: '8.0' }],
   ['Registry.Example.COM:5000/x', { registry: 'registry.example.com:5000', repository: 'x' }],
   ['a.b/x', { registry: 'a.b', repository: 'x' }],
@@ -153,8 +162,16 @@ const invalid: [label: string, input: string, fragment: string][] = [
   ['tag without repository', ':1.0', 'empty repository'],
   ['digest without repository', `@sha256:${HEX}`, 'empty repository'],
   ['":" without tag', 'nginx:', '":" must be followed by a tag'],
-  ['tag of 129 characters', `nginx:${'a'.repeat(129)}`, 'at most 128 characters of [A-Za-z0-9_.-], not starting with . or - (it has 129 characters)'],
-  ['tag starting with "."', 'nginx:.hidden', 'is invalid: at most 128 characters of [A-Za-z0-9_.-], not starting with . or - (it starts with ".")'],
+  [
+    'tag of 129 characters',
+    `nginx:${'a'.repeat(129)}`,
+    'at most 128 characters of [A-Za-z0-9_.-], not starting with . or - (it has 129 characters)',
+  ],
+  [
+    'tag starting with "."',
+    'nginx:.hidden',
+    'is invalid: at most 128 characters of [A-Za-z0-9_.-], not starting with . or - (it starts with ".")',
+  ],
   ['tag starting with "-"', 'nginx:-rc', '(it starts with "-")'],
   ['tag with "+"', 'nginx:1.0+build', 'tag "1.0+build" is invalid'],
   ['tag with a second ":"', 'nginx:1:2', '(it contains ":")'],
@@ -177,7 +194,11 @@ const invalid: [label: string, input: string, fragment: string][] = [
   ['emoji', 'ghcr.io/app:🚀', 'non-ASCII character "🚀" (U+1F680)'],
   ['control character', 'nginx\u0000', 'control character U+0000 at position 6'],
   ['http:// scheme', 'http://ghcr.io/org/app', 'drop the "http://" prefix'],
-  ['https:// scheme', 'https://myreg.azurecr.io/app:1', 'drop the "https://" prefix: a reference is "registry/repository[:tag][@digest]", not a URL'],
+  [
+    'https:// scheme',
+    'https://myreg.azurecr.io/app:1',
+    'drop the "https://" prefix: a reference is "registry/repository[:tag][@digest]", not a URL',
+  ],
   ['docker:// transport', 'docker://nginx', 'drop the "docker://" prefix'],
   ['port 0', 'host:0/x', 'registry "host:0" is invalid: port 0 is out of range 1-65535'],
   ['port 70000', 'host:70000/x', 'port 70000 is out of range 1-65535'],
@@ -194,11 +215,19 @@ const invalid: [label: string, input: string, fragment: string][] = [
   ['host label starting with "-"', '-bad.example.com/x', 'host name label "-bad" must not start or end with "-"'],
   ['empty host label', 'a..b/x', 'has an empty label'],
   ['"!" in repository', 'ghcr.io/org/app!', 'character "!" is not allowed in a repository'],
-  ['component starting with "-"', 'ghcr.io/-app', 'path component "-app" must start and end with a lowercase letter or digit'],
+  [
+    'component starting with "-"',
+    'ghcr.io/-app',
+    'path component "-app" must start and end with a lowercase letter or digit',
+  ],
   ['three underscores', 'ghcr.io/a___b', 'path component "a___b" has an invalid separator'],
   ['mixed separators', 'ghcr.io/a.-b', 'has an invalid separator'],
   ['repository over 255', 'a'.repeat(256), 'repository is 256 characters long; at most 255 are allowed'],
-  ['name over 255', `ghcr.io/${'a'.repeat(250)}`, 'name is 258 characters long; registry, "/" and repository together may have at most 255'],
+  [
+    'name over 255',
+    `ghcr.io/${'a'.repeat(250)}`,
+    'name is 258 characters long; registry, "/" and repository together may have at most 255',
+  ],
 ];
 
 describe('parseReference: invalid references', () => {
@@ -228,7 +257,10 @@ describe('parseRepositoryTag', () => {
   });
 
   it.each([
-    ['ghcr.io/org/app:1.0', 'the target image must not contain a registry host; use --target for "ghcr.io" and give only "org/app:1.0" here'],
+    [
+      'ghcr.io/org/app:1.0',
+      'the target image must not contain a registry host; use --target for "ghcr.io" and give only "org/app:1.0" here',
+    ],
     ['localhost/x', 'the target image must not contain a registry host; use --target'],
     ['host:5000/x', 'use --target for "host:5000"'],
     ['docker.io/library/nginx', 'must not contain a registry host'],
@@ -272,9 +304,12 @@ describe('validateRepository / validateTag / validateRegistry', () => {
     expect(referenceError(() => validateTag(tag), tag).reason).toContain(fragment);
   });
 
-  it.each(['ghcr.io', 'localhost:5000', '[::1]:5000', '127.0.0.1', 'myreg.azurecr.io'])('registry %s is valid', (host) => {
-    expect(() => validateRegistry(host)).not.toThrow();
-  });
+  it.each(['ghcr.io', 'localhost:5000', '[::1]:5000', '127.0.0.1', 'myreg.azurecr.io'])(
+    'registry %s is valid',
+    (host) => {
+      expect(() => validateRegistry(host)).not.toThrow();
+    },
+  );
 
   it.each([
     ['', 'empty registry host'],

@@ -20,14 +20,19 @@ describe('transport (scripted)', () => {
     peer = undefined;
   });
 
-  it('retries an idempotent request on 503 up to the policy\'s attempts, then throws the registry error', async () => {
+  it("retries an idempotent request on 503 up to the policy's attempts, then throws the registry error", async () => {
     peer = await scripted([
       { req: { method: 'GET', path: '/v2/a/manifests/1' }, res: { status: 503 } },
       { req: { method: 'GET', path: '/v2/a/manifests/1' }, res: { status: 503 } },
-      { req: { method: 'GET', path: '/v2/a/manifests/1' }, res: { status: 503, body: registryErrors('UNAVAILABLE', 'down') } },
+      {
+        req: { method: 'GET', path: '/v2/a/manifests/1' },
+        res: { status: 503, body: registryErrors('UNAVAILABLE', 'down') },
+      },
     ]);
     const t = new Transport({ retry, side: 'source' });
-    const err = await t.send({ method: 'GET', url: new URL(`${peer.url}/v2/a/manifests/1`), scopes: [] }).catch((e: unknown) => e);
+    const err = await t
+      .send({ method: 'GET', url: new URL(`${peer.url}/v2/a/manifests/1`), scopes: [] })
+      .catch((e: unknown) => e);
     peer.verify();
     expect(err).toBeInstanceOf(RegistryError);
     expect(err).toMatchObject({ status: 503, code: 'UNAVAILABLE', temporary: true, side: 'source' });
@@ -36,30 +41,49 @@ describe('transport (scripted)', () => {
   it('sends a POST once: it is not idempotent', async () => {
     peer = await scripted([{ req: { method: 'POST', path: '/v2/a/blobs/uploads/' }, res: { status: 503 } }]);
     const t = new Transport({ retry });
-    await expect(t.send({ method: 'POST', url: new URL(`${peer.url}/v2/a/blobs/uploads/`), scopes: [] })).rejects.toMatchObject({ status: 503 });
+    await expect(
+      t.send({ method: 'POST', url: new URL(`${peer.url}/v2/a/blobs/uploads/`), scopes: [] }),
+    ).rejects.toMatchObject({ status: 503 });
     peer.verify();
   });
 
-  it('quotes a registry\'s error JSON, never a raw body (an internal service\'s answer stays out of messages)', async () => {
+  it("quotes a registry's error JSON, never a raw body (an internal service's answer stays out of messages)", async () => {
     peer = await scripted([
-      { req: { method: 'GET', path: '/v2/a/manifests/1' }, res: { status: 404, body: registryErrors('MANIFEST_UNKNOWN', 'manifest unknown') } },
-      { req: { method: 'GET', path: '/v2/a/manifests/2' }, res: { status: 403, body: '<html>internal admin console: secret=hunter2</html>' } },
+      {
+        req: { method: 'GET', path: '/v2/a/manifests/1' },
+        res: { status: 404, body: registryErrors('MANIFEST_UNKNOWN', 'manifest unknown') },
+      },
+      {
+        req: { method: 'GET', path: '/v2/a/manifests/2' },
+        res: { status: 403, body: '<html>internal admin console: secret=hunter2</html>' },
+      },
     ]);
     const t = new Transport({ retry });
-    const known = await t.expect({ method: 'GET', url: new URL(`${peer.url}/v2/a/manifests/1`), scopes: [] }, 200).catch((e: unknown) => e);
+    const known = await t
+      .expect({ method: 'GET', url: new URL(`${peer.url}/v2/a/manifests/1`), scopes: [] }, 200)
+      .catch((e: unknown) => e);
     expect((known as Error).message).toContain('MANIFEST_UNKNOWN: manifest unknown');
-    const raw = await t.expect({ method: 'GET', url: new URL(`${peer.url}/v2/a/manifests/2`), scopes: [] }, 200).catch((e: unknown) => e);
+    const raw = await t
+      .expect({ method: 'GET', url: new URL(`${peer.url}/v2/a/manifests/2`), scopes: [] }, 200)
+      .catch((e: unknown) => e);
     expect((raw as Error).message).toContain('answered 403');
     expect((raw as Error).message).not.toContain('hunter2');
     peer.verify();
   });
 
   it('ends a body that stops (no byte for the idle time) with TIMEOUT', async () => {
-    const client = (host: string) => new RegistryClient({ registry: host, insecure: true, retry: { ...retry, maxAttempts: 1 }, timeouts: fast });
-    peer = await scripted([{
-      req: { method: 'GET', path: '/v2/a/manifests/1' },
-      res: { status: 200, stallAfter: Buffer.from('{"schema'), headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } },
-    }]);
+    const client = (host: string) =>
+      new RegistryClient({ registry: host, insecure: true, retry: { ...retry, maxAttempts: 1 }, timeouts: fast });
+    peer = await scripted([
+      {
+        req: { method: 'GET', path: '/v2/a/manifests/1' },
+        res: {
+          status: 200,
+          stallAfter: Buffer.from('{"schema'),
+          headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        },
+      },
+    ]);
     const t0 = Date.now();
     await expect(client(peer.host).getManifest('a', '1')).rejects.toMatchObject({ code: 'TIMEOUT', temporary: true });
     expect(Date.now() - t0).toBeLessThan(5000);
@@ -69,21 +93,45 @@ describe('transport (scripted)', () => {
   it('refuses a redirect from https to plain http', async () => {
     const agent = new MockAgent();
     agent.disableNetConnect();
-    agent.get('https://registry.test').intercept({ path: '/v2/a/blobs/sha256:aa', method: 'GET' })
+    agent
+      .get('https://registry.test')
+      .intercept({ path: '/v2/a/blobs/sha256:aa', method: 'GET' })
       .reply(307, '', { headers: { location: 'http://storage.test/blob?sig=x' } });
     const t = new Transport({ retry, dispatcher: agent });
-    await expect(t.send({ method: 'GET', url: new URL('https://registry.test/v2/a/blobs/sha256:aa'), scopes: [], followRedirects: true }))
-      .rejects.toMatchObject({ code: 'INSECURE_REDIRECT', temporary: false });
+    await expect(
+      t.send({
+        method: 'GET',
+        url: new URL('https://registry.test/v2/a/blobs/sha256:aa'),
+        scopes: [],
+        followRedirects: true,
+      }),
+    ).rejects.toMatchObject({ code: 'INSECURE_REDIRECT', temporary: false });
     await agent.close();
   });
 
   it('drops Authorization on a redirect to another origin, keeps it on the same origin', async () => {
-    const storage = await scripted([{ req: { method: 'GET', path: '/blob?sig=1', headers: { authorization: undefined } }, res: { status: 200, body: 'x' } }]);
-    peer = await scripted([
-      { req: { method: 'GET', path: '/v2/a/blobs/sha256:aa', headers: { authorization: 'Basic dTpw' } }, res: { status: 307, headers: { location: `${storage.url}/blob?sig=1` } } },
+    const storage = await scripted([
+      {
+        req: { method: 'GET', path: '/blob?sig=1', headers: { authorization: undefined } },
+        res: { status: 200, body: 'x' },
+      },
     ]);
-    const t = new Transport({ retry, authenticator: { authorize: async () => 'Basic dTpw', onUnauthorized: async () => undefined } });
-    const res = await t.send({ method: 'GET', url: new URL(`${peer.url}/v2/a/blobs/sha256:aa`), scopes: [], followRedirects: true });
+    peer = await scripted([
+      {
+        req: { method: 'GET', path: '/v2/a/blobs/sha256:aa', headers: { authorization: 'Basic dTpw' } },
+        res: { status: 307, headers: { location: `${storage.url}/blob?sig=1` } },
+      },
+    ]);
+    const t = new Transport({
+      retry,
+      authenticator: { authorize: async () => 'Basic dTpw', onUnauthorized: async () => undefined },
+    });
+    const res = await t.send({
+      method: 'GET',
+      url: new URL(`${peer.url}/v2/a/blobs/sha256:aa`),
+      scopes: [],
+      followRedirects: true,
+    });
     await discard(res.body);
     expect(res.status).toBe(200);
     peer.verify();
@@ -94,14 +142,23 @@ describe('transport (scripted)', () => {
   it('a short Retry-After is waited, a long one is RATE_LIMITED at once (one request)', async () => {
     peer = await scripted([
       { req: { method: 'HEAD', path: '/v2/a/manifests/1' }, res: { status: 429, headers: { 'retry-after': '1' } } },
-      { req: { method: 'HEAD', path: '/v2/a/manifests/1' }, res: { status: 200, headers: { 'docker-content-digest': 'sha256:' + 'a'.repeat(64) } } },
-      { req: { method: 'HEAD', path: '/v2/a/manifests/2' }, res: { status: 429, headers: { 'retry-after': '999999' } } },
+      {
+        req: { method: 'HEAD', path: '/v2/a/manifests/1' },
+        res: { status: 200, headers: { 'docker-content-digest': 'sha256:' + 'a'.repeat(64) } },
+      },
+      {
+        req: { method: 'HEAD', path: '/v2/a/manifests/2' },
+        res: { status: 429, headers: { 'retry-after': '999999' } },
+      },
     ]);
     const client = new RegistryClient({ registry: peer.host, insecure: true, retry });
     const t0 = Date.now();
     expect((await client.headManifest('a', '1'))?.digest).toMatch(/^sha256:a+$/);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
-    await expect(client.headManifest('a', '2')).rejects.toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: 999_999_000 });
+    await expect(client.headManifest('a', '2')).rejects.toMatchObject({
+      code: 'RATE_LIMITED',
+      retryAfterMs: 999_999_000,
+    });
     peer.verify();
   });
 });

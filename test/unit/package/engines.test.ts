@@ -7,12 +7,15 @@ import { readFileSync } from 'node:fs';
 import semver from 'semver';
 import { describe, expect, it } from 'vitest';
 
-const read = (name: string) => JSON.parse(readFileSync(new URL(`../../../${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
+const read = (name: string) =>
+  JSON.parse(readFileSync(new URL(`../../../${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
 
 describe('engines.node', () => {
   it('is the highest floor among the runtime dependencies, and the Node.js this runs on meets it', () => {
     const pkg = read('package.json') as { engines: { node: string } };
-    const lock = read('package-lock.json') as { packages: Record<string, { dev?: boolean; devOptional?: boolean; engines?: { node?: string } }> };
+    const lock = read('package-lock.json') as {
+      packages: Record<string, { dev?: boolean; devOptional?: boolean; engines?: { node?: string } }>;
+    };
     let floor = '0.0.0';
     let from = '';
     for (const [path, info] of Object.entries(lock.packages)) {

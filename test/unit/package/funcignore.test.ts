@@ -8,7 +8,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  AzdIgnore, CoreToolsIgnore, azdFiles, azdRemoteBuildError, coreToolsFiles, fnmatch, packageFiles, remoteBuildOf,
+  AzdIgnore,
+  CoreToolsIgnore,
+  azdFiles,
+  azdRemoteBuildError,
+  coreToolsFiles,
+  fnmatch,
+  packageFiles,
+  remoteBuildOf,
 } from '../../../scripts/package/funcignore.js';
 
 describe('fnmatch (danwakefield/fnmatch)', () => {
@@ -104,16 +111,43 @@ describe('the two walks and their agreement', () => {
   };
 
   it('built-in exclusions: azd .azure/, .funcignore, local.settings.json; Core Tools .git/, .vscode/, .gitignore, project.lock.json', () => {
-    const dir = tree(['host.json', '.azure/env/.env', '.git/HEAD', '.vscode/settings.json', '.gitignore', '.funcignore',
-      'local.settings.json', 'sub/local.settings.json', 'project.lock.json']);
-    expect(azdFiles(dir, '')).toEqual(['.git/HEAD', '.gitignore', '.vscode/settings.json', 'host.json', 'project.lock.json']);
+    const dir = tree([
+      'host.json',
+      '.azure/env/.env',
+      '.git/HEAD',
+      '.vscode/settings.json',
+      '.gitignore',
+      '.funcignore',
+      'local.settings.json',
+      'sub/local.settings.json',
+      'project.lock.json',
+    ]);
+    expect(azdFiles(dir, '')).toEqual([
+      '.git/HEAD',
+      '.gitignore',
+      '.vscode/settings.json',
+      'host.json',
+      'project.lock.json',
+    ]);
     expect(coreToolsFiles(dir, '')).toEqual(['.azure/env/.env', 'host.json']);
   });
 
   it('a .funcignore both read alike gives one package; one they read differently is reported file by file', () => {
-    const dir = tree(['host.json', 'package.json', 'lib/a.ts', 'lib/a.js', 'a.ts', 'node_modules/x/index.js', 'test.md']);
+    const dir = tree([
+      'host.json',
+      'package.json',
+      'lib/a.ts',
+      'lib/a.js',
+      'a.ts',
+      'node_modules/x/index.js',
+      'test.md',
+    ]);
     const same = packageFiles(dir, '/node_modules\n/a.ts\n');
-    expect(same).toEqual({ files: ['host.json', 'lib/a.js', 'lib/a.ts', 'package.json', 'test.md'], onlyAzd: [], onlyCoreTools: [] });
+    expect(same).toEqual({
+      files: ['host.json', 'lib/a.js', 'lib/a.ts', 'package.json', 'test.md'],
+      onlyAzd: [],
+      onlyCoreTools: [],
+    });
     expect(packageFiles(dir, 'node_modules\n*.ts\n')).toMatchObject({ onlyAzd: [], onlyCoreTools: ['lib/a.ts'] });
     expect(packageFiles(dir, '/node_modules\n/test\n')).toMatchObject({ onlyAzd: ['test.md'], onlyCoreTools: [] });
   });
@@ -125,9 +159,13 @@ describe('the two walks and their agreement', () => {
     expect(azdFiles(dir, '')).toEqual(['lib/a.js', 'linked/a.js']);
   });
 
-  it('azd\'s remoteBuild rule for JS/TS and the azure.yaml flag', () => {
-    expect(azdRemoteBuildError('/dist\n', true)).toBe("'remoteBuild: true' requires '.funcignore' to exclude node_modules");
-    expect(azdRemoteBuildError('/node_modules\n', false)).toBe("'remoteBuild: false' cannot be used when '.funcignore' excludes node_modules");
+  it("azd's remoteBuild rule for JS/TS and the azure.yaml flag", () => {
+    expect(azdRemoteBuildError('/dist\n', true)).toBe(
+      "'remoteBuild: true' requires '.funcignore' to exclude node_modules",
+    );
+    expect(azdRemoteBuildError('/node_modules\n', false)).toBe(
+      "'remoteBuild: false' cannot be used when '.funcignore' excludes node_modules",
+    );
     expect(azdRemoteBuildError('/node_modules\n', true)).toBeUndefined();
     expect(azdRemoteBuildError('/dist\n', undefined)).toBeUndefined();
     expect(remoteBuildOf('services:\n  api:\n    host: function\n    remoteBuild: true\n')).toBe(true);

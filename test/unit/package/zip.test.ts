@@ -14,7 +14,8 @@ import { onPath } from '../../support/registry.js';
 
 const execFileP = promisify(execFile);
 const hasUnzip = onPath('unzip');
-if (!hasUnzip && process.env.OCI_IMPORT_REQUIRE_REGISTRY === '1') throw new Error('unzip is required (.ci/run installs it)');
+if (!hasUnzip && process.env.OCI_IMPORT_REQUIRE_REGISTRY === '1')
+  throw new Error('unzip is required (.ci/run installs it)');
 
 describe.skipIf(!hasUnzip)('zip writer', () => {
   let dir: string | undefined;
@@ -26,10 +27,20 @@ describe.skipIf(!hasUnzip)('zip writer', () => {
   it('writes an archive unzip tests, lists and extracts byte for byte, with Unix modes', async () => {
     dir = await mkdtemp(join(tmpdir(), 'oci-import-zip-'));
     const entries = [
-      { name: 'host.json', data: Buffer.from('{"version":"2.0"}\n'), mode: 0o644, mtime: new Date('2026-01-02T03:04:06Z') },
+      {
+        name: 'host.json',
+        data: Buffer.from('{"version":"2.0"}\n'),
+        mode: 0o644,
+        mtime: new Date('2026-01-02T03:04:06Z'),
+      },
       { name: 'empty.txt', data: Buffer.alloc(0), mode: 0o644, mtime: new Date('2026-01-02T03:04:06Z') },
       { name: 'lib/deep/random.bin', data: randomBytes(200_000), mode: 0o600, mtime: new Date('2026-01-02T03:04:06Z') },
-      { name: 'bin/tool.js', data: Buffer.from('#!/usr/bin/env node\n'.repeat(1000)), mode: 0o755, mtime: new Date('2026-01-02T03:04:06Z') },
+      {
+        name: 'bin/tool.js',
+        data: Buffer.from('#!/usr/bin/env node\n'.repeat(1000)),
+        mode: 0o755,
+        mtime: new Date('2026-01-02T03:04:06Z'),
+      },
       { name: 'docs/ünïcödé.md', data: Buffer.from('é'), mode: 0o644, mtime: new Date('2026-01-02T03:04:06Z') },
     ];
     const file = join(dir, 'package.zip');

@@ -4,19 +4,47 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../../lib/oci/registry.js';
-import { checkSource, guardedDispatcher, isNonPublicAddress, NON_PUBLIC_IPV4, NON_PUBLIC_IPV6, type Lookup } from '../../../lib/policy/sources.js';
+import {
+  checkSource,
+  guardedDispatcher,
+  isNonPublicAddress,
+  NON_PUBLIC_IPV4,
+  NON_PUBLIC_IPV6,
+  type Lookup,
+} from '../../../lib/policy/sources.js';
 import { scripted, type ScriptedPeer } from '../../support/scripted.js';
 
 describe('non-public addresses', () => {
   it.each([
-    '127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '168.63.129.16', '100.64.0.1', '0.0.0.0',
-    '224.0.0.1', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:a9fe:a9fe', '64:ff9b::a9fe:a9fe',
-    '64:ff9b::8.8.8.8', '::127.0.0.1', '::a00:1', 'ff02::1',
+    '127.0.0.1',
+    '10.1.2.3',
+    '172.16.0.1',
+    '192.168.1.1',
+    '169.254.169.254',
+    '168.63.129.16',
+    '100.64.0.1',
+    '0.0.0.0',
+    '224.0.0.1',
+    '::1',
+    '::',
+    'fe80::1',
+    'fd00::1',
+    '::ffff:127.0.0.1',
+    '::ffff:7f00:1',
+    '::ffff:a9fe:a9fe',
+    '64:ff9b::a9fe:a9fe',
+    '64:ff9b::8.8.8.8',
+    '::127.0.0.1',
+    '::a00:1',
+    'ff02::1',
   ])('%s is non-public', (address) => expect(isNonPublicAddress(address)).toBe(true));
 
-  it.each(['8.8.8.8', '203.0.113.10', '2606:4700:4700::1111', '::ffff:8.8.8.8', '168.63.129.17'])('%s is public', (address) => {
-    expect(isNonPublicAddress(address)).toBe(false);
-  });
+  it.each(['8.8.8.8', '203.0.113.10', '2606:4700:4700::1111', '::ffff:8.8.8.8', '168.63.129.17'])(
+    '%s is public',
+    (address) => {
+      expect(isNonPublicAddress(address)).toBe(false);
+    },
+  );
 });
 
 /**
@@ -31,7 +59,10 @@ const BLOCKED_V4: readonly [string, string][] = [
   ['10.0.0.0/8', 'private use (RFC 1918)'],
   ['100.64.0.0/10', 'shared address space, carrier-grade NAT (RFC 6598)'],
   ['127.0.0.0/8', 'loopback (RFC 1122)'],
-  ['168.63.129.16/32', "Azure's platform address: DNS, DHCP, health probes (Microsoft Learn, \"What is IP address 168.63.129.16?\")"],
+  [
+    '168.63.129.16/32',
+    'Azure\'s platform address: DNS, DHCP, health probes (Microsoft Learn, "What is IP address 168.63.129.16?")',
+  ],
   ['169.254.0.0/16', 'link-local (RFC 3927): the instance metadata endpoint 169.254.169.254'],
   ['172.16.0.0/12', 'private use (RFC 1918)'],
   ['192.0.0.0/24', 'IETF protocol assignments (RFC 6890)'],
@@ -56,10 +87,12 @@ function v6ToInt(a: string): bigint {
   const [head, tail] = a.includes('::') ? a.split('::') : [a, undefined];
   const left = head ? head.split(':') : [];
   const right = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  const groups =
+    tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
   return groups.reduce((n, g) => (n << 16n) + BigInt(`0x${g}`), 0n);
 }
-const intToV6 = (n: bigint): string => Array.from({ length: 8 }, (_, i) => ((n >> BigInt(112 - 16 * i)) & 0xffffn).toString(16)).join(':');
+const intToV6 = (n: bigint): string =>
+  Array.from({ length: 8 }, (_, i) => ((n >> BigInt(112 - 16 * i)) & 0xffffn).toString(16)).join(':');
 
 interface Family {
   readonly bits: bigint;
@@ -76,10 +109,11 @@ function bounds(f: Family, cidr: string): [bigint, bigint] {
   const first = f.toInt(net!);
   return [first, first + size - 1n];
 }
-const inTable = (f: Family, n: bigint): boolean => f.rows.some(([cidr]) => {
-  const [first, last] = bounds(f, cidr);
-  return n >= first && n <= last;
-});
+const inTable = (f: Family, n: bigint): boolean =>
+  f.rows.some(([cidr]) => {
+    const [first, last] = bounds(f, cidr);
+    return n >= first && n <= last;
+  });
 
 describe('the block list, range by range', () => {
   it('the code refuses exactly the ranges of this table', () => {
@@ -87,18 +121,23 @@ describe('the block list, range by range', () => {
     expect(NON_PUBLIC_IPV6.map(([net, prefix]) => `${net}/${prefix}`)).toEqual(BLOCKED_V6.map(([cidr]) => cidr));
   });
 
-  it.each([...BLOCKED_V4.map((r) => [...r, V4] as const), ...BLOCKED_V6.map((r) => [...r, V6] as const)])('%s is refused: %s', (cidr, _why, f) => {
-    const [first, last] = bounds(f, cidr);
-    expect(isNonPublicAddress(f.toText(first)), `${f.toText(first)}, first of ${cidr}`).toBe(true);
-    expect(isNonPublicAddress(f.toText(last)), `${f.toText(last)}, last of ${cidr}`).toBe(true);
-    if (f === V4) {
-      expect(isNonPublicAddress(`::ffff:${f.toText(first)}`), `IPv4-mapped first of ${cidr}`).toBe(true);
-      expect(isNonPublicAddress(`::ffff:${f.toText(last)}`), `IPv4-mapped last of ${cidr}`).toBe(true);
-    }
-    for (const outside of [first - 1n, last + 1n].filter((n) => n >= 0n && n < 1n << f.bits)) {
-      expect(isNonPublicAddress(f.toText(outside)), `${f.toText(outside)}, next to ${cidr}`).toBe(inTable(f, outside));
-    }
-  });
+  it.each([...BLOCKED_V4.map((r) => [...r, V4] as const), ...BLOCKED_V6.map((r) => [...r, V6] as const)])(
+    '%s is refused: %s',
+    (cidr, _why, f) => {
+      const [first, last] = bounds(f, cidr);
+      expect(isNonPublicAddress(f.toText(first)), `${f.toText(first)}, first of ${cidr}`).toBe(true);
+      expect(isNonPublicAddress(f.toText(last)), `${f.toText(last)}, last of ${cidr}`).toBe(true);
+      if (f === V4) {
+        expect(isNonPublicAddress(`::ffff:${f.toText(first)}`), `IPv4-mapped first of ${cidr}`).toBe(true);
+        expect(isNonPublicAddress(`::ffff:${f.toText(last)}`), `IPv4-mapped last of ${cidr}`).toBe(true);
+      }
+      for (const outside of [first - 1n, last + 1n].filter((n) => n >= 0n && n < 1n << f.bits)) {
+        expect(isNonPublicAddress(f.toText(outside)), `${f.toText(outside)}, next to ${cidr}`).toBe(
+          inTable(f, outside),
+        );
+      }
+    },
+  );
 });
 
 describe('checkSource (when a request is accepted)', () => {
@@ -106,18 +145,26 @@ describe('checkSource (when a request is accepted)', () => {
     const enotfound: Lookup = async () => {
       throw Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' });
     };
-    await expect(checkSource('nowhere.test', ['*'], enotfound)).rejects.toMatchObject({ code: 'SOURCE_UNRESOLVABLE', temporary: false });
+    await expect(checkSource('nowhere.test', ['*'], enotfound)).rejects.toMatchObject({
+      code: 'SOURCE_UNRESOLVABLE',
+      temporary: false,
+    });
     const eai: Lookup = async () => {
       throw Object.assign(new Error('getaddrinfo EAI_AGAIN'), { code: 'EAI_AGAIN' });
     };
-    await expect(checkSource('flaky.test', ['*'], eai)).rejects.toMatchObject({ code: 'SOURCE_UNRESOLVABLE', temporary: true });
+    await expect(checkSource('flaky.test', ['*'], eai)).rejects.toMatchObject({
+      code: 'SOURCE_UNRESOLVABLE',
+      temporary: true,
+    });
   });
 
   it('refuses a name with any non-public address, unless a pattern names it', async () => {
     const mixed: Lookup = async () => ['203.0.113.10', '10.0.0.7'];
     await expect(checkSource('mixed.test', ['*'], mixed)).rejects.toMatchObject({ code: 'PRIVATE_ADDRESS' });
     await expect(checkSource('mixed.test', ['*', 'mixed.test'], mixed)).resolves.toBeUndefined();
-    await expect(checkSource('other.test', ['*.example.com'], mixed)).rejects.toMatchObject({ code: 'SOURCE_NOT_ALLOWED' });
+    await expect(checkSource('other.test', ['*.example.com'], mixed)).rejects.toMatchObject({
+      code: 'SOURCE_NOT_ALLOWED',
+    });
   });
 });
 
@@ -128,13 +175,21 @@ describe('guarded dispatcher (every connection of a source)', () => {
     peer = undefined;
   });
   const client = (host: string, dispatcher: ReturnType<typeof guardedDispatcher>) =>
-    new RegistryClient({ registry: host, insecure: true, retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 }, dispatcher });
+    new RegistryClient({
+      registry: host,
+      insecure: true,
+      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      dispatcher,
+    });
   const port = () => peer!.host.split(':')[1];
 
   it('a name that resolves to loopback is refused before any byte is sent; named explicitly, it connects to the vetted address', async () => {
     peer = await scripted([{ req: { method: 'GET', path: '/v2/' }, res: { status: 200 } }]);
     const toLoopback: Lookup = async () => ['127.0.0.1'];
-    await expect(client(`reg.test:${port()}`, guardedDispatcher(['*'], toLoopback)).ping()).rejects.toMatchObject({ code: 'PRIVATE_ADDRESS', side: 'source' });
+    await expect(client(`reg.test:${port()}`, guardedDispatcher(['*'], toLoopback)).ping()).rejects.toMatchObject({
+      code: 'PRIVATE_ADDRESS',
+      side: 'source',
+    });
     expect(peer.seen).toHaveLength(0);
     await client(`reg.test:${port()}`, guardedDispatcher(['*', 'reg.test'], toLoopback)).ping();
     peer.verify();
@@ -145,7 +200,9 @@ describe('guarded dispatcher (every connection of a source)', () => {
     let calls = 0;
     const rebinding: Lookup = async () => (++calls === 1 ? ['203.0.113.10'] : ['127.0.0.1']);
     await checkSource(`rebind.test:${port()}`, ['*'], rebinding);
-    await expect(client(`rebind.test:${port()}`, guardedDispatcher(['*'], rebinding)).ping()).rejects.toMatchObject({ code: 'PRIVATE_ADDRESS' });
+    await expect(client(`rebind.test:${port()}`, guardedDispatcher(['*'], rebinding)).ping()).rejects.toMatchObject({
+      code: 'PRIVATE_ADDRESS',
+    });
     expect(peer.seen).toHaveLength(0);
   });
 
@@ -154,13 +211,20 @@ describe('guarded dispatcher (every connection of a source)', () => {
     const failing: Lookup = async () => {
       throw Object.assign(new Error('SERVFAIL'), { code: 'ESERVFAIL' });
     };
-    await expect(client(`broken.test:${port()}`, guardedDispatcher(['*'], failing)).ping()).rejects.toMatchObject({ code: 'SOURCE_UNRESOLVABLE' });
+    await expect(client(`broken.test:${port()}`, guardedDispatcher(['*'], failing)).ping()).rejects.toMatchObject({
+      code: 'SOURCE_UNRESOLVABLE',
+    });
     expect(peer.seen).toHaveLength(0);
   });
 
   it('an IP literal is vetted too (no lookup involved)', async () => {
     peer = await scripted([]);
-    await expect(client(peer.host, guardedDispatcher(['*'], async () => ['203.0.113.10'])).ping()).rejects.toMatchObject({ code: 'PRIVATE_ADDRESS' });
+    await expect(
+      client(
+        peer.host,
+        guardedDispatcher(['*'], async () => ['203.0.113.10']),
+      ).ping(),
+    ).rejects.toMatchObject({ code: 'PRIVATE_ADDRESS' });
     expect(peer.seen).toHaveLength(0);
   });
 });

@@ -19,13 +19,24 @@ function seedImage(reg: FakeRegistry, repo: string, tag: string, layers: number,
   const config = Buffer.from(`{"architecture":"amd64","os":"linux","n":${layers}}`);
   const descriptors = Array.from({ length: layers }, (_, i) => {
     const data = Buffer.from(`layer ${i} of ${tag}`);
-    return { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: store ? reg.putBlob(repo, data) : sha(data), size: data.length };
+    return {
+      mediaType: 'application/vnd.oci.image.layer.v1.tar',
+      digest: store ? reg.putBlob(repo, data) : sha(data),
+      size: data.length,
+    };
   });
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: reg.putBlob(repo, config), size: config.length },
-    layers: descriptors,
-  }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: reg.putBlob(repo, config),
+        size: config.length,
+      },
+      layers: descriptors,
+    }),
+  );
   return reg.putManifest(repo, tag, manifest, OCI_MANIFEST);
 }
 
@@ -38,14 +49,24 @@ describe('bounded work (memory storage, fake registries)', () => {
 
   const setup = async (extra: Record<string, string> = {}, opts: TestServiceOptions = {}): Promise<TestService> => {
     [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);
-    return testService({
-      TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host,
-      CHUNK_SIZE: '64KiB', STEP_BUDGET_SECONDS: '2', ...extra,
-    }, opts);
+    return testService(
+      {
+        TARGET_REGISTRY: dst.host,
+        INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+        ALLOWED_SOURCES: src.host,
+        CHUNK_SIZE: '64KiB',
+        STEP_BUDGET_SECONDS: '2',
+        ...extra,
+      },
+      opts,
+    );
   };
 
   /** Runs every message (a delayed one too) until the queue is empty; returns how many were sent at most at once. */
-  const drain = async (t: TestService, deliver: (m: StepMessage) => Promise<void> = (m) => t.service.handleMessage(m, t.meta())): Promise<number> => {
+  const drain = async (
+    t: TestService,
+    deliver: (m: StepMessage) => Promise<void> = (m) => t.service.handleMessage(m, t.meta()),
+  ): Promise<number> => {
     let peak = 0;
     for (let rounds = 0; rounds < 500; rounds++) {
       const batch = t.queue.drain();
@@ -65,7 +86,10 @@ describe('bounded work (memory storage, fake registries)', () => {
       sent.push(m);
       await t.service.handleMessage(m, t.meta());
     });
-    expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'TOO_MANY_BLOBS', message: expect.stringContaining('MAX_BLOBS') } });
+    expect(await t.service.status(job.id)).toMatchObject({
+      status: 'failed',
+      error: { code: 'TOO_MANY_BLOBS', message: expect.stringContaining('MAX_BLOBS') },
+    });
     expect(sent.map((m) => m.step)).toEqual(['plan']);
   });
 
@@ -81,7 +105,11 @@ describe('bounded work (memory storage, fake registries)', () => {
       await t.service.handleMessage(m, t.meta());
       peakPerStep = Math.max(peakPerStep, t.queue.sent.length - before);
     });
-    expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest, progress: { blobsTotal: 101, blobsDone: 101 } });
+    expect(await t.service.status(job.id)).toMatchObject({
+      status: 'succeeded',
+      digest,
+      progress: { blobsTotal: 101, blobsDone: 101 },
+    });
     expect(peakPerStep).toBeLessThanOrEqual(33);
     expect(blobSteps.size).toBe(101);
   });
@@ -95,42 +123,71 @@ describe('bounded work (memory storage, fake registries)', () => {
     const fanout = first.find((m) => m.step === 'fanout')!;
     expect(fanout).toMatchObject({ from: 32 });
     for (let i = 0; i < 3; i++) await t.service.handleMessage(fanout, t.meta());
-    const enqueued = t.queue.drain().filter((m) => m.step === 'blob').map((m) => m.blob!);
+    const enqueued = t.queue
+      .drain()
+      .filter((m) => m.step === 'blob')
+      .map((m) => m.blob!);
     expect(enqueued.sort((a, b) => a - b)).toEqual(Array.from({ length: 32 }, (_, i) => 32 + i));
   });
 
   it('Retry-After: 1 s is waited in the step; 300 s re-enqueues the step with that delay (status waiting); 999999 s fails RATE_LIMITED', async () => {
     const t = await setup();
     const digest = seedImage(src, 'team/app', '1', 2);
-    src.faults.push({ method: 'GET', path: /\/manifests\/1$/, times: 1, action: { kind: 'status', status: 429, headers: { 'Retry-After': '1' } } });
+    src.faults.push({
+      method: 'GET',
+      path: /\/manifests\/1$/,
+      times: 1,
+      action: { kind: 'status', status: 429, headers: { 'Retry-After': '1' } },
+    });
     const short = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['short:1'] }, 'http');
     await drain(t);
     expect(await t.service.status(short.id)).toMatchObject({ status: 'succeeded', digest });
 
-    src.faults.push({ method: 'GET', path: /\/manifests\/1$/, times: 1, action: { kind: 'status', status: 429, headers: { 'Retry-After': '300' } } });
+    src.faults.push({
+      method: 'GET',
+      path: /\/manifests\/1$/,
+      times: 1,
+      action: { kind: 'status', status: 429, headers: { 'Retry-After': '300' } },
+    });
     const waiting = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['waiting:1'] }, 'http');
     await t.service.handleMessage(t.queue.drain()[0]!, t.meta());
     const view = await t.service.status(waiting.id);
     expect(view).toMatchObject({ status: 'waiting' });
     expect(Date.parse(view!.waitingUntil!) - Date.now()).toBeGreaterThan(290_000);
-    expect(t.queue.sent).toEqual([{ message: { v: 1, job: waiting.id, step: 'plan', mac: expect.any(String) }, delaySeconds: 300 }]);
+    expect(t.queue.sent).toEqual([
+      { message: { v: 1, job: waiting.id, step: 'plan', mac: expect.any(String) }, delaySeconds: 300 },
+    ]);
     await drain(t); // the delayed step, delivered later: the source answers now
     expect(await t.service.status(waiting.id)).toMatchObject({ status: 'succeeded' });
 
-    src.faults.push({ method: 'GET', path: /\/manifests\/1$/, times: 1, action: { kind: 'status', status: 429, headers: { 'Retry-After': '999999' } } });
+    src.faults.push({
+      method: 'GET',
+      path: /\/manifests\/1$/,
+      times: 1,
+      action: { kind: 'status', status: 429, headers: { 'Retry-After': '999999' } },
+    });
     const refused = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['refused:1'] }, 'http');
     const t0 = Date.now();
     await drain(t);
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(await t.service.status(refused.id)).toMatchObject({
-      status: 'failed', error: { code: 'RATE_LIMITED', message: expect.stringMatching(/longer than MAX_RETRY_AFTER_SECONDS \(3600 s\): import again after 20\d\d-/) },
+      status: 'failed',
+      error: {
+        code: 'RATE_LIMITED',
+        message: expect.stringMatching(/longer than MAX_RETRY_AFTER_SECONDS \(3600 s\): import again after 20\d\d-/),
+      },
     });
   });
 
   it('a step whose source stalls ends within its budget plus the margin, and the job fails with TIMEOUT after the last attempt', async () => {
-    const t = await setup({ STEP_BUDGET_SECONDS: '1' }, {
-      stepMarginMs: 500, timeouts: { idleMs: 60_000, minBytesPerSecond: 1, rateWindowMs: 60_000 }, retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 },
-    });
+    const t = await setup(
+      { STEP_BUDGET_SECONDS: '1' },
+      {
+        stepMarginMs: 500,
+        timeouts: { idleMs: 60_000, minBytesPerSecond: 1, rateWindowMs: 60_000 },
+        retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 2 },
+      },
+    );
     seedImage(src, 'team/app', '1', 1);
     src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'stallBody', bytes: 3 } });
     const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
@@ -138,11 +195,17 @@ describe('bounded work (memory storage, fake registries)', () => {
     const blob = t.queue.drain().find((m) => m.step === 'blob')!;
     for (let attempt = 1; attempt <= 3; attempt++) {
       const t0 = Date.now();
-      const outcome = await t.service.handleMessage(blob, t.meta(attempt)).then(() => 'ok', (e: unknown) => e);
+      const outcome = await t.service.handleMessage(blob, t.meta(attempt)).then(
+        () => 'ok',
+        (e: unknown) => e,
+      );
       expect(Date.now() - t0).toBeLessThan(1000 + 500 + 1500);
       expect(outcome).toMatchObject({ code: 'TIMEOUT' });
     }
-    expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'TIMEOUT', message: expect.stringContaining('gave up after 3 attempts') } });
+    expect(await t.service.status(job.id)).toMatchObject({
+      status: 'failed',
+      error: { code: 'TIMEOUT', message: expect.stringContaining('gave up after 3 attempts') },
+    });
   });
 
   it('an import past MAX_JOB_HOURS fails JOB_EXPIRED; its later steps only clean up', async () => {
@@ -153,7 +216,10 @@ describe('bounded work (memory storage, fake registries)', () => {
     await t.store.update(job.id, (j) => ({ ...j, expiresAt: new Date(Date.now() - 1000).toISOString() }));
     const requestsBefore = src.requests.length;
     await drain(t);
-    expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'JOB_EXPIRED', message: expect.stringContaining('MAX_JOB_HOURS') } });
+    expect(await t.service.status(job.id)).toMatchObject({
+      status: 'failed',
+      error: { code: 'JOB_EXPIRED', message: expect.stringContaining('MAX_JOB_HOURS') },
+    });
     expect(src.requests.length).toBe(requestsBefore);
     expect(dst.getManifest('app', '1')).toBeUndefined();
   });
@@ -167,9 +233,17 @@ describe('bounded work (memory storage, fake registries)', () => {
     // what three deliveries that each took the lease and died left behind: claims 3, the last lease expired
     const initial = initialBlobState({ digest: blob.digest! as Digest, size: blob.size! }, 'app');
     const written = await t.store.blobTask(job.id, blob.blob!); // the fan-out wrote the task from the plan
-    await t.store.saveBlobTask(job.id, blob.blob!, { state: initial, lease: { owner: 'dead-worker', until: Date.now() - 1 }, claims: 3 }, written?.etag);
+    await t.store.saveBlobTask(
+      job.id,
+      blob.blob!,
+      { state: initial, lease: { owner: 'dead-worker', until: Date.now() - 1 }, claims: 3 },
+      written?.etag,
+    );
     await t.service.handleMessage(blob, t.meta(1));
-    expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'STEP_POISONED', message: expect.stringContaining('started 3 times and never finished') } });
+    expect(await t.service.status(job.id)).toMatchObject({
+      status: 'failed',
+      error: { code: 'STEP_POISONED', message: expect.stringContaining('started 3 times and never finished') },
+    });
     expect(dst.getManifest('app', '1')).toBeUndefined();
   });
 
@@ -183,7 +257,11 @@ describe('bounded work (memory storage, fake registries)', () => {
       sent.push(m);
       await t.service.handleMessage(m, t.meta());
     });
-    expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest, progress: { blobsTotal: 4, blobsDone: 4 } });
+    expect(await t.service.status(job.id)).toMatchObject({
+      status: 'succeeded',
+      digest,
+      progress: { blobsTotal: 4, blobsDone: 4 },
+    });
     expect(sent.map((m) => m.step)).toEqual(['plan']);
     // create (job and its list index entry) + plan step: job read, plan absent, plan and blob list written, three job
     // updates of a read and a write each (running, the finalizing mark that ends cancels, succeeded), the two status
@@ -205,7 +283,9 @@ describe('bounded work (memory storage, fake registries)', () => {
     expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
     expect(dst.getManifest('app', '1')).toBeDefined();
     // the stand-by finalize: visible once the step's lease is over; delivered, it finds the import ended
-    expect(t.queue.sent).toEqual([{ message: { v: 1, job: job.id, step: 'finalize', mac: expect.any(String) }, delaySeconds: 90 }]);
+    expect(t.queue.sent).toEqual([
+      { message: { v: 1, job: job.id, step: 'finalize', mac: expect.any(String) }, delaySeconds: 90 },
+    ]);
     const puts = dst.requests.filter((r) => r.method === 'PUT').length;
     await t.service.handleMessage(t.queue.drain()[0]!, t.meta());
     expect(dst.requests.filter((r) => r.method === 'PUT').length).toBe(puts);
@@ -241,8 +321,14 @@ describe('bounded work (memory storage, fake registries)', () => {
         steps.push(m.step);
         await t.service.handleMessage(m, t.meta());
       });
-      expect(await t.service.status(job.id), setting).toMatchObject({ status: 'succeeded', progress: { blobsTotal: 4, blobsDone: 4 } });
-      expect(steps.filter((s) => s === 'blob'), setting).toHaveLength(4);
+      expect(await t.service.status(job.id), setting).toMatchObject({
+        status: 'succeeded',
+        progress: { blobsTotal: 4, blobsDone: 4 },
+      });
+      expect(
+        steps.filter((s) => s === 'blob'),
+        setting,
+      ).toHaveLength(4);
       expect(steps.at(-1), setting).toBe('finalize');
     }
   });

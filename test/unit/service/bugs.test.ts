@@ -8,8 +8,6 @@ import { OciImportError } from '../../../lib/errors.js';
 import { seedOneLayerImage, startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 import { testService } from '../../support/service.js';
 
-
-
 describe('a bug in a queue step', () => {
   let src: FakeRegistry;
   let dst: FakeRegistry;
@@ -18,12 +16,23 @@ describe('a bug in a queue step', () => {
   });
 
   it.each([
-    ['a TypeError fails the job at once, INTERNAL', () => new TypeError('cannot read properties of undefined'), 'failed'],
-    ['a temporary storage failure is thrown for another delivery', () => new OciImportError('STORAGE_ERROR', 'flaky', { temporary: true, side: 'storage' }), 'thrown'],
+    [
+      'a TypeError fails the job at once, INTERNAL',
+      () => new TypeError('cannot read properties of undefined'),
+      'failed',
+    ],
+    [
+      'a temporary storage failure is thrown for another delivery',
+      () => new OciImportError('STORAGE_ERROR', 'flaky', { temporary: true, side: 'storage' }),
+      'thrown',
+    ],
   ] as const)('%s', async (_name, failure, outcome) => {
     [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);
     const t = testService({
-      TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host, CHUNK_SIZE: '64KiB',
+      TARGET_REGISTRY: dst.host,
+      INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+      ALLOWED_SOURCES: src.host,
+      CHUNK_SIZE: '64KiB',
     });
     seedOneLayerImage(src, 'team/app', '1', Buffer.alloc(300 * 1024, 7));
     const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
@@ -43,7 +52,10 @@ describe('a bug in a queue step', () => {
       await handled;
       const after = await t.store.get(job.id);
       expect(after?.status).toBe('failed');
-      expect(after?.error).toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('cannot read properties of undefined') });
+      expect(after?.error).toMatchObject({
+        code: 'INTERNAL',
+        message: expect.stringContaining('cannot read properties of undefined'),
+      });
     } else {
       await expect(handled).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
       expect((await t.store.get(job.id))?.status).not.toBe('failed');

@@ -16,12 +16,23 @@ const KiB = 1024;
 function seedImage(reg: FakeRegistry, repo: string, tag: string, layerSize: number): string {
   const layer = Buffer.alloc(layerSize);
   for (let i = 0; i < layerSize; i += 32) createHash('sha256').update(`layer:${i}`).digest().copy(layer, i);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: reg.putBlob(repo, config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, layer), size: layer.length }],
-  }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: reg.putBlob(repo, config),
+        size: config.length,
+      },
+      layers: [
+        { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, layer), size: layer.length },
+      ],
+    }),
+  );
   return reg.putManifest(repo, tag, manifest, OCI_MANIFEST);
 }
 
@@ -35,8 +46,12 @@ describe('canceling an import', () => {
   const setup = async (extra: Record<string, string> = {}): Promise<TestService> => {
     [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);
     return testService({
-      TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host,
-      CHUNK_SIZE: '64KiB', STEP_BUDGET_SECONDS: '60', ...extra,
+      TARGET_REGISTRY: dst.host,
+      INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+      ALLOWED_SOURCES: src.host,
+      CHUNK_SIZE: '64KiB',
+      STEP_BUDGET_SECONDS: '60',
+      ...extra,
     });
   };
   const run = (t: TestService, m: StepMessage) => t.service.handleMessage(m, t.meta());
@@ -68,7 +83,8 @@ describe('canceling an import', () => {
     expect(t.queue.sent.filter((s) => s.message.step === 'blob' && s.message.blob === layer.blob)).toEqual([]); // not re-enqueued
 
     // the other blob's message and a finalize arriving later do nothing but clean up
-    for (const m of [...blobs.filter((b) => b !== layer), { v: 1 as const, job: job.id, step: 'finalize' as const }]) await run(t, m);
+    for (const m of [...blobs.filter((b) => b !== layer), { v: 1 as const, job: job.id, step: 'finalize' as const }])
+      await run(t, m);
     expect(dst.requests.filter((r) => r.method === 'PUT' && r.url.includes('/manifests/'))).toEqual([]);
     expect(dst.tags('big')).toEqual([]);
     expect(await t.service.status(job.id)).toMatchObject({ status: 'canceled', error: { code: 'CANCELED' } });
@@ -93,7 +109,8 @@ describe('canceling an import', () => {
     dst.faults.push({ method: 'PUT', path: /\/blobs\/uploads\//, action: { kind: 'delay', ms: 300 } });
     const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
     const plan = run(t, t.queue.drain()[0]!);
-    while (!dst.requests.some((r) => r.method === 'PUT' && r.url.includes('/blobs/uploads/'))) await new Promise((r) => setTimeout(r, 5));
+    while (!dst.requests.some((r) => r.method === 'PUT' && r.url.includes('/blobs/uploads/')))
+      await new Promise((r) => setTimeout(r, 5));
     expect((await t.service.cancel(job.id)).kind).toBe('canceled');
     await plan;
     expect(dst.requests.filter((r) => r.method === 'PUT' && r.url.includes('/manifests/'))).toEqual([]);

@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { appFile, DEFAULT_MAX_DEQUEUE_COUNT, hostSetting, maxDequeueCount, readHostJson } from '../../../lib/service/host-settings.js';
+import {
+  appFile,
+  DEFAULT_MAX_DEQUEUE_COUNT,
+  hostSetting,
+  maxDequeueCount,
+  readHostJson,
+} from '../../../lib/service/host-settings.js';
 
 const hostJson = { version: '2.0', extensions: { queues: { maxDequeueCount: 4 } } };
 
@@ -22,11 +28,17 @@ describe('maxDequeueCount', () => {
   });
 
   it.each(['0', 'five', '2.5', '-1'])('refuses %j', (value) => {
-    expect(() => maxDequeueCount({ AzureFunctionsJobHost__extensions__queues__maxDequeueCount: value }, hostJson)).toThrow(/maxDequeueCount/);
+    expect(() =>
+      maxDequeueCount({ AzureFunctionsJobHost__extensions__queues__maxDequeueCount: value }, hostJson),
+    ).toThrow(/maxDequeueCount/);
   });
 
   it('hostSetting reads any path', () => {
-    expect(hostSetting({ AzureFunctionsJobHost__functionTimeout: '00:01:00' }, { functionTimeout: '00:10:00' }, ['functionTimeout'])).toBe('00:01:00');
+    expect(
+      hostSetting({ AzureFunctionsJobHost__functionTimeout: '00:01:00' }, { functionTimeout: '00:10:00' }, [
+        'functionTimeout',
+      ]),
+    ).toBe('00:01:00');
     expect(hostSetting({}, { functionTimeout: '00:10:00' }, ['functionTimeout'])).toBe('00:10:00');
     expect(hostSetting({}, { a: 1 }, ['a', 'b'])).toBeUndefined();
   });
@@ -50,7 +62,9 @@ describe('host.json of the app', () => {
   });
 
   it('the repository host.json gives the app its maxDequeueCount', () => {
-    const real = readHostJson([appFile('host.json', new URL('../../../functions/import-worker.ts', import.meta.url).href)]);
+    const real = readHostJson([
+      appFile('host.json', new URL('../../../functions/import-worker.ts', import.meta.url).href),
+    ]);
     expect(maxDequeueCount({}, real)).toBe((real as typeof hostJson).extensions.queues.maxDequeueCount);
   });
 });

@@ -18,11 +18,20 @@ const SECRET = 'pw-Do-Not-Keep-7c1f';
 const KEY = Buffer.alloc(32, 3).toString('base64');
 
 function setup(): TestService {
-  return testService({ TARGET_REGISTRY: 'target.example', ALLOWED_SOURCES: '*', CREDENTIAL_KEY: KEY, STEP_BUDGET_SECONDS: '60' });
+  return testService({
+    TARGET_REGISTRY: 'target.example',
+    ALLOWED_SOURCES: '*',
+    CREDENTIAL_KEY: KEY,
+    STEP_BUDGET_SECONDS: '60',
+  });
 }
 
 function poisonMeta(t: TestService, messageId?: string): PoisonMeta {
-  const log = { info: (m: string) => t.logs.push(m), warn: (m: string) => t.logs.push(m), error: (m: string) => t.logs.push(m) };
+  const log = {
+    info: (m: string) => t.logs.push(m),
+    warn: (m: string) => t.logs.push(m),
+    error: (m: string) => t.logs.push(m),
+  };
   return { maxDequeueCount: 5, log, ...(messageId ? { messageId } : {}) };
 }
 
@@ -42,9 +51,21 @@ describe('queued requests that are rejected: a reason and a length, never the bo
     ['not JSON at all (arrives as a string)', `{"source": "x", "password": "${SECRET}"`, 'INVALID_JSON'],
     ['a JSON string', `password=${SECRET}`, 'INVALID_JSON'],
     ['Password spelt with a capital', { source: 'registry.example/app:1', Password: SECRET }, 'UNKNOWN_FIELD'],
-    ['a password nested in an unknown field', { source: 'registry.example/app:1', auth: { password: SECRET } }, 'UNKNOWN_FIELD'],
-    ['a password with a username, by queue', { source: 'registry.example/app:1', username: 'u', password: SECRET }, 'SECRET_IN_QUEUE'],
-    ['a password inside the source reference', { source: `user:${SECRET}@registry.example/app:1` }, 'INVALID_REFERENCE'],
+    [
+      'a password nested in an unknown field',
+      { source: 'registry.example/app:1', auth: { password: SECRET } },
+      'UNKNOWN_FIELD',
+    ],
+    [
+      'a password with a username, by queue',
+      { source: 'registry.example/app:1', username: 'u', password: SECRET },
+      'SECRET_IN_QUEUE',
+    ],
+    [
+      'a password inside the source reference',
+      { source: `user:${SECRET}@registry.example/app:1` },
+      'INVALID_REFERENCE',
+    ],
     ['an array', [{ password: SECRET }], 'INVALID_BODY'],
   ];
 
@@ -58,21 +79,29 @@ describe('queued requests that are rejected: a reason and a length, never the bo
     expect(record.rejected.reason).toBe(reason);
     expect(record.rejected.length).toBe(Buffer.byteLength(typeof body === 'string' ? body : JSON.stringify(body)));
     expect(Object.keys(record.rejected).every((k) => ['reason', 'field', 'length'].includes(k))).toBe(true);
-    if (record.rejected.field) expect(['source', 'password', 'username', 'images']).toContain(record.rejected.field.replace(/\[.*$/, ''));
+    if (record.rejected.field)
+      expect(['source', 'password', 'username', 'images']).toContain(record.rejected.field.replace(/\[.*$/, ''));
     expect(everything(t)).not.toContain(SECRET);
 
     // …and through the poison trigger into storage, still without it.
     await t.service.handlePoison(record, poisonMeta(t, 'm-1'));
     const stored = [...t.docs.dump()].filter(([path]) => path.startsWith('poisoned/'));
     expect(stored).toHaveLength(1);
-    expect(JSON.parse(stored[0]![1])).toMatchObject({ kind: 'rejected', reason, length: record.rejected.length, messageId: 'm-1' });
+    expect(JSON.parse(stored[0]![1])).toMatchObject({
+      kind: 'rejected',
+      reason,
+      length: record.rejected.length,
+      messageId: 'm-1',
+    });
     expect(everything(t)).not.toContain(SECRET);
   });
 
-  it('names the field only when it is one of the request\'s own (an unknown key may be anything)', async () => {
+  it("names the field only when it is one of the request's own (an unknown key may be anything)", async () => {
     const t = setup();
     await t.service.handleMessage({ source: 'registry.example/app:1', [SECRET]: true }, t.meta());
-    expect(t.queue.poisoned).toEqual([{ v: 1, rejected: { reason: 'UNKNOWN_FIELD', length: expect.any(Number) as number } }]);
+    expect(t.queue.poisoned).toEqual([
+      { v: 1, rejected: { reason: 'UNKNOWN_FIELD', length: expect.any(Number) as number } },
+    ]);
     await t.service.handleMessage({ source: 'Not/A/Valid:Ref' }, t.meta());
     expect(t.queue.poisoned[1]).toMatchObject({ rejected: { reason: 'INVALID_REFERENCE', field: 'source' } });
   });
@@ -84,19 +113,29 @@ describe('poison trigger', () => {
   it('fails the job of a poisoned step with STEP_POISONED, once', async () => {
     const t = setup();
     const job = await newJob(t);
-    await t.service.handlePoison(t.sign({ v: 1, job: job.id, step: 'blob', blob: 3, digest: `sha256:${'3'.repeat(64)}`, size: 3 }), poisonMeta(t));
+    await t.service.handlePoison(
+      t.sign({ v: 1, job: job.id, step: 'blob', blob: 3, digest: `sha256:${'3'.repeat(64)}`, size: 3 }),
+      poisonMeta(t),
+    );
     const status = await t.service.status(job.id);
     expect(status).toMatchObject({ status: 'failed', error: { code: 'STEP_POISONED' } });
     expect(status!.error!.message).toMatch(/^the blob step of blob 3 was given up after 5 deliveries/);
     const before = (await t.store.get(job.id))!.updatedAt;
-    await t.service.handlePoison(t.sign({ v: 1, job: job.id, step: 'blob', blob: 3, digest: `sha256:${'3'.repeat(64)}`, size: 3 }), poisonMeta(t)); // redelivered
+    await t.service.handlePoison(
+      t.sign({ v: 1, job: job.id, step: 'blob', blob: 3, digest: `sha256:${'3'.repeat(64)}`, size: 3 }),
+      poisonMeta(t),
+    ); // redelivered
     expect((await t.store.get(job.id))!.updatedAt).toBe(before);
   });
 
   it('keeps the error an earlier attempt recorded, and leaves a job that already ended as it is', async () => {
     const t = setup();
     const recorded = await newJob(t);
-    await t.store.update(recorded.id, (j) => ({ ...j, status: 'running', error: { code: 'RATE_LIMITED', message: 'the registry said slow down' } }));
+    await t.store.update(recorded.id, (j) => ({
+      ...j,
+      status: 'running',
+      error: { code: 'RATE_LIMITED', message: 'the registry said slow down' },
+    }));
     await t.service.handlePoison(t.sign({ v: 1, job: recorded.id, step: 'plan' }), poisonMeta(t));
     expect(await t.service.status(recorded.id)).toMatchObject({ status: 'failed', error: { code: 'RATE_LIMITED' } });
 
@@ -111,13 +150,25 @@ describe('poison trigger', () => {
     const t = setup();
     await t.service.handlePoison({ source: 'registry.example/app:1', password: SECRET }, poisonMeta(t, 'm-2'));
     await t.service.handlePoison(`garbage ${SECRET}`, poisonMeta(t, 'm-3'));
-    await t.service.handlePoison(t.sign({ v: 1, job: '00000000-0000-4000-8000-000000000000', step: 'plan' }), poisonMeta(t)); // unknown job
-    const stored = [...t.docs.dump()].filter(([path]) => path.startsWith('poisoned/')).map(([path, text]) => ({ path, ...JSON.parse(text) as object }));
+    await t.service.handlePoison(
+      t.sign({ v: 1, job: '00000000-0000-4000-8000-000000000000', step: 'plan' }),
+      poisonMeta(t),
+    ); // unknown job
+    const stored = [...t.docs.dump()]
+      .filter(([path]) => path.startsWith('poisoned/'))
+      .map(([path, text]) => ({ path, ...(JSON.parse(text) as object) }));
     expect(stored).toHaveLength(2);
-    expect(stored).toEqual(expect.arrayContaining([
-      expect.objectContaining({ kind: 'message', reason: 'MESSAGE_POISONED', messageId: 'm-2' }),
-      expect.objectContaining({ kind: 'message', reason: 'INVALID_JSON', length: Buffer.byteLength(`garbage ${SECRET}`), messageId: 'm-3' }),
-    ]));
+    expect(stored).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'message', reason: 'MESSAGE_POISONED', messageId: 'm-2' }),
+        expect.objectContaining({
+          kind: 'message',
+          reason: 'INVALID_JSON',
+          length: Buffer.byteLength(`garbage ${SECRET}`),
+          messageId: 'm-3',
+        }),
+      ]),
+    );
     for (const s of stored) expect(s.path).toMatch(/^poisoned\/\d{4}-\d{2}-\d{2}\/[0-9TZ-]+-m-[23]\.json$/);
     expect(everything(t)).not.toContain(SECRET);
   });
@@ -125,9 +176,17 @@ describe('poison trigger', () => {
   it('takes as a rejection record only a code, a request field and a number: a look-alike is a message like any other', async () => {
     const t = setup();
     await t.service.handlePoison({ v: 1, rejected: { reason: `leak ${SECRET}`, length: 1 } }, poisonMeta(t, 'f-1'));
-    await t.service.handlePoison({ v: 1, rejected: { reason: 'UNKNOWN_FIELD', field: SECRET, length: 1 } }, poisonMeta(t, 'f-2'));
-    const stored = [...t.docs.dump()].filter(([path]) => path.startsWith('poisoned/')).map(([, text]) => JSON.parse(text) as { kind: string; reason: string });
-    expect(stored.map((r) => [r.kind, r.reason])).toEqual([['message', 'MESSAGE_POISONED'], ['message', 'MESSAGE_POISONED']]);
+    await t.service.handlePoison(
+      { v: 1, rejected: { reason: 'UNKNOWN_FIELD', field: SECRET, length: 1 } },
+      poisonMeta(t, 'f-2'),
+    );
+    const stored = [...t.docs.dump()]
+      .filter(([path]) => path.startsWith('poisoned/'))
+      .map(([, text]) => JSON.parse(text) as { kind: string; reason: string });
+    expect(stored.map((r) => [r.kind, r.reason])).toEqual([
+      ['message', 'MESSAGE_POISONED'],
+      ['message', 'MESSAGE_POISONED'],
+    ]);
     expect(everything(t)).not.toContain(SECRET);
   });
 
@@ -135,7 +194,11 @@ describe('poison trigger', () => {
     const t = setup();
     setImportService(t.service);
     const job = await newJob(t);
-    const context = new InvocationContext({ functionName: 'importPoison', triggerMetadata: { id: 'poison-msg-9', dequeueCount: 1 }, logHandler: () => undefined });
+    const context = new InvocationContext({
+      functionName: 'importPoison',
+      triggerMetadata: { id: 'poison-msg-9', dequeueCount: 1 },
+      logHandler: () => undefined,
+    });
     await importPoison(t.sign({ v: 1, job: job.id, step: 'finalize' }), context);
     expect(await t.service.status(job.id)).toMatchObject({ status: 'failed', error: { code: 'STEP_POISONED' } });
     await importPoison({ v: 1, rejected: { reason: 'SECRET_IN_QUEUE', field: 'password', length: 80 } }, context);

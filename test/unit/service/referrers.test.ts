@@ -15,9 +15,13 @@ import { attach, fallbackEntries, fallbackTag, listed, SBOM, seedIndex, SIG } fr
 import { testService, type TestService } from '../../support/service.js';
 
 const ctx = () => new InvocationContext({ functionName: 'test', invocationId: 'test', logHandler: () => undefined });
-const post = (body: object) => new HttpRequest({
-  method: 'POST', url: 'http://127.0.0.1:7071/api/imports', headers: { 'content-type': 'application/json' }, body: { string: JSON.stringify(body) },
-});
+const post = (body: object) =>
+  new HttpRequest({
+    method: 'POST',
+    url: 'http://127.0.0.1:7071/api/imports',
+    headers: { 'content-type': 'application/json' },
+    body: { string: JSON.stringify(body) },
+  });
 
 describe('includeReferrers through the service (fake registries)', () => {
   let src: FakeRegistry;
@@ -29,7 +33,12 @@ describe('includeReferrers through the service (fake registries)', () => {
   });
   const setup = async () => {
     [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);
-    t = testService({ TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host, STEP_BUDGET_SECONDS: '5' });
+    t = testService({
+      TARGET_REGISTRY: dst.host,
+      INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+      ALLOWED_SOURCES: src.host,
+      STEP_BUDGET_SECONDS: '5',
+    });
     setImportService(t.service);
   };
   const drain = async () => {
@@ -45,13 +54,20 @@ describe('includeReferrers through the service (fake registries)', () => {
     const sbom = attach(src, 'team/app', index, { artifactType: SBOM, payload: 'sbom' });
     fallbackTag(src, 'team/app', index.digest, [listed(sig, SIG), listed(sbom, SBOM)]);
 
-    const res = await createImport(post({ source: `${src.host}/team/app:1`, images: ['app:1'], includeReferrers: true, referrerTypes: [SIG] }), ctx());
+    const res = await createImport(
+      post({ source: `${src.host}/team/app:1`, images: ['app:1'], includeReferrers: true, referrerTypes: [SIG] }),
+      ctx(),
+    );
     expect(res.status).toBe(202);
     const id = (res.jsonBody as { id: string }).id;
     await drain();
-    const status = await getImport(new HttpRequest({ method: 'GET', url: `http://127.0.0.1:7071/api/imports/${id}`, params: { id } }), ctx());
+    const status = await getImport(
+      new HttpRequest({ method: 'GET', url: `http://127.0.0.1:7071/api/imports/${id}`, params: { id } }),
+      ctx(),
+    );
     expect(status.jsonBody).toMatchObject({
-      status: 'succeeded', digest: index.digest,
+      status: 'succeeded',
+      digest: index.digest,
       // the index, its 2 children and the signature
       progress: { manifests: 4 },
       referrers: [{ digest: sig.digest, artifactType: SIG, subject: index.digest }],
@@ -80,21 +96,30 @@ describe('includeReferrers through the service (fake registries)', () => {
     const { index } = seedIndex(src);
     const sig = attach(src, 'team/app', index, { configType: SIG, payload: 'sig' });
     fallbackTag(src, 'team/app', index.digest, [listed(sig, SIG)]);
-    await t.service.handleMessage({ source: `${src.host}/team/app:1`, images: ['queued/app:1'], includeReferrers: true }, t.meta());
+    await t.service.handleMessage(
+      { source: `${src.host}/team/app:1`, images: ['queued/app:1'], includeReferrers: true },
+      t.meta(),
+    );
     await drain();
     expect(fallbackEntries(dst, 'queued/app', index.digest).map((e) => e.digest)).toEqual([sig.digest]);
   });
 
-  it('the sync timer enqueues imports with the rule\'s referrers, and again when only the referrers changed', async () => {
+  it("the sync timer enqueues imports with the rule's referrers, and again when only the referrers changed", async () => {
     await setup();
     const { index } = seedIndex(src, 'team/app', 'v1');
     const sig = attach(src, 'team/app', index, { configType: SIG, payload: 'sig' });
     fallbackTag(src, 'team/app', index.digest, [listed(sig, SIG)]);
     const sync = new SyncService(t.service, t.docs, loadConfig(t.env), dst.host);
-    const rules = parseRules(JSON.stringify([{ source: `${src.host}/team/app`, target: 'timer/app', referrers: true, referrerTypes: [SIG] }]), 'SYNC_RULES');
+    const rules = parseRules(
+      JSON.stringify([{ source: `${src.host}/team/app`, target: 'timer/app', referrers: true, referrerTypes: [SIG] }]),
+      'SYNC_RULES',
+    );
     const first = await sync.runPass(rules);
     expect(first.enqueued.map((e) => e.target)).toEqual([`${dst.host}/timer/app:v1`]);
-    expect((await t.store.get(first.enqueued[0]!.job))?.request).toMatchObject({ includeReferrers: true, referrerTypes: [SIG] });
+    expect((await t.store.get(first.enqueued[0]!.job))?.request).toMatchObject({
+      includeReferrers: true,
+      referrerTypes: [SIG],
+    });
     await drain();
     expect(fallbackEntries(dst, 'timer/app', index.digest).map((e) => e.digest)).toEqual([sig.digest]);
     expect((await sync.runPass(rules)).skipped).toHaveLength(1);

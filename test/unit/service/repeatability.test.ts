@@ -9,7 +9,10 @@ import { testService } from '../../support/service.js';
 
 const KEY = Buffer.alloc(32, 3).toString('base64');
 const env = { TARGET_REGISTRY: 'r.example', CREDENTIAL_KEY: KEY };
-const headers = (h: Record<string, string>) => (name: string): string | null => h[name] ?? null;
+const headers =
+  (h: Record<string, string>) =>
+  (name: string): string | null =>
+    h[name] ?? null;
 
 describe('Repeatability-Request-ID', () => {
   it('the same id and body return the same import (one job, one plan message); another body is 409', async () => {
@@ -17,11 +20,17 @@ describe('Repeatability-Request-ID', () => {
     const body = { source: 'docker.io/library/nginx:1.27', images: ['nginx:1.27'], force: true };
     const first = await t.service.submitRepeatable(body, { id: 'req-1' });
     // the same body with its fields in another order is the same request
-    const again = await t.service.submitRepeatable({ force: true, images: ['nginx:1.27'], source: 'docker.io/library/nginx:1.27' }, { id: 'req-1' });
+    const again = await t.service.submitRepeatable(
+      { force: true, images: ['nginx:1.27'], source: 'docker.io/library/nginx:1.27' },
+      { id: 'req-1' },
+    );
     expect(first.repeated).toBe(false);
     expect(again).toMatchObject({ repeated: true, job: { id: first.job.id } });
     expect(t.queue.sent.filter((s) => s.message.step === 'plan')).toHaveLength(1);
-    await expect(t.service.submitRepeatable({ ...body, force: false }, { id: 'req-1' })).rejects.toMatchObject({ status: 409, code: 'REPEATABILITY_CONFLICT' });
+    await expect(t.service.submitRepeatable({ ...body, force: false }, { id: 'req-1' })).rejects.toMatchObject({
+      status: 409,
+      code: 'REPEATABILITY_CONFLICT',
+    });
     const other = await t.service.submitRepeatable(body, { id: 'req-2' });
     expect(other.job.id).not.toBe(first.job.id);
   });
@@ -29,7 +38,9 @@ describe('Repeatability-Request-ID', () => {
   it('copies of one request arriving together make one import', async () => {
     const t = testService(env);
     const body = { source: 'docker.io/library/redis:7' };
-    const results = await Promise.all(Array.from({ length: 5 }, () => t.service.submitRepeatable(body, { id: 'burst' })));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => t.service.submitRepeatable(body, { id: 'burst' })),
+    );
     expect(new Set(results.map((r) => r.job.id)).size).toBe(1);
     expect(results.filter((r) => !r.repeated)).toHaveLength(1);
     expect(t.queue.sent.filter((s) => s.message.step === 'plan')).toHaveLength(1);
@@ -37,9 +48,13 @@ describe('Repeatability-Request-ID', () => {
 
   it('a refused request leaves nothing behind: the same id may carry the corrected body', async () => {
     const t = testService(env);
-    await expect(t.service.submitRepeatable({ source: 'docker.io/library/nginx:1.27', imgaes: ['x:1'] }, { id: 'fix-me' }))
-      .rejects.toMatchObject({ status: 400, code: 'UNKNOWN_FIELD' });
-    const fixed = await t.service.submitRepeatable({ source: 'docker.io/library/nginx:1.27', images: ['x:1'] }, { id: 'fix-me' });
+    await expect(
+      t.service.submitRepeatable({ source: 'docker.io/library/nginx:1.27', imgaes: ['x:1'] }, { id: 'fix-me' }),
+    ).rejects.toMatchObject({ status: 400, code: 'UNKNOWN_FIELD' });
+    const fixed = await t.service.submitRepeatable(
+      { source: 'docker.io/library/nginx:1.27', images: ['x:1'] },
+      { id: 'fix-me' },
+    );
     expect(fixed.repeated).toBe(false);
   });
 
@@ -47,9 +62,14 @@ describe('Repeatability-Request-ID', () => {
     const t = testService(env);
     const body = { source: 'docker.io/library/nginx:1.27', username: 'u', password: 'correct horse battery' };
     const first = await t.service.submitRepeatable(body, { id: 'pw' });
-    await expect(t.service.submitRepeatable({ ...body, password: 'other' }, { id: 'pw' })).rejects.toMatchObject({ status: 409 });
+    await expect(t.service.submitRepeatable({ ...body, password: 'other' }, { id: 'pw' })).rejects.toMatchObject({
+      status: 409,
+    });
     expect((await t.service.submitRepeatable(body, { id: 'pw' })).job.id).toBe(first.job.id);
-    const stored = [...t.docs.dump()].filter(([k]) => k.startsWith('repeat/')).map(([, v]) => v).join();
+    const stored = [...t.docs.dump()]
+      .filter(([k]) => k.startsWith('repeat/'))
+      .map(([, v]) => v)
+      .join();
     expect(stored).not.toContain('correct horse');
   });
 
@@ -69,11 +89,17 @@ describe('Repeatability-Request-ID', () => {
   it('without CREDENTIAL_KEY a body with a password is refused and nothing is remembered; one without is still repeatable', async () => {
     const t = testService({ TARGET_REGISTRY: 'r.example' });
     const withPassword = { source: 'docker.io/library/nginx:1.27', username: 'u', password: 'correct horse battery' };
-    await expect(t.service.submitRepeatable(withPassword, { id: 'pw' })).rejects.toMatchObject({ status: 400, code: 'CREDENTIALS_NOT_ACCEPTED' });
+    await expect(t.service.submitRepeatable(withPassword, { id: 'pw' })).rejects.toMatchObject({
+      status: 400,
+      code: 'CREDENTIALS_NOT_ACCEPTED',
+    });
     expect([...t.docs.dump().keys()]).toEqual([]);
     const body = { source: 'docker.io/library/nginx:1.27' };
     const first = await t.service.submitRepeatable(body, { id: 'plain' });
-    expect(await t.service.submitRepeatable(body, { id: 'plain' })).toMatchObject({ repeated: true, job: { id: first.job.id } });
+    expect(await t.service.submitRepeatable(body, { id: 'plain' })).toMatchObject({
+      repeated: true,
+      job: { id: first.job.id },
+    });
   });
 
   it('remembers an id for WINDOW_MS (24 h): a record just inside still answers, an older one is forgotten and replaced', async () => {
@@ -85,30 +111,55 @@ describe('Repeatability-Request-ID', () => {
     const age = async (ms: number) => t.docs.put(path, { ...record, at: new Date(Date.now() - ms).toISOString() });
 
     await age(WINDOW_MS - 60_000);
-    expect(await t.service.submitRepeatable(body, { id: 'daily' })).toMatchObject({ repeated: true, job: { id: first.job.id } });
-    await expect(t.service.submitRepeatable({ ...body, force: true }, { id: 'daily' })).rejects.toMatchObject({ status: 409, code: 'REPEATABILITY_CONFLICT' });
+    expect(await t.service.submitRepeatable(body, { id: 'daily' })).toMatchObject({
+      repeated: true,
+      job: { id: first.job.id },
+    });
+    await expect(t.service.submitRepeatable({ ...body, force: true }, { id: 'daily' })).rejects.toMatchObject({
+      status: 409,
+      code: 'REPEATABILITY_CONFLICT',
+    });
 
     await age(WINDOW_MS + 60_000);
     const later = await t.service.submitRepeatable({ ...body, force: true }, { id: 'daily' });
     expect(later.repeated).toBe(false);
     expect(later.job.id).not.toBe(first.job.id);
     // the expired record was replaced by the new request's: the id now names the new import
-    expect(await t.service.submitRepeatable({ ...body, force: true }, { id: 'daily' })).toMatchObject({ repeated: true, job: { id: later.job.id } });
+    expect(await t.service.submitRepeatable({ ...body, force: true }, { id: 'daily' })).toMatchObject({
+      repeated: true,
+      job: { id: later.job.id },
+    });
   });
 
   it('checks the headers: a bad id, a bad or too old Repeatability-First-Sent', () => {
     const now = Date.parse('2025-06-02T12:00:00Z');
     expect(parseRepeatability(headers({}), now)).toBeUndefined();
     expect(parseRepeatability(headers({ 'repeatability-request-id': 'abc' }), now)).toEqual({ id: 'abc' });
-    expect(parseRepeatability(headers({ 'repeatability-request-id': 'abc', 'repeatability-first-sent': 'Mon, 02 Jun 2025 11:00:00 GMT' }), now))
-      .toEqual({ id: 'abc', firstSent: Date.parse('2025-06-02T11:00:00Z') });
+    expect(
+      parseRepeatability(
+        headers({ 'repeatability-request-id': 'abc', 'repeatability-first-sent': 'Mon, 02 Jun 2025 11:00:00 GMT' }),
+        now,
+      ),
+    ).toEqual({ id: 'abc', firstSent: Date.parse('2025-06-02T11:00:00Z') });
     const cases: [Record<string, string>, number, string][] = [
       [{ 'repeatability-request-id': 'has space' }, 400, 'INVALID_HEADER'],
       [{ 'repeatability-request-id': 'x'.repeat(257) }, 400, 'INVALID_HEADER'],
       [{ 'repeatability-first-sent': 'Mon, 02 Jun 2025 11:00:00 GMT' }, 400, 'INVALID_HEADER'],
-      [{ 'repeatability-request-id': 'abc', 'repeatability-first-sent': '2025-06-02T11:00:00Z' }, 400, 'INVALID_HEADER'],
-      [{ 'repeatability-request-id': 'abc', 'repeatability-first-sent': new Date(now - WINDOW_MS - 60_000).toUTCString() }, 412, 'REPEATABILITY_EXPIRED'],
+      [
+        { 'repeatability-request-id': 'abc', 'repeatability-first-sent': '2025-06-02T11:00:00Z' },
+        400,
+        'INVALID_HEADER',
+      ],
+      [
+        {
+          'repeatability-request-id': 'abc',
+          'repeatability-first-sent': new Date(now - WINDOW_MS - 60_000).toUTCString(),
+        },
+        412,
+        'REPEATABILITY_EXPIRED',
+      ],
     ];
-    for (const [h, status, code] of cases) expect(() => parseRepeatability(headers(h), now)).toThrow(expect.objectContaining({ status, code }));
+    for (const [h, status, code] of cases)
+      expect(() => parseRepeatability(headers(h), now)).toThrow(expect.objectContaining({ status, code }));
   });
 });

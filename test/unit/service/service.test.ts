@@ -26,13 +26,38 @@ function seedIndex(reg: FakeRegistry, repo: string, tag: string, layerSize: numb
   const shared = bytes(layerSize, 'shared');
   const children = ['amd64', 'arm64'].map((arch) => {
     const own = bytes(layerSize, arch);
-    const config = Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-    const layers = [shared, own].map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, l), size: l.length }));
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: OCI_MANIFEST,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: reg.putBlob(repo, config), size: config.length }, layers,
+    const config = Buffer.from(
+      JSON.stringify({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }),
+    );
+    const layers = [shared, own].map((l) => ({
+      mediaType: 'application/vnd.oci.image.layer.v1.tar',
+      digest: reg.putBlob(repo, l),
+      size: l.length,
     }));
-    return { mediaType: OCI_MANIFEST, digest: reg.putManifest(repo, createHash('sha256').update(manifest).digest('hex') && `sha256:${createHash('sha256').update(manifest).digest('hex')}`, manifest, OCI_MANIFEST), size: manifest.length, platform: { os: 'linux', architecture: arch } };
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: {
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          digest: reg.putBlob(repo, config),
+          size: config.length,
+        },
+        layers,
+      }),
+    );
+    return {
+      mediaType: OCI_MANIFEST,
+      digest: reg.putManifest(
+        repo,
+        createHash('sha256').update(manifest).digest('hex') &&
+          `sha256:${createHash('sha256').update(manifest).digest('hex')}`,
+        manifest,
+        OCI_MANIFEST,
+      ),
+      size: manifest.length,
+      platform: { os: 'linux', architecture: arch },
+    };
   });
   const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: children }));
   return reg.putManifest(repo, tag, index, OCI_INDEX);
@@ -47,10 +72,17 @@ describe('import steps (memory storage, fake registries)', () => {
 
   const setup = async (extra: Record<string, string> = {}, opts: { leaseMarginMs?: number } = {}) => {
     [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);
-    return testService({
-      TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host,
-      CHUNK_SIZE: '64KiB', STEP_BUDGET_SECONDS: '1', ...extra,
-    }, opts);
+    return testService(
+      {
+        TARGET_REGISTRY: dst.host,
+        INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+        ALLOWED_SOURCES: src.host,
+        CHUNK_SIZE: '64KiB',
+        STEP_BUDGET_SECONDS: '1',
+        ...extra,
+      },
+      opts,
+    );
   };
 
   /** Runs queued messages until none is left, shuffled, each one delivered twice when `duplicate`. */
@@ -80,7 +112,10 @@ describe('import steps (memory storage, fake registries)', () => {
   it('is unharmed by every message being delivered twice', async () => {
     const t = await setup();
     const digest = seedIndex(src, 'team/app', '1', 150 * KiB);
-    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['dup/app:1'], repository: 'other/app' }, 'http');
+    const job = await t.service.submit(
+      { source: `${src.host}/team/app:1`, images: ['dup/app:1'], repository: 'other/app' },
+      'http',
+    );
     await drain(t, { duplicate: true });
     expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
     expect(dst.getManifest('dup/app', '1')?.digest).toBe(digest);
@@ -94,9 +129,16 @@ describe('import steps (memory storage, fake registries)', () => {
     ['right after a checkpoint, the next chunk on its way: a new session', true, 1, 6],
   ])('resumes a blob after a worker dies mid-step %s', async (_name, diesAfterSave, newSessions, patchesAfter) => {
     const docs = (await setup()).docs as MemoryDocuments;
-    const first = testService({
-      TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host, CHUNK_SIZE: '64KiB', STEP_BUDGET_SECONDS: '1',
-    }, { docs, leaseMarginMs: 0 });
+    const first = testService(
+      {
+        TARGET_REGISTRY: dst.host,
+        INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+        ALLOWED_SOURCES: src.host,
+        CHUNK_SIZE: '64KiB',
+        STEP_BUDGET_SECONDS: '1',
+      },
+      { docs, leaseMarginMs: 0 },
+    );
     const digest = seedIndex(src, 'team/app', '1', 400 * KiB);
     const job = await first.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
     await first.service.handleMessage(first.queue.drain()[0], first.meta());
@@ -115,7 +157,10 @@ describe('import steps (memory storage, fake registries)', () => {
     };
     await expect(first.service.handleMessage(big, first.meta())).rejects.toThrow('worker killed');
     docs.put = put;
-    const checkpoint = JSON.parse(docs.dump().get(`${job.id}/blob-${big.blob}.json`)!) as { state: { offset: number; location?: string }; lease?: unknown };
+    const checkpoint = JSON.parse(docs.dump().get(`${job.id}/blob-${big.blob}.json`)!) as {
+      state: { offset: number; location?: string };
+      lease?: unknown;
+    };
     expect(checkpoint.state.offset).toBeGreaterThan(0);
     expect(checkpoint.lease).toBeDefined();
 
@@ -148,12 +193,19 @@ describe('import steps (memory storage, fake registries)', () => {
     expect(await second.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
   });
 
-  it('writes a blob step\'s checkpoint at most every CHECKPOINT_EVERY_MS while it copies, and when it ends', async () => {
+  it("writes a blob step's checkpoint at most every CHECKPOINT_EVERY_MS while it copies, and when it ends", async () => {
     const docs = new MemoryDocuments();
     [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);
-    const t = testService({
-      TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host, CHUNK_SIZE: '64KiB', STEP_BUDGET_SECONDS: '60',
-    }, { docs, checkpointEveryMs: CHECKPOINT_EVERY_MS });
+    const t = testService(
+      {
+        TARGET_REGISTRY: dst.host,
+        INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+        ALLOWED_SOURCES: src.host,
+        CHUNK_SIZE: '64KiB',
+        STEP_BUDGET_SECONDS: '60',
+      },
+      { docs, checkpointEveryMs: CHECKPOINT_EVERY_MS },
+    );
     const digest = seedIndex(src, 'team/app', '1', 400 * KiB);
     const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
     await t.service.handleMessage(t.queue.drain()[0], t.meta());
@@ -202,16 +254,26 @@ describe('import steps (memory storage, fake registries)', () => {
   });
 
   it('accepts a request dropped on the queue, with a named credential', async () => {
-    const t = await setup({ REGISTRY_CREDENTIALS__mirror__USERNAME: 'u', REGISTRY_CREDENTIALS__mirror__PASSWORD: 'p', REGISTRY_CREDENTIALS__mirror__REGISTRIES: '127.0.0.1' });
+    const t = await setup({
+      REGISTRY_CREDENTIALS__mirror__USERNAME: 'u',
+      REGISTRY_CREDENTIALS__mirror__PASSWORD: 'p',
+      REGISTRY_CREDENTIALS__mirror__REGISTRIES: '127.0.0.1',
+    });
     const digest = seedIndex(src, 'team/app', '1', 10 * KiB);
-    await t.service.handleMessage({ source: `${src.host}/team/app:1`, images: ['dropped/app:1'], credential: 'mirror' }, t.meta());
+    await t.service.handleMessage(
+      { source: `${src.host}/team/app:1`, images: ['dropped/app:1'], credential: 'mirror' },
+      t.meta(),
+    );
     await drain(t);
     expect(dst.getManifest('dropped/app', '1')?.digest).toBe(digest);
   });
 
   it('sends a dropped request with a password to the poison queue without the password', async () => {
     const t = await setup({ CREDENTIAL_KEY: Buffer.alloc(32, 1).toString('base64') });
-    await t.service.handleMessage({ source: `${src.host}/team/app:1`, username: 'u', password: 'queue-secret-1' }, t.meta());
+    await t.service.handleMessage(
+      { source: `${src.host}/team/app:1`, username: 'u', password: 'queue-secret-1' },
+      t.meta(),
+    );
     expect(t.queue.sent).toEqual([]);
     expect(t.queue.poisoned).toHaveLength(1);
     expect(JSON.stringify(t.queue.poisoned)).not.toContain('queue-secret-1');
@@ -219,12 +281,18 @@ describe('import steps (memory storage, fake registries)', () => {
   });
 
   it('refuses a source that redirects its blobs to a non-public address, unless ALLOWED_SOURCES names that host', async () => {
-    for (const [allowed, expected] of [['src', 'failed'], ['127.0.0.1', 'succeeded']] as const) {
+    for (const [allowed, expected] of [
+      ['src', 'failed'],
+      ['127.0.0.1', 'succeeded'],
+    ] as const) {
       await Promise.all([src?.close(), dst?.close()]);
       [src, dst] = await Promise.all([startFakeRegistry({ redirectBlobsTo: 'other' }), startFakeRegistry()]);
       const t = testService({
-        TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: allowed === 'src' ? src.host : allowed,
-        CHUNK_SIZE: '64KiB', STEP_BUDGET_SECONDS: '1',
+        TARGET_REGISTRY: dst.host,
+        INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+        ALLOWED_SOURCES: allowed === 'src' ? src.host : allowed,
+        CHUNK_SIZE: '64KiB',
+        STEP_BUDGET_SECONDS: '1',
       });
       const digest = seedIndex(src, 'team/app', '1', 20 * KiB);
       const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
@@ -235,7 +303,9 @@ describe('import steps (memory storage, fake registries)', () => {
         // the storage listener is another port of 127.0.0.1: loopback, and not the listed host:port
         expect(status?.error).toMatchObject({ code: 'PRIVATE_ADDRESS' });
         // checked where the connection is made: the address the socket would have gone to
-        expect(status?.error?.message).toMatch(/source host 127\.0\.0\.1 is or resolves to the non-public address 127\.0\.0\.1; list it explicitly in ALLOWED_SOURCES/);
+        expect(status?.error?.message).toMatch(
+          /source host 127\.0\.0\.1 is or resolves to the non-public address 127\.0\.0\.1; list it explicitly in ALLOWED_SOURCES/,
+        );
         expect(src.redirectRequests).toHaveLength(0);
         expect(dst.getManifest('app', '1')).toBeUndefined();
       } else {

@@ -15,19 +15,31 @@ function seedImage(reg: FakeRegistry): { layer: string } {
   const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
   const data = Buffer.alloc(200_000, 7);
   const layer = reg.putBlob('team/app', data);
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: reg.putBlob('team/app', config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer, size: data.length }],
-  }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: reg.putBlob('team/app', config),
+        size: config.length,
+      },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer, size: data.length }],
+    }),
+  );
   reg.putManifest('team/app', '1', manifest, OCI_MANIFEST);
   return { layer };
 }
 
 /** Sessions the target opened and nobody closed: POSTs to uploads (not mounts) less DELETEs and final PUTs. */
 function openSessions(dst: FakeRegistry): number {
-  const posts = dst.requests.filter((r) => r.method === 'POST' && /\/blobs\/uploads\/(\?|$)/.test(r.url) && !r.url.includes('mount=')).length;
-  const closed = dst.requests.filter((r) => (r.method === 'DELETE' && r.url.includes('/blobs/uploads/')) || (r.method === 'PUT' && r.url.includes('digest='))).length;
+  const posts = dst.requests.filter(
+    (r) => r.method === 'POST' && /\/blobs\/uploads\/(\?|$)/.test(r.url) && !r.url.includes('mount='),
+  ).length;
+  const closed = dst.requests.filter(
+    (r) =>
+      (r.method === 'DELETE' && r.url.includes('/blobs/uploads/')) || (r.method === 'PUT' && r.url.includes('digest=')),
+  ).length;
   return posts - closed;
 }
 
@@ -40,15 +52,28 @@ describe('failed attempts close their upload sessions (memory storage, fake regi
 
   const setup = async (env: Record<string, string> = {}): Promise<TestService> => {
     [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);
-    return testService({
-      TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host, CHUNK_SIZE: '64KiB', ...env,
-    }, { retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 } });
+    return testService(
+      {
+        TARGET_REGISTRY: dst.host,
+        INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+        ALLOWED_SOURCES: src.host,
+        CHUNK_SIZE: '64KiB',
+        ...env,
+      },
+      { retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 } },
+    );
   };
 
   /** Delivers `message` as the host would, `deliveries` times while it throws. */
   const deliver = async (t: TestService, message: StepMessage, deliveries: number): Promise<void> => {
     for (let n = 1; n <= deliveries; n++) {
-      if (await t.service.handleMessage(message, t.meta(n)).then(() => true, () => false)) return;
+      if (
+        await t.service.handleMessage(message, t.meta(n)).then(
+          () => true,
+          () => false,
+        )
+      )
+        return;
     }
   };
 
@@ -75,7 +100,12 @@ describe('failed attempts close their upload sessions (memory storage, fake regi
     // the first 64 KiB arrive, then the source fails for good
     let served = 0;
     src.onRequest = (r) => {
-      if (r.method === 'GET' && r.url.includes(layer) && served++ >= 1) src.faults.splice(0, src.faults.length, { method: 'GET', path: new RegExp(layer), action: { kind: 'status', status: 500 } });
+      if (r.method === 'GET' && r.url.includes(layer) && served++ >= 1)
+        src.faults.splice(0, src.faults.length, {
+          method: 'GET',
+          path: new RegExp(layer),
+          action: { kind: 'status', status: 500 },
+        });
     };
     await deliver(t, step, 1);
     expect(openSessions(dst)).toBe(1); // resumable: the next delivery continues it

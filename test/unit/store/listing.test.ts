@@ -17,9 +17,19 @@ const KEYS = { current: Buffer.alloc(32, 4) };
 function record(n: number, status: JobStatus = 'queued'): JobRecord {
   const at = new Date(T0 + n * 1000).toISOString();
   return {
-    id: randomUUID(), status, createdAt: at, updatedAt: at, expiresAt: at,
+    id: randomUUID(),
+    status,
+    createdAt: at,
+    updatedAt: at,
+    expiresAt: at,
     request: { source: `docker.io/library/app:${n}`, target: 'r.example', force: false, inlineCredentials: false },
-    targets: [`r.example/app:${n}`], repositories: ['app'], blobsTotal: 0, bytesTotal: 0, manifests: 0, blobBytes: {}, doneBlobs: [],
+    targets: [`r.example/app:${n}`],
+    repositories: ['app'],
+    blobsTotal: 0,
+    bytesTotal: 0,
+    manifests: 0,
+    blobBytes: {},
+    doneBlobs: [],
   };
 }
 
@@ -89,7 +99,9 @@ describe('the import index', () => {
   it('skips an entry whose record is missing or was created at another instant, and repairs a stale status', async () => {
     const { docs, store, jobs } = await seeded(3);
     // a lost race to create the same id: the loser's entry, another creation time
-    await docs.put(indexName('2030-01-01T00:00:00Z', jobs[0]!.id), { id: jobs[0]!.id }, undefined, { status: 'queued' });
+    await docs.put(indexName('2030-01-01T00:00:00Z', jobs[0]!.id), { id: jobs[0]!.id }, undefined, {
+      status: 'queued',
+    });
     // an entry whose record never got written
     await docs.put(indexName('2030-01-01T00:00:01Z', randomUUID()), {}, undefined, { status: 'queued' });
     expect(sources((await store.list({ limit: 10 }, KEYS)).jobs)).toEqual(['2', '1', '0']);
@@ -114,7 +126,12 @@ describe('the import index', () => {
     const forged = Buffer.from(JSON.stringify({ a: 'index/9999999999999-z' })).toString('base64url');
     let before = calls();
     await expect(store.list({ limit: 1, token: forged }, KEYS)).rejects.toMatchObject({ code: 'INVALID_QUERY' });
-    await expect(store.list({ limit: 1, token: `${forged}.${macOf({ current: Buffer.alloc(32, 5) }, 'list-token', forged)}` }, KEYS)).rejects.toMatchObject({ code: 'INVALID_QUERY' });
+    await expect(
+      store.list(
+        { limit: 1, token: `${forged}.${macOf({ current: Buffer.alloc(32, 5) }, 'list-token', forged)}` },
+        KEYS,
+      ),
+    ).rejects.toMatchObject({ code: 'INVALID_QUERY' });
     expect(calls() - before).toBe(0);
     // with the key leaked the tag is valid, and the scan still stops
     before = calls();

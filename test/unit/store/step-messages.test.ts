@@ -4,7 +4,14 @@
  * message in flight while the app is updated must still parse and still be the app's.
  */
 import { describe, expect, it } from 'vitest';
-import { isAuthentic, MemoryJobQueue, readStep, signStep, stepMessageSchema, type StepMessage } from '../../../lib/store/queue.js';
+import {
+  isAuthentic,
+  MemoryJobQueue,
+  readStep,
+  signStep,
+  stepMessageSchema,
+  type StepMessage,
+} from '../../../lib/store/queue.js';
 import { testService } from '../../support/service.js';
 
 const keys = { current: Buffer.alloc(32, 7) };
@@ -20,7 +27,7 @@ const GOLDEN = [
 ];
 
 describe('step messages signed before the schema per step', () => {
-  it.each(GOLDEN)('%s parses, is the app\'s, and is signed the same again', (json) => {
+  it.each(GOLDEN)("%s parses, is the app's, and is signed the same again", (json) => {
     const raw = JSON.parse(json) as unknown;
     const parsed = stepMessageSchema.parse(raw);
     expect(parsed).toEqual(raw);
@@ -36,7 +43,10 @@ const DIGEST = `sha256:${'b'.repeat(64)}`;
 const STEPS = {
   plan: { message: { v: 1, job: JOB, step: 'plan' }, needs: [] },
   fanout: { message: { v: 1, job: JOB, step: 'fanout', from: 64 }, needs: ['from'] },
-  blob: { message: { v: 1, job: JOB, step: 'blob', blob: 3, digest: DIGEST, size: 1234 }, needs: ['blob', 'digest', 'size'] },
+  blob: {
+    message: { v: 1, job: JOB, step: 'blob', blob: 3, digest: DIGEST, size: 1234 },
+    needs: ['blob', 'digest', 'size'],
+  },
   finalize: { message: { v: 1, job: JOB, step: 'finalize' }, needs: [] },
 } as const;
 /** A value of each step field a message could carry. */
@@ -48,12 +58,16 @@ describe('each step carries exactly its own fields', () => {
       expect(stepMessageSchema.parse(message)).toEqual(message);
       for (const [field, value] of Object.entries(FIELDS)) {
         if ((needs as readonly string[]).includes(field)) continue;
-        expect(stepMessageSchema.safeParse({ ...message, [field]: value }).success, `${step} with ${field}`).toBe(false);
+        expect(stepMessageSchema.safeParse({ ...message, [field]: value }).success, `${step} with ${field}`).toBe(
+          false,
+        );
       }
       for (const field of needs) {
         const { [field]: _gone, ...without } = message as Record<string, unknown>;
         expect(stepMessageSchema.safeParse(without).success, `${step} without ${field}`).toBe(false);
-        expect(stepMessageSchema.safeParse({ ...message, [field]: null }).success, `${step} with ${field} null`).toBe(false);
+        expect(stepMessageSchema.safeParse({ ...message, [field]: null }).success, `${step} with ${field} null`).toBe(
+          false,
+        );
       }
     });
   }
@@ -65,7 +79,7 @@ describe('each step carries exactly its own fields', () => {
     expect(stepMessageSchema.safeParse({ v: 2, job: JOB, step: 'plan' }).success).toBe(false);
   });
 
-  it('where messages are built, TypeScript wants each step\'s fields (checked by npm run typecheck)', async () => {
+  it("where messages are built, TypeScript wants each step's fields (checked by npm run typecheck)", async () => {
     const queue = new MemoryJobQueue();
     // @ts-expect-error a blob step without its digest and size does not compile
     await queue.send({ v: 1, job: JOB, step: 'blob', blob: 0 });
@@ -79,7 +93,7 @@ describe('each step carries exactly its own fields', () => {
 });
 
 describe('reading a queue message as a step', () => {
-  it('a well-formed step with the app\'s tag is a step; without it, refused as not authentic', () => {
+  it("a well-formed step with the app's tag is a step; without it, refused as not authentic", () => {
     for (const { message } of Object.values(STEPS)) {
       expect(readStep(keys, signStep(keys, message))).toEqual({ kind: 'step', message: signStep(keys, message) });
       expect(readStep(keys, message)).toMatchObject({ kind: 'refused', code: 'STEP_NOT_AUTHENTIC' });
@@ -87,7 +101,12 @@ describe('reading a queue message as a step', () => {
   });
 
   it('shaped like a step but with fields its step does not have: not authentic without the tag (as before), and refused even with it', () => {
-    const malformed = [{ ...STEPS.plan.message, blob: 0 }, { ...STEPS.finalize.message, digest: DIGEST }, { v: 1, job: JOB, step: 'blob', blob: 1 }, { v: 1, job: JOB, step: 'fanout' }];
+    const malformed = [
+      { ...STEPS.plan.message, blob: 0 },
+      { ...STEPS.finalize.message, digest: DIGEST },
+      { v: 1, job: JOB, step: 'blob', blob: 1 },
+      { v: 1, job: JOB, step: 'fanout' },
+    ];
     for (const m of malformed) {
       expect(readStep(keys, m), JSON.stringify(m)).toMatchObject({ kind: 'refused', code: 'STEP_NOT_AUTHENTIC' });
       // a leaked key signs anything: such a message is still none the app writes
@@ -100,7 +119,13 @@ describe('reading a queue message as a step', () => {
   });
 
   it('anything not shaped like a step is no step (an import request, an unknown step, an unknown field)', () => {
-    for (const raw of [{ source: 'registry.example/app:1' }, { v: 1, job: JOB, step: 'copy' }, { ...STEPS.plan.message, extra: 1 }, 'text', null]) {
+    for (const raw of [
+      { source: 'registry.example/app:1' },
+      { v: 1, job: JOB, step: 'copy' },
+      { ...STEPS.plan.message, extra: 1 },
+      'text',
+      null,
+    ]) {
       expect(readStep(keys, raw), JSON.stringify(raw)).toEqual({ kind: 'other' });
     }
   });
@@ -111,7 +136,11 @@ describe('malformed step messages on the queue and the poison queue (memory stor
     const t = testService({ TARGET_REGISTRY: 'target.example', ALLOWED_SOURCES: '*', STEP_BUDGET_SECONDS: '60' });
     const job = await t.service.submit({ source: 'registry.example/team/app:1', images: ['app:1'] }, 'http');
     t.queue.drain();
-    const snapshot = () => [...t.docs.dump()].filter(([p]) => p.startsWith(`${job.id}/`)).sort().join('\n');
+    const snapshot = () =>
+      [...t.docs.dump()]
+        .filter(([p]) => p.startsWith(`${job.id}/`))
+        .sort()
+        .join('\n');
     return { t, job, snapshot };
   };
 
@@ -121,9 +150,13 @@ describe('malformed step messages on the queue and the poison queue (memory stor
     const forged = t.sign({ v: 1, job: job.id, step: 'plan', blob: 0 } as unknown as StepMessage);
     await t.service.handleMessage(forged, t.meta());
     expect(t.queue.drain()).toEqual([]);
-    expect(t.queue.poisoned).toEqual([{ v: 1, rejected: { reason: 'STEP_NOT_IN_PLAN', length: JSON.stringify(forged).length } }]);
+    expect(t.queue.poisoned).toEqual([
+      { v: 1, rejected: { reason: 'STEP_NOT_IN_PLAN', length: JSON.stringify(forged).length } },
+    ]);
     expect(snapshot()).toBe(before);
-    expect(t.logs.join('\n')).toMatch(/a plan message naming job .* was refused \[STEP_NOT_IN_PLAN\]: a plan step has no such message: blob/);
+    expect(t.logs.join('\n')).toMatch(
+      /a plan message naming job .* was refused \[STEP_NOT_IN_PLAN\]: a plan step has no such message: blob/,
+    );
   });
 
   it('on the poison queue, a malformed step fails no job: recorded as a reason and a length', async () => {
@@ -134,11 +167,15 @@ describe('malformed step messages on the queue and the poison queue (memory stor
     await t.service.handlePoison(unsigned, { ...meta, messageId: 'p-1' });
     await t.service.handlePoison(t.sign(unsigned as unknown as StepMessage), { ...meta, messageId: 'p-2' });
     expect(snapshot()).toBe(before);
-    const kept = [...t.docs.dump()].filter(([p]) => p.startsWith('poisoned/')).map(([, v]) => JSON.parse(v) as Record<string, unknown>);
-    expect(kept).toEqual(expect.arrayContaining([
-      expect.objectContaining({ kind: 'rejected', reason: 'STEP_NOT_AUTHENTIC', messageId: 'p-1' }),
-      expect.objectContaining({ kind: 'rejected', reason: 'STEP_NOT_IN_PLAN', messageId: 'p-2' }),
-    ]));
+    const kept = [...t.docs.dump()]
+      .filter(([p]) => p.startsWith('poisoned/'))
+      .map(([, v]) => JSON.parse(v) as Record<string, unknown>);
+    expect(kept).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'rejected', reason: 'STEP_NOT_AUTHENTIC', messageId: 'p-1' }),
+        expect.objectContaining({ kind: 'rejected', reason: 'STEP_NOT_IN_PLAN', messageId: 'p-2' }),
+      ]),
+    );
     expect(kept).toHaveLength(2);
   });
 });

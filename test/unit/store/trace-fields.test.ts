@@ -7,22 +7,38 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../lib/config.js';
-import { isAuthentic, MemoryJobQueue, SigningQueue, signStep, stepMessageSchema, type StepMessage } from '../../../lib/store/queue.js';
+import {
+  isAuthentic,
+  MemoryJobQueue,
+  SigningQueue,
+  signStep,
+  stepMessageSchema,
+  type StepMessage,
+} from '../../../lib/store/queue.js';
 import { TEST_MESSAGE_KEY } from '../../support/service.js';
 
 const keys = loadConfig({ MESSAGE_KEY: TEST_MESSAGE_KEY }).messageKeys!;
 const TP = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-const base: StepMessage = { v: 1, job: '0f8fad5b-d9cb-469f-a165-70867728950e', step: 'blob', blob: 2, digest: `sha256:${'a'.repeat(64)}`, size: 10 };
+const base: StepMessage = {
+  v: 1,
+  job: '0f8fad5b-d9cb-469f-a165-70867728950e',
+  step: 'blob',
+  blob: 2,
+  digest: `sha256:${'a'.repeat(64)}`,
+  size: 10,
+};
 
 describe('step message trace fields', () => {
   it('a message without trace fields carries the tag the app made before they existed', () => {
     // the tag as lib/store/mac.ts made it for the seven fields: purpose key, then the canonical content
     const purpose = createHmac('sha256', keys.current).update('oci-import queue-step v1').digest();
-    const old = createHmac('sha256', purpose).update(JSON.stringify([1, base.job, 'blob', 2, null, base.digest, 10]), 'utf8').digest('base64url');
+    const old = createHmac('sha256', purpose)
+      .update(JSON.stringify([1, base.job, 'blob', 2, null, base.digest, 10]), 'utf8')
+      .digest('base64url');
     expect(signStep(keys, base).mac).toBe(old);
   });
 
-  it('the traceparent and the time are signed: changing, adding or removing one makes the message not the app\'s', () => {
+  it("the traceparent and the time are signed: changing, adding or removing one makes the message not the app's", () => {
     const signed = signStep(keys, { ...base, tp: TP, at: 1_700_000_000_000 });
     expect(stepMessageSchema.parse(signed)).toEqual(signed);
     expect(isAuthentic(keys, signed)).toBe(true);
@@ -38,7 +54,7 @@ describe('step message trace fields', () => {
     expect(stepMessageSchema.safeParse({ ...base, tp: `${TP}-extra` }).success).toBe(false);
   });
 
-  it('without telemetry the service\'s queue sends no trace fields, and drops ones a message carried', async () => {
+  it("without telemetry the service's queue sends no trace fields, and drops ones a message carried", async () => {
     const inner = new MemoryJobQueue();
     const queue = new SigningQueue(inner, () => keys);
     await queue.send({ ...base, tp: TP, at: 5 });

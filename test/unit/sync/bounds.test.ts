@@ -25,7 +25,9 @@ interface Hostile {
 }
 
 /** A registry whose tag list is `page(n, url)` for the n-th request; manifests answer HEAD with one digest. */
-async function hostile(page: (n: number, url: URL) => { tags: unknown[]; next?: boolean; delayMs?: number }): Promise<Hostile> {
+async function hostile(
+  page: (n: number, url: URL) => { tags: unknown[]; next?: boolean; delayMs?: number },
+): Promise<Hostile> {
   const requests: string[] = [];
   let lists = 0;
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -34,7 +36,10 @@ async function hostile(page: (n: number, url: URL) => { tags: unknown[]; next?: 
     if (url.pathname.endsWith('/tags/list')) {
       const { tags, next, delayMs } = page(lists++, url);
       const answer = (): void => {
-        res.writeHead(200, { 'content-type': 'application/json', ...(next ? { link: `</v2/team/app/tags/list?n=1000&last=${lists}>; rel="next"` } : {}) });
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          ...(next ? { link: `</v2/team/app/tags/list?n=1000&last=${lists}>; rel="next"` } : {}),
+        });
         res.end(JSON.stringify({ name: 'team/app', tags }));
       };
       if (delayMs) setTimeout(answer, delayMs);
@@ -42,14 +47,28 @@ async function hostile(page: (n: number, url: URL) => { tags: unknown[]; next?: 
       return;
     }
     if (req.method === 'HEAD' && url.pathname.includes('/manifests/')) {
-      res.writeHead(200, { 'docker-content-digest': DIGEST, 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': '2' }).end();
+      res
+        .writeHead(200, {
+          'docker-content-digest': DIGEST,
+          'content-type': 'application/vnd.oci.image.manifest.v1+json',
+          'content-length': '2',
+        })
+        .end();
       return;
     }
     res.writeHead(404).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { host, requests, close: () => new Promise((r) => { server.close(() => r()); server.closeAllConnections(); }) };
+  return {
+    host,
+    requests,
+    close: () =>
+      new Promise((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
 }
 
 describe('sync passes are bounded (hostile in-test registry)', () => {
@@ -59,16 +78,31 @@ describe('sync passes are bounded (hostile in-test registry)', () => {
   });
   const start = async (page: Parameters<typeof hostile>[0]): Promise<{ src: Hostile; dst: FakeRegistry }> => {
     const [src, dst] = await Promise.all([hostile(page), startFakeRegistry()]);
-    closers.push(() => src.close(), () => dst.close());
+    closers.push(
+      () => src.close(),
+      () => dst.close(),
+    );
     return { src, dst };
   };
-  const plan = (src: Hostile, dst: FakeRegistry, tags: object | undefined, o: { maxTags: number; signal?: AbortSignal }) => planSync(
-    parseRules(JSON.stringify([{ source: `${src.host}/team/app`, target: 'mirror/app', ...(tags ? { tags } : {}) }]), 'rules.json'),
-    {
-      target: dst.host, targetClient: new RegistryClient({ registry: dst.host, insecure: true, retry }),
-      sourceClient: () => new RegistryClient({ registry: src.host, insecure: true, retry }), concurrency: 4, ...o,
-    },
-  );
+  const plan = (
+    src: Hostile,
+    dst: FakeRegistry,
+    tags: object | undefined,
+    o: { maxTags: number; signal?: AbortSignal },
+  ) =>
+    planSync(
+      parseRules(
+        JSON.stringify([{ source: `${src.host}/team/app`, target: 'mirror/app', ...(tags ? { tags } : {}) }]),
+        'rules.json',
+      ),
+      {
+        target: dst.host,
+        targetClient: new RegistryClient({ registry: dst.host, insecure: true, retry }),
+        sourceClient: () => new RegistryClient({ registry: src.host, insecure: true, retry }),
+        concurrency: 4,
+        ...o,
+      },
+    );
 
   it('empty tag pages with rel=next for ever: TOO_MANY_TAGS after ⌈MAX_TAGS / page⌉ + 1 requests', async () => {
     const { src, dst } = await start(() => ({ tags: [], next: true }));
@@ -76,7 +110,9 @@ describe('sync passes are bounded (hostile in-test registry)', () => {
       const before = src.requests.length;
       const result = await plan(src, dst, undefined, { maxTags });
       const lists = src.requests.slice(before).filter((r) => r.includes('/tags/list')).length;
-      process.stdout.write(`[endless empty tag pages] MAX_TAGS ${maxTags}: ${lists} list requests, then ${result.errors[0]?.code}\n`);
+      process.stdout.write(
+        `[endless empty tag pages] MAX_TAGS ${maxTags}: ${lists} list requests, then ${result.errors[0]?.code}\n`,
+      );
       expect(lists).toBe(Math.ceil(maxTags / 1000) + 1);
       expect(result.errors).toEqual([expect.objectContaining({ code: 'TOO_MANY_TAGS' })]);
       expect(result.items).toEqual([]);
@@ -85,19 +121,39 @@ describe('sync passes are bounded (hostile in-test registry)', () => {
 
   it('a pass ends at SYNC_PASS_SECONDS: a slow, endless tag list is cut off as TIMEOUT, the report written', async () => {
     const { src, dst } = await start(() => ({ tags: ['1.0'], next: true, delayMs: 200 }));
-    const t = testService({ TARGET_REGISTRY: dst.host, INSECURE_REGISTRIES: `${src.host},${dst.host}`, ALLOWED_SOURCES: src.host, SYNC_PASS_SECONDS: '1', MAX_TAGS: '1000000' });
+    const t = testService({
+      TARGET_REGISTRY: dst.host,
+      INSECURE_REGISTRIES: `${src.host},${dst.host}`,
+      ALLOWED_SOURCES: src.host,
+      SYNC_PASS_SECONDS: '1',
+      MAX_TAGS: '1000000',
+    });
     const sync = new SyncService(t.service, t.docs, loadConfig(t.env), dst.host);
     const started = Date.now();
     const report = await sync.runPass(parseRules(JSON.stringify([{ source: `${src.host}/team/app` }]), 'rules.json'));
     const elapsed = Date.now() - started;
-    process.stdout.write(`[slow endless tag list] the pass ended after ${elapsed} ms (SYNC_PASS_SECONDS 1) with ${src.requests.length} requests\n`);
+    process.stdout.write(
+      `[slow endless tag list] the pass ended after ${elapsed} ms (SYNC_PASS_SECONDS 1) with ${src.requests.length} requests\n`,
+    );
     expect(elapsed).toBeLessThan(1000 + 1000);
-    expect(report.errors).toEqual([expect.objectContaining({ code: 'TIMEOUT', message: expect.stringContaining('SYNC_PASS_SECONDS') })]);
+    expect(report.errors).toEqual([
+      expect.objectContaining({ code: 'TIMEOUT', message: expect.stringContaining('SYNC_PASS_SECONDS') }),
+    ]);
     expect(await sync.latest()).toMatchObject({ errors: [{ code: 'TIMEOUT' }] });
   });
 
   it('names outside the OCI tag grammar are left out before any pattern sees them, and never asked for', async () => {
-    const bad = ['x'.repeat(129), 'has space', '-leading-dash', '.dot', '\u001b]0;pwned\u0007', 'ünïcode', '', 42, null];
+    const bad = [
+      'x'.repeat(129),
+      'has space',
+      '-leading-dash',
+      '.dot',
+      '\u001b]0;pwned\u0007',
+      'ünïcode',
+      '',
+      42,
+      null,
+    ];
     const { src, dst } = await start(() => ({ tags: ['1.0', `a${'b'.repeat(127)}`, ...bad] }));
     const result = await plan(src, dst, { include: ['.*'] }, { maxTags: 100 });
     expect(result.items.map((i) => i.tag).sort()).toEqual(['1.0', `a${'b'.repeat(127)}`]);
@@ -139,7 +195,9 @@ describe('sync passes are bounded (hostile in-test registry)', () => {
     } finally {
       clearInterval(ticker);
     }
-    process.stdout.write(`[10,000 hostile tags × 100 patterns] pass ${(performance.now() - started).toFixed(0)} ms, longest event-loop stall ${worst.toFixed(0)} ms\n`);
+    process.stdout.write(
+      `[10,000 hostile tags × 100 patterns] pass ${(performance.now() - started).toFixed(0)} ms, longest event-loop stall ${worst.toFixed(0)} ms\n`,
+    );
     // matching yields every 10 ms; the bound leaves room for a loaded machine (without the yields: the whole pass)
     expect(worst).toBeLessThan(1000);
   });

@@ -9,8 +9,22 @@ import { ImportEngine, runImport } from '../../../lib/engine/engine.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { planSync } from '../../../lib/sync/pass.js';
 import { parseRules } from '../../../lib/sync/rules.js';
-import { startFakeRegistry, type FakeRegistry, type FakeRegistryOptions, type RecordedRequest } from '../../support/fake-registry.js';
-import { attach, fallbackEntries, fallbackTag, hex, listed, OCI_MANIFEST, seedIndex, SIG } from '../../support/referrer-fixtures.js';
+import {
+  startFakeRegistry,
+  type FakeRegistry,
+  type FakeRegistryOptions,
+  type RecordedRequest,
+} from '../../support/fake-registry.js';
+import {
+  attach,
+  fallbackEntries,
+  fallbackTag,
+  hex,
+  listed,
+  OCI_MANIFEST,
+  seedIndex,
+  SIG,
+} from '../../support/referrer-fixtures.js';
 
 const retry = { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 };
 
@@ -27,17 +41,33 @@ describe('sync with referrers (fake registries)', () => {
     source: new RegistryClient({ registry: src.host, insecure: true, retry }),
     target: new RegistryClient({ registry: dst.host, insecure: true, retry }),
   });
-  const rules = (extra: object = { referrers: true }) => parseRules(JSON.stringify([{ source: `${src.host}/team/app`, target: 'mirror/app', ...extra }]), 'rules.json');
+  const rules = (extra: object = { referrers: true }) =>
+    parseRules(JSON.stringify([{ source: `${src.host}/team/app`, target: 'mirror/app', ...extra }]), 'rules.json');
   /** One pass: plan, then run every import it selects. */
   const pass = async (extra?: object) => {
     const c = clients();
-    const plan = await planSync(rules(extra), { target: dst.host, targetClient: c.target, sourceClient: () => c.source, maxTags: 100, concurrency: 4 });
-    const engine = new ImportEngine({ ...c, chunkSize: Infinity, fetchConcurrency: 2, maxManifests: 50, maxBlobs: 1000, maxImportBytes: 2 ** 40 });
-    for (const item of plan.items) if (item.request) await runImport(engine, item.request, { blobConcurrency: 2, stepMs: 60_000 });
+    const plan = await planSync(rules(extra), {
+      target: dst.host,
+      targetClient: c.target,
+      sourceClient: () => c.source,
+      maxTags: 100,
+      concurrency: 4,
+    });
+    const engine = new ImportEngine({
+      ...c,
+      chunkSize: Infinity,
+      fetchConcurrency: 2,
+      maxManifests: 50,
+      maxBlobs: 1000,
+      maxImportBytes: 2 ** 40,
+    });
+    for (const item of plan.items)
+      if (item.request) await runImport(engine, item.request, { blobConcurrency: 2, stepMs: 60_000 });
     return plan;
   };
   const since = (n: number): RecordedRequest[] => src.requests.slice(n);
-  const brief = (r: RecordedRequest[]) => r.map((q) => `${q.method} ${q.url.replace(/sha256[:-]([0-9a-f]{8})[0-9a-f]{56}/g, 'sha256-$1')}`);
+  const brief = (r: RecordedRequest[]) =>
+    r.map((q) => `${q.method} ${q.url.replace(/sha256[:-]([0-9a-f]{8})[0-9a-f]{56}/g, 'sha256-$1')}`);
 
   it('without the API: referrer tags are no images; a signature added upstream is found by the tag list and one HEAD', async () => {
     await start();
@@ -56,7 +86,9 @@ describe('sync with referrers (fake registries)', () => {
     const quiet = await pass();
     expect(quiet.items.map((i) => [i.tag, i.action])).toEqual([['v1', 'unchanged']]);
     expect(brief(since(n))).toEqual([
-      'GET /v2/team/app/tags/list?n=1000', 'HEAD /v2/team/app/manifests/v1', `GET /v2/team/app/referrers/sha256-${hex(index.digest).slice(0, 8)}`,
+      'GET /v2/team/app/tags/list?n=1000',
+      'HEAD /v2/team/app/manifests/v1',
+      `GET /v2/team/app/referrers/sha256-${hex(index.digest).slice(0, 8)}`,
       `HEAD /v2/team/app/manifests/sha256-${hex(index.digest).slice(0, 8)}`,
     ]);
 
@@ -67,8 +99,11 @@ describe('sync with referrers (fake registries)', () => {
     const found = await pass();
     expect(found.items.map((i) => [i.tag, i.action, i.reason])).toEqual([['v1', 'import', 'referrers']]);
     expect(brief(since(n)).slice(0, 5)).toEqual([
-      'GET /v2/team/app/tags/list?n=1000', 'HEAD /v2/team/app/manifests/v1', `GET /v2/team/app/referrers/sha256-${hex(index.digest).slice(0, 8)}`,
-      `HEAD /v2/team/app/manifests/sha256-${hex(index.digest).slice(0, 8)}`, `GET /v2/team/app/manifests/sha256-${hex(index.digest).slice(0, 8)}`,
+      'GET /v2/team/app/tags/list?n=1000',
+      'HEAD /v2/team/app/manifests/v1',
+      `GET /v2/team/app/referrers/sha256-${hex(index.digest).slice(0, 8)}`,
+      `HEAD /v2/team/app/manifests/sha256-${hex(index.digest).slice(0, 8)}`,
+      `GET /v2/team/app/manifests/sha256-${hex(index.digest).slice(0, 8)}`,
     ]);
     expect(fallbackEntries(dst, 'mirror/app', index.digest).map((e) => e.digest)).toEqual([sig.digest, second.digest]);
     expect((await pass()).items.map((i) => i.action)).toEqual(['unchanged']);
@@ -90,7 +125,11 @@ describe('sync with referrers (fake registries)', () => {
     await pass();
     const n = src.requests.length;
     expect((await pass()).items.map((i) => i.action)).toEqual(['unchanged']);
-    expect(brief(since(n))).toEqual(['GET /v2/team/app/tags/list?n=1000', 'HEAD /v2/team/app/manifests/v1', `GET /v2/team/app/referrers/sha256-${hex(index.digest).slice(0, 8)}`]);
+    expect(brief(since(n))).toEqual([
+      'GET /v2/team/app/tags/list?n=1000',
+      'HEAD /v2/team/app/manifests/v1',
+      `GET /v2/team/app/referrers/sha256-${hex(index.digest).slice(0, 8)}`,
+    ]);
     const sig = attach(src, 'team/app', index, { configType: SIG, payload: 'late signature' });
     expect((await pass()).items.map((i) => [i.action, i.reason])).toEqual([['import', 'referrers']]);
     expect(dst.referrersOf('mirror/app', index.digest).map((d) => d.digest)).toEqual([sig.digest]);
@@ -119,8 +158,14 @@ describe('sync with referrers (fake registries)', () => {
   });
 
   it('refuses referrerTypes without referrers, naming the line', () => {
-    expect(() => parseRules('[\n  {\n    "source": "ghcr.io/org/app",\n    "referrerTypes": ["application/spdx+json"]\n  }\n]', 'rules.json'))
-      .toThrow(/rules\.json:4: \[0\]\.referrerTypes: referrerTypes selects which referrers/);
-    expect(() => parseRules('[{"source": "ghcr.io/org/app", "referrers": true, "referrerTypes": ["spdx"]}]', 'rules.json')).toThrow(/must be a media type/);
+    expect(() =>
+      parseRules(
+        '[\n  {\n    "source": "ghcr.io/org/app",\n    "referrerTypes": ["application/spdx+json"]\n  }\n]',
+        'rules.json',
+      ),
+    ).toThrow(/rules\.json:4: \[0\]\.referrerTypes: referrerTypes selects which referrers/);
+    expect(() =>
+      parseRules('[{"source": "ghcr.io/org/app", "referrers": true, "referrerTypes": ["spdx"]}]', 'rules.json'),
+    ).toThrow(/must be a media type/);
   });
 });

@@ -40,11 +40,36 @@ describe('sync rules', () => {
 
   it.each([
     ['bad JSON', '{\n  "rules": [\n    { "source": "a" ,, }\n  ]\n}', 3, 'not valid JSON'],
-    ['misspelt field', '{\n  "rules": [\n    {\n      "source": "docker.io/library/nginx",\n      "tgas": {}\n    }\n  ]\n}', 5, 'unknown field "tgas"'],
-    ['bad regex', '{\n  "rules": [\n    {\n      "source": "docker.io/library/nginx",\n      "tags": {\n        "include": ["(unclosed"]\n      }\n    }\n  ]\n}', 6, 'not a pattern the linear-time matcher takes (RE2 syntax: no lookarounds or backreferences): missing closing )'],
-    ['backtracking-only regex', '{\n  "rules": [\n    {\n      "source": "docker.io/library/nginx",\n      "tags": {\n        "exclude": ["^(?!1\\\\.)"]\n      }\n    }\n  ]\n}', 6, 'invalid or unsupported Perl syntax: `(?!`'],
-    ['bad semver range', '{"rules": [\n {"source": "nginx",\n  "tags": {"semver": "greater than one"}}]}', 3, 'not a valid semver range'],
-    ['uppercase source', '{"rules": [\n {"source": "nginx"},\n {"source": "docker.io/Library/Redis"}]}', 3, 'lowercase'],
+    [
+      'misspelt field',
+      '{\n  "rules": [\n    {\n      "source": "docker.io/library/nginx",\n      "tgas": {}\n    }\n  ]\n}',
+      5,
+      'unknown field "tgas"',
+    ],
+    [
+      'bad regex',
+      '{\n  "rules": [\n    {\n      "source": "docker.io/library/nginx",\n      "tags": {\n        "include": ["(unclosed"]\n      }\n    }\n  ]\n}',
+      6,
+      'not a pattern the linear-time matcher takes (RE2 syntax: no lookarounds or backreferences): missing closing )',
+    ],
+    [
+      'backtracking-only regex',
+      '{\n  "rules": [\n    {\n      "source": "docker.io/library/nginx",\n      "tags": {\n        "exclude": ["^(?!1\\\\.)"]\n      }\n    }\n  ]\n}',
+      6,
+      'invalid or unsupported Perl syntax: `(?!`',
+    ],
+    [
+      'bad semver range',
+      '{"rules": [\n {"source": "nginx",\n  "tags": {"semver": "greater than one"}}]}',
+      3,
+      'not a valid semver range',
+    ],
+    [
+      'uppercase source',
+      '{"rules": [\n {"source": "nginx"},\n {"source": "docker.io/Library/Redis"}]}',
+      3,
+      'lowercase',
+    ],
     ['source with tag', '{"rules": [\n {\n  "source": "nginx:1.27"}]}', 3, 'select its tags'],
     ['keepNewest zero', '{"rules": [\n {"source": "nginx",\n  "tags": {\n   "keepNewest": 0}}]}', 4, 'keepNewest'],
     ['no rules', '{"rules": []}', 1, 'rules'],
@@ -63,7 +88,20 @@ describe('sync rules', () => {
 });
 
 describe('tag selection', () => {
-  const tags = ['latest', '1.26.0', '1.27.1', '1.27.1-alpine', '1.27', '1.28.0', '1.9', 'v2.0.0', 'dev-1', 'stable', '1.25.4', '1.29.0-rc1'];
+  const tags = [
+    'latest',
+    '1.26.0',
+    '1.27.1',
+    '1.27.1-alpine',
+    '1.27',
+    '1.28.0',
+    '1.9',
+    'v2.0.0',
+    'dev-1',
+    'stable',
+    '1.25.4',
+    '1.29.0-rc1',
+  ];
 
   it('reads versions from tags', () => {
     expect(tagVersion('1.27')?.version).toBe('1.27.0');
@@ -74,7 +112,13 @@ describe('tag selection', () => {
   });
 
   it('includes and excludes by regular expression', async () => {
-    expect(await selectTags(tags, { include: ['^1\\.2[0-9]'], exclude: ['-alpine$', '-rc'] })).toEqual(['1.28.0', '1.27.1', '1.27', '1.26.0', '1.25.4']);
+    expect(await selectTags(tags, { include: ['^1\\.2[0-9]'], exclude: ['-alpine$', '-rc'] })).toEqual([
+      '1.28.0',
+      '1.27.1',
+      '1.27',
+      '1.26.0',
+      '1.25.4',
+    ]);
     expect(await selectTags(['v1', 'v2', 'dev-1'], { include: ['^v[0-9]+$'] })).toEqual(['v2', 'v1']);
   });
 

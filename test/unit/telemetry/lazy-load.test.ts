@@ -20,15 +20,30 @@ const functions = join(root, 'dist', 'functions');
 function resolvedBy(env: Record<string, string>): string[] {
   const log = join(work, `resolved-${Object.keys(env).length}.txt`);
   const hooks = join(work, 'hooks.mjs');
-  writeFileSync(hooks, `import { appendFileSync } from 'node:fs';
-export async function resolve(specifier, context, next) { const r = await next(specifier, context); appendFileSync(${JSON.stringify(log)}, r.url + '\\n'); return r; }\n`);
+  writeFileSync(
+    hooks,
+    `import { appendFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) { const r = await next(specifier, context); appendFileSync(${JSON.stringify(log)}, r.url + '\\n'); return r; }\n`,
+  );
   const register = join(work, 'register.mjs');
-  writeFileSync(register, `import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
-  const files = readdirSync(functions).filter((f) => f.endsWith('.js')).map((f) => pathToFileURL(join(functions, f)).href);
+  writeFileSync(
+    register,
+    `import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(hooks).href)});\n`,
+  );
+  const files = readdirSync(functions)
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => pathToFileURL(join(functions, f)).href);
   const code = `for (const f of ${JSON.stringify(files)}) await import(f); await new Promise((r) => setTimeout(r, 300)); process.exit(0);`;
-  const run = spawnSync(process.execPath, ['--import', pathToFileURL(register).href, '--input-type=module', '-e', code], {
-    cwd: root, env: { PATH: process.env.PATH ?? '', TARGET_REGISTRY: 'r.example', ...env }, encoding: 'utf8', timeout: 60_000,
-  });
+  const run = spawnSync(
+    process.execPath,
+    ['--import', pathToFileURL(register).href, '--input-type=module', '-e', code],
+    {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', TARGET_REGISTRY: 'r.example', ...env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   expect(run.status, run.stderr).toBe(0);
   return existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : [];
 }

@@ -20,7 +20,7 @@ function files(dir: string): string[] {
 const READS = [
   /\benv\??\.([A-Za-z_][A-Za-z0-9_]*)/g,
   /\benv\[['"]([^'"]+)['"]\]/g,
-  /\(env, '([A-Za-z_][A-Za-z0-9_]*)'/g,
+  /\(\s*env,\s*'([A-Za-z_][A-Za-z0-9_]*)'/g,
 ];
 
 function catalogued(name: string): boolean {

@@ -11,7 +11,9 @@
  */
 import { isIndexType, manifestFrom, parseManifest, type RawManifest } from '../oci/manifest.js';
 import type { RegistryClient } from '../oci/registry.js';
-import { throwIfAborted } from '../retry.js';
+import { DEFAULT_RETRY, retry, throwIfAborted } from '../retry.js';
+import { isTemporary } from '../errors.js';
+import { RegistryError } from '../oci/errors.js';
 import type { Digest } from '../oci/digest.js';
 import { forEachLimited } from '../concurrency.js';
 import { ImportError } from './errors.js';
@@ -53,7 +55,7 @@ export async function finalize(
         level.filter((m) => !present.has(m.digest)),
         PARALLEL,
         async (m) => {
-          const put = await target.putManifest(repository, m.digest, raw(m), { signal });
+          const put = await putSettled(() => target.putManifest(repository, m.digest, raw(m), { signal }), signal);
           processed.set(m.digest, put.subject !== undefined);
         },
       );
@@ -99,10 +101,30 @@ async function tag(
     refs.filter((r) => tagged.includes(`${r.repository}:${r.tag}`)),
     PARALLEL,
     async (ref) => {
-      await target.putManifest(ref.repository, ref.tag!, root, { signal });
+      await putSettled(() => target.putManifest(ref.repository, ref.tag!, root, { signal }), signal);
     },
   );
   return { tagged, unchanged };
+}
+
+/**
+ * A manifest PUT, tried again when the registry says a blob or manifest it lists is unknown although this import saw
+ * every one of them in place. The CNCF distribution registry on filesystem storage rewrites a repository's link to a
+ * blob in place when the same blob is mounted or pushed there again, and a manifest PUT that reads the link meanwhile
+ * is refused (`DIGEST_INVALID` and `MANIFEST_BLOB_UNKNOWN`): seen in CI with two tags of one image synced into one
+ * repository at once. A moment later the link is whole again. One that is really missing is refused every time, and
+ * the import fails with the registry's code after the attempts of DEFAULT_RETRY (about 3 s).
+ */
+function putSettled<T>(put: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  return retry(put, DEFAULT_RETRY, { signal, retryable: (err) => isTemporary(err) || linkRace(err) });
+}
+
+function linkRace(err: unknown): boolean {
+  return (
+    err instanceof RegistryError &&
+    err.status === 400 &&
+    err.diagnostics.some((d) => d.code === 'MANIFEST_BLOB_UNKNOWN' || d.code === 'MANIFEST_UNKNOWN')
+  );
 }
 
 function raw(m: PlannedManifest): RawManifest {

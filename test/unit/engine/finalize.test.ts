@@ -108,6 +108,67 @@ describe('finalize (scripted target)', () => {
     target.verify();
   });
 
+  const blobUnknown = {
+    status: 400,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      errors: [
+        { code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' },
+        { code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry', detail: `sha256:${'1'.repeat(64)}` },
+      ],
+    }),
+  };
+  const putChild = (res: object) => ({
+    req: { method: 'PUT', path: `/v2/app/manifests/${sha(child)}`, body: child.toString() },
+    res,
+  });
+
+  it('a manifest PUT refused for a blob it lists, which the import saw in place: tried again, and the import ends', async () => {
+    target = await scripted([
+      putChild(blobUnknown),
+      putChild({ status: 201, headers: { 'docker-content-digest': sha(child) } }),
+      { req: { method: 'PUT', path: `/v2/app/manifests/${sha(index)}` }, res: { status: 201 } },
+      [
+        { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 404 } },
+        { req: { method: 'HEAD', path: '/v2/app/manifests/stable' }, res: { status: 404 } },
+      ],
+      [
+        { req: { method: 'PUT', path: '/v2/app/manifests/1' }, res: { status: 201 } },
+        { req: { method: 'PUT', path: '/v2/app/manifests/stable' }, res: { status: 201 } },
+      ],
+    ]);
+    const client = new RegistryClient({ registry: target.host, insecure: true });
+    expect(await finalize(thePlan(target.host), client, { fresh: true })).toMatchObject({
+      tagged: ['app:1', 'app:stable'],
+    });
+    target.verify();
+  });
+
+  it('a blob that stays unknown: the PUT is refused on every attempt and the import fails with the registry code', async () => {
+    target = await scripted(Array.from({ length: 5 }, () => putChild(blobUnknown)));
+    const client = new RegistryClient({ registry: target.host, insecure: true });
+    await expect(finalize(thePlan(target.host), client, { fresh: true })).rejects.toMatchObject({
+      code: 'DIGEST_INVALID',
+      status: 400,
+    });
+    target.verify(); // five PUTs (DEFAULT_RETRY), nothing after them
+  });
+
+  it('any other refusal of a manifest PUT is not tried again', async () => {
+    target = await scripted([
+      putChild({
+        status: 400,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid' }] }),
+      }),
+    ]);
+    const client = new RegistryClient({ registry: target.host, insecure: true });
+    await expect(finalize(thePlan(target.host), client, { fresh: true })).rejects.toMatchObject({
+      code: 'MANIFEST_INVALID',
+    });
+    target.verify();
+  });
+
   it('honours its deadline: a target that never answers ends the step at the deadline, not at a request timeout', async () => {
     target = await scripted([
       [

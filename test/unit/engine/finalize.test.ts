@@ -10,7 +10,7 @@ import { TimeoutError } from '../../../lib/errors.js';
 import type { Digest } from '../../../lib/oci/digest.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { deadlineSignal } from '../../../lib/retry.js';
-import { scripted, type ScriptedPeer } from '../../support/scripted.js';
+import { scripted, type Answer, type Exchange, type ScriptedPeer } from '../../support/scripted.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -108,7 +108,7 @@ describe('finalize (scripted target)', () => {
     target.verify();
   });
 
-  const blobUnknown = {
+  const blobUnknown: Answer = {
     status: 400,
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
@@ -118,7 +118,7 @@ describe('finalize (scripted target)', () => {
       ],
     }),
   };
-  const putChild = (res: object) => ({
+  const putChild = (res: Answer): Exchange => ({
     req: { method: 'PUT', path: `/v2/app/manifests/${sha(child)}`, body: child.toString() },
     res,
   });

@@ -27,29 +27,15 @@ import { setImportService } from '../../../lib/service/runtime.js';
 import { SyncService } from '../../../lib/service/sync-service.js';
 import { startEntra, type RunningEntra } from '../../support/azure.js';
 import { testService, type TestService, type TestServiceOptions } from '../../support/service.js';
+import { ctx, request } from '../../support/functions-http.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 type Handler = (r: HttpRequest, c: InvocationContext) => Promise<HttpResponseInit>;
 
-const BASE = 'http://127.0.0.1:7071/api/';
 const KEY = Buffer.alloc(32, 5).toString('base64');
 const SUB =
   '/subscriptions/33333333-3333-4333-8333-333333333333/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/';
 
-const ctx = (): InvocationContext =>
-  new InvocationContext({ functionName: 'test', invocationId: 'test', logHandler: () => undefined });
-const request = (
-  method: string,
-  path: string,
-  o: { body?: string; headers?: Record<string, string>; params?: Record<string, string> } = {},
-): HttpRequest =>
-  new HttpRequest({
-    method,
-    url: `${BASE}${path}`,
-    headers: o.headers ?? {},
-    params: o.params ?? {},
-    ...(o.body !== undefined ? { body: { string: o.body } } : {}),
-  });
 const postJson = (body: unknown, headers: Record<string, string> = {}): HttpRequest =>
   request('POST', 'imports', {
     body: typeof body === 'string' ? body : JSON.stringify(body),

@@ -6,7 +6,7 @@
  * - the schemas refuse what is not a status, and the CLI's client refuses such an answer with INVALID_ANSWER
  *   while keeping fields it does not know.
  */
-import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import type { HttpResponseInit } from '@azure/functions';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cancelImport } from '../../../functions/import-cancel.js';
 import { listImports } from '../../../functions/import-list.js';
@@ -22,8 +22,8 @@ import { ApiError, ImportsClient } from '../../../lib/cli/client.js';
 import { setImportService } from '../../../lib/service/runtime.js';
 import { seedOneLayerImage as seedImage, startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 import { testService, type TestService } from '../../support/service.js';
+import { ctx, request } from '../../support/functions-http.js';
 
-const BASE = 'http://127.0.0.1:7071/api/';
 const ID = '0f8fad5b-d9cb-469f-a165-70867728950e';
 const VIEW = {
   id: ID,
@@ -34,21 +34,6 @@ const VIEW = {
   updatedAt: '2025-06-01T00:00:01Z',
   progress: { manifests: 1, blobsTotal: 2, blobsDone: 1, bytesTotal: 100, bytesCopied: 50 },
 };
-
-const ctx = (): InvocationContext =>
-  new InvocationContext({ functionName: 'test', invocationId: 'test', logHandler: () => undefined });
-const request = (
-  method: string,
-  path: string,
-  o: { body?: string; headers?: Record<string, string>; params?: Record<string, string> } = {},
-): HttpRequest =>
-  new HttpRequest({
-    method,
-    url: `${BASE}${path}`,
-    headers: o.headers ?? {},
-    params: o.params ?? {},
-    ...(o.body !== undefined ? { body: { string: o.body } } : {}),
-  });
 
 async function drain(t: TestService): Promise<void> {
   for (let rounds = 0; rounds < 100; rounds++) {

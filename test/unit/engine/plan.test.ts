@@ -140,6 +140,146 @@ describe('plan limits (scripted source)', () => {
     await vi.waitFor(() => target.verify());
   });
 
+  it('a tag the target has at another digest is refused (TAG_EXISTS); at the same digest, or with force, the plan goes on', async () => {
+    const m = manifest(1, 10);
+    const other = sha('another image');
+    const get = {
+      req: { method: 'GET', path: '/v2/app/manifests/1' },
+      res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: m },
+    };
+    const head = (digest: string) => ({
+      req: { method: 'HEAD', path: '/v2/app/manifests/1' },
+      res: {
+        status: 200,
+        headers: { 'content-type': OCI_MANIFEST, 'docker-content-digest': digest, 'content-length': '10' },
+      },
+    });
+    // with force the target is not asked about its tags at all
+    const source = await scripted([get, get, get]);
+    const target = await scripted([head(other), head(sha(m))]);
+    peers.push(source, target);
+    const req = { source: `${source.host}/app:1`, target: target.host };
+    await expect(plan(req, options(source, target))).rejects.toMatchObject({
+      code: 'TAG_EXISTS',
+      side: 'target',
+      message: `tag app:1 already exists on ${target.host} (${other}); use force to overwrite it`,
+    });
+    expect(await plan(req, options(source, target))).toMatchObject({ root: { digest: sha(m) }, force: false });
+    expect(await plan({ ...req, force: true }, options(source, target))).toMatchObject({
+      root: { digest: sha(m) },
+      force: true,
+    });
+  });
+
+  it('an import of exactly MAX_IMPORT_BYTES is planned; one byte less refuses it, naming no single blob', async () => {
+    const m = manifest(3, 400); // 6 + 3 × 400 bytes of blobs
+    const get = {
+      req: { method: 'GET', path: '/v2/app/manifests/1' },
+      res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: m },
+    };
+    const head = { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 404 } };
+    const source = await scripted([get, get, get]);
+    const target = await scripted([head, head, head]);
+    peers.push(source, target);
+    const req = { source: `${source.host}/app:1`, target: target.host };
+    expect((await plan(req, options(source, target, { maxImportBytes: 1206 }))).blobs).toHaveLength(4);
+    const err = await plan(req, options(source, target, { maxImportBytes: 1205 })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'IMPORT_TOO_LARGE', side: 'source' });
+    expect((err as Error).message).not.toContain('alone');
+    // a blob exactly as large as the limit is not "alone larger" than it either
+    const err400 = await plan(req, options(source, target, { maxImportBytes: 400 })).catch((e: unknown) => e);
+    expect((err400 as Error).message).not.toContain('alone');
+    await vi.waitFor(() => target.verify());
+  });
+
+  describe('platform filters', () => {
+    const child = (arch: string) =>
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_MANIFEST,
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(`config ${arch}`), size: 7 },
+          layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(`layer ${arch}`), size: 100 }],
+        }),
+      );
+    const archs = ['amd64', 'arm64', 's390x'];
+    const children = archs.map(child);
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: archs.map((architecture, i) => ({
+          mediaType: OCI_MANIFEST,
+          digest: sha(children[i]!),
+          size: children[i]!.length,
+          platform: { os: 'linux', architecture },
+        })),
+      }),
+    );
+    const getIndex = {
+      req: { method: 'GET', path: '/v2/app/manifests/1' },
+      res: { status: 200, headers: { 'content-type': OCI_INDEX }, body: index },
+    };
+    const getChild = (i: number) => ({
+      req: { method: 'GET', path: `/v2/app/manifests/${sha(children[i]!)}` },
+      res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: children[i]! },
+    });
+    const head = { req: { method: 'HEAD', path: '/v2/app/manifests/1' }, res: { status: 404 } };
+
+    it('two platforms of three: a filtered index of those two, their manifests named by platform', async () => {
+      const source = await scripted([getIndex, [getChild(0), getChild(1)]]);
+      const target = await scripted([head]);
+      peers.push(source, target);
+      const p = await plan(
+        { source: `${source.host}/app:1`, target: target.host, platforms: ['linux/amd64', 'linux/arm64'] },
+        options(source, target),
+      );
+      expect(p.root.digest).not.toBe(sha(index));
+      expect(p.root.mediaType).toBe(OCI_INDEX);
+      expect(p.manifests.map((m) => [m.digest, m.platform])).toEqual([
+        [sha(children[0]!), 'linux/amd64'],
+        [sha(children[1]!), 'linux/arm64'],
+        [p.root.digest, undefined],
+      ]);
+      const written = JSON.parse(Buffer.from(p.manifests[2]!.bytes, 'base64').toString('utf8')) as {
+        manifests: { digest: string }[];
+      };
+      expect(written.manifests.map((c) => c.digest)).toEqual([sha(children[0]!), sha(children[1]!)]);
+      expect(p.blobs).toHaveLength(4);
+      expect(p.notes).toContainEqual(expect.stringContaining('a filtered index of 2 platforms was written'));
+    });
+
+    it('one platform: the tags point at its manifest, no index is written', async () => {
+      const source = await scripted([getIndex, getChild(1)]);
+      const target = await scripted([head]);
+      peers.push(source, target);
+      const p = await plan(
+        { source: `${source.host}/app:1`, target: target.host, platforms: ['linux/arm64'] },
+        options(source, target),
+      );
+      expect(p.root).toEqual({ digest: sha(children[1]!), mediaType: OCI_MANIFEST });
+      expect(p.manifests.map((m) => m.digest)).toEqual([sha(children[1]!)]);
+      expect(p.notes).toContainEqual(expect.stringContaining('only linux/arm64 was selected'));
+    });
+
+    it('no platform matches: NO_MATCHING_PLATFORM lists what the index has, and no child is fetched', async () => {
+      const source = await scripted([getIndex]);
+      const target = await scripted([head]);
+      peers.push(source, target);
+      await expect(
+        plan(
+          { source: `${source.host}/app:1`, target: target.host, platforms: ['windows/amd64'] },
+          options(source, target),
+        ),
+      ).rejects.toMatchObject({
+        code: 'NO_MATCHING_PLATFORM',
+        side: 'request',
+        message: expect.stringContaining('it has: linux/amd64, linux/arm64, linux/s390x'),
+      });
+      await vi.waitFor(() => target.verify());
+    });
+  });
+
   it('a plan within the limits: one manifest GET, and meanwhile one HEAD of each target tag', async () => {
     const m = manifest(2, 10);
     const source = await scripted([

@@ -307,6 +307,23 @@ function cliCostNotes(): string[] {
       'that the upload sends as they fill, in order, hashed on the way, and gives back one block later; the blocks of all blobs within COPY_MEMORY (16 MiB): a part whose next ' +
       'block does not fit stops reading (TCP holds the sender) except the one an upload is at; a broken-off part continued from its first missing byte; and a young-generation ' +
       'collection every 4 MiB that arrive, so the socket buffers Node.js allocates per read are freed and reused before more are asked of the kernel.',
+
+    '- **Peak RSS, and how to bound it further** (measured 2026-12-05 with a probe loaded into the CLI (`node --require`) and, on a quiet machine, `npm run bench -- --only ' +
+      'single --tools oci-import --cli-env COPY_MEMORY=…` and the same with `--only index`, 3 runs each; not in this run). Sampling ' +
+      '`process.memoryUsage()` and /proc/self/smaps_rollup every 20 ms in the CLI copying the 300 MiB layer: when the first blob bytes arrive the ' +
+      "process holds 59–60 MiB (41 MiB of it file-backed: the node binary and its libraries, which no setting changes; V8's heap 13 MiB); at the " +
+      "peak, 90–100 MiB: file-backed 43 MiB, V8's heap 18–26 MiB (9–10 MiB of it in use: the rest is young-generation room V8 keeps), and " +
+      'ArrayBuffers 22–32 MiB (the 16 MiB part pool, the blocks uploads send and fill, and socket buffers not yet collected). Starting Node.js with ' +
+      'a smaller young generation (`--max-semi-space-size=1`) shrank the heap to 12 MiB but raised the peak to 113–120 MiB (more collections, more ' +
+      'socket buffers promoted to the old generation), so only the bytes held in flight are a lever, and they are COPY_MEMORY. Medians of 3 (wall ' +
+      "time; the tool's CPU), and the range of peak RSS: single layer, loopback — 16 MiB (the default) 3.29 s, 2.02 s, 99–107 MB; 8 MiB 3.57 s, " +
+      '1.94 s, 94–96 MB; 4 MiB 3.40 s, 1.99 s, 86–91 MB. Single layer, far-away source — 16 MiB 4.91 s, 2.07 s, 96–99 MB; 8 MiB 4.82 s, 2.08 s, ' +
+      '96–99 MB; 4 MiB 5.13 s, 2.05 s, 89–93 MB. Index, loopback — 16 MiB 3.11 s, 2.23 s, 105–107 MB; 6 MiB 3.03 s, 2.04 s, 92–96 MB; 4 MiB 3.32 s, ' +
+      '2.07 s, 89–90 MB. Index, far-away source — 16 MiB 3.92 s, 2.07 s, 108–109 MB; 6 MiB 4.22 s, 2.14 s, 97–103 MB; 4 MiB 5.63 s, 2.41 s, 85–87 ' +
+      'MB. So `COPY_MEMORY=4MiB` keeps every copy under 96 MB, at little cost on loopback and on one far-away blob (+4 %), but the far-away index ' +
+      'takes 44 % longer: four blobs at once from a far source need bytes in flight on many connections, and 4 MiB holds too few. The default stays ' +
+      '16 MiB, where the far-away copies are fastest; a deployment that must fit a smaller memory sets COPY_MEMORY lower and trades that speed for ' +
+      'it.',
   ];
 }
 

@@ -1,12 +1,13 @@
 // `npm run mutate`: mutation testing of the core — lib/engine, lib/policy, lib/request, lib/store, lib/service — with Stryker and its vitest
 // runner. Stryker changes the code one small way at a time (a condition negated, a boundary moved, a statement
 // removed…) and runs the tests that cover it: a mutant no test notices is a behaviour nothing holds. Results:
-// docs/testing.md. Not run by CI: it takes the better part of an hour on 2 cores.
+// docs/testing.md. Not run by CI: the whole core takes many hours on 2 cores; run it a folder or a few files at a time.
 //
 // Scoped for a small machine: the unit tests of these folders only (vitest.mutate.config.ts; the real-registry and
 // host tests cost seconds each and run in CI anyway), only the tests that cover a mutant run for it (perTest), two
 // test runners, and incremental mode: a rerun tests again only the mutants whose code or tests changed.
 // MUTATE narrows a run: a comma list of folders or files under lib/ (MUTATE=policy, MUTATE=engine/copy-blob.ts,store).
+// MUTATE_TESTS narrows the tests run against the mutants (vitest.mutate.config.ts): MUTATE_TESTS=engine,policy.
 const targets = (process.env.MUTATE ?? 'engine,policy,request,store,service')
   .split(',')
   .map((t) => t.trim())

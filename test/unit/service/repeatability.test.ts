@@ -141,6 +141,23 @@ describe('Repeatability-Request-ID', () => {
         now,
       ),
     ).toEqual({ id: 'abc', firstSent: Date.parse('2025-06-02T11:00:00Z') });
+    // the window's edges: exactly WINDOW_MS ago is still inside, a second more is not; an id of 256 characters is taken
+    const edge = new Date(now - WINDOW_MS).toUTCString();
+    expect(
+      parseRepeatability(headers({ 'repeatability-request-id': 'abc', 'repeatability-first-sent': edge }), now),
+    ).toEqual({ id: 'abc', firstSent: now - WINDOW_MS });
+    expect(() =>
+      parseRepeatability(
+        headers({
+          'repeatability-request-id': 'abc',
+          'repeatability-first-sent': new Date(now - WINDOW_MS - 1000).toUTCString(),
+        }),
+        now,
+      ),
+    ).toThrow(expect.objectContaining({ status: 412, code: 'REPEATABILITY_EXPIRED' }));
+    expect(parseRepeatability(headers({ 'repeatability-request-id': 'x'.repeat(256) }), now)).toEqual({
+      id: 'x'.repeat(256),
+    });
     const cases: [Record<string, string>, number, string][] = [
       [{ 'repeatability-request-id': 'has space' }, 400, 'INVALID_HEADER'],
       [{ 'repeatability-request-id': 'x'.repeat(257) }, 400, 'INVALID_HEADER'],

@@ -7,6 +7,7 @@ import { defineConfig } from 'vitest/config';
 const ALL = [
   'test/unit/engine/**/*.test.ts',
   'test/unit/policy/**/*.test.ts',
+  'test/unit/request/**/*.test.ts',
   'test/unit/store/**/*.test.ts',
   'test/unit/service/**/*.test.ts',
   'test/unit/functions/**/*.test.ts',

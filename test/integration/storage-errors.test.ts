@@ -23,6 +23,41 @@ const docs = (connectionString: string): BlobDocuments =>
     ),
   );
 
+describe('job storage on Azurite: the contract memory documents stand in for (test/unit/store/job-store.test.ts)', () => {
+  it('ifNoneExists writes only a new blob; ifMatch only over the ETag it names', async () => {
+    const d = new BlobDocuments(
+      BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('conditions'),
+    );
+    const first = await d.put('a.json', { n: 1 }, { ifNoneExists: true });
+    expect(first).toBeTruthy();
+    expect(await d.put('a.json', { n: 2 }, { ifNoneExists: true })).toBeUndefined();
+    expect((await d.get('a.json'))?.value).toEqual({ n: 1 });
+    const second = await d.put('a.json', { n: 3 }, { ifMatch: first! });
+    expect(second).toBeTruthy();
+    expect(second).not.toBe(first);
+    expect(await d.put('a.json', { n: 4 }, { ifMatch: first! })).toBeUndefined();
+    expect(await d.put('b.json', { n: 5 }, { ifMatch: first! })).toBeUndefined();
+    expect(await d.get('a.json')).toEqual({ value: { n: 3 }, etag: second });
+    expect(await d.get('b.json')).toBeUndefined();
+  });
+
+  it('lists names in order from a marker, a page at a time, with their metadata', async () => {
+    const d = new BlobDocuments(
+      BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('pages'),
+    );
+    for (const n of ['p/c', 'p/a', 'q/x', 'p/b']) await d.put(n, {}, undefined, { n: n.replace('/', '-') });
+    const first = await d.list('p/', { maxPageSize: 2 });
+    expect(first.entries).toEqual([
+      { name: 'p/a', metadata: { n: 'p-a' } },
+      { name: 'p/b', metadata: { n: 'p-b' } },
+    ]);
+    expect(first.next).toBeTruthy();
+    const second = await d.list('p/', { maxPageSize: 2, marker: first.next });
+    expect(second.entries).toEqual([{ name: 'p/c', metadata: { n: 'p-c' } }]);
+    expect(second.next).toBeUndefined();
+  });
+});
+
 describe('job storage errors', () => {
   it('reads and writes when storage is there', async () => {
     const d = docs(azurite.connectionString);

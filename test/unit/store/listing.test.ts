@@ -119,6 +119,28 @@ describe('the import index', () => {
     await expect(store.list({ limit: 5, token: 'bm9wZQ' }, KEYS)).rejects.toMatchObject({ code: 'INVALID_QUERY' });
   });
 
+  it('a correctly tagged token of the wrong shape is refused too: it names an index entry, and a marker only as text', async () => {
+    const { docs, store } = await seeded(3);
+    const signed = (body: string) => `${body}.${macOf(KEYS, 'list-token', body)}`;
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const before = docs.ops.list;
+    for (const token of [
+      signed(b64({ a: 42 })),
+      signed(b64({ a: 'job/elsewhere' })),
+      signed(b64({ a: 'index/0', m: 7 })),
+      signed(b64({ m: 'x' })),
+      signed(Buffer.from('not json').toString('base64url')),
+      `${signed(b64({ a: 'index/0' }))}.extra`,
+    ])
+      await expect(store.list({ limit: 1, token }, KEYS)).rejects.toMatchObject({ code: 'INVALID_QUERY' });
+    expect(docs.ops.list).toBe(before);
+    // the same shape the service writes is taken
+    await expect(
+      store.list({ limit: 1, token: signed(b64({ a: 'index/0', m: 'index/0' })) }, KEYS),
+    ).resolves.toBeDefined();
+    await expect(store.list({ limit: 1, token: signed(b64({ a: 'index/0' })) }, KEYS)).resolves.toBeDefined();
+  });
+
   it('a continuation token the service did not make is refused before any List Blobs call; whatever a token says, a page costs at most MAX_LIST_CALLS', async () => {
     const { docs, store } = await seeded(200);
     const calls = () => docs.ops.list;

@@ -8,28 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { blobsMissing, FANOUT_BATCH, stepMismatch, StepRefusedError } from '../../../lib/service/step-checks.js';
 import type { StepMessage } from '../../../lib/store/queue.js';
 import type { JobRecord } from '../../../lib/store/store.js';
+import { jobRecord } from '../../support/job-record.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 
-/** A stored job with only the fields the checks read set to something meaningful. */
-function job(fields: Partial<JobRecord>): JobRecord {
-  return {
-    id: 'job-1',
-    status: 'running',
-    createdAt: '2026-12-05T00:00:00.000Z',
-    updatedAt: '2026-12-05T00:00:00.000Z',
-    expiresAt: '2026-12-06T00:00:00.000Z',
-    request: {} as JobRecord['request'],
-    targets: [],
-    repositories: [],
-    blobsTotal: 0,
-    bytesTotal: 0,
-    manifests: 1,
-    blobBytes: {},
-    doneBlobs: [],
-    ...fields,
-  };
-}
+/** A planned job (one manifest); the checks read only a few fields. */
+const job = (fields: Partial<JobRecord>): JobRecord => jobRecord({ id: 'job-1', manifests: 1, ...fields });
 
 const common = { v: 1, job: 'job-1', at: 0, mac: 'x' } as const;
 const plan = { ...common, step: 'plan' } as unknown as StepMessage;

@@ -9,25 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { MemoryDocuments } from '../../../lib/store/documents.js';
 import { INDEX_PREFIX } from '../../../lib/store/listing.js';
 import { JobStore, progressOf, type JobRecord } from '../../../lib/store/store.js';
+import { jobRecord } from '../../support/job-record.js';
 
-function job(id: string, fields: Partial<JobRecord> = {}): JobRecord {
-  return {
-    id,
-    status: 'queued',
-    createdAt: '2026-12-05T00:00:00.000Z',
-    updatedAt: '2026-12-05T00:00:00.000Z',
-    expiresAt: '2026-12-06T00:00:00.000Z',
-    request: { inlineCredentials: false } as JobRecord['request'],
-    targets: [],
-    repositories: [],
-    blobsTotal: 0,
-    bytesTotal: 0,
-    manifests: 0,
-    blobBytes: {},
-    doneBlobs: [],
-    ...fields,
-  };
-}
+const job = (id: string, fields: Partial<JobRecord> = {}): JobRecord => jobRecord({ id, ...fields });
 
 const SEALED = { v: 1 as const, iv: 'iv', tag: 'tag', data: 'data' };
 

@@ -190,6 +190,48 @@ describe('poison trigger', () => {
     expect(everything(t)).not.toContain(SECRET);
   });
 
+  it('checks every part of a rejection record: version, object, code shape and length, integer length, field of the request', async () => {
+    const t = setup();
+    const code64 = `A${'B'.repeat(63)}`;
+    const lookAlikes: unknown[] = [
+      { v: 2, rejected: { reason: 'INVALID_BODY', length: 1 } },
+      { v: 1, rejected: null },
+      { v: 1, rejected: 'INVALID_BODY' },
+      { v: 1, rejected: { reason: 'invalid_body', length: 1 } },
+      { v: 1, rejected: { reason: 'INVALID_BODY trailing', length: 1 } },
+      { v: 1, rejected: { reason: 'xINVALID_BODY', length: 1 } },
+      { v: 1, rejected: { reason: `${code64}C`, length: 1 } },
+      { v: 1, rejected: { reason: 42, length: 1 } },
+      { v: 1, rejected: { reason: 'INVALID_BODY', length: 1.5 } },
+      { v: 1, rejected: { reason: 'INVALID_BODY', length: '1' } },
+      { v: 1, rejected: { reason: 'INVALID_BODY', length: 1, field: 'images[x]' } },
+      { v: 1, rejected: { reason: 'INVALID_BODY', length: 1, field: 'images[1]x' } },
+      { v: 1, rejected: { reason: 'INVALID_BODY', length: 1, field: 7 } },
+      null,
+    ];
+    for (const [i, raw] of lookAlikes.entries()) await t.service.handlePoison(raw, poisonMeta(t, `l-${i}`));
+    const genuine = [
+      { v: 1, rejected: { reason: 'INVALID_BODY', field: 'images[12]', length: 3 } },
+      { v: 1, rejected: { reason: code64, length: 0 } },
+    ];
+    for (const [i, raw] of genuine.entries()) await t.service.handlePoison(raw, poisonMeta(t, `g-${i}`));
+    const stored = new Map(
+      [...t.docs.dump()]
+        .filter(([path]) => path.startsWith('poisoned/'))
+        .map(([, text]) => JSON.parse(text) as { messageId: string; kind: string; reason: string; field?: string })
+        .map((r) => [r.messageId, r]),
+    );
+    for (const i of lookAlikes.keys())
+      expect(stored.get(`l-${i}`)).toMatchObject({ kind: 'message', reason: 'MESSAGE_POISONED' });
+    expect(stored.get('g-0')).toMatchObject({
+      kind: 'rejected',
+      reason: 'INVALID_BODY',
+      field: 'images[12]',
+      length: 3,
+    });
+    expect(stored.get('g-1')).toMatchObject({ kind: 'rejected', reason: code64, length: 0 });
+  });
+
   it('is the importPoison function, with the message id from the trigger metadata', async () => {
     const t = setup();
     setImportService(t.service);

@@ -33,6 +33,16 @@ describe('maxDequeueCount', () => {
     ).toThrow(/maxDequeueCount/);
   });
 
+  it('takes 1 (the smallest), skips a setting that is unset or blank, and refuses a host.json value of another type', () => {
+    expect(maxDequeueCount({ AzureFunctionsJobHost__extensions__queues__maxDequeueCount: '1' }, hostJson)).toBe(1);
+    expect(maxDequeueCount({ AzureFunctionsJobHost__extensions__queues__maxDequeueCount: undefined }, hostJson)).toBe(
+      4,
+    );
+    expect(maxDequeueCount({ AzureFunctionsJobHost__extensions__queues__maxDequeueCount: '   ' }, hostJson)).toBe(5);
+    expect(maxDequeueCount({}, { extensions: { queues: { maxDequeueCount: null } } })).toBe(5);
+    expect(() => maxDequeueCount({}, { extensions: { queues: { maxDequeueCount: true } } })).toThrow(/maxDequeueCount/);
+  });
+
   it('hostSetting reads any path', () => {
     expect(
       hostSetting({ AzureFunctionsJobHost__functionTimeout: '00:01:00' }, { functionTimeout: '00:10:00' }, [
@@ -41,6 +51,9 @@ describe('maxDequeueCount', () => {
     ).toBe('00:01:00');
     expect(hostSetting({}, { functionTimeout: '00:10:00' }, ['functionTimeout'])).toBe('00:10:00');
     expect(hostSetting({}, { a: 1 }, ['a', 'b'])).toBeUndefined();
+    expect(hostSetting({}, { a: null }, ['a', 'b'])).toBeUndefined();
+    expect(hostSetting({}, { a: { c: 1 } }, ['a', 'b'])).toBeUndefined();
+    expect(hostSetting({}, { a: { B: 2 } }, ['a', 'b'])).toBe(2);
   });
 });
 

@@ -44,4 +44,25 @@ describe('storage clients from AzureWebJobsStorage settings', () => {
     expect(c.blobs.url).toBe('http://127.0.0.1:10000/devstoreaccount1');
     expect(() => storageClients({})).toThrow(/AzureWebJobsStorage__blobServiceUri and __queueServiceUri/);
   });
+
+  it('a blob endpoint without a queue endpoint (or the reverse) is refused, not half a client', () => {
+    const { AzureWebJobsStorage__blobServiceUri: blob, AzureWebJobsStorage__queueServiceUri: queue } = GOV;
+    expect(() => storageClients({ AzureWebJobsStorage__blobServiceUri: blob })).toThrow(/__queueServiceUri/);
+    expect(() => storageClients({ AzureWebJobsStorage__queueServiceUri: queue })).toThrow(/__queueServiceUri/);
+  });
+
+  it('settings with blanks around them, as a portal paste leaves them, still work; a blank connection string is none', () => {
+    const c = storageClients({
+      AzureWebJobsStorage: '  ',
+      AzureWebJobsStorage__blobServiceUri: ` ${GOV.AzureWebJobsStorage__blobServiceUri} `,
+      AzureWebJobsStorage__queueServiceUri: `${GOV.AzureWebJobsStorage__queueServiceUri}\n`,
+      AzureWebJobsStorage__clientId: ' 11111111-1111-4111-8111-111111111111 ',
+    });
+    expect(c.blobs.url).toBe(GOV.AzureWebJobsStorage__blobServiceUri);
+    expect(c.queues.url).toBe(GOV.AzureWebJobsStorage__queueServiceUri);
+    expect(credentialOf(c.blobs)).toBeInstanceOf(ManagedIdentityCredential);
+    expect(storageClients({ AzureWebJobsStorage__accountName: ' stx ' }).blobs.url).toBe(
+      'https://stx.blob.core.windows.net/',
+    );
+  });
 });

@@ -85,6 +85,13 @@ export interface MessageMeta {
   readonly dequeueCount: number;
   readonly maxDequeueCount: number;
   readonly log: Logger;
+  /**
+   * Takes the messages that continue this step (StepContext.next), signed: for the queue trigger's output binding,
+   * which the Functions host sends once the invocation has succeeded and which wakes the host's own listener of the
+   * queue at once, where a message sent with the storage SDK waits for the listener's next poll. Without it, they are
+   * sent to the queue as the step makes them.
+   */
+  readonly handOff?: (message: StepMessage) => void;
 }
 
 /** In-flight work of a step may run this long past its budget before the step's signal ends it. */
@@ -356,7 +363,7 @@ export class ImportService {
       await this.refuse(raw, msg, mismatch, meta);
       return;
     }
-    const step = this.stepContext();
+    const step = this.stepContext(meta.handOff);
     try {
       await this.steps.run(job, msg, step, meta);
     } catch (err) {
@@ -375,7 +382,7 @@ export class ImportService {
     );
   }
 
-  private stepContext(): StepContext & { clear(): void } {
+  private stepContext(handOff: MessageMeta['handOff']): StepContext & { clear(): void } {
     const budgetMs = this.o.config.stepBudgetSeconds * 1000;
     const marginMs = this.o.stepMarginMs ?? STEP_MARGIN_MS;
     const until = Date.now() + budgetMs;
@@ -388,7 +395,19 @@ export class ImportService {
     );
     // every request of the step listens to it
     setMaxListeners(10_000, deadline.signal);
-    return { until, budgetMs, signal: deadline.signal, clear: deadline.clear };
+    const next = handOff ? this.handOffQueue(handOff) : this.queue;
+    return { until, budgetMs, signal: deadline.signal, clear: deadline.clear, next: (m) => next.send(m) };
+  }
+
+  /** Step messages signed as the queue has them, given to `handOff` instead of sent (MessageMeta.handOff). */
+  private handOffQueue(handOff: (message: StepMessage) => void): JobQueue {
+    return new SigningQueue(
+      {
+        send: async (message) => handOff(message),
+        sendPoison: (message) => this.o.queue.sendPoison(message),
+      },
+      () => requireMessageKeys(this.o.config.messageKeys),
+    );
   }
 
   private async onStepError(job: JobRecord, msg: StepMessage, meta: MessageMeta, raw: unknown): Promise<void> {

@@ -50,6 +50,13 @@ export interface StepContext {
   readonly budgetMs: number;
   /** Ends everything in flight (the budget plus a margin). */
   readonly signal: AbortSignal;
+  /**
+   * Enqueues what follows this step when the step has done its part: this blob's next step, the next fan-out, a
+   * finalize. Such a message may be lost with the step (its worker dying before the host sends it): the step's own
+   * message then comes back and sends it again. What must go out before the step records it as done (the blob steps
+   * of a fan-out batch) goes straight to the queue instead.
+   */
+  readonly next: (message: StepMessage) => Promise<void>;
 }
 
 export interface StepsOptions {
@@ -84,7 +91,7 @@ export class Steps {
         j.status === 'waiting' ? { ...j, status: 'running', waitingUntil: undefined } : undefined,
       );
     if (msg.step === 'plan') await this.plan(job, step, log);
-    else if (msg.step === 'fanout') await this.fanout(job.id, msg.from);
+    else if (msg.step === 'fanout') await this.fanout(job.id, msg.from, step);
     else if (msg.step === 'blob') await this.blob(job, msg, step, meta);
     else await this.finalize(job, step, log);
   }
@@ -170,8 +177,8 @@ export class Steps {
     }
     const small = this.o.inline && p.blobs.length <= this.o.inline.blobs && bytes <= this.o.inline.bytes;
     if (small && (await this.inline(planned, p, step, log))) return;
-    if (p.blobs.length === 0) await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
-    else await this.fanout(job.id, 0, p.blobs);
+    if (p.blobs.length === 0) await step.next({ v: 1, job: job.id, step: 'finalize' });
+    else await this.fanout(job.id, 0, step, p.blobs);
   }
 
   /**
@@ -229,12 +236,12 @@ export class Steps {
   // ---- fan-out ---------------------------------------------------------------------------------------
 
   /**
-   * Enqueues the blob steps of `[from, from + FANOUT_BATCH)` and the next fan-out. The messages go out
-   * before the batch is marked done: a worker dying in between makes a redelivery send them again
-   * (harmless: blob steps hold leases); once marked, a redelivery sends nothing but, if it never went,
-   * the next fan-out.
+   * Enqueues the blob steps of `[from, from + FANOUT_BATCH)` and the next fan-out. The blob steps go
+   * straight to the queue before the batch is marked done: a worker dying in between makes a redelivery
+   * send them again (harmless: blob steps hold leases); once marked, a redelivery sends nothing but, if it
+   * never went, the next fan-out (`step.next`).
    */
-  private async fanout(id: string, from: number, known?: readonly PlannedBlob[]): Promise<void> {
+  private async fanout(id: string, from: number, step: StepContext, known?: readonly PlannedBlob[]): Promise<void> {
     const blobs = known ?? (await this.o.store.blobs(id));
     if (!blobs)
       throw new OciImportError('PLAN_MISSING', `job ${id}: fan-out without a plan`, {
@@ -267,7 +274,7 @@ export class Steps {
     } else if (job.fanout!.next !== end) {
       return; // a later batch is done: so was the hand-over of this one
     }
-    if (end < blobs.length) await this.o.queue.send({ v: 1, job: id, step: 'fanout', from: end });
+    if (end < blobs.length) await step.next({ v: 1, job: id, step: 'fanout', from: end });
   }
 
   // ---- blob ------------------------------------------------------------------------------------------
@@ -372,7 +379,7 @@ export class Steps {
     await this.o.store.update(id, (j) =>
       j.blobBytes[index] === present ? undefined : { ...j, blobBytes: { ...j.blobBytes, [index]: present } },
     );
-    await this.o.queue.send(msg);
+    await step.next(msg);
     log.info(`job ${id} blob ${index} at ${present}/${state.size}`);
   }
 
@@ -411,7 +418,7 @@ export class Steps {
     );
     if (job.doneBlobs.length !== job.blobsTotal || ENDED.has(job.status)) return;
     if (Date.now() >= step.until) {
-      await this.o.queue.send({ v: 1, job: id, step: 'finalize' });
+      await step.next({ v: 1, job: id, step: 'finalize' });
       return;
     }
     await this.o.queue.send(
@@ -445,7 +452,7 @@ export class Steps {
       beforeFinalize: () => this.markFinalizing(job.id, log),
     });
     if (run.outcome === 'incomplete') {
-      await this.o.queue.send({ v: 1, job: job.id, step: 'finalize' });
+      await step.next({ v: 1, job: job.id, step: 'finalize' });
       return;
     }
     if (run.outcome === 'stopped') return;

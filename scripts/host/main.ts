@@ -36,6 +36,7 @@ import {
   type StorageConnection,
 } from './settings.js';
 import { QueueClients } from './storage.js';
+import type { OutputDeps } from './outputs.js';
 import { TimerListener } from './timer-trigger.js';
 
 const HELP = `oci-import local Functions host
@@ -315,7 +316,7 @@ interface Started {
   readonly active: readonly HostedFunction[];
   readonly settings: Settings;
   readonly env: Env;
-  readonly outputs: { clients: QueueClients; env: Env; encoding: Settings['hostJson']['queues']['messageEncoding'] };
+  readonly outputs: OutputDeps;
 }
 
 /** The HTTP front on 127.0.0.1: its base URL, and the HTTP functions it routes to. */
@@ -503,7 +504,15 @@ async function start(host: Host, root: string, args: Args, env: Env): Promise<vo
     settings,
     env,
     active: catalog.functions.filter((f) => !f.disabled),
-    outputs: { clients: new QueueClients(), env, encoding: settings.hostJson.queues.messageEncoding },
+    outputs: {
+      clients: new QueueClients(),
+      env,
+      encoding: settings.hostJson.queues.messageEncoding,
+      // the SharedQueueWatcher: a queue output wakes this host's listener of that queue (outputs.ts)
+      enqueued: (queueName) => {
+        for (const l of host.queueListeners) if (l.queueName === queueName) l.notify();
+      },
+    },
   };
   const http = await startHttp(s);
   const queueLines = await createQueueListeners(s);

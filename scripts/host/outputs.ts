@@ -2,6 +2,14 @@
  * Output bindings after a successful invocation. Storage-queue outputs (`output.storageQueue`, as
  * return value or extra output) are sent with the host's message encoding; a JSON array becomes one
  * message per element, as the host does. Other output types are dropped (warned at start-up).
+ *
+ * After sending to a queue, the host tells its own listener of that queue (`enqueued`), which polls at once
+ * instead of waiting out its back-off, as the queues extension does: its output collector calls
+ * `IMessageEnqueuedWatcher.Notify(queueName)` after each message ("Optimization where a queue output can
+ * directly trigger a queue input. This is per-host": QueuesExtensionConfigProvider.QueueAsyncCollector,
+ * azure-sdk-for-net sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues), and the QueueListener
+ * registered with that SharedQueueWatcher ends its wait for the next poll. Messages sent by the function's
+ * own code (a storage SDK) wake nothing: they are found by the next poll.
  */
 import type { RpcBindingInfo, RpcInvocationResponse, RpcTypedData } from './core-api.js';
 import type { HostedFunction } from './catalog.js';
@@ -30,6 +38,8 @@ export interface OutputDeps {
   readonly clients: QueueClients;
   readonly env: Env;
   readonly encoding: MessageEncoding;
+  /** The shared queue watcher: called with a queue's name after messages were sent to it. */
+  readonly enqueued?: (queueName: string) => void;
 }
 
 /** Sends every queue output of `response`. Returns the number of messages sent. Throws on failure. */
@@ -49,6 +59,7 @@ export async function deliverOutputs(
     for (const m of messages) {
       await client.sendMessage(encodeMessage(m, deps.encoding));
       sent++;
+      deps.enqueued?.(client.name);
     }
   }
   return sent;

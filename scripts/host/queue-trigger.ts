@@ -4,7 +4,11 @@
  * - polls with `receiveMessages(batchSize, visibilityTimeout = lease)`; fetches the next batch when
  *   `newBatchThreshold` or fewer invocations are still running (so at most batchSize + newBatchThreshold
  *   run at once); an empty queue backs the polling off (100 ms doubling, with jitter) up to
- *   maxPollingInterval;
+ *   maxPollingInterval; after a batch it polls again at once. The back-off is ended early by nothing but a
+ *   queue output binding of this host sending to the queue (`notify`, the extension's SharedQueueWatcher: see
+ *   outputs.ts) — not by an invocation ending, nor by a message the function sent with the storage SDK
+ *   (QueueListener.ExecuteAsync: CreateSucceededResult waits only for newBatchThreshold, CreateBackoffResult
+ *   for the delay or Notify);
  * - decodes the message (base64 by default), passes the text to the library, which JSON-parses it when
  *   it can (a message `"123"` arrives as the number 123), and triggerMetadata
  *   `{ queueTrigger, id, dequeueCount, insertionTime, expirationTime, nextVisibleTime, popReceipt, sys }`;
@@ -118,7 +122,11 @@ export class QueueListener {
   readonly #running = new Set<Promise<void>>();
   #stopping = false;
   readonly #abort = new AbortController();
+  /** Ends the back-off wait before the next poll: stop, or `notify`. */
   #wake: (() => void) | undefined;
+  /** Ends the wait for an invocation to finish when more than newBatchThreshold run. */
+  #slotFreed: (() => void) | undefined;
+  #notified = false;
   #loop: Promise<void> | undefined;
   #pollErrorLogged = 0;
 
@@ -126,8 +134,22 @@ export class QueueListener {
     this.#o = options;
   }
 
+  /** The queue this listener polls. */
+  get queueName(): string {
+    return this.#o.queueName;
+  }
+
   start(): void {
     this.#loop = this.#run();
+  }
+
+  /**
+   * A function of this host sent a message to this queue through an output binding: poll now rather than at the
+   * end of the back-off (QueueListener.Notify in the queues extension).
+   */
+  notify(): void {
+    this.#notified = true;
+    this.#wake?.();
   }
 
   /** Stops polling; running invocations are left to the host's in-flight drain. */
@@ -135,6 +157,7 @@ export class QueueListener {
     this.#stopping = true;
     this.#abort.abort();
     this.#wake?.();
+    this.#slotFreed?.();
     await this.#loop;
   }
 
@@ -160,10 +183,10 @@ export class QueueListener {
         await Promise.race([
           ...this.#running,
           new Promise<void>((r) => {
-            this.#wake = r;
+            this.#slotFreed = r;
           }),
         ]);
-        this.#wake = undefined;
+        this.#slotFreed = undefined;
         continue;
       }
       let messages: DequeuedMessageItem[];
@@ -189,15 +212,19 @@ export class QueueListener {
         break;
       }
       if (messages.length === 0) {
-        await this.#sleep(delay + Math.floor(Math.random() * delay * 0.2));
-        delay = Math.min(delay * 2, options.maxPollingIntervalMs);
+        if (!this.#notified) await this.#sleep(delay + Math.floor(Math.random() * delay * 0.2));
+        delay = this.#notified ? MIN_POLL_MS : Math.min(delay * 2, options.maxPollingIntervalMs);
+        this.#notified = false;
         continue;
       }
       delay = MIN_POLL_MS;
+      this.#notified = false;
       for (const m of messages) {
         const p: Promise<void> = this.#o.inFlight.track(this.#process(m)).finally(() => {
           this.#running.delete(p);
-          this.#wake?.();
+          // Only the wait for a free slot ends here: an invocation that ends does not cut the back-off short
+          // (QueueListener: only Notify ends CreateDelayWithNotificationTask's wait).
+          this.#slotFreed?.();
         });
         this.#running.add(p);
       }

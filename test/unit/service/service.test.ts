@@ -193,6 +193,39 @@ describe('import steps (memory storage, fake registries)', () => {
     expect(await second.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
   });
 
+  it("hands a step's continuation to the output binding (MessageMeta.handOff) and sends a fan-out's blob steps to the queue", async () => {
+    const t = await setup();
+    const digest = seedIndex(src, 'team/app', '1', 400 * KiB);
+    // 7 chunks of 64 KiB at 250 ms each: a blob step outlasts its 1 s budget and must continue
+    dst.faults.push({ method: 'PATCH', path: /\/blobs\/uploads\//, action: { kind: 'delay', ms: 250 } });
+    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+    const handed: StepMessage[] = [];
+    const meta = () => ({ ...t.meta(), handOff: (m: StepMessage) => handed.push(m) });
+
+    await t.service.handleMessage(t.queue.drain()[0], meta());
+    // the blob steps go out before the fan-out records its batch: straight to the queue, never handed off
+    const blobMessages = t.queue.drain();
+    expect(blobMessages.map((m) => m.step)).toEqual(['blob', 'blob', 'blob', 'blob', 'blob']);
+    expect(handed).toEqual([]);
+
+    const big = blobStep(blobMessages[1]);
+    await t.service.handleMessage(big, meta());
+    expect(t.queue.sent).toEqual([]);
+    expect(handed).toHaveLength(1);
+    expect(handed[0]).toMatchObject({ v: 1, job: job.id, step: 'blob', blob: big.blob, digest: big.digest });
+    expect(handed[0]!.mac).toEqual(expect.any(String));
+
+    // what was handed off runs as any queued message (signed alike): the import ends
+    dst.faults.length = 0;
+    const pending: StepMessage[] = [...handed.splice(0), ...blobMessages.filter((m) => m !== big)];
+    for (let rounds = 0; pending.length > 0 && rounds < 100; rounds++) {
+      for (const m of pending.splice(0)) await t.service.handleMessage(m, meta());
+      pending.push(...handed.splice(0), ...t.queue.drain());
+    }
+    expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
+    expect(t.queue.poisoned).toEqual([]);
+  });
+
   it("writes a blob step's checkpoint at most every CHECKPOINT_EVERY_MS while it copies, and when it ends", async () => {
     const docs = new MemoryDocuments();
     [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);

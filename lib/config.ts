@@ -148,7 +148,7 @@ export const SETTINGS: readonly SettingSpec[] = [
     cli: true,
     default: '8MiB',
     description:
-      'Bytes per upload PATCH (`MiB`/`KiB` suffixes): a queue step saves its place after each. The CLI, when it is not set, streams each blob as one PATCH (as `docker push`).',
+      'Bytes per upload PATCH (`MiB`/`KiB` suffixes). Not set: the CLI streams each blob as one PATCH (as `docker push`), and a queue step streams a new upload session as one PATCH until the blob is done or its budget is spent, then saves its place; a later step goes on in 8 MiB PATCHes, saving its place after each. Set it for a registry that refuses a streamed PATCH.',
   },
   {
     name: 'STEP_BUDGET_SECONDS',
@@ -621,6 +621,11 @@ export interface Config {
   /** MESSAGE_KEY (signs and verifies) and MESSAGE_KEY_PREVIOUS (verifies only); absent → the service refuses to queue. */
   readonly messageKeys?: MessageKeys;
   readonly chunkSize: number;
+  /**
+   * CHUNK_SIZE not set: a queue step streams the first write of an upload session as one PATCH (as `docker push`),
+   * ended when the step's budget is spent; only a session an earlier step began goes on in CHUNK_SIZE PATCHes.
+   */
+  readonly streamUploads: boolean;
   readonly stepBudgetSeconds: number;
   readonly maxManifests: number;
   readonly maxBlobs: number;
@@ -874,6 +879,7 @@ export function loadConfig(env: Env = process.env): Config {
       return messageKeys();
     },
     chunkSize: sizeSetting(env, 'CHUNK_SIZE', DEFAULT_CHUNK_SIZE, 64 * 1024, 512 * MiB),
+    streamUploads: !env.CHUNK_SIZE?.trim(),
     stepBudgetSeconds: int(env, 'STEP_BUDGET_SECONDS', DEFAULT_STEP_BUDGET_SECONDS, 1, 3600),
     maxManifests: int(env, 'MAX_MANIFESTS', DEFAULT_MAX_MANIFESTS, 1, 10_000),
     maxBlobs: int(env, 'MAX_BLOBS', DEFAULT_MAX_BLOBS, 1, 100_000),

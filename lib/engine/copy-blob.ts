@@ -6,9 +6,12 @@
  * 2. The upload, a state machine over `BlobState` (types.ts): `pending` → `uploading{location, offset}`
  *    → `done`. Each turn sends one chunk (`sendChunk`): parts read from the source by ranged GETs, several
  *    ahead, streamed in order into one PATCH of CHUNK_SIZE bytes (or, unbounded, the rest of the blob as
- *    one stream, as `docker push` does), then the final `PUT ?digest=`. The newest state is handed to
- *    `checkpoint` after every chunk; the step ends when its budget is spent and returns the state, which
- *    any process may continue later.
+ *    one stream, as `docker push` does), then the final `PUT ?digest=`. With `streamFirstWrite` (a queue
+ *    step), a new session's first write is such a stream too, ended at a block boundary once the step's
+ *    budget is spent (also while it waits for a slow source): a registry that takes a stream takes it as
+ *    the first write, and one PATCH per step costs the registry one flush instead of one per chunk. The
+ *    newest state is handed to `checkpoint` after every chunk; the step ends when its budget is spent and
+ *    returns the state, which any process may continue later.
  * 3. Recovery (`recover`): when the target fails a chunk, ask the registry what the session holds and
  *    continue only from exactly the offset we know (or that offset plus the chunk whose answer was lost);
  *    otherwise start a new session from 0 — a PATCH whose answer was lost is never replayed blindly
@@ -48,7 +51,14 @@ export interface CopyBlobOptions {
   /** Called with the new state after every change the registry confirmed (persist it: the Location
    * changes with every PATCH, and only the newest one can continue the session). */
   readonly checkpoint?: (state: BlobState) => Promise<void>;
+  /** A new session's first write as one streamed PATCH, ended when the step's budget is spent; later writes in chunks. */
+  readonly streamFirstWrite?: boolean;
+  /** Called every HEARTBEAT_MS while the upload runs (not awaited): a streamed first write has no chunk end to checkpoint at. */
+  readonly heartbeat?: () => Promise<void>;
 }
+
+/** While one streamed PATCH carries a step's bytes, `heartbeat` is called at most this often (a queue step reads its job: a cancel). */
+export const HEARTBEAT_MS = 1000;
 
 /** Four sessions (resumes or restarts) per step before the step gives up and the queue retries later. */
 const DEFAULT_SESSION_RETRY: RetryPolicy = { ...DEFAULT_RETRY, maxAttempts: 4 };
@@ -173,6 +183,17 @@ class Upload {
   }
 
   async run(): Promise<BlobState> {
+    // between checkpoints too: a streamed first write has none, and a slow source may hold up even a chunk's first bytes
+    const { heartbeat } = this.o;
+    const beating = heartbeat ? setInterval(() => void heartbeat().catch(() => undefined), HEARTBEAT_MS) : undefined;
+    try {
+      return await this.steps();
+    } finally {
+      clearInterval(beating);
+    }
+  }
+
+  private async steps(): Promise<BlobState> {
     this.s = await this.open(this.s);
     return retry(
       async (attempt) => {
@@ -241,7 +262,13 @@ class Upload {
   }
 
   private chunkLength(): number {
+    if (this.streamsFirstWrite()) return Infinity;
     return Math.max(this.o.chunkSize, this.s.phase === 'uploading' ? (this.s.minChunkLength ?? 0) : 0);
+  }
+
+  /** A queue step at the start of a session: its first write goes as one stream, cut at the budget. */
+  private streamsFirstWrite(): boolean {
+    return this.o.streamFirstWrite === true && this.s.phase === 'uploading' && this.s.offset === 0;
   }
 
   /** One transition: the next chunk as a PATCH, or the last bytes (or none) with the final PUT. */
@@ -253,9 +280,11 @@ class Upload {
     if (end >= s.size && this.reader.partEnd(start) >= s.size) return this.finish(s, start);
     // the source answers before the target's request opens: a source failing at once costs no PATCH
     await this.reader.firstBytes(start);
+    const cut = this.streamsFirstWrite();
     const stream = this.reader.stream(start, end);
-    this.inFlight = { from: start, length: end - start, final: false, sent: 0 };
-    const body = this.hashing(stream.chunks);
+    const inFlight: InFlight = { from: start, length: end - start, final: false, sent: 0 };
+    this.inFlight = inFlight;
+    const body = this.hashing(cut ? this.untilSpent(stream) : stream.chunks);
     const { target } = this.o;
     let sent = false;
     try {
@@ -269,9 +298,41 @@ class Upload {
           )
         : await target.streamUpload(s.repository, s.location, body, end - start, { signal: this.budget.signal });
       sent = true;
-      return { ...s, location, offset: end };
+      // a cut stream holds what it sent (the next step's status GET confirms it before going on)
+      return { ...s, location, offset: cut ? start + inFlight.sent : end };
     } finally {
       stream.release(sent);
+    }
+  }
+
+  /**
+   * A streamed first write's body: the blocks in order until the step's budget is spent, checked before each
+   * block and while waiting for one (a slow source does not hold the step past its budget); at least one block.
+   * A block that arrives after the cut is given back to the pool.
+   */
+  private async *untilSpent(stream: { chunks: AsyncIterable<Buffer>; release: (reuse: boolean) => void }) {
+    const blocks = stream.chunks[Symbol.asyncIterator]();
+    let any = false;
+    try {
+      for (;;) {
+        const left = this.budget.until - Date.now();
+        if (any && left <= 0) return;
+        const next = blocks.next();
+        const got = any ? await withinMs(next, left) : await next;
+        if (got === undefined) {
+          // the budget ran out while waiting: the block still on its way goes back to the pool when it comes
+          void next.then(
+            (r) => (r.done ? undefined : stream.release(true)),
+            () => undefined,
+          );
+          return;
+        }
+        if (got.done) return;
+        any = true;
+        yield got.value;
+      }
+    } finally {
+      void blocks.return?.(undefined);
     }
   }
 
@@ -429,5 +490,19 @@ class Pace {
     const done = at - this.beganAt;
     const rate = done > 0 ? done / Math.max(1, Date.now() - this.began) : undefined;
     return (rate === undefined ? Date.now() : Date.now() + (offset - at) / rate) < this.budget.until;
+  }
+}
+
+/** `p`'s value if it settles within `ms` (none at all when `ms` ≤ 0), else undefined; a rejection is thrown. */
+async function withinMs<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  if (ms <= 0) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -19,6 +19,8 @@ export interface EngineOptions extends ImportLimits {
   readonly target: RegistryClient;
   /** Bytes per PATCH; Infinity: each blob as one streamed PATCH. */
   readonly chunkSize: number;
+  /** A new upload session's first write streamed as one PATCH, ended when the step's budget is spent (copy-blob.ts). */
+  readonly streamFirstWrite?: boolean;
   readonly fetchConcurrency: number;
   /** Blob bytes held at most by the engine's own part pool (COPY_MEMORY; default DEFAULT_COPY_MEMORY). */
   readonly copyMemory?: number;
@@ -74,6 +76,7 @@ export class ImportEngine {
     state: BlobState,
     budget: StepBudget,
     checkpoint?: (s: BlobState) => Promise<void>,
+    heartbeat?: () => Promise<void>,
   ): Promise<BlobState> {
     const c = 'refs' in of.target ? ImportEngine.context(of as ImportPlan) : (of as CopyContext);
     // Mount candidates: the source repository when it is the same registry, and the other target repositories.
@@ -87,6 +90,7 @@ export class ImportEngine {
       target: this.o.target,
       mountFrom,
       chunkSize: this.o.chunkSize,
+      streamFirstWrite: this.o.streamFirstWrite,
       fetchConcurrency: this.o.fetchConcurrency,
       partPool: this.partPool,
       partSize: this.o.partSize,
@@ -95,6 +99,7 @@ export class ImportEngine {
       sessionRetry: this.o.sessionRetry,
       events: this.o.events,
       checkpoint,
+      heartbeat,
     });
   }
 
@@ -109,7 +114,8 @@ export { forEachLimited } from '../concurrency.js';
 export type EngineSettings = Pick<
   Config,
   'chunkSize' | 'fetchConcurrency' | 'copyMemory' | 'maxManifests' | 'maxBlobs' | 'maxImportBytes'
->;
+> &
+  Partial<Pick<Config, 'streamUploads'>>;
 
 /**
  * The one way to build an engine from the settings: the CLI's import and sync, and every queue step. `partPool`
@@ -125,6 +131,8 @@ export function engineFromConfig(
     source: sides.source,
     target: sides.target,
     chunkSize: config.chunkSize,
+    // a queue step's upload streamed until its budget is spent (the CLI's chunkSize Infinity streams whole blobs)
+    streamFirstWrite: config.streamUploads === true && Number.isFinite(config.chunkSize),
     fetchConcurrency: config.fetchConcurrency,
     copyMemory: config.copyMemory,
     maxManifests: config.maxManifests,

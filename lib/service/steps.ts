@@ -346,6 +346,8 @@ export class Steps {
           checkpointed = Date.now();
           await Promise.all([save(s, true), watch.check()]);
         },
+        // while one streamed PATCH carries the step's bytes, no chunk ends: the job is read beside it (a cancel)
+        () => watch.check(),
       );
       await save(state, false);
     } catch (err) {

@@ -7,7 +7,9 @@
  * Distribution pins the offset in each Location's `_state` and answers a stale Location with 404 before comparing
  * anything (engine.test.ts covers that path); here every saved Location is one distribution still accepts, with a
  * saved offset the session does not hold, so the comparison is the guard's alone. A proxy in front of the registry
- * logs every request; the blob is read back from the registry and compared byte for byte.
+ * logs every request; the blob is read back from the registry and compared byte for byte. Also: a queue step's first
+ * write streamed as one PATCH without Content-Range (as `docker push`), ended by the step's budget, then continued by
+ * the next step in Content-Range chunks of the same session.
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -104,4 +106,44 @@ describe.skipIf(!hasTools)('resuming an upload on distribution 2.8: only at an o
       expect(stored.equals(blob)).toBe(true);
     },
   );
+
+  it("takes a queue step's streamed first write, ended by the budget, and the next step's chunks in the same session", async () => {
+    const repository = 'resume/streamed';
+    // 5 parts of 16 KiB, one at a time, each 400 ms late: the 1 s budget ends the stream after two or three
+    src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'delay', ms: 400 } });
+    const from = proxy.stats.log.length;
+    let first: BlobState;
+    try {
+      first = await copyBlob(
+        initialBlobState({ digest, size: blob.length }, repository),
+        { until: Date.now() + 1000 },
+        { ...options(), fetchConcurrency: 1, streamFirstWrite: true },
+      );
+    } finally {
+      src.faults.length = 0;
+    }
+    if (first.phase !== 'uploading') throw new Error(`expected an upload in progress, got ${first.phase}`);
+    expect(first.offset % (16 * KiB)).toBe(0);
+    expect(first.offset).toBeGreaterThan(0);
+    expect(first.offset).toBeLessThan(blob.length);
+
+    const done = await copyBlob(first, { until: Date.now() + 60_000 }, { ...options(), streamFirstWrite: true });
+
+    // one session: distribution confirmed the streamed bytes (status 204) and took the chunks after them
+    expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: first.sessions });
+    const log = proxy.stats.log.slice(from);
+    expect(log.filter((r) => r.method === 'POST').length).toBe(1);
+    expect(log.filter((r) => r.method === 'DELETE')).toEqual([]);
+    const writes = log.filter((r) => r.method === 'PATCH' || r.method === 'PUT');
+    expect(writes.map((r) => r.method)).toEqual([
+      'PATCH',
+      ...Array<string>(Math.ceil((blob.length - first.offset) / (16 * KiB)) - 1).fill('PATCH'),
+      'PUT',
+    ]);
+    expect(writes.every((r) => r.status !== undefined && r.status < 300)).toBe(true);
+    const stored = Buffer.from(
+      await (await fetch(`http://${registry.host}/v2/${repository}/blobs/${digest}`)).arrayBuffer(),
+    );
+    expect(stored.equals(blob)).toBe(true);
+  });
 });

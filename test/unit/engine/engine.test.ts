@@ -6,7 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HEARTBEAT_MS } from '../../../lib/engine/copy-blob.js';
 import { ImportEngine, runImport } from '../../../lib/engine/engine.js';
+import { PartPool } from '../../../lib/engine/part-reader.js';
 import { bytesPresent, type BlobState, type ImportPlan } from '../../../lib/engine/types.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { startFakeRegistry, type FakeRegistry, type FakeRegistryOptions } from '../../support/fake-registry.js';
@@ -108,6 +110,86 @@ describe('import engine (fake registries)', () => {
     const result = await engineFor().finalize(plan);
     expect(result.digest).toBe(digest);
     expect(dst.getManifest('app', '1')?.digest).toBe(digest);
+  });
+
+  it("streams a new session's first write as one PATCH ended by the step's budget (also while a slow source keeps it waiting), then goes on in chunks", async () => {
+    await start();
+    const { digest, layer, layerDigest } = seedImage(src, 'team/app', '1', 512 * KiB + 123);
+    // 9 parts of 64 KiB, one at a time, each 600 ms late: the budget (900 ms) ends while the second one is awaited
+    src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'delay', ms: 600 } });
+    const partPool = new PartPool(2, 16 * 1024 * KiB);
+    const engine = new ImportEngine({
+      partPool,
+      source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
+      target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
+      chunkSize: 16 * KiB,
+      streamFirstWrite: true,
+      fetchConcurrency: 1,
+      partSize: 64 * KiB,
+      partGrowth: 1,
+      ...LIMITS,
+    });
+    const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
+    const initial = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
+    const began = Date.now();
+    const first = await engine.copyBlob(plan, initial, { until: began + 900 });
+    const took = Date.now() - began;
+    // ended with the budget (900 ms), not when the next part came (1.2 s)
+    expect(took).toBeLessThan(1100);
+    expect(first.phase).toBe('uploading');
+    const sentFirst = bytesPresent(first);
+    expect(sentFirst % (64 * KiB)).toBe(0);
+    expect(sentFirst).toBeGreaterThanOrEqual(64 * KiB);
+    expect(sentFirst).toBeLessThan(layer.length);
+    const streamed = dst.requests.filter((r) => r.method === 'PATCH');
+    expect(streamed).toHaveLength(1);
+    expect(streamed[0]!.headers['content-range']).toBeUndefined();
+    expect(streamed[0]!.bodyLength).toBe(sentFirst);
+    // every block went back to the pool, the part still awaited when the budget ended included (a worker's pool serves every step it runs)
+    await new Promise((r) => setTimeout(r, 700));
+    expect(partPool.heldBlocks).toBe(0);
+
+    // the next step continues the session in CHUNK_SIZE PATCHes (a stream is taken only as a session's first write)
+    src.faults.length = 0;
+    let s: BlobState = JSON.parse(JSON.stringify(first)) as BlobState;
+    while (s.phase !== 'done') s = await engine.copyBlob(plan, s, { until: Date.now() + 60_000 });
+    const chunks = dst.requests.filter((r) => r.method === 'PATCH').slice(1);
+    expect(chunks.length).toBe(Math.ceil((layer.length - sentFirst) / (16 * KiB)) - 1);
+    for (const c of chunks) expect(c.headers['content-range']).toMatch(/^\d+-\d+$/);
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+    for (let c of ImportEngine.blobStates(plan, 'app').filter((b) => b.digest !== layerDigest))
+      while (c.phase !== 'done') c = await engine.copyBlob(plan, c, { until: Date.now() + 60_000 });
+    expect((await engine.finalize(plan)).digest).toBe(digest);
+  });
+
+  it('streams the whole blob in one PATCH when the budget allows, with a heartbeat at most every HEARTBEAT_MS', async () => {
+    await start();
+    const { layer, layerDigest } = seedImage(src, 'team/app', '1', 512 * KiB + 123);
+    src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'delay', ms: 150 } });
+    const beats: number[] = [];
+    const engine = new ImportEngine({
+      source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
+      target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
+      chunkSize: 16 * KiB,
+      streamFirstWrite: true,
+      fetchConcurrency: 1,
+      partSize: 64 * KiB,
+      partGrowth: 1,
+      ...LIMITS,
+    });
+    const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
+    const initial = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
+    const done = await engine.copyBlob(plan, initial, { until: Date.now() + 60_000 }, undefined, async () => {
+      beats.push(Date.now());
+    });
+    expect(done.phase).toBe('done');
+    const patches = dst.requests.filter((r) => r.method === 'PATCH');
+    expect(patches).toHaveLength(1);
+    expect(patches[0]!.bodyLength).toBe(layer.length);
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+    // 9 parts 150 ms apart: about 1.35 s of streaming, a heartbeat after each second of it
+    expect(beats.length).toBeGreaterThanOrEqual(1);
+    for (let i = 1; i < beats.length; i++) expect(beats[i]! - beats[i - 1]!).toBeGreaterThanOrEqual(HEARTBEAT_MS);
   });
 
   it('fetches only the chunks a step uploads (nothing read ahead is thrown away at the end of a step)', async () => {

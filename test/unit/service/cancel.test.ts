@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { HEARTBEAT_MS } from '../../../lib/engine/copy-blob.js';
 import type { StepMessage } from '../../../lib/store/queue.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 import { blobStep, testService, type TestService } from '../../support/service.js';
@@ -88,6 +89,29 @@ describe('canceling an import', () => {
     expect(dst.requests.filter((r) => r.method === 'PUT' && r.url.includes('/manifests/'))).toEqual([]);
     expect(dst.tags('big')).toEqual([]);
     expect(await t.service.status(job.id)).toMatchObject({ status: 'canceled', error: { code: 'CANCELED' } });
+  });
+
+  it('stops a blob step within a heartbeat of the cancel while its source trickles, before its first chunk (streamed) is on its way', async () => {
+    // CHUNK_SIZE not set: the step streams the session's first write as one PATCH
+    const t = await setup({ CHUNK_SIZE: '' });
+    seedImage(src, 'team/big', '1', 2048 * KiB);
+    const job = await t.service.submit({ source: `${src.host}/team/big:1`, images: ['big:1'] }, 'http');
+    await run(t, t.queue.drain()[0]!); // plan
+    const layer = blobStep(t.queue.drain().find((m) => m.step === 'blob' && m.size === 2048 * KiB));
+    src.faults.push({ method: 'GET', path: /\/blobs\/sha256/, action: { kind: 'trickle', intervalMs: 50 } });
+
+    const step = run(t, layer);
+    // the session is open and the layer's GET trickles: the step waits for the first block of its stream
+    while (!dst.requests.some((r) => r.method === 'POST')) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await t.service.cancel(job.id)).kind).toBe('canceled');
+    const canceledAt = Date.now();
+    await step; // ends normally: a cancel is no failure of the step
+    // the next heartbeat reads the job (HEARTBEAT_MS), not the end of the 60 s budget
+    expect(Date.now() - canceledAt).toBeLessThan(HEARTBEAT_MS + 1500);
+    expect(dst.requests.filter((r) => r.method === 'PATCH' || r.method === 'PUT')).toEqual([]);
+    expect(dst.requests.filter((r) => r.method === 'DELETE' && r.url.includes('/blobs/uploads/'))).toHaveLength(1);
+    expect(await t.service.status(job.id)).toMatchObject({ status: 'canceled' });
   });
 
   it('a plan step running when the cancel comes does not bring the job back, and enqueues no blob', async () => {

@@ -335,6 +335,7 @@ export class Steps {
     };
     let state: BlobState;
     let checkpointed = 0;
+    let jobRead = 0;
     try {
       const engine = this.engine(await this.o.sides(job));
       state = await engine.copyBlob(
@@ -343,11 +344,16 @@ export class Steps {
         { until: step.until, signal: watch.signal },
         async (s) => {
           if (Date.now() - checkpointed < (this.o.checkpointEveryMs ?? CHECKPOINT_EVERY_MS)) return;
-          checkpointed = Date.now();
+          checkpointed = jobRead = Date.now();
           await Promise.all([save(s, true), watch.check()]);
         },
-        // while one streamed PATCH carries the step's bytes, no chunk ends: the job is read beside it (a cancel)
-        () => watch.check(),
+        // while one streamed PATCH carries the step's bytes, no chunk ends: the job is read beside it (a cancel),
+        // unless a checkpoint read it within the last CHECKPOINT_EVERY_MS
+        async () => {
+          if (Date.now() - jobRead < (this.o.checkpointEveryMs ?? CHECKPOINT_EVERY_MS)) return;
+          jobRead = Date.now();
+          await watch.check();
+        },
       );
       await save(state, false);
     } catch (err) {

@@ -310,6 +310,10 @@ function queueMode(): Runner {
         const untimedCpuMs = cpuBefore - azuriteBefore;
         const ms = await importThroughHost(url, key, ctx, () => output);
         if (process.env.BENCH_DEBUG) process.stderr.write(output);
+        if (process.env.BENCH_DEBUG)
+          process.stderr.write(
+            `CPU split (ms, cumulative since start): host ${processCpuMs(host.pid)}, worker ${processCpuMs(workerPid)}, azurite ${processCpuMs(storage.pid)}\n`,
+          );
         // Peak of the host plus peak of the worker: an upper bound of the two processes' peak together.
         return {
           ms,

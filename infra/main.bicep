@@ -132,8 +132,8 @@ param importQueueName string = 'imports'
 @maxLength(63)
 param jobsContainerName string = 'importjobs'
 
-@description('CHUNK_SIZE: bytes per ranged GET and per upload PATCH (`8MiB`, `512KiB`, or bytes).')
-param chunkSize string = '8MiB'
+@description('CHUNK_SIZE: bytes per upload PATCH (`8MiB`, `512KiB`, or bytes). Empty: a blob step streams a new upload session as one PATCH until its budget ends it, and later steps send 8 MiB PATCHes.')
+param chunkSize string = ''
 
 // host.json sets functionTimeout to 10 minutes. A timed-out invocation restarts the whole Node worker and kills
 // every other invocation on it, so a step must end well before: at most half the timeout, which leaves room for

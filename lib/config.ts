@@ -146,7 +146,6 @@ export const SETTINGS: readonly SettingSpec[] = [
     name: 'CHUNK_SIZE',
     scope: 'app',
     cli: true,
-    default: '8MiB',
     description:
       'Bytes per upload PATCH (`MiB`/`KiB` suffixes). Not set: the CLI streams each blob as one PATCH (as `docker push`), and a queue step streams a new upload session as one PATCH until the blob is done or its budget is spent, then saves its place; a later step goes on in 8 MiB PATCHes, saving its place after each. Set it for a registry that refuses a streamed PATCH.',
   },

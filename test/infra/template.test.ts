@@ -56,7 +56,6 @@ const PLATFORM_SETTINGS = [
 const SETTING_PARAMS: Record<string, string> = {
   IMPORT_QUEUE: 'importQueueName',
   JOBS_CONTAINER: 'jobsContainerName',
-  CHUNK_SIZE: 'chunkSize',
   STEP_BUDGET_SECONDS: 'stepBudgetSeconds',
   MAX_MANIFESTS: 'maxManifests',
   BLOB_CONCURRENCY: 'blobConcurrency',
@@ -223,6 +222,9 @@ describe.runIf(build.status === 'ok')('infra: compiled template', () => {
         expect(text(settings[setting]), setting).toContain(expected);
       }
       expect(template.parameters.targetAuth?.defaultValue).toBe('managed-identity');
+      // CHUNK_SIZE has no default: not set (empty), a blob step streams a new session's first write
+      expect(template.parameters.chunkSize?.defaultValue).toBe('');
+      expect(text(settings.CHUNK_SIZE)).toContain(`parameters('chunkSize')`);
     });
 
     it('carry AUTH_MODE and the Entra ID settings from their parameters; the tenant only with authMode entra', () => {

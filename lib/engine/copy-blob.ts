@@ -24,7 +24,7 @@ import { RegistryError } from '../oci/errors.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { DEFAULT_RETRY, outsideRetry, retry, type RetryPolicy } from '../retry.js';
 import { ImportError } from './errors.js';
-import { PartReader, type PartPool } from './part-reader.js';
+import { PartReader, type PartPool, type PartStream } from './part-reader.js';
 import type { BlobState, EngineEvents, PlannedBlob, StepBudget, UploadingBlob } from './types.js';
 
 export interface CopyBlobOptions {
@@ -57,7 +57,7 @@ export interface CopyBlobOptions {
   readonly heartbeat?: () => Promise<void>;
 }
 
-/** While one streamed PATCH carries a step's bytes, `heartbeat` is called at most this often (a queue step reads its job: a cancel). */
+/** How often `heartbeat` is called while an upload runs (a queue step reads its job: a cancel), streamed first writes included. */
 export const HEARTBEAT_MS = 1000;
 
 /** Four sessions (resumes or restarts) per step before the step gives up and the queue retries later. */
@@ -310,7 +310,7 @@ class Upload {
    * block and while waiting for one (a slow source does not hold the step past its budget); at least one block.
    * A block that arrives after the cut is given back to the pool.
    */
-  private async *untilSpent(stream: { chunks: AsyncIterable<Buffer>; release: (reuse: boolean) => void }) {
+  private async *untilSpent(stream: PartStream) {
     const blocks = stream.chunks[Symbol.asyncIterator]();
     let any = false;
     try {

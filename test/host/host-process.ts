@@ -7,6 +7,18 @@ import { fileURLToPath } from 'node:url';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+/** The host's arguments for the fixture functions of test/host/fixtures, on a free port. */
+export const FIXTURE_HOST_ARGS: readonly string[] = [
+  '--main',
+  'test/host/fixtures/*.ts',
+  '--host-json',
+  'test/host/fixtures/host.json',
+  '--local-settings',
+  'test/host/fixtures/local.settings.fixture.json',
+  '--port',
+  '0',
+];
+
 export interface HostProcess {
   /** `http://127.0.0.1:PORT` */
   readonly url: string;

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAzurite, type RunningAzurite } from '../support/azurite.js';
-import { startHost, waitFor, type HostProcess } from './host-process.js';
+import { FIXTURE_HOST_ARGS, startHost, waitFor, type HostProcess } from './host-process.js';
 
 interface Seen {
   fn: string;
@@ -94,16 +94,7 @@ describe('local Functions host (process + Azurite)', () => {
     azurite = await startAzurite();
     queues = QueueServiceClient.fromConnectionString(azurite.connectionString);
     host = await startHost({
-      args: [
-        '--main',
-        'test/host/fixtures/*.ts',
-        '--host-json',
-        'test/host/fixtures/host.json',
-        '--local-settings',
-        'test/host/fixtures/local.settings.fixture.json',
-        '--port',
-        '0',
-      ],
+      args: [...FIXTURE_HOST_ARGS],
       env: {
         AzureWebJobsStorage: azurite.connectionString,
         FIXTURE_QUEUE: QUEUE,

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAzurite, type RunningAzurite } from '../support/azurite.js';
-import { startHost, waitFor, type HostProcess } from './host-process.js';
+import { FIXTURE_HOST_ARGS, startHost, waitFor, type HostProcess } from './host-process.js';
 
 interface Seen {
   fn: string;
@@ -44,16 +44,7 @@ describe('local Functions host: a queue output wakes its own listener', () => {
   beforeAll(async () => {
     azurite = await startAzurite();
     host = await startHost({
-      args: [
-        '--main',
-        'test/host/fixtures/*.ts',
-        '--host-json',
-        'test/host/fixtures/host.json',
-        '--local-settings',
-        'test/host/fixtures/local.settings.fixture.json',
-        '--port',
-        '0',
-      ],
+      args: [...FIXTURE_HOST_ARGS],
       env: {
         AzureWebJobsStorage: azurite.connectionString,
         FIXTURE_QUEUE: QUEUE,

@@ -60,6 +60,19 @@ describe('import engine (fake registries)', () => {
       ...LIMITS,
       events: { onNotice: (m) => notices.push(m) },
     });
+  /** A queue step's engine (a new session's first write streamed), reading 64 KiB parts one at a time, chunks of 16 KiB after. */
+  const streamingEngine = (partPool?: PartPool) =>
+    new ImportEngine({
+      ...(partPool ? { partPool } : {}),
+      source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
+      target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
+      chunkSize: 16 * KiB,
+      streamFirstWrite: true,
+      fetchConcurrency: 1,
+      partSize: 64 * KiB,
+      partGrowth: 1,
+      ...LIMITS,
+    });
   const start = async (srcOpts: FakeRegistryOptions = {}, dstOpts: FakeRegistryOptions = {}) => {
     [src, dst] = await Promise.all([startFakeRegistry(srcOpts), startFakeRegistry(dstOpts)]);
   };
@@ -118,17 +131,7 @@ describe('import engine (fake registries)', () => {
     // 9 parts of 64 KiB, one at a time, each 600 ms late: the budget (900 ms) ends while the second one is awaited
     src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'delay', ms: 600 } });
     const partPool = new PartPool(2, 16 * 1024 * KiB);
-    const engine = new ImportEngine({
-      partPool,
-      source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
-      target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
-      chunkSize: 16 * KiB,
-      streamFirstWrite: true,
-      fetchConcurrency: 1,
-      partSize: 64 * KiB,
-      partGrowth: 1,
-      ...LIMITS,
-    });
+    const engine = streamingEngine(partPool);
     const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
     const initial = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
     const began = Date.now();
@@ -167,16 +170,7 @@ describe('import engine (fake registries)', () => {
     const { layer, layerDigest } = seedImage(src, 'team/app', '1', 512 * KiB + 123);
     src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'delay', ms: 150 } });
     const beats: number[] = [];
-    const engine = new ImportEngine({
-      source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
-      target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
-      chunkSize: 16 * KiB,
-      streamFirstWrite: true,
-      fetchConcurrency: 1,
-      partSize: 64 * KiB,
-      partGrowth: 1,
-      ...LIMITS,
-    });
+    const engine = streamingEngine();
     const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
     const initial = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
     const done = await engine.copyBlob(plan, initial, { until: Date.now() + 60_000 }, undefined, async () => {

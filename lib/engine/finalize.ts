@@ -1,7 +1,8 @@
 /**
  * Finish an import once every blob is in place: push manifests by digest, children before the indexes that
  * list them and subjects before their referrers (then the referrers' fallback or cosign tags:
- * lib/engine/referrer-links.ts), then point every target tag at the root. A tag that already points at the
+ * lib/engine/referrer-links.ts), then point every target tag at the root (which then goes in by its tags only,
+ * unless something needs it by digest first: rootByTag). A tag that already points at the
  * digest is left alone (immutable-tag registries refuse even an identical rewrite); one that points elsewhere
  * moves only with `force`. Every step is idempotent: finalize may run twice.
  *
@@ -42,17 +43,22 @@ export async function finalize(
   const levels = manifestLevels(plan.manifests);
   for (const repository of targetRepositories(plan.target.refs)) {
     throwIfAborted(signal);
+    const byTag = rootByTag(plan, repository);
     const present = new Set<string>();
     if (!o.fresh) {
-      await forEachLimited(plan.manifests, PARALLEL, async (m) => {
-        if (await target.headManifest(repository, m.digest, { signal })) present.add(m.digest);
-      });
+      await forEachLimited(
+        byTag ? plan.manifests.filter((m) => m.digest !== plan.root.digest) : plan.manifests,
+        PARALLEL,
+        async (m) => {
+          if (await target.headManifest(repository, m.digest, { signal })) present.add(m.digest);
+        },
+      );
     }
     // manifests PUT now, and whether the registry took their `subject` into its referrers API
     const processed = new Map<Digest, boolean>();
     for (const level of levels) {
       await forEachLimited(
-        level.filter((m) => !present.has(m.digest)),
+        level.filter((m) => !present.has(m.digest) && !(byTag && m.digest === plan.root.digest)),
         PARALLEL,
         async (m) => {
           const put = await putSettled(() => target.putManifest(repository, m.digest, raw(m), { signal }), signal);
@@ -69,6 +75,16 @@ export async function finalize(
     });
   const { tagged, unchanged } = await tag(plan, target, raw(root), signal);
   return { digest: plan.root.digest, mediaType: plan.root.mediaType, tagged, unchanged };
+}
+
+/**
+ * Whether the root goes into `repository` by its tags only: a manifest PUT under a tag stores the manifest as its
+ * digest too, so a PUT by digest before it is one request (and one round trip) more. Only when every target of that
+ * repository names a tag (a by-digest import has no tag to PUT) and no referrer is linked to the root before the tags
+ * move (lib/engine/referrer-links.ts). A tag left alone already points at the root: the root is there.
+ */
+function rootByTag(plan: ImportPlan, repository: string): boolean {
+  return !plan.referrers?.length && plan.target.refs.every((r) => r.repository !== repository || r.tag !== undefined);
 }
 
 async function tag(

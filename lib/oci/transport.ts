@@ -268,6 +268,9 @@ export class Transport {
         body: (streamed ? streamed.chunks : req.body) as Buffer | undefined,
         headersTimeout: this.timeouts.idleMs,
         bodyTimeout: this.timeouts.idleMs,
+        // undici closes a connection after every HEAD (in case a server sends a body with its answer), which costs
+        // a TCP (and TLS) handshake per blob or manifest checked; registries answer HEAD as HTTP says, so it stays
+        ...(req.method === 'HEAD' ? { reset: false } : {}),
         signal,
       });
       return { status: res.statusCode, headers: res.headers, body: res.body, url };

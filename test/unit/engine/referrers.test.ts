@@ -95,6 +95,10 @@ describe('referrers (fake registries)', () => {
     // every referrer manifest PUT before the tag
     const puts = dst.requests.filter((q) => q.method === 'PUT' && q.url.includes('/manifests/')).map((q) => q.url);
     expect(puts.at(-1)).toBe('/v2/app/manifests/1');
+    // the subject by its digest before its referrers, not only by its tag at the end (rootByTag in finalize.ts)
+    const rootPut = puts.indexOf(`/v2/app/manifests/${index.digest}`);
+    expect(rootPut).toBeGreaterThan(-1);
+    expect(rootPut).toBeLessThan(puts.indexOf(`/v2/app/manifests/${sig.digest}`));
     // one list per manifest of the import: index, 2 children, 4 referrers; no fallback tag asked for
     expect(referrerGets()).toHaveLength(7);
     expect(

@@ -182,7 +182,7 @@ export const SETTINGS: readonly SettingSpec[] = [
     scope: 'app',
     default: '16MiB',
     description:
-      'An import of at most this many bytes and 16 blobs is copied in its plan step (one queue message instead of one per blob); `0` always fans out.',
+      'An import of at most this many bytes and 16 blobs is copied in its plan step (one queue message instead of one per blob); a larger one copies there up to 16 of its blobs of at most 1 MiB (config blobs, small layers) within this many bytes while its other blobs get blob steps; `0` always fans out every blob.',
   },
   {
     name: 'MAX_TAGS',

@@ -235,8 +235,9 @@ class Upload {
       while (this.s.phase === 'uploading') {
         await twoBefore;
         if (this.saveFailure) throw this.saveFailure.error;
-        // Every step makes progress (at least one request), however small its budget.
-        if (this.chunks > 0 && this.pace.spent(this.chunks)) break;
+        // Every step makes progress (at least one request), however small its budget; one that has sent every byte
+        // closes the upload (an empty PUT) past its budget too, rather than leave one request to another step.
+        if (this.chunks > 0 && this.s.offset < this.s.size && this.pace.spent(this.chunks)) break;
         this.s = await this.sendChunk(this.s);
         this.chunks++;
         this.inFlight = undefined;

@@ -3,7 +3,7 @@
  * may die at any instant):
  *
  * - `plan`: resolve the source and write the plan (limits refused here, before any blob step exists),
- *   then the first fan-out batch;
+ *   then the first fan-out batch (its small blobs left out and copied by the plan step itself meanwhile);
  * - `fanout`: enqueue the blob steps of one batch of FANOUT_BATCH indexes and hand the rest to the next
  *   `fanout` — one message never enqueues a thousand, and a redelivered one finds its batch marked done
  *   (`job.fanout.next`) and enqueues nothing again;
@@ -19,7 +19,8 @@ import { targetRefs } from '../engine/targets.js';
 import { initialBlobState } from '../engine/copy-blob.js';
 import { bytesPresent, referrerViews, type BlobState, type ImportPlan, type PlannedBlob } from '../engine/types.js';
 import type { Config } from '../config.js';
-import { OciImportError } from '../errors.js';
+import { OciImportError, errorMessage } from '../errors.js';
+import { forEachLimited } from '../concurrency.js';
 import type { Digest } from '../oci/digest.js';
 import { parseReference } from '../oci/reference.js';
 import { checkBoundSource, isBound } from '../policy/private-sources.js';
@@ -43,6 +44,12 @@ export { FANOUT_BATCH } from './step-checks.js';
 export const CHECKPOINT_EVERY_MS = 1000;
 /** An import of at most this many blobs (and INLINE_IMPORT_BYTES) is copied in its plan step (see `inline`). */
 export const INLINE_MAX_BLOBS = 16;
+/**
+ * Blobs of at most this size (config blobs, small layers) are copied in the plan step of a larger import too, up to
+ * INLINE_MAX_BLOBS of them within INLINE_IMPORT_BYTES (see `copySmallBlobs`): a step of their own costs more than
+ * their bytes.
+ */
+export const SMALL_BLOB_BYTES = 1024 * 1024;
 
 export interface StepContext {
   /** Stop starting new work after this instant. */
@@ -177,8 +184,79 @@ export class Steps {
     }
     const small = this.o.inline && p.blobs.length <= this.o.inline.blobs && bytes <= this.o.inline.bytes;
     if (small && (await this.inline(planned, p, step, log))) return;
-    if (p.blobs.length === 0) await step.next({ v: 1, job: job.id, step: 'finalize' });
-    else await this.fanout(job.id, 0, step, p.blobs);
+    if (p.blobs.length === 0) {
+      await step.next({ v: 1, job: job.id, step: 'finalize' });
+      return;
+    }
+    const smallOnes = small ? [] : this.smallBlobs(planned, p);
+    await this.fanout(job.id, 0, step, p.blobs, new Set(smallOnes.map((x) => x.index)));
+    if (smallOnes.length) await this.copySmallBlobs(job.id, p, smallOnes, step, log);
+  }
+
+  /**
+   * The small blobs of an import too large to copy whole in its plan step (the config blobs of an image's platforms,
+   * small layers), from the first fan-out batch: up to INLINE_MAX_BLOBS of SMALL_BLOB_BYTES at most, within
+   * INLINE_IMPORT_BYTES. A blob step of their own would cost a message, a lease, checkpoints and an invocation slot
+   * for a few kilobytes; none while INLINE_IMPORT_BYTES is 0.
+   */
+  private smallBlobs(job: JobRecord, plan: ImportPlan): { b: PlannedBlob; index: number }[] {
+    const inline = this.o.inline;
+    if (!inline) return [];
+    let bytes = 0;
+    return plan.blobs
+      .slice(0, FANOUT_BATCH)
+      .map((b, index) => ({ b, index }))
+      .filter(({ b, index }) => b.size <= SMALL_BLOB_BYTES && !job.doneBlobs.includes(index))
+      .filter(({ b }) => (bytes += b.size) <= inline.bytes)
+      .slice(0, inline.blobs);
+  }
+
+  /**
+   * Copies the small blobs the fan-out left out, BLOB_CONCURRENCY at once, while the blob steps of the others run,
+   * and records them done; the one whose record completes the set sends the finalize (a blob step ending last does
+   * it itself). Nothing is checkpointed: a plan step run again (its worker died) copies them again (found by HEAD,
+   * skipped), and its fan-out sends nothing twice. What is not done when the budget ends, or fails, goes to blob
+   * steps of its own as usual.
+   */
+  private async copySmallBlobs(
+    id: string,
+    plan: ImportPlan,
+    picked: readonly { b: PlannedBlob; index: number }[],
+    step: StepContext,
+    log: Logger,
+  ): Promise<void> {
+    const job = await this.o.store.get(id);
+    if (!job || ENDED.has(job.status)) return;
+    const engine = this.engine(await this.o.sides(job));
+    const index = new Map(picked.map(({ b, index }) => [b.digest, index]));
+    const context = this.context(job);
+    const done: Extract<BlobState, { phase: 'done' }>[] = [];
+    await forEachLimited(picked, this.o.config.blobConcurrency, async ({ b }) => {
+      try {
+        let s: BlobState = initialBlobState(b, job.repositories[0]!);
+        while (s.phase !== 'done' && Date.now() < step.until)
+          s = await engine.copyBlob(context, s, { until: step.until, signal: step.signal });
+        if (s.phase === 'done') done.push(s);
+      } catch (err) {
+        log.warn(`job ${id}: blob ${b.digest} goes to a blob step: ${errorMessage(err)}`);
+      }
+    });
+    for (const b of done) telemetry().count('bytes', b.size, { outcome: b.outcome });
+    const updated = await this.o.store.update(id, (j) => {
+      const fresh = done.map((b) => index.get(b.digest)!).filter((i) => !j.doneBlobs.includes(i));
+      return ENDED.has(j.status) || !fresh.length
+        ? undefined
+        : {
+            ...j,
+            doneBlobs: [...j.doneBlobs, ...fresh],
+            blobBytes: { ...j.blobBytes, ...Object.fromEntries(fresh.map((i) => [i, plan.blobs[i]!.size])) },
+          };
+    });
+    log.info(`job ${id}: ${done.length} of ${plan.blobs.length} blobs copied in the plan step (small ones)`);
+    if (ENDED.has(updated.status)) return;
+    const left = picked.filter(({ index }) => !updated.doneBlobs.includes(index));
+    if (left.length) await this.sendBlobSteps(updated, left);
+    else if (updated.doneBlobs.length === updated.blobsTotal) await step.next({ v: 1, job: id, step: 'finalize' });
   }
 
   /**
@@ -241,7 +319,13 @@ export class Steps {
    * send them again (harmless: blob steps hold leases); once marked, a redelivery sends nothing but, if it
    * never went, the next fan-out (`step.next`).
    */
-  private async fanout(id: string, from: number, step: StepContext, known?: readonly PlannedBlob[]): Promise<void> {
+  private async fanout(
+    id: string,
+    from: number,
+    step: StepContext,
+    known?: readonly PlannedBlob[],
+    skip?: ReadonlySet<number>,
+  ): Promise<void> {
     const blobs = known ?? (await this.o.store.blobs(id));
     if (!blobs)
       throw new OciImportError('PLAN_MISSING', `job ${id}: fan-out without a plan`, {
@@ -255,19 +339,8 @@ export class Steps {
       const batch = blobs
         .slice(from, end)
         .map((b, k) => ({ b, index: from + k }))
-        .filter(({ index }) => !job!.doneBlobs.includes(index));
-      // Each blob's task is written from the plan before its message goes out: the step checks the message against it.
-      const repository = job.repositories[0]!;
-      await Promise.all(
-        batch.map(({ b, index }) =>
-          this.o.store.saveBlobTask(id, index, { state: initialBlobState(b, repository) }, undefined),
-        ),
-      );
-      await Promise.all(
-        batch.map(({ b, index }) =>
-          this.o.queue.send({ v: 1, job: id, step: 'blob', blob: index, digest: b.digest, size: b.size }),
-        ),
-      );
+        .filter(({ index }) => !job!.doneBlobs.includes(index) && !skip?.has(index));
+      await this.sendBlobSteps(job, batch);
       job = await this.o.store.update(id, (j) =>
         (j.fanout?.next ?? 0) >= end ? undefined : { ...j, fanout: { next: end } },
       );
@@ -275,6 +348,21 @@ export class Steps {
       return; // a later batch is done: so was the hand-over of this one
     }
     if (end < blobs.length) await step.next({ v: 1, job: id, step: 'fanout', from: end });
+  }
+
+  /** Blob steps straight to the queue, each blob's task written from the plan before its message goes out (the step checks the message against it). */
+  private async sendBlobSteps(job: JobRecord, blobs: readonly { b: PlannedBlob; index: number }[]): Promise<void> {
+    const repository = job.repositories[0]!;
+    await Promise.all(
+      blobs.map(({ b, index }) =>
+        this.o.store.saveBlobTask(job.id, index, { state: initialBlobState(b, repository) }, undefined),
+      ),
+    );
+    await Promise.all(
+      blobs.map(({ b, index }) =>
+        this.o.queue.send({ v: 1, job: job.id, step: 'blob', blob: index, digest: b.digest, size: b.size }),
+      ),
+    );
   }
 
   // ---- blob ------------------------------------------------------------------------------------------

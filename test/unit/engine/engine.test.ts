@@ -186,6 +186,23 @@ describe('import engine (fake registries)', () => {
     for (let i = 1; i < beats.length; i++) expect(beats[i]! - beats[i - 1]!).toBeGreaterThanOrEqual(HEARTBEAT_MS);
   });
 
+  it('a step whose stream sent every byte as its budget ended closes the upload itself (no step for one PUT)', async () => {
+    await start();
+    // two parts streamed at once, the registry's answer 400 ms late: the budget (200 ms) ends with every byte sent
+    const { layer, layerDigest } = seedImage(src, 'team/app', '1', 96 * KiB);
+    dst.faults.push({ method: 'PATCH', path: /\/uploads\//, action: { kind: 'delay', ms: 400 } });
+    const engine = streamingEngine();
+    const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
+    const initial = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
+    const began = Date.now();
+    const s = await engine.copyBlob(plan, initial, { until: began + 200 });
+    expect(Date.now() - began).toBeGreaterThanOrEqual(400);
+    expect(s.phase).toBe('done');
+    expect(dst.requests.filter((r) => r.method === 'PATCH').map((r) => r.bodyLength)).toEqual([layer.length]);
+    expect(dst.requests.filter((r) => r.method === 'PUT' && r.url.includes('/uploads/'))).toHaveLength(1);
+    expect(Buffer.from(dst.getBlob(layerDigest)!).equals(layer)).toBe(true);
+  });
+
   it('fetches only the chunks a step uploads (nothing read ahead is thrown away at the end of a step)', async () => {
     await start();
     const { layer, layerDigest } = seedImage(src, 'team/app', '1', 100 * KiB + 123);

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { initialBlobState } from '../../../lib/engine/copy-blob.js';
 import type { StepMessage } from '../../../lib/store/queue.js';
+import { SMALL_BLOB_BYTES } from '../../../lib/service/steps.js';
 import type { Digest } from '../../../lib/oci/digest.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 import { testService, type TestService, type TestServiceOptions } from '../../support/service.js';
@@ -311,7 +312,13 @@ describe('bounded work (memory storage, fake registries)', () => {
   });
 
   it('INLINE_IMPORT_BYTES bounds what a plan step copies: an import above it (or with 0) fans out to blob steps', async () => {
-    for (const [i, setting] of ['0', '64'].entries()) {
+    // 64 bytes: the config and one layer fit (45 + 14 bytes), copied in the plan step as small blobs; 0: none
+    for (const [i, [setting, blobSteps]] of (
+      [
+        ['0', 4],
+        ['64', 2],
+      ] as const
+    ).entries()) {
       if (i > 0) await Promise.all([src.close(), dst.close()]); // the last pair is closed by afterEach
       const t = await setup({ INLINE_IMPORT_BYTES: setting });
       seedImage(src, 'team/app', '1', 3);
@@ -328,9 +335,94 @@ describe('bounded work (memory storage, fake registries)', () => {
       expect(
         steps.filter((s) => s === 'blob'),
         setting,
-      ).toHaveLength(4);
+      ).toHaveLength(blobSteps);
       expect(steps.at(-1), setting).toBe('finalize');
     }
+  });
+
+  /** An image of one layer too large for a plan step, a small layer and a config, in `src`. */
+  const seedLarge = () => {
+    const big = Buffer.alloc(SMALL_BLOB_BYTES + 1, 7);
+    const small = Buffer.from('a small layer');
+    const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+    const layer = (data: Buffer) => ({
+      mediaType: 'application/vnd.oci.image.layer.v1.tar',
+      digest: src.putBlob('team/app', data),
+      size: data.length,
+    });
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: {
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          digest: src.putBlob('team/app', config),
+          size: config.length,
+        },
+        layers: [layer(big), layer(small)],
+      }),
+    );
+    return { big, small, config, digest: src.putManifest('team/app', '1', manifest, OCI_MANIFEST) };
+  };
+
+  /** Delivers every message as `drain` does and keeps them. */
+  const drainAll = async (t: TestService): Promise<StepMessage[]> => {
+    const seen: StepMessage[] = [];
+    await drain(t, async (m) => {
+      seen.push(m);
+      await t.service.handleMessage(m, t.meta());
+    });
+    return seen;
+  };
+
+  it('an import too large for its plan step still copies its small blobs there: only the large one gets a blob step', async () => {
+    const t = await setup({ INLINE_IMPORT_BYTES: '1MiB' });
+    const { big, small, config, digest } = seedLarge();
+    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+    const steps = await drainAll(t);
+    expect(await t.service.status(job.id)).toMatchObject({
+      status: 'succeeded',
+      digest,
+      progress: { blobsTotal: 3, blobsDone: 3 },
+    });
+    expect(steps.filter((m) => m.step === 'blob').map((m) => m.digest)).toEqual([sha(big)]);
+    for (const data of [big, small, config]) expect(dst.getBlob(sha(data))).toBeDefined();
+  });
+
+  it('a small blob the plan step fails to copy gets a blob step of its own, and the import ends', async () => {
+    const t = await setup({ INLINE_IMPORT_BYTES: '1MiB' });
+    const { big, small, digest } = seedLarge();
+    src.faults.push({ method: 'GET', path: new RegExp(sha(small)), action: { kind: 'status', status: 404 }, times: 1 });
+    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+    const steps = await drainAll(t);
+    expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
+    expect(
+      steps
+        .filter((m) => m.step === 'blob')
+        .map((m) => m.digest)
+        .sort(),
+    ).toEqual([sha(big), sha(small)].sort());
+    expect(Buffer.from(dst.getBlob(sha(small))!).equals(small)).toBe(true);
+  });
+
+  it('the large blob first, the small ones after: the plan step whose record completes the set sends the finalize', async () => {
+    const t = await setup({ INLINE_IMPORT_BYTES: '1MiB' });
+    const { big, small, digest } = seedLarge();
+    src.faults.push({ method: 'GET', path: new RegExp(sha(small)), action: { kind: 'delay', ms: 400 } });
+    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+    const [plan] = t.queue.drain();
+    const planning = t.service.handleMessage(plan!, t.meta());
+    // the fan-out sends the large blob's step before the small blobs are copied: it runs and ends meanwhile
+    let sent: StepMessage[] = [];
+    while (!(sent = t.queue.drain()).length) await new Promise((r) => setTimeout(r, 10));
+    expect(sent.map((m) => [m.step, m.step === 'blob' ? m.digest : undefined])).toEqual([['blob', sha(big)]]);
+    await t.service.handleMessage(sent[0]!, t.meta());
+    expect(t.queue.drain()).toEqual([]);
+    await planning;
+    const after = t.queue.drain();
+    expect(after.map((m) => m.step)).toEqual(['finalize']);
+    for (const m of after) await t.service.handleMessage(m, t.meta());
+    expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
   });
 });
 

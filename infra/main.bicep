@@ -157,7 +157,7 @@ param maxBlobs int = 1000
 @description('MAX_IMPORT_BYTES: sum of one import\'s unique blob sizes (`100GiB`, or bytes; IMPORT_TOO_LARGE when planned).')
 param maxImportBytes string = '100GiB'
 
-@description('INLINE_IMPORT_BYTES: an import of at most this size and 16 blobs is copied in its plan step (`16MiB`, or bytes; `0` always fans out).')
+@description('INLINE_IMPORT_BYTES: an import of at most this size and 16 blobs is copied in its plan step, a larger one copies its small blobs (up to 16 of at most 1 MiB within this size) there (`16MiB`, or bytes; `0` always fans out).')
 param inlineImportBytes string = '16MiB'
 
 @description('MAX_TAGS: tags a sync rule may list in one source repository (TOO_MANY_TAGS).')

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { initialBlobState } from '../../../lib/engine/copy-blob.js';
 import type { StepMessage } from '../../../lib/store/queue.js';
 import { SMALL_BLOB_BYTES } from '../../../lib/service/steps.js';
+import { OciImportError } from '../../../lib/errors.js';
 import type { Digest } from '../../../lib/oci/digest.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 import { testService, type TestService, type TestServiceOptions } from '../../support/service.js';
@@ -423,6 +424,46 @@ describe('bounded work (memory storage, fake registries)', () => {
     expect(after.map((m) => m.step)).toEqual(['finalize']);
     for (const m of after) await t.service.handleMessage(m, t.meta());
     expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
+  });
+  it('a plan step that dies after its fan-out, before it records its small blobs, is run again: they are recorded then, the large blob is sent once', async () => {
+    const t = await setup({ INLINE_IMPORT_BYTES: '1MiB' });
+    const { big, small, config, digest } = seedLarge();
+    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+    const [plan] = t.queue.drain();
+    // storage goes away the moment the small blobs are in the target: the plan step cannot record them
+    const { put } = t.docs;
+    let failed = 0;
+    t.docs.put = (async (...args: Parameters<typeof put>) => {
+      if (!failed && dst.getBlob(sha(small)) && dst.getBlob(sha(config))) {
+        failed++;
+        throw new OciImportError('STORAGE_ERROR', 'job storage write failed (503)', {
+          temporary: true,
+          side: 'storage',
+        });
+      }
+      return put.apply(t.docs, args);
+    }) as typeof t.docs.put;
+    await expect(t.service.handleMessage(plan!, t.meta())).rejects.toMatchObject({ code: 'STORAGE_ERROR' });
+    expect(failed).toBe(1);
+    const sent = t.queue.drain();
+    expect(sent.map((m) => [m.step, m.step === 'blob' ? m.digest : undefined])).toEqual([['blob', sha(big)]]);
+    expect(await t.service.status(job.id)).toMatchObject({ status: 'running', progress: { blobsDone: 0 } });
+    // the queue delivers the plan message again: the small blobs are copied (found in the target) and recorded,
+    // and nothing is sent twice
+    await t.service.handleMessage(plan!, t.meta(2));
+    expect(t.queue.drain()).toEqual([]);
+    expect(await t.service.status(job.id)).toMatchObject({
+      status: 'running',
+      progress: { blobsTotal: 3, blobsDone: 2 },
+    });
+    await t.service.handleMessage(sent[0]!, t.meta());
+    await drain(t);
+    expect(await t.service.status(job.id)).toMatchObject({
+      status: 'succeeded',
+      digest,
+      progress: { blobsTotal: 3, blobsDone: 3 },
+    });
+    expect(Buffer.from(dst.getBlob(sha(big))!).equals(big)).toBe(true);
   });
 });
 

@@ -290,7 +290,11 @@ function queueModeNote(r: Report): string[] {
           'CHUNK_SIZE stays 8 MiB: ACR refuses request bodies above ~20 MB with a declared length, GHCR is reported to refuse above 4 MiB)'
         : '') +
       ". Each chunk's checkpoint, and the read of the job beside it (a cancel), is written while the next chunk goes out; while a step streams, a heartbeat reads the job " +
-      'every second. Azurite and the host share the 2 cores with both registries.',
+      'every second. Azurite and the host share the 2 cores with both registries. ' +
+      'Each run starts a new host and POSTs as soon as it listens, before its queue listener has backed off: the HTTP function sends the plan message ' +
+      'with the storage SDK, which does not wake the listener, so on a host that has been idle a while the first step waits for the next poll, up to ' +
+      "host.json's maxPollingInterval (2 s). Measured 2026-12-05 (not in this run): three imports of the index one after another on one host, 1.5 s apart, " +
+      'took 1.36–1.72 s for the first and 2.14–2.86 s for the next two, in three rounds; in the one traced, the plan message waited about 1.2 s for a poll.',
   ];
 }
 

@@ -132,6 +132,9 @@ export class Steps {
   // ---- plan ----------------------------------------------------------------------------------------
 
   private async plan(job: JobRecord, step: StepContext, log: Logger): Promise<void> {
+    // one engine for the whole step: its sides open the job's sealed credentials once
+    let built: ImportEngine | undefined;
+    const engine = async () => (built ??= this.engine(await this.o.sides(job)));
     let plan = await this.o.store.plan(job.id);
     if (!plan) {
       // Checked again here: a queued request skips HTTP, and DNS may have changed since.
@@ -142,7 +145,8 @@ export class Steps {
       else await checkSource(registry, this.o.config.allowedSources, this.o.lookup);
       const r = job.request;
       checkTargetRepositories(targetRefs(r), this.o.config.targetRepositories);
-      plan = await this.engine(await this.o.sides(job)).plan(
+      const planner = await engine();
+      plan = await planner.plan(
         {
           source: r.source,
           target: r.target,
@@ -183,14 +187,14 @@ export class Steps {
       return;
     }
     const small = this.o.inline && p.blobs.length <= this.o.inline.blobs && bytes <= this.o.inline.bytes;
-    if (small && (await this.inline(planned, p, step, log))) return;
+    if (small && (await this.inline(planned, p, await engine(), step, log))) return;
     if (p.blobs.length === 0) {
       await step.next({ v: 1, job: job.id, step: 'finalize' });
       return;
     }
     const smallOnes = small ? [] : this.smallBlobs(planned, p);
     await this.fanout(job.id, 0, step, p.blobs, new Set(smallOnes.map((x) => x.index)));
-    if (smallOnes.length) await this.copySmallBlobs(job.id, p, smallOnes, step, log);
+    if (smallOnes.length) await this.copySmallBlobs(job.id, p, smallOnes, await engine(), step, log);
   }
 
   /**
@@ -222,28 +226,27 @@ export class Steps {
     id: string,
     plan: ImportPlan,
     picked: readonly { b: PlannedBlob; index: number }[],
+    engine: ImportEngine,
     step: StepContext,
     log: Logger,
   ): Promise<void> {
     const job = await this.o.store.get(id);
     if (!job || ENDED.has(job.status)) return;
-    const engine = this.engine(await this.o.sides(job));
-    const index = new Map(picked.map(({ b, index }) => [b.digest, index]));
     const context = this.context(job);
-    const done: Extract<BlobState, { phase: 'done' }>[] = [];
-    await forEachLimited(picked, this.o.config.blobConcurrency, async ({ b }) => {
+    const done: { index: number; state: Extract<BlobState, { phase: 'done' }> }[] = [];
+    await forEachLimited(picked, this.o.config.blobConcurrency, async ({ b, index }) => {
       try {
         let s: BlobState = initialBlobState(b, job.repositories[0]!);
         while (s.phase !== 'done' && Date.now() < step.until)
           s = await engine.copyBlob(context, s, { until: step.until, signal: step.signal });
-        if (s.phase === 'done') done.push(s);
+        if (s.phase === 'done') done.push({ index, state: s });
       } catch (err) {
         log.warn(`job ${id}: blob ${b.digest} goes to a blob step: ${errorMessage(err)}`);
       }
     });
-    for (const b of done) telemetry().count('bytes', b.size, { outcome: b.outcome });
+    for (const { state } of done) telemetry().count('bytes', state.size, { outcome: state.outcome });
     const updated = await this.o.store.update(id, (j) => {
-      const fresh = done.map((b) => index.get(b.digest)!).filter((i) => !j.doneBlobs.includes(i));
+      const fresh = done.map((d) => d.index).filter((i) => !j.doneBlobs.includes(i));
       return ENDED.has(j.status) || !fresh.length
         ? undefined
         : {
@@ -266,8 +269,13 @@ export class Steps {
    * found by HEAD and skipped); if the budget runs out first (a slow source), it returns false and the import
    * goes on as any other, one blob step per blob.
    */
-  private async inline(job: JobRecord, plan: ImportPlan, step: StepContext, log: Logger): Promise<boolean> {
-    const engine = this.engine(await this.o.sides(job));
+  private async inline(
+    job: JobRecord,
+    plan: ImportPlan,
+    engine: ImportEngine,
+    step: StepContext,
+    log: Logger,
+  ): Promise<boolean> {
     const run = await copyAllAndFinalize(engine, plan, this.context(job), {
       blobConcurrency: this.o.config.blobConcurrency,
       until: step.until,

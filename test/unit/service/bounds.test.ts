@@ -16,6 +16,29 @@ import { testService, type TestService, type TestServiceOptions } from '../../su
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
+/** An OCI image manifest over `config` and the `layers` descriptors, put in `reg` as `repo:tag`; returns its digest. */
+function putImage(
+  reg: FakeRegistry,
+  repo: string,
+  tag: string,
+  config: Buffer,
+  layers: readonly { mediaType: string; digest: string; size: number }[],
+): string {
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: reg.putBlob(repo, config),
+        size: config.length,
+      },
+      layers,
+    }),
+  );
+  return reg.putManifest(repo, tag, manifest, OCI_MANIFEST);
+}
+
 /** An image of `layers` distinct small layers (stored, unless `store` is false: a plan never reads them). */
 function seedImage(reg: FakeRegistry, repo: string, tag: string, layers: number, store = true): string {
   const config = Buffer.from(`{"architecture":"amd64","os":"linux","n":${layers}}`);
@@ -27,19 +50,7 @@ function seedImage(reg: FakeRegistry, repo: string, tag: string, layers: number,
       size: data.length,
     };
   });
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: reg.putBlob(repo, config),
-        size: config.length,
-      },
-      layers: descriptors,
-    }),
-  );
-  return reg.putManifest(repo, tag, manifest, OCI_MANIFEST);
+  return putImage(reg, repo, tag, config, descriptors);
 }
 
 describe('bounded work (memory storage, fake registries)', () => {
@@ -351,19 +362,7 @@ describe('bounded work (memory storage, fake registries)', () => {
       digest: src.putBlob('team/app', data),
       size: data.length,
     });
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: OCI_MANIFEST,
-        config: {
-          mediaType: 'application/vnd.oci.image.config.v1+json',
-          digest: src.putBlob('team/app', config),
-          size: config.length,
-        },
-        layers: [layer(big), layer(small)],
-      }),
-    );
-    return { big, small, config, digest: src.putManifest('team/app', '1', manifest, OCI_MANIFEST) };
+    return { big, small, config, digest: putImage(src, 'team/app', '1', config, [layer(big), layer(small)]) };
   };
 
   /** Delivers every message as `drain` does and keeps them. */
@@ -425,6 +424,7 @@ describe('bounded work (memory storage, fake registries)', () => {
     for (const m of after) await t.service.handleMessage(m, t.meta());
     expect(await t.service.status(job.id)).toMatchObject({ status: 'succeeded', digest });
   });
+
   it('a plan step that dies after its fan-out, before it records its small blobs, is run again: they are recorded then, the large blob is sent once', async () => {
     const t = await setup({ INLINE_IMPORT_BYTES: '1MiB' });
     const { big, small, config, digest } = seedLarge();

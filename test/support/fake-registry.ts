@@ -1289,18 +1289,16 @@ export async function startFakeRegistry(opts: FakeRegistryOptions = {}): Promise
 }
 
 /**
- * One single-platform OCI image of one layer (`layer`, default a short text) pushed to `reg` as `repo:tag`;
- * returns the manifest's digest. For tests that need an image to import, not a particular one.
+ * An OCI image manifest over `config` (stored in `reg`) and the `layers` descriptors, put in `reg` as `repo:tag`;
+ * returns the manifest's digest.
  */
-export function seedOneLayerImage(
+export function putOciImage(
   reg: FakeRegistry,
   repo: string,
   tag: string,
-  layer: Buffer = Buffer.from(`layer of ${repo}:${tag}`),
+  config: Buffer,
+  layers: readonly { mediaType: string; digest: string; size: number }[],
 ): string {
-  const config = Buffer.from(
-    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }),
-  );
   const mediaType = 'application/vnd.oci.image.manifest.v1+json';
   return reg.putManifest(
     repo,
@@ -1314,11 +1312,27 @@ export function seedOneLayerImage(
           digest: reg.putBlob(repo, config),
           size: config.length,
         },
-        layers: [
-          { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, layer), size: layer.length },
-        ],
+        layers,
       }),
     ),
     mediaType,
   );
+}
+
+/**
+ * One single-platform OCI image of one layer (`layer`, default a short text) pushed to `reg` as `repo:tag`;
+ * returns the manifest's digest. For tests that need an image to import, not a particular one.
+ */
+export function seedOneLayerImage(
+  reg: FakeRegistry,
+  repo: string,
+  tag: string,
+  layer: Buffer = Buffer.from(`layer of ${repo}:${tag}`),
+): string {
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }),
+  );
+  return putOciImage(reg, repo, tag, config, [
+    { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: reg.putBlob(repo, layer), size: layer.length },
+  ]);
 }

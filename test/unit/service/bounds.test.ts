@@ -10,34 +10,10 @@ import type { StepMessage } from '../../../lib/store/queue.js';
 import { SMALL_BLOB_BYTES } from '../../../lib/service/steps.js';
 import { OciImportError } from '../../../lib/errors.js';
 import type { Digest } from '../../../lib/oci/digest.js';
-import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
+import { putOciImage, startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
 import { testService, type TestService, type TestServiceOptions } from '../../support/service.js';
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-/** An OCI image manifest over `config` and the `layers` descriptors, put in `reg` as `repo:tag`; returns its digest. */
-function putImage(
-  reg: FakeRegistry,
-  repo: string,
-  tag: string,
-  config: Buffer,
-  layers: readonly { mediaType: string; digest: string; size: number }[],
-): string {
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: reg.putBlob(repo, config),
-        size: config.length,
-      },
-      layers,
-    }),
-  );
-  return reg.putManifest(repo, tag, manifest, OCI_MANIFEST);
-}
 
 /** An image of `layers` distinct small layers (stored, unless `store` is false: a plan never reads them). */
 function seedImage(reg: FakeRegistry, repo: string, tag: string, layers: number, store = true): string {
@@ -50,7 +26,7 @@ function seedImage(reg: FakeRegistry, repo: string, tag: string, layers: number,
       size: data.length,
     };
   });
-  return putImage(reg, repo, tag, config, descriptors);
+  return putOciImage(reg, repo, tag, config, descriptors);
 }
 
 describe('bounded work (memory storage, fake registries)', () => {
@@ -362,7 +338,7 @@ describe('bounded work (memory storage, fake registries)', () => {
       digest: src.putBlob('team/app', data),
       size: data.length,
     });
-    return { big, small, config, digest: putImage(src, 'team/app', '1', config, [layer(big), layer(small)]) };
+    return { big, small, config, digest: putOciImage(src, 'team/app', '1', config, [layer(big), layer(small)]) };
   };
 
   /** Delivers every message as `drain` does and keeps them. */

@@ -22,7 +22,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { isTemporary, onSide, type OciImportError } from '../errors.js';
 import { RegistryError } from '../oci/errors.js';
 import type { RegistryClient } from '../oci/registry.js';
-import { DEFAULT_RETRY, outsideRetry, retry, type RetryPolicy } from '../retry.js';
+import { DEFAULT_RETRY, outsideRetry, retry, throwIfAborted, type RetryPolicy } from '../retry.js';
 import { ImportError } from './errors.js';
 import { PartReader, type PartPool, type PartStream } from './part-reader.js';
 import type { BlobState, EngineEvents, PlannedBlob, StepBudget, UploadingBlob } from './types.js';
@@ -235,6 +235,8 @@ class Upload {
       while (this.s.phase === 'uploading') {
         await twoBefore;
         if (this.saveFailure) throw this.saveFailure.error;
+        // a stream ended by a stop (sendChunk) returns its state: the step ends there, its checkpoint written
+        throwIfAborted(this.budget.signal);
         // Every step makes progress (at least one request), however small its budget; one that has sent every byte
         // closes the upload (an empty PUT) past its budget too, rather than leave one request to another step.
         if (this.chunks > 0 && this.s.offset < this.s.size && this.pace.spent(this.chunks)) break;
@@ -287,6 +289,10 @@ class Upload {
     this.inFlight = inFlight;
     const body = this.hashing(cut ? this.untilSpent(stream) : stream.chunks);
     const { target } = this.o;
+    // A cut stream stopped by the step's signal (a cancel) is ended, not aborted: a registry that pins the offset in
+    // the Location (distribution) answers a request with any other Location as invalid, so only the answer to this
+    // PATCH can still cancel the session, or continue it. The request itself is aborted GRACE_MS later at most.
+    const grace = cut ? new GraceSignal(this.budget.signal, GRACE_MS) : undefined;
     let sent = false;
     try {
       const location = Number.isFinite(this.chunkLength())
@@ -297,31 +303,42 @@ class Upload {
             { length: end - start, chunks: body },
             { signal: this.budget.signal },
           )
-        : await target.streamUpload(s.repository, s.location, body, end - start, { signal: this.budget.signal });
+        : await target.streamUpload(s.repository, s.location, body, end - start, {
+            signal: grace ? grace.signal : this.budget.signal,
+          });
       sent = true;
       // a cut stream holds what it sent (the next step's status GET confirms it before going on)
       return { ...s, location, offset: cut ? start + inFlight.sent : end };
     } finally {
+      grace?.dispose();
       stream.release(sent);
     }
   }
 
   /**
-   * A streamed first write's body: the blocks in order until the step's budget is spent, checked before each
-   * block and while waiting for one (a slow source does not hold the step past its budget); at least one block.
-   * A block that arrives after the cut is given back to the pool.
+   * A streamed first write's body: the blocks in order until the step's budget is spent or its signal stops it,
+   * checked before each block and while waiting for one (a slow source does not hold the step past its budget);
+   * at least one block. A block that arrives after the cut is given back to the pool.
    */
   private async *untilSpent(stream: PartStream) {
     const blocks = stream.chunks[Symbol.asyncIterator]();
+    const { signal } = this.budget;
     let any = false;
     try {
       for (;;) {
         const left = this.budget.until - Date.now();
-        if (any && left <= 0) return;
+        if (any && (left <= 0 || signal?.aborted)) return;
         const next = blocks.next();
-        const got = any ? await withinMs(next, left) : await next;
+        let got: IteratorResult<Buffer> | undefined;
+        try {
+          got = any ? await withinMs(next, left, signal) : await next;
+        } catch (err) {
+          // the stop aborted the source's reads too: the blocks sent so far end the body
+          if (any && signal?.aborted) return;
+          throw err;
+        }
         if (got === undefined) {
-          // the budget ran out while waiting: the block still on its way goes back to the pool when it comes
+          // the budget ran out (or the step was stopped) while waiting: the block on its way goes back to the pool
           void next.then(
             (r) => (r.done ? undefined : stream.release(true)),
             () => undefined,
@@ -494,16 +511,54 @@ class Pace {
   }
 }
 
-/** `p`'s value if it settles within `ms` (none at all when `ms` ≤ 0), else undefined; a rejection is thrown. */
-async function withinMs<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  if (ms <= 0) return undefined;
+/**
+ * `p`'s value if it settles within `ms` and before `signal` aborts (none at all when `ms` ≤ 0 or it has aborted),
+ * else undefined; a rejection is thrown.
+ */
+async function withinMs<T>(p: Promise<T>, ms: number, signal?: AbortSignal): Promise<T | undefined> {
+  if (ms <= 0 || signal?.aborted) return undefined;
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   try {
     return await Promise.race([
       p,
-      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms))),
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), ms);
+        onAbort = () => resolve(undefined);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      }),
     ]);
   } finally {
     clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** How long a streamed PATCH ended by a stop may take to be answered before it is aborted after all. */
+const GRACE_MS = 10_000;
+
+/** A signal that aborts `ms` after `of` does (with its reason); `dispose` when the request it guards is over. */
+class GraceSignal {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onAbort = () => {
+    this.timer = setTimeout(() => this.controller.abort(this.of?.reason), this.ms);
+  };
+
+  constructor(
+    private readonly of: AbortSignal | undefined,
+    private readonly ms: number,
+  ) {
+    if (of?.aborted) this.onAbort();
+    else of?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.of?.removeEventListener('abort', this.onAbort);
   }
 }

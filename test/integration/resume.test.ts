@@ -12,6 +12,8 @@
  * the next step in Content-Range chunks of the same session.
  */
 import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFarProxy, type FarProxy } from '../../scripts/bench/far-proxy.js';
 import { copyBlob, initialBlobState, type CopyBlobOptions } from '../../lib/engine/copy-blob.js';
@@ -19,7 +21,8 @@ import { PartPool } from '../../lib/engine/part-reader.js';
 import type { BlobState } from '../../lib/engine/types.js';
 import type { Digest } from '../../lib/oci/digest.js';
 import { RegistryClient } from '../../lib/oci/registry.js';
-import { startFakeRegistry, type FakeRegistry } from '../support/fake-registry.js';
+import { seedOneLayerImage, startFakeRegistry, type FakeRegistry } from '../support/fake-registry.js';
+import { blobStep, testService } from '../support/service.js';
 import { requireRegistryTools, startRegistry, type RunningRegistry } from '../support/registry.js';
 
 const hasTools = requireRegistryTools();
@@ -145,5 +148,99 @@ describe.skipIf(!hasTools)('resuming an upload on distribution 2.8: only at an o
       await (await fetch(`http://${registry.host}/v2/${repository}/blobs/${digest}`)).arrayBuffer(),
     );
     expect(stored.equals(blob)).toBe(true);
+  });
+
+  it('a streamed first write stopped by its signal (a cancel) ends at a block, and its answer can still cancel the session', async () => {
+    const repository = 'resume/stopped';
+    // parts of 16 KiB, one at a time, each 400 ms late: two or so are on the wire when the stop comes
+    src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'delay', ms: 400 } });
+    const states: BlobState[] = [];
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), 1000);
+    try {
+      await expect(
+        copyBlob(
+          initialBlobState({ digest, size: blob.length }, repository),
+          { until: Date.now() + 60_000, signal: stop.signal },
+          {
+            ...options(),
+            fetchConcurrency: 1,
+            streamFirstWrite: true,
+            checkpoint: async (s) => {
+              states.push(s);
+            },
+          },
+        ),
+      ).rejects.toThrow();
+    } finally {
+      clearTimeout(timer);
+      src.faults.length = 0;
+    }
+    // the PATCH was answered: its Location holds what was sent (an aborted one leaves only the first, now stale)
+    const last = states.at(-1)!;
+    if (last.phase !== 'uploading') throw new Error(`expected an upload in progress, got ${last.phase}`);
+    expect(last.offset).toBeGreaterThan(0);
+    expect(last.offset % (16 * KiB)).toBe(0);
+    expect(await target().uploadStatus(repository, last.location)).toMatchObject({ size: last.offset });
+    // distribution keeps a session as _uploads/<uuid>/{startedat,data}; its DELETE removes both (an empty
+    // hashstates/ folder may stay: distribution/distribution#1697)
+    const uploads = join(registry.dir, 'data', 'docker', 'registry', 'v2', 'repositories', repository, '_uploads');
+    const live = () =>
+      existsSync(uploads)
+        ? readdirSync(uploads, { recursive: true }).filter((f) => /(^|\/)(startedat|data)$/.test(String(f)))
+        : [];
+    expect(live()).toHaveLength(2);
+    await target().cancelUpload(last.location);
+    expect(live()).toEqual([]);
+  });
+
+  it('an import canceled while its blob step streams (CHUNK_SIZE not set) leaves no upload session behind', async () => {
+    // a 12 MiB layer (more than one 4 MiB part: not one PUT) from a source at 2 MB/s: its step streams the
+    // session's first write for about 6 s
+    const layer = Buffer.alloc(12 * 1024 * KiB, 5);
+    seedOneLayerImage(src, 'team/slow', '1', layer);
+    const slow = await startFarProxy({ target: src.host, latencyMs: 0, bytesPerSecond: 2_000_000 });
+    try {
+      const t = testService({
+        TARGET_REGISTRY: proxy.host,
+        INSECURE_REGISTRIES: `${slow.host},${proxy.host}`,
+        ALLOWED_SOURCES: slow.host,
+        STEP_BUDGET_SECONDS: '60',
+      });
+      const job = await t.service.submit({ source: `${slow.host}/team/slow:1`, images: ['canceled/slow:1'] }, 'http');
+      await t.service.handleMessage(t.queue.drain()[0]!, t.meta()); // plan
+      const step = blobStep(t.queue.drain().find((m) => m.step === 'blob' && m.size === layer.length));
+      const uploads = join(
+        registry.dir,
+        'data',
+        'docker',
+        'registry',
+        'v2',
+        'repositories',
+        'canceled',
+        'slow',
+        '_uploads',
+      );
+      const data = () =>
+        existsSync(uploads)
+          ? readdirSync(uploads, { recursive: true })
+              .map(String)
+              .filter((f) => /(^|\/)data$/.test(f))
+          : [];
+      const running = t.service.handleMessage(step, t.meta());
+      // the cancel comes once the stream has carried a block (1 MiB) into the session
+      for (const deadline = Date.now() + 20_000; !data().some((f) => statSync(join(uploads, f)).size >= 1024 * KiB);) {
+        if (Date.now() > deadline) throw new Error('the layer never reached the target');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect((await t.service.cancel(job.id)).kind).toBe('canceled');
+      await running; // a cancel is no failure of the step
+      const log = proxy.stats.log.filter((r) => r.path.startsWith('/v2/canceled/slow/blobs/uploads/'));
+      expect(log.map((r) => r.method)).toEqual(['POST', 'PATCH', 'DELETE']); // the stream, then the cancel
+      expect(data()).toEqual([]);
+      expect(await t.service.status(job.id)).toMatchObject({ status: 'canceled' });
+    } finally {
+      await slow.close();
+    }
   });
 });

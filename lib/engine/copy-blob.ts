@@ -194,6 +194,13 @@ class Upload {
   }
 
   private async steps(): Promise<BlobState> {
+    // A new session's first bytes are asked of the source while the target opens the session (and its checkpoint
+    // is written): two independent round trips at once, not one after the other. A session resumed elsewhere
+    // than 0 reads from where the registry says it stands, once it has said so.
+    if (this.s.phase === 'pending') {
+      const length = this.o.streamFirstWrite ? Infinity : this.o.chunkSize;
+      this.reader.chunk(0, Math.min(this.s.size, length), length);
+    }
     this.s = await this.open(this.s);
     return retry(
       async (attempt) => {

@@ -69,6 +69,44 @@ describe('copyBlob (scripted target)', () => {
     target.verify();
   });
 
+  it('a new session: its first bytes are asked of the source while the target opens it, not after', async () => {
+    await start();
+    const dst = await startFakeRegistry();
+    try {
+      // the target takes 300 ms to answer the POST; the source's GET arrives meanwhile
+      dst.faults.push({ method: 'POST', path: /\/blobs\/uploads\/$/, action: { kind: 'delay', ms: 300 } });
+      let postAt = 0;
+      let getAt = 0;
+      dst.onRequest = (r) => {
+        if (r.method === 'POST') postAt = performance.now();
+      };
+      src.onRequest = (r) => {
+        if (r.method === 'GET' && r.url.includes('/blobs/')) getAt ||= performance.now();
+      };
+      const done = await copyBlob(
+        initialBlobState({ digest, size: 20 }, 'app'),
+        { until: Date.now() + 10_000 },
+        {
+          source: new RegistryClient({ registry: src.host, insecure: true, retry, side: 'source' }),
+          sourceRepository: 'team/app',
+          target: new RegistryClient({ registry: dst.host, insecure: true, retry, side: 'target' }),
+          mountFrom: [],
+          chunkSize: Infinity,
+          fetchConcurrency: 1,
+          partPool: new PartPool(4),
+        },
+      );
+      expect(done).toMatchObject({ phase: 'done', outcome: 'copied' });
+      expect(postAt).toBeGreaterThan(0);
+      expect(getAt).toBeGreaterThan(0);
+      // one after the other, the GET would arrive 300 ms after the POST or later
+      expect(getAt - postAt).toBeLessThan(200);
+      expect(dst.requests.map((r) => r.method)).toEqual(['HEAD', 'POST', 'PUT']);
+    } finally {
+      await dst.close();
+    }
+  });
+
   it('chunks: PATCH per chunk with the newest Location, a checkpoint after each, then the final PUT', async () => {
     await start();
     target = await scripted([

@@ -4,15 +4,20 @@
 // command next to the bundle, written after a run that had none (or whose cache V8 refused), and skipped
 // silently where the folder is read-only: it only saves start-up time. V8 refuses a cache made under other
 // flags, so the file name carries Node.js's version and flags (a profiling run keeps its own).
-import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import Module, { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { Script } from 'node:vm';
+//
+// A CommonJS script (bin/package.json), where the package is ES modules: Node.js starts an ES module entry point
+// through its ESM loader, about 5 ms more of every run's start-up on this path (measured: the same six requires
+// as an .mjs and a .cjs file, 34.5 ms against 29.4 ms median of 25 runs each).
+'use strict';
+const { createHash } = require('node:crypto');
+const { readFileSync, writeFileSync } = require('node:fs');
+const Module = require('node:module');
+const { dirname, join } = require('node:path');
+const { setFlagsFromString } = require('node:v8');
+const { Script } = require('node:vm');
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { createRequire } = Module;
+const root = join(__dirname, '..');
 const bundle = join(root, 'dist', 'cli', 'oci-import.cjs');
 
 /** The bundle's exports, and whether its code came from the cache; undefined without a bundle. */
@@ -61,9 +66,9 @@ const loaded = loadBundle();
 // earlier makes Node.js compile its own modules anew), and not on a run that writes the cache: V8 checks a cache
 // against the flags it was made under.
 if (loaded?.cached) setFlagsFromString('--liftoff-only');
-const { main } = loaded?.exports ?? (await import('../dist/lib/cli/main.js'));
-process.exitCode = await main(process.argv.slice(2), {
-  stdout: process.stdout,
-  stderr: process.stderr,
-  env: process.env,
-});
+const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
+(loaded ? Promise.resolve(loaded.exports) : import('../dist/lib/cli/main.js'))
+  .then(({ main }) => main(process.argv.slice(2), io))
+  .then((code) => {
+    process.exitCode = code;
+  });

@@ -12,7 +12,6 @@
  * credential. What is found is bound to its registry: sent to that `host[:port]` only (Docker Hub: also its token
  * service, auth.docker.io), never to a token realm elsewhere.
  */
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -140,6 +139,8 @@ export async function runHelper(
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(helper))
     throw new CredentialHelperError(`${source} names the credential helper "${helper}", which is not a helper name`);
   const server = registry === DOCKER_HUB_REGISTRY ? DOCKER_HUB_KEY : registry;
+  // loaded here, not at start-up: a run without a credential helper never spawns one
+  const { spawn } = await import('node:child_process');
   const out = await new Promise<{ code: number | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException }>(
     (resolve) => {
       const child = spawn(command, ['get'], { env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });

@@ -11,7 +11,6 @@
  * - a loopback, private, link-local or otherwise non-public address is allowed only when an explicit
  *   ALLOWED_SOURCES pattern (anything but the bare `*`) names the host.
  */
-import { lookup as dnsLookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { Agent, buildConnector } from 'undici';
 import type { NamedCredential } from '../config.js';
@@ -108,8 +107,11 @@ function refusePlatform(host: string, addresses: readonly string[]): readonly st
 /** Resolves a host name to every address it has. */
 export type Lookup = (host: string) => Promise<string[]>;
 
-export const systemLookup: Lookup = async (host) =>
-  (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address);
+/** The system's resolver (its module loaded on the first host name: a start-up with registry addresses skips it). */
+export const systemLookup: Lookup = async (host) => {
+  const { lookup } = await import('node:dns/promises');
+  return (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+};
 
 export type SourceRefusal = 'SOURCE_NOT_ALLOWED' | 'PRIVATE_ADDRESS' | 'SOURCE_UNRESOLVABLE';
 

@@ -267,7 +267,14 @@ describe.skipIf(!hasTools)('npm package: `files` ships what the installed CLI ne
       .filter((f) => f.endsWith('.ts'))
       .map((f) => `dist/functions/${f.replace(/\.ts$/, '.js')}`);
     expect(paths).toEqual(
-      ['README.md', 'bin/oci-import.js', 'dist/cli/oci-import.cjs', ...functions, 'package.json'].sort(),
+      [
+        'README.md',
+        'bin/oci-import.js',
+        'bin/package.json',
+        'dist/cli/oci-import.cjs',
+        ...functions,
+        'package.json',
+      ].sort(),
     );
     process.stdout.write(`[package] npm pack: ${paths.length} files, ${info!.size} bytes\n`);
 

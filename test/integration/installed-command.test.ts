@@ -11,7 +11,7 @@
  * leaving the cache file untouched shows V8 accepted it (bin/oci-import.js writes a new one when V8 refuses it).
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { copyFile, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,7 @@ async function installCopy(dir: string): Promise<string> {
   await mkdir(join(dir, 'bin'), { recursive: true });
   await mkdir(join(dir, 'dist', 'cli'), { recursive: true });
   await copyFile(join(PROJECT_ROOT, 'bin', 'oci-import.js'), join(dir, 'bin', 'oci-import.js'));
+  await copyFile(join(PROJECT_ROOT, 'bin', 'package.json'), join(dir, 'bin', 'package.json'));
   await copyFile(join(PROJECT_ROOT, 'dist', 'cli', 'oci-import.cjs'), join(dir, 'dist', 'cli', 'oci-import.cjs'));
   await copyFile(join(PROJECT_ROOT, 'package.json'), join(dir, 'package.json'));
   await symlink(join(PROJECT_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
@@ -225,6 +226,29 @@ describe.skipIf(!hasTools)(
         '200 https://containerregistry.azure.net',
         '200 https://containerregistry.azure.net',
       ]);
+    });
+
+    it('an import between plain-HTTP registries by address starts no module it does not use (start-up time)', async () => {
+      // Node.js's own modules the process loaded, written at exit by a module preloaded through NODE_OPTIONS
+      const probe = join(work, 'modules-probe.cjs');
+      const list = join(work, 'modules.txt');
+      await writeFile(
+        probe,
+        `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));`,
+      );
+      const run = await runBin(
+        ['import', '--source', `${plain.host}/team/app:1`, '--target', plain.host, '--image', 'lean/app:1'],
+        { INSECURE_REGISTRIES: insecure(), NODE_OPTIONS: `--require ${probe}` },
+        undefined,
+        bin,
+      );
+      expect(run.code, run.stderr).toBe(0);
+      const loaded = (await readFile(list, 'utf8')).split('\n');
+      expect(loaded).toContain('NativeModule http'); // undici's, and the copy did run
+      // an ES module entry point (bin/package.json makes the command CommonJS), HTTP/2 (never negotiated without
+      // TLS), the credential helpers' child processes, the resolver (hosts given by address), TLS (plain HTTP)
+      for (const unused of ['internal/modules/esm/translators', 'http2', 'child_process', 'dns/promises', 'tls'])
+        expect(loaded, unused).not.toContain(`NativeModule ${unused}`);
     });
 
     it('sync --rules: exit 0, the selected tag mirrored', async () => {

@@ -69,6 +69,11 @@ if (loaded?.cached) setFlagsFromString('--liftoff-only');
 const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
 (loaded ? Promise.resolve(loaded.exports) : import('../dist/lib/cli/main.js'))
   .then(({ main }) => main(process.argv.slice(2), io))
-  .then((code) => {
+  .then(async (code) => {
     process.exitCode = code;
+    // The command is done once its output is out: process.exit() then skips tearing down the JavaScript heap and
+    // the event loop that a natural exit does (about 4 ms of a small image's copy, against 102 ms; interleaved runs,
+    // medians of 21). An empty write's callback comes after every write before it is flushed, or has failed.
+    await Promise.all([process.stdout, process.stderr].map((s) => new Promise((resolve) => s.write('', resolve))));
+    process.exit();
   });

@@ -358,6 +358,10 @@ function startupAbNotes(): string[] {
       'once the output is out, without the heap teardown of a natural exit, from 102.1 ms to 98.0 ms (CPU 74 → 71 ms). Every V8 flag tried at start ' +
       '(`--min-semi-space-size=8`, `--no-opt`, `--single-threaded`) made it slower, 109–111 ms against 101 ms: Node.js then compiles its own modules ' +
       'anew, its code cache being checked against the flags.',
+    '- **What the start-up changes did to the big copies** (2026-12-05, `npm run bench -- --only loopback/single --tools oci-import,"queue mode"`, ' +
+      'the previous commit and this one in turn, twice, 3 runs each; not in this run): the CLI 1.21–1.37 s before, 1.16–1.26 s after; the queue mode ' +
+      "1.40–1.66 s before, 1.37–1.49 s after (and one run of 1.92 s); the CLI's peak RSS 97–105 MB before, 92–100 MB after: a module not loaded is memory " +
+      'not held either (alone, each beside node:http: http2 +2.3 MB, an ES module entry +1.8 MB, child_process and the resolver +0.5 MB).',
     "- **The queue mode's fan-out waits for a poll** (traced 2026-12-05 on the local host: the index, one import). The plan step ran from about 110 ms to 376 ms " +
       'after the POST, the four blob steps from about 465 ms: their messages, sent with the storage SDK during the plan step so that any instance can take ' +
       "them, wait for the queue listener's next poll; on an empty queue it polls again after 100 ms, then 200 ms, doubling up to maxPollingInterval " +

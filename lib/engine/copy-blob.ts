@@ -14,8 +14,10 @@
  *    returns the state, which any process may continue later.
  * 3. Recovery (`recover`): when the target fails a chunk, ask the registry what the session holds and
  *    continue only from exactly the offset we know (or that offset plus the chunk whose answer was lost);
- *    otherwise start a new session from 0 — a PATCH whose answer was lost is never replayed blindly
- *    (distribution poisons the session then). A failure of the *source* ends the step instead: the queue
+ *    otherwise start a new session from 0 — a PATCH whose answer was lost is never replayed blindly.
+ *    (Distribution refuses every Location but the newest, 404 BLOB_UPLOAD_INVALID, and keeps the session: when the
+ *    lost answer held the newest, that session can be neither continued nor cancelled, and stays on the registry
+ *    until its upload purging removes it.) A failure of the *source* ends the step instead: the queue
  *    tries the step again later, and a new session would not help.
  */
 import { createHash, type Hash } from 'node:crypto';

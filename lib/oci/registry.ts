@@ -430,7 +430,8 @@ export class RegistryClient {
   /**
    * PATCH one chunk at `offset` (a buffer, or bytes streamed as they are read with their length
    * known). Never retried here: if the answer is lost, the registry may have applied the chunk and
-   * moved on (distribution then poisons the session): ask `uploadStatus`. Returns the next Location.
+   * moved on (distribution then refuses the Location in hand, 404 BLOB_UPLOAD_INVALID, for a status, a PATCH or a
+   * DELETE alike, and keeps the session): ask `uploadStatus`. Returns the next Location.
    */
   async patchUpload(
     repository: string,

@@ -62,6 +62,32 @@ describe.skipIf(!hasTools)('resuming an upload on distribution 2.8: only at an o
   /** One chunk more of the upload: each state carries the Location distribution expects next. */
   const step = async (s: BlobState) => copyBlob(s, { until: 0, maxChunks: 1 }, options());
 
+  it('a stale Location is refused with 404 BLOB_UPLOAD_INVALID and changes nothing: the newest goes on (as in the fake registry)', async () => {
+    const base = `http://${registry.host}`;
+    const loc = (r: Response) => new URL(r.headers.get('location')!, base).toString();
+    const patch = (u: string, from: number, fill: number) =>
+      fetch(u, {
+        method: 'PATCH',
+        body: Buffer.alloc(4, fill),
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${from}-${from + 3}` },
+      });
+    const loc0 = loc(await fetch(`${base}/v2/stale/app/blobs/uploads/`, { method: 'POST' }));
+    const loc1 = loc(await patch(loc0, 0, 1));
+    const loc2 = loc(await patch(loc1, 4, 2));
+    for (const stale of [await patch(loc1, 4, 2), await fetch(loc0), await fetch(loc1, { method: 'DELETE' })]) {
+      expect(stale.status).toBe(404);
+      const { errors } = (await stale.json()) as { errors: { code: string }[] };
+      expect(errors.map((e) => e.code)).toEqual(['BLOB_UPLOAD_INVALID']);
+    }
+    const kept = await fetch(loc2);
+    expect(kept.status).toBe(204);
+    expect(kept.headers.get('range')).toBe('0-7');
+    const next = await patch(loc2, 8, 3);
+    expect(next.status).toBe(202);
+    expect(next.headers.get('range')).toBe('0-11');
+    expect((await fetch(loc(next), { method: 'DELETE' })).status).toBe(204);
+  });
+
   it.each([
     ['more bytes than saved (0-32767 for 16384: its next chunk landed, its checkpoint did not)', 'more'],
     ['fewer bytes than saved (0-32767 for 49152)', 'fewer'],

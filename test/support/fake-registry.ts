@@ -2,10 +2,12 @@
  * An in-process, in-memory fake OCI registry for fast unit tests and fault injection.
  *
  * It speaks the distribution-spec v1.1 API over plain HTTP on 127.0.0.1 and, where the spec and
- * distribution 2.8 differ, mimics distribution 2.8 (see /work/shared/research/oci.md §1.2):
+ * distribution 2.8 differ, mimics distribution 2.8:
  *
  * - upload Locations carry an HMAC-protected `_state` token pinning the offset; a request with a stale
- *   `_state` gets 404 BLOB_UPLOAD_INVALID and the upload is deleted (`distributionStateCheck`);
+ *   `_state` gets 404 BLOB_UPLOAD_INVALID and changes nothing: the session stays, and its newest Location
+ *   goes on (`distributionStateCheck`; what distribution 2.8.2 does, checked in test/integration/resume.test.ts,
+ *   although its handler calls the upload's Cancel there);
  * - blobs are stored once by digest but are only visible in a repository after being linked into it
  *   (pushed or mounted there);
  * - an OCI manifest/index is answered 404 MANIFEST_UNKNOWN when a non-empty Accept header omits its type;
@@ -978,8 +980,7 @@ class FakeRegistryServer implements FakeRegistry {
         return undefined;
       }
       if (up.size !== state.Offset) {
-        // distribution 2.8: "upload resumed at wrong offset" → cancel the upload.
-        this.uploads.delete(uuid);
+        // distribution 2.8: "upload resumed at wrong offset", refused; the session stays (see the file comment)
         this.fail(ctx, 'BLOB_UPLOAD_INVALID', `upload resumed at wrong offset: ${state.Offset} != ${up.size}`);
         return undefined;
       }

@@ -120,35 +120,46 @@ describe('fake registry: basics and uploads (distribution 2.8 mode)', () => {
     expect(patches[0]?.headers['content-range']).toBe('0-5');
   });
 
-  it('poisons the session on a stale _state: 404 BLOB_UPLOAD_INVALID, then the upload is gone', async () => {
+  it('refuses a stale _state with 404 BLOB_UPLOAD_INVALID and keeps the session: its newest Location goes on', async () => {
     const post = await fetch(`${reg.url}/v2/app/blobs/uploads/`, { method: 'POST' });
     const loc0 = location(post);
     const loc1 = location(await patch(loc0, bytes(4), 0));
     const loc2 = location(await patch(loc1, bytes(4, 2), 4));
     expect(loc2).not.toBe(loc1);
 
-    const stale = await patch(loc1, bytes(4, 2), 4);
-    expect(stale.status).toBe(404);
-    expect(await codes(stale)).toEqual(['BLOB_UPLOAD_INVALID']);
+    for (const stale of [
+      await patch(loc1, bytes(4, 2), 4),
+      await fetch(loc0),
+      await fetch(loc1, { method: 'DELETE' }),
+    ]) {
+      expect(stale.status).toBe(404);
+      expect(await codes(stale)).toEqual(['BLOB_UPLOAD_INVALID']);
+    }
 
-    const gone = await fetch(loc2);
-    expect(gone.status).toBe(404);
-    expect(await codes(gone)).toEqual(['BLOB_UPLOAD_UNKNOWN']);
+    const kept = await fetch(loc2);
+    expect(kept.status).toBe(204);
+    expect(kept.headers.get('range')).toBe('0-7');
+    const next = await patch(loc2, bytes(4, 3), 8);
+    expect(next.status).toBe(202);
+    expect(next.headers.get('range')).toBe('0-11');
 
     const noState = await fetch(loc2.replace(/\?.*$/, ''));
     expect(await codes(noState)).toEqual(['BLOB_UPLOAD_INVALID']);
+    expect((await fetch(location(next), { method: 'DELETE' })).status).toBe(204);
   });
 
-  it('a stale GET status also cancels the upload', async () => {
+  it('a stale GET status is refused too, and the session stays', async () => {
     const loc0 = location(await fetch(`${reg.url}/v2/app/blobs/uploads/`, { method: 'POST' }));
     const loc1 = location(await patch(loc0, bytes(4), 0));
     const st = await fetch(loc0);
     expect(st.status).toBe(404);
     expect(await codes(st)).toEqual(['BLOB_UPLOAD_INVALID']);
-    expect(await codes(await fetch(loc1))).toEqual(['BLOB_UPLOAD_UNKNOWN']);
+    const kept = await fetch(loc1);
+    expect(kept.status).toBe(204);
+    expect(kept.headers.get('range')).toBe('0-3');
   });
 
-  it('resetAfterBody applies the PATCH, loses the response, and the old Location is then poison', async () => {
+  it('resetAfterBody applies the PATCH, loses the response, and the old Location is then refused', async () => {
     const loc0 = location(await fetch(`${reg.url}/v2/app/blobs/uploads/`, { method: 'POST' }));
     const loc1 = location(await patch(loc0, bytes(4), 0));
     reg.faults.push({ method: 'PATCH', path: /\/blobs\/uploads\//, times: 1, action: { kind: 'resetAfterBody' } });

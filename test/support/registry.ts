@@ -2,8 +2,6 @@
  * Test harness: runs a REAL CNCF distribution 2.8 registry (`docker-registry serve config.yml`) on
  * 127.0.0.1, optionally protected by htpasswd (Basic) or by a Docker token server implemented here
  * with node:http. Plain HTTP only; everything lives in a temp dir removed by `stop()`.
- *
- * See /work/shared/research/oci.md §6 (auth) and §9 (distribution 2.8.x test setup).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { X509Certificate, createPrivateKey, randomBytes, randomUUID, sign, type KeyObject } from 'node:crypto';

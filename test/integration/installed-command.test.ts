@@ -246,8 +246,16 @@ describe.skipIf(!hasTools)(
       const loaded = (await readFile(list, 'utf8')).split('\n');
       expect(loaded).toContain('NativeModule http'); // undici's, and the copy did run
       // an ES module entry point (bin/package.json makes the command CommonJS), HTTP/2 (never negotiated without
-      // TLS), the credential helpers' child processes, the resolver (hosts given by address), TLS (plain HTTP)
-      for (const unused of ['internal/modules/esm/translators', 'http2', 'child_process', 'dns/promises', 'tls'])
+      // TLS), the credential helpers' child processes, the resolver (hosts given by address), TLS (plain HTTP), the
+      // promise API of the file system (the Docker config is read with node:fs)
+      for (const unused of [
+        'internal/modules/esm/translators',
+        'http2',
+        'child_process',
+        'dns/promises',
+        'tls',
+        'fs/promises',
+      ])
         expect(loaded, unused).not.toContain(`NativeModule ${unused}`);
     });
 

@@ -22,6 +22,8 @@ import { OciImportError } from '../errors.js';
 import type { BoundCredentials } from '../oci/auth.js';
 import { DOCKER_HUB_REGISTRY, normalizeRegistry } from '../oci/reference.js';
 
+const readText = promisify(readFile);
+
 type Env = Record<string, string | undefined>;
 
 /** Docker's key for Docker Hub, in `auths` and for credential helpers. */
@@ -70,7 +72,7 @@ export function mayReceive(registry: string, hostPort: string): boolean {
 async function readAuthFile(path: string): Promise<AuthFile | undefined> {
   let text: string;
   try {
-    text = await promisify(readFile)(path, 'utf8');
+    text = await readText(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR')
       return undefined;

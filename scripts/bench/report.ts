@@ -180,7 +180,7 @@ function smallImageNote(r: Report, startup: number): string[] {
       "What is done about it: one bundle of only the code a command runs (undici without its fetch, WebSocket and cookie modules), V8's code cache per command, " +
       "no background recompiling of undici's WebAssembly HTTP parser that the process would wait for at exit, a CommonJS entry script (Node.js's ESM loader " +
       "costs an ES module entry about 5 ms), none of Node.js's modules a run does not use loaded at start (HTTP/2, the resolver for hosts given by address, " +
-      'child processes for credential helpers: about 3 ms), and an exit once the output is out, without tearing down the JavaScript heap (about 4 ms). ' +
+      "child processes for credential helpers, the file system's promise API: about 4 ms), and an exit once the output is out, without tearing down the JavaScript heap (about 4 ms). " +
       'After start-up, the requests go out as early as they can: the source manifest GET and the target tag HEADs at once, every blob at once, a new upload ' +
       "session's first source GET with its POST, and no manifest HEADs on the target for blobs this run just copied. " +
       'What is left is spread thin (the profile below): Node.js booting and compiling its own modules, V8 reading the code cache, the first run of every ' +

@@ -3,7 +3,7 @@
  *   (`Location`, `Operation-Location`, `Retry-After`); `Repeatability-Request-ID` makes it idempotent.
  * GET  /api/imports/{id} — the job's status and progress. Neither ever returns a credential.
  */
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { app, output, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { describeCaller, guarded, httpAuthLevel } from '../lib/api/callers.js';
 import type { Caller } from '../lib/api/entra-auth.js';
 import {
@@ -18,6 +18,7 @@ import {
 import { parseRepeatability, type RepeatabilityHeaders } from '../lib/service/repeatability.js';
 import { MAX_REQUEST_BYTES, parseRequestText, RequestError, TARGET_REGISTRY_NOT_SET } from '../lib/request/request.js';
 import { importService } from '../lib/service/runtime.js';
+import type { StepMessage } from '../lib/store/queue.js';
 import { ENDED, type JobRecord } from '../lib/store/store.js';
 import { telemetry, withSpan, withTraceId } from '../lib/telemetry/index.js';
 
@@ -26,6 +27,14 @@ if (!process.env.TARGET_REGISTRY?.trim())
   console.warn(
     `oci-import: ${TARGET_REGISTRY_NOT_SET}; until then every POST /api/imports is refused with 503 TARGET_REGISTRY_NOT_SET`,
   );
+
+/**
+ * The plan step of an accepted import goes out through this output binding, not the storage SDK: the host sends it
+ * as the invocation ends, before the 202 leaves (a send that fails turns the answer into a 500: nothing was accepted),
+ * and, sent by a function of the same host, it wakes that host's queue listener at once. A message sent with the SDK
+ * waits for the listener's next poll: up to maxPollingInterval on an idle app.
+ */
+export const planStep = output.storageQueue({ queueName: '%IMPORT_QUEUE%', connection: 'AzureWebJobsStorage' });
 
 /**
  * 202 with the status monitor (the Azure guidelines' long-running operation pattern: also for a repeated
@@ -89,9 +98,11 @@ async function create(request: HttpRequest, context: InvocationContext, caller?:
     repeat = parseRepeatability((name) => request.headers.get(name));
     const body = parseRequestText(await request.text());
     const service = importService();
+    const queued: StepMessage[] = [];
+    const handOff = (m: StepMessage) => queued.push(m);
     const { job, repeated } = repeat
-      ? await service.submitRepeatable(body, repeat, caller)
-      : { job: await service.submit(body, 'http', { caller }), repeated: false };
+      ? await service.submitRepeatable(body, repeat, caller, handOff)
+      : { job: await service.submit(body, 'http', { caller, handOff }), repeated: false };
     telemetry().annotate({
       'oci_import.id': job.id,
       'oci_import.source': job.request.source,
@@ -104,7 +115,9 @@ async function create(request: HttpRequest, context: InvocationContext, caller?:
           : `import ${job.id} queued by ${describeCaller(caller)}: ${job.request.source} → ${job.targets.join(', ')}`,
       ),
     );
-    return accepted(request, job, repeated, repeat);
+    const response = accepted(request, job, repeated, repeat);
+    if (queued.length) context.extraOutputs.set(planStep, queued);
+    return response;
   } catch (err) {
     if (err instanceof RequestError) {
       context.warn(`import request refused: [${err.code}] ${err.target ?? ''}`);
@@ -150,6 +163,7 @@ app.http('createImport', {
   methods: ['POST'],
   route: 'imports',
   authLevel: httpAuthLevel(),
+  extraOutputs: [planStep],
   handler: guarded('write', createImport),
 });
 app.http('getImport', {

@@ -86,7 +86,8 @@ export interface MessageMeta {
   readonly maxDequeueCount: number;
   readonly log: Logger;
   /**
-   * Takes the messages that continue this step (StepContext.next), signed: for the queue trigger's output binding,
+   * Takes the messages that continue this step (StepContext.next), and the plan step of a request dropped on the
+   * queue, signed: for the queue trigger's output binding,
    * which the Functions host sends once the invocation has succeeded and which wakes the host's own listener of the
    * queue at once, where a message sent with the storage SDK waits for the listener's next poll. Without it, they are
    * sent to the queue as the step makes them.
@@ -140,12 +141,18 @@ export class ImportService {
 
   /**
    * Validates, creates the job and enqueues its plan step. Throws RequestError for bad input. `id`: the job's id
-   * chosen by the caller (a repeatable request); a job with that id existing already throws JOB_EXISTS.
+   * chosen by the caller (a repeatable request); a job with that id existing already throws JOB_EXISTS. `handOff`:
+   * the plan step's message, signed, goes to the function's queue output binding instead of the storage SDK (see
+   * MessageMeta.handOff): the host sends it as the invocation ends, and its own queue listener polls for it at once.
    */
   async submit(
     body: unknown,
     origin: 'http' | 'queue',
-    options: { readonly id?: string; readonly caller?: JobCaller } = {},
+    options: {
+      readonly id?: string;
+      readonly caller?: JobCaller;
+      readonly handOff?: (message: StepMessage) => void;
+    } = {},
   ): Promise<JobRecord> {
     this.messageKeys();
     const req = await validateImportRequest(body, { config: this.o.config, origin, lookup: this.o.lookup });
@@ -180,7 +187,7 @@ export class ImportService {
     };
     const secret = req.inlineCredentials ? seal(this.o.config.credentialKey!, id, req.inlineCredentials) : undefined;
     await this.o.store.create(job, secret);
-    await this.queue.send({ v: 1, job: id, step: 'plan' });
+    await (options.handOff ? this.handOffQueue(options.handOff) : this.queue).send({ v: 1, job: id, step: 'plan' });
     return job;
   }
 
@@ -198,12 +205,17 @@ export class ImportService {
   }
 
   /** `submit` for a request with Repeatability-Request-ID: the same id and body give the same job (repeatability.ts). */
-  submitRepeatable(body: unknown, headers: RepeatabilityHeaders, caller?: JobCaller): Promise<RepeatResult> {
+  submitRepeatable(
+    body: unknown,
+    headers: RepeatabilityHeaders,
+    caller?: JobCaller,
+    handOff?: (message: StepMessage) => void,
+  ): Promise<RepeatResult> {
     return submitRepeatable(
       {
         store: this.o.store,
-        queue: this.queue,
-        submit: (b, id) => this.submit(b, 'http', { id, caller }),
+        queue: handOff ? this.handOffQueue(handOff) : this.queue,
+        submit: (b, id) => this.submit(b, 'http', { id, caller, handOff }),
         credentialKey: () => this.o.config.credentialKey,
       },
       body,
@@ -474,7 +486,7 @@ export class ImportService {
 
   private async acceptDropped(raw: unknown, meta: MessageMeta): Promise<void> {
     try {
-      const job = await this.submit(raw, 'queue');
+      const job = await this.submit(raw, 'queue', { handOff: meta.handOff });
       meta.log.info(`queued request accepted as job ${job.id}`);
     } catch (err) {
       if (!(err instanceof RequestError) || err.temporary) throw err;

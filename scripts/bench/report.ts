@@ -303,10 +303,12 @@ function queueModeNote(r: Report): string[] {
         : '') +
       ". Each chunk's checkpoint, and the read of the job beside it (a cancel), is written while the next chunk goes out; while a step streams, a heartbeat reads the job " +
       'every second. Azurite and the host share the 2 cores with both registries. ' +
-      'Each run starts a new host and POSTs as soon as it listens, before its queue listener has backed off: the HTTP function sends the plan message ' +
-      'with the storage SDK, which does not wake the listener, so on a host that has been idle a while the first step waits for the next poll, up to ' +
-      "host.json's maxPollingInterval (2 s). Measured 2026-12-05 (not in this run): three imports of the index one after another on one host, 1.5 s apart, " +
-      'took 1.36–1.72 s for the first and 2.14–2.86 s for the next two, in three rounds; in the one traced, the plan message waited about 1.2 s for a poll.',
+      'Each run starts a new host and POSTs as soon as it listens. The HTTP function hands the plan message to its queue output binding, which the host ' +
+      'sends before it answers and which wakes its queue listener: with the storage SDK, as before, a host idle a while ran the first step at its next poll, ' +
+      "up to host.json's maxPollingInterval (2 s). Measured 2026-12-05 (not in this run): three imports of the index one after another on one host, " +
+      '1.5 s apart, two rounds each way: with the SDK 1.80–3.24 s for the first and 2.14–2.91 s for the next two, through the output binding 1.73–2.01 s and ' +
+      "1.31–1.56 s. A new host's first import also pays its worker's first run of every code path: 1.0–1.5 s of worker CPU against 0.7–0.9 s for the next " +
+      'ones (the same imports).',
   ];
 }
 

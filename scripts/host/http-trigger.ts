@@ -20,6 +20,13 @@
  *    a known limitation (azure-functions-host#4926, azure-functions-nodejs-worker#524).
  * 5. The invocation runs in the worker process (worker-channel.ts); a handler error, a timeout or a dead
  *    worker is an empty 500; the library's `HttpResponseInit` / `HttpResponse` is written back.
+ * 6. The function's queue output bindings are sent before the answer is written, as part of the invocation: the
+ *    WebJobs SDK sends a function's outputs after it returned and before its invocation completes, queue
+ *    outputs last ("all other function side-effects are guaranteed to have occurred by the time messages are
+ *    enqueued", azure-webjobs-sdk src/Microsoft.Azure.WebJobs.Host/Executors/FunctionExecutor.cs,
+ *    `ProcessOutputParameters`), and a send that fails fails the invocation ("Error while handling parameter
+ *    … after function returned"): the caller gets an empty 500, not the function's answer. A message sent to a
+ *    queue this host listens on wakes that listener (outputs.ts).
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -64,6 +71,8 @@ export interface HttpHostOptions {
   readonly keys?: HttpKeys;
   /** Extra fields of GET /admin/host/status (e.g. the worker's pid). */
   readonly status?: () => Record<string, unknown>;
+  /** Sends a successful invocation's queue outputs (outputs.ts `deliverOutputs`); throws when a send fails. */
+  readonly deliverOutputs?: (functionName: string, response: RpcInvocationResponse) => Promise<unknown>;
 }
 
 /** Builds the route table entry of an http-triggered function from its %resolved% trigger binding. */
@@ -438,7 +447,11 @@ async function invoke(r: Incoming, chosen: Chosen, body: Buffer, c: HostContext)
   let status = 500;
   try {
     const result = await options.inFlight.track(
-      options.invoke(fn.name, { trigger: { http }, invocationId }, options.functionTimeoutMs),
+      (async () => {
+        const invoked = await options.invoke(fn.name, { trigger: { http }, invocationId }, options.functionTimeoutMs);
+        await options.deliverOutputs?.(fn.name, invoked.response);
+        return invoked;
+      })(),
     );
     status = writeAnswer(r.res, r.method, httpResponseOf(result.response));
   } catch (err) {

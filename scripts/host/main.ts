@@ -36,7 +36,7 @@ import {
   type StorageConnection,
 } from './settings.js';
 import { QueueClients } from './storage.js';
-import type { OutputDeps } from './outputs.js';
+import { deliverOutputs, type OutputDeps } from './outputs.js';
 import { TimerListener } from './timer-trigger.js';
 
 const HELP = `oci-import local Functions host
@@ -335,6 +335,10 @@ async function startHttp(s: Started): Promise<{ baseUrl: string; functions: Http
     inFlight: host.inFlight,
     keys: settings.keys,
     status: () => ({ worker: { pid: worker.pid, restarts: worker.restarts, running: worker.running } }),
+    deliverOutputs: (name, response) => {
+      const hosted = s.active.find((f) => f.fn.name === name);
+      return hosted ? deliverOutputs(hosted, response, s.outputs) : Promise.resolve(0);
+    },
   });
   host.server = server;
   try {

@@ -65,7 +65,8 @@ describe('Azurite started by the host', () => {
         '--port',
         '0',
       ],
-      env: { AzureWebJobsStorage: undefined, LOCAL_HOST_AZURITE: undefined },
+      // FIXTURE_QUEUE: the queue output of http.ts's `enqueue` (a binding's %SETTING% must resolve)
+      env: { AzureWebJobsStorage: undefined, LOCAL_HOST_AZURITE: undefined, FIXTURE_QUEUE: 'fx-autostart' },
     });
     expect(host.output()).toContain('Azurite started by the host');
     expect((await Promise.all(PORTS.map(listening))).every(Boolean)).toBe(true);

@@ -331,6 +331,35 @@ describe('local Functions host (process + Azurite)', () => {
     expect(texts.sort()).toEqual(['hello-out', '{"forwarded":true}']);
   });
 
+  it("sends an HTTP function's queue outputs before it answers: a send that fails is an empty 500, not its answer", async () => {
+    const post = (messages: unknown[]) =>
+      fetch(`${host.url}/api/enqueue`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ messages }),
+      });
+    const ok = await post([{ tag: 'from-http', secret: QUEUE_SECRET }]);
+    expect(ok.status).toBe(202);
+    expect(await ok.json()).toEqual({ queued: 1 });
+    const [got] = await waitFor(async () => {
+      const s = await tagged('from-http');
+      return s.length ? s : undefined;
+    }, 'the message the HTTP function sent');
+    expect(got!.payload).toEqual({ tag: 'from-http', secret: QUEUE_SECRET });
+
+    // over the queue's 64 KiB: storage refuses it, after the function returned its 202
+    const before = (await seen('enqueue')).length;
+    const refused = await post([{ tag: 'too-big', pad: 'x'.repeat(70_000) }]);
+    expect(refused.status).toBe(500);
+    expect(await refused.text()).toBe('');
+    expect((await seen('enqueue')).length).toBe(before + 1);
+    expect(host.output()).toMatch(/Exception while executing function: Functions\.enqueue: .*too large/);
+    await waitFor(
+      async () => (/POST \/api\/enqueue -> 500 Functions\.enqueue/.test(host.output()) ? true : undefined),
+      'the request logged with its 500',
+    );
+  });
+
   it('moves a message that always fails to <queue>-poison after maxDequeueCount attempts', async () => {
     const text = b64(JSON.stringify({ doomed: true }));
     await queues.getQueueClient(FAIL_QUEUE).sendMessage(text);

@@ -1,8 +1,9 @@
 /**
  * The local host's stand-in for the queues extension's SharedQueueWatcher (scripts/host/outputs.ts): a queue output
- * binding that sends to a queue this host listens on ends that listener's back-off at once, where a message sent
- * with the storage SDK waits for the next poll, even when the invocation that sent it has ended. A contract test of
- * the emulator, as host.integration.test.ts: the sources are named in scripts/host/README.md.
+ * binding (of a queue-triggered function or an HTTP-triggered one) that sends to a queue this host listens on ends
+ * that listener's back-off at once, where a message sent with the storage SDK waits for the next poll, even when the
+ * invocation that sent it has ended. A contract test of the emulator, as host.integration.test.ts: the sources are
+ * named in scripts/host/README.md.
  *
  * maxPollingInterval is raised to a minute here, so the back-off is long enough to tell the two apart: the fixture
  * function sleeps 4.5 s. Its listener, which found that message, polls again after 0.1, 0.3, 0.7, 1.5, 3.1 and
@@ -85,6 +86,31 @@ describe('local Functions host: a queue output wakes its own listener', () => {
     expect(gapMs).toBeGreaterThanOrEqual(SLEEP_MS);
     // the next poll without the wake-up: 6.3 s after the first message was found, at the earliest
     expect(gapMs).toBeLessThan(5800);
+  });
+
+  it('runs a message an HTTP function sent through its output binding at once, as POST /api/imports sends its plan step', async () => {
+    const queue = QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient(QUEUE);
+    await queue.sendMessage(Buffer.from(JSON.stringify({ tag: 'busy', sleepMs: SLEEP_MS })).toString('base64'));
+    const first = await waitFor(
+      async () => seen().find((s) => (s.payload as { tag?: string }).tag === 'busy'),
+      'the first message',
+      30_000,
+    );
+    // sent after the listener's poll at 3.1–3.7 s, as the test below sends its message with the SDK
+    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(first.at) + 3900 - Date.now())));
+    const res = await fetch(`${host.url}/api/enqueue`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ tag: 'from-http' }] }),
+    });
+    expect(res.status).toBe(202);
+    const sent = await waitFor(
+      async () => seen().find((s) => (s.payload as { tag?: string }).tag === 'from-http'),
+      'the message the HTTP function sent',
+      30_000,
+    );
+    // run while the first one still sleeps, not at the poll 6.3 s after it was found
+    expect(Date.parse(sent.at) - Date.parse(first.at)).toBeLessThan(5500);
   });
 
   it('finds a message sent with the storage SDK at the next poll: an invocation ending does not cut the back-off short', async () => {

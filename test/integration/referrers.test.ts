@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createImport } from '../../functions/imports.js';
+import { createImportVia } from '../support/create-import.js';
 import { setImportService } from '../../lib/service/runtime.js';
 import { runCli } from '../support/cli.js';
 import { buildImage, type BuiltImage } from '../support/fixtures.js';
@@ -158,7 +158,8 @@ describe.skipIf(!hasTools)('referrers between real registries (distribution 2.8:
       ALLOWED_SOURCES: src.host,
     });
     setImportService(t.service);
-    const res = await createImport(
+    const res = await createImportVia(
+      t.queue,
       new HttpRequest({
         method: 'POST',
         url: 'http://127.0.0.1:7071/api/imports',

@@ -10,7 +10,8 @@ import type { HttpResponseInit } from '@azure/functions';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cancelImport } from '../../../functions/import-cancel.js';
 import { listImports } from '../../../functions/import-list.js';
-import { createImport, getImport } from '../../../functions/imports.js';
+import { getImport } from '../../../functions/imports.js';
+import { createImportVia } from '../../support/create-import.js';
 import { openApiDocument } from '../../../lib/api/openapi.js';
 import {
   acceptedSchema,
@@ -92,7 +93,8 @@ describe('the status view, defined once', () => {
     setImportService(t.service);
     const digest = seedImage(src, 'team/app', '1', Buffer.from('layer bytes of the status-view test'));
 
-    const created = await createImport(
+    const created = await createImportVia(
+      t.queue,
       request('POST', 'imports', {
         body: JSON.stringify({ source: `${src.host}/team/app:1`, images: ['app:1'] }),
         headers: { 'content-type': 'application/json' },

@@ -5,7 +5,8 @@
  */
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createImport, getImport } from '../../../functions/imports.js';
+import { getImport } from '../../../functions/imports.js';
+import { createImportVia } from '../../support/create-import.js';
 import { loadConfig } from '../../../lib/config.js';
 import { setImportService } from '../../../lib/service/runtime.js';
 import { SyncService } from '../../../lib/service/sync-service.js';
@@ -54,7 +55,8 @@ describe('includeReferrers through the service (fake registries)', () => {
     const sbom = attach(src, 'team/app', index, { artifactType: SBOM, payload: 'sbom' });
     fallbackTag(src, 'team/app', index.digest, [listed(sig, SIG), listed(sbom, SBOM)]);
 
-    const res = await createImport(
+    const res = await createImportVia(
+      t.queue,
       post({ source: `${src.host}/team/app:1`, images: ['app:1'], includeReferrers: true, referrerTypes: [SIG] }),
       ctx(),
     );
@@ -140,7 +142,7 @@ describe('includeReferrers through the service (fake registries)', () => {
   ])('refuses %j with %s naming %s', async (extra, code, target) => {
     t = testService({ TARGET_REGISTRY: 'r.example', ALLOWED_SOURCES: '*' });
     setImportService(t.service);
-    const res = await createImport(post({ source: 'docker.io/library/nginx:1.27', ...extra }), ctx());
+    const res = await createImportVia(t.queue, post({ source: 'docker.io/library/nginx:1.27', ...extra }));
     expect(res.status).toBe(400);
     expect(res.jsonBody).toMatchObject({ error: { code, target } });
     expect(t.queue.sent).toEqual([]);

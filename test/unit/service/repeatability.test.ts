@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRepeatability, RESEND_AFTER_MS, WINDOW_MS } from '../../../lib/service/repeatability.js';
 import { testService } from '../../support/service.js';
+import type { StepMessage } from '../../../lib/store/queue.js';
 
 const KEY = Buffer.alloc(32, 3).toString('base64');
 const env = { TARGET_REGISTRY: 'r.example', CREDENTIAL_KEY: KEY };
@@ -84,6 +85,20 @@ describe('Repeatability-Request-ID', () => {
     await t.docs.put(`${first.job.id}/job.json`, { ...first.job, updatedAt: old });
     await t.service.submitRepeatable(body, { id: 'lost' });
     expect(t.queue.drain()).toEqual([{ v: 1, job: first.job.id, step: 'plan', mac: expect.any(String) }]);
+  });
+
+  it("with a handOff (the HTTP function's output binding), the first step and a re-sent one go there, not to the queue", async () => {
+    const t = testService(env);
+    const body = { source: 'docker.io/library/nginx:1.27' };
+    const handed: StepMessage[] = [];
+    const handOff = (m: StepMessage) => handed.push(m);
+    const first = await t.service.submitRepeatable(body, { id: 'bound' }, undefined, handOff);
+    expect(handed).toEqual([{ v: 1, job: first.job.id, step: 'plan', mac: expect.any(String) }]);
+    const old = new Date(Date.now() - RESEND_AFTER_MS - 1000).toISOString();
+    await t.docs.put(`${first.job.id}/job.json`, { ...first.job, updatedAt: old });
+    await t.service.submitRepeatable(body, { id: 'bound' }, undefined, handOff);
+    expect(handed).toEqual([handed[0], { v: 1, job: first.job.id, step: 'plan', mac: expect.any(String) }]);
+    expect(t.queue.sent).toEqual([]);
   });
 
   it('without CREDENTIAL_KEY a body with a password is refused and nothing is remembered; one without is still repeatable', async () => {

@@ -301,6 +301,22 @@ describe('import steps (memory storage, fake registries)', () => {
     expect(dst.getManifest('dropped/app', '1')?.digest).toBe(digest);
   });
 
+  it("hands a dropped request's plan step to the output binding (MessageMeta.handOff): the host sends it and wakes its listener", async () => {
+    const t = await setup();
+    const digest = seedIndex(src, 'team/app', '1', 10 * KiB);
+    const handed: StepMessage[] = [];
+    await t.service.handleMessage(
+      { source: `${src.host}/team/app:1`, images: ['dropped/app:1'] },
+      { ...t.meta(), handOff: (m) => handed.push(m) },
+    );
+    expect(t.queue.sent).toEqual([]);
+    expect(handed).toEqual([{ v: 1, job: expect.any(String), step: 'plan', mac: expect.any(String) }]);
+    // signed as any step: it runs the import
+    for (const m of handed) await t.service.handleMessage(m, t.meta());
+    await drain(t);
+    expect(dst.getManifest('dropped/app', '1')?.digest).toBe(digest);
+  });
+
   it('sends a dropped request with a password to the poison queue without the password', async () => {
     const t = await setup({ CREDENTIAL_KEY: Buffer.alloc(32, 1).toString('base64') });
     await t.service.handleMessage(

@@ -368,7 +368,7 @@ function startupAbNotes(): string[] {
       'after the POST, the four blob steps from about 465 ms: their messages, sent with the storage SDK during the plan step so that any instance can take ' +
       "them, wait for the queue listener's next poll; on an empty queue it polls again after 100 ms, then 200 ms, doubling up to maxPollingInterval " +
       "(the queue extension's back-off, which only the host's own output bindings cut short; rebuilt by the local host). The CLI copies the same image in " +
-      'one process without that wait.',
+      'one process without that wait. (The plan message itself no longer waits: the POST hands it to its output binding, which wakes the listener.)',
     "- **Writing the plan step's records at once** (tried 2026-12-05, not kept): the plan and the job's figures written together and the job not read " +
       'again before the fan-out, one storage round trip each. Traced, 5 imports of the index each way on the local host: the blob steps began 193–249 ms ' +
       'after the POST before and 202–230 ms after, the imports took 1361–1460 ms and 1328–1504 ms: no difference a run could show, so the code stayed as it was.',
@@ -378,6 +378,14 @@ function startupAbNotes(): string[] {
       'the binary (alone: http +1.6 MB, crypto +1.3 MB, assert +1.2 MB, net +1.0 MB), and Intl would map 4.9 MB of ICU data (the CLI uses none). A young ' +
       'collection every 2 MiB instead of 4 MiB (5 interleaved runs each, loopback): single layer 92–96 MB against 92–100 MB for 3 % more CPU, index ' +
       '98–107 MB against 100–107 MB for 9 % more CPU and 6 % more time: not taken; COPY_MEMORY stays the lever.',
+    "- **V8's optimizing compiler, and the allocator's arenas** (tried 2026-12-05, not kept; the CLI on loopback, builds of this code interleaved, 9 runs " +
+      "each; not in this run). Turning V8's optimizing compiler off once the code is loaded (`--no-opt`, as `--liftoff-only` is set) saves its code pages " +
+      'and its compile memory: single layer peak RSS 86–93 MB against 92–100 MB, index 90–97 MB against 99–107 MB, but the JavaScript that frames, ' +
+      'hashes and copies the bytes then runs unoptimized: CPU 0.86 s against 0.77 s (+12 %) and 0.92 s against 0.84 s (+10 %), the index 4 % slower. ' +
+      'The copy is the product; its speed stays. One glibc allocator arena for all threads (MALLOC_ARENA_MAX=1: the index 94–99 MB against 99–107 MB, ' +
+      'CPU no higher) must be set before the process starts: the launcher cannot set it for itself without starting a second Node.js (about 25 ms of a ' +
+      'small copy), nor portably in its `#!` line; in the service, six 300 MiB imports at once on one worker peaked at 200–219 MB with MALLOC_ARENA_MAX=2 ' +
+      'and 214–220 MB without (3 rounds each): not worth a setting.',
   ];
 }
 

@@ -9,14 +9,15 @@
  * caller's `AbortSignal` (a step's deadline, a canceled job). Only errors known to be temporary are tried
  * again (`isTemporary`, lib/errors.ts): a bug is thrown at its first attempt.
  *
- * No nested retries, by construction (go-containerregistry's `retry.Never(ctx)`, made a rule): an attempt runs
- * in an AsyncLocalStorage scope, and a `retry` called inside another loop's attempt makes exactly one attempt —
- * the outer loop owns the retries (an upload session's HEAD and PUT, a request's token fetch, a part's GET).
- * Attempts multiply otherwise: five request attempts inside five session attempts is 25 requests to a registry
- * that is down. Work an attempt starts but does not own (a part fetched ahead, a checkpoint written behind)
- * is started with `outsideRetry`, and retries on its own.
+ * No nested retries (go-containerregistry's `retry.Never(ctx)`, made a rule): a loop whose attempt sends
+ * requests sends them with `oneAttempt(policy)`, so the outer loop owns the retries (an upload session's HEAD,
+ * status GET and PUT, a part's GET, a manifest PUT that waits out a link race; a request's token fetch and ACR
+ * exchange, sent inside the request's own attempt). Attempts multiply otherwise: five request attempts inside
+ * five session attempts is 25 requests to a registry that is down. Work an attempt starts but does not own (a
+ * part fetched ahead, a checkpoint written behind) retries on its own. The rule is kept by the callers, not by an
+ * AsyncLocalStorage scope around every attempt: on Node.js 20 that scope turns on promise hooks for the whole
+ * process, 5–9 % of the CPU of a copy of several blobs at once (docs/architecture.md, "No nested retries").
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { AbortedError, OciImportError, RateLimitedError, errorMessage, isTemporary } from './errors.js';
 import { SHORT_RETRY_AFTER_MS } from './http-policy.js';
 
@@ -55,39 +56,27 @@ export interface RetryOptions {
   readonly onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
 }
 
-/** Set while an attempt of a retry loop runs (see the module comment). */
-const inAttempt = new AsyncLocalStorage<true>();
-
-/** Whether the caller runs inside an attempt of a retry loop (a `retry` here would make one attempt). */
-export function insideRetry(): boolean {
-  return inAttempt.getStore() === true;
-}
-
 /**
- * Runs `fn` outside any retry loop's attempt: for work an attempt starts but does not own (a part fetched ahead
- * for later chunks, a checkpoint written behind), whose own `retry` then retries. Everything `fn` starts is outside too.
+ * The policy for what an attempt of a loop under `policy` sends: one attempt, and the same longest Retry-After worth
+ * waiting (a longer one is a RateLimitedError, which the loop passes on as it is).
  */
-export function outsideRetry<T>(fn: () => T): T {
-  return inAttempt.exit(fn);
+export function oneAttempt(policy: RetryPolicy): RetryPolicy {
+  return { ...policy, maxAttempts: 1 };
 }
 
 /**
- * Runs `fn` until it succeeds, a failure is not retryable, the attempts are spent, or `signal` aborts. Inside
- * another loop's attempt, `fn` runs once (the no-nesting rule: the outer loop decides about another attempt).
+ * Runs `fn` until it succeeds, a failure is not retryable, the attempts are spent, or `signal` aborts. What `fn`
+ * sends is sent with `oneAttempt(policy)` (the no-nesting rule: this loop decides about another attempt).
  */
 export async function retry<T>(
   fn: (attempt: number) => Promise<T>,
   policy: RetryPolicy,
   o: RetryOptions = {},
 ): Promise<T> {
-  if (insideRetry()) {
-    throwIfAborted(o.signal);
-    return fn(1);
-  }
   for (let attempt = 1; ; attempt++) {
     throwIfAborted(o.signal);
     try {
-      return await inAttempt.run(true, () => fn(attempt));
+      return await fn(attempt);
     } catch (err) {
       // Our own deadline or cancellation wins over whatever the interrupted attempt threw.
       throwIfAborted(o.signal);

@@ -26,7 +26,7 @@ import { mergeScopes, type Authenticator } from '../oci/auth.js';
 import { parseChallenges, parseScopes, type Challenge } from '../oci/challenge.js';
 import { redactUrl } from '../oci/errors.js';
 import { isRetryableStatus } from '../http-policy.js';
-import { untilAborted } from '../retry.js';
+import { DEFAULT_RETRY, oneAttempt, untilAborted } from '../retry.js';
 import { TokenCache } from '../oci/token-cache.js';
 import {
   AzureError,
@@ -107,8 +107,14 @@ export class AcrExchangeAuthenticator implements Authenticator {
   private discovered = false;
   private discovering: Promise<void> | undefined;
   private readonly tokens = new TokenCache<Cached>((t) => t.renewAt > this.now());
+  /**
+   * The sign-in's requests make one attempt each: a sign-in runs inside the attempt of the registry request that
+   * needs it, whose loop tries again, the sign-in with it (lib/retry.ts: no nested retries).
+   */
+  private readonly http: HttpOptions;
 
   constructor(private readonly o: AcrExchangeOptions) {
+    this.http = { ...o.http, retry: oneAttempt(o.http?.retry ?? DEFAULT_RETRY) };
     const base = `${o.insecure ? 'http' : 'https'}://${o.loginServer}`;
     this.origin = new URL(base).origin;
     this.service = o.loginServer;
@@ -156,7 +162,7 @@ export class AcrExchangeAuthenticator implements Authenticator {
   }
 
   private async probe(): Promise<void> {
-    const { status, challenges } = await probeV2(new URL('/v2/', this.origin), this.o.http);
+    const { status, challenges } = await probeV2(new URL('/v2/', this.origin), this.http);
     const bearer = status === 401 ? challenges.find((c) => c.scheme === 'bearer') : undefined;
     if (bearer) this.learn(bearer);
     else if (isRetryableStatus(status)) {
@@ -228,7 +234,7 @@ export class AcrExchangeAuthenticator implements Authenticator {
         scope: scopes,
         refresh_token: refresh.token,
       },
-      this.o.http,
+      this.http,
     );
   }
 
@@ -257,7 +263,7 @@ export class AcrExchangeAuthenticator implements Authenticator {
         tenant: this.o.tenant,
         access_token: entraToken,
       },
-      this.o.http,
+      this.http,
     );
     if (answer.status !== 200) throw this.failure('exchange', answer, []);
     const token = this.field(answer, 'refresh_token');

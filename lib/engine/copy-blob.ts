@@ -24,7 +24,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { isTemporary, onSide, type OciImportError } from '../errors.js';
 import { RegistryError } from '../oci/errors.js';
 import type { RegistryClient } from '../oci/registry.js';
-import { DEFAULT_RETRY, outsideRetry, retry, throwIfAborted, type RetryPolicy } from '../retry.js';
+import { DEFAULT_RETRY, oneAttempt, retry, throwIfAborted, type RetryPolicy } from '../retry.js';
 import { ImportError } from './errors.js';
 import { PartReader, type PartPool, type PartStream } from './part-reader.js';
 import type { BlobState, EngineEvents, PlannedBlob, StepBudget, UploadingBlob } from './types.js';
@@ -150,6 +150,9 @@ class Upload {
   private saving: Promise<void> = Promise.resolve();
   /** A checkpoint written behind that failed: it ends the step at the next chunk. */
   private saveFailure: { error: unknown } | undefined;
+  /** The session's retry policy; what an attempt of it sends is sent once (lib/retry.ts: no nested retries). */
+  private readonly sessionRetry: RetryPolicy;
+  private readonly oneAttempt: RetryPolicy;
 
   constructor(
     state: BlobState,
@@ -157,6 +160,8 @@ class Upload {
     private readonly o: CopyBlobOptions,
   ) {
     this.s = state;
+    this.sessionRetry = o.sessionRetry ?? DEFAULT_SESSION_RETRY;
+    this.oneAttempt = oneAttempt(this.sessionRetry);
     this.pace = new Pace(state.phase === 'uploading' ? state.offset : 0, budget);
     this.reader = new PartReader({
       source: o.source,
@@ -215,7 +220,7 @@ class Upload {
           throw onSide(err, 'target');
         }
       },
-      this.o.sessionRetry ?? DEFAULT_SESSION_RETRY,
+      this.sessionRetry,
       {
         signal: this.budget.signal,
         // the target failed a chunk: worth another session; the source failing, storage, or a refusal is not
@@ -267,7 +272,7 @@ class Upload {
   private saveBehind(s: BlobState): void {
     // the checkpoint is the job store's work, retried by its own loop (an ETag conflict), not by the session's
     this.saving = this.saving
-      .then(() => outsideRetry(() => this.write(s)))
+      .then(() => this.write(s))
       .catch((error: unknown) => {
         this.saveFailure ??= { error };
       });
@@ -383,7 +388,10 @@ class Upload {
         });
       }
       this.inFlight = { from: start, length: data?.length ?? 0, final: true, sent: 0 };
-      await this.o.target.finishUpload(s.repository, s.location, s.digest, start, data, { signal: this.budget.signal });
+      await this.o.target.finishUpload(s.repository, s.location, s.digest, start, data, {
+        signal: this.budget.signal,
+        retry: this.oneAttempt,
+      });
       sent = true;
     } finally {
       part?.release(sent);
@@ -419,13 +427,15 @@ class Upload {
     const signal = this.budget.signal;
     if (
       lost?.final &&
-      (await this.o.target.headBlob(s.repository, s.digest, { signal }).catch(() => undefined)) === s.size
+      (await this.o.target
+        .headBlob(s.repository, s.digest, { signal, retry: this.oneAttempt })
+        .catch(() => undefined)) === s.size
     ) {
       this.s = { ...base(s), phase: 'done', outcome: 'copied' };
       if (lost.length) this.o.events?.onBytes?.(lost.length);
       return;
     }
-    const next = await this.resumeOrStart(s, lost && !lost.final ? lost.length : 0);
+    const next = await this.resumeOrStart(s, lost && !lost.final ? lost.length : 0, this.oneAttempt);
     const kept = next.phase === 'uploading' && lost && next.offset === lost.from + lost.length;
     if (!kept && lost?.sent) this.o.events?.onBytes?.(-lost.sent);
     if (next.phase === 'uploading' && next.offset === 0) this.hash = createHash('sha256');
@@ -456,11 +466,11 @@ class Upload {
    * Continues the saved session when the registry confirms exactly our offset (or exactly our offset
    * plus a chunk whose answer we lost), else starts a new session from byte 0.
    */
-  private async resumeOrStart(state: BlobState, pendingChunk: number): Promise<UploadingBlob> {
+  private async resumeOrStart(state: BlobState, pendingChunk: number, retry?: RetryPolicy): Promise<UploadingBlob> {
     const { target } = this.o;
-    const signal = this.budget.signal;
+    const o = { signal: this.budget.signal, retry };
     if (state.phase === 'uploading') {
-      const status = await target.uploadStatus(state.repository, state.location, { signal }).catch(() => undefined);
+      const status = await target.uploadStatus(state.repository, state.location, o).catch(() => undefined);
       if (status) {
         // The lost chunk did arrive: carry on after it.
         if (pendingChunk > 0 && status.size === state.offset + pendingChunk)
@@ -469,9 +479,9 @@ class Upload {
         if (state.offset > 0 ? status.size === state.offset : status.size <= 1)
           return { ...state, location: status.location };
       }
-      await target.cancelUpload(state.location, { signal });
+      await target.cancelUpload(state.location, o);
     }
-    const session = await target.startUpload(state.repository, { signal });
+    const session = await target.startUpload(state.repository, o);
     return {
       ...base(state),
       phase: 'uploading',

@@ -12,7 +12,7 @@
  */
 import { isIndexType, manifestFrom, parseManifest, type RawManifest } from '../oci/manifest.js';
 import type { RegistryClient } from '../oci/registry.js';
-import { DEFAULT_RETRY, retry, throwIfAborted } from '../retry.js';
+import { DEFAULT_RETRY, oneAttempt, retry, throwIfAborted, type RetryPolicy } from '../retry.js';
 import { isTemporary } from '../errors.js';
 import { RegistryError } from '../oci/errors.js';
 import type { Digest } from '../oci/digest.js';
@@ -61,7 +61,10 @@ export async function finalize(
         level.filter((m) => !present.has(m.digest) && !(byTag && m.digest === plan.root.digest)),
         PARALLEL,
         async (m) => {
-          const put = await putSettled(() => target.putManifest(repository, m.digest, raw(m), { signal }), signal);
+          const put = await putSettled(
+            (retry) => target.putManifest(repository, m.digest, raw(m), { signal, retry }),
+            signal,
+          );
           processed.set(m.digest, put.subject !== undefined);
         },
       );
@@ -117,7 +120,7 @@ async function tag(
     refs.filter((r) => tagged.includes(`${r.repository}:${r.tag}`)),
     PARALLEL,
     async (ref) => {
-      await putSettled(() => target.putManifest(ref.repository, ref.tag!, root, { signal }), signal);
+      await putSettled((retry) => target.putManifest(ref.repository, ref.tag!, root, { signal, retry }), signal);
     },
   );
   return { tagged, unchanged };
@@ -129,10 +132,14 @@ async function tag(
  * blob in place when the same blob is mounted or pushed there again, and a manifest PUT that reads the link meanwhile
  * is refused (`DIGEST_INVALID` and `MANIFEST_BLOB_UNKNOWN`): seen in CI with two tags of one image synced into one
  * repository at once. A moment later the link is whole again. One that is really missing is refused every time, and
- * the import fails with the registry's code after the attempts of DEFAULT_RETRY (about 3 s).
+ * the import fails with the registry's code after the attempts of DEFAULT_RETRY (about 3 s). This loop retries the
+ * PUT for any temporary failure too: `put` sends it with the policy it is given, one attempt (lib/retry.ts).
  */
-function putSettled<T>(put: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  return retry(put, DEFAULT_RETRY, { signal, retryable: (err) => isTemporary(err) || linkRace(err) });
+function putSettled<T>(put: (retry: RetryPolicy) => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  return retry(() => put(oneAttempt(DEFAULT_RETRY)), DEFAULT_RETRY, {
+    signal,
+    retryable: (err) => isTemporary(err) || linkRace(err),
+  });
 }
 
 function linkRace(err: unknown): boolean {

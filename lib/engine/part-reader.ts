@@ -14,7 +14,7 @@ import { DEFAULT_COPY_MEMORY } from '../config.js';
 import { AbortedError, onSide } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { RegistryClient } from '../oci/registry.js';
-import { outsideRetry, retry, type RetryPolicy } from '../retry.js';
+import { oneAttempt, retry, type RetryPolicy } from '../retry.js';
 import type { EngineEvents } from './types.js';
 import { collectYoungGarbage, YOUNG_GC_EVERY_BYTES } from './young-gc.js';
 
@@ -496,7 +496,7 @@ export class PartReader {
     }
     // a part is fetched ahead for the chunks to come, not for the upload attempt that asked for it: its GET is
     // retried by the part's own loop, not by the upload session's (lib/retry.ts, no nested retries)
-    part.settled = outsideRetry(() => this.fetch(part))
+    part.settled = this.fetch(part)
       .then(
         () => part.settle(),
         (err: unknown) => part.settle(err),
@@ -538,7 +538,8 @@ export class PartReader {
             part.start + part.filled,
             part.end - 1,
             (chunk) => part.write(chunk),
-            { signal },
+            // this loop retries, continuing from the first byte missing
+            { signal, retry: oneAttempt(this.o.retry) },
           );
           if (!rangeHonoured && !this.warnedNoRange) {
             this.warnedNoRange = true;

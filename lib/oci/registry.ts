@@ -68,7 +68,7 @@ export interface BlobRange {
   readonly rangeHonoured: boolean;
 }
 
-/** Per-call options: the caller's signal, and (for reads whose caller owns the retries) a policy. */
+/** Per-call options: the caller's signal, and a policy (`oneAttempt` from inside a loop that owns the retries: lib/retry.ts). */
 export interface CallOptions {
   readonly signal?: AbortSignal;
   readonly retry?: RetryPolicy;
@@ -121,7 +121,10 @@ export class RegistryClient {
 
   /** `GET /v2/`: checks the registry answers and our credentials work (a 401 after auth is an error). */
   async ping(o: CallOptions = {}): Promise<void> {
-    const res = await this.transport.expect({ method: 'GET', url: this.url(''), scopes: [], signal: o.signal }, 200);
+    const res = await this.transport.expect(
+      { method: 'GET', url: this.url(''), scopes: [], signal: o.signal, retry: o.retry },
+      200,
+    );
     await discard(res.body);
   }
 
@@ -135,6 +138,7 @@ export class RegistryClient {
       headers: { accept: MANIFEST_ACCEPT },
       scopes: [pull(repository)],
       signal: o.signal,
+      retry: o.retry,
     });
     if (res.status === 404) {
       await discard(res.body);
@@ -162,6 +166,7 @@ export class RegistryClient {
         headers: { accept: MANIFEST_ACCEPT },
         scopes: [pull(repository)],
         signal: o.signal,
+        retry: o.retry,
       },
       200,
     );
@@ -209,6 +214,7 @@ export class RegistryClient {
         body: manifest.bytes,
         scopes: [push(repository)],
         signal: o.signal,
+        retry: o.retry,
       },
       200,
       201,
@@ -256,6 +262,7 @@ export class RegistryClient {
         headers: { accept: MediaType.OciIndex },
         scopes: [pull(repository)],
         signal: o.signal,
+        retry: o.retry,
       });
       if (page === 0 && (res.status === 404 || res.status === 405)) {
         await discard(res.body);
@@ -303,6 +310,7 @@ export class RegistryClient {
       scopes: [pull(repository)],
       followRedirects: true,
       signal: o.signal,
+      retry: o.retry,
     });
     await discard(res.body);
     if (res.status === 404) return undefined;
@@ -400,6 +408,7 @@ export class RegistryClient {
       scopes: [push(repository), pull(fromRepository)],
       idempotent: true,
       signal: o.signal,
+      retry: o.retry,
     });
     await discard(res.body);
     if (res.status === 201) return true;
@@ -413,7 +422,7 @@ export class RegistryClient {
     const url = this.url(`${repository}/blobs/uploads/`);
     // An extra session left by a retried POST costs nothing: registries purge unused sessions.
     const res = await this.transport.expect(
-      { method: 'POST', url, scopes: [push(repository)], idempotent: true, signal: o.signal },
+      { method: 'POST', url, scopes: [push(repository)], idempotent: true, signal: o.signal, retry: o.retry },
       202,
     );
     await discard(res.body);
@@ -483,6 +492,7 @@ export class RegistryClient {
         scopes: [push(repository)],
         idempotent: false,
         signal: o.signal,
+        retry: o.retry,
         headers: { 'content-type': 'application/octet-stream', ...headers },
       },
       202,
@@ -504,7 +514,13 @@ export class RegistryClient {
     o: CallOptions = {},
   ): Promise<{ location: string; size: number } | undefined> {
     const url = new URL(this.sessionUrl(location, this.baseUrl));
-    const res = await this.transport.send({ method: 'GET', url, scopes: [push(repository)], signal: o.signal });
+    const res = await this.transport.send({
+      method: 'GET',
+      url,
+      scopes: [push(repository)],
+      signal: o.signal,
+      retry: o.retry,
+    });
     await discard(res.body);
     if (res.status !== 204 && res.status !== 200) return undefined;
     const range = header(res.headers, 'range')
@@ -542,6 +558,7 @@ export class RegistryClient {
         scopes: [push(repository)],
         idempotent: !lastChunk?.length,
         signal: o.signal,
+        retry: o.retry,
       },
       201,
       204,
@@ -553,7 +570,14 @@ export class RegistryClient {
   async cancelUpload(location: string, o: CallOptions = {}): Promise<void> {
     try {
       const url = new URL(this.sessionUrl(location, this.baseUrl));
-      const res = await this.transport.send({ method: 'DELETE', url, scopes: [], idempotent: false, signal: o.signal });
+      const res = await this.transport.send({
+        method: 'DELETE',
+        url,
+        scopes: [],
+        idempotent: false,
+        signal: o.signal,
+        retry: o.retry,
+      });
       await discard(res.body);
     } catch {
       // ignored on purpose
@@ -585,7 +609,7 @@ export class RegistryClient {
         );
       }
       const res: RegistryResponse = await this.transport.expect(
-        { method: 'GET', url, scopes: [pull(repository)], signal: o.signal },
+        { method: 'GET', url, scopes: [pull(repository)], signal: o.signal, retry: o.retry },
         200,
       );
       const text = await this.transport.read(res, () =>

@@ -2,10 +2,11 @@
  * The one way requests reach a registry: auth → retry → redirects → undici, assembled here
  * (go-containerregistry `remote/transport`).
  *
- * - Retries: the transport owns them (`retry()` with the client's policy, or the request's own), unless the
- *   request is sent inside another retry loop's attempt (an upload session, a part): then that loop does
- *   (lib/retry.ts), and so for the sign-in a request needs — one silent token endpoint costs attempts, not
- *   attempts × attempts. Only idempotent requests are sent again; a PATCH to an upload session never is (its
+ * - Retries: the transport owns them (`retry()` with the client's policy, or the request's own: `oneAttempt` when the
+ *   request is sent inside another retry loop's attempt, an upload session or a part, whose loop retries; see
+ *   lib/retry.ts), and so for the sign-in a request needs, which runs inside the request's attempt and makes one
+ *   attempt itself: one silent token endpoint costs attempts, not attempts × attempts. Only idempotent requests are
+ *   sent again; a PATCH to an upload session never is (its
  *   caller asks the registry what arrived). Which statuses and failures are worth it: lib/http-policy.ts. A
  *   retryable status that stays is thrown as a RegistryError.
  * - Deadlines: no answer headers for `idleMs` ends a request, and so does a body that stops (undici's
@@ -20,7 +21,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { ErrorSide } from '../errors.js';
 import { isRetryableStatus, parseRetryAfter } from '../http-policy.js';
-import { DEFAULT_RETRY, NO_RETRY, abortReason, deadlineSignal, retry, type RetryPolicy } from '../retry.js';
+import { DEFAULT_RETRY, NO_RETRY, abortReason, deadlineSignal, oneAttempt, retry, type RetryPolicy } from '../retry.js';
 import type { Authenticator } from './auth.js';
 import { DEFAULT_TIMEOUTS, bodyDeadlineMs, discard, readText, type Body, type Timeouts } from './body.js';
 import { parseChallenges } from './challenge.js';
@@ -135,7 +136,10 @@ export class Transport {
     return res;
   }
 
-  /** A plain GET used by the token flow: no auth layer, same retries, dispatcher and deadlines. */
+  /**
+   * A plain GET used by the token flow: no auth layer, same dispatcher and deadlines, one attempt (the token is
+   * fetched inside a request's attempt: that request's loop tries again, the token fetch with it).
+   */
   async fetchText(
     url: URL,
     authorization: string | undefined,
@@ -151,7 +155,7 @@ export class Transport {
           body: await this.read(res, () => readText(res.body, 128 * 1024, this.timeouts, `GET ${redactUrl(url)}`)),
         };
       },
-      this.retry,
+      oneAttempt(this.retry),
       { signal },
     );
   }

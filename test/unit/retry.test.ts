@@ -10,15 +10,7 @@ import {
 } from '../../lib/errors.js';
 import { RegistryError } from '../../lib/oci/errors.js';
 import { TransportError } from '../../lib/oci/errors.js';
-import {
-  deadlineSignal,
-  insideRetry,
-  outsideRetry,
-  parseRetryAfter,
-  retry,
-  sleep,
-  type RetryPolicy,
-} from '../../lib/retry.js';
+import { deadlineSignal, oneAttempt, parseRetryAfter, retry, sleep, type RetryPolicy } from '../../lib/retry.js';
 
 const policy: RetryPolicy = { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterMs: 200 };
 const temporary = () => new OciImportError('STORAGE_ERROR', 'try again', { temporary: true });
@@ -172,36 +164,33 @@ describe('only errors known temporary are retried', () => {
 });
 
 describe('no nested retries', () => {
-  it("a retry loop inside another loop's attempt makes one attempt: attempts add up, they do not multiply", async () => {
+  it("what a loop's attempt sends with oneAttempt(policy) is sent once: attempts add up, they do not multiply", async () => {
     let inner = 0;
     let outer = 0;
     const err = await retry(async () => {
       outer++;
-      expect(insideRetry()).toBe(true);
       return retry(async () => {
         inner++;
         throw temporary();
-      }, policy);
+      }, oneAttempt(policy));
     }, policy).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'STORAGE_ERROR' });
     expect(outer).toBe(policy.maxAttempts);
     expect(inner).toBe(policy.maxAttempts);
-    expect(insideRetry()).toBe(false);
+    expect(oneAttempt(policy)).toEqual({ ...policy, maxAttempts: 1 });
   });
 
-  it('work an attempt starts with outsideRetry retries on its own', async () => {
+  it('work an attempt starts with its own loop retries on its own: no scope is inherited', async () => {
     let inner = 0;
     await retry(async () => {
-      await outsideRetry(() =>
-        retry(async () => {
-          if (++inner < 3) throw temporary();
-        }, policy),
-      );
+      await retry(async () => {
+        if (++inner < 3) throw temporary();
+      }, policy);
     }, policy);
     expect(inner).toBe(3);
   });
 
-  it('an inner loop still honours the signal, and a long Retry-After still becomes RATE_LIMITED (in the outer loop)', async () => {
+  it('a one-attempt loop still honours the signal, and a long Retry-After is RATE_LIMITED, passed on by the outer loop at once', async () => {
     const aborted = new AbortController();
     aborted.abort();
     let ran = 0;
@@ -212,20 +201,23 @@ describe('no nested retries', () => {
             async () => {
               ran++;
             },
-            policy,
+            oneAttempt(policy),
             { signal: aborted.signal },
           ),
         policy,
       ),
     ).rejects.toBeInstanceOf(AbortedError);
     expect(ran).toBe(0);
+    let sent = 0;
     const err = await retry(
       () =>
         retry(async () => {
+          sent++;
           throw new RegistryError('GET', 'u', 429, [], { retryAfterMs: 999_000 });
-        }, policy),
+        }, oneAttempt(policy)),
       policy,
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RateLimitedError);
+    expect(sent).toBe(1);
   });
 });

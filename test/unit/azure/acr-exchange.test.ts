@@ -242,6 +242,21 @@ describe('AcrExchangeAuthenticator: the GET /v2/ challenge', () => {
     expect(acr.seen).toEqual([]);
   });
 
+  it('each call of the sign-in makes one attempt per request, whatever its policy: the registry request that needs it retries', async () => {
+    const clock = clockAt();
+    const acr = await fakeAcr(clock.now, (path) =>
+      path === '/oauth2/exchange' ? { status: 503, body: {} } : undefined,
+    );
+    const auth = authenticator(acr.host, {
+      now: clock.now,
+      http: { retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1 } },
+    });
+    await expect(auth.authorize(['repository:a:pull'])).rejects.toMatchObject({ temporary: true });
+    expect(acr.exchanges()).toHaveLength(1);
+    await expect(auth.authorize(['repository:a:pull'])).rejects.toMatchObject({ temporary: true });
+    expect(acr.exchanges()).toHaveLength(2);
+  });
+
   it('a 503 is temporary and not remembered: the next request asks again', async () => {
     const clock = clockAt();
     let down = true;

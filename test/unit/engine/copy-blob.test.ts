@@ -214,6 +214,71 @@ describe('copyBlob (scripted target)', () => {
     target.verify();
   });
 
+  it("a lost PATCH whose status GET fails too: that GET is the session's attempt, sent once (no nested retries), then a new session", async () => {
+    await start();
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
+      { req: { method: 'PATCH', path: '/up/1?_state=s0', body: '0123456789' }, res: { reset: true } },
+      // the client's policy would send it twice; inside the session's attempt it goes once
+      { req: { method: 'GET', path: '/up/1?_state=s0' }, res: { status: 503 } },
+      { req: { method: 'DELETE', path: '/up/1?_state=s0' }, res: { status: 204 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/2?_state=s0' } } },
+      {
+        req: { method: 'PATCH', path: '/up/2?_state=s0', body: '0123456789' },
+        res: { status: 202, headers: { location: '/up/2?_state=s10' } },
+      },
+      // the final PUT fails and is not sent again by the request: the session's next attempt asks whether it landed
+      {
+        req: { method: 'PUT', path: `/up/2?_state=s10&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' },
+        res: { status: 503 },
+      },
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 503 } },
+      {
+        req: { method: 'GET', path: '/up/2?_state=s10' },
+        res: { status: 204, headers: { range: '0-9', location: '/up/2?_state=s10b' } },
+      },
+      {
+        req: { method: 'PUT', path: `/up/2?_state=s10b&digest=${encodeURIComponent(digest)}`, body: 'abcdefghij' },
+        res: { status: 201 },
+      },
+    ]);
+    const done = await copyBlob(
+      initialBlobState({ digest, size: 20 }, 'app'),
+      { until: Date.now() + 10_000 },
+      options(10),
+    );
+    expect(done).toMatchObject({ phase: 'done', sessions: 2 });
+    target.verify();
+  });
+
+  it('an empty final PUT that fails is sent once too: the session asks whether it landed, then sends it again', async () => {
+    await start();
+    target = await scripted([
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
+      {
+        req: { method: 'PATCH', path: '/up/1?_state=s0', body: data.toString() },
+        res: { status: 202, headers: { location: '/up/1?_state=s20' } },
+      },
+      // idempotent (no bytes), so the client's policy would send it twice; inside the session's attempt, once
+      { req: { method: 'PUT', path: `/up/1?_state=s20&digest=${encodeURIComponent(digest)}` }, res: { status: 503 } },
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      {
+        req: { method: 'GET', path: '/up/1?_state=s20' },
+        res: { status: 204, headers: { range: '0-19', location: '/up/1?_state=s20b' } },
+      },
+      { req: { method: 'PUT', path: `/up/1?_state=s20b&digest=${encodeURIComponent(digest)}` }, res: { status: 201 } },
+    ]);
+    const done = await copyBlob(
+      initialBlobState({ digest, size: 20 }, 'app'),
+      { until: Date.now() + 10_000 },
+      options(20),
+    );
+    expect(done).toMatchObject({ phase: 'done', sessions: 1 });
+    target.verify();
+  });
+
   it('a session the registry no longer confirms: cancelled, and the blob starts again in a new one', async () => {
     await start();
     const saved = {

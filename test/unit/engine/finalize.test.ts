@@ -164,6 +164,20 @@ describe('finalize (scripted target)', () => {
     target.verify(); // five PUTs (DEFAULT_RETRY), nothing after them
   });
 
+  it("a manifest PUT answered 503 every time: five PUTs, the settling loop's, not five of the client's per attempt", async () => {
+    target = await scripted(Array.from({ length: 5 }, () => putChild({ status: 503 })));
+    const client = new RegistryClient({
+      registry: target.host,
+      insecure: true,
+      retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+    });
+    await expect(finalize(thePlan(target.host), client, { fresh: true })).rejects.toMatchObject({
+      status: 503,
+      temporary: true,
+    });
+    target.verify(); // 5 (DEFAULT_RETRY's attempts), not 5 × 3
+  });
+
   it('any other refusal of a manifest PUT is not tried again', async () => {
     target = await scripted([
       putChild({

@@ -3,6 +3,8 @@
  * credentials may go — the registry itself, or a realm whose host and port their binding names (a port-less
  * pattern names every port of its host).
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BoundCredentials } from '../../../lib/oci/auth.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
@@ -160,5 +162,38 @@ describe('challenge auth (scripted)', () => {
     const err = await client.headManifest('app', '1').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'AUTH_FAILED', message: expect.stringContaining('credential "hub"') });
     expect((err as Error).message).not.toContain('hubuser');
+  });
+});
+
+describe('the sign-in makes one attempt inside each attempt of its request (no nested retries)', () => {
+  let server: Server | undefined;
+  afterEach(async () => {
+    await new Promise((r) => server?.close(r));
+    server = undefined;
+  });
+
+  it('a token endpoint answering 503: one token request per attempt of the manifest GET, not attempts × attempts', async () => {
+    const seen: string[] = [];
+    server = createServer((req, res) => {
+      const path = new URL(req.url ?? '/', 'http://x').pathname;
+      seen.push(`${req.method} ${path}`);
+      if (path === '/token') {
+        res.writeHead(503).end();
+        return;
+      }
+      const { port } = server!.address() as AddressInfo;
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="http://127.0.0.1:${port}/token",service="reg"` }).end();
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+    const { port } = server.address() as AddressInfo;
+    const client = new RegistryClient({
+      registry: `127.0.0.1:${port}`,
+      insecure: true,
+      retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      credentials: bound(['127.0.0.1']),
+    });
+    await expect(client.getManifest('app', '1')).rejects.toMatchObject({ status: 503, temporary: true });
+    // each of the GET's 3 attempts asks the token endpoint once (a token fetch retrying inside them would make 9)
+    expect(seen.filter((s) => s === 'GET /token')).toHaveLength(3);
   });
 });

@@ -62,11 +62,24 @@ export class PartPool {
   /** Bytes arrived since the last young collection. */
   private arrived = 0;
 
+  readonly maxReady: number;
+  /** Bytes that arrive between two young collections (young-gc.ts). */
+  readonly youngGcEveryBytes: number;
+  private readonly collect: () => void;
+
   constructor(
     readonly slots: number,
     maxBytes = DEFAULT_COPY_MEMORY,
-    readonly maxReady = DEFAULT_MAX_READY_PARTS,
+    o: {
+      readonly maxReady?: number;
+      readonly youngGcEveryBytes?: number;
+      /** The young collection (tests count it). */
+      readonly collect?: () => void;
+    } = {},
   ) {
+    this.maxReady = o.maxReady ?? DEFAULT_MAX_READY_PARTS;
+    this.youngGcEveryBytes = o.youngGcEveryBytes ?? YOUNG_GC_EVERY_BYTES;
+    this.collect = o.collect ?? collectYoungGarbage;
     this.maxBlocks = Math.max(1, Math.floor(maxBytes / BLOCK_SIZE));
   }
 
@@ -130,12 +143,12 @@ export class PartPool {
     this.waiting.delete(wake);
   }
 
-  /** Counts bytes that arrived; every YOUNG_GC_EVERY_BYTES the dropped socket buffers are collected (young-gc.ts). */
+  /** Counts bytes that arrived; every `youngGcEveryBytes` the dropped socket buffers are collected (young-gc.ts). */
   arrivedBytes(n: number): void {
     this.arrived += n;
-    if (this.arrived < YOUNG_GC_EVERY_BYTES) return;
+    if (this.arrived < this.youngGcEveryBytes) return;
     this.arrived = 0;
-    collectYoungGarbage();
+    this.collect();
   }
 
   /** Wakes every waiting reader — later, never inside the caller (which may be a reader in the middle

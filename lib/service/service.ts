@@ -20,6 +20,7 @@ import type { ImportStatusView } from '../api/status-view.js';
 import type { Config, MessageKeys } from '../config.js';
 import { ImportError } from '../engine/errors.js';
 import { PartPool } from '../engine/part-reader.js';
+import { SERVICE_YOUNG_GC_EVERY_BYTES } from '../engine/young-gc.js';
 import {
   RateLimitedError,
   TimeoutError,
@@ -126,7 +127,9 @@ export class ImportService {
       sides: (job) => this.sides(job),
       // One pool of ranged-GET parts for every step this process runs at once (each has its own engine):
       // memory stays bounded by FETCH_CONCURRENCY, not by the host's batch size.
-      partPool: new PartPool(2 * o.config.fetchConcurrency, o.config.copyMemory),
+      partPool: new PartPool(2 * o.config.fetchConcurrency, o.config.copyMemory, {
+        youngGcEveryBytes: SERVICE_YOUNG_GC_EVERY_BYTES,
+      }),
       owner: randomUUID(),
       leaseMarginMs: o.leaseMarginMs ?? STEP_MARGIN_MS,
       checkpointEveryMs: o.checkpointEveryMs,

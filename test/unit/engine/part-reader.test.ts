@@ -75,6 +75,43 @@ describe('PartReader (fake source)', () => {
     expect(budget.heldBlocks).toBe(1);
   });
 
+  it('runs a young collection every youngGcEveryBytes of blob bytes that arrive, across all readers of the pool', async () => {
+    src = await startFakeRegistry();
+    src.putBlob('app', big);
+    const copyCounting = async (youngGcEveryBytes?: number) => {
+      let collections = 0;
+      const pool = new PartPool(4, 64 * BLOCK_SIZE, { youngGcEveryBytes, collect: () => collections++ });
+      await Promise.all([copy(pool), copy(pool)]);
+      return collections;
+    };
+    const copy = async (pool: PartPool) => {
+      const r = new PartReader({
+        source: new RegistryClient({ registry: src.host, insecure: true }),
+        repository: 'app',
+        digest: bigDigest,
+        size: big.length,
+        concurrency: 2,
+        partSize: 100 * 1024,
+        pool,
+        retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      });
+      r.chunk(0, big.length, Infinity);
+      const stream = r.stream(0, big.length);
+      for await (const part of stream.chunks) void part;
+      stream.release(true);
+      r.close();
+    };
+    // two readers of 300 KiB each through one pool: 600 KiB arrived, in socket reads of up to ~100 KiB (a count
+    // that reaches the interval starts again at 0: at most one collection per interval, at least one per interval
+    // plus a read)
+    const every64k = await copyCounting(64 * 1024);
+    expect(every64k).toBeGreaterThanOrEqual(Math.floor((2 * big.length) / (164 * 1024)));
+    expect(every64k).toBeLessThanOrEqual(Math.floor((2 * big.length) / (64 * 1024)));
+    // the default, 4 MiB: none for 600 KiB
+    expect(await copyCounting()).toBe(0);
+    expect(new PartPool(4).youngGcEveryBytes).toBe(4 * 1024 * 1024);
+  });
+
   it('continues a part whose body broke off from its first missing byte', async () => {
     src = await startFakeRegistry();
     src.putBlob('app', data);

@@ -30,9 +30,10 @@ if (!process.env.TARGET_REGISTRY?.trim())
 
 /**
  * The plan step of an accepted import goes out through this output binding, not the storage SDK: the host sends it
- * as the invocation ends, before the 202 leaves (a send that fails turns the answer into a 500: nothing was accepted),
- * and, sent by a function of the same host, it wakes that host's queue listener at once. A message sent with the SDK
- * waits for the listener's next poll: up to maxPollingInterval on an idle app.
+ * as the invocation ends, before the 202 leaves (a send that fails turns the answer into a 500: nothing was accepted;
+ * so long as the app does not turn on HTTP streams, with which the answer could leave first), and, sent by a function
+ * of the same host, it wakes that host's queue listener at once. A message sent with the SDK waits for the listener's
+ * next poll: up to maxPollingInterval on an idle app.
  */
 export const planStep = output.storageQueue({ queueName: '%IMPORT_QUEUE%', connection: 'AzureWebJobsStorage' });
 

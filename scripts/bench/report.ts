@@ -406,7 +406,9 @@ function cliCostNotes(): string[] {
       'parts of all blobs wait ready); parts sized by the rate they come (4 MiB from a far source, up to 32 MiB from a near one); every part landing in pooled 1 MiB blocks ' +
       'that the upload sends as they fill, in order, hashed on the way, and gives back one block later; the blocks of all blobs within COPY_MEMORY (16 MiB): a part whose next ' +
       'block does not fit stops reading (TCP holds the sender) except the one an upload is at; a broken-off part continued from its first missing byte; and a young-generation ' +
-      'collection every 4 MiB that arrive, so the socket buffers Node.js allocates per read are freed and reused before more are asked of the kernel.',
+      "collection every 4 MiB that arrive (8 MiB in the service's worker, where a collection costs more: six 300 MiB imports at once on one worker used " +
+      '3.95 s of its CPU against 4.35 s, medians of 7, peak RSS unchanged), so the socket buffers Node.js allocates per read are freed and reused before ' +
+      'more are asked of the kernel.',
 
     '- **Peak RSS, and how to bound it further** (measured 2026-12-05 with a probe loaded into the CLI (`node --require`) and, on a quiet machine, `npm run bench -- --only ' +
       'single --tools oci-import --cli-env COPY_MEMORY=…` and the same with `--only index`, 3 runs each; not in this run). Sampling ' +

@@ -32,20 +32,17 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type {
-  FunctionInfo,
-  RpcBindingInfo,
-  RpcHttpCookie,
-  RpcHttpData,
-  RpcInvocationResponse,
-  RpcTypedData,
-} from './core-api.js';
+import type { FunctionInfo, RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcTypedData } from './core-api.js';
+import type { HostedFunction } from './catalog.js';
 import { FunctionTimeoutError, WorkerExitError, type InFlight, type Invoker } from './invoke.js';
 import { describeError, type HostLogger } from './log.js';
+import { deliverOutputs, type OutputDeps } from './outputs.js';
 import { compareRoutes, compileRoute, matchRoute, type CompiledRoute } from './route.js';
 
 export interface HttpFunction {
   readonly fn: FunctionInfo;
+  /** The function as the catalog has it: its queue outputs are sent after it succeeds. */
+  readonly hosted: HostedFunction;
   readonly route: CompiledRoute;
   readonly methods: ReadonlySet<string>;
   readonly authLevel: string;
@@ -71,17 +68,19 @@ export interface HttpHostOptions {
   readonly keys?: HttpKeys;
   /** Extra fields of GET /admin/host/status (e.g. the worker's pid). */
   readonly status?: () => Record<string, unknown>;
-  /** Sends a successful invocation's queue outputs (outputs.ts `deliverOutputs`); throws when a send fails. */
-  readonly deliverOutputs?: (functionName: string, response: RpcInvocationResponse) => Promise<unknown>;
+  /** Where a successful invocation's queue outputs go (outputs.ts), as for the queue and timer triggers. */
+  readonly outputs: OutputDeps;
 }
 
 /** Builds the route table entry of an http-triggered function from its %resolved% trigger binding. */
-export function toHttpFunction(fn: FunctionInfo, trigger: RpcBindingInfo = fn.trigger): HttpFunction {
+export function toHttpFunction(hosted: HostedFunction): HttpFunction {
+  const { fn, trigger } = hosted;
   const route = typeof trigger.route === 'string' && trigger.route.trim() !== '' ? trigger.route : fn.name;
   const methodsRaw = Array.isArray(trigger.methods) && trigger.methods.length > 0 ? trigger.methods : ['GET', 'POST'];
   const methods = new Set(methodsRaw.map((m) => String(m).toUpperCase()));
   return {
     fn,
+    hosted,
     route: compileRoute(route),
     methods,
     authLevel: typeof trigger.authLevel === 'string' ? trigger.authLevel.toLowerCase() : 'anonymous',
@@ -449,7 +448,7 @@ async function invoke(r: Incoming, chosen: Chosen, body: Buffer, c: HostContext)
     const result = await options.inFlight.track(
       (async () => {
         const invoked = await options.invoke(fn.name, { trigger: { http }, invocationId }, options.functionTimeoutMs);
-        await options.deliverOutputs?.(fn.name, invoked.response);
+        await deliverOutputs(chosen.f.hosted, invoked.response, options.outputs);
         return invoked;
       })(),
     );

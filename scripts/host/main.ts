@@ -36,7 +36,7 @@ import {
   type StorageConnection,
 } from './settings.js';
 import { QueueClients } from './storage.js';
-import { deliverOutputs, type OutputDeps } from './outputs.js';
+import type { OutputDeps } from './outputs.js';
 import { TimerListener } from './timer-trigger.js';
 
 const HELP = `oci-import local Functions host
@@ -322,9 +322,7 @@ interface Started {
 /** The HTTP front on 127.0.0.1: its base URL, and the HTTP functions it routes to. */
 async function startHttp(s: Started): Promise<{ baseUrl: string; functions: HttpFunction[] }> {
   const { host, worker, settings } = s;
-  const functions = s.active
-    .filter((f) => f.kind === 'http')
-    .map((hosted) => toHttpFunction(hosted.fn, hosted.trigger));
+  const functions = s.active.filter((f) => f.kind === 'http').map((hosted) => toHttpFunction(hosted));
   const server = createHttpHost({
     invoke: worker.invoke.bind(worker),
     functions,
@@ -335,10 +333,7 @@ async function startHttp(s: Started): Promise<{ baseUrl: string; functions: Http
     inFlight: host.inFlight,
     keys: settings.keys,
     status: () => ({ worker: { pid: worker.pid, restarts: worker.restarts, running: worker.running } }),
-    deliverOutputs: (name, response) => {
-      const hosted = s.active.find((f) => f.fn.name === name);
-      return hosted ? deliverOutputs(hosted, response, s.outputs) : Promise.resolve(0);
-    },
+    outputs: s.outputs,
   });
   host.server = server;
   try {

@@ -39,6 +39,27 @@ describe('PartReader (fake source)', () => {
       retry: { maxAttempts: o.attempts ?? 3, baseDelayMs: 1, maxDelayMs: 2 },
     });
 
+  /** `big` read whole through `pool` (2 connections, 100 KiB parts), as an upload streams it; its blocks as they came. */
+  const readBig = async (pool: PartPool): Promise<Buffer[]> => {
+    const r = new PartReader({
+      source: new RegistryClient({ registry: src.host, insecure: true }),
+      repository: 'app',
+      digest: bigDigest,
+      size: big.length,
+      concurrency: 2,
+      partSize: 100 * 1024,
+      pool,
+      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+    });
+    r.chunk(0, big.length, Infinity);
+    const stream = r.stream(0, big.length);
+    const got: Buffer[] = [];
+    for await (const part of stream.chunks) got.push(Buffer.from(part));
+    stream.release(true);
+    r.close();
+    return got;
+  };
+
   it('streams a range in order as blocks, and gives them back to the pool when released', async () => {
     src = await startFakeRegistry();
     src.putBlob('app', big);
@@ -50,22 +71,7 @@ describe('PartReader (fake source)', () => {
       if (b) taken.push(b);
       return b;
     };
-    const r = new PartReader({
-      source: new RegistryClient({ registry: src.host, insecure: true }),
-      repository: 'app',
-      digest: bigDigest,
-      size: big.length,
-      concurrency: 2,
-      partSize: 100 * 1024,
-      pool: budget,
-      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
-    });
-    r.chunk(0, big.length, Infinity);
-    const stream = r.stream(0, big.length);
-    const got: Buffer[] = [];
-    for await (const part of stream.chunks) got.push(Buffer.from(part));
-    stream.release(true);
-    r.close();
+    const got = await readBig(budget);
     expect(Buffer.concat(got).equals(big)).toBe(true);
     // parts end at part boundaries; a part of less than a block is one block
     expect(got.map((b) => b.length)).toEqual([102400, 102400, 102400]);
@@ -81,25 +87,8 @@ describe('PartReader (fake source)', () => {
     const copyCounting = async (youngGcEveryBytes?: number) => {
       let collections = 0;
       const pool = new PartPool(4, 64 * BLOCK_SIZE, { youngGcEveryBytes, collect: () => collections++ });
-      await Promise.all([copy(pool), copy(pool)]);
+      await Promise.all([readBig(pool), readBig(pool)]);
       return collections;
-    };
-    const copy = async (pool: PartPool) => {
-      const r = new PartReader({
-        source: new RegistryClient({ registry: src.host, insecure: true }),
-        repository: 'app',
-        digest: bigDigest,
-        size: big.length,
-        concurrency: 2,
-        partSize: 100 * 1024,
-        pool,
-        retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
-      });
-      r.chunk(0, big.length, Infinity);
-      const stream = r.stream(0, big.length);
-      for await (const part of stream.chunks) void part;
-      stream.release(true);
-      r.close();
     };
     // two readers of 300 KiB each through one pool: 600 KiB arrived, in socket reads of up to ~100 KiB (a count
     // that reaches the interval starts again at 0: at most one collection per interval, at least one per interval

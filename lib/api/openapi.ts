@@ -7,7 +7,7 @@
  * when a documented status or code is produced by no test; responses the Functions host gives before any
  * handler runs (`x-produced-by: host`) are produced by test/e2e/operate.test.ts against the local host.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { codesAnswered, type Operation } from '../error-codes.js';
 import { importRequestSchema } from '../request/request.js';
 import { DEFAULT_PAGE, MAX_PAGE } from '../store/listing.js';

@@ -8,7 +8,7 @@
  *   real handler answers parse.
  * A leaf module: it imports zod and nothing of lib/, so storage, service, HTTP functions and CLI can all use it.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** The states of an import; `succeeded`, `failed` and `canceled` are final. */
 export const JOB_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'canceled'] as const;

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { isErrorCode } from '../error-codes.js';
 import { OciImportError, TimeoutError } from '../errors.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   acceptedSchema,
   importListSchema,

@@ -4,7 +4,7 @@
  * so a 400 tells the caller exactly what to change. Unknown fields are refused: a misspelt `imgaes`
  * must not silently import under the source's own name.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { isNetworkRestricted, isResourceId, parseRegistryResourceId, type ResolvedRegistry } from '../azure/arm.js';
 import { azureSettings, registryResolver } from '../azure/clients.js';
 import { STATIC_TOKEN_LABEL } from '../azure/credentials.js';

@@ -5,7 +5,7 @@
  * are run. User requests dropped on the queue name credentials only.
  */
 import type { QueueClient } from '@azure/storage-queue';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError, type MessageKeys } from '../config.js';
 import { traceFields } from '../telemetry/index.js';
 import { MAC_PATTERN, macOf, verifyMac } from './mac.js';

@@ -7,7 +7,7 @@
  *                  "platforms": ["linux/amd64"], "credential": "dockerhub", "referrers": true } ] }
  */
 import { validRange } from 'semver';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { NamedCredential } from '../config.js';
 import { repositoryAllowed } from '../policy/targets.js';
 import { OciImportError } from '../errors.js';

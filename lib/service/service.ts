@@ -110,6 +110,17 @@ function bounded(message: string): string {
   return message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE - 1)}…` : message;
 }
 
+/**
+ * The pool of ranged-GET parts of every step this process runs at once (each step has its own engine): memory stays
+ * bounded by FETCH_CONCURRENCY and COPY_MEMORY, not by the host's batch size, and young garbage is collected every
+ * SERVICE_YOUNG_GC_EVERY_BYTES (young-gc.ts says why the worker's interval is not the CLI's).
+ */
+export function workerPartPool(config: Config): PartPool {
+  return new PartPool(2 * config.fetchConcurrency, config.copyMemory, {
+    youngGcEveryBytes: SERVICE_YOUNG_GC_EVERY_BYTES,
+  });
+}
+
 export class ImportService {
   readonly registries: Registries;
   private readonly steps: Steps;
@@ -125,11 +136,7 @@ export class ImportService {
       queue: this.queue,
       registries: this.registries,
       sides: (job) => this.sides(job),
-      // One pool of ranged-GET parts for every step this process runs at once (each has its own engine):
-      // memory stays bounded by FETCH_CONCURRENCY, not by the host's batch size.
-      partPool: new PartPool(2 * o.config.fetchConcurrency, o.config.copyMemory, {
-        youngGcEveryBytes: SERVICE_YOUNG_GC_EVERY_BYTES,
-      }),
+      partPool: workerPartPool(o.config),
       owner: randomUUID(),
       leaseMarginMs: o.leaseMarginMs ?? STEP_MARGIN_MS,
       checkpointEveryMs: o.checkpointEveryMs,

@@ -177,7 +177,7 @@ function smallImageNote(r: Report, startup: number): string[] {
   return [
     `- **Small images and charts** (${parts.join('; ')}): the copy is a handful of requests on loopback, so the time is mostly process start. ` +
       'skopeo is one static Go binary that starts in milliseconds; oci-import starts a JavaScript runtime and loads its code, a cost no request saves. ' +
-      "What is done about it: one bundle of only the code a command runs (undici without its fetch, WebSocket and cookie modules), V8's code cache per command, " +
+      "What is done about it: one bundle of only the code a command runs (undici without its fetch, WebSocket and cookie modules, zod without its locales and JSON Schema converters), V8's code cache per command, " +
       "no background recompiling of undici's WebAssembly HTTP parser that the process would wait for at exit, a CommonJS entry script (Node.js's ESM loader " +
       "costs an ES module entry about 5 ms), none of Node.js's modules a run does not use loaded at start (HTTP/2, the resolver for hosts given by address, " +
       "child processes for credential helpers, the file system's promise API: about 4 ms), and an exit once the output is out, without tearing down the JavaScript heap (about 4 ms). " +
@@ -410,22 +410,36 @@ function cliCostNotes(): string[] {
       '3.95 s of its CPU against 4.35 s, medians of 7, peak RSS unchanged), so the socket buffers Node.js allocates per read are freed and reused before ' +
       'more are asked of the kernel.',
 
-    '- **Peak RSS, and how to bound it further** (measured 2026-12-05 with a probe loaded into the CLI (`node --require`) and, on a quiet machine, `npm run bench -- --only ' +
-      'single --tools oci-import --cli-env COPY_MEMORY=…` and the same with `--only index`, 3 runs each; not in this run). Sampling ' +
-      '`process.memoryUsage()` and /proc/self/smaps_rollup every 20 ms in the CLI copying the 300 MiB layer: when the first blob bytes arrive the ' +
-      "process holds 59–60 MiB (41 MiB of it file-backed: the node binary and its libraries, which no setting changes; V8's heap 13 MiB); at the " +
-      "peak, 90–100 MiB: file-backed 43 MiB, V8's heap 18–26 MiB (9–10 MiB of it in use: the rest is young-generation room V8 keeps), and " +
-      'ArrayBuffers 22–32 MiB (the 16 MiB part pool, the blocks uploads send and fill, and socket buffers not yet collected). Starting Node.js with ' +
-      'a smaller young generation (`--max-semi-space-size=1`) shrank the heap to 12 MiB but raised the peak to 113–120 MiB (more collections, more ' +
-      'socket buffers promoted to the old generation), so only the bytes held in flight are a lever, and they are COPY_MEMORY. Medians of 3 (wall ' +
-      "time; the tool's CPU), and the range of peak RSS: single layer, loopback — 16 MiB (the default) 3.29 s, 2.02 s, 99–107 MB; 8 MiB 3.57 s, " +
-      '1.94 s, 94–96 MB; 4 MiB 3.40 s, 1.99 s, 86–91 MB. Single layer, far-away source — 16 MiB 4.91 s, 2.07 s, 96–99 MB; 8 MiB 4.82 s, 2.08 s, ' +
-      '96–99 MB; 4 MiB 5.13 s, 2.05 s, 89–93 MB. Index, loopback — 16 MiB 3.11 s, 2.23 s, 105–107 MB; 6 MiB 3.03 s, 2.04 s, 92–96 MB; 4 MiB 3.32 s, ' +
-      '2.07 s, 89–90 MB. Index, far-away source — 16 MiB 3.92 s, 2.07 s, 108–109 MB; 6 MiB 4.22 s, 2.14 s, 97–103 MB; 4 MiB 5.63 s, 2.41 s, 85–87 ' +
-      'MB. So `COPY_MEMORY=4MiB` keeps every copy under 96 MB, at little cost on loopback and on one far-away blob (+4 %), but the far-away index ' +
-      'takes 44 % longer: four blobs at once from a far source need bytes in flight on many connections, and 4 MiB holds too few. The default stays ' +
-      '16 MiB, where the far-away copies are fastest; a deployment that must fit a smaller memory sets COPY_MEMORY lower and trades that speed for ' +
-      'it.',
+    '- **Peak RSS, and how to bound it further** (measured 2026-12-05 with a probe loaded into the CLI (`node --require`), a heap snapshot, and ' +
+      '`npm run bench -- --only single --tools oci-import --runs 5 --cli-env COPY_MEMORY=…` and the same with `--only index`: two rounds of 16 and ' +
+      '12 MiB, one of 10 MiB; not in this run). Sampling `process.memoryUsage()` and /proc/self/smaps_rollup every 10 ms, the 300 MiB single layer ' +
+      "peaks at 87–88 MiB: file-backed 41 MiB (the node binary and its libraries, which no setting changes), V8's heap 16 MiB (7–8 MiB of it in " +
+      'use: the rest is young-generation room V8 keeps) and ArrayBuffers 25–28 MiB; the index at 94–96 MiB: the same file-backed pages, a heap of ' +
+      "17 MiB, ArrayBuffers 29–32 MiB. A heap snapshot at the index's peak finds 19.5 MiB of ArrayBuffers alive, nearly all of them the pool's " +
+      '1 MiB blocks (19–20 of them: COPY_MEMORY and the blocks the four uploads take beyond it); the rest is freed socket buffers not yet swept ' +
+      'and memory the allocator keeps (a full collection forced every tenth young one hardly lowers the reading). Starting Node.js with a smaller ' +
+      'young generation (`--max-semi-space-size=1`) shrank the heap to 12 MiB but raised the peak to 113–120 MiB in an earlier measurement (more ' +
+      'collections, more socket buffers promoted to the old generation), so the bytes held in flight are the lever, and they are COPY_MEMORY. ' +
+      'Medians, and the range of peak RSS, for 16 MiB (the default), 12 MiB and 10 MiB: single layer, loopback 1.15 s (90–93 MB), 1.17 s ' +
+      '(84–89 MB), 1.14 s (83–85 MB); far-away source 2.87 s (89–96 MB), 3.44 s (92–96 MB), 4.10 s (92–93 MB). Index, loopback 1.10 s ' +
+      '(98–104 MB), 1.12 s (92–97 MB), 1.14 s (92–95 MB); far-away source 1.75 s (101–105 MB), 1.75 s (96–101 MB), 1.83 s (96 MB). So 12 MiB ' +
+      'would take 4–6 MB off the index at no cost to its speed, but the far-away single layer, which needs bytes in flight on all its ' +
+      'connections, takes 20 % longer at 12 MiB and 43 % at 10. Fewer blobs at once instead (BLOB_CONCURRENCY 3 or 2, 5 runs each) take 2–5 MB ' +
+      'off the index for 23–27 % more time far away. The default stays 16 MiB; a deployment that must fit a smaller memory sets COPY_MEMORY ' +
+      'lower (4 MiB kept every copy at 85–93 MB in an earlier measurement) and trades the far-away speed for it.',
+    "- **The bundle without zod's locales** (in this run; measured 2026-12-05 against the build before, interleaved). The code imported zod's " +
+      "namespace object (`import { z } from 'zod'`), which holds all of zod, so the bundle carried zod's 63 other locales and its JSON Schema " +
+      "converters: 950 KiB. Imported as zod documents it (`import * as z from 'zod'`), esbuild keeps what the code uses: 594 KiB (the build " +
+      'fails if the locales come back). The small-image copy took 97.8 → 96.9 ms and 103.5 → 99.7 ms (medians of 21, two probes); peak RSS of ' +
+      'the single layer 95–99 → 89–92 MB, of the index 96–107 → 98–101 MB (5 runs each). Tried and not kept: undici given node:assert only when ' +
+      'an assertion fails (it calls it only as `assert(x)`): 0.2 MB and 1 ms or less, within the noise of three probes; a stand-in for node:http ' +
+      'inside undici (it reads only `maxHeaderSize` and `IncomingMessage`): 1.0 MB and about 1 ms, but it would fix the header limit that ' +
+      '`--max-http-header-size` sets. A startup snapshot of the loaded bundle (`node --build-snapshot`) fails on Node.js 20 (node:http does not ' +
+      "load in the snapshot builder, and the sources policy's BlockList cannot be serialized) and would need a flag on node's command line, " +
+      "which an installed command cannot pass. The service's worker is not bundled: it loads the functions' modules in 490 ms at 120 MB RSS " +
+      '(744 ES modules, 119 of them msal-node through @azure/identity, 95 of them zod), where an esbuild bundle of the same functions, with ' +
+      '@azure/functions left outside, loads in 250 ms at 112 MB (3 runs each): a quarter of a second off every cold start, not taken because it ' +
+      'changes what the Functions host loads, which only the real host can check.',
   ];
 }
 

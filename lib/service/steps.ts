@@ -193,8 +193,9 @@ export class Steps {
       return;
     }
     const smallOnes = small ? [] : this.smallBlobs(planned, p);
-    await this.fanout(job.id, 0, step, p.blobs, new Set(smallOnes.map((x) => x.index)));
-    if (smallOnes.length) await this.copySmallBlobs(job.id, p, smallOnes, await engine(), step, log);
+    // the record just written goes on: the fan-out's own update reads the job again before it writes
+    const fannedOut = await this.fanout(job.id, 0, step, p.blobs, new Set(smallOnes.map((x) => x.index)), planned);
+    if (smallOnes.length && fannedOut) await this.copySmallBlobs(fannedOut, p, smallOnes, await engine(), step, log);
   }
 
   /**
@@ -223,15 +224,15 @@ export class Steps {
    * steps of its own as usual.
    */
   private async copySmallBlobs(
-    id: string,
+    job: JobRecord,
     plan: ImportPlan,
     picked: readonly { b: PlannedBlob; index: number }[],
     engine: ImportEngine,
     step: StepContext,
     log: Logger,
   ): Promise<void> {
-    const job = await this.o.store.get(id);
-    if (!job || ENDED.has(job.status)) return;
+    const id = job.id;
+    if (ENDED.has(job.status)) return;
     const context = this.context(job);
     const done: { index: number; state: Extract<BlobState, { phase: 'done' }> }[] = [];
     await forEachLimited(picked, this.o.config.blobConcurrency, async ({ b, index }) => {
@@ -325,7 +326,8 @@ export class Steps {
    * Enqueues the blob steps of `[from, from + FANOUT_BATCH)` and the next fan-out. The blob steps go
    * straight to the queue before the batch is marked done: a worker dying in between makes a redelivery
    * send them again (harmless: blob steps hold leases); once marked, a redelivery sends nothing but, if it
-   * never went, the next fan-out (`step.next`).
+   * never went, the next fan-out (`step.next`). Returns the job as the fan-out left it (or found it, when a later
+   * batch was handed over already), undefined once the job has ended.
    */
   private async fanout(
     id: string,
@@ -333,7 +335,9 @@ export class Steps {
     step: StepContext,
     known?: readonly PlannedBlob[],
     skip?: ReadonlySet<number>,
-  ): Promise<void> {
+    /** The job as the caller has just written it (the plan step), else it is read. */
+    current?: JobRecord,
+  ): Promise<JobRecord | undefined> {
     const blobs = known ?? (await this.o.store.blobs(id));
     if (!blobs)
       throw new OciImportError('PLAN_MISSING', `job ${id}: fan-out without a plan`, {
@@ -341,8 +345,8 @@ export class Steps {
         side: 'storage',
       });
     const end = Math.min(blobs.length, from + FANOUT_BATCH);
-    let job = await this.o.store.get(id);
-    if (!job || ENDED.has(job.status)) return;
+    let job = current ?? (await this.o.store.get(id));
+    if (!job || ENDED.has(job.status)) return undefined;
     if ((job.fanout?.next ?? 0) <= from) {
       const batch = blobs
         .slice(from, end)
@@ -353,9 +357,10 @@ export class Steps {
         (j.fanout?.next ?? 0) >= end ? undefined : { ...j, fanout: { next: end } },
       );
     } else if (job.fanout!.next !== end) {
-      return; // a later batch is done: so was the hand-over of this one
+      return job; // a later batch is done: so was the hand-over of this one
     }
     if (end < blobs.length) await step.next({ v: 1, job: id, step: 'fanout', from: end });
+    return job;
   }
 
   /** Blob steps straight to the queue, each blob's task written from the plan before its message goes out (the step checks the message against it). */

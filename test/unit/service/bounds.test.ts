@@ -365,6 +365,25 @@ describe('bounded work (memory storage, fake registries)', () => {
     for (const data of [big, small, config]) expect(dst.getBlob(sha(data))).toBeDefined();
   });
 
+  it('the plan step of an import that fans out reads its job record once, and then only to update it', async () => {
+    const t = await setup({ INLINE_IMPORT_BYTES: '1MiB' });
+    seedLarge();
+    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+    const plan = t.queue.drain();
+    expect(plan.map((m) => m.step)).toEqual(['plan']);
+    const reads: string[] = [];
+    const { get } = t.docs;
+    t.docs.get = (async (path: string) => {
+      reads.push(path);
+      return get.call(t.docs, path);
+    }) as typeof t.docs.get;
+    await t.service.handleMessage(plan[0]!, t.meta());
+    expect(t.queue.drain().map((m) => m.step)).toEqual(['blob']);
+    // the step's own read, then the reads of three read-modify-writes: running, the fan-out's batch mark, the small
+    // blobs done (the fan-out and the small blobs go on with the record the update before them returned)
+    expect(reads.filter((path) => path === `${job.id}/job.json`)).toHaveLength(4);
+  });
+
   it('a small blob the plan step fails to copy gets a blob step of its own, and the import ends', async () => {
     const t = await setup({ INLINE_IMPORT_BYTES: '1MiB' });
     const { big, small, digest } = seedLarge();

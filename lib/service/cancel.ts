@@ -7,8 +7,9 @@
  *   aborts whatever it has in flight through its AbortSignal, cancels its upload session on the target
  *   (DELETE on the upload URL) and releases the blob;
  * - every later message of the job finds it ended and only cleans up (lib/service/steps.ts `cleanUp`);
- * - tags: finalize marks the job `finalizing` (the same guarded update) before it writes a manifest, and a
- *   cancel that finds the mark is refused — so a canceled import never tags anything, and an import whose
+ * - tags: finalize marks the job `finalizing` (the same guarded update) before it writes a manifest — the blob
+ *   step that completes the set does it in the write that records its blob, when it goes on to the tags itself —
+ *   and a cancel that finds the mark is refused: so a canceled import never tags anything, and an import whose
  *   tags are being written is not reported canceled.
  *
  * A job that failed ends its other running blob steps the same way (they stop within a chunk after the next checkpoint).

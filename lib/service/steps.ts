@@ -520,11 +520,26 @@ export class Steps {
    * (the step's margin covers them); copies to further repositories stop at the budget and enqueue the rest.
    */
   private async blobDone(id: string, index: number, state: BlobState, step: StepContext, log: Logger): Promise<void> {
-    const job = await this.o.store.update(id, (j) =>
-      j.doneBlobs.includes(index)
-        ? undefined
-        : { ...j, doneBlobs: [...j.doneBlobs, index], blobBytes: { ...j.blobBytes, [index]: state.size } },
-    );
+    const job = await this.o.store.update(id, (j) => {
+      if (j.doneBlobs.includes(index)) return undefined;
+      const doneBlobs = [...j.doneBlobs, index];
+      // The step that completes the set finalizes at once where no blob is left to copy first (one target
+      // repository) and its budget lasts: the finalizing mark goes into this same write, one read-modify-write less
+      // before the tags. Cancels are refused from here on; a worker dying before the tags leaves this step to be
+      // delivered again, and it finalizes then.
+      const finalizing =
+        j.finalizing ??
+        (doneBlobs.length === j.blobsTotal &&
+          j.repositories.length === 1 &&
+          !ENDED.has(j.status) &&
+          Date.now() < step.until);
+      return {
+        ...j,
+        doneBlobs,
+        blobBytes: { ...j.blobBytes, [index]: state.size },
+        ...(finalizing ? { finalizing: true as const } : {}),
+      };
+    });
     if (job.doneBlobs.length !== job.blobsTotal || ENDED.has(job.status)) return;
     if (Date.now() >= step.until) {
       await step.next({ v: 1, job: id, step: 'finalize' });
@@ -558,7 +573,8 @@ export class Steps {
       until: step.until,
       signal: step.signal,
       fresh: false,
-      beforeFinalize: () => this.markFinalizing(job.id, log),
+      // marked already (by the blob step that completed the set, or a finalize before): a cancel is refused since
+      beforeFinalize: async () => (job.finalizing && !ENDED.has(job.status) ? true : this.markFinalizing(job.id, log)),
     });
     if (run.outcome === 'incomplete') {
       await step.next({ v: 1, job: job.id, step: 'finalize' });

@@ -281,6 +281,30 @@ describe('bounded work (memory storage, fake registries)', () => {
     expect(t.queue.sent).toEqual([]);
   });
 
+  it('the blob step that completes an import writes the finalizing mark with its blob: one read-modify-write less before the tags', async () => {
+    const t = await setup({ STEP_BUDGET_SECONDS: '60' });
+    seedImage(src, 'team/app', '1', 1);
+    const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
+    await t.service.handleMessage(t.queue.drain()[0]!, t.meta()); // plan
+    const blobs = t.queue.drain();
+    await t.service.handleMessage(blobs[0]!, t.meta());
+    const ops: string[] = [];
+    const { get, put } = t.docs;
+    t.docs.get = (async (path: string) => {
+      if (path === `${job.id}/job.json`) ops.push('read');
+      return get.call(t.docs, path);
+    }) as typeof t.docs.get;
+    t.docs.put = (async (...args: Parameters<typeof put>) => {
+      if (args[0] === `${job.id}/job.json`) ops.push('write');
+      return put.apply(t.docs, args);
+    }) as typeof t.docs.put;
+    await t.service.handleMessage(blobs[1]!, t.meta());
+    const during = [...ops];
+    expect((await t.service.status(job.id))?.status).toBe('succeeded');
+    // the step's own read, the read beside its checkpoint (a cancel), the blob done with the finalizing mark, succeeded
+    expect(during).toEqual(['read', 'read', 'read', 'write', 'read', 'write']);
+  });
+
   it('a worker that dies while the last blob step finalizes: the stand-by finalize message finishes the import', async () => {
     const t = await setup({ STEP_BUDGET_SECONDS: '60' });
     const digest = seedImage(src, 'team/app', '1', 1);

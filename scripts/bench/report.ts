@@ -417,7 +417,8 @@ function cliCostNotes(): string[] {
       'use: the rest is young-generation room V8 keeps) and ArrayBuffers 25–28 MiB; the index at 94–96 MiB: the same file-backed pages, a heap of ' +
       "17 MiB, ArrayBuffers 29–32 MiB. A heap snapshot at the index's peak finds 19.5 MiB of ArrayBuffers alive, nearly all of them the pool's " +
       '1 MiB blocks (19–20 of them: COPY_MEMORY and the blocks the four uploads take beyond it); the rest is freed socket buffers not yet swept ' +
-      'and memory the allocator keeps (a full collection forced every tenth young one hardly lowers the reading). Starting Node.js with a smaller ' +
+      'and memory the allocator keeps (a full collection forced every tenth young one hardly lowers the reading, and one every eighth or fourth ' +
+      'left the peak RSS where it was: 98–101 and 98–103 MB against 100–102, 5 runs each). Starting Node.js with a smaller ' +
       'young generation (`--max-semi-space-size=1`) shrank the heap to 12 MiB but raised the peak to 113–120 MiB in an earlier measurement (more ' +
       'collections, more socket buffers promoted to the old generation), so the bytes held in flight are the lever, and they are COPY_MEMORY. ' +
       'Medians, and the range of peak RSS, for 16 MiB (the default), 12 MiB and 10 MiB: single layer, loopback 1.15 s (90–93 MB), 1.17 s ' +

@@ -288,18 +288,9 @@ describe('bounded work (memory storage, fake registries)', () => {
     await t.service.handleMessage(t.queue.drain()[0]!, t.meta()); // plan
     const blobs = t.queue.drain();
     await t.service.handleMessage(blobs[0]!, t.meta());
-    const ops: string[] = [];
-    const { get, put } = t.docs;
-    t.docs.get = (async (path: string) => {
-      if (path === `${job.id}/job.json`) ops.push('read');
-      return get.call(t.docs, path);
-    }) as typeof t.docs.get;
-    t.docs.put = (async (...args: Parameters<typeof put>) => {
-      if (args[0] === `${job.id}/job.json`) ops.push('write');
-      return put.apply(t.docs, args);
-    }) as typeof t.docs.put;
+    const counted = countingDocs(t);
     await t.service.handleMessage(blobs[1]!, t.meta());
-    const during = [...ops];
+    const during = counted.log.filter((op) => op.endsWith(` ${job.id}/job.json`)).map((op) => op.split(' ')[0]);
     expect((await t.service.status(job.id))?.status).toBe('succeeded');
     // the step's own read, the read beside its checkpoint (a cancel), the blob done with the finalizing mark, succeeded
     expect(during).toEqual(['read', 'read', 'read', 'write', 'read', 'write']);
@@ -395,17 +386,12 @@ describe('bounded work (memory storage, fake registries)', () => {
     const job = await t.service.submit({ source: `${src.host}/team/app:1`, images: ['app:1'] }, 'http');
     const plan = t.queue.drain();
     expect(plan.map((m) => m.step)).toEqual(['plan']);
-    const reads: string[] = [];
-    const { get } = t.docs;
-    t.docs.get = (async (path: string) => {
-      reads.push(path);
-      return get.call(t.docs, path);
-    }) as typeof t.docs.get;
+    const counted = countingDocs(t);
     await t.service.handleMessage(plan[0]!, t.meta());
     expect(t.queue.drain().map((m) => m.step)).toEqual(['blob']);
     // the step's own read, then the reads of three read-modify-writes: running, the fan-out's batch mark, the small
     // blobs done (the fan-out and the small blobs go on with the record the update before them returned)
-    expect(reads.filter((path) => path === `${job.id}/job.json`)).toHaveLength(4);
+    expect(counted.log.filter((op) => op === `read ${job.id}/job.json`)).toHaveLength(4);
   });
 
   it('a small blob the plan step fails to copy gets a blob step of its own, and the import ends', async () => {
@@ -486,16 +472,18 @@ describe('bounded work (memory storage, fake registries)', () => {
   });
 });
 
-/** Counts the storage operations of a test service's documents from now on. */
-function countingDocs(t: TestService): { reads: number; writes: number } {
-  const counts = { reads: 0, writes: 0 };
+/** Counts the storage operations of a test service's documents from now on, and lists them (`read <path>`, `write <path>`). */
+function countingDocs(t: TestService): { reads: number; writes: number; log: string[] } {
+  const counts = { reads: 0, writes: 0, log: [] as string[] };
   const { get, put } = t.docs;
   t.docs.get = (async (path: string) => {
     counts.reads++;
+    counts.log.push(`read ${path}`);
     return get.call(t.docs, path);
   }) as typeof t.docs.get;
   t.docs.put = (async (...args: Parameters<typeof put>) => {
     counts.writes++;
+    counts.log.push(`write ${args[0]}`);
     return put.apply(t.docs, args);
   }) as typeof t.docs.put;
   return counts;

@@ -281,7 +281,7 @@ export class Steps {
       blobConcurrency: this.o.config.blobConcurrency,
       until: step.until,
       signal: step.signal,
-      beforeFinalize: () => this.markFinalizing(job.id, log),
+      beforeFinalize: () => this.markFinalizing(job, log),
     });
     // bytes by outcome, once per blob (the first repository's copy; the others mount from it)
     for (const b of run.blobs)
@@ -310,8 +310,12 @@ export class Steps {
   /**
    * The point of no return before any manifest is written: a cancel after this mark is refused
    * (IMPORT_FINALIZING), one before it ends the step here. False when the job has ended (nothing is tagged).
+   * A record that has the mark already (the blob step that completed the set wrote it, or a finalize before) is
+   * not written again: no cancel got past it since.
    */
-  private async markFinalizing(id: string, log: Logger): Promise<boolean> {
+  private async markFinalizing(job: JobRecord, log: Logger): Promise<boolean> {
+    if (job.finalizing && !ENDED.has(job.status)) return true;
+    const id = job.id;
     const marked = await this.o.store.update(id, (j) =>
       ENDED.has(j.status) || j.finalizing ? undefined : { ...j, finalizing: true },
     );
@@ -573,8 +577,7 @@ export class Steps {
       until: step.until,
       signal: step.signal,
       fresh: false,
-      // marked already (by the blob step that completed the set, or a finalize before): a cancel is refused since
-      beforeFinalize: async () => (job.finalizing && !ENDED.has(job.status) ? true : this.markFinalizing(job.id, log)),
+      beforeFinalize: () => this.markFinalizing(job, log),
     });
     if (run.outcome === 'incomplete') {
       await step.next({ v: 1, job: job.id, step: 'finalize' });

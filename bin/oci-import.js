@@ -59,13 +59,20 @@ function loadBundle() {
 }
 
 const loaded = loadBundle();
-// undici parses HTTP with llhttp compiled to WebAssembly. V8 compiles it quickly (Liftoff), then recompiles its
-// hot functions optimized on background threads, and a process does not exit before those finish: tens of ms
-// added to a run that copies a small image, nothing gained on a 300 MiB copy (same time and CPU: llhttp only
-// frames the bodies). So the CLI keeps the first compile. The flag is set once the code is loaded (a flag set
-// earlier makes Node.js compile its own modules anew), and not on a run that writes the cache: V8 checks a cache
-// against the flags it was made under.
-if (loaded?.cached) setFlagsFromString('--liftoff-only');
+// Two V8 flags, set once the code is loaded (a flag set earlier makes Node.js compile its own modules anew), and not
+// on a run that writes the cache (V8 checks a cache against the flags it was made under):
+// - `--liftoff-only`: undici parses HTTP with llhttp compiled to WebAssembly. V8 compiles it quickly (Liftoff), then
+//   recompiles its hot functions optimized on background threads, and a process does not exit before those finish:
+//   tens of ms added to a run that copies a small image, nothing gained on a 300 MiB copy (llhttp only frames bodies).
+// - `--no-opt`: no JavaScript function is recompiled optimized (TurboFan) from then on. The copy's bytes are hashed
+//   and moved by Node.js's native code; what runs in JavaScript between them does not need the optimizing compiler,
+//   whose compile jobs and code cost a copy 6-9 MB of its peak RSS. Interleaved, 9 runs each on loopback (7 far
+//   away): the 300 MiB layer 92 -> 87 MB (95 -> 87 far), the 3-platform index 102 -> 93 MB (102 -> 99 far), the
+//   same wall time (within 2 %), 4-12 % more CPU; a 100-tag sync pass the same (docs/benchmarks.md).
+if (loaded?.cached) {
+  setFlagsFromString('--liftoff-only');
+  setFlagsFromString('--no-opt');
+}
 const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
 (loaded ? Promise.resolve(loaded.exports) : import('../dist/lib/cli/main.js'))
   .then(({ main }) => main(process.argv.slice(2), io))

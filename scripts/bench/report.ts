@@ -380,11 +380,17 @@ function startupAbNotes(): string[] {
       'the binary (alone: http +1.6 MB, crypto +1.3 MB, assert +1.2 MB, net +1.0 MB), and Intl would map 4.9 MB of ICU data (the CLI uses none). A young ' +
       'collection every 2 MiB instead of 4 MiB (5 interleaved runs each, loopback): single layer 92–96 MB against 92–100 MB for 3 % more CPU, index ' +
       '98–107 MB against 100–107 MB for 9 % more CPU and 6 % more time: not taken; COPY_MEMORY stays the lever.',
-    "- **V8's optimizing compiler, and the allocator's arenas** (tried 2026-12-05, not kept; the CLI on loopback, builds of this code interleaved, 9 runs " +
-      "each; not in this run). Turning V8's optimizing compiler off once the code is loaded (`--no-opt`, as `--liftoff-only` is set) saves its code pages " +
-      'and its compile memory: single layer peak RSS 86–93 MB against 92–100 MB, index 90–97 MB against 99–107 MB, but the JavaScript that frames, ' +
-      'hashes and copies the bytes then runs unoptimized: CPU 0.86 s against 0.77 s (+12 %) and 0.92 s against 0.84 s (+10 %), the index 4 % slower. ' +
-      'The copy is the product; its speed stays. One glibc allocator arena for all threads (MALLOC_ARENA_MAX=1: the index 94–99 MB against 99–107 MB, ' +
+    "- **V8's optimizing compiler off in the CLI** (in this run; the figures below measured 2026-12-05, `node bin/oci-import.js` against the " +
+      'launcher before, same bundle, interleaved, 9 runs each on loopback and 7 behind the far-away proxy). Once the code is loaded from its cache the launcher sets ' +
+      "`--no-opt` (as it sets `--liftoff-only`): no function is recompiled by TurboFan, whose compile jobs run on V8's background threads, in memory " +
+      "the allocator keeps for each of them, and whose code pages add to the binary's. Peak RSS (medians): the 300 MiB layer 92 → 87 MB on loopback and " +
+      '95 → 87 MB far away, the index 102 → 93 MB and 102 → 99 MB; CPU 0.69 → 0.72 s and 0.66 → 0.74 s, 0.73 → 0.78 s and 0.73 → 0.76 s (+4 to +12 %); ' +
+      'wall time 1226 → 1206 ms, 2906 → 2885 ms, 1110 → 1122 ms, 1726 → 1710 ms. A 100-tag sync (`--only sync --runs 5`, one run each way): first pass ' +
+      '2.37 s and 2.35 s (medians), its CPU the same. Tried before on slower builds of this code, the same flag cost 10–12 % CPU and made the index 4 % slower, and was ' +
+      'not kept; on this build the time is the same and the CPU stays under 0.8× skopeo\'s. The flag cannot go on the command line (`#!/usr/bin/env -S node …` ' +
+      'fails where env has no `-S`: BusyBox 1.35 answers `invalid option -- \'S\'`), and set at run time it cannot stop the background compiles from the start (V8 decides that when it ' +
+      'starts: `--no-concurrent-recompilation` set by the launcher changed nothing, checked with `--trace-opt`). ' +
+      'One glibc allocator arena for all threads (MALLOC_ARENA_MAX=1: the index 94–99 MB against 99–107 MB, ' +
       'CPU no higher) must be set before the process starts: the launcher cannot set it for itself without starting a second Node.js (about 25 ms of a ' +
       'small copy), nor portably in its `#!` line; in the service, six 300 MiB imports at once on one worker peaked at 200–219 MB with MALLOC_ARENA_MAX=2 ' +
       'and 214–220 MB without (3 rounds each): not worth a setting.',

@@ -16,7 +16,7 @@ import type { Digest } from '../oci/digest.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { oneAttempt, retry, type RetryPolicy } from '../retry.js';
 import type { EngineEvents } from './types.js';
-import { collectYoungGarbage, YOUNG_GC_EVERY_BYTES } from './young-gc.js';
+import { collectAllGarbage, collectYoungGarbage, FULL_GC_AFTER_BYTES, YOUNG_GC_EVERY_BYTES } from './young-gc.js';
 
 /** Bytes per ranged GET by default: the first bytes of a blob arrive after one part's transfer
  * time, and no connection idles long. */
@@ -61,11 +61,19 @@ export class PartPool {
   private readonly free: Buffer[] = [];
   /** Bytes arrived since the last young collection. */
   private arrived = 0;
+  /** Blocks made and not dropped (free or held): the ArrayBuffer memory the pool keeps alive. */
+  private madeBlocks = 0;
+  /** ArrayBuffer bytes beyond the blocks after the last full collection (the lowest seen since); undefined right after one. */
+  private baseline: number | undefined;
 
   readonly maxReady: number;
   /** Bytes that arrive between two young collections (young-gc.ts). */
   readonly youngGcEveryBytes: number;
+  /** Growth of ArrayBuffer memory beyond the blocks that makes a full collection (young-gc.ts); null: none. */
+  readonly fullGcAfterBytes: number | null;
   private readonly collect: () => void;
+  private readonly collectAll: () => void;
+  private readonly arrayBufferBytes: () => number;
 
   constructor(
     readonly slots: number,
@@ -73,13 +81,21 @@ export class PartPool {
     o: {
       readonly maxReady?: number;
       readonly youngGcEveryBytes?: number;
+      readonly fullGcAfterBytes?: number | null;
       /** The young collection (tests count it). */
       readonly collect?: () => void;
+      /** The full collection (tests count it). */
+      readonly collectAll?: () => void;
+      /** ArrayBuffer memory of the process (tests set it). */
+      readonly arrayBufferBytes?: () => number;
     } = {},
   ) {
     this.maxReady = o.maxReady ?? DEFAULT_MAX_READY_PARTS;
     this.youngGcEveryBytes = o.youngGcEveryBytes ?? YOUNG_GC_EVERY_BYTES;
+    this.fullGcAfterBytes = o.fullGcAfterBytes === undefined ? FULL_GC_AFTER_BYTES : o.fullGcAfterBytes;
     this.collect = o.collect ?? collectYoungGarbage;
+    this.collectAll = o.collectAll ?? collectAllGarbage;
+    this.arrayBufferBytes = o.arrayBufferBytes ?? (() => process.memoryUsage().arrayBuffers);
     this.maxBlocks = Math.max(1, Math.floor(maxBytes / BLOCK_SIZE));
   }
 
@@ -107,7 +123,10 @@ export class PartPool {
   block(anyway: boolean): Buffer | undefined {
     if (!anyway && this.reserved >= this.maxBlocks) return undefined;
     this.reserved++;
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(BLOCK_SIZE);
+    const free = this.free.pop();
+    if (free) return free;
+    this.madeBlocks++;
+    return Buffer.allocUnsafeSlow(BLOCK_SIZE);
   }
 
   /** Resolves when blocks may have come back, or parts changed hands (then ask `block` again). */
@@ -120,6 +139,7 @@ export class PartPool {
   give(block: Buffer, reuse: boolean): void {
     this.reserved--;
     if (reuse) this.free.push(block);
+    else this.madeBlocks--;
     this.wakeAll();
   }
 
@@ -149,6 +169,23 @@ export class PartPool {
     if (this.arrived < this.youngGcEveryBytes) return;
     this.arrived = 0;
     this.collect();
+    this.collectOldIfGrown();
+  }
+
+  /**
+   * A full collection when ArrayBuffer memory beyond the blocks has grown by `fullGcAfterBytes` since the lowest
+   * it was after the last one (young-gc.ts): dead socket buffers moved to the old generation. Measured after a
+   * young collection, so what is left is old or alive; the baseline is taken again at the next measure (the freed
+   * memory may only be counted once V8 has swept it).
+   */
+  private collectOldIfGrown(): void {
+    if (this.fullGcAfterBytes === null) return;
+    const beyond = this.arrayBufferBytes() - this.madeBlocks * BLOCK_SIZE;
+    if (this.baseline === undefined || beyond < this.baseline) this.baseline = beyond;
+    else if (beyond - this.baseline > this.fullGcAfterBytes) {
+      this.collectAll();
+      this.baseline = undefined;
+    }
   }
 
   /** Wakes every waiting reader — later, never inside the caller (which may be a reader in the middle

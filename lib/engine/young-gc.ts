@@ -8,13 +8,18 @@
  * kernel for fresh pages (page faults: CPU) instead of reusing the ones just freed. A young collection
  * after every 4 MiB (the CLI) or 8 MiB (the service) keeps both small: it finds almost nothing alive.
  *
+ * Not all of them: a buffer still referenced at two young collections (it waits in a connection paused for room
+ * in the pool, or in a part that waits for a block) is moved to the old generation, where only a full collection
+ * frees it, and V8 starts one on its own only after tens of MB more. So the copy also runs a full collection
+ * whenever ArrayBuffer memory beyond its pooled blocks has grown by FULL_GC_AFTER_BYTES (part-reader.ts).
+ *
  * V8 gives JavaScript its collector only with `--expose-gc`; the flag is set for the moment it takes to
  * fetch the function from a new context, then unset again (a code cache is checked against the flags).
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-type Collector = (options: { type: 'minor' | 'major' }) => void;
+type Collector = (options?: { type: 'minor' }) => void;
 
 /** Bytes that pass between two young collections (the CLI: every MB of dead buffers held counts in its peak RSS). */
 export const YOUNG_GC_EVERY_BYTES = 4 * 1024 * 1024;
@@ -27,6 +32,15 @@ export const YOUNG_GC_EVERY_BYTES = 4 * 1024 * 1024;
  * (4.35 s), 6.65–7.13 s, 201–215 MB. The CLI, every 8 MiB against 4 MiB: 2–3 % less CPU for 3–5 MB more peak RSS.
  */
 export const SERVICE_YOUNG_GC_EVERY_BYTES = 8 * 1024 * 1024;
+
+/**
+ * ArrayBuffer bytes beyond the pooled blocks that may pile up in the old generation before the CLI runs a full
+ * collection. Measured 2026-12-05 on the 3-platform index from the far-away source: without full collections,
+ * ArrayBuffer memory after each young one grew from 18 to 33-40 MiB while the pool held 18-20 MiB (a heap snapshot,
+ * whose collection is a full one, found the rest dead); with them (5 instead of V8's 2, 3-8 ms each), peak RSS
+ * 98-102 -> 89-91 MB, CPU 0.80 -> 0.81 s, the same wall time (5 runs each, interleaved; docs/benchmarks.md).
+ */
+export const FULL_GC_AFTER_BYTES = 8 * 1024 * 1024;
 
 let collector: Collector | null | undefined;
 
@@ -47,4 +61,13 @@ function obtain(): Collector | null {
 export function collectYoungGarbage(): void {
   if (collector === undefined) collector = obtain();
   collector?.({ type: 'minor' });
+}
+
+/**
+ * Runs a full collection (old generation too). `gc()` without options: Node.js 20's V8 runs a young collection for
+ * any options object, `{ type: 'major' }` included (seen with --trace-gc).
+ */
+export function collectAllGarbage(): void {
+  if (collector === undefined) collector = obtain();
+  collector?.();
 }

@@ -118,6 +118,9 @@ function bounded(message: string): string {
 export function workerPartPool(config: Config): PartPool {
   return new PartPool(2 * config.fetchConcurrency, config.copyMemory, {
     youngGcEveryBytes: SERVICE_YOUNG_GC_EVERY_BYTES,
+    // no full collections of the CLI's kind: the worker's heap holds the Functions runtime and the storage SDKs (a
+    // full collection there pauses every step in the process far longer), and it is not measured there
+    fullGcAfterBytes: null,
   });
 }
 

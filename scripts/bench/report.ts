@@ -387,8 +387,8 @@ function startupAbNotes(): string[] {
       '95 → 87 MB far away, the index 102 → 93 MB and 102 → 99 MB; CPU 0.69 → 0.72 s and 0.66 → 0.74 s, 0.73 → 0.78 s and 0.73 → 0.76 s (+4 to +12 %); ' +
       'wall time 1226 → 1206 ms, 2906 → 2885 ms, 1110 → 1122 ms, 1726 → 1710 ms. A 100-tag sync (`--only sync --runs 5`, one run each way): first pass ' +
       '2.37 s and 2.35 s (medians), its CPU the same. Tried before on slower builds of this code, the same flag cost 10–12 % CPU and made the index 4 % slower, and was ' +
-      'not kept; on this build the time is the same and the CPU stays under 0.8× skopeo\'s. The flag cannot go on the command line (`#!/usr/bin/env -S node …` ' +
-      'fails where env has no `-S`: BusyBox 1.35 answers `invalid option -- \'S\'`), and set at run time it cannot stop the background compiles from the start (V8 decides that when it ' +
+      "not kept; on this build the time is the same and the CPU stays under 0.8× skopeo's. The flag cannot go on the command line (`#!/usr/bin/env -S node …` " +
+      "fails where env has no `-S`: BusyBox 1.35 answers `invalid option -- 'S'`), and set at run time it cannot stop the background compiles from the start (V8 decides that when it " +
       'starts: `--no-concurrent-recompilation` set by the launcher changed nothing, checked with `--trace-opt`). ' +
       'One glibc allocator arena for all threads (MALLOC_ARENA_MAX=1: the index 94–99 MB against 99–107 MB, ' +
       'CPU no higher) must be set before the process starts: the launcher cannot set it for itself without starting a second Node.js (about 25 ms of a ' +
@@ -422,9 +422,8 @@ function cliCostNotes(): string[] {
       "peaks at 87–88 MiB: file-backed 41 MiB (the node binary and its libraries, which no setting changes), V8's heap 16 MiB (7–8 MiB of it in " +
       'use: the rest is young-generation room V8 keeps) and ArrayBuffers 25–28 MiB; the index at 94–96 MiB: the same file-backed pages, a heap of ' +
       "17 MiB, ArrayBuffers 29–32 MiB. A heap snapshot at the index's peak finds 19.5 MiB of ArrayBuffers alive, nearly all of them the pool's " +
-      '1 MiB blocks (19–20 of them: COPY_MEMORY and the blocks the four uploads take beyond it); the rest is freed socket buffers not yet swept ' +
-      'and memory the allocator keeps (a full collection forced every tenth young one hardly lowers the reading, and one every eighth or fourth ' +
-      'left the peak RSS where it was: 98–101 and 98–103 MB against 100–102, 5 runs each). Starting Node.js with a smaller ' +
+      '1 MiB blocks (19–20 of them: COPY_MEMORY and the blocks the four uploads take beyond it); the rest is dead socket buffers (the full ' +
+      'collections tried then were young ones: see the next item, which frees them). Starting Node.js with a smaller ' +
       'young generation (`--max-semi-space-size=1`) shrank the heap to 12 MiB but raised the peak to 113–120 MiB in an earlier measurement (more ' +
       'collections, more socket buffers promoted to the old generation), so the bytes held in flight are the lever, and they are COPY_MEMORY. ' +
       'Medians, and the range of peak RSS, for 16 MiB (the default), 12 MiB and 10 MiB: single layer, loopback 1.15 s (90–93 MB), 1.17 s ' +
@@ -434,6 +433,18 @@ function cliCostNotes(): string[] {
       'connections, takes 20 % longer at 12 MiB and 43 % at 10. Fewer blobs at once instead (BLOB_CONCURRENCY 3 or 2, 5 runs each) take 2–5 MB ' +
       'off the index for 23–27 % more time far away. The default stays 16 MiB; a deployment that must fit a smaller memory sets COPY_MEMORY ' +
       'lower (4 MiB kept every copy at 85–93 MB in an earlier measurement) and trades the far-away speed for it.',
+    '- **A full collection when dead socket buffers pile up in the old generation** (in this run; the figures below measured 2026-12-05, ' +
+      'the CLI before and after, interleaved, 5 runs each). Logging ArrayBuffer memory after every young collection of the copy showed it ' +
+      'climbing through a blob (the index from the far-away source: 18 → 33–40 MiB, with 18–20 MiB of blocks), and a heap snapshot, whose ' +
+      'collection is a full one, brought 34 MiB down to 20 MiB; heaptrack at the peak counted 18.6 MiB in the 64 KiB buffers Node.js reads ' +
+      'sockets into. A buffer still referenced at two young collections (in a connection paused for room in the pool) moves to the old ' +
+      "generation, and V8 starts a full collection on its own only tens of MB later. The full collections tried before were not: Node.js 20's " +
+      "`gc({ type: 'major' })` runs a young one (seen with `--trace-gc`; `gc()` without options runs the full one, and a test now checks the " +
+      'kind). The CLI now runs a full collection whenever ArrayBuffer memory beyond its blocks has grown by 8 MiB since the lowest it was after ' +
+      'the last one: the index from far away 5 of them instead of 2, 3–8 ms each. Peak RSS (medians, ranges): the index far away 101 MB ' +
+      '(98–102) → 90 MB (89–91), on loopback 95 MB (90–99) → 88 MB (87–89); the single layer 88 → 85 MB and 86 → 84 MB; CPU 0.80 → 0.81 s, ' +
+      '0.79 → 0.83 s, 0.74 → 0.74 s, 0.72 → 0.75 s; wall time 1664 → 1673 ms, 1123 → 1144 ms, 2925 → 2875 ms, 1171 → 1156 ms. The service keeps ' +
+      "to young collections (its worker's heap is larger, a full collection pauses every step in it, and it is not measured there).",
     "- **The bundle without zod's locales** (in this run; measured 2026-12-05 against the build before, interleaved). The code imported zod's " +
       "namespace object (`import { z } from 'zod'`), which holds all of zod, so the bundle carried zod's 63 other locales and its JSON Schema " +
       "converters: 950 KiB. Imported as zod documents it (`import * as z from 'zod'`), esbuild keeps what the code uses: 594 KiB (the build " +

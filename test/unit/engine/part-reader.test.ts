@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BLOCK_SIZE, MAX_PART_GROWTH, PartPool, PartReader } from '../../../lib/engine/part-reader.js';
+import { FULL_GC_AFTER_BYTES } from '../../../lib/engine/young-gc.js';
 import type { Digest } from '../../../lib/oci/digest.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { startFakeRegistry, type FakeRegistry } from '../../support/fake-registry.js';
@@ -99,6 +100,58 @@ describe('PartReader (fake source)', () => {
     // the default, 4 MiB: none for 600 KiB
     expect(await copyCounting()).toBe(0);
     expect(new PartPool(4).youngGcEveryBytes).toBe(4 * 1024 * 1024);
+  });
+
+  it('runs a full collection when ArrayBuffer memory beyond its blocks has grown by fullGcAfterBytes since the lowest after the last one', () => {
+    const MiB = 1024 * 1024;
+    let external = 10 * MiB;
+    let young = 0;
+    let full = 0;
+    const pool = new PartPool(4, 16 * BLOCK_SIZE, {
+      youngGcEveryBytes: MiB,
+      fullGcAfterBytes: 8 * MiB,
+      collect: () => young++,
+      collectAll: () => full++,
+      arrayBufferBytes: () => external,
+    });
+    const arriveAt = (bytes: number) => {
+      external = bytes;
+      pool.arrivedBytes(MiB);
+    };
+    arriveAt(10 * MiB); // the baseline: 10 MiB beyond the blocks
+    const blocks = [0, 1, 2, 3].map(() => pool.block(false)!);
+    arriveAt(14 * MiB); // the pool's own blocks are not growth
+    arriveAt(22 * MiB); // 8 MiB more: not beyond the threshold
+    expect([young, full]).toEqual([3, 0]);
+    arriveAt(23 * MiB);
+    expect(full).toBe(1);
+    arriveAt(16 * MiB); // after the full collection: the baseline again, 12 MiB
+    arriveAt(24 * MiB);
+    expect(full).toBe(1);
+    arriveAt(24 * MiB + 1024);
+    expect(full).toBe(2);
+    arriveAt(14 * MiB); // the baseline again: 10 MiB
+    // blocks given back unused are the pool's still; blocks dropped (a dead socket may hold them) are not
+    for (const b of blocks.slice(0, 2)) pool.give(b, true);
+    for (const b of blocks.slice(2)) pool.give(b, false);
+    arriveAt(14 * MiB); // 12 MiB beyond 2 blocks: 2 more than the baseline
+    arriveAt(20 * MiB + 1);
+    expect([young, full]).toEqual([10, 3]);
+
+    let none = 0;
+    const off = new PartPool(4, 16 * BLOCK_SIZE, {
+      youngGcEveryBytes: MiB,
+      fullGcAfterBytes: null,
+      collect: () => {},
+      collectAll: () => none++,
+      arrayBufferBytes: () => external,
+    });
+    for (const at of [10, 100, 1000]) {
+      external = at * MiB;
+      off.arrivedBytes(MiB);
+    }
+    expect(none).toBe(0);
+    expect(new PartPool(4).fullGcAfterBytes).toBe(FULL_GC_AFTER_BYTES);
   });
 
   it('continues a part whose body broke off from its first missing byte', async () => {

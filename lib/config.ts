@@ -251,7 +251,7 @@ export const SETTINGS: readonly SettingSpec[] = [
     scope: 'app',
     default: '16MiB',
     description:
-      'Blob bytes a process holds at most while copying, over all blobs at once (`MiB` suffix): parts fetched ahead and the blocks being sent; each upload may go beyond by the two 1 MiB blocks it sends and fills. Lower it to bound memory further (fewer bytes fetched ahead from a far source): measured, `4MiB` keeps a CLI copy of 300 MB under 96 MB of RSS (85–93 MB against 96–109 MB), and makes a far-away multi-platform copy 44 % slower (docs/benchmarks.md).',
+      'Blob bytes a process holds at most while copying, over all blobs at once (`MiB` suffix): parts fetched ahead and the blocks being sent; each upload may go beyond by the two 1 MiB blocks it sends and fills. With the default a CLI copy of 300 MB peaked at 83–92 MB of RSS (docs/benchmarks.md). Lower it to bound memory further, at the cost of bytes fetched ahead from a far source: in an earlier measurement `4MiB` made a far-away multi-platform copy 44 % slower.',
   },
   {
     name: 'ALLOWED_SOURCES',

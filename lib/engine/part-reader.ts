@@ -65,6 +65,8 @@ export class PartPool {
   private madeBlocks = 0;
   /** ArrayBuffer bytes beyond the blocks after the last full collection (the lowest seen since); undefined right after one. */
   private baseline: number | undefined;
+  /** The process's ArrayBuffer memory could not be read: no full collections. */
+  private unmeasurable = false;
 
   readonly maxReady: number;
   /** Bytes that arrive between two young collections (young-gc.ts). */
@@ -179,8 +181,16 @@ export class PartPool {
    * memory may only be counted once V8 has swept it).
    */
   private collectOldIfGrown(): void {
-    if (this.fullGcAfterBytes === null) return;
-    const beyond = this.arrayBufferBytes() - this.madeBlocks * BLOCK_SIZE;
+    if (this.fullGcAfterBytes === null || this.unmeasurable) return;
+    let bytes: number;
+    try {
+      bytes = this.arrayBufferBytes();
+    } catch {
+      // process.memoryUsage() reads /proc: where it cannot, the copy goes on with young collections only
+      this.unmeasurable = true;
+      return;
+    }
+    const beyond = bytes - this.madeBlocks * BLOCK_SIZE;
     if (this.baseline === undefined || beyond < this.baseline) this.baseline = beyond;
     else if (beyond - this.baseline > this.fullGcAfterBytes) {
       this.collectAll();

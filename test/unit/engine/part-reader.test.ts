@@ -151,6 +151,18 @@ describe('PartReader (fake source)', () => {
       off.arrivedBytes(MiB);
     }
     expect(none).toBe(0);
+    // where the process's memory cannot be read, the bytes flow on with young collections only
+    let unreadable = 0;
+    const blind = new PartPool(4, 16 * BLOCK_SIZE, {
+      youngGcEveryBytes: MiB,
+      collect: () => unreadable++,
+      collectAll: () => none++,
+      arrayBufferBytes: () => {
+        throw new Error('ENOENT /proc/self/stat');
+      },
+    });
+    for (let i = 0; i < 3; i++) blind.arrivedBytes(MiB);
+    expect([unreadable, none]).toEqual([3, 0]);
     expect(new PartPool(4).fullGcAfterBytes).toBe(FULL_GC_AFTER_BYTES);
   });
 

@@ -61,8 +61,6 @@ export class PartPool {
   private readonly free: Buffer[] = [];
   /** Bytes arrived since the last young collection. */
   private arrived = 0;
-  /** Blocks made and not dropped (free or held): the ArrayBuffer memory the pool keeps alive. */
-  private madeBlocks = 0;
   /** ArrayBuffer bytes beyond the blocks after the last full collection (the lowest seen since); undefined right after one. */
   private baseline: number | undefined;
   /** The process's ArrayBuffer memory could not be read: no full collections. */
@@ -125,10 +123,7 @@ export class PartPool {
   block(anyway: boolean): Buffer | undefined {
     if (!anyway && this.reserved >= this.maxBlocks) return undefined;
     this.reserved++;
-    const free = this.free.pop();
-    if (free) return free;
-    this.madeBlocks++;
-    return Buffer.allocUnsafeSlow(BLOCK_SIZE);
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(BLOCK_SIZE);
   }
 
   /** Resolves when blocks may have come back, or parts changed hands (then ask `block` again). */
@@ -141,7 +136,6 @@ export class PartPool {
   give(block: Buffer, reuse: boolean): void {
     this.reserved--;
     if (reuse) this.free.push(block);
-    else this.madeBlocks--;
     this.wakeAll();
   }
 
@@ -190,7 +184,8 @@ export class PartPool {
       this.unmeasurable = true;
       return;
     }
-    const beyond = bytes - this.madeBlocks * BLOCK_SIZE;
+    // the blocks the pool keeps alive: held by parts, or free (a dropped one is the collector's)
+    const beyond = bytes - (this.reserved + this.free.length) * BLOCK_SIZE;
     if (this.baseline === undefined || beyond < this.baseline) this.baseline = beyond;
     else if (beyond - this.baseline > this.fullGcAfterBytes) {
       this.collectAll();

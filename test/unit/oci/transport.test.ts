@@ -198,4 +198,37 @@ describe('connections', () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
+
+  // undici gives a connection back to its pool a full event-loop turn after its answer ended (setImmediate): a request
+  // sent at once (the next of a chain: a HEAD that said 404, then the upload's POST) found it taken and opened another.
+  it('sends the next request of a chain on the connection the last one just freed, where more are allowed', async () => {
+    let connections = 0;
+    const server = createServer((req, res) => {
+      if (req.method === 'POST') {
+        res.writeHead(202, { location: '/v2/a/blobs/uploads/u1', 'content-length': '0' });
+        res.end();
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'application/json', 'content-length': '2' });
+      res.end(req.method === 'HEAD' ? undefined : '{}');
+    });
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const dispatcher = new Agent({ connections: 8 });
+    try {
+      const client = new RegistryClient({ registry: host, insecure: true, retry, side: 'target', dispatcher });
+      expect(await client.headManifest('a', 'v1')).toBeUndefined();
+      for (let i = 0; i < 3; i++)
+        expect(await client.headBlob('a', `sha256:${String(i).repeat(64)}` as Digest)).toBeUndefined();
+      const t = new Transport({ retry, side: 'target', dispatcher });
+      const posted = await t.send({ method: 'POST', url: new URL(`http://${host}/v2/a/blobs/uploads/`), scopes: [] });
+      await discard(posted.body);
+      expect(posted.status).toBe(202);
+      expect(connections).toBe(1);
+    } finally {
+      await dispatcher.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });

@@ -34,24 +34,32 @@ import {
 
 export const PRIVATE_SOURCE_SETTING = 'PRIVATE_SOURCE_REGISTRIES';
 
-/** Address space a virtual network (and so a private endpoint in it) may use: RFC 1918 and RFC 6598. */
-const VNET = new BlockList();
-for (const [net, prefix] of [
-  ['10.0.0.0', 8],
-  ['172.16.0.0', 12],
-  ['192.168.0.0', 16],
-  ['100.64.0.0', 10],
-] as const)
-  VNET.addSubnet(net, prefix, 'ipv4');
+/**
+ * Address space a virtual network (and so a private endpoint in it) may use: RFC 1918 and RFC 6598. Made on the first
+ * address checked, as the lists of lib/policy/sources.ts are.
+ */
+let vnet: BlockList | undefined;
+function vnetList(): BlockList {
+  if (vnet) return vnet;
+  vnet = new BlockList();
+  for (const [net, prefix] of [
+    ['10.0.0.0', 8],
+    ['172.16.0.0', 12],
+    ['192.168.0.0', 16],
+    ['100.64.0.0', 10],
+  ] as const)
+    vnet.addSubnet(net, prefix, 'ipv4');
+  return vnet;
+}
 
 /** True for an address a private endpoint can have: RFC 1918 or RFC 6598, also IPv4-mapped in IPv6. */
 export function isPrivateEndpointAddress(address: string): boolean {
   const bare = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
   const family = isIP(bare);
-  if (family === 4) return VNET.check(bare, 'ipv4');
+  if (family === 4) return vnetList().check(bare, 'ipv4');
   if (family !== 6) return false;
   const mapped = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare)?.[1];
-  return mapped !== undefined && VNET.check(mapped, 'ipv4');
+  return mapped !== undefined && vnetList().check(mapped, 'ipv4');
 }
 
 /** Canonical (lower-case) resource IDs of the bound registries; throws ConfigError for a malformed entry. */

@@ -43,15 +43,33 @@ export const NON_PUBLIC_IPV6 = [
   ['fec0::', 10],
   ['ff00::', 8],
 ] as const;
-const v4 = new BlockList();
-for (const [net, prefix] of NON_PUBLIC_IPV4) v4.addSubnet(net, prefix, 'ipv4');
-const v6 = new BlockList();
-for (const [net, prefix] of NON_PUBLIC_IPV6) v6.addSubnet(net, prefix, 'ipv6');
+/**
+ * The block lists, made on the first address checked: a process that never checks one (the CLI, which reads from
+ * where its user says) does not pay for them (about 0.5 ms of its start-up, and two of Node.js's modules).
+ */
+let lists: { v4: BlockList; v6: BlockList; platform4: BlockList; platform6: BlockList } | undefined;
+function blockLists(): NonNullable<typeof lists> {
+  if (lists) return lists;
+  const v4 = new BlockList();
+  for (const [net, prefix] of NON_PUBLIC_IPV4) v4.addSubnet(net, prefix, 'ipv4');
+  const v6 = new BlockList();
+  for (const [net, prefix] of NON_PUBLIC_IPV6) v6.addSubnet(net, prefix, 'ipv6');
+  // Link-local and platform endpoints: see isPlatformAddress.
+  const platform4 = new BlockList();
+  platform4.addSubnet('169.254.0.0', 16, 'ipv4');
+  platform4.addAddress('168.63.129.16', 'ipv4');
+  const platform6 = new BlockList();
+  platform6.addSubnet('fe80::', 10, 'ipv6');
+  platform6.addAddress('fd00:ec2::254', 'ipv6');
+  lists = { v4, v6, platform4, platform6 };
+  return lists;
+}
 
 /** True for loopback, private, link-local, CGNAT, platform, NAT64, multicast and unspecified addresses (v4, v6, v4-mapped v6). */
 export function isNonPublicAddress(address: string): boolean {
   const bare = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
   const family = isIP(bare);
+  const { v4, v6 } = blockLists();
   if (family === 4) return v4.check(bare, 'ipv4');
   if (family !== 6) return false;
   const mapped = mappedIpv4(bare);
@@ -77,16 +95,10 @@ function mappedIpv4(address: string): string | undefined {
  * when an ALLOWED_SOURCES pattern names the host (a wildcard or port-less pattern may name a host that resolves
  * there).
  */
-const platform4 = new BlockList();
-platform4.addSubnet('169.254.0.0', 16, 'ipv4');
-platform4.addAddress('168.63.129.16', 'ipv4');
-const platform6 = new BlockList();
-platform6.addSubnet('fe80::', 10, 'ipv6');
-platform6.addAddress('fd00:ec2::254', 'ipv6');
-
 export function isPlatformAddress(address: string): boolean {
   const bare = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
   const family = isIP(bare);
+  const { platform4, platform6 } = blockLists();
   if (family === 4) return platform4.check(bare, 'ipv4');
   if (family !== 6) return false;
   const mapped = mappedIpv4(bare);

@@ -261,6 +261,39 @@ describe.skipIf(!hasTools)(
         expect(loaded, unused).not.toContain(`NativeModule ${unused}`);
     });
 
+    it("a run from the code cache optimizes nothing (the launcher's --no-opt); a run that writes the cache does", async () => {
+      // A module preloaded through NODE_OPTIONS turns on V8's optimization trace at exit and runs a hot loop: TurboFan
+      // takes it up where nothing turned optimization off (the run that writes the cache), never once the launcher
+      // has set --no-opt (a run that starts from the cache). The trace goes to standard output.
+      const probe = join(work, 'opt-probe.cjs');
+      await writeFile(
+        probe,
+        `process.on('exit', () => {
+  require('node:v8').setFlagsFromString('--trace-opt');
+  const hot = (a) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * 2; return s; };
+  const values = Array.from({ length: 1000 }, (_, i) => i);
+  let total = 0;
+  for (let i = 0; i < 20000; i++) total += hot(values);
+  if (total < 0) process.stdout.write('unreachable');
+});`,
+      );
+      const traced = { NODE_OPTIONS: `--require ${probe}` };
+      const clear = async () => {
+        for (const old of await cacheOf('help')) await rm(join(work, 'install', 'dist', 'cli', old.name));
+      };
+      await clear();
+      const compiled = await runBin(['--help'], traced, undefined, bin);
+      expect(compiled.code, compiled.stderr).toBe(0);
+      expect(compiled.stdout).toMatch(/TURBOFAN/);
+      // that run wrote its cache after the probe changed a flag (V8 refuses such a cache): a plain run writes the one
+      await clear();
+      expect((await runBin(['--help'], {}, undefined, bin)).code).toBe(0);
+      const cached = await runBin(['--help'], traced, undefined, bin);
+      expect(cached.code, cached.stderr).toBe(0);
+      expect(cached.stdout).toContain('oci-import import');
+      expect(cached.stdout).not.toMatch(/TURBOFAN/);
+    });
+
     it('sync --rules: exit 0, the selected tag mirrored', async () => {
       const rules = join(work, 'rules.json');
       await writeFile(

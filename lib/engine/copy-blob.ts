@@ -57,6 +57,8 @@ export interface CopyBlobOptions {
   readonly streamFirstWrite?: boolean;
   /** Called every HEARTBEAT_MS while the upload runs (not awaited): a streamed first write has no chunk end to checkpoint at. */
   readonly heartbeat?: () => Promise<void>;
+  /** Called as the request that closes the upload (the final PUT, its digest checked) goes out. */
+  readonly onClosing?: () => void;
 }
 
 /** How often `heartbeat` is called while an upload runs (a queue step reads its job: a cancel), streamed first writes included. */
@@ -388,6 +390,7 @@ class Upload {
         });
       }
       this.inFlight = { from: start, length: data?.length ?? 0, final: true, sent: 0 };
+      this.o.onClosing?.();
       await this.o.target.finishUpload(s.repository, s.location, s.digest, start, data, {
         signal: this.budget.signal,
         retry: this.oneAttempt,

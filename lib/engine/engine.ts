@@ -8,7 +8,7 @@ import { forEachLimited } from '../concurrency.js';
 import type { RetryPolicy } from '../retry.js';
 import { copyBlob, initialBlobState } from './copy-blob.js';
 import type { ImportLimits } from './errors.js';
-import { finalize, type FinalizeOptions } from './finalize.js';
+import { finalize, headTags, tagCheckWithLastBlob, type FinalizeOptions, type TagHeads } from './finalize.js';
 import { PartPool } from './part-reader.js';
 import { plan } from './plan.js';
 import { targetRepositories } from './targets.js';
@@ -77,6 +77,7 @@ export class ImportEngine {
     budget: StepBudget,
     checkpoint?: (s: BlobState) => Promise<void>,
     heartbeat?: () => Promise<void>,
+    onClosing?: () => void,
   ): Promise<BlobState> {
     const c = 'refs' in of.target ? ImportEngine.context(of as ImportPlan) : (of as CopyContext);
     // Mount candidates: the source repository when it is the same registry, and the other target repositories.
@@ -100,11 +101,17 @@ export class ImportEngine {
       events: this.o.events,
       checkpoint,
       heartbeat,
+      onClosing,
     });
   }
 
   finalize(p: ImportPlan, o: FinalizeOptions = {}): Promise<FinalizeResult> {
     return finalize(p, this.o.target, o);
+  }
+
+  /** What the plan's target tags point at now (finalize's check, asked ahead: copyAllAndFinalize). */
+  headTags(p: ImportPlan, signal?: AbortSignal): Promise<TagHeads> {
+    return headTags(p.target.refs, this.o.target, signal);
   }
 }
 
@@ -156,6 +163,8 @@ export interface CopyAllOptions {
   readonly signal?: AbortSignal;
   /** Where to copy (default: every target repository of the plan, the first first: the others mount from it). */
   readonly repositories?: readonly string[];
+  /** Called once every blob of the last repository is in place or sending the request that closes its upload. */
+  readonly onLastBlobClosing?: () => void;
 }
 
 export interface CopyAllResult {
@@ -175,25 +184,52 @@ export async function copyAll(
 ): Promise<CopyAllResult> {
   const done: BlobState[] = [];
   let complete = true;
-  for (const repository of o.repositories ?? context.target.repositories) {
+  const repositories = o.repositories ?? context.target.repositories;
+  for (const [i, repository] of repositories.entries()) {
     // Largest first: the long copies start early and small blobs fill the gaps.
     const states = ImportEngine.blobStates(p, repository).sort((a, b) => b.size - a.size);
+    const closing = i === repositories.length - 1 ? lastBlobClosing(states.length, o.onLastBlobClosing) : undefined;
     await forEachLimited(states, o.blobConcurrency, async (initial) => {
       let s = initial;
+      const closes = closing?.();
       while (s.phase !== 'done') {
         if (o.until !== undefined && Date.now() >= o.until) break;
-        s = await engine.copyBlob(context, s, {
-          until: o.until ?? Date.now() + (o.stepMs ?? DEFAULT_STEP_MS),
-          signal: o.signal,
-        });
+        s = await engine.copyBlob(
+          context,
+          s,
+          { until: o.until ?? Date.now() + (o.stepMs ?? DEFAULT_STEP_MS), signal: o.signal },
+          undefined,
+          undefined,
+          closes,
+        );
       }
-      if (s.phase === 'done') done.push(s);
-      else complete = false;
+      if (s.phase === 'done') {
+        done.push(s);
+        closes?.();
+      } else complete = false;
     });
     if (!complete) break;
   }
   // blobs copied or mounted just now: the manifests listing them cannot be in the target yet
   return { complete, fresh: done.some((b) => b.phase === 'done' && b.outcome !== 'existed'), blobs: done };
+}
+
+/**
+ * Counts the blobs of a repository that are in place or closing: each blob gets its own `closes` (once counted, later
+ * calls do nothing), and `then` runs when all of them have been (at once when there are none).
+ */
+function lastBlobClosing(blobs: number, then: (() => void) | undefined): (() => () => void) | undefined {
+  if (!then) return undefined;
+  let left = blobs;
+  if (left === 0) then();
+  return () => {
+    let counted = false;
+    return () => {
+      if (counted) return;
+      counted = true;
+      if (--left === 0) then();
+    };
+  };
 }
 
 export interface CopyAndFinalizeOptions extends CopyAllOptions {
@@ -215,10 +251,23 @@ export async function copyAllAndFinalize(
   context: CopyContext,
   o: CopyAndFinalizeOptions,
 ): Promise<CopyAndFinalizeResult> {
-  const copied = await copyAll(engine, p, context, o);
+  // Where the tags' PUT is finalize's first write, the tags are asked as the last blob's closing request goes out,
+  // not after its answer: one round trip less (lib/engine/finalize.ts, tagCheckWithLastBlob).
+  let tagHeads: Promise<TagHeads> | undefined;
+  const copied = await copyAll(engine, p, context, {
+    ...o,
+    ...(tagCheckWithLastBlob(p)
+      ? {
+          onLastBlobClosing: () => {
+            tagHeads = engine.headTags(p, o.signal);
+            tagHeads.catch(() => undefined); // observed by finalize; an import that stops first must not leave it unhandled
+          },
+        }
+      : {}),
+  });
   if (!copied.complete) return { outcome: 'incomplete', blobs: copied.blobs };
   if (o.beforeFinalize && !(await o.beforeFinalize())) return { outcome: 'stopped', blobs: copied.blobs };
-  const result = await engine.finalize(p, { signal: o.signal, fresh: o.fresh ?? copied.fresh });
+  const result = await engine.finalize(p, { signal: o.signal, fresh: o.fresh ?? copied.fresh, tagHeads });
   return { outcome: 'finalized', blobs: copied.blobs, result };
 }
 

@@ -20,7 +20,7 @@ import { forEachLimited } from '../concurrency.js';
 import { ImportError } from './errors.js';
 import { linkReferrers } from './referrer-links.js';
 import { targetRepositories } from './targets.js';
-import type { FinalizeResult, ImportPlan, PlannedManifest } from './types.js';
+import type { FinalizeResult, ImportPlan, PlannedManifest, TargetRef } from './types.js';
 
 /** Requests in flight at once against the target. */
 const PARALLEL = 8;
@@ -32,7 +32,16 @@ export interface FinalizeOptions {
    * yet, so none is asked for first (the few that might, PUT again, are the same bytes: idempotent).
    */
   readonly fresh?: boolean;
+  /**
+   * What the target tags point at, asked already (headTags): by copyAllAndFinalize while the last blob's closing
+   * request was on its way, where the tags' PUT is finalize's first write (tagCheckWithLastBlob). Without it, the
+   * tags are asked here, after the manifests.
+   */
+  readonly tagHeads?: Promise<TagHeads>;
 }
+
+/** The digest each target tag points at now (`repository:tag`; undefined: absent). */
+export type TagHeads = Map<string, string | undefined>;
 
 export async function finalize(
   plan: ImportPlan,
@@ -76,7 +85,7 @@ export async function finalize(
     throw new ImportError('INVALID_REQUEST', `internal: root manifest ${plan.root.digest} is not in the plan`, {
       side: 'storage',
     });
-  const { tagged, unchanged } = await tag(plan, target, raw(root), signal);
+  const { tagged, unchanged } = await tag(plan, target, raw(root), signal, o.tagHeads);
   return { digest: plan.root.digest, mediaType: plan.root.mediaType, tagged, unchanged };
 }
 
@@ -90,18 +99,49 @@ function rootByTag(plan: ImportPlan, repository: string): boolean {
   return !plan.referrers?.length && plan.target.refs.every((r) => r.repository !== repository || r.tag !== undefined);
 }
 
+/**
+ * Whether the tags' check may go out with the request that closes the last blob instead of after finalize's other
+ * writes: when the tags' PUT is finalize's first and only write (one manifest, the root, put by its tags into one
+ * repository, no referrers). The check then precedes the PUT by that request's answer more than it would otherwise:
+ * a few milliseconds, where a small import saves a round trip (one to a far-away target). A check and a PUT are
+ * two requests either way (the registry API has no conditional PUT): a tag written by another client between them
+ * is overwritten.
+ */
+export function tagCheckWithLastBlob(plan: ImportPlan): boolean {
+  return (
+    plan.manifests.length === 1 &&
+    targetRepositories(plan.target.refs).length === 1 &&
+    rootByTag(plan, plan.target.refs[0]!.repository)
+  );
+}
+
+/** What each tag of `refs` points at on the target now, asked at most PARALLEL at once. */
+export async function headTags(
+  refs: readonly TargetRef[],
+  target: RegistryClient,
+  signal?: AbortSignal,
+): Promise<TagHeads> {
+  const heads: TagHeads = new Map();
+  await forEachLimited(
+    refs.filter((r) => r.tag),
+    PARALLEL,
+    async (ref) => {
+      const head = await target.headManifest(ref.repository, ref.tag!, { signal });
+      heads.set(`${ref.repository}:${ref.tag}`, head ? (head.digest ?? 'unknown digest') : undefined);
+    },
+  );
+  return heads;
+}
+
 async function tag(
   plan: ImportPlan,
   target: RegistryClient,
   root: RawManifest,
   signal?: AbortSignal,
+  asked?: Promise<TagHeads>,
 ): Promise<{ tagged: string[]; unchanged: string[] }> {
   const refs = plan.target.refs.filter((r) => r.tag);
-  const heads = new Map<string, string | undefined>();
-  await forEachLimited(refs, PARALLEL, async (ref) => {
-    const head = await target.headManifest(ref.repository, ref.tag!, { signal });
-    heads.set(`${ref.repository}:${ref.tag}`, head ? (head.digest ?? 'unknown digest') : undefined);
-  });
+  const heads = await (asked ?? headTags(refs, target, signal));
   const tagged: string[] = [];
   const unchanged: string[] = [];
   for (const ref of refs) {

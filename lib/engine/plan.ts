@@ -20,9 +20,10 @@ import {
 import { RegistryError } from '../oci/errors.js';
 import { normalizeRegistry, parseReference, type Reference } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/registry.js';
-import { forEachLimited, mapLimited } from '../concurrency.js';
+import { mapLimited } from '../concurrency.js';
 import { ImportError, type ImportLimits } from './errors.js';
 import { Notes } from './notes.js';
+import { headTags } from './finalize.js';
 import { checkReferrerTags } from './referrer-links.js';
 import { discoverReferrers, type ReferrerCollector } from './referrers.js';
 import { targetRefs } from './targets.js';
@@ -33,7 +34,6 @@ import type {
   PlannedManifest,
   PlannedReferrer,
   PlannedReferrersIndex,
-  TargetRef,
 } from './types.js';
 
 /** Indexes nested deeper than this are refused (real images use one level; attestations two). */
@@ -78,24 +78,6 @@ export async function plan(req: ImportRequest, o: PlanOptions): Promise<ImportPl
   if (tagHeads) refuseMovedTags(plan, await tagHeads);
   await checkReferrerTags(plan, o.target, o.signal);
   return plan;
-}
-
-/** The digest each tag of `refs` points at on the target (undefined: absent). */
-async function headTags(
-  refs: readonly TargetRef[],
-  target: RegistryClient,
-  signal?: AbortSignal,
-): Promise<Map<string, string | undefined>> {
-  const heads = new Map<string, string | undefined>();
-  await forEachLimited(
-    refs.filter((r) => r.tag),
-    PARALLEL_GETS,
-    async (ref) => {
-      const head = await target.headManifest(ref.repository, ref.tag!, { signal });
-      heads.set(`${ref.repository}:${ref.tag}`, head ? (head.digest ?? 'unknown digest') : undefined);
-    },
-  );
-  return heads;
 }
 
 function refuseMovedTags(plan: ImportPlan, heads: Map<string, string | undefined>): void {

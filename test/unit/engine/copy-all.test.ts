@@ -45,7 +45,7 @@ describe('copy every blob, then finalize', () => {
     regs = [];
   });
 
-  const setup = async () => {
+  const setup = async (images = ['app:1', 'mirror/app:1']) => {
     const [src, dst] = await Promise.all([startFakeRegistry(), startFakeRegistry()]);
     regs = [src, dst];
     const digest = seed(src);
@@ -54,11 +54,7 @@ describe('copy every blob, then finalize', () => {
       source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
       target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
     });
-    const plan = await engine.plan({
-      source: `${src.host}/team/app:1`,
-      target: dst.host,
-      images: ['app:1', 'mirror/app:1'],
-    });
+    const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images });
     return { src, dst, digest, engine, plan, context: ImportEngine.context(plan) };
   };
 
@@ -90,6 +86,41 @@ describe('copy every blob, then finalize', () => {
         .filter((b) => b.phase === 'done' && b.repository === 'mirror/app')
         .every((b) => b.phase === 'done' && b.outcome === 'mounted'),
     ).toBe(true);
+  });
+
+  // One manifest put by its tag into one repository: the tag's check (finalize's guard against a tag written
+  // meanwhile) goes out with the last blob's closing PUT, not after its answer.
+  it("asks the tag as the last blob's closing PUT goes out, and puts the manifest after that PUT's answer", async () => {
+    const { dst, digest, engine, plan, context } = await setup(['app:1']);
+    const closing = /^\/v2\/app\/blobs\/uploads\/.*digest=/;
+    dst.faults.push({ method: 'PUT', path: closing, action: { kind: 'delay', ms: 300 } });
+    const arrived: { at: number; method: string; url: string }[] = [];
+    dst.onRequest = (r) => arrived.push({ at: Date.now(), method: r.method, url: r.url });
+    const run = await copyAllAndFinalize(engine, plan, context, { blobConcurrency: 4, stepMs: 60_000 });
+    expect(run.outcome === 'finalized' && run.result).toMatchObject({ digest, tagged: ['app:1'] });
+    const puts = arrived.filter((r) => r.method === 'PUT' && closing.test(r.url));
+    expect(puts).toHaveLength(plan.blobs.length);
+    const lastPut = Math.max(...puts.map((r) => r.at));
+    const check = arrived.filter((r) => r.method === 'HEAD' && r.url === '/v2/app/manifests/1');
+    expect(check).toHaveLength(1); // the plan asked the tag on its own target client before this capture
+    expect(check[0]!.at - lastPut).toBeLessThan(250);
+    const manifest = arrived.find((r) => r.method === 'PUT' && r.url === '/v2/app/manifests/1');
+    expect(manifest!.at - lastPut).toBeGreaterThanOrEqual(290);
+  });
+
+  it('the tag written by another client while the blobs close is still refused without force', async () => {
+    const { dst, engine, plan, context } = await setup(['app:1']);
+    const closing = /^\/v2\/app\/blobs\/uploads\/.*digest=/;
+    dst.faults.push({ method: 'PUT', path: closing, action: { kind: 'delay', ms: 100 } });
+    const other = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, layers: [] }));
+    dst.onRequest = (r) => {
+      if (r.method === 'PUT' && closing.test(r.url) && !dst.getManifest('app', '1'))
+        dst.putManifest('app', '1', other, OCI_MANIFEST);
+    };
+    await expect(
+      copyAllAndFinalize(engine, plan, context, { blobConcurrency: 4, stepMs: 60_000 }),
+    ).rejects.toMatchObject({ code: 'TAG_EXISTS' });
+    expect(Buffer.from(dst.getManifest('app', '1')!.bytes).equals(other)).toBe(true);
   });
 
   it('a job that ended before finalize: stopped, nothing tagged; everything already there: not fresh', async () => {

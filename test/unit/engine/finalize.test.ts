@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { finalize } from '../../../lib/engine/finalize.js';
+import { finalize, tagCheckWithLastBlob } from '../../../lib/engine/finalize.js';
 import type { ImportPlan } from '../../../lib/engine/types.js';
 import { TimeoutError } from '../../../lib/errors.js';
 import type { Digest } from '../../../lib/oci/digest.js';
@@ -210,5 +210,46 @@ describe('finalize (scripted target)', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     deadline.clear();
     target.verify(); // the child's HEAD was sent (the root goes in by its tags), and nothing after it
+  });
+});
+
+describe("the tags' check with the last blob's closing request (tagCheckWithLastBlob)", () => {
+  const single = (refs: ImportPlan['target']['refs'], referrers = false): ImportPlan => ({
+    ...thePlan('r.example'),
+    target: { registry: 'r.example', refs },
+    root: { digest: sha(child), mediaType: OCI_MANIFEST },
+    manifests: [{ digest: sha(child), mediaType: OCI_MANIFEST, bytes: child.toString('base64') }],
+    ...(referrers
+      ? {
+          referrers: [
+            { digest: sha(index), mediaType: OCI_INDEX, size: index.length, subject: sha(child), via: 'api' },
+          ],
+        }
+      : {}),
+  });
+
+  it("only where the tags' PUT is finalize's first write: one manifest, by its tags, one repository, no referrers", () => {
+    expect(tagCheckWithLastBlob(single([{ repository: 'app', tag: '1' }]))).toBe(true);
+    expect(
+      tagCheckWithLastBlob(
+        single([
+          { repository: 'app', tag: '1' },
+          { repository: 'app', tag: 'stable' },
+        ]),
+      ),
+    ).toBe(true);
+    // an index: its children go in first
+    expect(tagCheckWithLastBlob(thePlan('r.example'))).toBe(false);
+    // two repositories, a by-digest target, referrers linked before the tags move
+    expect(
+      tagCheckWithLastBlob(
+        single([
+          { repository: 'app', tag: '1' },
+          { repository: 'mirror/app', tag: '1' },
+        ]),
+      ),
+    ).toBe(false);
+    expect(tagCheckWithLastBlob(single([{ repository: 'app' }]))).toBe(false);
+    expect(tagCheckWithLastBlob(single([{ repository: 'app', tag: '1' }], true))).toBe(false);
   });
 });

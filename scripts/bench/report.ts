@@ -180,9 +180,11 @@ function smallImageNote(r: Report, startup: number): string[] {
       "What is done about it: one bundle of only the code a command runs (undici without its fetch, WebSocket and cookie modules, zod without its locales and JSON Schema converters), V8's code cache per command, " +
       "no background recompiling of undici's WebAssembly HTTP parser that the process would wait for at exit, a CommonJS entry script (Node.js's ESM loader " +
       "costs an ES module entry about 5 ms), none of Node.js's modules a run does not use loaded at start (HTTP/2, the resolver for hosts given by address, " +
-      "child processes for credential helpers, the file system's promise API: about 4 ms), and an exit once the output is out, without tearing down the JavaScript heap (about 4 ms). " +
+      "child processes for credential helpers, the file system's promise API: about 4 ms; the address block lists of the sources policy, which the CLI never checks), " +
+      "the Docker config read without libuv's thread pool, and an exit once the output is out, without tearing down the JavaScript heap (about 4 ms). " +
       'After start-up, the requests go out as early as they can: the source manifest GET and the target tag HEADs at once, every blob at once, a new upload ' +
-      "session's first source GET with its POST, and no manifest HEADs on the target for blobs this run just copied. " +
+      "session's first source GET with its POST, no manifest HEADs on the target for blobs this run just copied, each request on the connection the one " +
+      "before it just freed (not a new one), and finalize's tag check with the last blob's closing PUT. " +
       'What is left is spread thin (the profile below): Node.js booting and compiling its own modules, V8 reading the code cache, the first run of every ' +
       'code path, three young-generation collections; no single part is worth more than a few ms. ' +
       'A deployed service pays the start-up once per instance, not per import (see the queue throughput above).',
@@ -362,6 +364,27 @@ function startupAbNotes(): string[] {
       'once the output is out, without the heap teardown of a natural exit, from 102.1 ms to 98.0 ms (CPU 74 → 71 ms). Every V8 flag tried at start ' +
       '(`--min-semi-space-size=8`, `--no-opt`, `--single-threaded`) made it slower, 109–111 ms against 101 ms: Node.js then compiles its own modules ' +
       'anew, its code cache being checked against the flags.',
+    "- **Where a small copy's time goes now** (measured 2026-12-05 on loopback, not in this run). From exec to its first line of JavaScript, " +
+      "Node.js takes 23.5–24.9 ms on this machine (a module preloaded with `--require` printing the monotonic clock, against the parent's), and from " +
+      "`process.exit()` to the parent's `wait4` 4.2–4.5 ms (6 runs): 28 ms of every run that no script changes (`perf record` of an empty script: V8 " +
+      'deserializing its heap snapshot and seeding its hash tables, zlib checksumming, the kernel mapping pages). skopeo copies the whole image in 65–76 ms. ' +
+      "Then the launcher reads the 0.6 MB bundle (2.8–3.2 ms), V8 takes its code cache (2.8–3.6 ms) and the bundle's top level runs (4.0–5.9 ms, " +
+      "most of it Node.js's own modules it needs: node:crypto alone 2.5 ms), 8 runs; the copy itself takes 41–45 ms: 13 requests in 6 rounds " +
+      '(tag HEAD and manifest GET; blob HEADs; POSTs with the source GETs; blob PUTs; the tag check; the manifest PUT), CPU-bound on the 2 cores it shares ' +
+      'with both registries. Changes of this run: (1) undici gives a keep-alive connection back to its pool only a loop turn after its answer ends ' +
+      '(`setImmediate`), so the next request of a chain, sent at once, opened a new connection: each request now waits for the check phase first, and ' +
+      'the copy uses 4 connections instead of 6 (on TLS, two handshakes fewer); (2) the sources policy builds its address block lists on the first ' +
+      'address checked, which the CLI never does (bundle load 12.3 → 11.7 ms, medians of 20); (3) the Docker config is read synchronously, as docker ' +
+      "does: no libuv thread pool to start and join; (4) where finalize's only write is the tags' PUT (one manifest, one repository), their check goes " +
+      "out with the last blob's closing PUT, one round trip less. Interleaved with the build before, a fresh target registry per run, 41 runs each, " +
+      'two rounds: 98.6 → 97.2 ms and 95.5 → 94.5 ms (CPU 73 → 71 and 70 → 70 ms; skopeo 76.1 and 73.6 ms in the same rounds, this machine ' +
+      'slower then than in this run). Through the far-away proxy put in front of the target instead (20 ms each way, 9 runs each, two rounds): ' +
+      '211.6 → 190.2 ms and 208.2 → 187.2 ms, 189.8 ms without (1) (the proxy adds no latency to a connection, only to its bytes); skopeo 262–311 ms ' +
+      '(median 267.5). Tried and not kept: node:crypto loaded on first use (start-up 1.8 ms less, the copy 5.5 ms more, medians of 20); V8 flags ' +
+      'set once the code is loaded (`--wasm-lazy-validation`, eager WebAssembly compilation, `--no-lazy-feedback-allocation`, `--always-sparkplug`, ' +
+      '`--no-sparkplug`): within the noise, 15 runs each; `--no-scavenge-task` at run time: the idle-time collection still runs (`--trace-gc`); the ' +
+      'bundle kept ASCII and read as Latin-1: 0.3 ms. What would close the gap is a start-up snapshot of the loaded code, which Node.js 20 takes from ' +
+      "its command line (`--snapshot-blob`) or inside a single executable, not from an npm-installed command's `#!` line.",
     '- **What the start-up changes did to the big copies** (2026-12-05, `npm run bench -- --only loopback/single --tools oci-import,"queue mode"`, ' +
       'the previous commit and this one in turn, twice, 3 runs each; not in this run): the CLI 1.21–1.37 s before, 1.16–1.26 s after; the queue mode ' +
       "1.40–1.66 s before, 1.37–1.49 s after (and one run of 1.92 s); the CLI's peak RSS 97–105 MB before, 92–100 MB after: a module not loaded is memory " +

@@ -380,7 +380,8 @@ function startupAbNotes(): string[] {
       'two rounds: 98.6 → 97.2 ms and 95.5 → 94.5 ms (CPU 73 → 71 and 70 → 70 ms; skopeo 76.1 and 73.6 ms in the same rounds, this machine ' +
       'slower then than in this run). Through the far-away proxy put in front of the target instead (20 ms each way, 9 runs each, two rounds): ' +
       '211.6 → 190.2 ms and 208.2 → 187.2 ms, 189.8 ms without (1) (the proxy adds no latency to a connection, only to its bytes); skopeo 262–311 ms ' +
-      '(median 267.5). Tried and not kept: node:crypto loaded on first use (start-up 1.8 ms less, the copy 5.5 ms more, medians of 20); V8 flags ' +
+      "(median 267.5). A 100-tag sync's first pass from the far-away source (`--only sync`, the two builds in turn, two rounds of 5 runs): " +
+      '2.17–3.01 s before, 2.32–2.57 s after. Tried and not kept: node:crypto loaded on first use (start-up 1.8 ms less, the copy 5.5 ms more, medians of 20); V8 flags ' +
       'set once the code is loaded (`--wasm-lazy-validation`, eager WebAssembly compilation, `--no-lazy-feedback-allocation`, `--always-sparkplug`, ' +
       '`--no-sparkplug`): within the noise, 15 runs each; `--no-scavenge-task` at run time: the idle-time collection still runs (`--trace-gc`); the ' +
       'bundle kept ASCII and read as Latin-1: 0.3 ms. What would close the gap is a start-up snapshot of the loaded code, which Node.js 20 takes from ' +

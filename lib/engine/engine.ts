@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import type { RegistryClient } from '../oci/registry.js';
 import { forEachLimited } from '../concurrency.js';
 import type { RetryPolicy } from '../retry.js';
-import { copyBlob, initialBlobState } from './copy-blob.js';
+import { copyBlob, initialBlobState, type CopyBlobOptions } from './copy-blob.js';
 import type { ImportLimits } from './errors.js';
 import { finalize, headTags, tagCheckWithLastBlob, type FinalizeOptions, type TagHeads } from './finalize.js';
 import { PartPool } from './part-reader.js';
@@ -75,9 +75,7 @@ export class ImportEngine {
     of: CopyContext | ImportPlan,
     state: BlobState,
     budget: StepBudget,
-    checkpoint?: (s: BlobState) => Promise<void>,
-    heartbeat?: () => Promise<void>,
-    onClosing?: () => void,
+    hooks: Pick<CopyBlobOptions, 'checkpoint' | 'heartbeat' | 'onClosing'> = {},
   ): Promise<BlobState> {
     const c = 'refs' in of.target ? ImportEngine.context(of as ImportPlan) : (of as CopyContext);
     // Mount candidates: the source repository when it is the same registry, and the other target repositories.
@@ -99,9 +97,7 @@ export class ImportEngine {
       partRetry: this.o.partRetry,
       sessionRetry: this.o.sessionRetry,
       events: this.o.events,
-      checkpoint,
-      heartbeat,
-      onClosing,
+      ...hooks,
     });
   }
 
@@ -198,9 +194,7 @@ export async function copyAll(
           context,
           s,
           { until: o.until ?? Date.now() + (o.stepMs ?? DEFAULT_STEP_MS), signal: o.signal },
-          undefined,
-          undefined,
-          closes,
+          { onClosing: closes },
         );
       }
       if (s.phase === 'done') {

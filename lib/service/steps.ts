@@ -447,17 +447,19 @@ export class Steps {
         this.context(job),
         task.state,
         { until: step.until, signal: watch.signal },
-        async (s) => {
-          if (Date.now() - checkpointed < (this.o.checkpointEveryMs ?? CHECKPOINT_EVERY_MS)) return;
-          checkpointed = jobRead = Date.now();
-          await Promise.all([save(s, true), watch.check()]);
-        },
-        // while one streamed PATCH carries the step's bytes, no chunk ends: the job is read beside it (a cancel),
-        // unless a checkpoint read it within the last CHECKPOINT_EVERY_MS
-        async () => {
-          if (Date.now() - jobRead < (this.o.checkpointEveryMs ?? CHECKPOINT_EVERY_MS)) return;
-          jobRead = Date.now();
-          await watch.check();
+        {
+          checkpoint: async (s) => {
+            if (Date.now() - checkpointed < (this.o.checkpointEveryMs ?? CHECKPOINT_EVERY_MS)) return;
+            checkpointed = jobRead = Date.now();
+            await Promise.all([save(s, true), watch.check()]);
+          },
+          // while one streamed PATCH carries the step's bytes, no chunk ends: the job is read beside it (a cancel),
+          // unless a checkpoint read it within the last CHECKPOINT_EVERY_MS
+          heartbeat: async () => {
+            if (Date.now() - jobRead < (this.o.checkpointEveryMs ?? CHECKPOINT_EVERY_MS)) return;
+            jobRead = Date.now();
+            await watch.check();
+          },
         },
       );
       await save(state, false);

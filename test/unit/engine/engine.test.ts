@@ -173,9 +173,16 @@ describe('import engine (fake registries)', () => {
     const engine = streamingEngine();
     const plan = await engine.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:1'] });
     const initial = ImportEngine.blobStates(plan, 'app').find((b) => b.digest === layerDigest)!;
-    const done = await engine.copyBlob(plan, initial, { until: Date.now() + 60_000 }, undefined, async () => {
-      beats.push(Date.now());
-    });
+    const done = await engine.copyBlob(
+      plan,
+      initial,
+      { until: Date.now() + 60_000 },
+      {
+        heartbeat: async () => {
+          beats.push(Date.now());
+        },
+      },
+    );
     expect(done.phase).toBe('done');
     const patches = dst.requests.filter((r) => r.method === 'PATCH');
     expect(patches).toHaveLength(1);

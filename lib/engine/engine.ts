@@ -75,7 +75,7 @@ export class ImportEngine {
     of: CopyContext | ImportPlan,
     state: BlobState,
     budget: StepBudget,
-    hooks: Pick<CopyBlobOptions, 'checkpoint' | 'heartbeat' | 'onClosing'> = {},
+    hooks: Pick<CopyBlobOptions, 'checkpoint' | 'heartbeat' | 'onClosing' | 'newToTarget'> = {},
   ): Promise<BlobState> {
     const c = 'refs' in of.target ? ImportEngine.context(of as ImportPlan) : (of as CopyContext);
     // Mount candidates: the source repository when it is the same registry, and the other target repositories.
@@ -194,7 +194,7 @@ export async function copyAll(
           context,
           s,
           { until: o.until ?? Date.now() + (o.stepMs ?? DEFAULT_STEP_MS), signal: o.signal },
-          { onClosing: closes },
+          { onClosing: closes, newToTarget: p.newTags },
         );
       }
       if (s.phase === 'done') {

@@ -64,6 +64,7 @@ export async function plan(req: ImportRequest, o: PlanOptions): Promise<ImportPl
   const root = await planner.fetchRoot();
   const out = await planner.walk(root);
   if (req.includeReferrers) await planner.addReferrers(root);
+  const heads = tagHeads ? await tagHeads : undefined;
   const plan: ImportPlan = {
     version: 1,
     source: { registry: src.registry, repository: src.repository, reference },
@@ -74,8 +75,11 @@ export async function plan(req: ImportRequest, o: PlanOptions): Promise<ImportPl
     force: req.force ?? false,
     ...(req.includeReferrers ? { referrers: planner.referrers, referrersIndexes: planner.referrersIndexes } : {}),
     notes: planner.notes.list(),
+    ...(heads && refs.every((r) => r.tag) && [...heads.values()].every((d) => d === undefined)
+      ? { newTags: true }
+      : {}),
   };
-  if (tagHeads) refuseMovedTags(plan, await tagHeads);
+  if (heads) refuseMovedTags(plan, heads);
   await checkReferrerTags(plan, o.target, o.signal);
   return plan;
 }

@@ -111,6 +111,11 @@ export interface ImportPlan {
   readonly referrersIndexes?: readonly PlannedReferrersIndex[];
   /** Things the user should know (filtered index has a new digest, foreign layers left out, …). */
   readonly notes: readonly string[];
+  /**
+   * Every target ref is a tag, and none of them was on the target when the plan was made (asked unless `force`): the
+   * copy takes the repositories to be new to the plan's blobs (copy-blob's `askWithUpload`).
+   */
+  readonly newTags?: true;
 }
 
 export type BlobOutcome = 'existed' | 'mounted' | 'copied';

@@ -75,6 +75,8 @@ export interface CallOptions {
 }
 
 const pull = (repository: string) => `repository:${repository}:pull`;
+/** Repositories a client remembers having seen hold a blob (`knownToHoldBlobs`). */
+const MAX_HOLDING_REMEMBERED = 1000;
 const push = (repository: string) => `repository:${repository}:pull,push`;
 
 export class RegistryClient {
@@ -83,6 +85,8 @@ export class RegistryClient {
   readonly side: ErrorSide | undefined;
   private readonly transport: Transport;
   private readonly origin: string;
+  /** Repositories this client has seen hold a blob (a HEAD or a mount answered so), the oldest forgotten first. */
+  private readonly holding = new Set<string>();
 
   constructor(options: RegistryClientOptions) {
     this.registry = options.registry;
@@ -315,6 +319,7 @@ export class RegistryClient {
     await discard(res.body);
     if (res.status === 404) return undefined;
     if (res.status !== 200) throw await this.transport.errorFrom('HEAD', res);
+    this.sawBlobIn(repository);
     const length = Number(header(res.headers, 'content-length'));
     return Number.isFinite(length) ? length : -1;
   }
@@ -411,7 +416,10 @@ export class RegistryClient {
       retry: o.retry,
     });
     await discard(res.body);
-    if (res.status === 201) return true;
+    if (res.status === 201) {
+      this.sawBlobIn(repository);
+      return true;
+    }
     const location = header(res.headers, 'location');
     if (res.status === 202 && location) await this.cancelUpload(this.sessionUrl(location, url));
     return false;
@@ -425,6 +433,60 @@ export class RegistryClient {
       { method: 'POST', url, scopes: [push(repository)], idempotent: true, signal: o.signal, retry: o.retry },
       202,
     );
+    return this.sessionFrom(res, url);
+  }
+
+  /**
+   * POST a new upload session that asks, in the same request, whether the repository holds the blob: a mount of it
+   * from the repository itself (`?mount=<digest>&from=<repository>`, the spec's "Mounting a blob from another
+   * repository"). A registry that holds it there links it again and answers 201: `'present'`. One that does not, or
+   * that ignores mounts, opens the session (202). Undefined for any other answer (registries differ on mounts): ask
+   * with `headBlob` and `startUpload` instead. A HEAD's answer and the POST after it, in one round trip.
+   */
+  async startUploadUnlessPresent(
+    repository: string,
+    digest: Digest,
+    o: CallOptions = {},
+  ): Promise<UploadSession | 'present' | undefined> {
+    const url = this.url(`${repository}/blobs/uploads/`);
+    url.searchParams.set('mount', digest);
+    url.searchParams.set('from', repository);
+    const res = await this.transport.send({
+      method: 'POST',
+      url,
+      scopes: [push(repository)],
+      idempotent: true,
+      signal: o.signal,
+      retry: o.retry,
+    });
+    if (res.status === 201) {
+      await discard(res.body);
+      this.sawBlobIn(repository);
+      return 'present';
+    }
+    if (res.status !== 202) {
+      await discard(res.body);
+      return undefined;
+    }
+    return this.sessionFrom(res, url);
+  }
+
+  /**
+   * Whether this client has seen `repository` hold a blob: a HEAD found one, or a mount from the repository itself
+   * did (the last 1,000 repositories). A copy that has not fetches a small blob while it asks (lib/engine/copy-blob.ts).
+   */
+  knownToHoldBlobs(repository: string): boolean {
+    return this.holding.has(repository);
+  }
+
+  private sawBlobIn(repository: string): void {
+    if (this.holding.has(repository)) return;
+    if (this.holding.size >= MAX_HOLDING_REMEMBERED) this.holding.delete(this.holding.values().next().value!);
+    this.holding.add(repository);
+  }
+
+  /** The session a 202 to a POST opened (its Location, resolved against the POST's URL). */
+  private async sessionFrom(res: RegistryResponse, url: URL): Promise<UploadSession> {
     await discard(res.body);
     const location = header(res.headers, 'location');
     if (!location)

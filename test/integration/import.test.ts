@@ -124,6 +124,30 @@ describe.skipIf(!hasTools)('import between real registries', () => {
     expect(out.unchanged).toEqual(['mirror/multi:1.0']);
   });
 
+  it('a new tag in a repository that holds the blobs: distribution says so to the POST that would open each upload', async () => {
+    // a new tag: the copy asks for each small blob with its upload's POST (a mount from the repository itself), not a
+    // HEAD first; distribution answers 201 for a blob the repository holds, and nothing is uploaded
+    const run = await runCli(
+      [
+        'import',
+        '--source',
+        `${src.host}/team/multi:1.0`,
+        '--target',
+        dst.host,
+        '--image',
+        'mirror/multi:again',
+        '--json',
+      ],
+      env(),
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout) as { blobs: { outcome: string }[]; tagged: string[] };
+    expect(out.blobs.length).toBe(multi.blobs.length);
+    expect(out.blobs.every((b) => b.outcome === 'existed')).toBe(true);
+    expect(out.tagged).toEqual(['mirror/multi:again']);
+    expect(await manifestDigest(`${dst.host}/mirror/multi:again`)).toBe(multi.digest);
+  });
+
   it('imports a Docker manifest list with gzip layers', async () => {
     const list = await buildImage({
       dir: join(work, 'docker'),

@@ -132,6 +132,8 @@ export interface FakeRegistry {
   putManifest(repo: string, ref: string, bytes: Uint8Array, mediaType: string): string;
   getBlob(digest: string): Uint8Array | undefined;
   getManifest(repo: string, ref: string): StoredManifest | undefined;
+  /** upload sessions opened and neither completed nor cancelled */
+  openUploads(): number;
   /** tags of `repo`, sorted */
   tags(repo: string): string[];
   /** forget all content, uploads, tokens, recorded requests and faults */
@@ -430,6 +432,10 @@ class FakeRegistryServer implements FakeRegistry {
 
   getBlob(digest: string): Uint8Array | undefined {
     return this.blobs.get(digest);
+  }
+
+  openUploads(): number {
+    return this.uploads.size;
   }
 
   getManifest(repo: string, ref: string): StoredManifest | undefined {

@@ -136,4 +136,28 @@ describe('copy every blob, then finalize', () => {
     expect(again).toMatchObject({ complete: true, fresh: false });
     expect(again.blobs.every((b) => b.phase === 'done' && b.outcome === 'existed')).toBe(true);
   });
+
+  it('into a new tag: each small blob asked with the POST of its upload (no HEAD); the same blobs under another new tag: all there, nothing uploaded', async () => {
+    const { src, dst, digest, engine, plan, context } = await setup(['app:1']);
+    expect(plan.newTags).toBe(true);
+    const first = await copyAllAndFinalize(engine, plan, context, { blobConcurrency: 4, stepMs: 60_000 });
+    expect(first).toMatchObject({ outcome: 'finalized', result: { digest, tagged: ['app:1'] } });
+    const blobRequests = () => dst.requests.filter((r) => r.url.includes('/blobs/')).map((r) => r.method);
+    expect(blobRequests().sort()).toEqual([...Array(4).fill('POST'), ...Array(4).fill('PUT')]);
+    expect(dst.requests.filter((r) => r.method === 'POST').every((r) => r.url.includes('&from=app'))).toBe(true);
+    // another process (fresh clients: nothing remembered) imports the same image under a new tag
+    dst.requests.length = 0;
+    const again = engineFromConfig(loadConfig({ TARGET_REGISTRY: dst.host, CHUNK_SIZE: '64KiB' }), {
+      source: new RegistryClient({ registry: src.host, insecure: true, retry: fastRetry }),
+      target: new RegistryClient({ registry: dst.host, insecure: true, retry: fastRetry }),
+    });
+    const plan2 = await again.plan({ source: `${src.host}/team/app:1`, target: dst.host, images: ['app:2'] });
+    const second = await copyAllAndFinalize(again, plan2, ImportEngine.context(plan2), {
+      blobConcurrency: 4,
+      stepMs: 60_000,
+    });
+    expect(second).toMatchObject({ outcome: 'finalized', result: { digest, tagged: ['app:2'] } });
+    expect(second.blobs.every((b) => b.phase === 'done' && b.outcome === 'existed')).toBe(true);
+    expect(blobRequests()).toEqual(Array(4).fill('POST'));
+  });
 });

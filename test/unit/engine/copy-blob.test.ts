@@ -5,7 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { copyBlob, initialBlobState, type CopyBlobOptions } from '../../../lib/engine/copy-blob.js';
+import {
+  ASK_WITH_UPLOAD_BYTES,
+  copyBlob,
+  initialBlobState,
+  type CopyBlobOptions,
+} from '../../../lib/engine/copy-blob.js';
 import { PartPool } from '../../../lib/engine/part-reader.js';
 import type { BlobState } from '../../../lib/engine/types.js';
 import type { Digest } from '../../../lib/oci/digest.js';
@@ -533,5 +538,114 @@ describe('copyBlob (scripted target)', () => {
     expect(Math.max(...byRange.values())).toBeLessThanOrEqual(3);
     expect(byRange.get('bytes=0-9')).toBe(3);
     target.verify();
+  });
+});
+
+describe('copyBlob into a repository new to the blob (newToTarget): the upload’s POST asks whether it is there', () => {
+  let src: FakeRegistry;
+  let dst: FakeRegistry | undefined;
+  let target: ScriptedPeer | undefined;
+  afterEach(async () => {
+    await Promise.all([src?.close(), dst?.close(), target?.close()]);
+    dst = undefined;
+    target = undefined;
+  });
+  const mountFromItself = `${uploads}?mount=${encodeURIComponent(digest)}&from=app`;
+  const options = (host: string, extra: Partial<CopyBlobOptions> = {}): CopyBlobOptions => ({
+    source: new RegistryClient({ registry: src.host, insecure: true, retry, side: 'source' }),
+    sourceRepository: 'team/app',
+    target: new RegistryClient({ registry: host, insecure: true, retry, side: 'target' }),
+    mountFrom: [],
+    chunkSize: Infinity,
+    fetchConcurrency: 1,
+    partPool: new PartPool(4),
+    newToTarget: true,
+    ...extra,
+  });
+  const start = async () => {
+    src = await startFakeRegistry();
+    src.putBlob('team/app', data);
+  };
+  const copy = (o: CopyBlobOptions, size = 20, d = digest) =>
+    copyBlob(initialBlobState({ digest: d, size }, 'app'), { until: Date.now() + 10_000 }, o);
+
+  it('a blob the target lacks: no HEAD; a mount from the repository itself opens the session while the source is read, then one PUT', async () => {
+    await start();
+    dst = await startFakeRegistry();
+    // the target takes 300 ms to answer the POST; the source's GET arrives meanwhile
+    dst.faults.push({ method: 'POST', path: /\/blobs\/uploads\//, action: { kind: 'delay', ms: 300 } });
+    let postAt = 0;
+    let getAt = 0;
+    dst.onRequest = (r) => {
+      if (r.method === 'POST') postAt = performance.now();
+    };
+    src.onRequest = (r) => {
+      if (r.method === 'GET' && r.url.includes('/blobs/')) getAt ||= performance.now();
+    };
+    const saved: BlobState[] = [];
+    const done = await copy(options(dst.host, { checkpoint: async (s) => void saved.push(s) }));
+    expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 1 });
+    expect(dst.requests.map((r) => `${r.method} ${r.url.replace(/\?_state=.*$/, '')}`)).toEqual([
+      `POST ${mountFromItself}`,
+      expect.stringMatching(/^PUT \/v2\/app\/blobs\/uploads\/[^?]+$/),
+    ]);
+    expect(getAt - postAt).toBeLessThan(200);
+    expect(Buffer.from(dst.getBlob(digest)!).equals(data)).toBe(true);
+    // the session is saved before its bytes go, as after a plain POST
+    expect(saved.map((s) => s.phase)).toEqual(['uploading']);
+  });
+
+  it('a blob the repository holds: the POST says so (201), nothing is uploaded, no byte counted; the client remembers it', async () => {
+    await start();
+    dst = await startFakeRegistry();
+    dst.putBlob('app', data);
+    const o = options(dst.host);
+    const bytes: number[] = [];
+    const done: BlobState[] = [];
+    const result = await copy({ ...o, events: { onBytes: (n) => bytes.push(n), onBlobDone: (s) => done.push(s) } });
+    expect(result).toMatchObject({ phase: 'done', outcome: 'existed' });
+    expect(done).toEqual([result]);
+    expect(dst.requests.map((r) => `${r.method} ${r.url}`)).toEqual([`POST ${mountFromItself}`]);
+    expect(bytes).toEqual([]);
+    expect(o.target.knownToHoldBlobs('app')).toBe(true);
+    // from then on, that repository is asked with a HEAD first: no byte fetched for a blob it holds
+    src.requests.length = 0;
+    dst.requests.length = 0;
+    expect(await copy(o)).toMatchObject({ phase: 'done', outcome: 'existed' });
+    expect(dst.requests.map((r) => r.method)).toEqual(['HEAD']);
+    expect(src.requests).toEqual([]);
+  });
+
+  it('a registry that answers the mount otherwise (405): asked the usual way, HEAD then a plain POST', async () => {
+    await start();
+    target = await scripted([
+      { req: { method: 'POST', path: mountFromItself }, res: { status: 405 } },
+      { req: { method: 'HEAD', path: `/v2/app/blobs/${digest}` }, res: { status: 404 } },
+      { req: { method: 'POST', path: uploads }, res: { status: 202, headers: { location: '/up/1?_state=s0' } } },
+      {
+        req: { method: 'PUT', path: `/up/1?_state=s0&digest=${encodeURIComponent(digest)}`, body: data.toString() },
+        res: { status: 201 },
+      },
+    ]);
+    expect(await copy(options(target.host))).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 1 });
+    target.verify();
+  });
+
+  it('asked with a HEAD first: a blob larger than ASK_WITH_UPLOAD_BYTES, other repositories to mount from, or a target not new', async () => {
+    src = await startFakeRegistry();
+    const big = Buffer.alloc(ASK_WITH_UPLOAD_BYTES + 1, 7);
+    const bigDigest = src.putBlob('team/app', big) as Digest;
+    src.putBlob('team/app', data);
+    for (const [o, size, d] of [
+      [{}, big.length, bigDigest],
+      [{ mountFrom: ['other'] }, 20, digest],
+      [{ newToTarget: false }, 20, digest],
+    ] as const) {
+      dst = await startFakeRegistry();
+      expect(await copy(options(dst.host, o), size, d)).toMatchObject({ phase: 'done', outcome: 'copied' });
+      expect(dst.requests[0]).toMatchObject({ method: 'HEAD', url: `/v2/app/blobs/${d}` });
+      await dst.close();
+      dst = undefined;
+    }
   });
 });

@@ -164,11 +164,13 @@ describe('plan limits (scripted source)', () => {
       side: 'target',
       message: `tag app:1 already exists on ${target.host} (${other}); use force to overwrite it`,
     });
-    expect(await plan(req, options(source, target))).toMatchObject({ root: { digest: sha(m) }, force: false });
-    expect(await plan({ ...req, force: true }, options(source, target))).toMatchObject({
-      root: { digest: sha(m) },
-      force: true,
-    });
+    const same = await plan(req, options(source, target));
+    expect(same).toMatchObject({ root: { digest: sha(m) }, force: false });
+    const forced = await plan({ ...req, force: true }, options(source, target));
+    expect(forced).toMatchObject({ root: { digest: sha(m) }, force: true });
+    // a tag that is there (at any digest), or not asked about: the target is not taken to be new to the blobs
+    expect(same.newTags).toBeUndefined();
+    expect(forced.newTags).toBeUndefined();
   });
 
   it('an import of exactly MAX_IMPORT_BYTES is planned; one byte less refuses it, naming no single blob', async () => {
@@ -300,6 +302,27 @@ describe('plan limits (scripted source)', () => {
       options(source, target),
     );
     expect(p).toMatchObject({ root: { digest: sha(m) }, blobs: [{ size: 6 }, { size: 10 }, { size: 10 }] });
+    // no target tag is there yet: the copy may ask for each small blob with the POST of its upload
+    expect(p.newTags).toBe(true);
+    source.verify();
+    target.verify();
+  });
+
+  it('an import by digest (a ref without a tag) is not taken to be new to the target: nothing says what it holds', async () => {
+    const m = manifest(1, 10);
+    const get = {
+      req: { method: 'GET', path: `/v2/app/manifests/${sha(m)}` },
+      res: { status: 200, headers: { 'content-type': OCI_MANIFEST }, body: m },
+    };
+    const source = await scripted([get]);
+    const target = await scripted([]);
+    peers.push(source, target);
+    const p = await plan(
+      { source: `${source.host}/app@${sha(m)}`, target: target.host, repository: 'mirror/app' },
+      options(source, target),
+    );
+    expect(p.target.refs).toEqual([{ repository: 'mirror/app' }]);
+    expect(p.newTags).toBeUndefined();
     source.verify();
     target.verify();
   });

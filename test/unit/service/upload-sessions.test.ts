@@ -31,16 +31,9 @@ function seedImage(reg: FakeRegistry): { layer: string } {
   return { layer };
 }
 
-/** Sessions the target opened and nobody closed: POSTs to uploads (not mounts) less DELETEs and final PUTs. */
+/** Sessions the target opened and nobody closed (a plain POST or a mount answered 202; a final PUT or a DELETE closes). */
 function openSessions(dst: FakeRegistry): number {
-  const posts = dst.requests.filter(
-    (r) => r.method === 'POST' && /\/blobs\/uploads\/(\?|$)/.test(r.url) && !r.url.includes('mount='),
-  ).length;
-  const closed = dst.requests.filter(
-    (r) =>
-      (r.method === 'DELETE' && r.url.includes('/blobs/uploads/')) || (r.method === 'PUT' && r.url.includes('digest=')),
-  ).length;
-  return posts - closed;
+  return dst.openUploads();
 }
 
 describe('failed attempts close their upload sessions (memory storage, fake registries)', () => {

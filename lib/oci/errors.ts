@@ -47,6 +47,9 @@ export const MAX_ERROR_BODY = 64 * 1024;
 export function redactUrl(url: string | URL): string {
   try {
     const u = new URL(String(url));
+    // http(s), every URL a registry request has: the parts kept, put together (no setters, each of which re-parses)
+    if (u.protocol === 'https:' || u.protocol === 'http:')
+      return `${u.protocol}//${u.host}${u.pathname}${u.hash}${u.search ? '?…' : ''}`;
     u.username = '';
     u.password = '';
     const hadQuery = u.search !== '';

@@ -247,14 +247,13 @@ export class Transport {
       headers['content-length'] = String(bodyBytes);
     }
     // A request body must be on its way at the minimum rate; the answer's headers then within idleMs.
-    const what = `${req.method} ${redactUrl(url)}`;
     const deadline =
       bodyBytes > 0
         ? deadlineSignal(
             bodyDeadlineMs(this.timeouts, bodyBytes),
             () =>
               new TimeoutError(
-                `${what}: the request body of ${bodyBytes} bytes was not sent within ${Math.round(bodyDeadlineMs(this.timeouts, bodyBytes) / 1000)} s (MIN_BYTES_PER_SECOND)`,
+                `${req.method} ${redactUrl(url)}: the request body of ${bodyBytes} bytes was not sent within ${Math.round(bodyDeadlineMs(this.timeouts, bodyBytes) / 1000)} s (MIN_BYTES_PER_SECOND)`,
                 { side: this.side },
               ),
             req.signal,

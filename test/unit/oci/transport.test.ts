@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { Agent, MockAgent } from 'undici';
 import { Transport } from '../../../lib/oci/transport.js';
 import { discard } from '../../../lib/oci/body.js';
-import { RegistryError } from '../../../lib/oci/errors.js';
+import { RegistryError, redactUrl } from '../../../lib/oci/errors.js';
 import type { Digest } from '../../../lib/oci/digest.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { scripted, registryErrors, type ScriptedPeer } from '../../support/scripted.js';
@@ -230,5 +230,21 @@ describe('connections', () => {
       await dispatcher.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+});
+
+describe('redactUrl: what a message may say of a URL', () => {
+  it('drops userinfo and the query (upload state tokens, signed URLs), keeps the rest; other schemes and garbage too', () => {
+    expect(redactUrl('https://user:secret@registry.example:5000/v2/app/blobs/uploads/u1?_state=tok&digest=x')).toBe(
+      'https://registry.example:5000/v2/app/blobs/uploads/u1?…',
+    );
+    expect(redactUrl(new URL('http://127.0.0.1:5000/v2/app/manifests/1'))).toBe(
+      'http://127.0.0.1:5000/v2/app/manifests/1',
+    );
+    expect(redactUrl('https://cdn.example/blob#part?sig=1')).toBe('https://cdn.example/blob#part?sig=1');
+    expect(redactUrl('https://cdn.example/blob?sig=1#frag')).toBe('https://cdn.example/blob#frag?…');
+    expect(redactUrl('https://registry.example')).toBe('https://registry.example/');
+    expect(redactUrl('ftp://user:pw@host/file?x=1')).toBe('ftp://host/file?…');
+    expect(redactUrl('not a url')).toBe('<invalid url>');
   });
 });

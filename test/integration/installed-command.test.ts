@@ -248,7 +248,8 @@ describe.skipIf(!hasTools)(
       // an ES module entry point (bin/package.json makes the command CommonJS), HTTP/2 (never negotiated without
       // TLS), the credential helpers' child processes, the resolver (hosts given by address), TLS (plain HTTP), the
       // promise API of the file system (the Docker config is read with node:fs), the address block lists (the CLI
-      // does not guard its sources: lib/policy/sources.ts makes them on the first address checked)
+      // does not guard its sources: lib/policy/sources.ts makes them on the first address checked), node:assert
+      // (undici's assert(value) checks get their own: scripts/build-cli.mjs)
       for (const unused of [
         'internal/modules/esm/translators',
         'http2',
@@ -257,6 +258,7 @@ describe.skipIf(!hasTools)(
         'tls',
         'fs/promises',
         'internal/blocklist',
+        'assert',
       ])
         expect(loaded, unused).not.toContain(`NativeModule ${unused}`);
     });

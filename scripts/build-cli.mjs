@@ -88,6 +88,60 @@ module.exports = function assert(value, message) {
   },
 };
 
+/**
+ * node:http (1 ms of start-up, measured 2026-12-05) is loaded by undici for two things: a Client's default
+ * `maxHeaderSize` (the CLI's agents give theirs: lib/oci/transport.ts MAX_HEADER_BYTES) and telling an
+ * http.IncomingMessage apart when it destroys a stream (none can exist before node:http is loaded). Both now load it
+ * when they run; the rest of the two modules is unchanged. The build fails when undici's text no longer matches.
+ */
+const LAZY_HTTP = [
+  {
+    file: join('undici', 'lib', 'core', 'util.js'),
+    edits: [
+      ["const { IncomingMessage } = require('node:http')\n", ''],
+      [
+        'if (Object.getPrototypeOf(stream).constructor === IncomingMessage) {',
+        "if (Object.getPrototypeOf(stream).constructor?.name === 'IncomingMessage' && " +
+          "Object.getPrototypeOf(stream).constructor === require('node:http').IncomingMessage) {",
+      ],
+    ],
+  },
+  {
+    file: join('undici', 'lib', 'dispatcher', 'client.js'),
+    edits: [
+      ["const http = require('node:http')\n", ''],
+      [
+        'const getDefaultNodeMaxHeaderSize = http &&\n' +
+          '  http.maxHeaderSize &&\n' +
+          '  Number.isInteger(http.maxHeaderSize) &&\n' +
+          '  http.maxHeaderSize > 0\n' +
+          '  ? () => http.maxHeaderSize\n' +
+          "  : () => { throw new InvalidArgumentError('http module not available or http.maxHeaderSize invalid') }",
+        'const getDefaultNodeMaxHeaderSize = () => {\n' +
+          "  const { maxHeaderSize } = require('node:http')\n" +
+          '  if (Number.isInteger(maxHeaderSize) && maxHeaderSize > 0) return maxHeaderSize\n' +
+          "  throw new InvalidArgumentError('http module not available or http.maxHeaderSize invalid')\n" +
+          '}',
+      ],
+    ],
+  },
+];
+const lazyHttp = {
+  name: 'undici-lazy-http',
+  setup(b) {
+    b.onLoad({ filter: /undici[\\/]lib[\\/](core[\\/]util|dispatcher[\\/]client)\.js$/ }, (args) => {
+      const spec = LAZY_HTTP.find((f) => args.path.endsWith(f.file));
+      if (!spec) return undefined;
+      let contents = readFileSync(args.path, 'utf8');
+      for (const [from, to] of spec.edits) {
+        if (contents.split(from).length !== 2) throw new Error(`undici-lazy-http: ${spec.file} no longer has: ${from}`);
+        contents = contents.replace(from, to);
+      }
+      return { contents, loader: 'js' };
+    });
+  },
+};
+
 const started = Date.now();
 // V8 checks a code cache against the source's length, not its content: a cache of the previous bundle must not
 // meet a new bundle of the same length.
@@ -111,7 +165,7 @@ const result = await build({
   define: { __OCI_IMPORT_VERSION__: JSON.stringify(JSON.parse(readFileSync('package.json', 'utf8')).version) },
   logLevel: 'warning',
   metafile: true,
-  plugins: [undiciParts, lazyH2, undiciAssert],
+  plugins: [undiciParts, lazyH2, undiciAssert, lazyHttp],
 });
 const output = Object.values(result.metafile.outputs).find((o) => o.entryPoint);
 // zod's namespace object `z` (`import { z } from 'zod'`, or its default export) holds every part of zod, and so

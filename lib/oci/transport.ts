@@ -87,10 +87,16 @@ export interface TransportOptions {
 const MAX_REDIRECTS = 5;
 const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
 
+/**
+ * The headers of one answer, at most (Node.js's default, which undici otherwise reads from node:http: given here,
+ * the CLI does not load that module at all, scripts/build-cli.mjs).
+ */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
 /** Keep-alive connections shared by the clients of the process that need no address guard (targets). */
 let sharedAgent: Agent | undefined;
 export function defaultDispatcher(): Agent {
-  sharedAgent ??= new Agent({ keepAliveTimeout: 30_000, connections: 64 });
+  sharedAgent ??= new Agent({ keepAliveTimeout: 30_000, connections: 64, maxHeaderSize: MAX_HEADER_BYTES });
   return sharedAgent;
 }
 

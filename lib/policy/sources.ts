@@ -16,6 +16,7 @@ import { Agent, buildConnector } from 'undici';
 import type { NamedCredential } from '../config.js';
 import { OciImportError } from '../errors.js';
 import { normalizeRegistry } from '../oci/reference.js';
+import { MAX_HEADER_BYTES } from '../oci/transport.js';
 
 /** The non-public IPv4 ranges (network, prefix length); the tests check every one of them. */
 export const NON_PUBLIC_IPV4 = [
@@ -241,7 +242,7 @@ export function guardedDispatcher(
       (err: Error) => callback(err, null),
     );
   };
-  return new Agent({ keepAliveTimeout: 30_000, connections: 64, connect });
+  return new Agent({ keepAliveTimeout: 30_000, connections: 64, maxHeaderSize: MAX_HEADER_BYTES, connect });
 }
 
 /**

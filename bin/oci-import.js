@@ -11,12 +11,10 @@
 'use strict';
 const { createHash } = require('node:crypto');
 const { readFileSync, writeFileSync } = require('node:fs');
-const Module = require('node:module');
 const { dirname, join } = require('node:path');
 const { setFlagsFromString } = require('node:v8');
 const { Script } = require('node:vm');
 
-const { createRequire } = Module;
 const root = join(__dirname, '..');
 const bundle = join(root, 'dist', 'cli', 'oci-import.cjs');
 
@@ -42,7 +40,9 @@ function loadBundle() {
   }
   // A vm.Script has no module loader for `import()`: the bundle requires its one lazy external instead
   // (scripts/build-cli.mjs; Node.js's importModuleDynamically option is lost when V8 takes the cached code).
-  const script = new Script(Module.wrap(code), { filename: bundle, cachedData });
+  // CommonJS's own wrapper (node:module's wrap(), without loading that module and the ES module loader it brings)
+  const wrapped = `(function (exports, require, module, __filename, __dirname) { ${code}\n});`;
+  const script = new Script(wrapped, { filename: bundle, cachedData });
   const cached = cachedData !== undefined && !script.cachedDataRejected;
   if (!cached) {
     process.once('exit', () => {
@@ -54,7 +54,9 @@ function loadBundle() {
     });
   }
   const module = { exports: {} };
-  script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, dirname(bundle));
+  // The bundle requires Node.js's modules and two packages, which resolve the same from bin/ as from dist/cli/
+  // (node_modules of the package root): this script's own require, without node:module's createRequire.
+  script.runInThisContext()(module.exports, require, module, bundle, dirname(bundle));
   return { exports: module.exports, cached };
 }
 

@@ -250,7 +250,8 @@ describe.skipIf(!hasTools)(
       // promise API of the file system (the Docker config is read with node:fs), the address block lists (the CLI
       // does not guard its sources: lib/policy/sources.ts makes them on the first address checked), node:assert
       // (undici's assert(value) checks get their own: scripts/build-cli.mjs), node:http (undici's agents are given
-      // their maxHeaderSize, and it tells an http.IncomingMessage apart only once one may exist: scripts/build-cli.mjs)
+      // their maxHeaderSize, and it tells an http.IncomingMessage apart only once one may exist: scripts/build-cli.mjs),
+      // node:module and the ES module loader it brings (the launcher wraps the bundle itself)
       for (const unused of [
         'internal/modules/esm/translators',
         'http2',
@@ -262,6 +263,7 @@ describe.skipIf(!hasTools)(
         'assert',
         'http',
         '_http_client',
+        'internal/modules/esm/loader',
       ])
         expect(loaded, unused).not.toContain(`NativeModule ${unused}`);
     });

@@ -4,13 +4,16 @@
 // command next to the bundle, written after a run that had none (or whose cache V8 refused), and skipped
 // silently where the folder is read-only: it only saves start-up time. V8 refuses a cache made under other
 // flags, so the file name carries Node.js's version and flags (a profiling run keeps its own).
+// A cache holds the code its run compiled: a run that only printed help or failed early compiles little, and every
+// later run would compile the rest anew. Such a run's cache is partial (`.partial.cache`), and the first run that
+// does the command's work (exit 0, no --help) replaces it with its own.
 //
 // A CommonJS script (bin/package.json), where the package is ES modules: Node.js starts an ES module entry point
 // through its ESM loader, about 5 ms more of every run's start-up on this path (measured: the same six requires
 // as an .mjs and a .cjs file, 34.5 ms against 29.4 ms median of 25 runs each).
 'use strict';
 const { createHash } = require('node:crypto');
-const { readFileSync, writeFileSync } = require('node:fs');
+const { readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { dirname, join } = require('node:path');
 const { setFlagsFromString } = require('node:v8');
 const { Script } = require('node:vm');
@@ -31,12 +34,18 @@ function loadBundle() {
     .update(`${process.version} ${process.execArgv.join(' ')}`)
     .digest('hex')
     .slice(0, 12);
-  const cacheFile = `${bundle}.${command}.${runtime}.cache`;
+  const full = `${bundle}.${command}.${runtime}.cache`;
+  const partial = `${bundle}.${command}.${runtime}.partial.cache`;
   let cachedData;
-  try {
-    cachedData = readFileSync(cacheFile);
-  } catch {
-    // first run of this command
+  let from;
+  for (const file of [full, partial]) {
+    try {
+      cachedData = readFileSync(file);
+      from = file;
+      break;
+    } catch {
+      // not written yet
+    }
   }
   // A vm.Script has no module loader for `import()`: the bundle requires its one lazy external instead
   // (scripts/build-cli.mjs; Node.js's importModuleDynamically option is lost when V8 takes the cached code).
@@ -44,10 +53,16 @@ function loadBundle() {
   const wrapped = `(function (exports, require, module, __filename, __dirname) { ${code}\n});`;
   const script = new Script(wrapped, { filename: bundle, cachedData });
   const cached = cachedData !== undefined && !script.cachedDataRejected;
-  if (!cached) {
-    process.once('exit', () => {
+  // a run from a partial cache may be the one that replaces it: it runs as a run that writes the cache does
+  const final = cached && from === full;
+  if (!final) {
+    const helpAsked = process.argv.includes('--help') || process.argv.includes('-h');
+    process.once('exit', (code) => {
+      const complete = code === 0 && !helpAsked;
+      if (cached && !complete) return;
       try {
-        writeFileSync(cacheFile, script.createCachedData());
+        writeFileSync(complete ? full : partial, script.createCachedData());
+        if (complete) rmSync(partial, { force: true });
       } catch {
         // a read-only install: no cache, same behaviour
       }
@@ -57,7 +72,7 @@ function loadBundle() {
   // The bundle requires Node.js's modules and two packages, which resolve the same from bin/ as from dist/cli/
   // (node_modules of the package root): this script's own require, without node:module's createRequire.
   script.runInThisContext()(module.exports, require, module, bundle, dirname(bundle));
-  return { exports: module.exports, cached };
+  return { exports: module.exports, cached: final };
 }
 
 const loaded = loadBundle();

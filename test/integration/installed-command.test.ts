@@ -288,17 +288,49 @@ describe.skipIf(!hasTools)(
       const clear = async () => {
         for (const old of await cacheOf('help')) await rm(join(work, 'install', 'dist', 'cli', old.name));
       };
+      // (--version: a run that does its command's work writes the cache later runs keep; a help run's is partial)
       await clear();
-      const compiled = await runBin(['--help'], traced, undefined, bin);
+      const compiled = await runBin(['--version'], traced, undefined, bin);
       expect(compiled.code, compiled.stderr).toBe(0);
       expect(compiled.stdout).toMatch(/TURBOFAN/);
       // that run wrote its cache after the probe changed a flag (V8 refuses such a cache): a plain run writes the one
       await clear();
-      expect((await runBin(['--help'], {}, undefined, bin)).code).toBe(0);
-      const cached = await runBin(['--help'], traced, undefined, bin);
+      expect((await runBin(['--version'], {}, undefined, bin)).code).toBe(0);
+      const cached = await runBin(['--version'], traced, undefined, bin);
       expect(cached.code, cached.stderr).toBe(0);
-      expect(cached.stdout).toContain('oci-import import');
+      expect(cached.stdout).toMatch(/^oci-import \d/);
       expect(cached.stdout).not.toMatch(/TURBOFAN/);
+    });
+
+    it("a first run that only printed help or failed leaves a partial cache; the command's first complete run replaces it", async () => {
+      const importCache = async () =>
+        (await cacheOf('import')).map(({ name, mtimeMs, size }) => ({ name, mtimeMs, size }));
+      for (const old of await cacheOf('import')) await rm(join(work, 'install', 'dist', 'cli', old.name));
+      const help = await runBin(['import', '--help'], {}, undefined, bin);
+      expect(help.code).toBe(0);
+      const [partial, ...more] = await importCache();
+      expect(more).toEqual([]);
+      expect(partial!.name).toMatch(/\.partial\.cache$/);
+      // a failed run starts from it and leaves it as it is
+      const failed = await runBin(['import', '--source', 'nginx:1.27'], {}, undefined, bin);
+      expect(failed.code).toBe(2);
+      expect(await importCache()).toEqual([partial]);
+      const args = ['import', '--source', `${plain.host}/team/app:1`, '--target', plain.host, '--image', 'warm/app:1'];
+      const first = await runBin(args, { INSECURE_REGISTRIES: insecure() }, undefined, bin);
+      expect(first.code, first.stderr).toBe(0);
+      const [full, ...others] = await importCache();
+      expect(others).toEqual([]);
+      expect(full!.name).not.toMatch(/partial/);
+      // holding what an import compiles, far more than the help text did
+      expect(full!.size).toBeGreaterThan(partial!.size * 1.3);
+      const again = await runBin(
+        ['import', '--source', `${plain.host}/team/app:1`, '--target', plain.host, '--image', 'warm/app:2'],
+        { INSECURE_REGISTRIES: insecure() },
+        undefined,
+        bin,
+      );
+      expect(again.code, again.stderr).toBe(0);
+      expect(await importCache()).toEqual([full]);
     });
 
     it('sync --rules: exit 0, the selected tag mirrored', async () => {

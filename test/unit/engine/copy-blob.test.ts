@@ -616,6 +616,23 @@ describe('copyBlob into a repository new to the blob (newToTarget): the uploadâ€
     expect(src.requests).toEqual([]);
   });
 
+  it('a blob the repository holds while the source fails its bytes: existed, the failed read dropped with them', async () => {
+    await start();
+    src.faults.push({ method: 'GET', path: /\/blobs\//, action: { kind: 'status', status: 500 } });
+    dst = await startFakeRegistry();
+    dst.putBlob('app', data);
+    const notices: string[] = [];
+    expect(await copy(options(dst.host, { events: { onNotice: (m) => notices.push(m) } }))).toMatchObject({
+      phase: 'done',
+      outcome: 'existed',
+    });
+    expect(dst.requests.map((r) => r.method)).toEqual(['POST']);
+    // the read ends with the copy: no retry goes on behind it
+    const gets = src.requests.length;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(src.requests.length).toBe(gets);
+  });
+
   it('a registry that answers the mount otherwise (405): asked the usual way, HEAD then a plain POST', async () => {
     await start();
     target = await scripted([

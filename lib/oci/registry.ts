@@ -75,9 +75,9 @@ export interface CallOptions {
 }
 
 const pull = (repository: string) => `repository:${repository}:pull`;
+const push = (repository: string) => `repository:${repository}:pull,push`;
 /** Repositories a client remembers having seen hold a blob (`knownToHoldBlobs`). */
 const MAX_HOLDING_REMEMBERED = 1000;
-const push = (repository: string) => `repository:${repository}:pull,push`;
 
 export class RegistryClient {
   readonly registry: string;

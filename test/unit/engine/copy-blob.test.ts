@@ -23,6 +23,19 @@ const data = Buffer.from('0123456789abcdefghij'); // 20 bytes
 const digest = `sha256:${createHash('sha256').update(data).digest('hex')}` as Digest;
 const uploads = '/v2/app/blobs/uploads/';
 
+/** Delays the target's upload POSTs by 300 ms; records when a POST and the source's first blob GET arrived. */
+function postAndGetTimes(src: FakeRegistry, dst: FakeRegistry): { postAt: number; getAt: number } {
+  const at = { postAt: 0, getAt: 0 };
+  dst.faults.push({ method: 'POST', path: /\/blobs\/uploads\//, action: { kind: 'delay', ms: 300 } });
+  dst.onRequest = (r) => {
+    if (r.method === 'POST') at.postAt = performance.now();
+  };
+  src.onRequest = (r) => {
+    if (r.method === 'GET' && r.url.includes('/blobs/')) at.getAt ||= performance.now();
+  };
+  return at;
+}
+
 describe('copyBlob (scripted target)', () => {
   let src: FakeRegistry;
   let target: ScriptedPeer | undefined;
@@ -79,15 +92,7 @@ describe('copyBlob (scripted target)', () => {
     const dst = await startFakeRegistry();
     try {
       // the target takes 300 ms to answer the POST; the source's GET arrives meanwhile
-      dst.faults.push({ method: 'POST', path: /\/blobs\/uploads\/$/, action: { kind: 'delay', ms: 300 } });
-      let postAt = 0;
-      let getAt = 0;
-      dst.onRequest = (r) => {
-        if (r.method === 'POST') postAt = performance.now();
-      };
-      src.onRequest = (r) => {
-        if (r.method === 'GET' && r.url.includes('/blobs/')) getAt ||= performance.now();
-      };
+      const at = postAndGetTimes(src, dst);
       const done = await copyBlob(
         initialBlobState({ digest, size: 20 }, 'app'),
         { until: Date.now() + 10_000 },
@@ -102,10 +107,10 @@ describe('copyBlob (scripted target)', () => {
         },
       );
       expect(done).toMatchObject({ phase: 'done', outcome: 'copied' });
-      expect(postAt).toBeGreaterThan(0);
-      expect(getAt).toBeGreaterThan(0);
+      expect(at.postAt).toBeGreaterThan(0);
+      expect(at.getAt).toBeGreaterThan(0);
       // one after the other, the GET would arrive 300 ms after the POST or later
-      expect(getAt - postAt).toBeLessThan(200);
+      expect(at.getAt - at.postAt).toBeLessThan(200);
       expect(dst.requests.map((r) => r.method)).toEqual(['HEAD', 'POST', 'PUT']);
     } finally {
       await dst.close();
@@ -573,15 +578,7 @@ describe('copyBlob into a repository new to the blob (newToTarget): the uploadâ€
     await start();
     dst = await startFakeRegistry();
     // the target takes 300 ms to answer the POST; the source's GET arrives meanwhile
-    dst.faults.push({ method: 'POST', path: /\/blobs\/uploads\//, action: { kind: 'delay', ms: 300 } });
-    let postAt = 0;
-    let getAt = 0;
-    dst.onRequest = (r) => {
-      if (r.method === 'POST') postAt = performance.now();
-    };
-    src.onRequest = (r) => {
-      if (r.method === 'GET' && r.url.includes('/blobs/')) getAt ||= performance.now();
-    };
+    const at = postAndGetTimes(src, dst);
     const saved: BlobState[] = [];
     const done = await copy(options(dst.host, { checkpoint: async (s) => void saved.push(s) }));
     expect(done).toMatchObject({ phase: 'done', outcome: 'copied', sessions: 1 });
@@ -589,7 +586,8 @@ describe('copyBlob into a repository new to the blob (newToTarget): the uploadâ€
       `POST ${mountFromItself}`,
       expect.stringMatching(/^PUT \/v2\/app\/blobs\/uploads\/[^?]+$/),
     ]);
-    expect(getAt - postAt).toBeLessThan(200);
+    expect(at.postAt).toBeGreaterThan(0);
+    expect(at.getAt - at.postAt).toBeLessThan(200);
     expect(Buffer.from(dst.getBlob(digest)!).equals(data)).toBe(true);
     // the session is saved before its bytes go, as after a plain POST
     expect(saved.map((s) => s.phase)).toEqual(['uploading']);

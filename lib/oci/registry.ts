@@ -404,17 +404,7 @@ export class RegistryClient {
    * is "not mounted" (registries differ widely); a session the registry opened instead is cancelled.
    */
   async mountBlob(repository: string, digest: Digest, fromRepository: string, o: CallOptions = {}): Promise<boolean> {
-    const url = this.url(`${repository}/blobs/uploads/`);
-    url.searchParams.set('mount', digest);
-    url.searchParams.set('from', fromRepository);
-    const res = await this.transport.send({
-      method: 'POST',
-      url,
-      scopes: [push(repository), pull(fromRepository)],
-      idempotent: true,
-      signal: o.signal,
-      retry: o.retry,
-    });
+    const { res, url } = await this.postMount(repository, digest, fromRepository, o);
     await discard(res.body);
     if (res.status === 201) {
       this.sawBlobIn(repository);
@@ -448,17 +438,7 @@ export class RegistryClient {
     digest: Digest,
     o: CallOptions = {},
   ): Promise<UploadSession | 'present' | undefined> {
-    const url = this.url(`${repository}/blobs/uploads/`);
-    url.searchParams.set('mount', digest);
-    url.searchParams.set('from', repository);
-    const res = await this.transport.send({
-      method: 'POST',
-      url,
-      scopes: [push(repository)],
-      idempotent: true,
-      signal: o.signal,
-      retry: o.retry,
-    });
+    const { res, url } = await this.postMount(repository, digest, repository, o);
     if (res.status === 201) {
       await discard(res.body);
       this.sawBlobIn(repository);
@@ -469,6 +449,28 @@ export class RegistryClient {
       return undefined;
     }
     return this.sessionFrom(res, url);
+  }
+
+  /** `POST …/blobs/uploads/?mount=<digest>&from=<fromRepository>`: the registry's answer, and where it went. */
+  private async postMount(
+    repository: string,
+    digest: Digest,
+    fromRepository: string,
+    o: CallOptions,
+  ): Promise<{ res: RegistryResponse; url: URL }> {
+    const url = this.url(`${repository}/blobs/uploads/`);
+    url.searchParams.set('mount', digest);
+    url.searchParams.set('from', fromRepository);
+    const res = await this.transport.send({
+      method: 'POST',
+      url,
+      // pull on the repository mounted from (the same scope as a plain upload's, when it is the repository itself)
+      scopes: fromRepository === repository ? [push(repository)] : [push(repository), pull(fromRepository)],
+      idempotent: true,
+      signal: o.signal,
+      retry: o.retry,
+    });
+    return { res, url };
   }
 
   /**

@@ -167,69 +167,79 @@ describe('transport (scripted)', () => {
 });
 
 describe('connections', () => {
-  // undici closes a connection after every HEAD unless told otherwise: a sync's HEAD comparisons and an import's
-  // blob checks then cost a TCP (and, on https, a TLS) handshake each — 414 connections for the 1,000 requests of a
-  // 100-tag sync pass into distribution 2.8 before, 19 after.
-  it('keeps its connection after a HEAD: HEADs and GETs one after another share one', async () => {
+  /** A local server answering with `handle`, counting the connections it accepts; `run` gets its host and an Agent. */
+  async function counting(
+    handle: Parameters<typeof createServer>[1],
+    maxConnections: number,
+    run: (host: string, dispatcher: Agent) => Promise<void>,
+  ): Promise<number> {
     let connections = 0;
-    const server = createServer((req, res) => {
-      const manifest = req.url?.includes('/manifests/');
-      res.writeHead(manifest ? 200 : 404, {
-        'content-type': 'application/vnd.oci.image.manifest.v1+json',
-        'content-length': '2',
-        ...(manifest ? { 'docker-content-digest': `sha256:${'a'.repeat(64)}` } : {}),
-      });
-      res.end(req.method === 'HEAD' ? undefined : '{}');
-    });
+    const server = createServer(handle);
     server.on('connection', () => connections++);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const dispatcher = new Agent({ connections: 1 });
+    const dispatcher = new Agent({ connections: maxConnections });
     try {
-      const client = new RegistryClient({ registry: host, insecure: true, retry, side: 'target', dispatcher });
-      for (let i = 0; i < 3; i++) {
-        expect(await client.headManifest('a', `v${i}`)).toMatchObject({ digest: `sha256:${'a'.repeat(64)}` });
-        expect(await client.headBlob('a', `sha256:${String(i).repeat(64)}` as Digest)).toBeUndefined();
-      }
-      await client.getManifest('a', 'v1').catch(() => undefined);
-      expect(connections).toBe(1);
+      await run(`127.0.0.1:${(server.address() as AddressInfo).port}`, dispatcher);
+      return connections;
     } finally {
       await dispatcher.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  }
+
+  // undici closes a connection after every HEAD unless told otherwise: a sync's HEAD comparisons and an import's
+  // blob checks then cost a TCP (and, on https, a TLS) handshake each — 414 connections for the 1,000 requests of a
+  // 100-tag sync pass into distribution 2.8 before, 19 after.
+  it('keeps its connection after a HEAD: HEADs and GETs one after another share one', async () => {
+    const connections = await counting(
+      (req, res) => {
+        const manifest = req.url?.includes('/manifests/');
+        res.writeHead(manifest ? 200 : 404, {
+          'content-type': 'application/vnd.oci.image.manifest.v1+json',
+          'content-length': '2',
+          ...(manifest ? { 'docker-content-digest': `sha256:${'a'.repeat(64)}` } : {}),
+        });
+        res.end(req.method === 'HEAD' ? undefined : '{}');
+      },
+      1,
+      async (host, dispatcher) => {
+        const client = new RegistryClient({ registry: host, insecure: true, retry, side: 'target', dispatcher });
+        for (let i = 0; i < 3; i++) {
+          expect(await client.headManifest('a', `v${i}`)).toMatchObject({ digest: `sha256:${'a'.repeat(64)}` });
+          expect(await client.headBlob('a', `sha256:${String(i).repeat(64)}` as Digest)).toBeUndefined();
+        }
+        await client.getManifest('a', 'v1').catch(() => undefined);
+      },
+    );
+    expect(connections).toBe(1);
   });
 
   // undici gives a connection back to its pool a full event-loop turn after its answer ended (setImmediate): a request
   // sent at once (the next of a chain: a HEAD that said 404, then the upload's POST) found it taken and opened another.
   it('sends the next request of a chain on the connection the last one just freed, where more are allowed', async () => {
-    let connections = 0;
-    const server = createServer((req, res) => {
-      if (req.method === 'POST') {
-        res.writeHead(202, { location: '/v2/a/blobs/uploads/u1', 'content-length': '0' });
-        res.end();
-        return;
-      }
-      res.writeHead(404, { 'content-type': 'application/json', 'content-length': '2' });
-      res.end(req.method === 'HEAD' ? undefined : '{}');
-    });
-    server.on('connection', () => connections++);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const dispatcher = new Agent({ connections: 8 });
-    try {
-      const client = new RegistryClient({ registry: host, insecure: true, retry, side: 'target', dispatcher });
-      expect(await client.headManifest('a', 'v1')).toBeUndefined();
-      for (let i = 0; i < 3; i++)
-        expect(await client.headBlob('a', `sha256:${String(i).repeat(64)}` as Digest)).toBeUndefined();
-      const t = new Transport({ retry, side: 'target', dispatcher });
-      const posted = await t.send({ method: 'POST', url: new URL(`http://${host}/v2/a/blobs/uploads/`), scopes: [] });
-      await discard(posted.body);
-      expect(posted.status).toBe(202);
-      expect(connections).toBe(1);
-    } finally {
-      await dispatcher.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+    const connections = await counting(
+      (req, res) => {
+        if (req.method === 'POST') {
+          res.writeHead(202, { location: '/v2/a/blobs/uploads/u1', 'content-length': '0' });
+          res.end();
+          return;
+        }
+        res.writeHead(404, { 'content-type': 'application/json', 'content-length': '2' });
+        res.end(req.method === 'HEAD' ? undefined : '{}');
+      },
+      8,
+      async (host, dispatcher) => {
+        const client = new RegistryClient({ registry: host, insecure: true, retry, side: 'target', dispatcher });
+        expect(await client.headManifest('a', 'v1')).toBeUndefined();
+        for (let i = 0; i < 3; i++)
+          expect(await client.headBlob('a', `sha256:${String(i).repeat(64)}` as Digest)).toBeUndefined();
+        const t = new Transport({ retry, side: 'target', dispatcher });
+        const posted = await t.send({ method: 'POST', url: new URL(`http://${host}/v2/a/blobs/uploads/`), scopes: [] });
+        await discard(posted.body);
+        expect(posted.status).toBe(202);
+      },
+    );
+    expect(connections).toBe(1);
   });
 });
 

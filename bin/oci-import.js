@@ -76,8 +76,12 @@ function loadBundle() {
 }
 
 const loaded = loadBundle();
-// Two V8 flags, set once the code is loaded (a flag set earlier makes Node.js compile its own modules anew), and not
-// on a run that writes the cache (V8 checks a cache against the flags it was made under):
+// Two V8 flags, set before the command's first request (a hook the bundle calls: undici before it compiles its HTTP
+// parser, the service client before its first fetch), and not on a run that writes the cache (V8 checks a cache
+// against the flags it was made under). Not earlier: V8 also refuses Node.js's own code cache for a module compiled
+// after a flag changed, and a command loads some when it starts to work (the argument parser; TLS, when undici first
+// connects to an https registry). node:tls and the argument parser loaded after the flags: 3.9-5.1 ms of CPU, before
+// them 1.2-2.0 ms (measured 2026-12-06, 4 runs each).
 // - `--liftoff-only`: undici parses HTTP with llhttp compiled to WebAssembly. V8 compiles it quickly (Liftoff), then
 //   recompiles its hot functions optimized on background threads, and a process does not exit before those finish:
 //   tens of ms added to a run that copies a small image, nothing gained on a 300 MiB copy (llhttp only frames bodies).
@@ -86,9 +90,13 @@ const loaded = loadBundle();
 //   whose compile jobs and code cost a copy 6-9 MB of its peak RSS. Interleaved, 9 runs each on loopback (7 far
 //   away): the 300 MiB layer 92 -> 87 MB (95 -> 87 far), the 3-platform index 102 -> 93 MB (102 -> 99 far), the
 //   same wall time (within 2 %), 4-12 % more CPU; a 100-tag sync pass the same (docs/benchmarks.md).
+const BEFORE_FIRST_REQUEST = Symbol.for('oci-import.before-first-request');
 if (loaded?.cached) {
-  setFlagsFromString('--liftoff-only');
-  setFlagsFromString('--no-opt');
+  globalThis[BEFORE_FIRST_REQUEST] = () => {
+    delete globalThis[BEFORE_FIRST_REQUEST];
+    setFlagsFromString('--liftoff-only');
+    setFlagsFromString('--no-opt');
+  };
 }
 const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
 (loaded ? Promise.resolve(loaded.exports) : import('../dist/lib/cli/main.js'))

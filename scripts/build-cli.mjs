@@ -89,12 +89,19 @@ module.exports = function assert(value, message) {
 };
 
 /**
+ * Text edits of undici's own modules, each exact: the build fails when undici's text no longer matches.
+ *
  * node:http (1 ms of start-up, measured 2026-12-05) is loaded by undici for two things: a Client's default
  * `maxHeaderSize` (the CLI's agents give theirs: lib/oci/transport.ts MAX_HEADER_BYTES) and telling an
  * http.IncomingMessage apart when it destroys a stream (none can exist before node:http is loaded). Both now load it
- * when they run; the rest of the two modules is unchanged. The build fails when undici's text no longer matches.
+ * when they run; the rest of the two modules is unchanged.
+ *
+ * undici compiles its HTTP parser (llhttp, WebAssembly) when its first connection is made: it first calls the
+ * launcher's hook (bin/oci-import.js), which sets the V8 flags of a run from the code cache then, once the command's
+ * Node.js modules are loaded (the argument parser, and TLS for an https registry: V8 refuses Node.js's own code
+ * cache for a module compiled after a flag changed). Without the launcher (tests, the app) nothing is there to call.
  */
-const LAZY_HTTP = [
+const UNDICI_EDITS = [
   {
     file: join('undici', 'lib', 'core', 'util.js'),
     edits: [
@@ -125,20 +132,35 @@ const LAZY_HTTP = [
       ],
     ],
   },
+  {
+    file: join('undici', 'lib', 'dispatcher', 'client-h1.js'),
+    edits: [
+      [
+        '  if (!llhttpInstance) {\n    llhttpInstance = lazyllhttp()\n  }',
+        '  if (!llhttpInstance) {\n' +
+          "    globalThis[Symbol.for('oci-import.before-first-request')]?.()\n" +
+          '    llhttpInstance = lazyllhttp()\n' +
+          '  }',
+      ],
+    ],
+  },
 ];
-const lazyHttp = {
-  name: 'undici-lazy-http',
+const undiciEdits = {
+  name: 'undici-edits',
   setup(b) {
-    b.onLoad({ filter: /undici[\\/]lib[\\/](core[\\/]util|dispatcher[\\/]client)\.js$/ }, (args) => {
-      const spec = LAZY_HTTP.find((f) => args.path.endsWith(f.file));
-      if (!spec) return undefined;
-      let contents = readFileSync(args.path, 'utf8');
-      for (const [from, to] of spec.edits) {
-        if (contents.split(from).length !== 2) throw new Error(`undici-lazy-http: ${spec.file} no longer has: ${from}`);
-        contents = contents.replace(from, to);
-      }
-      return { contents, loader: 'js' };
-    });
+    b.onLoad(
+      { filter: /undici[\\/]lib[\\/](core[\\/]util|dispatcher[\\/]client|dispatcher[\\/]client-h1)\.js$/ },
+      (args) => {
+        const spec = UNDICI_EDITS.find((f) => args.path.endsWith(f.file));
+        if (!spec) return undefined;
+        let contents = readFileSync(args.path, 'utf8');
+        for (const [from, to] of spec.edits) {
+          if (contents.split(from).length !== 2) throw new Error(`undici-edits: ${spec.file} no longer has: ${from}`);
+          contents = contents.replace(from, to);
+        }
+        return { contents, loader: 'js' };
+      },
+    );
   },
 };
 
@@ -165,7 +187,7 @@ const result = await build({
   define: { __OCI_IMPORT_VERSION__: JSON.stringify(JSON.parse(readFileSync('package.json', 'utf8')).version) },
   logLevel: 'warning',
   metafile: true,
-  plugins: [undiciParts, lazyH2, undiciAssert, lazyHttp],
+  plugins: [undiciParts, lazyH2, undiciAssert, undiciEdits],
 });
 const output = Object.values(result.metafile.outputs).find((o) => o.entryPoint);
 // zod's namespace object `z` (`import { z } from 'zod'`, or its default export) holds every part of zod, and so

@@ -112,6 +112,16 @@ export interface Answer<T> {
   readonly headers: Headers;
 }
 
+/**
+ * The installed command's hook (bin/oci-import.js): it sets the V8 flags of a run from the code cache before the first
+ * request, once the command's own Node.js modules are loaded (undici calls it before it compiles its HTTP parser:
+ * scripts/build-cli.mjs). fetch is Node.js's own undici, whose parser V8 would otherwise optimize on background
+ * threads that the process waits for at exit. Absent elsewhere (tests, the app).
+ */
+function beforeFirstRequest(): void {
+  (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for('oci-import.before-first-request')]?.();
+}
+
 export class ImportsClient {
   readonly base: URL;
 
@@ -195,6 +205,7 @@ export class ImportsClient {
       const auth = await this.authHeaders();
       const deadline = AbortSignal.timeout(this.answerMs);
       try {
+        beforeFirstRequest();
         const res = await this.fetchFn(url, {
           method,
           redirect: 'error',

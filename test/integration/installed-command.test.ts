@@ -268,10 +268,11 @@ describe.skipIf(!hasTools)(
         expect(loaded, unused).not.toContain(`NativeModule ${unused}`);
     });
 
-    it("a run from the code cache optimizes nothing (the launcher's --no-opt); a run that writes the cache does", async () => {
+    it("a run from the code cache optimizes nothing once it makes a request (the launcher's --no-opt); a run that writes the cache does", async () => {
       // A module preloaded through NODE_OPTIONS turns on V8's optimization trace at exit and runs a hot loop: TurboFan
       // takes it up where nothing turned optimization off (the run that writes the cache), never once the launcher
-      // has set --no-opt (a run that starts from the cache). The trace goes to standard output.
+      // has set --no-opt (a run that starts from the cache, before its first request: undici's or fetch's). The trace
+      // goes to standard output.
       const probe = join(work, 'opt-probe.cjs');
       await writeFile(
         probe,
@@ -285,21 +286,67 @@ describe.skipIf(!hasTools)(
 });`,
       );
       const traced = { NODE_OPTIONS: `--require ${probe}` };
-      const clear = async () => {
-        for (const old of await cacheOf('help')) await rm(join(work, 'install', 'dist', 'cli', old.name));
-      };
-      // (--version: a run that does its command's work writes the cache later runs keep; a help run's is partial)
-      await clear();
-      const compiled = await runBin(['--version'], traced, undefined, bin);
-      expect(compiled.code, compiled.stderr).toBe(0);
-      expect(compiled.stdout).toMatch(/TURBOFAN/);
-      // that run wrote its cache after the probe changed a flag (V8 refuses such a cache): a plain run writes the one
-      await clear();
+      // an import (undici, bin/oci-import.js's hook before it compiles its parser) and a status (the service client's fetch)
+      const commands: [string, string[], Record<string, string>][] = [
+        [
+          'import',
+          ['import', '--source', `${plain.host}/team/app:1`, '--target', plain.host, '--image', 'traced/app:1'],
+          { INSECURE_REGISTRIES: insecure() },
+        ],
+        [
+          'status',
+          ['status', '0f8fad5b-d9cb-469f-a165-70867728950e', '--endpoint', service.url, '--json'],
+          { OCI_IMPORT_KEY: 'k3y' },
+        ],
+      ];
+      for (const [command, args, env] of commands) {
+        const clear = async () => {
+          for (const old of await cacheOf(command)) await rm(join(work, 'install', 'dist', 'cli', old.name));
+        };
+        await clear();
+        const compiled = await runBin(args, { ...env, ...traced }, undefined, bin);
+        expect(compiled.code, compiled.stderr).toBe(0);
+        expect(compiled.stdout, command).toMatch(/TURBOFAN/);
+        // that run wrote its cache after the probe changed a flag (V8 refuses such a cache): a plain run writes the one
+        await clear();
+        expect((await runBin(args, env, undefined, bin)).code).toBe(0);
+        const cached = await runBin(args, { ...env, ...traced }, undefined, bin);
+        expect(cached.code, cached.stderr).toBe(0);
+        expect(cached.stdout, command).not.toMatch(/TURBOFAN/);
+      }
+      // a run that makes no request leaves the flags alone, from the cache too (its first run writes the cache)
       expect((await runBin(['--version'], {}, undefined, bin)).code).toBe(0);
-      const cached = await runBin(['--version'], traced, undefined, bin);
-      expect(cached.code, cached.stderr).toBe(0);
-      expect(cached.stdout).toMatch(/^oci-import \d/);
-      expect(cached.stdout).not.toMatch(/TURBOFAN/);
+      const version = await runBin(['--version'], traced, undefined, bin);
+      expect(version.code).toBe(0);
+      expect(version.stdout).toMatch(/TURBOFAN/);
+    });
+
+    it("an import loads every Node.js module it needs before the launcher's V8 flags change (V8 refuses Node.js's own code cache after)", async () => {
+      // A module preloaded through NODE_OPTIONS wraps v8.setFlagsFromString and notes the modules loaded when the
+      // launcher first sets --liftoff-only or --no-opt; at exit it writes the modules Node.js loaded after that.
+      const probe = join(work, 'flags-probe.cjs');
+      const out = join(work, 'flags-probe.json');
+      await writeFile(
+        probe,
+        `const v8 = require('node:v8');
+const set = v8.setFlagsFromString;
+let at;
+v8.setFlagsFromString = function (flags) {
+  if (at === undefined && /liftoff-only|no-opt/.test(flags)) at = process.moduleLoadList.length;
+  return set.call(this, flags);
+};
+process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(
+  at === undefined ? null : process.moduleLoadList.slice(at).filter((m) => m.startsWith('NativeModule ')))));`,
+      );
+      const args = ['import', '--source', `${plain.host}/team/app:1`, '--target', plain.host, '--image', 'flags/app:1'];
+      const env = { INSECURE_REGISTRIES: insecure() };
+      expect((await runBin(args, env, undefined, bin)).code).toBe(0); // the import's code cache, if not there yet
+      const run = await runBin(args, { ...env, NODE_OPTIONS: `--require ${probe}` }, undefined, bin);
+      expect(run.code, run.stderr).toBe(0);
+      const after = JSON.parse(await readFile(out, 'utf8')) as string[] | null;
+      expect(after, 'the launcher set its flags').not.toBeNull();
+      // set when the launcher loaded the bundle, the flags came before the argument parser (node:util's parseArgs)
+      expect(after).toEqual([]);
     });
 
     it("a first run that only printed help or failed leaves a partial cache; the command's first complete run replaces it", async () => {

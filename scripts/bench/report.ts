@@ -375,6 +375,35 @@ function roundTripAbNotes(): string[] {
   ];
 }
 
+/** Where the small image's copy stands against a minimal Node.js client of the same requests (2026-12-06, not in this run). */
+function smallImageFloorNotes(): string[] {
+  return [
+    '- **The small image against the least a Node.js process can do** (measured 2026-12-06 on loopback, not in this run). A 40-line ' +
+      "node:http script that sends the copy's own requests (tag HEAD and manifest GET; each blob's mount POST with its GET, its bytes hashed; the blob " +
+      'PUTs; the manifest PUT) and nothing else, beside skopeo and the CLI, a fresh target registry per run, 21 interleaved runs each (`wait4`): the script ' +
+      '61.5 ms, skopeo 66.0 ms, oci-import 85.5 ms (0.77×). Against two registries kept running (30 runs each): 59.6, 42.4 and 80.1 ms (CPU 42.8, 21.6 and ' +
+      "62.9 ms). So Node.js itself stands within 0.8× of skopeo here; what stands between it and oci-import is about 24 ms of the CLI's own code run cold. " +
+      'The CPU of a run from the code cache, taken apart (`process.cpuUsage()` marks in a copy of the launcher and bundle, 6 runs): Node.js to the ' +
+      "launcher's first line about 20 ms; the launcher's modules (node:crypto, node:vm, node:v8…) 3.8–4.0 ms; reading the 0.6 MB bundle 1.6–1.7 ms; V8 " +
+      "taking its code cache 4.4–4.8 ms; the bundle's top level 3.4–3.7 ms (most of it undici's modules and node:net); the command line, settings and " +
+      "clients 4.7–5.3 ms (node:util's parseArgs about 1.7 ms of it in a CPU profile); the plan's two requests 10.2–12.8 ms (the first connections, undici " +
+      "compiling its WebAssembly parser, every path's first run); the blobs and the manifest 12.3–14.3 ms of CPU in 28.7–34.4 ms (a blob PUT waits 6–11 ms " +
+      'for the registry). The same copy repeated in one process costs 8.5 ms of CPU from its fifth run on: a fresh process pays about 16 ms of its copy ' +
+      "for running code the first time. Most of that is Node.js's own: a run compiles about 400 functions of Node.js's modules that an empty script does " +
+      "not (V8's `--log-function-events`: 511 lazy compiles against 114; readable and writable streams 64, net 26, url 25, buffer 23, timers 22, event_target 16), whose " +
+      "bytecode Node.js's code cache does not hold (it holds its modules' top levels), and `perf record` puts about 16 % of the process's CPU in V8's " +
+      "parser and bytecode generator. Changed in this run: the launcher's V8 flags are set just before the first request instead of once the code is " +
+      "loaded, because V8 refuses Node.js's code cache for a module compiled after a flag changed (the argument parser, and TLS on https: 3.9–5.1 ms of " +
+      'CPU after the flags, 1.2–2.0 ms before, measured alone); on the loopback small copy, which loads only the argument parser late, no change a run ' +
+      'could show (83.7 against 84.3 ms, 40 runs each). Tried and not kept: the tag check before the manifest PUT dropped where the plan found the tags ' +
+      "absent (one request and one connection less: 59.8 against 60.3 ms of CPU, not worth a wider window for another client's tag); zod and semver left " +
+      'out of the bundle (unused by an import: 66.4 against 68.2 ms of CPU, 85.3 against 84.4 ms, noise); Node.js 22 instead of 20 (83.7 against 85.0 ms). ' +
+      "Left: the CLI's service commands (status, list, cancel, `--endpoint` imports) use fetch, Node.js's own copy of undici: its first request costs " +
+      '33–42 ms of CPU in a script (55–57 ms with the flags set before it, which the launcher does so that its WebAssembly parser is not optimized on ' +
+      'threads the exit waits for: 82 against 128 ms for the whole script); the bundled undici would save most of it.',
+  ];
+}
+
 /** The CLI's start-up and the queue mode's fan-out, measured on 2026-12-05 (not in this run). */
 function startupAbNotes(): string[] {
   return [
@@ -428,8 +457,8 @@ function startupAbNotes(): string[] {
       'collection every 2 MiB instead of 4 MiB (5 interleaved runs each, loopback): single layer 92–96 MB against 92–100 MB for 3 % more CPU, index ' +
       '98–107 MB against 100–107 MB for 9 % more CPU and 6 % more time: not taken; COPY_MEMORY stays the lever.',
     "- **V8's optimizing compiler off in the CLI** (in this run; the figures below measured 2026-12-05, `node bin/oci-import.js` against the " +
-      'launcher before, same bundle, interleaved, 9 runs each on loopback and 7 behind the far-away proxy). Once the code is loaded from its cache the launcher sets ' +
-      "`--no-opt` (as it sets `--liftoff-only`): no function is recompiled by TurboFan, whose compile jobs run on V8's background threads, in memory " +
+      'launcher before, same bundle, interleaved, 9 runs each on loopback and 7 behind the far-away proxy). In a run that starts from its code cache the launcher ' +
+      "sets `--no-opt` (as it sets `--liftoff-only`), since 2026-12-06 just before the first request rather than once the code is loaded: no function is recompiled by TurboFan, whose compile jobs run on V8's background threads, in memory " +
       "the allocator keeps for each of them, and whose code pages add to the binary's. Peak RSS (medians): the 300 MiB layer 92 → 87 MB on loopback and " +
       '95 → 87 MB far away, the index 102 → 93 MB and 102 → 99 MB; CPU 0.69 → 0.72 s and 0.66 → 0.74 s, 0.73 → 0.78 s and 0.73 → 0.76 s (+4 to +12 %); ' +
       'wall time 1226 → 1206 ms, 2906 → 2885 ms, 1110 → 1122 ms, 1726 → 1710 ms. A 100-tag sync (`--only sync --runs 5`, one run each way): first pass ' +
@@ -525,6 +554,7 @@ function why(r: Report): string[] {
     ...roundTripNotes(),
     ...startupAbNotes(),
     ...roundTripAbNotes(),
+    ...smallImageFloorNotes(),
     '',
   ];
 }

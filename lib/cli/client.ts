@@ -21,6 +21,9 @@ import {
 } from '../api/status-view.js';
 import { CLIENT_ANSWER_MS, isRetryableStatus, isTransientNetworkError, parseRetryAfter } from '../http-policy.js';
 import { retry, type RetryPolicy } from '../retry.js';
+import { DEFAULT_TIMEOUTS, discard, readText } from '../oci/body.js';
+import { defaultDispatcher } from '../oci/transport.js';
+import type { Dispatcher } from 'undici';
 
 export class ApiError extends OciImportError {
   override name = 'ApiError';
@@ -109,18 +112,74 @@ export function endpointUrl(raw: string): URL {
 export interface Answer<T> {
   readonly status: number;
   readonly body: T;
-  readonly headers: Headers;
+  readonly headers: AnswerHeaders;
 }
 
-/**
- * The installed command's hook (bin/oci-import.js): it sets the V8 flags of a run from the code cache before the first
- * request, once the command's own Node.js modules are loaded (undici calls it before it compiles its HTTP parser:
- * scripts/build-cli.mjs). fetch is Node.js's own undici, whose parser V8 would otherwise optimize on background
- * threads that the process waits for at exit. Absent elsewhere (tests, the app).
- */
-function beforeFirstRequest(): void {
-  (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for('oci-import.before-first-request')]?.();
+/** An answer's headers, by name (any case); fetch's Headers is one. */
+export interface AnswerHeaders {
+  get(name: string): string | null;
 }
+
+/** What the client reads of an HTTP answer: fetch's Response has it, and so has {@link sendOnce}'s. */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly ok: boolean;
+  /** fetch's reason phrase (undici's request gives none) */
+  readonly statusText?: string;
+  readonly headers: AnswerHeaders;
+  text(): Promise<string>;
+}
+
+/** One HTTP request as the client sends it; fetch is one (tests give their own). */
+export type HttpSend = (
+  url: URL,
+  init: {
+    method: string;
+    redirect: 'error';
+    signal: AbortSignal;
+    headers: Record<string, string>;
+    body?: string;
+  },
+) => Promise<HttpAnswer>;
+
+/** The most of an answer the client reads (a page of the list is a few hundred KB at most). */
+const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
+
+/**
+ * One request through the process's keep-alive agent (undici, as the registry clients use: lib/oci/transport.ts),
+ * not fetch: fetch is Node.js's own copy of undici, loaded and compiled by its first call, 33-42 ms of CPU of every
+ * command that talks to the service (measured 2026-12-06), where the CLI's bundle holds undici compiled already.
+ * A redirect is refused, as fetch's `redirect: 'error'` does: the key goes to the endpoint's origin only.
+ */
+export const sendOnce: HttpSend = async (url, init) => {
+  const res = await defaultDispatcher().request({
+    origin: url.origin,
+    path: `${url.pathname}${url.search}`,
+    method: init.method as Dispatcher.HttpMethod,
+    headers: init.headers,
+    body: init.body,
+    signal: init.signal,
+  });
+  if (REDIRECTS.has(res.statusCode)) {
+    await discard(res.body);
+    throw new Error(`answered ${res.statusCode}, a redirect the client does not follow`);
+  }
+  // (not fetch's Headers: that global is Node.js's undici too, loaded by its first use)
+  const headers: AnswerHeaders = {
+    get: (name) => {
+      const v = res.headers[name.toLowerCase()];
+      return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+    },
+  };
+  return {
+    status: res.statusCode,
+    ok: res.statusCode >= 200 && res.statusCode < 300,
+    headers,
+    text: () => readText(res.body, MAX_ANSWER_BYTES, DEFAULT_TIMEOUTS, "the service's answer"),
+  };
+};
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 export class ImportsClient {
   readonly base: URL;
@@ -132,7 +191,7 @@ export class ImportsClient {
   constructor(
     endpoint: string,
     private readonly auth: string | undefined | (() => Promise<string>),
-    private readonly fetchFn: typeof fetch = fetch,
+    private readonly http: HttpSend = sendOnce,
     private readonly policy: RetryPolicy = CLIENT_RETRY,
     private readonly answerMs = CLIENT_ANSWER_MS,
   ) {
@@ -205,8 +264,7 @@ export class ImportsClient {
       const auth = await this.authHeaders();
       const deadline = AbortSignal.timeout(this.answerMs);
       try {
-        beforeFirstRequest();
-        const res = await this.fetchFn(url, {
+        const res = await this.http(url, {
           method,
           redirect: 'error',
           signal: deadline,
@@ -238,7 +296,7 @@ export class ImportsClient {
     }, this.policy);
   }
 
-  private async answer(method: string, url: URL, res: Response): Promise<Answer<unknown>> {
+  private async answer(method: string, url: URL, res: HttpAnswer): Promise<Answer<unknown>> {
     const text = await res.text();
     let parsed: unknown;
     try {
@@ -266,7 +324,7 @@ export class ImportsClient {
     throw new ApiError(
       res.status,
       `HTTP_${res.status}`,
-      `${method} ${url.origin}${url.pathname} answered ${res.status} ${res.statusText}${hint}`,
+      `${method} ${url.origin}${url.pathname} answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${hint}`,
       undefined,
       o,
     );

@@ -268,6 +268,25 @@ describe.skipIf(!hasTools)(
         expect(loaded, unused).not.toContain(`NativeModule ${unused}`);
     });
 
+    it("a status from a deployed service loads neither Node.js's own undici (fetch) nor its HTTP, TLS and HTTP/2 modules", async () => {
+      const probe = join(work, 'status-modules-probe.cjs');
+      const list = join(work, 'status-modules.txt');
+      await writeFile(
+        probe,
+        `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));`,
+      );
+      const args = ['status', '0f8fad5b-d9cb-469f-a165-70867728950e', '--endpoint', service.url, '--json'];
+      const run = await runBin(args, { OCI_IMPORT_KEY: 'k3y', NODE_OPTIONS: `--require ${probe}` }, undefined, bin);
+      expect(run.code, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout)).toMatchObject({ status: 'succeeded' });
+      const loaded = (await readFile(list, 'utf8')).split('\n');
+      expect(loaded).toContain('NativeModule net'); // the request did go out
+      // the client sends with the bundle's undici (lib/cli/client.ts sendOnce), as the registry clients do: fetch and
+      // its Headers would load Node.js's copy and, through it, these
+      for (const unused of ['internal/deps/undici/undici', 'http', 'tls', 'http2', 'zlib', 'worker_threads'])
+        expect(loaded, unused).not.toContain(`NativeModule ${unused}`);
+    });
+
     it("a run from the code cache optimizes nothing once it makes a request (the launcher's --no-opt); a run that writes the cache does", async () => {
       // A module preloaded through NODE_OPTIONS turns on V8's optimization trace at exit and runs a hot loop: TurboFan
       // takes it up where nothing turned optimization off (the run that writes the cache), never once the launcher
@@ -286,7 +305,7 @@ describe.skipIf(!hasTools)(
 });`,
       );
       const traced = { NODE_OPTIONS: `--require ${probe}` };
-      // an import (undici, bin/oci-import.js's hook before it compiles its parser) and a status (the service client's fetch)
+      // an import and a status (both through undici, whose hook in bin/oci-import.js runs before it compiles its parser)
       const commands: [string, string[], Record<string, string>][] = [
         [
           'import',

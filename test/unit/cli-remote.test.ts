@@ -187,6 +187,29 @@ describe('oci-import against an endpoint', () => {
     expect(seen).toHaveLength(1);
   });
 
+  it('follows no redirect: a 3xx answer fails the command, and its Location gets no request (nor the key)', async () => {
+    const elsewhere: string[] = [];
+    const other = createServer((req, res) => {
+      elsewhere.push(`${req.method} ${req.url} key=${String(req.headers['x-functions-key'])}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(view('succeeded')));
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    try {
+      const { url, seen } = await serve(() => ({
+        status: 307,
+        headers: { location: `http://127.0.0.1:${(other.address() as AddressInfo).port}/api/imports/${ID}` },
+      }));
+      const run = await runCli(['status', ID, '--endpoint', url], env);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain('[UNREACHABLE]');
+      expect(run.stderr).toContain('answered 307, a redirect the client does not follow');
+      expect(seen).toHaveLength(1);
+      expect(elsewhere).toEqual([]);
+    } finally {
+      await new Promise((r) => other.close(r));
+    }
+  });
+
   it('status, list (following nextLink up to --limit) and cancel, with --json', async () => {
     const { url, seen } = await serve((req) => {
       if (req.url.startsWith('/api/imports?')) {

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../../lib/azure/http.js';
-import { ImportsClient } from '../../lib/cli/client.js';
+import { ImportsClient, sendOnce } from '../../lib/cli/client.js';
 import { RETRYABLE_STATUS, isRetryableStatus, parseRetryAfter } from '../../lib/http-policy.js';
 import { Transport } from '../../lib/oci/transport.js';
 import type { RetryPolicy } from '../../lib/retry.js';
@@ -52,7 +52,7 @@ const senders: Record<string, () => Promise<unknown>> = {
   'registry transport (lib/oci/transport.ts)': () =>
     new Transport({ retry: fast }).send({ method: 'GET', url: new URL(`${base}/v2/a/manifests/1`), scopes: [] }),
   'Azure calls (lib/azure/http.ts)': () => call('GET', new URL(`${base}/oauth2/token`), {}, undefined, { retry: fast }),
-  'CLI client (lib/cli/client.ts)': () => new ImportsClient(`${base}/api`, undefined, fetch, fast).status('x'),
+  'CLI client (lib/cli/client.ts)': () => new ImportsClient(`${base}/api`, undefined, sendOnce, fast).status('x'),
 };
 
 /** Requests one call made against the server's current behaviour. */

@@ -228,22 +228,27 @@ describe.skipIf(!hasTools)(
       ]);
     });
 
-    it('an import between plain-HTTP registries by address starts no module it does not use (start-up time)', async () => {
-      // Node.js's own modules the process loaded, written at exit by a module preloaded through NODE_OPTIONS
+    /** A run of the command, and Node.js's own modules it loaded (written at exit by a module preloaded through NODE_OPTIONS). */
+    async function withModules(
+      args: string[],
+      env: Record<string, string>,
+    ): Promise<{ run: CliRun; loaded: string[] }> {
       const probe = join(work, 'modules-probe.cjs');
       const list = join(work, 'modules.txt');
       await writeFile(
         probe,
         `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));`,
       );
-      const run = await runBin(
-        ['import', '--source', `${plain.host}/team/app:1`, '--target', plain.host, '--image', 'lean/app:1'],
-        { INSECURE_REGISTRIES: insecure(), NODE_OPTIONS: `--require ${probe}` },
-        undefined,
-        bin,
-      );
+      const run = await runBin(args, { ...env, NODE_OPTIONS: `--require ${probe}` }, undefined, bin);
       expect(run.code, run.stderr).toBe(0);
-      const loaded = (await readFile(list, 'utf8')).split('\n');
+      return { run, loaded: (await readFile(list, 'utf8')).split('\n') };
+    }
+
+    it('an import between plain-HTTP registries by address starts no module it does not use (start-up time)', async () => {
+      const { loaded } = await withModules(
+        ['import', '--source', `${plain.host}/team/app:1`, '--target', plain.host, '--image', 'lean/app:1'],
+        { INSECURE_REGISTRIES: insecure() },
+      );
       expect(loaded).toContain('NativeModule net'); // the copy did run
       // an ES module entry point (bin/package.json makes the command CommonJS), HTTP/2 (never negotiated without
       // TLS), the credential helpers' child processes, the resolver (hosts given by address), TLS (plain HTTP), the
@@ -269,17 +274,11 @@ describe.skipIf(!hasTools)(
     });
 
     it("a status from a deployed service loads neither Node.js's own undici (fetch) nor its HTTP, TLS and HTTP/2 modules", async () => {
-      const probe = join(work, 'status-modules-probe.cjs');
-      const list = join(work, 'status-modules.txt');
-      await writeFile(
-        probe,
-        `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));`,
+      const { run, loaded } = await withModules(
+        ['status', '0f8fad5b-d9cb-469f-a165-70867728950e', '--endpoint', service.url, '--json'],
+        { OCI_IMPORT_KEY: 'k3y' },
       );
-      const args = ['status', '0f8fad5b-d9cb-469f-a165-70867728950e', '--endpoint', service.url, '--json'];
-      const run = await runBin(args, { OCI_IMPORT_KEY: 'k3y', NODE_OPTIONS: `--require ${probe}` }, undefined, bin);
-      expect(run.code, run.stderr).toBe(0);
       expect(JSON.parse(run.stdout)).toMatchObject({ status: 'succeeded' });
-      const loaded = (await readFile(list, 'utf8')).split('\n');
       expect(loaded).toContain('NativeModule net'); // the request did go out
       // the client sends with the bundle's undici (lib/cli/client.ts sendOnce), as the registry clients do: fetch and
       // its Headers would load Node.js's copy and, through it, these

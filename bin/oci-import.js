@@ -78,10 +78,10 @@ function loadBundle() {
 const loaded = loadBundle();
 // Two V8 flags, set before the command's first request (a hook the bundle's undici calls before it compiles its HTTP
 // parser: scripts/build-cli.mjs), and not on a run that writes the cache (V8 checks a cache against the flags it was
-// made under). Not earlier: V8 also refuses Node.js's own code cache for a module compiled
-// after a flag changed, and a command loads some when it starts to work (the argument parser; TLS, when undici first
-// connects to an https registry). node:tls and the argument parser loaded after the flags: 3.9-5.1 ms of CPU, before
-// them 1.2-2.0 ms (measured 2026-12-06, 4 runs each).
+// made under). Not earlier: V8 also refuses Node.js's own code cache for a module compiled after a flag changed, and a
+// command loads some when it starts to work (the argument parser; TLS, when undici first connects to an https
+// registry). node:tls and the argument parser loaded after the flags: 3.9-5.1 ms of CPU, before them 1.2-2.0 ms
+// (measured 2026-12-06, 4 runs each). A command that sends no request (help, a usage error) leaves them alone.
 // - `--liftoff-only`: undici parses HTTP with llhttp compiled to WebAssembly. V8 compiles it quickly (Liftoff), then
 //   recompiles its hot functions optimized on background threads, and a process does not exit before those finish:
 //   tens of ms added to a run that copies a small image, nothing gained on a 300 MiB copy (llhttp only frames bodies).

@@ -3,7 +3,10 @@
  * list page on another origin, a tag list over the caller's bound — and the exact requests of the common
  * protocol steps.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseDigest } from '../../../lib/oci/digest.js';
 import { RegistryClient } from '../../../lib/oci/registry.js';
 import { scripted, type ScriptedPeer } from '../../support/scripted.js';
 
@@ -120,5 +123,31 @@ describe('registry client (scripted)', () => {
     ]);
     await expect(client().getManifest('app', digest)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
     peer.verify();
+  });
+
+  it('remembers the last 1,000 repositories it saw hold a blob, the oldest forgotten first', async () => {
+    // every blob HEAD finds the blob (200): each repository asked is one that holds a blob
+    const server = createServer((req, res) => res.writeHead(req.method === 'HEAD' ? 200 : 404).end());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const c = new RegistryClient({
+        registry: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+        insecure: true,
+        retry,
+        side: 'target',
+      });
+      const digest = parseDigest(`sha256:${'a'.repeat(64)}`);
+      for (let i = 0; i < 1000; i++) await c.headBlob(`r${i}`, digest);
+      expect(c.knownToHoldBlobs('r0')).toBe(true);
+      expect(c.knownToHoldBlobs('r999')).toBe(true);
+      await c.headBlob('r0', digest); // seen again: not added twice, nor moved (r0 is still the oldest)
+      await c.headBlob('r1000', digest);
+      expect(c.knownToHoldBlobs('r1000')).toBe(true);
+      expect(c.knownToHoldBlobs('r0')).toBe(false);
+      expect(c.knownToHoldBlobs('r1')).toBe(true);
+      expect(c.knownToHoldBlobs('never-asked')).toBe(false);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });

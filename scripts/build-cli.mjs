@@ -145,22 +145,22 @@ const UNDICI_EDITS = [
     ],
   },
 ];
+/** The files of UNDICI_EDITS the build edited: every one must be (checked after the build). */
+const edited = new Set();
 const undiciEdits = {
   name: 'undici-edits',
   setup(b) {
-    b.onLoad(
-      { filter: /undici[\\/]lib[\\/](core[\\/]util|dispatcher[\\/]client|dispatcher[\\/]client-h1)\.js$/ },
-      (args) => {
-        const spec = UNDICI_EDITS.find((f) => args.path.endsWith(f.file));
-        if (!spec) return undefined;
-        let contents = readFileSync(args.path, 'utf8');
-        for (const [from, to] of spec.edits) {
-          if (contents.split(from).length !== 2) throw new Error(`undici-edits: ${spec.file} no longer has: ${from}`);
-          contents = contents.replace(from, to);
-        }
-        return { contents, loader: 'js' };
-      },
-    );
+    b.onLoad({ filter: /undici[\\/]lib[\\/].*\.js$/ }, (args) => {
+      const spec = UNDICI_EDITS.find((f) => args.path.endsWith(f.file));
+      if (!spec) return undefined;
+      let contents = readFileSync(args.path, 'utf8');
+      for (const [from, to] of spec.edits) {
+        if (contents.split(from).length !== 2) throw new Error(`undici-edits: ${spec.file} no longer has: ${from}`);
+        contents = contents.replace(from, to);
+      }
+      edited.add(spec.file);
+      return { contents, loader: 'js' };
+    });
   },
 };
 
@@ -202,6 +202,11 @@ if (locales.length > 0) {
   process.stderr.write(
     `build-cli: the bundle holds ${locales.length} of zod's locales (${locales[0]}…): import zod as \`import * as z from 'zod'\`\n`,
   );
+  process.exit(1);
+}
+const unedited = UNDICI_EDITS.filter((f) => !edited.has(f.file));
+if (unedited.length > 0) {
+  process.stderr.write(`build-cli: undici's ${unedited[0].file} was not bundled, so not edited: see UNDICI_EDITS\n`);
   process.exit(1);
 }
 const moreOfAssert = Object.keys(output?.inputs ?? {}).filter(

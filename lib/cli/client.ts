@@ -22,7 +22,7 @@ import {
 import { CLIENT_ANSWER_MS, isRetryableStatus, isTransientNetworkError, parseRetryAfter } from '../http-policy.js';
 import { retry, type RetryPolicy } from '../retry.js';
 import { DEFAULT_TIMEOUTS, discard, readText } from '../oci/body.js';
-import { defaultDispatcher } from '../oci/transport.js';
+import { REDIRECT_STATUS, defaultDispatcher } from '../oci/transport.js';
 import type { Dispatcher } from 'undici';
 
 export class ApiError extends OciImportError {
@@ -160,7 +160,7 @@ export const sendOnce: HttpSend = async (url, init) => {
     body: init.body,
     signal: init.signal,
   });
-  if (REDIRECTS.has(res.statusCode)) {
+  if (REDIRECT_STATUS.has(res.statusCode)) {
     await discard(res.body);
     throw new Error(`answered ${res.statusCode}, a redirect the client does not follow`);
   }
@@ -178,8 +178,6 @@ export const sendOnce: HttpSend = async (url, init) => {
     text: () => readText(res.body, MAX_ANSWER_BYTES, DEFAULT_TIMEOUTS, "the service's answer"),
   };
 };
-
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 export class ImportsClient {
   readonly base: URL;

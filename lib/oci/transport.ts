@@ -85,7 +85,8 @@ export interface TransportOptions {
 }
 
 const MAX_REDIRECTS = 5;
-const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
+/** The statuses that redirect a request (the Location header says where). */
+export const REDIRECT_STATUS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
 /**
  * The headers of one answer, at most (Node.js's default, which undici otherwise reads from node:http: given here,

@@ -186,6 +186,10 @@ const result = await build({
   // `oci-import --version` (lib/cli/help.ts): the package's version as it was built
   define: { __OCI_IMPORT_VERSION__: JSON.stringify(JSON.parse(readFileSync('package.json', 'utf8')).version) },
   logLevel: 'warning',
+  // The bundle is ASCII, so the launcher reads it as Latin-1 (see below): esbuild escapes every other character in
+  // strings, template literals and regular expressions, and minifying drops comments except the packages' licence
+  // notices, which go to their own file next to the bundle (undici's names an author with an "ä").
+  legalComments: 'external',
   metafile: true,
   plugins: [undiciParts, lazyH2, undiciAssert, undiciEdits],
 });
@@ -215,6 +219,18 @@ const moreOfAssert = Object.keys(output?.inputs ?? {}).filter(
 if (moreOfAssert.length > 0) {
   process.stderr.write(
     `build-cli: ${moreOfAssert[0]} uses more of node:assert than assert(value): the undici-assert plugin must give it\n`,
+  );
+  process.exit(1);
+}
+// bin/oci-import.js reads the bundle as Latin-1: one byte per character, no UTF-8 decoding, and V8 keeps the source
+// as one byte per character instead of two (a single character beyond ASCII anywhere makes the whole 0.6 MB text
+// two bytes a character). Read that way, a byte beyond ASCII would be a different character than the source meant.
+const bundleText = readFileSync('dist/cli/oci-import.cjs');
+const beyondAscii = bundleText.findIndex((byte) => byte > 0x7f);
+if (beyondAscii >= 0) {
+  const around = bundleText.subarray(Math.max(0, beyondAscii - 40), beyondAscii + 20).toString('utf8');
+  process.stderr.write(
+    `build-cli: dist/cli/oci-import.cjs holds a byte beyond ASCII at ${beyondAscii} (${JSON.stringify(around)}), which the launcher would misread\n`,
   );
   process.exit(1);
 }

@@ -21,7 +21,7 @@ import {
 } from '../api/status-view.js';
 import { CLIENT_ANSWER_MS, isRetryableStatus, isTransientNetworkError, parseRetryAfter } from '../http-policy.js';
 import { retry, type RetryPolicy } from '../retry.js';
-import { DEFAULT_TIMEOUTS, discard, readText } from '../oci/body.js';
+import { DEFAULT_TIMEOUTS, discard, readAll } from '../oci/body.js';
 import { REDIRECT_STATUS, defaultDispatcher } from '../oci/transport.js';
 import type { Dispatcher } from 'undici';
 
@@ -142,7 +142,8 @@ export type HttpSend = (
   },
 ) => Promise<HttpAnswer>;
 
-/** The most of an answer the client reads (a page of the list is a few hundred KB at most). */
+/** The most of an answer the client reads (a page of the list is a few hundred KB at most); a longer one fails the
+ * command as INVALID_ANSWER once that much has come, the connection closed rather than read to its end. */
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 
 /**
@@ -175,7 +176,16 @@ export const sendOnce: HttpSend = async (url, init) => {
     status: res.statusCode,
     ok: res.statusCode >= 200 && res.statusCode < 300,
     headers,
-    text: () => readText(res.body, MAX_ANSWER_BYTES, DEFAULT_TIMEOUTS, "the service's answer"),
+    text: async () => {
+      const bytes = await readAll(res.body, MAX_ANSWER_BYTES + 1, DEFAULT_TIMEOUTS, "the service's answer");
+      if (bytes.length > MAX_ANSWER_BYTES)
+        throw new ApiError(
+          res.statusCode,
+          'INVALID_ANSWER',
+          `${init.method} ${url.origin}${url.pathname} answered more than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB: is --endpoint an oci-import API?`,
+        );
+      return bytes.toString('utf8');
+    },
   };
 };
 

@@ -210,6 +210,34 @@ describe('oci-import against an endpoint', () => {
     }
   });
 
+  it('reads an answer up to 8 MiB: a longer one fails the command as INVALID_ANSWER, the rest left unread', async () => {
+    // a 200 whose body never ends: the client must stop on its own, and say why
+    let written = 0;
+    let closed = false;
+    server = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const piece = Buffer.alloc(64 * 1024, 0x20);
+      const more = (): void => {
+        while (!closed && written < 64 * 1024 * 1024) {
+          written += piece.length;
+          if (!res.write(piece)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      res.on('close', () => (closed = true));
+      more();
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api`;
+    const run = await runCli(['status', ID, '--endpoint', url], env);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('[INVALID_ANSWER]');
+    expect(run.stderr).toContain('answered more than 8 MiB');
+    // what the server got out before the client closed: the 8 MiB read and what socket buffers held, not 64 MiB
+    await expect.poll(() => closed).toBe(true);
+    expect(written).toBeLessThan(24 * 1024 * 1024);
+  });
+
   it('status, list (following nextLink up to --limit) and cancel, with --json', async () => {
     const { url, seen } = await serve((req) => {
       if (req.url.startsWith('/api/imports?')) {

@@ -475,15 +475,16 @@ export class RegistryClient {
 
   /**
    * Whether this client has seen `repository` hold a blob: a HEAD found one, or a mount from the repository itself
-   * did (the last 1,000 repositories). A copy that has not fetches a small blob while it asks (lib/engine/copy-blob.ts).
+   * did (the 1,000 seen most recently). A copy that has not fetches a small blob while it asks (lib/engine/copy-blob.ts).
    */
   knownToHoldBlobs(repository: string): boolean {
     return this.holding.has(repository);
   }
 
+  /** The least recently seen is forgotten first: a repository seen again moves to the end (a Set keeps insertion order). */
   private sawBlobIn(repository: string): void {
-    if (this.holding.has(repository)) return;
-    if (this.holding.size >= MAX_HOLDING_REMEMBERED) this.holding.delete(this.holding.values().next().value!);
+    if (!this.holding.delete(repository) && this.holding.size >= MAX_HOLDING_REMEMBERED)
+      this.holding.delete(this.holding.values().next().value!);
     this.holding.add(repository);
   }
 

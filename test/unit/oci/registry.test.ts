@@ -125,7 +125,7 @@ describe('registry client (scripted)', () => {
     peer.verify();
   });
 
-  it('remembers the last 1,000 repositories it saw hold a blob, the oldest forgotten first', async () => {
+  it('remembers the 1,000 repositories it saw hold a blob most recently, the least recently seen forgotten first', async () => {
     // every blob HEAD finds the blob (200): each repository asked is one that holds a blob
     const server = createServer((req, res) => res.writeHead(req.method === 'HEAD' ? 200 : 404).end());
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -140,11 +140,19 @@ describe('registry client (scripted)', () => {
       for (let i = 0; i < 1000; i++) await c.headBlob(`r${i}`, digest);
       expect(c.knownToHoldBlobs('r0')).toBe(true);
       expect(c.knownToHoldBlobs('r999')).toBe(true);
-      await c.headBlob('r0', digest); // seen again: not added twice, nor moved (r0 is still the oldest)
+      await c.headBlob('r0', digest); // seen again: the most recent now, not added twice (r1 is the least recent)
       await c.headBlob('r1000', digest);
       expect(c.knownToHoldBlobs('r1000')).toBe(true);
-      expect(c.knownToHoldBlobs('r0')).toBe(false);
-      expect(c.knownToHoldBlobs('r1')).toBe(true);
+      expect(c.knownToHoldBlobs('r0')).toBe(true);
+      expect(c.knownToHoldBlobs('r1')).toBe(false);
+      expect(c.knownToHoldBlobs('r2')).toBe(true);
+      // two more: r2 and r3 go, in that order, and r0 stays (not added twice: one entry, one place)
+      await c.headBlob('r1001', digest);
+      await c.headBlob('r1002', digest);
+      expect(c.knownToHoldBlobs('r2')).toBe(false);
+      expect(c.knownToHoldBlobs('r3')).toBe(false);
+      expect(c.knownToHoldBlobs('r4')).toBe(true);
+      expect(c.knownToHoldBlobs('r0')).toBe(true);
       expect(c.knownToHoldBlobs('never-asked')).toBe(false);
     } finally {
       await new Promise((r) => server.close(r));

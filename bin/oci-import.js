@@ -27,7 +27,7 @@ function loadBundle() {
   try {
     // ASCII (scripts/build-cli.mjs checks it), read as Latin-1: no UTF-8 decoding, and a string of one byte per
     // character. Against UTF-8 (the bundle then held one character beyond ASCII, so V8 kept all of it two bytes a
-    // character), measured 2026-12-06: the read 1.8-2.5 ms -> 1.3-1.6 ms (5 runs each, in a bare process).
+    // character), measured 2026-12-06: the read 1.8-2.5 ms -> 1.3-1.6 ms (4 runs each, in a bare process).
     code = readFileSync(bundle, 'latin1');
   } catch {
     return undefined;

@@ -414,9 +414,9 @@ function smallImageTriedNotes(): string[] {
       'interleaved runs, medians; "two registries kept running" or "a fresh target per run" as the probes above). Kept, in this run: the bundle ' +
       "kept ASCII and read as Latin-1. Its one character beyond ASCII (an author's name in a licence notice, which now goes to " +
       '`dist/cli/oci-import.cjs.LEGAL.txt`) made V8 hold the whole 0.6 MB source two bytes a character; the read took 1.8–2.5 ms as UTF-8 and 1.3–1.6 ' +
-      'ms as Latin-1 (5 runs each, in a bare process), and the copy 79.7 → 78.1 ms, CPU 63.8 → 61.6 ms (30 runs each). Tried and not kept: (1) the ' +
+      'ms as Latin-1 (4 runs each, in a bare process), and the copy 79.7 → 78.1 ms, CPU 63.8 → 61.6 ms (30 runs each). Tried and not kept: (1) the ' +
       "small blob's final PUT streamed from its GET as the bytes arrive (the digest checked before the last bytes go): a fresh target per run, 25 " +
-      'runs each, 90.1 → 94.3 ms; two registries kept running, 85.4 → 85.3 ms. The same change in the node:http script took it from 74.7 to 67.8 ms ' +
+      'runs each, 90.1 → 94.3 ms; two registries kept running, 85.4 → 85.3 ms (20 runs). The same change in the node:http script took it from 74.7 to 67.8 ms ' +
       '(21 runs), but in the CLI the blob has mostly arrived by the time the target answers the POST, and the streamed body goes out as a write of its ' +
       'own after the headers. (2) A larger young generation from the start (`node --min-semi-space-size=16`, a flag only the command line takes): ' +
       '88.5 → 101.6 ms (25 runs); `--v8-pool-size=1`: 88.7 ms. A run makes three young collections (0.45–0.6, 0.6–0.9 and 0.8–2.2 ms, ' +
@@ -428,7 +428,7 @@ function smallImageTriedNotes(): string[] {
       "against 80.7 ms; 30 runs each). (4) Only `request()` of undici's API bundled (not its stream, pipeline, upgrade and connect modules): 79.4 " +
       "against 78.7 ms, noise. (5) The exit: from `process.exit()` to the parent's `wait4` 3.56 ms, 2.75 ms when the process kills itself instead " +
       "(25 runs each): 0.8 ms is Node.js's own teardown, the rest the kernel releasing the process. The spread is the machine's: the same copy " +
-      'repeated 30 times takes 80–111 ms and 64–87 ms of CPU, and in the bench the slow runs are those that used more CPU; `npm run bench -- --only ' +
+      'repeated 30 times takes 80–111 ms (and once 209 ms) and 64–87 ms of CPU, and in the bench the slow runs are those that used more CPU; `npm run bench -- --only ' +
       'loopback/small --runs 5` the same hour as this run: 92.7 against 73.5 ms (0.79×, 15 runs each, oci-import 78–121 ms, skopeo 61–90 ms).',
   ];
 }

@@ -429,7 +429,7 @@ function smallImageTriedNotes(): string[] {
       "against 78.7 ms, noise. (5) Answer bodies read through the stream's events instead of its async iterator (`for await`, whose machinery Node.js compiles on its first use; in the node:http script it cost 1.1 ms on its eight bodies, 56.5 against 57.6 ms, 30 runs): 87.0 against 86.9 ms, 69.8 ms of CPU both (40 runs). (6) The exit: from `process.exit()` to the parent's `wait4` 3.56 ms, 2.75 ms when the process kills itself instead " +
       "(25 runs each): 0.8 ms is Node.js's own teardown, the rest the kernel releasing the process. The spread is the machine's: the same copy " +
       'repeated 30 times takes 80–111 ms (and once 209 ms) and 64–87 ms of CPU, and in the bench the slow runs are those that used more CPU; `npm run bench -- --only ' +
-      'loopback/small --runs 5` the same hour as this run: 92.7 against 73.5 ms (0.79×, 15 runs each, oci-import 78–121 ms, skopeo 61–90 ms).',
+      'loopback/small --runs 5 --tools "oci-import,skopeo,queue mode"` the same hour as this run: 92.7 against 73.5 ms (0.79×, 15 runs each, oci-import 78–121 ms, skopeo 61–90 ms).',
   ];
 }
 

@@ -79,25 +79,21 @@ function loadBundle() {
 }
 
 const loaded = loadBundle();
-// Two V8 flags, set before the command's first request (a hook the bundle's undici calls before it compiles its HTTP
-// parser: scripts/build-cli.mjs), and not on a run that writes the cache (V8 checks a cache against the flags it was
-// made under). Not earlier: V8 also refuses Node.js's own code cache for a module compiled after a flag changed, and a
-// command loads some when it starts to work (the argument parser; TLS, when undici first connects to an https
+// A V8 flag, set before the command's first request (a hook the bundle's HTTP client calls before it sends: the
+// `undici` of scripts/build-cli.mjs), and not on a run that writes the cache (V8 checks a cache against the flags it
+// was made under). Not earlier: V8 also refuses Node.js's own code cache for a module compiled after a flag changed,
+// and a command loads some when it starts to work (the argument parser; TLS, when it first connects to an https
 // registry). node:tls and the argument parser loaded after the flags: 3.9-5.1 ms of CPU, before them 1.2-2.0 ms
-// (measured 2026-12-06, 4 runs each). A command that sends no request (help, a usage error) leaves them alone.
-// - `--liftoff-only`: undici parses HTTP with llhttp compiled to WebAssembly. V8 compiles it quickly (Liftoff), then
-//   recompiles its hot functions optimized on background threads, and a process does not exit before those finish:
-//   tens of ms added to a run that copies a small image, nothing gained on a 300 MiB copy (llhttp only frames bodies).
-// - `--no-opt`: no JavaScript function is recompiled optimized (TurboFan) from then on. The copy's bytes are hashed
-//   and moved by Node.js's native code; what runs in JavaScript between them does not need the optimizing compiler,
-//   whose compile jobs and code cost a copy 6-9 MB of its peak RSS. Interleaved, 9 runs each on loopback (7 far
-//   away): the 300 MiB layer 92 -> 87 MB (95 -> 87 far), the 3-platform index 102 -> 93 MB (102 -> 99 far), the
-//   same wall time (within 2 %), 4-12 % more CPU; a 100-tag sync pass the same (docs/benchmarks.md).
+// (measured 2026-12-06, 4 runs each). A command that sends no request (help, a usage error) leaves it alone.
+// `--no-opt`: no JavaScript function is recompiled optimized (TurboFan) from then on. The copy's bytes are hashed and
+// moved by Node.js's native code; what runs in JavaScript between them does not need the optimizing compiler, whose
+// compile jobs and code cost a copy memory and CPU. Sending through node:http, 3 runs each on loopback (2026-12-06):
+// the 300 MiB layer 81 MB of peak RSS and 0.79 s of CPU with the flag, 87 MB and 0.85 s without; the 3-platform index
+// 89 MB and 0.88 s with it, 93 MB and 0.96 s without (docs/benchmarks.md).
 const BEFORE_FIRST_REQUEST = Symbol.for('oci-import.before-first-request');
 if (loaded?.cached) {
   globalThis[BEFORE_FIRST_REQUEST] = () => {
     delete globalThis[BEFORE_FIRST_REQUEST];
-    setFlagsFromString('--liftoff-only');
     setFlagsFromString('--no-opt');
   };
 }

@@ -147,10 +147,10 @@ export type HttpSend = (
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 
 /**
- * One request through the process's keep-alive agent (undici, as the registry clients use: lib/oci/transport.ts),
- * not fetch: fetch is Node.js's own copy of undici, loaded and compiled by its first call, 33-42 ms of CPU of every
- * command that talks to the service (measured 2026-12-06), where the CLI's bundle holds undici compiled already.
- * A redirect is refused, as fetch's `redirect: 'error'` does: the key goes to the endpoint's origin only.
+ * One request through the process's keep-alive agent (lib/oci/transport.ts defaultDispatcher(), as the registry
+ * clients send: node:http in the CLI's bundle, scripts/build-cli.mjs), not fetch: fetch is Node.js's own copy of
+ * undici, loaded and compiled by its first call, 33-42 ms of CPU of every command that talks to the service (measured
+ * 2026-12-06). A redirect is refused, as fetch's `redirect: 'error'` does: the key goes to the endpoint's origin only.
  */
 export const sendOnce: HttpSend = async (url, init) => {
   const res = await defaultDispatcher().request({
@@ -165,7 +165,7 @@ export const sendOnce: HttpSend = async (url, init) => {
     await discard(res.body);
     throw new Error(`answered ${res.statusCode}, a redirect the client does not follow`);
   }
-  // (not fetch's Headers: that global is Node.js's undici too, loaded by its first use)
+  // (not fetch's Headers: that global is Node.js's copy of undici, loaded by its first use)
   const headers: AnswerHeaders = {
     get: (name) => {
       const v = res.headers[name.toLowerCase()];

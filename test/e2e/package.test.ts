@@ -272,8 +272,6 @@ describe.skipIf(!hasTools)('npm package: `files` ships what the installed CLI ne
         'bin/oci-import.js',
         'bin/package.json',
         'dist/cli/oci-import.cjs',
-        // the licence notices the bundle's packages carry (scripts/build-cli.mjs keeps the bundle itself ASCII)
-        'dist/cli/oci-import.cjs.LEGAL.txt',
         ...functions,
         'package.json',
       ].sort(),

@@ -10,11 +10,14 @@
  * of bin/ and the bundle in a temporary folder, so that its code cache is this file's alone: the second run
  * leaving the cache file untouched shows V8 accepted it (bin/oci-import.js writes a new one when V8 refuses it).
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { execFile } from 'node:child_process';
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAcr, startEntra, type RunningAcr, type RunningEntra } from '../support/azure.js';
 import { PROJECT_ROOT, runBin, type CliRun } from '../support/cli.js';
@@ -244,52 +247,113 @@ describe.skipIf(!hasTools)(
       return { run, loaded: (await readFile(list, 'utf8')).split('\n') };
     }
 
+    it('an import between https registries verifies their certificates: trusted through NODE_EXTRA_CA_CERTS, else refused', async () => {
+      // A TLS front (a self-signed certificate for 127.0.0.1) for the plain registry, as a load balancer in front of
+      // a registry is: the command sends through node:https (scripts/build-cli.mjs), loaded by its first https request.
+      const dir = join(work, 'tls');
+      await mkdir(dir, { recursive: true });
+      await promisify(execFile)('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ]);
+      const [backHost, backPort] = plain.host.split(':') as [string, string];
+      const front = createTlsServer(
+        { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) },
+        (req, res) => {
+          const back = httpRequest(
+            {
+              host: backHost,
+              port: Number(backPort),
+              method: req.method,
+              path: req.url,
+              headers: { ...req.headers, 'x-forwarded-proto': 'https' },
+            },
+            (answer) => {
+              res.writeHead(answer.statusCode ?? 502, answer.headers);
+              answer.pipe(res);
+            },
+          );
+          back.on('error', () => res.destroy());
+          req.pipe(back);
+        },
+      );
+      await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+      const host = `127.0.0.1:${(front.address() as AddressInfo).port}`;
+      try {
+        const args = ['import', '--source', `${host}/team/app:1`, '--target', host, '--image', 'tls/app:1'];
+        const refused = await runBin(args, {}, undefined, bin);
+        expect(refused.code, refused.stderr).not.toBe(0);
+        expect(refused.stderr).toMatch(/self[- ]signed/i);
+        await twice(args, { NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') }, (run) => {
+          expect(run.code, run.stderr).toBe(0);
+          expect(run.stdout).toContain(image.digest);
+        });
+        expect(await manifestDigest(`${plain.host}/tls/app:1`)).toBe(image.digest);
+      } finally {
+        front.closeAllConnections();
+        await new Promise((resolve) => front.close(resolve));
+      }
+    });
+
     it('an import between plain-HTTP registries by address starts no module it does not use (start-up time)', async () => {
       const { loaded } = await withModules(
         ['import', '--source', `${plain.host}/team/app:1`, '--target', plain.host, '--image', 'lean/app:1'],
         { INSECURE_REGISTRIES: insecure() },
       );
       expect(loaded).toContain('NativeModule net'); // the copy did run
-      // an ES module entry point (bin/package.json makes the command CommonJS), HTTP/2 (never negotiated without
-      // TLS), the credential helpers' child processes, the resolver (hosts given by address), TLS (plain HTTP), the
-      // promise API of the file system (the Docker config is read with node:fs), the address block lists (the CLI
-      // does not guard its sources: lib/policy/sources.ts makes them on the first address checked), node:assert
-      // (undici's assert(value) checks get their own: scripts/build-cli.mjs), node:http (undici's agents are given
-      // their maxHeaderSize, and it tells an http.IncomingMessage apart only once one may exist: scripts/build-cli.mjs),
-      // node:module and the ES module loader it brings (the launcher wraps the bundle itself)
+      // an ES module entry point (bin/package.json makes the command CommonJS), HTTP/2 (never negotiated), Node.js's own
+      // copy of undici (fetch; the CLI sends through node:http: scripts/build-cli.mjs), the credential
+      // helpers' child processes, the resolver (hosts given by address), TLS and node:https (plain HTTP: loaded by the
+      // first https request), the promise API of the file system (the Docker config is read with node:fs), the
+      // address block lists (the CLI does not guard its sources: lib/policy/sources.ts makes them on the first
+      // address checked), node:assert, and node:module with the ES module loader it brings (the launcher wraps the
+      // bundle itself)
       for (const unused of [
         'internal/modules/esm/translators',
         'http2',
+        'internal/deps/undici/undici',
         'child_process',
         'dns/promises',
         'tls',
+        'https',
         'fs/promises',
         'internal/blocklist',
         'assert',
-        'http',
-        '_http_client',
         'internal/modules/esm/loader',
       ])
         expect(loaded, unused).not.toContain(`NativeModule ${unused}`);
     });
 
-    it("a status from a deployed service loads neither Node.js's own undici (fetch) nor its HTTP, TLS and HTTP/2 modules", async () => {
+    it("a status from a deployed service loads neither Node.js's own undici (fetch) nor its TLS and HTTP/2 modules", async () => {
       const { run, loaded } = await withModules(
         ['status', '0f8fad5b-d9cb-469f-a165-70867728950e', '--endpoint', service.url, '--json'],
         { OCI_IMPORT_KEY: 'k3y' },
       );
       expect(JSON.parse(run.stdout)).toMatchObject({ status: 'succeeded' });
       expect(loaded).toContain('NativeModule net'); // the request did go out
-      // the client sends with the bundle's undici (lib/cli/client.ts sendOnce), as the registry clients do: fetch and
-      // its Headers would load Node.js's copy and, through it, these
-      for (const unused of ['internal/deps/undici/undici', 'http', 'tls', 'http2', 'zlib', 'worker_threads'])
+      // the client sends through node:http (lib/cli/client.ts sendOnce), as the registry clients do: fetch and its
+      // Headers would load Node.js's copy of undici and, through it, these
+      for (const unused of ['internal/deps/undici/undici', 'tls', 'http2', 'zlib', 'worker_threads'])
         expect(loaded, unused).not.toContain(`NativeModule ${unused}`);
     });
 
     it("a run from the code cache optimizes nothing once it makes a request (the launcher's --no-opt); a run that writes the cache does", async () => {
       // A module preloaded through NODE_OPTIONS turns on V8's optimization trace at exit and runs a hot loop: TurboFan
       // takes it up where nothing turned optimization off (the run that writes the cache), never once the launcher
-      // has set --no-opt (a run that starts from the cache, before its first request: undici's or fetch's). The trace
+      // has set --no-opt (a run that starts from the cache, before its first request). The trace
       // goes to standard output.
       const probe = join(work, 'opt-probe.cjs');
       await writeFile(
@@ -304,7 +368,7 @@ describe.skipIf(!hasTools)(
 });`,
       );
       const traced = { NODE_OPTIONS: `--require ${probe}` };
-      // an import and a status (both through undici, whose hook in bin/oci-import.js runs before it compiles its parser)
+      // an import and a status (both through the bundle's HTTP client, which calls the hook of bin/oci-import.js first)
       const commands: [string, string[], Record<string, string>][] = [
         [
           'import',
@@ -341,7 +405,7 @@ describe.skipIf(!hasTools)(
 
     it("an import loads every Node.js module it needs before the launcher's V8 flags change (V8 refuses Node.js's own code cache after)", async () => {
       // A module preloaded through NODE_OPTIONS wraps v8.setFlagsFromString and notes the modules loaded when the
-      // launcher first sets --liftoff-only or --no-opt; at exit it writes the modules Node.js loaded after that.
+      // launcher first sets --no-opt; at exit it writes the modules Node.js loaded after that.
       const probe = join(work, 'flags-probe.cjs');
       const out = join(work, 'flags-probe.json');
       await writeFile(
@@ -350,7 +414,7 @@ describe.skipIf(!hasTools)(
 const set = v8.setFlagsFromString;
 let at;
 v8.setFlagsFromString = function (flags) {
-  if (at === undefined && /liftoff-only|no-opt/.test(flags)) at = process.moduleLoadList.length;
+  if (at === undefined && /no-opt/.test(flags)) at = process.moduleLoadList.length;
   return set.call(this, flags);
 };
 process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(

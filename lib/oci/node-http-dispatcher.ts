@@ -105,7 +105,8 @@ export class NodeHttpDispatcher {
     return new Promise((resolve, reject) => {
       const req = request({
         protocol: origin.protocol,
-        hostname: origin.hostname.replace(/^\[(.*)\]$/, '$1'),
+        // (an IPv6 address without its brackets)
+        hostname: origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname,
         port: origin.port,
         path: o.path,
         method: o.method,
@@ -193,11 +194,18 @@ async function writeAll(req: ClientRequest, chunks: AsyncIterable<Uint8Array | s
   if (!req.destroyed) req.end();
 }
 
-/** The answer's headers as undici gives them: lowercase names, a repeated header as an array of its values. */
+/**
+ * The answer's headers as undici gives them: lowercase names, a repeated header as an array of its values (read once
+ * from the raw list: Node.js's `headers` joins repeats, its `headersDistinct` makes an array of every header).
+ */
 function headersOf(res: IncomingMessage): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [name, values] of Object.entries(res.headersDistinct)) {
-    if (values) out[name] = values.length === 1 ? values[0]! : values;
+  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+  const raw = res.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    const seen = out[name];
+    out[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
   }
   return out;
 }

@@ -73,12 +73,16 @@ describe.each(DISPATCHERS)('sending through %s', (_name, make) => {
     connections = 0;
   });
 
-  async function serve(handle: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+  async function serve(
+    handle: (req: IncomingMessage, res: ServerResponse) => void,
+    host = '127.0.0.1',
+  ): Promise<string> {
     server = createServer(handle);
     server.on('connection', () => connections++);
-    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => server!.listen(0, host, r));
     sender = make();
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const port = (server.address() as AddressInfo).port;
+    return host.includes(':') ? `http://[${host}]:${port}` : `http://${host}:${port}`;
   }
 
   it('keeps one connection for requests one after another, HEADs included', async () => {
@@ -99,6 +103,12 @@ describe.each(DISPATCHERS)('sending through %s', (_name, make) => {
       await turn();
     }
     expect(connections).toBe(1);
+  });
+
+  it('sends to a registry given by its IPv6 address', async () => {
+    const origin = await serve((req, res) => res.end(`${req.headers.host} ${req.url}`), '::1');
+    const res = await sender!.request({ origin, path: '/v2/?n=1', method: 'GET' });
+    expect((await readAll(res.body)).toString()).toBe(`${origin.slice('http://'.length)} /v2/?n=1`);
   });
 
   it('gives header names in lowercase, a repeated header as an array of its values', async () => {

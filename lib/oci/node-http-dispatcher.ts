@@ -4,7 +4,7 @@
  * bundle carries in undici's place (scripts/build-cli.mjs). The service keeps undici, whose connector the sources
  * guard needs (lib/policy/sources.ts); a command that starts, copies a small image and exits pays less for Node.js's
  * client, whose parser is native and whose modules come with Node.js's code cache: the CLI's bundle is half the size
- * without undici, and a small copy about 8 ms faster (docs/benchmarks.md).
+ * without undici, and a small copy 6-11 ms faster (docs/benchmarks.md).
  *
  * The same contract as undici's `Agent.request()` for what the clients use (test/unit/oci/node-http-dispatcher.test.ts
  * runs both through the same cases):

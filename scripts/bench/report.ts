@@ -516,7 +516,7 @@ function startupAbNotes(): string[] {
       '98–107 MB against 100–107 MB for 9 % more CPU and 6 % more time: not taken; COPY_MEMORY stays the lever.',
     "- **V8's optimizing compiler off in the CLI** (in this run; the figures below measured 2026-12-05, `node bin/oci-import.js` against the " +
       'launcher before, same bundle, interleaved, 9 runs each on loopback and 7 behind the far-away proxy). In a run that starts from its code cache the launcher ' +
-      "sets `--no-opt` (as it sets `--liftoff-only`), since 2026-12-06 just before the first request rather than once the code is loaded: no function is recompiled by TurboFan, whose compile jobs run on V8's background threads, in memory " +
+      "sets `--no-opt` (and set `--liftoff-only` while the bundle held undici's WebAssembly parser), since 2026-12-06 just before the first request rather than once the code is loaded: no function is recompiled by TurboFan, whose compile jobs run on V8's background threads, in memory " +
       "the allocator keeps for each of them, and whose code pages add to the binary's. Peak RSS (medians): the 300 MiB layer 92 → 87 MB on loopback and " +
       '95 → 87 MB far away, the index 102 → 93 MB and 102 → 99 MB; CPU 0.69 → 0.72 s and 0.66 → 0.74 s, 0.73 → 0.78 s and 0.73 → 0.76 s (+4 to +12 %); ' +
       'wall time 1226 → 1206 ms, 2906 → 2885 ms, 1110 → 1122 ms, 1726 → 1710 ms. A 100-tag sync (`--only sync --runs 5`, one run each way): first pass ' +

@@ -10,20 +10,19 @@
  * of bin/ and the bundle in a temporary folder, so that its code cache is this file's alone: the second run
  * leaving the cache file untouched shows V8 accepted it (bin/oci-import.js writes a new one when V8 refuses it).
  */
-import { execFile } from 'node:child_process';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAcr, startEntra, type RunningAcr, type RunningEntra } from '../support/azure.js';
 import { PROJECT_ROOT, runBin, type CliRun } from '../support/cli.js';
 import { buildImage, type BuiltImage } from '../support/fixtures.js';
 import { requireRegistryTools, startRegistry, type RunningRegistry } from '../support/registry.js';
 import { manifestDigest, pushOciLayout } from '../support/skopeo.js';
+import { selfSignedCertificate } from '../support/tls.js';
 
 const hasTools = requireRegistryTools();
 
@@ -252,44 +251,25 @@ describe.skipIf(!hasTools)(
       // a registry is: the command sends through node:https (scripts/build-cli.mjs), loaded by its first https request.
       const dir = join(work, 'tls');
       await mkdir(dir, { recursive: true });
-      await promisify(execFile)('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ]);
+      const { key, cert, certFile } = await selfSignedCertificate(dir);
       const [backHost, backPort] = plain.host.split(':') as [string, string];
-      const front = createTlsServer(
-        { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) },
-        (req, res) => {
-          const back = httpRequest(
-            {
-              host: backHost,
-              port: Number(backPort),
-              method: req.method,
-              path: req.url,
-              headers: { ...req.headers, 'x-forwarded-proto': 'https' },
-            },
-            (answer) => {
-              res.writeHead(answer.statusCode ?? 502, answer.headers);
-              answer.pipe(res);
-            },
-          );
-          back.on('error', () => res.destroy());
-          req.pipe(back);
-        },
-      );
+      const front = createTlsServer({ key, cert }, (req, res) => {
+        const back = httpRequest(
+          {
+            host: backHost,
+            port: Number(backPort),
+            method: req.method,
+            path: req.url,
+            headers: { ...req.headers, 'x-forwarded-proto': 'https' },
+          },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        back.on('error', () => res.destroy());
+        req.pipe(back);
+      });
       await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
       const host = `127.0.0.1:${(front.address() as AddressInfo).port}`;
       try {
@@ -297,7 +277,7 @@ describe.skipIf(!hasTools)(
         const refused = await runBin(args, {}, undefined, bin);
         expect(refused.code, refused.stderr).not.toBe(0);
         expect(refused.stderr).toMatch(/self[- ]signed/i);
-        await twice(args, { NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') }, (run) => {
+        await twice(args, { NODE_EXTRA_CA_CERTS: certFile }, (run) => {
           expect(run.code, run.stderr).toBe(0);
           expect(run.stdout).toContain(image.digest);
         });

@@ -4,19 +4,18 @@
  * aborts, certificates) holds whichever is under them.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Agent } from 'undici';
 import { NodeHttpDispatcher } from '../../../lib/oci/node-http-dispatcher.js';
 import { transportFailure } from '../../../lib/oci/errors.js';
 import { MAX_HEADER_BYTES } from '../../../lib/oci/transport.js';
+import { selfSignedCertificate } from '../../support/tls.js';
 
 /** What the clients use of a dispatcher (lib/oci/transport.ts raw(), lib/azure/http.ts, lib/cli/client.ts). */
 interface Sender {
@@ -270,27 +269,8 @@ describe.each(DISPATCHERS)('sending through %s', (_name, make) => {
   it("verifies an https registry's certificate (a self-signed one is refused, not as a temporary failure)", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'oci-import-tls-'));
     try {
-      await promisify(execFile)('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ]);
-      const tls = createTlsServer(
-        { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) },
-        (_req, res) => res.end('secret'),
-      );
+      const { key, cert } = await selfSignedCertificate(dir);
+      const tls = createTlsServer({ key, cert }, (_req, res) => res.end('secret'));
       server = tls;
       await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
       sender = make();

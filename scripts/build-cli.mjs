@@ -6,9 +6,10 @@
 //
 // `undici` is not bundled: the one call of its API the clients make (`dispatcher.request()`) goes through Node.js's own
 // HTTP client in the CLI (lib/oci/node-http-dispatcher.ts), whose parser is native and whose modules come with
-// Node.js's code cache. undici was half of the bundle (611 KiB with it, 310 without); a small image's copy took
-// 84.4 ms with it and 76.0 ms without, CPU 65.9 -> 59.1 ms (30 interleaved runs each, measured 2026-12-06). The app
-// itself (tsc's dist/) imports undici as usual: the sources guard needs its connector (lib/policy/sources.ts).
+// Node.js's code cache. undici was half of the bundle (597 KiB with it, 304 without); a small image's copy took
+// 100.9 ms with it and 89.7 ms without into a fresh target registry (21 interleaved runs each), 79.5 and 73.2 ms
+// against registries kept running (CPU 62.9 -> 58.2 ms, 30 runs each; measured 2026-12-06, docs/benchmarks.md). The
+// app itself (tsc's dist/) imports undici as usual: the sources guard needs its connector (lib/policy/sources.ts).
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -16,10 +17,11 @@ import { build } from 'esbuild';
 /**
  * The `undici` the CLI's modules import: an ES module with named exports, so that an import of anything else from
  * 'undici' fails the build ("No matching export") instead of being undefined.
- * - `Agent`: lib/oci/node-http-dispatcher.ts. Before its first request it calls the launcher's hook (bin/oci-import.js),
- *   which sets the V8 flags of a run from the code cache then, once the command's Node.js modules are loaded (the
- *   argument parser, and TLS for an https registry: V8 refuses Node.js's own code cache for a module compiled after a
- *   flag changed). Without the launcher (tests, the app) nothing is there to call.
+ * - `Agent`: lib/oci/node-http-dispatcher.ts. Before its first request goes out (and after node:https is loaded for an
+ *   https registry) it calls the launcher's hook (bin/oci-import.js), which sets the V8 flags of a run from the code
+ *   cache then, once the command's Node.js modules are loaded (the argument parser, and TLS for an https registry: V8
+ *   refuses Node.js's own code cache for a module compiled after a flag changed). Without the launcher (tests, the
+ *   app) nothing is there to call.
  * - `buildConnector`: the sources guard's (lib/policy/sources.ts), which the CLI does not use (it reads what its user
  *   can reach: `guardSources: false`, lib/cli/main.ts); calling it fails loudly.
  */
@@ -27,9 +29,9 @@ const UNDICI_ON_NODE_HTTP = `
 import { NodeHttpDispatcher } from ${JSON.stringify(join(process.cwd(), 'lib', 'oci', 'node-http-dispatcher.ts'))};
 const BEFORE_FIRST_REQUEST = Symbol.for('oci-import.before-first-request');
 export class Agent extends NodeHttpDispatcher {
-  request(options) {
+  send(...args) {
     globalThis[BEFORE_FIRST_REQUEST]?.();
-    return super.request(options);
+    return super.send(...args);
   }
 }
 export function buildConnector() {

@@ -92,7 +92,8 @@ export class NodeHttpDispatcher {
     return this.send(o, origin, httpRequest, this.http);
   }
 
-  private send(
+  /** Sends one request once its protocol's module is loaded (node:https by the first https request). */
+  protected send(
     o: NodeHttpRequest,
     origin: URL,
     request: typeof httpRequest,

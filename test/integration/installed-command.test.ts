@@ -282,6 +282,10 @@ describe.skipIf(!hasTools)(
           expect(run.stdout).toContain(image.digest);
         });
         expect(await manifestDigest(`${plain.host}/tls/app:1`)).toBe(image.digest);
+        // node:https and TLS, loaded by the first https request, come before the launcher's flags too
+        const after = await modulesAfterFlags(args, { NODE_EXTRA_CA_CERTS: certFile });
+        expect(after, 'the launcher set its flags').not.toBeNull();
+        expect(after).toEqual([]);
       } finally {
         front.closeAllConnections();
         await new Promise((resolve) => front.close(resolve));
@@ -383,9 +387,12 @@ describe.skipIf(!hasTools)(
       expect(version.stdout).toMatch(/TURBOFAN/);
     });
 
-    it("an import loads every Node.js module it needs before the launcher's V8 flags change (V8 refuses Node.js's own code cache after)", async () => {
-      // A module preloaded through NODE_OPTIONS wraps v8.setFlagsFromString and notes the modules loaded when the
-      // launcher first sets --no-opt; at exit it writes the modules Node.js loaded after that.
+    /**
+     * The Node.js modules a run loaded after the launcher first set --no-opt (V8 refuses Node.js's own code cache for a
+     * module compiled after a flag changed), through a module preloaded with NODE_OPTIONS that wraps
+     * v8.setFlagsFromString; null when the flag was never set.
+     */
+    async function modulesAfterFlags(args: string[], env: Record<string, string>): Promise<string[] | null> {
       const probe = join(work, 'flags-probe.cjs');
       const out = join(work, 'flags-probe.json');
       await writeFile(
@@ -400,12 +407,17 @@ v8.setFlagsFromString = function (flags) {
 process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(
   at === undefined ? null : process.moduleLoadList.slice(at).filter((m) => m.startsWith('NativeModule ')))));`,
       );
-      const args = ['import', '--source', `${plain.host}/team/app:1`, '--target', plain.host, '--image', 'flags/app:1'];
-      const env = { INSECURE_REGISTRIES: insecure() };
-      expect((await runBin(args, env, undefined, bin)).code).toBe(0); // the import's code cache, if not there yet
+      expect((await runBin(args, env, undefined, bin)).code).toBe(0); // the command's code cache, if not there yet
       const run = await runBin(args, { ...env, NODE_OPTIONS: `--require ${probe}` }, undefined, bin);
       expect(run.code, run.stderr).toBe(0);
-      const after = JSON.parse(await readFile(out, 'utf8')) as string[] | null;
+      return JSON.parse(await readFile(out, 'utf8')) as string[] | null;
+    }
+
+    it("an import loads every Node.js module it needs before the launcher's V8 flags change (V8 refuses Node.js's own code cache after)", async () => {
+      const after = await modulesAfterFlags(
+        ['import', '--source', `${plain.host}/team/app:1`, '--target', plain.host, '--image', 'flags/app:1'],
+        { INSECURE_REGISTRIES: insecure() },
+      );
       expect(after, 'the launcher set its flags').not.toBeNull();
       // set when the launcher loaded the bundle, the flags came before the argument parser (node:util's parseArgs)
       expect(after).toEqual([]);

@@ -429,9 +429,11 @@ function cliOverNodeHttpNotes(): string[] {
       'registries kept running, 6 runs): its first request is written 3.6–6.0 ms after it is made (the first run of the HTTP client and the ' +
       "socket's code), and the blob answers come 10–22 ms after their requests while the process and both registries share the 2 cores: " +
       'the copy is CPU-bound, so what still separates it from skopeo is the CPU of a cold Node.js process (about 60 ms against 22–39 ms). ' +
-      'Two full runs of this build before this one, 9 runs per short copy then, met every other goal and one of these two each: at 03:51 UTC ' +
-      'the small image 0.85× (97.4 against 82.8 ms) and the chart 0.75× (91.3 against 68.5 ms), at 04:08 UTC 0.71× (105.5 against 74.6 ms) ' +
-      'and 0.91× (90.3 against 81.8 ms): a short copy now runs 15 times per tool. Answer headers are read once from the raw list and an IPv6 ' +
+      'Full runs before this one, the same day: at 03:51 and 04:08 UTC (9 runs per short copy then) every other goal was met and one of ' +
+      'these two each: the small image 0.85× (97.4 against 82.8 ms) and the chart 0.75× (91.3 against 68.5 ms), then 0.71× (105.5 against ' +
+      '74.6 ms) and 0.91× (90.3 against 81.8 ms), so a short copy now runs 15 times per tool; at 04:22 UTC (15 runs) every goal, the small ' +
+      'image 0.89× (92.3 against 82.5 ms) and the chart 0.84× (98.5 against 82.5 ms). ' +
+      'Answer headers are read once from the raw list and an IPv6 ' +
       'host loses its brackets without a regular expression: within the noise (80.2 → 76.7 ms and 85.5 → 84.2 ms, two rounds of 40 runs).',
   ];
 }

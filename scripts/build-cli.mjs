@@ -51,6 +51,7 @@ const undiciOnNodeHttp = {
 };
 
 const started = Date.now();
+const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 // V8 checks a code cache against the source's length, not its content: a cache of the previous bundle must not
 // meet a new bundle of the same length.
 // (and the licence notices of a bundle before, written only when a bundled package carries one: see below)
@@ -73,7 +74,7 @@ const result = await build({
   // from V8's code cache, on Node.js 20 at least): the externals loaded on demand are required instead.
   supported: { 'dynamic-import': false },
   // `oci-import --version` (lib/cli/help.ts): the package's version as it was built
-  define: { __OCI_IMPORT_VERSION__: JSON.stringify(JSON.parse(readFileSync('package.json', 'utf8')).version) },
+  define: { __OCI_IMPORT_VERSION__: JSON.stringify(pkg.version) },
   logLevel: 'warning',
   // The bundle is ASCII, so the launcher reads it as Latin-1 (see below): esbuild escapes every other character in
   // strings, template literals and regular expressions, and minifying drops comments except the packages' licence
@@ -105,14 +106,14 @@ if (fromUndici.length > 0) {
 }
 // A licence notice in a bundled package must ship with the package (package.json `files`, and the npm-pack test's list).
 const legal = 'dist/cli/oci-import.cjs.LEGAL.txt';
-if (existsSync(legal) && !JSON.parse(readFileSync('package.json', 'utf8')).files.includes(legal)) {
+if (existsSync(legal) && !pkg.files.includes(legal)) {
   process.stderr.write(
     `build-cli: a bundled package carries a licence notice (${legal}): add it to package.json files\n`,
   );
   process.exit(1);
 }
 // bin/oci-import.js reads the bundle as Latin-1: one byte per character, no UTF-8 decoding, and V8 keeps the source
-// as one byte per character instead of two (a single character beyond ASCII anywhere makes the whole 0.6 MB text
+// as one byte per character instead of two (a single character beyond ASCII anywhere makes the whole 0.3 MB text
 // two bytes a character). Read that way, a byte beyond ASCII would be a different character than the source meant.
 const bundleText = readFileSync('dist/cli/oci-import.cjs');
 const beyondAscii = bundleText.findIndex((byte) => byte > 0x7f);

@@ -170,10 +170,6 @@ export class NodeHttpDispatcher {
     this.http.destroy();
     this.httpsAgent?.destroy();
   }
-
-  async destroy(): Promise<void> {
-    await this.close();
-  }
 }
 
 /** Writes an async iterable body one chunk at a time, each after the connection took the last. */
